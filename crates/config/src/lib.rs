@@ -1,0 +1,608 @@
+//! Letterbox configuration (`letterbox.toml`).
+//!
+//! The file format is the operator contract in `shared/INTERFACE.md`. Every key has a
+//! default, so an empty file (or no file at all) is a valid configuration. An unknown key
+//! or a malformed value is an error naming the key by its dotted path (`quota.default`).
+//!
+//! Every protocol limit (line length, literal size, recipients, time-outs...) lives here
+//! with a name, a default and a key, so that no limit is a magic number in protocol code.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A configuration error, always naming the key (or the file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Key {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub auth: Auth,
+    pub quota: Quota,
+    pub pop3: Pop3,
+    pub smtp: Smtp,
+    pub imap: Imap,
+    pub limits: Limits,
+    pub log: Log,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./letterbox-data"),
+            hostname: system_hostname(),
+            listen: Listen::default(),
+            tls: Tls::default(),
+            auth: Auth::default(),
+            quota: Quota::default(),
+            pop3: Pop3::default(),
+            smtp: Smtp::default(),
+            imap: Imap::default(),
+            limits: Limits::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// `[listen]`: each a list of `ip:port`; an empty list disables that listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub smtp: Vec<SocketAddr>,
+    pub lmtp: Vec<SocketAddr>,
+    pub submission: Vec<SocketAddr>,
+    pub submissions: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imaps: Vec<SocketAddr>,
+    pub pop3: Vec<SocketAddr>,
+    pub pop3s: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
+}
+
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter()
+        .map(|a| a.parse().expect("valid default"))
+        .collect()
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            smtp: addrs(&["0.0.0.0:25"]),
+            lmtp: vec![],
+            submission: addrs(&["0.0.0.0:587"]),
+            submissions: addrs(&["0.0.0.0:465"]),
+            imap: addrs(&["0.0.0.0:143"]),
+            imaps: addrs(&["0.0.0.0:993"]),
+            pop3: addrs(&["0.0.0.0:110"]),
+            pop3s: addrs(&["0.0.0.0:995"]),
+            http: addrs(&["127.0.0.1:8080"]),
+        }
+    }
+}
+
+/// `[tls]`: certificate chain and key in PEM. Absent: a self-signed pair in `data_dir`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Password authentication without TLS on non-loopback connections.
+    pub allow_plaintext: bool,
+}
+
+/// `[quota]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quota {
+    /// Every new account's limit unless given `--quota`.
+    pub default: ByteSize,
+    /// Percentages; one warning message per threshold crossed upward.
+    #[serde(deserialize_with = "de_percentages")]
+    pub warn_at: Vec<u8>,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            default: ByteSize(200 * 1024 * 1024),
+            warn_at: vec![80, 95],
+        }
+    }
+}
+
+fn de_percentages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let mut v: Vec<i64> = Vec::deserialize(d)?;
+    v.sort_unstable();
+    v.dedup();
+    v.into_iter()
+        .map(|p| {
+            if (1..=100).contains(&p) {
+                Ok(p as u8)
+            } else {
+                Err(de::Error::custom(format!(
+                    "percentage {p} is out of range (1 to 100)"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// `[pop3]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3 {
+    /// What happens to mail a POP3 client retrieved: `keep`, `delete` or `<N>d`.
+    pub retention: Retention,
+}
+
+impl Default for Pop3 {
+    fn default() -> Self {
+        Pop3 {
+            retention: Retention::Keep,
+        }
+    }
+}
+
+/// `[smtp]`: inbound delivery (SMTP and LMTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    /// Largest message accepted (advertised with SIZE, RFC 1870).
+    pub max_message_size: ByteSize,
+    /// Recipients per transaction (RFC 5321 4.5.3.1.8 asks for at least 100).
+    pub max_recipients: u32,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            max_message_size: ByteSize(50 * 1024 * 1024),
+            max_recipients: 100,
+        }
+    }
+}
+
+/// `[imap]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Imap {
+    /// Largest literal (and so APPEND) accepted.
+    pub max_literal_size: ByteSize,
+    /// Folder names clients use for the special folders, mapped to the special-use
+    /// attribute they stand for (`"Sent Items" = "\\Sent"`).
+    pub special_use_aliases: Vec<(String, String)>,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            max_literal_size: ByteSize(50 * 1024 * 1024),
+            special_use_aliases: vec![],
+        }
+    }
+}
+
+/// `[limits]`: limits shared by every protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest command line, in octets (RFC 5321 asks for at least 512; IMAP wants more).
+    pub max_line_length: usize,
+    /// Consecutive bad commands before the session is closed.
+    pub max_bad_commands: u32,
+    /// Seconds a client may stay silent before authenticating.
+    pub timeout_unauthenticated: u64,
+    /// Seconds a client may stay silent after authenticating (IMAP IDLE aside).
+    pub timeout_authenticated: u64,
+    /// Seconds an IMAP IDLE may last before the server ends it (RFC 2177 asks clients to
+    /// re-issue IDLE at least every 29 minutes).
+    pub timeout_idle: u64,
+    /// Connections open at once, all listeners together.
+    pub max_connections: u32,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: u32,
+    /// Failed authentications per session before it is closed.
+    pub max_auth_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_length: 65536,
+            max_bad_commands: 10,
+            timeout_unauthenticated: 60,
+            timeout_authenticated: 1800,
+            timeout_idle: 1800,
+            max_connections: 10000,
+            max_connections_per_ip: 50,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A `tracing` filter: `info`, `debug`, `letterbox_smtp=debug,info`...
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A size in octets. Parses `512K`, `200M`, `2G`, `1T` (binary multiples, as Dovecot),
+/// optionally followed by `B` or `iB`, or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] = [
+            ("T", 1 << 40),
+            ("G", 1 << 30),
+            ("M", 1 << 20),
+            ("K", 1 << 10),
+        ];
+        for (name, unit) in UNITS {
+            if self.0 >= unit && self.0 % unit == 0 {
+                return write!(f, "{}{}", self.0 / unit, name);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("malformed size '{s}' (expected e.g. 512K, 200M, 2G, 1T or a byte count)");
+        let t = s.trim();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+        let unit = t[digits..].trim_start();
+        let upper = unit.to_ascii_uppercase();
+        let (mult, rest) = match upper.chars().next() {
+            None => (1u64, ""),
+            Some('K') => (1 << 10, &upper[1..]),
+            Some('M') => (1 << 20, &upper[1..]),
+            Some('G') => (1 << 30, &upper[1..]),
+            Some('T') => (1 << 40, &upper[1..]),
+            Some('B') => (1, &upper[..]),
+            Some(_) => return Err(bad()),
+        };
+        if !matches!(rest, "" | "B" | "IB") || (mult == 1 && rest == "IB") {
+            return Err(bad());
+        }
+        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as \"200M\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// POP3 retention: what happens to mail a POP3 client has retrieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// RFC 1939: only DELE deletes.
+    Keep,
+    /// Every message retrieved in a session that ends with QUIT is deleted.
+    Delete,
+    /// Messages are expunged this many days after their first retrieval.
+    Days(u32),
+}
+
+impl fmt::Display for Retention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Retention::Keep => f.write_str("keep"),
+            Retention::Delete => f.write_str("delete"),
+            Retention::Days(n) => write!(f, "{n}d"),
+        }
+    }
+}
+
+impl FromStr for Retention {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep" => Ok(Retention::Keep),
+            "delete" => Ok(Retention::Delete),
+            _ => s
+                .strip_suffix('d')
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| *n > 0)
+                .map(Retention::Days)
+                .ok_or_else(|| {
+                    format!("malformed retention '{s}' (expected keep, delete or a number of days such as 30d)")
+                }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Parses configuration text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().to_string();
+            if key.is_empty() || key == "." {
+                ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: inner.to_string().trim().replace('\n', " "),
+                }
+            } else {
+                ConfigError::Key {
+                    path: path.to_path_buf(),
+                    key,
+                    message,
+                }
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |key: &str, message: &str| ConfigError::Key {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(err("hostname", "must be a host name without spaces"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty"));
+        }
+        if self.limits.max_line_length < 1024 {
+            return Err(err("limits.max_line_length", "must be at least 1024"));
+        }
+        if self.smtp.max_recipients == 0 {
+            return Err(err("smtp.max_recipients", "must be at least 1"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(err("tls", "cert and key go together: give both or neither"));
+        }
+        for (name, attr) in &self.imap.special_use_aliases {
+            if !matches!(
+                attr.as_str(),
+                "\\Sent" | "\\Drafts" | "\\Trash" | "\\Junk" | "\\Archive"
+            ) || name.is_empty()
+            {
+                return Err(err(
+                    "imap.special_use_aliases",
+                    "each entry is [\"Folder Name\", \"\\\\Sent\"|\"\\\\Drafts\"|\"\\\\Trash\"|\"\\\\Junk\"|\"\\\\Archive\"]",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// The contract's lookup: an explicit `--config`, then `$LETTERBOX_CONFIG`, then
+    /// `./letterbox.toml`; with none of them present, the built-in defaults. A file named
+    /// explicitly (flag or variable) must exist.
+    pub fn discover(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        if let Some(p) = explicit {
+            return Ok((Config::load(p)?, Some(p.to_path_buf())));
+        }
+        if let Some(p) = std::env::var_os("LETTERBOX_CONFIG").filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            return Ok((Config::load(&p)?, Some(p)));
+        }
+        let local = PathBuf::from("letterbox.toml");
+        if local.exists() {
+            return Ok((Config::load(&local)?, Some(local)));
+        }
+        Ok((Config::default(), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn sizes() {
+        for (s, n) in [
+            ("0", 0),
+            ("512K", 512 << 10),
+            ("200M", 200 << 20),
+            ("200MB", 200 << 20),
+            ("200MiB", 200 << 20),
+            ("200m", 200 << 20),
+            ("2G", 2 << 30),
+            ("1T", 1 << 40),
+            ("1024", 1024),
+            ("1024B", 1024),
+        ] {
+            assert_eq!(s.parse::<ByteSize>(), Ok(ByteSize(n)), "{s}");
+        }
+        for s in [
+            "",
+            "12X",
+            "M",
+            "-1",
+            "1.5G",
+            "1Gx",
+            "1iB",
+            "99999999999999999999T",
+            "1 G B",
+        ] {
+            assert!(s.parse::<ByteSize>().is_err(), "{s} should fail");
+        }
+        assert_eq!(ByteSize(200 << 20).to_string(), "200M");
+        assert_eq!(ByteSize(1000).to_string(), "1000");
+    }
+
+    #[test]
+    fn retention() {
+        assert_eq!("keep".parse(), Ok(Retention::Keep));
+        assert_eq!("delete".parse(), Ok(Retention::Delete));
+        assert_eq!("30d".parse(), Ok(Retention::Days(30)));
+        for s in ["0d", "d", "30", "30days", "-1d", "Keep"] {
+            assert!(s.parse::<Retention>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.quota.default, ByteSize(200 << 20));
+        assert_eq!(c.quota.warn_at, vec![80, 95]);
+        assert_eq!(c.pop3.retention, Retention::Keep);
+        assert!(c.listen.lmtp.is_empty());
+        assert_eq!(c.listen.imap, addrs(&["0.0.0.0:143"]));
+    }
+
+    #[test]
+    fn full_contract_example_parses() {
+        let c = parse(
+            r#"
+data_dir = "/var/lib/letterbox"
+hostname = "mail.example.com"
+[listen]
+smtp = ["0.0.0.0:25"]
+lmtp = []
+imap = ["127.0.0.1:1143", "[::1]:1143"]
+[tls]
+cert = "/etc/letterbox/fullchain.pem"
+key  = "/etc/letterbox/privkey.pem"
+[auth]
+allow_plaintext = false
+[quota]
+default = "1G"
+warn_at = [95, 80]
+[pop3]
+retention = "14d"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.quota.default, ByteSize(1 << 30));
+        assert_eq!(c.quota.warn_at, vec![80, 95]);
+        assert_eq!(c.pop3.retention, Retention::Days(14));
+        assert_eq!(c.listen.imap.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[quota]\ndefault = \"12X\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`quota.default`") && e.contains("12X"), "{e}");
+        let e = parse("[quota]\nnonsense = 1\n").unwrap_err().to_string();
+        assert!(
+            e.contains("quota.nonsense") || e.contains("nonsense"),
+            "{e}"
+        );
+        let e = parse("bogus = 1\n").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse("[listen]\nimap = [\"localhost\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.imap"), "{e}");
+        let e = parse("[pop3]\nretention = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pop3.retention"), "{e}");
+        let e = parse("[quota]\nwarn_at = [80, 120]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("quota.warn_at"), "{e}");
+        let e = parse("hostname = \"\"\n").unwrap_err().to_string();
+        assert!(e.contains("hostname"), "{e}");
+        let e = parse("data_dir = [").unwrap_err().to_string();
+        assert!(e.contains("t.toml"), "{e}");
+    }
+}

@@ -1,0 +1,551 @@
+//! The one place a message is parsed: once, when it is stored.
+//!
+//! [`parse`] turns the raw octets of an RFC 5322 message into a [`ParsedMessage`]: the
+//! IMAP envelope (RFC 9051 section 7.5.2, `ENVELOPE`), the MIME tree with each part's
+//! header/body offsets, sizes and line counts (what `BODYSTRUCTURE` and `BODY[section]`
+//! need), the `Date:` as a timestamp (SEARCH SENTBEFORE, SORT) and the text a search
+//! needs (decoded header values and decoded text bodies). The store keeps it beside the
+//! blob, so FETCH and SEARCH never parse again.
+//!
+//! MIME decoding itself is `mail-parser`'s. What IMAP wants raw (header values with their
+//! encoded words, RFC 2047, left as sent) is cut from the original octets here, since
+//! `mail-parser` hands back decoded values. Envelope addresses follow RFC 5322 section 3.4
+//! with groups rendered as RFC 9051 asks (a start marker with the group name and a NIL
+//! end marker).
+//!
+//! Offsets are relative to the parsed octets. A message stored with a per-recipient
+//! prefix (Return-Path, Delivered-To, Received) is parsed without it, so one parse serves
+//! every recipient; readers shift offsets by the prefix length ([`Part::shifted`]).
+
+use mail_parser::{Encoding, HeaderName, MessageParser, MessagePart, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+
+mod address;
+pub use address::{parse_address_list, Address};
+
+/// The encoding version of [`ParsedMessage`]; a stored structure of another version is
+/// parsed again from the message.
+pub const STRUCTURE_VERSION: u8 = 1;
+
+/// Everything a reader of the message needs without parsing it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParsedMessage {
+    /// The top-level entity: its header is the message header.
+    pub root: Part,
+    /// The envelope of the top-level message.
+    pub envelope: Envelope,
+    /// `Date:` as seconds since the epoch (UTC), when present and valid.
+    pub sent_date: Option<i64>,
+    /// Decoded header fields, one `name: value` a line (SEARCH HEADER, FROM, SUBJECT...).
+    pub search_headers: String,
+    /// Decoded text of the text parts (SEARCH BODY and TEXT).
+    pub search_body: String,
+    /// The first characters of the text, for RFC 8970 PREVIEW.
+    pub preview: String,
+}
+
+/// The IMAP envelope: raw (undecoded, unfolded) header values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Vec<Address>,
+    pub sender: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// One MIME entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// Offset of the entity's header.
+    pub offset_header: u32,
+    /// Offset of its body (just past the blank line ending the header).
+    pub offset_body: u32,
+    /// Offset just past its body.
+    pub offset_end: u32,
+    /// Lines in the body (text/* and message/rfc822 report it).
+    pub body_lines: u32,
+    /// `Content-Type` type and subtype, lower case (`text`, `plain`); defaults applied.
+    pub mime_type: String,
+    pub mime_subtype: String,
+    /// `Content-Type` parameters as sent (names lower-cased).
+    pub params: Vec<(String, String)>,
+    pub content_id: Option<String>,
+    pub description: Option<String>,
+    /// `Content-Transfer-Encoding` as sent; `None` means 7BIT.
+    pub encoding: Option<String>,
+    pub md5: Option<String>,
+    /// `Content-Disposition` value and parameters.
+    pub disposition: Option<(String, Vec<(String, String)>)>,
+    pub language: Vec<String>,
+    pub location: Option<String>,
+    pub kind: PartKind,
+}
+
+/// What a part contains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartKind {
+    /// A single body.
+    Leaf,
+    /// `multipart/*`: the sub-parts, in order.
+    Multipart(Vec<Part>),
+    /// `message/rfc822` (or `message/global`) whose body is a message: its envelope and
+    /// top-level entity.
+    Message(Box<Envelope>, Box<Part>),
+}
+
+impl Part {
+    /// Header length of this entity in octets.
+    pub fn header_len(&self) -> u32 {
+        self.offset_body - self.offset_header
+    }
+    /// Body length in octets.
+    pub fn body_len(&self) -> u32 {
+        self.offset_end - self.offset_body
+    }
+    /// The same part with every offset moved by `by` octets (a stored prefix).
+    pub fn shifted(&self, by: u32) -> Part {
+        let mut p = self.clone();
+        p.shift(by);
+        p
+    }
+    fn shift(&mut self, by: u32) {
+        self.offset_header += by;
+        self.offset_body += by;
+        self.offset_end += by;
+        match &mut self.kind {
+            PartKind::Leaf => {}
+            PartKind::Multipart(parts) => parts.iter_mut().for_each(|p| p.shift(by)),
+            PartKind::Message(_, p) => p.shift(by),
+        }
+    }
+    /// The part at an IMAP section path (`[1, 2]` for `1.2`), following RFC 9051's
+    /// numbering: a non-multipart top level is part 1, and numbering continues inside an
+    /// encapsulated message's body.
+    pub fn find(&self, path: &[u32]) -> Option<&Part> {
+        let Some((&first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        let next = match &self.kind {
+            PartKind::Multipart(parts) => parts.get((first as usize).checked_sub(1)?)?,
+            PartKind::Message(_, inner) => return inner.find(path),
+            PartKind::Leaf if first == 1 => self,
+            PartKind::Leaf => return None,
+        };
+        if rest.is_empty() {
+            Some(next)
+        } else {
+            match &next.kind {
+                // Inside message/rfc822, the numbering continues with its body.
+                PartKind::Message(_, inner) => inner.find(rest),
+                _ => next.find(rest),
+            }
+        }
+    }
+}
+
+impl ParsedMessage {
+    /// Serialises for storage: one version byte, then the structure.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![STRUCTURE_VERSION];
+        out.extend(postcard::to_allocvec(self).expect("serialising to memory cannot fail"));
+        out
+    }
+    /// Reads what [`encode`](Self::encode) wrote; `None` if it is of another version or damaged.
+    pub fn decode(bytes: &[u8]) -> Option<ParsedMessage> {
+        match bytes.split_first() {
+            Some((&STRUCTURE_VERSION, rest)) => postcard::from_bytes(rest).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// How deep nested multiparts and messages are followed.
+const MAX_DEPTH: usize = 50;
+/// How many characters of text a preview keeps (RFC 8970 says at most 256).
+const PREVIEW_CHARS: usize = 200;
+
+/// Parses a message. Never fails: octets that are not a valid message still give a
+/// structure (a text/plain body, possibly empty), as IMAP servers must serve them.
+pub fn parse(raw: &[u8]) -> ParsedMessage {
+    let parser = MessageParser::default();
+    let Some(msg) = parser.parse(raw) else {
+        return fallback(raw);
+    };
+    let mut search_body = String::new();
+    let mut search_headers = String::new();
+    let root = convert(
+        raw,
+        &msg.parts,
+        0,
+        0,
+        &mut search_body,
+        &mut search_headers,
+        true,
+    );
+    let envelope = envelope_of(raw, &msg.parts[0]);
+    let sent_date = msg.date().map(|d| d.to_timestamp());
+    let preview = make_preview(&search_body);
+    ParsedMessage {
+        root,
+        envelope,
+        sent_date,
+        search_headers,
+        search_body,
+        preview,
+    }
+}
+
+fn fallback(raw: &[u8]) -> ParsedMessage {
+    let body_start = find_body_start(raw);
+    let text = String::from_utf8_lossy(&raw[body_start..]).into_owned();
+    ParsedMessage {
+        root: Part {
+            offset_header: 0,
+            offset_body: body_start as u32,
+            offset_end: raw.len() as u32,
+            body_lines: count_lines(&raw[body_start..]),
+            mime_type: "text".into(),
+            mime_subtype: "plain".into(),
+            params: vec![("charset".into(), "us-ascii".into())],
+            content_id: None,
+            description: None,
+            encoding: None,
+            md5: None,
+            disposition: None,
+            language: vec![],
+            location: None,
+            kind: PartKind::Leaf,
+        },
+        envelope: Envelope::default(),
+        sent_date: None,
+        search_headers: String::new(),
+        preview: make_preview(&text),
+        search_body: text,
+    }
+}
+
+fn find_body_start(raw: &[u8]) -> usize {
+    if raw.starts_with(b"\r\n") {
+        return 2;
+    }
+    if raw.starts_with(b"\n") {
+        return 1;
+    }
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(raw.len()),
+    }
+}
+
+fn count_lines(body: &[u8]) -> u32 {
+    let n = body.iter().filter(|&&b| b == b'\n').count();
+    // A last line without a line end still counts (as Dovecot counts).
+    (n + usize::from(!body.is_empty() && !body.ends_with(b"\n"))) as u32
+}
+
+fn make_preview(text: &str) -> String {
+    let mut out = String::new();
+    let mut last_space = true;
+    for c in text.chars() {
+        if out.chars().count() >= PREVIEW_CHARS {
+            break;
+        }
+        if c.is_whitespace() || c.is_control() {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// The raw value of a header: unfolded, surrounding white space trimmed.
+fn raw_value(raw: &[u8], start: u32, end: u32) -> String {
+    let bytes = raw.get(start as usize..end as usize).unwrap_or_default();
+    // Non-ASCII octets (SMTPUTF8 headers) stay UTF-8 when they are; otherwise Latin-1.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(utf8) => utf8.replace(['\r', '\n'], ""),
+        Err(_) => bytes
+            .iter()
+            .filter(|&&b| b != b'\r' && b != b'\n')
+            .map(|&b| b as char)
+            .collect(),
+    };
+    text.trim().to_string()
+}
+
+fn first_raw(raw: &[u8], part: &MessagePart, name: HeaderName) -> Option<String> {
+    part.headers
+        .iter()
+        .find(|h| h.name == name)
+        .map(|h| raw_value(raw, h.offset_start, h.offset_end))
+}
+
+fn addresses(raw: &[u8], part: &MessagePart, name: HeaderName) -> Vec<Address> {
+    part.headers
+        .iter()
+        .filter(|h| h.name == name)
+        .flat_map(|h| parse_address_list(&raw_value(raw, h.offset_start, h.offset_end)))
+        .collect()
+}
+
+fn envelope_of(raw: &[u8], part: &MessagePart) -> Envelope {
+    let from = addresses(raw, part, HeaderName::From);
+    let mut sender = addresses(raw, part, HeaderName::Sender);
+    let mut reply_to = addresses(raw, part, HeaderName::ReplyTo);
+    // RFC 9051 7.5.2: sender and reply-to default to from.
+    if sender.is_empty() {
+        sender = from.clone();
+    }
+    if reply_to.is_empty() {
+        reply_to = from.clone();
+    }
+    Envelope {
+        date: first_raw(raw, part, HeaderName::Date),
+        subject: first_raw(raw, part, HeaderName::Subject),
+        from,
+        sender,
+        reply_to,
+        to: addresses(raw, part, HeaderName::To),
+        cc: addresses(raw, part, HeaderName::Cc),
+        bcc: addresses(raw, part, HeaderName::Bcc),
+        in_reply_to: first_raw(raw, part, HeaderName::InReplyTo),
+        message_id: first_raw(raw, part, HeaderName::MessageId),
+    }
+}
+
+fn encoding_name(part: &MessagePart, raw: &[u8]) -> Option<String> {
+    first_raw(raw, part, HeaderName::ContentTransferEncoding)
+        .filter(|s| !s.is_empty())
+        .or(match part.encoding {
+            Encoding::None => None,
+            Encoding::QuotedPrintable => Some("quoted-printable".into()),
+            Encoding::Base64 => Some("base64".into()),
+        })
+}
+
+fn convert(
+    raw: &[u8],
+    parts: &[MessagePart],
+    index: usize,
+    depth: usize,
+    body_text: &mut String,
+    header_text: &mut String,
+    collect_headers: bool,
+) -> Part {
+    let part = &parts[index];
+    if collect_headers {
+        for h in &part.headers {
+            let value = decoded_header_text(h);
+            header_text.push_str(h.name.as_str());
+            header_text.push_str(": ");
+            header_text.push_str(&value);
+            header_text.push('\n');
+        }
+    }
+    let ct = part.content_type();
+    let (mut mime_type, mut mime_subtype) = match ct {
+        Some(ct) => (
+            ct.c_type.to_ascii_lowercase(),
+            ct.c_subtype
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let mut params: Vec<(String, String)> = ct
+        .and_then(|ct| ct.attributes.as_ref())
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if mime_type.is_empty() || mime_subtype.is_empty() {
+        // RFC 2045 5.2 default; a digest's children default to message/rfc822 (handled by
+        // mail-parser returning the part as Message).
+        if matches!(part.body, PartType::Message(_)) {
+            mime_type = "message".into();
+            mime_subtype = "rfc822".into();
+        } else {
+            mime_type = "text".into();
+            mime_subtype = "plain".into();
+            if !params.iter().any(|(k, _)| k == "charset") {
+                params.push(("charset".into(), "us-ascii".into()));
+            }
+        }
+    }
+    let disposition = part.content_disposition().map(|d| {
+        (
+            d.c_type.to_ascii_lowercase(),
+            d.attributes
+                .as_ref()
+                .map(|attrs| {
+                    attrs
+                        .iter()
+                        .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    });
+    let language = first_raw(raw, part, HeaderName::ContentLanguage)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = raw
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    let kind = match &part.body {
+        PartType::Multipart(children) if depth < MAX_DEPTH => PartKind::Multipart(
+            children
+                .iter()
+                .filter(|&&c| (c as usize) < parts.len() && c as usize != index)
+                .map(|&c| {
+                    convert(
+                        raw,
+                        parts,
+                        c as usize,
+                        depth + 1,
+                        body_text,
+                        header_text,
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        PartType::Message(inner)
+            if depth < MAX_DEPTH
+                && part.encoding == Encoding::None
+                && !inner.parts.is_empty()
+                && inner.parts[0].offset_header >= part.offset_body =>
+        {
+            // An unencoded message/rfc822: mail-parser parsed it in place, so its offsets
+            // are offsets into `raw`.
+            let env = envelope_of(raw, &inner.parts[0]);
+            let mut nested_headers = String::new();
+            let inner_root = convert(
+                raw,
+                &inner.parts,
+                0,
+                depth + 1,
+                body_text,
+                &mut nested_headers,
+                true,
+            );
+            body_text.push_str(&nested_headers);
+            PartKind::Message(Box::new(env), Box::new(inner_root))
+        }
+        PartType::Text(text) => {
+            push_text(body_text, text);
+            PartKind::Leaf
+        }
+        PartType::Html(html) => {
+            push_text(body_text, &strip_html(html));
+            PartKind::Leaf
+        }
+        _ => PartKind::Leaf,
+    };
+    let is_message = matches!(kind, PartKind::Message(..));
+    if is_message && mime_type != "message" {
+        mime_type = "message".into();
+        mime_subtype = "rfc822".into();
+    }
+    let body_lines = count_lines(body);
+    Part {
+        offset_header: part.offset_header,
+        offset_body: part.offset_body,
+        offset_end: part.offset_end,
+        body_lines,
+        mime_type,
+        mime_subtype,
+        params,
+        content_id: first_raw(raw, part, HeaderName::ContentId),
+        description: first_raw(raw, part, HeaderName::ContentDescription),
+        encoding: encoding_name(part, raw),
+        md5: part
+            .headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case("Content-MD5"))
+            .map(|h| raw_value(raw, h.offset_start, h.offset_end)),
+        disposition,
+        language,
+        location: first_raw(raw, part, HeaderName::ContentLocation),
+        kind,
+    }
+}
+
+fn push_text(out: &mut String, text: &str) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(text);
+}
+
+fn decoded_header_text(h: &mail_parser::Header) -> String {
+    use mail_parser::HeaderValue;
+    match &h.value {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(", "),
+        HeaderValue::Address(a) => a
+            .iter()
+            .map(|addr| match (&addr.name, &addr.address) {
+                (Some(n), Some(a)) => format!("{n} <{a}>"),
+                (None, Some(a)) => a.to_string(),
+                (Some(n), None) => n.to_string(),
+                (None, None) => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        HeaderValue::DateTime(d) => d.to_rfc822(),
+        HeaderValue::ContentType(ct) => match &ct.c_subtype {
+            Some(s) => format!("{}/{}", ct.c_type, s),
+            None => ct.c_type.to_string(),
+        },
+        HeaderValue::Received(_) | HeaderValue::Empty => String::new(),
+    }
+}
+
+/// Text of an HTML body for searching: tags removed, common entities decoded.
+fn strip_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+use super::*;
+
+const NESTED: &[u8] = b"From: Alice <alice@example.com>\r\n\
+To: bob@example.org, Team: c@x;\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+Message-ID: <m1@example.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"outer\"\r\n\
+\r\n\
+preamble\r\n\
+--outer\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Hello searchable world\r\n\
+second line\r\n\
+--outer\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+From: Carol <carol@example.net>\r\n\
+Subject: inner\r\n\
+Content-Type: text/html\r\n\
+\r\n\
+<p>inner&amp;body</p>\r\n\
+--outer\r\n\
+Content-Type: application/octet-stream; name=\"a.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"a.bin\"\r\n\
+\r\n\
+AAEC\r\n\
+--outer--\r\n";
+
+fn slice(raw: &[u8], a: u32, b: u32) -> &str {
+    std::str::from_utf8(&raw[a as usize..b as usize]).unwrap()
+}
+
+#[test]
+fn nested_structure_and_offsets() {
+    let m = parse(NESTED);
+    assert_eq!(m.root.mime_type, "multipart");
+    assert_eq!(m.root.mime_subtype, "mixed");
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart")
+    };
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        slice(NESTED, parts[0].offset_body, parts[0].offset_end),
+        "Hello searchable world\r\nsecond line"
+    );
+    assert_eq!(parts[0].params, vec![("charset".into(), "utf-8".into())]);
+    assert_eq!(parts[1].mime_type, "message");
+    let PartKind::Message(env, inner) = &parts[1].kind else {
+        panic!("not message")
+    };
+    assert_eq!(env.subject.as_deref(), Some("inner"));
+    assert_eq!(env.from[0].name.as_deref(), Some("Carol"));
+    assert_eq!(inner.mime_subtype, "html");
+    assert_eq!(
+        slice(NESTED, inner.offset_body, inner.offset_end),
+        "<p>inner&amp;body</p>"
+    );
+    assert!(slice(NESTED, inner.offset_header, inner.offset_body).starts_with("From: Carol"));
+    assert_eq!(parts[2].encoding.as_deref(), Some("base64"));
+    assert_eq!(
+        parts[2].disposition,
+        Some((
+            "attachment".into(),
+            vec![("filename".into(), "a.bin".into())]
+        ))
+    );
+    // Section paths: 1 = text, 2 = message, 2.1 = inner body, 3 = attachment.
+    assert_eq!(m.root.find(&[1]).unwrap().mime_subtype, "plain");
+    assert_eq!(m.root.find(&[2, 1]).unwrap().mime_subtype, "html");
+    assert_eq!(m.root.find(&[3]).unwrap().mime_subtype, "octet-stream");
+    assert!(m.root.find(&[4]).is_none());
+    assert!(m.root.find(&[0]).is_none());
+}
+
+#[test]
+fn envelope_is_raw() {
+    let m = parse(NESTED);
+    assert_eq!(
+        m.envelope.subject.as_deref(),
+        Some("=?utf-8?q?Gr=C3=BC=C3=9Fe?=")
+    );
+    assert_eq!(m.envelope.message_id.as_deref(), Some("<m1@example.com>"));
+    assert_eq!(m.envelope.sender, m.envelope.from);
+    assert_eq!(m.envelope.to.len(), 4); // bob, group start, c, group end
+    assert_eq!(m.sent_date, Some(1795514400));
+    assert!(
+        m.search_headers.contains("Subject: Grüße"),
+        "{}",
+        m.search_headers
+    );
+    assert!(m.search_body.contains("Hello searchable world"));
+    assert!(m.search_body.contains("inner&body"));
+    assert!(m.preview.starts_with("Hello searchable world second line"));
+}
+
+#[test]
+fn single_part_and_roundtrip() {
+    let raw = b"Subject: hi\r\n\r\nline one\r\nline two\r\n";
+    let m = parse(raw);
+    assert_eq!(m.root.offset_body, 15);
+    assert_eq!(m.root.offset_end as usize, raw.len());
+    assert_eq!(m.root.body_lines, 2);
+    assert_eq!(m.root.mime_type, "text");
+    assert_eq!(m.root.find(&[1]).unwrap().offset_body, 15);
+    let enc = m.encode();
+    assert_eq!(ParsedMessage::decode(&enc), Some(m.clone()));
+    assert_eq!(ParsedMessage::decode(&[99]), None);
+    assert_eq!(ParsedMessage::decode(&[]), None);
+    let shifted = m.root.shifted(10);
+    assert_eq!(shifted.offset_body, 25);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        b"\r\n".to_vec(),
+        b"no header at all".to_vec(),
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x\r\n--x--".to_vec(),
+        b"Content-Type: message/rfc822\r\n\r\n".to_vec(),
+        vec![0xff; 100],
+        b"From: \"\r\nTo: <\r\n\r\n".to_vec(),
+    ];
+    for raw in inputs {
+        let m = parse(&raw);
+        assert!(m.root.offset_end as usize <= raw.len().max(1));
+    }
+    // Deep nesting is cut, not followed into a stack overflow.
+    let mut deep = Vec::new();
+    for i in 0..200 {
+        deep.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes(),
+        );
+    }
+    let _ = parse(&deep);
+}

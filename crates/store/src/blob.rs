@@ -1,0 +1,172 @@
+//! Content-addressed blob files: `blobs/<first two hex digits>/<BLAKE3 hex>`, each the
+//! zstd-compressed message octets.
+//!
+//! Safety rule shared with the metadata store: a blob file is only ever *removed* while
+//! the database write lock is held (garbage collection runs as a write job), and every
+//! transaction that adds a reference checks, under that same lock, that the file exists
+//! (writing it again if not). A file written outside the lock and removed by a collector
+//! before its transaction is therefore rewritten, never lost, even across processes.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The name of a blob: BLAKE3 of its uncompressed octets.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(pub [u8; 32]);
+
+impl BlobId {
+    pub fn of(bytes: &[u8]) -> BlobId {
+        BlobId(*blake3::hash(bytes).as_bytes())
+    }
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<BlobId> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(BlobId(out))
+    }
+}
+
+impl std::fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobId({})", &self.hex()[..16])
+    }
+}
+
+/// zstd level: 3 is zstd's default, a good balance for mail (text compresses 3-5x).
+const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct BlobDir {
+    root: PathBuf,
+}
+
+impl BlobDir {
+    pub fn open(root: PathBuf) -> io::Result<BlobDir> {
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(BlobDir { root })
+    }
+
+    pub fn path(&self, id: &BlobId) -> PathBuf {
+        let h = id.hex();
+        self.root.join(&h[..2]).join(&h)
+    }
+
+    pub fn exists(&self, id: &BlobId) -> bool {
+        self.path(id).exists()
+    }
+
+    /// Writes the blob durably (file and directory entry fsynced) unless it exists.
+    pub fn put(&self, id: &BlobId, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(id);
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("blob path has a parent");
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile_in(&self.root.join("tmp"))?;
+        {
+            let mut enc = zstd::Encoder::new(&mut tmp.1, ZSTD_LEVEL)?;
+            enc.write_all(bytes)?;
+            enc.finish()?;
+        }
+        tmp.1.sync_all()?;
+        fs::rename(&tmp.0, &path)?;
+        sync_dir(dir)?;
+        Ok(())
+    }
+
+    /// Opens the blob for streaming decompression.
+    pub fn open_reader(&self, id: &BlobId) -> io::Result<BlobReader> {
+        let f = File::open(self.path(id))?;
+        Ok(BlobReader {
+            inner: zstd::Decoder::new(f)?,
+        })
+    }
+
+    /// Removes a blob file (callers hold the database write lock).
+    pub fn remove(&self, id: &BlobId) -> io::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every blob file present, and stale temporary files (older than an hour) removed.
+    pub fn scan(&self) -> io::Result<Vec<BlobId>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "tmp" {
+                for t in fs::read_dir(entry.path())? {
+                    let t = t?;
+                    let old = t
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|m| m.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > 3600);
+                    if old {
+                        let _ = fs::remove_file(t.path());
+                    }
+                }
+                continue;
+            }
+            if name.len() != 2 || !entry.file_type()?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(entry.path())? {
+                let f = f?;
+                if let Some(id) = BlobId::from_hex(&f.file_name().to_string_lossy()) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes the blob files take on disk.
+    pub fn disk_usage(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for id in self.scan()? {
+            total += fs::metadata(self.path(&id))?.len();
+        }
+        Ok(total)
+    }
+}
+
+fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, File)> {
+    use rand::Rng;
+    loop {
+        let name: u64 = rand::thread_rng().gen();
+        let path = dir.join(format!("{name:016x}"));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A blob being decompressed.
+pub struct BlobReader {
+    inner: zstd::Decoder<'static, io::BufReader<File>>,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}

@@ -1,0 +1,625 @@
+//! The Letterbox mail store: domains, accounts, aliases, mailboxes, messages, flags,
+//! quota, blobs and the change feed.
+//!
+//! Protocol crates see only [`Store`] and the types here: no SQL, no files, no locks.
+//! [`Backend`] is the seam for other backends (PostgreSQL is planned): the embedded one,
+//! [`sqlite::SqliteBackend`], keeps metadata in SQLite (WAL, `synchronous=FULL`) in
+//! `data_dir/store.db` and message bodies as zstd-compressed, content-addressed files in
+//! `data_dir/blobs` ([`blob`]).
+//!
+//! # Invariants
+//! - A call that returns `Ok` for a write has committed it durably: blob file and
+//!   directory fsynced, then the transaction fsynced. Concurrent writes are batched into
+//!   one transaction (group commit), each in its own savepoint.
+//! - `accounts.quota_used` equals the sum of `messages.size` over the account's mailboxes,
+//!   maintained in the same transaction as every insert and delete.
+//! - UIDs in a mailbox are strictly increasing and never reused while its UIDVALIDITY
+//!   holds; every change takes a new MODSEQ from the mailbox's HIGHESTMODSEQ (RFC 7162),
+//!   and each expunged UID is kept with its MODSEQ (QRESYNC's VANISHED).
+//! - A blob's reference count equals the messages pointing at it; blobs at zero are
+//!   removed by [`Backend::gc`].
+//!
+//! Blocking: every [`Backend`] method blocks. Async code calls them through
+//! [`Store::run`], which moves the call onto tokio's blocking pool.
+
+pub mod blob;
+mod feed;
+pub mod password;
+pub mod sqlite;
+
+pub use blob::BlobId;
+pub use feed::{Change, ChangeFeed, ChangeKind};
+pub use letterbox_message::ParsedMessage;
+
+use std::io::Read;
+use std::sync::Arc;
+
+pub type AccountId = i64;
+pub type MailboxId = i64;
+
+/// Store errors. `Display` gives a line fit for an operator or a protocol reply.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("mailbox is full: quota exceeded")]
+    OverQuota,
+    #[error("{0}")]
+    Refused(String),
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An account's quota limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaLimit {
+    /// Follows the configured `[quota] default`.
+    Default,
+    Bytes(u64),
+    Unlimited,
+}
+
+/// POP3 retention, per account (`None` in [`Account`] follows `[pop3] retention`).
+pub use letterbox_config::Retention;
+
+/// Settings the store takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `[quota] default`, in octets.
+    pub default_quota: u64,
+    /// `[quota] warn_at`, ascending percentages.
+    pub warn_at: Vec<u8>,
+    /// `[pop3] retention`.
+    pub default_retention: Retention,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            default_quota: 200 << 20,
+            warn_at: vec![80, 95],
+            default_retention: Retention::Keep,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub address: String,
+    pub quota_limit: QuotaLimit,
+    /// The limit in force, with the default resolved; `None` for unlimited.
+    pub effective_limit: Option<u64>,
+    pub quota_used: u64,
+    /// `None`: the configured default.
+    pub pop3_retention: Option<Retention>,
+    /// The retention in force.
+    pub effective_retention: Retention,
+}
+
+impl Account {
+    /// Usage as a percentage of the limit (0 when unlimited).
+    pub fn percent_used(&self) -> u64 {
+        match self.effective_limit {
+            Some(0) => 100,
+            Some(l) => ((self.quota_used as u128 * 100) / l as u128) as u64,
+            None => 0,
+        }
+    }
+}
+
+/// RFC 6154 special-use attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+}
+
+impl SpecialUse {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SpecialUse> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "\\all" => SpecialUse::All,
+            "\\archive" => SpecialUse::Archive,
+            "\\drafts" => SpecialUse::Drafts,
+            "\\flagged" => SpecialUse::Flagged,
+            "\\junk" => SpecialUse::Junk,
+            "\\sent" => SpecialUse::Sent,
+            "\\trash" => SpecialUse::Trash,
+            _ => return None,
+        })
+    }
+}
+
+/// The folders every new account gets.
+pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
+    ("INBOX", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+];
+
+/// The mailbox hierarchy delimiter.
+pub const DELIMITER: char = '/';
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account_id: AccountId,
+    /// UTF-8 name, `/`-separated; `INBOX` always spelled so.
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub special_use: Option<SpecialUse>,
+}
+
+/// Counts for STATUS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxCounts {
+    pub messages: u32,
+    pub unseen: u32,
+    pub recent: u32,
+    pub deleted: u32,
+    pub size: u64,
+}
+
+/// System flags as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    pub const ALL: [(Flags, &'static str); 5] = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn minus(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+    /// A system flag by name (case-insensitive), e.g. `\Seen`.
+    pub fn parse(name: &str) -> Option<Flags> {
+        Flags::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::ALL
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+/// One message's metadata, as SELECT, FETCH FLAGS and POP3 LIST need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    /// Keywords (user flags), sorted, without duplicates.
+    pub keywords: Vec<String>,
+    /// Seconds since the epoch.
+    pub internal_date: i64,
+    /// RFC822.SIZE.
+    pub size: u64,
+    pub blob: BlobId,
+    /// Length of the per-recipient prefix before the blob's octets.
+    pub prefix_len: u32,
+    /// `\Recent` (UID at or above the mailbox's recent mark when it was listed).
+    pub recent: bool,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Octets stored before the body blob, per recipient (trace headers). May be empty.
+    pub prefix: Vec<u8>,
+    /// The shared message octets (deduplicated across recipients and mailboxes).
+    pub body: Arc<Vec<u8>>,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    /// Seconds since the epoch.
+    pub internal_date: i64,
+}
+
+/// Where an appended message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub mailbox: MailboxId,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub modseq: u64,
+    /// A quota warning threshold (percent) this append crossed upward, if any. The caller
+    /// delivers the warning message (see `letterbox-smtp`).
+    pub crossed_warning: Option<u8>,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// A message's flags after a STORE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
+/// Result of a STORE with UNCHANGEDSINCE (RFC 7162 3.1.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreResult {
+    pub updated: Vec<FlagUpdate>,
+    /// UIDs not changed because their MODSEQ was above UNCHANGEDSINCE.
+    pub modified: Vec<u32>,
+}
+
+/// What changed in a mailbox since a MODSEQ (CONDSTORE/QRESYNC).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangesSince {
+    pub changed: Vec<MessageMeta>,
+    pub vanished: Vec<u32>,
+}
+
+/// Where a recipient address leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Local accounts (several for an alias), deduplicated.
+    Accounts(Vec<Account>),
+    /// The domain is local but nobody has this address.
+    NoSuchUser,
+    /// The domain is not ours.
+    NotLocal,
+}
+
+/// Outcome of a garbage collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub blobs_removed: u64,
+    pub orphan_files_removed: u64,
+}
+
+/// One quota recalculation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recalc {
+    pub address: String,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// A stored message, ready to read: prefix, then blob.
+pub struct MessageReader {
+    prefix: std::io::Cursor<Vec<u8>>,
+    blob: blob::BlobReader,
+    pub size: u64,
+}
+
+impl MessageReader {
+    pub fn new(prefix: Vec<u8>, blob: blob::BlobReader, size: u64) -> Self {
+        MessageReader {
+            prefix: std::io::Cursor::new(prefix),
+            blob,
+            size,
+        }
+    }
+    /// Reads the whole message into memory.
+    pub fn read_all(mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.size as usize);
+        self.read_to_end(&mut out)?;
+        Ok(out)
+    }
+    /// Reads `len` octets from `offset` (fewer at the end), decompressing only up to there.
+    pub fn read_range(mut self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        std::io::copy(&mut (&mut self).take(offset), &mut std::io::sink())?;
+        let mut out = Vec::with_capacity(len.min(self.size) as usize);
+        (&mut self).take(len).read_to_end(&mut out)?;
+        Ok(out)
+    }
+}
+
+impl Read for MessageReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.prefix.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        self.blob.read(buf)
+    }
+}
+
+/// The store's operations. Every method blocks; see [`Store::run`].
+pub trait Backend: Send + Sync + 'static {
+    // --- domains, accounts, aliases ---
+    fn add_domain(&self, name: &str) -> Result<()>;
+    /// Refuses while accounts or aliases use the domain.
+    fn remove_domain(&self, name: &str) -> Result<()>;
+    fn list_domains(&self) -> Result<Vec<String>>;
+    /// Creates the account and its default mailboxes. `password_hash` in `{SCHEME}` form.
+    fn add_account(&self, address: &str, password_hash: &str, quota: QuotaLimit)
+        -> Result<Account>;
+    /// Without `force`, refuses when the account holds messages.
+    fn remove_account(&self, address: &str, force: bool) -> Result<()>;
+    fn list_accounts(&self) -> Result<Vec<Account>>;
+    fn account(&self, address: &str) -> Result<Account>;
+    fn account_by_id(&self, id: AccountId) -> Result<Account>;
+    fn set_password_hash(&self, address: &str, password_hash: &str) -> Result<()>;
+    fn set_retention(&self, address: &str, retention: Option<Retention>) -> Result<()>;
+    /// Checks a password; rehashes a legacy hash as Argon2id on success. `None`: wrong
+    /// user or password (the caller cannot tell which, by design).
+    fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;
+    /// Adds targets to an alias (`@domain` is the domain's catch-all).
+    fn add_alias(&self, address: &str, targets: &[String]) -> Result<()>;
+    /// Removes the given targets, or the whole alias when `targets` is empty.
+    fn remove_alias(&self, address: &str, targets: &[String]) -> Result<()>;
+    /// Aliases and their targets, optionally of one address.
+    fn list_aliases(&self, address: Option<&str>) -> Result<Vec<(String, Vec<String>)>>;
+    /// Resolves a recipient: accounts, `user+tag`, aliases (recursively), catch-alls.
+    fn resolve(&self, address: &str) -> Result<Resolved>;
+
+    // --- quota ---
+    fn set_quota(&self, address: &str, limit: QuotaLimit) -> Result<Account>;
+    /// Recomputes usage from the stored sizes; all accounts when `address` is `None`.
+    fn recalc_quota(&self, address: Option<&str>) -> Result<Vec<Recalc>>;
+
+    // --- mailboxes ---
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox>;
+    fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox>;
+    fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox>;
+    /// Deletes a mailbox and its messages (not its children). INBOX cannot be deleted.
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
+    /// Renames a mailbox and its children. Renaming INBOX moves its messages to a new
+    /// mailbox and leaves INBOX empty (RFC 9051 6.3.6).
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+
+    // --- messages ---
+    /// Stores one message in one mailbox. With `enforce_quota`, refuses with
+    /// [`Error::OverQuota`] when the account would go over its limit.
+    fn append(&self, mailbox: MailboxId, msg: NewMessage, enforce_quota: bool) -> Result<Appended>;
+    /// Delivers one body to several accounts' INBOXes in one transaction; each entry is
+    /// (account, per-recipient prefix). Quota is enforced per recipient: the result for a
+    /// full mailbox is `Err(OverQuota)` and the others still get the message.
+    fn deliver(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        rcpts: Vec<(AccountId, Vec<u8>)>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>>;
+    /// Every message of a mailbox, by ascending UID. With `claim_recent`, the messages
+    /// that are new since the last claim come back `recent` and the mark moves past them
+    /// (RFC 3501 \Recent: one session sees each message as recent).
+    fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>>;
+    fn message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta>;
+    /// The message's structure, with offsets counting from the start of the message
+    /// (prefix included).
+    fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage>;
+    fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader>;
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult>;
+    /// Removes the given messages (those still present) at once. Returns the UIDs removed.
+    fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// Copies messages; returns (source UID, new UID) pairs. Refuses over quota.
+    fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>>;
+    /// Moves messages (never refused for quota); returns (source UID, new UID) pairs.
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<Vec<(u32, u32)>>;
+    fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<ChangesSince>;
+
+    // --- POP3 retention ---
+    /// Records the first POP3 retrieval time of these messages.
+    fn mark_pop3_retrieved(&self, mailbox: MailboxId, uids: &[u32], now: i64) -> Result<()>;
+    /// Expunges mail retrieved by POP3 longer ago than each account's `<N>d` retention.
+    fn sweep_retention(&self, now: i64) -> Result<u64>;
+
+    // --- maintenance ---
+    /// Removes unreferenced blobs and orphan blob files.
+    fn gc(&self) -> Result<GcReport>;
+    /// The change feed this backend publishes to.
+    fn feed(&self) -> &ChangeFeed;
+}
+
+/// The handle protocol code holds: cheap to clone, shared by every session.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn Backend>) -> Store {
+        Store { backend }
+    }
+
+    /// Opens the embedded store in `data_dir`.
+    pub fn open_embedded(data_dir: &std::path::Path, options: StoreOptions) -> Result<Store> {
+        Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(
+            data_dir, options,
+        )?)))
+    }
+
+    /// Runs blocking store calls on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let backend = self.backend.clone();
+        match tokio::task::spawn_blocking(move || f(&*backend)).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Io(std::io::Error::other(format!(
+                "store task failed: {e}"
+            )))),
+        }
+    }
+
+    /// Subscribes to one account's changes.
+    pub fn watch(&self, account: AccountId) -> tokio::sync::broadcast::Receiver<Change> {
+        self.backend.feed().subscribe(account)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
+    }
+}
+
+/// Normalises an address for lookup: trimmed and lower-cased (local parts are matched
+/// case-insensitively, as every mainstream server does).
+pub fn normalize_address(address: &str) -> String {
+    address.trim().to_ascii_lowercase()
+}
+
+/// Checks an address for an account or alias: `local@domain`, sane characters.
+pub fn validate_address(address: &str) -> Result<(String, String)> {
+    let a = normalize_address(address);
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid address '{address}' (expected user@domain)"
+        ))
+    };
+    let (local, domain) = a.rsplit_once('@').ok_or_else(bad)?;
+    if local.is_empty() || local.len() > 64 || a.len() > 254 {
+        return Err(bad());
+    }
+    if !local
+        .chars()
+        .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
+        return Err(bad());
+    }
+    validate_domain(domain).map_err(|_| bad())?;
+    Ok((local.to_string(), domain.to_string()))
+}
+
+/// Checks a domain name: labels of letters, digits and hyphens.
+pub fn validate_domain(domain: &str) -> Result<String> {
+    let d = domain.trim().to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(d)
+    } else {
+        Err(Error::Invalid(format!("invalid domain '{domain}'")))
+    }
+}
+
+/// Checks and normalises a mailbox name: `/`-separated, no empty levels, no control
+/// characters, `INBOX` in any case spelled `INBOX`. Names are data, never paths.
+pub fn normalize_mailbox_name(name: &str) -> Result<String> {
+    const MAX_NAME: usize = 512;
+    const MAX_DEPTH: usize = 32;
+    let bad = |why: &str| Error::Invalid(format!("invalid mailbox name: {why}"));
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(bad("too long"));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(bad("control characters"));
+    }
+    let parts: Vec<&str> = name.split(DELIMITER).collect();
+    if parts.len() > MAX_DEPTH {
+        return Err(bad("too deep"));
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad("empty hierarchy level"));
+    }
+    if parts[0].eq_ignore_ascii_case("INBOX") {
+        let mut s = String::from("INBOX");
+        for p in &parts[1..] {
+            s.push(DELIMITER);
+            s.push_str(p);
+        }
+        return Ok(s);
+    }
+    Ok(name.to_string())
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+-- Letterbox embedded store, schema version 1. See lib.rs for the invariants.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS domains (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id             INTEGER PRIMARY KEY,
+    address        TEXT NOT NULL UNIQUE,
+    domain_id      INTEGER NOT NULL REFERENCES domains(id),
+    password_hash  TEXT NOT NULL,
+    quota_limit    INTEGER,            -- NULL: the configured default; -1: unlimited
+    quota_used     INTEGER NOT NULL DEFAULT 0,
+    warn_level     INTEGER NOT NULL DEFAULT 0,   -- highest warning threshold already sent
+    pop3_retention TEXT,               -- NULL: the configured default
+    created        INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS aliases (
+    address TEXT NOT NULL,              -- "user@domain", or "@domain" for a catch-all
+    target  TEXT NOT NULL,
+    PRIMARY KEY (address, target)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id            INTEGER PRIMARY KEY,
+    account_id    INTEGER NOT NULL REFERENCES accounts(id),
+    name          TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uidnext       INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    first_recent  INTEGER NOT NULL DEFAULT 1,  -- UIDs from here on are \Recent
+    special_use   TEXT,
+    UNIQUE (account_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name       TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS blobs (
+    hash      BLOB PRIMARY KEY,        -- BLAKE3 of the uncompressed octets
+    size      INTEGER NOT NULL,
+    refcount  INTEGER NOT NULL,        -- 0: awaiting garbage collection
+    structure BLOB NOT NULL            -- letterbox_message::ParsedMessage, encoded
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS messages (
+    mailbox_id    INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    modseq        INTEGER NOT NULL,
+    flags         INTEGER NOT NULL,
+    keywords      TEXT NOT NULL DEFAULT '',
+    internal_date INTEGER NOT NULL,
+    size          INTEGER NOT NULL,    -- RFC822.SIZE: length(prefix) + blob size
+    prefix        BLOB NOT NULL,       -- per-recipient header lines prepended at delivery
+    blob          BLOB NOT NULL REFERENCES blobs(hash),
+    pop3_seen_at  INTEGER,             -- first POP3 retrieval (retention policy)
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_pop3 ON messages (pop3_seen_at) WHERE pop3_seen_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS expunged (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox_id, modseq);

@@ -1,0 +1,1773 @@
+//! The embedded backend: SQLite metadata (`store.db`, WAL, `synchronous=FULL`) plus
+//! blob files ([`crate::blob`]).
+//!
+//! Writes go through one writer thread that batches whatever is queued into a single
+//! `BEGIN IMMEDIATE` transaction (group commit: one fsync for many deliveries), each job
+//! inside its own savepoint so that one failing job does not undo the others. A job's
+//! caller hears of its result only after the commit, and change-feed events are published
+//! only then. Reads use a small pool of connections; WAL lets them run beside the writer.
+//! SQLite's file locks make the admin CLI safe to run while `serve` runs.
+
+use crate::blob::{BlobDir, BlobId};
+use crate::*;
+use letterbox_message::ParsedMessage;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// How many queued write jobs one transaction may take.
+const MAX_BATCH: usize = 256;
+/// How long a write waits for another process's lock (milliseconds).
+const BUSY_TIMEOUT_MS: u64 = 30_000;
+/// Alias chains are followed this deep.
+const MAX_ALIAS_DEPTH: usize = 8;
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx) -> Completion + Send>;
+
+/// What a write job sees: the open transaction and where to put feed events.
+pub struct WriteCtx<'a> {
+    tx: Transaction<'a>,
+    changes: Vec<Change>,
+    blobs: &'a BlobDir,
+    opts: &'a StoreOptions,
+}
+
+pub struct SqliteBackend {
+    db_path: PathBuf,
+    blobs: BlobDir,
+    opts: StoreOptions,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+    feed: Arc<ChangeFeed>,
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteBackend {
+    pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<SqliteBackend> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create data directory {}: {e}", data_dir.display()),
+            ))
+        })?;
+        let probe = data_dir.join(".write-test");
+        std::fs::write(&probe, b"").map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("data directory {} is not writable: {e}", data_dir.display()),
+            ))
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        let db_path = data_dir.join("store.db");
+        let blobs = BlobDir::open(data_dir.join("blobs"))?;
+        let mut conn = open_conn(&db_path)?;
+        {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(include_str!("schema.sql"))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', 1)",
+                [],
+            )?;
+            tx.commit()?;
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        let feed = Arc::new(ChangeFeed::default());
+        {
+            let blobs = blobs.clone();
+            let opts = opts.clone();
+            let feed = feed.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(conn, rx, blobs, opts, feed))?;
+        }
+        Ok(SqliteBackend {
+            db_path,
+            blobs,
+            opts,
+            writer: Mutex::new(tx),
+            readers: Mutex::new(Vec::new()),
+            feed,
+        })
+    }
+
+    /// Runs a write job in the writer's next transaction and waits for its commit.
+    fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        let (rtx, rrx) = mpsc::sync_channel::<Result<T>>(1);
+        let job: Job = Box::new(move |ctx: &mut WriteCtx| -> Completion {
+            if let Err(e) = ctx.tx.execute_batch("SAVEPOINT job") {
+                return Box::new(move |_| {
+                    let _ = rtx.send(Err(e.into()));
+                });
+            }
+            let mark = ctx.changes.len();
+            match f(ctx) {
+                Ok(v) => {
+                    if let Err(e) = ctx.tx.execute_batch("RELEASE job") {
+                        ctx.changes.truncate(mark);
+                        return Box::new(move |_| {
+                            let _ = rtx.send(Err(e.into()));
+                        });
+                    }
+                    Box::new(move |commit: Result<(), String>| {
+                        let _ = rtx.send(commit.map(|_| v).map_err(|e| {
+                            Error::Io(std::io::Error::other(format!("commit failed: {e}")))
+                        }));
+                    })
+                }
+                Err(e) => {
+                    let _ = ctx.tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                    ctx.changes.truncate(mark);
+                    Box::new(move |_| {
+                        let _ = rtx.send(Err(e));
+                    })
+                }
+            }
+        });
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| Error::Io(std::io::Error::other("store writer has stopped")))?;
+        rrx.recv().unwrap_or_else(|_| {
+            Err(Error::Io(std::io::Error::other(
+                "store write was not carried out",
+            )))
+        })
+    }
+
+    /// Runs a read on a pooled connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.db_path)?,
+        };
+        let r = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        r
+    }
+
+    fn effective(&self, row: AccountRow) -> Account {
+        row.into_account(&self.opts)
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    blobs: BlobDir,
+    opts: StoreOptions,
+    feed: Arc<ChangeFeed>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!("store: cannot begin a write transaction: {e}");
+                // Dropping the jobs tells each caller its write was not carried out.
+                continue;
+            }
+        };
+        let mut ctx = WriteCtx {
+            tx,
+            changes: Vec::new(),
+            blobs: &blobs,
+            opts: &opts,
+        };
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&mut ctx)).collect();
+        let WriteCtx { tx, changes, .. } = ctx;
+        let commit = tx.commit().map_err(|e| e.to_string());
+        if let Err(e) = &commit {
+            tracing::error!("store: commit failed: {e}");
+        } else {
+            feed.publish(changes);
+        }
+        for c in completions {
+            c(commit.clone());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Row helpers
+
+struct AccountRow {
+    id: i64,
+    address: String,
+    quota_limit: Option<i64>,
+    quota_used: i64,
+    retention: Option<String>,
+}
+
+const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
+
+impl AccountRow {
+    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+        Ok(AccountRow {
+            id: r.get(0)?,
+            address: r.get(1)?,
+            quota_limit: r.get(2)?,
+            quota_used: r.get(3)?,
+            retention: r.get(4)?,
+        })
+    }
+    fn into_account(self, opts: &StoreOptions) -> Account {
+        let quota_limit = match self.quota_limit {
+            None => QuotaLimit::Default,
+            Some(n) if n < 0 => QuotaLimit::Unlimited,
+            Some(n) => QuotaLimit::Bytes(n as u64),
+        };
+        let effective_limit = match quota_limit {
+            QuotaLimit::Default => Some(opts.default_quota),
+            QuotaLimit::Bytes(n) => Some(n),
+            QuotaLimit::Unlimited => None,
+        };
+        let pop3_retention = self.retention.and_then(|s| s.parse().ok());
+        Account {
+            id: self.id,
+            address: self.address,
+            quota_limit,
+            effective_limit,
+            quota_used: self.quota_used.max(0) as u64,
+            pop3_retention,
+            effective_retention: pop3_retention.unwrap_or(opts.default_retention),
+        }
+    }
+}
+
+fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
+    match q {
+        QuotaLimit::Default => None,
+        QuotaLimit::Bytes(n) => Some(n.min(i64::MAX as u64) as i64),
+        QuotaLimit::Unlimited => Some(-1),
+    }
+}
+
+fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
+    let a = normalize_address(address);
+    conn.query_row(
+        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"),
+        [&a],
+        AccountRow::from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("user {a}")))
+}
+
+fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
+    conn.query_row(
+        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
+        [id],
+        AccountRow::from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("account #{id}")))
+}
+
+const MAILBOX_COLS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
+
+fn mailbox_from_row(r: &rusqlite::Row) -> rusqlite::Result<Mailbox> {
+    let special: Option<String> = r.get(6)?;
+    Ok(Mailbox {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        name: r.get(2)?,
+        uidvalidity: r.get::<_, i64>(3)? as u32,
+        uidnext: r.get::<_, i64>(4)? as u32,
+        highestmodseq: r.get::<_, i64>(5)? as u64,
+        special_use: special.as_deref().and_then(SpecialUse::parse),
+    })
+}
+
+fn get_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Mailbox> {
+    let name = normalize_mailbox_name(name)?;
+    conn.query_row(
+        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"),
+        params![account, name],
+        mailbox_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))
+}
+
+fn get_mailbox_by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
+    conn.query_row(
+        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"),
+        [id],
+        mailbox_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("mailbox #{id}")))
+}
+
+const MESSAGE_COLS: &str =
+    "uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
+
+fn meta_from_row(r: &rusqlite::Row) -> rusqlite::Result<MessageMeta> {
+    let kw: String = r.get(3)?;
+    let blob: Vec<u8> = r.get(6)?;
+    let mut id = [0u8; 32];
+    if blob.len() == 32 {
+        id.copy_from_slice(&blob);
+    }
+    Ok(MessageMeta {
+        uid: r.get::<_, i64>(0)? as u32,
+        modseq: r.get::<_, i64>(1)? as u64,
+        flags: Flags(r.get::<_, i64>(2)? as u8),
+        keywords: split_keywords(&kw),
+        internal_date: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        blob: BlobId(id),
+        prefix_len: r.get::<_, i64>(7)? as u32,
+        recent: false,
+    })
+}
+
+fn split_keywords(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn join_keywords(k: &BTreeSet<String>) -> String {
+    k.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// Keywords are IMAP atoms: no spaces, controls, or atom-specials.
+fn check_keywords(keywords: &[String]) -> Result<()> {
+    const MAX_KEYWORD: usize = 128;
+    for k in keywords {
+        let bad = k.is_empty()
+            || k.len() > MAX_KEYWORD
+            || k.starts_with('\\')
+            || k.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || "(){%*\"]".contains(c));
+        if bad {
+            return Err(Error::Invalid(format!("invalid keyword '{k}'")));
+        }
+    }
+    Ok(())
+}
+
+fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
+    conn.query_row(
+        &format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"),
+        params![mailbox, uid],
+        meta_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
+}
+
+/// Percent of the limit, and the highest warning threshold at or below it.
+fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
+    let Some(limit) = limit else { return 0 };
+    let pct = if limit == 0 {
+        100
+    } else {
+        (used as u128 * 100 / limit as u128) as u64
+    };
+    thresholds
+        .iter()
+        .copied()
+        .filter(|&t| u64::from(t) <= pct)
+        .max()
+        .unwrap_or(0)
+}
+
+impl WriteCtx<'_> {
+    fn next_uidvalidity(&self) -> Result<u32> {
+        let last: i64 = self
+            .tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'uidvalidity'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let next = (last + 1).max(now()).min(u32::MAX as i64);
+        self.tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('uidvalidity', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [next],
+        )?;
+        Ok(next as u32)
+    }
+
+    fn create_mailbox(
+        &mut self,
+        account: AccountId,
+        name: &str,
+        special: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let name = normalize_mailbox_name(name)?;
+        if get_mailbox(&self.tx, account, &name).is_ok() {
+            return Err(Error::Exists(format!("mailbox {name}")));
+        }
+        // RFC 9051 6.3.4: create superior names that are needed.
+        let parts: Vec<&str> = name.split(DELIMITER).collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            if get_mailbox(&self.tx, account, &parent).is_err() {
+                self.insert_mailbox(account, &parent, None)?;
+            }
+        }
+        self.insert_mailbox(account, &name, special)
+    }
+
+    fn insert_mailbox(
+        &mut self,
+        account: AccountId,
+        name: &str,
+        special: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let uidvalidity = self.next_uidvalidity()?;
+        self.tx.execute(
+            "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?1, ?2, ?3, ?4)",
+            params![account, name, uidvalidity, special.map(|s| s.as_str())],
+        )?;
+        let mb = get_mailbox_by_id(&self.tx, self.tx.last_insert_rowid())?;
+        self.changes.push(Change {
+            account,
+            mailbox: mb.id,
+            modseq: mb.highestmodseq,
+            kind: ChangeKind::MailboxCreated {
+                name: name.to_string(),
+            },
+        });
+        Ok(mb)
+    }
+
+    /// Makes sure the blob row and file exist and takes a reference. Called under the
+    /// write lock, so a collector cannot remove the file between the check and commit.
+    fn ref_blob(
+        &mut self,
+        id: &BlobId,
+        body: Option<&[u8]>,
+        structure: Option<&[u8]>,
+    ) -> Result<()> {
+        let rc: Option<i64> = self
+            .tx
+            .query_row(
+                "SELECT refcount FROM blobs WHERE hash = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let live = rc.is_some_and(|n| n > 0);
+        if !live && !self.blobs.exists(id) {
+            let body = body.ok_or_else(|| {
+                Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
+            })?;
+            self.blobs.put(id, body)?;
+        }
+        match rc {
+            Some(_) => {
+                self.tx.execute(
+                    "UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1",
+                    [&id.0[..]],
+                )?;
+            }
+            None => {
+                let body =
+                    body.ok_or_else(|| Error::Io(std::io::Error::other("blob row missing")))?;
+                let structure = match structure {
+                    Some(s) => s.to_vec(),
+                    None => letterbox_message::parse(body).encode(),
+                };
+                self.tx.execute(
+                    "INSERT INTO blobs (hash, size, refcount, structure) VALUES (?1, ?2, 1, ?3)",
+                    params![&id.0[..], body.len() as i64, structure],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unref_blob(&mut self, id: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Takes the next MODSEQ of a mailbox.
+    fn bump_modseq(&mut self, mailbox: MailboxId) -> Result<u64> {
+        let m: i64 = self.tx.query_row(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1 RETURNING highestmodseq",
+            [mailbox],
+            |r| r.get(0),
+        )?;
+        Ok(m as u64)
+    }
+
+    /// Adds `delta` octets to an account's usage, keeping the warning state; returns the
+    /// threshold crossed upward, if any.
+    fn add_usage(&mut self, account: AccountId, delta: i64) -> Result<Option<u8>> {
+        let row = get_account_by_id(&self.tx, account)?;
+        let acct = row.into_account(self.opts);
+        let used = (acct.quota_used as i64 + delta).max(0) as u64;
+        let old_level: i64 = self.tx.query_row(
+            "SELECT warn_level FROM accounts WHERE id = ?1",
+            [account],
+            |r| r.get(0),
+        )?;
+        let level = warn_level_for(used, acct.effective_limit, &self.opts.warn_at);
+        self.tx.execute(
+            "UPDATE accounts SET quota_used = ?2, warn_level = ?3 WHERE id = ?1",
+            params![account, used as i64, level],
+        )?;
+        Ok((i64::from(level) > old_level).then_some(level))
+    }
+
+    fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
+        let acct = get_account_by_id(&self.tx, account)?.into_account(self.opts);
+        if let Some(limit) = acct.effective_limit {
+            if acct.quota_used.saturating_add(extra) > limit {
+                return Err(Error::OverQuota);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_message(
+        &mut self,
+        mailbox: &Mailbox,
+        prefix: &[u8],
+        blob: &BlobId,
+        size: u64,
+        flags: Flags,
+        keywords: &str,
+        internal_date: i64,
+    ) -> Result<(u32, u64)> {
+        let (uid, modseq): (i64, i64) = self.tx.query_row(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+             WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
+            [mailbox.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if uid > u32::MAX as i64 {
+            return Err(Error::Refused("mailbox has run out of UIDs".into()));
+        }
+        self.tx.execute(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]],
+        )?;
+        self.changes.push(Change {
+            account: mailbox.account_id,
+            mailbox: mailbox.id,
+            modseq: modseq as u64,
+            kind: ChangeKind::Added { uid: uid as u32 },
+        });
+        Ok((uid as u32, modseq as u64))
+    }
+
+    /// Removes messages, recording them as expunged. Returns the UIDs removed.
+    fn expunge(&mut self, mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut removed = Vec::new();
+        let mut freed = 0i64;
+        let mut modseq = None;
+        for &uid in uids {
+            let row: Option<(i64, Vec<u8>)> = self
+                .tx
+                .query_row(
+                    "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING size, blob",
+                    params![mailbox.id, uid],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((size, blob)) = row else { continue };
+            let m = match modseq {
+                Some(m) => m,
+                None => {
+                    let m = self.bump_modseq(mailbox.id)?;
+                    modseq = Some(m);
+                    m
+                }
+            };
+            self.unref_blob(&blob)?;
+            self.tx.execute(
+                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                params![mailbox.id, uid, m as i64],
+            )?;
+            freed += size;
+            removed.push(uid);
+            self.changes.push(Change {
+                account: mailbox.account_id,
+                mailbox: mailbox.id,
+                modseq: m,
+                kind: ChangeKind::Expunged { uid },
+            });
+        }
+        if freed > 0 {
+            self.add_usage(mailbox.account_id, -freed)?;
+        }
+        Ok(removed)
+    }
+
+    fn all_uids(&self, mailbox: MailboxId) -> Result<Vec<u32>> {
+        let mut st = self
+            .tx
+            .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")?;
+        let uids = st
+            .query_map([mailbox], |r| r.get::<_, i64>(0))?
+            .map(|r| r.map(|u| u as u32))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(uids)
+    }
+
+    /// Copies messages into `to`; with `quota`, refuses when the total would not fit.
+    fn copy(
+        &mut self,
+        from: &Mailbox,
+        uids: &[u32],
+        to: &Mailbox,
+        quota: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        let mut rows = Vec::new();
+        for &uid in uids {
+            let row: Option<(i64, i64, String, i64, i64, Vec<u8>, Vec<u8>)> = self
+                .tx
+                .query_row(
+                    "SELECT uid, flags, keywords, internal_date, size, prefix, blob FROM messages
+                     WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![from.id, uid],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            rows.extend(row);
+        }
+        if quota {
+            let total: u64 = rows.iter().map(|r| r.4 as u64).sum();
+            if from.account_id != to.account_id || total > 0 {
+                self.check_quota(to.account_id, total)?;
+            }
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        let mut added = 0i64;
+        for (uid, flags, kw, date, size, prefix, blob) in rows {
+            let id = BlobId(
+                blob.as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Invalid("bad blob id".into()))?,
+            );
+            self.ref_blob(&id, None, None)?;
+            let (new_uid, _) =
+                self.insert_message(to, &prefix, &id, size as u64, Flags(flags as u8), &kw, date)?;
+            added += size;
+            out.push((uid as u32, new_uid));
+        }
+        if added > 0 {
+            self.add_usage(to.account_id, added)?;
+        }
+        Ok(out)
+    }
+}
+
+fn map_constraint(e: rusqlite::Error, what: String) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Exists(what)
+        }
+        e => Error::Db(e),
+    }
+}
+
+struct Prepared {
+    id: BlobId,
+    structure: Option<Vec<u8>>,
+}
+
+impl SqliteBackend {
+    /// Outside the write lock: hash, parse (unless already known) and write the blob.
+    fn prepare_blob(&self, body: &[u8]) -> Result<Prepared> {
+        let id = BlobId::of(body);
+        let known = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT refcount FROM blobs WHERE hash = ?1",
+                [&id.0[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .is_some_and(|n| n > 0))
+        })?;
+        if known {
+            return Ok(Prepared {
+                id,
+                structure: None,
+            });
+        }
+        let structure = letterbox_message::parse(body).encode();
+        self.blobs.put(&id, body)?;
+        Ok(Prepared {
+            id,
+            structure: Some(structure),
+        })
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn add_domain(&self, name: &str) -> Result<()> {
+        let d = validate_domain(name)?;
+        self.write(move |ctx| {
+            ctx.tx
+                .execute("INSERT INTO domains (name) VALUES (?1)", [&d])
+                .map_err(|e| map_constraint(e, format!("domain {d}")))?;
+            Ok(())
+        })
+    }
+
+    fn remove_domain(&self, name: &str) -> Result<()> {
+        let d = validate_domain(name)?;
+        self.write(move |ctx| {
+            let id: i64 = ctx
+                .tx
+                .query_row("SELECT id FROM domains WHERE name = ?1", [&d], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("domain {d}")))?;
+            let users: i64 = ctx
+                .tx
+                .query_row("SELECT count(*) FROM accounts WHERE domain_id = ?1", [id], |r| r.get(0))?;
+            let aliases: i64 = ctx.tx.query_row(
+                "SELECT count(*) FROM aliases WHERE address LIKE '%@' || ?1",
+                [&d],
+                |r| r.get(0),
+            )?;
+            if users > 0 || aliases > 0 {
+                return Err(Error::Refused(format!(
+                    "domain {d} still has {users} user(s) and {aliases} alias(es); remove them first"
+                )));
+            }
+            ctx.tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn list_domains(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT name FROM domains ORDER BY name")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(v)
+        })
+    }
+
+    fn add_account(
+        &self,
+        address: &str,
+        password_hash: &str,
+        quota: QuotaLimit,
+    ) -> Result<Account> {
+        let (local, domain) = validate_address(address)?;
+        if local.contains('+') {
+            return Err(Error::Invalid(format!(
+                "invalid address '{address}': '+' is reserved for user+tag delivery"
+            )));
+        }
+        let address = format!("{local}@{domain}");
+        let hash = password_hash.to_string();
+        let id = self.write(move |ctx| {
+            let domain_id: i64 = ctx
+                .tx
+                .query_row("SELECT id FROM domains WHERE name = ?1", [&domain], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "domain {domain} is not local (add it first: letterbox domain add {domain})"
+                    ))
+                })?;
+            ctx.tx
+                .execute(
+                    "INSERT INTO accounts (address, domain_id, password_hash, quota_limit, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![address, domain_id, hash, quota_to_sql(quota), now()],
+                )
+                .map_err(|e| map_constraint(e, format!("user {address}")))?;
+            let id = ctx.tx.last_insert_rowid();
+            for (name, special) in DEFAULT_MAILBOXES {
+                ctx.insert_mailbox(id, name, *special)?;
+                ctx.tx.execute(
+                    "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                    params![id, name],
+                )?;
+            }
+            Ok(id)
+        })?;
+        self.account_by_id(id)
+    }
+
+    fn remove_account(&self, address: &str, force: bool) -> Result<()> {
+        let a = normalize_address(address);
+        self.write(move |ctx| {
+            let acct = get_account(&ctx.tx, &a)?;
+            let count: i64 = ctx.tx.query_row(
+                "SELECT count(*) FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                [acct.id],
+                |r| r.get(0),
+            )?;
+            if count > 0 && !force {
+                return Err(Error::Refused(format!(
+                    "user {a} has {count} message(s); use --force to remove the account and its mail"
+                )));
+            }
+            // Drop blob references, then everything of the account.
+            ctx.tx.execute(
+                "UPDATE blobs SET refcount = refcount - (
+                    SELECT count(*) FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id
+                    WHERE b.account_id = ?1 AND m.blob = blobs.hash)
+                 WHERE hash IN (SELECT m.blob FROM messages m JOIN mailboxes b ON m.mailbox_id = b.id
+                    WHERE b.account_id = ?1)",
+                [acct.id],
+            )?;
+            for table in ["messages", "expunged"] {
+                ctx.tx.execute(
+                    &format!("DELETE FROM {table} WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)"),
+                    [acct.id],
+                )?;
+            }
+            ctx.tx.execute("DELETE FROM mailboxes WHERE account_id = ?1", [acct.id])?;
+            ctx.tx.execute("DELETE FROM subscriptions WHERE account_id = ?1", [acct.id])?;
+            ctx.tx.execute("DELETE FROM aliases WHERE target = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
+            Ok(())
+        })?;
+        self.free_unreferenced()?;
+        Ok(())
+    }
+
+    fn list_accounts(&self) -> Result<Vec<Account>> {
+        let rows = self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address"
+            ))?;
+            let v = st
+                .query_map([], AccountRow::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })?;
+        Ok(rows.into_iter().map(|r| self.effective(r)).collect())
+    }
+
+    fn account(&self, address: &str) -> Result<Account> {
+        let row = self.read(|c| get_account(c, address))?;
+        Ok(self.effective(row))
+    }
+
+    fn account_by_id(&self, id: AccountId) -> Result<Account> {
+        let row = self.read(|c| get_account_by_id(c, id))?;
+        Ok(self.effective(row))
+    }
+
+    fn set_password_hash(&self, address: &str, password_hash: &str) -> Result<()> {
+        let a = normalize_address(address);
+        let h = password_hash.to_string();
+        self.write(move |ctx| {
+            let n = ctx.tx.execute(
+                "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
+                params![a, h],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("user {a}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_retention(&self, address: &str, retention: Option<Retention>) -> Result<()> {
+        let a = normalize_address(address);
+        self.write(move |ctx| {
+            let n = ctx.tx.execute(
+                "UPDATE accounts SET pop3_retention = ?2 WHERE address = ?1",
+                params![a, retention.map(|r| r.to_string())],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("user {a}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let a = normalize_address(address);
+        let found: Option<(String, i64)> = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT password_hash, id FROM accounts WHERE address = ?1",
+                [&a],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })?;
+        let Some((stored, id)) = found else {
+            // Spend the same time as a real check, so timing does not reveal users.
+            let _ = password::verify(password, DUMMY_HASH);
+            return Ok(None);
+        };
+        if !password::verify(password, &stored) {
+            return Ok(None);
+        }
+        if password::needs_rehash(&stored) {
+            let new = password::hash(password);
+            let addr = a.clone();
+            if let Err(e) = self.set_password_hash(&addr, &new) {
+                tracing::warn!(user = %addr, "could not upgrade password hash: {e}");
+            }
+        }
+        self.account_by_id(id).map(Some)
+    }
+
+    fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        let alias = alias_address(address)?;
+        if targets.is_empty() {
+            return Err(Error::Invalid(
+                "an alias needs at least one target address".into(),
+            ));
+        }
+        let mut ts = Vec::new();
+        for t in targets {
+            let (l, d) = validate_address(t)?;
+            ts.push(format!("{l}@{d}"));
+        }
+        self.write(move |ctx| {
+            let domain = alias
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            let known: Option<i64> = ctx
+                .tx
+                .query_row("SELECT id FROM domains WHERE name = ?1", [&domain], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if known.is_none() {
+                return Err(Error::Invalid(format!("domain {domain} is not local")));
+            }
+            for t in &ts {
+                ctx.tx.execute(
+                    "INSERT OR IGNORE INTO aliases (address, target) VALUES (?1, ?2)",
+                    params![alias, t],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        let alias = alias_address(address)?;
+        let ts: Vec<String> = targets.iter().map(|t| normalize_address(t)).collect();
+        self.write(move |ctx| {
+            let n = if ts.is_empty() {
+                ctx.tx
+                    .execute("DELETE FROM aliases WHERE address = ?1", [&alias])?
+            } else {
+                let mut n = 0;
+                for t in &ts {
+                    let k = ctx.tx.execute(
+                        "DELETE FROM aliases WHERE address = ?1 AND target = ?2",
+                        params![alias, t],
+                    )?;
+                    if k == 0 {
+                        return Err(Error::NotFound(format!("alias {alias} -> {t}")));
+                    }
+                    n += k;
+                }
+                n
+            };
+            if n == 0 {
+                return Err(Error::NotFound(format!("alias {alias}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn list_aliases(&self, address: Option<&str>) -> Result<Vec<(String, Vec<String>)>> {
+        let filter = address.map(alias_address).transpose()?;
+        self.read(move |c| {
+            let mut st = c.prepare(
+                "SELECT address, target FROM aliases WHERE ?1 IS NULL OR address = ?1 ORDER BY address, target",
+            )?;
+            let rows = st
+                .query_map([&filter], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut out: Vec<(String, Vec<String>)> = Vec::new();
+            for (a, t) in rows {
+                match out.last_mut() {
+                    Some((la, lt)) if *la == a => lt.push(t),
+                    _ => out.push((a, vec![t])),
+                }
+            }
+            if out.is_empty() {
+                if let Some(f) = &filter {
+                    return Err(Error::NotFound(format!("alias {f}")));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn resolve(&self, address: &str) -> Result<Resolved> {
+        let a = normalize_address(address);
+        let Some((local, domain)) = a.rsplit_once('@') else {
+            return Ok(Resolved::NotLocal);
+        };
+        let (local, domain) = (local.to_string(), domain.to_string());
+        let rows = self.read(move |c| {
+            let local_domain: bool = c
+                .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
+            if !local_domain {
+                return Ok(None);
+            }
+            let mut found: Vec<AccountRow> = Vec::new();
+            let mut seen = HashSet::new();
+            let base = local.split_once('+').map(|(b, _)| b.to_string());
+            let mut candidates = vec![format!("{local}@{domain}")];
+            if let Some(b) = &base {
+                candidates.push(format!("{b}@{domain}"));
+            }
+            for cand in candidates {
+                expand(c, &cand, 0, &mut seen, &mut found)?;
+                if !found.is_empty() {
+                    return Ok(Some(found));
+                }
+            }
+            // The domain's catch-all.
+            let targets = alias_targets(c, &format!("@{domain}"))?;
+            for t in targets {
+                expand(c, &t, 1, &mut seen, &mut found)?;
+            }
+            Ok(Some(found))
+        })?;
+        Ok(match rows {
+            None => Resolved::NotLocal,
+            Some(v) if v.is_empty() => Resolved::NoSuchUser,
+            Some(v) => Resolved::Accounts(v.into_iter().map(|r| self.effective(r)).collect()),
+        })
+    }
+
+    fn set_quota(&self, address: &str, limit: QuotaLimit) -> Result<Account> {
+        let a = normalize_address(address);
+        let id = self.write(move |ctx| {
+            let acct = get_account(&ctx.tx, &a)?;
+            ctx.tx.execute(
+                "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
+                params![acct.id, quota_to_sql(limit)],
+            )?;
+            // Re-arm warnings below the new percentage.
+            ctx.add_usage(acct.id, 0)?;
+            Ok(acct.id)
+        })?;
+        self.account_by_id(id)
+    }
+
+    fn recalc_quota(&self, address: Option<&str>) -> Result<Vec<Recalc>> {
+        let a = address.map(normalize_address);
+        self.write(move |ctx| {
+            let ids: Vec<(i64, String, i64)> = match &a {
+                Some(a) => {
+                    let r = get_account(&ctx.tx, a)?;
+                    vec![(r.id, r.address, r.quota_used)]
+                }
+                None => {
+                    let mut st = ctx
+                        .tx
+                        .prepare("SELECT id, address, quota_used FROM accounts ORDER BY address")?;
+                    let v = st
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    v
+                }
+            };
+            let mut out = Vec::new();
+            for (id, address, before) in ids {
+                let after: i64 = ctx.tx.query_row(
+                    "SELECT coalesce(sum(size), 0) FROM messages
+                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                ctx.tx.execute(
+                    "UPDATE accounts SET quota_used = ?2 WHERE id = ?1",
+                    params![id, after],
+                )?;
+                ctx.add_usage(id, 0)?;
+                out.push(Recalc {
+                    address,
+                    before: before.max(0) as u64,
+                    after: after as u64,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+            ))?;
+            let v = st
+                .query_map([account], mailbox_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox> {
+        self.read(|c| get_mailbox(c, account, name))
+    }
+
+    fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox> {
+        self.read(|c| get_mailbox_by_id(c, id))
+    }
+
+    fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
+        self.read(|c| {
+            let r = c.query_row(
+                "SELECT count(*), coalesce(sum(flags & 1 = 0), 0), coalesce(sum(flags & 8 != 0), 0),
+                        coalesce(sum(size), 0),
+                        coalesce(sum(uid >= (SELECT first_recent FROM mailboxes WHERE id = ?1)), 0)
+                 FROM messages WHERE mailbox_id = ?1",
+                [mailbox],
+                |r| {
+                    Ok(MailboxCounts {
+                        messages: r.get::<_, i64>(0)? as u32,
+                        unseen: r.get::<_, i64>(1)? as u32,
+                        deleted: r.get::<_, i64>(2)? as u32,
+                        size: r.get::<_, i64>(3)? as u64,
+                        recent: r.get::<_, i64>(4)? as u32,
+                    })
+                },
+            )?;
+            Ok(r)
+        })
+    }
+
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let name = name.to_string();
+        self.write(move |ctx| ctx.create_mailbox(account, &name, special_use))
+    }
+
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        if name == "INBOX" {
+            return Err(Error::Refused("INBOX cannot be deleted".into()));
+        }
+        self.write(move |ctx| {
+            let mb = get_mailbox(&ctx.tx, account, &name)?;
+            let uids = ctx.all_uids(mb.id)?;
+            ctx.expunge(&mb, &uids)?;
+            ctx.tx
+                .execute("DELETE FROM expunged WHERE mailbox_id = ?1", [mb.id])?;
+            ctx.tx
+                .execute("DELETE FROM mailboxes WHERE id = ?1", [mb.id])?;
+            ctx.changes.retain(|c| c.mailbox != mb.id);
+            ctx.changes.push(Change {
+                account,
+                mailbox: mb.id,
+                modseq: 0,
+                kind: ChangeKind::MailboxDeleted { name: name.clone() },
+            });
+            Ok(())
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let from = normalize_mailbox_name(from)?;
+        let to = normalize_mailbox_name(to)?;
+        self.write(move |ctx| {
+            let src = get_mailbox(&ctx.tx, account, &from)?;
+            if get_mailbox(&ctx.tx, account, &to).is_ok() {
+                return Err(Error::Exists(format!("mailbox {to}")));
+            }
+            if to.starts_with(&format!("{from}/")) {
+                return Err(Error::Invalid("cannot rename a mailbox into itself".into()));
+            }
+            if from == "INBOX" {
+                // RFC 9051 6.3.6: move INBOX's messages to the new name, leave INBOX empty.
+                let dst = ctx.create_mailbox(account, &to, None)?;
+                let uids = ctx.all_uids(src.id)?;
+                ctx.copy(&src, &uids, &dst, false)?;
+                ctx.expunge(&src, &uids)?;
+                return Ok(());
+            }
+            // Superior names of the target are created as needed.
+            let parts: Vec<&str> = to.split(DELIMITER).collect();
+            for i in 1..parts.len() {
+                let parent = parts[..i].join("/");
+                if parent != from && get_mailbox(&ctx.tx, account, &parent).is_err() {
+                    ctx.insert_mailbox(account, &parent, None)?;
+                }
+            }
+            let prefix = format!("{from}/");
+            let mut st = ctx.tx.prepare(
+                "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?3) = ?4)",
+            )?;
+            let rows = st
+                .query_map(params![account, from, prefix.chars().count() as i64, prefix], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(st);
+            for (id, old) in rows {
+                let new = format!("{to}{}", &old[from.len()..]);
+                ctx.tx
+                    .execute("UPDATE mailboxes SET name = ?2 WHERE id = ?1", params![id, new])
+                    .map_err(|e| map_constraint(e, format!("mailbox {new}")))?;
+                ctx.tx.execute(
+                    "UPDATE OR IGNORE subscriptions SET name = ?3 WHERE account_id = ?1 AND name = ?2",
+                    params![account, old, new],
+                )?;
+                ctx.changes.push(Change {
+                    account,
+                    mailbox: id,
+                    modseq: 0,
+                    kind: ChangeKind::MailboxRenamed { from: old, to: new },
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        self.write(move |ctx| {
+            ctx.tx.execute(
+                "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                params![account, name],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        self.write(move |ctx| {
+            let n = ctx.tx.execute(
+                "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+                params![account, name],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("subscription {name}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")?;
+            let v = st
+                .query_map([account], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(v)
+        })
+    }
+
+    fn append(&self, mailbox: MailboxId, msg: NewMessage, enforce_quota: bool) -> Result<Appended> {
+        check_keywords(&msg.keywords)?;
+        let prep = self.prepare_blob(&msg.body)?;
+        let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+        self.write(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            let size = (msg.prefix.len() + msg.body.len()) as u64;
+            if enforce_quota {
+                ctx.check_quota(mb.account_id, size)?;
+            }
+            ctx.ref_blob(&prep.id, Some(&msg.body), prep.structure.as_deref())?;
+            let (uid, modseq) = ctx.insert_message(
+                &mb,
+                &msg.prefix,
+                &prep.id,
+                size,
+                msg.flags,
+                &join_keywords(&kw),
+                msg.internal_date,
+            )?;
+            let crossed = ctx.add_usage(mb.account_id, size as i64)?;
+            Ok(Appended {
+                mailbox: mb.id,
+                uidvalidity: mb.uidvalidity,
+                uid,
+                modseq,
+                crossed_warning: crossed,
+            })
+        })
+    }
+
+    fn deliver(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        rcpts: Vec<(AccountId, Vec<u8>)>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>> {
+        let prep = self.prepare_blob(&body)?;
+        self.write(move |ctx| {
+            let mut out = Vec::with_capacity(rcpts.len());
+            for (account, prefix) in rcpts {
+                let one = (|| -> Result<Appended> {
+                    ctx.tx.execute_batch("SAVEPOINT rcpt")?;
+                    let r = (|| {
+                        let mb = get_mailbox(&ctx.tx, account, "INBOX")?;
+                        let size = (prefix.len() + body.len()) as u64;
+                        if enforce_quota {
+                            ctx.check_quota(account, size)?;
+                        }
+                        ctx.ref_blob(&prep.id, Some(&body), prep.structure.as_deref())?;
+                        let (uid, modseq) = ctx.insert_message(
+                            &mb,
+                            &prefix,
+                            &prep.id,
+                            size,
+                            Flags::default(),
+                            "",
+                            internal_date,
+                        )?;
+                        let crossed = ctx.add_usage(account, size as i64)?;
+                        Ok(Appended {
+                            mailbox: mb.id,
+                            uidvalidity: mb.uidvalidity,
+                            uid,
+                            modseq,
+                            crossed_warning: crossed,
+                        })
+                    })();
+                    match &r {
+                        Ok(_) => ctx.tx.execute_batch("RELEASE rcpt")?,
+                        Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
+                    }
+                    r
+                })();
+                out.push(one);
+            }
+            Ok(out)
+        })
+    }
+
+    fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>> {
+        let (first_recent, uidnext): (i64, i64) = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
+                [mailbox],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?)
+        })?;
+        let (recent_from, recent_to) = if claim_recent && first_recent < uidnext {
+            self.write(move |ctx| {
+                let (old, next): (i64, i64) = ctx.tx.query_row(
+                    "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
+                    [mailbox],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                ctx.tx.execute(
+                    "UPDATE mailboxes SET first_recent = ?2 WHERE id = ?1",
+                    params![mailbox, next],
+                )?;
+                Ok((old, next))
+            })?
+        } else {
+            (0, 0)
+        };
+        let mut v = self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
+            ))?;
+            let v = st
+                .query_map([mailbox], meta_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })?;
+        for m in &mut v {
+            m.recent = (m.uid as i64) >= recent_from && (m.uid as i64) < recent_to;
+        }
+        Ok(v)
+    }
+
+    fn message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
+        self.read(|c| get_message(c, mailbox, uid))
+    }
+
+    fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage> {
+        let (prefix_len, blob, structure): (i64, Vec<u8>, Vec<u8>) = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT length(m.prefix), m.blob, b.structure FROM messages m JOIN blobs b ON b.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+                params![mailbox, uid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))?)
+        })?;
+        let parsed = match ParsedMessage::decode(&structure) {
+            Some(p) => p,
+            None => {
+                // Stored by an older version: parse again and keep the result.
+                let id = BlobId(
+                    blob.as_slice()
+                        .try_into()
+                        .map_err(|_| Error::Invalid("bad blob id".into()))?,
+                );
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
+                let p = letterbox_message::parse(&body);
+                let enc = p.encode();
+                self.write(move |ctx| {
+                    ctx.tx.execute(
+                        "UPDATE blobs SET structure = ?2 WHERE hash = ?1",
+                        params![blob, enc],
+                    )?;
+                    Ok(())
+                })?;
+                p
+            }
+        };
+        Ok(with_prefix(parsed, prefix_len as u32))
+    }
+
+    fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
+        let (prefix, blob, size): (Vec<u8>, Vec<u8>, i64) = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                params![mailbox, uid],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))?)
+        })?;
+        let id = BlobId(
+            blob.as_slice()
+                .try_into()
+                .map_err(|_| Error::Invalid("bad blob id".into()))?,
+        );
+        Ok(MessageReader::new(
+            prefix,
+            self.blobs.open_reader(&id)?,
+            size as u64,
+        ))
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult> {
+        check_keywords(keywords)?;
+        let uids = uids.to_vec();
+        let keywords: BTreeSet<String> = keywords.iter().cloned().collect();
+        self.write(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            let mut result = StoreResult::default();
+            let mut modseq = None;
+            for uid in uids {
+                let Ok(m) = get_message(&ctx.tx, mailbox, uid) else { continue };
+                if unchanged_since.is_some_and(|u| m.modseq > u) {
+                    result.modified.push(uid);
+                    continue;
+                }
+                let old_kw: BTreeSet<String> = m.keywords.iter().cloned().collect();
+                let (nf, nk) = match op {
+                    FlagOp::Add => (m.flags.union(flags), old_kw.union(&keywords).cloned().collect()),
+                    FlagOp::Remove => (m.flags.minus(flags), old_kw.difference(&keywords).cloned().collect()),
+                    FlagOp::Replace => (flags, keywords.clone()),
+                };
+                if nf == m.flags && nk == old_kw {
+                    // Unchanged: no new MODSEQ, but the caller still reports the flags.
+                    result.updated.push(FlagUpdate {
+                        uid,
+                        modseq: m.modseq,
+                        flags: nf,
+                        keywords: nk.into_iter().collect(),
+                    });
+                    continue;
+                }
+                let ms = match modseq {
+                    Some(ms) => ms,
+                    None => {
+                        let ms = ctx.bump_modseq(mailbox)?;
+                        modseq = Some(ms);
+                        ms
+                    }
+                };
+                ctx.tx.execute(
+                    "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![mailbox, uid, nf.0, join_keywords(&nk), ms as i64],
+                )?;
+                ctx.changes.push(Change {
+                    account: mb.account_id,
+                    mailbox,
+                    modseq: ms,
+                    kind: ChangeKind::Flags { uid },
+                });
+                result.updated.push(FlagUpdate {
+                    uid,
+                    modseq: ms,
+                    flags: nf,
+                    keywords: nk.into_iter().collect(),
+                });
+            }
+            Ok(result)
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            ctx.expunge(&mb, &uids)
+        })
+    }
+
+    fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            let src = get_mailbox_by_id(&ctx.tx, from)?;
+            let dst = get_mailbox_by_id(&ctx.tx, to)?;
+            ctx.copy(&src, &uids, &dst, true)
+        })
+    }
+
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<Vec<(u32, u32)>> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            let src = get_mailbox_by_id(&ctx.tx, from)?;
+            let dst = get_mailbox_by_id(&ctx.tx, to)?;
+            let pairs = ctx.copy(&src, &uids, &dst, src.account_id != dst.account_id)?;
+            let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+            ctx.expunge(&src, &moved)?;
+            Ok(pairs)
+        })
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<ChangesSince> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid"
+            ))?;
+            let changed = st
+                .query_map(params![mailbox, modseq as i64], meta_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare("SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid")?;
+            let vanished = st
+                .query_map(params![mailbox, modseq as i64], |r| r.get::<_, i64>(0))?
+                .map(|r| r.map(|u| u as u32))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ChangesSince { changed, vanished })
+        })
+    }
+
+    fn mark_pop3_retrieved(&self, mailbox: MailboxId, uids: &[u32], now: i64) -> Result<()> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            for uid in uids {
+                ctx.tx.execute(
+                    "UPDATE messages SET pop3_seen_at = ?3 WHERE mailbox_id = ?1 AND uid = ?2 AND pop3_seen_at IS NULL",
+                    params![mailbox, uid, now],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sweep_retention(&self, now: i64) -> Result<u64> {
+        let mut total = 0;
+        for acct in self.list_accounts()? {
+            let Retention::Days(days) = acct.effective_retention else {
+                continue;
+            };
+            let cutoff = now - i64::from(days) * 86_400;
+            let id = acct.id;
+            total += self.write(move |ctx| {
+                let mb = get_mailbox(&ctx.tx, id, "INBOX")?;
+                let mut st = ctx.tx.prepare(
+                    "SELECT uid FROM messages WHERE mailbox_id = ?1 AND pop3_seen_at IS NOT NULL AND pop3_seen_at <= ?2",
+                )?;
+                let uids = st
+                    .query_map(params![mb.id, cutoff], |r| r.get::<_, i64>(0))?
+                    .map(|r| r.map(|u| u as u32))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                drop(st);
+                Ok(ctx.expunge(&mb, &uids)?.len() as u64)
+            })?;
+        }
+        Ok(total)
+    }
+
+    fn gc(&self) -> Result<GcReport> {
+        let blobs_removed = self.free_unreferenced()?;
+        let orphan_files_removed = self.write(|ctx| {
+            let mut removed = 0;
+            for id in ctx.blobs.scan()? {
+                let live: bool = ctx
+                    .tx
+                    .query_row(
+                        "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
+                        [&id.0[..]],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(false);
+                if !live {
+                    ctx.blobs.remove(&id)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })?;
+        Ok(GcReport {
+            blobs_removed,
+            orphan_files_removed,
+        })
+    }
+
+    fn feed(&self) -> &ChangeFeed {
+        &self.feed
+    }
+}
+
+impl SqliteBackend {
+    /// Removes blobs whose reference count is zero (files first: a row left at zero
+    /// without its file is harmless, a new reference rewrites the file).
+    fn free_unreferenced(&self) -> Result<u64> {
+        self.write(|ctx| {
+            let mut st = ctx
+                .tx
+                .prepare("SELECT hash FROM blobs WHERE refcount <= 0")?;
+            let ids = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(st);
+            for h in &ids {
+                if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
+                    ctx.blobs.remove(&BlobId(arr))?;
+                }
+                ctx.tx.execute("DELETE FROM blobs WHERE hash = ?1", [h])?;
+            }
+            Ok(ids.len() as u64)
+        })
+    }
+
+    /// Where blob files live (for disk-usage reporting and benchmarks).
+    pub fn blob_dir(&self) -> &BlobDir {
+        &self.blobs
+    }
+}
+
+/// Offsets of the stored structure count from the blob; the message starts with the
+/// prefix, which belongs to the top-level header.
+fn with_prefix(mut p: ParsedMessage, prefix_len: u32) -> ParsedMessage {
+    if prefix_len > 0 {
+        p.root = p.root.shifted(prefix_len);
+        p.root.offset_header = 0;
+    }
+    p
+}
+
+fn alias_address(address: &str) -> Result<String> {
+    let a = normalize_address(address);
+    if let Some(domain) = a.strip_prefix('@') {
+        return Ok(format!("@{}", validate_domain(domain)?));
+    }
+    let (l, d) = validate_address(&a)?;
+    Ok(format!("{l}@{d}"))
+}
+
+fn alias_targets(c: &Connection, address: &str) -> Result<Vec<String>> {
+    let mut st = c.prepare_cached("SELECT target FROM aliases WHERE address = ?1")?;
+    let v = st
+        .query_map([address], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(v)
+}
+
+/// Expands an address to accounts: an account itself, or an alias's targets (recursively).
+fn expand(
+    c: &Connection,
+    address: &str,
+    depth: usize,
+    seen: &mut HashSet<String>,
+    out: &mut Vec<AccountRow>,
+) -> Result<()> {
+    if depth > MAX_ALIAS_DEPTH || !seen.insert(address.to_string()) {
+        return Ok(());
+    }
+    if let Ok(row) = get_account(c, address) {
+        if !out.iter().any(|r| r.id == row.id) {
+            out.push(row);
+        }
+        return Ok(());
+    }
+    for t in alias_targets(c, address)? {
+        expand(c, &t, depth + 1, seen, out)?;
+    }
+    Ok(())
+}
+
+/// A real Argon2id hash of a random password, verified against when the user does not
+/// exist so that a failed login takes as long either way.
+const DUMMY_HASH: &str =
+    "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J8rTVdB0c1S7hCkqY7yKq0l3rC4ZcUw2GQy2k0g2m0Q";

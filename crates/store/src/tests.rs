@@ -1,0 +1,501 @@
+use super::*;
+use std::sync::Arc;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    s.add_domain("example.com").unwrap();
+    (dir, s)
+}
+
+fn cheap_hash() -> String {
+    // Argon2 at default cost is slow in debug builds; tests use a real but cheap hash.
+    format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap())
+}
+
+fn msg(body: &str) -> NewMessage {
+    NewMessage {
+        prefix: Vec::new(),
+        body: Arc::new(body.as_bytes().to_vec()),
+        flags: Flags::default(),
+        keywords: vec![],
+        internal_date: 1_700_000_000,
+    }
+}
+
+fn usage_matches(s: &Store, address: &str) {
+    let a = s.account(address).unwrap();
+    let mut sum = 0;
+    for mb in s.list_mailboxes(a.id).unwrap() {
+        sum += s
+            .list_messages(mb.id, false)
+            .unwrap()
+            .iter()
+            .map(|m| m.size)
+            .sum::<u64>();
+    }
+    assert_eq!(a.quota_used, sum, "usage equals the sum of sizes");
+}
+
+#[test]
+fn accounts_and_default_mailboxes() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("Alice@Example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert_eq!(a.address, "alice@example.com");
+    assert_eq!(a.effective_limit, Some(200 << 20));
+    let names: Vec<String> = s
+        .list_mailboxes(a.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for n in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
+        assert!(names.contains(&n.to_string()), "{n}");
+    }
+    assert_eq!(
+        s.mailbox(a.id, "Sent").unwrap().special_use,
+        Some(SpecialUse::Sent)
+    );
+    assert_eq!(s.mailbox(a.id, "inbox").unwrap().name, "INBOX");
+    assert!(matches!(
+        s.add_account("alice@example.com", &cheap_hash(), QuotaLimit::Default),
+        Err(Error::Exists(_))
+    ));
+    assert!(matches!(
+        s.add_account("bob@other.org", &cheap_hash(), QuotaLimit::Default),
+        Err(Error::Invalid(_))
+    ));
+    for bad in [
+        "nobody",
+        "@example.com",
+        "a b@example.com",
+        "x@-bad-.com",
+        "a..b@example.com",
+    ] {
+        assert!(
+            matches!(
+                s.add_account(bad, &cheap_hash(), QuotaLimit::Default),
+                Err(Error::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
+    assert!(s.authenticate("alice@example.com", "pw").unwrap().is_some());
+    assert!(s.authenticate("ALICE@example.com", "pw").unwrap().is_some());
+    assert!(s.authenticate("alice@example.com", "PW").unwrap().is_none());
+    assert!(s
+        .authenticate("nobody@example.com", "pw")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn legacy_hash_is_upgraded_at_login() {
+    let (_d, s) = store();
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert!(s.authenticate("a@example.com", "pw").unwrap().is_some());
+    // Still valid after the rehash, now Argon2id.
+    assert!(s.authenticate("a@example.com", "pw").unwrap().is_some());
+}
+
+#[test]
+fn resolve_aliases_tags_and_catchall() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("alice@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    let b = s
+        .add_account("bob@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    let ids = |r: Resolved| match r {
+        Resolved::Accounts(v) => v.into_iter().map(|a| a.id).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ids(s.resolve("Alice@example.com").unwrap()), vec![a.id]);
+    assert_eq!(
+        ids(s.resolve("alice+lists@example.com").unwrap()),
+        vec![a.id]
+    );
+    assert_eq!(
+        s.resolve("carol@example.com").unwrap(),
+        Resolved::NoSuchUser
+    );
+    assert_eq!(
+        s.resolve("alice@elsewhere.org").unwrap(),
+        Resolved::NotLocal
+    );
+    s.add_alias(
+        "team@example.com",
+        &["alice@example.com".into(), "bob@example.com".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        ids(s.resolve("team@example.com").unwrap()),
+        vec![a.id, b.id]
+    );
+    // Aliases of aliases, and loops, terminate.
+    s.add_alias(
+        "all@example.com",
+        &["team@example.com".into(), "all@example.com".into()],
+    )
+    .unwrap();
+    assert_eq!(ids(s.resolve("all@example.com").unwrap()), vec![a.id, b.id]);
+    s.add_alias("@example.com", &["bob@example.com".into()])
+        .unwrap();
+    assert_eq!(ids(s.resolve("anything@example.com").unwrap()), vec![b.id]);
+    assert_eq!(s.list_aliases(None).unwrap().len(), 3);
+    s.remove_alias("team@example.com", &["bob@example.com".into()])
+        .unwrap();
+    assert_eq!(ids(s.resolve("team@example.com").unwrap()), vec![a.id]);
+    assert!(matches!(
+        s.remove_alias("nope@example.com", &[]),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.add_alias("x@nowhere.org", &["alice@example.com".into()]),
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[test]
+fn append_dedup_quota_and_gc() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("alice@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
+        .unwrap();
+    let b = s
+        .add_account("bob@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    let body = Arc::new(b"Subject: hello\r\n\r\nbody text\r\n".to_vec());
+    let res = s
+        .deliver(
+            body.clone(),
+            1_700_000_000,
+            vec![(a.id, b"X-Pre: a\r\n".to_vec()), (b.id, vec![])],
+            true,
+        )
+        .unwrap();
+    assert!(res.iter().all(|r| r.is_ok()));
+    // One blob file for two recipients.
+    assert_eq!(dir.path().join("blobs").read_dir().unwrap().count(), 2); // tmp + one fan-out dir
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let m = s.message(inbox.id, 1).unwrap();
+    assert_eq!(m.size, 10 + body.len() as u64);
+    let bytes = s.open_message(inbox.id, 1).unwrap().read_all().unwrap();
+    assert_eq!(bytes, [b"X-Pre: a\r\n".as_slice(), &body].concat());
+    let p = s.parsed(inbox.id, 1).unwrap();
+    assert_eq!(
+        &bytes[p.root.offset_body as usize..p.root.offset_end as usize],
+        b"body text\r\n"
+    );
+    assert_eq!(p.envelope.subject.as_deref(), Some("hello"));
+    assert_eq!(
+        s.open_message(inbox.id, 1)
+            .unwrap()
+            .read_range(2, 5)
+            .unwrap(),
+        b"Pre: ".to_vec()
+    );
+    usage_matches(&s, "alice@example.com");
+    usage_matches(&s, "bob@example.com");
+    // Over quota: nothing stored, usage unchanged.
+    let big = msg(&"x".repeat(2000));
+    assert!(matches!(
+        s.append(inbox.id, big.clone(), true),
+        Err(Error::OverQuota)
+    ));
+    assert_eq!(s.list_messages(inbox.id, false).unwrap().len(), 1);
+    // Raising the quota takes effect at once.
+    s.set_quota("alice@example.com", QuotaLimit::Bytes(10_000))
+        .unwrap();
+    s.append(inbox.id, big, true).unwrap();
+    usage_matches(&s, "alice@example.com");
+    // Removing a user with mail needs force; afterwards bob's copy still reads.
+    assert!(matches!(
+        s.remove_account("alice@example.com", false),
+        Err(Error::Refused(_))
+    ));
+    s.remove_account("alice@example.com", true).unwrap();
+    assert!(matches!(
+        s.account("alice@example.com"),
+        Err(Error::NotFound(_))
+    ));
+    let binbox = s.mailbox(b.id, "INBOX").unwrap();
+    assert_eq!(
+        s.open_message(binbox.id, 1).unwrap().read_all().unwrap(),
+        *body
+    );
+    s.expunge(binbox.id, &[1]).unwrap();
+    let report = s.gc().unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
+}
+
+#[test]
+fn uids_modseq_flags_expunge() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let r1 = s
+        .append(inbox.id, msg("Subject: 1\r\n\r\none"), false)
+        .unwrap();
+    let r2 = s
+        .append(inbox.id, msg("Subject: 2\r\n\r\ntwo"), false)
+        .unwrap();
+    assert_eq!((r1.uid, r2.uid), (1, 2));
+    assert!(r2.modseq > r1.modseq);
+    let kw = vec!["$Forwarded".to_string()];
+    let res = s
+        .store_flags(inbox.id, &[1, 2, 99], FlagOp::Add, Flags::SEEN, &kw, None)
+        .unwrap();
+    assert_eq!(res.updated.len(), 2);
+    let ms = res.updated[0].modseq;
+    assert!(ms > r2.modseq);
+    // UNCHANGEDSINCE below the current MODSEQ refuses that message.
+    let res = s
+        .store_flags(
+            inbox.id,
+            &[1],
+            FlagOp::Add,
+            Flags::FLAGGED,
+            &[],
+            Some(ms - 1),
+        )
+        .unwrap();
+    assert_eq!(res.modified, vec![1]);
+    let m = s.message(inbox.id, 1).unwrap();
+    assert_eq!(m.flags, Flags::SEEN);
+    assert_eq!(m.keywords, kw);
+    assert!(s
+        .store_flags(
+            inbox.id,
+            &[1],
+            FlagOp::Add,
+            Flags::default(),
+            &["bad kw".into()],
+            None
+        )
+        .is_err());
+    let removed = s.expunge(inbox.id, &[1, 5]).unwrap();
+    assert_eq!(removed, vec![1]);
+    let ch = s.changes_since(inbox.id, ms).unwrap();
+    assert_eq!(ch.vanished, vec![1]);
+    // UIDs are never reused.
+    let r3 = s
+        .append(inbox.id, msg("Subject: 3\r\n\r\nthree"), false)
+        .unwrap();
+    assert_eq!(r3.uid, 3);
+    let counts = s.mailbox_counts(inbox.id).unwrap();
+    assert_eq!((counts.messages, counts.unseen), (2, 1));
+}
+
+#[test]
+fn recent_is_claimed_once() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    s.append(inbox.id, msg("Subject: 1\r\n\r\none"), false)
+        .unwrap();
+    assert!(s.list_messages(inbox.id, true).unwrap()[0].recent);
+    assert!(!s.list_messages(inbox.id, true).unwrap()[0].recent);
+}
+
+#[test]
+fn copy_move_and_quota() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let trash = s.mailbox(a.id, "Trash").unwrap();
+    s.append(inbox.id, msg(&"y".repeat(60)), true).unwrap();
+    // A copy would exceed the quota: refused, nothing stored.
+    assert!(matches!(
+        s.copy(inbox.id, &[1], trash.id),
+        Err(Error::OverQuota)
+    ));
+    // Moving is never refused.
+    let pairs = s.move_messages(inbox.id, &[1], trash.id).unwrap();
+    assert_eq!(pairs, vec![(1, 1)]);
+    assert!(s.list_messages(inbox.id, false).unwrap().is_empty());
+    usage_matches(&s, "a@example.com");
+    assert_eq!(s.account("a@example.com").unwrap().quota_used, 60);
+}
+
+#[test]
+fn mailbox_create_rename_delete() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    s.create_mailbox(a.id, "Work/Projects/X", None).unwrap();
+    assert!(s.mailbox(a.id, "Work").is_ok(), "superiors are created");
+    assert!(matches!(
+        s.create_mailbox(a.id, "Work", None),
+        Err(Error::Exists(_))
+    ));
+    for bad in ["", "/x", "x/", "a//b", "tab\there"] {
+        assert!(
+            matches!(s.create_mailbox(a.id, bad, None), Err(Error::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+    let x = s.mailbox(a.id, "Work/Projects/X").unwrap();
+    s.append(x.id, msg("Subject: x\r\n\r\nx"), false).unwrap();
+    s.subscribe(a.id, "Work/Projects").unwrap();
+    s.rename_mailbox(a.id, "Work", "Job/Old").unwrap();
+    let moved = s.mailbox(a.id, "Job/Old/Projects/X").unwrap();
+    assert_eq!(moved.id, x.id);
+    assert_eq!(moved.uidvalidity, x.uidvalidity);
+    assert!(s
+        .subscriptions(a.id)
+        .unwrap()
+        .contains(&"Job/Old/Projects".to_string()));
+    assert!(s.mailbox(a.id, "Work").is_err());
+    assert!(matches!(
+        s.rename_mailbox(a.id, "Job", "Job/Inner"),
+        Err(Error::Invalid(_))
+    ));
+    // Renaming INBOX moves its messages and leaves it empty.
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    s.append(inbox.id, msg("Subject: i\r\n\r\ni"), false)
+        .unwrap();
+    s.rename_mailbox(a.id, "INBOX", "Old Inbox").unwrap();
+    assert!(s.list_messages(inbox.id, false).unwrap().is_empty());
+    assert_eq!(
+        s.list_messages(s.mailbox(a.id, "Old Inbox").unwrap().id, false)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        s.delete_mailbox(a.id, "inbox"),
+        Err(Error::Refused(_))
+    ));
+    s.delete_mailbox(a.id, "Job/Old/Projects/X").unwrap();
+    usage_matches(&s, "a@example.com");
+    assert_eq!(
+        s.account("a@example.com").unwrap().quota_used,
+        "Subject: i\r\n\r\ni".len() as u64
+    );
+}
+
+#[test]
+fn warnings_cross_once_and_rearm() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let r = s.append(inbox.id, msg(&"a".repeat(700)), true).unwrap();
+    assert_eq!(r.crossed_warning, None);
+    let r = s.append(inbox.id, msg(&"b".repeat(150)), true).unwrap();
+    assert_eq!(r.crossed_warning, Some(80));
+    let r = s.append(inbox.id, msg(&"c".repeat(10)), true).unwrap();
+    assert_eq!(r.crossed_warning, None, "one warning per crossing");
+    let r = s.append(inbox.id, msg(&"d".repeat(100)), true).unwrap();
+    assert_eq!(r.crossed_warning, Some(95));
+    // Fall below both, then cross 80 again.
+    s.expunge(inbox.id, &[2, 3, 4]).unwrap();
+    let r = s.append(inbox.id, msg(&"e".repeat(150)), true).unwrap();
+    assert_eq!(r.crossed_warning, Some(80));
+}
+
+#[test]
+fn retention_sweep() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    s.set_retention("a@example.com", Some(Retention::Days(7)))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    s.append(inbox.id, msg("Subject: 1\r\n\r\n1"), false)
+        .unwrap();
+    s.append(inbox.id, msg("Subject: 2\r\n\r\n2"), false)
+        .unwrap();
+    s.mark_pop3_retrieved(inbox.id, &[1], 1_000_000).unwrap();
+    assert_eq!(s.sweep_retention(1_000_000 + 6 * 86_400).unwrap(), 0);
+    assert_eq!(s.sweep_retention(1_000_000 + 7 * 86_400).unwrap(), 1);
+    let left: Vec<u32> = s
+        .list_messages(inbox.id, false)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(left, vec![2]);
+}
+
+#[test]
+fn concurrent_appends_group_commit() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        s.append(
+                            inbox.id,
+                            msg(&format!("Subject: {t}-{i}\r\n\r\nbody {t} {i}")),
+                            false,
+                        )
+                        .unwrap()
+                        .uid
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut uids: Vec<u32> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    uids.sort();
+    assert_eq!(uids, (1..=200).collect::<Vec<_>>());
+    usage_matches(&s, "a@example.com");
+}
+
+#[tokio::test]
+async fn change_feed_reports_commits() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let mut rx = s.watch(a.id);
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let r = s
+        .run(move |b| b.append(inbox.id, msg("Subject: x\r\n\r\nx"), false))
+        .await
+        .unwrap();
+    let c = rx.recv().await.unwrap();
+    assert_eq!(c.kind, ChangeKind::Added { uid: r.uid });
+    assert_eq!(c.modseq, r.modseq);
+    // A failed write publishes nothing.
+    let _ = s
+        .run(move |b| {
+            b.append(inbox.id, msg("x"), true)
+                .and_then(|_| b.create_mailbox(a.id, "", None))
+        })
+        .await;
+    s.run(move |b| b.store_flags(inbox.id, &[1], FlagOp::Add, Flags::SEEN, &[], None))
+        .await
+        .unwrap();
+    let mut kinds = vec![];
+    while let Ok(c) = rx.try_recv() {
+        kinds.push(c.kind);
+    }
+    assert!(kinds.contains(&ChangeKind::Flags { uid: 1 }));
+}
