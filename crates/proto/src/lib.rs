@@ -1,0 +1,143 @@
+//! What every Letterbox protocol session shares.
+//!
+//! - [`Context`]: the store and configuration every session gets.
+//! - [`Peer`]: who is connected and how (loopback, TLS), and so whether plaintext
+//!   password authentication is allowed (`[auth] allow_plaintext`, RFC 8314 spirit).
+//! - [`read_line`]: a CRLF (or bare LF) line with a hard length limit, so a client that
+//!   never sends a line end cannot grow memory.
+//! - [`sasl`]: RFC 4616 PLAIN and the LOGIN mechanism's base64 steps.
+//!
+//! Protocol crates expose a `handle(stream, peer)` per connection, generic over the
+//! stream ([`Stream`]) so TLS wraps in without touching them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
+
+pub mod sasl;
+
+pub use letterbox_config::Config;
+pub use letterbox_store::Store;
+
+/// A connection's byte stream: TCP now, TLS-wrapped later.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// A connection handed to a protocol, boxed so that plain TCP and TLS look alike.
+pub type BoxStream = Box<dyn Stream>;
+
+/// A protocol served on a listener. The binary accepts connections (enforcing the
+/// connection limits) and calls [`Service::serve`] once per connection, in its own task.
+/// The session ends when the future completes; it must never panic, whatever it is sent.
+pub trait Service: Send + Sync + 'static {
+    /// The listener kind, as named under `[listen]` (`smtp`, `lmtp`, `pop3`, `imap`...).
+    fn name(&self) -> &'static str;
+    fn serve(
+        self: Arc<Self>,
+        stream: BoxStream,
+        peer: Peer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
+/// Shared by every session of the server.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub config: Arc<Config>,
+}
+
+/// The connected client.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub local: SocketAddr,
+    /// The connection is (now) protected by TLS.
+    pub tls: bool,
+}
+
+impl Peer {
+    pub fn is_loopback(&self) -> bool {
+        self.addr.ip().is_loopback()
+    }
+    /// Password authentication is allowed over TLS, from loopback, or when the operator
+    /// says so with `[auth] allow_plaintext = true`.
+    pub fn plaintext_auth_allowed(&self, config: &Config) -> bool {
+        self.tls || self.is_loopback() || config.auth.allow_plaintext
+    }
+}
+
+/// Outcome of reading one line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, without its line end.
+    Ok,
+    /// The line exceeded the limit; it was read to its end and discarded.
+    TooLong,
+    /// The client closed the connection (what was read of a partial line is discarded).
+    Eof,
+}
+
+/// Reads one line into `buf` (cleared first, line end stripped), never holding more
+/// than `max` octets. A bare LF ends a line too, as robust servers accept.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let n = chunk.len();
+        if !too_long {
+            if buf.len() + n > max + 2 {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(n);
+        if done {
+            if too_long {
+                return Ok(Line::TooLong);
+            }
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.len() > max {
+                buf.clear();
+                return Ok(Line::TooLong);
+            }
+            return Ok(Line::Ok);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_and_limits() {
+        let data: &[u8] = b"HELO x\r\nbare\nxxxxxxxxxxxxxxxxxxxx\r\nok\r\npartial";
+        let mut r = tokio::io::BufReader::with_capacity(4, data);
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Ok);
+        assert_eq!(buf, b"HELO x");
+        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Ok);
+        assert_eq!(buf, b"bare");
+        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::TooLong);
+        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Ok);
+        assert_eq!(buf, b"ok");
+        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Eof);
+    }
+}
