@@ -480,6 +480,10 @@ pub trait Backend: Send + Sync + 'static {
     // --- maintenance ---
     /// Removes unreferenced blobs and orphan blob files.
     fn gc(&self) -> Result<GcReport>;
+    /// Verifies the store's invariants (usage equals the sum of sizes, reference counts
+    /// equal references, every referenced blob present; with `deep`, every blob
+    /// decompresses to octets of its name). Returns the problems found.
+    fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
 }

@@ -1684,6 +1684,68 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn check(&self, deep: bool) -> Result<Vec<String>> {
+        let (usage, refs, blobs) = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT a.address, a.quota_used, coalesce((SELECT sum(m.size) FROM messages m
+                     JOIN mailboxes b ON m.mailbox_id = b.id WHERE b.account_id = a.id), 0)
+                 FROM accounts a",
+            )?;
+            let usage = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare(
+                "SELECT b.hash, b.refcount, (SELECT count(*) FROM messages m WHERE m.blob = b.hash) FROM blobs b",
+            )?;
+            let refs = st
+                .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare("SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = m.blob)")?;
+            let dangling: i64 = st.query_row([], |r| r.get(0))?;
+            Ok((usage, refs, dangling))
+        })?;
+        let mut problems = Vec::new();
+        for (address, used, sum) in usage {
+            if used != sum {
+                problems.push(format!("{address}: quota usage {used} but messages sum to {sum}"));
+            }
+        }
+        if blobs > 0 {
+            problems.push(format!("{blobs} message(s) point at no blob record"));
+        }
+        let files: HashSet<BlobId> = self.blobs.scan()?.into_iter().collect();
+        let mut known = HashSet::new();
+        for (hash, rc, actual) in refs {
+            let Ok(arr) = <[u8; 32]>::try_from(hash.as_slice()) else {
+                problems.push("malformed blob id in the database".into());
+                continue;
+            };
+            let id = BlobId(arr);
+            known.insert(id);
+            if rc != actual {
+                problems.push(format!("blob {}: refcount {rc} but {actual} message(s) use it", id.hex()));
+            }
+            if actual > 0 && !files.contains(&id) {
+                problems.push(format!("blob {}: file missing", id.hex()));
+            } else if actual > 0 && deep {
+                let mut body = Vec::new();
+                let ok = self
+                    .blobs
+                    .open_reader(&id)
+                    .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut body))
+                    .is_ok();
+                if !ok || BlobId::of(&body) != id {
+                    problems.push(format!("blob {}: content does not match its name", id.hex()));
+                }
+            }
+        }
+        let orphans = files.difference(&known).count();
+        if orphans > 0 {
+            problems.push(format!("{orphans} blob file(s) not in the database (run `letterbox gc`)"));
+        }
+        Ok(problems)
+    }
+
     fn feed(&self) -> &ChangeFeed {
         &self.feed
     }

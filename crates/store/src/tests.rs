@@ -201,6 +201,7 @@ fn append_dedup_quota_and_gc() {
     );
     usage_matches(&s, "alice@example.com");
     usage_matches(&s, "bob@example.com");
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
     // Over quota: nothing stored, usage unchanged.
     let big = msg(&"x".repeat(2000));
     assert!(matches!(
@@ -229,8 +230,16 @@ fn append_dedup_quota_and_gc() {
         *body
     );
     s.expunge(binbox.id, &[1]).unwrap();
+    // An orphan file (a crash between blob write and commit) is found and collected.
+    std::fs::write(dir.path().join("blobs/00").join("00".repeat(32)), b"junk").unwrap_or_else(|_| {
+        std::fs::create_dir_all(dir.path().join("blobs/00")).unwrap();
+        std::fs::write(dir.path().join("blobs/00").join("00".repeat(32)), b"junk").unwrap();
+    });
+    assert_eq!(s.check(false).unwrap().len(), 1);
     let report = s.gc().unwrap();
     assert_eq!(report.blobs_removed, 1);
+    assert_eq!(report.orphan_files_removed, 1);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
     let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
     assert!(sqlite.blob_dir().scan().unwrap().is_empty());
 }
