@@ -1,1 +1,79 @@
-fn main() {}
+//! `letterbox`: the one binary. It only wires things together: configuration, the
+//! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
+
+mod admin;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "letterbox",
+    version,
+    about = "Letterbox mail server: SMTP/LMTP delivery, POP3, IMAP, quotas"
+)]
+struct Cli {
+    /// Configuration file (default: $LETTERBOX_CONFIG, then ./letterbox.toml, then built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Local domains.
+    #[command(subcommand)]
+    Domain(admin::DomainCmd),
+    /// Accounts.
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    /// Aliases (`@domain` is the domain's catch-all).
+    #[command(subcommand)]
+    Alias(admin::AliasCmd),
+    /// Quotas.
+    #[command(subcommand)]
+    Quota(admin::QuotaCmd),
+    /// Messages in a mailbox (for support and scripts).
+    #[command(subcommand)]
+    Message(admin::MessageCmd),
+    /// Deliver a message from standard input to local recipients (like dovecot-lda).
+    Deliver(admin::DeliverArgs),
+    /// Verify the store's invariants (quota usage, blob references, blob files).
+    Check {
+        /// Also decompress every blob and verify its content hash.
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Remove unreferenced message blobs now.
+    Gc,
+    /// The POP3 retention policy.
+    #[command(subcommand)]
+    Retention(admin::RetentionCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (config, path) = match letterbox_config::Config::discover(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("letterbox: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve::run(config, path),
+        other => admin::run(other, &config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("letterbox: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

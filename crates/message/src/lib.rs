@@ -165,6 +165,21 @@ impl ParsedMessage {
     }
 }
 
+/// Line ends as stored: every bare LF becomes CRLF (RFC 5322 section 2.3 allows no
+/// other line end), so that sizes are the octets POP3 and IMAP send.
+pub fn to_crlf(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    let mut prev = 0u8;
+    for &b in input {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 50;
 /// How many characters of text a preview keeps (RFC 8970 says at most 256).

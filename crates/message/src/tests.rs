@@ -138,3 +138,11 @@ fn garbage_never_panics() {
     }
     let _ = parse(&deep);
 }
+
+#[test]
+fn crlf_normalisation() {
+    assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+    assert_eq!(to_crlf(b"\n\n"), b"\r\n\r\n");
+    assert_eq!(to_crlf(b"no end"), b"no end");
+    assert_eq!(to_crlf(b"cr\ronly"), b"cr\ronly");
+}

@@ -1,0 +1,400 @@
+//! The administration commands of the contract (`domain`, `user`, `alias`, `quota`) and
+//! a few of our own (`message`, `deliver`, `check`, `gc`, `retention`). They open the
+//! same store as a running `serve` (SQLite locking makes that safe) and take effect at
+//! once. Each prints one clear line on error and exits non-zero; nothing is half-done,
+//! since every change is one store transaction.
+
+use crate::Command;
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use letterbox_config::{ByteSize, Config, Retention};
+use letterbox_store::{password, Error, QuotaLimit, Resolved, Store, StoreOptions};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    Add { domain: String },
+    Remove { domain: String },
+    List,
+}
+
+#[derive(Args)]
+pub struct PasswordArgs {
+    /// Read the password (one line) from standard input.
+    #[arg(long, conflicts_with = "password_hash")]
+    password_stdin: bool,
+    /// An existing hash in Dovecot's {SCHEME}hash form.
+    #[arg(long, value_name = "HASH")]
+    password_hash: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Quota (e.g. 500M, 2G); default: [quota] default.
+        #[arg(long, value_name = "SIZE")]
+        quota: Option<String>,
+    },
+    Remove {
+        address: String,
+        /// Remove the account even though it holds mail (the mail is deleted).
+        #[arg(long)]
+        force: bool,
+    },
+    List,
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Set a per-account setting: `pop3-retention keep|delete|<N>d|default`.
+    Set {
+        address: String,
+        setting: String,
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AliasCmd {
+    Add {
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Remove targets, or the whole alias when none are given.
+    Remove {
+        address: String,
+        targets: Vec<String>,
+    },
+    List {
+        address: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QuotaCmd {
+    /// Usage, limit and percentage.
+    Show { address: Option<String> },
+    /// SIZE (512K, 200M, 2G...), `default` or `unlimited`.
+    Set { address: String, size: String },
+    /// Recompute usage from the stored messages.
+    Recalc { address: Option<String> },
+}
+
+#[derive(Subcommand)]
+pub enum MessageCmd {
+    /// UID, size, flags and internal date of each message.
+    List {
+        address: String,
+        #[arg(default_value = "INBOX")]
+        mailbox: String,
+    },
+    /// Write a message's octets to standard output.
+    Get {
+        address: String,
+        mailbox: String,
+        uid: u32,
+    },
+}
+
+#[derive(Args)]
+pub struct DeliverArgs {
+    /// Recipient addresses (aliases and user+tag resolve as for SMTP).
+    #[arg(required = true)]
+    recipients: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCmd {
+    /// Expunge mail retrieved by POP3 longer ago than each account's `<N>d` retention.
+    Sweep {
+        /// Act as if it were this time (seconds since the epoch).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+}
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        default_quota: config.quota.default.0,
+        warn_at: config.quota.warn_at.clone(),
+        default_retention: config.pop3.retention,
+    }
+}
+
+pub fn open_store(config: &Config) -> Result<Store> {
+    Store::open_embedded(&config.data_dir, store_options(config))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+fn read_password(p: &PasswordArgs) -> Result<String> {
+    if let Some(h) = &p.password_hash {
+        password::validate_import(h).map_err(|e| anyhow!(e))?;
+        return Ok(h.clone());
+    }
+    if !p.password_stdin {
+        bail!("give the password with --password-stdin or --password-hash");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.is_empty() {
+        bail!("empty password on standard input");
+    }
+    Ok(password::hash(pw))
+}
+
+fn parse_quota(s: &str) -> Result<QuotaLimit> {
+    Ok(match s {
+        "default" => QuotaLimit::Default,
+        "unlimited" => QuotaLimit::Unlimited,
+        _ => QuotaLimit::Bytes(s.parse::<ByteSize>().map_err(|e| anyhow!(e))?.0),
+    })
+}
+
+fn show_size(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1}M", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1}K", n as f64 / 1024.0)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn quota_line(a: &letterbox_store::Account) -> String {
+    let limit = match a.effective_limit {
+        Some(l) => ByteSize(l).to_string(),
+        None => "unlimited".into(),
+    };
+    let pct = match a.effective_limit {
+        Some(_) => format!("{}%", a.percent_used()),
+        None => "-".into(),
+    };
+    let source = match a.quota_limit {
+        QuotaLimit::Default => " (default)",
+        _ => "",
+    };
+    format!(
+        "{}\t{}\t{}{}\t{}\tpop3-retention={}",
+        a.address,
+        show_size(a.quota_used),
+        limit,
+        source,
+        pct,
+        a.effective_retention
+    )
+}
+
+pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        Command::Serve => unreachable!("serve is run by serve::run"),
+        Command::Domain(c) => match c {
+            DomainCmd::Add { domain } => store.add_domain(&domain)?,
+            DomainCmd::Remove { domain } => store.remove_domain(&domain)?,
+            DomainCmd::List => {
+                for d in store.list_domains()? {
+                    writeln!(out, "{d}")?;
+                }
+            }
+        },
+        Command::User(c) => match c {
+            UserCmd::Add {
+                address,
+                password,
+                quota,
+            } => {
+                let q = quota
+                    .as_deref()
+                    .map(parse_quota)
+                    .transpose()?
+                    .unwrap_or(QuotaLimit::Default);
+                letterbox_store::validate_address(&address)?;
+                let hash = read_password(&password)?;
+                store.add_account(&address, &hash, q)?;
+            }
+            UserCmd::Remove { address, force } => store.remove_account(&address, force)?,
+            UserCmd::List => {
+                for a in store.list_accounts()? {
+                    writeln!(out, "{}", quota_line(&a))?;
+                }
+            }
+            UserCmd::Passwd { address, password } => {
+                store.account(&address)?;
+                let hash = read_password(&password)?;
+                store.set_password_hash(&address, &hash)?;
+            }
+            UserCmd::Set {
+                address,
+                setting,
+                value,
+            } => match setting.as_str() {
+                "pop3-retention" => {
+                    let r = if value == "default" {
+                        None
+                    } else {
+                        Some(value.parse::<Retention>().map_err(|e| anyhow!(e))?)
+                    };
+                    store.set_retention(&address, r)?;
+                }
+                other => bail!("unknown setting '{other}' (known: pop3-retention)"),
+            },
+        },
+        Command::Alias(c) => match c {
+            AliasCmd::Add { address, targets } => store.add_alias(&address, &targets)?,
+            AliasCmd::Remove { address, targets } => store.remove_alias(&address, &targets)?,
+            AliasCmd::List { address } => {
+                for (a, targets) in store.list_aliases(address.as_deref())? {
+                    writeln!(out, "{a}\t{}", targets.join(" "))?;
+                }
+            }
+        },
+        Command::Quota(c) => match c {
+            QuotaCmd::Show { address } => {
+                let accounts = match address {
+                    Some(a) => vec![store.account(&a)?],
+                    None => store.list_accounts()?,
+                };
+                for a in &accounts {
+                    writeln!(out, "{}", quota_line(a))?;
+                    if a.effective_limit.is_some()
+                        && a.percent_used()
+                            >= u64::from(config.quota.warn_at.first().copied().unwrap_or(80))
+                        && a.effective_retention == Retention::Keep
+                    {
+                        writeln!(
+                            out,
+                            "  note: {} keeps mail that POP3 programs download; if this user reads by POP3, \
+                             `letterbox user set {} pop3-retention 30d` (or `delete`) frees the space automatically",
+                            a.address, a.address
+                        )?;
+                    }
+                }
+            }
+            QuotaCmd::Set { address, size } => {
+                let a = store.set_quota(&address, parse_quota(&size)?)?;
+                writeln!(out, "{}", quota_line(&a))?;
+            }
+            QuotaCmd::Recalc { address } => {
+                for r in store.recalc_quota(address.as_deref())? {
+                    let note = if r.before == r.after {
+                        ""
+                    } else {
+                        " (corrected)"
+                    };
+                    writeln!(out, "{}\t{} -> {}{}", r.address, r.before, r.after, note)?;
+                }
+            }
+        },
+        Command::Message(c) => match c {
+            MessageCmd::List { address, mailbox } => {
+                let a = store.account(&address)?;
+                let mb = store.mailbox(a.id, &mailbox)?;
+                for m in store.list_messages(mb.id, false)? {
+                    let mut flags: Vec<&str> = m.flags.names().collect();
+                    flags.extend(m.keywords.iter().map(String::as_str));
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t({})",
+                        m.uid,
+                        m.size,
+                        m.internal_date,
+                        flags.join(" ")
+                    )?;
+                }
+            }
+            MessageCmd::Get {
+                address,
+                mailbox,
+                uid,
+            } => {
+                let a = store.account(&address)?;
+                let mb = store.mailbox(a.id, &mailbox)?;
+                let mut r = store.open_message(mb.id, uid)?;
+                std::io::copy(&mut r, out)?;
+            }
+        },
+        Command::Deliver(args) => return deliver(&store, &args),
+        Command::Check { deep } => {
+            let problems = store.check(deep)?;
+            for p in &problems {
+                writeln!(out, "{p}")?;
+            }
+            if !problems.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+            writeln!(out, "ok")?;
+        }
+        Command::Gc => {
+            let r = store.gc()?;
+            writeln!(
+                out,
+                "removed {} unreferenced blob(s), {} orphan file(s)",
+                r.blobs_removed, r.orphan_files_removed
+            )?;
+        }
+        Command::Retention(RetentionCmd::Sweep { now }) => {
+            let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
+            writeln!(out, "expunged {n} message(s)")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// sysexits.h codes, as dovecot-lda and sendmail use them.
+const EX_NOUSER: u8 = 67;
+const EX_TEMPFAIL: u8 = 75;
+const EX_CANTCREAT: u8 = 73;
+
+fn deliver(store: &Store, args: &DeliverArgs) -> Result<ExitCode> {
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .context("cannot read the message")?;
+    let body = Arc::new(letterbox_message::to_crlf(&body));
+    let mut rcpts = Vec::new();
+    for r in &args.recipients {
+        match store.resolve(r)? {
+            Resolved::Accounts(accts) => {
+                for a in accts {
+                    if !rcpts.iter().any(|(id, _)| *id == a.id) {
+                        rcpts.push((
+                            a.id,
+                            format!("Delivered-To: {}\r\n", a.address).into_bytes(),
+                        ));
+                    }
+                }
+            }
+            Resolved::NoSuchUser | Resolved::NotLocal => {
+                eprintln!("letterbox: {r}: no such local user");
+                return Ok(ExitCode::from(EX_NOUSER));
+            }
+        }
+    }
+    let results = store.deliver(body, letterbox_store::now(), rcpts, true)?;
+    let mut code = ExitCode::SUCCESS;
+    for r in results {
+        match r {
+            Ok(a) => println!("delivered uid {}", a.uid),
+            Err(Error::OverQuota) => {
+                eprintln!("letterbox: mailbox full (quota exceeded)");
+                code = ExitCode::from(EX_CANTCREAT);
+            }
+            Err(e) => {
+                eprintln!("letterbox: {e}");
+                code = ExitCode::from(EX_TEMPFAIL);
+            }
+        }
+    }
+    Ok(code)
+}

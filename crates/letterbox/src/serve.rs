@@ -1,0 +1,209 @@
+//! `letterbox serve`: binds the listeners of `[listen]`, accepts connections within the
+//! connection limits, and hands each to its protocol's [`Service`]. Also runs the store's
+//! periodic maintenance (blob garbage collection, the POP3 retention sweep).
+
+use crate::admin::open_store;
+use anyhow::{Context as _, Result};
+use letterbox_config::Config;
+use letterbox_proto::{Context, Peer, Service};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How often blob garbage collection and the retention sweep run.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The protocol services this build has, by listener name. Protocol crates register
+/// here (one line each).
+fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
+    let _ = ctx;
+    vec![]
+}
+
+pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .context("config key `log.level` is not a valid filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, path))
+}
+
+async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
+    match &path {
+        Some(p) => tracing::info!("configuration from {}", p.display()),
+        None => tracing::info!("no configuration file: built-in defaults"),
+    }
+    let store = open_store(&config)?;
+    let config = Arc::new(config);
+    let ctx = Context {
+        store: store.clone(),
+        config: config.clone(),
+    };
+    let by_name: HashMap<&'static str, Arc<dyn Service>> =
+        services(&ctx).into_iter().map(|s| (s.name(), s)).collect();
+
+    let limits = Arc::new(Limits {
+        total: Semaphore::new(config.limits.max_connections as usize),
+        per_ip: Mutex::new(HashMap::new()),
+        max_per_ip: config.limits.max_connections_per_ip,
+    });
+    let l = &config.listen;
+    let wanted: [(&str, &Vec<SocketAddr>); 9] = [
+        ("smtp", &l.smtp),
+        ("lmtp", &l.lmtp),
+        ("submission", &l.submission),
+        ("submissions", &l.submissions),
+        ("imap", &l.imap),
+        ("imaps", &l.imaps),
+        ("pop3", &l.pop3),
+        ("pop3s", &l.pop3s),
+        ("http", &l.http),
+    ];
+    let mut bound = 0;
+    for (name, addrs) in wanted {
+        if addrs.is_empty() {
+            continue;
+        }
+        let Some(service) = by_name.get(name) else {
+            tracing::warn!("listener `{name}` is configured but not available in this version; not listening on it");
+            continue;
+        };
+        for addr in addrs {
+            let listener = TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
+            })?;
+            tracing::info!("listening for {name} on {addr}");
+            tokio::spawn(accept_loop(listener, service.clone(), limits.clone()));
+            bound += 1;
+        }
+    }
+    if bound == 0 {
+        tracing::warn!("no listener is active");
+    }
+    tokio::spawn(maintenance(store));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    // Every acknowledged write is already durable; sessions in flight have
+    // acknowledged nothing they have not stored.
+    tracing::info!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Limits {
+    total: Semaphore,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    max_per_ip: u32,
+}
+
+/// Releases a connection's place in the limits when the session ends.
+struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+        self.limits.total.add_permits(1);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: Arc<Limits>) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!("{}: accept failed: {e}", service.name());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let local = stream.local_addr().unwrap_or(addr);
+        let Ok(permit) = limits.total.try_acquire() else {
+            tracing::warn!(
+                "{}: refusing {addr}: limits.max_connections reached",
+                service.name()
+            );
+            continue;
+        };
+        permit.forget();
+        {
+            let mut m = limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(addr.ip()).or_insert(0);
+            if *n >= limits.max_per_ip {
+                drop(m);
+                limits.total.add_permits(1);
+                tracing::warn!(
+                    "{}: refusing {addr}: limits.max_connections_per_ip reached",
+                    service.name()
+                );
+                continue;
+            }
+            *n += 1;
+        }
+        let slot = Slot {
+            limits: limits.clone(),
+            ip: addr.ip(),
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer {
+            addr,
+            local,
+            tls: false,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            service.serve(Box::new(stream), peer).await;
+        });
+    }
+}
+
+async fn maintenance(store: letterbox_store::Store) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        tick.tick().await;
+        match store
+            .run(|s| s.sweep_retention(letterbox_store::now()))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("retention: expunged {n} message(s) retrieved by POP3"),
+            Err(e) => tracing::error!("retention sweep failed: {e}"),
+        }
+        match store.run(|s| s.gc()).await {
+            Ok(r) if r.blobs_removed + r.orphan_files_removed > 0 => {
+                tracing::info!(
+                    "gc: removed {} blob(s), {} orphan file(s)",
+                    r.blobs_removed,
+                    r.orphan_files_removed
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("blob gc failed: {e}"),
+        }
+    }
+}
