@@ -22,7 +22,7 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
 /// here (one line each).
 fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
     let _ = ctx;
-    vec![]
+    vec![letterbox_pop3::Pop3Service::new(ctx.clone())]
 }
 
 pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
