@@ -22,7 +22,11 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
 /// here (one line each).
 fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
     let _ = ctx;
-    vec![letterbox_pop3::Pop3Service::new(ctx.clone())]
+    vec![
+        letterbox_pop3::Pop3Service::new(ctx.clone()),
+        letterbox_smtp::smtp(ctx.clone()),
+        letterbox_smtp::lmtp(ctx.clone()),
+    ]
 }
 
 pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
