@@ -1707,7 +1707,9 @@ impl Backend for SqliteBackend {
         let mut problems = Vec::new();
         for (address, used, sum) in usage {
             if used != sum {
-                problems.push(format!("{address}: quota usage {used} but messages sum to {sum}"));
+                problems.push(format!(
+                    "{address}: quota usage {used} but messages sum to {sum}"
+                ));
             }
         }
         if blobs > 0 {
@@ -1723,7 +1725,10 @@ impl Backend for SqliteBackend {
             let id = BlobId(arr);
             known.insert(id);
             if rc != actual {
-                problems.push(format!("blob {}: refcount {rc} but {actual} message(s) use it", id.hex()));
+                problems.push(format!(
+                    "blob {}: refcount {rc} but {actual} message(s) use it",
+                    id.hex()
+                ));
             }
             if actual > 0 && !files.contains(&id) {
                 problems.push(format!("blob {}: file missing", id.hex()));
@@ -1735,13 +1740,18 @@ impl Backend for SqliteBackend {
                     .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut body))
                     .is_ok();
                 if !ok || BlobId::of(&body) != id {
-                    problems.push(format!("blob {}: content does not match its name", id.hex()));
+                    problems.push(format!(
+                        "blob {}: content does not match its name",
+                        id.hex()
+                    ));
                 }
             }
         }
         let orphans = files.difference(&known).count();
         if orphans > 0 {
-            problems.push(format!("{orphans} blob file(s) not in the database (run `letterbox gc`)"));
+            problems.push(format!(
+                "{orphans} blob file(s) not in the database (run `letterbox gc`)"
+            ));
         }
         Ok(problems)
     }

@@ -231,10 +231,9 @@ fn append_dedup_quota_and_gc() {
     );
     s.expunge(binbox.id, &[1]).unwrap();
     // An orphan file (a crash between blob write and commit) is found and collected.
-    std::fs::write(dir.path().join("blobs/00").join("00".repeat(32)), b"junk").unwrap_or_else(|_| {
-        std::fs::create_dir_all(dir.path().join("blobs/00")).unwrap();
-        std::fs::write(dir.path().join("blobs/00").join("00".repeat(32)), b"junk").unwrap();
-    });
+    let fan = dir.path().join("blobs/00");
+    std::fs::create_dir_all(&fan).unwrap();
+    std::fs::write(fan.join("00".repeat(32)), b"junk").unwrap();
     assert_eq!(s.check(false).unwrap().len(), 1);
     let report = s.gc().unwrap();
     assert_eq!(report.blobs_removed, 1);
