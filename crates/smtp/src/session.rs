@@ -454,17 +454,24 @@ impl Session {
             .run(move |s| {
                 let r = s.resolve(&lookup)?;
                 if bare_postmaster && !matches!(r, Resolved::Accounts(_)) {
-                    // RFC 5321 4.5.1: `<Postmaster>` without a domain must be accepted.
+                    // RFC 5321 4.5.1: `<Postmaster>` without a domain must be accepted:
+                    // the postmaster of the first local domain that has one.
                     for d in s.list_domains()? {
-                        if let Resolved::Accounts(a) = s.resolve(&format!("postmaster@{d}"))? {
-                            return Ok(Resolved::Accounts(a));
+                        let pm = format!("postmaster@{d}");
+                        if let Resolved::Accounts(a) = s.resolve(&pm)? {
+                            return Ok((Resolved::Accounts(a), Some(pm)));
                         }
                     }
-                    return Ok(Resolved::NoSuchUser);
+                    return Ok((Resolved::NoSuchUser, None));
                 }
-                Ok(r)
+                Ok((r, None))
             })
             .await;
+        let (resolved, address) = match resolved {
+            Ok((r, Some(pm))) => (Ok(r), pm),
+            Ok((r, None)) => (Ok(r), address),
+            Err(e) => (Err(e), address),
+        };
         let shown = trace::sanitize(&address, 256);
         match resolved {
             Err(e) => {
