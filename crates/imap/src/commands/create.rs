@@ -1,0 +1,27 @@
+//! CREATE (RFC 9051 6.3.4). Superior names are created as needed (by the store); a
+//! trailing delimiter is dropped.
+
+use crate::parser::MailboxArg;
+use crate::session::{store_error, Fatal, Reply, Session};
+
+pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
+    let name = match s.mailbox_name(arg) {
+        Ok(n) => n,
+        Err(r) => return Ok(r),
+    };
+    let Some(account) = s.account_id() else {
+        return Ok(Reply::bad("Log in first"));
+    };
+    if name == "INBOX" {
+        return Ok(Reply::no("INBOX always exists").code("ALREADYEXISTS"));
+    }
+    match s
+        .ctx
+        .store
+        .run(move |st| st.create_mailbox(account, &name, None))
+        .await
+    {
+        Ok(_) => Ok(Reply::ok("CREATE completed")),
+        Err(e) => Ok(store_error(&e)),
+    }
+}

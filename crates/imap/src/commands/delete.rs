@@ -1,0 +1,31 @@
+//! DELETE (RFC 9051 6.3.5). The mailbox and its messages go; its children stay (their
+//! parent then lists as `\NonExistent`/`\Noselect`). INBOX cannot be deleted.
+
+use crate::parser::MailboxArg;
+use crate::session::{store_error, Fatal, Reply, Session};
+
+pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
+    let name = match s.mailbox_name(arg) {
+        Ok(n) => n,
+        Err(r) => return Ok(r),
+    };
+    let Some(account) = s.account_id() else {
+        return Ok(Reply::bad("Log in first"));
+    };
+    if name == "INBOX" {
+        return Ok(Reply::no("INBOX cannot be deleted").code("CANNOT"));
+    }
+    // Deleting the selected mailbox deselects it first (as Dovecot does).
+    if s.selected().is_some_and(|sel| sel.name == name) {
+        s.deselect();
+    }
+    match s
+        .ctx
+        .store
+        .run(move |st| st.delete_mailbox(account, &name))
+        .await
+    {
+        Ok(()) => Ok(Reply::ok("DELETE completed")),
+        Err(e) => Ok(store_error(&e)),
+    }
+}

@@ -1,0 +1,376 @@
+//! FETCH and UID FETCH (RFC 9051 6.4.5): FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE,
+//! BODYSTRUCTURE, BODY, BODY[section]<partial>, BODY.PEEK, RFC822, RFC822.HEADER,
+//! RFC822.TEXT, BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE (RFC 3516), MODSEQ, and
+//! the macros ALL, FAST, FULL.
+//!
+//! Structure comes from `store.parsed` (parsed once, at delivery) and octets from
+//! `store.open_message(..).read_range`, which decompresses only up to the section's end;
+//! only HEADER.FIELDS looks inside octets, to select header fields. Messages are rendered
+//! in chunks on the blocking pool and flushed as they are ready, so a `1:*` fetch of a
+//! big mailbox holds one chunk in memory, not the whole answer.
+//!
+//! Fetching a body section without PEEK sets `\Seen` (read-write sessions only) and adds
+//! the new FLAGS to that message's response when FLAGS was not asked for.
+
+mod section;
+mod structure;
+
+pub use structure::{body_structure, envelope};
+
+use crate::datetime::format_date_time;
+use crate::parser::{FetchAtt, SequenceSet};
+use crate::response;
+use crate::session::{store_error, Fatal, Reply, Session};
+use letterbox_store::{Backend, Error as StoreError, FlagOp, Flags, MailboxId, MessageMeta};
+use section::Extract;
+use std::sync::Arc;
+
+/// Messages rendered per trip to the blocking pool.
+const CHUNK: usize = 128;
+/// Flush the output buffer beyond this many octets.
+const FLUSH_AT: usize = 256 * 1024;
+
+struct Item {
+    seq: u32,
+    uid: u32,
+    flags: Flags,
+    keywords: Vec<String>,
+    recent: bool,
+    /// \Seen was just set: report FLAGS even if not asked.
+    force_flags: bool,
+}
+
+enum FetchError {
+    UnknownCte,
+    Store(StoreError),
+}
+
+impl From<StoreError> for FetchError {
+    fn from(e: StoreError) -> Self {
+        FetchError::Store(e)
+    }
+}
+
+fn sets_seen(items: &[FetchAtt]) -> bool {
+    items.iter().any(|a| {
+        matches!(
+            a,
+            FetchAtt::Rfc822
+                | FetchAtt::Rfc822Text
+                | FetchAtt::BodySection { peek: false, .. }
+                | FetchAtt::Binary { peek: false, .. }
+        )
+    })
+}
+
+pub async fn run(
+    s: &mut Session,
+    uid: bool,
+    set: &SequenceSet,
+    mut items: Vec<FetchAtt>,
+) -> Result<Reply, Fatal> {
+    let utf8 = s.utf8();
+    let rev1 = s.rev1();
+    if uid && !items.contains(&FetchAtt::Uid) {
+        items.insert(0, FetchAtt::Uid);
+    }
+    let Some(sel) = s.selected() else {
+        return Ok(Reply::bad("No mailbox selected"));
+    };
+    let indices = match sel.resolve(set, uid) {
+        Ok(v) => v,
+        Err(_) => return Ok(Reply::bad("Invalid message sequence number")),
+    };
+    let mb = sel.id;
+    let mut forced = std::collections::HashSet::new();
+    if !sel.read_only && sets_seen(&items) {
+        let unseen: Vec<u32> = indices
+            .iter()
+            .map(|&i| &sel.msgs[i])
+            .filter(|m| !m.expunged && !m.flags.contains(Flags::SEEN))
+            .map(|m| m.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let r = s
+                .ctx
+                .store
+                .run(move |st| st.store_flags(mb, &unseen, FlagOp::Add, Flags::SEEN, &[], None))
+                .await;
+            match r {
+                Ok(res) => {
+                    if let Some(sel) = s.selected_mut() {
+                        for u in res.updated {
+                            if let Some(i) = sel.index_of_uid(u.uid) {
+                                sel.msgs[i].flags = u.flags;
+                                sel.msgs[i].keywords = u.keywords;
+                                forced.insert(i);
+                            }
+                        }
+                    }
+                }
+                Err(e) => return Ok(store_error(&e)),
+            }
+        }
+    }
+    let items = Arc::new(items);
+    let mut expunged = false;
+    for chunk in indices.chunks(CHUNK) {
+        let Some(sel) = s.selected() else {
+            break;
+        };
+        let batch: Vec<Item> = chunk
+            .iter()
+            .filter_map(|&i| {
+                let m = &sel.msgs[i];
+                if m.expunged {
+                    expunged = true;
+                    return None;
+                }
+                Some(Item {
+                    seq: i as u32 + 1,
+                    uid: m.uid,
+                    flags: m.flags,
+                    keywords: m.keywords.clone(),
+                    recent: rev1 && m.recent,
+                    force_flags: forced.contains(&i),
+                })
+            })
+            .collect();
+        let items = items.clone();
+        let r = s
+            .ctx
+            .store
+            .run(move |st| {
+                let mut out = Vec::new();
+                let mut gone = false;
+                for it in &batch {
+                    let start = out.len();
+                    match render(st, mb, it, &items, utf8, &mut out) {
+                        Ok(()) => {}
+                        Err(FetchError::Store(StoreError::NotFound(_))) => {
+                            out.truncate(start);
+                            gone = true;
+                        }
+                        Err(FetchError::Store(e)) => return Err(e),
+                        Err(FetchError::UnknownCte) => return Ok((out, gone, true)),
+                    }
+                }
+                Ok((out, gone, false))
+            })
+            .await;
+        match r {
+            Ok((out, gone, unknown_cte)) => {
+                s.conn.push(&out);
+                expunged |= gone;
+                if unknown_cte {
+                    return Ok(Reply::no("Unknown content-transfer-encoding").code("UNKNOWN-CTE"));
+                }
+            }
+            Err(e) => return Ok(store_error(&e)),
+        }
+        if s.conn.out.len() > FLUSH_AT {
+            s.conn.flush().await?;
+        }
+    }
+    Ok(if expunged {
+        Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
+    } else {
+        Reply::ok("FETCH completed")
+    })
+}
+
+/// Partial `<start.len>` of a range: (offset, length) inside it.
+fn clip(len: u64, partial: Option<(u32, u32)>) -> (u64, u64) {
+    match partial {
+        None => (0, len),
+        Some((s, l)) => {
+            let s = u64::from(s).min(len);
+            (s, u64::from(l).min(len - s))
+        }
+    }
+}
+
+fn clip_vec(v: Vec<u8>, partial: Option<(u32, u32)>) -> Vec<u8> {
+    let (s, l) = clip(v.len() as u64, partial);
+    v[s as usize..(s + l) as usize].to_vec()
+}
+
+fn partial_label(partial: Option<(u32, u32)>) -> String {
+    partial.map(|(s, _)| format!("<{s}>")).unwrap_or_default()
+}
+
+fn render(
+    st: &dyn Backend,
+    mb: MailboxId,
+    it: &Item,
+    items: &[FetchAtt],
+    utf8: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), FetchError> {
+    let mut meta: Option<MessageMeta> = None;
+    let mut parsed: Option<letterbox_message::ParsedMessage> = None;
+    macro_rules! meta {
+        () => {{
+            if meta.is_none() {
+                meta = Some(st.message(mb, it.uid)?);
+            }
+            meta.as_ref().expect("just set")
+        }};
+    }
+    macro_rules! parsed {
+        () => {{
+            if parsed.is_none() {
+                parsed = Some(st.parsed(mb, it.uid)?);
+            }
+            parsed.as_ref().expect("just set")
+        }};
+    }
+    let read = |off: u64, len: u64| -> Result<Vec<u8>, FetchError> {
+        Ok(st
+            .open_message(mb, it.uid)?
+            .read_range(off, len)
+            .map_err(StoreError::Io)?)
+    };
+    out.extend_from_slice(format!("* {} FETCH (", it.seq).as_bytes());
+    let mut first = true;
+    let mut flags_done = false;
+    for att in items {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        match att {
+            FetchAtt::Uid => out.extend_from_slice(format!("UID {}", it.uid).as_bytes()),
+            FetchAtt::Flags => {
+                out.extend_from_slice(b"FLAGS ");
+                response::flags(out, it.flags, &it.keywords, it.recent);
+                flags_done = true;
+            }
+            FetchAtt::InternalDate => {
+                let d = format_date_time(meta!().internal_date);
+                out.extend_from_slice(format!("INTERNALDATE \"{d}\"").as_bytes());
+            }
+            FetchAtt::Rfc822Size => {
+                out.extend_from_slice(format!("RFC822.SIZE {}", meta!().size).as_bytes())
+            }
+            FetchAtt::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", meta!().modseq).as_bytes())
+            }
+            FetchAtt::Envelope => {
+                out.extend_from_slice(b"ENVELOPE ");
+                envelope(out, &parsed!().envelope, utf8);
+            }
+            FetchAtt::Body | FetchAtt::BodyStructure => {
+                let ext = *att == FetchAtt::BodyStructure;
+                out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                body_structure(out, &parsed!().root, ext, utf8, 0);
+            }
+            FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
+                let p = parsed!().root.clone();
+                let (name, off, len) = match att {
+                    FetchAtt::Rfc822 => ("RFC822", 0, meta!().size),
+                    FetchAtt::Rfc822Header => (
+                        "RFC822.HEADER",
+                        u64::from(p.offset_header),
+                        u64::from(p.header_len()),
+                    ),
+                    _ => (
+                        "RFC822.TEXT",
+                        u64::from(p.offset_body),
+                        u64::from(p.body_len()),
+                    ),
+                };
+                let data = read(off, len)?;
+                out.extend_from_slice(format!("{name} {{{}}}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(&data);
+            }
+            FetchAtt::BodySection {
+                section, partial, ..
+            } => {
+                let size = meta!().size;
+                let ex = section::locate(&parsed!().root, size, section);
+                out.extend_from_slice(
+                    format!(
+                        "BODY[{}]{} ",
+                        section::label(section),
+                        partial_label(*partial)
+                    )
+                    .as_bytes(),
+                );
+                let data = match ex {
+                    Extract::Nil => None,
+                    Extract::Range(off, len) => {
+                        let (s, l) = clip(len, *partial);
+                        Some(read(off + s, l)?)
+                    }
+                    Extract::Fields {
+                        offset,
+                        len,
+                        not,
+                        fields,
+                    } => {
+                        let h = read(offset, len)?;
+                        Some(clip_vec(section::filter_header(&h, &fields, not), *partial))
+                    }
+                };
+                match data {
+                    None => out.extend_from_slice(b"NIL"),
+                    Some(d) => {
+                        out.extend_from_slice(format!("{{{}}}\r\n", d.len()).as_bytes());
+                        out.extend_from_slice(&d);
+                    }
+                }
+            }
+            FetchAtt::Binary { part, .. } | FetchAtt::BinarySize { part } => {
+                let size_only = matches!(att, FetchAtt::BinarySize { .. });
+                let partial = match att {
+                    FetchAtt::Binary { partial, .. } => *partial,
+                    _ => None,
+                };
+                let label = part
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let root = parsed!().root.clone();
+                let decoded = if part.is_empty() {
+                    Some(read(0, meta!().size)?)
+                } else {
+                    match root.find(part) {
+                        None => None,
+                        Some(p) => {
+                            let raw = read(u64::from(p.offset_body), u64::from(p.body_len()))?;
+                            Some(
+                                section::decode_cte(p.encoding.as_deref(), &raw)
+                                    .map_err(|_| FetchError::UnknownCte)?,
+                            )
+                        }
+                    }
+                };
+                if size_only {
+                    out.extend_from_slice(
+                        format!(
+                            "BINARY.SIZE[{label}] {}",
+                            decoded.map(|d| d.len()).unwrap_or(0)
+                        )
+                        .as_bytes(),
+                    );
+                } else {
+                    out.extend_from_slice(
+                        format!("BINARY[{label}]{} ", partial_label(partial)).as_bytes(),
+                    );
+                    match decoded {
+                        None => out.extend_from_slice(b"NIL"),
+                        Some(d) => response::literal(out, &clip_vec(d, partial)),
+                    }
+                }
+            }
+        }
+    }
+    if it.force_flags && !flags_done {
+        out.extend_from_slice(b" FLAGS ");
+        response::flags(out, it.flags, &it.keywords, it.recent);
+    }
+    out.extend_from_slice(b")\r\n");
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! LOGIN (RFC 9051 6.2.3). Refused with `[PRIVACYREQUIRED]` where plaintext passwords
+//! are not allowed on this connection (LOGINDISABLED is advertised there).
+
+use crate::session::{Authed, Fatal, Reply, Session, State};
+use letterbox_store::Account;
+
+pub async fn run(s: &mut Session, user: Vec<u8>, password: Vec<u8>) -> Result<Reply, Fatal> {
+    if !s.peer.plaintext_auth_allowed(&s.ctx.config) {
+        return Ok(Reply::no("Plaintext authentication requires TLS").code("PRIVACYREQUIRED"));
+    }
+    let (Ok(user), Ok(password)) = (String::from_utf8(user), String::from_utf8(password)) else {
+        return failed(s);
+    };
+    check_password(s, user, password).await
+}
+
+/// Checks credentials with the store and logs in, or counts a failure.
+pub async fn check_password(
+    s: &mut Session,
+    user: String,
+    password: String,
+) -> Result<Reply, Fatal> {
+    let r = s
+        .ctx
+        .store
+        .run(move |st| st.authenticate(&user, &password))
+        .await;
+    match r {
+        Ok(Some(account)) => Ok(logged_in(s, account)),
+        Ok(None) => failed(s),
+        Err(e) => {
+            tracing::error!("imap: authentication lookup failed: {e}");
+            Ok(Reply::no("Authentication is unavailable, try again later").code("UNAVAILABLE"))
+        }
+    }
+}
+
+pub fn failed(s: &mut Session) -> Result<Reply, Fatal> {
+    s.auth_failures += 1;
+    if s.auth_failures >= s.ctx.config.limits.max_auth_failures {
+        return Err(Fatal::Bye("Too many authentication failures".into()));
+    }
+    Ok(Reply::no("Authentication failed").code("AUTHENTICATIONFAILED"))
+}
+
+pub fn logged_in(s: &mut Session, account: Account) -> Reply {
+    tracing::info!(user = %account.address, peer = %s.peer.addr, "imap: logged in");
+    let changes = s.ctx.store.watch(account.id);
+    s.state = State::Authenticated(Authed { account, changes });
+    let caps = s.capabilities();
+    Reply::ok("Logged in").code(format!("CAPABILITY {caps}"))
+}

@@ -1,0 +1,141 @@
+//! One module per command (as Dovecot's `cmd-*.c`). [`dispatch`] checks the state a
+//! command needs (RFC 9051 section 6) and calls it; each returns its tagged [`Reply`]
+//! after pushing its untagged responses to `session.conn.out`.
+
+mod append;
+mod authenticate;
+mod capability;
+mod close;
+mod copy;
+mod create;
+mod delete;
+mod enable;
+mod expunge;
+pub mod fetch;
+mod id;
+mod idle;
+mod list;
+mod login;
+mod logout;
+mod namespace;
+mod noop;
+mod rename;
+pub mod search;
+mod select;
+mod starttls;
+mod status;
+mod store;
+mod subscribe;
+
+use crate::parser::CommandBody as B;
+use crate::session::{Fatal, Reply, Session, State};
+
+/// Which states a command may run in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Any,
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+fn needs(body: &B) -> Needs {
+    match body {
+        B::Capability | B::Noop | B::Logout | B::Id(_) => Needs::Any,
+        B::StartTls | B::Authenticate { .. } | B::Login { .. } => Needs::NotAuthenticated,
+        B::Enable(_)
+        | B::Namespace
+        | B::Select { .. }
+        | B::Create(_)
+        | B::Delete(_)
+        | B::Rename { .. }
+        | B::Subscribe(_)
+        | B::Unsubscribe(_)
+        | B::List { .. }
+        | B::Lsub { .. }
+        | B::Status { .. }
+        | B::Append { .. }
+        | B::Idle => Needs::Authenticated,
+        B::Check
+        | B::Close
+        | B::Unselect
+        | B::Expunge { .. }
+        | B::Search { .. }
+        | B::Fetch { .. }
+        | B::Store { .. }
+        | B::Copy { .. }
+        | B::Move { .. } => Needs::Selected,
+    }
+}
+
+pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fatal> {
+    let ok = match (needs(&body), &s.state) {
+        (Needs::Any, _) => true,
+        (Needs::NotAuthenticated, State::NotAuthenticated) => true,
+        (Needs::Authenticated, State::Authenticated(_) | State::Selected(..)) => true,
+        (Needs::Selected, State::Selected(..)) => true,
+        _ => false,
+    };
+    if !ok {
+        let what = match (needs(&body), &s.state) {
+            (_, State::NotAuthenticated) => "Log in first",
+            (Needs::NotAuthenticated, _) => "Already logged in",
+            _ => "Select a mailbox first",
+        };
+        return Ok(Reply::bad(format!(
+            "{} not allowed now: {what}",
+            body.name()
+        )));
+    }
+    match body {
+        B::Capability => capability::run(s),
+        B::Noop => noop::run(s, false).await,
+        B::Check => noop::run(s, true).await,
+        B::Logout => logout::run(s),
+        B::StartTls => starttls::run(s),
+        B::Authenticate { mechanism, initial } => authenticate::run(s, &mechanism, initial).await,
+        B::Login { user, password } => login::run(s, user, password).await,
+        B::Enable(caps) => enable::run(s, &caps),
+        B::Id(_) => id::run(s),
+        B::Namespace => namespace::run(s),
+        B::Select { mailbox, read_only } => select::run(s, &mailbox, read_only).await,
+        B::Create(m) => create::run(s, &m).await,
+        B::Delete(m) => delete::run(s, &m).await,
+        B::Rename { from, to } => rename::run(s, &from, &to).await,
+        B::Subscribe(m) => subscribe::run(s, &m, true).await,
+        B::Unsubscribe(m) => subscribe::run(s, &m, false).await,
+        B::List {
+            reference,
+            patterns,
+            options,
+        } => list::list(s, &reference, &patterns, &options).await,
+        B::Lsub { reference, pattern } => list::lsub(s, &reference, &pattern).await,
+        B::Status { mailbox, items } => status::run(s, &mailbox, &items).await,
+        B::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        } => append::run(s, &mailbox, &flags, date, message).await,
+        B::Idle => idle::run(s, tag).await,
+        B::Close => close::run(s, true).await,
+        B::Unselect => close::run(s, false).await,
+        B::Expunge { uids } => expunge::run(s, uids.as_ref()).await,
+        B::Search {
+            uid,
+            charset,
+            returns,
+            key,
+        } => search::run(s, tag, uid, charset.as_deref(), returns, key).await,
+        B::Fetch { uid, set, items } => fetch::run(s, uid, &set, items).await,
+        B::Store {
+            uid,
+            set,
+            op,
+            silent,
+            flags,
+        } => store::run(s, uid, &set, op, silent, &flags).await,
+        B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
+        B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
+    }
+}

@@ -1,0 +1,253 @@
+//! SEARCH and UID SEARCH (RFC 9051 6.4.4), every search key, with `CHARSET` UTF-8 or
+//! US-ASCII (others: `NO [BADCHARSET]`), and the RETURN options MIN MAX ALL COUNT SAVE
+//! (RFC 4731 ESEARCH, RFC 5182 SEARCHRES). IMAP4rev2 sessions always get `ESEARCH`;
+//! IMAP4rev1 sessions get `SEARCH` unless they asked for RETURN.
+//!
+//! Text keys match case-insensitively (Unicode lower case) as substrings of the decoded
+//! header values and bodies stored at delivery (`ParsedMessage.search_headers` and
+//! `search_body`); TEXT looks at both. Nothing is parsed here.
+
+use crate::datetime::header_date_day;
+use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
+use crate::response::sequence_set;
+use crate::session::{store_error, Fatal, Reply, Session};
+use letterbox_message::ParsedMessage;
+use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
+
+/// What the evaluator knows of one message of the view.
+struct Cand {
+    seq: u32,
+    uid: u32,
+    recent: bool,
+}
+
+struct Ctx<'a> {
+    st: &'a dyn Backend,
+    mb: MailboxId,
+    /// Highest sequence number and UID, for `*`.
+    max_seq: u32,
+    max_uid: u32,
+    saved: &'a [u32],
+}
+
+fn needs_parsed(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
+        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        Not(k) => needs_parsed(k),
+        Or(a, b) => needs_parsed(a) || needs_parsed(b),
+        And(v) => v.iter().any(needs_parsed),
+        _ => false,
+    }
+}
+
+fn in_set(set: &SequenceSet, n: u32, max: u32, saved: Option<&[u32]>) -> bool {
+    match set {
+        SequenceSet::Saved => saved.is_some_and(|s| s.contains(&n)),
+        SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {
+            let v = |x: SeqNum| match x {
+                SeqNum::Value(v) => v,
+                SeqNum::Star => max,
+            };
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            (lo..=hi).contains(&n)
+        }),
+    }
+}
+
+fn contains_ci(hay: &str, needle_lower: &str) -> bool {
+    needle_lower.is_empty() || hay.to_lowercase().contains(needle_lower)
+}
+
+/// Does any `name: value` line of the decoded headers match?
+fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    p.search_headers.lines().any(|l| {
+        let Some((n, v)) = l.split_once(':') else {
+            return false;
+        };
+        n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim_start(), &needle)
+    })
+}
+
+fn sent_day(p: &ParsedMessage, m: &MessageMeta) -> i64 {
+    p.envelope
+        .date
+        .as_deref()
+        .and_then(header_date_day)
+        .or(p.sent_date.map(|t| t.div_euclid(86_400)))
+        .unwrap_or(m.internal_date.div_euclid(86_400))
+}
+
+fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<&ParsedMessage>) -> bool {
+    use SearchKey::*;
+    let day = m.internal_date.div_euclid(86_400);
+    let has = |f: Flags| m.flags.contains(f);
+    let kw = |k: &str| m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
+    let hdr = |name: &str, s: &str| p.is_some_and(|p| header_has(p, name, s));
+    match k {
+        All => true,
+        Answered => has(Flags::ANSWERED),
+        Deleted => has(Flags::DELETED),
+        Draft => has(Flags::DRAFT),
+        Flagged => has(Flags::FLAGGED),
+        Seen => has(Flags::SEEN),
+        Unanswered => !has(Flags::ANSWERED),
+        Undeleted => !has(Flags::DELETED),
+        Undraft => !has(Flags::DRAFT),
+        Unflagged => !has(Flags::FLAGGED),
+        Unseen => !has(Flags::SEEN),
+        Recent => cand.recent,
+        New => cand.recent && !has(Flags::SEEN),
+        Old => !cand.recent,
+        Keyword(k) => kw(k),
+        Unkeyword(k) => !kw(k),
+        Before(d) => day < *d,
+        On(d) => day == *d,
+        Since(d) => day >= *d,
+        SentBefore(d) => p.is_some_and(|p| sent_day(p, m) < *d),
+        SentOn(d) => p.is_some_and(|p| sent_day(p, m) == *d),
+        SentSince(d) => p.is_some_and(|p| sent_day(p, m) >= *d),
+        Larger(n) => m.size > *n,
+        Smaller(n) => m.size < *n,
+        Bcc(s) => hdr("Bcc", s),
+        Cc(s) => hdr("Cc", s),
+        From(s) => hdr("From", s),
+        To(s) => hdr("To", s),
+        Subject(s) => hdr("Subject", s),
+        Header(name, s) => hdr(name, s),
+        Body(s) => p.is_some_and(|p| contains_ci(&p.search_body, &s.to_lowercase())),
+        Text(s) => p.is_some_and(|p| {
+            let n = s.to_lowercase();
+            contains_ci(&p.search_headers, &n) || contains_ci(&p.search_body, &n)
+        }),
+        Uid(set) => in_set(set, cand.uid, c.max_uid, Some(c.saved)),
+        Seq(SequenceSet::Saved) => c.saved.contains(&cand.uid),
+        Seq(set) => in_set(set, cand.seq, c.max_seq, None),
+        ModSeq(n) => m.modseq >= *n,
+        Not(k) => !eval(k, c, cand, m, p),
+        Or(a, b) => eval(a, c, cand, m, p) || eval(b, c, cand, m, p),
+        And(v) => v.iter().all(|k| eval(k, c, cand, m, p)),
+    }
+}
+
+pub async fn run(
+    s: &mut Session,
+    tag: &str,
+    uid: bool,
+    charset: Option<&str>,
+    returns: Option<Vec<SearchReturn>>,
+    key: SearchKey,
+) -> Result<Reply, Fatal> {
+    if let Some(cs) = charset {
+        if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
+            return Ok(Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)"));
+        }
+    }
+    let rev1 = s.rev1();
+    let Some(sel) = s.selected() else {
+        return Ok(Reply::bad("No mailbox selected"));
+    };
+    let cands: Vec<Cand> = sel
+        .msgs
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.expunged)
+        .map(|(i, m)| Cand {
+            seq: i as u32 + 1,
+            uid: m.uid,
+            recent: m.recent,
+        })
+        .collect();
+    let (mb, max_seq, max_uid, saved) = (sel.id, sel.exists(), sel.max_uid(), sel.saved.clone());
+    let r = s
+        .ctx
+        .store
+        .run(move |st| {
+            let metas = st.list_messages(mb, false)?;
+            let c = Ctx {
+                st,
+                mb,
+                max_seq,
+                max_uid,
+                saved: &saved,
+            };
+            let want_parsed = needs_parsed(&key);
+            let mut hits: Vec<(u32, u32)> = Vec::new();
+            let mut j = 0;
+            for cand in &cands {
+                while j < metas.len() && metas[j].uid < cand.uid {
+                    j += 1;
+                }
+                let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
+                    continue;
+                };
+                let parsed = if want_parsed {
+                    match c.st.parsed(c.mb, m.uid) {
+                        Ok(p) => Some(p),
+                        Err(letterbox_store::Error::NotFound(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    None
+                };
+                if eval(&key, &c, cand, m, parsed.as_ref()) {
+                    hits.push((cand.seq, cand.uid));
+                }
+            }
+            Ok(hits)
+        })
+        .await;
+    let hits = match r {
+        Ok(h) => h,
+        Err(e) => return Ok(store_error(&e)),
+    };
+    let nums: Vec<u32> = hits
+        .iter()
+        .map(|&(seq, u)| if uid { u } else { seq })
+        .collect();
+    let esearch = returns.is_some() || !rev1;
+    let returns = returns.unwrap_or_default();
+    let returns: Vec<SearchReturn> = if returns.is_empty() {
+        vec![SearchReturn::All]
+    } else {
+        returns
+    };
+    if returns.contains(&SearchReturn::Save) {
+        if let Some(sel) = s.selected_mut() {
+            sel.saved = hits.iter().map(|h| h.1).collect();
+        }
+    }
+    let mut out = String::new();
+    if !esearch {
+        out.push_str("* SEARCH");
+        for n in &nums {
+            out.push_str(&format!(" {n}"));
+        }
+        out.push_str("\r\n");
+    } else if returns.iter().any(|r| *r != SearchReturn::Save) {
+        let mut q = Vec::new();
+        crate::response::quoted(&mut q, tag.as_bytes());
+        out.push_str(&format!("* ESEARCH (TAG {})", String::from_utf8_lossy(&q)));
+        if uid {
+            out.push_str(" UID");
+        }
+        for r in &returns {
+            match r {
+                SearchReturn::Min if !nums.is_empty() => out.push_str(&format!(" MIN {}", nums[0])),
+                SearchReturn::Max if !nums.is_empty() => {
+                    out.push_str(&format!(" MAX {}", nums[nums.len() - 1]))
+                }
+                SearchReturn::All if !nums.is_empty() => {
+                    out.push_str(&format!(" ALL {}", sequence_set(&nums)))
+                }
+                SearchReturn::Count => out.push_str(&format!(" COUNT {}", nums.len())),
+                _ => {}
+            }
+        }
+        out.push_str("\r\n");
+    }
+    s.conn.push(out.as_bytes());
+    Ok(Reply::ok("SEARCH completed"))
+}

@@ -1,0 +1,236 @@
+//! The connection layer: reads whole commands, literals included, within the limits.
+//!
+//! A command is a line; a line that ends with a literal marker (`{n}`, `{n+}` of
+//! LITERAL+ (RFC 7888), `~{n}` of literal8) is followed by n octets and then by the rest
+//! of the command, another line. Before asking for a literal the size is checked against
+//! `imap.max_literal_size` (and the command as a whole against that plus
+//! `limits.max_line_length`):
+//! - a synchronizing literal that is too big is refused with `tag NO [TOOBIG]` before
+//!   the client sends it (the client abandons the command; RFC 7888 section 4);
+//! - a non-synchronizing one that is too big is already on its way: the session ends with
+//!   `* BYE`, as nothing else can resynchronise the stream.
+//!
+//! Lines longer than `limits.max_line_length` end the session too. A client that closes
+//! the connection mid-literal yields [`ReadError::Eof`]: the half-read command is dropped
+//! and nothing is stored.
+//!
+//! The stream is kept whole (not split) so that STARTTLS can take it back and wrap it
+//! (issue 7): see [`Conn::into_inner`].
+
+use letterbox_proto::{BoxStream, Line};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Debug)]
+pub enum Input {
+    /// A complete command, literals in line.
+    Command(Vec<u8>),
+    /// A synchronizing literal over the limit was refused; the tag to answer, if any.
+    LiteralRefused { tag: Option<String>, size: u64 },
+}
+
+#[derive(Debug)]
+pub enum ReadError {
+    Eof,
+    LineTooLong,
+    /// A non-synchronizing literal over the limit.
+    LiteralTooBig,
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// A literal marker at the end of a line: (size, synchronizing).
+pub fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = &inner[open + 1..];
+    let mut sync = true;
+    if let Some(d) = digits.strip_suffix(b"+") {
+        digits = d;
+        sync = false;
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    Some((size, sync))
+}
+
+fn tag_of(buf: &[u8]) -> Option<String> {
+    let t: Vec<u8> = buf
+        .iter()
+        .take_while(|&&b| crate::parser::is_atom_char(b) && b != b'+')
+        .copied()
+        .collect();
+    (!t.is_empty() && buf.get(t.len()) == Some(&b' '))
+        .then(|| String::from_utf8_lossy(&t).into_owned())
+}
+
+pub struct Conn {
+    stream: BufReader<BoxStream>,
+    max_line: usize,
+    max_literal: u64,
+    /// Responses waiting for [`Conn::flush`].
+    pub out: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(stream: BoxStream, max_line: usize, max_literal: u64) -> Conn {
+        Conn {
+            stream: BufReader::new(stream),
+            max_line,
+            max_literal,
+            out: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Reads one command.
+    pub async fn read_command(&mut self) -> Result<Input, ReadError> {
+        let mut buf = Vec::new();
+        let mut line = Vec::new();
+        let total_max = self.max_literal.saturating_add(self.max_line as u64);
+        loop {
+            match letterbox_proto::read_line(&mut self.stream, &mut line, self.max_line).await? {
+                Line::Ok => {}
+                Line::TooLong => return Err(ReadError::LineTooLong),
+                Line::Eof => return Err(ReadError::Eof),
+            }
+            buf.extend_from_slice(&line);
+            if buf.len() as u64 > total_max {
+                return Err(ReadError::LineTooLong);
+            }
+            let Some((size, sync)) = trailing_literal(&line) else {
+                return Ok(Input::Command(buf));
+            };
+            if size > self.max_literal || (buf.len() as u64).saturating_add(size) > total_max {
+                if sync {
+                    return Ok(Input::LiteralRefused {
+                        tag: tag_of(&buf),
+                        size,
+                    });
+                }
+                return Err(ReadError::LiteralTooBig);
+            }
+            if sync {
+                self.stream
+                    .get_mut()
+                    .write_all(b"+ Ready for literal data\r\n")
+                    .await?;
+                self.stream.get_mut().flush().await?;
+            }
+            buf.extend_from_slice(b"\r\n");
+            let start = buf.len();
+            buf.resize(start + size as usize, 0);
+            match self.stream.read_exact(&mut buf[start..]).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(ReadError::Eof)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads one plain line (AUTHENTICATE responses, IDLE's `DONE`).
+    pub async fn read_line(&mut self) -> Result<Vec<u8>, ReadError> {
+        let mut line = Vec::new();
+        match letterbox_proto::read_line(&mut self.stream, &mut line, self.max_line).await? {
+            Line::Ok => Ok(line),
+            Line::TooLong => Err(ReadError::LineTooLong),
+            Line::Eof => Err(ReadError::Eof),
+        }
+    }
+
+    /// Waits until input is available (or the peer closed); cancel-safe, consumes nothing.
+    pub async fn readable(&mut self) -> std::io::Result<bool> {
+        Ok(!self.stream.fill_buf().await?.is_empty())
+    }
+
+    /// True when the client has already sent more (pipelining).
+    pub fn has_buffered_input(&self) -> bool {
+        !self.stream.buffer().is_empty()
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.out.extend_from_slice(data);
+    }
+
+    /// Sends what is queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let w = self.stream.get_mut();
+            w.write_all(&self.out).await?;
+            w.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The stream back, for STARTTLS. Input the client sent ahead of the TLS handshake is
+    /// dropped on purpose (CVE-2011-0411-style command injection).
+    pub fn into_inner(self) -> BoxStream {
+        self.stream.into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers() {
+        assert_eq!(trailing_literal(b"a APPEND x {12}"), Some((12, true)));
+        assert_eq!(trailing_literal(b"a APPEND x {12+}"), Some((12, false)));
+        assert_eq!(trailing_literal(b"a APPEND x ~{3}"), Some((3, true)));
+        assert_eq!(trailing_literal(b"a APPEND x {}"), None);
+        assert_eq!(trailing_literal(b"a APPEND x {1a}"), None);
+        assert_eq!(trailing_literal(b"a NOOP"), None);
+        assert_eq!(
+            trailing_literal(b"a x {99999999999999999999999}"),
+            Some((u64::MAX, true))
+        );
+        assert_eq!(tag_of(b"a1 APPEND"), Some("a1".into()));
+        assert_eq!(tag_of(b"{5}"), None);
+    }
+
+    #[tokio::test]
+    async fn literals_and_limits() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let mut conn = Conn::new(Box::new(server), 1024, 10);
+        let (mut cr, mut cw) = tokio::io::split(client);
+        cw.write_all(b"a LOGIN {5}\r\n").await.unwrap();
+        let t = tokio::spawn(async move {
+            let mut b = [0u8; 26];
+            cr.read_exact(&mut b).await.unwrap();
+            assert_eq!(&b, b"+ Ready for literal data\r\n");
+            cw.write_all(b"alice {3+}\r\npw!\r\nb APPEND x {11}\r\nc X {1+}\r\nZ\r\n")
+                .await
+                .unwrap();
+            (cr, cw)
+        });
+        match conn.read_command().await.unwrap() {
+            Input::Command(c) => assert_eq!(c, b"a LOGIN {5}\r\nalice {3+}\r\npw!"),
+            i => panic!("{i:?}"),
+        }
+        let (_cr, mut cw) = t.await.unwrap();
+        match conn.read_command().await.unwrap() {
+            Input::LiteralRefused { tag, size } => {
+                assert_eq!(tag.as_deref(), Some("b"));
+                assert_eq!(size, 11);
+            }
+            i => panic!("{i:?}"),
+        }
+        assert!(matches!(conn.read_command().await, Ok(Input::Command(_))));
+        cw.write_all(b"d APPEND x {4+}\r\nab").await.unwrap();
+        drop(cw);
+        drop(_cr);
+        assert!(matches!(conn.read_command().await, Err(ReadError::Eof)));
+    }
+}

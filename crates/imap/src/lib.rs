@@ -1,0 +1,86 @@
+//! Letterbox's IMAP server: IMAP4rev2 (RFC 9051) with IMAP4rev1 (RFC 3501) compatibility.
+//!
+//! Layout (after Dovecot's `src/imap/cmd-*.c` and Stalwart's `crates/imap/src/op/`):
+//! - [`conn`]: reads whole commands with their literals, enforcing the line and literal
+//!   limits before a literal is accepted;
+//! - [`parser`]: a hand-written parser of the command grammar (RFC 9051 section 9);
+//! - [`session`]: the state machine and the thin command loop, with [`session::view`] the
+//!   per-session view of the selected mailbox kept in step with the store's change feed;
+//! - [`commands`]: one module per command;
+//! - [`response`]: strings, literals, lists; [`utf7`]: modified UTF-7 mailbox names;
+//!   [`datetime`]: IMAP dates.
+//!
+//! Extensions: LITERAL+ (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), IDLE
+//! (RFC 2177), NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), MOVE (RFC 6851), UNSELECT
+//! (RFC 3691), CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), ID (RFC 2971); and the parts of
+//! IMAP4rev2 that were extensions for rev1: ESEARCH and SEARCHRES (RFC 4731, RFC 5182),
+//! BINARY (RFC 3516), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819).
+//!
+//! # Choices where the RFCs leave room (compared with Dovecot 2.3)
+//! - INTERNALDATE is written in UTC (`+0000`); SEARCH BEFORE/ON/SINCE compare UTC days.
+//!   SENTBEFORE/SENTON/SENTSINCE use the day written in the `Date:` header, ignoring its
+//!   time and zone (RFC 9051 6.4.4), falling back to the internal date without one.
+//! - Unsolicited flag updates are `* n FETCH (UID u FLAGS (...))` (UID included).
+//! - A message that arrives while a mailbox is selected read-write is `\Recent` to every
+//!   such session that notices it (RFC 3501 asks for exactly one session).
+//! - FETCH of a message another session expunged (not yet announced) leaves it out and
+//!   completes with `OK [EXPUNGEISSUED]`.
+//! - BODY[section] of a part that does not exist is `NIL`.
+//! - `BODYSTRUCTURE` writes a part's language as a list, `("en")`.
+
+pub mod commands;
+pub mod conn;
+pub mod datetime;
+pub mod parser;
+pub mod response;
+pub mod session;
+pub mod utf7;
+
+use letterbox_proto::{BoxStream, Context, Peer, Service};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The `imap` listener's service.
+pub struct ImapService {
+    pub ctx: Context,
+}
+
+impl ImapService {
+    pub fn new(ctx: Context) -> ImapService {
+        ImapService { ctx }
+    }
+}
+
+impl Service for ImapService {
+    fn name(&self) -> &'static str {
+        "imap"
+    }
+
+    fn serve(
+        self: Arc<Self>,
+        stream: BoxStream,
+        peer: Peer,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            session::Session::new(ctx, peer, stream).run().await;
+        })
+    }
+}
+
+/// The CAPABILITY list. Before login it names the SASL mechanisms, or LOGINDISABLED
+/// when passwords may not be sent on this connection.
+pub fn capabilities(before_login: bool, plaintext_ok: bool) -> String {
+    let mut caps = String::from("IMAP4rev2 IMAP4rev1 LITERAL+");
+    if before_login {
+        caps.push_str(" SASL-IR");
+        if plaintext_ok {
+            caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+        } else {
+            caps.push_str(" LOGINDISABLED");
+        }
+    }
+    caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
+    caps
+}

@@ -1,0 +1,359 @@
+use super::*;
+
+fn ok(s: &str) -> CommandBody {
+    match parse_command(s.as_bytes()) {
+        Ok(c) => c.body,
+        Err(e) => panic!("{s:?}: {e:?}"),
+    }
+}
+
+fn err(s: &[u8]) -> ParseError {
+    match parse_command(s) {
+        Ok(c) => panic!("{:?} parsed as {c:?}", String::from_utf8_lossy(s)),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn simple_commands() {
+    assert_eq!(ok("a1 CAPABILITY"), CommandBody::Capability);
+    assert_eq!(ok("a1 noop"), CommandBody::Noop);
+    assert_eq!(
+        ok("a LOGIN alice \"p\\\"w\""),
+        CommandBody::Login {
+            user: b"alice".to_vec(),
+            password: b"p\"w".to_vec()
+        }
+    );
+    assert_eq!(
+        ok("a LOGIN {5}\r\nalice {2+}\r\npw"),
+        CommandBody::Login {
+            user: b"alice".to_vec(),
+            password: b"pw".to_vec()
+        }
+    );
+    assert_eq!(
+        ok("a AUTHENTICATE plain AGFAYgBj"),
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGFAYgBj".into())
+        }
+    );
+    assert_eq!(
+        ok("a ENABLE IMAP4rev2 UTF8=ACCEPT"),
+        CommandBody::Enable(vec!["IMAP4rev2".into(), "UTF8=ACCEPT".into()])
+    );
+    assert_eq!(
+        ok("a ID (\"name\" \"x\" \"version\" NIL)"),
+        CommandBody::Id(Some(vec![
+            ("name".into(), Some("x".into())),
+            ("version".into(), None)
+        ]))
+    );
+    assert_eq!(ok("a ID NIL"), CommandBody::Id(None));
+    assert_eq!(
+        ok("a RENAME \"a b\" c/d"),
+        CommandBody::Rename {
+            from: MailboxArg(b"a b".to_vec()),
+            to: MailboxArg(b"c/d".to_vec())
+        }
+    );
+}
+
+#[test]
+fn list_forms() {
+    match ok("a LIST \"\" *") {
+        CommandBody::List {
+            patterns, options, ..
+        } => {
+            assert_eq!(patterns, vec![MailboxArg(b"*".to_vec())]);
+            assert!(!options.extended);
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok(
+        "a LIST (SUBSCRIBED) \"\" (\"%\" \"INBOX/*\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))",
+    ) {
+        CommandBody::List {
+            patterns, options, ..
+        } => {
+            assert_eq!(patterns.len(), 2);
+            assert!(options.subscribed && options.return_children);
+            assert_eq!(
+                options.return_status,
+                Some(vec![StatusItem::Messages, StatusItem::Unseen])
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    assert!(matches!(ok("a LSUB \"\" %"), CommandBody::Lsub { .. }));
+}
+
+#[test]
+fn append_forms() {
+    match ok("a APPEND INBOX (\\Seen $Junk) \" 7-Feb-1994 21:52:25 -0800\" {5}\r\nhello") {
+        CommandBody::Append {
+            flags,
+            date,
+            message,
+            ..
+        } => {
+            assert_eq!(
+                flags,
+                vec![
+                    Flag::System(letterbox_store::Flags::SEEN),
+                    Flag::Keyword("$Junk".into())
+                ]
+            );
+            assert_eq!(date, Some(760_686_745));
+            assert_eq!(message, b"hello");
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a APPEND INBOX ~{3}\r\na\0b") {
+        CommandBody::Append { message, .. } => assert_eq!(message, b"a\0b"),
+        b => panic!("{b:?}"),
+    }
+    assert!(matches!(
+        ok("a APPEND x UTF8 (~{1+}\r\nz)"),
+        CommandBody::Append { .. }
+    ));
+    err(b"a APPEND INBOX {5}\r\nhell");
+    err(b"a APPEND INBOX \"bad date\" {1}\r\nx");
+}
+
+#[test]
+fn sequence_sets() {
+    use SeqNum::*;
+    err(b"a FETCH 1:*,3,$ FLAGS");
+    match ok("a UID FETCH 4:2,*,7 (UID)") {
+        CommandBody::Fetch { uid, set, .. } => {
+            assert!(uid);
+            assert_eq!(
+                set,
+                SequenceSet::Ranges(vec![
+                    (Value(4), Value(2)),
+                    (Star, Star),
+                    (Value(7), Value(7))
+                ])
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a FETCH $ FAST") {
+        CommandBody::Fetch { set, items, .. } => {
+            assert_eq!(set, SequenceSet::Saved);
+            assert_eq!(items.len(), 3);
+        }
+        b => panic!("{b:?}"),
+    }
+    err(b"a FETCH 0 FLAGS");
+    err(b"a FETCH 1: FLAGS");
+    err(b"a FETCH 99999999999 FLAGS");
+}
+
+#[test]
+fn fetch_attributes() {
+    match ok("a FETCH 1 (BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] BINARY[1]<5.5> BINARY.SIZE[2] RFC822.SIZE BODYSTRUCTURE BODY BODY[1.MIME] BODY[TEXT])") {
+        CommandBody::Fetch { items, .. } => {
+            assert_eq!(
+                items[0],
+                FetchAtt::BodySection {
+                    peek: true,
+                    section: Section {
+                        part: vec![1, 2],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            fields: vec!["From".into(), "To".into()]
+                        })
+                    },
+                    partial: Some((0, 100))
+                }
+            );
+            assert_eq!(
+                items[1],
+                FetchAtt::BodySection {
+                    peek: false,
+                    section: Section::default(),
+                    partial: None
+                }
+            );
+            assert_eq!(
+                items[2],
+                FetchAtt::Binary {
+                    peek: false,
+                    part: vec![1],
+                    partial: Some((5, 5))
+                }
+            );
+            assert_eq!(items[3], FetchAtt::BinarySize { part: vec![2] });
+            assert_eq!(items[4], FetchAtt::Rfc822Size);
+            assert_eq!(items[5], FetchAtt::BodyStructure);
+            assert_eq!(items[6], FetchAtt::Body);
+            assert_eq!(
+                items[7],
+                FetchAtt::BodySection {
+                    peek: false,
+                    section: Section {
+                        part: vec![1],
+                        text: Some(SectionText::Mime)
+                    },
+                    partial: None
+                }
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    err(b"a FETCH 1 (BODY[MIME])");
+    err(b"a FETCH 1 (BODY[1.FOO])");
+    err(b"a FETCH 1 (BODYX)");
+    err(b"a FETCH 1 (BODY[]<1.0>)");
+    err(b"a FETCH 1 ()");
+}
+
+#[test]
+fn search_keys() {
+    use SearchKey as K;
+    match ok("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM alice NOT (SEEN SINCE 1-Feb-2020) 1:3 UID 5:*") {
+        CommandBody::Search {
+            uid,
+            charset,
+            returns,
+            key,
+        } => {
+            assert!(uid);
+            assert_eq!(charset.as_deref(), Some("UTF-8"));
+            assert_eq!(returns, Some(vec![SearchReturn::Min, SearchReturn::Count]));
+            let K::And(keys) = key else { panic!() };
+            assert_eq!(keys.len(), 3);
+            assert!(matches!(&keys[0], K::Or(a, b) if **a == K::From("alice".into()) && matches!(&**b, K::Not(_))));
+        }
+        b => panic!("{b:?}"),
+    }
+    assert!(matches!(
+        ok("a SEARCH HEADER \"Message-ID\" \"<x@y>\""),
+        CommandBody::Search {
+            key: K::Header(..),
+            ..
+        }
+    ));
+    assert!(matches!(
+        ok("a SEARCH $"),
+        CommandBody::Search {
+            key: K::Seq(SequenceSet::Saved),
+            ..
+        }
+    ));
+    assert!(matches!(
+        ok("a SEARCH SENTON \"1-Jan-2000\""),
+        CommandBody::Search { .. }
+    ));
+    err(b"a SEARCH");
+    err(b"a SEARCH FROM");
+    err(b"a SEARCH BEFORE 31-Feb-2000");
+    err(b"a SEARCH BOGUS");
+    let deep = format!("a SEARCH {}ALL{}", "(".repeat(200), ")".repeat(200));
+    err(deep.as_bytes());
+    let nots = format!("a SEARCH {}ALL", "NOT ".repeat(200));
+    err(nots.as_bytes());
+}
+
+#[test]
+fn store_and_copy() {
+    assert_eq!(
+        ok("a STORE 1:2 +FLAGS.SILENT (\\Deleted foo)"),
+        CommandBody::Store {
+            uid: false,
+            set: SequenceSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Value(2))]),
+            op: StoreOp::Add,
+            silent: true,
+            flags: vec![
+                Flag::System(letterbox_store::Flags::DELETED),
+                Flag::Keyword("foo".into())
+            ]
+        }
+    );
+    assert!(matches!(
+        ok("a UID STORE 1 FLAGS \\Seen"),
+        CommandBody::Store { uid: true, .. }
+    ));
+    assert!(matches!(
+        ok("a UID MOVE 1:* Trash"),
+        CommandBody::Move { uid: true, .. }
+    ));
+    assert!(matches!(
+        ok("a UID EXPUNGE 1,2"),
+        CommandBody::Expunge { uids: Some(_) }
+    ));
+}
+
+#[test]
+fn errors_keep_the_tag() {
+    assert_eq!(err(b"a1 FROB").tag.as_deref(), Some("a1"));
+    assert_eq!(err(b"a1 NOOP extra").tag.as_deref(), Some("a1"));
+    assert_eq!(err(b"").tag, None);
+    assert_eq!(err(b"+ x").tag, None);
+    assert_eq!(err(b"a1").tag.as_deref(), Some("a1"));
+    assert_eq!(err(b"* NOOP").tag, None);
+}
+
+/// A tiny deterministic generator (xorshift), so the property test needs no crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Property: the parser never panics, whatever it is fed — random octets, and valid
+/// commands mutated (octets flipped, cut, spliced, literal sizes changed).
+#[test]
+fn never_panics_on_random_or_mutated_input() {
+    let seeds: &[&[u8]] = &[
+        b"a FETCH 1:* (BODY.PEEK[1.2.HEADER.FIELDS (From To)]<0.10> BINARY[1] FLAGS)",
+        b"a UID SEARCH RETURN (MIN ALL) CHARSET UTF-8 OR NOT FROM x (SEEN SINCE 1-Feb-2020) 1:3,$",
+        b"a APPEND INBOX (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {5}\r\nhello",
+        b"a LIST (SUBSCRIBED) \"\" (\"%\" \"*\") RETURN (STATUS (MESSAGES))",
+        b"a LOGIN {5}\r\nalice {2+}\r\npw",
+        b"a STORE 1 +FLAGS.SILENT (\\Deleted kw)",
+        b"a ID (\"k\" \"v\")",
+        b"a UID MOVE 1:5 \"Trash\"",
+        b"a STATUS INBOX (MESSAGES UIDNEXT SIZE)",
+        b"a AUTHENTICATE PLAIN =",
+    ];
+    let alphabet = b"aZ09 ()[]{}<>.:*$%\\\"~+-\r\n\0\xff";
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..20_000 {
+        let mut input: Vec<u8> = if round % 4 == 0 {
+            (0..rng.below(80))
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect()
+        } else {
+            seeds[rng.below(seeds.len())].to_vec()
+        };
+        for _ in 0..=rng.below(4) {
+            if input.is_empty() {
+                break;
+            }
+            let i = rng.below(input.len());
+            match rng.below(5) {
+                0 => input[i] = alphabet[rng.below(alphabet.len())],
+                1 => input.truncate(i),
+                2 => input.insert(i, alphabet[rng.below(alphabet.len())]),
+                3 => {
+                    let j = rng.below(input.len());
+                    let chunk = input[i.min(j)..i.max(j)].to_vec();
+                    input.splice(i..i, chunk);
+                }
+                _ => input[i] = (rng.next() & 0xff) as u8,
+            }
+        }
+        let _ = parse_command(&input);
+    }
+}

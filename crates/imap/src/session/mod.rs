@@ -1,0 +1,405 @@
+//! The session: a thin loop that reads a command ([`crate::conn`]), parses it
+//! ([`crate::parser`]), hands it to its command module ([`crate::commands`]) and writes
+//! the tagged reply, after telling the client what changed meanwhile.
+//!
+//! States (RFC 9051 section 3) are an enum whose variants hold what the state needs, so
+//! a command that needs a selected mailbox cannot run without one:
+//! [`State::NotAuthenticated`], [`State::Authenticated`] (an account and its change
+//! feed), [`State::Selected`] (the same plus the mailbox view) and [`State::Logout`].
+
+pub mod view;
+
+use crate::commands;
+use crate::conn::{Conn, Input, ReadError};
+use crate::parser::{self, Command, CommandBody, MailboxArg};
+use crate::{response, utf7};
+use letterbox_proto::{Context, Peer};
+use letterbox_store::{Account, Change, ChangeKind};
+use std::time::Duration;
+use tokio::sync::broadcast;
+pub use view::{Selected, SyncMode};
+
+/// An authenticated user: the account and the feed of its changes.
+pub struct Authed {
+    pub account: Account,
+    pub changes: broadcast::Receiver<Change>,
+}
+
+pub enum State {
+    NotAuthenticated,
+    Authenticated(Authed),
+    Selected(Authed, Selected),
+    Logout,
+}
+
+/// Why a session ends early.
+#[derive(Debug)]
+pub enum Fatal {
+    /// The connection is gone (or failed); nothing more can be sent.
+    Closed,
+    /// Send `* BYE <text>` and close.
+    Bye(String),
+}
+
+impl From<std::io::Error> for Fatal {
+    fn from(_: std::io::Error) -> Self {
+        Fatal::Closed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    No,
+    Bad,
+}
+
+/// A command's tagged completion.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: Status,
+    pub code: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::Ok,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn no(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::No,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::Bad,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn code(mut self, code: impl Into<String>) -> Reply {
+        self.code = Some(code.into());
+        self
+    }
+}
+
+/// Maps a store error to the reply a client can act on (RFC 5530 response codes).
+pub fn store_error(e: &letterbox_store::Error) -> Reply {
+    use letterbox_store::Error as E;
+    match e {
+        E::NotFound(_) => Reply::no("No such mailbox or message").code("NONEXISTENT"),
+        E::Exists(_) => Reply::no("Mailbox already exists").code("ALREADYEXISTS"),
+        E::OverQuota => Reply::no("Quota exceeded").code("OVERQUOTA"),
+        E::Invalid(m) => Reply::no(m.clone()).code("CANNOT"),
+        E::Refused(m) => Reply::no(m.clone()).code("CANNOT"),
+        E::Io(_) | E::Db(_) => {
+            tracing::error!("imap: store error: {e}");
+            Reply::no("Internal error, try again later").code("SERVERBUG")
+        }
+    }
+}
+
+/// Options the client turned on with ENABLE.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Enabled {
+    pub rev2: bool,
+    pub utf8: bool,
+}
+
+pub struct Session {
+    pub ctx: Context,
+    pub peer: Peer,
+    pub conn: Conn,
+    pub state: State,
+    pub enabled: Enabled,
+    bad_in_row: u32,
+    pub auth_failures: u32,
+}
+
+impl Session {
+    pub fn new(ctx: Context, peer: Peer, stream: letterbox_proto::BoxStream) -> Session {
+        let conn = Conn::new(
+            stream,
+            ctx.config.limits.max_line_length,
+            ctx.config.imap.max_literal_size.0,
+        );
+        Session {
+            ctx,
+            peer,
+            conn,
+            state: State::NotAuthenticated,
+            enabled: Enabled::default(),
+            bad_in_row: 0,
+            auth_failures: 0,
+        }
+    }
+
+    /// UTF-8 is allowed in mailbox names and quoted strings (IMAP4rev2 or UTF8=ACCEPT).
+    pub fn utf8(&self) -> bool {
+        self.enabled.rev2 || self.enabled.utf8
+    }
+
+    /// IMAP4rev1 behaviour (`\Recent`, `RECENT`, SEARCH without ESEARCH...).
+    pub fn rev1(&self) -> bool {
+        !self.enabled.rev2
+    }
+
+    pub fn authed(&self) -> Option<&Authed> {
+        match &self.state {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn account_id(&self) -> Option<i64> {
+        self.authed().map(|a| a.account.id)
+    }
+
+    pub fn selected(&self) -> Option<&Selected> {
+        match &self.state {
+            State::Selected(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn selected_mut(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            State::Selected(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Leaves the selected state (if in it), keeping the login.
+    pub fn deselect(&mut self) -> Option<Selected> {
+        match std::mem::replace(&mut self.state, State::Logout) {
+            State::Selected(a, s) => {
+                self.state = State::Authenticated(a);
+                Some(s)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Decodes a mailbox argument to the store's UTF-8, `/`-separated form.
+    pub fn mailbox_name(&self, arg: &MailboxArg) -> Result<String, Reply> {
+        let raw = &arg.0;
+        let name = if self.utf8() {
+            String::from_utf8(raw.clone()).map_err(|_| Reply::bad("Mailbox name is not UTF-8"))?
+        } else {
+            utf7::decode(raw).ok_or_else(|| {
+                Reply::no("Mailbox name is not valid modified UTF-7").code("CANNOT")
+            })?
+        };
+        let trimmed = name
+            .strip_suffix(letterbox_store::DELIMITER)
+            .unwrap_or(&name);
+        letterbox_store::normalize_mailbox_name(trimmed).map_err(|e| store_error(&e))
+    }
+
+    /// A mailbox pattern (LIST, LSUB) decoded like a name, wildcards kept.
+    pub fn pattern(&self, arg: &MailboxArg) -> Option<String> {
+        if self.utf8() {
+            String::from_utf8(arg.0.clone()).ok()
+        } else {
+            utf7::decode(&arg.0)
+        }
+    }
+
+    /// Writes a mailbox name as the client reads it.
+    pub fn write_mailbox(&self, out: &mut Vec<u8>, name: &str) {
+        if self.utf8() {
+            response::astring(out, name.as_bytes(), true);
+        } else {
+            response::astring(out, utf7::encode(name).as_bytes(), false);
+        }
+    }
+
+    pub fn capabilities(&self) -> String {
+        crate::capabilities(
+            matches!(self.state, State::NotAuthenticated),
+            self.peer.plaintext_auth_allowed(&self.ctx.config),
+        )
+    }
+
+    /// Serves the connection to its end.
+    pub async fn run(mut self) {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] Letterbox ready\r\n",
+            self.capabilities()
+        );
+        self.conn.push(greeting.as_bytes());
+        let end = self.main_loop().await;
+        if let Err(Fatal::Bye(text)) = end {
+            self.conn.push(format!("* BYE {text}\r\n").as_bytes());
+        }
+        let _ = self.conn.flush().await;
+    }
+
+    fn read_timeout(&self) -> Duration {
+        let l = &self.ctx.config.limits;
+        Duration::from_secs(match self.state {
+            State::NotAuthenticated => l.timeout_unauthenticated,
+            _ => l.timeout_authenticated,
+        })
+    }
+
+    async fn main_loop(&mut self) -> Result<(), Fatal> {
+        loop {
+            self.conn.flush().await?;
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+            let input = match tokio::time::timeout(self.read_timeout(), self.conn.read_command())
+                .await
+            {
+                Err(_) => return Err(Fatal::Bye("Autologout: idle for too long".into())),
+                Ok(Err(ReadError::Eof)) | Ok(Err(ReadError::Io(_))) => return Err(Fatal::Closed),
+                Ok(Err(ReadError::LineTooLong)) => {
+                    return Err(Fatal::Bye("[TOOBIG] Command line too long".into()))
+                }
+                Ok(Err(ReadError::LiteralTooBig)) => {
+                    return Err(Fatal::Bye("[TOOBIG] Literal too large".into()))
+                }
+                Ok(Ok(i)) => i,
+            };
+            let buf = match input {
+                Input::LiteralRefused { tag, size } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    let max = self.ctx.config.imap.max_literal_size.0;
+                    self.conn.push(
+                        format!("{tag} NO [TOOBIG] Literal of {size} octets exceeds the limit of {max}\r\n")
+                            .as_bytes(),
+                    );
+                    continue;
+                }
+                Input::Command(buf) => buf,
+            };
+            match parser::parse_command(&buf) {
+                Err(e) => {
+                    let tag = e.tag.unwrap_or_else(|| "*".into());
+                    self.conn
+                        .push(format!("{tag} BAD {}\r\n", sanitize(&e.message)).as_bytes());
+                    self.count_bad()?;
+                }
+                Ok(cmd) => self.execute(cmd).await?,
+            }
+        }
+    }
+
+    fn count_bad(&mut self) -> Result<(), Fatal> {
+        self.bad_in_row += 1;
+        if self.bad_in_row >= self.ctx.config.limits.max_bad_commands {
+            return Err(Fatal::Bye("Too many invalid commands".into()));
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, cmd: Command) -> Result<(), Fatal> {
+        let Command { tag, body } = cmd;
+        let mode = match &body {
+            CommandBody::Fetch { uid: false, .. }
+            | CommandBody::Store { uid: false, .. }
+            | CommandBody::Search { uid: false, .. } => SyncMode::NoExpunge,
+            _ => SyncMode::Full,
+        };
+        let reply = commands::dispatch(self, &tag, body).await?;
+        if reply.status == Status::Bad {
+            self.count_bad()?;
+        } else {
+            self.bad_in_row = 0;
+        }
+        if self.feed_pending()? {
+            self.sync(mode).await?;
+        }
+        let mut line = Vec::with_capacity(64);
+        line.extend_from_slice(tag.as_bytes());
+        line.extend_from_slice(match reply.status {
+            Status::Ok => b" OK ",
+            Status::No => b" NO ",
+            Status::Bad => b" BAD ",
+        });
+        if let Some(code) = &reply.code {
+            line.extend_from_slice(format!("[{code}] ").as_bytes());
+        }
+        line.extend_from_slice(sanitize(&reply.text).as_bytes());
+        line.extend_from_slice(b"\r\n");
+        self.conn.push(&line);
+        Ok(())
+    }
+
+    /// Drains the change feed; true if the selected mailbox may have changed.
+    pub fn feed_pending(&mut self) -> Result<bool, Fatal> {
+        let (authed, selected) = match &mut self.state {
+            State::Authenticated(a) => (a, None),
+            State::Selected(a, s) => (a, Some(s.id)),
+            _ => return Ok(false),
+        };
+        let mut relevant = false;
+        loop {
+            match authed.changes.try_recv() {
+                Ok(c) => {
+                    if Some(c.mailbox) == selected {
+                        if let ChangeKind::MailboxDeleted { .. } = c.kind {
+                            return Err(Fatal::Bye("Selected mailbox was deleted".into()));
+                        }
+                        relevant = true;
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => relevant = true,
+                Err(_) => break,
+            }
+        }
+        Ok(relevant && selected.is_some())
+    }
+
+    /// Brings the view up to date and tells the client (see [`view`]).
+    pub async fn sync(&mut self, mode: SyncMode) -> Result<(), Fatal> {
+        let rev1 = self.rev1();
+        let Some(sel) = self.selected_mut() else {
+            return Ok(());
+        };
+        let (id, known) = (sel.id, sel.known_modseq);
+        let r = self
+            .ctx
+            .store
+            .run(move |s| {
+                let mb = s.mailbox_by_id(id)?;
+                let ch = s.changes_since(id, known)?;
+                Ok((mb.highestmodseq, ch))
+            })
+            .await;
+        match r {
+            Ok((highest, changes)) => {
+                let State::Selected(_, sel) = &mut self.state else {
+                    return Ok(());
+                };
+                sel.apply(changes, highest, mode, rev1, &mut self.conn.out);
+                Ok(())
+            }
+            Err(letterbox_store::Error::NotFound(_)) => {
+                Err(Fatal::Bye("Selected mailbox was deleted".into()))
+            }
+            Err(e) => {
+                tracing::warn!("imap: sync failed: {e}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Response text is one line of printable text.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

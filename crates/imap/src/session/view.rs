@@ -1,0 +1,304 @@
+//! A session's view of its selected mailbox: message sequence numbers mapped to UIDs,
+//! with the flags the client was last told, kept in step with the store.
+//!
+//! The view changes only when the session tells the client: new messages become visible
+//! with `EXISTS`, flag changes with `FETCH`, and removals with `EXPUNGE` — which RFC 9051
+//! section 7.5.1 forbids while a FETCH, STORE or SEARCH (non-UID forms) is answered. So a
+//! message expunged by another session stays in the view, marked `expunged`, until the
+//! next command that may announce it ([`SyncMode::Full`]).
+//!
+//! Sync asks the store for everything above the MODSEQ it last saw
+//! (`changes_since`), after reading the mailbox's HIGHESTMODSEQ; anything committed in
+//! between is reported again next time, which the comparisons here make harmless.
+
+use crate::parser::{SeqNum, SequenceSet};
+use crate::response;
+use letterbox_store::{ChangesSince, Flags, MailboxId, MessageMeta};
+
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub uid: u32,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    /// `\Recent` for this session (IMAP4rev1).
+    pub recent: bool,
+    /// Expunged in the store; not yet announced to the client.
+    pub expunged: bool,
+}
+
+impl Msg {
+    pub fn from_meta(m: &MessageMeta) -> Msg {
+        Msg {
+            uid: m.uid,
+            flags: m.flags,
+            keywords: m.keywords.clone(),
+            recent: m.recent,
+            expunged: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// EXPUNGE may be sent.
+    Full,
+    /// During FETCH, STORE and SEARCH: new messages and flag changes only.
+    NoExpunge,
+}
+
+pub struct Selected {
+    pub id: MailboxId,
+    /// The UTF-8 name, as selected.
+    pub name: String,
+    pub uidvalidity: u32,
+    pub read_only: bool,
+    pub msgs: Vec<Msg>,
+    /// The MODSEQ up to which the view is known to be current.
+    pub known_modseq: u64,
+    /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found.
+    pub saved: Vec<u32>,
+}
+
+/// A sequence set that names messages that do not exist (RFC 9051: BAD).
+#[derive(Debug)]
+pub struct BadSequence;
+
+impl Selected {
+    pub fn exists(&self) -> u32 {
+        self.msgs.len() as u32
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    }
+
+    pub fn index_of_uid(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Indices (ascending, deduplicated) of the messages a set names.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, BadSequence> {
+        let mut out: Vec<usize> = Vec::new();
+        match set {
+            SequenceSet::Saved => {
+                for &u in &self.saved {
+                    if let Some(i) = self.index_of_uid(u) {
+                        out.push(i);
+                    }
+                }
+            }
+            SequenceSet::Ranges(ranges) if uid => {
+                let star = self.max_uid();
+                for &(a, b) in ranges {
+                    let v = |n: SeqNum| match n {
+                        SeqNum::Value(v) => v,
+                        SeqNum::Star => star,
+                    };
+                    let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+                    let start = self.msgs.partition_point(|m| m.uid < lo);
+                    let end = self.msgs.partition_point(|m| m.uid <= hi);
+                    out.extend(start..end);
+                }
+            }
+            SequenceSet::Ranges(ranges) => {
+                let n = self.msgs.len() as u32;
+                for &(a, b) in ranges {
+                    let v = |x: SeqNum| match x {
+                        SeqNum::Value(v) => v,
+                        SeqNum::Star => n,
+                    };
+                    let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+                    if lo == 0 || hi > n {
+                        return Err(BadSequence);
+                    }
+                    out.extend((lo - 1) as usize..hi as usize);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Applies what the store reports and writes the untagged responses that tell the
+    /// client. `rev1` adds `\Recent` and `RECENT`.
+    pub fn apply(
+        &mut self,
+        changes: ChangesSince,
+        highest: u64,
+        mode: SyncMode,
+        rev1: bool,
+        out: &mut Vec<u8>,
+    ) {
+        self.known_modseq = self.known_modseq.max(highest);
+        for uid in &changes.vanished {
+            if let Some(i) = self.index_of_uid(*uid) {
+                self.msgs[i].expunged = true;
+            }
+        }
+        if mode == SyncMode::Full {
+            self.flush_expunges(out);
+        }
+        let mut flag_changes = Vec::new();
+        let mut added = 0u32;
+        let mut added_recent = false;
+        for m in changes.changed {
+            if changes.vanished.contains(&m.uid) {
+                continue;
+            }
+            if m.uid > self.max_uid() {
+                let mut msg = Msg::from_meta(&m);
+                // A message that arrives while the mailbox is selected read-write is
+                // recent to this session.
+                msg.recent = !self.read_only;
+                added_recent |= msg.recent;
+                self.msgs.push(msg);
+                added += 1;
+            } else if let Some(i) = self.index_of_uid(m.uid) {
+                let msg = &mut self.msgs[i];
+                if msg.expunged {
+                    continue;
+                }
+                if msg.flags != m.flags || msg.keywords != m.keywords {
+                    msg.flags = m.flags;
+                    msg.keywords = m.keywords;
+                    flag_changes.push(i);
+                }
+            }
+        }
+        if added > 0 {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
+            if rev1 {
+                let recent = self.msgs.iter().filter(|m| m.recent).count();
+                if added_recent || recent > 0 {
+                    out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+                }
+            }
+        }
+        for i in flag_changes {
+            self.write_flags(i, true, rev1, out);
+        }
+    }
+
+    /// Announces (and forgets) the messages expunged elsewhere, in ascending order with
+    /// each number counted after the previous removals, as RFC 9051 6.4.3 shows.
+    pub fn flush_expunges(&mut self, out: &mut Vec<u8>) -> Vec<u32> {
+        let mut removed = Vec::new();
+        if !self.msgs.iter().any(|m| m.expunged) {
+            return removed;
+        }
+        let mut kept = Vec::with_capacity(self.msgs.len());
+        for (i, m) in std::mem::take(&mut self.msgs).into_iter().enumerate() {
+            if m.expunged {
+                let seq = i + 1 - removed.len();
+                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                removed.push(m.uid);
+            } else {
+                kept.push(m);
+            }
+        }
+        self.msgs = kept;
+        let set: std::collections::HashSet<u32> = removed.iter().copied().collect();
+        self.saved.retain(|u| !set.contains(u));
+        removed
+    }
+
+    /// `* n FETCH (UID u FLAGS (...))`.
+    pub fn write_flags(&self, i: usize, with_uid: bool, rev1: bool, out: &mut Vec<u8>) {
+        let m = &self.msgs[i];
+        out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+        if with_uid {
+            out.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
+        out.extend_from_slice(b"FLAGS ");
+        response::flags(out, m.flags, &m.keywords, rev1 && m.recent);
+        out.extend_from_slice(b")\r\n");
+    }
+
+    /// Keywords in use in the mailbox, for FLAGS and PERMANENTFLAGS.
+    pub fn keywords_in_use(&self) -> Vec<String> {
+        let mut k: Vec<String> = self
+            .msgs
+            .iter()
+            .flat_map(|m| m.keywords.iter().cloned())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(uids: &[u32]) -> Selected {
+        Selected {
+            id: 1,
+            name: "INBOX".into(),
+            uidvalidity: 1,
+            read_only: false,
+            msgs: uids
+                .iter()
+                .map(|&uid| Msg {
+                    uid,
+                    flags: Flags::default(),
+                    keywords: vec![],
+                    recent: false,
+                    expunged: false,
+                })
+                .collect(),
+            known_modseq: 1,
+            saved: vec![],
+        }
+    }
+
+    #[test]
+    fn resolve_sets() {
+        let s = sel(&[3, 5, 9, 10]);
+        let r = |set: SequenceSet, uid| s.resolve(&set, uid).ok();
+        use SeqNum::*;
+        assert_eq!(
+            r(SequenceSet::Ranges(vec![(Value(1), Star)]), false),
+            Some(vec![0, 1, 2, 3])
+        );
+        assert_eq!(
+            r(SequenceSet::Ranges(vec![(Value(5), Value(5))]), false),
+            None
+        );
+        assert_eq!(
+            r(SequenceSet::Ranges(vec![(Value(4), Value(9))]), true),
+            Some(vec![1, 2])
+        );
+        assert_eq!(
+            r(SequenceSet::Ranges(vec![(Star, Value(6))]), true),
+            Some(vec![2, 3])
+        );
+        assert_eq!(
+            r(SequenceSet::Ranges(vec![(Value(11), Star)]), true),
+            Some(vec![3])
+        );
+        assert_eq!(
+            r(
+                SequenceSet::Ranges(vec![(Value(2), Value(1)), (Value(2), Value(2))]),
+                false
+            ),
+            Some(vec![0, 1])
+        );
+    }
+
+    #[test]
+    fn expunge_order() {
+        let mut s = sel(&(1..=12).collect::<Vec<_>>());
+        for uid in [3, 4, 7, 11] {
+            s.msgs[uid as usize - 1].expunged = true;
+        }
+        let mut out = Vec::new();
+        s.flush_expunges(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 3 EXPUNGE\r\n* 3 EXPUNGE\r\n* 5 EXPUNGE\r\n* 8 EXPUNGE\r\n"
+        );
+        assert_eq!(s.exists(), 8);
+    }
+}
