@@ -5,6 +5,7 @@
 use crate::admin::open_store;
 use anyhow::{Context as _, Result};
 use letterbox_config::Config;
+use letterbox_proto::tls::Tls;
 use letterbox_proto::{Context, Peer, Service};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +27,6 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_pop3::Pop3Service::new(ctx.clone()),
         letterbox_smtp::smtp(ctx.clone()),
         letterbox_smtp::lmtp(ctx.clone()),
-        Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
     ]
 }
 
@@ -58,6 +58,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     };
     let by_name: HashMap<&'static str, Arc<dyn Service>> =
         services(&ctx).into_iter().map(|s| (s.name(), s)).collect();
+    let tls = Tls::load(&config).map_err(|e| anyhow::anyhow!(e))?;
 
     let limits = Arc::new(Limits {
         total: Semaphore::new(config.limits.max_connections as usize),
@@ -81,7 +82,14 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         if addrs.is_empty() {
             continue;
         }
-        let Some(service) = by_name.get(name) else {
+        // Implicit-TLS listeners serve the same protocol inside TLS (RFC 8314).
+        let (base, implicit_tls) = match name {
+            "imaps" => ("imap", true),
+            "pop3s" => ("pop3", true),
+            "submissions" => ("submission", true),
+            other => (other, false),
+        };
+        let Some(service) = by_name.get(base) else {
             tracing::warn!("listener `{name}` is configured but not available in this version; not listening on it");
             continue;
         };
@@ -90,7 +98,8 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                 format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
             })?;
             tracing::info!("listening for {name} on {addr}");
-            tokio::spawn(accept_loop(listener, service.clone(), limits.clone()));
+            let tls = implicit_tls.then(|| tls.clone());
+            tokio::spawn(accept_loop(listener, service.clone(), limits.clone(), tls));
             bound += 1;
         }
     }
@@ -99,10 +108,18 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     }
     tokio::spawn(maintenance(store));
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the old certificate: {e}"),
+            },
+        }
     }
     // Every acknowledged write is already durable; sessions in flight have
     // acknowledged nothing they have not stored.
@@ -135,7 +152,7 @@ impl Drop for Slot {
     }
 }
 
-async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: Arc<Limits>) {
+async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: Arc<Limits>, tls: Option<Arc<Tls>>) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -174,15 +191,21 @@ async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: A
             ip: addr.ip(),
         };
         let _ = stream.set_nodelay(true);
-        let peer = Peer {
-            addr,
-            local,
-            tls: false,
-        };
         let service = service.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            service.serve(Box::new(stream), peer).await;
+            let (stream, tls_on): (letterbox_proto::BoxStream, bool) = match tls {
+                None => (Box::new(stream), false),
+                Some(tls) => match tls.accept(Box::new(stream)).await {
+                    Ok(s) => (s, true),
+                    Err(e) => {
+                        tracing::debug!("{}: TLS handshake with {addr} failed: {e}", service.name());
+                        return;
+                    }
+                },
+            };
+            service.serve(stream, Peer { addr, local, tls: tls_on }).await;
         });
     }
 }

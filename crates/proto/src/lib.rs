@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 pub mod sasl;
+pub mod tls;
 
 pub use letterbox_config::Config;
 pub use letterbox_store::Store;
