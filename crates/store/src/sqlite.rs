@@ -465,6 +465,25 @@ impl WriteCtx<'_> {
         Ok(mb)
     }
 
+    /// Removes the file of a blob that no message uses: the one a refused append or
+    /// delivery (over quota) prepared, so that a refusal leaves no orphan file behind.
+    /// Safe under the write lock: a later [`Self::ref_blob`] rewrites a missing file.
+    fn drop_unused_blob(&mut self, id: &BlobId) -> Result<()> {
+        let live: bool = self
+            .tx
+            .query_row(
+                "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
+                [&id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if !live {
+            self.blobs.remove(id)?;
+        }
+        Ok(())
+    }
+
     /// Makes sure the blob row and file exist and takes a reference. Called under the
     /// write lock, so a collector cannot remove the file between the check and commit.
     fn ref_blob(
@@ -1325,7 +1344,10 @@ impl Backend for SqliteBackend {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             let size = (msg.prefix.len() + msg.body.len()) as u64;
             if enforce_quota {
-                ctx.check_quota(mb.account_id, size)?;
+                if let Err(e) = ctx.check_quota(mb.account_id, size) {
+                    ctx.drop_unused_blob(&prep.id)?;
+                    return Err(e);
+                }
             }
             ctx.ref_blob(&prep.id, Some(&msg.body), prep.structure.as_deref())?;
             let (uid, modseq) = ctx.insert_message(
@@ -1393,6 +1415,9 @@ impl Backend for SqliteBackend {
                     r
                 })();
                 out.push(one);
+            }
+            if out.iter().all(|r| r.is_err()) {
+                ctx.drop_unused_blob(&prep.id)?;
             }
             Ok(out)
         })

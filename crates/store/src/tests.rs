@@ -209,6 +209,8 @@ fn append_dedup_quota_and_gc() {
         Err(Error::OverQuota)
     ));
     assert_eq!(s.list_messages(inbox.id, false).unwrap().len(), 1);
+    // ... and no orphan blob file left behind.
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
     // Raising the quota takes effect at once.
     s.set_quota("alice@example.com", QuotaLimit::Bytes(10_000))
         .unwrap();
@@ -506,4 +508,33 @@ async fn change_feed_reports_commits() {
         kinds.push(c.kind);
     }
     assert!(kinds.contains(&ChangeKind::Flags { uid: 1 }));
+}
+
+#[test]
+fn deliver_refused_for_every_recipient_leaves_no_blob_file() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
+        .unwrap();
+    let b = s
+        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
+        .unwrap();
+    let body = Arc::new("z".repeat(500).into_bytes());
+    let r = s
+        .deliver(body.clone(), 1, vec![(a.id, vec![]), (b.id, vec![])], true)
+        .unwrap();
+    assert!(r.iter().all(|x| matches!(x, Err(Error::OverQuota))));
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // The same content delivered later (a raised quota) is stored whole.
+    s.set_quota("b@example.com", QuotaLimit::Unlimited).unwrap();
+    let r = s
+        .deliver(body.clone(), 1, vec![(a.id, vec![]), (b.id, vec![])], true)
+        .unwrap();
+    assert!(r[0].is_err() && r[1].is_ok());
+    let inbox = s.mailbox(b.id, "INBOX").unwrap();
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        *body
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
