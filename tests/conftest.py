@@ -22,7 +22,7 @@ USERS = {
     "bob@example.com": "bob-Secret2",
 }
 
-PROTOCOLS = ("smtp", "lmtp", "pop3", "imap")
+PROTOCOLS = ("smtp", "lmtp", "pop3", "imap", "pop3s", "imaps")
 
 
 def free_port():
@@ -62,8 +62,8 @@ class Server:
                 "imap": [f"127.0.0.1:{self.ports['imap']}"],
                 "submission": [],
                 "submissions": [],
-                "imaps": [],
-                "pop3s": [],
+                "imaps": [f"127.0.0.1:{self.ports['imaps']}"],
+                "pop3s": [f"127.0.0.1:{self.ports['pop3s']}"],
                 "http": [],
             },
             "log": {"level": "debug"},
