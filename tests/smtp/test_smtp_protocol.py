@@ -270,6 +270,13 @@ def test_aliases_plus_tags_and_dedup(server):
     # One body file for all recipients: the prefixes differ, the blob is shared.
     assert len(blob_files(server)) == before + 1
     assert server.cli("check", "--deep").stdout == b"ok\n"
+    # A catch-all takes what no account or alias claims; other domains are still refused.
+    server.cli("alias", "add", "@example.com", "bob@example.com")
+    with smtp(server) as c:
+        assert c.sendmail("s@example.org", ["whoever@example.com"], b"Subject: catch-all\r\n\r\nx\r\n") == {}
+        c.mail("s@example.org")
+        assert c.rcpt("whoever@example.org")[0] == 554
+    assert bodies(server, "bob@example.com")[-1] == b"Subject: catch-all\r\n\r\nx\r\n"
 
 
 def test_disconnect_mid_data_stores_nothing(server):

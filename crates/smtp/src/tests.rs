@@ -19,8 +19,10 @@ fn env(quota: u64) -> Env {
 
 fn env_with(quota: u64, f: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.hostname = "mx.example.com".into();
+    let mut config = Config {
+        hostname: "mx.example.com".into(),
+        ..Default::default()
+    };
     config.quota.default = ByteSize(quota);
     f(&mut config);
     let store = Store::open_embedded(

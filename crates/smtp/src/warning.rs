@@ -31,7 +31,7 @@ pub fn human_size(n: u64) -> String {
     for (name, unit) in UNITS {
         if n >= unit {
             let v = n as f64 / unit as f64;
-            return if v >= 100.0 || n % unit == 0 {
+            return if v >= 100.0 || n.is_multiple_of(unit) {
                 format!("{:.0} {name}", v)
             } else {
                 format!("{:.1} {name}", v)
