@@ -121,11 +121,33 @@ pub struct Tls {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     /// Password authentication without TLS on non-loopback connections.
     pub allow_plaintext: bool,
+    /// Failed logins from one IP address, or for one account, within
+    /// `failure_window` seconds before logins from it (or to it) are blocked.
+    pub max_failures: u32,
+    /// Seconds over which failures are counted.
+    pub failure_window: u64,
+    /// Seconds a block lasts (`letterbox block list` / `lift`).
+    pub block_duration: u64,
+    /// Delay before answering a failed login, doubled with each further failure
+    /// (milliseconds; capped at 16 times this).
+    pub failure_delay_ms: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            allow_plaintext: false,
+            max_failures: 10,
+            failure_window: 900,
+            block_duration: 900,
+            failure_delay_ms: 500,
+        }
+    }
 }
 
 /// `[quota]`.

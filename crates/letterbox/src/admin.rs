@@ -111,6 +111,14 @@ pub struct DeliverArgs {
 }
 
 #[derive(Subcommand)]
+pub enum BlockCmd {
+    /// Blocks in force: key, until (UTC), reason.
+    List,
+    /// Lift a block: an IP address, an account address, or a key as listed.
+    Lift { key: String },
+}
+
+#[derive(Subcommand)]
 pub enum RetentionCmd {
     /// Expunge mail retrieved by POP3 longer ago than each account's `<N>d` retention.
     Sweep {
@@ -343,12 +351,49 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 r.blobs_removed, r.orphan_files_removed
             )?;
         }
+        Command::Block(BlockCmd::List) => {
+            for (key, until, reason) in store.blocks(letterbox_store::now())? {
+                writeln!(out, "{key}\t{}\t{reason}", utc(until))?;
+            }
+        }
+        Command::Block(BlockCmd::Lift { key }) => {
+            let key = if key.starts_with("ip:") || key.starts_with("user:") {
+                key
+            } else if key.parse::<std::net::IpAddr>().is_ok() {
+                format!("ip:{key}")
+            } else {
+                format!("user:{}", letterbox_store::normalize_address(&key))
+            };
+            if !store.unblock(&key)? {
+                bail!("no block for {key}");
+            }
+        }
         Command::Retention(RetentionCmd::Sweep { now }) => {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
+fn utc(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// sysexits.h codes, as dovecot-lda and sendmail use them.
@@ -397,4 +442,14 @@ fn deliver(store: &Store, args: &DeliverArgs) -> Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_514_400), "2026-11-24 10:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
 }

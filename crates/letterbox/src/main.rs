@@ -51,6 +51,9 @@ pub enum Command {
     },
     /// Remove unreferenced message blobs now.
     Gc,
+    /// Login blocks after repeated failures (`ip:ADDR` or `user:ADDRESS`).
+    #[command(subcommand)]
+    Block(admin::BlockCmd),
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),

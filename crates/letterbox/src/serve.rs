@@ -153,7 +153,12 @@ impl Drop for Slot {
     }
 }
 
-async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: Arc<Limits>, tls: Option<Arc<Tls>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    service: Arc<dyn Service>,
+    limits: Arc<Limits>,
+    tls: Option<Arc<Tls>>,
+) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -201,12 +206,24 @@ async fn accept_loop(listener: TcpListener, service: Arc<dyn Service>, limits: A
                 Some(tls) => match tls.accept(Box::new(stream)).await {
                     Ok(s) => (s, true),
                     Err(e) => {
-                        tracing::debug!("{}: TLS handshake with {addr} failed: {e}", service.name());
+                        tracing::debug!(
+                            "{}: TLS handshake with {addr} failed: {e}",
+                            service.name()
+                        );
                         return;
                     }
                 },
             };
-            service.serve(stream, Peer { addr, local, tls: tls_on }).await;
+            service
+                .serve(
+                    stream,
+                    Peer {
+                        addr,
+                        local,
+                        tls: tls_on,
+                    },
+                )
+                .await;
         });
     }
 }

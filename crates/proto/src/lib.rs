@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
+pub mod auth;
 pub mod sasl;
 pub mod tls;
 
@@ -136,7 +137,10 @@ mod tests {
         assert_eq!(buf, b"HELO x");
         assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Ok);
         assert_eq!(buf, b"bare");
-        assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::TooLong);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 10).await.unwrap(),
+            Line::TooLong
+        );
         assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Ok);
         assert_eq!(buf, b"ok");
         assert_eq!(read_line(&mut r, &mut buf, 10).await.unwrap(), Line::Eof);

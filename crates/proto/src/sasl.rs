@@ -79,9 +79,15 @@ mod tests {
     #[test]
     fn plain_forms() {
         let c = plain(&encode_base64(b"\0alice@example.com\0secret")).unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("alice@example.com", "secret"));
+        assert_eq!(
+            (c.user.as_str(), c.password.as_str()),
+            ("alice@example.com", "secret")
+        );
         assert!(plain(&encode_base64(b"alice@example.com\0alice@example.com\0pw")).is_ok());
-        assert_eq!(plain(&encode_base64(b"bob\0alice\0pw")), Err(SaslError::AuthzidMismatch));
+        assert_eq!(
+            plain(&encode_base64(b"bob\0alice\0pw")),
+            Err(SaslError::AuthzidMismatch)
+        );
         assert_eq!(plain("!!!"), Err(SaslError::Malformed));
         assert_eq!(plain(&encode_base64(b"nonul")), Err(SaslError::Malformed));
         assert_eq!(plain("*"), Err(SaslError::Cancelled));

@@ -42,7 +42,10 @@ impl Tls {
             },
             _ => {
                 let dir = config.data_dir.join("tls");
-                let (cert, key) = (dir.join("selfsigned-cert.pem"), dir.join("selfsigned-key.pem"));
+                let (cert, key) = (
+                    dir.join("selfsigned-cert.pem"),
+                    dir.join("selfsigned-key.pem"),
+                );
                 if !cert.exists() || !key.exists() {
                     generate_self_signed(&config.hostname, &dir, &cert, &key)?;
                     tracing::warn!(
@@ -52,7 +55,10 @@ impl Tls {
                         dir.display()
                     );
                 } else {
-                    tracing::warn!("no [tls] cert/key configured: using the self-signed certificate in {}", dir.display());
+                    tracing::warn!(
+                        "no [tls] cert/key configured: using the self-signed certificate in {}",
+                        dir.display()
+                    );
                 }
                 Source::SelfSigned { cert, key }
             }
@@ -73,7 +79,10 @@ impl Tls {
     }
 
     fn config(&self) -> Arc<ServerConfig> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Performs the server side of a TLS handshake (bounded by the pre-login time-out).
@@ -82,7 +91,10 @@ impl Tls {
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(s)) => Ok(Box::new(s)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
         }
     }
 }
@@ -96,9 +108,13 @@ fn build(source: &Source) -> Result<Arc<ServerConfig>, String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls.cert {}: {e}", cert.display()))?;
     if chain.is_empty() {
-        return Err(format!("tls.cert {}: no certificate in the file", cert.display()));
+        return Err(format!(
+            "tls.cert {}: no certificate in the file",
+            cert.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls.key {}: {e}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls.key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -115,7 +131,8 @@ fn generate_self_signed(hostname: &str, dir: &Path, cert: &Path, key: &Path) -> 
         .map_err(|e| format!("cannot generate a self-signed certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     write_private(key, ck.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    std::fs::write(cert, ck.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
     Ok(())
 }
 
@@ -129,7 +146,8 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    f.write_all(data).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    f.write_all(data)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -147,7 +165,11 @@ mod tests {
         let first = std::fs::read(&cert).unwrap();
         drop(tls);
         let tls = Tls::load(&config).unwrap();
-        assert_eq!(std::fs::read(&cert).unwrap(), first, "reused, not regenerated");
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "reused, not regenerated"
+        );
         tls.reload().unwrap();
         // Configured files that are not PEM are a clear error naming the key.
         std::fs::write(dir.path().join("bad.pem"), "not pem").unwrap();

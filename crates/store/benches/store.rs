@@ -32,7 +32,9 @@ fn bench(c: &mut Criterion) {
     let store = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
     store.add_domain("example.com").unwrap();
     let hash = letterbox_store::password::hash("pw");
-    let a = store.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+    let a = store
+        .add_account("a@example.com", &hash, QuotaLimit::Unlimited)
+        .unwrap();
     let inbox = store.mailbox(a.id, "INBOX").unwrap();
     let mut g = c.benchmark_group("store");
     g.sample_size(20);
@@ -52,7 +54,12 @@ fn bench(c: &mut Criterion) {
                     let s = store.clone();
                     std::thread::spawn(move || {
                         for k in 0..8 {
-                            s.append(inbox.id, new(1_000_000 + t * 1000 + k + rand_offset()), true).unwrap();
+                            s.append(
+                                inbox.id,
+                                new(1_000_000 + t * 1000 + k + rand_offset()),
+                                true,
+                            )
+                            .unwrap();
                         }
                     })
                 })
@@ -63,10 +70,20 @@ fn bench(c: &mut Criterion) {
     let uid = store.append(inbox.id, new(42), true).unwrap().uid;
     g.throughput(Throughput::Elements(1));
     g.bench_function("read whole message", |b| {
-        b.iter(|| store.open_message(inbox.id, uid).unwrap().read_all().unwrap())
+        b.iter(|| {
+            store
+                .open_message(inbox.id, uid)
+                .unwrap()
+                .read_all()
+                .unwrap()
+        })
     });
-    g.bench_function("read stored structure", |b| b.iter(|| store.parsed(inbox.id, uid).unwrap()));
-    g.bench_function("list messages (SELECT)", |b| b.iter(|| store.list_messages(inbox.id, false).unwrap()));
+    g.bench_function("read stored structure", |b| {
+        b.iter(|| store.parsed(inbox.id, uid).unwrap())
+    });
+    g.bench_function("list messages (SELECT)", |b| {
+        b.iter(|| store.list_messages(inbox.id, false).unwrap())
+    });
     g.finish();
 }
 

@@ -477,6 +477,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Expunges mail retrieved by POP3 longer ago than each account's `<N>d` retention.
     fn sweep_retention(&self, now: i64) -> Result<u64>;
 
+    // --- login blocks (abuse resistance) ---
+    /// Blocks logins for `key` (`ip:ADDR` or `user:ADDRESS`) until `until`.
+    fn block(&self, key: &str, until: i64, reason: &str) -> Result<()>;
+    /// Blocks in force at `now`: (key, until, reason).
+    fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>>;
+    /// Lifts a block; false when there was none.
+    fn unblock(&self, key: &str) -> Result<bool>;
+
     // --- maintenance ---
     /// Removes unreferenced blobs and orphan blob files.
     fn gc(&self) -> Result<GcReport>;

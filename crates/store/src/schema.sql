@@ -75,3 +75,10 @@ CREATE TABLE IF NOT EXISTS expunged (
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox_id, modseq);
+
+-- Temporary blocks after repeated failed logins: key is "ip:ADDR" or "user:ADDRESS".
+CREATE TABLE IF NOT EXISTS auth_blocks (
+    key    TEXT PRIMARY KEY,
+    until  INTEGER NOT NULL,
+    reason TEXT NOT NULL
+) WITHOUT ROWID;

@@ -1709,6 +1709,40 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn block(&self, key: &str, until: i64, reason: &str) -> Result<()> {
+        let (key, reason) = (key.to_string(), reason.to_string());
+        self.write(move |ctx| {
+            ctx.tx.execute(
+                "INSERT INTO auth_blocks (key, until, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET until = max(until, excluded.until), reason = excluded.reason",
+                params![key, until, reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT key, until, reason FROM auth_blocks WHERE until > ?1 ORDER BY key",
+            )?;
+            let v = st
+                .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    fn unblock(&self, key: &str) -> Result<bool> {
+        let key = key.to_string();
+        self.write(move |ctx| {
+            Ok(ctx
+                .tx
+                .execute("DELETE FROM auth_blocks WHERE key = ?1", [key])?
+                > 0)
+        })
+    }
+
     fn check(&self, deep: bool) -> Result<Vec<String>> {
         let (usage, refs, blobs) = self.read(|c| {
             let mut st = c.prepare(

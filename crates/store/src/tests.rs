@@ -538,3 +538,17 @@ fn deliver_refused_for_every_recipient_leaves_no_blob_file() {
     );
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn login_blocks() {
+    let (_d, s) = store();
+    s.block("ip:192.0.2.1", 1000, "10 failed logins").unwrap();
+    s.block("ip:192.0.2.1", 500, "again").unwrap();
+    assert_eq!(
+        s.blocks(999).unwrap(),
+        vec![("ip:192.0.2.1".to_string(), 1000, "again".to_string())]
+    );
+    assert!(s.blocks(1000).unwrap().is_empty(), "expired");
+    assert!(s.unblock("ip:192.0.2.1").unwrap());
+    assert!(!s.unblock("ip:192.0.2.1").unwrap());
+}

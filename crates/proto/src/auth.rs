@@ -1,0 +1,129 @@
+//! The login gate every protocol goes through: password check plus abuse resistance.
+//!
+//! Failed logins are counted per client IP and per account over `[auth] failure_window`.
+//! Each failure is answered after a growing delay (`failure_delay_ms`, doubling, capped
+//! at 16x), so guessing is slow even before a block. At `max_failures` the IP or the
+//! account is blocked for `block_duration`: the block is written to the store (so
+//! `letterbox block list` shows it from another process and `letterbox block lift`
+//! lifts it at once) and named in the log. A blocked login fails like a wrong password
+//! (the client learns nothing more); the log says why. A success clears the account's
+//! and the IP's counts. Passwords never reach the log.
+
+use crate::{Context, Peer};
+use letterbox_store::Account;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a login attempt came to.
+#[derive(Debug)]
+pub enum Login {
+    Ok(Account),
+    /// Wrong user or password (already delayed).
+    Failed,
+    /// The IP or account is blocked (already delayed).
+    Blocked,
+    /// The store could not answer; the client should retry later.
+    Unavailable(String),
+}
+
+/// In-memory failure counts, shared by every session.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Throttle {
+    fn record_failure(&self, key: &str, window: Duration) -> u32 {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        // Forget stale entries now and then, so the map cannot grow without bound.
+        if m.len() > 100_000 {
+            m.retain(|_, (_, t)| now.duration_since(*t) < window);
+        }
+        let e = m.entry(key.to_string()).or_insert((0, now));
+        if now.duration_since(e.1) >= window {
+            *e = (0, now);
+        }
+        e.0 += 1;
+        e.1 = now;
+        e.0
+    }
+
+    fn clear(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+fn ip_key(peer: &Peer) -> String {
+    format!("ip:{}", peer.addr.ip())
+}
+
+fn user_key(user: &str) -> String {
+    format!("user:{}", letterbox_store::normalize_address(user))
+}
+
+/// Checks a password for a login from `peer`, with throttling and blocks.
+pub async fn login(
+    ctx: &Context,
+    throttle: &Throttle,
+    peer: &Peer,
+    user: &str,
+    password: &str,
+) -> Login {
+    let cfg = &ctx.config.auth;
+    let (ipk, userk) = (ip_key(peer), user_key(user));
+    let now = letterbox_store::now();
+    let keys = [ipk.clone(), userk.clone()];
+    let blocked = ctx
+        .store
+        .run(move |s| {
+            Ok(s.blocks(now)?
+                .into_iter()
+                .any(|(k, _, _)| keys.contains(&k)))
+        })
+        .await;
+    match blocked {
+        Ok(true) => {
+            tracing::warn!(ip = %peer.addr.ip(), user = %user, "login refused: blocked (see `letterbox block list`)");
+            tokio::time::sleep(Duration::from_millis(cfg.failure_delay_ms)).await;
+            return Login::Blocked;
+        }
+        Ok(false) => {}
+        Err(e) => return Login::Unavailable(e.to_string()),
+    }
+    let (u, p) = (user.to_string(), password.to_string());
+    match ctx.store.run(move |s| s.authenticate(&u, &p)).await {
+        Ok(Some(account)) => {
+            throttle.clear(&ipk);
+            throttle.clear(&userk);
+            tracing::info!(ip = %peer.addr.ip(), user = %account.address, "login");
+            Login::Ok(account)
+        }
+        Ok(None) => {
+            let window = Duration::from_secs(cfg.failure_window.max(1));
+            let n_ip = throttle.record_failure(&ipk, window);
+            let n_user = throttle.record_failure(&userk, window);
+            tracing::warn!(ip = %peer.addr.ip(), user = %user, "login failed");
+            for (key, n) in [(&ipk, n_ip), (&userk, n_user)] {
+                if cfg.max_failures > 0 && n >= cfg.max_failures {
+                    let until = letterbox_store::now() + cfg.block_duration as i64;
+                    let reason = format!("{n} failed logins within {}s", cfg.failure_window);
+                    let (k, r) = (key.clone(), reason.clone());
+                    if let Err(e) = ctx.store.run(move |s| s.block(&k, until, &r)).await {
+                        tracing::error!("could not record a login block: {e}");
+                    }
+                    tracing::warn!(block = %key, "blocking logins for {}s: {reason}", cfg.block_duration);
+                    throttle.clear(key);
+                }
+            }
+            let exp = n_ip.max(n_user).saturating_sub(1).min(4);
+            tokio::time::sleep(Duration::from_millis(cfg.failure_delay_ms << exp)).await;
+            Login::Failed
+        }
+        Err(e) => Login::Unavailable(e.to_string()),
+    }
+}
