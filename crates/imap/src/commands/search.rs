@@ -60,9 +60,29 @@ fn contains_ci(hay: &str, needle_lower: &str) -> bool {
     needle_lower.is_empty() || hay.to_lowercase().contains(needle_lower)
 }
 
-/// Does any `name: value` line of the decoded headers match?
+/// Does any `name: value` line of the decoded headers match? Address fields also
+/// match on the envelope's addresses, group names included (as Dovecot does).
 fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
     let needle = needle.to_lowercase();
+    let env = &p.envelope;
+    let list = match name.to_ascii_lowercase().as_str() {
+        "from" => Some(&env.from),
+        "to" => Some(&env.to),
+        "cc" => Some(&env.cc),
+        "bcc" => Some(&env.bcc),
+        _ => None,
+    };
+    if let Some(list) = list {
+        let hit = list.iter().any(|a| {
+            [&a.name, &a.mailbox, &a.host]
+                .iter()
+                .any(|f| f.as_deref().is_some_and(|f| contains_ci(f, &needle)))
+                || a.email().is_some_and(|e| contains_ci(&e, &needle))
+        });
+        if hit {
+            return true;
+        }
+    }
     p.search_headers.lines().any(|l| {
         let Some((n, v)) = l.split_once(':') else {
             return false;

@@ -34,7 +34,7 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
-    let sel = Selected {
+    let mut sel = Selected {
         id: mb.id,
         name: mb.name.clone(),
         uidvalidity: mb.uidvalidity,
@@ -42,28 +42,17 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         msgs: metas.iter().map(Msg::from_meta).collect(),
         known_modseq: mb.highestmodseq,
         saved: Vec::new(),
+        keywords: Vec::new(),
     };
+    sel.keywords = sel.keywords_in_use();
     let rev1 = s.rev1();
     let mut out = Vec::new();
-    let keywords = sel.keywords_in_use();
-    let mut flags = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-    for k in &keywords {
-        flags.push(' ');
-        flags.push_str(k);
-    }
     out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
     if rev1 {
         let recent = sel.msgs.iter().filter(|m| m.recent).count();
         out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
     }
-    out.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
-    if read_only {
-        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-    } else {
-        out.extend_from_slice(
-            format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").as_bytes(),
-        );
-    }
+    out.extend_from_slice(sel.flags_responses().as_bytes());
     if rev1 {
         if let Some(i) = sel
             .msgs

@@ -58,6 +58,17 @@ pub async fn run(
         return Ok(Reply::bad("No mailbox selected"));
     };
     let mut out = Vec::new();
+    let touched: Vec<usize> = result
+        .updated
+        .iter()
+        .filter_map(|u| sel.index_of_uid(u.uid))
+        .collect();
+    for u in &result.updated {
+        if let Some(i) = sel.index_of_uid(u.uid) {
+            sel.msgs[i].keywords = u.keywords.clone();
+        }
+    }
+    sel.announce_keywords(&touched, &mut out);
     for u in result.updated {
         let Some(i) = sel.index_of_uid(u.uid) else {
             continue;

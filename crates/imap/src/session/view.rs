@@ -57,6 +57,8 @@ pub struct Selected {
     pub known_modseq: u64,
     /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found.
     pub saved: Vec<u32>,
+    /// Keywords announced in FLAGS; a new one is announced again (RFC 9051 7.3.5).
+    pub keywords: Vec<String>,
 }
 
 /// A sequence set that names messages that do not exist (RFC 9051: BAD).
@@ -175,9 +177,52 @@ impl Selected {
                 }
             }
         }
+        let touched: Vec<usize> = flag_changes
+            .iter()
+            .copied()
+            .chain(self.msgs.len() - added as usize..self.msgs.len())
+            .collect();
+        self.announce_keywords(&touched, out);
         for i in flag_changes {
             self.write_flags(i, true, rev1, out);
         }
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` again when these messages carry a keyword
+    /// the client has not been told of.
+    pub fn announce_keywords(&mut self, indices: &[usize], out: &mut Vec<u8>) {
+        let mut new = false;
+        for &i in indices {
+            let Some(m) = self.msgs.get(i) else { continue };
+            for k in &m.keywords {
+                if !self.keywords.iter().any(|x| x == k) {
+                    self.keywords.push(k.clone());
+                    new = true;
+                }
+            }
+        }
+        if new {
+            self.keywords.sort();
+            out.extend_from_slice(self.flags_responses().as_bytes());
+        }
+    }
+
+    /// The FLAGS and PERMANENTFLAGS responses.
+    pub fn flags_responses(&self) -> String {
+        let mut flags = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+        for k in &self.keywords {
+            flags.push(' ');
+            flags.push_str(k);
+        }
+        let mut s = format!("* FLAGS ({flags})\r\n");
+        if self.read_only {
+            s.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            s.push_str(&format!(
+                "* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n"
+            ));
+        }
+        s
     }
 
     /// Announces (and forgets) the messages expunged elsewhere, in ascending order with
@@ -250,6 +295,7 @@ mod tests {
                 .collect(),
             known_modseq: 1,
             saved: vec![],
+            keywords: vec![],
         }
     }
 

@@ -314,7 +314,8 @@ fn render(
                     }
                 };
                 match data {
-                    None => out.extend_from_slice(b"NIL"),
+                    // A section that does not exist is empty (as Dovecot answers).
+                    None => out.extend_from_slice(b"{0}\r\n"),
                     Some(d) => {
                         out.extend_from_slice(format!("{{{}}}\r\n", d.len()).as_bytes());
                         out.extend_from_slice(&d);

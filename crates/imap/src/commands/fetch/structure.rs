@@ -119,7 +119,12 @@ pub fn body_structure(out: &mut Vec<u8>, p: &Part, extended: bool, utf8: bool, d
             out.push(b' ');
             string(out, p.mime_subtype.as_bytes(), utf8);
             out.push(b' ');
-            params(out, &p.params, utf8);
+            if p.params.is_empty() && p.mime_type == "text" {
+                // RFC 2045 5.2 default, as Dovecot writes it.
+                out.extend_from_slice(b"(\"charset\" \"us-ascii\")");
+            } else {
+                params(out, &p.params, utf8);
+            }
             out.push(b' ');
             nstring(out, p.content_id.as_deref().map(str::as_bytes), utf8);
             out.push(b' ');
