@@ -130,11 +130,24 @@ impl Session {
         self.out.extend_from_slice(line.as_bytes());
     }
 
+    /// Sends the queued replies. A client that stops reading them is given the same time
+    /// as one that stops writing.
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             let stream = self.io.get_mut();
-            stream.write_all(&self.out).await?;
-            stream.flush().await?;
+            let write = async {
+                stream.write_all(&self.out).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(self.timeout, write).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client stopped reading",
+                    ))
+                }
+            }
             self.out.clear();
         }
         Ok(())
@@ -567,22 +580,15 @@ impl Session {
     /// RFC 3030 BDAT. The chunk's octets are always read, whatever the reply, so that the
     /// session stays in step with the client.
     async fn bdat(&mut self, size: u64, last: bool) -> io::Result<Flow> {
-        let refusal = if self.helo.is_none()
-            || self.tx.is_none()
-            || self.tx.as_ref().is_some_and(|t| t.rcpts.is_empty())
-        {
-            Some(())
-        } else {
-            None
-        };
+        let refused = self.helo.is_none() || self.tx.as_ref().is_none_or(|t| t.rcpts.is_empty());
         let max = self.max_size();
         let timeout = self.timeout;
-        let content = if refusal.is_some() {
-            data::read_chunk(&mut self.io, size, None, 0, timeout).await?
-        } else {
-            let tx = self.tx.as_mut().expect("checked above");
-            let buf = tx.chunks.get_or_insert_with(Vec::new);
-            data::read_chunk(&mut self.io, size, Some(buf), max, timeout).await?
+        let content = match self.tx.as_mut().filter(|_| !refused) {
+            Some(tx) => {
+                let buf = tx.chunks.get_or_insert_with(Vec::new);
+                data::read_chunk(&mut self.io, size, Some(buf), max, timeout).await?
+            }
+            None => data::read_chunk(&mut self.io, size, None, 0, timeout).await?,
         };
         match content {
             Content::Eof => {
@@ -594,7 +600,7 @@ impl Session {
                 self.tx = None;
                 return Ok(self.timed_out());
             }
-            _ if refusal.is_some() => {
+            _ if refused => {
                 return Ok(self.content_allowed().unwrap_or(Flow::Continue));
             }
             Content::TooBig => {

@@ -527,3 +527,77 @@ async fn idle_client_times_out() {
     assert_eq!(c.reply().await, "<EOF>");
     assert!(inbox(&e, "alice@example.com").is_empty());
 }
+
+#[tokio::test]
+async fn garbage_never_panics() {
+    let e = env_with(10 << 20, |c| {
+        c.limits.timeout_unauthenticated = 2;
+        c.limits.max_line_length = 1024;
+        c.limits.max_bad_commands = 1000;
+    });
+    // A small deterministic generator: no extra dependency.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: &[&[u8]] = &[
+        b"EHLO x\r\n",
+        b"LHLO x\r\n",
+        b"HELO\r\n",
+        b"MAIL FROM:<>\r\n",
+        b"MAIL FROM:<a@b.c> SIZE=\r\n",
+        b"MAIL FROM:<\"q\\\"x\"@b.c> BODY=8BITMIME SMTPUTF8\r\n",
+        b"RCPT TO:<alice@example.com>\r\n",
+        b"RCPT TO:<team@example.com>\r\n",
+        b"RCPT TO:<@a,@b:x@example.com>\r\n",
+        b"RCPT TO:<>\r\n",
+        b"DATA\r\n",
+        b".\r\n",
+        b"..\r\n",
+        b"BDAT 3\r\n",
+        b"BDAT 0 LAST\r\n",
+        b"BDAT 18446744073709551615\r\n",
+        b"BDAT x\r\n",
+        b"RSET\r\n",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\0\xff\xfe",
+        b"MAIL",
+        b" FROM:<",
+        b">\r\n",
+        b"AUTH PLAIN\r\n",
+        b"STARTTLS\r\n",
+        b"VRFY\r\n",
+        b"NOOP \xc3\x28\r\n",
+    ];
+    for round in 0..200 {
+        let mode = if round % 2 == 0 {
+            Mode::Smtp
+        } else {
+            Mode::Lmtp
+        };
+        let mut c = Client::start(&e, mode).await;
+        let mut input = Vec::new();
+        for _ in 0..(next() % 60) {
+            match next() % 4 {
+                0 => input.extend((0..next() % 300).map(|_| next() as u8)),
+                _ => input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]),
+            }
+        }
+        input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        c.send(&input).await;
+        // Read everything until the server closes (QUIT, error limit or time-out).
+        let Client { mut r, w, task } = c;
+        let mut out = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(20), r.read_to_end(&mut out)).await;
+        drop(w);
+        assert!(read.is_ok(), "session {round} did not end");
+        task.await.expect("session task must not panic");
+    }
+    assert!(e.store.check(true).unwrap().is_empty());
+}

@@ -83,7 +83,7 @@ pub fn text(account: &Account, threshold: u8, hostname: &str, warn_at: &[u8]) ->
     let mut t = format!(
         "Hello,\n\
          \n\
-         your mailbox {addr} has passed {threshold}% of its size limit. {usage}\n\
+         Your mailbox {addr} has passed {threshold}% of its size limit. {usage}\n\
          \n\
          What happens when it is full: new mail sent to you is not delivered. It is returned \
          to its senders (\"bounced\") with a notice that your mailbox is full, and you will \
@@ -104,8 +104,8 @@ pub fn text(account: &Account, threshold: u8, hostname: &str, warn_at: &[u8]) ->
              the server, your mailbox fills up over time even though the mail is already on \
              your computer. In that program, turn on the option to remove messages from the \
              server after retrieving them, or ask your administrator to make the server do it \
-             for you (for example: letterbox user set {addr} pop3-retention 30d, which removes \
-             retrieved mail after 30 days).\n",
+             for you. For example, this removes retrieved mail after 30 days:\n\
+             \n    letterbox user set {addr} pop3-retention 30d\n",
             addr = account.address,
         ));
     }
