@@ -67,6 +67,8 @@ class Server:
                 "http": [],
             },
             "log": {"level": "debug"},
+            # Tests run as root in CI; privilege dropping has its own test.
+            "server": {"allow_root": True},
         }
         for key, value in (overrides or {}).items():
             section, _, name = key.rpartition(".")

@@ -47,6 +47,7 @@ pub struct Config {
     pub imap: Imap,
     pub limits: Limits,
     pub log: Log,
+    pub server: Server,
 }
 
 impl Default for Config {
@@ -63,6 +64,7 @@ impl Default for Config {
             imap: Imap::default(),
             limits: Limits::default(),
             log: Log::default(),
+            server: Server::default(),
         }
     }
 }
@@ -280,6 +282,26 @@ impl Default for Limits {
     }
 }
 
+/// `[server]`: the process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Started as root, `serve` binds its ports and then runs as this user (and the
+    /// data directory is given to it).
+    pub user: String,
+    /// Let `serve` keep running as root (not recommended).
+    pub allow_root: bool,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            user: "letterbox".into(),
+            allow_root: false,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -451,6 +473,9 @@ impl Config {
         };
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(err("hostname", "must be a host name without spaces"));
+        }
+        if self.server.user.is_empty() {
+            return Err(err("server.user", "must name a user"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(err("data_dir", "must not be empty"));

@@ -2,6 +2,7 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod privileges;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::run(config, path),
-        other => admin::run(other, &config),
+        other => privileges::drop_for_admin(&config).and_then(|()| admin::run(other, &config)),
     };
     match result {
         Ok(code) => code,

@@ -78,7 +78,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         ("pop3s", &l.pop3s),
         ("http", &l.http),
     ];
-    let mut bound = 0;
+    let mut bound = Vec::new();
     for (name, addrs) in wanted {
         if addrs.is_empty() {
             continue;
@@ -99,13 +99,16 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                 format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
             })?;
             tracing::info!("listening for {name} on {addr}");
-            let tls = implicit_tls.then(|| tls.clone());
-            tokio::spawn(accept_loop(listener, service.clone(), limits.clone(), tls));
-            bound += 1;
+            bound.push((listener, service.clone(), implicit_tls.then(|| tls.clone())));
         }
     }
-    if bound == 0 {
+    // Ports are bound: root is no longer needed.
+    crate::privileges::drop_for_serve(&config)?;
+    if bound.is_empty() {
         tracing::warn!("no listener is active");
+    }
+    for (listener, service, tls) in bound {
+        tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
     }
     tokio::spawn(maintenance(store));
 

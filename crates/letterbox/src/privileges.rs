@@ -1,0 +1,101 @@
+//! Running without root. `serve` started as root binds its ports, then gives the data
+//! directory to `[server] user` (default `letterbox`) and becomes that user; it refuses
+//! to go on as root unless `[server] allow_root = true`. Admin commands started as root
+//! become the data directory's owner, so that every file keeps one owner.
+
+use anyhow::{bail, Context as _, Result};
+use letterbox_config::Config;
+use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// (uid, gid) of a user name, if it exists.
+fn lookup(name: &str) -> Option<(u32, u32)> {
+    let cname = CString::new(name).ok()?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16384];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives the use of pwd's fields.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+}
+
+fn become_user(uid: u32, gid: u32) -> Result<()> {
+    // SAFETY: plain system calls with valid arguments; order matters (groups and gid
+    // must change while still root).
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            bail!(
+                "cannot switch to uid {uid}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if libc::setuid(0) == 0 {
+            bail!("privileges were not dropped (setuid(0) still succeeds)");
+        }
+    }
+    Ok(())
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() != uid || meta.gid() != gid {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            .with_context(|| format!("cannot give {} to uid {uid}", path.display()))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// For `serve`, after binding: drop root as configured.
+pub fn drop_for_serve(config: &Config) -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    if config.server.allow_root {
+        tracing::warn!("running as root (server.allow_root = true)");
+        return Ok(());
+    }
+    let name = &config.server.user;
+    let Some((uid, gid)) = lookup(name) else {
+        bail!(
+            "refusing to run as root: user `{name}` (config key `server.user`) does not exist; \
+             create it (useradd --system {name}), name another user, or set server.allow_root = true"
+        );
+    };
+    if uid == 0 {
+        bail!("config key `server.user` names a root account; set server.allow_root = true to run as root");
+    }
+    chown_tree(&config.data_dir, uid, gid)?;
+    become_user(uid, gid)?;
+    tracing::info!("running as {name} (uid {uid})");
+    Ok(())
+}
+
+/// For admin commands: when root, act as the data directory's owner.
+pub fn drop_for_admin(config: &Config) -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    match std::fs::metadata(&config.data_dir) {
+        Ok(meta) if meta.uid() != 0 => become_user(meta.uid(), meta.gid()),
+        _ => Ok(()),
+    }
+}
