@@ -42,8 +42,7 @@ pub fn month_from_name(s: &[u8]) -> Option<u32> {
 
 fn valid_date(y: i64, m: u32, d: u32) -> bool {
     (1..=12).contains(&m)
-        && d >= 1
-        && d <= 31
+        && (1..=31).contains(&d)
         && (1..=9999).contains(&y)
         && civil_from_days(days_from_civil(y, m, d)) == (y, m, d)
 }

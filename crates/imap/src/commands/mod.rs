@@ -69,13 +69,16 @@ fn needs(body: &B) -> Needs {
 }
 
 pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fatal> {
-    let ok = match (needs(&body), &s.state) {
-        (Needs::Any, _) => true,
-        (Needs::NotAuthenticated, State::NotAuthenticated) => true,
-        (Needs::Authenticated, State::Authenticated(_) | State::Selected(..)) => true,
-        (Needs::Selected, State::Selected(..)) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (needs(&body), &s.state),
+        (Needs::Any, _)
+            | (Needs::NotAuthenticated, State::NotAuthenticated)
+            | (
+                Needs::Authenticated,
+                State::Authenticated(_) | State::Selected(..)
+            )
+            | (Needs::Selected, State::Selected(..))
+    );
     if !ok {
         let what = match (needs(&body), &s.state) {
             (_, State::NotAuthenticated) => "Log in first",

@@ -72,6 +72,17 @@ fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
         "bcc" => Some(&env.bcc),
         _ => None,
     };
+    // Unstructured fields also match their raw text (Message-ID with its brackets...).
+    let raw = match name.to_ascii_lowercase().as_str() {
+        "subject" => env.subject.as_deref(),
+        "message-id" => env.message_id.as_deref(),
+        "in-reply-to" => env.in_reply_to.as_deref(),
+        "date" => env.date.as_deref(),
+        _ => None,
+    };
+    if raw.is_some_and(|r| contains_ci(r, &needle)) {
+        return true;
+    }
     if let Some(list) = list {
         let hit = list.iter().any(|a| {
             [&a.name, &a.mailbox, &a.host]

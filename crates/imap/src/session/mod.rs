@@ -312,6 +312,11 @@ impl Session {
             | CommandBody::Search { uid: false, .. } => SyncMode::NoExpunge,
             _ => SyncMode::Full,
         };
+        // Changes others made are told first, so the command works on a current view
+        // (within the RFC 9051 7.5.1 rules for EXPUNGE).
+        if self.feed_pending()? {
+            self.sync(mode).await?;
+        }
         let reply = commands::dispatch(self, &tag, body).await?;
         if reply.status == Status::Bad {
             self.count_bad()?;

@@ -152,7 +152,10 @@ pub async fn run(
                             gone = true;
                         }
                         Err(FetchError::Store(e)) => return Err(e),
-                        Err(FetchError::UnknownCte) => return Ok((out, gone, true)),
+                        Err(FetchError::UnknownCte) => {
+                            out.truncate(start);
+                            return Ok((out, gone, true));
+                        }
                     }
                 }
                 Ok((out, gone, false))
