@@ -126,14 +126,11 @@ impl Conn {
                 self.stream.get_mut().flush().await?;
             }
             buf.extend_from_slice(b"\r\n");
-            let start = buf.len();
-            buf.resize(start + size as usize, 0);
-            match self.stream.read_exact(&mut buf[start..]).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(ReadError::Eof)
-                }
-                Err(e) => return Err(e.into()),
+            // Read as it arrives (no allocation up front for octets not yet sent).
+            let want = buf.len() + size as usize;
+            let got = (&mut self.stream).take(size).read_to_end(&mut buf).await?;
+            if got as u64 != size || buf.len() != want {
+                return Err(ReadError::Eof);
             }
         }
     }

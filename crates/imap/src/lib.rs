@@ -90,3 +90,17 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool) -> String {
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
     caps
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn capabilities_follow_state_and_transport() {
+        let before = super::capabilities(true, true);
+        assert!(before.contains(" SASL-IR AUTH=PLAIN AUTH=LOGIN "));
+        let no_plain = super::capabilities(true, false);
+        assert!(no_plain.contains("LOGINDISABLED") && !no_plain.contains("AUTH="));
+        let after = super::capabilities(false, true);
+        assert!(!after.contains("AUTH=") && !after.contains("SASL-IR"));
+        assert!(after.starts_with("IMAP4rev2 IMAP4rev1 "));
+    }
+}

@@ -141,10 +141,7 @@ mod tests {
         assert_eq!(s(b"a\r\nb", false), "{4}\r\na\r\nb");
         assert_eq!(s("Jörg".as_bytes(), false), "{5}\r\nJörg");
         assert_eq!(s("Jörg".as_bytes(), true), "\"Jörg\"");
-        assert_eq!(
-            s(b"\xff", true),
-            "{1}\r\n\u{fffd}".replace('\u{fffd}', "\u{fffd}")
-        );
+        assert_eq!(s(b"\xff", true), "{1}\r\n\u{fffd}");
         let mut o = Vec::new();
         literal(&mut o, b"a\0b");
         assert_eq!(o, b"~{3}\r\na\0b");
