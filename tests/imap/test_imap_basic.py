@@ -22,7 +22,8 @@ def test_greeting_and_capability(server):
     assert c.cmd("LOGOUT") == [b"* BYE Logging out", b"t4 OK LOGOUT completed"]
 
 
-def test_login_failures_and_limit(server):
+def test_login_failures_and_limit(make_server):
+    server = make_server(**{"auth.failure_delay_ms": 10})
     c = Raw(server)
     assert c.cmd('LOGIN alice@example.com "wrong"') == [b"t1 NO [AUTHENTICATIONFAILED] Authentication failed"]
     assert c.cmd('LOGIN nobody@example.com "wrong"') == [b"t2 NO [AUTHENTICATIONFAILED] Authentication failed"]

@@ -42,6 +42,7 @@ pub mod response;
 pub mod session;
 pub mod utf7;
 
+use letterbox_proto::auth::Throttle;
 use letterbox_proto::{BoxStream, Context, Peer, Service};
 use std::future::Future;
 use std::pin::Pin;
@@ -50,11 +51,16 @@ use std::sync::Arc;
 /// The `imap` listener's service.
 pub struct ImapService {
     pub ctx: Context,
+    /// Failed-login counts shared by the listener's sessions (`letterbox_proto::auth`).
+    pub throttle: Arc<Throttle>,
 }
 
 impl ImapService {
     pub fn new(ctx: Context) -> ImapService {
-        ImapService { ctx }
+        ImapService {
+            ctx,
+            throttle: Arc::new(Throttle::default()),
+        }
     }
 }
 
@@ -69,8 +75,11 @@ impl Service for ImapService {
         peer: Peer,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let ctx = self.ctx.clone();
+        let throttle = self.throttle.clone();
         Box::pin(async move {
-            session::Session::new(ctx, peer, stream).run().await;
+            session::Session::new(ctx, throttle, peer, stream)
+                .run()
+                .await;
         })
     }
 }

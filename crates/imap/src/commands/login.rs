@@ -2,6 +2,7 @@
 //! are not allowed on this connection (LOGINDISABLED is advertised there).
 
 use crate::session::{Authed, Fatal, Reply, Session, State};
+use letterbox_proto::auth::{self, Login};
 use letterbox_store::Account;
 
 pub async fn run(s: &mut Session, user: Vec<u8>, password: Vec<u8>) -> Result<Reply, Fatal> {
@@ -14,21 +15,18 @@ pub async fn run(s: &mut Session, user: Vec<u8>, password: Vec<u8>) -> Result<Re
     check_password(s, user, password).await
 }
 
-/// Checks credentials with the store and logs in, or counts a failure.
+/// Checks credentials through the shared login gate (`letterbox_proto::auth`: growing
+/// delays, per-IP and per-account blocks) and logs in, or counts a failure.
 pub async fn check_password(
     s: &mut Session,
     user: String,
     password: String,
 ) -> Result<Reply, Fatal> {
-    let r = s
-        .ctx
-        .store
-        .run(move |st| st.authenticate(&user, &password))
-        .await;
-    match r {
-        Ok(Some(account)) => Ok(logged_in(s, account)),
-        Ok(None) => failed(s),
-        Err(e) => {
+    let throttle = s.throttle.clone();
+    match auth::login(&s.ctx, &throttle, &s.peer, &user, &password).await {
+        Login::Ok(account) => Ok(logged_in(s, account)),
+        Login::Failed | Login::Blocked => failed(s),
+        Login::Unavailable(e) => {
             tracing::error!("imap: authentication lookup failed: {e}");
             Ok(Reply::no("Authentication is unavailable, try again later").code("UNAVAILABLE"))
         }
@@ -44,7 +42,6 @@ pub fn failed(s: &mut Session) -> Result<Reply, Fatal> {
 }
 
 pub fn logged_in(s: &mut Session, account: Account) -> Reply {
-    tracing::info!(user = %account.address, peer = %s.peer.addr, "imap: logged in");
     let changes = s.ctx.store.watch(account.id);
     s.state = State::Authenticated(Authed { account, changes });
     let caps = s.capabilities();

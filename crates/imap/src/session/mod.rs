@@ -13,8 +13,10 @@ use crate::commands;
 use crate::conn::{Conn, Input, ReadError};
 use crate::parser::{self, Command, CommandBody, MailboxArg};
 use crate::{response, utf7};
+use letterbox_proto::auth::Throttle;
 use letterbox_proto::{Context, Peer};
 use letterbox_store::{Account, Change, ChangeKind};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 pub use view::{Selected, SyncMode};
@@ -115,6 +117,7 @@ pub struct Enabled {
 
 pub struct Session {
     pub ctx: Context,
+    pub throttle: Arc<Throttle>,
     pub peer: Peer,
     pub conn: Conn,
     pub state: State,
@@ -124,7 +127,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(ctx: Context, peer: Peer, stream: letterbox_proto::BoxStream) -> Session {
+    pub fn new(
+        ctx: Context,
+        throttle: Arc<Throttle>,
+        peer: Peer,
+        stream: letterbox_proto::BoxStream,
+    ) -> Session {
         let conn = Conn::new(
             stream,
             ctx.config.limits.max_line_length,
@@ -132,6 +140,7 @@ impl Session {
         );
         Session {
             ctx,
+            throttle,
             peer,
             conn,
             state: State::NotAuthenticated,
