@@ -1,5 +1,6 @@
-"""Real clients against the real server: isync (mbsync) syncs the account to a local
-Maildir and back (new mail, flags, deletions and a new folder both ways)."""
+"""Real clients against the real server: isync (mbsync) and offlineimap sync the account
+to a local Maildir and back (new mail, flags, deletions and a new folder), and s-nail
+reads it."""
 
 import os
 import shutil
@@ -10,7 +11,9 @@ import pytest
 import messages
 from imap_util import Raw, login
 
-pytestmark = pytest.mark.skipif(shutil.which("mbsync") is None, reason="isync (mbsync) not installed")
+
+def need(tool):
+    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
 
 
 def mbsync(server, tmp_path, mail):
@@ -51,6 +54,7 @@ def files(d):
     return sorted(os.listdir(d / "cur") + os.listdir(d / "new"))
 
 
+@need("mbsync")
 def test_mbsync_round_trip(server, tmp_path):
     for m in messages.ALL:
         server.deliver("alice@example.com", m)
@@ -99,3 +103,86 @@ def test_mbsync_round_trip(server, tmp_path):
     c.cmd("LOGOUT")
     mbsync(server, tmp_path, mail)
     assert any(",U=3:" in n and n.endswith("F") for n in files(inbox)), files(inbox)
+
+
+def offlineimap(server, tmp_path, mail):
+    rc = tmp_path / "offlineimap.conf"
+    rc.write_text(
+        f"""[general]
+accounts = t
+metadata = {tmp_path}/meta
+[Account t]
+localrepository = local
+remoterepository = remote
+[Repository local]
+type = Maildir
+localfolders = {mail}
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = {server.require('imap')}
+remoteuser = alice@example.com
+remotepass = alice-Secret1
+ssl = no
+starttls = no
+"""
+    )
+    r = subprocess.run(["offlineimap", "-c", str(rc), "-o", "-u", "basic"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ERROR" not in r.stdout + r.stderr, r.stdout + r.stderr
+    return r
+
+
+@need("offlineimap")
+def test_offlineimap_round_trip(server, tmp_path):
+    for m in messages.ALL:
+        server.deliver("alice@example.com", m)
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    offlineimap(server, tmp_path, mail)
+    inbox = mail / "INBOX"
+    names = files(inbox)
+    assert len(names) == 3
+    for uid in (1, 2, 3):
+        local = [n for n in names if f",U={uid}," in n][0]
+        sub = "new" if (inbox / "new" / local).exists() else "cur"
+        # offlineimap stores LF line ends too.
+        want = server.message("alice@example.com", "INBOX", uid).replace(b"\r\n", b"\n")
+        got = (inbox / sub / local).read_bytes()
+        if uid == 3:
+            # offlineimap re-serialises MIME with Python's email package (it moves blank
+            # lines around closing boundaries); the IMAP octets are checked in test_imap_fetch.
+            assert [l for l in got.split(b"\n") if l] == [l for l in want.split(b"\n") if l]
+        else:
+            assert got == want
+    # Offline: flag message 3, write a new message into Sent.
+    third = [n for n in names if ",U=3," in n][0]
+    sub = "new" if (inbox / "new" / third).exists() else "cur"
+    (inbox / sub / third).rename(inbox / "cur" / (third.split(":2,")[0] + ":2,FS"))
+    (mail / "Sent" / "cur" / "offline1.host:2,S").write_bytes(b"From: alice@example.com\r\nSubject: sent offline\r\n\r\nx\r\n")
+    offlineimap(server, tmp_path, mail)
+    c = Raw(server)
+    c.login()
+    c.cmd("SELECT INBOX")
+    assert c.cmd("UID FETCH 3 FLAGS")[0] == b"* 3 FETCH (UID 3 FLAGS (\\Seen \\Flagged))"
+    c.cmd("SELECT Sent")
+    r = c.cmd("FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: sent offline" in r[0] and b"\\Seen" in r[0], r
+
+
+@need("s-nail")
+def test_s_nail_reads_the_mailbox(server, tmp_path):
+    for m in messages.ALL:
+        server.deliver("alice@example.com", m)
+    port = server.require("imap")
+    env = dict(os.environ, HOME=str(tmp_path))
+    (tmp_path / ".mailrc").write_text("")
+    r = subprocess.run(
+        ["s-nail", "-n", "-N", "-#", "-S", "v15-compat", "-S", "password=alice-Secret1", "-S", "imap-auth=login",
+         "-S", "headline=%>%a%m %-18f %i%-s", "-R", "-f", f"imap://alice%40example.com@127.0.0.1:{port}"],
+        input="headers\nprint 3\nquit\n", capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "gray@cac.washingto" in out and "IMAP4rev2 WG mtg summary and minutes" in out
+    assert "Grüße \"quoted\"" in out
+    assert "Subject: nested" in out and "deep text" in out

@@ -70,6 +70,8 @@ def test_bodystructure_nested_multipart_and_rfc822(server):
 
 def test_sections(server):
     c = setup(server, messages.NESTED)
+    n = len(messages.NESTED)
+    assert one(c, "FETCH 1 BODY.PEEK[]") == [b"* 1 FETCH (BODY[] {%d}\r\n" % n + messages.NESTED + b")"]
     assert one(c, "FETCH 1 (BODY.PEEK[1.1] BODY.PEEK[1.2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.1] BODY.PEEK[2.2.MIME] BODY.PEEK[2.2.1] BODY.PEEK[7])") == [
         b"* 1 FETCH (BODY[1.1] {15}\r\nGr=C3=BC=C3=9Fe BODY[1.2.MIME] {42}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
         b" BODY[2.HEADER] {134}\r\nFrom: c@example.com\r\nSubject: inner message\r\nDate: Sun, 14 Mar 2021 09:00:00 +0000\r\n"
