@@ -15,6 +15,10 @@ pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
     if name == "INBOX" {
         return Ok(Reply::no("INBOX always exists").code("ALREADYEXISTS"));
     }
+    if name.contains(['*', '%']) {
+        // RFC 9051 5.1: names with list wildcards cannot be listed reliably.
+        return Ok(Reply::no("Mailbox names cannot contain * or %").code("CANNOT"));
+    }
     match s
         .ctx
         .store

@@ -15,6 +15,9 @@ pub async fn run(s: &mut Session, from: &MailboxArg, to: &MailboxArg) -> Result<
     if to == "INBOX" {
         return Ok(Reply::no("INBOX already exists").code("ALREADYEXISTS"));
     }
+    if to.contains(['*', '%']) {
+        return Ok(Reply::no("Mailbox names cannot contain * or %").code("CANNOT"));
+    }
     let r = s
         .ctx
         .store
