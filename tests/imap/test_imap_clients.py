@@ -163,7 +163,7 @@ def test_offlineimap_round_trip(server, tmp_path):
     c = Raw(server)
     c.login()
     c.cmd("SELECT INBOX")
-    assert c.cmd("UID FETCH 3 FLAGS")[0] == b"* 3 FETCH (UID 3 FLAGS (\\Seen \\Flagged))"
+    assert c.cmd("UID FETCH 3 FLAGS")[0] == b"* 3 FETCH (UID 3 FLAGS (\\Flagged \\Seen))"
     c.cmd("SELECT Sent")
     r = c.cmd("FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert b"Subject: sent offline" in r[0] and b"\\Seen" in r[0], r

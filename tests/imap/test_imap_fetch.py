@@ -106,9 +106,9 @@ def test_partial_header_fields_and_rfc822(server):
 def test_macros_uid_and_internaldate(server):
     c = setup(server, messages.SIMPLE)
     r = one(c, "FETCH 1 FAST")
-    assert r == [b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE " 1-Jan-2020 00:00:00 +0000" RFC822.SIZE %d)' % len(messages.SIMPLE)]
+    assert r == [b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "01-Jan-2020 00:00:00 +0000" RFC822.SIZE %d)' % len(messages.SIMPLE)]
     r = one(c, "FETCH 1 ALL")
-    assert r[0].startswith(b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE " 1-Jan-2020 00:00:00 +0000" RFC822.SIZE %d ENVELOPE ("Tue' % len(messages.SIMPLE))
+    assert r[0].startswith(b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "01-Jan-2020 00:00:00 +0000" RFC822.SIZE %d ENVELOPE ("Tue' % len(messages.SIMPLE))
     r = one(c, "FETCH 1 FULL")
     assert r[0].endswith(b'BODY ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 26 2))')
     r = c.cmd("UID FETCH 1:* FLAGS")

@@ -198,7 +198,7 @@ def test_append(server):
     assert c.cmd(b"APPEND Drafts (\\Recent) {3+}\r\nabc")[-1].startswith(b"t4 BAD")
     c.cmd("SELECT Drafts")
     r = c.cmd("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)")
-    assert r[0] == b'* 1 FETCH (FLAGS (\\Draft \\Recent $Label) INTERNALDATE " 8-Feb-1994 05:52:25 +0000" RFC822.SIZE %d)' % len(MSG)
+    assert r[0] == b'* 1 FETCH (FLAGS (\\Draft \\Recent $Label) INTERNALDATE "08-Feb-1994 05:52:25 +0000" RFC822.SIZE %d)' % len(MSG)
     # APPEND to the selected mailbox announces the new message.
     r = c.cmd(b"APPEND Drafts {%d+}\r\n" % len(MSG) + MSG)
     assert r[0] == b"* 2 EXISTS"

@@ -89,14 +89,14 @@ pub fn parse_date_time(s: &[u8]) -> Option<i64> {
     Some(day * 86_400 + h * 3600 + mi * 60 + se - off)
 }
 
-/// `date-time` for INTERNALDATE, in UTC: `26-Nov-2026 11:55:45 +0000` (day padded with a
-/// space to two characters, `date-day-fixed`).
+/// `date-time` for INTERNALDATE, in UTC: `01-Feb-2026 11:55:45 +0000` (`date-day-fixed`
+/// allows a leading space or zero; zero, as Dovecot writes it).
 pub fn format_date_time(ts: i64) -> String {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "{:>2}-{}-{:04} {:02}:{:02}:{:02} +0000",
+        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
         MONTHS[(m - 1) as usize],
         y,
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(parse_date(b"1-Feb-1994"), Some(days_from_civil(1994, 2, 1)));
         assert_eq!(parse_date(b"31-feb-1994"), None);
         assert_eq!(parse_date(b"1-Feb-94"), None);
-        assert_eq!(format_date_time(0), " 1-Jan-1970 00:00:00 +0000");
+        assert_eq!(format_date_time(0), "01-Jan-1970 00:00:00 +0000");
         let t = parse_date_time(b"17-Jul-1996 02:44:25 -0700").unwrap();
         assert_eq!(format_date_time(t), "17-Jul-1996 09:44:25 +0000");
         assert_eq!(parse_date_time(b" 1-Jan-1970 00:00:00 +0000"), Some(0));

@@ -84,9 +84,18 @@ pub fn flags(out: &mut Vec<u8>, f: Flags, keywords: &[String], recent: bool) {
         }
         first = false;
     };
-    for n in f.names() {
-        sep(out);
-        out.extend_from_slice(n.as_bytes());
+    // The order of the FLAGS response (and Dovecot's).
+    for (flag, name) in [
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::SEEN, "\\Seen"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if f.contains(flag) {
+            sep(out);
+            out.extend_from_slice(name.as_bytes());
+        }
     }
     if recent {
         sep(out);
