@@ -77,16 +77,24 @@ pub struct Conn {
     stream: BufReader<BoxStream>,
     max_line: usize,
     max_literal: u64,
+    /// A client that stops reading cannot hold a session (and its memory) for ever.
+    write_timeout: std::time::Duration,
     /// Responses waiting for [`Conn::flush`].
     pub out: Vec<u8>,
 }
 
 impl Conn {
-    pub fn new(stream: BoxStream, max_line: usize, max_literal: u64) -> Conn {
+    pub fn new(
+        stream: BoxStream,
+        max_line: usize,
+        max_literal: u64,
+        write_timeout: std::time::Duration,
+    ) -> Conn {
         Conn {
             stream: BufReader::new(stream),
             max_line,
             max_literal,
+            write_timeout,
             out: Vec::with_capacity(4096),
         }
     }
@@ -163,8 +171,19 @@ impl Conn {
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             let w = self.stream.get_mut();
-            w.write_all(&self.out).await?;
-            w.flush().await?;
+            let write = async {
+                w.write_all(&self.out).await?;
+                w.flush().await
+            };
+            match tokio::time::timeout(self.write_timeout, write).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client stopped reading",
+                    ))
+                }
+            }
             self.out.clear();
         }
         Ok(())
@@ -200,7 +219,12 @@ mod tests {
     #[tokio::test]
     async fn literals_and_limits() {
         let (client, server) = tokio::io::duplex(1 << 16);
-        let mut conn = Conn::new(Box::new(server), 1024, 10);
+        let mut conn = Conn::new(
+            Box::new(server),
+            1024,
+            10,
+            std::time::Duration::from_secs(5),
+        );
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(b"a LOGIN {5}\r\n").await.unwrap();
         let t = tokio::spawn(async move {

@@ -137,6 +137,7 @@ impl Session {
             stream,
             ctx.config.limits.max_line_length,
             ctx.config.imap.max_literal_size.0,
+            Duration::from_secs(ctx.config.limits.timeout_authenticated),
         );
         Session {
             ctx,
