@@ -32,6 +32,7 @@
 //! - `<N>d`: each RETR records the first retrieval time; the server's periodic
 //!   `Store::sweep_retention` expunges messages retrieved N days ago (`EXPIRE N`).
 
+use letterbox_proto::auth::Throttle;
 use letterbox_proto::{BoxStream, Context, Peer, Service};
 use letterbox_store::AccountId;
 use std::collections::HashSet;
@@ -48,6 +49,8 @@ pub use dot::{DotStuffer, TopLimit};
 pub struct Pop3Service {
     ctx: Context,
     locks: MaildropLocks,
+    /// Failed-login counts for the login gate (`letterbox_proto::auth`).
+    throttle: Throttle,
 }
 
 impl Pop3Service {
@@ -55,6 +58,7 @@ impl Pop3Service {
         Arc::new(Pop3Service {
             ctx,
             locks: MaildropLocks::default(),
+            throttle: Throttle::default(),
         })
     }
 }

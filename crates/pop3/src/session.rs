@@ -10,6 +10,7 @@
 
 use crate::dot::{DotStuffer, TopLimit};
 use crate::{MaildropGuard, Pop3Service};
+use letterbox_proto::auth::{self, Login};
 use letterbox_proto::{read_line, sasl, BoxStream, Line, Peer};
 use letterbox_store::{
     Account, Error as StoreError, FlagOp, Flags, MailboxId, MessageReader, Retention,
@@ -21,8 +22,6 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 
 /// The unit in which messages are read from the store and written to the client.
 const CHUNK: usize = 64 * 1024;
-/// Wait before answering a failed login (RFC 1939 section 13: slow down guessing).
-const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// RFC 1939 section 3: the autologout timer after login is at least 10 minutes.
 const MIN_AUTOLOGOUT: Duration = Duration::from_secs(600);
 
@@ -422,7 +421,7 @@ impl Session {
 
     async fn pass(&mut self, rest: &[u8]) -> io::Result<Flow> {
         let State::Authorization { user } = &mut self.state else {
-            unreachable!("PASS is dispatched in AUTHORIZATION only");
+            return self.bad("PASS is not valid in this state").await;
         };
         let Some(user) = user.take() else {
             return self.bad("Send USER first").await;
@@ -431,7 +430,7 @@ impl Session {
         match String::from_utf8(rest.to_vec()) {
             Ok(pass) if !pass.is_empty() => self.login(user, pass).await,
             Ok(_) => self.bad("Missing password").await,
-            Err(_) => self.auth_failed(&user).await,
+            Err(_) => self.sasl_refused("password is not UTF-8").await,
         }
     }
 
@@ -496,8 +495,10 @@ impl Session {
         match creds {
             Ok((user, pass)) => self.login(user, pass).await,
             Err(sasl::SaslError::Cancelled) => self.err("Authentication cancelled").await,
-            Err(sasl::SaslError::Malformed) => self.auth_failed("(malformed SASL)").await,
-            Err(sasl::SaslError::AuthzidMismatch) => self.auth_failed("(authzid mismatch)").await,
+            Err(sasl::SaslError::Malformed) => self.sasl_refused("malformed response").await,
+            Err(sasl::SaslError::AuthzidMismatch) => {
+                self.sasl_refused("authorization identity differs").await
+            }
         }
     }
 
@@ -513,30 +514,31 @@ impl Session {
     }
 
     async fn login(&mut self, user: String, pass: String) -> io::Result<Flow> {
-        let u = user.clone();
-        let r = self
-            .svc
-            .ctx
-            .store
-            .run(move |s| s.authenticate(&u, &pass))
-            .await;
-        match r {
-            Err(e) => {
+        let svc = self.svc.clone();
+        match auth::login(&svc.ctx, &svc.throttle, &self.peer, &user, &pass).await {
+            Login::Ok(account) => self.open_maildrop(account).await,
+            // Already delayed and logged by the login gate.
+            Login::Failed | Login::Blocked => self.auth_failed().await,
+            Login::Unavailable(e) => {
                 tracing::warn!(peer = %self.peer.addr, "pop3 authentication unavailable: {e}");
                 self.err("[SYS/TEMP] Authentication is temporarily unavailable")
                     .await
             }
-            Ok(None) => self.auth_failed(&user).await,
-            Ok(Some(account)) => self.open_maildrop(account).await,
         }
     }
 
-    async fn auth_failed(&mut self, user: &str) -> io::Result<Flow> {
-        self.auth_failures += 1;
-        tracing::info!(user, peer = %self.peer.addr, failures = self.auth_failures,
-            "pop3 authentication failed");
+    /// A SASL response that cannot be decoded fails like a wrong password, as slowly.
+    async fn sasl_refused(&mut self, why: &str) -> io::Result<Flow> {
+        tracing::info!(peer = %self.peer.addr, "pop3 AUTH refused: {why}");
         self.flush().await?;
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        let delay = Duration::from_millis(self.config().auth.failure_delay_ms);
+        tokio::time::sleep(delay).await;
+        self.auth_failed().await
+    }
+
+    /// Answers a failed login; closes the session at `limits.max_auth_failures`.
+    async fn auth_failed(&mut self) -> io::Result<Flow> {
+        self.auth_failures += 1;
         if self.auth_failures >= self.config().limits.max_auth_failures.max(1) {
             self.err("[AUTH] Authentication failed (too many failures, closing connection)")
                 .await?;
@@ -599,7 +601,7 @@ impl Session {
 
     fn transaction(&mut self, kw: &[u8], rest: &[u8]) -> Reply {
         let State::Transaction(md) = &mut self.state else {
-            unreachable!("dispatched in TRANSACTION only");
+            return Reply::Bad("Not valid in this state".into());
         };
         let args = match split_args(rest) {
             Ok(a) => a,
@@ -662,7 +664,7 @@ impl Session {
     /// RETR msg, or TOP msg n: streams the message, dot-stuffed.
     async fn retr_or_top(&mut self, rest: &[u8], top: bool) -> io::Result<Flow> {
         let State::Transaction(md) = &self.state else {
-            unreachable!("dispatched in TRANSACTION only");
+            return self.bad("Not valid in this state").await;
         };
         let args = match split_args(rest) {
             Ok(a) => a,
@@ -731,8 +733,9 @@ impl Session {
         if top {
             return Ok(Flow::Continue);
         }
+        // The state does not change while streaming.
         let State::Transaction(md) = &mut self.state else {
-            unreachable!("the state does not change while streaming");
+            return Ok(Flow::Continue);
         };
         let first_retrieval = !md.msgs[i].retrieved;
         md.msgs[i].retrieved = true;
