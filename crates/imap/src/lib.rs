@@ -49,8 +49,6 @@
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
 //! - `\Recent` is per session for arrivals seen while selected (see above), and LIST's
 //!   RECURSIVEMATCH returns no CHILDINFO;
-//! - the view keeps keywords per message as strings; 2,000 sessions on 100,000-message
-//!   mailboxes want them interned (a bit set over a per-mailbox keyword table);
 //! - the benchmark of issue 5 (100,000 messages, 2,000 IDLE sessions, beside Dovecot).
 
 pub mod commands;

@@ -6,7 +6,7 @@
 //! (`* OK [CLOSED]` for IMAP4rev2, RFC 9051 7.1), and stays unselected if this fails.
 
 use crate::parser::MailboxArg;
-use crate::session::view::{Msg, Selected};
+use crate::session::view::{KeywordSets, Selected};
 use crate::session::{store_error, Fatal, Reply, Session, State};
 
 pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<Reply, Fatal> {
@@ -39,11 +39,17 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         name: mb.name.clone(),
         uidvalidity: mb.uidvalidity,
         read_only,
-        msgs: metas.iter().map(Msg::from_meta).collect(),
+        msgs: Vec::with_capacity(metas.len()),
         known_modseq: mb.highestmodseq,
         saved: Vec::new(),
         keywords: Vec::new(),
+        kwsets: KeywordSets::default(),
     };
+    for m in &metas {
+        let msg = sel.msg_from_meta(m);
+        sel.msgs.push(msg);
+    }
+    drop(metas);
     sel.keywords = sel.keywords_in_use();
     let rev1 = s.rev1();
     let mut out = Vec::new();

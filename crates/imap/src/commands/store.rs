@@ -65,7 +65,7 @@ pub async fn run(
         .collect();
     for u in &result.updated {
         if let Some(i) = sel.index_of_uid(u.uid) {
-            sel.msgs[i].keywords = u.keywords.clone();
+            sel.set_flags(i, u.flags, &u.keywords);
         }
     }
     sel.announce_keywords(&touched, &mut out);
@@ -73,8 +73,6 @@ pub async fn run(
         let Some(i) = sel.index_of_uid(u.uid) else {
             continue;
         };
-        sel.msgs[i].flags = u.flags;
-        sel.msgs[i].keywords = u.keywords;
         if !silent {
             sel.write_flags(i, uid, rev1, &mut out);
         }

@@ -14,27 +14,53 @@
 use crate::parser::{SeqNum, SequenceSet};
 use crate::response;
 use letterbox_store::{ChangesSince, Flags, MailboxId, MessageMeta};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Debug, Clone)]
+/// One message as the client knows it: 12 octets, so that many sessions on big
+/// mailboxes stay small. Keywords are a reference to an interned set ([`KeywordSets`]).
+#[derive(Debug, Clone, Copy)]
 pub struct Msg {
     pub uid: u32,
+    /// Index of the message's keyword set in [`Selected::kwsets`] (0: none).
+    pub kw: u32,
     pub flags: Flags,
-    pub keywords: Vec<String>,
     /// `\Recent` for this session (IMAP4rev1).
     pub recent: bool,
     /// Expunged in the store; not yet announced to the client.
     pub expunged: bool,
 }
 
-impl Msg {
-    pub fn from_meta(m: &MessageMeta) -> Msg {
-        Msg {
-            uid: m.uid,
-            flags: m.flags,
-            keywords: m.keywords.clone(),
-            recent: m.recent,
-            expunged: false,
+/// The distinct keyword sets of a mailbox, each stored once.
+#[derive(Debug)]
+pub struct KeywordSets {
+    sets: Vec<Arc<[String]>>,
+    index: HashMap<Arc<[String]>, u32>,
+}
+
+impl Default for KeywordSets {
+    fn default() -> Self {
+        let empty: Arc<[String]> = Arc::from(Vec::new());
+        KeywordSets {
+            sets: vec![empty.clone()],
+            index: HashMap::from([(empty, 0)]),
         }
+    }
+}
+
+impl KeywordSets {
+    pub fn intern(&mut self, kws: &[String]) -> u32 {
+        if let Some(&i) = self.index.get(kws) {
+            return i;
+        }
+        let set: Arc<[String]> = Arc::from(kws.to_vec());
+        let i = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.index.insert(set, i);
+        i
+    }
+    pub fn get(&self, i: u32) -> &[String] {
+        self.sets.get(i as usize).map(|s| &s[..]).unwrap_or(&[])
     }
 }
 
@@ -59,6 +85,7 @@ pub struct Selected {
     pub saved: Vec<u32>,
     /// Keywords announced in FLAGS; a new one is announced again (RFC 9051 7.3.5).
     pub keywords: Vec<String>,
+    pub kwsets: KeywordSets,
 }
 
 /// A sequence set that names messages that do not exist (RFC 9051: BAD).
@@ -66,6 +93,32 @@ pub struct Selected {
 pub struct BadSequence;
 
 impl Selected {
+    pub fn msg_from_meta(&mut self, m: &MessageMeta) -> Msg {
+        Msg {
+            uid: m.uid,
+            kw: self.kwsets.intern(&m.keywords),
+            flags: m.flags,
+            recent: m.recent,
+            expunged: false,
+        }
+    }
+
+    /// The keywords of the message at `i`.
+    pub fn keywords(&self, i: usize) -> &[String] {
+        self.msgs
+            .get(i)
+            .map(|m| self.kwsets.get(m.kw))
+            .unwrap_or(&[])
+    }
+
+    pub fn set_flags(&mut self, i: usize, flags: Flags, keywords: &[String]) {
+        let kw = self.kwsets.intern(keywords);
+        if let Some(m) = self.msgs.get_mut(i) {
+            m.flags = flags;
+            m.kw = kw;
+        }
+    }
+
     pub fn exists(&self) -> u32 {
         self.msgs.len() as u32
     }
@@ -149,7 +202,7 @@ impl Selected {
                 continue;
             }
             if m.uid > self.max_uid() {
-                let mut msg = Msg::from_meta(&m);
+                let mut msg = self.msg_from_meta(&m);
                 // A message that arrives while the mailbox is selected read-write is
                 // recent to this session.
                 msg.recent = !self.read_only;
@@ -157,13 +210,11 @@ impl Selected {
                 self.msgs.push(msg);
                 added += 1;
             } else if let Some(i) = self.index_of_uid(m.uid) {
-                let msg = &mut self.msgs[i];
-                if msg.expunged {
+                if self.msgs[i].expunged {
                     continue;
                 }
-                if msg.flags != m.flags || msg.keywords != m.keywords {
-                    msg.flags = m.flags;
-                    msg.keywords = m.keywords;
+                if self.msgs[i].flags != m.flags || self.keywords(i) != &m.keywords[..] {
+                    self.set_flags(i, m.flags, &m.keywords);
                     flag_changes.push(i);
                 }
             }
@@ -194,7 +245,7 @@ impl Selected {
         let mut new = false;
         for &i in indices {
             let Some(m) = self.msgs.get(i) else { continue };
-            for k in &m.keywords {
+            for k in self.kwsets.get(m.kw) {
                 if !self.keywords.iter().any(|x| x == k) {
                     self.keywords.push(k.clone());
                     new = true;
@@ -256,16 +307,23 @@ impl Selected {
             out.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
         }
         out.extend_from_slice(b"FLAGS ");
-        response::flags(out, m.flags, &m.keywords, rev1 && m.recent);
+        response::flags(out, m.flags, self.kwsets.get(m.kw), rev1 && m.recent);
         out.extend_from_slice(b")\r\n");
     }
 
     /// Keywords in use in the mailbox, for FLAGS and PERMANENTFLAGS.
     pub fn keywords_in_use(&self) -> Vec<String> {
-        let mut k: Vec<String> = self
-            .msgs
+        let mut used = vec![false; self.kwsets.sets.len()];
+        for m in &self.msgs {
+            if let Some(u) = used.get_mut(m.kw as usize) {
+                *u = true;
+            }
+        }
+        let mut k: Vec<String> = used
             .iter()
-            .flat_map(|m| m.keywords.iter().cloned())
+            .enumerate()
+            .filter(|(_, &u)| u)
+            .flat_map(|(i, _)| self.kwsets.get(i as u32).iter().cloned())
             .collect();
         k.sort();
         k.dedup();
@@ -287,8 +345,8 @@ mod tests {
                 .iter()
                 .map(|&uid| Msg {
                     uid,
+                    kw: 0,
                     flags: Flags::default(),
-                    keywords: vec![],
                     recent: false,
                     expunged: false,
                 })
@@ -296,6 +354,7 @@ mod tests {
             known_modseq: 1,
             saved: vec![],
             keywords: vec![],
+            kwsets: KeywordSets::default(),
         }
     }
 
@@ -331,6 +390,21 @@ mod tests {
             ),
             Some(vec![0, 1])
         );
+    }
+
+    #[test]
+    fn keyword_sets_are_shared() {
+        let mut s = sel(&[1, 2, 3]);
+        s.set_flags(0, Flags::SEEN, &["$a".into(), "b".into()]);
+        s.set_flags(1, Flags::default(), &["$a".into(), "b".into()]);
+        s.set_flags(2, Flags::default(), &["c".into()]);
+        assert_eq!(s.msgs[0].kw, s.msgs[1].kw);
+        assert_eq!(s.keywords(1), ["$a".to_string(), "b".to_string()]);
+        assert_eq!(s.keywords_in_use(), ["$a", "b", "c"]);
+        s.set_flags(2, Flags::default(), &[]);
+        assert_eq!(s.msgs[2].kw, 0);
+        assert_eq!(s.keywords_in_use(), ["$a", "b"]);
+        assert_eq!(std::mem::size_of::<Msg>(), 12);
     }
 
     #[test]

@@ -101,8 +101,7 @@ pub async fn run(
                     if let Some(sel) = s.selected_mut() {
                         for u in res.updated {
                             if let Some(i) = sel.index_of_uid(u.uid) {
-                                sel.msgs[i].flags = u.flags;
-                                sel.msgs[i].keywords = u.keywords;
+                                sel.set_flags(i, u.flags, &u.keywords);
                                 forced.insert(i);
                             }
                         }
@@ -130,7 +129,7 @@ pub async fn run(
                     seq: i as u32 + 1,
                     uid: m.uid,
                     flags: m.flags,
-                    keywords: m.keywords.clone(),
+                    keywords: sel.keywords(i).to_vec(),
                     recent: rev1 && m.recent,
                     force_flags: forced.contains(&i),
                 })
