@@ -14,10 +14,7 @@ fn setup() -> (tempfile::TempDir, Context) {
     store
         .add_account("alice@example.com", &hash, QuotaLimit::Default)
         .unwrap();
-    let ctx = Context {
-        store,
-        config: Arc::new(letterbox_config::Config::default()),
-    };
+    let ctx = Context::new(store, Arc::new(letterbox_config::Config::default()));
     (dir, ctx)
 }
 

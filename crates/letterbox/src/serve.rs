@@ -53,13 +53,10 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     }
     let store = open_store(&config)?;
     let config = Arc::new(config);
-    let ctx = Context {
-        store: store.clone(),
-        config: config.clone(),
-    };
+    let tls = Tls::load(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let ctx = Context::new(store.clone(), config.clone()).with_tls(tls.clone());
     let by_name: HashMap<&'static str, Arc<dyn Service>> =
         services(&ctx).into_iter().map(|s| (s.name(), s)).collect();
-    let tls = Tls::load(&config).map_err(|e| anyhow::anyhow!(e))?;
 
     let limits = Arc::new(Limits {
         total: Semaphore::new(config.limits.max_connections as usize),

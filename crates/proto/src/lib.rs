@@ -46,6 +46,33 @@ pub trait Service: Send + Sync + 'static {
 pub struct Context {
     pub store: Store,
     pub config: Arc<Config>,
+    /// The server's TLS (for STARTTLS/STLS); `None` where TLS is not set up (unit tests).
+    pub tls: Option<Arc<tls::Tls>>,
+    /// Failed-login counts, shared by every protocol (see [`auth::login`]).
+    pub throttle: Arc<auth::Throttle>,
+}
+
+impl Context {
+    /// A context without TLS, with a fresh login throttle.
+    pub fn new(store: Store, config: Arc<Config>) -> Context {
+        Context {
+            store,
+            config,
+            tls: None,
+            throttle: Arc::default(),
+        }
+    }
+
+    /// The same context with TLS available.
+    pub fn with_tls(mut self, tls: Arc<tls::Tls>) -> Context {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Checks a login through the shared throttle (see [`auth::login`]).
+    pub async fn login(&self, peer: &Peer, user: &str, password: &str) -> auth::Login {
+        auth::login(self, &self.throttle, peer, user, password).await
+    }
 }
 
 /// The connected client.

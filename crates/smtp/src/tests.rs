@@ -61,10 +61,7 @@ struct Client {
 impl Client {
     async fn start(e: &Env, mode: Mode) -> Client {
         let (a, b) = tokio::io::duplex(1 << 16);
-        let ctx = Context {
-            store: e.store.clone(),
-            config: e.config.clone(),
-        };
+        let ctx = Context::new(e.store.clone(), e.config.clone());
         let peer = Peer {
             addr: "127.0.0.1:40000".parse().unwrap(),
             local: "127.0.0.1:25".parse().unwrap(),

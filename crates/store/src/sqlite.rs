@@ -1119,8 +1119,18 @@ impl Backend for SqliteBackend {
                 "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
                 params![acct.id, quota_to_sql(limit)],
             )?;
-            // Re-arm warnings below the new percentage.
+            // Re-arm warnings below the new percentage, but never mark a threshold as
+            // warned without a warning: a lowered quota warns at the next delivery.
+            let level: i64 = ctx.tx.query_row(
+                "SELECT warn_level FROM accounts WHERE id = ?1",
+                [acct.id],
+                |r| r.get(0),
+            )?;
             ctx.add_usage(acct.id, 0)?;
+            ctx.tx.execute(
+                "UPDATE accounts SET warn_level = min(warn_level, ?2) WHERE id = ?1",
+                params![acct.id, level],
+            )?;
             Ok(acct.id)
         })?;
         self.account_by_id(id)

@@ -413,6 +413,16 @@ fn warnings_cross_once_and_rearm() {
     assert_eq!(r.crossed_warning, None, "one warning per crossing");
     let r = s.append(inbox.id, msg(&"d".repeat(100)), true).unwrap();
     assert_eq!(r.crossed_warning, Some(95));
+    // Lowering the quota does not swallow a warning: the next delivery sends it.
+    let b = s
+        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Bytes(10_000))
+        .unwrap();
+    let binbox = s.mailbox(b.id, "INBOX").unwrap();
+    s.append(binbox.id, msg(&"f".repeat(850)), true).unwrap();
+    s.set_quota("b@example.com", QuotaLimit::Bytes(1000))
+        .unwrap();
+    let r = s.append(binbox.id, msg("g"), true).unwrap();
+    assert_eq!(r.crossed_warning, Some(80));
     // Fall below both, then cross 80 again.
     s.expunge(inbox.id, &[2, 3, 4]).unwrap();
     let r = s.append(inbox.id, msg(&"e".repeat(150)), true).unwrap();
