@@ -385,6 +385,17 @@ fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Messag
     .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
 }
 
+/// Whether any message references the blob (a row at zero awaits collection).
+fn blob_live(c: &Connection, id: &BlobId) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
+        [&id.0[..]],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(false))
+}
+
 /// Percent of the limit, and the highest warning threshold at or below it.
 fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
     let Some(limit) = limit else { return 0 };
@@ -469,16 +480,7 @@ impl WriteCtx<'_> {
     /// delivery (over quota) prepared, so that a refusal leaves no orphan file behind.
     /// Safe under the write lock: a later [`Self::ref_blob`] rewrites a missing file.
     fn drop_unused_blob(&mut self, id: &BlobId) -> Result<()> {
-        let live: bool = self
-            .tx
-            .query_row(
-                "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(false);
-        if !live {
+        if !blob_live(&self.tx, id)? {
             self.blobs.remove(id)?;
         }
         Ok(())
@@ -743,15 +745,7 @@ impl SqliteBackend {
     /// Outside the write lock: hash, parse (unless already known) and write the blob.
     fn prepare_blob(&self, body: &[u8]) -> Result<Prepared> {
         let id = BlobId::of(body);
-        let known = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT refcount FROM blobs WHERE hash = ?1",
-                [&id.0[..]],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .is_some_and(|n| n > 0))
-        })?;
+        let known = self.read(|c| blob_live(c, &id))?;
         if known {
             return Ok(Prepared {
                 id,
@@ -1697,16 +1691,7 @@ impl Backend for SqliteBackend {
         let orphan_files_removed = self.write(|ctx| {
             let mut removed = 0;
             for id in ctx.blobs.scan()? {
-                let live: bool = ctx
-                    .tx
-                    .query_row(
-                        "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
-                        [&id.0[..]],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .unwrap_or(false);
-                if !live {
+                if !blob_live(&ctx.tx, &id)? {
                     ctx.blobs.remove(&id)?;
                     removed += 1;
                 }
