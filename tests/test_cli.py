@@ -141,3 +141,23 @@ def test_admin_changes_reach_running_server(server):
     assert "carol@example.com" in server.cli("user", "list").stdout.decode()
     server.deliver("carol@example.com", b"Subject: hi\r\n\r\nhi\r\n")
     assert server.uids("carol@example.com") == [1]
+
+
+def test_deliver_warns_and_records_sender(make_server):
+    s = make_server(users={}, start=False)
+    s.add_user("alice@example.com", "pw", quota="20K")
+    msg = b"Subject: big\r\n\r\n" + b"x" * 16500 + b"\r\n"
+    out = s.cli("deliver", "--from", "sender@elsewhere.org", "alice@example.com", input=msg).stdout
+    assert out == b"delivered uid 1\n"
+    stored = s.message("alice@example.com", "INBOX", 1)
+    assert stored == b"Return-Path: <sender@elsewhere.org>\r\nDelivered-To: alice@example.com\r\n" + msg
+    # 16.5K of 20K crossed 80%: one warning in the INBOX, from the domain's postmaster.
+    assert s.uids("alice@example.com") == [1, 2]
+    warning = s.message("alice@example.com", "INBOX", 2)
+    assert b"postmaster@example.com" in warning and b"80%" in warning
+    # Full: refused with EX_CANTCREAT, nothing stored.
+    r = s.cli("deliver", "alice@example.com", input=msg, check=False)
+    assert r.returncode == 73 and b"quota" in r.stderr
+    assert s.uids("alice@example.com") == [1, 2]
+    r = s.cli("deliver", "--from", "a>b", "alice@example.com", input=msg, check=False)
+    assert r.returncode == 1 and b"--from" in r.stderr

@@ -105,6 +105,9 @@ pub enum MessageCmd {
 
 #[derive(Args)]
 pub struct DeliverArgs {
+    /// Envelope sender, recorded as Return-Path (like dovecot-lda -f).
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
     /// Recipient addresses (aliases and user+tag resolve as for SMTP).
     #[arg(required = true)]
     recipients: Vec<String>,
@@ -332,7 +335,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 std::io::copy(&mut r, out)?;
             }
         },
-        Command::Deliver(args) => return deliver(&store, &args),
+        Command::Deliver(args) => return deliver(&store, config, &args),
         Command::Check { deep } => {
             let problems = store.check(deep)?;
             for p in &problems {
@@ -401,22 +404,25 @@ const EX_NOUSER: u8 = 67;
 const EX_TEMPFAIL: u8 = 75;
 const EX_CANTCREAT: u8 = 73;
 
-fn deliver(store: &Store, args: &DeliverArgs) -> Result<ExitCode> {
+fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCode> {
     let mut body = Vec::new();
     std::io::stdin()
         .read_to_end(&mut body)
         .context("cannot read the message")?;
     let body = Arc::new(letterbox_message::to_crlf(&body));
+    let return_path = match &args.from {
+        Some(f) if f.contains(['\r', '\n', '<', '>']) => bail!("malformed --from address"),
+        Some(f) => format!("Return-Path: <{f}>\r\n"),
+        None => String::new(),
+    };
     let mut rcpts = Vec::new();
     for r in &args.recipients {
         match store.resolve(r)? {
             Resolved::Accounts(accts) => {
                 for a in accts {
                     if !rcpts.iter().any(|(id, _)| *id == a.id) {
-                        rcpts.push((
-                            a.id,
-                            format!("Delivered-To: {}\r\n", a.address).into_bytes(),
-                        ));
+                        let prefix = format!("{return_path}Delivered-To: {}\r\n", a.address);
+                        rcpts.push((a.id, prefix.into_bytes()));
                     }
                 }
             }
@@ -426,11 +432,18 @@ fn deliver(store: &Store, args: &DeliverArgs) -> Result<ExitCode> {
             }
         }
     }
+    let accounts: Vec<_> = rcpts.iter().map(|(id, _)| *id).collect();
     let results = store.deliver(body, letterbox_store::now(), rcpts, true)?;
     let mut code = ExitCode::SUCCESS;
-    for r in results {
+    let mut warnings = Vec::new();
+    for (account, r) in accounts.into_iter().zip(results) {
         match r {
-            Ok(a) => println!("delivered uid {}", a.uid),
+            Ok(a) => {
+                println!("delivered uid {}", a.uid);
+                if let Some(t) = a.crossed_warning {
+                    warnings.push((account, a.mailbox, t));
+                }
+            }
             Err(Error::OverQuota) => {
                 eprintln!("letterbox: mailbox full (quota exceeded)");
                 code = ExitCode::from(EX_CANTCREAT);
@@ -439,6 +452,17 @@ fn deliver(store: &Store, args: &DeliverArgs) -> Result<ExitCode> {
                 eprintln!("letterbox: {e}");
                 code = ExitCode::from(EX_TEMPFAIL);
             }
+        }
+    }
+    if !warnings.is_empty() {
+        // The same quota warning an SMTP delivery sends.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        for (account, inbox, threshold) in warnings {
+            rt.block_on(letterbox_smtp::warning::deliver(
+                store, config, account, inbox, threshold,
+            ))?;
         }
     }
     Ok(code)
