@@ -8,7 +8,7 @@ import time
 
 from imap_util import ALICE, Raw, login
 
-CAPS = b"IMAP4rev2 IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN AUTH=LOGIN ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID"
+CAPS = b"IMAP4rev2 IMAP4rev1 LITERAL+ STARTTLS SASL-IR AUTH=PLAIN AUTH=LOGIN ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID"
 CAPS_AFTER = b"IMAP4rev2 IMAP4rev1 LITERAL+ ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID"
 
 
@@ -83,7 +83,7 @@ def test_id_enable_namespace_and_states(server):
     assert c.cmd("ENABLE IMAP4rev2") == [b"* ENABLED", b"t7 OK ENABLE completed"]
     assert c.cmd("FETCH 1 FLAGS") == [b"t8 BAD FETCH not allowed now: Select a mailbox first"]
     assert c.cmd("LOGIN a b") == [b"t9 BAD LOGIN not allowed now: Already logged in"]
-    assert c.cmd("STARTTLS")[-1].startswith(b"t10 BAD")
+    assert c.cmd("STARTTLS")[-1] == b"t10 BAD STARTTLS not allowed now: Already logged in"
 
 
 def test_bad_commands(server):
@@ -131,3 +131,27 @@ def test_logindisabled_off_loopback_is_not_testable_here(server):
     # the crate's unit test of `capabilities`.
     from_caps = imaplib.IMAP4("127.0.0.1", server.require("imap")).capabilities
     assert "AUTH=PLAIN" in from_caps and "LOGINDISABLED" not in from_caps
+
+
+def test_starttls(server):
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4("127.0.0.1", server.require("imap"))
+    assert "STARTTLS" in m.capabilities
+    m.starttls(ssl_context=ctx)
+    assert "STARTTLS" not in m.capabilities and "AUTH=PLAIN" in m.capabilities
+    m.login(*ALICE)
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+    # Plaintext pipelined after STARTTLS is dropped, never executed (RFC 9051 6.2.1).
+    c = Raw(server)
+    c.send(b"a STARTTLS\r\nb LOGIN alice@example.com alice-Secret1\r\n")
+    assert c.line() == b"a OK Begin TLS negotiation now"
+    c.sock = ctx.wrap_socket(c.sock)
+    assert c.cmd("CAPABILITY", tag="c")[0] == b"* CAPABILITY " + CAPS.replace(b" STARTTLS", b"")
+    assert c.cmd("NOOP", tag="d") == [b"d OK NOOP completed"]
+    assert c.cmd("STARTTLS", tag="e") == [b"e BAD TLS is already active"]
+    assert c.cmd("SELECT INBOX", tag="f") == [b"f BAD SELECT not allowed now: Log in first"]

@@ -99,6 +99,16 @@ impl Conn {
         }
     }
 
+    /// A connection with the configured limits.
+    pub fn for_config(stream: BoxStream, config: &letterbox_proto::Config) -> Conn {
+        Conn::new(
+            stream,
+            config.limits.max_line_length,
+            config.imap.max_literal_size.0,
+            std::time::Duration::from_secs(config.limits.timeout_authenticated),
+        )
+    }
+
     /// Reads one command.
     pub async fn read_command(&mut self) -> Result<Input, ReadError> {
         let mut buf = Vec::new();

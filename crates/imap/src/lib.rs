@@ -10,7 +10,7 @@
 //! - [`response`]: strings, literals, lists; [`utf7`]: modified UTF-7 mailbox names;
 //!   [`datetime`]: IMAP dates.
 //!
-//! Extensions: LITERAL+ (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), IDLE
+//! Extensions: STARTTLS, LITERAL+ (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), IDLE
 //! (RFC 2177), NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), MOVE (RFC 6851), UNSELECT
 //! (RFC 3691), CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), ID (RFC 2971); and the parts of
 //! IMAP4rev2 that were extensions for rev1: ESEARCH and SEARCHRES (RFC 4731, RFC 5182),
@@ -41,8 +41,6 @@
 //! s-nail; a comparison with a private Dovecot), the change-feed sync with the EXPUNGE
 //! rules, IDLE, bad-input limits, a property test and a libFuzzer target
 //! (`fuzz/run.sh`, stable toolchain) for the parser. Not yet:
-//! - STARTTLS (the seam is in `commands/starttls.rs`; TLS is issue 7) and `imaps`
-//!   beyond what the listener wraps;
 //! - CONDSTORE/QRESYNC (SELECT/FETCH/STORE/SEARCH modifiers, `VANISHED`), QUOTA, NOTIFY,
 //!   SORT/THREAD, LIST-MYRIGHTS, COMPRESS, MULTIAPPEND/CATENATE, APPENDLIMIT (issue 6);
 //!   the parser already reads `MODSEQ` (search key and fetch item);
@@ -59,7 +57,6 @@ pub mod response;
 pub mod session;
 pub mod utf7;
 
-use letterbox_proto::auth::Throttle;
 use letterbox_proto::{BoxStream, Context, Peer, Service};
 use std::future::Future;
 use std::pin::Pin;
@@ -68,16 +65,11 @@ use std::sync::Arc;
 /// The `imap` listener's service.
 pub struct ImapService {
     pub ctx: Context,
-    /// Failed-login counts shared by the listener's sessions (`letterbox_proto::auth`).
-    pub throttle: Arc<Throttle>,
 }
 
 impl ImapService {
     pub fn new(ctx: Context) -> ImapService {
-        ImapService {
-            ctx,
-            throttle: Arc::new(Throttle::default()),
-        }
+        ImapService { ctx }
     }
 }
 
@@ -92,20 +84,20 @@ impl Service for ImapService {
         peer: Peer,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let ctx = self.ctx.clone();
-        let throttle = self.throttle.clone();
         Box::pin(async move {
-            session::Session::new(ctx, throttle, peer, stream)
-                .run()
-                .await;
+            session::Session::new(ctx, peer, stream).run().await;
         })
     }
 }
 
-/// The CAPABILITY list. Before login it names the SASL mechanisms, or LOGINDISABLED
-/// when passwords may not be sent on this connection.
-pub fn capabilities(before_login: bool, plaintext_ok: bool) -> String {
+/// The CAPABILITY list. Before login it names STARTTLS (when TLS can start), and the
+/// SASL mechanisms, or LOGINDISABLED when passwords may not be sent on this connection.
+pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> String {
     let mut caps = String::from("IMAP4rev2 IMAP4rev1 LITERAL+");
     if before_login {
+        if starttls {
+            caps.push_str(" STARTTLS");
+        }
         caps.push_str(" SASL-IR");
         if plaintext_ok {
             caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
@@ -121,11 +113,13 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool) -> String {
 mod tests {
     #[test]
     fn capabilities_follow_state_and_transport() {
-        let before = super::capabilities(true, true);
-        assert!(before.contains(" SASL-IR AUTH=PLAIN AUTH=LOGIN "));
-        let no_plain = super::capabilities(true, false);
+        let before = super::capabilities(true, true, false);
+        assert!(before.contains(" LITERAL+ SASL-IR AUTH=PLAIN AUTH=LOGIN "));
+        let no_plain = super::capabilities(true, false, true);
         assert!(no_plain.contains("LOGINDISABLED") && !no_plain.contains("AUTH="));
-        let after = super::capabilities(false, true);
+        assert!(no_plain.contains(" STARTTLS SASL-IR"));
+        let after = super::capabilities(false, true, true);
+        assert!(!after.contains("STARTTLS"));
         assert!(!after.contains("AUTH=") && !after.contains("SASL-IR"));
         assert!(after.starts_with("IMAP4rev2 IMAP4rev1 "));
     }

@@ -25,10 +25,7 @@ async fn session(ctx: Context, remote: &str, tls: bool) -> BufReader<tokio::io::
         local: "127.0.0.1:143".parse().unwrap(),
         tls,
     };
-    let throttle = Arc::new(letterbox_proto::auth::Throttle::default());
-    tokio::spawn(
-        letterbox_imap::session::Session::new(ctx, throttle, peer, Box::new(server)).run(),
-    );
+    tokio::spawn(letterbox_imap::session::Session::new(ctx, peer, Box::new(server)).run());
     BufReader::new(client)
 }
 

@@ -2,7 +2,7 @@
 //! are not allowed on this connection (LOGINDISABLED is advertised there).
 
 use crate::session::{Authed, Fatal, Reply, Session, State};
-use letterbox_proto::auth::{self, Login};
+use letterbox_proto::auth::Login;
 use letterbox_store::Account;
 
 pub async fn run(s: &mut Session, user: Vec<u8>, password: Vec<u8>) -> Result<Reply, Fatal> {
@@ -22,8 +22,7 @@ pub async fn check_password(
     user: String,
     password: String,
 ) -> Result<Reply, Fatal> {
-    let throttle = s.throttle.clone();
-    match auth::login(&s.ctx, &throttle, &s.peer, &user, &password).await {
+    match s.ctx.login(&s.peer, &user, &password).await {
         Login::Ok(account) => Ok(logged_in(s, account)),
         Login::Failed | Login::Blocked => failed(s),
         Login::Unavailable(e) => {

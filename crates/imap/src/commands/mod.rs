@@ -95,7 +95,7 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         B::Noop => noop::run(s, false).await,
         B::Check => noop::run(s, true).await,
         B::Logout => logout::run(s),
-        B::StartTls => starttls::run(s),
+        B::StartTls => starttls::run(s, tag).await,
         B::Authenticate { mechanism, initial } => authenticate::run(s, &mechanism, initial).await,
         B::Login { user, password } => login::run(s, user, password).await,
         B::Enable(caps) => enable::run(s, &caps),

@@ -13,10 +13,8 @@ use crate::commands;
 use crate::conn::{Conn, Input, ReadError};
 use crate::parser::{self, Command, CommandBody, MailboxArg};
 use crate::{response, utf7};
-use letterbox_proto::auth::Throttle;
 use letterbox_proto::{Context, Peer};
 use letterbox_store::{Account, Change, ChangeKind};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 pub use view::{Selected, SyncMode};
@@ -54,6 +52,9 @@ pub enum Status {
     Ok,
     No,
     Bad,
+    /// The command wrote its tagged completion itself (STARTTLS must, before the
+    /// handshake).
+    Sent,
 }
 
 /// A command's tagged completion.
@@ -117,7 +118,6 @@ pub struct Enabled {
 
 pub struct Session {
     pub ctx: Context,
-    pub throttle: Arc<Throttle>,
     pub peer: Peer,
     pub conn: Conn,
     pub state: State,
@@ -127,21 +127,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(
-        ctx: Context,
-        throttle: Arc<Throttle>,
-        peer: Peer,
-        stream: letterbox_proto::BoxStream,
-    ) -> Session {
-        let conn = Conn::new(
-            stream,
-            ctx.config.limits.max_line_length,
-            ctx.config.imap.max_literal_size.0,
-            Duration::from_secs(ctx.config.limits.timeout_authenticated),
-        );
+    pub fn new(ctx: Context, peer: Peer, stream: letterbox_proto::BoxStream) -> Session {
+        let conn = Conn::for_config(stream, &ctx.config);
         Session {
             ctx,
-            throttle,
             peer,
             conn,
             state: State::NotAuthenticated,
@@ -238,6 +227,7 @@ impl Session {
         crate::capabilities(
             matches!(self.state, State::NotAuthenticated),
             self.peer.plaintext_auth_allowed(&self.ctx.config),
+            self.ctx.tls.is_some() && !self.peer.tls,
         )
     }
 
@@ -342,6 +332,7 @@ impl Session {
             Status::Ok => b" OK ",
             Status::No => b" NO ",
             Status::Bad => b" BAD ",
+            Status::Sent => return Ok(()),
         });
         if let Some(code) = &reply.code {
             line.extend_from_slice(format!("[{code}] ").as_bytes());
