@@ -155,3 +155,16 @@ def test_starttls(server):
     assert c.cmd("NOOP", tag="d") == [b"d OK NOOP completed"]
     assert c.cmd("STARTTLS", tag="e") == [b"e BAD TLS is already active"]
     assert c.cmd("SELECT INBOX", tag="f") == [b"f BAD SELECT not allowed now: Log in first"]
+
+
+def test_imaps_implicit_tls(server):
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.require("imaps"), ssl_context=ctx)
+    assert "STARTTLS" not in m.capabilities and "AUTH=PLAIN" in m.capabilities
+    m.login(*ALICE)
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
