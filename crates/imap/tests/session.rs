@@ -130,3 +130,18 @@ async fn garbage_never_panics_and_ends_cleanly() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn session_future_is_small() {
+    let (_d, ctx) = setup();
+    let (_client, server) = tokio::io::duplex(64);
+    let peer = Peer {
+        addr: "127.0.0.1:1".parse().unwrap(),
+        local: "127.0.0.1:143".parse().unwrap(),
+        tls: false,
+    };
+    let fut = letterbox_imap::session::Session::new(ctx, peer, Box::new(server)).run();
+    let size = std::mem::size_of_val(&fut);
+    eprintln!("session future: {size} octets");
+    assert!(size < 16 * 1024, "{size}");
+}

@@ -312,9 +312,18 @@ impl Session {
             | CommandBody::Search { uid: false, .. } => SyncMode::NoExpunge,
             _ => SyncMode::Full,
         };
+        // Leaving a mailbox (or the session) tells nothing more about it: no EXPUNGE
+        // around CLOSE (RFC 9051 6.4.1), nothing stale before a SELECT's answer.
+        let leaving = matches!(
+            body,
+            CommandBody::Select { .. }
+                | CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Logout
+        );
         // Changes others made are told first, so the command works on a current view
         // (within the RFC 9051 7.5.1 rules for EXPUNGE).
-        if self.feed_pending()? {
+        if !leaving && self.feed_pending()? {
             self.sync(mode).await?;
         }
         let reply = commands::dispatch(self, &tag, body).await?;
