@@ -22,7 +22,7 @@ USERS = {
     "bob@example.com": "bob-Secret2",
 }
 
-PROTOCOLS = ("smtp", "lmtp", "pop3", "imap", "pop3s", "imaps")
+PROTOCOLS = ("smtp", "lmtp", "pop3", "imap", "pop3s", "imaps", "submission", "submissions")
 
 
 def free_port():
@@ -60,8 +60,8 @@ class Server:
                 "lmtp": [f"127.0.0.1:{self.ports['lmtp']}"],
                 "pop3": [f"127.0.0.1:{self.ports['pop3']}"],
                 "imap": [f"127.0.0.1:{self.ports['imap']}"],
-                "submission": [],
-                "submissions": [],
+                "submission": [f"127.0.0.1:{self.ports['submission']}"],
+                "submissions": [f"127.0.0.1:{self.ports['submissions']}"],
                 "imaps": [f"127.0.0.1:{self.ports['imaps']}"],
                 "pop3s": [f"127.0.0.1:{self.ports['pop3s']}"],
                 "http": [],

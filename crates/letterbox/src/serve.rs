@@ -27,6 +27,7 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_pop3::Pop3Service::new(ctx.clone()),
         letterbox_smtp::smtp(ctx.clone()),
         letterbox_smtp::lmtp(ctx.clone()),
+        letterbox_smtp::submission(ctx.clone()),
         Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
     ]
 }

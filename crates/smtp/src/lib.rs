@@ -1,8 +1,16 @@
-//! Inbound delivery for Letterbox: the `smtp` listener (an inbound MTA that delivers to
-//! local mailboxes only, never a relay) and the `lmtp` listener (RFC 2033, for use behind
-//! Postfix or Exim). Both run the same session state machine ([`session`]); they differ in
-//! the greeting command (EHLO/HELO or LHLO) and in the replies after the message data
-//! (SMTP: one; LMTP: one per accepted recipient).
+//! Mail into Letterbox: the `smtp` listener (an inbound MTA that delivers to local
+//! mailboxes only, never a relay), the `lmtp` listener (RFC 2033, for use behind Postfix or
+//! Exim) and the `submission` listener (RFC 6409: authenticated clients; `submissions` is
+//! the same service inside implicit TLS, RFC 8314). All run the same session state machine
+//! ([`session`]); they differ in the greeting command (EHLO/HELO or LHLO), in the replies
+//! after the message data (SMTP: one; LMTP: one per accepted recipient), and in
+//! authentication (submission only: AUTH is required before MAIL, and the sender must be
+//! the account's own address or one of its aliases).
+//!
+//! Submission delivers to local recipients only, exactly as `smtp` does (quota, warnings);
+//! a recipient in another domain is refused with `550 5.7.1` and a text saying that
+//! outbound delivery is not available yet. Outbound delivery (a queue, DNS, DSNs) is a later
+//! issue; `Session::rcpt` is where it will plug in.
 //!
 //! Standards:
 //! - RFC 5321 (SMTP): commands, reply codes, the `Received:` trace header (4.4), limits and
@@ -10,7 +18,13 @@
 //! - RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 2034/3463 enhanced status
 //!   codes, RFC 2920 PIPELINING, RFC 3030 CHUNKING (BDAT). RFC 3848 names the `with`
 //!   protocol in `Received:` (ESMTP, ESMTPS, LMTP, ...).
-//! - STARTTLS (RFC 3207) comes with the TLS work; see `Session::starttls` for the seam.
+//! - RFC 3207 STARTTLS (all three services, when the server has TLS), RFC 4954 AUTH with
+//!   the SASL mechanisms PLAIN (RFC 4616) and LOGIN, RFC 6409 message submission, RFC 8314
+//!   implicit TLS for `submissions`.
+//! - Plaintext passwords: AUTH is offered only where `Peer::plaintext_auth_allowed` (TLS,
+//!   loopback, or `[auth] allow_plaintext`); elsewhere AUTH answers `538 5.7.11`. Logins go
+//!   through the shared gate (`Context::login`: growing delays, blocks). Passwords and
+//!   SASL payloads are never logged.
 //!
 //! Quota: a recipient whose mailbox is full is refused at RCPT (`552 5.2.2`) when it is
 //! already full or the declared SIZE would not fit; otherwise the store refuses it at
@@ -35,9 +49,12 @@ pub enum Mode {
     Smtp,
     /// RFC 2033 LMTP: LHLO, and one reply per recipient after the data.
     Lmtp,
+    /// RFC 6409 message submission: AUTH before MAIL, sender owned by the account, local
+    /// recipients only for now.
+    Submission,
 }
 
-/// The `smtp` or `lmtp` service.
+/// The `smtp`, `lmtp` or `submission` service.
 pub struct SmtpService {
     ctx: Context,
     mode: Mode,
@@ -59,11 +76,18 @@ pub fn lmtp(ctx: Context) -> Arc<dyn Service> {
     Arc::new(SmtpService::new(ctx, Mode::Lmtp))
 }
 
+/// The message submission service (`[listen] submission`, STARTTLS; and `submissions`,
+/// which the binary wraps in TLS before the session starts).
+pub fn submission(ctx: Context) -> Arc<dyn Service> {
+    Arc::new(SmtpService::new(ctx, Mode::Submission))
+}
+
 impl Service for SmtpService {
     fn name(&self) -> &'static str {
         match self.mode {
             Mode::Smtp => "smtp",
             Mode::Lmtp => "lmtp",
+            Mode::Submission => "submission",
         }
     }
 

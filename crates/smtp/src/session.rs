@@ -1,8 +1,30 @@
-//! One SMTP or LMTP session: the RFC 5321 / RFC 2033 state machine.
+//! One SMTP, LMTP or submission session: the RFC 5321 / RFC 2033 / RFC 6409 state machine.
 //!
 //! States: connected (greeting sent) -> greeted (EHLO/HELO, or LHLO in LMTP) -> in a
 //! transaction (MAIL) -> with recipients (RCPT) -> content (DATA, or BDAT chunks) ->
 //! delivered, back to greeted. RSET and a new EHLO go back to greeted from anywhere.
+//! Submission adds authenticated (AUTH, RFC 4954) between greeted and MAIL.
+//!
+//! STARTTLS (RFC 3207), on every service when the server has TLS and the connection is
+//! not TLS yet: `220 2.0.0`, then the handshake. Whatever the client sent after STARTTLS
+//! in the same plaintext batch is discarded unread (RFC 3207 section 4.2 / 6: a
+//! man-in-the-middle could otherwise inject commands that would run as if protected), and
+//! the session forgets everything learnt before (greeting, transaction, authentication):
+//! the client must EHLO again, and sees the capabilities re-announced (without STARTTLS).
+//! STARTTLS once TLS is active is a command out of sequence: `503 5.5.1` (RFC 5321 4.1.4,
+//! RFC 3463 5.5.1; RFC 3207 4.2 forbids offering it again). Without TLS in the server it
+//! is `502 5.5.1`. A failed handshake ends the connection (no way back to plaintext).
+//!
+//! AUTH (RFC 4954, submission only; port 25 is the inbound MTA and never offers it):
+//! PLAIN (RFC 4616) and LOGIN, with or without initial response. Offered only where
+//! plaintext passwords are allowed (TLS, loopback, `[auth] allow_plaintext`); elsewhere it
+//! is `538 5.7.11`. Success `235 2.7.0`; wrong credentials and blocked logins get the same
+//! `535 5.7.8` (the shared gate delays both and logs the reason); `*` cancels with
+//! `501 5.7.0`; undecodable responses are `501 5.5.2`; an over-long response `500 5.5.6`;
+//! the store being unavailable `454 4.7.0`. MAIL before AUTH is `530 5.7.0`. The sender
+//! must be the account's address (also with a `+tag`) or an explicit alias that leads to
+//! it, else `553 5.7.1`; a domain's catch-all does not make every address of the domain
+//! the catch-all owner's. Local recipients only for now (see `rcpt`).
 //!
 //! Replies: RFC 5321 4.2 codes with RFC 3463 enhanced status codes. The ones an operator
 //! or a sending server acts on:
@@ -24,8 +46,10 @@
 
 use crate::data::{self, Content};
 use crate::{trace, warning, Mode};
+use letterbox_proto::auth::Login;
+use letterbox_proto::sasl::{self, SaslError};
 use letterbox_proto::{read_line, BoxStream, Context, Line, Peer};
-use letterbox_store::{Account, AccountId, Error as StoreError, Resolved};
+use letterbox_store::{normalize_address, Account, AccountId, Error as StoreError, Resolved};
 use smtp_proto::{Error as ParseError, Request};
 use std::io;
 use std::sync::Arc;
@@ -88,6 +112,16 @@ pub struct Session {
     bad_commands: u32,
     line: Vec<u8>,
     timeout: Duration,
+    /// The authenticated account (submission).
+    auth: Option<Account>,
+}
+
+/// A SASL response line, as read.
+enum SaslLine {
+    Text(String),
+    TooLong,
+    Eof,
+    Timeout,
 }
 
 impl Session {
@@ -105,7 +139,16 @@ impl Session {
             bad_commands: 0,
             line: Vec::new(),
             timeout,
+            auth: None,
         }
+    }
+
+    fn submission(&self) -> bool {
+        self.mode == Mode::Submission
+    }
+
+    fn unauthenticated_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.config.limits.timeout_unauthenticated.max(1))
     }
 
     fn hostname(&self) -> &str {
@@ -228,14 +271,14 @@ impl Session {
             Err(e) => return Ok(self.parse_error(e, &verb)),
         };
         Ok(match req {
-            Request::Ehlo { host } if self.mode == Mode::Smtp => self.greet(host, true),
-            Request::Helo { host } if self.mode == Mode::Smtp => self.greet(host, false),
+            Request::Ehlo { host } if !self.lmtp() => self.greet(host, true),
+            Request::Helo { host } if !self.lmtp() => self.greet(host, false),
             Request::Lhlo { host } if self.mode == Mode::Lmtp => self.greet(host, true),
             Request::Ehlo { .. } | Request::Helo { .. } => {
                 self.bad(500, "5.5.1", "This is LMTP (RFC 2033): use LHLO")
             }
             Request::Lhlo { .. } => self.bad(500, "5.5.1", "Command unrecognized"),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to, bare_postmaster).await,
             Request::Data => return self.data().await,
             Request::Bdat {
@@ -260,14 +303,22 @@ impl Session {
             Request::Expn { .. } => self.bad(502, "5.5.1", "EXPN not available"),
             Request::Help { .. } => {
                 let hello = if self.lmtp() { "LHLO" } else { "EHLO HELO" };
+                let auth = if self.submission() { " AUTH" } else { "" };
                 let msg = format!(
-                    "Commands: {hello} MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP. See RFC 5321{}",
-                    if self.lmtp() { " and RFC 2033" } else { "" }
+                    "Commands: {hello} STARTTLS{auth} MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP. See RFC 5321{}",
+                    match self.mode {
+                        Mode::Lmtp => " and RFC 2033",
+                        Mode::Submission => " and RFC 6409",
+                        Mode::Smtp => "",
+                    }
                 );
                 self.ok(214, "2.0.0", &msg)
             }
-            Request::StartTls => self.starttls(),
-            Request::Auth { .. } => self.bad(502, "5.5.1", "AUTH not available on this service"),
+            Request::StartTls => return self.starttls().await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth(mechanism, initial_response).await,
             Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
                 self.bad(502, "5.5.1", "Command not implemented")
             }
@@ -339,6 +390,9 @@ impl Session {
         if self.starttls_available() {
             lines.push("STARTTLS".to_string());
         }
+        if self.auth_available() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
         let n = lines.len();
         for (i, l) in lines.iter().enumerate() {
             let sep = if i + 1 == n { ' ' } else { '-' };
@@ -348,21 +402,187 @@ impl Session {
         Flow::Continue
     }
 
-    /// The STARTTLS seam (RFC 3207). TLS comes with its own issue; until then STARTTLS is
-    /// neither advertised nor accepted. The upgrade will: refuse when the input buffer is
-    /// not empty (plaintext command injection), reply `220 2.0.0`, flush, take the stream
-    /// out of `self.io`, wrap it with the server's TLS acceptor, put it back in a new
-    /// `BufReader`, set `self.peer.tls`, and forget the greeting and any transaction (RFC
-    /// 3207 4.2). `Received:` then says ESMTPS/LMTPS by itself.
+    /// STARTTLS is offered when the server has TLS and the connection is not TLS yet
+    /// (RFC 3207 4.2: never after the handshake).
     fn starttls_available(&self) -> bool {
-        false
+        self.ctx.tls.is_some() && !self.peer.tls
     }
 
-    fn starttls(&mut self) -> Flow {
+    /// AUTH is offered on submission, before authentication, where plaintext passwords
+    /// are allowed (TLS, loopback, or `[auth] allow_plaintext`).
+    fn auth_available(&self) -> bool {
+        self.submission()
+            && self.auth.is_none()
+            && self.peer.plaintext_auth_allowed(&self.ctx.config)
+    }
+
+    /// RFC 3207: `220`, then the TLS handshake on the same connection.
+    async fn starttls(&mut self) -> io::Result<Flow> {
         if self.peer.tls {
-            return self.bad(503, "5.5.1", "TLS already active");
+            // RFC 3207 4.2 forbids offering STARTTLS again; a second one is out of
+            // sequence (RFC 5321 4.1.4: 503; RFC 3463 5.5.1).
+            return Ok(self.bad(503, "5.5.1", "TLS already active"));
         }
-        self.bad(502, "5.5.1", "STARTTLS not available")
+        let Some(tls) = self.ctx.tls.clone() else {
+            return Ok(self.bad(502, "5.5.1", "STARTTLS not available"));
+        };
+        self.bad_commands = 0;
+        self.reply(220, "2.0.0", "Ready to start TLS");
+        self.flush().await?;
+        // RFC 3207 section 4.2 and 6: anything the client sent after STARTTLS in the
+        // plaintext stream (already in our buffer) is dropped unread, never executed.
+        let pipelined = self.io.buffer().len();
+        if pipelined > 0 {
+            tracing::warn!(
+                peer = %self.peer.addr,
+                octets = pipelined,
+                "discarding plaintext sent after STARTTLS (RFC 3207: possible command injection)"
+            );
+        }
+        let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.io, BufReader::new(placeholder)).into_inner();
+        let secure = match tls.accept(plain).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(peer = %self.peer.addr, "STARTTLS handshake failed: {e}");
+                return Err(e);
+            }
+        };
+        self.io = BufReader::with_capacity(16 * 1024, secure);
+        self.peer.tls = true;
+        // RFC 3207 4.2: forget all knowledge obtained from the client before TLS.
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.auth = None;
+        self.timeout = self.unauthenticated_timeout();
+        tracing::debug!(peer = %self.peer.addr, "STARTTLS: TLS active");
+        Ok(Flow::Continue)
+    }
+
+    /// Reads one SASL response line (RFC 4954 4), bounded by `[limits] max_line_length`
+    /// and the time-out. Its content is a credential: never logged.
+    async fn sasl_line(&mut self) -> io::Result<SaslLine> {
+        self.flush().await?;
+        let max = self.ctx.config.limits.max_line_length;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(self.timeout, read_line(&mut self.io, &mut buf, max)).await;
+        Ok(match read {
+            Err(_) => SaslLine::Timeout,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Line::Eof)) => SaslLine::Eof,
+            Ok(Ok(Line::TooLong)) => SaslLine::TooLong,
+            Ok(Ok(Line::Ok)) => SaslLine::Text(String::from_utf8(buf).unwrap_or_default()),
+        })
+    }
+
+    /// Sends a `334` challenge and reads the answer; `Err(flow)` when the exchange ends
+    /// without one (the reply is queued).
+    async fn challenge(&mut self, text: &str) -> io::Result<Result<String, Flow>> {
+        self.reply(334, "", text);
+        Ok(match self.sasl_line().await? {
+            SaslLine::Text(t) => Ok(t),
+            SaslLine::TooLong => {
+                Err(self.bad(500, "5.5.6", "Authentication exchange line is too long"))
+            }
+            SaslLine::Eof => Err(Flow::Close),
+            SaslLine::Timeout => Err(self.timed_out()),
+        })
+    }
+
+    /// RFC 4954 AUTH with PLAIN or LOGIN.
+    async fn auth(&mut self, mechanism: u64, initial: String) -> io::Result<Flow> {
+        if !self.submission() {
+            // Port 25 is the inbound MTA: clients submit mail on `submission`.
+            return Ok(self.bad(502, "5.5.1", "AUTH not available on this service"));
+        }
+        if self.helo.is_none() || !self.esmtp {
+            return Ok(self.bad(503, "5.5.1", "Send EHLO first"));
+        }
+        if self.auth.is_some() {
+            return Ok(self.bad(503, "5.5.1", "Already authenticated"));
+        }
+        if self.tx.is_some() {
+            return Ok(self.bad(503, "5.5.1", "AUTH not permitted during a mail transaction"));
+        }
+        if !self.peer.plaintext_auth_allowed(&self.ctx.config) {
+            return Ok(self.bad(
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism: use STARTTLS",
+            ));
+        }
+        // RFC 4954 4: "=" is an empty initial response; no argument means none was sent.
+        let credentials = match mechanism {
+            smtp_proto::AUTH_PLAIN => {
+                let response = if initial.is_empty() {
+                    match self.challenge("").await? {
+                        Ok(r) => r,
+                        Err(flow) => return Ok(flow),
+                    }
+                } else {
+                    initial
+                };
+                sasl::plain(&response).map(|c| (c.user, c.password))
+            }
+            smtp_proto::AUTH_LOGIN => {
+                let user = if initial.is_empty() {
+                    match self.challenge(sasl::LOGIN_USER_CHALLENGE).await? {
+                        Ok(r) => r,
+                        Err(flow) => return Ok(flow),
+                    }
+                } else {
+                    initial
+                };
+                match sasl::login_step(&user) {
+                    Err(e) => Err(e),
+                    Ok(user) => match self.challenge(sasl::LOGIN_PASS_CHALLENGE).await? {
+                        Ok(p) => sasl::login_step(&p).map(|p| (user, p)),
+                        Err(flow) => return Ok(flow),
+                    },
+                }
+            }
+            _ => {
+                return Ok(self.bad(
+                    504,
+                    "5.5.4",
+                    "Unrecognized authentication type: use PLAIN or LOGIN",
+                ))
+            }
+        };
+        let (user, password) = match credentials {
+            Ok(c) => c,
+            Err(SaslError::Cancelled) => {
+                return Ok(self.bad(501, "5.7.0", "Authentication cancelled"))
+            }
+            Err(SaslError::Malformed) => {
+                return Ok(self.bad(501, "5.5.2", "Cannot decode the response"))
+            }
+            Err(SaslError::AuthzidMismatch) => {
+                tracing::info!(peer = %self.peer.addr, "AUTH refused: a different authorization identity is not supported");
+                return Ok(self.bad(535, "5.7.8", "Authentication credentials invalid"));
+            }
+        };
+        match self.ctx.login(&self.peer, &user, &password).await {
+            Login::Ok(account) => {
+                self.timeout =
+                    Duration::from_secs(self.ctx.config.limits.timeout_authenticated.max(1));
+                self.auth = Some(account);
+                Ok(self.ok(235, "2.7.0", "Authentication successful"))
+            }
+            // The same answer for both: a blocked client learns nothing (the gate logs why).
+            Login::Failed | Login::Blocked => {
+                Ok(self.bad(535, "5.7.8", "Authentication credentials invalid"))
+            }
+            Login::Unavailable(e) => {
+                tracing::error!(peer = %self.peer.addr, "AUTH: store unavailable: {e}");
+                Ok(self.ok(
+                    454,
+                    "4.7.0",
+                    "Temporary authentication failure, try again later",
+                ))
+            }
+        }
     }
 
     fn need_greeting(&mut self) -> Option<Flow> {
@@ -377,9 +597,12 @@ impl Session {
         None
     }
 
-    fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Flow {
+    async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Flow {
         if let Some(f) = self.need_greeting() {
             return f;
+        }
+        if self.submission() && self.auth.is_none() {
+            return self.bad(530, "5.7.0", "Authentication required");
         }
         if self.tx.is_some() {
             return self.bad(503, "5.5.1", "Nested MAIL command");
@@ -392,7 +615,9 @@ impl Session {
             || from.env_id.is_some()
             || from.solicit.is_some()
             || from.mtrk.is_some()
-            || from.auth.is_some()
+            // RFC 4954 5: AUTH= is allowed once AUTH is offered; we relay nothing, so
+            // its value is not used.
+            || (from.auth.is_some() && !self.submission())
             || from.by != 0
             || from.hold_for != 0
             || from.hold_until != 0
@@ -419,6 +644,35 @@ impl Session {
         }
         if !sender.is_ascii() && !smtputf8 {
             return self.bad(553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+        }
+        if let Some(account) = self.auth.clone() {
+            let shown = trace::sanitize(&sender, 256);
+            let check = sender.clone();
+            let owned = self
+                .ctx
+                .store
+                .run(move |s| sender_owned(s, &account, &check))
+                .await;
+            match owned {
+                Ok(true) => {}
+                Ok(false) => {
+                    let who = self
+                        .auth
+                        .as_ref()
+                        .map(|a| a.address.clone())
+                        .unwrap_or_default();
+                    tracing::info!(peer = %self.peer.addr, user = %who, from = %shown, "submission: sender address refused (not the account's)");
+                    return self.bad(
+                        553,
+                        "5.7.1",
+                        &format!("<{shown}>: Sender address not owned by {who}"),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(from = %shown, "sender lookup failed: {e}");
+                    return self.ok(451, "4.3.0", "Temporary lookup failure, try again later");
+                }
+            }
         }
         self.tx = Some(Transaction {
             id: trace::new_id(),
@@ -490,6 +744,16 @@ impl Session {
             Err(e) => {
                 tracing::error!(rcpt = %shown, "recipient lookup failed: {e}");
                 self.ok(451, "4.3.0", "Temporary lookup failure, try again later")
+            }
+            Ok(Resolved::NotLocal) if self.submission() => {
+                // Outbound delivery (queue, MX lookup, retries, DSNs) is a later issue;
+                // until then submission delivers to the local domains only and says so.
+                tracing::info!(peer = %self.peer.addr, rcpt = %shown, "submission: remote recipient refused (no outbound delivery yet)");
+                self.ok(
+                    550,
+                    "5.7.1",
+                    &format!("<{shown}>: Outbound delivery is not available yet: this server delivers only to its own domains"),
+                )
             }
             Ok(Resolved::NotLocal) => {
                 tracing::info!(peer = %self.peer.addr, rcpt = %shown, "relay denied");
@@ -649,7 +913,14 @@ impl Session {
             hostname: &self.ctx.config.hostname,
             helo: &helo,
             peer: self.peer.addr,
-            protocol: trace::protocol(self.lmtp(), self.esmtp, self.peer.tls, tx.smtputf8),
+            protocol: {
+                let p = trace::protocol(self.lmtp(), self.esmtp, self.peer.tls, tx.smtputf8);
+                if self.auth.is_some() {
+                    trace::authenticated(p)
+                } else {
+                    p
+                }
+            },
             id: &tx.id,
             sender: &tx.sender,
             date: now,
@@ -788,6 +1059,40 @@ impl Session {
             self.ok(451, "4.3.0", "Temporary failure, try again later");
         }
     }
+}
+
+/// Whether an authenticated account may use `sender` as its envelope sender: its own
+/// address, the same with a `+tag`, or an explicit alias (not a domain's catch-all) that
+/// resolves to it. The null sender is not the account's.
+fn sender_owned(
+    s: &dyn letterbox_store::Backend,
+    account: &Account,
+    sender: &str,
+) -> letterbox_store::Result<bool> {
+    let own = normalize_address(&account.address);
+    let sender = normalize_address(sender);
+    let Some((local, domain)) = sender.rsplit_once('@') else {
+        return Ok(false);
+    };
+    let base = local.split_once('+').map(|(b, _)| format!("{b}@{domain}"));
+    if sender == own || base.as_deref() == Some(own.as_str()) {
+        return Ok(true);
+    }
+    let mut explicit = false;
+    for a in std::iter::once(sender.as_str()).chain(base.as_deref()) {
+        match s.list_aliases(Some(a)) {
+            Ok(v) if !v.is_empty() => explicit = true,
+            Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Invalid(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !explicit {
+        return Ok(false);
+    }
+    Ok(match s.resolve(&sender)? {
+        Resolved::Accounts(v) => v.iter().any(|a| a.id == account.id),
+        _ => false,
+    })
 }
 
 /// Usage at or over the limit, or the declared size would take it over.

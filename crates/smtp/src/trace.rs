@@ -43,6 +43,18 @@ pub fn protocol(lmtp: bool, esmtp: bool, tls: bool, smtputf8: bool) -> &'static 
     }
 }
 
+/// The `with` name once the client has authenticated (RFC 3848 `ESMTPA`, `ESMTPSA`;
+/// RFC 6531 `UTF8SMTPA`, `UTF8SMTPSA`). Other names have no authenticated form.
+pub fn authenticated(protocol: &'static str) -> &'static str {
+    match protocol {
+        "ESMTP" => "ESMTPA",
+        "ESMTPS" => "ESMTPSA",
+        "UTF8SMTP" => "UTF8SMTPA",
+        "UTF8SMTPS" => "UTF8SMTPSA",
+        other => other,
+    }
+}
+
 /// Text from the client made safe for a header: no controls, no white space, bounded.
 pub fn sanitize(s: &str, max: usize) -> String {
     let mut out: String = s
@@ -187,5 +199,10 @@ mod tests {
         assert_eq!(protocol(true, true, false, false), "LMTP");
         assert_eq!(protocol(false, false, false, false), "SMTP");
         assert_eq!(protocol(false, true, true, false), "ESMTPS");
+        assert_eq!(authenticated(protocol(false, true, true, false)), "ESMTPSA");
+        assert_eq!(
+            authenticated(protocol(false, true, false, true)),
+            "UTF8SMTPA"
+        );
     }
 }
