@@ -195,6 +195,10 @@ impl Conn {
                 }
             }
             self.out.clear();
+            // A big answer (a large BODY[]) does not stay allocated for the session's life.
+            if self.out.capacity() > 1 << 20 {
+                self.out.shrink_to(64 << 10);
+            }
         }
         Ok(())
     }

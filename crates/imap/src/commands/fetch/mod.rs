@@ -6,8 +6,9 @@
 //! Structure comes from `store.parsed` (parsed once, at delivery) and octets from
 //! `store.open_message(..).read_range`, which decompresses only up to the section's end;
 //! only HEADER.FIELDS looks inside octets, to select header fields. Messages are rendered
-//! in chunks on the blocking pool and flushed as they are ready, so a `1:*` fetch of a
-//! big mailbox holds one chunk in memory, not the whole answer.
+//! in chunks on the blocking pool and flushed as they are ready; a chunk ends once its
+//! output passes 256 KiB, so a `1:*` fetch of big messages holds about one message in
+//! memory, not the whole answer.
 //!
 //! Fetching a body section without PEEK sets `\Seen` (read-write sessions only) and adds
 //! the new FLAGS to that message's response when FLAGS was not asked for.
@@ -113,16 +114,17 @@ pub async fn run(
     }
     let items = Arc::new(items);
     let mut expunged = false;
-    for chunk in indices.chunks(CHUNK) {
+    let mut pos = 0;
+    while pos < indices.len() {
         let Some(sel) = s.selected() else {
             break;
         };
-        let batch: Vec<Item> = chunk
+        let chunk = &indices[pos..(pos + CHUNK).min(indices.len())];
+        let batch: Vec<Option<Item>> = chunk
             .iter()
-            .filter_map(|&i| {
+            .map(|&i| {
                 let m = &sel.msgs[i];
                 if m.expunged {
-                    expunged = true;
                     return None;
                 }
                 Some(Item {
@@ -136,13 +138,21 @@ pub async fn run(
             })
             .collect();
         let items = items.clone();
+        // Renders until the output passes FLUSH_AT (big bodies: one message at a time),
+        // and says how many of the batch it got through.
         let r = s
             .ctx
             .store
             .run(move |st| {
                 let mut out = Vec::new();
                 let mut gone = false;
+                let mut done = 0;
                 for it in &batch {
+                    done += 1;
+                    let Some(it) = it else {
+                        gone = true;
+                        continue;
+                    };
                     let start = out.len();
                     match render(st, mb, it, &items, utf8, &mut out) {
                         Ok(()) => {}
@@ -153,17 +163,21 @@ pub async fn run(
                         Err(FetchError::Store(e)) => return Err(e),
                         Err(FetchError::UnknownCte) => {
                             out.truncate(start);
-                            return Ok((out, gone, true));
+                            return Ok((out, done, gone, true));
                         }
                     }
+                    if out.len() > FLUSH_AT {
+                        break;
+                    }
                 }
-                Ok((out, gone, false))
+                Ok((out, done, gone, false))
             })
             .await;
         match r {
-            Ok((out, gone, unknown_cte)) => {
+            Ok((out, done, gone, unknown_cte)) => {
                 s.conn.push(&out);
                 expunged |= gone;
+                pos += done.max(1);
                 if unknown_cte {
                     return Ok(Reply::no("Unknown content-transfer-encoding").code("UNKNOWN-CTE"));
                 }
