@@ -188,6 +188,12 @@ const PREVIEW_CHARS: usize = 200;
 /// Parses a message. Never fails: octets that are not a valid message still give a
 /// structure (a text/plain body, possibly empty), as IMAP servers must serve them.
 pub fn parse(raw: &[u8]) -> ParsedMessage {
+    // A panic in the MIME parser on hostile input (mail-parser has had debug assertions
+    // that fire on malformed MIME) must not fail a delivery: fall back to a plain body.
+    std::panic::catch_unwind(|| parse_mime(raw)).unwrap_or_else(|_| fallback(raw))
+}
+
+fn parse_mime(raw: &[u8]) -> ParsedMessage {
     let parser = MessageParser::default();
     let Some(msg) = parser.parse(raw) else {
         return fallback(raw);
