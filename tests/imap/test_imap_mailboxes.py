@@ -212,6 +212,12 @@ def test_append_over_quota(make_server):
     big = MSG + b"x" * 2000 + b"\r\n"
     assert c.cmd(b"APPEND INBOX {%d+}\r\n" % len(big) + big)[-1] == b"t2 NO [OVERQUOTA] Quota exceeded"
     assert c.cmd("STATUS INBOX (MESSAGES)")[0] == b"* STATUS INBOX (MESSAGES 0)"
+    # COPY is refused over quota; MOVE within the account always works.
+    small = MSG + b"y" * 550 + b"\r\n"
+    assert c.cmd(b"APPEND INBOX {%d+}\r\n" % len(small) + small)[-1].endswith(b"APPEND completed")
+    c.cmd("SELECT INBOX")
+    assert c.cmd("COPY 1:* Archive")[-1] == b"t6 NO [OVERQUOTA] Quota exceeded"
+    assert c.cmd("MOVE 1 Archive")[-1] == b"t7 OK MOVE completed"
 
 
 def test_expunge_ordering_and_uid_expunge(server):
