@@ -145,3 +145,170 @@ async fn session_future_is_small() {
     eprintln!("session future: {size} octets");
     assert!(size < 16 * 1024, "{size}");
 }
+
+/// A tiny deterministic generator (xorshift), so the test needs no crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+}
+
+/// Property: whatever a logged-in client sends — valid commands with random arguments,
+/// or mangled ones — the session never panics and the store stays consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_command_streams_never_panic() {
+    let (_d, ctx) = setup();
+    let mut config = letterbox_config::Config::default();
+    config.limits.max_bad_commands = 1000;
+    let ctx = Context::new(ctx.store.clone(), Arc::new(config));
+    let sets = [
+        "1",
+        "1:*",
+        "*",
+        "2,4:6",
+        "$",
+        "0",
+        "4294967295",
+        "3:1",
+        "1:2,*",
+    ];
+    let boxes = [
+        "INBOX",
+        "Archive",
+        "\"a b\"",
+        "Trash",
+        "Nope",
+        "x/y/z",
+        "&AOk-t&AOk-",
+        "\"\"",
+    ];
+    let templates = [
+        "FETCH {s} (FLAGS UID)",
+        "FETCH {s} (BODY.PEEK[1.2.MIME] BODY[HEADER.FIELDS (From)]<0.5> BINARY.PEEK[1] BINARY.SIZE[2])",
+        "FETCH {s} (ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE)",
+        "FETCH {s} RFC822",
+        "UID FETCH {s} (BODY[])",
+        "STORE {s} +FLAGS (\\Seen kw{n})",
+        "STORE {s} -FLAGS.SILENT (\\Deleted)",
+        "UID STORE {s} FLAGS (\\Deleted)",
+        "SEARCH OR {s} NOT SEEN",
+        "UID SEARCH RETURN (MIN MAX COUNT SAVE) TEXT a",
+        "SEARCH SENTSINCE 1-Jan-2000 LARGER {n}",
+        "COPY {s} {b}",
+        "MOVE {s} {b}",
+        "UID MOVE {s} {b}",
+        "EXPUNGE",
+        "UID EXPUNGE {s}",
+        "CREATE {b}",
+        "DELETE {b}",
+        "RENAME {b} {b}",
+        "SUBSCRIBE {b}",
+        "LIST \"\" *",
+        "LIST (SUBSCRIBED) \"\" % RETURN (STATUS (MESSAGES SIZE))",
+        "LSUB \"\" *",
+        "STATUS {b} (MESSAGES UIDNEXT UNSEEN SIZE DELETED HIGHESTMODSEQ)",
+        "SELECT {b}",
+        "SELECT INBOX",
+        "SELECT INBOX",
+        "EXAMINE {b}",
+        "CLOSE",
+        "UNSELECT",
+        "NOOP",
+        "ENABLE IMAP4rev2",
+        "APPEND {b} (\\Seen) {{{len}+}}\r\n{msg}",
+        "APPEND {b} ~{{{len}+}}\r\n{msg}",
+    ];
+    let mut handles = Vec::new();
+    for seed in 1..=8u64 {
+        let ctx = ctx.clone();
+        handles.push(tokio::spawn(async move {
+            let (client, server) = tokio::io::duplex(1 << 16);
+            let peer = Peer {
+                addr: "127.0.0.1:40100".parse().unwrap(),
+                local: "127.0.0.1:143".parse().unwrap(),
+                tls: false,
+            };
+            let session = tokio::spawn(
+                letterbox_imap::session::Session::new(ctx, peer, Box::new(server)).run(),
+            );
+            let (mut rd, mut wr) = tokio::io::split(client);
+            let drain = tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut sink).await;
+                sink
+            });
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1234_5678_9abc));
+            let mut script = b"l LOGIN alice@example.com pw\r\ns SELECT INBOX\r\n".to_vec();
+            for i in 0..250 {
+                let msg = format!(
+                    "From: a{i}@x\r\nSubject: s{i}\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx{i}\r\n--b--\r\n"
+                );
+                let t = rng.pick(&templates);
+                let mut cmd = t
+                    .replacen("{s}", rng.pick(&sets), 1)
+                    .replacen("{s}", rng.pick(&sets), 1)
+                    .replacen("{b}", rng.pick(&boxes), 1)
+                    .replacen("{b}", rng.pick(&boxes), 1)
+                    .replace("{n}", &rng.below(5000).to_string())
+                    .replace("{{{len}+}}", &format!("{{{}+}}", msg.len()))
+                    .replace("{msg}", &msg)
+                    .into_bytes();
+                if rng.below(6) == 0 && !cmd.is_empty() && !cmd.contains(&b'\n') {
+                    // Mangle: flip, cut or duplicate a byte (never a CR/LF, to stay framed).
+                    let j = rng.below(cmd.len());
+                    match rng.below(3) {
+                        0 => cmd[j] = b"()[]{}<>*%\"\\ ~+0"[rng.below(16)],
+                        1 => cmd.truncate(j.max(1)),
+                        _ => {
+                            let b = cmd[j];
+                            cmd.insert(j, b)
+                        }
+                    }
+                    // No literal announced by accident: the stream must stay framed.
+                    cmd.retain(|&b| b != b'{');
+                }
+                script.extend_from_slice(format!("t{i} ").as_bytes());
+                script.extend_from_slice(&cmd);
+                script.extend_from_slice(b"\r\n");
+            }
+            script.extend_from_slice(b"z LOGOUT\r\n");
+            wr.write_all(&script).await.unwrap();
+            let result = tokio::time::timeout(std::time::Duration::from_secs(120), session).await;
+            drop(wr);
+            let out = String::from_utf8_lossy(&drain.await.unwrap()).into_owned();
+            result.expect("session finished in time").expect("session did not panic");
+            let tagged = |st: &str| out.lines().filter(|l| l.starts_with('t') && l.contains(st)).count();
+            (tagged(" OK "), tagged(" NO "), tagged(" BAD "), out.lines().last().unwrap_or("").to_string())
+        }));
+    }
+    for h in handles {
+        let (ok, no, bad, last) = h.await.unwrap();
+        assert!(last.starts_with("z OK LOGOUT"), "{last}");
+        assert!(
+            ok > 30,
+            "too few commands ran: OK {ok} NO {no} BAD {bad}; {last}"
+        );
+    }
+    // The store is still consistent.
+    // A blob written for an APPEND whose mailbox vanished meanwhile is an orphan file
+    // until garbage collection (the store's rule); after it, nothing may be wrong.
+    let problems = ctx
+        .store
+        .run(|s| {
+            s.gc()?;
+            s.check(true)
+        })
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
