@@ -293,9 +293,11 @@ async fn random_command_streams_never_panic() {
     }
     for h in handles {
         let (ok, no, bad, last) = h.await.unwrap();
-        assert!(last.starts_with("z OK LOGOUT"), "{last}");
+        // Another session may delete the selected mailbox: then BYE, as Dovecot does.
+        let deleted = last == "* BYE Selected mailbox was deleted";
+        assert!(last.starts_with("z OK LOGOUT") || deleted, "{last}");
         assert!(
-            ok > 30,
+            deleted || ok > 30,
             "too few commands ran: OK {ok} NO {no} BAD {bad}; {last}"
         );
     }
