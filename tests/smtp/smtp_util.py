@@ -128,3 +128,75 @@ def usage(server, address):
     """Exact usage: the sum of the message sizes over all the account's folders."""
     out = server.cli("quota", "show", address).stdout.decode()
     return out.split("\t")[1]
+
+
+# --- TLS and submission -----------------------------------------------------------------
+
+import base64
+import ssl
+
+
+def tls_context(server):
+    """A client context that verifies the server's self-signed certificate (generated
+    into data_dir/tls on first start) for mail.example.com."""
+    ctx = ssl.create_default_context(cafile=str(server.data_dir / "tls" / "selfsigned-cert.pem"))
+    ctx.check_hostname = True
+    return ctx
+
+
+def submission(server, **kw):
+    return smtplib.SMTP("127.0.0.1", server.require("submission"), timeout=30, **kw)
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL):
+    """SMTP_SSL that checks the certificate for mail.example.com while connecting to
+    127.0.0.1."""
+
+    def _get_socket(self, host, port, timeout):
+        new_socket = socket.create_connection((host, port), timeout, self.source_address)
+        return self.context.wrap_socket(new_socket, server_hostname="mail.example.com")
+
+
+def submissions(server):
+    """Implicit TLS (RFC 8314) on the submissions listener."""
+    return _SMTP_SSL("127.0.0.1", server.require("submissions"), timeout=30, context=tls_context(server))
+
+
+def starttls(conn: smtplib.SMTP, server):
+    """STARTTLS with verification against the self-signed certificate."""
+    conn._host = "mail.example.com"  # the name the certificate is for
+    code, msg = conn.starttls(context=tls_context(server))
+    assert code == 220, (code, msg)
+    return code, msg
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def plain(user, password) -> str:
+    return b64(f"\0{user}\0{password}")
+
+
+class RawTLS(Raw):
+    """Raw, plus an in-place STARTTLS upgrade and implicit TLS."""
+
+    def __init__(self, port, implicit_tls_ctx=None):
+        if implicit_tls_ctx is None:
+            super().__init__(port)
+            return
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock = implicit_tls_ctx.wrap_socket(raw, server_hostname="mail.example.com")
+        self.f = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def upgrade(self, ctx):
+        """Wraps the socket in TLS (after a 220 to STARTTLS)."""
+        self.f = None
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="mail.example.com")
+        self.f = self.sock.makefile("rb")
+
+    def ehlo(self, name="client.example.org"):
+        reply = self.cmd(f"EHLO {name}")
+        assert reply.startswith("250"), reply
+        return [line[4:] for line in reply.split("\n")]

@@ -253,6 +253,10 @@ impl Session {
             };
             if let Flow::Close = flow {
                 self.flush().await?;
+                // A clean end: over TLS this sends close_notify (clients such as
+                // `openssl s_client` report a truncation otherwise).
+                let stream = self.io.get_mut();
+                let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
                 return Ok(());
             }
         }
@@ -264,6 +268,9 @@ impl Session {
         line.push(b'\n');
         let parsed = Request::parse(&mut line.iter());
         let verb = command_word(&line);
+        let has_args = line
+            .get(verb.len()..)
+            .is_some_and(|rest| rest.iter().any(|b| !b.is_ascii_whitespace()));
         line.clear();
         self.line = line;
         let req = match parsed {
@@ -313,6 +320,10 @@ impl Session {
                     }
                 );
                 self.ok(214, "2.0.0", &msg)
+            }
+            // RFC 3207 4: "501 Syntax error (no parameters allowed)".
+            Request::StartTls if has_args => {
+                self.bad(501, "5.5.4", "Syntax error (no parameters allowed)")
             }
             Request::StartTls => return self.starttls().await,
             Request::Auth {

@@ -60,10 +60,14 @@ struct Client {
 
 impl Client {
     async fn start(e: &Env, mode: Mode) -> Client {
+        Client::start_from(e, mode, "127.0.0.1:40000").await
+    }
+
+    async fn start_from(e: &Env, mode: Mode, addr: &str) -> Client {
         let (a, b) = tokio::io::duplex(1 << 16);
         let ctx = Context::new(e.store.clone(), e.config.clone());
         let peer = Peer {
-            addr: "127.0.0.1:40000".parse().unwrap(),
+            addr: addr.parse().unwrap(),
             local: "127.0.0.1:25".parse().unwrap(),
             tls: false,
         };
@@ -531,6 +535,8 @@ async fn garbage_never_panics() {
         c.limits.timeout_unauthenticated = 2;
         c.limits.max_line_length = 1024;
         c.limits.max_bad_commands = 1000;
+        c.limits.timeout_authenticated = 2;
+        c.auth.failure_delay_ms = 1;
     });
     // A small deterministic generator: no extra dependency.
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -567,16 +573,17 @@ async fn garbage_never_panics() {
         b" FROM:<",
         b">\r\n",
         b"AUTH PLAIN\r\n",
+        b"AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHB3\r\n",
+        b"AUTH LOGIN\r\n",
+        b"YWxpY2VAZXhhbXBsZS5jb20=\r\n",
+        b"*\r\n",
+        b"MAIL FROM:<alice@example.com>\r\n",
         b"STARTTLS\r\n",
         b"VRFY\r\n",
         b"NOOP \xc3\x28\r\n",
     ];
     for round in 0..200 {
-        let mode = if round % 2 == 0 {
-            Mode::Smtp
-        } else {
-            Mode::Lmtp
-        };
+        let mode = [Mode::Smtp, Mode::Lmtp, Mode::Submission][round % 3];
         let mut c = Client::start(&e, mode).await;
         let mut input = Vec::new();
         for _ in 0..(next() % 60) {
@@ -597,4 +604,102 @@ async fn garbage_never_panics() {
         task.await.expect("session task must not panic");
     }
     assert!(e.store.check(true).unwrap().is_empty());
+}
+
+fn b64(s: &str) -> String {
+    letterbox_proto::sasl::encode_base64(s.as_bytes())
+}
+
+#[tokio::test]
+async fn submission_auth_sender_and_local_delivery() {
+    let e = env_with(10 << 20, |c| c.auth.failure_delay_ms = 1);
+    e.store
+        .add_alias("sales@example.com", &["alice@example.com".into()])
+        .unwrap();
+    e.store
+        .add_alias("@example.com", &["alice@example.com".into()])
+        .unwrap();
+    let mut c = Client::start(&e, Mode::Submission).await;
+    assert_eq!(c.cmd("AUTH PLAIN").await, "503 5.5.1 Send EHLO first");
+    let ehlo = c.cmd("EHLO laptop").await;
+    // Loopback: AUTH offered without TLS; no TLS in this context, so no STARTTLS.
+    assert!(ehlo.ends_with("\n250 AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    assert_eq!(c.cmd("STARTTLS").await, "502 5.5.1 STARTTLS not available");
+    assert_eq!(
+        c.cmd("MAIL FROM:<alice@example.com>").await,
+        "530 5.7.0 Authentication required"
+    );
+    let wrong = b64("\0alice@example.com\0nope");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {wrong}")).await,
+        "535 5.7.8 Authentication credentials invalid"
+    );
+    assert_eq!(c.cmd("AUTH LOGIN").await, "334 VXNlcm5hbWU6");
+    assert_eq!(c.cmd(&b64("alice@example.com")).await, "334 UGFzc3dvcmQ6");
+    assert_eq!(
+        c.cmd(&b64("pw")).await,
+        "235 2.7.0 Authentication successful"
+    );
+    assert!(!c.cmd("EHLO laptop").await.contains("AUTH"));
+    for bad in [
+        "bob@example.com",
+        "other@example.com",
+        "",
+        "alice@example.org",
+    ] {
+        let r = c.cmd(&format!("MAIL FROM:<{bad}>")).await;
+        assert!(r.starts_with("553 5.7.1 <"), "{bad}: {r}");
+    }
+    assert_eq!(
+        c.cmd("MAIL FROM:<sales@example.com> AUTH=<>").await,
+        "250 2.1.0 Sender OK"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<x@elsewhere.org>").await,
+        "550 5.7.1 <x@elsewhere.org>: Outbound delivery is not available yet: this server delivers only to its own domains"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<bob@example.com>").await,
+        "250 2.1.5 Recipient OK"
+    );
+    assert!(c.cmd("DATA").await.starts_with("354 "));
+    c.send(b"Subject: s\r\n\r\nbody\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0 Message accepted"));
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+    assert!(c.closed().await);
+    let [m] = &inbox(&e, "bob@example.com")[..] else {
+        panic!("one message")
+    };
+    let text = String::from_utf8_lossy(m);
+    assert!(
+        text.starts_with("Return-Path: <sales@example.com>\r\n"),
+        "{text}"
+    );
+    assert!(text.contains(" with ESMTPA id "), "{text}");
+    assert_eq!(body_of(m), b"Subject: s\r\n\r\nbody\r\n");
+}
+
+#[tokio::test]
+async fn submission_off_loopback_needs_tls_for_auth() {
+    let e = env(10 << 20);
+    let mut c = Client::start_from(&e, Mode::Submission, "192.0.2.9:4000").await;
+    let ehlo = c.cmd("EHLO x").await;
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {}", b64("\0alice@example.com\0pw")))
+            .await,
+        "538 5.7.11 Encryption required for requested authentication mechanism: use STARTTLS"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<alice@example.com>").await,
+        "530 5.7.0 Authentication required"
+    );
+    // Port 25 never offers AUTH.
+    let mut c = Client::start(&e, Mode::Smtp).await;
+    assert!(!c.cmd("EHLO x").await.contains("AUTH"));
+    assert_eq!(
+        c.cmd("AUTH PLAIN").await,
+        "502 5.5.1 AUTH not available on this service"
+    );
 }
