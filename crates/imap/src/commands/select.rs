@@ -71,9 +71,9 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
     out.extend_from_slice(
         format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", mb.uidvalidity).as_bytes(),
     );
-    out.extend_from_slice(
-        format!("* OK [UIDNEXT {}] Predicted next UID\r\n", mb.uidnext).as_bytes(),
-    );
+    // The mailbox was read before its messages: one may have arrived in between.
+    let uidnext = mb.uidnext.max(sel.max_uid().saturating_add(1));
+    out.extend_from_slice(format!("* OK [UIDNEXT {uidnext}] Predicted next UID\r\n").as_bytes());
     if !rev1 {
         // RFC 9051 6.3.2: the mailbox's name as the server spells it.
         out.extend_from_slice(b"* LIST () \"/\" ");
