@@ -25,11 +25,11 @@
 //!   such session that notices it (RFC 3501 asks for exactly one session).
 //! - FETCH of a message another session expunged (not yet announced) leaves it out and
 //!   completes with `OK [EXPUNGEISSUED]`.
-//! - BODY[section] of a part that does not exist is the empty string (as Dovecot).
+//! - `BODY[section]` of a part that does not exist is the empty string (as Dovecot).
 //! - `BODYSTRUCTURE` writes a part's language as a list, `("en")`.
 //! - Differences from Dovecot kept on purpose: a body's line count includes a last line
 //!   without a line end (Dovecot counts line ends only, so a one-line MIME part is `0`
-//!   there, `1` here); BODY[n] of a nested multipart ends before the CRLF that precedes
+//!   there, `1` here); `BODY[n]` of a nested multipart ends before the CRLF that precedes
 //!   the enclosing boundary (RFC 2046 5.1.1 gives that CRLF to the boundary; Dovecot
 //!   includes it); strings with a `"` are quoted with escapes (Dovecot sends a literal);
 //!   BINARY content without NUL is sent as a plain literal (Dovecot uses literal8).

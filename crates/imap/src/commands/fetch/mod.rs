@@ -1,6 +1,6 @@
 //! FETCH and UID FETCH (RFC 9051 6.4.5): FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-//! BODYSTRUCTURE, BODY, BODY[section]<partial>, BODY.PEEK, RFC822, RFC822.HEADER,
-//! RFC822.TEXT, BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE (RFC 3516), MODSEQ, and
+//! BODYSTRUCTURE, BODY, `BODY[section]<partial>`, BODY.PEEK, RFC822, RFC822.HEADER,
+//! RFC822.TEXT, `BINARY[part]<partial>`, BINARY.PEEK, BINARY.SIZE (RFC 3516), MODSEQ, and
 //! the macros ALL, FAST, FULL.
 //!
 //! Structure comes from `store.parsed` (parsed once, at delivery) and octets from

@@ -1,4 +1,4 @@
-//! BODY[section] and BINARY[section]: which octets a section names (from the stored part
+//! `BODY[section]` and `BINARY[section]`: which octets a section names (from the stored part
 //! offsets), HEADER.FIELDS selection on a header's octets, and content-transfer decoding
 //! for BINARY (RFC 3516).
 
