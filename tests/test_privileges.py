@@ -47,10 +47,13 @@ def test_drops_to_configured_user(world_dir, system_user, letterbox_bin):
     s.add_user("alice@example.com", "pw-alice")
     s.start()
     try:
+        # Ports accept (kernel backlog) as soon as they are bound; the drop follows.
+        deadline = time.time() + 20
+        while "running as letterbox-test" not in s.read_log() and time.time() < deadline:
+            time.sleep(0.05)
         status = Path(f"/proc/{s.proc.pid}/status").read_text()
         uid_line = next(l for l in status.splitlines() if l.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(system_user.pw_uid)] * 4, uid_line
-        assert "running as letterbox-test" in s.read_log()
         for p in [s.data_dir, s.data_dir / "store.db", s.data_dir / "tls"]:
             assert p.stat().st_uid == system_user.pw_uid, p
         # An admin command run as root keeps the files the server's, and the running
