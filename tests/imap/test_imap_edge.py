@@ -87,3 +87,17 @@ def test_recent_is_claimed_by_one_select(server):
     assert b.cmd("SEARCH RECENT") == [b"* SEARCH", b"t3 OK SEARCH completed"]
     assert a.cmd("SEARCH RECENT") == [b"* SEARCH 1", b"t3 OK SEARCH completed"]
     assert a.cmd("STATUS INBOX (RECENT)")[0] == b"* STATUS INBOX (RECENT 0)"
+
+
+def test_idle_keepalive(make_server):
+    server = make_server(**{"imap.idle_keepalive": 1})
+    c = Raw(server)
+    c.login()
+    c.cmd("SELECT INBOX")
+    c.send(b"i IDLE\r\n")
+    assert c.line() == b"+ idling"
+    t0 = time.monotonic()
+    assert c.line() == b"* OK Still here"
+    assert 0.5 < time.monotonic() - t0 < 3
+    c.send(b"DONE\r\n")
+    assert c.line() == b"i OK IDLE terminated"

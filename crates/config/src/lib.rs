@@ -233,6 +233,10 @@ pub struct Imap {
     /// Folder names clients use for the special folders, mapped to the special-use
     /// attribute they stand for (`"Sent Items" = "\\Sent"`).
     pub special_use_aliases: Vec<(String, String)>,
+    /// Seconds between `* OK Still here` lines to a client in IDLE, so that NAT boxes and
+    /// firewalls do not drop a quiet connection (Dovecot sends one every 2 minutes);
+    /// 0 turns them off.
+    pub idle_keepalive: u64,
 }
 
 impl Default for Imap {
@@ -240,6 +244,7 @@ impl Default for Imap {
         Imap {
             max_literal_size: ByteSize(50 * 1024 * 1024),
             special_use_aliases: vec![],
+            idle_keepalive: 120,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! IDLE (RFC 2177, RFC 9051 6.3.13): `+ idling`, then changes to the selected mailbox
 //! are pushed as they are committed (the store's change feed wakes the session; it then
-//! asks the store what changed) until the client sends `DONE`. The session ends after
+//! asks the store what changed) until the client sends `DONE`. A quiet IDLE gets
+//! `* OK Still here` every `imap.idle_keepalive` seconds; the session ends after
 //! `limits.timeout_idle` seconds.
 
 use crate::conn::ReadError;
@@ -12,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 enum Event {
     Input(std::io::Result<bool>),
     Change(Result<Change, RecvError>),
+    Keepalive,
     Timeout,
 }
 
@@ -22,6 +24,9 @@ pub async fn run(s: &mut Session, _tag: &str) -> Result<Reply, Fatal> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(s.ctx.config.limits.timeout_idle);
     let mut feed_alive = true;
+    let keepalive = s.ctx.config.imap.idle_keepalive;
+    let mut ticker = tokio::time::interval(Duration::from_secs(keepalive.max(1)));
+    ticker.tick().await; // the first tick is immediate
     loop {
         let ev = {
             let rx = match &mut s.state {
@@ -31,6 +36,7 @@ pub async fn run(s: &mut Session, _tag: &str) -> Result<Reply, Fatal> {
             tokio::select! {
                 r = s.conn.readable() => Event::Input(r),
                 c = rx.recv(), if feed_alive => Event::Change(c),
+                _ = ticker.tick(), if keepalive > 0 => Event::Keepalive,
                 _ = tokio::time::sleep_until(deadline) => Event::Timeout,
             }
         };
@@ -68,6 +74,10 @@ pub async fn run(s: &mut Session, _tag: &str) -> Result<Reply, Fatal> {
                     s.sync(SyncMode::Full).await?;
                     s.conn.flush().await?;
                 }
+            }
+            Event::Keepalive => {
+                s.conn.push(b"* OK Still here\r\n");
+                s.conn.flush().await?;
             }
             Event::Timeout => return Err(Fatal::Bye("IDLE timed out".into())),
         }
