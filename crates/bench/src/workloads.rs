@@ -1,0 +1,645 @@
+//! The workloads of issue 8. Each runs against one target (server) and returns named
+//! metrics, or an error when anything read back is missing or wrong (then the table shows
+//! FAIL for that server, never a number).
+
+use crate::client::{imap_exists, imap_search, imap_status_messages, Imap, Pop3, Smtp};
+use crate::corpus::{self, NEEDLE, NEEDLE_INDEX};
+use crate::sys;
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// A server under test.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub name: String,
+    pub lmtp: Option<SocketAddr>,
+    pub smtp: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    /// The server's (master) process; its descendants count too.
+    pub pid: Option<u32>,
+    /// Where it keeps mail (for the storage ratio).
+    pub data: Option<PathBuf>,
+}
+
+impl Target {
+    /// `name=Letterbox,lmtp=127.0.0.1:2424,smtp=...,pop3=...,imap=...,pid=123,data=/dir`
+    pub fn parse(spec: &str) -> Result<Target> {
+        let mut t = Target::default();
+        for part in spec.split(',') {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| anyhow!("target: {part:?} is not key=value"))?;
+            let addr = || {
+                v.parse::<SocketAddr>()
+                    .with_context(|| format!("target {k}"))
+            };
+            match k {
+                "name" => t.name = v.to_string(),
+                "lmtp" => t.lmtp = Some(addr()?),
+                "smtp" => t.smtp = Some(addr()?),
+                "pop3" => t.pop3 = Some(addr()?),
+                "imap" => t.imap = Some(addr()?),
+                "pid" => t.pid = Some(v.parse()?),
+                "data" => t.data = Some(v.into()),
+                _ => bail!("target: unknown key {k:?}"),
+            }
+        }
+        ensure!(!t.name.is_empty(), "target: name= is required");
+        Ok(t)
+    }
+
+    fn need(&self, a: Option<SocketAddr>, what: &str) -> Result<SocketAddr> {
+        a.ok_or_else(|| anyhow!("{} has no {what} listener", self.name))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub users: u64,
+    pub domain: String,
+    pub password: String,
+    pub sessions: usize,
+    pub deliver_msgs: u64,
+    pub corpus_msgs: u64,
+    /// Recipients per LMTP transaction when the corpus is delivered.
+    pub storage_rcpts: usize,
+    pub pop3_clients: usize,
+    pub imap_clients: usize,
+    pub imap_secs: u64,
+    pub big_msgs: u64,
+    pub big_writers: usize,
+    pub idle: usize,
+}
+
+impl Opts {
+    pub fn user(&self, i: u64) -> String {
+        format!("user{}@{}", i + 1, self.domain)
+    }
+    pub fn big_user(&self) -> String {
+        format!("big@{}", self.domain)
+    }
+}
+
+/// One measured figure.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    /// `None`: a figure for information, no direction.
+    pub higher_better: Option<bool>,
+}
+
+fn m(name: &str, value: f64, higher_better: bool) -> Metric {
+    Metric {
+        name: name.to_string(),
+        value,
+        higher_better: Some(higher_better),
+    }
+}
+
+fn info(name: &str, value: f64) -> Metric {
+    Metric {
+        name: name.to_string(),
+        value,
+        higher_better: None,
+    }
+}
+
+/// Per-target state kept between repetitions.
+#[derive(Debug, Default)]
+pub struct State {
+    pub corpus_ready: bool,
+    pub big_append_rate: Option<f64>,
+    pub next_delivery: u64,
+}
+
+async fn join_all<T: 'static>(mut set: JoinSet<Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                    set.abort_all();
+                }
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                first_err.get_or_insert(anyhow!("task failed: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// POP3 STAT of every user's INBOX.
+async fn counts(t: &Target, o: &Opts) -> Result<Vec<u64>> {
+    let addr = t.need(t.pop3, "pop3")?;
+    let sem = Arc::new(Semaphore::new(10));
+    let mut set = JoinSet::new();
+    for u in 0..o.users {
+        let (user, pass, sem) = (o.user(u), o.password.clone(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire().await?;
+            let mut p = Pop3::login(addr, &user, &pass)
+                .await
+                .with_context(|| format!("POP3 login {user}"))?;
+            let (n, _) = p.stat().await?;
+            p.quit().await?;
+            Ok((u, n))
+        });
+    }
+    let mut v = join_all(set).await?;
+    v.sort();
+    Ok(v.into_iter().map(|(_, n)| n).collect())
+}
+
+/// Deletes everything in every user's INBOX (POP3 DELE), so a workload starts known.
+async fn empty_inboxes(t: &Target, o: &Opts) -> Result<()> {
+    let addr = t.need(t.pop3, "pop3")?;
+    let sem = Arc::new(Semaphore::new(10));
+    let mut set = JoinSet::new();
+    for u in 0..o.users {
+        let (user, pass, sem) = (o.user(u), o.password.clone(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire().await?;
+            let mut p = Pop3::login(addr, &user, &pass).await?;
+            let (n, _) = p.stat().await?;
+            for i in 1..=n {
+                p.cmd(&format!("DELE {i}")).await?;
+            }
+            p.quit().await?;
+            let mut p = Pop3::login(addr, &user, &pass).await?;
+            let (n, _) = p.stat().await?;
+            ensure!(n == 0, "{user}: {n} messages left after DELE and QUIT");
+            p.quit().await
+        });
+    }
+    join_all(set).await?;
+    Ok(())
+}
+
+/// Workload 1: 5 KB messages over LMTP or SMTP, `sessions` connections, one recipient per
+/// message spread over the users; then every user's count checked.
+pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Result<Vec<Metric>> {
+    let addr = if lmtp {
+        t.need(t.lmtp, "lmtp")?
+    } else {
+        t.need(t.smtp, "smtp")?
+    };
+    let before = counts(t, o).await.context("counting before delivery")?;
+    let base = st.next_delivery;
+    st.next_delivery += o.deliver_msgs;
+    let n = o.deliver_msgs;
+    let sessions = o.sessions as u64;
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for s in 0..sessions {
+        let o = o.clone();
+        set.spawn(async move {
+            let mut c = Smtp::connect(addr, lmtp).await?;
+            let mut i = s;
+            while i < n {
+                let msg = corpus::message(&corpus::id('d', base + i)).unwrap_or_default();
+                let rcpt = o.user(i % o.users);
+                c.deliver("sender@example.org", std::slice::from_ref(&rcpt), &msg)
+                    .await
+                    .with_context(|| format!("message {i} to {rcpt}"))?;
+                i += sessions;
+            }
+            c.quit().await
+        });
+    }
+    join_all(set).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let after = counts(t, o).await.context("counting after delivery")?;
+    for u in 0..o.users {
+        let want = (0..n).filter(|i| i % o.users == u).count() as u64;
+        let got = after[u as usize] - before[u as usize].min(after[u as usize]);
+        ensure!(
+            got == want,
+            "{}: {got} new messages stored, {want} delivered",
+            o.user(u)
+        );
+    }
+    // And the content of one per user.
+    let pop = t.need(t.pop3, "pop3")?;
+    for u in 0..o.users.min(n) {
+        let mut p = Pop3::login(pop, &o.user(u), &o.password).await?;
+        let last = after[u as usize];
+        let msg = p.multi(&format!("RETR {last}")).await?;
+        corpus::verify(&msg).with_context(|| format!("{} message {last}", o.user(u)))?;
+        p.quit().await?;
+    }
+    let proto = if lmtp { "LMTP" } else { "SMTP" };
+    Ok(vec![m(&format!("{proto} msgs/s"), n as f64 / secs, true)])
+}
+
+/// Delivers the corpus (`corpus_msgs` messages) to every user over LMTP,
+/// `storage_rcpts` recipients a transaction, `sessions` connections.
+async fn deliver_corpus(t: &Target, o: &Opts) -> Result<()> {
+    let addr = t.need(t.lmtp, "lmtp")?;
+    let mut set = JoinSet::new();
+    let sessions = o.sessions as u64;
+    for s in 0..sessions {
+        let o = o.clone();
+        set.spawn(async move {
+            let mut c = Smtp::connect(addr, true).await?;
+            let all: Vec<String> = (0..o.users).map(|u| o.user(u)).collect();
+            let mut i = s;
+            while i < o.corpus_msgs {
+                let msg = corpus::message(&corpus::id('c', i)).unwrap_or_default();
+                for chunk in all.chunks(o.storage_rcpts.max(1)) {
+                    c.deliver("list@example.org", chunk, &msg)
+                        .await
+                        .with_context(|| format!("corpus message {i}"))?;
+                }
+                i += sessions;
+            }
+            c.quit().await
+        });
+    }
+    join_all(set).await?;
+    Ok(())
+}
+
+fn corpus_bytes(o: &Opts) -> u64 {
+    (0..o.corpus_msgs)
+        .map(|i| corpus::message(&corpus::id('c', i)).map_or(0, |m| m.len() as u64))
+        .sum()
+}
+
+/// Workload 6 (and the set-up of 2 and 3): empty inboxes, the corpus delivered to every
+/// user; bytes on disk (growth of the mail directory) over logical bytes.
+pub async fn storage(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
+    empty_inboxes(t, o).await.context("emptying inboxes")?;
+    let dir = t.data.clone();
+    let before = dir.as_deref().map(sys::disk_usage);
+    deliver_corpus(t, o).await?;
+    let c = counts(t, o).await?;
+    for (u, n) in c.iter().enumerate() {
+        ensure!(
+            *n == o.corpus_msgs,
+            "{}: {n} messages stored, {} delivered",
+            o.user(u as u64),
+            o.corpus_msgs
+        );
+    }
+    st.corpus_ready = true;
+    // Let the servers settle (WAL checkpoints, index writes) before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let logical = corpus_bytes(o) * o.users;
+    let mut out = vec![info("logical MiB", logical as f64 / 1048576.0)];
+    if let (Some(d), Some(b)) = (dir, before) {
+        let after = sys::disk_usage(&d);
+        let grown = after.saturating_sub(b);
+        out.push(m("on disk MiB", grown as f64 / 1048576.0, false));
+        out.push(m("disk/logical", grown as f64 / logical as f64, false));
+    }
+    Ok(out)
+}
+
+async fn ensure_corpus(t: &Target, o: &Opts, st: &mut State) -> Result<()> {
+    if !st.corpus_ready {
+        storage(t, o, st).await.context("setting up the corpus")?;
+    }
+    Ok(())
+}
+
+/// Workload 2: `pop3_clients` clients download every user's INBOX (RETR all), each
+/// message checked against the corpus, nothing missing.
+pub async fn pop3(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
+    ensure_corpus(t, o, st).await?;
+    let addr = t.need(t.pop3, "pop3")?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..o.pop3_clients {
+        let (o, next) = (o.clone(), next.clone());
+        set.spawn(async move {
+            let (mut bytes, mut msgs) = (0u64, 0u64);
+            loop {
+                let u = next.fetch_add(1, Ordering::Relaxed);
+                if u >= o.users {
+                    return Ok((bytes, msgs));
+                }
+                let user = o.user(u);
+                let mut p = Pop3::login(addr, &user, &o.password)
+                    .await
+                    .with_context(|| format!("POP3 login {user}"))?;
+                let list = p.list().await?;
+                let mut seen = vec![0u32; o.corpus_msgs as usize];
+                for (n, size) in list {
+                    let msg = p.multi(&format!("RETR {n}")).await?;
+                    ensure!(
+                        msg.len() as u64 == size,
+                        "{user} message {n}: LIST said {size} octets, RETR sent {}",
+                        msg.len()
+                    );
+                    let id = corpus::verify(&msg).with_context(|| format!("{user} message {n}"))?;
+                    if let Some(k) = id.strip_prefix('c').and_then(|k| k.parse::<usize>().ok()) {
+                        if let Some(s) = seen.get_mut(k) {
+                            *s += 1;
+                        }
+                    }
+                    bytes += msg.len() as u64;
+                    msgs += 1;
+                }
+                if let Some(k) = seen.iter().position(|&s| s == 0) {
+                    bail!("{user}: corpus message c{k} missing");
+                }
+                p.quit().await?;
+            }
+        });
+    }
+    let r = join_all(set).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let bytes: u64 = r.iter().map(|x| x.0).sum();
+    let msgs: u64 = r.iter().map(|x| x.1).sum();
+    Ok(vec![
+        m("MB/s", bytes as f64 / 1e6 / secs, true),
+        m("msgs/s", msgs as f64 / secs, true),
+    ])
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Workload 3: `imap_clients` clients loop login, select, fetch headers, fetch a body,
+/// store flags, expunge, append, logout for `imap_secs` seconds.
+pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
+    ensure_corpus(t, o, st).await?;
+    let addr = t.need(t.imap, "imap")?;
+    let deadline = Instant::now() + Duration::from_secs(o.imap_secs);
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for c in 0..o.imap_clients as u64 {
+        let o = o.clone();
+        set.spawn(async move {
+            let mut lat: Vec<f64> = Vec::new();
+            let mut rng = corpus::Rng::new(c + 77);
+            let mut u = c;
+            while Instant::now() < deadline {
+                let user = o.user(u % o.users);
+                u += o.imap_clients as u64;
+                macro_rules! op {
+                    ($e:expr) => {{
+                        let t0 = Instant::now();
+                        let r = $e.await.with_context(|| user.clone())?;
+                        lat.push(t0.elapsed().as_secs_f64());
+                        r
+                    }};
+                }
+                let mut i = op!(Imap::login(addr, &user, &o.password));
+                let sel = op!(i.cmd("SELECT INBOX"));
+                let n = sel
+                    .lines
+                    .iter()
+                    .find_map(|l| imap_exists(&l.text))
+                    .ok_or_else(|| anyhow!("SELECT without EXISTS"))?;
+                ensure!(n > 0, "{user}: INBOX is empty");
+                let lo = n.saturating_sub(19).max(1);
+                let h = op!(i.cmd(&format!(
+                    "FETCH {lo}:{n} (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])"
+                )));
+                let fetched = h.lines.iter().filter(|l| l.literals.len() == 1).count() as u64;
+                ensure!(
+                    fetched == n - lo + 1,
+                    "{user}: FETCH headers returned {fetched} of {}",
+                    n - lo + 1
+                );
+                let k = 1 + rng.below(n);
+                let b = op!(i.cmd(&format!("FETCH {k} (UID BODY.PEEK[])")));
+                let body = b
+                    .lines
+                    .iter()
+                    .find_map(|l| l.literals.first())
+                    .ok_or_else(|| anyhow!("{user}: FETCH {k} BODY[] returned no literal"))?;
+                let id = corpus::verify(body).with_context(|| format!("{user} message {k}"))?;
+                op!(i.cmd("STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)"));
+                let e = op!(i.cmd("EXPUNGE"));
+                ensure!(
+                    e.lines.iter().any(|l| l.text.starts_with(b"* 1 EXPUNGE")),
+                    "{user}: EXPUNGE did not expunge message 1"
+                );
+                let again = corpus::message(&id).unwrap_or_default();
+                op!(i.append("INBOX", "\\Seen", &again));
+                op!(i.logout());
+            }
+            Ok(lat)
+        });
+    }
+    let r = join_all(set).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut lat: Vec<f64> = r.into_iter().flatten().collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(vec![
+        m("ops/s", lat.len() as f64 / secs, true),
+        m("p50 ms", pct(&lat, 0.5) * 1e3, false),
+        m("p99 ms", pct(&lat, 0.99) * 1e3, false),
+    ])
+}
+
+async fn timed<F: std::future::Future<Output = Result<T>>, T>(f: F) -> Result<(T, f64)> {
+    let t0 = Instant::now();
+    let r = f.await?;
+    Ok((r, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+/// Workload 4: one mailbox of `big_msgs` messages (loaded once with APPEND from
+/// `big_writers` connections: the append rate), then SELECT, FETCH 1:* (FLAGS),
+/// FETCH 1:* (ENVELOPE), UID SEARCH TEXT.
+pub async fn big(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
+    let addr = t.need(t.imap, "imap")?;
+    let user = o.big_user();
+    let n = o.big_msgs;
+    if st.big_append_rate.is_none() {
+        let mut i = Imap::login(addr, &user, &o.password).await?;
+        let s = i.cmd("STATUS INBOX (MESSAGES)").await?;
+        let have = s
+            .lines
+            .iter()
+            .find_map(|l| imap_status_messages(&l.text))
+            .ok_or_else(|| anyhow!("STATUS without MESSAGES"))?;
+        if have > 0 {
+            i.cmd("SELECT INBOX").await?;
+            i.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await?;
+            i.cmd("EXPUNGE").await?;
+        }
+        i.logout().await?;
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut set = JoinSet::new();
+        for _ in 0..o.big_writers {
+            let (user, pass, next) = (user.clone(), o.password.clone(), next.clone());
+            set.spawn(async move {
+                let mut i = Imap::login(addr, &user, &pass).await?;
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= n {
+                        break;
+                    }
+                    let msg = corpus::message(&corpus::id('b', k)).unwrap_or_default();
+                    i.append("INBOX", "", &msg)
+                        .await
+                        .with_context(|| format!("APPEND {k}"))?;
+                }
+                i.logout().await
+            });
+        }
+        join_all(set).await?;
+        st.big_append_rate = Some(n as f64 / start.elapsed().as_secs_f64());
+    }
+    let mut out = vec![m("APPEND msgs/s", st.big_append_rate.unwrap_or(0.0), true)];
+    let mut i = Imap::login(addr, &user, &o.password).await?;
+    let (sel, ms) = timed(i.cmd("SELECT INBOX")).await?;
+    let exists = sel.lines.iter().find_map(|l| imap_exists(&l.text));
+    ensure!(
+        exists == Some(n),
+        "SELECT: {exists:?} messages, {n} appended"
+    );
+    out.push(m("SELECT ms", ms, false));
+    let count_fetch =
+        |r: &crate::client::ImapResp| r.lines.iter().filter(|l| is_fetch(&l.text)).count() as u64;
+    let (f, ms) = timed(i.cmd("FETCH 1:* (FLAGS)")).await?;
+    ensure!(
+        count_fetch(&f) == n,
+        "FETCH FLAGS: {} of {n}",
+        count_fetch(&f)
+    );
+    out.push(m("FETCH 1:* FLAGS ms", ms, false));
+    let (f, ms) = timed(i.cmd("FETCH 1:* (ENVELOPE)")).await?;
+    ensure!(
+        count_fetch(&f) == n,
+        "FETCH ENVELOPE: {} of {n}",
+        count_fetch(&f)
+    );
+    out.push(m("FETCH 1:* ENVELOPE ms", ms, false));
+    let (s, ms) = timed(i.cmd(&format!("UID SEARCH TEXT {NEEDLE}"))).await?;
+    let hits = s
+        .lines
+        .iter()
+        .find_map(|l| imap_search(&l.text))
+        .unwrap_or_default();
+    let want = usize::from(n > NEEDLE_INDEX);
+    ensure!(
+        hits.len() == want,
+        "UID SEARCH TEXT {NEEDLE}: {} hits, {want} expected",
+        hits.len()
+    );
+    out.push(m("UID SEARCH TEXT ms", ms, false));
+    i.logout().await?;
+    Ok(out)
+}
+
+fn is_fetch(line: &[u8]) -> bool {
+    line.starts_with(b"* ")
+        && line
+            .windows(7)
+            .take(24)
+            .any(|w| w.eq_ignore_ascii_case(b" FETCH "))
+}
+
+/// Workload 5: `idle` connections in IDLE spread over the users; PSS of the server's
+/// processes before and after, per connection; then one message to user 1 over LMTP and
+/// the time until all of user 1's sessions saw it.
+pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> {
+    let addr = t.need(t.imap, "imap")?;
+    let lmtp = t.need(t.lmtp, "lmtp")?;
+    let pid = t
+        .pid
+        .ok_or_else(|| anyhow!("{}: no pid= to measure", t.name))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (before, _) = sys::pss_kib(&sys::process_tree(pid));
+    let sem = Arc::new(Semaphore::new(32));
+    let mut set = JoinSet::new();
+    for k in 0..o.idle as u64 {
+        let (o, sem) = (o.clone(), sem.clone());
+        set.spawn(async move {
+            let _p = sem.acquire().await?;
+            // A tenth of the sessions are user 1's (the delivery target), the rest spread.
+            let u = if k % 10 == 0 || o.users == 1 {
+                0
+            } else {
+                1 + k % (o.users - 1)
+            };
+            let mut i = Imap::login(addr, &o.user(u), &o.password)
+                .await
+                .with_context(|| format!("IDLE session {k}"))?;
+            let sel = i.cmd("SELECT INBOX").await?;
+            let n = sel
+                .lines
+                .iter()
+                .find_map(|l| imap_exists(&l.text))
+                .unwrap_or(0);
+            let tag = i.idle().await?;
+            Ok((u, n, tag, i))
+        });
+    }
+    let mut sessions = join_all(set).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (after, procs) = sys::pss_kib(&sys::process_tree(pid));
+    let per_conn = (after.saturating_sub(before)) as f64 / o.idle as f64;
+    // One delivery to user 1, timed until all of user 1's sessions report it.
+    let mine: Vec<_> = {
+        let mut v = Vec::new();
+        let mut rest = Vec::new();
+        for s in sessions.drain(..) {
+            if s.0 == 0 {
+                v.push(s)
+            } else {
+                rest.push(s)
+            }
+        }
+        sessions = rest;
+        v
+    };
+    let watchers = mine.len();
+    let mut set = JoinSet::new();
+    let start = Instant::now();
+    for (_, n, tag, mut i) in mine {
+        set.spawn(async move {
+            loop {
+                let e = i.wait_exists().await?;
+                if e > n {
+                    break;
+                }
+            }
+            let took = start.elapsed().as_secs_f64();
+            i.done(&tag).await?;
+            Ok(took)
+        });
+    }
+    let msg = corpus::message(&corpus::id('d', 999_999_999)).unwrap_or_default();
+    let mut c = Smtp::connect(lmtp, true).await?;
+    c.deliver("sender@example.org", &[o.user(0)], &msg).await?;
+    c.quit().await?;
+    let times = tokio::time::timeout(Duration::from_secs(60), join_all(set))
+        .await
+        .map_err(|_| anyhow!("a delivery did not reach all {watchers} IDLE sessions in 60 s"))??;
+    let reach = times.iter().cloned().fold(0.0, f64::max) * 1e3;
+    drop(sessions);
+    Ok(vec![
+        m("PSS KiB per IDLE conn", per_conn, false),
+        info("PSS total MiB", after as f64 / 1024.0),
+        info("server processes", procs as f64),
+        m(&format!("delivery to {watchers} IDLEs ms"), reach, false),
+    ])
+}
