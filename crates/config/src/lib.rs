@@ -161,6 +161,9 @@ pub struct Quota {
     /// Percentages; one warning message per threshold crossed upward.
     #[serde(deserialize_with = "de_percentages")]
     pub warn_at: Vec<u8>,
+    /// Seconds between serve's checks for quota warnings not yet delivered (crossings by
+    /// IMAP APPEND or COPY; SMTP/LMTP deliver theirs at once).
+    pub warning_interval: u64,
 }
 
 impl Default for Quota {
@@ -168,6 +171,7 @@ impl Default for Quota {
         Quota {
             default: ByteSize(200 * 1024 * 1024),
             warn_at: vec![80, 95],
+            warning_interval: 10,
         }
     }
 }

@@ -440,8 +440,8 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
         match r {
             Ok(a) => {
                 println!("delivered uid {}", a.uid);
-                if let Some(t) = a.crossed_warning {
-                    warnings.push((account, a.mailbox, t));
+                if a.crossed_warning.is_some() {
+                    warnings.push(account);
                 }
             }
             Err(Error::OverQuota) => {
@@ -459,9 +459,9 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        for (account, inbox, threshold) in warnings {
-            rt.block_on(letterbox_smtp::warning::deliver(
-                store, config, account, inbox, threshold,
+        for account in warnings {
+            rt.block_on(letterbox_smtp::warning::deliver_pending(
+                store, config, account,
             ))?;
         }
     }

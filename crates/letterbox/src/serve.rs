@@ -108,6 +108,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     for (listener, service, tls) in bound {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
     }
+    tokio::spawn(warnings(store.clone(), config.clone()));
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -226,6 +227,28 @@ async fn accept_loop(
                 )
                 .await;
         });
+    }
+}
+
+/// Delivers quota warnings left pending by crossings that did not deliver their own
+/// (IMAP APPEND and COPY), every `[quota] warning_interval` seconds.
+async fn warnings(store: letterbox_store::Store, config: Arc<Config>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(config.quota.warning_interval.max(1)));
+    loop {
+        tick.tick().await;
+        let pending = match store.run(|s| s.pending_warnings()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("quota warnings: cannot list pending ones: {e}");
+                continue;
+            }
+        };
+        for account in pending {
+            if let Err(e) = letterbox_smtp::warning::deliver_pending(&store, &config, account).await
+            {
+                tracing::error!("quota warning for account #{account} not delivered: {e}");
+            }
+        }
     }
 }
 

@@ -168,19 +168,29 @@ pub fn build(
     }
 }
 
-/// Stores the warning for `threshold` in the account's INBOX (`inbox`), never refused for
-/// quota. If storing the warning itself crosses a further threshold, that one is
-/// delivered too (at most once per threshold).
-pub async fn deliver(
+/// Delivers the account's pending quota warning, if any, into its INBOX (never refused
+/// for quota), and any further one that storing the warning itself crosses. The store
+/// hands each crossing's warning to exactly one taker (`take_pending_warning`), so the
+/// delivery path that crossed it, `letterbox deliver`, and serve's periodic sweep (which
+/// covers IMAP APPEND and COPY) never send it twice. Returns how many were delivered.
+pub async fn deliver_pending(
     store: &Store,
     config: &Config,
     account_id: AccountId,
-    inbox: MailboxId,
-    threshold: u8,
-) -> letterbox_store::Result<()> {
-    let mut threshold = threshold;
+) -> letterbox_store::Result<u32> {
+    let mut sent = 0;
     for _ in 0..=config.quota.warn_at.len() {
+        let Some(threshold) = store
+            .run(move |s| s.take_pending_warning(account_id))
+            .await?
+        else {
+            break;
+        };
         let account = store.run(move |s| s.account_by_id(account_id)).await?;
+        let inbox = store
+            .run(move |s| s.mailbox(account_id, "INBOX"))
+            .await?
+            .id;
         let now = letterbox_store::now();
         let msg = build(
             &account,
@@ -204,6 +214,7 @@ pub async fn deliver(
                 )
             })
             .await?;
+        sent += 1;
         tracing::info!(
             account = %account.address,
             threshold,
@@ -211,12 +222,20 @@ pub async fn deliver(
             "quota warning delivered: mailbox passed {threshold}% ({}% used)",
             account.percent_used()
         );
-        match appended.crossed_warning {
-            Some(next) if next > threshold => threshold = next,
-            _ => break,
-        }
     }
-    Ok(())
+    Ok(sent)
+}
+
+/// After a delivery that crossed a threshold (`Appended::crossed_warning`): delivers the
+/// pending warning(s) of the account at once. See [`deliver_pending`].
+pub async fn deliver(
+    store: &Store,
+    config: &Config,
+    account_id: AccountId,
+    _inbox: MailboxId,
+    _threshold: u8,
+) -> letterbox_store::Result<()> {
+    deliver_pending(store, config, account_id).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -269,8 +269,8 @@ pub struct Appended {
     pub uidvalidity: u32,
     pub uid: u32,
     pub modseq: u64,
-    /// A quota warning threshold (percent) this append crossed upward, if any. The caller
-    /// delivers the warning message (see `letterbox-smtp`).
+    /// A quota warning threshold (percent) this append crossed upward, if any. The
+    /// warning is then pending: see [`Backend::take_pending_warning`].
     pub crossed_warning: Option<u8>,
 }
 
@@ -402,6 +402,12 @@ pub trait Backend: Send + Sync + 'static {
     fn resolve(&self, address: &str) -> Result<Resolved>;
 
     // --- quota ---
+    /// Takes (and clears) the quota warning an upward crossing left pending: the
+    /// threshold to warn about, or `None` when there is nothing to send (or someone else
+    /// took it). Whoever takes it delivers the warning, so each crossing warns once.
+    fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>>;
+    /// Accounts with a quota warning pending.
+    fn pending_warnings(&self) -> Result<Vec<AccountId>>;
     fn set_quota(&self, address: &str, limit: QuotaLimit) -> Result<Account>;
     /// Recomputes usage from the stored sizes; all accounts when `address` is `None`.
     fn recalc_quota(&self, address: Option<&str>) -> Result<Vec<Recalc>>;

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     password_hash  TEXT NOT NULL,
     quota_limit    INTEGER,            -- NULL: the configured default; -1: unlimited
     quota_used     INTEGER NOT NULL DEFAULT 0,
-    warn_level     INTEGER NOT NULL DEFAULT 0,   -- highest warning threshold already sent
+    warn_level     INTEGER NOT NULL DEFAULT 0,   -- highest warning threshold reached
+    warn_pending   INTEGER NOT NULL DEFAULT 0,   -- threshold reached whose warning is unsent
     pop3_retention TEXT,               -- NULL: the configured default
     created        INTEGER NOT NULL
 );

@@ -79,6 +79,7 @@ impl SqliteBackend {
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', 1)",
                 [],
             )?;
+            migrate(&tx)?;
             tx.commit()?;
         }
         let (tx, rx) = mpsc::channel::<Job>();
@@ -168,6 +169,19 @@ impl SqliteBackend {
     fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
     }
+}
+
+/// Brings a store made by an earlier version up to date (columns added since).
+fn migrate(tx: &Transaction) -> Result<()> {
+    let has_pending: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'warn_pending'")?
+        .exists([])?;
+    if !has_pending {
+        tx.execute_batch(
+            "ALTER TABLE accounts ADD COLUMN warn_pending INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
 }
 
 fn writer_loop(
@@ -562,11 +576,16 @@ impl WriteCtx<'_> {
             |r| r.get(0),
         )?;
         let level = warn_level_for(used, acct.effective_limit, &self.opts.warn_at);
+        let crossed = (i64::from(level) > old_level).then_some(level);
+        // A crossing leaves a pending warning until someone sends it (see
+        // `Backend::take_pending_warning`); falling below a level cancels it.
         self.tx.execute(
-            "UPDATE accounts SET quota_used = ?2, warn_level = ?3 WHERE id = ?1",
-            params![account, used as i64, level],
+            "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
+                 warn_pending = CASE WHEN ?4 THEN ?3 WHEN warn_pending > ?3 THEN 0 ELSE warn_pending END
+             WHERE id = ?1",
+            params![account, used as i64, level, crossed.is_some()],
         )?;
-        Ok((i64::from(level) > old_level).then_some(level))
+        Ok(crossed)
     }
 
     fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
@@ -1701,6 +1720,38 @@ impl Backend for SqliteBackend {
         Ok(GcReport {
             blobs_removed,
             orphan_files_removed,
+        })
+    }
+
+    fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>> {
+        self.write(move |ctx| {
+            let t: i64 = ctx
+                .tx
+                .query_row(
+                    "SELECT warn_pending FROM accounts WHERE id = ?1",
+                    [account],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            if t == 0 {
+                return Ok(None);
+            }
+            ctx.tx.execute(
+                "UPDATE accounts SET warn_pending = 0 WHERE id = ?1",
+                [account],
+            )?;
+            Ok(Some(t as u8))
+        })
+    }
+
+    fn pending_warnings(&self) -> Result<Vec<AccountId>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id FROM accounts WHERE warn_pending > 0")?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
         })
     }
 

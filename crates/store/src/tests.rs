@@ -562,3 +562,25 @@ fn login_blocks() {
     assert!(s.unblock("ip:192.0.2.1").unwrap());
     assert!(!s.unblock("ip:192.0.2.1").unwrap());
 }
+
+#[test]
+fn pending_warnings_are_taken_once() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    assert_eq!(s.take_pending_warning(a.id).unwrap(), None);
+    // A copy (as IMAP COPY does) crossing 80% leaves a warning pending too.
+    s.append(inbox.id, msg(&"a".repeat(450)), true).unwrap();
+    let trash = s.mailbox(a.id, "Trash").unwrap();
+    s.copy(inbox.id, &[1], trash.id).unwrap();
+    assert_eq!(s.pending_warnings().unwrap(), vec![a.id]);
+    assert_eq!(s.take_pending_warning(a.id).unwrap(), Some(80));
+    assert_eq!(s.take_pending_warning(a.id).unwrap(), None, "taken once");
+    assert!(s.pending_warnings().unwrap().is_empty());
+    // Falling below cancels an unsent warning.
+    s.expunge(trash.id, &[1]).unwrap();
+    s.append(inbox.id, msg(&"b".repeat(400)), true).unwrap();
+    assert_eq!(s.take_pending_warning(a.id).unwrap(), Some(80));
+}
