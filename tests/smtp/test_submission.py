@@ -335,3 +335,49 @@ def test_passwords_never_logged(server):
     for p in secrets:
         for form in [p, b64(p), plain(ALICE, p)]:
             assert form not in log, form
+
+
+def test_brute_force_is_slowed_and_blocked_while_others_log_in(make_server):
+    """1,000 wrong passwords for alice from 127.0.0.1: the first answers come ever more
+    slowly, then the IP and the account are blocked (named in the log, listed by
+    `letterbox block list`); bob, from another address (127.0.0.2), logs in normally
+    throughout."""
+    import time
+
+    s = make_server(**{"auth.max_failures": 5, "auth.failure_delay_ms": 10,
+                       "limits.max_bad_commands": 5000})
+    port = s.require("submissions")
+
+    def bob_logs_in():
+        c = _from(s, "127.0.0.2")
+        assert c.login(BOB, BOB_PW)[0] == 235
+        c.quit()
+
+    r = RawTLS(port, tls_context(s))
+    r.ehlo()
+    times = []
+    for i in range(1000):
+        t = time.monotonic()
+        assert r.cmd("AUTH PLAIN " + plain(ALICE, f"guess-{i}")) == "535 5.7.8 Authentication credentials invalid"
+        times.append(time.monotonic() - t)
+        if i % 100 == 0:
+            bob_logs_in()
+    # Slowed: the 5th failure waited 16 times the base delay (growing delay).
+    assert times[4] >= 0.15 > times[0], times[:6]
+    # Blocked: the right password fails the same way now.
+    assert r.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW)) == "535 5.7.8 Authentication credentials invalid"
+    r.close()
+    bob_logs_in()
+    blocks = s.cli("block", "list").stdout.decode()
+    assert "ip:127.0.0.1\t" in blocks and "user:alice@example.com\t" in blocks, blocks
+    import re
+    log = re.sub(r"\x1b\[[0-9;]*m", "", s.read_log())  # without the terminal colours
+    assert "failed logins within 900s block=ip:127.0.0.1" in log
+    assert "failed logins within 900s block=user:alice@example.com" in log
+    assert "guess-" not in log
+
+
+def _from(server, source_ip):
+    from smtp_util import _SMTP_SSL
+    return _SMTP_SSL("127.0.0.1", server.require("submissions"), timeout=30,
+                     context=tls_context(server), source_address=(source_ip, 0))

@@ -685,8 +685,13 @@ impl Session {
                 }
             }
         }
+        let id = trace::new_id();
+        if let Some(account) = &self.auth {
+            // Who submitted what: the delivery lines carry the same id.
+            tracing::info!(id = %id, peer = %self.peer.addr, user = %account.address, from = %trace::sanitize(&sender, 256), "submission");
+        }
         self.tx = Some(Transaction {
-            id: trace::new_id(),
+            id,
             sender,
             declared_size: (from.size > 0).then_some(from.size as u64),
             smtputf8,
