@@ -213,3 +213,44 @@ def test_swaks_tls_required_fails_cleanly_without_certificate_trust(server):
     assert r.returncode != 0
     with smtp(server) as c:
         assert c.noop()[0] == 250
+
+
+def test_old_tls_versions_refused_on_starttls_and_submissions(server):
+    """Downgrade: TLS 1.0/1.1 are refused, both after STARTTLS and on implicit TLS; the
+    server keeps serving afterwards."""
+    import ssl
+    import socket
+    import warnings
+
+    def old_ctx():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
+        return ctx
+
+    r = RawTLS(server.require("submission"))
+    r.ehlo()
+    assert r.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS"
+    try:
+        r.upgrade(old_ctx())
+        raise AssertionError("TLS 1.1 accepted after STARTTLS")
+    except (ssl.SSLError, OSError):
+        pass
+    r.close()
+    with socket.create_connection(("127.0.0.1", server.require("submissions")), timeout=10) as raw:
+        try:
+            old_ctx().wrap_socket(raw)
+            raise AssertionError("TLS 1.1 accepted on submissions")
+        except (ssl.SSLError, OSError):
+            pass
+    with submission(server) as c:
+        starttls(c, server)
+        assert c.sock.version() in ("TLSv1.3", "TLSv1.2")
