@@ -33,6 +33,9 @@ struct Cli {
 enum Cmd {
     /// Print N free loopback TCP ports, one a line.
     FreePorts { n: usize },
+    /// Print an Argon2id hash of PASSWORD with Letterbox's own parameters (19 MiB, 2
+    /// passes), in Dovecot's `{ARGON2ID}` form: both servers get the same one.
+    Hash { password: String },
     /// Run the workloads against the targets and print the table.
     #[command(args_override_self = true)]
     Run(RunArgs),
@@ -105,6 +108,15 @@ fn main() -> Result<()> {
             for l in &ls {
                 println!("{}", l.local_addr()?.port());
             }
+            Ok(())
+        }
+        Cmd::Hash { password } => {
+            use argon2::password_hash::{PasswordHasher, SaltString};
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            let h = argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+            println!("{{ARGON2ID}}{h}");
             Ok(())
         }
         Cmd::Run(a) => tokio::runtime::Builder::new_multi_thread()
