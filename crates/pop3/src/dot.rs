@@ -33,24 +33,21 @@ impl DotStuffer {
             return;
         }
         out.reserve(input.len() + 16);
-        let mut rest = input;
-        while !rest.is_empty() {
-            if self.at_line_start && rest[0] == b'.' {
+        // Dots are rare and lines are many: look for dots (SIMD), not for line ends.
+        let mut copied = 0;
+        for i in memchr::memchr_iter(b'.', input) {
+            let line_start = match i {
+                0 => self.at_line_start,
+                _ => input[i - 1] == b'\n',
+            };
+            if line_start {
+                out.extend_from_slice(&input[copied..i]);
                 out.push(b'.');
-            }
-            match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    out.extend_from_slice(&rest[..=i]);
-                    rest = &rest[i + 1..];
-                    self.at_line_start = true;
-                }
-                None => {
-                    out.extend_from_slice(rest);
-                    rest = &[];
-                    self.at_line_start = false;
-                }
+                copied = i;
             }
         }
+        out.extend_from_slice(&input[copied..]);
+        self.at_line_start = input[input.len() - 1] == b'\n';
         self.octets += input.len() as u64;
         if input.len() >= 2 {
             self.tail = [input[input.len() - 2], input[input.len() - 1]];

@@ -333,9 +333,11 @@ impl Session {
                 _ => self.bad("UTF8 takes no arguments").await,
             },
             (b"APOP", false) => self.bad("APOP is not supported").await,
-            // RFC 2595 STLS: the TLS issue adds the upgrade here (answer +OK, hand the
-            // stream to the acceptor, restart in AUTHORIZATION with `peer.tls` set) and
-            // announces STLS in CAPA.
+            // RFC 2595 STLS, the seam: answer +OK, flush, drop what `self.reader` has
+            // buffered (pipelined plaintext is never executed), take the stream back with
+            // `reader.into_inner().unsplit(writer.into_inner())`, hand it to
+            // `letterbox_proto::tls::Tls::accept`, and run a new session on the result
+            // with `peer.tls` set (still AUTHORIZATION); CAPA then announces STLS.
             (b"STLS", false) if self.peer.tls => {
                 self.bad("Command not permitted when TLS active").await
             }
