@@ -31,6 +31,12 @@
 //! delivery and the reply says so (per recipient in LMTP). A delivery that takes usage
 //! across a `[quota] warn_at` threshold delivers a warning message ([`warning`]).
 //!
+//! Status of issue 7 here: STARTTLS on all three services, `submission`/`submissions`
+//! with AUTH and sender ownership, throttled logins, fuzzing of the command-line handling
+//! and content readers (`fuzz/run.sh`, libFuzzer on stable). Not yet: outbound delivery
+//! (remote recipients on submission are refused), DSNs, SASL mechanisms other than PLAIN
+//! and LOGIN (no SCRAM, no EXTERNAL), an `Authenticated sender` note in `Received:`.
+//!
 //! Requests are parsed with the `smtp-proto` crate, one line at a time, from a line reader
 //! that never holds more than `[limits] max_line_length` octets.
 

@@ -1077,6 +1077,41 @@ impl Session {
     }
 }
 
+/// For the fuzz target (`crates/smtp/fuzz`): everything a session does with a command line
+/// before it needs the store: the bare-postmaster rewrite, the verb, the parser, the path
+/// checks, the header sanitising, and SASL decoding of an AUTH initial response.
+#[doc(hidden)]
+pub fn fuzz_command_line(input: &[u8]) {
+    let mut line = input.to_vec();
+    let _ = rewrite_bare_postmaster(&mut line, "mx.example.com");
+    line.push(b'\n');
+    let verb = command_word(&line);
+    let _ = line.get(verb.len()..);
+    let Ok(req) = Request::parse(&mut line.iter()) else {
+        return;
+    };
+    match req {
+        Request::Mail { from } => {
+            let _ = valid_path(&from.address);
+            let _ = trace::sanitize(&from.address, 256);
+        }
+        Request::Rcpt { to } => {
+            let _ = valid_path(&to.address);
+            let _ = trace::sanitize(&to.address, 256);
+        }
+        Request::Ehlo { host } | Request::Helo { host } | Request::Lhlo { host } => {
+            let _ = trace::sanitize(&host, 255);
+        }
+        Request::Auth {
+            initial_response, ..
+        } => {
+            let _ = sasl::plain(&initial_response);
+            let _ = sasl::login_step(&initial_response);
+        }
+        _ => {}
+    }
+}
+
 /// Whether an authenticated account may use `sender` as its envelope sender: its own
 /// address, the same with a `+tag`, or an explicit alias (not a domain's catch-all) that
 /// resolves to it. The null sender is not the account's.

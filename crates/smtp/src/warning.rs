@@ -187,10 +187,7 @@ pub async fn deliver_pending(
             break;
         };
         let account = store.run(move |s| s.account_by_id(account_id)).await?;
-        let inbox = store
-            .run(move |s| s.mailbox(account_id, "INBOX"))
-            .await?
-            .id;
+        let inbox = store.run(move |s| s.mailbox(account_id, "INBOX")).await?.id;
         let now = letterbox_store::now();
         let msg = build(
             &account,
