@@ -6,6 +6,7 @@ import imaplib
 import os
 import poplib
 import socket
+import ssl
 import time
 
 import pytest
@@ -28,7 +29,7 @@ def test_greeting_and_capa(server):
     caps = r.multi("CAPA")
     assert caps == [
         "TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER USER",
-        "USER", "SASL PLAIN LOGIN", "UTF8 USER", "IMPLEMENTATION Letterbox",
+        "STLS", "USER", "SASL PLAIN LOGIN", "UTF8 USER", "IMPLEMENTATION Letterbox",
     ]
     r.login()
     caps = r.multi("CAPA")
@@ -73,7 +74,7 @@ def test_authorization_state(server):
     assert r.cmd("PASS x") == "-ERR Send USER first"
     assert r.cmd("USER") == "-ERR Missing user name"
     assert r.cmd("APOP alice@example.com 0123456789abcdef") == "-ERR APOP is not supported"
-    assert r.cmd("STLS") == "-ERR STLS is not available"
+    assert r.cmd("STLS now") == "-ERR STLS takes no arguments"
     assert r.cmd("FOO") == "-ERR Unknown command"
     r.close()
 
@@ -93,6 +94,38 @@ def test_authorization_state(server):
         assert reply == f"-ERR {cmd.split()[0]} is not valid in the TRANSACTION state: already logged in", reply
     assert r.cmd("NOOP") == "+OK"
     assert r.cmd("QUIT").startswith("+OK")
+
+
+def tls_client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the test server's certificate is self-signed
+    return ctx
+
+
+def test_stls(server):
+    deliver(server, SIMPLE)
+    p = poplib.POP3("127.0.0.1", server.require("pop3"), timeout=10)
+    assert "STLS" in p.capa()
+    assert p.stls(tls_client_context()) == b"+OK Begin TLS negotiation"
+    caps = p.capa()
+    assert "STLS" not in caps and "USER" in caps and caps["SASL"] == ["PLAIN", "LOGIN"]
+    with pytest.raises(poplib.error_proto, match="Command not permitted when TLS active"):
+        p._shortcmd("STLS")
+    p.user(ALICE)
+    assert p.pass_("alice-Secret1").startswith(b"+OK")
+    assert p.retr(1)[1][-1] == b"Hello"
+    p.quit()
+
+    # Commands pipelined after STLS are dropped, never run: the handshake follows at once.
+    r = Raw(server)
+    r.send(b"STLS\r\nUSER alice@example.com\r\nPASS alice-Secret1\r\n")
+    assert r.line() == "+OK Begin TLS negotiation"
+    tls = tls_client_context().wrap_socket(r.sock)
+    f = tls.makefile("rb")
+    tls.sendall(b"STAT\r\n")
+    assert f.readline() == b"-ERR STAT is not valid in the AUTHORIZATION state: log in first\r\n"
+    tls.close()
 
 
 def test_password_with_spaces_and_quit_before_login(make_server):

@@ -9,7 +9,10 @@
 //! - RFC 5034 AUTH with PLAIN (RFC 4616) and LOGIN, with an initial response.
 //! - RFC 6856 UTF8: user names and passwords are UTF-8 anyway and messages are never
 //!   downgraded, so the command only acknowledges.
-//! - RFC 2595 STLS: not offered until TLS lands; [`session`] marks the seam.
+//! - RFC 2595 STLS where the server has TLS (`Context::tls`); on `pop3s` the listener
+//!   wraps the stream before the session starts. Without TLS (and not from loopback,
+//!   unless `[auth] allow_plaintext`), USER, PASS and AUTH are refused and CAPA leaves
+//!   USER and SASL out.
 //!
 //! Exact octets: LIST and STAT report each message's RFC822 size, which is exactly what
 //! RETR sends before dot-stuffing (stored messages have CRLF line ends). RETR and TOP
@@ -32,7 +35,6 @@
 //! - `<N>d`: each RETR records the first retrieval time; the server's periodic
 //!   `Store::sweep_retention` expunges messages retrieved N days ago (`EXPIRE N`).
 
-use letterbox_proto::auth::Throttle;
 use letterbox_proto::{BoxStream, Context, Peer, Service};
 use letterbox_store::AccountId;
 use std::collections::HashSet;
@@ -49,8 +51,6 @@ pub use dot::{DotStuffer, TopLimit};
 pub struct Pop3Service {
     ctx: Context,
     locks: MaildropLocks,
-    /// Failed-login counts for the login gate (`letterbox_proto::auth`).
-    throttle: Throttle,
 }
 
 impl Pop3Service {
@@ -58,7 +58,6 @@ impl Pop3Service {
         Arc::new(Pop3Service {
             ctx,
             locks: MaildropLocks::default(),
-            throttle: Throttle::default(),
         })
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::dot::{DotStuffer, TopLimit};
 use crate::{MaildropGuard, Pop3Service};
-use letterbox_proto::auth::{self, Login};
+use letterbox_proto::auth::Login;
 use letterbox_proto::{read_line, sasl, BoxStream, Line, Peer};
 use letterbox_store::{
     Account, Error as StoreError, FlagOp, Flags, MailboxId, MessageReader, Retention,
@@ -25,33 +25,64 @@ const CHUNK: usize = 64 * 1024;
 /// RFC 1939 section 3: the autologout timer after login is at least 10 minutes.
 const MIN_AUTOLOGOUT: Duration = Duration::from_secs(600);
 
-pub(crate) async fn run(svc: Arc<Pop3Service>, stream: BoxStream, peer: Peer) {
-    let (r, w) = tokio::io::split(stream);
-    let mut s = Session {
-        svc,
-        peer,
-        reader: BufReader::new(r),
-        writer: BufWriter::with_capacity(CHUNK, w),
-        line: Vec::new(),
-        state: State::Authorization { user: None },
-        bad_commands: 0,
-        auth_failures: 0,
-        out: Vec::new(),
-    };
-    match s.run().await {
-        Ok(()) => {}
-        Err(e) => tracing::debug!(peer = %s.peer.addr, "pop3 session ended: {e}"),
-    }
-    // Whatever the way out, the maildrop lock goes with the state.
-    if let State::Transaction(md) = &s.state {
-        tracing::info!(user = %md.account.address, peer = %s.peer.addr,
-            "pop3 session ended without QUIT: nothing deleted");
+pub(crate) async fn run(svc: Arc<Pop3Service>, stream: BoxStream, mut peer: Peer) {
+    let mut stream = stream;
+    let mut greet = true;
+    let mut auth_failures = 0;
+    loop {
+        let (r, w) = tokio::io::split(stream);
+        let mut s = Session {
+            svc: svc.clone(),
+            peer,
+            reader: BufReader::new(r),
+            writer: BufWriter::with_capacity(CHUNK, w),
+            line: Vec::new(),
+            state: State::Authorization { user: None },
+            bad_commands: 0,
+            auth_failures,
+            out: Vec::new(),
+        };
+        let ended = s.run(greet).await;
+        // Whatever the way out, the maildrop lock goes with the state.
+        if let State::Transaction(md) = &s.state {
+            tracing::info!(user = %md.account.address, peer = %s.peer.addr,
+                "pop3 session ended without QUIT: nothing deleted");
+        }
+        match ended {
+            Ok(Flow::StartTls) => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(peer = %s.peer.addr, "pop3 session ended: {e}");
+                return;
+            }
+        }
+        // RFC 2595 4: STLS. The "+OK" is flushed; what the client sent after STLS is
+        // dropped with the reader's buffer (no plaintext injection); the session goes on
+        // in AUTHORIZATION over TLS, without a new greeting.
+        let Some(tls) = svc.ctx.tls.clone() else {
+            return;
+        };
+        let plain = s.reader.into_inner().unsplit(s.writer.into_inner());
+        match tls.accept(plain).await {
+            Ok(secure) => {
+                stream = secure;
+                peer.tls = true;
+                greet = false;
+                auth_failures = s.auth_failures;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer.addr, "pop3 STLS handshake failed: {e}");
+                return;
+            }
+        }
     }
 }
 
 enum Flow {
     Continue,
     Close,
+    /// STLS was accepted: the caller upgrades the stream.
+    StartTls,
 }
 
 /// A reply of a command that needs no streaming.
@@ -276,16 +307,19 @@ impl Session {
         }
     }
 
-    async fn run(&mut self) -> io::Result<()> {
-        // No APOP timestamp in the banner: APOP is not offered.
-        let greeting = format!(
-            "+OK {} Letterbox POP3 server ready\r\n",
-            self.config().hostname
-        );
-        self.send(greeting.as_bytes()).await?;
+    /// Runs commands until the session ends (`Close`) or STLS was accepted (`StartTls`).
+    async fn run(&mut self, greet: bool) -> io::Result<Flow> {
+        if greet {
+            // No APOP timestamp in the banner: APOP is not offered.
+            let greeting = format!(
+                "+OK {} Letterbox POP3 server ready\r\n",
+                self.config().hostname
+            );
+            self.send(greeting.as_bytes()).await?;
+        }
         loop {
             let flow = match self.read().await? {
-                Input::Closed => return Ok(()),
+                Input::Closed => return Ok(Flow::Close),
                 Input::TimedOut => {
                     // RFC 1939 3: after login the timer closes the connection without a
                     // response and without entering UPDATE. Before it, say why.
@@ -293,7 +327,7 @@ impl Session {
                         let _ = self.err("Disconnected for inactivity").await;
                         let _ = self.flush().await;
                     }
-                    return Ok(());
+                    return Ok(Flow::Close);
                 }
                 Input::TooLong => self.bad("Line too long").await?,
                 Input::Line => {
@@ -307,10 +341,17 @@ impl Session {
                     flow?
                 }
             };
-            if let Flow::Close = flow {
-                self.flush().await?;
-                let _ = self.writer.shutdown().await;
-                return Ok(());
+            match flow {
+                Flow::Continue => {}
+                Flow::Close => {
+                    self.flush().await?;
+                    let _ = self.writer.shutdown().await;
+                    return Ok(Flow::Close);
+                }
+                Flow::StartTls => {
+                    self.flush().await?;
+                    return Ok(Flow::StartTls);
+                }
             }
         }
     }
@@ -333,15 +374,7 @@ impl Session {
                 _ => self.bad("UTF8 takes no arguments").await,
             },
             (b"APOP", false) => self.bad("APOP is not supported").await,
-            // RFC 2595 STLS, the seam: answer +OK, flush, drop what `self.reader` has
-            // buffered (pipelined plaintext is never executed), take the stream back with
-            // `reader.into_inner().unsplit(writer.into_inner())`, hand it to
-            // `letterbox_proto::tls::Tls::accept`, and run a new session on the result
-            // with `peer.tls` set (still AUTHORIZATION); CAPA then announces STLS.
-            (b"STLS", false) if self.peer.tls => {
-                self.bad("Command not permitted when TLS active").await
-            }
-            (b"STLS", false) => self.bad("STLS is not available").await,
+            (b"STLS", false) => self.stls(rest).await,
             (b"STAT" | b"LIST" | b"UIDL" | b"DELE" | b"RSET" | b"NOOP", true) => {
                 let reply = self.transaction(&kw, rest);
                 self.reply(reply).await
@@ -392,6 +425,9 @@ impl Session {
                 format!("EXPIRE {}", expire_value(md.account.effective_retention))
             }
         });
+        if self.svc.ctx.tls.is_some() && !self.peer.tls {
+            caps.push("STLS".into());
+        }
         if self.plaintext_allowed() {
             caps.push("USER".into());
             caps.push("SASL PLAIN LOGIN".into());
@@ -402,6 +438,21 @@ impl Session {
         caps.push("IMPLEMENTATION Letterbox".into());
         self.reply(Reply::Multi("Capability list follows".into(), caps))
             .await
+    }
+
+    /// STLS (RFC 2595 4): only in AUTHORIZATION, only once, only where TLS is set up.
+    async fn stls(&mut self, rest: &[u8]) -> io::Result<Flow> {
+        if !matches!(split_args(rest), Ok(a) if a.is_empty()) {
+            return self.bad("STLS takes no arguments").await;
+        }
+        if self.peer.tls {
+            return self.bad("Command not permitted when TLS active").await;
+        }
+        if self.svc.ctx.tls.is_none() {
+            return self.bad("STLS is not available").await;
+        }
+        self.ok("Begin TLS negotiation").await?;
+        Ok(Flow::StartTls)
     }
 
     async fn user(&mut self, rest: &[u8]) -> io::Result<Flow> {
@@ -517,7 +568,7 @@ impl Session {
 
     async fn login(&mut self, user: String, pass: String) -> io::Result<Flow> {
         let svc = self.svc.clone();
-        match auth::login(&svc.ctx, &svc.throttle, &self.peer, &user, &pass).await {
+        match svc.ctx.login(&self.peer, &user, &pass).await {
             Login::Ok(account) => self.open_maildrop(account).await,
             // Already delayed and logged by the login gate.
             Login::Failed | Login::Blocked => self.auth_failed().await,
