@@ -381,3 +381,40 @@ def _from(server, source_ip):
     from smtp_util import _SMTP_SSL
     return _SMTP_SSL("127.0.0.1", server.require("submissions"), timeout=30,
                      context=tls_context(server), source_address=(source_ip, 0))
+
+
+def test_large_message_over_tls_byte_exact(server):
+    """3 MiB with dot-lines, long lines and binary-ish 8-bit text, over STARTTLS with
+    DATA and over implicit TLS with BDAT chunks."""
+    import random
+    rnd = random.Random(7)
+    lines = []
+    size = 0
+    while size < 3 << 20:
+        kind = rnd.randrange(4)
+        if kind == 0:
+            line = b"." * rnd.randrange(1, 4) + b"dots"
+        elif kind == 1:
+            line = bytes(rnd.randrange(0x20, 0x7f) for _ in range(rnd.randrange(0, 3000)))
+        elif kind == 2:
+            line = "ünïcödé €".encode() * rnd.randrange(1, 50)
+        else:
+            line = b""
+        lines.append(line)
+        size += len(line) + 2
+    big = b"Subject: big\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    with submission(server) as c:
+        starttls(c, server)
+        c.login(ALICE, ALICE_PW)
+        assert c.sendmail(ALICE, [BOB], big, mail_options=["BODY=8BITMIME"]) == {}
+    r = authed(server)
+    assert r.cmd("MAIL FROM:<alice@example.com> BODY=8BITMIME") == "250 2.1.0 Sender OK"
+    assert r.cmd("RCPT TO:<bob@example.com>") == "250 2.1.5 Recipient OK"
+    half = len(big) // 2
+    r.send(b"BDAT %d\r\n" % half + big[:half])
+    assert r.reply() == f"250 2.0.0 {half} octets received"
+    r.send(b"BDAT %d LAST\r\n" % (len(big) - half) + big[half:])
+    assert r.reply().startswith("250 2.0.0 Message accepted")
+    r.close()
+    got = [split_trace(m)[1] for m in inbox(server, BOB)]
+    assert len(got) == 2 and got[0] == big and got[1] == big
