@@ -252,3 +252,88 @@ async fn retention_days_records_first_retrieval() {
     let mb = f.store.mailbox(a.id, "INBOX").unwrap();
     assert_eq!(f.store.list_messages(mb.id, false).unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn garbage_never_panics() {
+    let mut config = letterbox_proto::Config::default();
+    config.limits.max_bad_commands = u32::MAX;
+    config.limits.max_auth_failures = u32::MAX;
+    config.auth.failure_delay_ms = 0;
+    config.auth.max_failures = 0;
+    let f = fixture(config);
+    deliver(&f.store, b"Subject: a\r\n\r\n.A\r\nno end");
+    deliver(&f.store, b"");
+    let words: &[&[u8]] = &[
+        b"USER",
+        b"PASS",
+        b"AUTH",
+        b"PLAIN",
+        b"LOGIN",
+        b"STAT",
+        b"LIST",
+        b"RETR",
+        b"TOP",
+        b"DELE",
+        b"RSET",
+        b"NOOP",
+        b"UIDL",
+        b"CAPA",
+        b"UTF8",
+        b"STLS",
+        b"APOP",
+        b"*",
+        b"0",
+        b"1",
+        b"2",
+        b"3",
+        b"-1",
+        b"99999999999999999999",
+        b"alice@example.com",
+        b"pw",
+        b"=",
+        b"AGFsaWNlQGV4YW1wbGUuY29tAHB3",
+        b"\xff\x00",
+        b"\t",
+        b"",
+        b"x",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut input = Vec::new();
+    for i in 0..3000 {
+        if i % 200 == 0 {
+            input.extend_from_slice(b"USER alice@example.com\r\nPASS pw\r\n");
+        }
+        for k in 0..rand(4) {
+            if k > 0 {
+                input.push(b' ');
+            }
+            input.extend_from_slice(words[rand(words.len())]);
+        }
+        input.extend_from_slice(if rand(10) == 0 { b"\n" } else { b"\r\n" });
+    }
+    let c = Client::connect(&f, "127.0.0.1:1").await;
+    let Client { mut r, mut w, task } = c;
+    let drain = tokio::spawn(async move {
+        let mut sink = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut sink)
+            .await
+            .unwrap();
+        sink
+    });
+    w.write_all(&input).await.unwrap();
+    w.write_all(b"QUIT\r\n").await.unwrap();
+    let out = drain.await.unwrap();
+    task.await.expect("the session did not panic");
+    assert!(out.ends_with(b"\r\n"));
+    let replies = out.windows(2).filter(|w| w == b"\r\n").count();
+    assert!(replies >= 3000, "every line was answered ({replies} reply lines)");
+    // Nothing was deleted outside a QUIT in TRANSACTION, and the lock was released.
+    let mut c = Client::connect(&f, "127.0.0.1:2").await;
+    c.login().await;
+}
