@@ -332,8 +332,35 @@ async fn garbage_never_panics() {
     task.await.expect("the session did not panic");
     assert!(out.ends_with(b"\r\n"));
     let replies = out.windows(2).filter(|w| w == b"\r\n").count();
-    assert!(replies >= 3000, "every line was answered ({replies} reply lines)");
+    assert!(
+        replies >= 3000,
+        "every line was answered ({replies} reply lines)"
+    );
     // Nothing was deleted outside a QUIT in TRANSACTION, and the lock was released.
+    let mut c = Client::connect(&f, "127.0.0.1:2").await;
+    c.login().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn autologout_after_ten_minutes_deletes_nothing() {
+    let mut config = letterbox_proto::Config::default();
+    config.limits.timeout_authenticated = 5; // RFC 1939 3: at least 10 minutes all the same
+    let f = fixture(config);
+    deliver(&f.store, b"Subject: a\r\n\r\nA\r\n");
+    let mut c = Client::connect(&f, "127.0.0.1:1").await;
+    c.login().await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK Message 1 deleted");
+    let t = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut c.r, &mut rest)
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "closed without a response: {rest:?}");
+    assert!(t.elapsed() >= std::time::Duration::from_secs(600));
+    c.task.await.unwrap();
+    let a = f.store.account("alice@example.com").unwrap();
+    let mb = f.store.mailbox(a.id, "INBOX").unwrap();
+    assert_eq!(f.store.list_messages(mb.id, false).unwrap().len(), 1);
     let mut c = Client::connect(&f, "127.0.0.1:2").await;
     c.login().await;
 }
