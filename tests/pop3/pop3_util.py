@@ -5,6 +5,7 @@ the admin CLI."""
 import poplib
 import re
 import socket
+import time
 
 from conftest import USERS
 
@@ -100,3 +101,18 @@ class Raw:
             self.sock.close()
         except OSError:
             pass
+
+
+def login_when_free(server, user=ALICE, timeout=10):
+    """A logged-in Raw session, once the previous session on the maildrop has ended
+    (until then the server answers [IN-USE])."""
+    deadline = time.time() + timeout
+    while True:
+        r = Raw(server)
+        assert r.cmd(f"USER {user}") == "+OK Send PASS"
+        reply = r.cmd(f"PASS {USERS[user]}")
+        if reply.startswith("+OK"):
+            return r
+        r.close()
+        assert reply.startswith("-ERR [IN-USE]") and time.time() < deadline, reply
+        time.sleep(0.05)

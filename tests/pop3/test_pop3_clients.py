@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import USERS
-from pop3_util import ALICE, Raw, deliver, stored
+from pop3_util import ALICE, Raw, deliver, login_when_free, stored
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("fetchmail") and shutil.which("getmail")),
@@ -214,11 +214,9 @@ def test_retention_delete_only_what_was_retrieved_and_only_on_quit(server):
     r.cmd("RETR 1")
     r.body()
     r.close()
-    time.sleep(0.3)
+    r = login_when_free(server)  # the dropped session has ended
     assert server.uids(ALICE) == uids
     # RSET undoes the implied deletions like explicit ones.
-    r = Raw(server)
-    r.login()
     r.cmd("RETR 1")
     r.body()
     assert r.cmd("RSET").startswith("+OK")
