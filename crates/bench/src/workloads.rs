@@ -393,22 +393,23 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
     for c in 0..o.imap_clients as u64 {
         let o = o.clone();
         set.spawn(async move {
-            let mut lat: Vec<f64> = Vec::new();
+            // (operation index, seconds)
+            let mut lat: Vec<(usize, f64)> = Vec::new();
             let mut rng = corpus::Rng::new(c + 77);
             let mut u = c;
             while Instant::now() < deadline {
                 let user = o.user(u % o.users);
                 u += o.imap_clients as u64;
                 macro_rules! op {
-                    ($e:expr) => {{
+                    ($k:expr, $e:expr) => {{
                         let t0 = Instant::now();
                         let r = $e.await.with_context(|| user.clone())?;
-                        lat.push(t0.elapsed().as_secs_f64());
+                        lat.push(($k, t0.elapsed().as_secs_f64()));
                         r
                     }};
                 }
-                let mut i = op!(Imap::login(addr, &user, &o.password));
-                let sel = op!(i.cmd("SELECT INBOX"));
+                let mut i = op!(0, Imap::login(addr, &user, &o.password));
+                let sel = op!(1, i.cmd("SELECT INBOX"));
                 let n = sel
                     .lines
                     .iter()
@@ -416,7 +417,7 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
                     .ok_or_else(|| anyhow!("SELECT without EXISTS"))?;
                 ensure!(n > 0, "{user}: INBOX is empty");
                 let lo = n.saturating_sub(19).max(1);
-                let h = op!(i.cmd(&format!(
+                let h = op!(2, i.cmd(&format!(
                     "FETCH {lo}:{n} (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])"
                 )));
                 let fetched = h.lines.iter().filter(|l| l.literals.len() == 1).count() as u64;
@@ -426,35 +427,52 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
                     n - lo + 1
                 );
                 let k = 1 + rng.below(n);
-                let b = op!(i.cmd(&format!("FETCH {k} (UID BODY.PEEK[])")));
+                let b = op!(3, i.cmd(&format!("FETCH {k} (UID BODY.PEEK[])")));
                 let body = b
                     .lines
                     .iter()
                     .find_map(|l| l.literals.first())
                     .ok_or_else(|| anyhow!("{user}: FETCH {k} BODY[] returned no literal"))?;
                 let id = corpus::verify(body).with_context(|| format!("{user} message {k}"))?;
-                op!(i.cmd("STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)"));
-                let e = op!(i.cmd("EXPUNGE"));
+                op!(4, i.cmd("STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)"));
+                let e = op!(5, i.cmd("EXPUNGE"));
                 ensure!(
                     e.lines.iter().any(|l| l.text.starts_with(b"* 1 EXPUNGE")),
                     "{user}: EXPUNGE did not expunge message 1"
                 );
                 let again = corpus::message(&id).unwrap_or_default();
-                op!(i.append("INBOX", "\\Seen", &again));
-                op!(i.logout());
+                op!(6, i.append("INBOX", "\\Seen", &again));
+                op!(7, i.logout());
             }
             Ok(lat)
         });
     }
     let r = join_all(set).await?;
     let secs = start.elapsed().as_secs_f64();
-    let mut lat: Vec<f64> = r.into_iter().flatten().collect();
+    let all: Vec<(usize, f64)> = r.into_iter().flatten().collect();
+    let mut lat: Vec<f64> = all.iter().map(|x| x.1).collect();
     lat.sort_by(f64::total_cmp);
-    Ok(vec![
+    let mut out = vec![
         m("ops/s", lat.len() as f64 / secs, true),
         m("p50 ms", pct(&lat, 0.5) * 1e3, false),
         m("p99 ms", pct(&lat, 0.99) * 1e3, false),
-    ])
+    ];
+    const OPS: [&str; 8] = [
+        "LOGIN",
+        "SELECT",
+        "FETCH headers",
+        "FETCH body",
+        "STORE",
+        "EXPUNGE",
+        "APPEND",
+        "LOGOUT",
+    ];
+    for (k, name) in OPS.iter().enumerate() {
+        let mut v: Vec<f64> = all.iter().filter(|x| x.0 == k).map(|x| x.1).collect();
+        v.sort_by(f64::total_cmp);
+        out.push(m(&format!("{name} p50 ms"), pct(&v, 0.5) * 1e3, false));
+    }
+    Ok(out)
 }
 
 async fn timed<F: std::future::Future<Output = Result<T>>, T>(f: F) -> Result<(T, f64)> {
