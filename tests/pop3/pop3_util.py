@@ -97,10 +97,13 @@ class Raw:
             return False
 
     def close(self):
+        """Drops the connection at once (the makefile would keep the socket open)."""
         try:
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self.f.close()
+        self.sock.close()
 
 
 def login_when_free(server, user=ALICE, timeout=10):
