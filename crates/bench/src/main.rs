@@ -92,6 +92,9 @@ struct RunArgs {
     /// Connections held in IDLE (the figure is 5000).
     #[arg(long, default_value_t = 2000)]
     idle: usize,
+    /// IDLE sessions logging in at once (the warm-up does twice this many logins).
+    #[arg(long, default_value_t = 32)]
+    idle_concurrency: usize,
     /// Longest a single workload run may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
@@ -207,6 +210,7 @@ async fn run(a: RunArgs) -> Result<()> {
         big_msgs: a.big_msgs,
         big_writers: a.big_writers,
         idle: a.idle,
+        idle_concurrency: a.idle_concurrency,
     };
     let mut states: Vec<State> = targets.iter().map(|_| State::default()).collect();
     // (workload, metric) -> per target: values, or the failure.

@@ -76,6 +76,8 @@ pub struct Opts {
     pub big_msgs: u64,
     pub big_writers: usize,
     pub idle: usize,
+    /// IDLE sessions logging in at once (and warm-up logins at once).
+    pub idle_concurrency: usize,
 }
 
 impl Opts {
@@ -587,9 +589,9 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
     // Warm up with as many logins at once as the sessions below open: password hashing
     // (Argon2: 19 MiB or more a check) leaves allocator arenas and auth processes at
     // their high-water mark, which belongs to the logins, not to the sessions held.
-    const AT_ONCE: usize = 32;
+    let at_once = o.idle_concurrency.max(1);
     let mut set = JoinSet::new();
-    for k in 0..AT_ONCE as u64 * 2 {
+    for k in 0..at_once as u64 * 2 {
         let o = o.clone();
         set.spawn(async move {
             Imap::login(addr, &o.user(k % o.users), &o.password)
@@ -601,7 +603,7 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
     join_all(set).await.context("warm-up logins")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (before, _) = sys::pss_kib(&sys::process_tree(pid));
-    let sem = Arc::new(Semaphore::new(AT_ONCE));
+    let sem = Arc::new(Semaphore::new(at_once));
     let mut set = JoinSet::new();
     for k in 0..o.idle as u64 {
         let (o, sem) = (o.clone(), sem.clone());
