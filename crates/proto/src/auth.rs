@@ -27,10 +27,23 @@ pub enum Login {
     Unavailable(String),
 }
 
-/// In-memory failure counts, shared by every session.
-#[derive(Default)]
+/// In-memory failure counts, shared by every session, and the bound on password checks
+/// running at once: an Argon2id check takes 19 MiB and a core for tens of milliseconds,
+/// so a crowd of clients logging in together (a restart, a brute force) is queued
+/// instead of taking gigabytes.
 pub struct Throttle {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Throttle {
+            failures: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(cores),
+        }
+    }
 }
 
 impl Throttle {
@@ -96,7 +109,12 @@ pub async fn login(
         Err(e) => return Login::Unavailable(e.to_string()),
     }
     let (u, p) = (user.to_string(), password.to_string());
-    match ctx.store.run(move |s| s.authenticate(&u, &p)).await {
+    let Ok(permit) = throttle.hashing.acquire().await else {
+        return Login::Unavailable("shutting down".into());
+    };
+    let checked = ctx.store.run(move |s| s.authenticate(&u, &p)).await;
+    drop(permit);
+    match checked {
         Ok(Some(account)) => {
             throttle.clear(&ipk);
             throttle.clear(&userk);
