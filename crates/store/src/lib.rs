@@ -8,9 +8,12 @@
 //! `data_dir/blobs` ([`blob`]).
 //!
 //! # Invariants
-//! - A call that returns `Ok` for a write has committed it durably: blob file and
-//!   directory fsynced, then the transaction fsynced. Concurrent writes are batched into
-//!   one transaction (group commit), each in its own savepoint.
+//! - A call that stores or moves mail (append, deliver, copy, move, mailbox and account
+//!   changes) returns `Ok` only once it is durable: blob file and directory fsynced, then
+//!   the transaction fsynced. Flag changes, `\Recent` marks, POP3 retrieval times and
+//!   expunges are committed without fsync (they survive kill -9, and at worst an expunged
+//!   message returns after a power failure), as Dovecot treats them. Concurrent writes
+//!   are batched into one transaction (group commit), each in its own savepoint.
 //! - `accounts.quota_used` equals the sum of `messages.size` over the account's mailboxes,
 //!   maintained in the same transaction as every insert and delete.
 //! - UIDs in a mailbox are strictly increasing and never reused while its UIDVALIDITY

@@ -25,7 +25,13 @@ const BUSY_TIMEOUT_MS: u64 = 30_000;
 const MAX_ALIAS_DEPTH: usize = 8;
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteCtx) -> Completion + Send>;
+type JobFn = Box<dyn FnOnce(&mut WriteCtx) -> Completion + Send>;
+
+/// A write job, and whether its commit must be fsynced before its caller hears of it.
+struct Job {
+    durable: bool,
+    run: JobFn,
+}
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
@@ -102,14 +108,35 @@ impl SqliteBackend {
         })
     }
 
-    /// Runs a write job in the writer's next transaction and waits for its commit.
+    /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
     fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.write_with(true, f)
+    }
+
+    /// Like [`Self::write`], for changes whose loss in a power failure harms no mail:
+    /// flag changes, `\Recent` marks, POP3 retrieval times, expunges (at worst a removed
+    /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
+    /// change survives a crash of the process (kill -9) but not of the machine; the next
+    /// durable commit fsyncs it too. Dovecot does not fsync these either.
+    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        self.write_with(false, f)
+    }
+
+    fn write_with<T, F>(&self, durable: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
         let (rtx, rrx) = mpsc::sync_channel::<Result<T>>(1);
-        let job: Job = Box::new(move |ctx: &mut WriteCtx| -> Completion {
+        let run: JobFn = Box::new(move |ctx: &mut WriteCtx| -> Completion {
             if let Err(e) = ctx.tx.execute_batch("SAVEPOINT job") {
                 return Box::new(move |_| {
                     let _ = rtx.send(Err(e.into()));
@@ -142,7 +169,7 @@ impl SqliteBackend {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(job)
+            .send(Job { durable, run })
             .map_err(|_| Error::Io(std::io::Error::other("store writer has stopped")))?;
         rrx.recv().unwrap_or_else(|_| {
             Err(Error::Io(std::io::Error::other(
@@ -191,6 +218,7 @@ fn writer_loop(
     opts: StoreOptions,
     feed: Arc<ChangeFeed>,
 ) {
+    let mut synced = true; // the connection starts with synchronous=FULL
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -198,6 +226,16 @@ fn writer_loop(
                 Ok(j) => batch.push(j),
                 Err(_) => break,
             }
+        }
+        // One durable job makes the whole batch's commit fsynced.
+        let durable = batch.iter().any(|j| j.durable);
+        if durable != synced {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous={mode}")) {
+                tracing::error!("store: cannot set synchronous={mode}: {e}");
+                continue;
+            }
+            synced = durable;
         }
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
@@ -213,7 +251,8 @@ fn writer_loop(
             blobs: &blobs,
             opts: &opts,
         };
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&mut ctx)).collect();
+        let completions: Vec<Completion> =
+            batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
         let WriteCtx { tx, changes, .. } = ctx;
         let commit = tx.commit().map_err(|e| e.to_string());
         if let Err(e) = &commit {
@@ -1457,7 +1496,7 @@ impl Backend for SqliteBackend {
             .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?)
         })?;
         let (recent_from, recent_to) = if claim_recent && first_recent < uidnext {
-            self.write(move |ctx| {
+            self.write_lazy(move |ctx| {
                 let (old, next): (i64, i64) = ctx.tx.query_row(
                     "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
                     [mailbox],
@@ -1562,7 +1601,7 @@ impl Backend for SqliteBackend {
         check_keywords(keywords)?;
         let uids = uids.to_vec();
         let keywords: BTreeSet<String> = keywords.iter().cloned().collect();
-        self.write(move |ctx| {
+        self.write_lazy(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             let mut result = StoreResult::default();
             let mut modseq = None;
@@ -1619,7 +1658,7 @@ impl Backend for SqliteBackend {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
-        self.write(move |ctx| {
+        self.write_lazy(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             ctx.expunge(&mb, &uids)
         })
@@ -1670,7 +1709,7 @@ impl Backend for SqliteBackend {
 
     fn mark_pop3_retrieved(&self, mailbox: MailboxId, uids: &[u32], now: i64) -> Result<()> {
         let uids = uids.to_vec();
-        self.write(move |ctx| {
+        self.write_lazy(move |ctx| {
             for uid in uids {
                 ctx.tx.execute(
                     "UPDATE messages SET pop3_seen_at = ?3 WHERE mailbox_id = ?1 AND uid = ?2 AND pop3_seen_at IS NULL",
