@@ -203,6 +203,12 @@ impl Conn {
         Ok(())
     }
 
+    /// Ends the connection cleanly: over TLS this sends close_notify, without which
+    /// clients such as `openssl s_client` report a truncation attack. Bounded like a write.
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.get_mut().shutdown()).await;
+    }
+
     /// The stream back, for STARTTLS. Input the client sent ahead of the TLS handshake is
     /// dropped on purpose (CVE-2011-0411-style command injection).
     pub fn into_inner(self) -> BoxStream {

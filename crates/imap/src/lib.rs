@@ -84,6 +84,11 @@ impl Service for ImapService {
         "imap"
     }
 
+    /// RFC 9051 7.1.5: a BYE greeting refuses the connection.
+    fn busy(&self) -> &'static [u8] {
+        b"* BYE Too many connections, try again later\r\n"
+    }
+
     fn serve(
         self: Arc<Self>,
         stream: BoxStream,

@@ -1,5 +1,6 @@
 //! `letterbox serve`: binds the listeners of `[listen]`, accepts connections within the
-//! connection limits, and hands each to its protocol's [`Service`]. Also runs the store's
+//! connection limits (a refused client is told so in its protocol's words, see
+//! [`Service::busy`]), and hands each to its protocol's [`Service`]. Also runs the store's
 //! periodic maintenance (blob garbage collection, the POP3 retention sweep).
 
 use crate::admin::open_store;
@@ -13,11 +14,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// How often blob garbage collection and the retention sweep run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long a refusal for the connection limits may take to write.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The protocol services this build has, by listener name. Protocol crates register
 /// here (one line each).
@@ -177,6 +181,7 @@ async fn accept_loop(
                 "{}: refusing {addr}: limits.max_connections reached",
                 service.name()
             );
+            refuse(stream, service.as_ref(), tls.is_some());
             continue;
         };
         permit.forget();
@@ -190,6 +195,7 @@ async fn accept_loop(
                     "{}: refusing {addr}: limits.max_connections_per_ip reached",
                     service.name()
                 );
+                refuse(stream, service.as_ref(), tls.is_some());
                 continue;
             }
             *n += 1;
@@ -228,6 +234,26 @@ async fn accept_loop(
                 .await;
         });
     }
+}
+
+/// Tells a client refused for the connection limits why, in its protocol's words
+/// ([`Service::busy`]: SMTP `421 4.7.0`, POP3 `-ERR [SYS/TEMP]`, IMAP `* BYE`), then
+/// closes. The write is bounded by [`BUSY_TIMEOUT`], so a refused client holds nothing
+/// for long; on implicit-TLS listeners the connection is closed at once (a handshake
+/// would cost more than the refused session is worth).
+fn refuse(stream: TcpStream, service: &dyn Service, implicit_tls: bool) {
+    let message = service.busy();
+    if implicit_tls || message.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(BUSY_TIMEOUT, async {
+            stream.write_all(message).await?;
+            stream.shutdown().await
+        })
+        .await;
+    });
 }
 
 /// Delivers quota warnings left pending by crossings that did not deliver their own

@@ -67,6 +67,11 @@ impl Service for Pop3Service {
         "pop3"
     }
 
+    /// RFC 1939 4 allows a negative greeting; RFC 3206 `[SYS/TEMP]` says it is temporary.
+    fn busy(&self) -> &'static [u8] {
+        b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+    }
+
     fn serve(
         self: Arc<Self>,
         stream: BoxStream,

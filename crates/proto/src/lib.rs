@@ -34,6 +34,15 @@ pub type BoxStream = Box<dyn Stream>;
 pub trait Service: Send + Sync + 'static {
     /// The listener kind, as named under `[listen]` (`smtp`, `lmtp`, `pop3`, `imap`...).
     fn name(&self) -> &'static str;
+    /// What to send a client refused for `[limits] max_connections` or
+    /// `max_connections_per_ip`, in the protocol's own words (SMTP `421`, POP3 `-ERR`,
+    /// IMAP `* BYE`), before the connection is closed. Empty: close without a word.
+    /// The binary writes it with a short time-out, on plaintext listeners only (an
+    /// implicit-TLS listener closes without a handshake, which would cost more than the
+    /// refused session is worth).
+    fn busy(&self) -> &'static [u8] {
+        b""
+    }
     fn serve(
         self: Arc<Self>,
         stream: BoxStream,

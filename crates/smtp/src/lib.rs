@@ -97,6 +97,11 @@ impl Service for SmtpService {
         }
     }
 
+    /// RFC 5321 3.1 / 4.2.3: a server that cannot serve the client now answers `421`.
+    fn busy(&self) -> &'static [u8] {
+        b"421 4.7.0 Too many connections, try again later\r\n"
+    }
+
     fn serve(
         self: Arc<Self>,
         stream: BoxStream,

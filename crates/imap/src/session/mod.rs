@@ -242,7 +242,9 @@ impl Session {
         if let Err(Fatal::Bye(text)) = end {
             self.conn.push(format!("* BYE {text}\r\n").as_bytes());
         }
-        let _ = self.conn.flush().await;
+        if self.conn.flush().await.is_ok() {
+            self.conn.shutdown().await;
+        }
     }
 
     fn read_timeout(&self) -> Duration {
