@@ -455,8 +455,18 @@ pub trait Backend: Send + Sync + 'static {
     fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>>;
     fn message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta>;
     /// The message's structure, with offsets counting from the start of the message
-    /// (prefix included).
+    /// (prefix included), and its search text.
     fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage>;
+    /// Structures of many messages in one pass (FETCH of a range, SEARCH over a
+    /// mailbox), by ascending UID; UIDs that do not exist are left out. Without
+    /// `with_search`, `search_headers`/`search_body` are empty, and the decoded text is
+    /// not read at all: what FETCH ENVELOPE/BODYSTRUCTURE want.
+    fn parsed_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        with_search: bool,
+    ) -> Result<Vec<(u32, ParsedMessage)>>;
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader>;
     fn store_flags(
         &self,

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     hash      BLOB PRIMARY KEY,        -- BLAKE3 of the uncompressed octets
     size      INTEGER NOT NULL,
     refcount  INTEGER NOT NULL,        -- 0: awaiting garbage collection
-    structure BLOB NOT NULL            -- letterbox_message::ParsedMessage, encoded
+    structure BLOB NOT NULL,           -- letterbox_message::ParsedMessage, encoded, no search text
+    search    BLOB                     -- its search text (headers, body), postcard + zstd
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS messages (

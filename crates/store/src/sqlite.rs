@@ -208,6 +208,12 @@ fn migrate(tx: &Transaction) -> Result<()> {
             "ALTER TABLE accounts ADD COLUMN warn_pending INTEGER NOT NULL DEFAULT 0",
         )?;
     }
+    let has_search: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('blobs') WHERE name = 'search'")?
+        .exists([])?;
+    if !has_search {
+        tx.execute_batch("ALTER TABLE blobs ADD COLUMN search BLOB")?;
+    }
     Ok(())
 }
 
@@ -545,7 +551,7 @@ impl WriteCtx<'_> {
         &mut self,
         id: &BlobId,
         body: Option<&[u8]>,
-        structure: Option<&[u8]>,
+        encoded: Option<&Encoded>,
     ) -> Result<()> {
         let rc: Option<i64> = self
             .tx
@@ -572,13 +578,17 @@ impl WriteCtx<'_> {
             None => {
                 let body =
                     body.ok_or_else(|| Error::Io(std::io::Error::other("blob row missing")))?;
-                let structure = match structure {
-                    Some(s) => s.to_vec(),
-                    None => letterbox_message::parse(body).encode(),
+                let fresh;
+                let enc = match encoded {
+                    Some(e) => e,
+                    None => {
+                        fresh = encode_parsed(body);
+                        &fresh
+                    }
                 };
                 self.tx.execute(
-                    "INSERT INTO blobs (hash, size, refcount, structure) VALUES (?1, ?2, 1, ?3)",
-                    params![&id.0[..], body.len() as i64, structure],
+                    "INSERT INTO blobs (hash, size, refcount, structure, search) VALUES (?1, ?2, 1, ?3, ?4)",
+                    params![&id.0[..], body.len() as i64, enc.structure, enc.search],
                 )?;
             }
         }
@@ -796,7 +806,41 @@ fn map_constraint(e: rusqlite::Error, what: String) -> Error {
 
 struct Prepared {
     id: BlobId,
-    structure: Option<Vec<u8>>,
+    encoded: Option<Encoded>,
+}
+
+/// A parse as stored: the structure (envelope, MIME tree) and, apart, the search text,
+/// so that FETCH reads a few hundred bytes per message and never the decoded body text.
+struct Encoded {
+    structure: Vec<u8>,
+    search: Vec<u8>,
+}
+
+/// zstd level for the stored search text.
+const SEARCH_ZSTD_LEVEL: i32 = 3;
+
+fn encode_parsed(body: &[u8]) -> Encoded {
+    let mut p = letterbox_message::parse(body);
+    let search = (
+        std::mem::take(&mut p.search_headers),
+        std::mem::take(&mut p.search_body),
+    );
+    let raw = postcard::to_allocvec(&search).unwrap_or_default();
+    Encoded {
+        structure: p.encode(),
+        search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+    }
+}
+
+/// Puts the stored search text back into a structure.
+fn fill_search(p: &mut ParsedMessage, search: &[u8]) {
+    let Ok(raw) = zstd::stream::decode_all(search) else {
+        return;
+    };
+    if let Ok((headers, body)) = postcard::from_bytes::<(String, String)>(&raw) {
+        p.search_headers = headers;
+        p.search_body = body;
+    }
 }
 
 impl SqliteBackend {
@@ -805,16 +849,13 @@ impl SqliteBackend {
         let id = BlobId::of(body);
         let known = self.read(|c| blob_live(c, &id))?;
         if known {
-            return Ok(Prepared {
-                id,
-                structure: None,
-            });
+            return Ok(Prepared { id, encoded: None });
         }
-        let structure = letterbox_message::parse(body).encode();
+        let encoded = encode_parsed(body);
         self.blobs.put(&id, body)?;
         Ok(Prepared {
             id,
-            structure: Some(structure),
+            encoded: Some(encoded),
         })
     }
 }
@@ -1411,7 +1452,7 @@ impl Backend for SqliteBackend {
                     return Err(e);
                 }
             }
-            ctx.ref_blob(&prep.id, Some(&msg.body), prep.structure.as_deref())?;
+            ctx.ref_blob(&prep.id, Some(&msg.body), prep.encoded.as_ref())?;
             let (uid, modseq) = ctx.insert_message(
                 &mb,
                 &msg.prefix,
@@ -1451,7 +1492,7 @@ impl Backend for SqliteBackend {
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
                         }
-                        ctx.ref_blob(&prep.id, Some(&body), prep.structure.as_deref())?;
+                        ctx.ref_blob(&prep.id, Some(&body), prep.encoded.as_ref())?;
                         let (uid, modseq) = ctx.insert_message(
                             &mb,
                             &prefix,
@@ -1531,40 +1572,55 @@ impl Backend for SqliteBackend {
     }
 
     fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage> {
-        let (prefix_len, blob, structure): (i64, Vec<u8>, Vec<u8>) = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT length(m.prefix), m.blob, b.structure FROM messages m JOIN blobs b ON b.hash = m.blob
-                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-                params![mailbox, uid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))?)
-        })?;
-        let parsed = match ParsedMessage::decode(&structure) {
-            Some(p) => p,
-            None => {
-                // Stored by an older version: parse again and keep the result.
-                let id = BlobId(
-                    blob.as_slice()
-                        .try_into()
-                        .map_err(|_| Error::Invalid("bad blob id".into()))?,
-                );
-                let mut body = Vec::new();
-                std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
-                let p = letterbox_message::parse(&body);
-                let enc = p.encode();
-                self.write(move |ctx| {
-                    ctx.tx.execute(
-                        "UPDATE blobs SET structure = ?2 WHERE hash = ?1",
-                        params![blob, enc],
-                    )?;
-                    Ok(())
-                })?;
-                p
-            }
+        self.parsed_many(mailbox, &[uid], true)?
+            .pop()
+            .map(|(_, p)| p)
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
+    }
+
+    fn parsed_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        with_search: bool,
+    ) -> Result<Vec<(u32, ParsedMessage)>> {
+        let (Some(&lo), Some(&hi)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(Vec::new());
         };
-        Ok(with_prefix(parsed, prefix_len as u32))
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        type Row = (u32, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.uid, length(m.prefix), m.blob, b.structure, CASE WHEN ?4 THEN b.search END
+                 FROM messages m JOIN blobs b ON b.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+            )?;
+            let rows = st
+                .query_map(params![mailbox, lo, hi, with_search], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u32,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
+                })?
+                .filter(|r| r.as_ref().map_or(true, |r| wanted.contains(&r.0)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, prefix_len, blob, structure, search) in rows {
+            let mut parsed = match ParsedMessage::decode(&structure) {
+                Some(p) => p,
+                None => self.reparse(&blob)?,
+            };
+            if let Some(search) = search {
+                fill_search(&mut parsed, &search);
+            }
+            out.push((uid, with_prefix(parsed, prefix_len as u32)));
+        }
+        Ok(out)
     }
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
@@ -1925,6 +1981,29 @@ impl SqliteBackend {
             }
             Ok(ids.len() as u64)
         })
+    }
+
+    /// Parses a blob stored by an older version again and keeps the result (structure
+    /// and search text).
+    fn reparse(&self, blob: &[u8]) -> Result<ParsedMessage> {
+        let id = BlobId(
+            blob.try_into()
+                .map_err(|_| Error::Invalid("bad blob id".into()))?,
+        );
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
+        let enc = encode_parsed(&body);
+        let p = ParsedMessage::decode(&enc.structure)
+            .ok_or_else(|| Error::Invalid("structure does not decode".into()))?;
+        let blob = blob.to_vec();
+        self.write_lazy(move |ctx| {
+            ctx.tx.execute(
+                "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
+                params![blob, enc.structure, enc.search],
+            )?;
+            Ok(())
+        })?;
+        Ok(p)
     }
 
     /// Where blob files live (for disk-usage reporting and benchmarks).
