@@ -345,7 +345,7 @@ def test_brute_force_is_slowed_and_blocked_while_others_log_in(make_server):
     import time
 
     s = make_server(**{"auth.max_failures": 5, "auth.failure_delay_ms": 10,
-                       "limits.max_bad_commands": 5000})
+                       "limits.max_bad_commands": 5000, "limits.max_auth_failures": 5000})
     port = s.require("submissions")
 
     def bob_logs_in():

@@ -40,8 +40,12 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .context("config key `log.level` is not a valid filter")?;
+    // Terminal colours only on a terminal: a log file or the journal gets plain text
+    // (so that `grep 'block=ip:'` finds what the log names).
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -114,6 +114,8 @@ pub struct Session {
     timeout: Duration,
     /// The authenticated account (submission).
     auth: Option<Account>,
+    /// Failed AUTH attempts in this session (`[limits] max_auth_failures`).
+    auth_failures: u32,
 }
 
 /// A SASL response line, as read.
@@ -140,6 +142,7 @@ impl Session {
             line: Vec::new(),
             timeout,
             auth: None,
+            auth_failures: 0,
         }
     }
 
@@ -571,7 +574,7 @@ impl Session {
             }
             Err(SaslError::AuthzidMismatch) => {
                 tracing::info!(peer = %self.peer.addr, "AUTH refused: a different authorization identity is not supported");
-                return Ok(self.bad(535, "5.7.8", "Authentication credentials invalid"));
+                return Ok(self.auth_failed());
             }
         };
         match self.ctx.login(&self.peer, &user, &password).await {
@@ -582,9 +585,7 @@ impl Session {
                 Ok(self.ok(235, "2.7.0", "Authentication successful"))
             }
             // The same answer for both: a blocked client learns nothing (the gate logs why).
-            Login::Failed | Login::Blocked => {
-                Ok(self.bad(535, "5.7.8", "Authentication credentials invalid"))
-            }
+            Login::Failed | Login::Blocked => Ok(self.auth_failed()),
             Login::Unavailable(e) => {
                 tracing::error!(peer = %self.peer.addr, "AUTH: store unavailable: {e}");
                 Ok(self.ok(
@@ -594,6 +595,23 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// `535 5.7.8`; at `[limits] max_auth_failures` in this session, `421 4.7.0` and
+    /// the connection is closed (the shared gate still counts across sessions).
+    fn auth_failed(&mut self) -> Flow {
+        self.auth_failures += 1;
+        if self.auth_failures >= self.ctx.config.limits.max_auth_failures.max(1) {
+            self.reply(535, "5.7.8", "Authentication credentials invalid");
+            let msg = format!(
+                "{} Too many authentication failures, closing connection",
+                self.hostname()
+            );
+            self.reply(421, "4.7.0", &msg);
+            tracing::info!(peer = %self.peer.addr, "closing: too many authentication failures");
+            return Flow::Close;
+        }
+        self.bad(535, "5.7.8", "Authentication credentials invalid")
     }
 
     fn need_greeting(&mut self) -> Option<Flow> {
