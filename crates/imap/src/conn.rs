@@ -109,6 +109,13 @@ impl Conn {
         )
     }
 
+    /// Changes the literal limit: before login a client may send no literal longer than
+    /// a command line (a LOGIN's password), so an unauthenticated client cannot make the
+    /// server buffer `imap.max_literal_size` octets.
+    pub fn set_max_literal(&mut self, max: u64) {
+        self.max_literal = max;
+    }
+
     /// Reads one command.
     pub async fn read_command(&mut self) -> Result<Input, ReadError> {
         let mut buf = Vec::new();

@@ -261,6 +261,12 @@ impl Session {
             if matches!(self.state, State::Logout) {
                 return Ok(());
             }
+            let max_literal = match self.state {
+                State::NotAuthenticated => (self.ctx.config.limits.max_line_length as u64)
+                    .min(self.ctx.config.imap.max_literal_size.0),
+                _ => self.ctx.config.imap.max_literal_size.0,
+            };
+            self.conn.set_max_literal(max_literal);
             let input = match tokio::time::timeout(self.read_timeout(), self.conn.read_command())
                 .await
             {
@@ -277,7 +283,7 @@ impl Session {
             let buf = match input {
                 Input::LiteralRefused { tag, size } => {
                     let tag = tag.unwrap_or_else(|| "*".into());
-                    let max = self.ctx.config.imap.max_literal_size.0;
+                    let max = max_literal;
                     self.conn.push(
                         format!("{tag} NO [TOOBIG] Literal of {size} octets exceeds the limit of {max}\r\n")
                             .as_bytes(),
