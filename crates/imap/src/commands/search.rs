@@ -56,8 +56,39 @@ fn in_set(set: &SequenceSet, n: u32, max: u32, saved: Option<&[u32]>) -> bool {
     }
 }
 
+/// Case-insensitive substring test; `needle_lower` is already lower-cased. An ASCII
+/// needle is matched octet by octet without copying the haystack (UTF-8 sequences never
+/// contain ASCII octets, so this is exact for it); others compare Unicode lower case.
 fn contains_ci(hay: &str, needle_lower: &str) -> bool {
-    needle_lower.is_empty() || hay.to_lowercase().contains(needle_lower)
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if needle_lower.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
+        if h.len() < n.len() {
+            return false;
+        }
+        let (lo, up) = (n[0], n[0].to_ascii_uppercase());
+        return (0..=h.len() - n.len())
+            .any(|i| (h[i] == lo || h[i] == up) && h[i..i + n.len()].eq_ignore_ascii_case(n));
+    }
+    hay.to_lowercase().contains(needle_lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_ci;
+
+    #[test]
+    fn case_insensitive_contains() {
+        assert!(contains_ci("Hello World", "world"));
+        assert!(contains_ci("HELLO", "hello"));
+        assert!(!contains_ci("Hell", "hello"));
+        assert!(contains_ci("Grüße aus Köln", "köln"));
+        assert!(contains_ci("GRÜSSE", "grüsse"));
+        assert!(contains_ci("x", ""));
+        assert!(contains_ci("Übung macht", "macht"));
+    }
 }
 
 /// Does any `name: value` line of the decoded headers match? Address fields also
