@@ -4,6 +4,7 @@ together), blocks listed and lifted with `letterbox block`, connection limits an
 each protocol's words, pre- and post-login time-outs, bad-command and auth-failure limits,
 over-long lines, and logs that never contain a password or an authentication payload."""
 
+import base64
 import imaplib
 import poplib
 import smtplib
@@ -424,3 +425,41 @@ def test_imap_literals_before_login_are_bounded(make_server):
     assert c.until_tag("b")[-1].startswith("b OK")
     assert c.imap("c", "APPEND INBOX {2000000}")[-1].startswith("c NO [TOOBIG]")
     c.close()
+
+
+# Found by fuzzing delivery (crates/smtp/fuzz, target `delivery`): 676 octets whose MIME
+# nesting mail-parser reads as a cycle; the structure used to grow exponentially (gigabytes,
+# seconds) while being stored. Any SMTP client could send it.
+CYCLIC_MIME = base64.b64decode(
+    "RnJvbTogIkEiIDxhQGV4YW1wbGUub3JnPiwgPT8AAAAAAAABAHV1Zi04P3E/Qj1DMz1BOT89IDxiCkNvbnRlbnQt"
+    "VHlwZTogbXVsdGlwYXJ0L21peGVkOyBib3VuZGFyeT0iYjEiDQoNCnByZQoNLS1iMQ0KQ29AeGIwPg0KVG86IHVu"
+    "ZGlzY2xvc2VkOjsNAAAAAQB1dWYtOD9xP0I9QzM9QTk/PSA8YgpDb250ZW50LVR5cGU6IG11bHRpcGFydC9taXhl"
+    "ZDsgYm91bmRhcnk9ImIxIg0KDQpwcmUKDS0tYjENCkNvQHhiMD4NClRvOiB1bmRpc2Nsb3NlZDo7DQpDb250ZW50"
+    "LVR5cGU6IG1lc3NhZ2UvcmZjODIyDQoNClN1YmplY3Q6IGlubmVyDQpDbw0KY2FmPUMzPUE5DQotLWIxjQpDb250"
+    "ZW50LVR5cGU6IG1lc3NhZ2UvcmZjODIyDQoNCm50YWJsZQ0KDQpjYWY9QzM9QUMzPUE5DQotLWIxDWxvc2VkOjsN"
+    "CkNvbnRlbnQtVHlwZTogbWVzc2FnZS9yZmM4MjINCg0KU3VgamVjdDogaW5uZXINCkNvDQpjYWY9QzM9QTkNCi0t"
+    "YjENCkNvbmxvc2VkOjsNCkNvbnRlbnQtVHlwZTogbWVzc2FnZS9yAAAAAAAAAABmYzgyMg0KDQpTdWJqZWN0OiBp"
+    "bm5lcg0KQ28NCmNhZj1DMz1BOQ0KLS1iMQ0KQ29udGVudC1UeXBlOiBtZXNzYWdlL3JmYzgyMg0KDQpTdWJqZWN0"
+    "Og0KU3UNCmNhZj1DMz1BQzM9IHJpZW5uDQpDby5iaW4NCg0KQUFpZW5uDQpDby5iaW4NCg0KQUFFQ0F3PT0NCi0t"
+    "YjEtLQ0KZXA9YS5iaW4NCg=="
+)
+
+
+def test_hostile_mime_nesting_is_delivered_quickly(server):
+    c = Conn(server.require("smtp"))
+    c.smtp("EHLO x")
+    assert c.smtp("MAIL FROM:<x@example.org>")[0].startswith("250")
+    assert c.smtp(f"RCPT TO:<{ALICE}>")[0].startswith("250")
+    assert c.smtp("DATA")[0].startswith("354")
+    t = time.monotonic()
+    body = CYCLIC_MIME.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..")
+    c.send(body + b"\r\n.\r\n")
+    assert c.smtp_reply()[0].startswith("250")
+    assert time.monotonic() - t < 5
+    c.close()
+    m = imaplib.IMAP4("127.0.0.1", server.require("imap"), timeout=30)
+    m.login(ALICE, ALICE_PW)
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(BODYSTRUCTURE)")
+    assert typ == "OK" and len(data[0]) < 10_000, data
+    m.logout()

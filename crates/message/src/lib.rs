@@ -208,6 +208,7 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
         &mut search_body,
         &mut search_headers,
         true,
+        &mut vec![false; msg.parts.len()],
     );
     let envelope = envelope_of(raw, &msg.parts[0]);
     let sent_date = msg.date().map(|d| d.to_timestamp());
@@ -357,6 +358,11 @@ fn encoding_name(part: &MessagePart, raw: &[u8]) -> Option<String> {
         })
 }
 
+/// `seen` marks the parts of `parts` already converted: on malformed nesting mail-parser
+/// can list an ancestor (or a part twice) among a multipart's children, and following
+/// those would multiply the tree exponentially (a 676-octet message took gigabytes and
+/// seconds): each part is converted once.
+#[allow(clippy::too_many_arguments)]
 fn convert(
     raw: &[u8],
     parts: &[MessagePart],
@@ -365,8 +371,10 @@ fn convert(
     body_text: &mut String,
     header_text: &mut String,
     collect_headers: bool,
+    seen: &mut [bool],
 ) -> Part {
     let part = &parts[index];
+    seen[index] = true;
     if collect_headers {
         for h in &part.headers {
             let value = decoded_header_text(h);
@@ -436,23 +444,25 @@ fn convert(
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
     let kind = match &part.body {
-        PartType::Multipart(children) if depth < MAX_DEPTH => PartKind::Multipart(
-            children
-                .iter()
-                .filter(|&&c| (c as usize) < parts.len() && c as usize != index)
-                .map(|&c| {
-                    convert(
+        PartType::Multipart(children) if depth < MAX_DEPTH => {
+            let mut subs = Vec::new();
+            for &c in children {
+                let c = c as usize;
+                if c < parts.len() && !seen[c] {
+                    subs.push(convert(
                         raw,
                         parts,
-                        c as usize,
+                        c,
                         depth + 1,
                         body_text,
                         header_text,
                         false,
-                    )
-                })
-                .collect(),
-        ),
+                        seen,
+                    ));
+                }
+            }
+            PartKind::Multipart(subs)
+        }
         PartType::Message(inner)
             if depth < MAX_DEPTH
                 && part.encoding == Encoding::None
@@ -471,6 +481,7 @@ fn convert(
                 body_text,
                 &mut nested_headers,
                 true,
+                &mut vec![false; inner.parts.len()],
             );
             body_text.push_str(&nested_headers);
             PartKind::Message(Box::new(env), Box::new(inner_root))

@@ -237,3 +237,38 @@ fn random_address_lists_never_panic() {
         let _ = parse_address_list(&String::from_utf8_lossy(&bytes));
     }
 }
+
+/// Found by fuzzing delivery (crates/smtp/fuzz, target `delivery`): mail-parser lists
+/// ancestors among a multipart's children here (part 2's children are 0, 1 and 2), and
+/// following them multiplied the tree exponentially: gigabytes and seconds for 676 octets
+/// any SMTP client could send. Each part is converted once now.
+#[test]
+fn cyclic_multipart_children_are_followed_once() {
+    let raw = to_crlf(b"From: \x22A\x22 <a@example.org>, =?\x00\x00\x00\x00\x00\x00\x01\x00uuf-8?q?B=C3=A9?= <b\x0a\
+Content-Type: multipart/mixed; boundary=\x22b1\x22\x0d\x0a\x0d\x0apre\x0a\x0d--b1\x0d\x0a\
+Co@xb0>\x0d\x0aTo: undisclosed:;\x0d\x00\x00\x00\x01\x00uuf-8?q?B=C3=A9?= <b\x0aContent-\
+Type: multipart/mixed; boundary=\x22b1\x22\x0d\x0a\x0d\x0apre\x0a\x0d--b1\x0d\x0aCo@xb0>\
+\x0d\x0aTo: undisclosed:;\x0d\x0aContent-Type: message/rfc822\x0d\x0a\x0d\x0aSubject: in\
+ner\x0d\x0aCo\x0d\x0acaf=C3=A9\x0d\x0a--b1\x8d\x0aContent-Type: message/rfc822\x0d\x0a\x0d\
+\x0antable\x0d\x0a\x0d\x0acaf=C3=AC3=A9\x0d\x0a--b1\x0dlosed:;\x0d\x0aContent-Type: mess\
+age/rfc822\x0d\x0a\x0d\x0aSu`ject: inner\x0d\x0aCo\x0d\x0acaf=C3=A9\x0d\x0a--b1\x0d\x0aC\
+onlosed:;\x0d\x0aContent-Type: message/r\x00\x00\x00\x00\x00\x00\x00\x00fc822\x0d\x0a\x0d\
+\x0aSubject: inner\x0d\x0aCo\x0d\x0acaf=C3=A9\x0d\x0a--b1\x0d\x0aContent-Type: message/r\
+fc822\x0d\x0a\x0d\x0aSubject:\x0d\x0aSu\x0d\x0acaf=C3=AC3= rienn\x0d\x0aCo.bin\x0d\x0a\x0d\
+\x0aAAienn\x0d\x0aCo.bin\x0d\x0a\x0d\x0aAAECAw==\x0d\x0a--b1--\x0d\x0aep=a.bin\x0d\x0a");
+    let t = std::time::Instant::now();
+    let p = parse(&raw);
+    fn count(p: &Part) -> usize {
+        1 + match &p.kind {
+            PartKind::Leaf => 0,
+            PartKind::Multipart(c) => c.iter().map(count).sum(),
+            PartKind::Message(_, inner) => count(inner),
+        }
+    }
+    assert!(count(&p.root) <= 3, "{} parts", count(&p.root));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+}
