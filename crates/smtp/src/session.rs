@@ -19,7 +19,8 @@
 //! PLAIN (RFC 4616) and LOGIN, with or without initial response. Offered only where
 //! plaintext passwords are allowed (TLS, loopback, `[auth] allow_plaintext`); elsewhere it
 //! is `538 5.7.11`. Success `235 2.7.0`; wrong credentials and blocked logins get the same
-//! `535 5.7.8` (the shared gate delays both and logs the reason); `*` cancels with
+//! `535 5.7.8` (the shared gate delays both and logs the reason), and at
+//! `[limits] max_auth_failures` in one session `421 4.7.0` closes it; `*` cancels with
 //! `501 5.7.0`; undecodable responses are `501 5.5.2`; an over-long response `500 5.5.6`;
 //! the store being unavailable `454 4.7.0`. MAIL before AUTH is `530 5.7.0`. The sender
 //! must be the account's address (also with a `+tag`) or an explicit alias that leads to
