@@ -463,3 +463,28 @@ def test_hostile_mime_nesting_is_delivered_quickly(server):
     typ, data = m.fetch("1", "(BODYSTRUCTURE)")
     assert typ == "OK" and len(data[0]) < 10_000, data
     m.logout()
+
+
+def test_user_names_cannot_forge_log_lines(make_server):
+    """A user name is client data: sent with CR LF (an IMAP literal, a SASL payload) or
+    terminal escapes, it must not start a line of its own in the log, nor reach the
+    terminal of `letterbox block list`."""
+    s = make_server(**{"auth.failure_delay_ms": 1, "auth.max_failures": 1})
+    forged = "2026-01-01T00:00:00.000000Z  INFO letterbox_proto::auth: login ip=10.9.9.9 user=admin"
+    evil = f"evil\r\n{forged}\x1b[31m"
+    c = Conn(s.require("imap"))
+    c.send(f"a LOGIN {{{len(evil)}+}}\r\n{evil} pw\r\n")
+    assert c.until_tag("a")[-1].startswith("a NO")
+    c.close()
+    c = Conn(s.require("pop3"))
+    assert c.pop("AUTH PLAIN " + plain(f"pop\n{forged}", "pw")).startswith("-ERR")
+    c.close()
+    assert smtp_login(s.require("submission"), f"smtp\n{forged}", "pw").startswith("535")
+    wait_for_log(s, "user=smtp")
+    log = s.read_log()
+    assert not any(line.startswith(forged[:30]) for line in log.splitlines()), log[-2000:]
+    assert "\x1b" not in log
+    assert "10.9.9.9" in log  # still there, escaped, on the line of the real event
+    listing = s.cli("block", "list").stdout.decode()
+    assert "user:evil" in listing and "\x1b" not in listing and "\r" not in listing, listing
+    assert not any(line.startswith(forged[:30]) for line in listing.splitlines()), listing

@@ -356,6 +356,8 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
         }
         Command::Block(BlockCmd::List) => {
             for (key, until, reason) in store.blocks(letterbox_store::now())? {
+                // Keys hold client-supplied user names: no control characters on a terminal.
+                let key = letterbox_proto::auth::loggable(&key);
                 writeln!(out, "{key}\t{}\t{reason}", utc(until))?;
             }
         }

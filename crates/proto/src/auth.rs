@@ -7,7 +7,8 @@
 //! `letterbox block list` shows it from another process and `letterbox block lift`
 //! lifts it at once) and named in the log. A blocked login fails like a wrong password
 //! (the client learns nothing more); the log says why. A success clears the account's
-//! and the IP's counts. Passwords never reach the log.
+//! and the IP's counts. Passwords never reach the log, and the user names clients send
+//! reach it through [`loggable`] (no forged log lines, no terminal escapes).
 
 use crate::{Context, Peer};
 use letterbox_store::Account;
@@ -71,6 +72,26 @@ impl Throttle {
     }
 }
 
+/// Client-supplied text as the log shows it: control characters escaped (`\n`, `\u{1b}`),
+/// so that a user name cannot forge log lines or send terminal escapes, and at most 256
+/// characters.
+pub fn loggable(s: &str) -> String {
+    const MAX: usize = 256;
+    let mut out = String::with_capacity(s.len().min(MAX));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn ip_key(peer: &Peer) -> String {
     format!("ip:{}", peer.addr.ip())
 }
@@ -101,7 +122,7 @@ pub async fn login(
         .await;
     match blocked {
         Ok(true) => {
-            tracing::warn!(ip = %peer.addr.ip(), user = %user, "login refused: blocked (see `letterbox block list`)");
+            tracing::warn!(ip = %peer.addr.ip(), user = %loggable(user), "login refused: blocked (see `letterbox block list`)");
             tokio::time::sleep(Duration::from_millis(cfg.failure_delay_ms)).await;
             return Login::Blocked;
         }
@@ -125,7 +146,7 @@ pub async fn login(
             let window = Duration::from_secs(cfg.failure_window.max(1));
             let n_ip = throttle.record_failure(&ipk, window);
             let n_user = throttle.record_failure(&userk, window);
-            tracing::warn!(ip = %peer.addr.ip(), user = %user, "login failed");
+            tracing::warn!(ip = %peer.addr.ip(), user = %loggable(user), "login failed");
             for (key, n) in [(&ipk, n_ip), (&userk, n_user)] {
                 if cfg.max_failures > 0 && n >= cfg.max_failures {
                     let until = letterbox_store::now() + cfg.block_duration as i64;
@@ -134,7 +155,7 @@ pub async fn login(
                     if let Err(e) = ctx.store.run(move |s| s.block(&k, until, &r)).await {
                         tracing::error!("could not record a login block: {e}");
                     }
-                    tracing::warn!(block = %key, "blocking logins for {}s: {reason}", cfg.block_duration);
+                    tracing::warn!(block = %loggable(key), "blocking logins for {}s: {reason}", cfg.block_duration);
                     throttle.clear(key);
                 }
             }
@@ -143,5 +164,21 @@ pub async fn login(
             Login::Failed
         }
         Err(e) => Login::Unavailable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loggable_escapes_controls_and_bounds_length() {
+        assert_eq!(super::loggable("alice@example.com"), "alice@example.com");
+        assert_eq!(
+            super::loggable("x\r\nFORGED\u{1b}[31m"),
+            "x\\r\\nFORGED\\u{1b}[31m"
+        );
+        let long = "é".repeat(300);
+        let shown = super::loggable(&long);
+        assert_eq!(shown.chars().count(), 259);
+        assert!(shown.ends_with("..."));
     }
 }
