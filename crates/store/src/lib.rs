@@ -454,6 +454,8 @@ pub trait Backend: Send + Sync + 'static {
     /// (RFC 3501 \Recent: one session sees each message as recent).
     fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>>;
     fn message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta>;
+    /// Metadata of many messages in one pass, by ascending UID; absent UIDs left out.
+    fn messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;
     /// The message's structure, with offsets counting from the start of the message
     /// (prefix included), and its search text.
     fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage>;

@@ -1571,6 +1571,23 @@ impl Backend for SqliteBackend {
         self.read(|c| get_message(c, mailbox, uid))
     }
 
+    fn messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
+        let (Some(&lo), Some(&hi)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid"
+            ))?;
+            let v = st
+                .query_map(params![mailbox, lo, hi], meta_from_row)?
+                .filter(|m| m.as_ref().map_or(true, |m| wanted.contains(&m.uid)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
     fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage> {
         self.parsed_many(mailbox, &[uid], true)?
             .pop()

@@ -588,21 +588,42 @@ fn pending_warnings_are_taken_once() {
 #[test]
 fn structures_in_bulk_without_search_text() {
     let (_d, s) = store();
-    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited).unwrap();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
     let inbox = s.mailbox(a.id, "INBOX").unwrap();
     for i in 1..=5 {
-        s.append(inbox.id, msg(&format!("Subject: s{i}\r\n\r\nneedle{i} body\r\n")), false).unwrap();
+        s.append(
+            inbox.id,
+            msg(&format!("Subject: s{i}\r\n\r\nneedle{i} body\r\n")),
+            false,
+        )
+        .unwrap();
     }
     s.expunge(inbox.id, &[3]).unwrap();
     let light = s.parsed_many(inbox.id, &[1, 2, 3, 5, 99], false).unwrap();
     let uids: Vec<u32> = light.iter().map(|(u, _)| *u).collect();
     assert_eq!(uids, vec![1, 2, 5]);
     assert_eq!(light[2].1.envelope.subject.as_deref(), Some("s5"));
-    assert!(light[0].1.search_body.is_empty(), "no search text unless asked");
+    assert!(
+        light[0].1.search_body.is_empty(),
+        "no search text unless asked"
+    );
     let full = s.parsed_many(inbox.id, &[2, 4], true).unwrap();
     assert!(full[0].1.search_body.contains("needle2"));
     assert!(full[1].1.search_headers.contains("Subject: s4"));
-    assert!(s.parsed(inbox.id, 5).unwrap().search_body.contains("needle5"));
+    assert!(s
+        .parsed(inbox.id, 5)
+        .unwrap()
+        .search_body
+        .contains("needle5"));
     assert!(matches!(s.parsed(inbox.id, 3), Err(Error::NotFound(_))));
     assert!(s.parsed_many(inbox.id, &[], true).unwrap().is_empty());
+    let metas: Vec<u32> = s
+        .messages(inbox.id, &[5, 3, 1])
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(metas, vec![1, 5]);
 }

@@ -24,6 +24,7 @@ use crate::response;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_store::{Backend, Error as StoreError, FlagOp, Flags, MailboxId, MessageMeta};
 use section::Extract;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Messages rendered per trip to the blocking pool.
@@ -147,6 +148,23 @@ pub async fn run(
                 let mut out = Vec::new();
                 let mut gone = false;
                 let mut done = 0;
+                // One query each for the batch's metadata and structures, instead of
+                // one per message (FETCH 1:* ENVELOPE over a big mailbox).
+                let uids: Vec<u32> = batch.iter().flatten().map(|it| it.uid).collect();
+                let mut metas: HashMap<u32, MessageMeta> = if items.iter().any(needs_meta) {
+                    st.messages(mb, &uids)?
+                        .into_iter()
+                        .map(|m| (m.uid, m))
+                        .collect()
+                } else {
+                    HashMap::new()
+                };
+                let mut structures: HashMap<u32, letterbox_message::ParsedMessage> =
+                    if items.iter().any(needs_structure) {
+                        st.parsed_many(mb, &uids, false)?.into_iter().collect()
+                    } else {
+                        HashMap::new()
+                    };
                 for it in &batch {
                     done += 1;
                     let Some(it) = it else {
@@ -154,7 +172,8 @@ pub async fn run(
                         continue;
                     };
                     let start = out.len();
-                    match render(st, mb, it, &items, utf8, &mut out) {
+                    let pre = (metas.remove(&it.uid), structures.remove(&it.uid));
+                    match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
                         Err(FetchError::Store(StoreError::NotFound(_))) => {
                             out.truncate(start);
@@ -215,6 +234,32 @@ fn partial_label(partial: Option<(u32, u32)>) -> String {
     partial.map(|(s, _)| format!("<{s}>")).unwrap_or_default()
 }
 
+/// Attributes that need the message's metadata row.
+fn needs_meta(att: &FetchAtt) -> bool {
+    !matches!(
+        att,
+        FetchAtt::Uid
+            | FetchAtt::Flags
+            | FetchAtt::Envelope
+            | FetchAtt::Body
+            | FetchAtt::BodyStructure
+    )
+}
+
+/// Attributes that need the stored structure.
+fn needs_structure(att: &FetchAtt) -> bool {
+    !matches!(
+        att,
+        FetchAtt::Uid
+            | FetchAtt::Flags
+            | FetchAtt::InternalDate
+            | FetchAtt::Rfc822Size
+            | FetchAtt::ModSeq
+    )
+}
+
+/// Renders one message's FETCH response. `pre` holds its metadata and structure when the
+/// caller read them for the whole batch; what is missing is read here.
 fn render(
     st: &dyn Backend,
     mb: MailboxId,
@@ -222,9 +267,12 @@ fn render(
     items: &[FetchAtt],
     utf8: bool,
     out: &mut Vec<u8>,
+    pre: (
+        Option<MessageMeta>,
+        Option<letterbox_message::ParsedMessage>,
+    ),
 ) -> Result<(), FetchError> {
-    let mut meta: Option<MessageMeta> = None;
-    let mut parsed: Option<letterbox_message::ParsedMessage> = None;
+    let (mut meta, mut parsed) = pre;
     macro_rules! meta {
         () => {{
             if meta.is_none() {
