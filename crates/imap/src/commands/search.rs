@@ -13,6 +13,10 @@ use crate::response::sequence_set;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
+use std::collections::HashMap;
+
+/// Messages whose search text one store query reads.
+const SEARCH_CHUNK: usize = 512;
 
 /// What the evaluator knows of one message of the view.
 struct Cand {
@@ -238,24 +242,32 @@ pub async fn run(
             let want_parsed = needs_parsed(&key);
             let mut hits: Vec<(u32, u32)> = Vec::new();
             let mut j = 0;
-            for cand in &cands {
-                while j < metas.len() && metas[j].uid < cand.uid {
-                    j += 1;
-                }
-                let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
-                    continue;
-                };
-                let parsed = if want_parsed {
-                    match c.st.parsed(c.mb, m.uid) {
-                        Ok(p) => Some(p),
-                        Err(letterbox_store::Error::NotFound(_)) => continue,
-                        Err(e) => return Err(e),
-                    }
+            // The stored text is read a chunk of messages per query (bounded memory).
+            for chunk in cands.chunks(SEARCH_CHUNK) {
+                let mut texts: HashMap<u32, ParsedMessage> = if want_parsed {
+                    let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
+                    c.st.parsed_many(c.mb, &uids, true)?.into_iter().collect()
                 } else {
-                    None
+                    HashMap::new()
                 };
-                if eval(&key, &c, cand, m, parsed.as_ref()) {
-                    hits.push((cand.seq, cand.uid));
+                for cand in chunk {
+                    while j < metas.len() && metas[j].uid < cand.uid {
+                        j += 1;
+                    }
+                    let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
+                        continue;
+                    };
+                    let parsed = if want_parsed {
+                        match texts.remove(&m.uid) {
+                            Some(p) => Some(p),
+                            None => continue, // expunged meanwhile
+                        }
+                    } else {
+                        None
+                    };
+                    if eval(&key, &c, cand, m, parsed.as_ref()) {
+                        hits.push((cand.seq, cand.uid));
+                    }
                 }
             }
             Ok(hits)
