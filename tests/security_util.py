@@ -90,8 +90,9 @@ class Conn:
     """A line client that sees every octet; `tls()` upgrades it in place (STARTTLS)."""
 
     def __init__(self, port, host="127.0.0.1", implicit_tls=False, timeout=15, greeting=True,
-                 context=None):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 context=None, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         if implicit_tls:
             self.sock = (context or client_context()).wrap_socket(self.sock)
@@ -201,3 +202,27 @@ def password_hash(server, address):
         con.close()
     assert row, f"no account {address}"
     return row[0]
+
+
+def ipv6_pair():
+    """Two local IPv6 addresses in one /64, not loopback: (listen_on, other), or None.
+    The second is added to `lo` (as /128, needs root) when the host has only one."""
+    try:
+        out = subprocess.run(["ip", "-6", "-o", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    addrs = [l.split()[l.split().index("inet6") + 1] for l in out.splitlines() if "inet6" in l]
+    for a in addrs:
+        ip, _, plen = a.partition("/")
+        if plen != "64":
+            continue
+        prefix = ip.rsplit(":", 1)[0]
+        other = prefix + ":" + ("3" if not ip.endswith(":3") else "4")
+        if any(x.startswith(other + "/") for x in addrs):
+            return ip, other
+        r = subprocess.run(["ip", "addr", "add", f"{other}/128", "dev", "lo", "nodad"],
+                           capture_output=True, timeout=10)
+        if r.returncode == 0 or b"exists" in r.stderr:
+            return ip, other
+    return None

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from security_util import (ALICE, ALICE_PW, BOB, BOB_PW, Conn, also_listen_on, b64,
-                           client_context, other_ip, plain, wait_for_log)
+                           client_context, ipv6_pair, other_ip, plain, wait_for_log)
 
 ALL = ("imap", "pop3", "submission", "smtp", "lmtp")
 
@@ -488,3 +488,44 @@ def test_user_names_cannot_forge_log_lines(make_server):
     listing = s.cli("block", "list").stdout.decode()
     assert "user:evil" in listing and "\x1b" not in listing and "\r" not in listing, listing
     assert not any(line.startswith(forged[:30]) for line in listing.splitlines()), listing
+
+
+def test_ipv6_clients_count_by_their_64(make_server):
+    """An IPv6 client has a /64 to pick addresses from: connection limits and login
+    blocks count the /64, and `letterbox block lift ADDRESS` lifts the /64's block."""
+    pair = ipv6_pair()
+    if pair is None:
+        pytest.skip("no global IPv6 /64 on this host")
+    listen, other = pair
+    s = make_server(start=False, **{"limits.max_connections_per_ip": 2, "auth.max_failures": 3,
+                                    "auth.failure_delay_ms": 1, "auth.allow_plaintext": True,
+                                    "limits.max_auth_failures": 10})
+    port = s.ports["imap"]
+    text = s.config_path.read_text()
+    s.config_path.write_text(text.replace(f'"127.0.0.1:{port}"', f'"127.0.0.1:{port}", "[{listen}]:{port}"'))
+    s.start()
+    a = Conn(port, host=listen, source=listen)
+    b = Conn(port, host=listen, source=other)
+    assert a.greeting.startswith("* OK") and b.greeting.startswith("* OK")
+    c = Conn(port, host=listen, source=other, greeting=False)
+    assert c.rest().startswith(b"* BYE Too many connections")
+    assert Conn(port).greeting.startswith("* OK")  # IPv4 is counted apart
+    b.close()
+    time.sleep(0.3)
+    # Failures from two addresses of the /64 block the /64.
+    for i, src in enumerate((listen, other, other)):
+        c = Conn(port, host=listen, source=src)
+        assert c.imap("a", f"LOGIN nobody{i}@example.com x")[-1].startswith("a NO")
+        c.close()
+    keys = set(blocks(s))
+    assert any(k.startswith("ip:") and k.endswith("/64") for k in keys), keys
+    c = Conn(port, host=listen, source=listen)
+    assert c.imap("a", f"LOGIN {ALICE} {ALICE_PW}")[-1].startswith("a NO")
+    c.close()
+    assert imap_login(port, ALICE, ALICE_PW).startswith("a OK")  # IPv4 loopback: fine
+    s.cli("block", "lift", other)
+    assert not any(k.endswith("/64") for k in blocks(s)), blocks(s)
+    c = Conn(port, host=listen, source=listen)
+    assert c.imap("a", f"LOGIN {ALICE} {ALICE_PW}")[-1].startswith("a OK")
+    c.close()
+    a.close()

@@ -128,7 +128,7 @@ pub struct Tls {
 pub struct Auth {
     /// Password authentication without TLS on non-loopback connections.
     pub allow_plaintext: bool,
-    /// Failed logins from one IP address, or for one account, within
+    /// Failed logins from one IP address (IPv6: one /64), or for one account, within
     /// `failure_window` seconds before logins from it (or to it) are blocked.
     pub max_failures: u32,
     /// Seconds over which failures are counted.
@@ -270,7 +270,7 @@ pub struct Limits {
     pub timeout_idle: u64,
     /// Connections open at once, all listeners together.
     pub max_connections: u32,
-    /// Connections open at once from one IP address.
+    /// Connections open at once from one IP address (an IPv6 client counts by its /64).
     pub max_connections_per_ip: u32,
     /// Failed authentications per session before it is closed.
     pub max_auth_failures: u32,

@@ -364,7 +364,10 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
         Command::Block(BlockCmd::Lift { key }) => {
             let key = if key.starts_with("ip:") || key.starts_with("user:") {
                 key
-            } else if key.parse::<std::net::IpAddr>().is_ok() {
+            } else if let Ok(ip) = key.parse::<std::net::IpAddr>() {
+                // An IPv6 address lifts the block of its /64.
+                letterbox_proto::auth::ip_block_key(ip)
+            } else if key.contains('/') {
                 format!("ip:{key}")
             } else {
                 format!("user:{}", letterbox_store::normalize_address(&key))

@@ -147,6 +147,7 @@ struct Limits {
 /// Releases a connection's place in the limits when the session ends.
 struct Slot {
     limits: Arc<Limits>,
+    /// The client's address as limits count it (an IPv6 client by its /64).
     ip: IpAddr,
 }
 
@@ -191,7 +192,7 @@ async fn accept_loop(
         permit.forget();
         {
             let mut m = limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(addr.ip()).or_insert(0);
+            let n = m.entry(letterbox_proto::client_net(addr.ip())).or_insert(0);
             if *n >= limits.max_per_ip {
                 drop(m);
                 limits.total.add_permits(1);
@@ -206,7 +207,7 @@ async fn accept_loop(
         }
         let slot = Slot {
             limits: limits.clone(),
-            ip: addr.ip(),
+            ip: letterbox_proto::client_net(addr.ip()),
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();

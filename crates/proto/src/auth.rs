@@ -1,6 +1,7 @@
 //! The login gate every protocol goes through: password check plus abuse resistance.
 //!
-//! Failed logins are counted per client IP and per account over `[auth] failure_window`.
+//! Failed logins are counted per client IP (an IPv6 client by its /64) and per account
+//! over `[auth] failure_window`.
 //! Each failure is answered after a growing delay (`failure_delay_ms`, doubling, capped
 //! at 16x), so guessing is slow even before a block. At `max_failures` the IP or the
 //! account is blocked for `block_duration`: the block is written to the store (so
@@ -92,8 +93,17 @@ pub fn loggable(s: &str) -> String {
     out
 }
 
+/// The block key of a client address: `ip:192.0.2.7`, or `ip:2001:db8:1:2::/64` for
+/// IPv6 (see [`crate::client_net`]); `letterbox block lift ADDRESS` uses it too.
+pub fn ip_block_key(ip: std::net::IpAddr) -> String {
+    match crate::client_net(ip) {
+        std::net::IpAddr::V6(v6) if !v6.is_loopback() => format!("ip:{v6}/64"),
+        other => format!("ip:{other}"),
+    }
+}
+
 fn ip_key(peer: &Peer) -> String {
-    format!("ip:{}", peer.addr.ip())
+    ip_block_key(peer.addr.ip())
 }
 
 fn user_key(user: &str) -> String {

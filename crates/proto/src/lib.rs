@@ -10,7 +10,7 @@
 //! Protocol crates expose a `handle(stream, peer)` per connection, generic over the
 //! stream ([`Stream`]) so TLS wraps in without touching them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
@@ -93,9 +93,31 @@ pub struct Peer {
     pub tls: bool,
 }
 
+/// The address as a client's identity: an IPv4-mapped IPv6 address (a dual-stack
+/// listener on `[::]`) is the IPv4 address it maps.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What limits and login throttling count a client by: its IPv4 address, or the /64 of
+/// its IPv6 address (the smallest block a site is given, so one client can use any of
+/// its 2^64 addresses). Loopback stays itself.
+pub fn client_net(ip: IpAddr) -> IpAddr {
+    match canonical_ip(ip) {
+        IpAddr::V6(v6) if !v6.is_loopback() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
+
 impl Peer {
     pub fn is_loopback(&self) -> bool {
-        self.addr.ip().is_loopback()
+        canonical_ip(self.addr.ip()).is_loopback()
     }
     /// Password authentication is allowed over TLS, from loopback, or when the operator
     /// says so with `[auth] allow_plaintext = true`.
@@ -163,6 +185,23 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_identity() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_net(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_net(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_net(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(client_net(ip("::1")), ip("::1"));
+        let peer = |a: &str| Peer {
+            addr: a.parse().unwrap(),
+            local: "[::]:143".parse().unwrap(),
+            tls: false,
+        };
+        assert!(peer("[::ffff:127.0.0.1]:5000").is_loopback());
+        assert!(peer("[::1]:5000").is_loopback());
+        assert!(!peer("[::ffff:192.0.2.7]:5000").is_loopback());
+    }
 
     #[tokio::test]
     async fn lines_and_limits() {
