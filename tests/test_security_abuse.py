@@ -529,3 +529,32 @@ def test_ipv6_clients_count_by_their_64(make_server):
     assert c.imap("a", f"LOGIN {ALICE} {ALICE_PW}")[-1].startswith("a OK")
     c.close()
     a.close()
+
+
+def test_client_that_never_reads_is_dropped_before_login(make_server):
+    """A client that pipelines commands and never reads the answers holds a session only
+    for the pre-login time-out (the write waits that long at most), on every protocol."""
+    import socket
+    import threading
+    s = make_server(**{"limits.timeout_unauthenticated": 2, "limits.timeout_authenticated": 120})
+    for proto, command in (("imap", b"a NOOP\r\n"), ("pop3", b"CAPA\r\n"), ("smtp", b"NOOP\r\n")):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", s.require(proto)))
+        t = time.monotonic()
+        done = []
+
+        def flood():
+            try:
+                while time.monotonic() - t < 50:
+                    sock.sendall(command * 4096)
+            except OSError:
+                pass
+            done.append(time.monotonic() - t)
+
+        th = threading.Thread(target=flood)
+        th.start()
+        th.join(60)
+        sock.close()
+        assert done and done[0] < 20, (proto, done)

@@ -116,6 +116,12 @@ impl Conn {
         self.max_literal = max;
     }
 
+    /// Changes how long a write may wait for the client to read (before login, the
+    /// shorter `limits.timeout_unauthenticated`).
+    pub fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        self.write_timeout = timeout;
+    }
+
     /// Reads one command.
     pub async fn read_command(&mut self) -> Result<Input, ReadError> {
         let mut buf = Vec::new();

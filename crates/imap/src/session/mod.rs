@@ -267,6 +267,8 @@ impl Session {
                 _ => self.ctx.config.imap.max_literal_size.0,
             };
             self.conn.set_max_literal(max_literal);
+            self.conn
+                .set_write_timeout(self.read_timeout().max(Duration::from_secs(1)));
             let input = match tokio::time::timeout(self.read_timeout(), self.conn.read_command())
                 .await
             {
