@@ -54,9 +54,8 @@
 //!   Dovecot. First figures (100,000 messages, 500 IDLE sessions, shared 2-core machine):
 //!   SELECT 0.03 s (Dovecot 0.22), FETCH 1:* FLAGS 0.16 s (0.15), FETCH 1:* ENVELOPE
 //!   5.5 s (1.7), UID SEARCH TEXT 5.3 s (3.2), 500 IDLE sessions +0.6 GiB (+3.4 GiB).
-//!   ENVELOPE and TEXT are bound by one `store.parsed` query per message (statement
-//!   prepared each time, small SQLite page cache, the whole structure decoded with its
-//!   search text): a batched `parsed` for a range of UIDs is the next step. The view
+//!   Those figures predate batched reads (FETCH and SEARCH now read a batch's metadata
+//!   and structures in one query, `store.messages`/`parsed_many`). The view
 //!   costs 12 octets per message per session. Password hashing (Argon2, 19 MiB per check
 //!   on the blocking pool) sets the server's RSS high-water mark after many logins.
 
