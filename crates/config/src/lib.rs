@@ -274,6 +274,9 @@ pub struct Limits {
     pub max_connections_per_ip: u32,
     /// Failed authentications per session before it is closed.
     pub max_auth_failures: u32,
+    /// Octets of message content that all sessions together may hold in memory while
+    /// receiving it (SMTP/LMTP DATA and BDAT); past it a message gets a temporary refusal.
+    pub max_buffered_content: ByteSize,
 }
 
 impl Default for Limits {
@@ -287,6 +290,7 @@ impl Default for Limits {
             max_connections: 10000,
             max_connections_per_ip: 50,
             max_auth_failures: 3,
+            max_buffered_content: ByteSize(512 * 1024 * 1024),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 pub mod auth;
+pub mod budget;
 pub mod sasl;
 pub mod tls;
 
@@ -59,16 +60,20 @@ pub struct Context {
     pub tls: Option<Arc<tls::Tls>>,
     /// Failed-login counts, shared by every protocol (see [`auth::login`]).
     pub throttle: Arc<auth::Throttle>,
+    /// Message content held in memory while being received, all sessions together.
+    pub content_budget: Arc<budget::Budget>,
 }
 
 impl Context {
     /// A context without TLS, with a fresh login throttle.
     pub fn new(store: Store, config: Arc<Config>) -> Context {
+        let content_budget = Arc::new(budget::Budget::new(config.limits.max_buffered_content.0));
         Context {
             store,
             config,
             tls: None,
             throttle: Arc::default(),
+            content_budget,
         }
     }
 

@@ -16,6 +16,7 @@
 //!
 //! Every read waits at most the session's time-out.
 
+use letterbox_proto::budget::Reservation;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
@@ -30,6 +31,9 @@ pub enum Content {
     Eof,
     /// The client stayed silent longer than the time-out.
     Timeout,
+    /// The content was read to its end, but the server's budget for content in memory
+    /// (`[limits] max_buffered_content`) was spent; nothing kept. A temporary refusal.
+    NoRoom,
 }
 
 async fn fill<R: AsyncBufRead + Unpin>(
@@ -45,14 +49,17 @@ async fn fill<R: AsyncBufRead + Unpin>(
 
 /// Reads DATA content up to the terminating `.` line, unstuffing dots and turning bare LF
 /// into CRLF. Keeps at most `max` octets of content.
+/// Room is reserved in `room` as the content grows.
 pub async fn read_data<R: AsyncBufRead + Unpin>(
     r: &mut R,
     max: u64,
     timeout: Duration,
+    room: &mut Reservation,
 ) -> std::io::Result<Content> {
     let max = usize::try_from(max).unwrap_or(usize::MAX);
     let mut body: Vec<u8> = Vec::new();
     let mut too_big = false;
+    let mut no_room = false;
     // The current line, with its LF when complete. Once the message is too big, only the
     // first octets of each line are kept: enough to recognise the terminator.
     let mut line: Vec<u8> = Vec::new();
@@ -80,9 +87,11 @@ pub async fn read_data<R: AsyncBufRead + Unpin>(
             } else {
                 line.extend_from_slice(chunk);
                 // A line that cannot fit any more: stop keeping it (+2 for the line end
-                // normalisation and a stuffed dot).
-                if body.len() + line.len() > max.saturating_add(3) {
+                // normalisation and a stuffed dot). The same when the server has no room.
+                let over = body.len() + line.len() > max.saturating_add(3);
+                if over || !room.cover(body.len() + line.len() + 1) {
                     too_big = true;
+                    no_room = !over;
                     body = Vec::new();
                     line.truncate(3);
                     if done && line.last() != Some(&b'\n') {
@@ -96,7 +105,9 @@ pub async fn read_data<R: AsyncBufRead + Unpin>(
             }
         }
         if line == b".\r\n" || line == b".\n" {
-            return Ok(if too_big {
+            return Ok(if no_room {
+                Content::NoRoom
+            } else if too_big {
                 Content::TooBig
             } else {
                 Content::Complete(body)
@@ -122,16 +133,22 @@ pub async fn read_data<R: AsyncBufRead + Unpin>(
 /// Reads one BDAT chunk of exactly `size` octets, appending it to `into` unless that would
 /// take `into` past `max` (then the octets are read and dropped, and the result is
 /// `TooBig`). The octets are kept as sent; see [`normalize_line_ends`] for the end.
+/// With `into`, room for the whole chunk is reserved in its reservation first.
 pub async fn read_chunk<R: AsyncBufRead + Unpin>(
     r: &mut R,
     size: u64,
-    into: Option<&mut Vec<u8>>,
+    into: Option<(&mut Vec<u8>, &mut Reservation)>,
     max: u64,
     timeout: Duration,
 ) -> std::io::Result<Content> {
     let mut left = size;
+    let mut no_room = false;
     let keep = match into {
-        Some(v) if (v.len() as u64).saturating_add(size) <= max => Some(v),
+        Some((v, room)) if (v.len() as u64).saturating_add(size) <= max => {
+            let total = usize::try_from(v.len() as u64 + size).unwrap_or(usize::MAX);
+            no_room = !room.cover(total);
+            (!no_room).then_some(v)
+        }
         _ => None,
     };
     let too_big = keep.is_none();
@@ -153,7 +170,9 @@ pub async fn read_chunk<R: AsyncBufRead + Unpin>(
         r.consume(n);
         left -= n as u64;
     }
-    Ok(if too_big {
+    Ok(if no_room {
+        Content::NoRoom
+    } else if too_big {
         Content::TooBig
     } else {
         Content::Complete(Vec::new())
@@ -186,9 +205,49 @@ pub fn normalize_line_ends(body: Vec<u8>) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn no_room_reads_to_the_end_and_keeps_nothing() {
+        // A budget of one 64 KiB unit, already taken by another message.
+        let budget = letterbox_proto::budget::Budget::new(64 * 1024);
+        let mut other = budget.reserve();
+        assert!(other.cover(1));
+        let mut input = b"line\r\n".repeat(10);
+        input.extend_from_slice(b".\r\nQUIT\r\n");
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        let got = read_data(
+            &mut r,
+            1 << 20,
+            Duration::from_secs(5),
+            &mut budget.reserve(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, Content::NoRoom);
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut rest)
+            .await
+            .unwrap();
+        assert_eq!(rest, b"QUIT\r\n", "still in step with the client");
+        drop(other);
+        let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
+        let got = read_data(
+            &mut r,
+            1 << 20,
+            Duration::from_secs(5),
+            &mut budget.reserve(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, Content::Complete(b"line\r\n".repeat(10)));
+    }
+
+    fn room() -> Reservation {
+        letterbox_proto::budget::Budget::new(1 << 30).reserve()
+    }
+
     async fn data(input: &[u8], max: u64) -> Content {
         let mut r = tokio::io::BufReader::with_capacity(5, input);
-        read_data(&mut r, max, Duration::from_secs(5))
+        read_data(&mut r, max, Duration::from_secs(5), &mut room())
             .await
             .unwrap()
     }
@@ -228,7 +287,7 @@ mod tests {
         input.extend_from_slice(b"QUIT\r\n");
         let mut r = tokio::io::BufReader::with_capacity(7, &input[..]);
         assert_eq!(
-            read_data(&mut r, 1000, Duration::from_secs(5))
+            read_data(&mut r, 1000, Duration::from_secs(5), &mut room())
                 .await
                 .unwrap(),
             Content::TooBig
@@ -245,13 +304,18 @@ mod tests {
         let input: &[u8] = b"hello\nworldQUIT\r\n";
         let mut r = tokio::io::BufReader::with_capacity(3, input);
         let mut v = Vec::new();
+        let mut room = room();
         let t = Duration::from_secs(5);
         assert_eq!(
-            read_chunk(&mut r, 6, Some(&mut v), 100, t).await.unwrap(),
+            read_chunk(&mut r, 6, Some((&mut v, &mut room)), 100, t)
+                .await
+                .unwrap(),
             Content::Complete(vec![])
         );
         assert_eq!(
-            read_chunk(&mut r, 5, Some(&mut v), 10, t).await.unwrap(),
+            read_chunk(&mut r, 5, Some((&mut v, &mut room)), 10, t)
+                .await
+                .unwrap(),
             Content::TooBig
         );
         assert_eq!(v, b"hello\n");

@@ -48,6 +48,7 @@
 use crate::data::{self, Content};
 use crate::{trace, warning, Mode};
 use letterbox_proto::auth::Login;
+use letterbox_proto::budget::Reservation;
 use letterbox_proto::sasl::{self, SaslError};
 use letterbox_proto::{read_line, BoxStream, Context, Line, Peer};
 use letterbox_store::{normalize_address, Account, AccountId, Error as StoreError, Resolved};
@@ -77,6 +78,8 @@ struct Transaction {
     rcpts: Vec<Recipient>,
     /// BDAT content received so far (RFC 3030); `None` before the first chunk.
     chunks: Option<Vec<u8>>,
+    /// Room reserved for that content in the server's content budget.
+    room: Option<Reservation>,
 }
 
 /// An accepted recipient: the address as given, and the accounts it leads to.
@@ -716,6 +719,7 @@ impl Session {
             smtputf8,
             rcpts: Vec::new(),
             chunks: None,
+            room: None,
         });
         self.ok(250, "2.1.0", "Sender OK")
     }
@@ -851,11 +855,14 @@ impl Session {
         self.reply(354, "", "End data with <CR><LF>.<CR><LF>");
         self.flush().await?;
         let max = self.max_size();
-        match data::read_data(&mut self.io, max, self.timeout).await? {
+        // Held until the message is stored (or refused).
+        let mut room = self.ctx.content_budget.reserve();
+        match data::read_data(&mut self.io, max, self.timeout, &mut room).await? {
             Content::Complete(body) => {
                 self.deliver(body).await;
                 Ok(Flow::Continue)
             }
+            Content::NoRoom => Ok(self.no_room()),
             Content::TooBig => {
                 self.tx = None;
                 Ok(self.ok(
@@ -882,10 +889,12 @@ impl Session {
         let refused = self.helo.is_none() || self.tx.as_ref().is_none_or(|t| t.rcpts.is_empty());
         let max = self.max_size();
         let timeout = self.timeout;
+        let budget = self.ctx.content_budget.clone();
         let content = match self.tx.as_mut().filter(|_| !refused) {
             Some(tx) => {
                 let buf = tx.chunks.get_or_insert_with(Vec::new);
-                data::read_chunk(&mut self.io, size, Some(buf), max, timeout).await?
+                let room = tx.room.get_or_insert_with(|| budget.reserve());
+                data::read_chunk(&mut self.io, size, Some((buf, room)), max, timeout).await?
             }
             None => data::read_chunk(&mut self.io, size, None, 0, timeout).await?,
         };
@@ -902,6 +911,7 @@ impl Session {
             _ if refused => {
                 return Ok(self.content_allowed().unwrap_or(Flow::Continue));
             }
+            Content::NoRoom => return Ok(self.no_room()),
             Content::TooBig => {
                 self.tx = None;
                 return Ok(self.ok(
@@ -932,6 +942,14 @@ impl Session {
         self.bad_commands = 0;
         self.deliver(body).await;
         Ok(Flow::Continue)
+    }
+
+    /// The server's budget for content in memory is spent: a temporary refusal (RFC 3463
+    /// X.3.1, "mail system full"), so the sender retries; the transaction is over.
+    fn no_room(&mut self) -> Flow {
+        tracing::warn!(peer = %self.peer.addr, "message refused for now: limits.max_buffered_content reached");
+        self.tx = None;
+        self.ok(452, "4.3.1", "Insufficient system storage, try again later")
     }
 
     /// Stores the content for every recipient of the transaction and queues the replies:
