@@ -27,6 +27,9 @@ def body(thread, i):
 
 def test_kill9_during_concurrent_delivery(make_server):
     s = make_server(start=False)
+    # Durability, not quota: no limit, so no quota warning joins the stored messages.
+    for addr in ADDRS:
+        s.cli("quota", "set", addr, "unlimited")
     acked = []  # (address, message bytes)
     killed = []
     lock = threading.Lock()
