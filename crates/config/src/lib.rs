@@ -345,7 +345,7 @@ impl fmt::Display for ByteSize {
             ("K", 1 << 10),
         ];
         for (name, unit) in UNITS {
-            if self.0 >= unit && self.0 % unit == 0 {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
                 return write!(f, "{}{}", self.0 / unit, name);
             }
         }

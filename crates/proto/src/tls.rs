@@ -157,9 +157,11 @@ mod tests {
     #[test]
     fn self_signed_is_generated_once_and_reloadable() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.hostname = "mail.example.com".into();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            hostname: "mail.example.com".into(),
+            ..Config::default()
+        };
         let tls = Tls::load(&config).unwrap();
         let cert = dir.path().join("tls/selfsigned-cert.pem");
         let first = std::fs::read(&cert).unwrap();

@@ -486,6 +486,9 @@ fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
         .unwrap_or(0)
 }
 
+/// A message row as COPY needs it: uid, flags, keywords, internal date, size, prefix, blob.
+type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
+
 impl WriteCtx<'_> {
     fn next_uidvalidity(&self) -> Result<u32> {
         let last: i64 = self
@@ -760,7 +763,7 @@ impl WriteCtx<'_> {
     ) -> Result<Vec<(u32, u32)>> {
         let mut rows = Vec::new();
         for &uid in uids {
-            let row: Option<(i64, i64, String, i64, i64, Vec<u8>, Vec<u8>)> = self
+            let row: Option<CopyRow> = self
                 .tx
                 .query_row(
                     "SELECT uid, flags, keywords, internal_date, size, prefix, blob FROM messages
@@ -1543,13 +1546,13 @@ impl Backend for SqliteBackend {
 
     fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>> {
         let (first_recent, uidnext): (i64, i64) = self.read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
                 [mailbox],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?
-            .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?)
+            .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))
         })?;
         let (recent_from, recent_to) = if claim_recent && first_recent < uidnext {
             self.write_lazy(move |ctx| {
@@ -1656,13 +1659,13 @@ impl Backend for SqliteBackend {
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
         let (prefix, blob, size): (Vec<u8>, Vec<u8>, i64) = self.read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
                 params![mailbox, uid],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?
-            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))?)
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
         })?;
         let id = BlobId(
             blob.as_slice()
