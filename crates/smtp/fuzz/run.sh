@@ -1,22 +1,9 @@
 #!/usr/bin/env bash
-# Bounded fuzzing with libFuzzer, on the stable toolchain, of the SMTP command-line handling
-# and content readers (target `commands`) or of message parsing at delivery (`delivery`)
-# (coverage instrumentation through -Cpasses=sancov-module; no sanitizer, so it finds
-# panics, overflows and hangs, not memory errors: the crate has no unsafe code).
+# Bounded fuzzing of the SMTP command-line handling and content readers (target
+# `commands`) or of message parsing at delivery (`delivery`); see scripts/fuzz.
 #   crates/smtp/fuzz/run.sh [SECONDS] [TARGET]     (default 60 commands)
 # `cargo +nightly fuzz run commands` works too where a nightly toolchain exists.
-set -euo pipefail
-cd "$(dirname "$0")"
-secs="${1:-60}"
 target="${2:-commands}"
-corpus=corpus seeds=seeds
-if [ "$target" != commands ]; then corpus="corpus-$target" seeds="seeds-$target"; fi
-target_dir="${CARGO_TARGET_DIR:-$(pwd)/target}"
-triple="$(rustc -vV | sed -n 's/^host: //p')"
-RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
--Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks" \
-    CARGO_TARGET_DIR="$target_dir" cargo build --release --target "$triple" --bin "$target"
-mkdir -p "$corpus"
-cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
-"$target_dir/$triple/release/$target" -max_total_time="$secs" -max_len=4096 -timeout=10 "$corpus"
+seeds=seeds corpus=corpus
+if [ "$target" != commands ]; then seeds="seeds-$target" corpus="corpus-$target"; fi
+exec "$(dirname "$0")/../../../scripts/fuzz" "$(dirname "$0")" "$target" "${1:-60}" "$seeds" "$corpus"
