@@ -1011,15 +1011,13 @@ impl Session {
                 for (i, r) in results.into_iter().enumerate().take(n) {
                     outcomes[i] = match r {
                         Ok(appended) => {
-                            if let Some(pct) = appended.crossed_warning {
+                            if appended.crossed_warning.is_some() {
                                 // Before the reply, so that the warning is there when the
                                 // sender learns of the delivery.
-                                if let Err(e) = warning::deliver(
+                                if let Err(e) = warning::deliver_pending(
                                     &self.ctx.store,
                                     &self.ctx.config,
                                     accounts[i],
-                                    appended.mailbox,
-                                    pct,
                                 )
                                 .await
                                 {

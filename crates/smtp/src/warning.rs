@@ -11,7 +11,7 @@
 //! postmaster of the account's own domain.
 
 use letterbox_config::Config;
-use letterbox_store::{Account, AccountId, MailboxId, NewMessage, Retention, Store};
+use letterbox_store::{Account, AccountId, NewMessage, Retention, Store};
 use mail_builder::MessageBuilder;
 use std::sync::Arc;
 
@@ -221,18 +221,6 @@ pub async fn deliver_pending(
         );
     }
     Ok(sent)
-}
-
-/// After a delivery that crossed a threshold (`Appended::crossed_warning`): delivers the
-/// pending warning(s) of the account at once. See [`deliver_pending`].
-pub async fn deliver(
-    store: &Store,
-    config: &Config,
-    account_id: AccountId,
-    _inbox: MailboxId,
-    _threshold: u8,
-) -> letterbox_store::Result<()> {
-    deliver_pending(store, config, account_id).await.map(|_| ())
 }
 
 #[cfg(test)]
