@@ -39,12 +39,9 @@ pub async fn run(
     date: Option<i64>,
     message: Vec<u8>,
 ) -> Result<Reply, Fatal> {
-    let name = match s.mailbox_name(arg) {
-        Ok(n) => n,
+    let (account, name) = match s.account_mailbox(arg) {
+        Ok(x) => x,
         Err(r) => return Ok(r),
-    };
-    let Some(account) = s.account_id() else {
-        return Ok(Reply::bad("Log in first"));
     };
     let (flags, keywords) = match split_flags(flags) {
         Ok(v) => v,

@@ -14,12 +14,9 @@ pub async fn run(
     arg: &MailboxArg,
     is_move: bool,
 ) -> Result<Reply, Fatal> {
-    let name = match s.mailbox_name(arg) {
-        Ok(n) => n,
+    let (account, name) = match s.account_mailbox(arg) {
+        Ok(x) => x,
         Err(r) => return Ok(r),
-    };
-    let Some(account) = s.account_id() else {
-        return Ok(Reply::bad("Log in first"));
     };
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));

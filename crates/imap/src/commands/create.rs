@@ -5,12 +5,9 @@ use crate::parser::MailboxArg;
 use crate::session::{store_error, Fatal, Reply, Session};
 
 pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
-    let name = match s.mailbox_name(arg) {
-        Ok(n) => n,
+    let (account, name) = match s.account_mailbox(arg) {
+        Ok(x) => x,
         Err(r) => return Ok(r),
-    };
-    let Some(account) = s.account_id() else {
-        return Ok(Reply::bad("Log in first"));
     };
     if name == "INBOX" {
         return Ok(Reply::no("INBOX always exists").code("ALREADYEXISTS"));

@@ -13,12 +13,9 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
     if s.deselect().is_some() && !s.rev1() {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
-    let name = match s.mailbox_name(arg) {
-        Ok(n) => n,
+    let (account, name) = match s.account_mailbox(arg) {
+        Ok(x) => x,
         Err(r) => return Ok(r),
-    };
-    let Some(account) = s.account_id() else {
-        return Ok(Reply::bad("Log in first"));
     };
     let lookup = name.clone();
     let r = s

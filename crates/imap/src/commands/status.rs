@@ -34,12 +34,9 @@ pub fn lookup(
 }
 
 pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Result<Reply, Fatal> {
-    let name = match s.mailbox_name(arg) {
-        Ok(n) => n,
+    let (account, name) = match s.account_mailbox(arg) {
+        Ok(x) => x,
         Err(r) => return Ok(r),
-    };
-    let Some(account) = s.account_id() else {
-        return Ok(Reply::bad("Log in first"));
     };
     let r = s.ctx.store.run(move |st| lookup(st, account, &name)).await;
     match r {

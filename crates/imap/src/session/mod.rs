@@ -190,6 +190,16 @@ impl Session {
     }
 
     /// Decodes a mailbox argument to the store's UTF-8, `/`-separated form.
+    /// The logged-in account and the mailbox argument as a store name: what every
+    /// command naming a mailbox starts with.
+    pub fn account_mailbox(&self, arg: &MailboxArg) -> Result<(i64, String), Reply> {
+        let name = self.mailbox_name(arg)?;
+        let account = self
+            .account_id()
+            .ok_or_else(|| Reply::bad("Log in first"))?;
+        Ok((account, name))
+    }
+
     pub fn mailbox_name(&self, arg: &MailboxArg) -> Result<String, Reply> {
         let raw = &arg.0;
         let name = if self.utf8() {
