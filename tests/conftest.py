@@ -26,9 +26,26 @@ PROTOCOLS = ("smtp", "lmtp", "pop3", "imap", "pop3s", "imaps", "submission", "su
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """`n` distinct loopback ports the kernel had free a moment ago.
+
+    All sockets stay bound until every port is picked, so the same port is never
+    handed out twice; another process can still take one before the server binds,
+    which `Server.start` handles by picking again.
+    """
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def toml_value(v):
@@ -50,9 +67,14 @@ class Server:
         self.dir = tmp
         self.data_dir = tmp / "data"
         self.config_path = tmp / "letterbox.toml"
-        self.ports = {p: free_port() for p in PROTOCOLS}
         self.proc = None
         self.log_path = tmp / "server.log"
+        self.overrides = dict(overrides or {})
+        self.write_config()
+
+    def write_config(self):
+        """(Re)writes the configuration with freshly picked ports."""
+        self.ports = dict(zip(PROTOCOLS, free_ports(len(PROTOCOLS))))
         sections = {
             "": {"data_dir": str(self.data_dir), "hostname": "mail.example.com"},
             "listen": {
@@ -70,7 +92,7 @@ class Server:
             # Tests run as root in CI; privilege dropping has its own test.
             "server": {"allow_root": True},
         }
-        for key, value in (overrides or {}).items():
+        for key, value in self.overrides.items():
             section, _, name = key.rpartition(".")
             sections.setdefault(section, {})[name] = value
         lines = [f"{k} = {toml_value(v)}" for k, v in sections.pop("").items()]
@@ -113,6 +135,17 @@ class Server:
 
     # --- process --------------------------------------------------------------------
     def start(self):
+        # A port picked as free may be taken by another process (a client's ephemeral
+        # port) before the server binds it: pick again rather than fail the test.
+        for attempt in range(5):
+            try:
+                return self._start()
+            except AssertionError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+                self.write_config()
+
+    def _start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(BIN), "--config", str(self.config_path), "serve"],
