@@ -114,7 +114,8 @@ impl Part {
         p.shift(by);
         p
     }
-    fn shift(&mut self, by: u32) {
+    /// Moves every offset by `by` octets, in place.
+    pub fn shift(&mut self, by: u32) {
         self.offset_header += by;
         self.offset_body += by;
         self.offset_end += by;

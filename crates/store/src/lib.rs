@@ -27,6 +27,7 @@
 
 pub mod blob;
 mod feed;
+mod grams;
 pub mod password;
 pub mod sqlite;
 
@@ -469,6 +470,19 @@ pub trait Backend: Send + Sync + 'static {
         uids: &[u32],
         with_search: bool,
     ) -> Result<Vec<(u32, ParsedMessage)>>;
+    /// The top-level header octets (per-recipient prefix included, up to and with the
+    /// blank line) of many messages, by ascending UID, without opening their blobs
+    /// (FETCH of header fields); UIDs that do not exist are left out.
+    fn headers_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>>;
+    /// Which messages of a mailbox may contain every one of `needles_lower` (each already
+    /// in lower case, `str::to_lowercase`) in their search text, headers or body, as SEARCH
+    /// TEXT/BODY compare it: ascending UIDs, a superset of those that do (the caller
+    /// still compares). `None` when no needle is long enough to narrow anything down.
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        needles_lower: &[&str],
+    ) -> Result<Option<Vec<u32>>>;
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader>;
     fn store_flags(
         &self,

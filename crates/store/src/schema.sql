@@ -54,6 +54,28 @@ CREATE TABLE IF NOT EXISTS blobs (
     search    BLOB                     -- its search text (headers, body), postcard + zstd
 ) WITHOUT ROWID;
 
+-- What FETCH and SEARCH read of a blob, one table per use so that a pass over a big
+-- mailbox reads only what it needs (and apart from `blobs`: a WITHOUT ROWID table wants
+-- small rows, its seeks compare whole rows). Blobs stored before these tables have a
+-- `structure`/`search` in `blobs` and no rows here; the first read parses them again.
+CREATE TABLE IF NOT EXISTS blob_info (
+    id        INTEGER PRIMARY KEY,
+    hash      BLOB NOT NULL UNIQUE,    -- blobs.hash
+    structure BLOB NOT NULL            -- letterbox_message::ParsedMessage, encoded, no search text
+);
+CREATE TABLE IF NOT EXISTS blob_header (
+    id     INTEGER PRIMARY KEY,        -- blob_info.id
+    header BLOB NOT NULL               -- the top-level header's octets (FETCH header fields)
+);
+CREATE TABLE IF NOT EXISTS blob_grams (
+    id    INTEGER PRIMARY KEY,         -- blob_info.id
+    grams BLOB NOT NULL                -- trigram filter of the search text (grams.rs)
+);
+CREATE TABLE IF NOT EXISTS blob_search (
+    id     INTEGER PRIMARY KEY,        -- blob_info.id
+    search BLOB NOT NULL               -- search text (headers, body), postcard + zstd
+);
+
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id    INTEGER NOT NULL,
     uid           INTEGER NOT NULL,

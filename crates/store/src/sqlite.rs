@@ -605,9 +605,10 @@ impl WriteCtx<'_> {
                     }
                 };
                 self.tx.execute(
-                    "INSERT INTO blobs (hash, size, refcount, structure, search) VALUES (?1, ?2, 1, ?3, ?4)",
-                    params![&id.0[..], body.len() as i64, enc.structure, enc.search],
+                    "INSERT INTO blobs (hash, size, refcount, structure) VALUES (?1, ?2, 1, x'')",
+                    params![&id.0[..], body.len() as i64],
                 )?;
+                put_blob_data(&self.tx, &id.0, enc)?;
             }
         }
         Ok(())
@@ -827,10 +828,14 @@ struct Prepared {
     encoded: Option<Encoded>,
 }
 
-/// A parse as stored: the structure (envelope, MIME tree) and, apart, the search text,
-/// so that FETCH reads a few hundred bytes per message and never the decoded body text.
+/// A parse as stored: the structure (envelope, MIME tree) and, apart, the header octets,
+/// the trigram filter of the search text and the search text, so that FETCH reads a few
+/// hundred bytes per message and never the decoded body text, and SEARCH decodes the
+/// text only of the messages whose filter lets its words through.
 struct Encoded {
     structure: Vec<u8>,
+    header: Vec<u8>,
+    grams: Vec<u8>,
     search: Vec<u8>,
 }
 
@@ -844,20 +849,79 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         std::mem::take(&mut p.search_body),
     );
     let raw = postcard::to_allocvec(&search).unwrap_or_default();
+    let header_end = (p.root.offset_body as usize).min(body.len());
     Encoded {
         structure: p.encode(),
+        header: body[..header_end].to_vec(),
+        grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
     }
 }
 
-/// Puts the stored search text back into a structure.
-fn fill_search(p: &mut ParsedMessage, search: &[u8]) {
-    let Ok(raw) = zstd::stream::decode_all(search) else {
-        return;
-    };
-    if let Ok((headers, body)) = postcard::from_bytes::<(String, String)>(&raw) {
-        p.search_headers = headers;
-        p.search_body = body;
+/// Stores the parse of a blob in the `blob_*` tables, replacing any earlier one.
+fn put_blob_data(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
+    delete_blob_data(c, hash)?;
+    c.prepare_cached("INSERT INTO blob_info (hash, structure) VALUES (?1, ?2)")?
+        .execute(params![hash, enc.structure])?;
+    let id = c.last_insert_rowid();
+    c.prepare_cached("INSERT INTO blob_header (id, header) VALUES (?1, ?2)")?
+        .execute(params![id, enc.header])?;
+    c.prepare_cached("INSERT INTO blob_grams (id, grams) VALUES (?1, ?2)")?
+        .execute(params![id, enc.grams])?;
+    c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
+        .execute(params![id, enc.search])?;
+    Ok(())
+}
+
+fn delete_blob_data(c: &Connection, hash: &[u8]) -> Result<()> {
+    let id: Option<i64> = c
+        .prepare_cached("SELECT id FROM blob_info WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = id {
+        for t in ["blob_header", "blob_grams", "blob_search", "blob_info"] {
+            c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
+                .execute([id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Decompresses stored search texts with one reused context (a fresh zstd context per
+/// message cost more than the decompression itself).
+struct SearchDecoder(Option<zstd::bulk::Decompressor<'static>>);
+
+/// Stored search texts larger than this are decoded as a stream.
+const MAX_SEARCH_BULK: u64 = 64 << 20;
+
+impl SearchDecoder {
+    fn new() -> SearchDecoder {
+        SearchDecoder(zstd::bulk::Decompressor::new().ok())
+    }
+
+    fn raw(&mut self, search: &[u8]) -> Option<Vec<u8>> {
+        if let (Some(d), Ok(Some(n))) = (
+            self.0.as_mut(),
+            zstd::zstd_safe::get_frame_content_size(search),
+        ) {
+            if n <= MAX_SEARCH_BULK {
+                if let Ok(v) = d.decompress(search, n as usize) {
+                    return Some(v);
+                }
+            }
+        }
+        zstd::stream::decode_all(search).ok()
+    }
+
+    /// Puts the stored search text back into a structure.
+    fn fill(&mut self, p: &mut ParsedMessage, search: &[u8]) {
+        let Some(raw) = self.raw(search) else {
+            return;
+        };
+        if let Ok((headers, body)) = postcard::from_bytes::<(String, String)>(&raw) {
+            p.search_headers = headers;
+            p.search_body = body;
+        }
     }
 }
 
@@ -1623,15 +1687,20 @@ impl Backend for SqliteBackend {
             return Ok(Vec::new());
         }
         let list = uid_list(uids);
-        type Row = (u32, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        type Row = (u32, i64, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<Row> = self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT m.uid, length(m.prefix), m.blob, b.structure, CASE WHEN ?3 THEN b.search END
-                 FROM messages m JOIN blobs b ON b.hash = m.blob
-                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid",
-            )?;
+            let mut st = c.prepare_cached(if with_search {
+                "SELECT m.uid, length(m.prefix), m.blob, i.structure, s.search
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 LEFT JOIN blob_search s ON s.id = i.id
+                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid"
+            } else {
+                "SELECT m.uid, length(m.prefix), m.blob, i.structure, NULL
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid"
+            })?;
             let rows = st
-                .query_map(params![mailbox, list, with_search], |r| {
+                .query_map(params![mailbox, list], |r| {
                     Ok((
                         r.get::<_, i64>(0)? as u32,
                         r.get(1)?,
@@ -1644,17 +1713,91 @@ impl Backend for SqliteBackend {
             Ok(rows)
         })?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut dec = SearchDecoder::new();
         for (uid, prefix_len, blob, structure, search) in rows {
-            let mut parsed = match ParsedMessage::decode(&structure) {
-                Some(p) => p,
-                None => self.reparse(&blob)?,
+            let parsed = match structure.as_deref().and_then(ParsedMessage::decode) {
+                Some(mut p) => {
+                    if let Some(search) = search {
+                        dec.fill(&mut p, &search);
+                    }
+                    p
+                }
+                // Stored by an older version (or another structure version).
+                None => {
+                    let mut p = self.upgrade(&blob)?.0;
+                    if !with_search {
+                        p.search_headers = String::new();
+                        p.search_body = String::new();
+                    }
+                    p
+                }
             };
-            if let Some(search) = search {
-                fill_search(&mut parsed, &search);
-            }
             out.push((uid, with_prefix(parsed, prefix_len as u32)));
         }
         Ok(out)
+    }
+
+    fn headers_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = uid_list(uids);
+        type Row = (u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.uid, m.prefix, m.blob, h.header
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 LEFT JOIN blob_header h ON h.id = i.id
+                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid",
+            )?;
+            let rows = st
+                .query_map(params![mailbox, list], |r| {
+                    Ok((r.get::<_, i64>(0)? as u32, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (uid, mut prefix, blob, header) in rows {
+            let header = match header {
+                Some(h) => h,
+                None => self.upgrade(&blob)?.1,
+            };
+            prefix.extend_from_slice(&header);
+            out.push((uid, prefix));
+        }
+        Ok(out)
+    }
+
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        needles_lower: &[&str],
+    ) -> Result<Option<Vec<u32>>> {
+        let Some(probes) = crate::grams::probes(needles_lower) else {
+            return Ok(None);
+        };
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.uid, g.grams
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 LEFT JOIN blob_grams g ON g.id = i.id
+                 WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+            )?;
+            let mut rows = st.query([mailbox])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                // Read in place: no copy of the filter.
+                let keep = match r.get_ref(1)? {
+                    rusqlite::types::ValueRef::Blob(g) => crate::grams::may_contain(g, &probes),
+                    _ => true, // stored before filters existed
+                };
+                if keep {
+                    out.push(r.get::<_, i64>(0)? as u32);
+                }
+            }
+            Ok(Some(out))
+        })
     }
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
@@ -2011,15 +2154,17 @@ impl SqliteBackend {
                 if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
                     ctx.blobs.remove(&BlobId(arr))?;
                 }
+                delete_blob_data(&ctx.tx, h)?;
                 ctx.tx.execute("DELETE FROM blobs WHERE hash = ?1", [h])?;
             }
             Ok(ids.len() as u64)
         })
     }
 
-    /// Parses a blob stored by an older version again and keeps the result (structure
-    /// and search text).
-    fn reparse(&self, blob: &[u8]) -> Result<ParsedMessage> {
+    /// Parses a blob stored by an older version again and keeps the result in the
+    /// `blob_*` tables (dropping what `blobs` held of the old parse). Returns the
+    /// structure with its search text, and the header octets.
+    fn upgrade(&self, blob: &[u8]) -> Result<(ParsedMessage, Vec<u8>)> {
         let id = BlobId(
             blob.try_into()
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
@@ -2027,17 +2172,23 @@ impl SqliteBackend {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
         let enc = encode_parsed(&body);
-        let p = ParsedMessage::decode(&enc.structure)
+        let mut p = ParsedMessage::decode(&enc.structure)
             .ok_or_else(|| Error::Invalid("structure does not decode".into()))?;
+        SearchDecoder::new().fill(&mut p, &enc.search);
+        let header = enc.header.clone();
         let blob = blob.to_vec();
         self.write_lazy(move |ctx| {
-            ctx.tx.execute(
-                "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
-                params![blob, enc.structure, enc.search],
+            // Only for a blob still stored (a collector may have removed it meanwhile).
+            let n = ctx.tx.execute(
+                "UPDATE blobs SET structure = x'', search = NULL WHERE hash = ?1",
+                [&blob],
             )?;
+            if n > 0 {
+                put_blob_data(&ctx.tx, &blob, &enc)?;
+            }
             Ok(())
         })?;
-        Ok(p)
+        Ok((p, header))
     }
 
     /// Where blob files live (for disk-usage reporting and benchmarks).
@@ -2050,7 +2201,7 @@ impl SqliteBackend {
 /// prefix, which belongs to the top-level header.
 fn with_prefix(mut p: ParsedMessage, prefix_len: u32) -> ParsedMessage {
     if prefix_len > 0 {
-        p.root = p.root.shifted(prefix_len);
+        p.root.shift(prefix_len);
         p.root.offset_header = 0;
     }
     p

@@ -627,3 +627,207 @@ fn structures_in_bulk_without_search_text() {
         .collect();
     assert_eq!(metas, vec![1, 5]);
 }
+
+/// The messages whose search text contains `needle` the way IMAP SEARCH TEXT compares
+/// (case-insensitive substring of the decoded headers or body): the scan the filter
+/// must agree with.
+fn scan_text(s: &Store, mb: MailboxId, uids: &[u32], needle: &str) -> Vec<u32> {
+    let n = needle.to_lowercase();
+    s.parsed_many(mb, uids, true)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, p)| {
+            p.search_headers.to_lowercase().contains(&n)
+                || p.search_body.to_lowercase().contains(&n)
+        })
+        .map(|(u, _)| u)
+        .collect()
+}
+
+const TEXT_MESSAGES: &[&str] = &[
+    "Subject: Zanzibar trip\r\nFrom: Zoë <zoe@example.org>\r\n\r\nplain body\r\n",
+    "Subject: hello\r\n\r\nThe needle ZANZIBAR is here.\r\n",
+    "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n\r\nnothing\r\n",
+    "Subject: x\r\nContent-Type: text/html\r\n\r\n<p>HTML z<b>anzibar</b> &amp; \u{212A}elvin</p>\r\n",
+    "Subject: y\r\n\r\nİstanbul ab\r\n",
+    "Subject: multi\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nin part zanzibarish\r\n--b--\r\n",
+    "no header at all, zanz ibar",
+];
+
+#[test]
+fn text_candidates_never_miss_a_match() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for m in TEXT_MESSAGES {
+        s.append(inbox.id, msg(m), false).unwrap();
+    }
+    let uids: Vec<u32> = (1..=TEXT_MESSAGES.len() as u32).collect();
+    for needle in [
+        "zanzibar",
+        "ZanZibar",
+        "köln",
+        "KÖLN",
+        "grüße",
+        "zoë",
+        "example.org",
+        "kelvin",
+        "istanbul",
+        "i̇stanbul",
+        "zanz ibar",
+        "subject: hello",
+        "ab",
+        "z",
+        "",
+        "quebec",
+        "anzibar &",
+        "n\u{e9}e",
+    ] {
+        let want = scan_text(&s, inbox.id, &uids, needle);
+        let lower = needle.to_lowercase();
+        match s.text_candidates(inbox.id, &[&lower]).unwrap() {
+            None => assert!(lower.len() < 3, "{needle:?}: filtered only from 3 octets"),
+            Some(c) => {
+                for u in &want {
+                    assert!(c.contains(u), "{needle:?}: UID {u} matches but was dropped");
+                }
+            }
+        }
+    }
+    // It narrows: a word no message holds leaves (almost surely) no candidate.
+    let c = s.text_candidates(inbox.id, &["quebec"]).unwrap().unwrap();
+    assert!(c.is_empty(), "{c:?}");
+    let c = s.text_candidates(inbox.id, &["zanzibar"]).unwrap().unwrap();
+    assert!(c.contains(&1) && c.contains(&2) && c.contains(&6));
+    // Several needles: every one must be there.
+    let c = s
+        .text_candidates(inbox.id, &["zanzibar", "quebec"])
+        .unwrap()
+        .unwrap();
+    assert!(c.is_empty());
+}
+
+#[test]
+fn headers_in_bulk_equal_the_message_octets() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for m in TEXT_MESSAGES {
+        s.append(inbox.id, msg(m), false).unwrap();
+    }
+    let body = Arc::new(b"Subject: delivered\r\nTo: a@example.com\r\n\r\nhi\r\n".to_vec());
+    s.deliver(
+        body,
+        1_700_000_000,
+        vec![(a.id, b"Return-Path: <x@example.org>\r\n".to_vec())],
+        false,
+    )
+    .unwrap();
+    let n = TEXT_MESSAGES.len() as u32 + 1;
+    s.expunge(inbox.id, &[2]).unwrap();
+    let uids: Vec<u32> = (1..=n + 1).collect();
+    let got = s.headers_many(inbox.id, &uids).unwrap();
+    let got_uids: Vec<u32> = got.iter().map(|(u, _)| *u).collect();
+    let want_uids: Vec<u32> = (1..=n).filter(|&u| u != 2).collect();
+    assert_eq!(got_uids, want_uids);
+    for (uid, h) in got {
+        let p = s.parsed(inbox.id, uid).unwrap();
+        let full = s.open_message(inbox.id, uid).unwrap().read_all().unwrap();
+        assert_eq!(h, full[..p.root.offset_body as usize], "UID {uid}");
+    }
+    let last = &s.headers_many(inbox.id, &[n]).unwrap()[0].1;
+    assert!(last.starts_with(b"Return-Path: <x@example.org>\r\nSubject: delivered\r\n"));
+    assert!(last.ends_with(b"\r\n\r\n"));
+}
+
+/// A store written before the `blob_*` tables: structure and search text in `blobs`.
+#[test]
+fn rows_of_an_older_version_are_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<String> = TEXT_MESSAGES.iter().map(|m| m.to_string()).collect();
+    let (want_parsed, want_headers, want_cands);
+    {
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let a = s
+            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+            .unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap();
+        for m in &texts {
+            s.append(inbox.id, msg(m), false).unwrap();
+        }
+        let uids: Vec<u32> = (1..=texts.len() as u32).collect();
+        want_parsed = s.parsed_many(inbox.id, &uids, true).unwrap();
+        want_headers = s.headers_many(inbox.id, &uids).unwrap();
+        want_cands = scan_text(&s, inbox.id, &uids, "zanzibar");
+    }
+    // Turn it into the old layout.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        let blobs: Vec<Vec<u8>> = c
+            .prepare("SELECT hash FROM blobs")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for h in blobs {
+            let id = crate::blob::BlobId(h.as_slice().try_into().unwrap());
+            let body = crate::blob::BlobDir::open(dir.path().join("blobs"))
+                .unwrap()
+                .open_reader(&id)
+                .unwrap();
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(&mut { body }, &mut raw).unwrap();
+            let mut p = letterbox_message::parse(&raw);
+            let search = (
+                std::mem::take(&mut p.search_headers),
+                std::mem::take(&mut p.search_body),
+            );
+            let search = zstd::bulk::compress(&postcard::to_allocvec(&search).unwrap(), 3).unwrap();
+            c.execute(
+                "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
+                rusqlite::params![h, p.encode(), search],
+            )
+            .unwrap();
+        }
+        c.execute_batch(
+            "DELETE FROM blob_header; DELETE FROM blob_grams; DELETE FROM blob_search; DELETE FROM blob_info;",
+        )
+        .unwrap();
+    }
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    let a = s.account("a@example.com").unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let uids: Vec<u32> = (1..=texts.len() as u32).collect();
+    // No filter yet: every message is a candidate.
+    assert_eq!(
+        s.text_candidates(inbox.id, &["zanzibar"]).unwrap(),
+        Some(uids.clone())
+    );
+    assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), want_headers);
+    assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), want_parsed);
+    // Read once, stored anew: the filter narrows now, and the answers are the same.
+    let c = s.text_candidates(inbox.id, &["zanzibar"]).unwrap().unwrap();
+    assert!(c.len() < uids.len());
+    for u in &want_cands {
+        assert!(c.contains(u));
+    }
+    assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), want_parsed);
+    assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), want_headers);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Garbage collection removes the new rows with the blob.
+    s.expunge(inbox.id, &uids).unwrap();
+    s.gc().unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    for t in ["blob_info", "blob_header", "blob_grams", "blob_search"] {
+        let n: i64 = c
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{t}");
+    }
+}

@@ -46,6 +46,16 @@ fn needs_parsed(k: &SearchKey) -> bool {
     }
 }
 
+/// Lower-cased TEXT/BODY strings every match must contain (those of the top-level
+/// conjunction): the store's trigram filter narrows the messages whose text is read.
+fn required_text(k: &SearchKey, out: &mut Vec<String>) {
+    match k {
+        SearchKey::Text(s) | SearchKey::Body(s) => out.push(s.to_lowercase()),
+        SearchKey::And(v) => v.iter().for_each(|k| required_text(k, out)),
+        _ => {}
+    }
+}
+
 fn in_set(set: &SequenceSet, n: u32, max: u32, saved: Option<&[u32]>) -> bool {
     match set {
         SequenceSet::Saved => saved.is_some_and(|s| s.contains(&n)),
@@ -240,6 +250,22 @@ pub async fn run(
                 saved: &saved,
             };
             let want_parsed = needs_parsed(&key);
+            let mut needles = Vec::new();
+            required_text(&key, &mut needles);
+            let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+            let cands = match want_parsed && !needles.is_empty() {
+                true => match c.st.text_candidates(c.mb, &needles)? {
+                    Some(maybe) => {
+                        let maybe: std::collections::HashSet<u32> = maybe.into_iter().collect();
+                        cands
+                            .into_iter()
+                            .filter(|c| maybe.contains(&c.uid))
+                            .collect()
+                    }
+                    None => cands,
+                },
+                false => cands,
+            };
             let mut hits: Vec<(u32, u32)> = Vec::new();
             let mut j = 0;
             // The stored text is read a chunk of messages per query (bounded memory).

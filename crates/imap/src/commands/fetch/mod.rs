@@ -165,6 +165,11 @@ pub async fn run(
                     } else {
                         HashMap::new()
                     };
+                let mut headers: HashMap<u32, Vec<u8>> = if items.iter().any(needs_header) {
+                    st.headers_many(mb, &uids)?.into_iter().collect()
+                } else {
+                    HashMap::new()
+                };
                 for it in &batch {
                     done += 1;
                     let Some(it) = it else {
@@ -172,7 +177,11 @@ pub async fn run(
                         continue;
                     };
                     let start = out.len();
-                    let pre = (metas.remove(&it.uid), structures.remove(&it.uid));
+                    let pre = (
+                        metas.remove(&it.uid),
+                        structures.remove(&it.uid),
+                        headers.remove(&it.uid),
+                    );
                     match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
                         Err(FetchError::Store(StoreError::NotFound(_))) => {
@@ -258,6 +267,22 @@ fn needs_structure(att: &FetchAtt) -> bool {
     )
 }
 
+/// Attributes served from the stored top-level header (no blob opened).
+fn needs_header(att: &FetchAtt) -> bool {
+    use crate::parser::SectionText;
+    match att {
+        FetchAtt::Rfc822Header => true,
+        FetchAtt::BodySection { section, .. } => {
+            section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header | SectionText::HeaderFields { .. })
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Renders one message's FETCH response. `pre` holds its metadata and structure when the
 /// caller read them for the whole batch; what is missing is read here.
 fn render(
@@ -270,9 +295,10 @@ fn render(
     pre: (
         Option<MessageMeta>,
         Option<letterbox_message::ParsedMessage>,
+        Option<Vec<u8>>,
     ),
 ) -> Result<(), FetchError> {
-    let (mut meta, mut parsed) = pre;
+    let (mut meta, mut parsed, header) = pre;
     macro_rules! meta {
         () => {{
             if meta.is_none() {
@@ -290,6 +316,12 @@ fn render(
         }};
     }
     let read = |off: u64, len: u64| -> Result<Vec<u8>, FetchError> {
+        // Inside the top-level header: the copy read with the batch.
+        if let Some(h) = header.as_deref() {
+            if off.saturating_add(len) <= h.len() as u64 {
+                return Ok(h[off as usize..(off + len) as usize].to_vec());
+            }
+        }
         Ok(st
             .open_message(mb, it.uid)?
             .read_range(off, len)
