@@ -889,21 +889,23 @@ fn delete_blob_data(c: &Connection, hash: &[u8]) -> Result<()> {
 
 /// Decompresses stored search texts with one reused context (a fresh zstd context per
 /// message cost more than the decompression itself).
-struct SearchDecoder(Option<zstd::bulk::Decompressor<'static>>);
+struct SearchDecoder(Option<Option<zstd::bulk::Decompressor<'static>>>);
 
 /// Stored search texts larger than this are decoded as a stream.
 const MAX_SEARCH_BULK: u64 = 64 << 20;
 
 impl SearchDecoder {
     fn new() -> SearchDecoder {
-        SearchDecoder(zstd::bulk::Decompressor::new().ok())
+        SearchDecoder(None)
     }
 
     fn raw(&mut self, search: &[u8]) -> Option<Vec<u8>> {
-        if let (Some(d), Ok(Some(n))) = (
-            self.0.as_mut(),
-            zstd::zstd_safe::get_frame_content_size(search),
-        ) {
+        let d = self
+            .0
+            .get_or_insert_with(|| zstd::bulk::Decompressor::new().ok());
+        if let (Some(d), Ok(Some(n))) =
+            (d.as_mut(), zstd::zstd_safe::get_frame_content_size(search))
+        {
             if n <= MAX_SEARCH_BULK {
                 if let Ok(v) = d.decompress(search, n as usize) {
                     return Some(v);
