@@ -215,3 +215,36 @@ async fn header_sections_equal_the_message_octets() {
          BODY[HEADER.FIELDS.NOT (SUBJECT)] {55}\r\nReturn-Path: <x@example.org>\r\nTo: alice@example.com\r\n\r\n)\r\n"
     );
 }
+
+#[tokio::test]
+async fn flags_from_the_session_equal_the_general_path() {
+    let (_d, mut c) = setup().await;
+    cmd(&mut c, "STORE 2:4 +FLAGS (\\Flagged $Work)").await;
+    for (fast, general) in [
+        ("FETCH 1:* (FLAGS)", "FETCH 1:* (FLAGS RFC822.SIZE)"),
+        (
+            "FETCH 2,5:* (UID FLAGS)",
+            "FETCH 2,5:* (UID FLAGS RFC822.SIZE)",
+        ),
+        ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS RFC822.SIZE)"),
+        ("UID FETCH 4:6 (UID)", "UID FETCH 4:6 (UID RFC822.SIZE)"),
+    ] {
+        let a = cmd(&mut c, fast).await;
+        let b: Vec<Vec<u8>> = cmd(&mut c, general)
+            .await
+            .into_iter()
+            .map(|r| {
+                let r = String::from_utf8(r).unwrap();
+                let at = r.find(" RFC822.SIZE ").unwrap();
+                let end = at + 13 + r[at + 13..].find(')').unwrap();
+                format!("{}{}", &r[..at], &r[end..]).into_bytes()
+            })
+            .collect();
+        assert_eq!(a, b, "{fast}");
+        assert!(!a.is_empty());
+    }
+    assert_eq!(
+        String::from_utf8(cmd(&mut c, "FETCH 2 (FLAGS)").await.remove(0)).unwrap(),
+        "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n"
+    );
+}

@@ -113,6 +113,12 @@ pub async fn run(
             }
         }
     }
+    if items
+        .iter()
+        .all(|a| matches!(a, FetchAtt::Uid | FetchAtt::Flags))
+    {
+        return session_only(s, mb, &indices, &items, rev1, utf8).await;
+    }
     let items = Arc::new(items);
     let mut expunged = false;
     let mut pos = 0;
@@ -212,6 +218,59 @@ pub async fn run(
             }
             Err(e) => return Ok(store_error(&e)),
         }
+        if s.conn.out.len() > FLUSH_AT {
+            s.conn.flush().await?;
+        }
+    }
+    Ok(if expunged {
+        Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
+    } else {
+        Reply::ok("FETCH completed")
+    })
+}
+
+/// FETCH of what the session knows (UID, FLAGS): rendered in place, without a trip to
+/// the store's thread pool per chunk (`FETCH 1:* (FLAGS)` over a big mailbox).
+async fn session_only(
+    s: &mut Session,
+    mb: MailboxId,
+    indices: &[usize],
+    items: &[FetchAtt],
+    rev1: bool,
+    utf8: bool,
+) -> Result<Reply, Fatal> {
+    let mut expunged = false;
+    for chunk in indices.chunks(4096) {
+        let Some(sel) = s.selected() else {
+            break;
+        };
+        let mut out = Vec::with_capacity(chunk.len() * 32);
+        for &i in chunk {
+            let m = &sel.msgs[i];
+            if m.expunged {
+                expunged = true;
+                continue;
+            }
+            let it = Item {
+                seq: i as u32 + 1,
+                uid: m.uid,
+                flags: m.flags,
+                keywords: sel.keywords(i).to_vec(),
+                recent: rev1 && m.recent,
+                force_flags: false,
+            };
+            // Reads nothing from the store for these attributes, so it cannot fail.
+            let _ = render(
+                &*s.ctx.store,
+                mb,
+                &it,
+                items,
+                utf8,
+                &mut out,
+                Default::default(),
+            );
+        }
+        s.conn.push(&out);
         if s.conn.out.len() > FLUSH_AT {
             s.conn.flush().await?;
         }
