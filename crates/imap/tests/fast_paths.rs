@@ -248,3 +248,25 @@ async fn flags_from_the_session_equal_the_general_path() {
         "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))\r\n"
     );
 }
+
+#[tokio::test]
+async fn envelopes_alone_equal_envelopes_from_the_whole_structure() {
+    let (_d, mut c) = setup().await;
+    let fast = cmd(&mut c, "FETCH 1:* (ENVELOPE)").await;
+    let general: Vec<Vec<u8>> = cmd(&mut c, "FETCH 1:* (ENVELOPE BODY)")
+        .await
+        .into_iter()
+        .map(|r| {
+            let r = String::from_utf8(r).unwrap();
+            format!("{})\r\n", &r[..r.rfind(" BODY (").unwrap()]).into_bytes()
+        })
+        .collect();
+    assert_eq!(fast, general);
+    assert_eq!(fast.len(), 8);
+    assert!(
+        String::from_utf8_lossy(&fast[0])
+            .starts_with("* 1 FETCH (ENVELOPE (NIL \"Zanzibar trip\" ("),
+        "{}",
+        String::from_utf8_lossy(&fast[0])
+    );
+}

@@ -25,7 +25,7 @@ pub use address::{parse_address_list, Address};
 
 /// The encoding version of [`ParsedMessage`]; a stored structure of another version is
 /// parsed again from the message.
-pub const STRUCTURE_VERSION: u8 = 1;
+pub const STRUCTURE_VERSION: u8 = 2;
 
 /// Everything a reader of the message needs without parsing it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,19 +150,70 @@ impl Part {
     }
 }
 
+/// The stored form after the envelope: the rest of a [`ParsedMessage`].
+#[derive(Serialize)]
+struct RestRef<'a> {
+    root: &'a Part,
+    sent_date: Option<i64>,
+    search_headers: &'a str,
+    search_body: &'a str,
+    preview: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Rest {
+    root: Part,
+    sent_date: Option<i64>,
+    search_headers: String,
+    search_body: String,
+    preview: String,
+}
+
 impl ParsedMessage {
-    /// Serialises for storage: one version byte, then the structure.
+    /// Serialises for storage: one version byte, the envelope's length (u32, little
+    /// endian) and the envelope, then the rest, so that FETCH ENVELOPE decodes only the
+    /// envelope ([`decode_envelope`](Self::decode_envelope)).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![STRUCTURE_VERSION];
-        out.extend(postcard::to_allocvec(self).expect("serialising to memory cannot fail"));
-        out
+        let env = postcard::to_allocvec(&self.envelope).expect("serialising to memory cannot fail");
+        let rest = RestRef {
+            root: &self.root,
+            sent_date: self.sent_date,
+            search_headers: &self.search_headers,
+            search_body: &self.search_body,
+            preview: &self.preview,
+        };
+        let mut out = Vec::with_capacity(env.len() + 256);
+        out.push(STRUCTURE_VERSION);
+        out.extend_from_slice(&(env.len() as u32).to_le_bytes());
+        out.extend_from_slice(&env);
+        postcard::to_extend(&rest, out).expect("serialising to memory cannot fail")
+    }
+    /// The envelope and the rest, as stored.
+    fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (&STRUCTURE_VERSION, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        (len <= rest.len()).then(|| rest.split_at(len))
     }
     /// Reads what [`encode`](Self::encode) wrote; `None` if it is of another version or damaged.
     pub fn decode(bytes: &[u8]) -> Option<ParsedMessage> {
-        match bytes.split_first() {
-            Some((&STRUCTURE_VERSION, rest)) => postcard::from_bytes(rest).ok(),
-            _ => None,
-        }
+        let (env, rest) = Self::split(bytes)?;
+        let envelope = postcard::from_bytes(env).ok()?;
+        let r: Rest = postcard::from_bytes(rest).ok()?;
+        Some(ParsedMessage {
+            root: r.root,
+            envelope,
+            sent_date: r.sent_date,
+            search_headers: r.search_headers,
+            search_body: r.search_body,
+            preview: r.preview,
+        })
+    }
+    /// Only the envelope of what [`encode`](Self::encode) wrote.
+    pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
+        postcard::from_bytes(Self::split(bytes)?.0).ok()
     }
 }
 

@@ -110,6 +110,20 @@ fn single_part_and_roundtrip() {
     assert_eq!(ParsedMessage::decode(&enc), Some(m.clone()));
     assert_eq!(ParsedMessage::decode(&[99]), None);
     assert_eq!(ParsedMessage::decode(&[]), None);
+    assert_eq!(
+        ParsedMessage::decode_envelope(&enc),
+        Some(m.envelope.clone())
+    );
+    // Damaged: a length past the end, a truncated rest, the previous version.
+    let mut bad = enc.clone();
+    bad[1] = 0xff;
+    assert_eq!(ParsedMessage::decode(&bad), None);
+    assert_eq!(ParsedMessage::decode_envelope(&bad), None);
+    assert_eq!(ParsedMessage::decode(&enc[..enc.len() - 3]), None);
+    let mut v1 = enc.clone();
+    v1[0] = 1;
+    assert_eq!(ParsedMessage::decode(&v1), None);
+    assert_eq!(ParsedMessage::decode_envelope(&v1), None);
     let shifted = m.root.shifted(10);
     assert_eq!(shifted.offset_body, 25);
 }

@@ -470,6 +470,13 @@ pub trait Backend: Send + Sync + 'static {
         uids: &[u32],
         with_search: bool,
     ) -> Result<Vec<(u32, ParsedMessage)>>;
+    /// Envelopes of many messages (FETCH ENVELOPE), by ascending UID, decoding nothing
+    /// else of their structures; UIDs that do not exist are left out.
+    fn envelopes_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Envelope)>>;
     /// The top-level header octets (per-recipient prefix included, up to and with the
     /// blank line) of many messages, by ascending UID, without opening their blobs
     /// (FETCH of header fields); UIDs that do not exist are left out.

@@ -1739,6 +1739,47 @@ impl Backend for SqliteBackend {
         Ok(out)
     }
 
+    fn envelopes_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Envelope)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = uid_list(uids);
+        let mut missing = Vec::new();
+        let mut out = self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.uid, i.structure
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid",
+            )?;
+            let mut rows = st.query(params![mailbox, list])?;
+            let mut out = Vec::with_capacity(uids.len());
+            while let Some(r) = rows.next()? {
+                let uid = r.get::<_, i64>(0)? as u32;
+                // Decoded in place: no copy of the structure.
+                let env = match r.get_ref(1)? {
+                    rusqlite::types::ValueRef::Blob(b) => ParsedMessage::decode_envelope(b),
+                    _ => None,
+                };
+                match env {
+                    Some(e) => out.push((uid, e)),
+                    None => missing.push(uid),
+                }
+            }
+            Ok(out)
+        })?;
+        if !missing.is_empty() {
+            // Stored by an older version: parsed again (and kept) the general way.
+            let more = self.parsed_many(mailbox, &missing, false)?;
+            out.extend(more.into_iter().map(|(u, p)| (u, p.envelope)));
+            out.sort_by_key(|e| e.0);
+        }
+        Ok(out)
+    }
+
     fn headers_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         if uids.is_empty() {
             return Ok(Vec::new());

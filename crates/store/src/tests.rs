@@ -619,6 +619,11 @@ fn structures_in_bulk_without_search_text() {
         .contains("needle5"));
     assert!(matches!(s.parsed(inbox.id, 3), Err(Error::NotFound(_))));
     assert!(s.parsed_many(inbox.id, &[], true).unwrap().is_empty());
+    let envs = s.envelopes_many(inbox.id, &[5, 3, 99, 1]).unwrap();
+    assert_eq!(envs.len(), 2);
+    assert_eq!((envs[0].0, envs[1].0), (1, 5));
+    assert_eq!(envs[1].1.subject.as_deref(), Some("s5"));
+    assert!(s.envelopes_many(inbox.id, &[]).unwrap().is_empty());
     let metas: Vec<u32> = s
         .messages(inbox.id, &[5, 3, 1])
         .unwrap()
@@ -804,6 +809,15 @@ fn rows_of_an_older_version_are_read_and_upgraded() {
     let a = s.account("a@example.com").unwrap();
     let inbox = s.mailbox(a.id, "INBOX").unwrap();
     let uids: Vec<u32> = (1..=texts.len() as u32).collect();
+    // Envelopes alone come from a parse of the older rows too.
+    let envs: Vec<(u32, letterbox_message::Envelope)> = want_parsed
+        .iter()
+        .map(|(u, p)| (*u, p.envelope.clone()))
+        .collect();
+    assert_eq!(
+        s.envelopes_many(inbox.id, &[2, 1]).unwrap(),
+        envs[..2].to_vec()
+    );
     // No filter yet: every message is a candidate.
     assert_eq!(
         s.text_candidates(inbox.id, &["zanzibar"]).unwrap(),
@@ -819,6 +833,7 @@ fn rows_of_an_older_version_are_read_and_upgraded() {
     }
     assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), want_parsed);
     assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), want_headers);
+    assert_eq!(s.envelopes_many(inbox.id, &uids).unwrap(), envs);
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
     // Garbage collection removes the new rows with the blob.
     s.expunge(inbox.id, &uids).unwrap();

@@ -165,12 +165,22 @@ pub async fn run(
                 } else {
                     HashMap::new()
                 };
-                let mut structures: HashMap<u32, letterbox_message::ParsedMessage> =
-                    if items.iter().any(needs_structure) {
-                        st.parsed_many(mb, &uids, false)?.into_iter().collect()
-                    } else {
-                        HashMap::new()
-                    };
+                // ENVELOPE alone (FETCH 1:* ENVELOPE) decodes only the envelopes.
+                let only_envelope = items
+                    .iter()
+                    .filter(|a| needs_structure(a))
+                    .all(|a| *a == FetchAtt::Envelope);
+                let (mut structures, mut envelopes) = match items.iter().any(needs_structure) {
+                    true if only_envelope => (
+                        HashMap::new(),
+                        st.envelopes_many(mb, &uids)?.into_iter().collect(),
+                    ),
+                    true => (
+                        st.parsed_many(mb, &uids, false)?.into_iter().collect(),
+                        HashMap::new(),
+                    ),
+                    false => (HashMap::new(), HashMap::new()),
+                };
                 let mut headers: HashMap<u32, Vec<u8>> = if items.iter().any(needs_header) {
                     st.headers_many(mb, &uids)?.into_iter().collect()
                 } else {
@@ -183,11 +193,12 @@ pub async fn run(
                         continue;
                     };
                     let start = out.len();
-                    let pre = (
-                        metas.remove(&it.uid),
-                        structures.remove(&it.uid),
-                        headers.remove(&it.uid),
-                    );
+                    let pre = Pre {
+                        meta: metas.remove(&it.uid),
+                        parsed: structures.remove(&it.uid),
+                        header: headers.remove(&it.uid),
+                        envelope: envelopes.remove(&it.uid),
+                    };
                     match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
                         Err(FetchError::Store(StoreError::NotFound(_))) => {
@@ -326,6 +337,17 @@ fn needs_structure(att: &FetchAtt) -> bool {
     )
 }
 
+/// What the batch read of one message before rendering it; the rest is read by
+/// [`render`] itself.
+#[derive(Default)]
+struct Pre {
+    meta: Option<MessageMeta>,
+    parsed: Option<letterbox_message::ParsedMessage>,
+    /// The top-level header octets.
+    header: Option<Vec<u8>>,
+    envelope: Option<letterbox_message::Envelope>,
+}
+
 /// Attributes served from the stored top-level header (no blob opened).
 fn needs_header(att: &FetchAtt) -> bool {
     use crate::parser::SectionText;
@@ -351,13 +373,14 @@ fn render(
     items: &[FetchAtt],
     utf8: bool,
     out: &mut Vec<u8>,
-    pre: (
-        Option<MessageMeta>,
-        Option<letterbox_message::ParsedMessage>,
-        Option<Vec<u8>>,
-    ),
+    pre: Pre,
 ) -> Result<(), FetchError> {
-    let (mut meta, mut parsed, header) = pre;
+    let Pre {
+        mut meta,
+        mut parsed,
+        header,
+        envelope: env,
+    } = pre;
     macro_rules! meta {
         () => {{
             if meta.is_none() {
@@ -413,7 +436,10 @@ fn render(
             }
             FetchAtt::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");
-                envelope(out, &parsed!().envelope, utf8);
+                match &env {
+                    Some(e) => envelope(out, e, utf8),
+                    None => envelope(out, &parsed!().envelope, utf8),
+                }
             }
             FetchAtt::Body | FetchAtt::BodyStructure => {
                 let ext = *att == FetchAtt::BodyStructure;
