@@ -29,6 +29,9 @@ use std::sync::Arc;
 
 /// Messages rendered per trip to the blocking pool.
 const CHUNK: usize = 128;
+/// Messages per trip when nothing but metadata and structure is asked for (a few hundred
+/// octets of output each: FETCH 1:* ENVELOPE makes fewer trips).
+const CHUNK_LIGHT: usize = 1024;
 /// Flush the output buffer beyond this many octets.
 const FLUSH_AT: usize = 256 * 1024;
 
@@ -119,6 +122,11 @@ pub async fn run(
     {
         return session_only(s, mb, &indices, &items, rev1, utf8).await;
     }
+    let chunk_len = if items.iter().all(is_light) {
+        CHUNK_LIGHT
+    } else {
+        CHUNK
+    };
     let items = Arc::new(items);
     let mut expunged = false;
     let mut pos = 0;
@@ -126,7 +134,7 @@ pub async fn run(
         let Some(sel) = s.selected() else {
             break;
         };
-        let chunk = &indices[pos..(pos + CHUNK).min(indices.len())];
+        let chunk = &indices[pos..(pos + chunk_len).min(indices.len())];
         let batch: Vec<Option<Item>> = chunk
             .iter()
             .map(|&i| {
@@ -346,6 +354,19 @@ struct Pre {
     /// The top-level header octets.
     header: Option<Vec<u8>>,
     envelope: Option<letterbox_message::Envelope>,
+}
+
+/// Attributes with a small answer that read no message octets.
+fn is_light(att: &FetchAtt) -> bool {
+    matches!(
+        att,
+        FetchAtt::Uid
+            | FetchAtt::Flags
+            | FetchAtt::InternalDate
+            | FetchAtt::Rfc822Size
+            | FetchAtt::ModSeq
+            | FetchAtt::Envelope
+    )
 }
 
 /// Attributes served from the stored top-level header (no blob opened).
