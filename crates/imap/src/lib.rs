@@ -121,6 +121,7 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
         }
     }
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
+    caps.push_str(" CONDSTORE QRESYNC");
     caps
 }
 

@@ -7,6 +7,10 @@
 //! message expunged by another session stays in the view, marked `expunged`, until the
 //! next command that may announce it ([`SyncMode::Full`]).
 //!
+//! Once CONDSTORE is on (RFC 7162 3.1), unsolicited flag updates carry `MODSEQ`; once
+//! QRESYNC is on (RFC 7162 3.2.10), removals are announced as one `* VANISHED uid-set`
+//! instead of `* n EXPUNGE` lines (under the same RFC 9051 7.5.1 rules).
+//!
 //! Sync asks the store for everything above the MODSEQ it last saw
 //! (`changes_since`), after reading the mailbox's HIGHESTMODSEQ; anything committed in
 //! between is reported again next time, which the comparisons here make harmless.
@@ -86,6 +90,10 @@ pub struct Selected {
     /// Keywords announced in FLAGS; a new one is announced again (RFC 9051 7.3.5).
     pub keywords: Vec<String>,
     pub kwsets: KeywordSets,
+    /// CONDSTORE is enabled: unsolicited FETCH responses carry MODSEQ.
+    pub modseqs: bool,
+    /// QRESYNC is enabled: removals are announced with VANISHED.
+    pub vanished: bool,
 }
 
 /// A sequence set that names messages that do not exist (RFC 9051: BAD).
@@ -184,17 +192,19 @@ impl Selected {
         mode: SyncMode,
         rev1: bool,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         self.known_modseq = self.known_modseq.max(highest);
         for uid in &changes.vanished {
             if let Some(i) = self.index_of_uid(*uid) {
                 self.msgs[i].expunged = true;
             }
         }
+        let mut removed = false;
         if mode == SyncMode::Full {
-            self.flush_expunges(out);
+            removed = !self.flush_expunges(out).is_empty();
         }
         let mut flag_changes = Vec::new();
+        let mut modseq_of = HashMap::new();
         let mut added = 0u32;
         let mut added_recent = false;
         for m in changes.changed {
@@ -216,6 +226,7 @@ impl Selected {
                 if self.msgs[i].flags != m.flags || self.keywords(i) != &m.keywords[..] {
                     self.set_flags(i, m.flags, &m.keywords);
                     flag_changes.push(i);
+                    modseq_of.insert(i, m.modseq);
                 }
             }
         }
@@ -235,8 +246,10 @@ impl Selected {
             .collect();
         self.announce_keywords(&touched, out);
         for i in flag_changes {
-            self.write_flags(i, true, rev1, out);
+            let modseq = modseq_of.get(&i).copied().filter(|_| self.modseqs);
+            self.write_flags_modseq(i, true, rev1, modseq, out);
         }
+        removed
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` again when these messages carry a keyword
@@ -287,13 +300,21 @@ impl Selected {
         for (i, m) in std::mem::take(&mut self.msgs).into_iter().enumerate() {
             if m.expunged {
                 let seq = i + 1 - removed.len();
-                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                if !self.vanished {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
                 removed.push(m.uid);
             } else {
                 kept.push(m);
             }
         }
         self.msgs = kept;
+        if self.vanished {
+            // RFC 7162 3.2.10: UIDs, ascending, as one sequence set.
+            out.extend_from_slice(
+                format!("* VANISHED {}\r\n", response::sequence_set(&removed)).as_bytes(),
+            );
+        }
         let set: std::collections::HashSet<u32> = removed.iter().copied().collect();
         self.saved.retain(|u| !set.contains(u));
         removed
@@ -301,10 +322,25 @@ impl Selected {
 
     /// `* n FETCH (UID u FLAGS (...))`.
     pub fn write_flags(&self, i: usize, with_uid: bool, rev1: bool, out: &mut Vec<u8>) {
+        self.write_flags_modseq(i, with_uid, rev1, None, out)
+    }
+
+    /// `* n FETCH (UID u MODSEQ (m) FLAGS (...))` (RFC 7162 3.1.4's order, as Dovecot).
+    pub fn write_flags_modseq(
+        &self,
+        i: usize,
+        with_uid: bool,
+        rev1: bool,
+        modseq: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
         let m = &self.msgs[i];
         out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
         if with_uid {
             out.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
+        if let Some(ms) = modseq {
+            out.extend_from_slice(format!("MODSEQ ({ms}) ").as_bytes());
         }
         out.extend_from_slice(b"FLAGS ");
         response::flags(out, m.flags, self.kwsets.get(m.kw), rev1 && m.recent);
@@ -355,6 +391,8 @@ mod tests {
             saved: vec![],
             keywords: vec![],
             kwsets: KeywordSets::default(),
+            modseqs: false,
+            vanished: false,
         }
     }
 
@@ -420,5 +458,35 @@ mod tests {
             "* 3 EXPUNGE\r\n* 3 EXPUNGE\r\n* 5 EXPUNGE\r\n* 8 EXPUNGE\r\n"
         );
         assert_eq!(s.exists(), 8);
+    }
+
+    #[test]
+    fn vanished_and_modseq_once_enabled() {
+        let mut s = sel(&(1..=6).collect::<Vec<_>>());
+        s.modseqs = true;
+        s.vanished = true;
+        let changed = |uid: u32, modseq: u64| MessageMeta {
+            uid,
+            modseq,
+            flags: Flags::SEEN,
+            keywords: vec![],
+            internal_date: 0,
+            size: 1,
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        };
+        let changes = ChangesSince {
+            changed: vec![changed(4, 8), changed(5, 9)],
+            vanished: vec![2, 3, 6],
+        };
+        let mut out = Vec::new();
+        assert!(s.apply(changes, 9, SyncMode::Full, false, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* VANISHED 2:3,6\r\n* 2 FETCH (UID 4 MODSEQ (8) FLAGS (\\Seen))\r\n\
+             * 3 FETCH (UID 5 MODSEQ (9) FLAGS (\\Seen))\r\n"
+        );
+        assert_eq!(s.known_modseq, 9);
     }
 }
