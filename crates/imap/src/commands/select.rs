@@ -90,6 +90,7 @@ pub async fn run(
         kwsets: KeywordSets::default(),
         modseqs: s.enabled.condstore,
         vanished: s.enabled.qresync,
+        unannounced: false,
     };
     // QRESYNC: the messages (within known-uids) changed above the client's MODSEQ.
     let mut resync: Vec<(usize, u64)> = Vec::new();

@@ -7,7 +7,7 @@
 //! `OK [MODIFIED set]` (sequence numbers, or UIDs for UID STORE). Once CONDSTORE is on,
 //! the FETCH responses carry `MODSEQ (m)`, and even `.SILENT` answers
 //! `* n FETCH ([UID u ]MODSEQ (m))` for each message it changed (as Dovecot), so the
-//! client's cache learns the new MODSEQ.
+//! client's cache learns the new MODSEQ. QRESYNC sessions get the UID in each.
 
 use super::append::split_flags;
 use crate::parser::{Flag, SequenceSet, StoreOp};
@@ -43,6 +43,9 @@ pub async fn run(
         s.enable_condstore(true);
     }
     let condstore = s.enabled.condstore;
+    // QRESYNC clients key their cache by UID: every FETCH this answers names it (as
+    // Dovecot).
+    let with_uid = uid || s.enabled.qresync;
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
@@ -96,9 +99,9 @@ pub async fn run(
         };
         let modseq = condstore.then_some(u.modseq);
         if !silent {
-            sel.write_flags_modseq(i, uid, rev1, modseq, &mut out);
+            sel.write_flags_modseq(i, with_uid, rev1, modseq, &mut out);
         } else if condstore && changed {
-            let uid_part = if uid {
+            let uid_part = if with_uid {
                 format!("UID {} ", u.uid)
             } else {
                 String::new()

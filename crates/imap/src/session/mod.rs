@@ -381,6 +381,9 @@ impl Session {
         if !leaving && self.feed_pending()? {
             self.sync(mode).await?;
         }
+        if !leaving && mode == SyncMode::Full {
+            self.flush_unannounced();
+        }
         let mut reply = commands::dispatch(self, &tag, body).await?;
         if reply.status == Status::Bad {
             self.count_bad()?;
@@ -389,6 +392,9 @@ impl Session {
         }
         if self.feed_pending()? {
             self.sync(mode).await?;
+        }
+        if mode == SyncMode::Full {
+            self.flush_unannounced();
         }
         if self.announced_removals
             && self.enabled.qresync
@@ -414,6 +420,17 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.conn.push(&line);
         Ok(())
+    }
+
+    /// Announces removals noticed during a FETCH, STORE or SEARCH (which could not tell
+    /// them) at the next command that may, feed or not.
+    fn flush_unannounced(&mut self) {
+        let State::Selected(_, sel) = &mut self.state else {
+            return;
+        };
+        if sel.unannounced && !sel.flush_expunges(&mut self.conn.out).is_empty() {
+            self.announced_removals = true;
+        }
     }
 
     /// Drains the change feed; true if the selected mailbox may have changed.

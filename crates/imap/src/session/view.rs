@@ -94,6 +94,8 @@ pub struct Selected {
     pub modseqs: bool,
     /// QRESYNC is enabled: removals are announced with VANISHED.
     pub vanished: bool,
+    /// Some messages are marked `expunged` and not yet announced.
+    pub unannounced: bool,
 }
 
 /// A sequence set that names messages that do not exist (RFC 9051: BAD).
@@ -197,6 +199,7 @@ impl Selected {
         for uid in &changes.vanished {
             if let Some(i) = self.index_of_uid(*uid) {
                 self.msgs[i].expunged = true;
+                self.unannounced = true;
             }
         }
         let mut removed = false;
@@ -293,6 +296,7 @@ impl Selected {
     /// each number counted after the previous removals, as RFC 9051 6.4.3 shows.
     pub fn flush_expunges(&mut self, out: &mut Vec<u8>) -> Vec<u32> {
         let mut removed = Vec::new();
+        self.unannounced = false;
         if !self.msgs.iter().any(|m| m.expunged) {
             return removed;
         }
@@ -393,6 +397,7 @@ mod tests {
             kwsets: KeywordSets::default(),
             modseqs: false,
             vanished: false,
+            unannounced: false,
         }
     }
 
