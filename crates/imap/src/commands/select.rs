@@ -18,24 +18,10 @@
 //! and the SELECT is a plain one. The seq-match data is not needed: every expunge is
 //! kept with its MODSEQ, so the VANISHED set is exact.
 
-use crate::parser::{MailboxArg, SelectParams, SequenceSet};
+use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
-use crate::session::view::{KeywordSets, Selected};
+use crate::session::view::{KeywordSets, Selected, UidSet};
 use crate::session::{store_error, Fatal, Reply, Session, State};
-
-/// A UID within a `known-uids` set (no `*` there).
-fn in_known(set: &Option<SequenceSet>, uid: u32) -> bool {
-    match set {
-        None | Some(SequenceSet::Saved) => true,
-        Some(SequenceSet::Ranges(r)) => r.iter().any(|&(a, b)| {
-            let v = |n: crate::parser::SeqNum| match n {
-                crate::parser::SeqNum::Value(v) => v,
-                crate::parser::SeqNum::Star => u32::MAX,
-            };
-            v(a).min(v(b)) <= uid && uid <= v(a).max(v(b))
-        }),
-    }
-}
 
 pub async fn run(
     s: &mut Session,
@@ -94,14 +80,20 @@ pub async fn run(
     };
     // QRESYNC: the messages (within known-uids) changed above the client's MODSEQ.
     let mut resync: Vec<(usize, u64)> = Vec::new();
-    let known = params.qresync.as_ref().and_then(|q| q.known_uids.clone());
+    // No `*` in known-uids (the parser refuses it); None: every UID.
+    let known: Option<UidSet> = params
+        .qresync
+        .as_ref()
+        .and_then(|q| q.known_uids.as_ref())
+        .map(|set| UidSet::new(set, u32::MAX));
+    let in_known = |uid: u32| known.as_ref().is_none_or(|k| k.contains(uid));
     let since = params
         .qresync
         .as_ref()
         .map(|q| q.modseq)
         .unwrap_or(u64::MAX);
     for m in &metas {
-        if vanished.is_some() && m.modseq > since && in_known(&known, m.uid) {
+        if vanished.is_some() && m.modseq > since && in_known(m.uid) {
             resync.push((sel.msgs.len(), m.modseq));
         }
         let msg = sel.msg_from_meta(m);
@@ -148,7 +140,7 @@ pub async fn run(
         // announces them (plain VANISHED) at the next sync.
         let gone: Vec<u32> = vanished
             .into_iter()
-            .filter(|&u| in_known(&known, u) && sel.index_of_uid(u).is_none())
+            .filter(|&u| in_known(u) && sel.index_of_uid(u).is_none())
             .collect();
         if !gone.is_empty() {
             out.extend_from_slice(

@@ -102,6 +102,42 @@ pub struct Selected {
 #[derive(Debug)]
 pub struct BadSequence;
 
+/// A UID set as sorted, merged ranges: membership in O(log ranges), so a client's
+/// set of 100,000 ranges against a mailbox of 100,000 messages stays cheap.
+#[derive(Debug, Clone, Default)]
+pub struct UidSet(Vec<(u32, u32)>);
+
+impl UidSet {
+    /// `*` stands for `star`; `$` names nothing here.
+    pub fn new(set: &SequenceSet, star: u32) -> UidSet {
+        let SequenceSet::Ranges(r) = set else {
+            return UidSet::default();
+        };
+        let v = |n: SeqNum| match n {
+            SeqNum::Value(v) => v,
+            SeqNum::Star => star,
+        };
+        let mut ranges: Vec<(u32, u32)> = r
+            .iter()
+            .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        UidSet(merged)
+    }
+
+    pub fn contains(&self, uid: u32) -> bool {
+        let i = self.0.partition_point(|&(_, b)| b < uid);
+        self.0.get(i).is_some_and(|&(a, _)| a <= uid)
+    }
+}
+
 impl Selected {
     pub fn msg_from_meta(&mut self, m: &MessageMeta) -> Msg {
         Msg {
@@ -433,6 +469,23 @@ mod tests {
             ),
             Some(vec![0, 1])
         );
+    }
+
+    #[test]
+    fn uid_sets() {
+        use SeqNum::*;
+        let set = UidSet::new(
+            &SequenceSet::Ranges(vec![
+                (Value(9), Value(7)),
+                (Value(1), Value(2)),
+                (Value(3), Value(3)),
+                (Value(20), Star),
+            ]),
+            25,
+        );
+        let hits: Vec<u32> = (0..30).filter(|&u| set.contains(u)).collect();
+        assert_eq!(hits, [1, 2, 3, 7, 8, 9, 20, 21, 22, 23, 24, 25]);
+        assert!(!UidSet::new(&SequenceSet::Saved, 5).contains(1));
     }
 
     #[test]

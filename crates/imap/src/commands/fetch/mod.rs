@@ -26,8 +26,9 @@ mod structure;
 pub use structure::{body_structure, envelope};
 
 use crate::datetime::format_date_time;
-use crate::parser::{FetchAtt, FetchModifiers, SeqNum, SequenceSet};
+use crate::parser::{FetchAtt, FetchModifiers, SequenceSet};
 use crate::response;
+use crate::session::view::UidSet;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_store::{Backend, Error as StoreError, FlagOp, Flags, MailboxId, MessageMeta};
 use section::Extract;
@@ -116,11 +117,15 @@ pub async fn run(
             changes.changed.iter().map(|m| m.uid).collect();
         indices.retain(|&i| changed.contains(&sel.msgs[i].uid));
         if modifiers.vanished {
-            let star = sel.max_uid();
+            // `*` is the largest UID in use: at least any expunged one above the view's.
+            let star = sel
+                .max_uid()
+                .max(changes.vanished.last().copied().unwrap_or(0));
+            let wanted = UidSet::new(set, star);
             let gone: Vec<u32> = changes
                 .vanished
                 .into_iter()
-                .filter(|&u| uid_in_set(set, u, star))
+                .filter(|&u| wanted.contains(u))
                 .collect();
             if !gone.is_empty() {
                 let line = format!("* VANISHED (EARLIER) {}\r\n", response::sequence_set(&gone));
@@ -261,21 +266,6 @@ pub async fn run(
     } else {
         Reply::ok("FETCH completed")
     })
-}
-
-/// A UID in a UID FETCH's set (`*` is the largest UID in the view, and `n:*` always
-/// reaches it, RFC 9051 6.4.8).
-fn uid_in_set(set: &SequenceSet, uid: u32, star: u32) -> bool {
-    match set {
-        SequenceSet::Saved => false,
-        SequenceSet::Ranges(r) => r.iter().any(|&(a, b)| {
-            let v = |n: SeqNum| match n {
-                SeqNum::Value(v) => v,
-                SeqNum::Star => star.max(uid),
-            };
-            v(a).min(v(b)) <= uid && uid <= v(a).max(v(b))
-        }),
-    }
 }
 
 /// Partial `<start.len>` of a range: (offset, length) inside it.
