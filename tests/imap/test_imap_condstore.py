@@ -450,3 +450,27 @@ def test_same_answers_as_dovecot(server, dovecot):
         # flag changes before expunges, we after): compare them as sets.
         assert sorted(got[0][:-1]) == sorted(got[1][:-1]), (who, cmd, got)
         assert got[0][-1] == got[1][-1], (who, cmd, got)
+
+
+def test_uid_expunge_and_uidplus_edges(server):
+    """UIDPLUS (RFC 4315) corners: UID EXPUNGE's malformed forms, `$`, read-only,
+    a \\Deleted cleared by another session just before, COPY of nothing."""
+    fill(server, 5)
+    c = session(server, "ENABLE IMAP4rev2", "SELECT INBOX")  # no \Recent in the answers
+    for bad in ["UID EXPUNGE", "UID EXPUNGE 0", "UID EXPUNGE 1:x", "UID EXPUNGE 1 2", "UID EXPUNGE (1)"]:
+        assert c.cmd(bad)[-1].startswith(b"t%d BAD " % c.n), bad
+    assert c.cmd("NOOP")[-1] == b"t%d OK NOOP completed" % c.n
+    c.cmd("STORE 1:4 +FLAGS.SILENT (\\Deleted)")
+    # Another session clears \Deleted on UID 2 before our UID EXPUNGE: it stays.
+    other = session(server, "SELECT INBOX")
+    other.cmd("UID STORE 2 -FLAGS.SILENT (\\Deleted)")
+    r = c.cmd("UID EXPUNGE 1:2")
+    assert r == [b"* 2 FETCH (UID 2 FLAGS ())", b"* 1 EXPUNGE", b"t%d OK EXPUNGE completed" % c.n], r
+    # `$`: the UIDs the last SEARCH RETURN (SAVE) found.
+    assert c.cmd("UID SEARCH RETURN (SAVE) UID 3") == [b"t%d OK SEARCH completed" % c.n]
+    assert c.cmd("UID EXPUNGE $") == [b"* 2 EXPUNGE", b"t%d OK EXPUNGE completed" % c.n]
+    # Nothing to copy: no COPYUID.
+    assert c.cmd("UID COPY 999 Archive") == [b"t%d OK COPY completed" % c.n]
+    c.cmd("EXAMINE INBOX")
+    assert c.cmd("UID EXPUNGE 4") == [b"t%d NO [READ-ONLY] Mailbox is read-only" % c.n]
+    assert c.cmd("UID SEARCH DELETED") == [b'* ESEARCH (TAG "t%d") UID ALL 4' % c.n, b"t%d OK SEARCH completed" % c.n]
