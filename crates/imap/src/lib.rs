@@ -34,7 +34,7 @@
 //!   the enclosing boundary (RFC 2046 5.1.1 gives that CRLF to the boundary; Dovecot
 //!   includes it); strings with a `"` are quoted with escapes (Dovecot sends a literal);
 //!   BINARY content without NUL is sent as a plain literal (Dovecot uses literal8);
-//!   `* OK [CLOSED]` goes to IMAP4rev2 sessions only (Dovecot sends it to all); STORE in
+//!   `* OK [CLOSED]` goes to IMAP4rev2 and QRESYNC sessions only (Dovecot: all); STORE in
 //!   an EXAMINEd mailbox is `NO [READ-ONLY]` (Dovecot: `OK` and ignored); CREATE makes
 //!   the missing parents (Dovecot's Maildir++ does not); a session whose selected
 //!   mailbox another session deletes gets `* BYE` (as Dovecot).
