@@ -9,6 +9,8 @@ one, RFC 7162 3.1.1: strictly increasing)."""
 
 import re
 
+import pytest
+
 import messages
 from imap_util import Raw
 
@@ -386,11 +388,8 @@ def answer(lines):
     return norm([l for l in lines[:-1]] + [tagged[1] + (b" " + code.group(1) if code else b"")])
 
 
+@pytest.mark.skipif(DOVECOT is None, reason="dovecot-imapd not installed")
 def test_same_answers_as_dovecot(server, dovecot):
-    import pytest
-
-    if DOVECOT is None:
-        pytest.skip("no dovecot")
     ours = {k: Raw(server) for k in "ABC"}
     theirs = {k: Client(dovecot) for k in "ABC"}
     for k in "ABC":
