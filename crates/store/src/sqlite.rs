@@ -858,7 +858,9 @@ fn encode_parsed(body: &[u8]) -> Encoded {
     }
 }
 
-/// Stores the parse of a blob in the `blob_*` tables, replacing any earlier one.
+/// Stores the parse of a blob in the `blob_*` tables, replacing any earlier one. Every
+/// new `blobs` row needs it: a blob without them is read correctly but parsed again from
+/// its file on first read (what rows of older versions get).
 fn put_blob_data(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     delete_blob_data(c, hash)?;
     c.prepare_cached("INSERT INTO blob_info (hash, structure) VALUES (?1, ?2)")?
