@@ -1749,18 +1749,33 @@ impl Backend for SqliteBackend {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = uid_list(uids);
         let mut missing = Vec::new();
         let mut out = self.read(|c| {
-            let mut st = c.prepare_cached(
+            // A dense run of UIDs (FETCH 1:*) is one range scan, not a seek per UID.
+            let lo = uids.iter().copied().min().unwrap_or(0);
+            let hi = uids.iter().copied().max().unwrap_or(0);
+            let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
+            let mut st = c.prepare_cached(if dense {
                 "SELECT m.uid, i.structure
                  FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
-                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid",
-            )?;
-            let mut rows = st.query(params![mailbox, list])?;
+                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+            } else {
+                "SELECT m.uid, i.structure
+                 FROM messages m LEFT JOIN blob_info i ON i.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2)) ORDER BY m.uid"
+            })?;
+            let (mut rows, wanted) = if dense {
+                let w: HashSet<u32> = uids.iter().copied().collect();
+                (st.query(params![mailbox, lo, hi])?, Some(w))
+            } else {
+                (st.query(params![mailbox, uid_list(uids)])?, None)
+            };
             let mut out = Vec::with_capacity(uids.len());
             while let Some(r) = rows.next()? {
                 let uid = r.get::<_, i64>(0)? as u32;
+                if wanted.as_ref().is_some_and(|w| !w.contains(&uid)) {
+                    continue;
+                }
                 // Decoded in place: no copy of the structure.
                 let env = match r.get_ref(1)? {
                     rusqlite::types::ValueRef::Blob(b) => ParsedMessage::decode_envelope(b),

@@ -624,6 +624,14 @@ fn structures_in_bulk_without_search_text() {
     assert_eq!((envs[0].0, envs[1].0), (1, 5));
     assert_eq!(envs[1].1.subject.as_deref(), Some("s5"));
     assert!(s.envelopes_many(inbox.id, &[]).unwrap().is_empty());
+    // A dense run is read as a range: what lies between and was not asked stays out.
+    let dense: Vec<u32> = s
+        .envelopes_many(inbox.id, &[1, 2, 5])
+        .unwrap()
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(dense, vec![1, 2, 5]);
     let metas: Vec<u32> = s
         .messages(inbox.id, &[5, 3, 1])
         .unwrap()
