@@ -39,22 +39,30 @@ fn bit_of(h: u32, bits: u32) -> usize {
     ((u64::from(h) * u64::from(bits)) >> 32) as usize
 }
 
+/// Past this many trigrams in all, the distinct ones are not counted (that would take
+/// memory in proportion): the filter gets its largest size.
+const MAX_COUNTED: usize = 1 << 20;
+
 /// Builds the filter of a message's search text (decoded headers and body).
 pub fn build(headers: &str, body: &str) -> Vec<u8> {
     let texts = [headers.to_lowercase(), body.to_lowercase()];
-    let mut hashes: Vec<u32> = texts
-        .iter()
-        .flat_map(|t| t.as_bytes().windows(3).map(gram_hash))
-        .collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    let bits = (hashes.len() * BITS_PER_GRAM).clamp(MIN_BITS, MAX_BYTES * 8);
+    let windows = || texts.iter().flat_map(|t| t.as_bytes().windows(3));
+    let total: usize = texts.iter().map(|t| t.len().saturating_sub(2)).sum();
+    let distinct = if total <= MAX_COUNTED {
+        let mut hashes: Vec<u32> = windows().map(gram_hash).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.len()
+    } else {
+        usize::MAX / BITS_PER_GRAM
+    };
+    let bits = (distinct * BITS_PER_GRAM).clamp(MIN_BITS, MAX_BYTES * 8);
     let bits = bits.div_ceil(8) * 8;
     let mut out = vec![0u8; 5 + bits / 8];
     out[0] = VERSION;
     out[1..5].copy_from_slice(&(bits as u32).to_le_bytes());
-    for h in hashes {
-        let b = bit_of(h, bits as u32);
+    for w in windows() {
+        let b = bit_of(gram_hash(w), bits as u32);
         out[5 + b / 8] |= 1 << (b % 8);
     }
     out
@@ -144,6 +152,14 @@ mod tests {
         assert!(may_contain(&[9, 1, 0, 0, 0, 0], &p));
         assert!(may_contain(&[VERSION, 0, 1, 0, 0], &p));
         assert!(!may_contain(&build("", "alpha bravo"), &p));
+    }
+
+    #[test]
+    fn big_texts_get_the_largest_filter_and_still_pass_their_words() {
+        let body: String = (0..200_000).map(|i| format!("w{i} ")).collect();
+        let f = build("", &body);
+        assert_eq!(f.len(), 5 + MAX_BYTES);
+        assert!(may_contain(&f, &probes(&["w199999"]).unwrap()));
     }
 
     #[test]
