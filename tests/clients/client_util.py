@@ -7,7 +7,9 @@ import random
 import re
 import shutil
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -281,3 +283,40 @@ def fill(port, mailbox, msgs, connections=16, user=ALICE):
     assert not errors, errors
     assert len(out) == len(msgs)
     return out
+
+
+class Tmux:
+    """A full-screen program in a private tmux server (its own socket), driven by keys
+    and read from the screen."""
+
+    def __init__(self, name, command, env, width=150, height=40):
+        self.sock = f"letterbox-{name}-{os.getpid()}"
+        self.base = ["tmux", "-L", self.sock]
+        env_args = [f"{k}={v}" for k, v in env.items()]
+        subprocess.run(
+            self.base + ["new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), "env", *env_args, *command],
+            check=True,
+        )
+
+    def keys(self, *keys, literal=False):
+        subprocess.run(self.base + ["send-keys", "-t", "t"] + (["-l"] if literal else []) + list(keys), check=True)
+
+    def type(self, text):
+        self.keys(text, literal=True)
+
+    def screen(self):
+        return subprocess.run(self.base + ["capture-pane", "-p", "-t", "t"], capture_output=True, text=True).stdout
+
+    def wait_for(self, pattern, timeout=20):
+        """Waits until the screen matches `pattern` (a regex); returns the screen."""
+        deadline = time.time() + timeout
+        while True:
+            s = self.screen()
+            if re.search(pattern, s):
+                return s
+            if time.time() > deadline:
+                raise AssertionError(f"{pattern!r} not on screen:\n{s}")
+            time.sleep(0.2)
+
+    def close(self):
+        subprocess.run(self.base + ["kill-server"], capture_output=True)
