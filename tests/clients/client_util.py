@@ -155,10 +155,11 @@ def uid_flags(port, mailbox="INBOX", user=ALICE):
 class Proxy:
     """A logging TCP proxy on loopback in front of `port`. Records everything each client
     sends (`sent`, one bytes object per connection) and counts the server's octets
-    (`received`)."""
+    (`received`); with `keep_replies` it keeps those too (`replies`)."""
 
-    def __init__(self, port):
+    def __init__(self, port, keep_replies=False):
         self.target = port
+        self.keep_replies = keep_replies
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -169,10 +170,12 @@ class Proxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def reset(self):
-        with getattr(self, "lock", threading.Lock()):
-            self.sent = []
+        """Forgets what was recorded (connections still open keep their slots)."""
+        with self.lock:
+            n = len(getattr(self, "sent", []))
+            self.sent = [b""] * n
+            self.replies = [b""] * n
             self.received = 0
-            self.connections = 0
 
     def _accept(self):
         while True:
@@ -184,9 +187,9 @@ class Proxy:
             with self.lock:
                 idx = len(self.sent)
                 self.sent.append(b"")
-                self.connections += 1
+                self.replies.append(b"")
             threading.Thread(target=self._pump, args=(c, s, idx), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, -1 - idx), daemon=True).start()
 
     def _pump(self, src, dst, idx):
         try:
@@ -195,8 +198,10 @@ class Proxy:
                 if not data:
                     break
                 with self.lock:
-                    if idx is None:
+                    if idx < 0:
                         self.received += len(data)
+                        if self.keep_replies:
+                            self.replies[-1 - idx] += data
                     else:
                         self.sent[idx] += data
                 dst.sendall(data)

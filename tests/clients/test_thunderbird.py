@@ -1,0 +1,232 @@
+"""Thunderbird (Debian's package) under Xvfb with a profile preconfigured for alice's
+account on loopback IMAP without TLS. It asks for the password (a modern profile cannot
+carry one in plain text; logins.json is encrypted with key4.db), which xdotool types.
+Then it lists the folders, shows INBOX's messages, downloads them for offline use, and
+a message opened with a click is \\Seen on the server. A logging proxy records what it
+asked the server; a screenshot of the main window is kept (path printed; set
+LETTERBOX_SCREENSHOT_DIR to copy it somewhere).
+
+Takes 20-40 s on the 2-core CI machine (Thunderbird's first start in a fresh profile).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from client_util import ALICE, Imap, Proxy, need
+
+MESSAGES = [
+    (
+        f"From: Carol Example <carol@example.org>\r\n"
+        f"To: Alice <alice@example.com>\r\n"
+        f"Subject: Thunderbird check {i}\r\n"
+        f"Date: Tue, 1 Sep 2026 10:0{i}:00 +0000\r\n"
+        f"Message-ID: <tb{i}@example.org>\r\n"
+        "\r\n"
+        f"Body of message {i}, marker tb-{i}-marker.\r\n"
+    ).encode()
+    for i in range(5)
+]
+WIDTH, HEIGHT = 1280, 900
+
+
+def prefs(port):
+    server = {
+        "hostname": "127.0.0.1",
+        "port": port,
+        "type": "imap",
+        "userName": ALICE[0],
+        "name": ALICE[0],
+        "socketType": 0,  # plain; loopback allows the password without TLS
+        "authMethod": 3,  # cleartext password
+        "login_at_startup": True,
+        "check_new_mail": True,
+        "directory-rel": "[ProfD]ImapMail/127.0.0.1",
+    }
+    local = {"hostname": "Local Folders", "type": "none", "userName": "nobody", "name": "Local Folders",
+             "directory-rel": "[ProfD]Mail/Local Folders"}
+    p = {
+        "mail.account.account1.identities": "id1",
+        "mail.account.account1.server": "server1",
+        "mail.account.account2.server": "server2",
+        "mail.accountmanager.accounts": "account1,account2",
+        "mail.accountmanager.defaultaccount": "account1",
+        "mail.accountmanager.localfoldersserver": "server2",
+        "mail.identity.id1.fullName": "Alice",
+        "mail.identity.id1.useremail": ALICE[0],
+        "mail.identity.id1.valid": True,
+        # No first-run dialogs, no network calls of its own.
+        "mail.shell.checkDefaultClient": False,
+        "mail.winsearch.firstRunDone": True,
+        "mail.spotlight.firstRunDone": True,
+        "mailnews.start_page.enabled": False,
+        "mail.provider.suppress_dialog_on_startup": True,
+        "mail.rights.version": 1,
+        "datareporting.policy.dataSubmissionEnabled": False,
+        "datareporting.healthreport.uploadEnabled": False,
+        "toolkit.telemetry.reportingpolicy.firstRun": False,
+        "app.update.auto": False,
+        "app.update.disabledForTesting": True,
+        "browser.shell.checkDefaultBrowser": False,
+        "mail.startup.enabledMailCheckOnce": True,
+        "mail.inappnotifications.enabled": False,
+        "mailnews.auto_config_url": "",
+        "mail.biff.show_alert": False,
+    }
+    p.update({f"mail.server.server1.{k}": v for k, v in server.items()})
+    p.update({f"mail.server.server2.{k}": v for k, v in local.items()})
+
+    def js(v):
+        return ("true" if v else "false") if isinstance(v, bool) else str(v) if isinstance(v, int) else f'"{v}"'
+
+    return "".join(f'user_pref("{k}", {js(v)});\n' for k, v in p.items())
+
+
+class X:
+    """An Xvfb display of our own (the server picks a free display number)."""
+
+    def __init__(self, tmp_path):
+        r, w = os.pipe()
+        self.proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(w), "-screen", "0", f"{WIDTH}x{HEIGHT}x24", "-nolisten", "tcp"],
+            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=open(tmp_path / "xvfb.log", "wb"),
+        )
+        os.close(w)
+        with os.fdopen(r) as f:
+            self.display = ":" + f.readline().strip()
+        assert self.display != ":", "Xvfb did not start"
+        self.env = dict(os.environ, DISPLAY=self.display)
+
+    def run(self, *args):
+        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=30)
+
+    def windows(self, name_re):
+        ids = self.run("xdotool", "search", "--name", name_re).stdout.split()
+        return [(w, self.run("xdotool", "getwindowname", w).stdout.strip()) for w in ids]
+
+    def wait_window(self, name_re, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.windows(name_re)
+            if found:
+                return found[0]
+            time.sleep(0.5)
+        raise AssertionError(f"no window matching {name_re!r}; windows: {self.windows('.')}")
+
+    def screenshot(self, path):
+        r = self.run("import", "-window", "root", str(path))
+        assert r.returncode == 0, r.stderr
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def wait_until(check, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@need("thunderbird", "Xvfb", "xdotool", "import")
+def test_thunderbird_lists_folders_and_messages(server, tmp_path):
+    for m in MESSAGES:
+        server.deliver("alice@example.com", m)
+    c = Imap(server.require("imap"))
+    # Thunderbird shows subscribed folders only (its default `using_subscription`).
+    for cmd in ('CREATE "Projects/2026"', 'SUBSCRIBE "Projects"', 'SUBSCRIBE "Projects/2026"'):
+        assert c.cmd(cmd)[-1].split()[1] == b"OK", cmd
+    c.append_many("Archive", [MESSAGES[0].replace(b"check 0", b"archived")], flags=["\\Seen"])
+    c.close()
+
+    proxy = Proxy(server.require("imap"), keep_replies=True)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "user.js").write_text(prefs(proxy.port))
+    x = X(tmp_path)
+    tb = subprocess.Popen(
+        ["thunderbird", "--profile", str(profile), "--no-remote"],
+        env=dict(x.env, HOME=str(tmp_path), MOZ_CRASHREPORTER_DISABLE="1"),
+        stdout=open(tmp_path / "thunderbird.log", "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    shot = tmp_path / "thunderbird.png"
+    try:
+        # The password prompt; xdotool types into the focused field.
+        w, _ = x.wait_window("Enter your password", 90)
+        x.run("xdotool", "windowfocus", "--sync", w)
+        x.run("xdotool", "type", "--delay", "10", ALICE[1])
+        x.run("xdotool", "key", "Return")
+
+        # The main window shows INBOX, and Thunderbird downloads the messages for offline use.
+        x.wait_window(r"^Inbox - alice@example\.com - ", 60)
+        store = profile / "ImapMail" / "127.0.0.1"
+        inbox = store / "INBOX"
+
+        def offline_copies():
+            return inbox.exists() and inbox.read_bytes().count(b"marker.") == len(MESSAGES)
+
+        wait_until(offline_copies, 60, "the offline copies of INBOX")
+        # Every folder on the server has a folder (summary file) in the profile.
+        folders = ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive", "Projects"]
+        wait_until(lambda: all((store / f"{f}.msf").exists() for f in folders), 30, f"folders {folders}")
+        wait_until(lambda: (store / "Projects.sbd" / "2026.msf").exists(), 30, "the subfolder Projects/2026")
+
+        # Read the newest message (the list is newest first): it becomes \Seen.
+        x.run("xdotool", "mousemove", "420", "124", "click", "1")
+        wait_until(lambda: "\\Seen" in server.cli("message", "list", "alice@example.com", "INBOX").stdout.decode(),
+                   30, "a message read in Thunderbird to be \\Seen on the server")
+        time.sleep(1)
+        x.screenshot(shot)
+    except BaseException:
+        if not shot.exists():
+            x.screenshot(shot)
+        print(f"screenshot: {shot}")
+        raise
+    finally:
+        try:
+            os.killpg(tb.pid, signal.SIGTERM)
+            tb.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(tb.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        x.close()
+        if os.environ.get("LETTERBOX_SCREENSHOT_DIR") and shot.exists():
+            shutil.copy(shot, os.environ["LETTERBOX_SCREENSHOT_DIR"])
+    print(f"screenshot: {shot}")
+
+    # Each message's octets are in Thunderbird's offline store (an mbox: a From_ line and
+    # X-Mozilla-* headers are its own).
+    mbox = inbox.read_bytes()
+    for uid in server.uids("alice@example.com"):
+        body = server.message("alice@example.com", "INBOX", uid).split(b"\r\n\r\n", 1)[1]
+        assert body.replace(b"\r\n", b"\n") in mbox.replace(b"\r\n", b"\n"), body
+    seen = [l for l in server.cli("message", "list", "alice@example.com", "INBOX").stdout.decode().splitlines()
+            if "\\Seen" in l]
+    assert len(seen) == 1 and seen[0].split("\t")[0] == str(max(server.uids("alice@example.com"))), seen
+
+    # What it asked: the folder list, INBOX selected, flags of every message, the bodies;
+    # no command the server refused.
+    cmds = [l.decode(errors="replace") for l in proxy.commands()]
+    text = "\n".join(cmds)
+    assert re.search(r'^\S+ (LIST|LSUB) .*"\*"', text, re.M | re.I), text
+    assert re.search(r'^\S+ SELECT "?INBOX"?', text, re.M | re.I), text
+    assert re.search(r"^\S+ UID FETCH 1:\* \(FLAGS\)", text, re.M | re.I), text
+    assert re.search(r"^\S+ UID FETCH \S+ \(.*BODY\.PEEK\[", text, re.M | re.I), text
+    replies = b"".join(proxy.replies).decode(errors="replace")
+    refused = re.findall(r"^\S+ (?:NO|BAD) .*$", replies, re.M)
+    assert not refused, refused
+    # The screenshot: a real picture (many colours), not an empty screen.
+    r = subprocess.run(["identify", "-format", "%k %w %h", str(shot)], capture_output=True, text=True)
+    k, w, h = map(int, r.stdout.split())
+    assert (w, h) == (WIDTH, HEIGHT) and k > 100, r.stdout
