@@ -11,10 +11,11 @@ is checked in what NeoMutt received (its debug log).
 """
 
 import re
+import time
 
 import pytest
 
-from client_util import Imap, Tmux, need
+from client_util import Imap, Proxy, Tmux, fill, make_messages, need
 
 MESSAGES = [
     (
@@ -166,3 +167,78 @@ def test_neomutt_receives_the_quota_alert(server, neomutt, tmp_path):
     t.wait_for(r"Quarterly numbers")
     log = (tmp_path / "neomutt.log0").read_text(errors="replace")
     assert re.search(r"< \* (OK|NO) \[ALERT\] ", log), log[-3000:]
+
+
+@need("neomutt", "tmux")
+def test_neomutt_resyncs_with_condstore(server, tmp_path):
+    """With a header cache and `imap_condstore`/`imap_qresync`, reopening the mailbox asks
+    only for what changed (`UID FETCH 1:n (FLAGS) (CHANGEDSINCE m VANISHED)`) and fetches
+    headers of new messages only. After an expunge this NeoMutt falls back to a flags-only
+    refetch (`UID FETCH 1:n (UID FLAGS)`); it does the same against Dovecot 2.3 (compared
+    by hand: identical command sequence), so that is the client's way."""
+    port = server.require("imap")
+    c = Imap(port)
+    caps = b" ".join(c.cmd("CAPABILITY"))
+    c.close()
+    if b" CONDSTORE" not in caps or b" QRESYNC" not in caps:
+        pytest.skip("this build does not advertise CONDSTORE and QRESYNC (RFC 7162) yet")
+    n = 300
+    fill(port, "INBOX", make_messages(n), connections=4)
+    proxy = Proxy(port)
+    (tmp_path / "hcache").mkdir()
+    rc = tmp_path / "muttrc"
+    rc.write_text(
+        f"""set imap_user = "alice@example.com"
+set imap_pass = "alice-Secret1"
+set folder = "imap://127.0.0.1:{proxy.port}/"
+set spoolfile = "+INBOX"
+set ssl_starttls = no
+set ssl_force_tls = no
+set header_cache = "{tmp_path}/hcache/"
+set imap_condstore = yes
+set imap_qresync = yes
+set mark_old = no
+set sort = date
+"""
+    )
+
+    def session(i, expect):
+        proxy.reset()
+        t = Tmux(f"nmcs{i}", ["neomutt", "-n", "-F", str(rc)],
+                 {"HOME": str(tmp_path), "TERM": "xterm-256color", "LANG": "C.UTF-8"})
+        try:
+            s = t.wait_for(expect)
+            t.keys("q")
+            time.sleep(0.5)
+        finally:
+            t.close()
+        return s, [l.decode(errors="replace") for l in proxy.commands()], proxy.received
+
+    header_fetch = re.compile(r"FETCH (\S+) \(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK\[HEADER.FIELDS", re.I)
+    _, cmds, first = session(1, rf"Msgs:{n} New:{n} ")
+    assert [m.group(1) for c in cmds if (m := header_fetch.search(c))] == [f"1:{n}"], cmds
+    assert any(re.search(r"SELECT \"INBOX\" \((CONDSTORE|QRESYNC)", c) for c in cmds), cmds
+
+    # A flag and a new message on the server: only those come back.
+    c = Imap(port)
+    c.cmd("SELECT INBOX")
+    c.cmd("UID STORE 5 +FLAGS.SILENT (\\Flagged)")
+    c.close()
+    fill(port, "INBOX", make_messages(1, start=n + 1), connections=1)
+    s, cmds, second = session(2, rf"Msgs:{n + 1} New:{n + 1} Flag:1 ")
+    assert any(re.search(rf"UID FETCH 1:{n} \(FLAGS\) \(CHANGEDSINCE \d+ VANISHED\)", c) for c in cmds), cmds
+    assert [m.group(1) for c in cmds if (m := header_fetch.search(c))] == [str(n + 1)], cmds
+    assert not any(re.search(r"FETCH 1:\S+ \(UID FLAGS\)", c) for c in cmds), cmds
+    assert second < first / 10, (second, first)
+
+    # An expunge and another flag: the index follows (NeoMutt refetches flags only).
+    c = Imap(port)
+    c.cmd("SELECT INBOX")
+    c.cmd("UID STORE 9 +FLAGS.SILENT (\\Flagged)")
+    c.cmd("UID STORE 7 +FLAGS.SILENT (\\Deleted)")
+    c.cmd("EXPUNGE")
+    c.close()
+    s, cmds, third = session(3, rf"Msgs:{n} New:{n} Flag:2 ")
+    assert not any(re.search(r"FETCH 1:\S+ \(UID FLAGS INTERNALDATE", c) for c in cmds), cmds
+    assert third < first / 2, (third, first)
+    proxy.close()
