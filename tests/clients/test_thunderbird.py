@@ -1,12 +1,13 @@
 """Thunderbird (Debian's package) under Xvfb with a profile preconfigured for alice's
 account on loopback IMAP without TLS. It asks for the password (a modern profile cannot
 carry one in plain text; logins.json is encrypted with key4.db), which xdotool types.
-Then it lists the folders, shows INBOX's messages, downloads them for offline use, and
-a message opened with a click is \\Seen on the server. A logging proxy records what it
+Then it lists the folders, shows INBOX's messages, downloads them for offline use; a
+message opened with a click is \\Seen on the server, Delete moves it to Trash (UID MOVE)
+and `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE). A logging proxy records what it
 asked the server; a screenshot of the main window is kept (path printed; set
 LETTERBOX_SCREENSHOT_DIR to copy it somewhere).
 
-Takes 20-40 s on the 2-core CI machine (Thunderbird's first start in a fresh profile).
+Takes 10-40 s on the 2-core CI machine (Thunderbird's first start in a fresh profile).
 """
 
 import os
@@ -127,6 +128,15 @@ class X:
         self.proc.wait(10)
 
 
+A = ALICE[0]
+
+
+def uids(server, mailbox):
+    """The UIDs in one of alice's mailboxes; [] while it does not exist."""
+    r = server.cli("message", "list", A, mailbox, check=False)
+    return [int(l.split("\t")[0]) for l in r.stdout.decode().splitlines()] if r.returncode == 0 else []
+
+
 def wait_until(check, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -146,6 +156,9 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
         assert c.cmd(cmd)[-1].split()[1] == b"OK", cmd
     c.append_many("Archive", [MESSAGES[0].replace(b"check 0", b"archived")], flags=["\\Seen"])
     c.close()
+
+    inbox_uids = server.uids(A)
+    originals = {u: server.message(A, "INBOX", u) for u in inbox_uids}
 
     proxy = Proxy(server.require("imap"), keep_replies=True)
     profile = tmp_path / "profile"
@@ -186,6 +199,19 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
                    30, "a message read in Thunderbird to be \\Seen on the server")
         time.sleep(1)
         x.screenshot(shot)
+        seen = [l for l in server.cli("message", "list", A, "INBOX").stdout.decode().splitlines() if "\\Seen" in l]
+        assert len(seen) == 1 and seen[0].split("\t")[0] == str(max(inbox_uids)), seen
+
+        # Delete moves it to Trash; `a` archives the next one (now shown) into a yearly
+        # folder Thunderbird creates, Archive/2026.
+        x.run("xdotool", "key", "Delete")
+        wait_until(lambda: uids(server, "Trash") == [1], 30, "the deleted message in Trash")
+        assert server.message(A, "Trash", 1) == originals[inbox_uids[-1]]
+        x.run("xdotool", "key", "a")
+        wait_until(lambda: uids(server, "Archive/2026") == [1], 30, "the archived message in Archive/2026")
+        assert server.message(A, "Archive/2026", 1) == originals[inbox_uids[-2]]
+        assert server.uids(A) == inbox_uids[:-2]
+        x.screenshot(tmp_path / "thunderbird-after.png")
     except BaseException:
         if not shot.exists():
             x.screenshot(shot)
@@ -208,12 +234,9 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
     # Each message's octets are in Thunderbird's offline store (an mbox: a From_ line and
     # X-Mozilla-* headers are its own).
     mbox = inbox.read_bytes()
-    for uid in server.uids("alice@example.com"):
-        body = server.message("alice@example.com", "INBOX", uid).split(b"\r\n\r\n", 1)[1]
+    for uid in inbox_uids:
+        body = originals[uid].split(b"\r\n\r\n", 1)[1]
         assert body.replace(b"\r\n", b"\n") in mbox.replace(b"\r\n", b"\n"), body
-    seen = [l for l in server.cli("message", "list", "alice@example.com", "INBOX").stdout.decode().splitlines()
-            if "\\Seen" in l]
-    assert len(seen) == 1 and seen[0].split("\t")[0] == str(max(server.uids("alice@example.com"))), seen
 
     # What it asked: the folder list, INBOX selected, flags of every message, the bodies;
     # no command the server refused.
