@@ -3,8 +3,9 @@ account on loopback IMAP without TLS. It asks for the password (a modern profile
 carry one in plain text; logins.json is encrypted with key4.db), which xdotool types.
 Then it lists the folders, shows INBOX's messages, downloads them for offline use; a
 message opened with a click is \\Seen on the server, Delete moves it to Trash (UID MOVE)
-and `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE). A logging proxy records what it
-asked the server; a screenshot of the main window is kept (path printed; set
+and `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE); mail that
+arrives meanwhile shows up at once (IDLE). A logging proxy records what it asked the
+server; a screenshot of the main window is kept (path printed; set
 LETTERBOX_SCREENSHOT_DIR to copy it somewhere).
 
 Takes 10-40 s on the 2-core CI machine (Thunderbird's first start in a fresh profile).
@@ -33,6 +34,7 @@ MESSAGES = [
     ).encode()
     for i in range(5)
 ]
+NEW = MESSAGES[0].replace(b"check 0", b"arrived later").replace(b"tb-0-marker", b"tb-new-marker").replace(b"<tb0@", b"<tbnew@")
 WIDTH, HEIGHT = 1280, 900
 
 
@@ -211,6 +213,10 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
         wait_until(lambda: uids(server, "Archive/2026") == [1], 30, "the archived message in Archive/2026")
         assert server.message(A, "Archive/2026", 1) == originals[inbox_uids[-2]]
         assert server.uids(A) == inbox_uids[:-2]
+        # New mail while Thunderbird is open reaches it without a manual check (IDLE;
+        # its timed check is every 10 minutes) and is downloaded.
+        server.deliver(A, NEW)
+        wait_until(lambda: b"tb-new-marker" in inbox.read_bytes(), 60, "new mail to reach Thunderbird")
         x.screenshot(tmp_path / "thunderbird-after.png")
     except BaseException:
         if not shot.exists():
@@ -246,6 +252,7 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
     assert re.search(r'^\S+ SELECT "?INBOX"?', text, re.M | re.I), text
     assert re.search(r"^\S+ UID FETCH 1:\* \(FLAGS\)", text, re.M | re.I), text
     assert re.search(r"^\S+ UID FETCH \S+ \(.*BODY\.PEEK\[", text, re.M | re.I), text
+    assert re.search(r"^\S+ IDLE$", text, re.M | re.I), text
     replies = b"".join(proxy.replies).decode(errors="replace")
     refused = re.findall(r"^\S+ (?:NO|BAD) .*$", replies, re.M)
     assert not refused, refused
