@@ -2,7 +2,8 @@
 proxy: the initial sync brings every message byte for byte; a sync with nothing changed
 fetches no message body and little else; after 1% of the mailbox changed on the server
 (flags, expunges, new mail) the next sync fetches just the new bodies and the local
-Maildir ends up equal to the server.
+Maildir ends up equal to the server; after 1% changed locally the next sync uploads
+just that (APPEND, STORE, EXPUNGE) and the server ends up equal to the Maildir.
 
 Neither client uses CONDSTORE/QRESYNC (isync 1.4 and offlineimap 8 do not implement it):
 an incremental sync lists UID and FLAGS (offlineimap: and INTERNALDATE) of every
@@ -124,6 +125,26 @@ def change_one_percent(port, user, contents):
     return set(new)
 
 
+def change_one_percent_locally(inbox, uid_re, contents):
+    """In the Maildir: \\Flagged on 0.4% of the messages, delete 0.4%, write 0.2% new
+    ones (LF line ends, as Maildir keeps them). Returns the new messages' octets."""
+    have = maildir(inbox, uid_re)
+    uids = sorted(have)
+    n = len(uids)
+    flag, gone = uids[3 : n // 2 : 250], uids[n // 2 + 3 :: 250]
+    for uid in flag:
+        path = have[uid][1]
+        base, _, info = path.name.partition(":2,")
+        path.rename(inbox / "cur" / (base + ":2," + "".join(sorted(set(info) | {"F"}))))
+    for uid in gone:
+        have[uid][1].unlink()
+        del contents["INBOX"][uid]
+    new = [m.replace(b"\r\n", b"\n") for m in make_messages(n // 500, start=n + 5000)]
+    for i, m in enumerate(new):
+        (inbox / "new" / f"{int(time.time())}.local{i}.host").write_bytes(m)
+    return set(new)
+
+
 def mbsync(port, user, tmp_path, mail):
     rc = tmp_path / "mbsyncrc"
     rc.write_text(
@@ -223,6 +244,28 @@ def run_sync_cycle(big, tmp_path, sync, user, uid_re):
     new_octets = sum(len(contents["INBOX"][u]) for u in new)
     assert proxy.received < PER_MESSAGE * count + new_octets + 20_000, (proxy.received, new_octets)
     report["changed_octets"] = proxy.received
+    check_maildir(mail, server.require("imap"), user, contents, uid_re)
+
+    # 4. 1% changed locally: flags, deletions and new messages go up, and nothing else.
+    local_new = change_one_percent_locally(mail / "INBOX", uid_re, contents)
+    proxy.reset()
+    report["pushed"] = sync(proxy.port, user, tmp_path, mail)
+    cmds = proxy.commands()
+    assert body_fetches(cmds) == [], body_fetches(cmds)[:5]
+    appends = [c for c in cmds if re.search(rb"^\S+ APPEND ", c, re.I)]
+    assert len(appends) == len(local_new), appends
+    server_flags = uid_flags(server.require("imap"), "INBOX", user)
+    have = maildir(mail / "INBOX", uid_re)
+    # The new messages got UIDs (in their file names) and the server holds their octets.
+    added = set(server_flags) - set(contents["INBOX"])
+    assert len(added) == len(local_new) and set(have) == set(server_flags), (len(added), len(have), len(server_flags))
+    c = Imap(server.require("imap"), user)
+    c.cmd("EXAMINE INBOX")
+    for uid in added:
+        body = re.search(rb"\{\d+\}\r\n(.*)\)$", c.cmd(f"UID FETCH {uid} BODY.PEEK[]")[0], re.S).group(1)
+        assert strip_tuid(body).replace(b"\r\n", b"\n") in local_new, body[:300]
+        contents["INBOX"][uid] = strip_tuid(body)
+    c.close()
     check_maildir(mail, server.require("imap"), user, contents, uid_re)
     proxy.close()
     print(f"{sync.__name__}: {count} messages ({total} octets)", report)
