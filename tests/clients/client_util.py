@@ -324,10 +324,10 @@ class Tmux:
             time.sleep(0.2)
 
     def close(self):
-        path = subprocess.run(self.base + ["display-message", "-p", "#{socket_path}"], capture_output=True, text=True)
         subprocess.run(self.base + ["kill-server"], capture_output=True)
-        if path.stdout.strip():
-            try:
-                os.unlink(path.stdout.strip())
-            except FileNotFoundError:
-                pass
+        # The socket file stays behind when the program ended the server by exiting.
+        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.sock)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

@@ -1,6 +1,6 @@
 """NeoMutt, driven through tmux like a person at a terminal: it opens the account over
-IMAP, shows the index, reads a message, saves (moves) one to another folder and expunges,
-and runs into the quota.
+IMAP, shows the index, reads a message, saves (moves) one to a folder with a non-ASCII
+name and expunges, runs into the quota, and resyncs by CONDSTORE.
 
 NeoMutt (20220429, Debian 12) has no quota display: it sends no GETQUOTAROOT and shows
 neither `* OK [ALERT]` nor other untagged OK text (with `imap_servernoise` it shows
@@ -89,6 +89,11 @@ def usage(server):
 def test_neomutt_reads_and_moves_a_message(server, neomutt):
     inbox = server.uids("alice@example.com")
     moved = server.message("alice@example.com", "INBOX", inbox[1])
+    # A folder with a non-ASCII name (modified UTF-7 on the wire; NeoMutt enables
+    # UTF8=ACCEPT and then sees UTF-8).
+    c = Imap(server.require("imap"))
+    assert c.cmd('CREATE "Reisen/K&APY-ln"')[-1].split()[1] == b"OK"
+    c.close()
     t = neomutt()
     s = t.wait_for(r"Quarterly numbers")
     # The index: sender, decoded subject, in date order, all new.
@@ -104,12 +109,12 @@ def test_neomutt_reads_and_moves_a_message(server, neomutt):
     assert "Subject: Grüße aus Köln" in s, s
     assert "Die Straße ist nass; the zebra-crossing is closed." in s, s
 
-    # Save it to Archive (copy + delete), then sync the mailbox ($ expunges).
+    # Save it to Reisen/Köln (copy + delete), then sync the mailbox ($ expunges).
     t.keys("i")
     t.wait_for(r"Msgs:3 New:2")
     t.keys("s")
     t.wait_for(r"Save to mailbox")
-    t.type("=Archive")
+    t.type("=Reisen/Köln")
     t.keys("Enter")
     s = t.wait_for(r"Del:1")
     assert re.search(r"2 +D .*Grüße aus Köln", s), s
@@ -118,16 +123,16 @@ def test_neomutt_reads_and_moves_a_message(server, neomutt):
     assert "Grüße" not in s, s
 
     assert server.uids("alice@example.com") == [inbox[0], inbox[2]]
-    archive = server.cli("message", "list", "alice@example.com", "Archive").stdout.decode().splitlines()
-    assert len(archive) == 1 and archive[0].endswith("(\\Seen)"), archive
-    assert server.message("alice@example.com", "Archive", int(archive[0].split("\t")[0])) == moved
+    target = server.cli("message", "list", "alice@example.com", "Reisen/Köln").stdout.decode().splitlines()
+    assert len(target) == 1 and target[0].endswith("(\\Seen)"), target
+    assert server.message("alice@example.com", "Reisen/Köln", int(target[0].split("\t")[0])) == moved
 
-    # NeoMutt sees the change in another folder too: change to Archive.
+    # NeoMutt opens that folder too.
     t.keys("c")
     t.wait_for(r"Open mailbox")
-    t.type("=Archive")
+    t.type("=Reisen/Köln")
     t.keys("Enter")
-    s = t.wait_for(r"Archive.*Msgs:1")
+    s = t.wait_for(r"Reisen/Köln.*Msgs:1")
     assert re.search(r"1 .*Carol Example .*Grüße aus Köln", s), s
     t.keys("q")
 
