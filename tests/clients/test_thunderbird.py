@@ -6,7 +6,8 @@ message opened with a click is \\Seen on the server, Delete moves it to Trash (U
 MOVE), `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE), and mail
 that arrives meanwhile shows up at once (IDLE). A logging proxy records what it asked
 the server; screenshots are kept (paths printed; set LETTERBOX_SCREENSHOT_DIR to copy
-the main one somewhere). With QUOTA advertised, the login ALERT shows as a dialog.
+the main one somewhere). It composes and sends through submission, keeping a copy in
+Sent. With QUOTA advertised, the login ALERT shows as a dialog.
 
 Each test takes 5-40 s on the 2-core CI machine (Thunderbird's first start in a fresh
 profile is the slow part).
@@ -39,7 +40,7 @@ NEW = MESSAGES[0].replace(b"check 0", b"arrived later").replace(b"tb-0-marker", 
 WIDTH, HEIGHT = 1280, 900
 
 
-def prefs(port):
+def prefs(port, smtp_port=None):
     server = {
         "hostname": "127.0.0.1",
         "port": port,
@@ -82,6 +83,23 @@ def prefs(port):
         "mailnews.auto_config_url": "",
         "mail.biff.show_alert": False,
     }
+    if smtp_port:
+        # Submission on loopback without TLS (loopback allows the password), the copy
+        # of what is sent in the IMAP Sent folder.
+        p.update({
+            "mail.smtpservers": "smtp1",
+            "mail.smtp.defaultserver": "smtp1",
+            "mail.smtpserver.smtp1.hostname": "127.0.0.1",
+            "mail.smtpserver.smtp1.port": smtp_port,
+            "mail.smtpserver.smtp1.try_ssl": 0,
+            "mail.smtpserver.smtp1.authMethod": 3,
+            "mail.smtpserver.smtp1.username": ALICE[0],
+            "mail.identity.id1.smtpServer": "smtp1",
+            "mail.identity.id1.fcc": True,
+            "mail.identity.id1.fcc_folder": "imap://alice%40example.com@127.0.0.1/Sent",
+            "mail.identity.id1.compose_html": False,
+            "mail.warn_on_send_accel_key": False,
+        })
     p.update({f"mail.server.server1.{k}": v for k, v in server.items()})
     p.update({f"mail.server.server2.{k}": v for k, v in local.items()})
 
@@ -138,10 +156,10 @@ class Thunderbird:
     """Thunderbird on its own Xvfb display, with a fresh profile for alice's account on
     loopback `port`."""
 
-    def __init__(self, tmp_path, port):
+    def __init__(self, tmp_path, port, smtp_port=None):
         self.profile = tmp_path / "profile"
         self.profile.mkdir()
-        (self.profile / "user.js").write_text(prefs(port))
+        (self.profile / "user.js").write_text(prefs(port, smtp_port))
         self.x = X(tmp_path)
         self.proc = subprocess.Popen(
             ["thunderbird", "--profile", str(self.profile), "--no-remote"],
@@ -316,3 +334,48 @@ def test_thunderbird_shows_the_quota(server, tmp_path):
     assert re.search(r'^\S+ GETQUOTAROOT "?INBOX"?$', cmds, re.M | re.I), cmds
     m = re.search(r'^\* QUOTA "" \(STORAGE (\d+) (\d+)\)', replies, re.M)
     assert (int(m.group(1)), int(m.group(2))) == (-(-used // 1024), limit // 1024), m.group(0)
+
+
+@need("thunderbird", "Xvfb", "xdotool", "import")
+def test_thunderbird_sends_a_message(server, tmp_path):
+    """Compose (Ctrl+N, typed by xdotool), send through submission on loopback (its own
+    password prompt), and the copy in Sent."""
+    server.deliver(A, MESSAGES[0])
+    proxy = Proxy(server.require("imap"), keep_replies=True)
+    tb = Thunderbird(tmp_path, proxy.port, server.require("submission"))
+    x = tb.x
+    try:
+        tb.login()
+        x.wait_window(r"^Inbox - alice@example\.com - ", 60)
+        time.sleep(2)
+        x.run("xdotool", "key", "ctrl+n")
+        w, _ = x.wait_window(r"^Write: ", 60)
+        time.sleep(1)
+        x.run("xdotool", "windowfocus", "--sync", w)
+        x.run("xdotool", "type", "--delay", "10", "bob@example.com")
+        x.run("xdotool", "key", "Return")
+        x.run("xdotool", "key", "Tab")
+        time.sleep(0.5)
+        x.run("xdotool", "type", "--delay", "10", "Sent from Thunderbird")
+        x.run("xdotool", "key", "Tab")
+        x.run("xdotool", "type", "--delay", "10", "Hello Bob, this went through submission. tb-sent-marker")
+        x.screenshot(tmp_path / "compose1.png")
+        x.run("xdotool", "key", "ctrl+Return")
+        # Thunderbird asks for the submission password separately.
+        w, _ = x.wait_window("Password Required for Outgoing", 60)
+        x.run("xdotool", "windowfocus", "--sync", w)
+        x.run("xdotool", "type", "--delay", "10", ALICE[1])
+        x.run("xdotool", "key", "Return")
+        wait_until(lambda: uids(server, "Sent") and server.uids("bob@example.com"), 60, "the message sent")
+    finally:
+        tb.close()
+    sent = server.message(A, "Sent", uids(server, "Sent")[0])
+    got = server.message("bob@example.com", "INBOX", server.uids("bob@example.com")[0])
+    # Bob's copy is what Thunderbird sent (and kept in Sent) under the server's trace
+    # headers; the Sent copy came by APPEND, \\Seen.
+    assert b"Subject: Sent from Thunderbird\r\n" in sent and sent.endswith(b"tb-sent-marker\r\n"), sent
+    assert got.endswith(sent) and got.startswith(b"Return-Path: <alice@example.com>\r\n"), got
+    assert re.search(rb"Received: from .*\r\n\t.* with ESMTPA ", got[: len(got) - len(sent)]), got
+    assert server.cli("message", "list", A, "Sent").stdout.decode().split("\t")[3].strip() == "(\\Seen)"
+    cmds = "\n".join(l.decode(errors="replace") for l in proxy.commands())
+    assert re.search(r'^\S+ APPEND "?Sent"? \(\\Seen\) \{%d\+?\}$' % len(sent), cmds, re.M | re.I), cmds
