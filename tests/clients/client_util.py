@@ -331,3 +331,9 @@ class Tmux:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def assert_clean_log(server):
+    """The server logged no error while the client worked."""
+    errors = [l for l in server.read_log().splitlines() if " ERROR " in l]
+    assert not errors, errors[:10]

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from client_util import Imap, Proxy, Tmux, fill, make_messages, need
+from client_util import Imap, Proxy, Tmux, assert_clean_log, fill, make_messages, need
 
 MESSAGES = [
     (
@@ -135,6 +135,7 @@ def test_neomutt_reads_and_moves_a_message(server, neomutt):
     s = t.wait_for(r"Reisen/Köln.*Msgs:1")
     assert re.search(r"1 .*Carol Example .*Grüße aus Köln", s), s
     t.keys("q")
+    assert_clean_log(server)
 
 
 @need("neomutt", "tmux")
@@ -156,6 +157,7 @@ def test_neomutt_runs_into_the_quota(server, neomutt):
     assert "[OVERQUOTA] Quota exceeded" in s, s
     assert server.uids("alice@example.com", "Sent") == []
     t.keys("q")
+    assert_clean_log(server)
 
 
 @need("neomutt", "tmux")
@@ -247,3 +249,4 @@ set sort = date
     assert not any(re.search(r"FETCH 1:\S+ \(UID FLAGS INTERNALDATE", c) for c in cmds), cmds
     assert third < first / 2, (third, first)
     proxy.close()
+    assert_clean_log(server)

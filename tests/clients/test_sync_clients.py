@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from client_util import ALICE, BOB, Proxy, body_fetches, fill, make_messages, maildir, need, uid_flags, Imap
+from client_util import ALICE, BOB, Proxy, assert_clean_log, body_fetches, fill, make_messages, maildir, need, uid_flags, Imap
 from conftest import USERS, Server
 
 # The issue asks for a 10,000-message account. On the 2-core CI machine (debug build) the
@@ -268,6 +268,7 @@ def run_sync_cycle(big, tmp_path, sync, user, uid_re):
     c.close()
     check_maildir(mail, server.require("imap"), user, contents, uid_re)
     proxy.close()
+    assert_clean_log(server)
     print(f"{sync.__name__}: {count} messages ({total} octets)", report)
     return report
 

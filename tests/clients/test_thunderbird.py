@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from client_util import ALICE, Imap, Proxy, need
+from client_util import ALICE, Imap, Proxy, assert_clean_log, need
 
 MESSAGES = [
     (
@@ -294,6 +294,7 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
     r = subprocess.run(["identify", "-format", "%k %w %h", str(shot)], capture_output=True, text=True)
     k, w, h = map(int, r.stdout.split())
     assert (w, h) == (WIDTH, HEIGHT) and k > 100, r.stdout
+    assert_clean_log(server)
 
 
 @need("thunderbird", "Xvfb", "xdotool", "import")
@@ -334,6 +335,7 @@ def test_thunderbird_shows_the_quota(server, tmp_path):
     assert re.search(r'^\S+ GETQUOTAROOT "?INBOX"?$', cmds, re.M | re.I), cmds
     m = re.search(r'^\* QUOTA "" \(STORAGE (\d+) (\d+)\)', replies, re.M)
     assert (int(m.group(1)), int(m.group(2))) == (-(-used // 1024), limit // 1024), m.group(0)
+    assert_clean_log(server)
 
 
 @need("thunderbird", "Xvfb", "xdotool", "import")
@@ -379,3 +381,4 @@ def test_thunderbird_sends_a_message(server, tmp_path):
     assert server.cli("message", "list", A, "Sent").stdout.decode().split("\t")[3].strip() == "(\\Seen)"
     cmds = "\n".join(l.decode(errors="replace") for l in proxy.commands())
     assert re.search(r'^\S+ APPEND "?Sent"? \(\\Seen\) \{%d\+?\}$' % len(sent), cmds, re.M | re.I), cmds
+    assert_clean_log(server)
