@@ -41,8 +41,8 @@
 //! - CONDSTORE/QRESYNC (RFC 7162), checked beside Dovecot 2.3 in
 //!   `tests/imap/test_imap_condstore.py`. As Dovecot: `* OK [HIGHESTMODSEQ n]` on
 //!   SELECT/EXAMINE only once CONDSTORE is on (RFC 7162 3.1.2.1 can be read as every
-//!   SELECT; clients that never asked do not need it), and the first CONDSTORE-enabling command
-//!   with a mailbox selected sends it untagged; STORE answers are `* n FETCH ([UID u]
+//!   SELECT; clients that never asked do not need it), and the first CONDSTORE-enabling
+//!   command with a mailbox selected sends it untagged; STORE answers are `* n FETCH ([UID u]
 //!   MODSEQ (m) FLAGS (..))`, `.SILENT` ones `* n FETCH ([UID u] MODSEQ (m))` for the
 //!   messages changed; QRESYNC sessions get the UID in every STORE answer; a command that
 //!   announced `VANISHED` ends `OK [HIGHESTMODSEQ n]`; known-uids restrict both the
