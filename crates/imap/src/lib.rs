@@ -59,6 +59,7 @@
 //!   costs 12 octets per message per session. Password hashing (Argon2, 19 MiB per check
 //!   on the blocking pool) sets the server's RSS high-water mark after many logins.
 
+pub mod alias;
 pub mod commands;
 pub mod conn;
 pub mod datetime;
@@ -121,6 +122,7 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
         }
     }
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
+    caps.push_str(" QUOTA QUOTA=RES-STORAGE MULTIAPPEND STATUS=SIZE UNAUTHENTICATE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS");
     caps
 }
 

@@ -13,7 +13,7 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
     if s.deselect().is_some() && !s.rev1() {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
@@ -24,10 +24,11 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         .run(move |st| {
             let mb = st.mailbox(account, &lookup)?;
             let msgs = st.list_messages(mb.id, !read_only)?;
-            Ok((mb, msgs))
+            let acct = st.account_by_id(account)?;
+            Ok((mb, msgs, acct))
         })
         .await;
-    let (mb, metas) = match r {
+    let (mb, metas, acct) = match r {
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
@@ -76,6 +77,9 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         out.extend_from_slice(b"* LIST () \"/\" ");
         s.write_mailbox(&mut out, &mb.name);
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(alert) = super::quota::alert(s, &acct) {
+        out.extend_from_slice(alert.as_bytes());
     }
     s.conn.push(&out);
     let authed = match std::mem::replace(&mut s.state, State::Logout) {

@@ -234,11 +234,25 @@ impl Session {
     }
 
     pub fn capabilities(&self) -> String {
-        crate::capabilities(
+        let mut caps = crate::capabilities(
             matches!(self.state, State::NotAuthenticated),
             self.peer.plaintext_auth_allowed(&self.ctx.config),
             self.ctx.tls.is_some() && !self.peer.tls,
-        )
+        );
+        // RFC 7889: the largest message APPEND takes (the literal limit).
+        caps.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
+        caps
+    }
+
+    /// The largest message an APPEND accepts (`[imap] max_literal_size`), for
+    /// APPENDLIMIT (RFC 7889).
+    pub fn append_limit(&self) -> u64 {
+        self.ctx
+            .config
+            .imap
+            .max_literal_size
+            .0
+            .min(u64::from(u32::MAX))
     }
 
     /// Serves the connection to its end.
@@ -277,6 +291,12 @@ impl Session {
                 _ => self.ctx.config.imap.max_literal_size.0,
             };
             self.conn.set_max_literal(max_literal);
+            // After login, literals (APPEND's messages) count against the server-wide
+            // budget for content held in memory, as SMTP DATA does.
+            self.conn.set_budget(match self.state {
+                State::NotAuthenticated => None,
+                _ => Some(self.ctx.content_budget.clone()),
+            });
             self.conn
                 .set_write_timeout(self.read_timeout().max(Duration::from_secs(1)));
             let input = match tokio::time::timeout(self.read_timeout(), self.conn.read_command())
@@ -302,6 +322,14 @@ impl Session {
                     );
                     continue;
                 }
+                Input::NoRoom { tag } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.conn.push(
+                        format!("{tag} NO [UNAVAILABLE] The server is receiving too much mail at once, try again later\r\n")
+                            .as_bytes(),
+                    );
+                    continue;
+                }
                 Input::Command(buf) => buf,
             };
             match parser::parse_command(&buf) {
@@ -311,7 +339,10 @@ impl Session {
                         .push(format!("{tag} BAD {}\r\n", sanitize(&e.message)).as_bytes());
                     self.count_bad()?;
                 }
-                Ok(cmd) => self.execute(cmd).await?,
+                Ok(cmd) => {
+                    self.execute(cmd).await?;
+                    self.conn.release_budget();
+                }
             }
         }
     }
