@@ -658,14 +658,21 @@ pub fn normalize_mailbox_name(name: &str) -> Result<String> {
 }
 
 /// Checks a name for a mailbox about to be created (or renamed to): on top of
-/// [`normalize_mailbox_name`], no `.` or `..` hierarchy level, which would read as a
-/// path to anything that exports or migrates mail to files (Maildir, mbox), and which
-/// Dovecot refuses too. Existing mailboxes with such names stay reachable.
+/// [`normalize_mailbox_name`] (no empty level, so no `a//b`, `/a`), no `.` or `..`
+/// hierarchy level and no leading `~`, which read as paths (`~user` a home directory in
+/// UW-IMAP and mail programs) to anything that exports or migrates mail to files
+/// (Maildir, mbox). Dovecot refuses them too (and any `.` with Maildir++). Existing
+/// mailboxes with such names stay reachable.
 pub fn validate_new_mailbox_name(name: &str) -> Result<String> {
     let name = normalize_mailbox_name(name)?;
     if name.split(DELIMITER).any(|p| p == "." || p == "..") {
         return Err(Error::Invalid(
             "invalid mailbox name: '.' and '..' are not allowed as hierarchy levels".into(),
+        ));
+    }
+    if name.starts_with('~') {
+        return Err(Error::Invalid(
+            "invalid mailbox name: it cannot begin with '~'".into(),
         ));
     }
     Ok(name)

@@ -4,7 +4,8 @@
 //! Every account has one quota root, `""`, covering all its mailboxes; its one resource
 //! is STORAGE, the sum of RFC822.SIZE in units of 1024 octets (RFC 9208 5.1). Usage is
 //! rounded up (a box holding 1 octet is not empty) and the limit down (never more room
-//! than there is); Dovecot rounds both down. An unlimited account has no quota root:
+//! than there is); Dovecot 2.3 rounds usage up too (1025 octets are 2). An unlimited
+//! account has no quota root:
 //! `* QUOTAROOT INBOX` names none and `GETQUOTA ""` is `NO [NONEXISTENT]` (a
 //! `quota-list` cannot be empty, RFC 9208 section 9). Limits are set by the operator
 //! (`letterbox quota set`), so SETQUOTA is refused with `NO [NOPERM]` and QUOTASET is
