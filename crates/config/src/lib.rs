@@ -528,6 +528,7 @@ impl Config {
                 attr.as_str(),
                 "\\Sent" | "\\Drafts" | "\\Trash" | "\\Junk" | "\\Archive"
             ) || name.is_empty()
+                || name.eq_ignore_ascii_case("INBOX")
             {
                 return Err(err(
                     "imap.special_use_aliases",
@@ -685,5 +686,29 @@ retention = "14d"
         assert!(e.contains("hostname"), "{e}");
         let e = parse("data_dir = [").unwrap_err().to_string();
         assert!(e.contains("t.toml"), "{e}");
+        let e = parse("[imap]\nspecial_use_aliases = [[\"INBOX\", \"\\\\Sent\"]]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn special_use_aliases_default_and_replaced() {
+        let c = parse("").unwrap();
+        assert!(c
+            .imap
+            .special_use_aliases
+            .contains(&("Sent Items".to_string(), "\\Sent".to_string())));
+        assert_eq!(
+            c.imap.special_use_aliases.len(),
+            DEFAULT_SPECIAL_USE_ALIASES.len()
+        );
+        let c = parse("[imap]\nspecial_use_aliases = [[\"Gesendet\", \"\\\\Sent\"]]\n").unwrap();
+        assert_eq!(
+            c.imap.special_use_aliases,
+            vec![("Gesendet".to_string(), "\\Sent".to_string())]
+        );
+        let c = parse("[imap]\nspecial_use_aliases = []\n").unwrap();
+        assert!(c.imap.special_use_aliases.is_empty());
     }
 }
