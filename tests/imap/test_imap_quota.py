@@ -165,6 +165,22 @@ def test_multiappend_is_atomic_under_quota(server):
     assert r == [T(c, b"NO [TRYCREATE] No such mailbox")]
     assert server.uids("alice@example.com", "Archive") == [1, 2]
     assert used(server, "alice@example.com") == "7.8K"
+    # Malformed forms: BAD, nothing stored, the session lives.
+    for bad in [
+        b"APPEND Archive {3+}\r\nabc ",
+        b"APPEND Archive {3+}\r\nabc (\\Seen)",
+        b"APPEND Archive {3+}\r\nabc  {3+}\r\ndef",
+        b'APPEND Archive {3+}\r\nabc "bad date" {3+}\r\ndef',
+        b"APPEND Archive {3+}\r\nabc {3+}\r\ndef)",
+    ]:
+        r = c.cmd(bad)
+        assert len(r) == 1 and r[0].startswith(T(c, b"BAD ")), (bad, r)
+        assert c.cmd("NOOP") == [T(c, b"OK NOOP completed")]
+    assert server.uids("alice@example.com", "Archive") == [1, 2]
+    # Into an alias: the special folder.
+    r = c.cmd(b"APPEND \"Sent Items\" {3+}\r\nabc {3+}\r\ndef")
+    assert r[-1].startswith(T(c, b"OK [APPENDUID ")) and r[-1].endswith(b" 1:2] APPEND completed"), r
+    assert server.uids("alice@example.com", "Sent") == [1, 2]
 
 
 def test_alert_at_login_and_select_above_the_highest_threshold(make_server):
