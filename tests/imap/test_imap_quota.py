@@ -197,24 +197,33 @@ def test_alert_at_login_and_select_above_the_highest_threshold(make_server):
     # 9900 octets: 96%.
     append(c, "Trash", msg(684))
     alert = b"* OK [ALERT] Your mailbox is 96% full (9.7 KiB of 10 KiB); delete or move mail to avoid bounces"
-    d = Raw(server)
-    r = d.login()
-    assert r[0] == alert and r[1].startswith(T(d, b"OK [CAPABILITY ")), r
+    # Sessions already logged in hear it at their next SELECT or EXAMINE, once.
     r = d.cmd("SELECT Trash")
     assert r[-2:] == [alert, T(d, b"OK [READ-WRITE] SELECT completed")], r
     r = d.cmd("EXAMINE INBOX")
-    assert r[-2:] == [alert, T(d, b"OK [READ-ONLY] EXAMINE completed")], r
-    # AUTHENTICATE too; and Bob, nearly empty, hears nothing.
+    assert r[-1] == T(d, b"OK [READ-ONLY] EXAMINE completed") and not any(b"ALERT" in l for l in r), r
+    r = c.cmd("EXAMINE INBOX")
+    assert r[-2:] == [alert, T(c, b"OK [READ-ONLY] EXAMINE completed")], r
+    # A new session hears it at login, and not again at SELECT.
     e = Raw(server)
-    ir = base64.b64encode(b"\0" + ALICE[0].encode() + b"\0" + ALICE[1].encode()).decode()
-    r = e.cmd(f"AUTHENTICATE PLAIN {ir}")
+    r = e.login()
     assert r[0] == alert and r[1].startswith(T(e, b"OK [CAPABILITY ")), r
+    assert not any(b"ALERT" in l for l in e.cmd("SELECT INBOX"))
+    # AUTHENTICATE too; and Bob, nearly empty, hears nothing.
+    f = Raw(server)
+    ir = base64.b64encode(b"\0" + ALICE[0].encode() + b"\0" + ALICE[1].encode()).decode()
+    r = f.cmd(f"AUTHENTICATE PLAIN {ir}")
+    assert r[0] == alert and r[1].startswith(T(f, b"OK [CAPABILITY ")), r
     b = Raw(server)
     assert not any(b"ALERT" in l for l in b.login(BOB))
-    # Freeing space stops the alert.
+    # Freeing space stops the alert; filling up again brings it back, once.
     d.cmd("SELECT Trash")
     d.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
     d.cmd("EXPUNGE")
+    assert not any(b"ALERT" in l for l in d.cmd("SELECT INBOX"))
+    append(c, "Trash", msg(684))
+    r = d.cmd("SELECT Trash")
+    assert r[-2:] == [alert, T(d, b"OK [READ-WRITE] SELECT completed")], r
     assert not any(b"ALERT" in l for l in d.cmd("SELECT INBOX"))
 
 

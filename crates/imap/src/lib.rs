@@ -47,9 +47,12 @@
 //!   alone, `GETQUOTA ""` is `NO [NONEXISTENT]`) since a `quota-list` may not be empty;
 //!   SETQUOTA is `NO [NOPERM]` (limits are the operator's; Dovecot: plain `NO`).
 //!   DELETED-STORAGE is in KiB like STORAGE, rounded up.
-//! - `* OK [ALERT] Your mailbox is N% full (used of limit); ...` is sent after a
-//!   successful LOGIN/AUTHENTICATE and in SELECT/EXAMINE answers while usage is at or
-//!   above the highest `[quota] warn_at` threshold (Dovecot has no such alert).
+//! - `* OK [ALERT] Your mailbox is N% full (used of limit); ...` is sent once per
+//!   session while usage is at or above the highest `[quota] warn_at` threshold: after
+//!   a successful LOGIN/AUTHENTICATE, or in the first SELECT/EXAMINE answer that finds
+//!   the account that full (again after usage went below). Mail programs show each
+//!   ALERT as a dialog; one at every folder click would be worse than none. Dovecot has
+//!   no such alert.
 //! - MULTIAPPEND stores all messages or none (quota counts them together; a zero-length
 //!   message or a bad flag refuses the whole command); one command's literals together
 //!   stay within `imap.max_literal_size` (the command limit of [`conn`]), so APPENDLIMIT

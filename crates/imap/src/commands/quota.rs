@@ -1,6 +1,11 @@
 //! QUOTA (RFC 9208): GETQUOTA, GETQUOTAROOT and SETQUOTA, with `QUOTA=RES-STORAGE`; and
 //! the `* OK [ALERT]` a nearly full account gets at login and SELECT.
 //!
+//! The ALERT is sent once per session (at login, or at the first SELECT that finds the
+//! account at or above the highest `[quota] warn_at` threshold, again after usage went
+//! below it): Thunderbird and Outlook show each ALERT as a dialog, which at every
+//! folder click would drive users away rather than inform them.
+//!
 //! Every account has one quota root, `""`, covering all its mailboxes; its one resource
 //! is STORAGE, the sum of RFC822.SIZE in units of 1024 octets (RFC 9208 5.1). Usage is
 //! rounded up (a box holding 1 octet is not empty) and the limit down (never more room
@@ -27,12 +32,17 @@ pub fn quota_response(account: &Account) -> Option<String> {
 }
 
 /// The `* OK [ALERT]` line for an account at or above the highest `[quota] warn_at`
-/// threshold.
-pub fn alert(s: &Session, account: &Account) -> Option<String> {
+/// threshold, once per session: at login, or at the first SELECT/EXAMINE that finds the
+/// account that full (again, after usage went below the threshold).
+pub fn alert(s: &mut Session, account: &Account) -> Option<String> {
     let top = *s.ctx.config.quota.warn_at.iter().max()?;
     let limit = account.effective_limit?;
     let percent = account.percent_used();
     if percent < u64::from(top) {
+        s.quota_alerted = false;
+        return None;
+    }
+    if std::mem::replace(&mut s.quota_alerted, true) {
         return None;
     }
     Some(format!(

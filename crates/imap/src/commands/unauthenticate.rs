@@ -8,5 +8,6 @@ use crate::session::{Enabled, Fatal, Reply, Session, State};
 pub fn run(s: &mut Session) -> Result<Reply, Fatal> {
     s.state = State::NotAuthenticated;
     s.enabled = Enabled::default();
+    s.quota_alerted = false;
     Ok(Reply::ok("UNAUTHENTICATE completed"))
 }

@@ -124,6 +124,10 @@ pub struct Session {
     pub enabled: Enabled,
     bad_in_row: u32,
     pub auth_failures: u32,
+    /// The quota ALERT was sent in this session (at login or a SELECT) and usage has
+    /// not gone below the threshold since: mail programs show each ALERT as a dialog, so
+    /// it is not repeated at every SELECT.
+    pub quota_alerted: bool,
 }
 
 impl Session {
@@ -137,6 +141,7 @@ impl Session {
             enabled: Enabled::default(),
             bad_in_row: 0,
             auth_failures: 0,
+            quota_alerted: false,
         }
     }
 
