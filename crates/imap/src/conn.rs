@@ -361,4 +361,49 @@ mod tests {
         drop(_cr);
         assert!(matches!(conn.read_command().await, Err(ReadError::Eof)));
     }
+
+    #[tokio::test]
+    async fn literals_count_against_the_content_budget() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut conn = Conn::new(
+            Box::new(server),
+            1024,
+            1 << 20,
+            std::time::Duration::from_secs(5),
+        );
+        // One 64 KiB unit for everyone.
+        let budget = Arc::new(Budget::new(64 * 1024));
+        conn.set_budget(Some(budget.clone()));
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let big = vec![b'x'; 70_000];
+        let mut input = b"a APPEND x {70000+}\r\n".to_vec();
+        input.extend_from_slice(&big);
+        input.extend_from_slice(
+            b" {3+}\r\nabc\r\nb APPEND x {70000}\r\nc APPEND x {5+}\r\nhello\r\n",
+        );
+        cw.write_all(&input).await.unwrap();
+        // Non-synchronizing: read and dropped with the rest of its command.
+        match conn.read_command().await.unwrap() {
+            Input::NoRoom { tag } => assert_eq!(tag.as_deref(), Some("a")),
+            i => panic!("{i:?}"),
+        }
+        // Synchronizing: refused before the client sends it (no go-ahead is written).
+        match conn.read_command().await.unwrap() {
+            Input::NoRoom { tag } => assert_eq!(tag.as_deref(), Some("b")),
+            i => panic!("{i:?}"),
+        }
+        // A small one fits, and holds its room until released.
+        match conn.read_command().await.unwrap() {
+            Input::Command(c) => assert_eq!(c, b"c APPEND x {5+}\r\nhello"),
+            i => panic!("{i:?}"),
+        }
+        assert!(!budget.reserve().cover(1), "held while the command runs");
+        conn.release_budget();
+        assert!(budget.reserve().cover(64 * 1024), "given back");
+        drop(cw);
+        let mut rest = Vec::new();
+        drop(conn);
+        cr.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "no go-ahead was sent: {rest:?}");
+    }
 }
