@@ -158,6 +158,7 @@ impl Conn {
         let total_max = self.max_literal.saturating_add(self.max_line as u64);
         // Set once a literal did not fit the budget: the rest of the command is dropped.
         let mut no_room: Option<Option<String>> = None;
+        let mut dropped = 0u64;
         loop {
             match letterbox_proto::read_line(&mut self.stream, &mut line, self.max_line).await? {
                 Line::Ok => {}
@@ -184,6 +185,11 @@ impl Conn {
                     return Ok(Input::NoRoom {
                         tag: no_room.flatten(),
                     });
+                }
+                // The command's limits hold for what is dropped too.
+                dropped = dropped.saturating_add(size);
+                if size > self.max_literal || dropped > total_max {
+                    return Err(ReadError::LiteralTooBig);
                 }
                 let got =
                     tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink())
@@ -214,6 +220,7 @@ impl Conn {
                 }
                 // Already on its way: read it into nothing, then the rest of the command.
                 no_room = Some(tag);
+                dropped = buf.len() as u64 + size;
                 buf = Vec::new();
                 let got =
                     tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink())
