@@ -158,7 +158,7 @@ def test_multiappend_is_atomic_under_quota(server):
     ]
     # A bad message anywhere refuses the whole command: an empty one, a bad flag.
     r = c.cmd(b"APPEND Archive {3+}\r\nabc {0+}\r\n")
-    assert r == [T(c, b"NO [CANNOT] Empty message: nothing appended")]
+    assert r == [T(c, b"NO [CANNOT] Empty message")]
     r = c.cmd(b"APPEND Archive {3+}\r\nabc (\\Recent) {3+}\r\ndef")
     assert r == [T(c, b"BAD \\Recent cannot be set")]
     r = c.cmd(b"APPEND Nowhere {3+}\r\nabc {3+}\r\ndef")

@@ -191,12 +191,7 @@ impl Conn {
                 if size > self.max_literal || dropped > total_max {
                     return Err(ReadError::LiteralTooBig);
                 }
-                let got =
-                    tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink())
-                        .await?;
-                if got != size {
-                    return Err(ReadError::Eof);
-                }
+                self.discard(size).await?;
                 continue;
             }
             if size > self.max_literal || (buf.len() as u64).saturating_add(size) > total_max {
@@ -222,12 +217,7 @@ impl Conn {
                 no_room = Some(tag);
                 dropped = buf.len() as u64 + size;
                 buf = Vec::new();
-                let got =
-                    tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink())
-                        .await?;
-                if got != size {
-                    return Err(ReadError::Eof);
-                }
+                self.discard(size).await?;
                 continue;
             }
             if sync {
@@ -245,6 +235,16 @@ impl Conn {
                 return Err(ReadError::Eof);
             }
         }
+    }
+
+    /// Reads `size` octets of a literal into nothing.
+    async fn discard(&mut self, size: u64) -> Result<(), ReadError> {
+        let got =
+            tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink()).await?;
+        if got != size {
+            return Err(ReadError::Eof);
+        }
+        Ok(())
     }
 
     /// Reads one plain line (AUTHENTICATE responses, IDLE's `DONE`).

@@ -45,50 +45,16 @@ pub async fn run(
     date: Option<i64>,
     message: Vec<u8>,
 ) -> Result<Reply, Fatal> {
-    let (account, name) = match crate::alias::target(s, arg).await {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
+    let one = AppendMessage {
+        flags: flags.to_vec(),
+        date,
+        message,
     };
-    let (flags, keywords) = match split_flags(flags) {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
-    if message.is_empty() {
-        return Ok(Reply::no("Empty message").code("CANNOT"));
-    }
-    let msg = NewMessage {
-        prefix: Vec::new(),
-        body: Arc::new(message),
-        flags,
-        keywords,
-        internal_date: date.unwrap_or_else(letterbox_store::now),
-    };
-    let r = s
-        .ctx
-        .store
-        .run(move |st| {
-            let mb = st.mailbox(account, &name)?;
-            st.append(mb.id, msg, true)
-        })
-        .await;
-    match r {
-        Ok(a) => {
-            if s.selected().is_some_and(|sel| sel.id == a.mailbox) {
-                s.sync(SyncMode::Full).await?;
-            }
-            Ok(
-                Reply::ok("APPEND completed")
-                    .code(format!("APPENDUID {} {}", a.uidvalidity, a.uid)),
-            )
-        }
-        Err(letterbox_store::Error::NotFound(_)) => {
-            Ok(Reply::no("No such mailbox").code("TRYCREATE"))
-        }
-        Err(e) => Ok(store_error(&e)),
-    }
+    run_many(s, arg, vec![one]).await
 }
 
-/// MULTIAPPEND: every message into one mailbox in one transaction.
+/// APPEND of one message or more (MULTIAPPEND): every message into one mailbox in one
+/// transaction; the APPENDUID's UID set is a single UID for one message.
 pub async fn run_many(
     s: &mut Session,
     arg: &MailboxArg,
@@ -105,7 +71,7 @@ pub async fn run_many(
             Err(r) => return Ok(r),
         };
         if m.message.is_empty() {
-            return Ok(Reply::no("Empty message: nothing appended").code("CANNOT"));
+            return Ok(Reply::no("Empty message").code("CANNOT"));
         }
         msgs.push(NewMessage {
             prefix: Vec::new(),
