@@ -224,6 +224,27 @@ def test_aliases_land_in_the_special_folders(server):
     assert server.uids("alice@example.com", "Sent 2026") == [3]
 
 
+def test_names_below_an_alias_are_below_the_special_folder(server):
+    c = Raw(server)
+    c.login()
+    assert c.cmd('CREATE "Sent Items/2024"') == [T(c, b"OK CREATE completed")]
+    assert [l.split(b'"/" ')[1] for l in lst(c, '""', "Sent*")] == [b"Sent", b"Sent/2024"]
+    assert lst(c, '""', "Sent") == [b'* LIST (\\HasChildren \\Sent) "/" Sent']
+    append(c, "Sent Items/2024", messages.SIMPLE)
+    append(c, "Sent Items", messages.GROUPS)
+    assert server.uids("alice@example.com", "Sent/2024") == [1]
+    assert server.uids("alice@example.com", "Sent") == [1]
+    assert server.message("alice@example.com", "Sent", 1) == messages.GROUPS
+    assert c.cmd('STATUS "sent items/2024" (MESSAGES)')[0] == b'* STATUS "sent items/2024" (MESSAGES 1)'
+    assert c.cmd('RENAME "Sent Items/2024" "Sent Items/2025"') == [T(c, b"OK RENAME completed")]
+    assert [l.split(b'"/" ')[1] for l in lst(c, '""', "Sent*")] == [b"Sent", b"Sent/2025"]
+    assert c.cmd('SELECT "Sent Items/2025"')[0] == b"* 1 EXISTS"
+    assert c.cmd('DELETE "Sent Items/2025"') == [T(c, b"OK DELETE completed")]
+    assert c.cmd('DELETE "Sent Items"') == [T(c, b"NO [NONEXISTENT] No such mailbox or message")]
+    assert [l.split(b'"/" ')[1] for l in lst(c, '""', "Sent*")] == [b"Sent"]
+    assert server.uids("alice@example.com", "Sent") == [1]
+
+
 def test_a_real_folder_named_like_an_alias_is_kept(make_server):
     # Made while aliases were off (e.g. migrated), the folder stays the client's.
     server = make_server(**{"imap.special_use_aliases": []})

@@ -68,8 +68,10 @@
 //!   EXAMINE, APPEND, COPY, MOVE, STATUS, SUBSCRIBE and GETQUOTAROOT; CREATE of an alias
 //!   answers `OK` without creating anything (a client that insists on creating its Sent
 //!   Items goes on using the real folder, where `NO [ALREADYEXISTS]` could stop it), or
-//!   creates the folder with the attribute when the account has none; LIST never shows
-//!   aliases; DELETE and RENAME take names literally. See [`alias`].
+//!   creates the folder with the attribute when the account has none; names below an
+//!   alias (`Sent Items/2024`) are below the folder (`Sent/2024`) for every command;
+//!   LIST never shows aliases; DELETE and RENAME never act on an alias itself. See
+//!   [`alias`].
 //! - With `(SUBSCRIBED RECURSIVEMATCH)`, CHILDINFO is given to every matching parent of
 //!   a subscribed name, whether the child matches the pattern or not (as Dovecot).
 //! - New mailbox names (CREATE, RENAME) may not have `.` or `..` levels or begin with

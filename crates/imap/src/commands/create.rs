@@ -10,7 +10,8 @@
 //! CREATE of a special-folder alias (`Sent Items`, see [`crate::alias`]) answers `OK`
 //! without creating anything when the account has the folder it stands for, so a client
 //! that insists on making its own Sent folder goes on to use the real one; without such
-//! a folder the name is created, with the attribute.
+//! a folder the name is created, with the attribute. A name below an alias
+//! (`Sent Items/2024`) is created below the folder it stands for (`Sent/2024`).
 
 use crate::alias;
 use crate::parser::MailboxArg;
@@ -47,12 +48,8 @@ pub async fn run_with_use(
         },
         _ => return Ok(Reply::no("A mailbox has one special use at most").code("USEATTR")),
     };
-    // An alias given without USE: the folder it stands for, or a new one with its use.
-    let alias = if special.is_none() {
-        alias::alias_use(s, &name)
-    } else {
-        None
-    };
+    // An alias, or a name below one (see [`crate::alias`]).
+    let alias = alias::split(s, &name).map(|(su, first, _)| (su, first.len()));
     let r = s
         .ctx
         .store
@@ -70,19 +67,25 @@ pub async fn run_with_use(
                     .code("USEATTR")));
                 }
             }
-            if let Some(su) = alias {
-                match alias::resolve(st, account, &name, su)? {
-                    Some(mb) if mb.name == name => {}
-                    Some(_) => {
+            let mut name = name;
+            let mut special = special;
+            if let Some((su, first_len)) = alias {
+                let exact = first_len == name.len();
+                match alias::resolve(st, account, &name[..first_len], su)? {
+                    alias::Resolved::Own => {}
+                    // CREATE (USE ...) of the alias itself takes the name as it is.
+                    _ if exact && special.is_some() => {}
+                    alias::Resolved::Special(_) if exact => {
                         return Ok(Ok(Reply::ok(format!(
                             "CREATE completed: the {} folder",
                             su.as_str()
                         ))))
                     }
-                    None => {
-                        st.create_mailbox(account, &name, Some(su))?;
-                        return Ok(Ok(Reply::ok("CREATE completed")));
+                    alias::Resolved::Special(mb) => {
+                        name = format!("{}{}", mb.name, &name[first_len..]);
                     }
+                    alias::Resolved::Missing if exact => special = Some(su),
+                    alias::Resolved::Missing => {}
                 }
             }
             st.create_mailbox(account, &name, special)?;

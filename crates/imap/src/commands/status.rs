@@ -54,7 +54,7 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Res
     let shown = s
         .mailbox_name(arg)
         .ok()
-        .filter(|asked| crate::alias::alias_use(s, asked).is_some());
+        .filter(|asked| crate::alias::split(s, asked).is_some());
     let r = s.ctx.store.run(move |st| lookup(st, account, &name)).await;
     match r {
         Ok((mb, c)) => {
