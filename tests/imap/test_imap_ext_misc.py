@@ -3,6 +3,12 @@ content budget for APPEND literals, STATUS=SIZE (RFC 8438), UNAUTHENTICATE (RFC 
 CREATE-SPECIAL-USE (RFC 6154), the special-folder aliases (`[imap]
 special_use_aliases`), LIST-EXTENDED's CHILDINFO (RFC 5258) and mailbox-name rules."""
 
+import os
+import shutil
+import subprocess
+
+import pytest
+
 import messages
 from imap_util import BOB, Raw
 
@@ -356,3 +362,53 @@ def test_mailbox_names_with_path_like_levels_are_refused(server):
     assert [l.split(b'"/" ')[1] for l in lst(c)] == [
         b"INBOX", b"Archive", b"Drafts", b"Junk", b"Sent", b"Trash", b"Work", b"v1.2", b"v1.2/a..b", b"v1.2/a..b/x~y",
     ]
+
+
+# --- a real client ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync not installed")
+def test_mbsync_syncing_sent_items_uses_the_sent_folder(server, tmp_path):
+    """isync configured the Outlook way, with a `Sent Items` folder on the server: its
+    messages go to and come from the account's \\Sent folder."""
+    mail = tmp_path / "sent"
+    for sub in ("cur", "new", "tmp"):
+        (mail / sub).mkdir(parents=True)
+    (mail / "cur" / "1.local:2,S").write_bytes(b"From: alice@example.com\nSubject: sent offline\n\nhi\n")
+    server.deliver("alice@example.com", messages.SIMPLE)
+    c = Raw(server)
+    c.login()
+    c.cmd("SELECT INBOX")
+    c.cmd("MOVE 1 Sent")
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"""IMAPAccount t
+Host 127.0.0.1
+Port {server.require('imap')}
+User alice@example.com
+Pass alice-Secret1
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path {tmp_path}/
+Inbox {tmp_path}/inbox
+
+Channel sent
+Far :remote:"Sent Items"
+Near :local:sent
+Sync All
+SyncState *
+"""
+    )
+    r = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Up: the local message is in Sent; down: Sent's message is in the local folder.
+    assert server.uids("alice@example.com", "Sent") == [1, 2]
+    assert server.message("alice@example.com", "Sent", 2).startswith(b"From: alice@example.com\r\nSubject: sent offline\r\n")
+    local = sorted(os.listdir(mail / "cur") + os.listdir(mail / "new"))
+    assert len(local) == 2, local
+    assert [l.split(b'"/" ')[1] for l in lst(c)] == [b"INBOX", b"Archive", b"Drafts", b"Junk", b"Sent", b"Trash"]
