@@ -149,7 +149,11 @@ pub async fn list(
             }
             let subscribed = subs.contains(name);
             let prefix = format!("{name}{DELIMITER}");
-            let childinfo = opts.recursive_match && subs.iter().any(|k| k.starts_with(&prefix));
+            let childinfo = opts.recursive_match
+                && subs
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|k| k.starts_with(&prefix));
             if !subscribed && !childinfo {
                 continue;
             }
