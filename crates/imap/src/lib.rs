@@ -89,8 +89,9 @@
 //!   `MODSEQ` (search key and fetch item). Done for issue 6 (tests in
 //!   `tests/imap/test_imap_quota.py` and `test_imap_ext_misc.py`): QUOTA, the login and
 //!   SELECT ALERT, MULTIAPPEND, APPENDLIMIT, STATUS=SIZE/DELETED-STORAGE,
-//!   UNAUTHENTICATE, CREATE-SPECIAL-USE, aliases, CHILDINFO, name rules; QUOTA is not
-//!   yet checked with a real mail program's quota display (neomutt, Thunderbird);
+//!   UNAUTHENTICATE, CREATE-SPECIAL-USE, aliases (with mbsync syncing a `Sent Items`
+//!   channel), CHILDINFO, name rules; QUOTA and the ALERT are not yet checked with a
+//!   real mail program's display (Thunderbird's quota bar and alert dialog);
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
 //! - `\Recent` is per session for arrivals seen while selected (see above);
 //! - the benchmark of issue 5: `tests/imap/bench_imap.py` runs it beside a private
