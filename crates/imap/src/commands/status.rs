@@ -55,6 +55,10 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Res
         .mailbox_name(arg)
         .ok()
         .filter(|asked| crate::alias::split(s, asked).is_some());
+    // RFC 7162 3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command.
+    if items.contains(&StatusItem::HighestModSeq) {
+        s.enable_condstore(true);
+    }
     let r = s.ctx.store.run(move |st| lookup(st, account, &name)).await;
     match r {
         Ok((mb, c)) => {
