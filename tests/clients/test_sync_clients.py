@@ -13,7 +13,7 @@ mbsync syncs alice's 10,000 messages. offlineimap syncs bob's smaller account: i
 one message per round trip and spends ~5 ms of its own per message (the server answers
 such a FETCH in ~0.4 ms in a debug build), so 10,000 messages take it 50-100 s on the CI
 machine; `LETTERBOX_OFFLINEIMAP_MESSAGES=10000` runs it at full size (checked by hand:
-passes, initial sync ~55 s).
+passes, initial sync 55-80 s).
 """
 
 import os
