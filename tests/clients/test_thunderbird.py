@@ -7,7 +7,7 @@ MOVE), `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE), an
 that arrives meanwhile shows up at once (IDLE). A logging proxy records what it asked
 the server; screenshots are kept (paths printed; set LETTERBOX_SCREENSHOT_DIR to copy
 the main one somewhere). It composes and sends through submission, keeping a copy in
-Sent. With QUOTA advertised, the login ALERT shows as a dialog.
+Sent. A nearly full account gets the login ALERT as a dialog and a quota meter.
 
 Each test takes 5-40 s on the 2-core CI machine (Thunderbird's first start in a fresh
 profile is the slow part).
@@ -301,8 +301,8 @@ def test_thunderbird_lists_folders_and_messages(server, tmp_path):
 def test_thunderbird_shows_the_quota(server, tmp_path):
     """A 96% full account: Thunderbird shows the login `* OK [ALERT]` as a dialog
     ("Alert from account alice@example.com: Your mailbox is 96% full ...", kept as
-    quota.png) and asks GETQUOTAROOT at each SELECT. Thunderbird 153 shows no quota
-    meter in its main window (the numbers are in Folder Properties > Quota)."""
+    quota.png), asks GETQUOTAROOT at each SELECT, and draws a red "96% full" meter in
+    its status bar (quota-meter.png) once a folder is selected after the answer."""
     c = Imap(server.require("imap"))
     caps = b" ".join(c.cmd("CAPABILITY"))
     if b" QUOTA" not in caps:
@@ -326,6 +326,13 @@ def test_thunderbird_shows_the_quota(server, tmp_path):
         tb.x.run("xdotool", "key", "Return")
         tb.x.wait_window(r"^Inbox - alice@example\.com - ", 60)
         wait_until(lambda: re.search(rb"\* QUOTA \"\" \(STORAGE", b"".join(proxy.replies)), 30, "GETQUOTAROOT")
+        # The status bar's quota meter is drawn when a folder is selected in the window,
+        # from what GETQUOTAROOT last said: select Drafts, then Inbox again.
+        tb.x.run("xdotool", "mousemove", "130", "169", "click", "1")
+        time.sleep(2)
+        tb.x.run("xdotool", "mousemove", "130", "141", "click", "1")
+        time.sleep(2)
+        tb.x.screenshot(tmp_path / "quota-meter.png")
     finally:
         tb.close()
     print(f"screenshot: {shot}")
@@ -335,6 +342,13 @@ def test_thunderbird_shows_the_quota(server, tmp_path):
     assert re.search(r'^\S+ GETQUOTAROOT "?INBOX"?$', cmds, re.M | re.I), cmds
     m = re.search(r'^\* QUOTA "" \(STORAGE (\d+) (\d+)\)', replies, re.M)
     assert (int(m.group(1)), int(m.group(2))) == (-(-used // 1024), limit // 1024), m.group(0)
+    # The meter ("96% full", red above mail.quota.mainwindow_threshold.warning) at the
+    # right end of the status bar.
+    r = subprocess.run(["convert", str(tmp_path / "quota-meter.png"), "-crop", "90x6+1045+885", "-resize", "1x1",
+                        "-format", "%[fx:int(255*r)] %[fx:int(255*g)] %[fx:int(255*b)]", "info:"],
+                       capture_output=True, text=True)
+    red, green, blue = map(int, r.stdout.split())
+    assert red > 180 and green < 140 and blue < 150, (red, green, blue)
     assert_clean_log(server)
 
 
