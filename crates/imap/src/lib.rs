@@ -62,6 +62,7 @@
 pub mod commands;
 pub mod conn;
 pub mod datetime;
+pub mod objectid;
 pub mod parser;
 pub mod response;
 pub mod session;
@@ -121,6 +122,9 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
         }
     }
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
+    caps.push_str(
+        " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN OBJECTID PREVIEW",
+    );
     caps
 }
 

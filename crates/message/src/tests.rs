@@ -272,3 +272,73 @@ fc822\x0d\x0a\x0d\x0aSubject:\x0d\x0aSu\x0d\x0acaf=C3=AC3= rienn\x0d\x0aCo.bin\x
         t.elapsed()
     );
 }
+
+#[test]
+fn message_ids_of_headers() {
+    assert_eq!(message_ids("<a@b>"), vec!["a@b"]);
+    assert_eq!(
+        message_ids(" <a@b>\r\n\t<c@d> (comment) <e\r\n @f>"),
+        vec!["a@b", "c@d", "e@f"]
+    );
+    assert_eq!(message_ids("Joe's message <x@y> of Monday"), vec!["x@y"]);
+    assert_eq!(message_ids("no brackets"), Vec::<String>::new());
+    assert_eq!(message_ids("<<a@b>"), vec!["a@b"]);
+    assert_eq!(message_ids("<> <unterminated"), Vec::<String>::new());
+}
+
+#[test]
+fn sort_fields_are_decoded() {
+    let raw = b"From: =?utf-8?q?J=C3=BCrgen?= <j@x.org>, b@y\r\n\
+To: undisclosed: ;, \"Zed Z\" <z@x>\r\n\
+Subject: =?utf-8?q?Re=3A_Gr=C3=BC=C3=9Fe?=\r\n\tfolded\r\n\
+References: <r1@x> <r2@x>\r\n\t<r3@x>\r\n\
+In-Reply-To: <r3@x>\r\n\
+\r\n\
+body\r\n";
+    let m = parse(raw);
+    assert_eq!(m.sort.subject.as_deref(), Some("Re: Grüße folded"));
+    assert_eq!(m.sort.from_display.as_deref(), Some("Jürgen"));
+    assert_eq!(m.sort.to_display.as_deref(), Some("Zed Z"));
+    assert_eq!(m.sort.references, vec!["r1@x", "r2@x", "r3@x"]);
+    let plain = parse(b"From: a@b\r\n\r\nx\r\n");
+    assert_eq!(plain.sort.from_display, None);
+    assert_eq!(plain.sort.subject, None);
+    assert!(plain.sort.references.is_empty());
+}
+
+#[test]
+fn version_1_structures_still_decode() {
+    #[derive(serde::Serialize)]
+    struct V1<'a> {
+        root: &'a Part,
+        envelope: &'a Envelope,
+        sent_date: Option<i64>,
+        search_headers: &'a str,
+        search_body: &'a str,
+        preview: &'a str,
+    }
+    let m = parse(NESTED);
+    let mut old = vec![1u8];
+    old.extend(
+        postcard::to_allocvec(&V1 {
+            root: &m.root,
+            envelope: &m.envelope,
+            sent_date: m.sent_date,
+            search_headers: &m.search_headers,
+            search_body: &m.search_body,
+            preview: &m.preview,
+        })
+        .unwrap(),
+    );
+    let d = ParsedMessage::decode(&old).expect("version 1 decodes");
+    assert_eq!(d.root, m.root);
+    assert_eq!(d.envelope, m.envelope);
+    assert_eq!(d.preview, m.preview);
+    assert_eq!(d.sort.subject, m.envelope.subject);
+    assert!(d.sort.references.is_empty());
+    // The current version round-trips; unknown versions do not decode.
+    assert_eq!(ParsedMessage::decode(&m.encode()), Some(m.clone()));
+    let mut future = m.encode();
+    future[0] = 99;
+    assert_eq!(ParsedMessage::decode(&future), None);
+}

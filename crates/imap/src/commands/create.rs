@@ -1,5 +1,5 @@
 //! CREATE (RFC 9051 6.3.4). Superior names are created as needed (by the store); a
-//! trailing delimiter is dropped.
+//! trailing delimiter is dropped. The answer carries `[MAILBOXID (...)]` (RFC 8474).
 
 use crate::parser::MailboxArg;
 use crate::session::{store_error, Fatal, Reply, Session};
@@ -22,7 +22,11 @@ pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
         .run(move |st| st.create_mailbox(account, &name, None))
         .await
     {
-        Ok(_) => Ok(Reply::ok("CREATE completed")),
+        // RFC 8474 4.1: the new mailbox's MAILBOXID.
+        Ok(mb) => Ok(Reply::ok("CREATE completed").code(format!(
+            "MAILBOXID ({})",
+            crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+        ))),
         Err(e) => Ok(store_error(&e)),
     }
 }

@@ -22,10 +22,12 @@ mod noop;
 mod rename;
 pub mod search;
 mod select;
+mod sort;
 mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod thread;
 
 use crate::parser::CommandBody as B;
 use crate::session::{Fatal, Reply, Session, State};
@@ -64,7 +66,9 @@ fn needs(body: &B) -> Needs {
         | B::Fetch { .. }
         | B::Store { .. }
         | B::Copy { .. }
-        | B::Move { .. } => Needs::Selected,
+        | B::Move { .. }
+        | B::Sort { .. }
+        | B::Thread { .. } => Needs::Selected,
     }
 }
 
@@ -140,5 +144,17 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         } => store::run(s, uid, &set, op, silent, &flags).await,
         B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
+        B::Sort {
+            uid,
+            criteria,
+            charset,
+            key,
+        } => sort::run(s, uid, criteria, &charset, key).await,
+        B::Thread {
+            uid,
+            algorithm,
+            charset,
+            key,
+        } => thread::run(s, uid, algorithm, &charset, key).await,
     }
 }

@@ -4,6 +4,7 @@
 //! committed in between is caught by the next sync. SELECT claims `\Recent`; EXAMINE
 //! does not and is read-only. A session that had a mailbox selected leaves it first
 //! (`* OK [CLOSED]` for IMAP4rev2, RFC 9051 7.1), and stays unselected if this fails.
+//! The untagged answers include `* OK [MAILBOXID (...)]` (RFC 8474 4.2).
 
 use crate::parser::MailboxArg;
 use crate::session::view::{KeywordSets, Selected};
@@ -71,6 +72,13 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
     // The mailbox was read before its messages: one may have arrived in between.
     let uidnext = mb.uidnext.max(sel.max_uid().saturating_add(1));
     out.extend_from_slice(format!("* OK [UIDNEXT {uidnext}] Predicted next UID\r\n").as_bytes());
+    out.extend_from_slice(
+        format!(
+            "* OK [MAILBOXID ({})] Ok\r\n",
+            crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+        )
+        .as_bytes(),
+    );
     if !rev1 {
         // RFC 9051 6.3.2: the mailbox's name as the server spells it.
         out.extend_from_slice(b"* LIST () \"/\" ");

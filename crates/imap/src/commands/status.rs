@@ -1,5 +1,5 @@
 //! STATUS (RFC 9051 6.3.11): MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE, RECENT
-//! (IMAP4rev1) and HIGHESTMODSEQ (RFC 7162).
+//! (IMAP4rev1), HIGHESTMODSEQ (RFC 7162) and MAILBOXID (RFC 8474).
 
 use crate::parser::{MailboxArg, StatusItem};
 use crate::session::{store_error, Fatal, Reply, Session};
@@ -18,6 +18,10 @@ pub fn status_list(mb: &Mailbox, c: &MailboxCounts, items: &[StatusItem]) -> Str
             StatusItem::Size => format!("SIZE {}", c.size),
             StatusItem::Deleted => format!("DELETED {}", c.deleted),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mb.highestmodseq),
+            StatusItem::MailboxId => format!(
+                "MAILBOXID ({})",
+                crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+            ),
         });
     }
     format!("({})", parts.join(" "))

@@ -2,7 +2,9 @@
 //! RFC 3501 section 9 for IMAP4rev1 forms), with LITERAL+ (RFC 7888), literal8 for
 //! APPEND (RFC 3516), ENABLE (RFC 5161), ID (RFC 2971), MOVE (RFC 6851), UIDPLUS
 //! (RFC 4315), LIST-EXTENDED selection and return options (RFC 5258, RFC 6154, RFC 5819)
-//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2).
+//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2); SORT and THREAD (RFC 5256) with
+//! DISPLAYFROM/DISPLAYTO (RFC 5957), WITHIN's OLDER/YOUNGER (RFC 5032), OBJECTID's
+//! EMAILID/THREADID/MAILBOXID (RFC 8474) and PREVIEW (RFC 8970).
 //!
 //! Input: one complete command, without its final CRLF, with each literal in line as
 //! `{n}CRLF<n octets>` — the connection layer ([`crate::conn`]) reads the literals,
@@ -80,6 +82,8 @@ pub enum StatusItem {
     Size,
     Deleted,
     HighestModSeq,
+    /// RFC 8474.
+    MailboxId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -138,6 +142,13 @@ pub enum FetchAtt {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8474.
+    EmailId,
+    ThreadId,
+    /// RFC 8970 `PREVIEW` and `PREVIEW (LAZY)`.
+    Preview {
+        lazy: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +191,39 @@ pub enum SearchKey {
     Seq(SequenceSet),
     ModSeq(u64),
     And(Vec<SearchKey>),
+    /// RFC 5032 WITHIN: seconds.
+    Older(u64),
+    Younger(u64),
+    /// RFC 8474.
+    EmailId(String),
+    ThreadId(String),
+}
+
+/// A SORT key (RFC 5256 section 3, RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// THREAD algorithms (RFC 5256 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +325,18 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxArg,
     },
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        key: SearchKey,
+    },
 }
 
 impl CommandBody {
@@ -320,6 +376,8 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            Sort { .. } => "SORT",
+            Thread { .. } => "THREAD",
         }
     }
 }
@@ -469,6 +527,8 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
         "FETCH" => parse_fetch(c, false)?,
         "STORE" => parse_store(c, false)?,
         "COPY" | "MOVE" => parse_copy(c, false, name == "MOVE")?,
+        "SORT" => parse_sort(c, false)?,
+        "THREAD" => parse_thread(c, false)?,
         "UID" => {
             c.sp()?;
             let sub = c.atom()?.to_ascii_uppercase();
@@ -478,6 +538,8 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
                 "STORE" => parse_store(c, true)?,
                 "COPY" => parse_copy(c, true, false)?,
                 "MOVE" => parse_copy(c, true, true)?,
+                "SORT" => parse_sort(c, true)?,
+                "THREAD" => parse_thread(c, true)?,
                 "EXPUNGE" => {
                     c.sp()?;
                     B::Expunge {
@@ -502,6 +564,7 @@ pub fn status_item(c: &mut Cursor) -> PResult<StatusItem> {
         "SIZE" => StatusItem::Size,
         "DELETED" => StatusItem::Deleted,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "MAILBOXID" => StatusItem::MailboxId,
         _ => return c.err(format!("unknown status item {a}")),
     })
 }
@@ -864,6 +927,22 @@ fn fetch_att(c: &mut Cursor) -> PResult<FetchAtt> {
         "RFC822" => FetchAtt::Rfc822,
         "UID" => FetchAtt::Uid,
         "MODSEQ" => FetchAtt::ModSeq,
+        "EMAILID" => FetchAtt::EmailId,
+        "THREADID" => FetchAtt::ThreadId,
+        "PREVIEW" => {
+            // RFC 8970: `PREVIEW (LAZY)`; no other modifier is defined.
+            let save = c.pos;
+            if c.eat(b' ') && c.peek() == Some(b'(') {
+                let mods = c.paren_list(false, |c| c.atom())?;
+                if let Some(m) = mods.iter().find(|m| !m.eq_ignore_ascii_case("LAZY")) {
+                    return c.err(format!("unknown PREVIEW modifier {m}"));
+                }
+                FetchAtt::Preview { lazy: true }
+            } else {
+                c.pos = save;
+                FetchAtt::Preview { lazy: false }
+            }
+        }
         _ => return c.err(format!("unknown fetch attribute {a}")),
     })
 }
@@ -1006,6 +1085,91 @@ fn search_key(c: &mut Cursor, depth: usize) -> PResult<SearchKey> {
         "UNKEYWORD" => K::Unkeyword(arg!(|c: &mut Cursor| c.atom())),
         "UNSEEN" => K::Unseen,
         "MODSEQ" => K::ModSeq(arg!(|c: &mut Cursor| c.number64())),
+        "OLDER" => K::Older(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
+        "YOUNGER" => K::Younger(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
+        "EMAILID" => K::EmailId(arg!(objectid)),
+        "THREADID" => K::ThreadId(arg!(objectid)),
         _ => return c.err(format!("unknown search key {a}")),
+    })
+}
+
+/// RFC 8474 `objectid = 1*255(ALPHA / DIGIT / "_" / "-")`.
+fn objectid(c: &mut Cursor) -> PResult<String> {
+    let id = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if id.is_empty() || id.len() > 255 {
+        return c.err("bad object id");
+    }
+    Ok(String::from_utf8_lossy(id).into_owned())
+}
+
+/// `charset 1*(SP search-key)` of SORT and THREAD (RFC 5256 section 5): the charset is
+/// required there.
+fn charset_and_keys(c: &mut Cursor) -> PResult<(String, SearchKey)> {
+    let charset = String::from_utf8_lossy(&c.astring()?).into_owned();
+    let mut keys = Vec::new();
+    while c.eat(b' ') {
+        keys.push(search_key(c, 0)?);
+    }
+    let key = match keys.len() {
+        0 => return c.err("missing search criteria"),
+        1 => keys.pop().unwrap_or(SearchKey::All),
+        _ => SearchKey::And(keys),
+    };
+    Ok((charset, key))
+}
+
+/// `SORT SP sort-criteria SP search-criteria` (RFC 5256 section 5, RFC 5957).
+fn parse_sort(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let criteria = c.paren_list(false, |c| {
+        let mut a = c.atom()?.to_ascii_uppercase();
+        let reverse = a == "REVERSE";
+        if reverse {
+            c.sp()?;
+            a = c.atom()?.to_ascii_uppercase();
+        }
+        let key = match a.as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            _ => return c.err(format!("unknown sort criterion {a}")),
+        };
+        Ok(SortCriterion { reverse, key })
+    })?;
+    if criteria.len() > 16 {
+        return c.err("too many sort criteria");
+    }
+    c.sp()?;
+    let (charset, key) = charset_and_keys(c)?;
+    Ok(CommandBody::Sort {
+        uid,
+        criteria,
+        charset,
+        key,
+    })
+}
+
+/// `THREAD SP thread-alg SP search-criteria` (RFC 5256 section 5).
+fn parse_thread(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let a = c.atom()?.to_ascii_uppercase();
+    let algorithm = match a.as_str() {
+        "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+        "REFERENCES" => ThreadAlgorithm::References,
+        _ => return c.err(format!("unknown threading algorithm {a}")),
+    };
+    c.sp()?;
+    let (charset, key) = charset_and_keys(c)?;
+    Ok(CommandBody::Thread {
+        uid,
+        algorithm,
+        charset,
+        key,
     })
 }

@@ -1,0 +1,303 @@
+//! SORT and UID SORT (RFC 5256 sections 3 and 5), with DISPLAYFROM and DISPLAYTO
+//! (RFC 5957, `SORT=DISPLAY`).
+//!
+//! The messages are those the search criteria select (the SEARCH evaluator, through
+//! [`search::scan`]); the keys come from the structure stored at delivery
+//! (`ParsedMessage.envelope`, `.sort`, `.sent_date`) and the metadata (INTERNALDATE,
+//! size). Nothing is parsed here. Per RFC 5256:
+//! - ARRIVAL is INTERNALDATE; DATE the sent date (section 2.2: `Date:` in UTC, or
+//!   INTERNALDATE when it is missing or invalid); SIZE is RFC822.SIZE;
+//! - FROM, TO, CC sort on the addr-mailbox (local part) of the first address, an empty
+//!   string when there is none; DISPLAYFROM/DISPLAYTO on the decoded display name of the
+//!   first address, or its addr-spec when it has none (RFC 5957 section 3);
+//! - SUBJECT sorts on the base subject of section 2.1 ([`base_subject`]);
+//! - strings compare after case mapping (upper case, as i;ascii-casemap does for ASCII
+//!   and Dovecot's titlecase map does for the rest), octet by octet;
+//! - REVERSE reverses the key that follows it; when every key ties, the message with the
+//!   lower sequence number comes first (section 3, also under REVERSE).
+//!
+//! The charset must be UTF-8 or US-ASCII (`NO [BADCHARSET (UTF-8 US-ASCII)]`
+//! otherwise, as SEARCH).
+
+use super::search;
+use crate::parser::{SearchKey, SortCriterion, SortKey};
+use crate::session::{store_error, Fatal, Reply, Session};
+use letterbox_message::{Address, ParsedMessage};
+use letterbox_store::MessageMeta;
+use std::cmp::Ordering;
+
+/// Case mapping for comparisons: upper case (i;ascii-casemap for ASCII).
+fn casemap(s: &str) -> String {
+    if s.is_ascii() {
+        s.to_ascii_uppercase()
+    } else {
+        s.to_uppercase()
+    }
+}
+
+fn is_wsp(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// Length of `subj-blob = "[" *BLOBCHAR "]" *WSP` at the start of `s`, if there is one.
+fn blob_len(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix('[')?;
+    let close = rest.find([']', '['])?;
+    if rest.as_bytes()[close] != b']' {
+        return None;
+    }
+    let after = &rest[close + 1..];
+    let ws = after.len() - after.trim_start_matches(is_wsp).len();
+    Some(1 + close + 1 + ws)
+}
+
+/// Length of `*subj-blob subj-refwd` at the start of `s` (`subj-refwd = ("re" / ("fw"
+/// ["d"])) *WSP [subj-blob] ":"`), if there is one. `s` is upper case.
+fn leader_len(s: &str) -> Option<usize> {
+    let mut pos = 0;
+    while let Some(n) = blob_len(&s[pos..]) {
+        pos += n;
+    }
+    let rest = &s[pos..];
+    let word = ["FWD", "FW", "RE"]
+        .into_iter()
+        .find(|w| rest.starts_with(w))?;
+    let mut p = pos + word.len();
+    p += s[p..].len() - s[p..].trim_start_matches(is_wsp).len();
+    if let Some(n) = blob_len(&s[p..]) {
+        p += n;
+    }
+    s[p..].starts_with(':').then_some(p + 1)
+}
+
+/// The base subject of RFC 5256 section 2.1, case-mapped, and whether the subject said
+/// it was a reply or forward (a `subj-refwd` leader, a `(fwd)` trailer or a `[fwd: ...]`
+/// wrapper was removed), which THREAD=REFERENCES needs.
+pub fn base_subject(subject: &str) -> (String, bool) {
+    // (1) Encoded words are already decoded (at delivery); case-map, turn tabs and line
+    // ends into spaces, and runs of spaces into one.
+    let mut s = String::with_capacity(subject.len());
+    for c in casemap(subject).chars() {
+        let c = if c.is_whitespace() { ' ' } else { c };
+        if !(c == ' ' && s.ends_with(' ')) {
+            s.push(c);
+        }
+    }
+    let mut refwd = false;
+    loop {
+        // (2) Trailers: "(fwd)" and white space.
+        loop {
+            if let Some(t) = s.strip_suffix("(FWD)") {
+                s.truncate(t.len());
+                refwd = true;
+            } else if s.ends_with(is_wsp) {
+                s.pop();
+            } else {
+                break;
+            }
+        }
+        // (3)-(5): leaders, and a leading blob when something remains after it.
+        loop {
+            if s.starts_with(is_wsp) {
+                s.remove(0);
+                continue;
+            }
+            if let Some(n) = leader_len(&s) {
+                s.drain(..n);
+                refwd = true;
+                continue;
+            }
+            if let Some(n) = blob_len(&s) {
+                if n < s.len() {
+                    s.drain(..n);
+                    continue;
+                }
+            }
+            break;
+        }
+        // (6) "[fwd: ...]" around the whole.
+        if s.starts_with("[FWD:") && s.ends_with(']') {
+            s = s[5..s.len() - 1].to_string();
+            refwd = true;
+            continue;
+        }
+        return (s, refwd);
+    }
+}
+
+/// The first address of a list that is not a group marker.
+fn first_address(list: &[Address]) -> Option<&Address> {
+    list.iter().find(|a| a.host.is_some())
+}
+
+fn addr_mailbox(list: &[Address]) -> String {
+    first_address(list)
+        .and_then(|a| a.mailbox.as_deref())
+        .map(casemap)
+        .unwrap_or_default()
+}
+
+fn display(name: Option<&str>, list: &[Address]) -> String {
+    match name {
+        Some(n) if !n.is_empty() => casemap(n),
+        _ => first_address(list)
+            .and_then(|a| a.email())
+            .map(|e| casemap(&e))
+            .unwrap_or_default(),
+    }
+}
+
+/// The sent date of RFC 5256 section 2.2.
+pub fn sent_date(p: &ParsedMessage, m: &MessageMeta) -> i64 {
+    p.sent_date.unwrap_or(m.internal_date)
+}
+
+/// One message's sort keys (only those asked for are filled).
+struct Row {
+    seq: u32,
+    uid: u32,
+    nums: [i64; 3],
+    texts: Vec<String>,
+}
+
+/// Which keys need the stored structure (all but ARRIVAL and SIZE).
+fn needs_structure(k: SortKey) -> bool {
+    !matches!(k, SortKey::Arrival | SortKey::Size)
+}
+
+fn row(
+    criteria: &[SortCriterion],
+    seq: u32,
+    uid: u32,
+    m: &MessageMeta,
+    p: Option<&ParsedMessage>,
+) -> Row {
+    let mut r = Row {
+        seq,
+        uid,
+        nums: [m.internal_date, m.size as i64, 0],
+        texts: Vec::new(),
+    };
+    let Some(p) = p else {
+        return r;
+    };
+    for c in criteria {
+        let env = &p.envelope;
+        let text = match c.key {
+            SortKey::Date => {
+                r.nums[2] = sent_date(p, m);
+                continue;
+            }
+            SortKey::Arrival | SortKey::Size => continue,
+            SortKey::Cc => addr_mailbox(&env.cc),
+            SortKey::From => addr_mailbox(&env.from),
+            SortKey::To => addr_mailbox(&env.to),
+            SortKey::Subject => base_subject(p.sort.subject.as_deref().unwrap_or_default()).0,
+            SortKey::DisplayFrom => display(p.sort.from_display.as_deref(), &env.from),
+            SortKey::DisplayTo => display(p.sort.to_display.as_deref(), &env.to),
+        };
+        r.texts.push(text);
+    }
+    r
+}
+
+fn compare(criteria: &[SortCriterion], a: &Row, b: &Row) -> Ordering {
+    let mut t = 0;
+    for c in criteria {
+        let o = match c.key {
+            SortKey::Arrival => a.nums[0].cmp(&b.nums[0]),
+            SortKey::Size => a.nums[1].cmp(&b.nums[1]),
+            SortKey::Date => a.nums[2].cmp(&b.nums[2]),
+            _ => {
+                t += 1;
+                a.texts[t - 1].cmp(&b.texts[t - 1])
+            }
+        };
+        let o = if c.reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.seq.cmp(&b.seq)
+}
+
+pub(crate) fn charset_ok(cs: &str) -> bool {
+    cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII")
+}
+
+pub async fn run(
+    s: &mut Session,
+    uid: bool,
+    criteria: Vec<SortCriterion>,
+    charset: &str,
+    key: SearchKey,
+) -> Result<Reply, Fatal> {
+    if !charset_ok(charset) {
+        return Ok(Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)"));
+    }
+    let Some(sel) = s.selected() else {
+        return Ok(Reply::bad("No mailbox selected"));
+    };
+    let sel = search::selection(sel);
+    let structure = criteria.iter().any(|c| needs_structure(c.key));
+    let r = s
+        .ctx
+        .store
+        .run(move |st| {
+            let mut rows = Vec::new();
+            search::scan(st, &sel, &key, structure, |cand, m, p| {
+                rows.push(row(&criteria, cand.seq, cand.uid, m, p));
+            })?;
+            rows.sort_by(|a, b| compare(&criteria, a, b));
+            Ok(rows)
+        })
+        .await;
+    let rows = match r {
+        Ok(r) => r,
+        Err(e) => return Ok(store_error(&e)),
+    };
+    let mut out = String::with_capacity(8 + rows.len() * 6);
+    out.push_str("* SORT");
+    for r in &rows {
+        out.push(' ');
+        out.push_str(&if uid { r.uid } else { r.seq }.to_string());
+    }
+    out.push_str("\r\n");
+    s.conn.push(out.as_bytes());
+    Ok(Reply::ok("SORT completed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_subject;
+
+    #[test]
+    fn base_subjects_of_rfc_5256_section_2_1() {
+        let b = |s: &str| base_subject(s);
+        assert_eq!(b("Hello"), ("HELLO".into(), false));
+        assert_eq!(b("Re: hello"), ("HELLO".into(), true));
+        assert_eq!(b("RE: Re: re:hello"), ("HELLO".into(), true));
+        assert_eq!(b("Fwd: hello"), ("HELLO".into(), true));
+        assert_eq!(b("Fw : hello"), ("HELLO".into(), true));
+        assert_eq!(b("Re[2]: hello"), ("HELLO".into(), true));
+        assert_eq!(b("Re [2]: hello"), ("HELLO".into(), true));
+        assert_eq!(b("[list] Re: hello"), ("HELLO".into(), true));
+        assert_eq!(b("[list] hello"), ("HELLO".into(), false));
+        assert_eq!(b("[list][x] Re: [list] hello"), ("HELLO".into(), true));
+        // A blob that is the whole subject stays.
+        assert_eq!(b("[list]"), ("[LIST]".into(), false));
+        assert_eq!(b("Re: [list]"), ("[LIST]".into(), true));
+        assert_eq!(b("hello (fwd)"), ("HELLO".into(), true));
+        assert_eq!(b("hello (fwd) (FWD)  "), ("HELLO".into(), true));
+        assert_eq!(b("[Fwd: hello]"), ("HELLO".into(), true));
+        assert_eq!(b("[Fwd: Re: hello (fwd)]"), ("HELLO".into(), true));
+        assert_eq!(b("Re: [Fwd: [Fwd: hello]]"), ("HELLO".into(), true));
+        assert_eq!(b("  hello \t  world  "), ("HELLO WORLD".into(), false));
+        assert_eq!(b("Reply to this"), ("REPLY TO THIS".into(), false));
+        assert_eq!(b("Re:"), ("".into(), true));
+        assert_eq!(b(""), ("".into(), false));
+        assert_eq!(b("[a [b] c"), ("[A [B] C".into(), false));
+        assert_eq!(b("Grüße"), ("GRÜSSE".into(), false));
+        assert_eq!(b("Re: Re: "), ("".into(), true));
+    }
+}
