@@ -59,6 +59,7 @@
 //!   costs 12 octets per message per session. Password hashing (Argon2, 19 MiB per check
 //!   on the blocking pool) sets the server's RSS high-water mark after many logins.
 
+pub mod casemap;
 pub mod commands;
 pub mod conn;
 pub mod datetime;

@@ -11,8 +11,8 @@
 //!   string when there is none; DISPLAYFROM/DISPLAYTO on the decoded display name of the
 //!   first address, or its addr-spec when it has none (RFC 5957 section 3);
 //! - SUBJECT sorts on the base subject of section 2.1 ([`base_subject`]);
-//! - strings compare after case mapping (upper case, as i;ascii-casemap does for ASCII
-//!   and Dovecot's titlecase map does for the rest), octet by octet;
+//! - strings compare after i;unicode-casemap ([`crate::casemap`]: upper case, then
+//!   canonical decomposition), octet by octet;
 //! - REVERSE reverses the key that follows it; when every key ties, the message with the
 //!   lower sequence number comes first (section 3, also under REVERSE).
 //!
@@ -20,20 +20,12 @@
 //! otherwise, as SEARCH).
 
 use super::search;
+use crate::casemap::casemap;
 use crate::parser::{SearchKey, SortCriterion, SortKey};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::{Address, ParsedMessage};
 use letterbox_store::MessageMeta;
 use std::cmp::Ordering;
-
-/// Case mapping for comparisons: upper case (i;ascii-casemap for ASCII).
-fn casemap(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_ascii_uppercase()
-    } else {
-        s.to_uppercase()
-    }
-}
 
 fn is_wsp(c: char) -> bool {
     c == ' ' || c == '\t'
@@ -297,7 +289,7 @@ mod tests {
         assert_eq!(b("Re:"), ("".into(), true));
         assert_eq!(b(""), ("".into(), false));
         assert_eq!(b("[a [b] c"), ("[A [B] C".into(), false));
-        assert_eq!(b("Grüße"), ("GRÜSSE".into(), false));
+        assert_eq!(b("Grüße"), ("GRU\u{308}ßE".into(), false));
         assert_eq!(b("Re: Re: "), ("".into(), true));
     }
 }

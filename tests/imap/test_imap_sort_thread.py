@@ -1,0 +1,267 @@
+"""SORT (RFC 5256, with RFC 5957 DISPLAYFROM/DISPLAYTO), THREAD=ORDEREDSUBJECT and
+THREAD=REFERENCES (RFC 5256), WITHIN (RFC 5032), OBJECTID (RFC 8474) and PREVIEW
+(RFC 8970), end to end with exact answers; SORT and THREAD are also compared with a
+private Dovecot given the same messages (differences: crates/imap/src/lib.rs)."""
+
+import re
+import time
+
+import pytest
+
+from imap_util import Raw
+from test_imap_dovecot import DOVECOT, Client, dovecot  # noqa: F401 (fixture)
+
+
+def msg(subject=None, frm=None, to=None, cc=None, date=None, mid=None, refs=None, irt=None, body="text"):
+    h = []
+    for name, value in (("From", frm), ("To", to), ("Cc", cc), ("Subject", subject), ("Date", date),
+                        ("Message-ID", mid), ("References", refs), ("In-Reply-To", irt)):
+        if value is not None:
+            h.append(f"{name}: {value}")
+    return ("\r\n".join(h) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+# (message, INTERNALDATE): a crafted set for SORT and THREAD.
+MESSAGES = [
+    # 1: a thread root.
+    (msg("Hello world", "Zed Alpha <zed@a.example>", "bob@b.example", "carol@c.example",
+         "Mon, 3 Feb 2020 10:00:00 +0000", "<m1@x>", body="first message, a bit longer"),
+     "05-Feb-2020 00:00:00 +0000"),
+    # 2: a reply to 1 with the same sent date in another zone (a DATE tie with 1).
+    (msg("Re: Hello world", "Adam Young <adam@b.example>", '"Yvonne" <yv@c.example>', None,
+         "Mon, 3 Feb 2020 12:00:00 +0200", "<m2@x>", refs="<m1@x>"),
+     "01-Feb-2020 00:00:00 +0000"),
+    # 3: a reply to 2 by In-Reply-To only, no Date (sent date = INTERNALDATE), a blob,
+    # Re: after it and a (fwd) trailer; an encoded display name.
+    (msg("[list] Re: hello WORLD (fwd)", "=?utf-8?q?=C3=84rger?= <mike@x.example>", None, "Bea <bea@x.example>",
+         None, "<m3@x>", irt="<m2@x>", body="third"),
+     "06-Feb-2020 00:00:00 +0000"),
+    # 4, 5: replies to a message that is not here (a dummy parent).
+    (msg("Fwd: Another topic", "bob@b.example", "Alpha <alpha@x.example>", "aaron@x.example",
+         "Wed, 1 Jan 2020 00:00:00 +0000", "<m4@x>", refs="<missing@x>", body="4"),
+     "02-Jan-2020 00:00:00 +0000"),
+    (msg("Another topic", "Carol <carol@c.example>", "zoe@z.example", None,
+         "Thu, 2 Jan 2020 00:00:00 +0000", "<m5@x>", refs="<missing@x>", body="fifth message"),
+     "03-Jan-2020 00:00:00 +0000"),
+    # 6, 7: References that loop.
+    (msg("Loop A", "loop@x.example", None, None, "Fri, 10 Jan 2020 00:00:00 +0000", "<m6@x>", refs="<m7@x>"),
+     "10-Jan-2020 00:00:00 +0000"),
+    (msg("Loop B", "loop@x.example", None, None, "Sat, 11 Jan 2020 00:00:00 +0000", "<m7@x>", refs="<m6@x>"),
+     "11-Jan-2020 00:00:00 +0000"),
+    # 8: a forward by subject only, no Message-ID.
+    (msg("[Fwd: Hello world]", "fwd@x.example", "bob@b.example", None, "Tue, 4 Feb 2020 00:00:00 +0000",
+         body="forwarded"),
+     "04-Feb-2020 00:00:00 +0000"),
+    # 9: no subject, an invalid date, a duplicate Message-ID.
+    (msg(None, None, None, None, "not a date", "<m1@x>", body="nine"),
+     "07-Jan-2020 00:00:00 +0000"),
+    # 10: a reply to 4 by In-Reply-To, with an unrelated subject.
+    (msg("Re: Re: unrelated", "Bob Z <bob@b.example>", None, None, "Sun, 5 Jan 2020 00:00:00 +0000", "<m10@x>",
+         irt="<m4@x> (Bob's message)"),
+     "05-Jan-2020 00:00:00 +0000"),
+]
+
+SORTS = [
+    "SORT (ARRIVAL) UTF-8 ALL",
+    "SORT (REVERSE ARRIVAL) UTF-8 ALL",
+    "SORT (DATE) UTF-8 ALL",
+    "SORT (REVERSE DATE) UTF-8 ALL",
+    "SORT (SIZE) UTF-8 ALL",
+    "SORT (REVERSE SIZE) US-ASCII ALL",
+    "SORT (SUBJECT) UTF-8 ALL",
+    "SORT (SUBJECT REVERSE DATE) UTF-8 ALL",
+    "SORT (FROM) UTF-8 ALL",
+    "SORT (REVERSE FROM) UTF-8 ALL",
+    "SORT (TO) UTF-8 ALL",
+    "SORT (CC) UTF-8 ALL",
+    "SORT (DISPLAYFROM) UTF-8 ALL",
+    "SORT (DISPLAYTO) UTF-8 ALL",
+    "SORT (SUBJECT) UTF-8 FROM bob",
+    "SORT (DATE) UTF-8 2:5",
+    "UID SORT (REVERSE SUBJECT ARRIVAL) UTF-8 UNDELETED",
+]
+
+THREADS = [
+    "THREAD REFERENCES UTF-8 ALL",
+    "THREAD ORDEREDSUBJECT UTF-8 ALL",
+    "UID THREAD REFERENCES US-ASCII ALL",
+    "THREAD REFERENCES UTF-8 NOT SUBJECT loop",
+    "THREAD ORDEREDSUBJECT UTF-8 1:5",
+]
+
+
+def load(c):
+    for m, date in MESSAGES:
+        r = c.cmd(b'APPEND INBOX "%s" {%d+}\r\n' % (date.encode(), len(m)) + m)
+        assert b" OK " in r[-1], r
+    assert b" OK " in c.cmd("SELECT INBOX")[-1]
+
+
+def ours(server):
+    c = Raw(server)
+    c.login()
+    load(c)
+    return c
+
+
+
+SORT_ANSWERS = {
+    "SORT (ARRIVAL) UTF-8 ALL": "4 5 10 9 6 7 2 8 1 3",
+    "SORT (REVERSE ARRIVAL) UTF-8 ALL": "3 1 8 2 7 6 9 10 5 4",
+    # 1 and 2 were sent at the same instant: the lower sequence number first, also
+    # under REVERSE; 9's date is invalid and 3 has none: their INTERNALDATE counts.
+    "SORT (DATE) UTF-8 ALL": "4 5 10 9 6 7 1 2 8 3",
+    "SORT (REVERSE DATE) UTF-8 ALL": "3 8 1 2 7 6 9 10 5 4",
+    "SORT (SIZE) UTF-8 ALL": "9 8 6 7 3 10 5 2 1 4",
+    "SORT (REVERSE SIZE) US-ASCII ALL": "4 1 2 5 3 10 6 7 8 9",
+    # Base subjects: "" (9), ANOTHER TOPIC (4 5), HELLO WORLD (1 2 3 8), LOOP A, LOOP B,
+    # UNRELATED.
+    "SORT (SUBJECT) UTF-8 ALL": "9 4 5 1 2 3 8 6 7 10",
+    "SORT (SUBJECT REVERSE DATE) UTF-8 ALL": "9 5 4 3 8 1 2 6 7 10",
+    # addr-mailbox: "" adam bob bob carol fwd loop loop mike zed.
+    "SORT (FROM) UTF-8 ALL": "9 2 4 10 5 8 6 7 3 1",
+    "SORT (REVERSE FROM) UTF-8 ALL": "1 3 6 7 8 5 4 10 2 9",
+    "SORT (TO) UTF-8 ALL": "3 6 7 9 10 4 1 8 2 5",
+    "SORT (CC) UTF-8 ALL": "2 5 6 7 8 9 10 4 3 1",
+    # Display names: "" ADAM YOUNG A\u0308RGER BOB Z bob@b.example CAROL fwd@... loop@...
+    # ZED ALPHA.
+    "SORT (DISPLAYFROM) UTF-8 ALL": "9 2 3 10 4 5 8 6 7 1",
+    "SORT (DISPLAYTO) UTF-8 ALL": "3 6 7 9 10 4 1 8 2 5",
+    "SORT (SUBJECT) UTF-8 FROM bob": "4 10",
+    "SORT (DATE) UTF-8 2:5": "4 5 2 3",
+    "UID SORT (REVERSE SUBJECT ARRIVAL) UTF-8 UNDELETED": "10 7 6 2 8 1 3 4 5 9",
+}
+
+THREAD_ANSWERS = {
+    # 4 and 5 answer a missing message (a dummy), 10 answers 4 by In-Reply-To; 9 has no
+    # subject and a Message-ID already taken by 1; 6 and 7 name each other (the loop is
+    # refused: 7 <- 6 as 6 came first); 8 joins 1 by subject only ([Fwd: ...]).
+    "THREAD REFERENCES UTF-8 ALL": "((4 10)(5))(9)(7 6)(1 (2 3)(8))",
+    "THREAD ORDEREDSUBJECT UTF-8 ALL": "(4 5)(10)(9)(6)(7)(1 (2)(8)(3))",
+    "UID THREAD REFERENCES US-ASCII ALL": "((4 10)(5))(9)(7 6)(1 (2 3)(8))",
+    "THREAD REFERENCES UTF-8 NOT SUBJECT loop": "((4 10)(5))(9)(1 (2 3)(8))",
+    "THREAD ORDEREDSUBJECT UTF-8 1:5": "(4 5)(1 (2)(3))",
+}
+
+
+def test_sort_exact_answers(server):
+    c = ours(server)
+    for cmd, want in SORT_ANSWERS.items():
+        r = c.cmd(cmd)
+        assert r == [b"* SORT " + want.encode(), r[-1]], cmd
+        assert r[-1].endswith(b" OK SORT completed"), r
+    # Nothing matches: an empty SORT response.
+    assert c.cmd("SORT (DATE) UTF-8 SUBJECT nothing-like-this")[0] == b"* SORT"
+
+
+def test_thread_exact_answers(server):
+    c = ours(server)
+    for cmd, want in THREAD_ANSWERS.items():
+        r = c.cmd(cmd)
+        assert r == [b"* THREAD " + want.encode(), r[-1]], cmd
+        assert r[-1].endswith(b" OK THREAD completed"), r
+    assert c.cmd("THREAD REFERENCES UTF-8 SUBJECT nothing-like-this")[0] == b"* THREAD "
+    # UIDs after an expunge differ from sequence numbers.
+    c.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.cmd("EXPUNGE")
+    # 9 is now the first message with Message-ID <m1@x>: 2 (References: <m1@x>) answers it.
+    assert c.cmd("UID THREAD REFERENCES UTF-8 ALL")[0] == b"* THREAD ((4 10)(5))(9 2 3)(7 6)(8)"
+    assert c.cmd("THREAD REFERENCES UTF-8 ALL")[0] == b"* THREAD ((3 9)(4))(8 1 2)(6 5)(7)"
+    assert c.cmd("UID SORT (DATE) UTF-8 ALL")[0] == b"* SORT 4 5 10 9 6 7 2 8 3"
+
+
+def test_bad_input_keeps_the_session(server):
+    c = Raw(server)
+    c.login()
+    assert c.cmd("SORT (DATE) UTF-8 ALL")[-1].startswith(b"t2 BAD")
+    load(c)
+    n = c.n
+    cases = [
+        ("SORT (DATE) KOI8-R ALL", b"NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        ("UID SORT (DATE) ISO-8859-1 ALL", b"NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        ("THREAD REFERENCES X-UNKNOWN ALL", b"NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        ("SORT () UTF-8 ALL", b"BAD"),
+        ("SORT (SENDER) UTF-8 ALL", b"BAD"),
+        ("SORT (REVERSE) UTF-8 ALL", b"BAD"),
+        ("SORT (DATE) UTF-8", b"BAD"),
+        ("SORT (DATE)", b"BAD"),
+        ("SORT DATE UTF-8 ALL", b"BAD"),
+        ("SORT (DATE) UTF-8 NOSUCHKEY", b"BAD"),
+        ("THREAD REFS UTF-8 ALL", b"BAD"),
+        ("THREAD REFERENCES UTF-8", b"BAD"),
+        ("THREAD", b"BAD"),
+        ("SORT (DATE) UTF-8 OLDER 0", b"BAD"),
+        ("SEARCH EMAILID (x)", b"BAD"),
+        ("FETCH 1 (PREVIEW (FUZZY))", b"BAD"),
+    ]
+    for i, (cmd, want) in enumerate(cases):
+        r = c.cmd(cmd)
+        assert r[-1].startswith(b"t%d " % (n + 2 * i + 1) + want), (cmd, r)
+        # The session lives (and a good command resets the count of bad ones in a row).
+        assert c.cmd("NOOP")[-1].endswith(b"OK NOOP completed")
+    assert c.cmd("SORT (DATE) UTF-8 1:2")[0] == b"* SORT 1 2"
+    assert c.cmd("NOOP")[-1].endswith(b"OK NOOP completed")
+
+
+def test_same_answers_as_dovecot(server, dovecot):
+    a = ours(server)
+    b = Client(dovecot)
+    b.cmd("LOGIN alice@example.com pw")
+    load(b)
+    for cmd in list(SORT_ANSWERS) + list(THREAD_ANSWERS):
+        ra, rb = a.cmd(cmd), b.cmd(cmd)
+        assert ra[:-1] == rb[:-1], cmd
+    for c in (a, b):
+        c.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        c.cmd("EXPUNGE")
+    for cmd in ["UID THREAD REFERENCES UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL", "UID SORT (DATE) UTF-8 ALL"]:
+        ra, rb = a.cmd(cmd), b.cmd(cmd)
+        assert ra[:-1] == rb[:-1], cmd
+
+
+def random_corpus(n, seed):
+    """Messages with random subjects (Re:, Fwd:, blobs, trailers), dates (some equal,
+    some missing or in other zones) and references (to present, missing and later
+    messages, sometimes looping)."""
+    import random
+
+    rnd = random.Random(seed)
+    bases = ["alpha", "Beta news", "gamma", "[list] delta", "epsilon", ""]
+    out = []
+    for i in range(1, n + 1):
+        base = rnd.choice(bases)
+        prefix = rnd.choice(["", "", "Re: ", "RE: Re: ", "Fwd: ", "Re[2]: ", "[x] Re: "])
+        subject = prefix + base + rnd.choice(["", "", " (fwd)", "  "])
+        if rnd.random() < 0.1:
+            subject = "[Fwd: " + subject + "]"
+        day = rnd.randint(1, 20)
+        date = None if rnd.random() < 0.1 else \
+            f"{day} Mar 2021 {rnd.randint(0, 23):02d}:00:00 {rnd.choice(['+0000', '+0200', '-0500'])}"
+        refs = []
+        for _ in range(rnd.choice([0, 0, 1, 2, 3])):
+            refs.append(f"<r{rnd.randint(1, n + 5)}@x>")
+        mid = None if rnd.random() < 0.05 else f"<r{i}@x>"
+        use_irt = refs and rnd.random() < 0.3
+        out.append((msg(subject, f"u{rnd.randint(1, 9)}@x.example", None, None, date, mid,
+                        None if use_irt else (" ".join(refs) or None),
+                        refs[-1] if use_irt else None, body="x" * rnd.randint(1, 50)),
+                    f"{rnd.randint(1, 28):02d}-Feb-2021 {rnd.randint(0, 23):02d}:00:00 +0000"))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_corpus_like_dovecot(server, dovecot, seed):
+    corpus = random_corpus(120, seed)
+    a = Raw(server)
+    a.login()
+    b = Client(dovecot)
+    b.cmd("LOGIN alice@example.com pw")
+    for c in (a, b):
+        for m, date in corpus:
+            assert b" OK " in c.cmd(b'APPEND INBOX "%s" {%d+}\r\n' % (date.encode(), len(m)) + m)[-1]
+        c.cmd("SELECT INBOX")
+    for cmd in ["THREAD REFERENCES UTF-8 ALL", "THREAD ORDEREDSUBJECT UTF-8 ALL",
+                "SORT (SUBJECT) UTF-8 ALL", "SORT (DATE) UTF-8 ALL", "SORT (REVERSE FROM SIZE) UTF-8 ALL",
+                "THREAD REFERENCES UTF-8 NOT SUBJECT gamma", "UID SORT (ARRIVAL) UTF-8 ALL"]:
+        ra, rb = a.cmd(cmd), b.cmd(cmd)
+        assert ra[:-1] == rb[:-1], (seed, cmd)
