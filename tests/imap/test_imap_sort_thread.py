@@ -265,3 +265,117 @@ def test_random_corpus_like_dovecot(server, dovecot, seed):
                 "THREAD REFERENCES UTF-8 NOT SUBJECT gamma", "UID SORT (ARRIVAL) UTF-8 ALL"]:
         ra, rb = a.cmd(cmd), b.cmd(cmd)
         assert ra[:-1] == rb[:-1], (seed, cmd)
+
+
+def imap_date(t):
+    return time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(t))
+
+
+def test_within_older_younger(server):
+    c = Raw(server)
+    c.login()
+    now = time.time()
+    for age in (7200, 60, 3 * 86400, 100):
+        m = msg(f"age {age}", "a@x.example", body=str(age))
+        c.cmd(b'APPEND INBOX "%s" {%d+}\r\n' % (imap_date(now - age).encode(), len(m)) + m)
+    c.cmd("SELECT INBOX")
+    assert c.cmd("SEARCH YOUNGER 3600")[0] == b"* SEARCH 2 4"
+    assert c.cmd("SEARCH OLDER 3600")[0] == b"* SEARCH 1 3"
+    assert c.cmd("SEARCH OLDER 80 YOUNGER 86400")[0] == b"* SEARCH 1 4"
+    assert c.cmd("SEARCH NOT YOUNGER 86400")[0] == b"* SEARCH 3"
+    assert c.cmd("SEARCH OLDER 1000000")[0] == b"* SEARCH"
+    assert c.cmd("UID SORT (ARRIVAL) UTF-8 YOUNGER 10000")[0] == b"* SORT 1 4 2"
+    assert c.cmd("THREAD ORDEREDSUBJECT UTF-8 OLDER 3600")[0] == b"* THREAD (3)(1)"
+    assert b"WITHIN" in c.cmd("CAPABILITY")[0]
+
+
+def fetch_ids(c, cmd):
+    out = {}
+    for line in c.cmd(cmd)[:-1]:
+        m = re.match(rb"\* (\d+) FETCH \(.*EMAILID \(([A-Za-z0-9_-]+)\) THREADID \(([A-Za-z0-9_-]+)\)", line)
+        assert m, line
+        out[int(m.group(1))] = (m.group(2), m.group(3))
+    return out
+
+
+def test_objectid(server):
+    c = Raw(server)
+    c.login()
+    assert b" OBJECTID" in c.cmd("CAPABILITY")[0]
+    r = c.cmd("CREATE Work")[-1]
+    m = re.fullmatch(rb"t3 OK \[MAILBOXID \((F[0-9]+-[0-9]+)\)\] CREATE completed", r)
+    assert m, r
+    work = m.group(1)
+    assert c.cmd("STATUS Work (MAILBOXID MESSAGES)")[0] == b"* STATUS Work (MAILBOXID (" + work + b") MESSAGES 0)"
+    inbox = re.search(rb"MAILBOXID \((\S+)\)", c.cmd("STATUS INBOX (MAILBOXID)")[0]).group(1)
+    assert inbox != work
+    # RENAME keeps the MAILBOXID; a new mailbox of the old name gets another one.
+    c.cmd("RENAME Work Play")
+    assert c.cmd("STATUS Play (MAILBOXID)")[0] == b"* STATUS Play (MAILBOXID (" + work + b"))"
+    assert b"* OK [MAILBOXID (" + work + b")] Ok" in c.cmd("EXAMINE Play")
+    r = c.cmd('LIST "" Play RETURN (STATUS (MAILBOXID))')
+    assert b"* STATUS Play (MAILBOXID (" + work + b"))" in r, r
+    c.cmd("CLOSE")
+    c.cmd("DELETE Play")
+    again = re.search(rb"MAILBOXID \((\S+)\)", c.cmd("CREATE Play")[-1]).group(1)
+    assert again not in (work, inbox)
+
+    server.deliver("alice@example.com", msg("root", "a@x.example", mid="<a@x>", body="root"))
+    server.deliver("alice@example.com", msg("Re: root", "b@x.example", mid="<b@x>", refs="<a@x>", irt="<a@x>"))
+    server.deliver("alice@example.com", msg("other", "c@x.example", mid="<c@x>"))
+    server.deliver("alice@example.com", msg("Re: root", "d@x.example", mid="<d@x>", irt="<a@x>"))
+    server.deliver("alice@example.com", msg("Re: Re: root", "e@x.example", mid="<e@x>", refs="<a@x> <b@x>"))
+    c.cmd("SELECT INBOX")
+    ids = fetch_ids(c, "FETCH 1:5 (EMAILID THREADID)")
+    assert len({v[0] for v in ids.values()}) == 5
+    assert ids[1][1] == ids[2][1] == ids[4][1] == ids[5][1] != ids[3][1]
+    assert c.cmd(b"SEARCH EMAILID " + ids[3][0])[0] == b"* SEARCH 3"
+    assert c.cmd(b"SEARCH THREADID " + ids[1][1])[0] == b"* SEARCH 1 2 4 5"
+    assert c.cmd(b"SEARCH THREADID " + ids[3][1])[0] == b"* SEARCH 3"
+    assert c.cmd("SEARCH EMAILID Mnothing")[0] == b"* SEARCH"
+    # COPY and MOVE keep EMAILID and THREADID.
+    assert b" OK " in c.cmd("COPY 1 Archive")[-1]
+    assert b" OK " in c.cmd("MOVE 3 Archive")[-1]
+    r = c.cmd("SELECT Archive")
+    assert not any(b"[MAILBOXID (" + inbox + b")]" in l for l in r)
+    moved = fetch_ids(c, "FETCH 1:2 (EMAILID THREADID)")
+    assert moved == {1: ids[1], 2: ids[3]}
+    assert c.cmd(b"UID SEARCH EMAILID " + ids[3][0])[0] == b"* SEARCH 2"
+    # The same again after the copy is stored under another UID in its first mailbox.
+    c.cmd("SELECT INBOX")
+    assert c.cmd(b"SEARCH EMAILID " + ids[1][0])[0] == b"* SEARCH 1"
+    assert c.cmd(b"SEARCH EMAILID " + ids[3][0])[0] == b"* SEARCH"
+
+
+def test_preview(server):
+    c = Raw(server)
+    c.login()
+    server.deliver("alice@example.com", msg("plain", "a@x.example", body="Hello   there,\r\n\r\nthis is\ta test.  "))
+    server.deliver("alice@example.com", (
+        b"From: a@x.example\r\nSubject: html\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n"
+        b"<html><body><p>Hi <b>Bob</b></p>&amp; more</body></html>\r\n"))
+    server.deliver("alice@example.com", msg("long", "a@x.example", body="word " * 200))
+    server.deliver("alice@example.com", b"From: a@x.example\r\nSubject: empty\r\n\r\n")
+    server.deliver("alice@example.com", (
+        b"From: a@x.example\r\nSubject: utf8\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n"))
+    c.cmd("SELECT INBOX")
+    assert b" PREVIEW" in c.cmd("CAPABILITY")[0]
+    r = c.cmd("FETCH 1:5 (PREVIEW)")
+    long = ("word " * 40).strip().encode()
+    assert r[:-1] == [
+        b'* 1 FETCH (PREVIEW "Hello there, this is a test.")',
+        b'* 2 FETCH (PREVIEW "Hi Bob & more")',
+        b'* 3 FETCH (PREVIEW "' + long + b'")',
+        b'* 4 FETCH (PREVIEW "")',
+        b"* 5 FETCH (PREVIEW {17}\r\n" + "Grüße aus Köln".encode() + b")",
+    ], r
+    assert r[-1].endswith(b"OK FETCH completed")
+    assert c.cmd("UID FETCH 1 (PREVIEW (LAZY) FLAGS)")[0] == \
+        b'* 1 FETCH (UID 1 PREVIEW "Hello there, this is a test." FLAGS (\\Recent))'
+    # PREVIEW does not set \Seen.
+    assert c.cmd("FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Recent))"
+    # With UTF8=ACCEPT the text is sent quoted.
+    c.cmd("ENABLE UTF8=ACCEPT")
+    assert c.cmd("FETCH 5 PREVIEW")[0] == b'* 5 FETCH (PREVIEW "' + "Grüße aus Köln".encode() + b'")'
