@@ -72,9 +72,11 @@ impl Tree<'_> {
         self.nodes[child].parent = Some(parent);
         self.nodes[parent].children.push(child);
     }
-    /// Is `a` an ancestor of `n` (or `n` itself)?
+    /// Is `a` an ancestor of `n` (or `n` itself)? Past [`MAX_DEPTH`] ancestors the
+    /// answer is yes, so that no link deepens such a chain (and a hostile chain of
+    /// References cannot make threading quadratic).
     fn reaches(&self, a: usize, mut n: usize) -> bool {
-        loop {
+        for _ in 0..MAX_DEPTH {
             if n == a {
                 return true;
             }
@@ -83,6 +85,7 @@ impl Tree<'_> {
                 None => return false,
             }
         }
+        true
     }
     /// The message whose date and subject stand for a node: itself, or for a dummy its
     /// first child's (children are sorted before their parent is).
@@ -103,59 +106,88 @@ impl Tree<'_> {
         kids.sort_by_key(|&k| self.key(k));
         self.nodes[n].children = kids;
     }
+    /// The nodes below `roots`, each after its descendants (no recursion: a thread can
+    /// be as deep as the mailbox is long).
+    fn post_order(&self, roots: &[usize]) -> Vec<usize> {
+        let mut pre = Vec::new();
+        let mut stack: Vec<usize> = roots.to_vec();
+        while let Some(n) = stack.pop() {
+            pre.push(n);
+            stack.extend(&self.nodes[n].children);
+        }
+        pre.reverse();
+        pre
+    }
     /// Step 3: removes empty dummies and promotes the children of the others, except a
     /// dummy with several children at the top level.
-    fn prune(&mut self, list: Vec<usize>, parent: Option<usize>) -> Vec<usize> {
-        let mut out = Vec::with_capacity(list.len());
-        for n in list {
-            let kids = std::mem::take(&mut self.nodes[n].children);
-            let kids = self.prune(kids, Some(n));
-            if self.nodes[n].msg.is_none() && !(parent.is_none() && kids.len() > 1) {
-                for &k in &kids {
-                    self.nodes[k].parent = parent;
+    fn prune(&mut self, roots: Vec<usize>) -> Vec<usize> {
+        let promote = |t: &mut Tree, list: Vec<usize>, parent: Option<usize>, top: bool| {
+            let mut out = Vec::with_capacity(list.len());
+            for k in list {
+                let many = t.nodes[k].children.len() > 1;
+                if t.nodes[k].msg.is_none() && !(top && many) {
+                    let kids = std::mem::take(&mut t.nodes[k].children);
+                    for &g in &kids {
+                        t.nodes[g].parent = parent;
+                    }
+                    out.extend(kids);
+                } else {
+                    out.push(k);
                 }
-                out.extend(kids);
-            } else {
-                self.nodes[n].children = kids;
-                out.push(n);
             }
+            out
+        };
+        // Children before parents: a promoted child's own dummies are already gone.
+        for n in self.post_order(&roots) {
+            let kids = std::mem::take(&mut self.nodes[n].children);
+            self.nodes[n].children = promote(self, kids, Some(n), false);
         }
-        out
+        promote(self, roots, None, true)
     }
     /// Step 6: sorts every set of siblings, the deepest first.
-    fn sort_all(&mut self, n: usize) {
-        let kids = self.nodes[n].children.clone();
-        for k in kids {
-            self.sort_all(k);
+    fn sort_all(&mut self, roots: &[usize]) {
+        for n in self.post_order(roots) {
+            self.sort_children(n);
         }
-        self.sort_children(n);
     }
-    fn write(&self, out: &mut String, n: usize) {
-        let node = &self.nodes[n];
-        let kids = &node.children;
-        match node.msg {
-            Some(m) => {
+    /// Writes one thread: a message, then its one child, or a list per child.
+    fn write(&self, out: &mut String, root: usize) {
+        enum Step {
+            Node(usize),
+            Text(&'static str),
+        }
+        let mut stack = vec![Step::Node(root)];
+        while let Some(step) = stack.pop() {
+            let n = match step {
+                Step::Text(t) => {
+                    out.push_str(t);
+                    continue;
+                }
+                Step::Node(n) => n,
+            };
+            let node = &self.nodes[n];
+            let kids = &node.children;
+            if let Some(m) = node.msg {
                 out.push_str(&self.msgs[m].num.to_string());
-                if kids.len() == 1 {
+                if !kids.is_empty() {
                     out.push(' ');
-                    self.write(out, kids[0]);
-                } else if !kids.is_empty() {
-                    out.push(' ');
-                    self.write_nested(out, kids);
                 }
             }
-            None if kids.len() == 1 => self.write(out, kids[0]),
-            None => self.write_nested(out, kids),
-        }
-    }
-    fn write_nested(&self, out: &mut String, kids: &[usize]) {
-        for &k in kids {
-            out.push('(');
-            self.write(out, k);
-            out.push(')');
+            if kids.len() == 1 {
+                stack.push(Step::Node(kids[0]));
+            } else {
+                for &k in kids.iter().rev() {
+                    stack.push(Step::Text(")"));
+                    stack.push(Step::Node(k));
+                    stack.push(Step::Text("("));
+                }
+            }
         }
     }
 }
+
+/// How many ancestors a link looks through for loops (see [`Tree::reaches`]).
+const MAX_DEPTH: usize = 4096;
 
 /// THREAD=REFERENCES (RFC 5256 section 4) over messages in sequence order; returns the
 /// threads as written in the `* THREAD` response, without the prefix.
@@ -215,7 +247,7 @@ pub fn references(msgs: &[Msg]) -> String {
     let roots: Vec<usize> = (0..t.nodes.len())
         .filter(|&n| t.nodes[n].parent.is_none())
         .collect();
-    let mut roots = t.prune(roots, None);
+    let mut roots = t.prune(roots);
     // (4) Sort the root set (a dummy by its first child, its children sorted first).
     for &r in &roots {
         if t.nodes[r].msg.is_none() {
@@ -283,9 +315,7 @@ pub fn references(msgs: &[Msg]) -> String {
     }
     // (6) Sort every level, the root set last.
     let mut roots: Vec<usize> = roots.into_iter().filter(|&r| !merged[r]).collect();
-    for &r in &roots {
-        t.sort_all(r);
-    }
+    t.sort_all(&roots);
     roots.sort_by_key(|&r| t.key(r));
     let mut out = String::new();
     for r in roots {
@@ -509,6 +539,34 @@ mod tests {
             m(4, 5, "Re: a", Some("4"), &["1"]),
         ];
         assert_eq!(references(&msgs), "(1 (3)(4))(2)");
+    }
+
+    #[test]
+    fn deep_chains_neither_recurse_nor_take_quadratic_time() {
+        // 50,000 messages, each answering the one before: far deeper than any stack.
+        let n = 50_000u32;
+        let msgs: Vec<Msg> = (1..=n)
+            .map(|i| {
+                let id = i.to_string();
+                let prev = (i - 1).to_string();
+                let refs: &[&str] = if i == 1 { &[] } else { &[prev.as_str()] };
+                m(i, i64::from(i), "Re: chain", Some(&id), refs)
+            })
+            .collect();
+        let out = references(&msgs);
+        // Links stop at MAX_DEPTH ancestors; the chain goes on in new threads, gathered
+        // by subject (all replies) under one dummy.
+        assert!(out.starts_with("((1 2 3 4 "), "{}", &out[..40]);
+
+        assert!(out.contains(" 4097)(4098 4099 "));
+        assert_eq!(out.matches('(').count(), out.matches(')').count());
+        let mut nums: Vec<u32> = out
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        nums.sort_unstable();
+        assert_eq!(nums, (1..=n).collect::<Vec<_>>());
     }
 
     #[test]
