@@ -14,7 +14,10 @@
 //! (RFC 2177), NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), MOVE (RFC 6851), UNSELECT
 //! (RFC 3691), CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), ID (RFC 2971); and the parts of
 //! IMAP4rev2 that were extensions for rev1: ESEARCH and SEARCHRES (RFC 4731, RFC 5182),
-//! BINARY (RFC 3516), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819).
+//! BINARY (RFC 3516), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819). SORT and
+//! THREAD=ORDEREDSUBJECT/THREAD=REFERENCES (RFC 5256, `commands/sort.rs`,
+//! `commands/thread.rs`) with SORT=DISPLAY (RFC 5957), WITHIN (RFC 5032), OBJECTID
+//! (RFC 8474, [`objectid`]) and PREVIEW (RFC 8970).
 //!
 //! # Choices where the RFCs leave room (compared with Dovecot 2.3)
 //! - INTERNALDATE is written in UTC (`+0000`); SEARCH BEFORE/ON/SINCE compare UTC days.
@@ -27,6 +30,30 @@
 //!   completes with `OK [EXPUNGEISSUED]`.
 //! - `BODY[section]` of a part that does not exist is the empty string (as Dovecot).
 //! - `BODYSTRUCTURE` writes a part's language as a list, `("en")`.
+//! - SORT and THREAD give Dovecot's answers on the crafted and random message sets of
+//!   `tests/imap/test_imap_sort_thread.py` (every criterion, REVERSE, ties by sequence
+//!   number also under REVERSE, dummies, loops, duplicate Message-IDs, subject merging).
+//!   Strings compare after i;unicode-casemap ([`casemap`]: one-character upper case, then
+//!   canonical decomposition for Latin, Greek and Cyrillic letters), as Dovecot; FROM,
+//!   TO and CC sort on the first address's local part (RFC 5256), DISPLAYFROM/DISPLAYTO
+//!   on its decoded display name or else its address (RFC 5957). A message whose
+//!   `Message-ID` an earlier message already has is threaded as if it had none (RFC 5256
+//!   section 4 step 1.A). A link that would go more than 4096 ancestors deep is refused
+//!   as a loop would be (bounded work on hostile References chains); Dovecot has no
+//!   such bound. Not offered: ESORT/CONTEXT=SORT (RFC 5267), THREAD=REFS.
+//! - OBJECTID: no new stored state. MAILBOXID is `F<uidvalidity>-<row id>`; EMAILID is
+//!   derived from the blob name and INTERNALDATE (COPY/MOVE keep it; identical octets
+//!   delivered in the same second share it); THREADID is derived from the root ID the
+//!   message itself names (first `References:` ID, else `In-Reply-To:`, else its own
+//!   Message-ID), so it never changes but a reply without `References:` to a reply can
+//!   land in another THREADID than its thread (see [`objectid`]). Dovecot offers no
+//!   OBJECTID.
+//! - PREVIEW is the first 200 characters of the decoded text parts (HTML without tags),
+//!   white space collapsed, computed at delivery; `PREVIEW (LAZY)` answers the same.
+//!   Messages stored by structure version 1 (before SORT) still decode: they sort on the
+//!   raw subject and thread by In-Reply-To only, until parsed again.
+//! - WITHIN: `OLDER n` is exactly `NOT YOUNGER n` (INTERNALDATE before now minus `n`
+//!   seconds), as Dovecot.
 //! - Differences from Dovecot kept on purpose: a body's line count includes a last line
 //!   without a line end (Dovecot counts line ends only, so a one-line MIME part is `0`
 //!   there, `1` here); `BODY[n]` of a nested multipart ends before the CRLF that precedes
@@ -43,9 +70,12 @@
 //! `tests/imap/` (imaplib and a raw client with exact answers; mbsync, offlineimap and
 //! s-nail; a comparison with a private Dovecot), the change-feed sync with the EXPUNGE
 //! rules, IDLE, bad-input limits, a property test and a libFuzzer target
-//! (`fuzz/run.sh`, stable toolchain) for the parser. Not yet:
+//! (`fuzz/run.sh`, stable toolchain) for the parser. SORT, THREAD, WITHIN, OBJECTID and
+//! PREVIEW (issue 6), end to end in `tests/imap/test_imap_sort_thread.py` with a
+//! comparison with Dovecot. Not yet:
 //! - CONDSTORE/QRESYNC (SELECT/FETCH/STORE/SEARCH modifiers, `VANISHED`), QUOTA, NOTIFY,
-//!   SORT/THREAD, LIST-MYRIGHTS, COMPRESS, MULTIAPPEND/CATENATE, APPENDLIMIT (issue 6);
+//!   LIST-MYRIGHTS, COMPRESS, MULTIAPPEND/CATENATE, APPENDLIMIT (issue 6); ESORT and
+//!   CONTEXT=SORT (RFC 5267) for SORT; a SORT/THREAD benchmark on a big mailbox;
 //!   the parser already reads `MODSEQ` (search key and fetch item);
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
 //! - `\Recent` is per session for arrivals seen while selected (see above), and LIST's

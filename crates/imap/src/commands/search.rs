@@ -9,7 +9,7 @@
 //!
 //! Also WITHIN's OLDER and YOUNGER (RFC 5032: seconds before now, against INTERNALDATE;
 //! `OLDER n` is exactly `NOT YOUNGER n`) and OBJECTID's EMAILID and THREADID (RFC 8474).
-//! SORT and THREAD select their messages through [`scan`].
+//! SORT and THREAD select their messages through `scan`.
 
 use crate::datetime::header_date_day;
 use crate::objectid;
