@@ -90,8 +90,8 @@ pub(crate) fn scan(
         saved: &sel.saved,
         now: letterbox_store::now(),
     };
-    let want_text = needs_parsed(key);
-    let want_parsed = want_text || want_structure;
+    let want_text = needs_text(key);
+    let want_parsed = needs_parsed(key) || want_structure;
     let mut j = 0;
     for chunk in sel.cands.chunks(SEARCH_CHUNK) {
         let mut texts: HashMap<u32, ParsedMessage> = if want_parsed {
@@ -123,6 +123,19 @@ pub(crate) fn scan(
         }
     }
     Ok(())
+}
+
+/// Keys that look at the stored search text (decoded headers and bodies); the others
+/// that need the parse ([`needs_parsed`]) read only the structure.
+fn needs_text(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_) => true,
+        Not(k) => needs_text(k),
+        Or(a, b) => needs_text(a) || needs_text(b),
+        And(v) => v.iter().any(needs_text),
+        _ => false,
+    }
 }
 
 fn needs_parsed(k: &SearchKey) -> bool {
