@@ -347,22 +347,29 @@ def test_objectid(server):
     assert c.cmd(b"SEARCH EMAILID " + ids[3][0])[0] == b"* SEARCH"
 
 
+PREVIEW_MSGS = [
+    msg("plain", "a@x.example", body="Hello   there,\r\n\r\nthis is\ta test.  "),
+    b"From: a@x.example\r\nSubject: html\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n"
+    b"<html><body><p>Hi <b>Bob</b></p>&amp; more</body></html>\r\n",
+    msg("long", "a@x.example", body="word " * 200),
+    b"From: a@x.example\r\nSubject: empty\r\n\r\n",
+    b"From: a@x.example\r\nSubject: utf8\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n",
+    b"From: a@x.example\r\nSubject: mp\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain\r\n\r\nbody text\r\n> quoted line\r\n"
+    b"--b\r\nContent-Type: text/plain; name=a.txt\r\nContent-Disposition: attachment\r\n\r\nattached text\r\n--b--\r\n",
+]
+
+
 def test_preview(server):
     c = Raw(server)
     c.login()
-    server.deliver("alice@example.com", msg("plain", "a@x.example", body="Hello   there,\r\n\r\nthis is\ta test.  "))
-    server.deliver("alice@example.com", (
-        b"From: a@x.example\r\nSubject: html\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n"
-        b"<html><body><p>Hi <b>Bob</b></p>&amp; more</body></html>\r\n"))
-    server.deliver("alice@example.com", msg("long", "a@x.example", body="word " * 200))
-    server.deliver("alice@example.com", b"From: a@x.example\r\nSubject: empty\r\n\r\n")
-    server.deliver("alice@example.com", (
-        b"From: a@x.example\r\nSubject: utf8\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-        b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln\r\n"))
+    for m in PREVIEW_MSGS:
+        server.deliver("alice@example.com", m)
     c.cmd("SELECT INBOX")
     assert b" PREVIEW" in c.cmd("CAPABILITY")[0]
-    r = c.cmd("FETCH 1:5 (PREVIEW)")
+    r = c.cmd("FETCH 1:6 (PREVIEW)")
     long = ("word " * 40).strip().encode()
     assert r[:-1] == [
         b'* 1 FETCH (PREVIEW "Hello there, this is a test.")',
@@ -370,6 +377,8 @@ def test_preview(server):
         b'* 3 FETCH (PREVIEW "' + long + b'")',
         b'* 4 FETCH (PREVIEW "")',
         b"* 5 FETCH (PREVIEW {17}\r\n" + "Grüße aus Köln".encode() + b")",
+        # The first text body only, without quoted lines or attachments.
+        b'* 6 FETCH (PREVIEW "body text")',
     ], r
     assert r[-1].endswith(b"OK FETCH completed")
     assert c.cmd("UID FETCH 1 (PREVIEW (LAZY) FLAGS)")[0] == \
@@ -379,3 +388,17 @@ def test_preview(server):
     # With UTF8=ACCEPT the text is sent quoted.
     c.cmd("ENABLE UTF8=ACCEPT")
     assert c.cmd("FETCH 5 PREVIEW")[0] == b'* 5 FETCH (PREVIEW "' + "Grüße aus Köln".encode() + b'")'
+
+
+def test_preview_and_within_like_dovecot(server, dovecot):
+    a = Raw(server)
+    a.login()
+    b = Client(dovecot)
+    b.cmd("LOGIN alice@example.com pw")
+    for c in (a, b):
+        for m in PREVIEW_MSGS:
+            assert b" OK " in c.cmd(b"APPEND INBOX {%d+}\r\n" % len(m) + m)[-1]
+        c.cmd("SELECT INBOX")
+    for cmd in ["FETCH 1:* (PREVIEW)", "FETCH 2 (PREVIEW (LAZY))", "SEARCH YOUNGER 600", "SEARCH OLDER 600"]:
+        ra, rb = a.cmd(cmd), b.cmd(cmd)
+        assert ra[:-1] == rb[:-1], cmd

@@ -258,7 +258,8 @@ pub fn to_crlf(input: &[u8]) -> Vec<u8> {
 
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 50;
-/// How many characters of text a preview keeps (RFC 8970 says at most 256).
+/// How many characters of text a preview keeps (RFC 8970 says at most 256; Dovecot
+/// keeps 200).
 const PREVIEW_CHARS: usize = 200;
 
 /// Parses a message. Never fails: octets that are not a valid message still give a
@@ -288,7 +289,7 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
     );
     let envelope = envelope_of(raw, &msg.parts[0]);
     let sent_date = msg.date().map(|d| d.to_timestamp());
-    let preview = make_preview(&search_body);
+    let preview = make_preview(&preview_text(&msg));
     let sort = sort_fields(raw, &msg, &envelope);
     ParsedMessage {
         root,
@@ -386,6 +387,29 @@ fn count_lines(body: &[u8]) -> u32 {
     let n = body.iter().filter(|&&b| b == b'\n').count();
     // A last line without a line end still counts (as Dovecot counts).
     (n + usize::from(!body.is_empty() && !body.ends_with(b"\n"))) as u32
+}
+
+/// The text a preview is made of (RFC 8970 section 3, as Dovecot does): the message's
+/// first text body (an HTML one without its tags), not attachments, without quoted
+/// lines (`>`).
+fn preview_text(msg: &mail_parser::Message) -> String {
+    let Some(part) = msg
+        .text_body
+        .first()
+        .or(msg.html_body.first())
+        .and_then(|&id| msg.parts.get(id as usize))
+    else {
+        return String::new();
+    };
+    let text = match &part.body {
+        PartType::Text(t) => t.to_string(),
+        PartType::Html(h) => strip_html(h),
+        _ => return String::new(),
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn make_preview(text: &str) -> String {

@@ -342,3 +342,23 @@ fn version_1_structures_still_decode() {
     future[0] = 99;
     assert_eq!(ParsedMessage::decode(&future), None);
 }
+
+#[test]
+fn preview_is_the_first_text_body_without_quotes() {
+    let mp = b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nbody  text\r\n> quoted line\r\n  >> deeper\r\nend\r\n\
+--b\r\nContent-Type: text/plain; name=a.txt\r\nContent-Disposition: attachment\r\n\r\nattached\r\n--b--\r\n";
+    assert_eq!(parse(mp).preview, "body text end");
+    let html = b"From: a@x\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>Bob</b></p>&amp; more\r\n";
+    assert_eq!(parse(html).preview, "Hi Bob & more");
+    let alt = b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nplain version\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>html version</p>\r\n--b--\r\n";
+    assert_eq!(parse(alt).preview, "plain version");
+    let only_attachment =
+        b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n";
+    assert_eq!(parse(only_attachment).preview, "");
+    let long = format!("From: a@x\r\n\r\n{}\r\n", "abcd ".repeat(100));
+    let p = parse(long.as_bytes()).preview;
+    assert!(p.chars().count() <= 200 && p.starts_with("abcd abcd"));
+}
