@@ -170,6 +170,46 @@ def test_thread_exact_answers(server):
     assert c.cmd("UID SORT (DATE) UTF-8 ALL")[0] == b"* SORT 4 5 10 9 6 7 2 8 3"
 
 
+ESORTS = {
+    "SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL": 'MIN 4 MAX 3 ALL 4:5,10,9,6:7,1:2,8,3 COUNT 10',
+    "SORT RETURN (ALL) (REVERSE ARRIVAL) UTF-8 ALL": "ALL 3,1,8,2,7,6,9:10,5,4",
+    "SORT RETURN (COUNT MIN) (SIZE) UTF-8 ALL": "MIN 9 COUNT 10",
+    "UID SORT RETURN () (SUBJECT) UTF-8 ALL": "UID ALL 9,4:5,1:3,8,6:7,10",
+    "SORT RETURN (MAX) (SUBJECT) UTF-8 SUBJECT nothing": "",
+    "SORT RETURN (ALL) (ARRIVAL) UTF-8 1,2,3,5:7": "ALL 5:7,2,1,3",
+}
+
+
+def test_esort(server):
+    c = ours(server)
+    assert b" ESORT" in c.cmd("CAPABILITY")[0]
+    for cmd, want in ESORTS.items():
+        r = c.cmd(cmd)
+        tag = r[-1].split(b" ")[0]
+        assert r == [b'* ESEARCH (TAG "' + tag + b'")' + (b" " + want.encode() if want else b""),
+                     tag + b" OK SORT completed"], cmd
+    # SAVE keeps every match, or only MIN/MAX when asked for.
+    r = c.cmd("SORT RETURN (SAVE) (DATE) UTF-8 1:3")
+    assert r == [r[-1]] and r[-1].endswith(b" OK SORT completed")
+    assert c.cmd("SEARCH $")[0] == b"* SEARCH 1 2 3"
+    assert c.cmd("SORT RETURN (SAVE MIN) (DATE) UTF-8 4:6")[0] == b'* ESEARCH (TAG "t%d") MIN 4' % (c.n)
+    assert c.cmd("SEARCH $")[0] == b"* SEARCH 4"
+    assert c.cmd("SORT RETURN (SAVE MIN MAX) (REVERSE DATE) UTF-8 ALL")[0].endswith(b"MIN 3 MAX 4")
+    assert c.cmd("UID SEARCH $")[0] == b"* SEARCH 3 4"
+    assert c.cmd("SORT (SUBJECT) UTF-8 $")[0] == b"* SORT 4 3"
+
+
+def test_esort_like_dovecot(server, dovecot):
+    a = ours(server)
+    b = Client(dovecot)
+    b.cmd("LOGIN alice@example.com pw")
+    load(b)
+    for cmd in list(ESORTS) + ["SORT RETURN (SAVE MIN) (DATE) UTF-8 4:6", "SEARCH $",
+                               "SORT RETURN (SAVE) (DATE) UTF-8 2:3", "SORT (ARRIVAL) UTF-8 $"]:
+        ra, rb = a.cmd(cmd), b.cmd(cmd)
+        assert ra[:-1] == rb[:-1], cmd
+
+
 def test_bad_input_keeps_the_session(server):
     c = Raw(server)
     c.login()

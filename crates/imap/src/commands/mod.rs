@@ -146,10 +146,11 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
         B::Sort {
             uid,
+            returns,
             criteria,
             charset,
             key,
-        } => sort::run(s, uid, criteria, &charset, key).await,
+        } => sort::run(s, tag, uid, returns, criteria, &charset, key).await,
         B::Thread {
             uid,
             algorithm,

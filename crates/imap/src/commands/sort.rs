@@ -18,10 +18,16 @@
 //!
 //! The charset must be UTF-8 or US-ASCII (`NO [BADCHARSET (UTF-8 US-ASCII)]`
 //! otherwise, as SEARCH).
+//!
+//! ESORT (RFC 5267 section 3): `SORT RETURN (MIN MAX ALL COUNT SAVE)` answers `* ESEARCH`
+//! with MIN and MAX the first and last message in sort order, ALL the messages in sort
+//! order (a run of consecutive ascending numbers written `a:b`), COUNT; `RETURN ()` means
+//! ALL. SAVE (RFC 5182 section 2.4) keeps the MIN and/or MAX message when those were
+//! asked for, else every match. Items come in the order MIN MAX ALL COUNT, as Dovecot.
 
 use super::search;
 use crate::casemap::casemap;
-use crate::parser::{SearchKey, SortCriterion, SortKey};
+use crate::parser::{SearchKey, SearchReturn, SortCriterion, SortKey};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::{Address, ParsedMessage};
 use letterbox_store::MessageMeta;
@@ -217,9 +223,89 @@ pub(crate) fn charset_ok(cs: &str) -> bool {
     cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII")
 }
 
+/// Numbers in the given order as a sequence set: runs of consecutive ascending numbers
+/// become `a:b`, the order is kept (RFC 5267 ALL).
+fn ordered_set(nums: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let mut j = i;
+        while j + 1 < nums.len() && Some(nums[j + 1]) == nums[j].checked_add(1) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}:{}", nums[i], nums[j]));
+        } else {
+            out.push_str(&nums[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// The `* ESEARCH` answer of ESORT, and the UIDs SAVE keeps.
+fn esort(tag: &str, uid: bool, returns: &[SearchReturn], rows: &[Row]) -> (String, Vec<u32>) {
+    let all = [SearchReturn::All];
+    let returns = if returns.is_empty() {
+        &all[..]
+    } else {
+        returns
+    };
+    let has = |r: SearchReturn| returns.contains(&r);
+    let num = |r: &Row| if uid { r.uid } else { r.seq };
+    let mut q = Vec::new();
+    crate::response::quoted(&mut q, tag.as_bytes());
+    let mut out = format!("* ESEARCH (TAG {})", String::from_utf8_lossy(&q));
+    if uid {
+        out.push_str(" UID");
+    }
+    let (first, last) = (rows.first(), rows.last());
+    if let (true, Some(r)) = (has(SearchReturn::Min), first) {
+        out.push_str(&format!(" MIN {}", num(r)));
+    }
+    if let (true, Some(r)) = (has(SearchReturn::Max), last) {
+        out.push_str(&format!(" MAX {}", num(r)));
+    }
+    if has(SearchReturn::All) && !rows.is_empty() {
+        let nums: Vec<u32> = rows.iter().map(num).collect();
+        out.push_str(&format!(" ALL {}", ordered_set(&nums)));
+    }
+    if has(SearchReturn::Count) {
+        out.push_str(&format!(" COUNT {}", rows.len()));
+    }
+    out.push_str("\r\n");
+    let saved = if has(SearchReturn::Min) || has(SearchReturn::Max) {
+        let mut v: Vec<u32> = Vec::new();
+        if let (true, Some(r)) = (has(SearchReturn::Min), first) {
+            v.push(r.uid);
+        }
+        if let (true, Some(r)) = (has(SearchReturn::Max), last) {
+            v.push(r.uid);
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    } else {
+        let mut v: Vec<u32> = rows.iter().map(|r| r.uid).collect();
+        v.sort_unstable();
+        v
+    };
+    // RETURN (SAVE) alone answers nothing.
+    if returns.iter().all(|r| *r == SearchReturn::Save) {
+        out.clear();
+    }
+    (out, saved)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     s: &mut Session,
+    tag: &str,
     uid: bool,
+    returns: Option<Vec<SearchReturn>>,
     criteria: Vec<SortCriterion>,
     charset: &str,
     key: SearchKey,
@@ -248,6 +334,16 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => return Ok(store_error(&e)),
     };
+    if let Some(returns) = returns {
+        let (out, saved) = esort(tag, uid, &returns, &rows);
+        if returns.contains(&SearchReturn::Save) {
+            if let Some(sel) = s.selected_mut() {
+                sel.saved = saved;
+            }
+        }
+        s.conn.push(out.as_bytes());
+        return Ok(Reply::ok("SORT completed"));
+    }
     let mut out = String::with_capacity(8 + rows.len() * 6);
     out.push_str("* SORT");
     for r in &rows {
@@ -261,7 +357,20 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::base_subject;
+    use super::{base_subject, ordered_set};
+
+    #[test]
+    fn ordered_sets_keep_the_order() {
+        assert_eq!(
+            ordered_set(&[4, 5, 10, 9, 6, 7, 1, 2, 8, 3]),
+            "4:5,10,9,6:7,1:2,8,3"
+        );
+        assert_eq!(ordered_set(&[3, 2, 1]), "3,2,1");
+        assert_eq!(ordered_set(&[1, 2, 3]), "1:3");
+        assert_eq!(ordered_set(&[7]), "7");
+        assert_eq!(ordered_set(&[]), "");
+        assert_eq!(ordered_set(&[u32::MAX, 0]), "4294967295,0");
+    }
 
     #[test]
     fn base_subjects_of_rfc_5256_section_2_1() {

@@ -327,6 +327,8 @@ pub enum CommandBody {
     },
     Sort {
         uid: bool,
+        /// ESORT (RFC 5267): `SORT RETURN (...)`.
+        returns: Option<Vec<SearchReturn>>,
         criteria: Vec<SortCriterion>,
         charset: String,
         key: SearchKey,
@@ -958,18 +960,7 @@ fn parse_search(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     let mut returns = None;
     if c.eat_keyword("RETURN") {
         c.sp()?;
-        let list = c.paren_list(true, |c| {
-            let a = c.atom()?.to_ascii_uppercase();
-            Ok(match a.as_str() {
-                "MIN" => SearchReturn::Min,
-                "MAX" => SearchReturn::Max,
-                "ALL" => SearchReturn::All,
-                "COUNT" => SearchReturn::Count,
-                "SAVE" => SearchReturn::Save,
-                _ => return c.err(format!("unknown SEARCH return option {a}")),
-            })
-        })?;
-        returns = Some(list);
+        returns = Some(c.paren_list(true, search_return)?);
         c.sp()?;
     }
     let mut charset = None;
@@ -992,6 +983,19 @@ fn parse_search(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
         charset,
         returns,
         key,
+    })
+}
+
+/// A SEARCH (and ESORT, RFC 5267) return option.
+fn search_return(c: &mut Cursor) -> PResult<SearchReturn> {
+    let a = c.atom()?.to_ascii_uppercase();
+    Ok(match a.as_str() {
+        "MIN" => SearchReturn::Min,
+        "MAX" => SearchReturn::Max,
+        "ALL" => SearchReturn::All,
+        "COUNT" => SearchReturn::Count,
+        "SAVE" => SearchReturn::Save,
+        _ => return c.err(format!("unknown SEARCH return option {a}")),
     })
 }
 
@@ -1118,9 +1122,16 @@ fn charset_and_keys(c: &mut Cursor) -> PResult<(String, SearchKey)> {
     Ok((charset, key))
 }
 
-/// `SORT SP sort-criteria SP search-criteria` (RFC 5256 section 5, RFC 5957).
+/// `SORT SP [RETURN SP (options) SP] sort-criteria SP search-criteria` (RFC 5256
+/// section 5, RFC 5957, RFC 5267 ESORT).
 fn parse_sort(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
+    let mut returns = None;
+    if c.eat_keyword("RETURN") {
+        c.sp()?;
+        returns = Some(c.paren_list(true, search_return)?);
+        c.sp()?;
+    }
     let criteria = c.paren_list(false, |c| {
         let mut a = c.atom()?.to_ascii_uppercase();
         let reverse = a == "REVERSE";
@@ -1149,6 +1160,7 @@ fn parse_sort(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     let (charset, key) = charset_and_keys(c)?;
     Ok(CommandBody::Sort {
         uid,
+        returns,
         criteria,
         charset,
         key,

@@ -368,6 +368,7 @@ fn sort_and_thread() {
         ok("a SORT (REVERSE ARRIVAL cc date FROM SIZE SUBJECT TO DISPLAYFROM reverse DISPLAYTO) UTF-8 ALL"),
         CommandBody::Sort {
             uid: false,
+            returns: None,
             criteria: vec![
                 crit(true, Arrival),
                 crit(false, Cc),
@@ -387,6 +388,7 @@ fn sort_and_thread() {
         ok("a UID SORT (SUBJECT) \"iso-8859-1\" SEEN 1:3"),
         CommandBody::Sort {
             uid: true,
+            returns: None,
             criteria: vec![crit(false, Subject)],
             charset: "iso-8859-1".into(),
             key: SearchKey::And(vec![
@@ -407,6 +409,26 @@ fn sort_and_thread() {
             key: SearchKey::Not(Box::new(SearchKey::Deleted)),
         }
     );
+    assert_eq!(
+        ok("a UID SORT RETURN (MIN max ALL COUNT SAVE) (DATE) UTF-8 ALL"),
+        CommandBody::Sort {
+            uid: true,
+            returns: Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::All,
+                SearchReturn::Count,
+                SearchReturn::Save
+            ]),
+            criteria: vec![crit(false, Date)],
+            charset: "UTF-8".into(),
+            key: SearchKey::All,
+        }
+    );
+    assert!(matches!(
+        ok("a SORT RETURN () (DATE) UTF-8 ALL"),
+        CommandBody::Sort { returns: Some(r), .. } if r.is_empty()
+    ));
     assert!(matches!(
         ok("a THREAD ORDEREDSUBJECT US-ASCII ALL"),
         CommandBody::Thread {
@@ -426,6 +448,9 @@ fn sort_and_thread() {
         b"a THREAD REFS UTF-8 ALL",
         b"a THREAD REFERENCES UTF-8",
         b"a UID THREAD",
+        b"a SORT RETURN (BOGUS) (DATE) UTF-8 ALL",
+        b"a SORT RETURN (DATE) UTF-8 ALL",
+        b"a SORT RETURN () UTF-8 ALL",
     ] {
         assert_eq!(err(bad).tag.as_deref(), Some("a"), "{bad:?}");
     }
