@@ -160,7 +160,9 @@ def test_thread_exact_answers(server):
         r = c.cmd(cmd)
         assert r == [b"* THREAD " + want.encode(), r[-1]], cmd
         assert r[-1].endswith(b" OK THREAD completed"), r
-    assert c.cmd("THREAD REFERENCES UTF-8 SUBJECT nothing-like-this")[0] == b"* THREAD "
+    # RFC 5256: `"THREAD" [SP 1*thread-list]` (Dovecot sends "* THREAD ").
+    assert c.cmd("THREAD REFERENCES UTF-8 SUBJECT nothing-like-this")[0] == b"* THREAD"
+    assert c.cmd("THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing-like-this")[0] == b"* THREAD"
     # UIDs after an expunge differ from sequence numbers.
     c.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
     c.cmd("EXPUNGE")

@@ -41,7 +41,10 @@
 //!   section 4 step 1.A). A link that would go more than 4096 ancestors deep is refused
 //!   as a loop would be (bounded work on hostile References chains); Dovecot has no
 //!   such bound. ESORT answers as Dovecot (MIN/MAX first/last in sort order, ALL in
-//!   sort order). Not offered: CONTEXT=SORT (RFC 5267), THREAD=REFS.
+//!   sort order). Differences kept: a THREAD that finds nothing is `* THREAD` (RFC 5256
+//!   grammar; Dovecot adds a space); charsets other than UTF-8 and US-ASCII get
+//!   `NO [BADCHARSET (UTF-8 US-ASCII)]` (Dovecot converts any iconv knows). Not
+//!   offered: CONTEXT=SORT (RFC 5267), THREAD=REFS.
 //! - OBJECTID: no new stored state. MAILBOXID is `F<uidvalidity>-<row id>`; EMAILID is
 //!   derived from the blob name and INTERNALDATE (COPY/MOVE keep it; identical octets
 //!   delivered in the same second share it); THREADID is derived from the root ID the

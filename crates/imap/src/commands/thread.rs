@@ -414,7 +414,10 @@ pub async fn run(
         Ok(t) => t,
         Err(e) => return Ok(store_error(&e)),
     };
-    s.conn.push(format!("* THREAD {threads}\r\n").as_bytes());
+    // `thread-data = "THREAD" [SP 1*thread-list]`: no space before nothing (Dovecot
+    // sends one).
+    let sp = if threads.is_empty() { "" } else { " " };
+    s.conn.push(format!("* THREAD{sp}{threads}\r\n").as_bytes());
     Ok(Reply::ok("THREAD completed"))
 }
 
