@@ -30,15 +30,15 @@ pub(crate) struct Cand {
     recent: bool,
 }
 
-pub(crate) struct Ctx<'a> {
-    pub st: &'a dyn Backend,
-    pub mb: MailboxId,
+struct Ctx<'a> {
+    st: &'a dyn Backend,
+    mb: MailboxId,
     /// Highest sequence number and UID, for `*`.
-    pub max_seq: u32,
-    pub max_uid: u32,
-    pub saved: &'a [u32],
+    max_seq: u32,
+    max_uid: u32,
+    saved: &'a [u32],
     /// Seconds since the epoch, for OLDER and YOUNGER.
-    pub now: i64,
+    now: i64,
 }
 
 /// What a search of the selected mailbox starts from: its messages, and what `*`, `$`
