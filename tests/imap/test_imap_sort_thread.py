@@ -444,3 +444,24 @@ def test_preview_and_within_like_dovecot(server, dovecot):
     for cmd in ["FETCH 1:* (PREVIEW)", "FETCH 2 (PREVIEW (LAZY))", "SEARCH YOUNGER 600", "SEARCH OLDER 600"]:
         ra, rb = a.cmd(cmd), b.cmd(cmd)
         assert ra[:-1] == rb[:-1], cmd
+
+
+def test_imaplib_client(server):
+    """Python's imaplib speaks SORT and THREAD: its answers parse as expected."""
+    from imap_util import login
+
+    c = ours(server)
+    c.close()
+    m = login(server)
+    m.select("INBOX")
+    typ, data = m.sort("(REVERSE DATE)", "UTF-8", "ALL")
+    assert typ == "OK" and data == [b"3 8 1 2 7 6 9 10 5 4"]
+    typ, data = m.uid("SORT", "(SUBJECT)", "UTF-8", "ALL")
+    assert typ == "OK" and data == [b"9 4 5 1 2 3 8 6 7 10"]
+    typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
+    assert typ == "OK" and data == [b"((4 10)(5))(9)(7 6)(1 (2 3)(8))"]
+    typ, data = m.fetch("1", "(EMAILID THREADID PREVIEW)")
+    assert typ == "OK" and re.match(
+        rb'1 \(EMAILID \(M[0-9a-f]+\) THREADID \(T[0-9a-f]{24}\) PREVIEW "first message, a bit longer"\)', data[0]
+    ), data
+    m.logout()
