@@ -38,10 +38,11 @@
 //!   TO and CC sort on the first address's local part (RFC 5256), DISPLAYFROM/DISPLAYTO
 //!   on its decoded display name or else its address (RFC 5957). A message whose
 //!   `Message-ID` an earlier message already has is threaded as if it had none (RFC 5256
-//!   section 4 step 1.A). A link that would go more than 4096 ancestors deep is refused
-//!   as a loop would be (bounded work on hostile References chains); Dovecot has no
-//!   such bound. ESORT answers as Dovecot (MIN/MAX first/last in sort order, ALL in
-//!   sort order). Differences kept: a THREAD that finds nothing is `* THREAD` (RFC 5256
+//!   section 4 step 1.A). Bounded work on hostile References: threading uses a
+//!   message's last 128 References IDs, and a link whose loop check would look past
+//!   4096 ancestors is refused as a loop would be; Dovecot has neither bound. ESORT
+//!   answers as Dovecot (MIN/MAX first/last in sort order, ALL in sort order).
+//!   Differences kept: a THREAD that finds nothing is `* THREAD` (RFC 5256
 //!   grammar; Dovecot adds a space); charsets other than UTF-8 and US-ASCII get
 //!   `NO [BADCHARSET (UTF-8 US-ASCII)]` (Dovecot converts any iconv knows). Not
 //!   offered: CONTEXT=SORT (RFC 5267), THREAD=REFS.
@@ -52,8 +53,9 @@
 //!   Message-ID), so it never changes but a reply without `References:` to a reply can
 //!   land in another THREADID than its thread (see [`objectid`]). Dovecot offers no
 //!   OBJECTID.
-//! - PREVIEW is the first 200 characters of the decoded text parts (HTML without tags),
-//!   white space collapsed, computed at delivery; `PREVIEW (LAZY)` answers the same.
+//! - PREVIEW is the first 200 characters of the first text body (HTML without tags, no
+//!   attachments, no quoted `>` lines), white space collapsed, computed at delivery, as
+//!   Dovecot answers; `PREVIEW (LAZY)` answers the same.
 //!   Messages stored by structure version 1 (before SORT) still decode: they sort on the
 //!   raw subject and thread by In-Reply-To only, until parsed again.
 //! - WITHIN: `OLDER n` is exactly `NOT YOUNGER n` (INTERNALDATE before now minus `n`

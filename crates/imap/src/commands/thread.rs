@@ -72,10 +72,13 @@ impl Tree<'_> {
         self.nodes[child].parent = Some(parent);
         self.nodes[parent].children.push(child);
     }
-    /// Is `a` an ancestor of `n` (or `n` itself)? Past [`MAX_DEPTH`] ancestors the
-    /// answer is yes, so that no link deepens such a chain (and a hostile chain of
-    /// References cannot make threading quadratic).
+    /// Is `a` an ancestor of `n` (or `n` itself)? A node without children is nobody's
+    /// ancestor (the common case: no walk). Past [`MAX_DEPTH`] ancestors the answer is
+    /// yes, so that a hostile set of References costs at most that many steps a link.
     fn reaches(&self, a: usize, mut n: usize) -> bool {
+        if a != n && self.nodes[a].children.is_empty() {
+            return false;
+        }
         for _ in 0..MAX_DEPTH {
             if n == a {
                 return true;
@@ -188,6 +191,9 @@ impl Tree<'_> {
 
 /// How many ancestors a link looks through for loops (see [`Tree::reaches`]).
 const MAX_DEPTH: usize = 4096;
+/// How many of a message's References (the last ones, nearest to it) threading uses;
+/// real mail has a few dozen at most.
+const MAX_REFS: usize = 128;
 
 /// THREAD=REFERENCES (RFC 5256 section 4) over messages in sequence order; returns the
 /// threads as written in the `* THREAD` response, without the prefix.
@@ -393,12 +399,13 @@ pub async fn run(
                 };
                 if refs {
                     msg.message_id = first_id(p.envelope.message_id.as_deref());
-                    msg.refs = if p.sort.references.is_empty() {
+                    let refs = &p.sort.references;
+                    msg.refs = if refs.is_empty() {
                         first_id(p.envelope.in_reply_to.as_deref())
                             .into_iter()
                             .collect()
                     } else {
-                        p.sort.references.clone()
+                        refs[refs.len().saturating_sub(MAX_REFS)..].to_vec()
                     };
                 }
                 msgs.push(msg);
@@ -556,13 +563,27 @@ mod tests {
                 m(i, i64::from(i), "Re: chain", Some(&id), refs)
             })
             .collect();
+        let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+        assert_eq!(references(&msgs), format!("({})", want.join(" ")));
+        // The same chain named in References by each message (all its ancestors), in
+        // reverse arrival: the walk for loops stops after MAX_DEPTH ancestors.
+        let n = 6_000u32;
+        let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+        let msgs: Vec<Msg> = (1..=n)
+            .rev()
+            .map(|i| {
+                let refs: Vec<&str> = ids[..i as usize - 1].iter().map(String::as_str).collect();
+                let refs = &refs[refs.len().saturating_sub(MAX_REFS)..];
+                m(
+                    n + 1 - i,
+                    i64::from(i),
+                    "x",
+                    Some(&ids[i as usize - 1]),
+                    refs,
+                )
+            })
+            .collect();
         let out = references(&msgs);
-        // Links stop at MAX_DEPTH ancestors; the chain goes on in new threads, gathered
-        // by subject (all replies) under one dummy.
-        assert!(out.starts_with("((1 2 3 4 "), "{}", &out[..40]);
-
-        assert!(out.contains(" 4097)(4098 4099 "));
-        assert_eq!(out.matches('(').count(), out.matches(')').count());
         let mut nums: Vec<u32> = out
             .split(|c: char| !c.is_ascii_digit())
             .filter(|s| !s.is_empty())
@@ -570,6 +591,11 @@ mod tests {
             .collect();
         nums.sort_unstable();
         assert_eq!(nums, (1..=n).collect::<Vec<_>>());
+        assert!(
+            out.starts_with(&format!("({} {} ", n, n - 1)),
+            "{}",
+            &out[..30]
+        );
     }
 
     #[test]
