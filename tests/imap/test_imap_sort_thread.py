@@ -268,7 +268,10 @@ def random_corpus(n, seed):
     import random
 
     rnd = random.Random(seed)
-    bases = ["alpha", "Beta news", "gamma", "[list] delta", "epsilon", ""]
+    bases = ["alpha", "Beta news", "gamma", "[list] delta", "epsilon", "", "=?utf-8?q?=C3=A9t=C3=A9?=",
+             "\u00c9t\u00e9 indien", "Zebra", "=?iso-8859-1?q?=C4rger?="]
+    senders = ["u1@x.example", "Zed <z@x.example>", "=?utf-8?q?=C3=84rger?= <a@x.example>",
+               '"Bob, Jr." <bob@x.example>', "ann@x.example (Ann)", "Group: g1@x.example, g2@x.example;"]
     out = []
     for i in range(1, n + 1):
         base = rnd.choice(bases)
@@ -283,8 +286,10 @@ def random_corpus(n, seed):
         for _ in range(rnd.choice([0, 0, 1, 2, 3])):
             refs.append(f"<r{rnd.randint(1, n + 5)}@x>")
         mid = None if rnd.random() < 0.05 else f"<r{i}@x>"
+        if i > 1 and rnd.random() < 0.05:
+            mid = f"<r{rnd.randint(1, i - 1)}@x>"  # a duplicate
         use_irt = refs and rnd.random() < 0.3
-        out.append((msg(subject, f"u{rnd.randint(1, 9)}@x.example", None, None, date, mid,
+        out.append((msg(subject, rnd.choice(senders), rnd.choice(senders), None, date, mid,
                         None if use_irt else (" ".join(refs) or None),
                         refs[-1] if use_irt else None, body="x" * rnd.randint(1, 50)),
                     f"{rnd.randint(1, 28):02d}-Feb-2021 {rnd.randint(0, 23):02d}:00:00 +0000"))
@@ -304,7 +309,8 @@ def test_random_corpus_like_dovecot(server, dovecot, seed):
         c.cmd("SELECT INBOX")
     for cmd in ["THREAD REFERENCES UTF-8 ALL", "THREAD ORDEREDSUBJECT UTF-8 ALL",
                 "SORT (SUBJECT) UTF-8 ALL", "SORT (DATE) UTF-8 ALL", "SORT (REVERSE FROM SIZE) UTF-8 ALL",
-                "THREAD REFERENCES UTF-8 NOT SUBJECT gamma", "UID SORT (ARRIVAL) UTF-8 ALL"]:
+                "THREAD REFERENCES UTF-8 NOT SUBJECT gamma", "UID SORT (ARRIVAL) UTF-8 ALL",
+                "SORT (DISPLAYFROM DATE) UTF-8 ALL", "SORT (REVERSE DISPLAYTO) UTF-8 ALL", "SORT (TO FROM) UTF-8 ALL"]:
         ra, rb = a.cmd(cmd), b.cmd(cmd)
         assert ra[:-1] == rb[:-1], (seed, cmd)
 
