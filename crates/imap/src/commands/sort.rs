@@ -208,7 +208,7 @@ fn compare(criteria: &[SortCriterion], a: &Row, b: &Row) -> Ordering {
             SortKey::Date => a.nums[2].cmp(&b.nums[2]),
             _ => {
                 t += 1;
-                a.texts[t - 1].cmp(&b.texts[t - 1])
+                a.texts.get(t - 1).cmp(&b.texts.get(t - 1))
             }
         };
         let o = if c.reverse { o.reverse() } else { o };
