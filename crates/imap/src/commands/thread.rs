@@ -279,7 +279,8 @@ pub fn references(msgs: &[Msg]) -> String {
             Some(&old) => {
                 let old_dummy = t.nodes[old].msg.is_none();
                 let old_refwd = subject_of(&t, old).is_some_and(|s| s.1);
-                if (dummy && !old_dummy) || (!old_dummy && old_refwd && !dummy && !refwd) {
+                // A dummy replaces a message; a message replaces a reply or forward.
+                if !old_dummy && (dummy || (old_refwd && !refwd)) {
                     table.insert(subj, r);
                 }
             }
