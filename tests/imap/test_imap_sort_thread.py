@@ -199,6 +199,18 @@ def test_esort(server):
     assert c.cmd("SORT RETURN (SAVE MIN MAX) (REVERSE DATE) UTF-8 ALL")[0].endswith(b"MIN 3 MAX 4")
     assert c.cmd("UID SEARCH $")[0] == b"* SEARCH 3 4"
     assert c.cmd("SORT (SUBJECT) UTF-8 $")[0] == b"* SORT 4 3"
+    # A MODSEQ key turns CONDSTORE on and adds the highest MODSEQ returned (RFC 7162
+    # 3.1.5); the ten APPENDs took MODSEQs 2 to 11 in order.
+    modseqs = [int(re.search(rb"MODSEQ \((\d+)\)", l).group(1)) for l in c.cmd("FETCH 1:* MODSEQ")[:-1]
+               if b"FETCH" in l]
+    assert modseqs == list(range(2, 12))
+    r = c.cmd("SORT (DATE) UTF-8 MODSEQ 1")
+    assert r[:-1] == [b"* SORT 4 5 10 9 6 7 1 2 8 3 (MODSEQ 11)"]
+    assert c.cmd("SORT (DATE) UTF-8 MODSEQ 7 NOT 10")[0] == b"* SORT 9 6 7 8 (MODSEQ 10)"
+    r = c.cmd("SORT RETURN (MIN MAX) (DATE) UTF-8 MODSEQ 1")
+    assert r[0] == b'* ESEARCH (TAG "t%d") MIN 4 MAX 3 MODSEQ 5' % c.n
+    assert c.cmd("SORT RETURN (COUNT) (DATE) UTF-8 MODSEQ 1")[0].endswith(b" COUNT 10 MODSEQ 11")
+    assert c.cmd("SORT (DATE) UTF-8 MODSEQ 100")[0] == b"* SORT"
 
 
 def test_esort_like_dovecot(server, dovecot):
@@ -207,7 +219,8 @@ def test_esort_like_dovecot(server, dovecot):
     b.cmd("LOGIN alice@example.com pw")
     load(b)
     for cmd in list(ESORTS) + ["SORT RETURN (SAVE MIN) (DATE) UTF-8 4:6", "SEARCH $",
-                               "SORT RETURN (SAVE) (DATE) UTF-8 2:3", "SORT (ARRIVAL) UTF-8 $"]:
+                               "SORT RETURN (SAVE) (DATE) UTF-8 2:3", "SORT (ARRIVAL) UTF-8 $",
+                               "SORT (REVERSE SIZE) UTF-8 MODSEQ 1", "SORT RETURN (ALL COUNT) (DATE) UTF-8 MODSEQ 1"]:
         ra, rb = a.cmd(cmd), b.cmd(cmd)
         assert ra[:-1] == rb[:-1], cmd
 
@@ -355,7 +368,7 @@ def test_objectid(server):
     assert m, r
     work = m.group(1)
     assert c.cmd("STATUS Work (MAILBOXID MESSAGES)")[0] == b"* STATUS Work (MAILBOXID (" + work + b") MESSAGES 0)"
-    inbox = re.search(rb"MAILBOXID \((\S+)\)", c.cmd("STATUS INBOX (MAILBOXID)")[0]).group(1)
+    inbox = re.search(rb"MAILBOXID \(([A-Za-z0-9_-]+)\)", c.cmd("STATUS INBOX (MAILBOXID)")[0]).group(1)
     assert inbox != work
     # RENAME keeps the MAILBOXID; a new mailbox of the old name gets another one.
     c.cmd("RENAME Work Play")
@@ -365,8 +378,12 @@ def test_objectid(server):
     assert b"* STATUS Play (MAILBOXID (" + work + b"))" in r, r
     c.cmd("CLOSE")
     c.cmd("DELETE Play")
-    again = re.search(rb"MAILBOXID \((\S+)\)", c.cmd("CREATE Play")[-1]).group(1)
+    again = re.search(rb"MAILBOXID \(([A-Za-z0-9_-]+)\)", c.cmd("CREATE Play")[-1]).group(1)
     assert again not in (work, inbox)
+    # CREATE of a special-folder alias names the folder it stands for.
+    sent = re.search(rb"MAILBOXID \(([A-Za-z0-9_-]+)\)", c.cmd("STATUS Sent (MAILBOXID)")[0]).group(1)
+    r = c.cmd('CREATE "Sent Items"')[-1]
+    assert r == b"t%d OK [MAILBOXID (%s)] CREATE completed: the \\Sent folder" % (c.n, sent), r
 
     server.deliver("alice@example.com", msg("root", "a@x.example", mid="<a@x>", body="root"))
     server.deliver("alice@example.com", msg("Re: root", "b@x.example", mid="<b@x>", refs="<a@x>", irt="<a@x>"))

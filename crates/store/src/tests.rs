@@ -627,3 +627,125 @@ fn structures_in_bulk_without_search_text() {
         .collect();
     assert_eq!(metas, vec![1, 5]);
 }
+
+/// What CONDSTORE/QRESYNC rely on: `changes_since(m)` is strictly above `m` (changed
+/// messages with their current MODSEQ, expunged UIDs with the MODSEQ of their removal),
+/// and UNCHANGEDSINCE lets a message at exactly that MODSEQ through.
+#[test]
+fn changes_since_is_strictly_above() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for i in 0..3 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\nx")), false)
+            .unwrap();
+    }
+    let before = s.mailbox(a.id, "INBOX").unwrap().highestmodseq;
+    let m = s
+        .store_flags(inbox.id, &[2], FlagOp::Add, Flags::SEEN, &[], Some(before))
+        .unwrap();
+    assert!(m.modified.is_empty());
+    let m = m.updated[0].modseq;
+    assert_eq!(m, before + 1);
+    assert_eq!(s.expunge(inbox.id, &[3]).unwrap(), vec![3]);
+    let e = s.mailbox(a.id, "INBOX").unwrap().highestmodseq;
+    assert_eq!(e, m + 1);
+    let ch = s.changes_since(inbox.id, before).unwrap();
+    assert_eq!(
+        ch.changed
+            .iter()
+            .map(|c| (c.uid, c.modseq))
+            .collect::<Vec<_>>(),
+        vec![(2, m)]
+    );
+    assert_eq!(ch.vanished, vec![3]);
+    let ch = s.changes_since(inbox.id, m).unwrap();
+    assert!(ch.changed.is_empty());
+    assert_eq!(ch.vanished, vec![3]);
+    assert_eq!(
+        s.changes_since(inbox.id, e).unwrap(),
+        ChangesSince::default()
+    );
+    // At exactly its MODSEQ a message passes UNCHANGEDSINCE; one below, it does not.
+    let r = s
+        .store_flags(inbox.id, &[2], FlagOp::Add, Flags::FLAGGED, &[], Some(m))
+        .unwrap();
+    assert_eq!((r.updated.len(), r.modified.len()), (1, 0));
+    let r = s
+        .store_flags(inbox.id, &[1, 2], FlagOp::Add, Flags::DRAFT, &[], Some(m))
+        .unwrap();
+    assert_eq!(r.modified, vec![2]);
+    assert_eq!(r.updated.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![1]);
+}
+
+#[test]
+fn append_many_is_all_or_nothing() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("m@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    fn count(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    let files = || count(&dir.path().join("blobs"));
+    let before = files();
+    // 40 + 70 octets do not fit in 100 together: neither is stored, no blob is left.
+    let r = s.append_many(
+        inbox.id,
+        vec![msg(&"a".repeat(40)), msg(&"b".repeat(70))],
+        true,
+    );
+    assert!(matches!(r, Err(Error::OverQuota)), "{r:?}");
+    assert!(s.list_messages(inbox.id, false).unwrap().is_empty());
+    assert_eq!(s.account("m@example.com").unwrap().quota_used, 0);
+    assert_eq!(files(), before);
+    // Two that fit: consecutive UIDs, usage counts both, the same body twice is fine.
+    let done = s
+        .append_many(
+            inbox.id,
+            vec![msg(&"c".repeat(30)), msg(&"c".repeat(30))],
+            true,
+        )
+        .unwrap();
+    assert_eq!(done.iter().map(|x| x.uid).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.account("m@example.com").unwrap().quota_used, 60);
+    usage_matches(&s, "m@example.com");
+    // Deleted-flagged octets are counted for STATUS DELETED-STORAGE.
+    s.store_flags(inbox.id, &[2], FlagOp::Add, Flags::DELETED, &[], None)
+        .unwrap();
+    let c = s.mailbox_counts(inbox.id).unwrap();
+    assert_eq!((c.size, c.deleted, c.deleted_size), (60, 1, 30));
+}
+
+#[test]
+fn new_mailbox_names_without_dot_levels() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("n@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    for bad in ["..", "a/../b", "./x", "a/.", "a//b", "/a", "~bob", "~"] {
+        assert!(
+            matches!(s.create_mailbox(a.id, bad, None), Err(Error::Invalid(_))),
+            "{bad}"
+        );
+    }
+    s.create_mailbox(a.id, "a..b/.hidden/x~bob/~", None)
+        .unwrap();
+    assert!(matches!(
+        s.rename_mailbox(a.id, "Archive", "x/.."),
+        Err(Error::Invalid(_))
+    ));
+}

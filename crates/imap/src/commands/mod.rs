@@ -19,6 +19,7 @@ mod login;
 mod logout;
 mod namespace;
 mod noop;
+pub mod quota;
 mod rename;
 pub mod search;
 mod select;
@@ -28,6 +29,7 @@ mod status;
 mod store;
 mod subscribe;
 mod thread;
+mod unauthenticate;
 
 use crate::parser::CommandBody as B;
 use crate::session::{Fatal, Reply, Session, State};
@@ -69,6 +71,12 @@ fn needs(body: &B) -> Needs {
         | B::Move { .. }
         | B::Sort { .. }
         | B::Thread { .. } => Needs::Selected,
+        B::MultiAppend { .. }
+        | B::GetQuota(_)
+        | B::GetQuotaRoot(_)
+        | B::SetQuota { .. }
+        | B::Unauthenticate
+        | B::CreateSpecialUse { .. } => Needs::Authenticated,
     }
 }
 
@@ -105,7 +113,11 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         B::Enable(caps) => enable::run(s, &caps),
         B::Id(_) => id::run(s),
         B::Namespace => namespace::run(s),
-        B::Select { mailbox, read_only } => select::run(s, &mailbox, read_only).await,
+        B::Select {
+            mailbox,
+            read_only,
+            params,
+        } => select::run(s, &mailbox, read_only, &params).await,
         B::Create(m) => create::run(s, &m).await,
         B::Delete(m) => delete::run(s, &m).await,
         B::Rename { from, to } => rename::run(s, &from, &to).await,
@@ -134,14 +146,20 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
             returns,
             key,
         } => search::run(s, tag, uid, charset.as_deref(), returns, key).await,
-        B::Fetch { uid, set, items } => fetch::run(s, uid, &set, items).await,
+        B::Fetch {
+            uid,
+            set,
+            items,
+            modifiers,
+        } => fetch::run(s, uid, &set, items, modifiers).await,
         B::Store {
             uid,
             set,
             op,
             silent,
             flags,
-        } => store::run(s, uid, &set, op, silent, &flags).await,
+            unchanged_since,
+        } => store::run(s, uid, &set, op, silent, &flags, unchanged_since).await,
         B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
         B::Sort {
@@ -157,5 +175,11 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
             charset,
             key,
         } => thread::run(s, uid, algorithm, &charset, key).await,
+        B::MultiAppend { mailbox, messages } => append::run_many(s, &mailbox, messages).await,
+        B::GetQuota(root) => quota::getquota(s, &root).await,
+        B::GetQuotaRoot(m) => quota::getquotaroot(s, &m).await,
+        B::SetQuota { .. } => quota::setquota(s),
+        B::Unauthenticate => unauthenticate::run(s),
+        B::CreateSpecialUse { mailbox, uses } => create::run_with_use(s, &mailbox, &uses).await,
     }
 }

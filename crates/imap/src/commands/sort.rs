@@ -24,6 +24,10 @@
 //! order (a run of consecutive ascending numbers written `a:b`), COUNT; `RETURN ()` means
 //! ALL. SAVE (RFC 5182 section 2.4) keeps the MIN and/or MAX message when those were
 //! asked for, else every match. Items come in the order MIN MAX ALL COUNT, as Dovecot.
+//!
+//! A `MODSEQ` search key turns CONDSTORE on and adds the highest MODSEQ of what is
+//! returned (RFC 7162 3.1.5, as SEARCH): `* SORT 2 5 (MODSEQ 917)`, or `MODSEQ 917` at
+//! the end of ESORT's answer (of the MIN/MAX messages when only those are returned).
 
 use super::search;
 use crate::casemap::casemap;
@@ -154,6 +158,7 @@ pub fn sent_date(p: &ParsedMessage, m: &MessageMeta) -> i64 {
 struct Row {
     seq: u32,
     uid: u32,
+    modseq: u64,
     nums: [i64; 3],
     texts: Vec<String>,
 }
@@ -173,6 +178,7 @@ fn row(
     let mut r = Row {
         seq,
         uid,
+        modseq: m.modseq,
         nums: [m.internal_date, m.size as i64, 0],
         texts: Vec::new(),
     };
@@ -247,7 +253,13 @@ fn ordered_set(nums: &[u32]) -> String {
 }
 
 /// The `* ESEARCH` answer of ESORT, and the UIDs SAVE keeps.
-fn esort(tag: &str, uid: bool, returns: &[SearchReturn], rows: &[Row]) -> (String, Vec<u32>) {
+fn esort(
+    tag: &str,
+    uid: bool,
+    returns: &[SearchReturn],
+    rows: &[Row],
+    with_modseq: bool,
+) -> (String, Vec<u32>) {
     let all = [SearchReturn::All];
     let returns = if returns.is_empty() {
         &all[..]
@@ -275,6 +287,26 @@ fn esort(tag: &str, uid: bool, returns: &[SearchReturn], rows: &[Row]) -> (Strin
     }
     if has(SearchReturn::Count) {
         out.push_str(&format!(" COUNT {}", rows.len()));
+    }
+    if with_modseq && !rows.is_empty() {
+        let min_max_only = returns.iter().all(|r| {
+            matches!(
+                r,
+                SearchReturn::Min | SearchReturn::Max | SearchReturn::Save
+            )
+        });
+        let m = if min_max_only {
+            let ends = [
+                first.filter(|_| has(SearchReturn::Min)),
+                last.filter(|_| has(SearchReturn::Max)),
+            ];
+            ends.iter().flatten().map(|r| r.modseq).max()
+        } else {
+            rows.iter().map(|r| r.modseq).max()
+        };
+        if let Some(m) = m {
+            out.push_str(&format!(" MODSEQ {m}"));
+        }
     }
     out.push_str("\r\n");
     let saved = if has(SearchReturn::Min) || has(SearchReturn::Max) {
@@ -313,6 +345,10 @@ pub async fn run(
     if !charset_ok(charset) {
         return Ok(Reply::no("Unsupported charset").code("BADCHARSET (UTF-8 US-ASCII)"));
     }
+    let with_modseq = search::uses_modseq(&key);
+    if with_modseq {
+        s.enable_condstore(true);
+    }
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
@@ -335,7 +371,7 @@ pub async fn run(
         Err(e) => return Ok(store_error(&e)),
     };
     if let Some(returns) = returns {
-        let (out, saved) = esort(tag, uid, &returns, &rows);
+        let (out, saved) = esort(tag, uid, &returns, &rows, with_modseq);
         if returns.contains(&SearchReturn::Save) {
             if let Some(sel) = s.selected_mut() {
                 sel.saved = saved;
@@ -349,6 +385,9 @@ pub async fn run(
     for r in &rows {
         out.push(' ');
         out.push_str(&if uid { r.uid } else { r.seq }.to_string());
+    }
+    if let (true, Some(m)) = (with_modseq, rows.iter().map(|r| r.modseq).max()) {
+        out.push_str(&format!(" (MODSEQ {m})"));
     }
     out.push_str("\r\n");
     s.conn.push(out.as_bytes());

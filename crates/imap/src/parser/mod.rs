@@ -2,9 +2,15 @@
 //! RFC 3501 section 9 for IMAP4rev1 forms), with LITERAL+ (RFC 7888), literal8 for
 //! APPEND (RFC 3516), ENABLE (RFC 5161), ID (RFC 2971), MOVE (RFC 6851), UIDPLUS
 //! (RFC 4315), LIST-EXTENDED selection and return options (RFC 5258, RFC 6154, RFC 5819)
-//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2); SORT and THREAD (RFC 5256) with
-//! DISPLAYFROM/DISPLAYTO (RFC 5957), WITHIN's OLDER/YOUNGER (RFC 5032), OBJECTID's
-//! EMAILID/THREADID/MAILBOXID (RFC 8474) and PREVIEW (RFC 8970).
+//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2), and the CONDSTORE/QRESYNC syntax
+//! of RFC 7162 section 7: select parameters `(CONDSTORE)` and `(QRESYNC (...))`, fetch
+//! modifiers `(CHANGEDSINCE n VANISHED)`, the store modifier `(UNCHANGEDSINCE n)` and
+//! `MODSEQ ["/flags/..." priv|shared|all] n` in SEARCH. CHANGEDSINCE and the QRESYNC
+//! modseq are `mod-sequence-value` (1 or more: 0 is BAD); UNCHANGEDSINCE and SEARCH
+//! MODSEQ are `mod-sequence-valzer` (0 allowed); all at most 2^63-1. SORT (with ESORT's
+//! RETURN) and THREAD (RFC 5256, RFC 5267) with DISPLAYFROM/DISPLAYTO (RFC 5957),
+//! WITHIN's OLDER/YOUNGER (RFC 5032), OBJECTID's EMAILID/THREADID/MAILBOXID (RFC 8474)
+//! and PREVIEW (RFC 8970).
 //!
 //! Input: one complete command, without its final CRLF, with each literal in line as
 //! `{n}CRLF<n octets>` — the connection layer ([`crate::conn`]) reads the literals,
@@ -84,6 +90,36 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 8474.
     MailboxId,
+    /// RFC 9208 4.2 (with `QUOTA=RES-STORAGE`).
+    DeletedStorage,
+    /// RFC 7889.
+    AppendLimit,
+}
+
+/// `(QRESYNC (uidvalidity modseq [known-uids] [(seq-set uid-set)]))` (RFC 7162 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// UIDs the client knows (no `*`).
+    pub known_uids: Option<SequenceSet>,
+    /// (message sequence numbers, their UIDs): a hint we do not need, since every
+    /// expunge is kept with its MODSEQ; parsed and checked only.
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
+/// SELECT/EXAMINE parameters (RFC 4466 `select-params`, RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<Qresync>,
+}
+
+/// FETCH modifiers (RFC 7162 3.1.4.1, 3.2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FetchModifiers {
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -262,6 +298,7 @@ pub enum CommandBody {
     Select {
         mailbox: MailboxArg,
         read_only: bool,
+        params: SelectParams,
     },
     Create(MailboxArg),
     Delete(MailboxArg),
@@ -307,6 +344,7 @@ pub enum CommandBody {
         uid: bool,
         set: SequenceSet,
         items: Vec<FetchAtt>,
+        modifiers: FetchModifiers,
     },
     Store {
         uid: bool,
@@ -314,6 +352,7 @@ pub enum CommandBody {
         op: StoreOp,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -339,6 +378,35 @@ pub enum CommandBody {
         charset: String,
         key: SearchKey,
     },
+    /// MULTIAPPEND (RFC 3502): an APPEND of more than one message (one message stays
+    /// [`CommandBody::Append`]).
+    MultiAppend {
+        mailbox: MailboxArg,
+        messages: Vec<AppendMessage>,
+    },
+    /// RFC 9208 4.2: the root as sent (an astring).
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(MailboxArg),
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
+    /// RFC 8437.
+    Unauthenticate,
+    /// CREATE with `USE (...)` (RFC 6154 section 3, create-param of RFC 4466): the
+    /// attributes as sent, e.g. `\Sent`.
+    CreateSpecialUse {
+        mailbox: MailboxArg,
+        uses: Vec<String>,
+    },
+}
+
+/// One message of an APPEND (RFC 3502 `append-message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
 }
 
 impl CommandBody {
@@ -380,6 +448,12 @@ impl CommandBody {
             Move { .. } => "MOVE",
             Sort { .. } => "SORT",
             Thread { .. } => "THREAD",
+            MultiAppend { .. } => "APPEND",
+            GetQuota(_) => "GETQUOTA",
+            GetQuotaRoot(_) => "GETQUOTAROOT",
+            SetQuota { .. } => "SETQUOTA",
+            Unauthenticate => "UNAUTHENTICATE",
+            CreateSpecialUse { .. } => "CREATE",
         }
     }
 }
@@ -478,17 +552,42 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
         "SELECT" | "EXAMINE" => {
             c.sp()?;
             let mailbox = mailbox(c)?;
-            // select-params (CONDSTORE, QRESYNC): not yet; refuse rather than ignore.
+            let params = if c.eat(b' ') {
+                select_params(c)?
+            } else {
+                SelectParams::default()
+            };
             B::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
+                params,
             }
         }
         "CREATE" => {
             c.sp()?;
             let m = mailbox(c)?;
-            // create-params (RFC 4466), e.g. USE (\Sent) of RFC 6154: not yet.
-            B::Create(m)
+            // create-params (RFC 4466): only USE (RFC 6154 section 3) is known.
+            if c.eat(b' ') {
+                let mut uses = None;
+                c.paren_list(false, |c| {
+                    let name = c.atom()?.to_ascii_uppercase();
+                    if name != "USE" || uses.is_some() {
+                        return c.err(format!("unknown CREATE parameter {name}"));
+                    }
+                    c.sp()?;
+                    uses = Some(c.paren_list(true, |c| {
+                        c.expect(b'\\')?;
+                        Ok(format!("\\{}", c.atom()?))
+                    })?);
+                    Ok(())
+                })?;
+                B::CreateSpecialUse {
+                    mailbox: m,
+                    uses: uses.unwrap_or_default(),
+                }
+            } else {
+                B::Create(m)
+            }
         }
         "DELETE" => {
             c.sp()?;
@@ -551,6 +650,26 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
                 _ => return c.err(format!("unknown UID command {sub}")),
             }
         }
+        "UNAUTHENTICATE" => B::Unauthenticate,
+        "GETQUOTA" => {
+            c.sp()?;
+            B::GetQuota(c.astring()?)
+        }
+        "GETQUOTAROOT" => {
+            c.sp()?;
+            B::GetQuotaRoot(mailbox(c)?)
+        }
+        "SETQUOTA" => {
+            c.sp()?;
+            let root = c.astring()?;
+            c.sp()?;
+            let limits = c.paren_list(true, |c| {
+                let name = c.atom()?.to_ascii_uppercase();
+                c.sp()?;
+                Ok((name, c.number64()?))
+            })?;
+            B::SetQuota { root, limits }
+        }
         _ => return c.err(format!("unknown command {name}")),
     })
 }
@@ -567,6 +686,8 @@ pub fn status_item(c: &mut Cursor) -> PResult<StatusItem> {
         "DELETED" => StatusItem::Deleted,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
         "MAILBOXID" => StatusItem::MailboxId,
+        "DELETED-STORAGE" => StatusItem::DeletedStorage,
+        "APPENDLIMIT" => StatusItem::AppendLimit,
         _ => return c.err(format!("unknown status item {a}")),
     })
 }
@@ -649,10 +770,41 @@ fn flag_list(c: &mut Cursor) -> PResult<Vec<Flag>> {
     c.paren_list(true, flag)
 }
 
+/// Bound on the messages of one MULTIAPPEND (each is also a literal the connection
+/// layer bounded).
+const MAX_APPEND_MESSAGES: usize = 1000;
+
 fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
     c.sp()?;
     let mailbox = mailbox(c)?;
-    c.sp()?;
+    let mut messages = Vec::new();
+    // RFC 3502: `1*append-message`, each after a space.
+    while c.eat(b' ') {
+        if messages.len() >= MAX_APPEND_MESSAGES {
+            return c.err("too many messages in one APPEND");
+        }
+        messages.push(append_message(c)?);
+    }
+    if messages.len() > 1 {
+        return Ok(CommandBody::MultiAppend { mailbox, messages });
+    }
+    let Some(AppendMessage {
+        flags,
+        date,
+        message,
+    }) = messages.pop()
+    else {
+        return c.err("expected a message");
+    };
+    Ok(CommandBody::Append {
+        mailbox,
+        flags,
+        date,
+        message,
+    })
+}
+
+fn append_message(c: &mut Cursor) -> PResult<AppendMessage> {
     let mut flags = Vec::new();
     if c.peek() == Some(b'(') {
         flags = flag_list(c)?;
@@ -674,8 +826,7 @@ fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
     if utf8 {
         c.expect(b')')?;
     }
-    Ok(CommandBody::Append {
-        mailbox,
+    Ok(AppendMessage {
         flags,
         date,
         message: data.to_vec(),
@@ -710,11 +861,96 @@ pub fn sequence_set(c: &mut Cursor) -> PResult<SequenceSet> {
     Ok(SequenceSet::Ranges(ranges))
 }
 
+/// `mod-sequence-value` (1..2^63-1), or `mod-sequence-valzer` with `zero`.
+fn mod_sequence(c: &mut Cursor, zero: bool) -> PResult<u64> {
+    let n = c.number64()?;
+    if n == 0 && !zero {
+        return c.err("mod-sequence must be at least 1");
+    }
+    Ok(n)
+}
+
+/// `select-params` after the mailbox's SP: `(CONDSTORE)`, `(QRESYNC (...))` or both.
+fn select_params(c: &mut Cursor) -> PResult<SelectParams> {
+    let mut p = SelectParams::default();
+    c.expect(b'(')?;
+    loop {
+        let a = c.atom()?.to_ascii_uppercase();
+        match a.as_str() {
+            "CONDSTORE" if !p.condstore => p.condstore = true,
+            "QRESYNC" if p.qresync.is_none() => {
+                c.sp()?;
+                c.expect(b'(')?;
+                let uidvalidity = c.nz_number()?;
+                c.sp()?;
+                let modseq = mod_sequence(c, false)?;
+                let mut q = Qresync {
+                    uidvalidity,
+                    modseq,
+                    known_uids: None,
+                    seq_match: None,
+                };
+                if c.eat(b' ') {
+                    if c.peek() != Some(b'(') {
+                        q.known_uids = Some(known_uids(c)?);
+                        if c.eat(b' ') {
+                            q.seq_match = Some(seq_match(c)?);
+                        }
+                    } else {
+                        q.seq_match = Some(seq_match(c)?);
+                    }
+                }
+                c.expect(b')')?;
+                p.qresync = Some(q);
+            }
+            _ => return c.err(format!("unknown or repeated SELECT parameter {a}")),
+        }
+        if c.eat(b')') {
+            return Ok(p);
+        }
+        c.sp()?;
+    }
+}
+
+/// A UID set without `*` (RFC 7162 `known-uids`).
+fn known_uids(c: &mut Cursor) -> PResult<SequenceSet> {
+    let set = sequence_set(c)?;
+    match &set {
+        SequenceSet::Ranges(r)
+            if r.iter()
+                .all(|(a, b)| *a != SeqNum::Star && *b != SeqNum::Star) =>
+        {
+            Ok(set)
+        }
+        _ => c.err("known-uids may not contain * or $"),
+    }
+}
+
+/// `seq-match-data = "(" known-sequence-set SP known-uid-set ")"`.
+fn seq_match(c: &mut Cursor) -> PResult<(SequenceSet, SequenceSet)> {
+    c.expect(b'(')?;
+    let seqs = known_uids(c)?;
+    c.sp()?;
+    let uids = known_uids(c)?;
+    c.expect(b')')?;
+    Ok((seqs, uids))
+}
+
 fn parse_store(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
     let set = sequence_set(c)?;
     c.sp()?;
-    // store-modifiers (UNCHANGEDSINCE, CONDSTORE): not yet.
+    // store-modifiers: UNCHANGEDSINCE (RFC 7162 3.1.3), the only one defined.
+    let mut unchanged_since = None;
+    if c.eat(b'(') {
+        if !c.eat_keyword("UNCHANGEDSINCE") {
+            return c.err("unknown STORE modifier");
+        }
+        c.sp()?;
+        unchanged_since = Some(mod_sequence(c, true)?);
+        c.expect(b')')?;
+        c.sp()?;
+    }
     let op = if c.eat(b'+') {
         StoreOp::Add
     } else if c.eat(b'-') {
@@ -742,6 +978,7 @@ fn parse_store(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
         op,
         silent,
         flags,
+        unchanged_since,
     })
 }
 
@@ -789,8 +1026,36 @@ fn parse_fetch(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     } else {
         vec![fetch_att(c)?]
     };
-    // fetch-modifiers (CHANGEDSINCE, VANISHED): not yet.
-    Ok(CommandBody::Fetch { uid, set, items })
+    // fetch-modifiers (RFC 7162 3.1.4.1, 3.2.6): each at most once; VANISHED only in
+    // UID FETCH and with CHANGEDSINCE.
+    let mut modifiers = FetchModifiers::default();
+    if c.eat(b' ') {
+        c.expect(b'(')?;
+        loop {
+            let a = c.atom()?.to_ascii_uppercase();
+            match a.as_str() {
+                "CHANGEDSINCE" if modifiers.changed_since.is_none() => {
+                    c.sp()?;
+                    modifiers.changed_since = Some(mod_sequence(c, false)?);
+                }
+                "VANISHED" if uid && !modifiers.vanished => modifiers.vanished = true,
+                _ => return c.err(format!("unknown or repeated FETCH modifier {a}")),
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        if modifiers.vanished && modifiers.changed_since.is_none() {
+            return c.err("VANISHED needs CHANGEDSINCE");
+        }
+    }
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        items,
+        modifiers,
+    })
 }
 
 fn partial(c: &mut Cursor) -> PResult<Option<(u32, u32)>> {
@@ -932,9 +1197,15 @@ fn fetch_att(c: &mut Cursor) -> PResult<FetchAtt> {
         "EMAILID" => FetchAtt::EmailId,
         "THREADID" => FetchAtt::ThreadId,
         "PREVIEW" => {
-            // RFC 8970: `PREVIEW (LAZY)`; no other modifier is defined.
+            // RFC 8970: `PREVIEW (LAZY)`; no other modifier is defined. A list that does
+            // not start with LAZY is not ours: FETCH's modifiers (`(CHANGEDSINCE n)`).
             let save = c.pos;
-            if c.eat(b' ') && c.peek() == Some(b'(') {
+            let lazy_next = c
+                .rest()
+                .get(..6)
+                .is_some_and(|r| r.eq_ignore_ascii_case(b" (LAZY"))
+                && matches!(c.rest().get(6), Some(b' ' | b')'));
+            if lazy_next && c.eat(b' ') {
                 let mods = c.paren_list(false, |c| c.atom())?;
                 if let Some(m) = mods.iter().find(|m| !m.eq_ignore_ascii_case("LAZY")) {
                     return c.err(format!("unknown PREVIEW modifier {m}"));
@@ -1088,7 +1359,28 @@ fn search_key(c: &mut Cursor, depth: usize) -> PResult<SearchKey> {
         "UNFLAGGED" => K::Unflagged,
         "UNKEYWORD" => K::Unkeyword(arg!(|c: &mut Cursor| c.atom())),
         "UNSEEN" => K::Unseen,
-        "MODSEQ" => K::ModSeq(arg!(|c: &mut Cursor| c.number64())),
+        "MODSEQ" => {
+            c.sp()?;
+            // search-modseq-ext: `"/flags/<flag>" priv|shared|all`. We keep one MODSEQ
+            // per message, which RFC 7162 3.1.5 allows for every entry.
+            if c.peek() == Some(b'"') {
+                let entry = c.quoted()?;
+                if !entry
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"/flags/"))
+                    || entry.len() == 7
+                {
+                    return c.err("bad MODSEQ entry name");
+                }
+                c.sp()?;
+                let t = c.atom()?.to_ascii_lowercase();
+                if !matches!(t.as_str(), "priv" | "shared" | "all") {
+                    return c.err("bad MODSEQ entry type");
+                }
+                c.sp()?;
+            }
+            K::ModSeq(mod_sequence(c, true)?)
+        }
         "OLDER" => K::Older(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
         "YOUNGER" => K::Younger(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
         "EMAILID" => K::EmailId(arg!(objectid)),

@@ -270,7 +270,8 @@ fn store_and_copy() {
             flags: vec![
                 Flag::System(letterbox_store::Flags::DELETED),
                 Flag::Keyword("foo".into())
-            ]
+            ],
+            unchanged_since: None,
         }
     );
     assert!(matches!(
@@ -328,6 +329,14 @@ fn never_panics_on_random_or_mutated_input() {
         b"a AUTHENTICATE PLAIN =",
         b"a UID SORT (REVERSE DATE SUBJECT DISPLAYFROM) UTF-8 OLDER 5 YOUNGER 9 EMAILID M1-_",
         b"a THREAD REFERENCES US-ASCII (THREADID T1) FETCH 1 (PREVIEW (LAZY) EMAILID)",
+        b"a SELECT INBOX (CONDSTORE QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 41:45)))",
+        b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+        b"a STORE 1 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
+        b"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
+        b"a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc",
+        b"a SETQUOTA \"\" (STORAGE 512)",
+        b"a CREATE x (USE (\\Sent \\Trash))",
+        b"a GETQUOTAROOT INBOX",
     ];
     let alphabet = b"aZ09 ()[]{}<>.:*$%\\\"~+-\r\n\0\xff";
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -495,8 +504,19 @@ fn within_objectid_preview() {
                 FetchAtt::Preview { lazy: true },
                 FetchAtt::Uid
             ],
+            modifiers: FetchModifiers::default(),
         }
     );
+    // A list after PREVIEW that is not LAZY's is FETCH's modifiers (RFC 7162).
+    assert!(matches!(
+        ok("a UID FETCH 1:* PREVIEW (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, items, .. }
+            if modifiers.changed_since == Some(5) && items == vec![FetchAtt::Preview { lazy: false }]
+    ));
+    assert!(matches!(
+        ok("a FETCH 1 PREVIEW (LAZY LAZY) (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, .. } if modifiers.changed_since == Some(5)
+    ));
     assert!(matches!(
         ok("a FETCH 1 PREVIEW (lazy)"),
         CommandBody::Fetch { .. }
@@ -508,6 +528,233 @@ fn within_objectid_preview() {
         CommandBody::Status {
             mailbox: MailboxArg(b"INBOX".to_vec()),
             items: vec![StatusItem::MailboxId, StatusItem::Messages],
+        }
+    );
+}
+
+#[test]
+fn condstore_and_qresync_syntax() {
+    use SeqNum::*;
+    let r = |a: u32, b: u32| (Value(a), Value(b));
+    match ok("a SELECT INBOX (CONDSTORE)") {
+        CommandBody::Select { params, .. } => {
+            assert_eq!(
+                params,
+                SelectParams {
+                    condstore: true,
+                    qresync: None
+                }
+            )
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a EXAMINE x (QRESYNC (67890007 20050715194045000 41,43:211 (1:3 41:43)))") {
+        CommandBody::Select {
+            read_only, params, ..
+        } => {
+            assert!(read_only);
+            assert_eq!(
+                params.qresync,
+                Some(Qresync {
+                    uidvalidity: 67890007,
+                    modseq: 20050715194045000,
+                    known_uids: Some(SequenceSet::Ranges(vec![r(41, 41), r(43, 211)])),
+                    seq_match: Some((
+                        SequenceSet::Ranges(vec![r(1, 3)]),
+                        SequenceSet::Ranges(vec![r(41, 43)])
+                    )),
+                })
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a SELECT x (QRESYNC (1 2 (1 5)))") {
+        CommandBody::Select { params, .. } => {
+            let q = params.qresync.unwrap();
+            assert_eq!(q.known_uids, None);
+            assert!(q.seq_match.is_some());
+        }
+        b => panic!("{b:?}"),
+    }
+    assert_eq!(
+        ok("a SELECT x"),
+        CommandBody::Select {
+            mailbox: MailboxArg(b"x".to_vec()),
+            read_only: false,
+            params: SelectParams::default()
+        }
+    );
+    for bad in [
+        "a SELECT x (CONDSTORE",
+        "a SELECT x ()",
+        "a SELECT x (FOO)",
+        "a SELECT x (CONDSTORE CONDSTORE)",
+        "a SELECT x (QRESYNC (0 5))",
+        "a SELECT x (QRESYNC (1 0))",
+        "a SELECT x (QRESYNC (1))",
+        "a SELECT x (QRESYNC (1 5 1:*))",
+        "a SELECT x (QRESYNC (1 5 $))",
+        "a SELECT x (QRESYNC (1 5 1:9 (1:2)))",
+        "a SELECT x (QRESYNC (1 9223372036854775808))",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)") {
+        CommandBody::Fetch { uid, modifiers, .. } => {
+            assert!(uid);
+            assert_eq!(
+                modifiers,
+                FetchModifiers {
+                    changed_since: Some(12345),
+                    vanished: true
+                }
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775807)") {
+        CommandBody::Fetch { modifiers, .. } => {
+            assert_eq!(modifiers.changed_since, Some(i64::MAX as u64))
+        }
+        b => panic!("{b:?}"),
+    }
+    for bad in [
+        "a FETCH 1 FLAGS (CHANGEDSINCE 0)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE)",
+        "a FETCH 1 FLAGS ()",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)",
+        "a UID FETCH 1 FLAGS (VANISHED)",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED VANISHED)",
+        "a UID FETCH 1 FLAGS (FOO 1)",
+        "a FETCH 1 FLAGS(CHANGEDSINCE 1)",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a UID STORE 1:3 (UNCHANGEDSINCE 0) -FLAGS (\\Seen)") {
+        CommandBody::Store {
+            unchanged_since, ..
+        } => assert_eq!(unchanged_since, Some(0)),
+        b => panic!("{b:?}"),
+    }
+    for bad in [
+        "a STORE 1 (UNCHANGEDSINCE) FLAGS x",
+        "a STORE 1 (UNCHANGEDSINCE 1 FLAGS x",
+        "a STORE 1 (FOO 1) FLAGS x",
+        "a STORE 1 (UNCHANGEDSINCE -1) FLAGS x",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338") {
+        CommandBody::Search { key, .. } => assert_eq!(key, SearchKey::ModSeq(620162338)),
+        b => panic!("{b:?}"),
+    }
+    assert!(matches!(
+        ok("a SEARCH MODSEQ 0"),
+        CommandBody::Search {
+            key: SearchKey::ModSeq(0),
+            ..
+        }
+    ));
+    for bad in [
+        "a SEARCH MODSEQ \"/flags/\" all 5",
+        "a SEARCH MODSEQ \"/x/y\" all 5",
+        "a SEARCH MODSEQ \"/flags/\\\\Seen\" both 5",
+        "a SEARCH MODSEQ \"/flags/\\\\Seen\" 5",
+    ] {
+        err(bad.as_bytes());
+    }
+    assert_eq!(
+        ok("a ENABLE CONDSTORE QRESYNC"),
+        CommandBody::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()])
+    );
+}
+
+#[test]
+fn multiappend_and_extension_commands() {
+    match ok("a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc ~{1}\r\nd") {
+        CommandBody::MultiAppend { mailbox, messages } => {
+            assert_eq!(mailbox, MailboxArg(b"x".to_vec()));
+            assert_eq!(messages.len(), 3);
+            assert_eq!(messages[0].flags.len(), 1);
+            assert_eq!(messages[0].message, b"a");
+            assert_eq!(messages[1].date, Some(760_686_745));
+            assert_eq!(messages[1].message, b"bc");
+            assert_eq!(messages[2].message, b"d");
+        }
+        b => panic!("{b:?}"),
+    }
+    // One message stays a plain APPEND.
+    assert!(matches!(
+        ok("a APPEND x {1}\r\na"),
+        CommandBody::Append { .. }
+    ));
+    err(b"a APPEND x");
+    err(b"a APPEND x {1}\r\na ");
+    err(b"a APPEND x {1}\r\na  {1}\r\nb");
+    err(b"a APPEND x {1}\r\na (\\Seen)");
+    assert_eq!(ok("a GETQUOTA \"\""), CommandBody::GetQuota(vec![]));
+    assert_eq!(
+        ok("a getquotaroot INBOX"),
+        CommandBody::GetQuotaRoot(MailboxArg(b"INBOX".to_vec()))
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" (storage 512 MESSAGE 10)"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 10)]
+        }
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" ()"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![]
+        }
+    );
+    for bad in [
+        &b"a GETQUOTA"[..],
+        b"a GETQUOTAROOT",
+        b"a SETQUOTA \"\"",
+        b"a SETQUOTA \"\" (STORAGE)",
+        b"a SETQUOTA \"\" (STORAGE x)",
+        b"a SETQUOTA \"\" STORAGE 5",
+        b"a UNAUTHENTICATE now",
+        b"a CREATE x ()",
+        b"a CREATE x (USE)",
+        b"a CREATE x (USE \\Sent)",
+        b"a CREATE x (USE (Sent))",
+        b"a CREATE x (FOO (\\Sent))",
+        b"a CREATE x (USE (\\Sent) USE (\\Trash))",
+        b"a STATUS x (DELETED-STORAGE BOGUS)",
+    ] {
+        err(bad);
+    }
+    assert_eq!(ok("a UNAUTHENTICATE"), CommandBody::Unauthenticate);
+    assert_eq!(
+        ok("a CREATE x (USE (\\Sent \\junk))"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec!["\\Sent".into(), "\\junk".into()]
+        }
+    );
+    assert_eq!(
+        ok("a CREATE x (USE ())"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec![]
+        }
+    );
+    assert_eq!(
+        ok("a STATUS x (DELETED-STORAGE APPENDLIMIT SIZE)"),
+        CommandBody::Status {
+            mailbox: MailboxArg(b"x".to_vec()),
+            items: vec![
+                StatusItem::DeletedStorage,
+                StatusItem::AppendLimit,
+                StatusItem::Size
+            ]
         }
     );
 }
