@@ -3,7 +3,8 @@ proxy: the initial sync brings every message byte for byte; a sync with nothing 
 fetches no message body and little else; after 1% of the mailbox changed on the server
 (flags, expunges, new mail) the next sync fetches just the new bodies and the local
 Maildir ends up equal to the server; after 1% changed locally the next sync uploads
-just that (APPEND, STORE, EXPUNGE) and the server ends up equal to the Maildir.
+just that (APPEND, STORE, EXPUNGE) and the server ends up equal to the Maildir. And
+mbsync over IMAPS and STARTTLS with the generated self-signed certificate pinned.
 
 Neither client uses CONDSTORE/QRESYNC (isync 1.4 and offlineimap 8 do not implement it):
 an incremental sync lists UID and FLAGS (offlineimap: and INTERNALDATE) of every
@@ -282,3 +283,44 @@ def test_mbsync_10000_initial_and_incremental(big, tmp_path):
 @need("offlineimap")
 def test_offlineimap_initial_and_incremental(big, tmp_path):
     run_sync_cycle(big, tmp_path, offlineimap, BOB, r",U=(\d+),")
+
+
+@need("mbsync")
+@pytest.mark.parametrize("mode", ["IMAPS", "STARTTLS"])
+def test_mbsync_over_tls(server, tmp_path, mode):
+    """The same sync over implicit TLS and STARTTLS, mbsync trusting exactly the server's
+    generated self-signed certificate (as a user would pin it)."""
+    sent = fill(server.require("imap"), "INBOX", make_messages(20), connections=2)
+    cert = server.data_dir / "tls" / "selfsigned-cert.pem"
+    port = server.require("imaps" if mode == "IMAPS" else "imap")
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"""IMAPAccount t
+Host 127.0.0.1
+Port {port}
+User {ALICE[0]}
+Pass {ALICE[1]}
+SSLType {mode}
+CertificateFile {cert}
+
+IMAPStore remote
+Account t
+
+MaildirStore local
+Path {mail}/
+Inbox {mail}/INBOX
+
+Channel ch
+Far :remote:
+Near :local:
+Patterns INBOX
+Create Both
+SyncState *
+"""
+    )
+    r = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Password is being sent in the clear" not in r.stderr, r.stdout + r.stderr
+    check_maildir(mail, server.require("imap"), ALICE, {"INBOX": sent}, r",U=(\d+)")
+    assert_clean_log(server)
