@@ -7,7 +7,8 @@ MOVE), `a` archives the next into Archive/2026 (CREATE, SUBSCRIBE, UID MOVE), an
 that arrives meanwhile shows up at once (IDLE). A logging proxy records what it asked
 the server; screenshots are kept (paths printed; set LETTERBOX_SCREENSHOT_DIR to copy
 the main one somewhere). It composes and sends through submission, keeping a copy in
-Sent. A nearly full account gets the login ALERT as a dialog and a quota meter.
+Sent. A nearly full account gets the login ALERT as a dialog and a quota meter. Over
+STARTTLS it trusts the generated self-signed certificate once told to.
 
 Each test takes 5-40 s on the 2-core CI machine (Thunderbird's first start in a fresh
 profile is the slow part).
@@ -40,14 +41,15 @@ NEW = MESSAGES[0].replace(b"check 0", b"arrived later").replace(b"tb-0-marker", 
 WIDTH, HEIGHT = 1280, 900
 
 
-def prefs(port, smtp_port=None):
+def prefs(port, smtp_port=None, starttls=False):
     server = {
         "hostname": "127.0.0.1",
         "port": port,
         "type": "imap",
         "userName": ALICE[0],
         "name": ALICE[0],
-        "socketType": 0,  # plain; loopback allows the password without TLS
+        # STARTTLS, or plain (loopback allows the password without TLS)
+        "socketType": 2 if starttls else 0,
         "authMethod": 3,  # cleartext password
         "login_at_startup": True,
         "check_new_mail": True,
@@ -156,10 +158,17 @@ class Thunderbird:
     """Thunderbird on its own Xvfb display, with a fresh profile for alice's account on
     loopback `port`."""
 
-    def __init__(self, tmp_path, port, smtp_port=None):
+    def __init__(self, tmp_path, port, smtp_port=None, trusted_cert=None):
+        """With `trusted_cert` (a PEM file), IMAP uses STARTTLS and Thunderbird trusts
+        that certificate for 127.0.0.1:`port`, as after "Confirm Security Exception"."""
         self.profile = tmp_path / "profile"
         self.profile.mkdir()
-        (self.profile / "user.js").write_text(prefs(port, smtp_port))
+        (self.profile / "user.js").write_text(prefs(port, smtp_port, starttls=bool(trusted_cert)))
+        if trusted_cert:
+            fp = subprocess.run(["openssl", "x509", "-in", str(trusted_cert), "-noout", "-fingerprint", "-sha256"],
+                                capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+            (self.profile / "cert_override.txt").write_text(
+                f"# PRIVATE FILE\n127.0.0.1:{port}:\tOID.2.16.840.1.101.3.4.2.1\t{fp}\t\n")
         self.x = X(tmp_path)
         self.proc = subprocess.Popen(
             ["thunderbird", "--profile", str(self.profile), "--no-remote"],
@@ -395,4 +404,30 @@ def test_thunderbird_sends_a_message(server, tmp_path):
     assert server.cli("message", "list", A, "Sent").stdout.decode().split("\t")[3].strip() == "(\\Seen)"
     cmds = "\n".join(l.decode(errors="replace") for l in proxy.commands())
     assert re.search(r'^\S+ APPEND "?Sent"? \(\\Seen\) \{%d\+?\}$' % len(sent), cmds, re.M | re.I), cmds
+    assert_clean_log(server)
+
+
+@need("thunderbird", "Xvfb", "xdotool", "import", "openssl")
+def test_thunderbird_over_starttls(server, tmp_path):
+    """IMAP with STARTTLS, Thunderbird trusting the server's generated self-signed
+    certificate (a stored security exception): the password only crosses after TLS."""
+    for m in MESSAGES:
+        server.deliver(A, m)
+    proxy = Proxy(server.require("imap"))
+    tb = Thunderbird(tmp_path, proxy.port, trusted_cert=server.data_dir / "tls" / "selfsigned-cert.pem")
+    try:
+        tb.login()
+        tb.x.wait_window(r"^Inbox - alice@example\.com - ", 60)
+        inbox = tb.profile / "ImapMail" / "127.0.0.1" / "INBOX"
+        wait_until(lambda: inbox.exists() and inbox.read_bytes().count(b"marker.") == len(MESSAGES), 60,
+                   "the offline copies of INBOX")
+    finally:
+        tb.close()
+    # In clear on the wire: at most CAPABILITY before STARTTLS; then only TLS records.
+    for sent in proxy.sent:
+        clear = sent.split(b"\r\n")
+        i = next(i for i, l in enumerate(clear) if re.match(rb"^\S+ STARTTLS$", l, re.I))
+        assert all(re.match(rb"^\S+ CAPABILITY$", l, re.I) for l in clear[:i]), clear[:i]
+        assert ALICE[1].encode() not in sent and b"AUTHENTICATE" not in sent.upper()
+        assert clear[i + 1][:1] == b"\x16", clear[i + 1][:10]  # a TLS handshake record
     assert_clean_log(server)

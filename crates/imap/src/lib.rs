@@ -150,8 +150,8 @@
 //!   aliases (with mbsync syncing a `Sent Items` channel), CHILDINFO, name rules. Real
 //!   programs in `tests/clients/`: mbsync (10,000 messages) and offlineimap syncs through
 //!   a logging proxy, NeoMutt in tmux (CONDSTORE resync, quota refusal, UTF-8 names),
-//!   Thunderbird under Xvfb (folders, IDLE, MOVE, sending, the ALERT dialog and the
-//!   status-bar quota meter; Thunderbird 153 does not use CONDSTORE here);
+//!   Thunderbird under Xvfb (folders, IDLE, MOVE, sending, STARTTLS, the ALERT dialog
+//!   and the status-bar quota meter; Thunderbird 153 does not use CONDSTORE here);
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
 //! - `\Recent` is per session for arrivals seen while selected (see above);
 //! - the benchmark of issue 5: `tests/imap/bench_imap.py` runs it beside a private
