@@ -262,3 +262,32 @@ set sort = date
     assert third < first / 2, (third, first)
     proxy.close()
     assert_clean_log(server)
+
+
+@need("neomutt", "tmux")
+def test_neomutt_over_imaps(server, tmp_path):
+    """Implicit TLS, NeoMutt trusting the server's generated self-signed certificate (in
+    its `certificate_file`; the name is mail.example.com, so no host check on 127.0.0.1)."""
+    server.deliver("alice@example.com", MESSAGES[2])
+    rc = tmp_path / "muttrc"
+    rc.write_text(
+        f"""set imap_user = "alice@example.com"
+set imap_pass = "alice-Secret1"
+set folder = "imaps://127.0.0.1:{server.require('imaps')}/"
+set spoolfile = "+INBOX"
+set certificate_file = "{server.data_dir / 'tls' / 'selfsigned-cert.pem'}"
+set ssl_verify_host = no
+set header_cache = ""
+"""
+    )
+    t = Tmux("neomutt-tls", ["neomutt", "-n", "-F", str(rc)],
+             {"HOME": str(tmp_path), "TERM": "xterm-256color", "LANG": "C.UTF-8"})
+    try:
+        s = t.wait_for(r"Msgs:1 ")
+        assert re.search(r"1 N .*Carol Example .*Quarterly numbers", s), s
+        t.keys("Enter")
+        t.wait_for(r"Revenue went up by 12 percent")
+        t.keys("q")
+    finally:
+        t.close()
+    assert_clean_log(server)
