@@ -19,13 +19,17 @@ mod login;
 mod logout;
 mod namespace;
 mod noop;
+pub mod quota;
 mod rename;
 pub mod search;
 mod select;
+mod sort;
 mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod thread;
+mod unauthenticate;
 
 use crate::parser::CommandBody as B;
 use crate::session::{Fatal, Reply, Session, State};
@@ -64,7 +68,15 @@ fn needs(body: &B) -> Needs {
         | B::Fetch { .. }
         | B::Store { .. }
         | B::Copy { .. }
-        | B::Move { .. } => Needs::Selected,
+        | B::Move { .. }
+        | B::Sort { .. }
+        | B::Thread { .. } => Needs::Selected,
+        B::MultiAppend { .. }
+        | B::GetQuota(_)
+        | B::GetQuotaRoot(_)
+        | B::SetQuota { .. }
+        | B::Unauthenticate
+        | B::CreateSpecialUse { .. } => Needs::Authenticated,
     }
 }
 
@@ -150,5 +162,24 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         } => store::run(s, uid, &set, op, silent, &flags, unchanged_since).await,
         B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
+        B::Sort {
+            uid,
+            returns,
+            criteria,
+            charset,
+            key,
+        } => sort::run(s, tag, uid, returns, criteria, &charset, key).await,
+        B::Thread {
+            uid,
+            algorithm,
+            charset,
+            key,
+        } => thread::run(s, uid, algorithm, &charset, key).await,
+        B::MultiAppend { mailbox, messages } => append::run_many(s, &mailbox, messages).await,
+        B::GetQuota(root) => quota::getquota(s, &root).await,
+        B::GetQuotaRoot(m) => quota::getquotaroot(s, &m).await,
+        B::SetQuota { .. } => quota::setquota(s),
+        B::Unauthenticate => unauthenticate::run(s),
+        B::CreateSpecialUse { mailbox, uses } => create::run_with_use(s, &mailbox, &uses).await,
     }
 }

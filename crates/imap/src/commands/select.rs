@@ -17,6 +17,8 @@
 //! known-uids) changed above `modseq`. With another UIDVALIDITY the parameter is ignored
 //! and the SELECT is a plain one. The seq-match data is not needed: every expunge is
 //! kept with its MODSEQ, so the VANISHED set is exact.
+//!
+//! The untagged answers include `* OK [MAILBOXID (...)]` (RFC 8474 4.2).
 
 use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
@@ -38,7 +40,7 @@ pub async fn run(
     if s.deselect().is_some() && (!s.rev1() || s.enabled.qresync) {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
@@ -57,10 +59,11 @@ pub async fn run(
                 }
                 _ => None,
             };
-            Ok((mb, msgs, vanished))
+            let acct = st.account_by_id(account)?;
+            Ok((mb, msgs, vanished, acct))
         })
         .await;
-    let (mb, metas, vanished) = match r {
+    let (mb, metas, vanished, acct) = match r {
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
@@ -124,6 +127,13 @@ pub async fn run(
     // The mailbox was read before its messages: one may have arrived in between.
     let uidnext = mb.uidnext.max(sel.max_uid().saturating_add(1));
     out.extend_from_slice(format!("* OK [UIDNEXT {uidnext}] Predicted next UID\r\n").as_bytes());
+    out.extend_from_slice(
+        format!(
+            "* OK [MAILBOXID ({})] Ok\r\n",
+            crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+        )
+        .as_bytes(),
+    );
     if !rev1 {
         // RFC 9051 6.3.2: the mailbox's name as the server spells it.
         out.extend_from_slice(b"* LIST () \"/\" ");
@@ -153,6 +163,9 @@ pub async fn run(
             response::flags(&mut out, m.flags, sel.kwsets.get(m.kw), rev1 && m.recent);
             out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
         }
+    }
+    if let Some(alert) = super::quota::alert(s, &acct) {
+        out.extend_from_slice(alert.as_bytes());
     }
     s.conn.push(&out);
     let authed = match std::mem::replace(&mut s.state, State::Logout) {

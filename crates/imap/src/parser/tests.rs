@@ -327,10 +327,16 @@ fn never_panics_on_random_or_mutated_input() {
         b"a UID MOVE 1:5 \"Trash\"",
         b"a STATUS INBOX (MESSAGES UIDNEXT SIZE)",
         b"a AUTHENTICATE PLAIN =",
+        b"a UID SORT (REVERSE DATE SUBJECT DISPLAYFROM) UTF-8 OLDER 5 YOUNGER 9 EMAILID M1-_",
+        b"a THREAD REFERENCES US-ASCII (THREADID T1) FETCH 1 (PREVIEW (LAZY) EMAILID)",
         b"a SELECT INBOX (CONDSTORE QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 41:45)))",
         b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
         b"a STORE 1 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
         b"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
+        b"a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc",
+        b"a SETQUOTA \"\" (STORAGE 512)",
+        b"a CREATE x (USE (\\Sent \\Trash))",
+        b"a GETQUOTAROOT INBOX",
     ];
     let alphabet = b"aZ09 ()[]{}<>.:*$%\\\"~+-\r\n\0\xff";
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -361,6 +367,169 @@ fn never_panics_on_random_or_mutated_input() {
         }
         let _ = parse_command(&input);
     }
+}
+
+#[test]
+fn sort_and_thread() {
+    use SortKey::*;
+    let crit = |reverse, key| SortCriterion { reverse, key };
+    assert_eq!(
+        ok("a SORT (REVERSE ARRIVAL cc date FROM SIZE SUBJECT TO DISPLAYFROM reverse DISPLAYTO) UTF-8 ALL"),
+        CommandBody::Sort {
+            uid: false,
+            returns: None,
+            criteria: vec![
+                crit(true, Arrival),
+                crit(false, Cc),
+                crit(false, Date),
+                crit(false, From),
+                crit(false, Size),
+                crit(false, Subject),
+                crit(false, To),
+                crit(false, DisplayFrom),
+                crit(true, DisplayTo),
+            ],
+            charset: "UTF-8".into(),
+            key: SearchKey::All,
+        }
+    );
+    assert_eq!(
+        ok("a UID SORT (SUBJECT) \"iso-8859-1\" SEEN 1:3"),
+        CommandBody::Sort {
+            uid: true,
+            returns: None,
+            criteria: vec![crit(false, Subject)],
+            charset: "iso-8859-1".into(),
+            key: SearchKey::And(vec![
+                SearchKey::Seen,
+                SearchKey::Seq(SequenceSet::Ranges(vec![(
+                    SeqNum::Value(1),
+                    SeqNum::Value(3)
+                )]))
+            ]),
+        }
+    );
+    assert_eq!(
+        ok("a UID THREAD references UTF-8 NOT DELETED"),
+        CommandBody::Thread {
+            uid: true,
+            algorithm: ThreadAlgorithm::References,
+            charset: "UTF-8".into(),
+            key: SearchKey::Not(Box::new(SearchKey::Deleted)),
+        }
+    );
+    assert_eq!(
+        ok("a UID SORT RETURN (MIN max ALL COUNT SAVE) (DATE) UTF-8 ALL"),
+        CommandBody::Sort {
+            uid: true,
+            returns: Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::All,
+                SearchReturn::Count,
+                SearchReturn::Save
+            ]),
+            criteria: vec![crit(false, Date)],
+            charset: "UTF-8".into(),
+            key: SearchKey::All,
+        }
+    );
+    assert!(matches!(
+        ok("a SORT RETURN () (DATE) UTF-8 ALL"),
+        CommandBody::Sort { returns: Some(r), .. } if r.is_empty()
+    ));
+    assert!(matches!(
+        ok("a THREAD ORDEREDSUBJECT US-ASCII ALL"),
+        CommandBody::Thread {
+            algorithm: ThreadAlgorithm::OrderedSubject,
+            ..
+        }
+    ));
+    // Empty or unknown criteria, a missing charset or search key, unknown algorithms.
+    for bad in [
+        &b"a SORT () UTF-8 ALL"[..],
+        b"a SORT (SENDER) UTF-8 ALL",
+        b"a SORT (REVERSE) UTF-8 ALL",
+        b"a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+        b"a SORT (DATE) UTF-8",
+        b"a SORT (DATE) ALL",
+        b"a SORT DATE UTF-8 ALL",
+        b"a THREAD REFS UTF-8 ALL",
+        b"a THREAD REFERENCES UTF-8",
+        b"a UID THREAD",
+        b"a SORT RETURN (BOGUS) (DATE) UTF-8 ALL",
+        b"a SORT RETURN (DATE) UTF-8 ALL",
+        b"a SORT RETURN () UTF-8 ALL",
+    ] {
+        assert_eq!(err(bad).tag.as_deref(), Some("a"), "{bad:?}");
+    }
+}
+
+#[test]
+fn within_objectid_preview() {
+    let key = |s: &str| match ok(s) {
+        CommandBody::Search { key, .. } => key,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(key("a SEARCH OLDER 3600"), SearchKey::Older(3600));
+    assert_eq!(key("a SEARCH YOUNGER 1"), SearchKey::Younger(1));
+    assert_eq!(
+        key("a SEARCH EMAILID M6d-_x"),
+        SearchKey::EmailId("M6d-_x".into())
+    );
+    assert_eq!(
+        key("a SEARCH THREADID T1"),
+        SearchKey::ThreadId("T1".into())
+    );
+    for bad in [
+        &b"a SEARCH OLDER 0"[..],
+        b"a SEARCH YOUNGER -1",
+        b"a SEARCH EMAILID",
+        b"a SEARCH EMAILID a.b",
+        b"a SEARCH THREADID \"x\"",
+    ] {
+        assert_eq!(err(bad).tag.as_deref(), Some("a"), "{bad:?}");
+    }
+    let long = format!("a SEARCH EMAILID {}", "x".repeat(256));
+    assert!(parse_command(long.as_bytes()).is_err());
+    assert_eq!(
+        ok("a FETCH 1 (EMAILID THREADID PREVIEW PREVIEW (LAZY) UID)"),
+        CommandBody::Fetch {
+            uid: false,
+            set: SequenceSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Value(1))]),
+            items: vec![
+                FetchAtt::EmailId,
+                FetchAtt::ThreadId,
+                FetchAtt::Preview { lazy: false },
+                FetchAtt::Preview { lazy: true },
+                FetchAtt::Uid
+            ],
+            modifiers: FetchModifiers::default(),
+        }
+    );
+    // A list after PREVIEW that is not LAZY's is FETCH's modifiers (RFC 7162).
+    assert!(matches!(
+        ok("a UID FETCH 1:* PREVIEW (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, items, .. }
+            if modifiers.changed_since == Some(5) && items == vec![FetchAtt::Preview { lazy: false }]
+    ));
+    assert!(matches!(
+        ok("a FETCH 1 PREVIEW (LAZY LAZY) (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, .. } if modifiers.changed_since == Some(5)
+    ));
+    assert!(matches!(
+        ok("a FETCH 1 PREVIEW (lazy)"),
+        CommandBody::Fetch { .. }
+    ));
+    assert!(parse_command(b"a FETCH 1 (PREVIEW (FUZZY))").is_err());
+    assert!(parse_command(b"a FETCH 1 (PREVIEW ())").is_err());
+    assert_eq!(
+        ok("a STATUS INBOX (MAILBOXID MESSAGES)"),
+        CommandBody::Status {
+            mailbox: MailboxArg(b"INBOX".to_vec()),
+            items: vec![StatusItem::MailboxId, StatusItem::Messages],
+        }
+    );
 }
 
 #[test]
@@ -499,5 +668,93 @@ fn condstore_and_qresync_syntax() {
     assert_eq!(
         ok("a ENABLE CONDSTORE QRESYNC"),
         CommandBody::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()])
+    );
+}
+
+#[test]
+fn multiappend_and_extension_commands() {
+    match ok("a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc ~{1}\r\nd") {
+        CommandBody::MultiAppend { mailbox, messages } => {
+            assert_eq!(mailbox, MailboxArg(b"x".to_vec()));
+            assert_eq!(messages.len(), 3);
+            assert_eq!(messages[0].flags.len(), 1);
+            assert_eq!(messages[0].message, b"a");
+            assert_eq!(messages[1].date, Some(760_686_745));
+            assert_eq!(messages[1].message, b"bc");
+            assert_eq!(messages[2].message, b"d");
+        }
+        b => panic!("{b:?}"),
+    }
+    // One message stays a plain APPEND.
+    assert!(matches!(
+        ok("a APPEND x {1}\r\na"),
+        CommandBody::Append { .. }
+    ));
+    err(b"a APPEND x");
+    err(b"a APPEND x {1}\r\na ");
+    err(b"a APPEND x {1}\r\na  {1}\r\nb");
+    err(b"a APPEND x {1}\r\na (\\Seen)");
+    assert_eq!(ok("a GETQUOTA \"\""), CommandBody::GetQuota(vec![]));
+    assert_eq!(
+        ok("a getquotaroot INBOX"),
+        CommandBody::GetQuotaRoot(MailboxArg(b"INBOX".to_vec()))
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" (storage 512 MESSAGE 10)"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 10)]
+        }
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" ()"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![]
+        }
+    );
+    for bad in [
+        &b"a GETQUOTA"[..],
+        b"a GETQUOTAROOT",
+        b"a SETQUOTA \"\"",
+        b"a SETQUOTA \"\" (STORAGE)",
+        b"a SETQUOTA \"\" (STORAGE x)",
+        b"a SETQUOTA \"\" STORAGE 5",
+        b"a UNAUTHENTICATE now",
+        b"a CREATE x ()",
+        b"a CREATE x (USE)",
+        b"a CREATE x (USE \\Sent)",
+        b"a CREATE x (USE (Sent))",
+        b"a CREATE x (FOO (\\Sent))",
+        b"a CREATE x (USE (\\Sent) USE (\\Trash))",
+        b"a STATUS x (DELETED-STORAGE BOGUS)",
+    ] {
+        err(bad);
+    }
+    assert_eq!(ok("a UNAUTHENTICATE"), CommandBody::Unauthenticate);
+    assert_eq!(
+        ok("a CREATE x (USE (\\Sent \\junk))"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec!["\\Sent".into(), "\\junk".into()]
+        }
+    );
+    assert_eq!(
+        ok("a CREATE x (USE ())"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec![]
+        }
+    );
+    assert_eq!(
+        ok("a STATUS x (DELETED-STORAGE APPENDLIMIT SIZE)"),
+        CommandBody::Status {
+            mailbox: MailboxArg(b"x".to_vec()),
+            items: vec![
+                StatusItem::DeletedStorage,
+                StatusItem::AppendLimit,
+                StatusItem::Size
+            ]
+        }
     );
 }
