@@ -1,5 +1,6 @@
 //! Content-addressed blob files: `blobs/<first two hex digits>/<BLAKE3 hex>`, each the
-//! zstd-compressed message octets.
+//! zstd-compressed message octets. Bodies up to `[store] inline_max` are not files: the
+//! same compressed octets live in the database's `blob_data` table (see `sqlite.rs`).
 //!
 //! Safety rule shared with the metadata store: a blob file is only ever *removed* while
 //! the database write lock is held (garbage collection runs as a write job), and every
@@ -82,7 +83,7 @@ impl BlobDir {
     pub fn open_reader(&self, id: &BlobId) -> io::Result<BlobReader> {
         let f = File::open(self.path(id))?;
         Ok(BlobReader {
-            inner: zstd::Decoder::new(f)?,
+            inner: Inner::File(zstd::Decoder::new(f)?),
         })
     }
 
@@ -160,13 +161,37 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A blob being decompressed.
+/// Compresses octets as a blob is stored, in a file or inline in the database.
+pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    zstd::bulk::compress(bytes, ZSTD_LEVEL)
+}
+
+/// A blob being decompressed: streamed from its file, or from the compressed octets kept
+/// inline in the database (small messages, see `[store] inline_max`).
 pub struct BlobReader {
-    inner: zstd::Decoder<'static, io::BufReader<File>>,
+    inner: Inner,
+}
+
+enum Inner {
+    File(zstd::Decoder<'static, io::BufReader<File>>),
+    Memory(io::Cursor<Vec<u8>>),
+}
+
+impl BlobReader {
+    /// A reader of a blob stored inline: `data` as [`compress`] made it. Inline blobs are
+    /// small, so they are decompressed at once.
+    pub fn inline(data: &[u8]) -> io::Result<BlobReader> {
+        Ok(BlobReader {
+            inner: Inner::Memory(io::Cursor::new(zstd::stream::decode_all(data)?)),
+        })
+    }
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        match &mut self.inner {
+            Inner::File(d) => d.read(buf),
+            Inner::Memory(c) => c.read(buf),
+        }
     }
 }

@@ -48,6 +48,7 @@ pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
+    auth_cache: password::VerifiedCache,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -101,6 +102,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             db_path,
             blobs,
+            auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
             opts,
             writer: Mutex::new(tx),
             readers: Mutex::new(Vec::new()),
@@ -338,6 +340,16 @@ fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     .ok_or_else(|| Error::NotFound(format!("user {a}")))
 }
 
+/// An account and its stored password hash, by normalised address.
+fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String, AccountRow)>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE address = ?1"
+        ))?
+        .query_row([address], |r| Ok((r.get(5)?, AccountRow::from_row(r)?)))
+        .optional()?)
+}
+
 fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
     conn.query_row(
         &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
@@ -459,6 +471,21 @@ fn uid_list(uids: &[u32]) -> String {
     s
 }
 
+/// Whether the blob's octets are stored inline (table `blob_data`).
+fn has_inline(c: &Connection, id: &BlobId) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM blob_data WHERE hash = ?1")?
+        .exists([&id.0[..]])?)
+}
+
+/// The blob's compressed octets when stored inline.
+fn inline_data(c: &Connection, id: &BlobId) -> Result<Option<Vec<u8>>> {
+    Ok(
+        c.prepare_cached("SELECT data FROM blob_data WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()?,
+    )
+}
+
 /// Whether any message references the blob (a row at zero awaits collection).
 fn blob_live(c: &Connection, id: &BlobId) -> Result<bool> {
     Ok(c.query_row(
@@ -563,35 +590,50 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    /// Makes sure the blob row and file exist and takes a reference. Called under the
-    /// write lock, so a collector cannot remove the file between the check and commit.
+    /// Makes sure the blob row and its octets (inline row or file) exist and takes a
+    /// reference. Called under the write lock, so a collector cannot remove the octets
+    /// between the check and commit. `inline`: the body compressed by
+    /// [`SqliteBackend::prepare_blob`] when it is small enough to live in the database.
     fn ref_blob(
         &mut self,
         id: &BlobId,
         body: Option<&[u8]>,
         encoded: Option<&Encoded>,
+        inline: Option<&[u8]>,
     ) -> Result<()> {
         let rc: Option<i64> = self
             .tx
-            .query_row(
-                "SELECT refcount FROM blobs WHERE hash = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT refcount FROM blobs WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
             .optional()?;
         let live = rc.is_some_and(|n| n > 0);
-        if !live && !self.blobs.exists(id) {
+        if !live && !has_inline(&self.tx, id)? && !self.blobs.exists(id) {
             let body = body.ok_or_else(|| {
                 Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
             })?;
-            self.blobs.put(id, body)?;
+            let fresh;
+            let data = match inline {
+                Some(d) => Some(d),
+                None if body.len() as u64 <= self.opts.inline_max => {
+                    fresh = blob::compress(body)?;
+                    Some(&fresh[..])
+                }
+                None => None,
+            };
+            match data {
+                Some(d) => {
+                    self.tx
+                        .prepare_cached("INSERT INTO blob_data (hash, data) VALUES (?1, ?2)")?
+                        .execute(params![&id.0[..], d])?;
+                }
+                None => self.blobs.put(id, body)?,
+            }
         }
         match rc {
             Some(_) => {
-                self.tx.execute(
-                    "UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1",
-                    [&id.0[..]],
-                )?;
+                self.tx
+                    .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1")?
+                    .execute([&id.0[..]])?;
             }
             None => {
                 let body =
@@ -604,10 +646,11 @@ impl WriteCtx<'_> {
                         &fresh
                     }
                 };
-                self.tx.execute(
-                    "INSERT INTO blobs (hash, size, refcount, structure, search) VALUES (?1, ?2, 1, ?3, ?4)",
-                    params![&id.0[..], body.len() as i64, enc.structure, enc.search],
-                )?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO blobs (hash, size, refcount, structure, search) VALUES (?1, ?2, 1, ?3, ?4)",
+                    )?
+                    .execute(params![&id.0[..], body.len() as i64, enc.structure, enc.search])?;
             }
         }
         Ok(())
@@ -798,7 +841,7 @@ impl WriteCtx<'_> {
                     .try_into()
                     .map_err(|_| Error::Invalid("bad blob id".into()))?,
             );
-            self.ref_blob(&id, None, None)?;
+            self.ref_blob(&id, None, None, None)?;
             let (new_uid, _) =
                 self.insert_message(to, &prefix, &id, size as u64, Flags(flags as u8), &kw, date)?;
             added += size;
@@ -825,6 +868,8 @@ fn map_constraint(e: rusqlite::Error, what: String) -> Error {
 struct Prepared {
     id: BlobId,
     encoded: Option<Encoded>,
+    /// The compressed body, when it is to be stored inline (`[store] inline_max`).
+    inline: Option<Vec<u8>>,
 }
 
 /// A parse as stored: the structure (envelope, MIME tree) and, apart, the search text,
@@ -862,18 +907,39 @@ fn fill_search(p: &mut ParsedMessage, search: &[u8]) {
 }
 
 impl SqliteBackend {
-    /// Outside the write lock: hash, parse (unless already known) and write the blob.
+    /// Outside the write lock: hash, parse (unless already known), and compress a small
+    /// body for the database or write a large one's file (fsynced), so that the writer
+    /// thread only inserts rows.
     fn prepare_blob(&self, body: &[u8]) -> Result<Prepared> {
         let id = BlobId::of(body);
         let known = self.read(|c| blob_live(c, &id))?;
         if known {
-            return Ok(Prepared { id, encoded: None });
+            return Ok(Prepared {
+                id,
+                encoded: None,
+                inline: None,
+            });
         }
         let encoded = encode_parsed(body);
-        self.blobs.put(&id, body)?;
+        let inline = if body.len() as u64 <= self.opts.inline_max {
+            Some(blob::compress(body)?)
+        } else {
+            self.blobs.put(&id, body)?;
+            None
+        };
         Ok(Prepared {
             id,
             encoded: Some(encoded),
+            inline,
+        })
+    }
+
+    /// A reader of a blob's octets, inline or from its file.
+    fn blob_reader(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        let data: Option<Vec<u8>> = self.read(|c| inline_data(c, id))?;
+        Ok(match data {
+            Some(d) => crate::blob::BlobReader::inline(&d)?,
+            None => self.blobs.open_reader(id)?,
         })
     }
 }
@@ -1064,30 +1130,36 @@ impl Backend for SqliteBackend {
 
     fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
         let a = normalize_address(address);
-        let found: Option<(String, i64)> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT password_hash, id FROM accounts WHERE address = ?1",
-                [&a],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })?;
-        let Some((stored, id)) = found else {
+        let Some((stored, row)) = self.read(|c| account_with_hash(c, &a))? else {
             // Spend the same time as a real check, so timing does not reveal users.
             let _ = password::verify(password, DUMMY_HASH);
             return Ok(None);
         };
+        if self.auth_cache.hit(&a, password, &stored) {
+            return Ok(Some(self.effective(row)));
+        }
         if !password::verify(password, &stored) {
+            self.auth_cache.forget(&a);
             return Ok(None);
         }
         if password::needs_rehash(&stored) {
             let new = password::hash(password);
-            let addr = a.clone();
-            if let Err(e) = self.set_password_hash(&addr, &new) {
-                tracing::warn!(user = %addr, "could not upgrade password hash: {e}");
+            match self.set_password_hash(&a, &new) {
+                Ok(()) => self.auth_cache.insert(&a, password, &new),
+                Err(e) => tracing::warn!(user = %a, "could not upgrade password hash: {e}"),
             }
+        } else {
+            self.auth_cache.insert(&a, password, &stored);
         }
-        self.account_by_id(id).map(Some)
+        self.account_by_id(row.id).map(Some)
+    }
+
+    fn authenticate_cached(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let a = normalize_address(address);
+        Ok(self
+            .read(|c| account_with_hash(c, &a))?
+            .filter(|(stored, _)| self.auth_cache.hit(&a, password, stored))
+            .map(|(_, row)| self.effective(row)))
     }
 
     fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
@@ -1470,7 +1542,12 @@ impl Backend for SqliteBackend {
                     return Err(e);
                 }
             }
-            ctx.ref_blob(&prep.id, Some(&msg.body), prep.encoded.as_ref())?;
+            ctx.ref_blob(
+                &prep.id,
+                Some(&msg.body),
+                prep.encoded.as_ref(),
+                prep.inline.as_deref(),
+            )?;
             let (uid, modseq) = ctx.insert_message(
                 &mb,
                 &msg.prefix,
@@ -1510,7 +1587,12 @@ impl Backend for SqliteBackend {
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
                         }
-                        ctx.ref_blob(&prep.id, Some(&body), prep.encoded.as_ref())?;
+                        ctx.ref_blob(
+                            &prep.id,
+                            Some(&body),
+                            prep.encoded.as_ref(),
+                            prep.inline.as_deref(),
+                        )?;
                         let (uid, modseq) = ctx.insert_message(
                             &mb,
                             &prefix,
@@ -1658,12 +1740,16 @@ impl Backend for SqliteBackend {
     }
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
-        let (prefix, blob, size): (Vec<u8>, Vec<u8>, i64) = self.read(|c| {
-            c.query_row(
-                "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                params![mailbox, uid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+        type Row = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+        let (prefix, blob, size, inline): Row = self.read(|c| {
+            c.prepare_cached(
+                "SELECT m.prefix, m.blob, m.size, d.data FROM messages m
+                 LEFT JOIN blob_data d ON d.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )?
+            .query_row(params![mailbox, uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
         })?;
@@ -1672,11 +1758,11 @@ impl Backend for SqliteBackend {
                 .try_into()
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
         );
-        Ok(MessageReader::new(
-            prefix,
-            self.blobs.open_reader(&id)?,
-            size as u64,
-        ))
+        let reader = match inline {
+            Some(d) => crate::blob::BlobReader::inline(&d)?,
+            None => self.blobs.open_reader(&id)?,
+        };
+        Ok(MessageReader::new(prefix, reader, size as u64))
     }
 
     fn store_flags(
@@ -1844,6 +1930,11 @@ impl Backend for SqliteBackend {
                     removed += 1;
                 }
             }
+            // Inline octets whose blob row is gone (none should be: they leave together).
+            removed += ctx.tx.execute(
+                "DELETE FROM blob_data WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = blob_data.hash AND b.refcount > 0)",
+                [],
+            )? as u64;
             Ok(removed)
         })?;
         Ok(GcReport {
@@ -1919,7 +2010,7 @@ impl Backend for SqliteBackend {
     }
 
     fn check(&self, deep: bool) -> Result<Vec<String>> {
-        let (usage, refs, blobs) = self.read(|c| {
+        let (usage, refs, blobs, inline, stray) = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT a.address, a.quota_used, coalesce((SELECT sum(m.size) FROM messages m
                      JOIN mailboxes b ON m.mailbox_id = b.id WHERE b.account_id = a.id), 0)
@@ -1936,7 +2027,16 @@ impl Backend for SqliteBackend {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut st = c.prepare("SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = m.blob)")?;
             let dangling: i64 = st.query_row([], |r| r.get(0))?;
-            Ok((usage, refs, dangling))
+            let mut st = c.prepare("SELECT hash FROM blob_data")?;
+            let inline = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            let stray: i64 = c.query_row(
+                "SELECT count(*) FROM blob_data d WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = d.hash)",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((usage, refs, dangling, inline, stray))
         })?;
         let mut problems = Vec::new();
         for (address, used, sum) in usage {
@@ -1964,14 +2064,13 @@ impl Backend for SqliteBackend {
                     id.hex()
                 ));
             }
-            if actual > 0 && !files.contains(&id) {
+            if actual > 0 && !files.contains(&id) && !inline.contains(&hash) {
                 problems.push(format!("blob {}: file missing", id.hex()));
             } else if actual > 0 && deep {
                 let mut body = Vec::new();
                 let ok = self
-                    .blobs
-                    .open_reader(&id)
-                    .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut body))
+                    .blob_reader(&id)
+                    .and_then(|mut r| Ok(std::io::Read::read_to_end(&mut r, &mut body)?))
                     .is_ok();
                 if !ok || BlobId::of(&body) != id {
                     problems.push(format!(
@@ -1980,6 +2079,11 @@ impl Backend for SqliteBackend {
                     ));
                 }
             }
+        }
+        if stray > 0 {
+            problems.push(format!(
+                "{stray} inline blob(s) without a blob record (run `letterbox gc`)"
+            ));
         }
         let orphans = files.difference(&known).count();
         if orphans > 0 {
@@ -2011,6 +2115,8 @@ impl SqliteBackend {
                 if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
                     ctx.blobs.remove(&BlobId(arr))?;
                 }
+                ctx.tx
+                    .execute("DELETE FROM blob_data WHERE hash = ?1", [h])?;
                 ctx.tx.execute("DELETE FROM blobs WHERE hash = ?1", [h])?;
             }
             Ok(ids.len() as u64)
@@ -2025,7 +2131,7 @@ impl SqliteBackend {
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
         );
         let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
+        std::io::Read::read_to_end(&mut self.blob_reader(&id)?, &mut body)?;
         let enc = encode_parsed(&body);
         let p = ParsedMessage::decode(&enc.structure)
             .ok_or_else(|| Error::Invalid("structure does not decode".into()))?;

@@ -8,6 +8,29 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
+/// A store that keeps every body in a blob file (`[store] inline_max = 0`), as stores
+/// made before inline blobs did.
+fn store_files() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
+    s.add_domain("example.com").unwrap();
+    (dir, s)
+}
+
+fn files_only() -> StoreOptions {
+    StoreOptions {
+        inline_max: 0,
+        ..StoreOptions::default()
+    }
+}
+
+/// Rows of `blob_data` (inline blobs), read beside the store.
+fn inline_rows(dir: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("store.db")).unwrap();
+    c.query_row("SELECT count(*) FROM blob_data", [], |r| r.get(0))
+        .unwrap()
+}
+
 fn cheap_hash() -> String {
     // Argon2 at default cost is slow in debug builds; tests use a real but cheap hash.
     format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap())
@@ -162,7 +185,7 @@ fn resolve_aliases_tags_and_catchall() {
 
 #[test]
 fn append_dedup_quota_and_gc() {
-    let (dir, s) = store();
+    let (dir, s) = store_files();
     let a = s
         .add_account("alice@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
         .unwrap();
@@ -626,4 +649,198 @@ fn structures_in_bulk_without_search_text() {
         .map(|m| m.uid)
         .collect();
     assert_eq!(metas, vec![1, 5]);
+}
+
+#[test]
+fn small_bodies_inline_dedup_read_gc_and_check() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(10_000))
+        .unwrap();
+    let b = s
+        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let body = Arc::new(b"Subject: small\r\n\r\ninline body\r\n".to_vec());
+    let res = s
+        .deliver(
+            body.clone(),
+            1_700_000_000,
+            vec![(a.id, b"X-Pre: a\r\n".to_vec()), (b.id, vec![])],
+            true,
+        )
+        .unwrap();
+    assert!(res.iter().all(|r| r.is_ok()));
+    // No file: one row in the database for both recipients.
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
+    assert_eq!(inline_rows(dir.path()), 1);
+    let ia = s.mailbox(a.id, "INBOX").unwrap();
+    let ib = s.mailbox(b.id, "INBOX").unwrap();
+    let bytes = s.open_message(ia.id, 1).unwrap().read_all().unwrap();
+    assert_eq!(bytes, [b"X-Pre: a\r\n".as_slice(), &body].concat());
+    assert_eq!(
+        s.open_message(ia.id, 1).unwrap().read_range(2, 5).unwrap(),
+        b"Pre: ".to_vec()
+    );
+    assert_eq!(s.open_message(ib.id, 1).unwrap().read_all().unwrap(), *body);
+    assert_eq!(
+        s.parsed(ib.id, 1).unwrap().envelope.subject.as_deref(),
+        Some("small")
+    );
+    usage_matches(&s, "a@example.com");
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Copies share the row; over quota, nothing is added.
+    let sent = s.mailbox(b.id, "Sent").unwrap();
+    s.copy(ib.id, &[1], sent.id).unwrap();
+    assert!(matches!(
+        s.append(ia.id, msg(&"q".repeat(20_000)), true),
+        Err(Error::OverQuota)
+    ));
+    assert_eq!(inline_rows(dir.path()), 1);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // At refcount zero the row awaits collection, and a new reference reuses it.
+    s.expunge(ia.id, &[1]).unwrap();
+    s.expunge(ib.id, &[1]).unwrap();
+    s.expunge(sent.id, &[1]).unwrap();
+    let again = s
+        .append(
+            ia.id,
+            NewMessage {
+                body: body.clone(),
+                ..msg("")
+            },
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        s.open_message(ia.id, again.uid)
+            .unwrap()
+            .read_all()
+            .unwrap(),
+        *body
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Once unreferenced, gc removes the row with the blob record.
+    s.expunge(ia.id, &[again.uid]).unwrap();
+    let report = s.gc().unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    assert_eq!(inline_rows(dir.path()), 0);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    usage_matches(&s, "a@example.com");
+    usage_matches(&s, "b@example.com");
+}
+
+#[test]
+fn bodies_above_inline_max_are_files() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        "0123456789abcdef".repeat((DEFAULT_INLINE_MAX as usize) / 16 + 1)
+    );
+    let small = "Subject: small\r\n\r\nx\r\n";
+    s.append(inbox.id, msg(&big), false).unwrap();
+    s.append(inbox.id, msg(small), false).unwrap();
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(inline_rows(dir.path()), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        big.as_bytes()
+    );
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        small.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn file_blobs_of_an_older_store_stay_readable() {
+    let (dir, s) = store_files();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let old = "Subject: old\r\n\r\nstored as a file\r\n";
+    s.append(inbox.id, msg(old), false).unwrap();
+    drop(s);
+    // Reopened with inline blobs on (the default): the file is still read and shared.
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        old.as_bytes()
+    );
+    s.append(inbox.id, msg(old), false).unwrap();
+    s.append(inbox.id, msg("Subject: new\r\n\r\ninline\r\n"), false)
+        .unwrap();
+    assert_eq!(inline_rows(dir.path()), 1, "only the new body is inline");
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        old.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // A lost inline row is reported like a lost file.
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    c.execute("DELETE FROM blob_data", []).unwrap();
+    let problems = s.check(false).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("missing"), "{problems:?}");
+    // Everything expunged and collected: no file, no row.
+    s.expunge(inbox.id, &[1, 2, 3]).unwrap();
+    s.gc().unwrap();
+    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
+    assert_eq!(inline_rows(dir.path()), 0);
+}
+
+#[test]
+fn verified_passwords_are_cached_until_the_hash_changes() {
+    let (dir, s) = store();
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    // Nothing cached before a successful check; a failure caches nothing.
+    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "wrong").unwrap(), None);
+    assert_eq!(
+        s.authenticate_cached("a@example.com", "wrong").unwrap(),
+        None
+    );
+    let a = s.authenticate("A@Example.com", "pw").unwrap().unwrap();
+    assert_eq!(a.address, "a@example.com");
+    assert_eq!(
+        s.authenticate_cached("a@example.com", "pw").unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.authenticate_cached("a@example.com", "pw2").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "pw2").unwrap(), None);
+    // A new password set from another process (the CLI) makes the entry stale at once.
+    let other = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    let new = format!("{{BLF-CRYPT}}{}", bcrypt::hash("new", 4).unwrap());
+    other.set_password_hash("a@example.com", &new).unwrap();
+    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "pw").unwrap(), None);
+    assert!(s.authenticate("a@example.com", "new").unwrap().is_some());
+    assert!(s
+        .authenticate_cached("a@example.com", "new")
+        .unwrap()
+        .is_some());
+    // `[auth] cache_ttl = 0`: never cached.
+    let off = Store::open_embedded(
+        dir.path(),
+        StoreOptions {
+            auth_cache_ttl: 0,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(off.authenticate("a@example.com", "new").unwrap().is_some());
+    assert_eq!(
+        off.authenticate_cached("a@example.com", "new").unwrap(),
+        None
+    );
 }
