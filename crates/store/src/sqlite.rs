@@ -139,7 +139,11 @@ impl SqliteBackend {
     {
         let (rtx, rrx) = mpsc::sync_channel::<Result<T>>(1);
         let run: JobFn = Box::new(move |ctx: &mut WriteCtx| -> Completion {
-            if let Err(e) = ctx.tx.execute_batch("SAVEPOINT job") {
+            if let Err(e) = ctx
+                .tx
+                .prepare_cached("SAVEPOINT job")
+                .and_then(|mut s| s.execute([]))
+            {
                 return Box::new(move |_| {
                     let _ = rtx.send(Err(e.into()));
                 });
@@ -147,7 +151,11 @@ impl SqliteBackend {
             let mark = ctx.changes.len();
             match f(ctx) {
                 Ok(v) => {
-                    if let Err(e) = ctx.tx.execute_batch("RELEASE job") {
+                    if let Err(e) = ctx
+                        .tx
+                        .prepare_cached("RELEASE job")
+                        .and_then(|mut s| s.execute([]))
+                    {
                         ctx.changes.truncate(mark);
                         return Box::new(move |_| {
                             let _ = rtx.send(Err(e.into()));
@@ -227,6 +235,7 @@ fn writer_loop(
     feed: Arc<ChangeFeed>,
 ) {
     let mut synced = true; // the connection starts with synchronous=FULL
+    conn.set_prepared_statement_cache_capacity(64);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -235,42 +244,60 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        // One durable job makes the whole batch's commit fsynced.
-        let durable = batch.iter().any(|j| j.durable);
-        if durable != synced {
-            let mode = if durable { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous={mode}")) {
-                tracing::error!("store: cannot set synchronous={mode}: {e}");
+        // The jobs that need no fsync (flags, expunges) are committed first, on their
+        // own, so that they do not wait for the durable ones' fsync; that one later fsync
+        // covers their WAL frames too. The jobs of a batch were queued by different
+        // callers at once, so running them in either order is correct.
+        let (durable, lazy): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.durable);
+        for (group, want_sync) in [(lazy, false), (durable, true)] {
+            if group.is_empty() {
                 continue;
             }
-            synced = durable;
-        }
-        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!("store: cannot begin a write transaction: {e}");
-                // Dropping the jobs tells each caller its write was not carried out.
-                continue;
+            if want_sync != synced {
+                let mode = if want_sync { "FULL" } else { "NORMAL" };
+                if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous={mode}")) {
+                    tracing::error!("store: cannot set synchronous={mode}: {e}");
+                    continue;
+                }
+                synced = want_sync;
             }
-        };
-        let mut ctx = WriteCtx {
-            tx,
-            changes: Vec::new(),
-            blobs: &blobs,
-            opts: &opts,
-        };
-        let completions: Vec<Completion> =
-            batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
-        let WriteCtx { tx, changes, .. } = ctx;
-        let commit = tx.commit().map_err(|e| e.to_string());
-        if let Err(e) = &commit {
-            tracing::error!("store: commit failed: {e}");
-        } else {
-            feed.publish(changes);
+            run_batch(&mut conn, group, &blobs, &opts, &feed);
         }
-        for c in completions {
-            c(commit.clone());
+    }
+}
+
+/// Runs jobs in one transaction and tells each caller the outcome after the commit.
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    blobs: &BlobDir,
+    opts: &StoreOptions,
+    feed: &ChangeFeed,
+) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!("store: cannot begin a write transaction: {e}");
+            // Dropping the jobs tells each caller its write was not carried out.
+            return;
         }
+    };
+    let mut ctx = WriteCtx {
+        tx,
+        changes: Vec::new(),
+        blobs,
+        opts,
+    };
+    let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
+    let WriteCtx { tx, changes, .. } = ctx;
+    let commit = tx.commit().map_err(|e| e.to_string());
+    if let Err(e) = &commit {
+        tracing::error!("store: commit failed: {e}");
+    } else {
+        feed.publish(changes);
+    }
+    for c in completions {
+        c(commit.clone());
     }
 }
 
@@ -351,11 +378,10 @@ fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String,
 }
 
 fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
-        [id],
-        AccountRow::from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
+    ))?
+    .query_row([id], AccountRow::from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("account #{id}")))
 }
@@ -377,21 +403,19 @@ fn mailbox_from_row(r: &rusqlite::Row) -> rusqlite::Result<Mailbox> {
 
 fn get_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Mailbox> {
     let name = normalize_mailbox_name(name)?;
-    conn.query_row(
-        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"),
-        params![account, name],
-        mailbox_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
+    ))?
+    .query_row(params![account, name], mailbox_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))
 }
 
 fn get_mailbox_by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
-    conn.query_row(
-        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"),
-        [id],
-        mailbox_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"
+    ))?
+    .query_row([id], mailbox_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("mailbox #{id}")))
 }
@@ -680,21 +704,21 @@ impl WriteCtx<'_> {
         let row = get_account_by_id(&self.tx, account)?;
         let acct = row.into_account(self.opts);
         let used = (acct.quota_used as i64 + delta).max(0) as u64;
-        let old_level: i64 = self.tx.query_row(
-            "SELECT warn_level FROM accounts WHERE id = ?1",
-            [account],
-            |r| r.get(0),
-        )?;
+        let old_level: i64 = self
+            .tx
+            .prepare_cached("SELECT warn_level FROM accounts WHERE id = ?1")?
+            .query_row([account], |r| r.get(0))?;
         let level = warn_level_for(used, acct.effective_limit, &self.opts.warn_at);
         let crossed = (i64::from(level) > old_level).then_some(level);
         // A crossing leaves a pending warning until someone sends it (see
         // `Backend::take_pending_warning`); falling below a level cancels it.
-        self.tx.execute(
-            "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
                  warn_pending = CASE WHEN ?4 THEN ?3 WHEN warn_pending > ?3 THEN 0 ELSE warn_pending END
              WHERE id = ?1",
-            params![account, used as i64, level, crossed.is_some()],
-        )?;
+            )?
+            .execute(params![account, used as i64, level, crossed.is_some()])?;
         Ok(crossed)
     }
 
@@ -719,20 +743,22 @@ impl WriteCtx<'_> {
         keywords: &str,
         internal_date: i64,
     ) -> Result<(u32, u64)> {
-        let (uid, modseq): (i64, i64) = self.tx.query_row(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+        let (uid, modseq): (i64, i64) = self
+            .tx
+            .prepare_cached(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
              WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-            [mailbox.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+            )?
+            .query_row([mailbox.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if uid > u32::MAX as i64 {
             return Err(Error::Refused("mailbox has run out of UIDs".into()));
         }
-        self.tx.execute(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]],
-        )?;
+            )?
+            .execute(params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]])?;
         self.changes.push(Change {
             account: mailbox.account_id,
             mailbox: mailbox.id,
@@ -1580,7 +1606,7 @@ impl Backend for SqliteBackend {
             let mut out = Vec::with_capacity(rcpts.len());
             for (account, prefix) in rcpts {
                 let one = (|| -> Result<Appended> {
-                    ctx.tx.execute_batch("SAVEPOINT rcpt")?;
+                    ctx.tx.prepare_cached("SAVEPOINT rcpt")?.execute([])?;
                     let r = (|| {
                         let mb = get_mailbox(&ctx.tx, account, "INBOX")?;
                         let size = (prefix.len() + body.len()) as u64;
@@ -1612,7 +1638,9 @@ impl Backend for SqliteBackend {
                         })
                     })();
                     match &r {
-                        Ok(_) => ctx.tx.execute_batch("RELEASE rcpt")?,
+                        Ok(_) => {
+                            ctx.tx.prepare_cached("RELEASE rcpt")?.execute([])?;
+                        }
                         Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
                     }
                     r

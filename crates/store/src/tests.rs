@@ -844,3 +844,57 @@ fn verified_passwords_are_cached_until_the_hash_changes() {
         None
     );
 }
+
+#[test]
+fn lazy_and_durable_writes_mixed_in_batches() {
+    // Flag changes (committed without fsync) and appends (fsynced) queued at once: the
+    // writer commits the lazy ones apart; every write lands, MODSEQs stay unique.
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for i in 0..40 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\n{i}")), false)
+            .unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    if t % 2 == 0 {
+                        let uid = t * 10 + i + 1;
+                        let r = s
+                            .store_flags(inbox.id, &[uid], FlagOp::Add, Flags::SEEN, &[], None)
+                            .unwrap();
+                        assert_eq!(r.updated.len(), 1);
+                    } else {
+                        s.append(inbox.id, msg(&format!("Subject: n{t}-{i}\r\n\r\nx")), false)
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let all = s.list_messages(inbox.id, false).unwrap();
+    assert_eq!(all.len(), 60);
+    let seen: Vec<u32> = all
+        .iter()
+        .filter(|m| m.flags.contains(Flags::SEEN))
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(seen, (1..=10).chain(21..=30).collect::<Vec<_>>());
+    let mut modseqs: Vec<u64> = all.iter().map(|m| m.modseq).collect();
+    modseqs.sort();
+    modseqs.dedup();
+    assert_eq!(modseqs.len(), 60, "every change took its own MODSEQ");
+    assert_eq!(
+        s.mailbox_by_id(inbox.id).unwrap().highestmodseq,
+        *modseqs.last().unwrap()
+    );
+    usage_matches(&s, "a@example.com");
+}
