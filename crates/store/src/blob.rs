@@ -161,9 +161,46 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Compresses octets as a blob is stored, in a file or inline in the database.
+thread_local! {
+    // One zstd context per thread, reused: creating one costs more than compressing or
+    // decompressing a small message.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses octets as a blob is stored inline in the database: one zstd frame that
+/// records its content size.
 pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
-    zstd::bulk::compress(bytes, ZSTD_LEVEL)
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("set above").compress(bytes)
+    })
+}
+
+/// Decompresses what [`compress`] made.
+fn decompress(data: &[u8]) -> io::Result<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(data)
+        .ok()
+        .flatten()
+        .filter(|&n| n <= 1 << 30);
+    let Some(size) = size else {
+        // Not a frame of ours with its size: the streaming decoder copes with any.
+        return zstd::stream::decode_all(data);
+    };
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut()
+            .expect("set above")
+            .decompress(data, size as usize)
+    })
 }
 
 /// A blob being decompressed: streamed from its file, or from the compressed octets kept
@@ -182,7 +219,7 @@ impl BlobReader {
     /// small, so they are decompressed at once.
     pub fn inline(data: &[u8]) -> io::Result<BlobReader> {
         Ok(BlobReader {
-            inner: Inner::Memory(io::Cursor::new(zstd::stream::decode_all(data)?)),
+            inner: Inner::Memory(io::Cursor::new(decompress(data)?)),
         })
     }
 }
@@ -193,5 +230,22 @@ impl Read for BlobReader {
             Inner::File(d) => d.read(buf),
             Inner::Memory(c) => c.read(buf),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inline_roundtrip_and_foreign_frames() {
+        for body in [&b""[..], b"x", &[7u8; 100_000][..]] {
+            let c = super::compress(body).unwrap();
+            assert_eq!(super::decompress(&c).unwrap(), body);
+        }
+        // A streamed frame (no content size recorded) still decompresses.
+        let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut enc, b"streamed").unwrap();
+        let framed = enc.finish().unwrap();
+        assert_eq!(super::decompress(&framed).unwrap(), b"streamed");
+        assert!(super::decompress(b"not zstd").is_err());
     }
 }

@@ -358,11 +358,10 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
 
 fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"),
-        [&a],
-        AccountRow::from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
+    ))?
+    .query_row([&a], AccountRow::from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("user {a}")))
 }
@@ -471,11 +470,10 @@ fn check_keywords(keywords: &[String]) -> Result<()> {
 }
 
 fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
-    conn.query_row(
-        &format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"),
-        params![mailbox, uid],
-        meta_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
+    ))?
+    .query_row(params![mailbox, uid], meta_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
 }
@@ -512,13 +510,12 @@ fn inline_data(c: &Connection, id: &BlobId) -> Result<Option<Vec<u8>>> {
 
 /// Whether any message references the blob (a row at zero awaits collection).
 fn blob_live(c: &Connection, id: &BlobId) -> Result<bool> {
-    Ok(c.query_row(
-        "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
-        [&id.0[..]],
-        |r| r.get(0),
+    Ok(
+        c.prepare_cached("SELECT refcount > 0 FROM blobs WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false),
     )
-    .optional()?
-    .unwrap_or(false))
 }
 
 /// Percent of the limit, and the highest warning threshold at or below it.
@@ -1285,11 +1282,8 @@ impl Backend for SqliteBackend {
         let (local, domain) = (local.to_string(), domain.to_string());
         let rows = self.read(move |c| {
             let local_domain: bool = c
-                .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
-                    Ok(())
-                })
-                .optional()?
-                .is_some();
+                .prepare_cached("SELECT 1 FROM domains WHERE name = ?1")?
+                .exists([&domain])?;
             if !local_domain {
                 return Ok(None);
             }
@@ -1681,7 +1675,7 @@ impl Backend for SqliteBackend {
             (0, 0)
         };
         let mut v = self.read(|c| {
-            let mut st = c.prepare(&format!(
+            let mut st = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
             ))?;
             let v = st
@@ -2017,7 +2011,7 @@ impl Backend for SqliteBackend {
 
     fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
         self.read(|c| {
-            let mut st = c.prepare(
+            let mut st = c.prepare_cached(
                 "SELECT key, until, reason FROM auth_blocks WHERE until > ?1 ORDER BY key",
             )?;
             let v = st
