@@ -18,6 +18,9 @@ const MAX_LINE: usize = 1 << 20;
 /// A buffered connection.
 pub struct Conn {
     s: BufStream<TcpStream>,
+    /// Octets read and written so far (the resync workload's "bytes exchanged").
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Conn {
@@ -28,6 +31,8 @@ impl Conn {
         t.set_nodelay(true)?;
         Ok(Conn {
             s: BufStream::with_capacity(64 * 1024, 64 * 1024, t),
+            bytes_in: 0,
+            bytes_out: 0,
         })
     }
 
@@ -41,6 +46,7 @@ impl Conn {
         if n == 0 {
             bail!("connection closed by the server");
         }
+        self.bytes_in += n as u64;
         if !buf.ends_with(b"\n") {
             bail!("line longer than {MAX_LINE} octets or truncated");
         }
@@ -50,16 +56,19 @@ impl Conn {
     pub async fn exact(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0; n];
         self.s.read_exact(&mut buf).await?;
+        self.bytes_in += n as u64;
         Ok(buf)
     }
 
     pub async fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.bytes_out += data.len() as u64;
         self.s.write_all(data).await?;
         self.s.flush().await?;
         Ok(())
     }
 
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.bytes_out += data.len() as u64;
         self.s.write_all(data).await?;
         Ok(())
     }
@@ -330,6 +339,52 @@ pub fn imap_search(line: &[u8]) -> Option<Vec<u64>> {
     nums.split_whitespace().map(|n| n.parse().ok()).collect()
 }
 
+/// A `sequence-set` of numbers (no `*`) expanded, e.g. `3:5,9` to 3, 4, 5, 9.
+pub fn imap_seq_set(s: &str) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',') {
+        let (a, b) = part.split_once(':').unwrap_or((part, part));
+        let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+        out.extend(a.min(b)..=a.max(b));
+    }
+    Some(out)
+}
+
+/// `* VANISHED [(EARLIER) ]uid-set` (RFC 7162): the UIDs.
+pub fn imap_vanished(line: &[u8]) -> Option<Vec<u64>> {
+    let s = std::str::from_utf8(line).ok()?;
+    let rest = s.strip_prefix("* VANISHED ")?;
+    let rest = rest.strip_prefix("(EARLIER) ").unwrap_or(rest);
+    imap_seq_set(rest)
+}
+
+/// A `* n FETCH (... UID u ...)` line: u.
+pub fn imap_fetch_uid(line: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(line).ok()?;
+    let i = s.find(" FETCH (")?;
+    let rest = &s[i + 8..];
+    let j = rest.find("UID ")?;
+    if j > 0 && !rest[..j].ends_with(' ') {
+        return None;
+    }
+    rest[j + 4..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `[NAME n]` response code anywhere in a line (e.g. `HIGHESTMODSEQ`, `UIDVALIDITY`).
+pub fn imap_code_number(line: &[u8], name: &str) -> Option<u64> {
+    let s = std::str::from_utf8(line).ok()?;
+    let i = s.find(&format!("[{name} "))?;
+    s[i + name.len() + 2..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// `* STATUS box (MESSAGES n ...)`: the MESSAGES value.
 pub fn imap_status_messages(line: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(line).ok()?;
@@ -490,6 +545,11 @@ impl Imap {
         Ok(())
     }
 
+    /// Octets (read, written) on this connection so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.c.bytes_in, self.c.bytes_out)
+    }
+
     pub async fn logout(mut self) -> Result<()> {
         self.cmd("LOGOUT").await?;
         Ok(())
@@ -555,6 +615,26 @@ mod tests {
         assert_eq!(
             imap_status_messages(b"* STATUS \"a b\" (UIDNEXT 9 MESSAGES 0)\r\n"),
             Some(0)
+        );
+        assert_eq!(
+            imap_vanished(b"* VANISHED (EARLIER) 3:5,9\r\n"),
+            Some(vec![3, 4, 5, 9])
+        );
+        assert_eq!(imap_vanished(b"* VANISHED 7\r\n"), Some(vec![7]));
+        assert_eq!(imap_vanished(b"* 7 EXPUNGE\r\n"), None);
+        assert_eq!(
+            imap_fetch_uid(b"* 3 FETCH (UID 12 FLAGS (\\Seen) MODSEQ (5))\r\n"),
+            Some(12)
+        );
+        assert_eq!(imap_fetch_uid(b"* 3 FETCH (FLAGS () UID 12)\r\n"), Some(12));
+        assert_eq!(imap_fetch_uid(b"* 3 FETCH (FLAGS ())\r\n"), None);
+        assert_eq!(
+            imap_code_number(b"* OK [HIGHESTMODSEQ 715] Highest\r\n", "HIGHESTMODSEQ"),
+            Some(715)
+        );
+        assert_eq!(
+            imap_code_number(b"* OK [UIDVALIDITY 9] x\r\n", "HIGHESTMODSEQ"),
+            None
         );
     }
 }

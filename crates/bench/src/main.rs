@@ -51,7 +51,7 @@ struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "storage,delivery,pop3,imap,big,idle"
+        default_value = "storage,delivery,pop3,imap,big,resync,idle"
     )]
     workloads: Vec<String>,
     #[arg(long, default_value_t = 3)]
@@ -84,7 +84,7 @@ struct RunArgs {
     /// Seconds each IMAP mixed run lasts.
     #[arg(long, default_value_t = 10)]
     imap_secs: u64,
-    /// Messages in the big mailbox (the figure is 100000).
+    /// Messages in the big mailbox (the figure is 100000; `resync` uses it too).
     #[arg(long, default_value_t = 10000)]
     big_msgs: u64,
     #[arg(long, default_value_t = 8)]
@@ -149,6 +149,7 @@ async fn one(w: &str, t: &Target, o: &Opts, st: &mut State) -> Outcome {
             "pop3" => workloads::pop3(t, o, st).await,
             "imap" => workloads::imap_mixed(t, o, st).await,
             "big" => workloads::big(t, o, st).await,
+            "resync" => workloads::resync(t, o, st).await,
             "idle" => workloads::idle(t, o, st).await,
             other => bail!("unknown workload {other:?}"),
         }

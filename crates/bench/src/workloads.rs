@@ -2,7 +2,10 @@
 //! metrics, or an error when anything read back is missing or wrong (then the table shows
 //! FAIL for that server, never a number).
 
-use crate::client::{imap_exists, imap_search, imap_status_messages, Imap, Pop3, Smtp};
+use crate::client::{
+    imap_code_number, imap_exists, imap_fetch_uid, imap_search, imap_status_messages,
+    imap_vanished, Imap, Pop3, Smtp,
+};
 use crate::corpus::{self, NEEDLE, NEEDLE_INDEX};
 use crate::sys;
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
@@ -120,6 +123,10 @@ pub struct State {
     pub corpus_ready: bool,
     pub big_append_rate: Option<f64>,
     pub next_delivery: u64,
+    /// Messages of the big mailbox the resync workload expunged.
+    pub big_expunged: u64,
+    /// Resync rounds run (each changes a different 1%).
+    pub resync_round: u64,
 }
 
 async fn join_all<T: 'static>(mut set: JoinSet<Result<T>>) -> Result<Vec<T>> {
@@ -483,50 +490,60 @@ async fn timed<F: std::future::Future<Output = Result<T>>, T>(f: F) -> Result<(T
     Ok((r, t0.elapsed().as_secs_f64() * 1e3))
 }
 
+/// Fills the big mailbox once per run (emptied first): `big_msgs` messages by APPEND
+/// over `big_writers` connections; the rate is the `big` workload's APPEND figure.
+async fn load_big(addr: SocketAddr, o: &Opts, st: &mut State) -> Result<()> {
+    if st.big_append_rate.is_some() {
+        return Ok(());
+    }
+    let user = o.big_user();
+    let n = o.big_msgs;
+    let mut i = Imap::login(addr, &user, &o.password).await?;
+    let s = i.cmd("STATUS INBOX (MESSAGES)").await?;
+    let have = s
+        .lines
+        .iter()
+        .find_map(|l| imap_status_messages(&l.text))
+        .ok_or_else(|| anyhow!("STATUS without MESSAGES"))?;
+    if have > 0 {
+        i.cmd("SELECT INBOX").await?;
+        i.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await?;
+        i.cmd("EXPUNGE").await?;
+    }
+    i.logout().await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    for _ in 0..o.big_writers {
+        let (user, pass, next) = (user.clone(), o.password.clone(), next.clone());
+        set.spawn(async move {
+            let mut i = Imap::login(addr, &user, &pass).await?;
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                let msg = corpus::message(&corpus::id('b', k)).unwrap_or_default();
+                i.append("INBOX", "", &msg)
+                    .await
+                    .with_context(|| format!("APPEND {k}"))?;
+            }
+            i.logout().await
+        });
+    }
+    join_all(set).await?;
+    st.big_append_rate = Some(n as f64 / start.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Workload 4: one mailbox of `big_msgs` messages (loaded once with APPEND from
 /// `big_writers` connections: the append rate), then SELECT, FETCH 1:* (FLAGS),
 /// FETCH 1:* (ENVELOPE), UID SEARCH TEXT.
 pub async fn big(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
     let addr = t.need(t.imap, "imap")?;
     let user = o.big_user();
-    let n = o.big_msgs;
-    if st.big_append_rate.is_none() {
-        let mut i = Imap::login(addr, &user, &o.password).await?;
-        let s = i.cmd("STATUS INBOX (MESSAGES)").await?;
-        let have = s
-            .lines
-            .iter()
-            .find_map(|l| imap_status_messages(&l.text))
-            .ok_or_else(|| anyhow!("STATUS without MESSAGES"))?;
-        if have > 0 {
-            i.cmd("SELECT INBOX").await?;
-            i.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await?;
-            i.cmd("EXPUNGE").await?;
-        }
-        i.logout().await?;
-        let next = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let mut set = JoinSet::new();
-        for _ in 0..o.big_writers {
-            let (user, pass, next) = (user.clone(), o.password.clone(), next.clone());
-            set.spawn(async move {
-                let mut i = Imap::login(addr, &user, &pass).await?;
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= n {
-                        break;
-                    }
-                    let msg = corpus::message(&corpus::id('b', k)).unwrap_or_default();
-                    i.append("INBOX", "", &msg)
-                        .await
-                        .with_context(|| format!("APPEND {k}"))?;
-                }
-                i.logout().await
-            });
-        }
-        join_all(set).await?;
-        st.big_append_rate = Some(n as f64 / start.elapsed().as_secs_f64());
-    }
+    load_big(addr, o, st).await?;
+    let n = o.big_msgs - st.big_expunged;
     let mut out = vec![m("APPEND msgs/s", st.big_append_rate.unwrap_or(0.0), true)];
     let mut i = Imap::login(addr, &user, &o.password).await?;
     let (sel, ms) = timed(i.cmd("SELECT INBOX")).await?;
@@ -678,4 +695,187 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
         info("server processes", procs as f64),
         m(&format!("delivery to {watchers} IDLEs ms"), reach, false),
     ])
+}
+
+/// `3:5,9`-style UID set of ascending UIDs.
+fn uid_set(uids: &[u64]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let (a, mut b) = (uids[i], uids[i]);
+        while i + 1 < uids.len() && uids[i + 1] == b + 1 {
+            i += 1;
+            b = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&if a == b {
+            a.to_string()
+        } else {
+            format!("{a}:{b}")
+        });
+        i += 1;
+    }
+    out
+}
+
+/// Workload 6 (issue 6): incremental resync of the big mailbox after 1% of it changed.
+/// A client caches the mailbox (ENABLE QRESYNC, SELECT: UIDVALIDITY, HIGHESTMODSEQ, the
+/// UIDs) and goes away; another session changes 1% of the messages (every 100th, from
+/// an offset that moves each round: three in four get a keyword, one in four is
+/// expunged); the client comes back and resyncs with `ENABLE QRESYNC` + `SELECT INBOX
+/// (QRESYNC (uidvalidity modseq))` (RFC 7162). Measured from after LOGIN: octets both
+/// ways and time. The answer is checked: the VANISHED (EARLIER) set holds every expunged
+/// UID and no present one, the FETCH responses name every changed UID and no expunged
+/// one, EXISTS adds up. For scale, the same client without QRESYNC: SELECT and `UID
+/// FETCH 1:* (FLAGS)`, the least a client must read to learn the same.
+pub async fn resync(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
+    let addr = t.need(t.imap, "imap")?;
+    let user = o.big_user();
+    load_big(addr, o, st).await?;
+    // 1. The client's cache.
+    let mut c = Imap::login(addr, &user, &o.password).await?;
+    c.cmd("ENABLE QRESYNC").await?;
+    let sel = c.cmd("SELECT INBOX").await?;
+    let code = |r: &crate::client::ImapResp, name: &str| {
+        r.lines
+            .iter()
+            .find_map(|l| imap_code_number(&l.text, name))
+            .ok_or_else(|| anyhow!("SELECT without {name}"))
+    };
+    let (uv, modseq) = (code(&sel, "UIDVALIDITY")?, code(&sel, "HIGHESTMODSEQ")?);
+    let f = c.cmd("UID FETCH 1:* (UID)").await?;
+    let uids: Vec<u64> = f
+        .lines
+        .iter()
+        .filter_map(|l| imap_fetch_uid(&l.text))
+        .collect();
+    ensure!(
+        uids.len() as u64 == o.big_msgs - st.big_expunged,
+        "cache: {} UIDs, {} expected",
+        uids.len(),
+        o.big_msgs - st.big_expunged
+    );
+    c.logout().await?;
+    // 2. 1% changes elsewhere.
+    st.resync_round += 1;
+    let round = st.resync_round;
+    let offset = (round * 37 % 100) as usize;
+    let picked: Vec<u64> = uids.iter().skip(offset).step_by(100).copied().collect();
+    let (mut flagged, mut expunged) = (Vec::new(), Vec::new());
+    for (j, u) in picked.iter().enumerate() {
+        if j % 4 == 3 {
+            expunged.push(*u);
+        } else {
+            flagged.push(*u);
+        }
+    }
+    let mut w = Imap::login(addr, &user, &o.password).await?;
+    w.cmd("SELECT INBOX").await?;
+    if !flagged.is_empty() {
+        w.cmd(&format!(
+            "UID STORE {} +FLAGS.SILENT ($resync{round})",
+            uid_set(&flagged)
+        ))
+        .await?;
+    }
+    if !expunged.is_empty() {
+        let set = uid_set(&expunged);
+        w.cmd(&format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"))
+            .await?;
+        w.cmd(&format!("UID EXPUNGE {set}")).await?;
+    }
+    w.logout().await?;
+    st.big_expunged += expunged.len() as u64;
+    // 3. The QRESYNC resync, measured.
+    let mut r = Imap::login(addr, &user, &o.password).await?;
+    let (in0, out0) = r.bytes();
+    let t0 = Instant::now();
+    r.cmd("ENABLE QRESYNC").await?;
+    let sel = r
+        .cmd(&format!("SELECT INBOX (QRESYNC ({uv} {modseq}))"))
+        .await?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let (in1, out1) = r.bytes();
+    let vanished: std::collections::HashSet<u64> = sel
+        .lines
+        .iter()
+        .filter_map(|l| imap_vanished(&l.text))
+        .flatten()
+        .collect();
+    let fetched: std::collections::HashSet<u64> = sel
+        .lines
+        .iter()
+        .filter_map(|l| imap_fetch_uid(&l.text))
+        .collect();
+    let exists = sel.lines.iter().find_map(|l| imap_exists(&l.text));
+    let left = uids.len() - expunged.len();
+    ensure!(
+        exists == Some(left as u64),
+        "EXISTS {exists:?}, {left} expected"
+    );
+    ensure!(
+        expunged.iter().all(|u| vanished.contains(u)),
+        "VANISHED (EARLIER) misses expunged UIDs ({} of {})",
+        expunged.iter().filter(|u| vanished.contains(u)).count(),
+        expunged.len()
+    );
+    let gone: std::collections::HashSet<u64> = expunged.iter().copied().collect();
+    ensure!(
+        uids.iter()
+            .all(|u| gone.contains(u) || !vanished.contains(u)),
+        "VANISHED (EARLIER) names a present message"
+    );
+    ensure!(
+        flagged.iter().all(|u| fetched.contains(u)),
+        "FETCH misses changed UIDs ({} of {})",
+        flagged.iter().filter(|u| fetched.contains(u)).count(),
+        flagged.len()
+    );
+    ensure!(
+        !expunged.iter().any(|u| fetched.contains(u)),
+        "FETCH of an expunged UID"
+    );
+    r.logout().await?;
+    let mut out = vec![
+        info("changed msgs", picked.len() as f64),
+        m("QRESYNC ms", ms, false),
+        m(
+            "QRESYNC KiB",
+            ((in1 - in0) + (out1 - out0)) as f64 / 1024.0,
+            false,
+        ),
+    ];
+    // 4. The same without QRESYNC.
+    let mut f = Imap::login(addr, &user, &o.password).await?;
+    let (in0, out0) = f.bytes();
+    let t0 = Instant::now();
+    f.cmd("SELECT INBOX").await?;
+    let all = f.cmd("UID FETCH 1:* (FLAGS)").await?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let (in1, out1) = f.bytes();
+    let n = all.lines.iter().filter(|l| is_fetch(&l.text)).count();
+    ensure!(n == left, "UID FETCH 1:* FLAGS: {n} of {left}");
+    f.logout().await?;
+    out.push(m("full FLAGS ms", ms, false));
+    out.push(m(
+        "full FLAGS KiB",
+        ((in1 - in0) + (out1 - out0)) as f64 / 1024.0,
+        false,
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_sets() {
+        assert_eq!(super::uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(super::uid_set(&[]), "");
+        assert_eq!(
+            crate::client::imap_seq_set(&super::uid_set(&[4, 9, 10])),
+            Some(vec![4, 9, 10])
+        );
+    }
 }

@@ -898,3 +898,55 @@ fn lazy_and_durable_writes_mixed_in_batches() {
     );
     usage_matches(&s, "a@example.com");
 }
+
+/// What CONDSTORE/QRESYNC rely on: `changes_since(m)` is strictly above `m` (changed
+/// messages with their current MODSEQ, expunged UIDs with the MODSEQ of their removal),
+/// and UNCHANGEDSINCE lets a message at exactly that MODSEQ through.
+#[test]
+fn changes_since_is_strictly_above() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for i in 0..3 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\nx")), false)
+            .unwrap();
+    }
+    let before = s.mailbox(a.id, "INBOX").unwrap().highestmodseq;
+    let m = s
+        .store_flags(inbox.id, &[2], FlagOp::Add, Flags::SEEN, &[], Some(before))
+        .unwrap();
+    assert!(m.modified.is_empty());
+    let m = m.updated[0].modseq;
+    assert_eq!(m, before + 1);
+    assert_eq!(s.expunge(inbox.id, &[3]).unwrap(), vec![3]);
+    let e = s.mailbox(a.id, "INBOX").unwrap().highestmodseq;
+    assert_eq!(e, m + 1);
+    let ch = s.changes_since(inbox.id, before).unwrap();
+    assert_eq!(
+        ch.changed
+            .iter()
+            .map(|c| (c.uid, c.modseq))
+            .collect::<Vec<_>>(),
+        vec![(2, m)]
+    );
+    assert_eq!(ch.vanished, vec![3]);
+    let ch = s.changes_since(inbox.id, m).unwrap();
+    assert!(ch.changed.is_empty());
+    assert_eq!(ch.vanished, vec![3]);
+    assert_eq!(
+        s.changes_since(inbox.id, e).unwrap(),
+        ChangesSince::default()
+    );
+    // At exactly its MODSEQ a message passes UNCHANGEDSINCE; one below, it does not.
+    let r = s
+        .store_flags(inbox.id, &[2], FlagOp::Add, Flags::FLAGGED, &[], Some(m))
+        .unwrap();
+    assert_eq!((r.updated.len(), r.modified.len()), (1, 0));
+    let r = s
+        .store_flags(inbox.id, &[1, 2], FlagOp::Add, Flags::DRAFT, &[], Some(m))
+        .unwrap();
+    assert_eq!(r.modified, vec![2]);
+    assert_eq!(r.updated.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![1]);
+}

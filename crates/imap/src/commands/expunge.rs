@@ -1,7 +1,8 @@
 //! EXPUNGE (RFC 9051 6.4.3) and UID EXPUNGE (RFC 4315): removes the `\Deleted` messages
 //! (of the set, for UID EXPUNGE), then announces every removal, this session's and
 //! others', as `* n EXPUNGE` in ascending order, each number counted after the previous
-//! removals.
+//! removals. QRESYNC sessions get one `* VANISHED uid-set` instead (RFC 7162 3.2.10),
+//! and the tagged OK names the new `[HIGHESTMODSEQ n]`.
 
 use crate::parser::SequenceSet;
 use crate::session::{store_error, Fatal, Reply, Session, SyncMode};

@@ -3,6 +3,12 @@
 //! (RFC 4731 ESEARCH, RFC 5182 SEARCHRES). IMAP4rev2 sessions always get `ESEARCH`;
 //! IMAP4rev1 sessions get `SEARCH` unless they asked for RETURN.
 //!
+//! `MODSEQ n` (RFC 7162 3.1.5) matches MODSEQ >= n (a `"/flags/..."` entry is accepted
+//! and means the same: one MODSEQ per message), turns CONDSTORE on, and adds the highest
+//! MODSEQ of the messages found: `* SEARCH 2 5 (MODSEQ 917)`, or `MODSEQ 917` at the end
+//! of ESEARCH (of the MIN/MAX messages when those are all that is returned); nothing
+//! when none is found.
+//!
 //! Text keys match case-insensitively (Unicode lower case) as substrings of the decoded
 //! header values and bodies stored at delivery (`ParsedMessage.search_headers` and
 //! `search_body`); TEXT looks at both. Nothing is parsed here.
@@ -42,6 +48,17 @@ fn needs_parsed(k: &SearchKey) -> bool {
         Not(k) => needs_parsed(k),
         Or(a, b) => needs_parsed(a) || needs_parsed(b),
         And(v) => v.iter().any(needs_parsed),
+        _ => false,
+    }
+}
+
+fn uses_modseq(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        ModSeq(_) => true,
+        Not(k) => uses_modseq(k),
+        Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        And(v) => v.iter().any(uses_modseq),
         _ => false,
     }
 }
@@ -212,6 +229,10 @@ pub async fn run(
         }
     }
     let rev1 = s.rev1();
+    let with_modseq = uses_modseq(&key);
+    if with_modseq {
+        s.enable_condstore(true);
+    }
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
@@ -240,7 +261,7 @@ pub async fn run(
                 saved: &saved,
             };
             let want_parsed = needs_parsed(&key);
-            let mut hits: Vec<(u32, u32)> = Vec::new();
+            let mut hits: Vec<(u32, u32, u64)> = Vec::new();
             let mut j = 0;
             // The stored text is read a chunk of messages per query (bounded memory).
             for chunk in cands.chunks(SEARCH_CHUNK) {
@@ -266,7 +287,7 @@ pub async fn run(
                         None
                     };
                     if eval(&key, &c, cand, m, parsed.as_ref()) {
-                        hits.push((cand.seq, cand.uid));
+                        hits.push((cand.seq, cand.uid, m.modseq));
                     }
                 }
             }
@@ -279,7 +300,7 @@ pub async fn run(
     };
     let nums: Vec<u32> = hits
         .iter()
-        .map(|&(seq, u)| if uid { u } else { seq })
+        .map(|&(seq, u, _)| if uid { u } else { seq })
         .collect();
     let esearch = returns.is_some() || !rev1;
     let returns = returns.unwrap_or_default();
@@ -293,11 +314,32 @@ pub async fn run(
             sel.saved = hits.iter().map(|h| h.1).collect();
         }
     }
+    // RFC 7162 3.1.5: the highest MODSEQ of what is returned.
+    let min_max_only = returns
+        .iter()
+        .all(|r| matches!(r, SearchReturn::Min | SearchReturn::Max));
+    let modseq = if !with_modseq || hits.is_empty() {
+        None
+    } else if esearch && min_max_only {
+        let mut m = 0;
+        if returns.contains(&SearchReturn::Min) {
+            m = m.max(hits[0].2);
+        }
+        if returns.contains(&SearchReturn::Max) {
+            m = m.max(hits[hits.len() - 1].2);
+        }
+        Some(m)
+    } else {
+        hits.iter().map(|h| h.2).max()
+    };
     let mut out = String::new();
     if !esearch {
         out.push_str("* SEARCH");
         for n in &nums {
             out.push_str(&format!(" {n}"));
+        }
+        if let Some(m) = modseq {
+            out.push_str(&format!(" (MODSEQ {m})"));
         }
         out.push_str("\r\n");
     } else if returns.iter().any(|r| *r != SearchReturn::Save) {
@@ -319,6 +361,9 @@ pub async fn run(
                 SearchReturn::Count => out.push_str(&format!(" COUNT {}", nums.len())),
                 _ => {}
             }
+        }
+        if let Some(m) = modseq {
+            out.push_str(&format!(" MODSEQ {m}"));
         }
         out.push_str("\r\n");
     }

@@ -3,14 +3,39 @@
 //! Reads the mailbox (for its HIGHESTMODSEQ) before listing its messages, so anything
 //! committed in between is caught by the next sync. SELECT claims `\Recent`; EXAMINE
 //! does not and is read-only. A session that had a mailbox selected leaves it first
-//! (`* OK [CLOSED]` for IMAP4rev2, RFC 9051 7.1), and stays unselected if this fails.
+//! (`* OK [CLOSED]` for IMAP4rev2 and QRESYNC, RFC 9051 7.1, RFC 7162 3.2.11), and stays
+//! unselected if this fails.
+//!
+//! CONDSTORE (RFC 7162 3.1.2.1, 3.1.8): `(CONDSTORE)` turns it on; once on, SELECT says
+//! `* OK [HIGHESTMODSEQ n]` (never `NOMODSEQ`: every mailbox keeps MODSEQs). As Dovecot,
+//! HIGHESTMODSEQ is left out for clients that have not turned CONDSTORE on.
+//!
+//! QRESYNC (RFC 7162 3.2.5): `(QRESYNC (uidvalidity modseq [known-uids] [seq-match]))`
+//! is BAD unless `ENABLE QRESYNC` came first. With the mailbox's UIDVALIDITY, after the
+//! usual responses come `* VANISHED (EARLIER) uids` (expunged above `modseq`, within
+//! known-uids) and `* n FETCH (UID u FLAGS (..) MODSEQ (m))` for every message (within
+//! known-uids) changed above `modseq`. With another UIDVALIDITY the parameter is ignored
+//! and the SELECT is a plain one. The seq-match data is not needed: every expunge is
+//! kept with its MODSEQ, so the VANISHED set is exact.
 
-use crate::parser::MailboxArg;
-use crate::session::view::{KeywordSets, Selected};
+use crate::parser::{MailboxArg, SelectParams};
+use crate::response;
+use crate::session::view::{KeywordSets, Selected, UidSet};
 use crate::session::{store_error, Fatal, Reply, Session, State};
 
-pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<Reply, Fatal> {
-    if s.deselect().is_some() && !s.rev1() {
+pub async fn run(
+    s: &mut Session,
+    arg: &MailboxArg,
+    read_only: bool,
+    params: &SelectParams,
+) -> Result<Reply, Fatal> {
+    if params.qresync.is_some() && !s.enabled.qresync {
+        return Ok(Reply::bad("QRESYNC not enabled"));
+    }
+    if params.condstore {
+        s.enable_condstore(false);
+    }
+    if s.deselect().is_some() && (!s.rev1() || s.enabled.qresync) {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
     let (account, name) = match s.account_mailbox(arg) {
@@ -18,16 +43,24 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         Err(r) => return Ok(r),
     };
     let lookup = name.clone();
+    let qresync = params.qresync.clone();
     let r = s
         .ctx
         .store
         .run(move |st| {
             let mb = st.mailbox(account, &lookup)?;
             let msgs = st.list_messages(mb.id, !read_only)?;
-            Ok((mb, msgs))
+            // Expunged above the client's MODSEQ (the changed ones are in `msgs`).
+            let vanished = match &qresync {
+                Some(q) if q.uidvalidity == mb.uidvalidity => {
+                    Some(st.changes_since(mb.id, q.modseq)?.vanished)
+                }
+                _ => None,
+            };
+            Ok((mb, msgs, vanished))
         })
         .await;
-    let (mb, metas) = match r {
+    let (mb, metas, vanished) = match r {
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
@@ -41,8 +74,28 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         saved: Vec::new(),
         keywords: Vec::new(),
         kwsets: KeywordSets::default(),
+        modseqs: s.enabled.condstore,
+        vanished: s.enabled.qresync,
+        unannounced: false,
     };
+    // QRESYNC: the messages (within known-uids) changed above the client's MODSEQ.
+    let mut resync: Vec<(usize, u64)> = Vec::new();
+    // No `*` in known-uids (the parser refuses it); None: every UID.
+    let known: Option<UidSet> = params
+        .qresync
+        .as_ref()
+        .and_then(|q| q.known_uids.as_ref())
+        .map(|set| UidSet::new(set, u32::MAX));
+    let in_known = |uid: u32| known.as_ref().is_none_or(|k| k.contains(uid));
+    let since = params
+        .qresync
+        .as_ref()
+        .map(|q| q.modseq)
+        .unwrap_or(u64::MAX);
     for m in &metas {
+        if vanished.is_some() && m.modseq > since && in_known(m.uid) {
+            resync.push((sel.msgs.len(), m.modseq));
+        }
         let msg = sel.msg_from_meta(m);
         sel.msgs.push(msg);
     }
@@ -76,6 +129,30 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, read_only: bool) -> Result<R
         out.extend_from_slice(b"* LIST () \"/\" ");
         s.write_mailbox(&mut out, &mb.name);
         out.extend_from_slice(b"\r\n");
+    }
+    if s.enabled.condstore {
+        out.extend_from_slice(
+            format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", mb.highestmodseq).as_bytes(),
+        );
+    }
+    if let Some(vanished) = vanished {
+        // Not those still in the view: removed after the list was read, the view
+        // announces them (plain VANISHED) at the next sync.
+        let gone: Vec<u32> = vanished
+            .into_iter()
+            .filter(|&u| in_known(u) && sel.index_of_uid(u).is_none())
+            .collect();
+        if !gone.is_empty() {
+            out.extend_from_slice(
+                format!("* VANISHED (EARLIER) {}\r\n", response::sequence_set(&gone)).as_bytes(),
+            );
+        }
+        for (i, modseq) in resync {
+            let m = &sel.msgs[i];
+            out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
+            response::flags(&mut out, m.flags, sel.kwsets.get(m.kw), rev1 && m.recent);
+            out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
+        }
     }
     s.conn.push(&out);
     let authed = match std::mem::replace(&mut s.state, State::Logout) {

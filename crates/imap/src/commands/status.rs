@@ -38,6 +38,10 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Res
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
+    // RFC 7162 3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command.
+    if items.contains(&StatusItem::HighestModSeq) {
+        s.enable_condstore(true);
+    }
     let r = s.ctx.store.run(move |st| lookup(st, account, &name)).await;
     match r {
         Ok((mb, c)) => {

@@ -2,7 +2,12 @@
 //! RFC 3501 section 9 for IMAP4rev1 forms), with LITERAL+ (RFC 7888), literal8 for
 //! APPEND (RFC 3516), ENABLE (RFC 5161), ID (RFC 2971), MOVE (RFC 6851), UIDPLUS
 //! (RFC 4315), LIST-EXTENDED selection and return options (RFC 5258, RFC 6154, RFC 5819)
-//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2).
+//! and SEARCH RETURN (RFC 4731, part of IMAP4rev2), and the CONDSTORE/QRESYNC syntax
+//! of RFC 7162 section 7: select parameters `(CONDSTORE)` and `(QRESYNC (...))`, fetch
+//! modifiers `(CHANGEDSINCE n VANISHED)`, the store modifier `(UNCHANGEDSINCE n)` and
+//! `MODSEQ ["/flags/..." priv|shared|all] n` in SEARCH. CHANGEDSINCE and the QRESYNC
+//! modseq are `mod-sequence-value` (1 or more: 0 is BAD); UNCHANGEDSINCE and SEARCH
+//! MODSEQ are `mod-sequence-valzer` (0 allowed); all at most 2^63-1.
 //!
 //! Input: one complete command, without its final CRLF, with each literal in line as
 //! `{n}CRLF<n octets>` — the connection layer ([`crate::conn`]) reads the literals,
@@ -80,6 +85,32 @@ pub enum StatusItem {
     Size,
     Deleted,
     HighestModSeq,
+}
+
+/// `(QRESYNC (uidvalidity modseq [known-uids] [(seq-set uid-set)]))` (RFC 7162 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// UIDs the client knows (no `*`).
+    pub known_uids: Option<SequenceSet>,
+    /// (message sequence numbers, their UIDs): a hint we do not need, since every
+    /// expunge is kept with its MODSEQ; parsed and checked only.
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
+/// SELECT/EXAMINE parameters (RFC 4466 `select-params`, RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<Qresync>,
+}
+
+/// FETCH modifiers (RFC 7162 3.1.4.1, 3.2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FetchModifiers {
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -218,6 +249,7 @@ pub enum CommandBody {
     Select {
         mailbox: MailboxArg,
         read_only: bool,
+        params: SelectParams,
     },
     Create(MailboxArg),
     Delete(MailboxArg),
@@ -263,6 +295,7 @@ pub enum CommandBody {
         uid: bool,
         set: SequenceSet,
         items: Vec<FetchAtt>,
+        modifiers: FetchModifiers,
     },
     Store {
         uid: bool,
@@ -270,6 +303,7 @@ pub enum CommandBody {
         op: StoreOp,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -418,10 +452,15 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
         "SELECT" | "EXAMINE" => {
             c.sp()?;
             let mailbox = mailbox(c)?;
-            // select-params (CONDSTORE, QRESYNC): not yet; refuse rather than ignore.
+            let params = if c.eat(b' ') {
+                select_params(c)?
+            } else {
+                SelectParams::default()
+            };
             B::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
+                params,
             }
         }
         "CREATE" => {
@@ -645,11 +684,96 @@ pub fn sequence_set(c: &mut Cursor) -> PResult<SequenceSet> {
     Ok(SequenceSet::Ranges(ranges))
 }
 
+/// `mod-sequence-value` (1..2^63-1), or `mod-sequence-valzer` with `zero`.
+fn mod_sequence(c: &mut Cursor, zero: bool) -> PResult<u64> {
+    let n = c.number64()?;
+    if n == 0 && !zero {
+        return c.err("mod-sequence must be at least 1");
+    }
+    Ok(n)
+}
+
+/// `select-params` after the mailbox's SP: `(CONDSTORE)`, `(QRESYNC (...))` or both.
+fn select_params(c: &mut Cursor) -> PResult<SelectParams> {
+    let mut p = SelectParams::default();
+    c.expect(b'(')?;
+    loop {
+        let a = c.atom()?.to_ascii_uppercase();
+        match a.as_str() {
+            "CONDSTORE" if !p.condstore => p.condstore = true,
+            "QRESYNC" if p.qresync.is_none() => {
+                c.sp()?;
+                c.expect(b'(')?;
+                let uidvalidity = c.nz_number()?;
+                c.sp()?;
+                let modseq = mod_sequence(c, false)?;
+                let mut q = Qresync {
+                    uidvalidity,
+                    modseq,
+                    known_uids: None,
+                    seq_match: None,
+                };
+                if c.eat(b' ') {
+                    if c.peek() != Some(b'(') {
+                        q.known_uids = Some(known_uids(c)?);
+                        if c.eat(b' ') {
+                            q.seq_match = Some(seq_match(c)?);
+                        }
+                    } else {
+                        q.seq_match = Some(seq_match(c)?);
+                    }
+                }
+                c.expect(b')')?;
+                p.qresync = Some(q);
+            }
+            _ => return c.err(format!("unknown or repeated SELECT parameter {a}")),
+        }
+        if c.eat(b')') {
+            return Ok(p);
+        }
+        c.sp()?;
+    }
+}
+
+/// A UID set without `*` (RFC 7162 `known-uids`).
+fn known_uids(c: &mut Cursor) -> PResult<SequenceSet> {
+    let set = sequence_set(c)?;
+    match &set {
+        SequenceSet::Ranges(r)
+            if r.iter()
+                .all(|(a, b)| *a != SeqNum::Star && *b != SeqNum::Star) =>
+        {
+            Ok(set)
+        }
+        _ => c.err("known-uids may not contain * or $"),
+    }
+}
+
+/// `seq-match-data = "(" known-sequence-set SP known-uid-set ")"`.
+fn seq_match(c: &mut Cursor) -> PResult<(SequenceSet, SequenceSet)> {
+    c.expect(b'(')?;
+    let seqs = known_uids(c)?;
+    c.sp()?;
+    let uids = known_uids(c)?;
+    c.expect(b')')?;
+    Ok((seqs, uids))
+}
+
 fn parse_store(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
     let set = sequence_set(c)?;
     c.sp()?;
-    // store-modifiers (UNCHANGEDSINCE, CONDSTORE): not yet.
+    // store-modifiers: UNCHANGEDSINCE (RFC 7162 3.1.3), the only one defined.
+    let mut unchanged_since = None;
+    if c.eat(b'(') {
+        if !c.eat_keyword("UNCHANGEDSINCE") {
+            return c.err("unknown STORE modifier");
+        }
+        c.sp()?;
+        unchanged_since = Some(mod_sequence(c, true)?);
+        c.expect(b')')?;
+        c.sp()?;
+    }
     let op = if c.eat(b'+') {
         StoreOp::Add
     } else if c.eat(b'-') {
@@ -677,6 +801,7 @@ fn parse_store(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
         op,
         silent,
         flags,
+        unchanged_since,
     })
 }
 
@@ -724,8 +849,36 @@ fn parse_fetch(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     } else {
         vec![fetch_att(c)?]
     };
-    // fetch-modifiers (CHANGEDSINCE, VANISHED): not yet.
-    Ok(CommandBody::Fetch { uid, set, items })
+    // fetch-modifiers (RFC 7162 3.1.4.1, 3.2.6): each at most once; VANISHED only in
+    // UID FETCH and with CHANGEDSINCE.
+    let mut modifiers = FetchModifiers::default();
+    if c.eat(b' ') {
+        c.expect(b'(')?;
+        loop {
+            let a = c.atom()?.to_ascii_uppercase();
+            match a.as_str() {
+                "CHANGEDSINCE" if modifiers.changed_since.is_none() => {
+                    c.sp()?;
+                    modifiers.changed_since = Some(mod_sequence(c, false)?);
+                }
+                "VANISHED" if uid && !modifiers.vanished => modifiers.vanished = true,
+                _ => return c.err(format!("unknown or repeated FETCH modifier {a}")),
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        if modifiers.vanished && modifiers.changed_since.is_none() {
+            return c.err("VANISHED needs CHANGEDSINCE");
+        }
+    }
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        items,
+        modifiers,
+    })
 }
 
 fn partial(c: &mut Cursor) -> PResult<Option<(u32, u32)>> {
@@ -1005,7 +1158,28 @@ fn search_key(c: &mut Cursor, depth: usize) -> PResult<SearchKey> {
         "UNFLAGGED" => K::Unflagged,
         "UNKEYWORD" => K::Unkeyword(arg!(|c: &mut Cursor| c.atom())),
         "UNSEEN" => K::Unseen,
-        "MODSEQ" => K::ModSeq(arg!(|c: &mut Cursor| c.number64())),
+        "MODSEQ" => {
+            c.sp()?;
+            // search-modseq-ext: `"/flags/<flag>" priv|shared|all`. We keep one MODSEQ
+            // per message, which RFC 7162 3.1.5 allows for every entry.
+            if c.peek() == Some(b'"') {
+                let entry = c.quoted()?;
+                if !entry
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"/flags/"))
+                    || entry.len() == 7
+                {
+                    return c.err("bad MODSEQ entry name");
+                }
+                c.sp()?;
+                let t = c.atom()?.to_ascii_lowercase();
+                if !matches!(t.as_str(), "priv" | "shared" | "all") {
+                    return c.err("bad MODSEQ entry type");
+                }
+                c.sp()?;
+            }
+            K::ModSeq(mod_sequence(c, true)?)
+        }
         _ => return c.err(format!("unknown search key {a}")),
     })
 }

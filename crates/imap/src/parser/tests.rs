@@ -270,7 +270,8 @@ fn store_and_copy() {
             flags: vec![
                 Flag::System(letterbox_store::Flags::DELETED),
                 Flag::Keyword("foo".into())
-            ]
+            ],
+            unchanged_since: None,
         }
     );
     assert!(matches!(
@@ -326,6 +327,10 @@ fn never_panics_on_random_or_mutated_input() {
         b"a UID MOVE 1:5 \"Trash\"",
         b"a STATUS INBOX (MESSAGES UIDNEXT SIZE)",
         b"a AUTHENTICATE PLAIN =",
+        b"a SELECT INBOX (CONDSTORE QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 41:45)))",
+        b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+        b"a STORE 1 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
+        b"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
     ];
     let alphabet = b"aZ09 ()[]{}<>.:*$%\\\"~+-\r\n\0\xff";
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -356,4 +361,143 @@ fn never_panics_on_random_or_mutated_input() {
         }
         let _ = parse_command(&input);
     }
+}
+
+#[test]
+fn condstore_and_qresync_syntax() {
+    use SeqNum::*;
+    let r = |a: u32, b: u32| (Value(a), Value(b));
+    match ok("a SELECT INBOX (CONDSTORE)") {
+        CommandBody::Select { params, .. } => {
+            assert_eq!(
+                params,
+                SelectParams {
+                    condstore: true,
+                    qresync: None
+                }
+            )
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a EXAMINE x (QRESYNC (67890007 20050715194045000 41,43:211 (1:3 41:43)))") {
+        CommandBody::Select {
+            read_only, params, ..
+        } => {
+            assert!(read_only);
+            assert_eq!(
+                params.qresync,
+                Some(Qresync {
+                    uidvalidity: 67890007,
+                    modseq: 20050715194045000,
+                    known_uids: Some(SequenceSet::Ranges(vec![r(41, 41), r(43, 211)])),
+                    seq_match: Some((
+                        SequenceSet::Ranges(vec![r(1, 3)]),
+                        SequenceSet::Ranges(vec![r(41, 43)])
+                    )),
+                })
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a SELECT x (QRESYNC (1 2 (1 5)))") {
+        CommandBody::Select { params, .. } => {
+            let q = params.qresync.unwrap();
+            assert_eq!(q.known_uids, None);
+            assert!(q.seq_match.is_some());
+        }
+        b => panic!("{b:?}"),
+    }
+    assert_eq!(
+        ok("a SELECT x"),
+        CommandBody::Select {
+            mailbox: MailboxArg(b"x".to_vec()),
+            read_only: false,
+            params: SelectParams::default()
+        }
+    );
+    for bad in [
+        "a SELECT x (CONDSTORE",
+        "a SELECT x ()",
+        "a SELECT x (FOO)",
+        "a SELECT x (CONDSTORE CONDSTORE)",
+        "a SELECT x (QRESYNC (0 5))",
+        "a SELECT x (QRESYNC (1 0))",
+        "a SELECT x (QRESYNC (1))",
+        "a SELECT x (QRESYNC (1 5 1:*))",
+        "a SELECT x (QRESYNC (1 5 $))",
+        "a SELECT x (QRESYNC (1 5 1:9 (1:2)))",
+        "a SELECT x (QRESYNC (1 9223372036854775808))",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)") {
+        CommandBody::Fetch { uid, modifiers, .. } => {
+            assert!(uid);
+            assert_eq!(
+                modifiers,
+                FetchModifiers {
+                    changed_since: Some(12345),
+                    vanished: true
+                }
+            );
+        }
+        b => panic!("{b:?}"),
+    }
+    match ok("a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775807)") {
+        CommandBody::Fetch { modifiers, .. } => {
+            assert_eq!(modifiers.changed_since, Some(i64::MAX as u64))
+        }
+        b => panic!("{b:?}"),
+    }
+    for bad in [
+        "a FETCH 1 FLAGS (CHANGEDSINCE 0)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE)",
+        "a FETCH 1 FLAGS ()",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)",
+        "a UID FETCH 1 FLAGS (VANISHED)",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED VANISHED)",
+        "a UID FETCH 1 FLAGS (FOO 1)",
+        "a FETCH 1 FLAGS(CHANGEDSINCE 1)",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a UID STORE 1:3 (UNCHANGEDSINCE 0) -FLAGS (\\Seen)") {
+        CommandBody::Store {
+            unchanged_since, ..
+        } => assert_eq!(unchanged_since, Some(0)),
+        b => panic!("{b:?}"),
+    }
+    for bad in [
+        "a STORE 1 (UNCHANGEDSINCE) FLAGS x",
+        "a STORE 1 (UNCHANGEDSINCE 1 FLAGS x",
+        "a STORE 1 (FOO 1) FLAGS x",
+        "a STORE 1 (UNCHANGEDSINCE -1) FLAGS x",
+    ] {
+        err(bad.as_bytes());
+    }
+    match ok("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338") {
+        CommandBody::Search { key, .. } => assert_eq!(key, SearchKey::ModSeq(620162338)),
+        b => panic!("{b:?}"),
+    }
+    assert!(matches!(
+        ok("a SEARCH MODSEQ 0"),
+        CommandBody::Search {
+            key: SearchKey::ModSeq(0),
+            ..
+        }
+    ));
+    for bad in [
+        "a SEARCH MODSEQ \"/flags/\" all 5",
+        "a SEARCH MODSEQ \"/x/y\" all 5",
+        "a SEARCH MODSEQ \"/flags/\\\\Seen\" both 5",
+        "a SEARCH MODSEQ \"/flags/\\\\Seen\" 5",
+    ] {
+        err(bad.as_bytes());
+    }
+    assert_eq!(
+        ok("a ENABLE CONDSTORE QRESYNC"),
+        CommandBody::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()])
+    );
 }

@@ -114,6 +114,10 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
 pub struct Enabled {
     pub rev2: bool,
     pub utf8: bool,
+    /// RFC 7162 3.1: by ENABLE or by any CONDSTORE-using command.
+    pub condstore: bool,
+    /// RFC 7162 3.2.3: by ENABLE QRESYNC only (implies CONDSTORE).
+    pub qresync: bool,
 }
 
 pub struct Session {
@@ -124,6 +128,9 @@ pub struct Session {
     pub enabled: Enabled,
     bad_in_row: u32,
     pub auth_failures: u32,
+    /// This command announced removals (the tagged OK then names the HIGHESTMODSEQ for
+    /// QRESYNC clients, RFC 7162 3.2.10).
+    announced_removals: bool,
 }
 
 impl Session {
@@ -137,6 +144,7 @@ impl Session {
             enabled: Enabled::default(),
             bad_in_row: 0,
             auth_failures: 0,
+            announced_removals: false,
         }
     }
 
@@ -148,6 +156,32 @@ impl Session {
     /// IMAP4rev1 behaviour (`\Recent`, `RECENT`, SEARCH without ESEARCH...).
     pub fn rev1(&self) -> bool {
         !self.enabled.rev2
+    }
+
+    /// Turns CONDSTORE on (RFC 7162 3.1). The first CONDSTORE-using command issued with a
+    /// mailbox selected tells the client its HIGHESTMODSEQ (not SELECT/EXAMINE, which
+    /// say it themselves: `announce` false).
+    pub fn enable_condstore(&mut self, announce: bool) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        let line = self.selected_mut().map(|sel| {
+            sel.modseqs = true;
+            format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", sel.known_modseq)
+        });
+        if let Some(line) = line.filter(|_| announce) {
+            self.conn.push(line.as_bytes());
+        }
+    }
+
+    /// Turns QRESYNC (and CONDSTORE) on.
+    pub fn enable_qresync(&mut self) {
+        self.enable_condstore(true);
+        self.enabled.qresync = true;
+        if let Some(sel) = self.selected_mut() {
+            sel.vanished = true;
+        }
     }
 
     pub fn authed(&self) -> Option<&Authed> {
@@ -343,10 +377,14 @@ impl Session {
         );
         // Changes others made are told first, so the command works on a current view
         // (within the RFC 9051 7.5.1 rules for EXPUNGE).
+        self.announced_removals = false;
         if !leaving && self.feed_pending()? {
             self.sync(mode).await?;
         }
-        let reply = commands::dispatch(self, &tag, body).await?;
+        if !leaving && mode == SyncMode::Full {
+            self.flush_unannounced();
+        }
+        let mut reply = commands::dispatch(self, &tag, body).await?;
         if reply.status == Status::Bad {
             self.count_bad()?;
         } else {
@@ -354,6 +392,18 @@ impl Session {
         }
         if self.feed_pending()? {
             self.sync(mode).await?;
+        }
+        if mode == SyncMode::Full {
+            self.flush_unannounced();
+        }
+        if self.announced_removals
+            && self.enabled.qresync
+            && reply.status == Status::Ok
+            && reply.code.is_none()
+        {
+            if let Some(sel) = self.selected() {
+                reply.code = Some(format!("HIGHESTMODSEQ {}", sel.known_modseq));
+            }
         }
         let mut line = Vec::with_capacity(64);
         line.extend_from_slice(tag.as_bytes());
@@ -370,6 +420,17 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.conn.push(&line);
         Ok(())
+    }
+
+    /// Announces removals noticed during a FETCH, STORE or SEARCH (which could not tell
+    /// them) at the next command that may, feed or not.
+    fn flush_unannounced(&mut self) {
+        let State::Selected(_, sel) = &mut self.state else {
+            return;
+        };
+        if sel.unannounced && !sel.flush_expunges(&mut self.conn.out).is_empty() {
+            self.announced_removals = true;
+        }
     }
 
     /// Drains the change feed; true if the selected mailbox may have changed.
@@ -418,7 +479,9 @@ impl Session {
                 let State::Selected(_, sel) = &mut self.state else {
                     return Ok(());
                 };
-                sel.apply(changes, highest, mode, rev1, &mut self.conn.out);
+                if sel.apply(changes, highest, mode, rev1, &mut self.conn.out) {
+                    self.announced_removals = true;
+                }
                 Ok(())
             }
             Err(letterbox_store::Error::NotFound(_)) => {

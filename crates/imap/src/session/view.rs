@@ -7,6 +7,10 @@
 //! message expunged by another session stays in the view, marked `expunged`, until the
 //! next command that may announce it ([`SyncMode::Full`]).
 //!
+//! Once CONDSTORE is on (RFC 7162 3.1), unsolicited flag updates carry `MODSEQ`; once
+//! QRESYNC is on (RFC 7162 3.2.10), removals are announced as one `* VANISHED uid-set`
+//! instead of `* n EXPUNGE` lines (under the same RFC 9051 7.5.1 rules).
+//!
 //! Sync asks the store for everything above the MODSEQ it last saw
 //! (`changes_since`), after reading the mailbox's HIGHESTMODSEQ; anything committed in
 //! between is reported again next time, which the comparisons here make harmless.
@@ -86,11 +90,53 @@ pub struct Selected {
     /// Keywords announced in FLAGS; a new one is announced again (RFC 9051 7.3.5).
     pub keywords: Vec<String>,
     pub kwsets: KeywordSets,
+    /// CONDSTORE is enabled: unsolicited FETCH responses carry MODSEQ.
+    pub modseqs: bool,
+    /// QRESYNC is enabled: removals are announced with VANISHED.
+    pub vanished: bool,
+    /// Some messages are marked `expunged` and not yet announced.
+    pub unannounced: bool,
 }
 
 /// A sequence set that names messages that do not exist (RFC 9051: BAD).
 #[derive(Debug)]
 pub struct BadSequence;
+
+/// A UID set as sorted, merged ranges: membership in O(log ranges), so a client's
+/// set of 100,000 ranges against a mailbox of 100,000 messages stays cheap.
+#[derive(Debug, Clone, Default)]
+pub struct UidSet(Vec<(u32, u32)>);
+
+impl UidSet {
+    /// `*` stands for `star`; `$` names nothing here.
+    pub fn new(set: &SequenceSet, star: u32) -> UidSet {
+        let SequenceSet::Ranges(r) = set else {
+            return UidSet::default();
+        };
+        let v = |n: SeqNum| match n {
+            SeqNum::Value(v) => v,
+            SeqNum::Star => star,
+        };
+        let mut ranges: Vec<(u32, u32)> = r
+            .iter()
+            .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        UidSet(merged)
+    }
+
+    pub fn contains(&self, uid: u32) -> bool {
+        let i = self.0.partition_point(|&(_, b)| b < uid);
+        self.0.get(i).is_some_and(|&(a, _)| a <= uid)
+    }
+}
 
 impl Selected {
     pub fn msg_from_meta(&mut self, m: &MessageMeta) -> Msg {
@@ -184,17 +230,20 @@ impl Selected {
         mode: SyncMode,
         rev1: bool,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         self.known_modseq = self.known_modseq.max(highest);
         for uid in &changes.vanished {
             if let Some(i) = self.index_of_uid(*uid) {
                 self.msgs[i].expunged = true;
+                self.unannounced = true;
             }
         }
+        let mut removed = false;
         if mode == SyncMode::Full {
-            self.flush_expunges(out);
+            removed = !self.flush_expunges(out).is_empty();
         }
         let mut flag_changes = Vec::new();
+        let mut modseq_of = HashMap::new();
         let mut added = 0u32;
         let mut added_recent = false;
         for m in changes.changed {
@@ -216,6 +265,7 @@ impl Selected {
                 if self.msgs[i].flags != m.flags || self.keywords(i) != &m.keywords[..] {
                     self.set_flags(i, m.flags, &m.keywords);
                     flag_changes.push(i);
+                    modseq_of.insert(i, m.modseq);
                 }
             }
         }
@@ -235,8 +285,10 @@ impl Selected {
             .collect();
         self.announce_keywords(&touched, out);
         for i in flag_changes {
-            self.write_flags(i, true, rev1, out);
+            let modseq = modseq_of.get(&i).copied().filter(|_| self.modseqs);
+            self.write_flags_modseq(i, true, rev1, modseq, out);
         }
+        removed
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` again when these messages carry a keyword
@@ -280,6 +332,7 @@ impl Selected {
     /// each number counted after the previous removals, as RFC 9051 6.4.3 shows.
     pub fn flush_expunges(&mut self, out: &mut Vec<u8>) -> Vec<u32> {
         let mut removed = Vec::new();
+        self.unannounced = false;
         if !self.msgs.iter().any(|m| m.expunged) {
             return removed;
         }
@@ -287,13 +340,21 @@ impl Selected {
         for (i, m) in std::mem::take(&mut self.msgs).into_iter().enumerate() {
             if m.expunged {
                 let seq = i + 1 - removed.len();
-                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                if !self.vanished {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
                 removed.push(m.uid);
             } else {
                 kept.push(m);
             }
         }
         self.msgs = kept;
+        if self.vanished {
+            // RFC 7162 3.2.10: UIDs, ascending, as one sequence set.
+            out.extend_from_slice(
+                format!("* VANISHED {}\r\n", response::sequence_set(&removed)).as_bytes(),
+            );
+        }
         let set: std::collections::HashSet<u32> = removed.iter().copied().collect();
         self.saved.retain(|u| !set.contains(u));
         removed
@@ -301,10 +362,25 @@ impl Selected {
 
     /// `* n FETCH (UID u FLAGS (...))`.
     pub fn write_flags(&self, i: usize, with_uid: bool, rev1: bool, out: &mut Vec<u8>) {
+        self.write_flags_modseq(i, with_uid, rev1, None, out)
+    }
+
+    /// `* n FETCH (UID u MODSEQ (m) FLAGS (...))` (RFC 7162 3.1.4's order, as Dovecot).
+    pub fn write_flags_modseq(
+        &self,
+        i: usize,
+        with_uid: bool,
+        rev1: bool,
+        modseq: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
         let m = &self.msgs[i];
         out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
         if with_uid {
             out.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
+        if let Some(ms) = modseq {
+            out.extend_from_slice(format!("MODSEQ ({ms}) ").as_bytes());
         }
         out.extend_from_slice(b"FLAGS ");
         response::flags(out, m.flags, self.kwsets.get(m.kw), rev1 && m.recent);
@@ -355,6 +431,9 @@ mod tests {
             saved: vec![],
             keywords: vec![],
             kwsets: KeywordSets::default(),
+            modseqs: false,
+            vanished: false,
+            unannounced: false,
         }
     }
 
@@ -393,6 +472,23 @@ mod tests {
     }
 
     #[test]
+    fn uid_sets() {
+        use SeqNum::*;
+        let set = UidSet::new(
+            &SequenceSet::Ranges(vec![
+                (Value(9), Value(7)),
+                (Value(1), Value(2)),
+                (Value(3), Value(3)),
+                (Value(20), Star),
+            ]),
+            25,
+        );
+        let hits: Vec<u32> = (0..30).filter(|&u| set.contains(u)).collect();
+        assert_eq!(hits, [1, 2, 3, 7, 8, 9, 20, 21, 22, 23, 24, 25]);
+        assert!(!UidSet::new(&SequenceSet::Saved, 5).contains(1));
+    }
+
+    #[test]
     fn keyword_sets_are_shared() {
         let mut s = sel(&[1, 2, 3]);
         s.set_flags(0, Flags::SEEN, &["$a".into(), "b".into()]);
@@ -420,5 +516,35 @@ mod tests {
             "* 3 EXPUNGE\r\n* 3 EXPUNGE\r\n* 5 EXPUNGE\r\n* 8 EXPUNGE\r\n"
         );
         assert_eq!(s.exists(), 8);
+    }
+
+    #[test]
+    fn vanished_and_modseq_once_enabled() {
+        let mut s = sel(&(1..=6).collect::<Vec<_>>());
+        s.modseqs = true;
+        s.vanished = true;
+        let changed = |uid: u32, modseq: u64| MessageMeta {
+            uid,
+            modseq,
+            flags: Flags::SEEN,
+            keywords: vec![],
+            internal_date: 0,
+            size: 1,
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        };
+        let changes = ChangesSince {
+            changed: vec![changed(4, 8), changed(5, 9)],
+            vanished: vec![2, 3, 6],
+        };
+        let mut out = Vec::new();
+        assert!(s.apply(changes, 9, SyncMode::Full, false, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* VANISHED 2:3,6\r\n* 2 FETCH (UID 4 MODSEQ (8) FLAGS (\\Seen))\r\n\
+             * 3 FETCH (UID 5 MODSEQ (9) FLAGS (\\Seen))\r\n"
+        );
+        assert_eq!(s.known_modseq, 9);
     }
 }

@@ -11,7 +11,14 @@
 //! memory, not the whole answer.
 //!
 //! Fetching a body section without PEEK sets `\Seen` (read-write sessions only) and adds
-//! the new FLAGS to that message's response when FLAGS was not asked for.
+//! the new FLAGS to that message's response when FLAGS was not asked for (and its
+//! MODSEQ, once CONDSTORE is on).
+//!
+//! CONDSTORE/QRESYNC (RFC 7162 3.1.4, 3.2.6): `MODSEQ` and the `CHANGEDSINCE n` modifier
+//! turn CONDSTORE on; CHANGEDSINCE keeps the messages whose MODSEQ is above `n` and adds
+//! MODSEQ to the items (last, as Dovecot). `UID FETCH set items (CHANGEDSINCE n
+//! VANISHED)`, QRESYNC clients only (BAD otherwise), first answers
+//! `* VANISHED (EARLIER) uids`: the UIDs of the set expunged above `n`.
 
 mod section;
 mod structure;
@@ -19,8 +26,9 @@ mod structure;
 pub use structure::{body_structure, envelope};
 
 use crate::datetime::format_date_time;
-use crate::parser::{FetchAtt, SequenceSet};
+use crate::parser::{FetchAtt, FetchModifiers, SequenceSet};
 use crate::response;
+use crate::session::view::UidSet;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_store::{Backend, Error as StoreError, FlagOp, Flags, MailboxId, MessageMeta};
 use section::Extract;
@@ -40,6 +48,8 @@ struct Item {
     recent: bool,
     /// \Seen was just set: report FLAGS even if not asked.
     force_flags: bool,
+    /// With those forced FLAGS, MODSEQ too (CONDSTORE on, MODSEQ not asked).
+    force_modseq: bool,
 }
 
 enum FetchError {
@@ -70,20 +80,63 @@ pub async fn run(
     uid: bool,
     set: &SequenceSet,
     mut items: Vec<FetchAtt>,
+    modifiers: FetchModifiers,
 ) -> Result<Reply, Fatal> {
     let utf8 = s.utf8();
     let rev1 = s.rev1();
+    if modifiers.vanished && !s.enabled.qresync {
+        return Ok(Reply::bad("QRESYNC not enabled"));
+    }
     if uid && !items.contains(&FetchAtt::Uid) {
         items.insert(0, FetchAtt::Uid);
+    }
+    if modifiers.changed_since.is_some() && !items.contains(&FetchAtt::ModSeq) {
+        items.push(FetchAtt::ModSeq);
+    }
+    if items.contains(&FetchAtt::ModSeq) {
+        s.enable_condstore(true);
     }
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let indices = match sel.resolve(set, uid) {
+    let mut indices = match sel.resolve(set, uid) {
         Ok(v) => v,
         Err(_) => return Ok(Reply::bad("Invalid message sequence number")),
     };
     let mb = sel.id;
+    if let Some(since) = modifiers.changed_since {
+        let r = s.ctx.store.run(move |st| st.changes_since(mb, since)).await;
+        let changes = match r {
+            Ok(c) => c,
+            Err(e) => return Ok(store_error(&e)),
+        };
+        let Some(sel) = s.selected() else {
+            return Ok(Reply::bad("No mailbox selected"));
+        };
+        let changed: std::collections::HashSet<u32> =
+            changes.changed.iter().map(|m| m.uid).collect();
+        indices.retain(|&i| changed.contains(&sel.msgs[i].uid));
+        if modifiers.vanished {
+            // `*` is the largest UID in use: at least any expunged one above the view's.
+            let star = sel
+                .max_uid()
+                .max(changes.vanished.last().copied().unwrap_or(0));
+            let wanted = UidSet::new(set, star);
+            let gone: Vec<u32> = changes
+                .vanished
+                .into_iter()
+                .filter(|&u| wanted.contains(u))
+                .collect();
+            if !gone.is_empty() {
+                let line = format!("* VANISHED (EARLIER) {}\r\n", response::sequence_set(&gone));
+                s.conn.push(line.as_bytes());
+            }
+        }
+    }
+    let condstore = s.enabled.condstore && !items.contains(&FetchAtt::ModSeq);
+    let Some(sel) = s.selected() else {
+        return Ok(Reply::bad("No mailbox selected"));
+    };
     let mut forced = std::collections::HashSet::new();
     if !sel.read_only && sets_seen(&items) {
         let unseen: Vec<u32> = indices
@@ -135,6 +188,7 @@ pub async fn run(
                     keywords: sel.keywords(i).to_vec(),
                     recent: rev1 && m.recent,
                     force_flags: forced.contains(&i),
+                    force_modseq: condstore && forced.contains(&i),
                 })
             })
             .collect();
@@ -435,6 +489,9 @@ fn render(
     if it.force_flags && !flags_done {
         out.extend_from_slice(b" FLAGS ");
         response::flags(out, it.flags, &it.keywords, it.recent);
+    }
+    if it.force_modseq {
+        out.extend_from_slice(format!(" MODSEQ ({})", meta!().modseq).as_bytes());
     }
     out.extend_from_slice(b")\r\n");
     Ok(())
