@@ -950,3 +950,33 @@ fn changes_since_is_strictly_above() {
     assert_eq!(r.modified, vec![2]);
     assert_eq!(r.updated.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![1]);
 }
+
+#[test]
+fn inline_bodies_stay_readable_when_inline_max_is_lowered() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let body = "Subject: kept inline\r\n\r\nbody\r\n";
+    s.append(inbox.id, msg(body), false).unwrap();
+    drop(s);
+    // `[store] inline_max = 0` from now on: the inline body is still read and shared,
+    // new bodies become files.
+    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        body.as_bytes()
+    );
+    s.append(inbox.id, msg(body), false).unwrap();
+    s.append(inbox.id, msg("Subject: new\r\n\r\nfile\r\n"), false)
+        .unwrap();
+    assert_eq!(inline_rows(dir.path()), 1);
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), files_only()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        body.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
