@@ -11,8 +11,9 @@
 //! and the IP's counts. A password verified successfully within `[auth] cache_ttl` is
 //! accepted without hashing it again (the store's verified-credentials cache, see
 //! `letterbox_store::password::VerifiedCache`); blocks and failures are handled as above
-//! either way, and a failure is never cached. Passwords never reach the log, and the user names clients send
-//! reach it through [`loggable`] (no forged log lines, no terminal escapes).
+//! either way, and a failure is never cached. Passwords never reach the log, and the
+//! user names clients send reach it through [`loggable`] (no forged log lines, no
+//! terminal escapes).
 
 use crate::{Context, Peer};
 use letterbox_store::Account;
