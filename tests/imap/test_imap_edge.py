@@ -38,11 +38,17 @@ def test_literal8_append_keeps_octets(server):
 
 
 def test_special_use_aliases_from_config(make_server):
+    # A configured list replaces the default one; each alias leads to the special folder.
     server = make_server(**{"imap.special_use_aliases": [["Sent Items", "\\Sent"], ["Spam", "\\Junk"]]})
     c = Raw(server)
     c.login()
-    c.cmd('CREATE "Sent Items"')
-    assert c.cmd('LIST "" "Sent Items"')[0] == b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"'
+    assert c.cmd('CREATE "Sent Items"') == [b"t2 OK CREATE completed: the \\Sent folder"]
+    assert c.cmd('LIST "" "Sent Items"') == [b"t3 OK LIST completed"]
+    c.cmd(b"APPEND spam {%d+}\r\n" % len(messages.SIMPLE) + messages.SIMPLE)
+    assert server.uids("alice@example.com", "Junk") == [1]
+    # Not in the configured list: an ordinary folder.
+    assert c.cmd('CREATE "Deleted Items"') == [b"t5 OK CREATE completed"]
+    assert c.cmd('LIST "" "Deleted Items"')[0] == b'* LIST (\\HasNoChildren) "/" "Deleted Items"'
 
 
 def test_pipelined_commands(server):

@@ -254,14 +254,32 @@ impl Default for Smtp {
     }
 }
 
+/// The names Outlook, Apple Mail, Thunderbird and webmails look for, by default.
+pub const DEFAULT_SPECIAL_USE_ALIASES: &[(&str, &str)] = &[
+    ("Sent Items", "\\Sent"),
+    ("Sent Messages", "\\Sent"),
+    ("Sent Mail", "\\Sent"),
+    ("Deleted Items", "\\Trash"),
+    ("Deleted Messages", "\\Trash"),
+    ("Junk E-mail", "\\Junk"),
+    ("Junk Email", "\\Junk"),
+    ("Spam", "\\Junk"),
+    ("Bulk Mail", "\\Junk"),
+    ("Archives", "\\Archive"),
+];
+
 /// `[imap]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Imap {
     /// Largest literal (and so APPEND) accepted.
     pub max_literal_size: ByteSize,
-    /// Folder names clients use for the special folders, mapped to the special-use
-    /// attribute they stand for (`"Sent Items" = "\\Sent"`).
+    /// Folder names clients use for the special folders, each with the special-use
+    /// attribute it stands for (`["Sent Items", "\\Sent"]`). A client that names one
+    /// (SELECT, APPEND, COPY, MOVE, STATUS, CREATE, SUBSCRIBE...) reaches the account's
+    /// folder that has that attribute, unless the account has a folder of exactly that
+    /// name. Names match without regard to ASCII case. Setting the key replaces the
+    /// default list ([`DEFAULT_SPECIAL_USE_ALIASES`]); `[]` turns aliases off.
     pub special_use_aliases: Vec<(String, String)>,
     /// Seconds between `* OK Still here` lines to a client in IDLE, so that NAT boxes and
     /// firewalls do not drop a quiet connection (Dovecot sends one every 2 minutes);
@@ -273,7 +291,10 @@ impl Default for Imap {
     fn default() -> Self {
         Imap {
             max_literal_size: ByteSize(50 * 1024 * 1024),
-            special_use_aliases: vec![],
+            special_use_aliases: DEFAULT_SPECIAL_USE_ALIASES
+                .iter()
+                .map(|(n, a)| (n.to_string(), a.to_string()))
+                .collect(),
             idle_keepalive: 120,
         }
     }
@@ -533,6 +554,7 @@ impl Config {
                 attr.as_str(),
                 "\\Sent" | "\\Drafts" | "\\Trash" | "\\Junk" | "\\Archive"
             ) || name.is_empty()
+                || name.eq_ignore_ascii_case("INBOX")
             {
                 return Err(err(
                     "imap.special_use_aliases",
@@ -690,5 +712,29 @@ retention = "14d"
         assert!(e.contains("hostname"), "{e}");
         let e = parse("data_dir = [").unwrap_err().to_string();
         assert!(e.contains("t.toml"), "{e}");
+        let e = parse("[imap]\nspecial_use_aliases = [[\"INBOX\", \"\\\\Sent\"]]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn special_use_aliases_default_and_replaced() {
+        let c = parse("").unwrap();
+        assert!(c
+            .imap
+            .special_use_aliases
+            .contains(&("Sent Items".to_string(), "\\Sent".to_string())));
+        assert_eq!(
+            c.imap.special_use_aliases.len(),
+            DEFAULT_SPECIAL_USE_ALIASES.len()
+        );
+        let c = parse("[imap]\nspecial_use_aliases = [[\"Gesendet\", \"\\\\Sent\"]]\n").unwrap();
+        assert_eq!(
+            c.imap.special_use_aliases,
+            vec![("Gesendet".to_string(), "\\Sent".to_string())]
+        );
+        let c = parse("[imap]\nspecial_use_aliases = []\n").unwrap();
+        assert!(c.imap.special_use_aliases.is_empty());
     }
 }

@@ -10,6 +10,13 @@
 //! - a non-synchronizing one that is too big is already on its way: the session ends with
 //!   `* BYE`, as nothing else can resynchronise the stream.
 //!
+//! After login, literals also count against the server-wide budget for message content
+//! held in memory (`[limits] max_buffered_content`, shared with SMTP DATA): the
+//! reservation lasts until the command has run ([`Conn::release_budget`]). When the
+//! budget is spent, a synchronizing literal is refused before it is sent and a
+//! non-synchronizing one is read and dropped (with the rest of its command), both
+//! answered `tag NO [UNAVAILABLE]`: the client tries again later and the session lives.
+//!
 //! Lines longer than `limits.max_line_length` end the session too. A client that closes
 //! the connection mid-literal yields [`ReadError::Eof`]: the half-read command is dropped
 //! and nothing is stored.
@@ -17,7 +24,9 @@
 //! The stream is kept whole (not split) so that STARTTLS can take it back and wrap it
 //! (issue 7): see [`Conn::into_inner`].
 
+use letterbox_proto::budget::{Budget, Reservation};
 use letterbox_proto::{BoxStream, Line};
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Debug)]
@@ -26,6 +35,9 @@ pub enum Input {
     Command(Vec<u8>),
     /// A synchronizing literal over the limit was refused; the tag to answer, if any.
     LiteralRefused { tag: Option<String>, size: u64 },
+    /// A literal did not fit in the server's content budget: the command was refused
+    /// (before its literal, or read and dropped); the tag to answer, if any.
+    NoRoom { tag: Option<String> },
 }
 
 #[derive(Debug)]
@@ -81,6 +93,10 @@ pub struct Conn {
     write_timeout: std::time::Duration,
     /// Responses waiting for [`Conn::flush`].
     pub out: Vec<u8>,
+    /// The content budget literals count against (after login), and what the command
+    /// being read or run holds of it.
+    budget: Option<Arc<Budget>>,
+    room: Option<Reservation>,
 }
 
 impl Conn {
@@ -96,7 +112,19 @@ impl Conn {
             max_literal,
             write_timeout,
             out: Vec::with_capacity(4096),
+            budget: None,
+            room: None,
         }
+    }
+
+    /// Makes literals count against `budget` (`None`: they do not, before login).
+    pub fn set_budget(&mut self, budget: Option<Arc<Budget>>) {
+        self.budget = budget;
+    }
+
+    /// Gives back what the last command's literals reserved of the budget.
+    pub fn release_budget(&mut self) {
+        self.room = None;
     }
 
     /// A connection with the configured limits.
@@ -124,22 +152,48 @@ impl Conn {
 
     /// Reads one command.
     pub async fn read_command(&mut self) -> Result<Input, ReadError> {
+        self.room = self.budget.as_ref().map(|b| b.reserve());
         let mut buf = Vec::new();
         let mut line = Vec::new();
         let total_max = self.max_literal.saturating_add(self.max_line as u64);
+        // Set once a literal did not fit the budget: the rest of the command is dropped.
+        let mut no_room: Option<Option<String>> = None;
+        let mut dropped = 0u64;
         loop {
             match letterbox_proto::read_line(&mut self.stream, &mut line, self.max_line).await? {
                 Line::Ok => {}
                 Line::TooLong => return Err(ReadError::LineTooLong),
                 Line::Eof => return Err(ReadError::Eof),
             }
-            buf.extend_from_slice(&line);
+            if no_room.is_none() {
+                buf.extend_from_slice(&line);
+            }
             if buf.len() as u64 > total_max {
                 return Err(ReadError::LineTooLong);
             }
             let Some((size, sync)) = trailing_literal(&line) else {
+                if let Some(tag) = no_room {
+                    self.room = None;
+                    return Ok(Input::NoRoom { tag });
+                }
                 return Ok(Input::Command(buf));
             };
+            if no_room.is_some() {
+                if sync {
+                    // The client waits for a go-ahead it will not get: the command ends.
+                    self.room = None;
+                    return Ok(Input::NoRoom {
+                        tag: no_room.flatten(),
+                    });
+                }
+                // The command's limits hold for what is dropped too.
+                dropped = dropped.saturating_add(size);
+                if size > self.max_literal || dropped > total_max {
+                    return Err(ReadError::LiteralTooBig);
+                }
+                self.discard(size).await?;
+                continue;
+            }
             if size > self.max_literal || (buf.len() as u64).saturating_add(size) > total_max {
                 if sync {
                     return Ok(Input::LiteralRefused {
@@ -148,6 +202,23 @@ impl Conn {
                     });
                 }
                 return Err(ReadError::LiteralTooBig);
+            }
+            let fits = match &mut self.room {
+                Some(room) => room.cover(buf.len().saturating_add(size as usize)),
+                None => true,
+            };
+            if !fits {
+                let tag = tag_of(&buf);
+                if sync {
+                    self.room = None;
+                    return Ok(Input::NoRoom { tag });
+                }
+                // Already on its way: read it into nothing, then the rest of the command.
+                no_room = Some(tag);
+                dropped = buf.len() as u64 + size;
+                buf = Vec::new();
+                self.discard(size).await?;
+                continue;
             }
             if sync {
                 self.stream
@@ -164,6 +235,16 @@ impl Conn {
                 return Err(ReadError::Eof);
             }
         }
+    }
+
+    /// Reads `size` octets of a literal into nothing.
+    async fn discard(&mut self, size: u64) -> Result<(), ReadError> {
+        let got =
+            tokio::io::copy(&mut (&mut self.stream).take(size), &mut tokio::io::sink()).await?;
+        if got != size {
+            return Err(ReadError::Eof);
+        }
+        Ok(())
     }
 
     /// Reads one plain line (AUTHENTICATE responses, IDLE's `DONE`).
@@ -286,5 +367,50 @@ mod tests {
         drop(cw);
         drop(_cr);
         assert!(matches!(conn.read_command().await, Err(ReadError::Eof)));
+    }
+
+    #[tokio::test]
+    async fn literals_count_against_the_content_budget() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut conn = Conn::new(
+            Box::new(server),
+            1024,
+            1 << 20,
+            std::time::Duration::from_secs(5),
+        );
+        // One 64 KiB unit for everyone.
+        let budget = Arc::new(Budget::new(64 * 1024));
+        conn.set_budget(Some(budget.clone()));
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let big = vec![b'x'; 70_000];
+        let mut input = b"a APPEND x {70000+}\r\n".to_vec();
+        input.extend_from_slice(&big);
+        input.extend_from_slice(
+            b" {3+}\r\nabc\r\nb APPEND x {70000}\r\nc APPEND x {5+}\r\nhello\r\n",
+        );
+        cw.write_all(&input).await.unwrap();
+        // Non-synchronizing: read and dropped with the rest of its command.
+        match conn.read_command().await.unwrap() {
+            Input::NoRoom { tag } => assert_eq!(tag.as_deref(), Some("a")),
+            i => panic!("{i:?}"),
+        }
+        // Synchronizing: refused before the client sends it (no go-ahead is written).
+        match conn.read_command().await.unwrap() {
+            Input::NoRoom { tag } => assert_eq!(tag.as_deref(), Some("b")),
+            i => panic!("{i:?}"),
+        }
+        // A small one fits, and holds its room until released.
+        match conn.read_command().await.unwrap() {
+            Input::Command(c) => assert_eq!(c, b"c APPEND x {5+}\r\nhello"),
+            i => panic!("{i:?}"),
+        }
+        assert!(!budget.reserve().cover(1), "held while the command runs");
+        conn.release_budget();
+        assert!(budget.reserve().cover(64 * 1024), "given back");
+        drop(cw);
+        let mut rest = Vec::new();
+        drop(conn);
+        cr.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "no go-ahead was sent: {rest:?}");
     }
 }

@@ -187,6 +187,27 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// A size for people: `1.5 MiB`, `200 MiB`, `812 KiB`, `900 bytes`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, unit) in UNITS {
+        if n >= unit {
+            let v = n as f64 / unit as f64;
+            return if v >= 100.0 || n.is_multiple_of(unit) {
+                format!("{:.0} {name}", v)
+            } else {
+                format!("{:.1} {name}", v)
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

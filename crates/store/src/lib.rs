@@ -212,6 +212,8 @@ pub struct MailboxCounts {
     pub recent: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Octets of the messages flagged `\Deleted` (what an EXPUNGE would free).
+    pub deleted_size: u64,
 }
 
 /// System flags as bits.
@@ -466,6 +468,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores one message in one mailbox. With `enforce_quota`, refuses with
     /// [`Error::OverQuota`] when the account would go over its limit.
     fn append(&self, mailbox: MailboxId, msg: NewMessage, enforce_quota: bool) -> Result<Appended>;
+    /// Stores several messages in one mailbox, all or none (IMAP MULTIAPPEND, RFC 3502):
+    /// with `enforce_quota`, refused with [`Error::OverQuota`] when they do not fit
+    /// together. Results in the order given, with consecutive UIDs.
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Appended>>;
     /// Delivers one body to several accounts' INBOXes in one transaction; each entry is
     /// (account, per-recipient prefix). Quota is enforced per recipient: the result for a
     /// full mailbox is `Err(OverQuota)` and the others still get the message.
@@ -671,6 +682,27 @@ pub fn normalize_mailbox_name(name: &str) -> Result<String> {
         return Ok(s);
     }
     Ok(name.to_string())
+}
+
+/// Checks a name for a mailbox about to be created (or renamed to): on top of
+/// [`normalize_mailbox_name`] (no empty level, so no `a//b`, `/a`), no `.` or `..`
+/// hierarchy level and no leading `~`, which read as paths (`~user` a home directory in
+/// UW-IMAP and mail programs) to anything that exports or migrates mail to files
+/// (Maildir, mbox). Dovecot refuses them too (and any `.` with Maildir++). Existing
+/// mailboxes with such names stay reachable.
+pub fn validate_new_mailbox_name(name: &str) -> Result<String> {
+    let name = normalize_mailbox_name(name)?;
+    if name.split(DELIMITER).any(|p| p == "." || p == "..") {
+        return Err(Error::Invalid(
+            "invalid mailbox name: '.' and '..' are not allowed as hierarchy levels".into(),
+        ));
+    }
+    if name.starts_with('~') {
+        return Err(Error::Invalid(
+            "invalid mailbox name: it cannot begin with '~'".into(),
+        ));
+    }
+    Ok(name)
 }
 
 /// Seconds since the epoch, now.

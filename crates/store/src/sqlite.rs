@@ -566,7 +566,7 @@ impl WriteCtx<'_> {
         name: &str,
         special: Option<SpecialUse>,
     ) -> Result<Mailbox> {
-        let name = normalize_mailbox_name(name)?;
+        let name = validate_new_mailbox_name(name)?;
         if get_mailbox(&self.tx, account, &name).is_ok() {
             return Err(Error::Exists(format!("mailbox {name}")));
         }
@@ -1410,7 +1410,8 @@ impl Backend for SqliteBackend {
             let r = c.query_row(
                 "SELECT count(*), coalesce(sum(flags & 1 = 0), 0), coalesce(sum(flags & 8 != 0), 0),
                         coalesce(sum(size), 0),
-                        coalesce(sum(uid >= (SELECT first_recent FROM mailboxes WHERE id = ?1)), 0)
+                        coalesce(sum(uid >= (SELECT first_recent FROM mailboxes WHERE id = ?1)), 0),
+                        coalesce(sum(CASE WHEN flags & 8 != 0 THEN size ELSE 0 END), 0)
                  FROM messages WHERE mailbox_id = ?1",
                 [mailbox],
                 |r| {
@@ -1420,6 +1421,7 @@ impl Backend for SqliteBackend {
                         deleted: r.get::<_, i64>(2)? as u32,
                         size: r.get::<_, i64>(3)? as u64,
                         recent: r.get::<_, i64>(4)? as u32,
+                        deleted_size: r.get::<_, i64>(5)? as u64,
                     })
                 },
             )?;
@@ -1463,7 +1465,7 @@ impl Backend for SqliteBackend {
 
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         let from = normalize_mailbox_name(from)?;
-        let to = normalize_mailbox_name(to)?;
+        let to = validate_new_mailbox_name(to)?;
         self.write(move |ctx| {
             let src = get_mailbox(&ctx.tx, account, &from)?;
             if get_mailbox(&ctx.tx, account, &to).is_ok() {
@@ -1555,41 +1557,69 @@ impl Backend for SqliteBackend {
     }
 
     fn append(&self, mailbox: MailboxId, msg: NewMessage, enforce_quota: bool) -> Result<Appended> {
-        check_keywords(&msg.keywords)?;
-        let prep = self.prepare_blob(&msg.body)?;
-        let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+        self.append_many(mailbox, vec![msg], enforce_quota)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
+    }
+
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Appended>> {
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            check_keywords(&msg.keywords)?;
+            let prep = self.prepare_blob(&msg.body)?;
+            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+            prepared.push((msg, prep, join_keywords(&kw)));
+        }
         self.write(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let size = (msg.prefix.len() + msg.body.len()) as u64;
+            let total: u64 = prepared
+                .iter()
+                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
+                .sum();
             if enforce_quota {
-                if let Err(e) = ctx.check_quota(mb.account_id, size) {
-                    ctx.drop_unused_blob(&prep.id)?;
+                if let Err(e) = ctx.check_quota(mb.account_id, total) {
+                    for (_, prep, _) in &prepared {
+                        ctx.drop_unused_blob(&prep.id)?;
+                    }
                     return Err(e);
                 }
             }
-            ctx.ref_blob(
-                &prep.id,
-                Some(&msg.body),
-                prep.encoded.as_ref(),
-                prep.inline.as_deref(),
-            )?;
-            let (uid, modseq) = ctx.insert_message(
-                &mb,
-                &msg.prefix,
-                &prep.id,
-                size,
-                msg.flags,
-                &join_keywords(&kw),
-                msg.internal_date,
-            )?;
-            let crossed = ctx.add_usage(mb.account_id, size as i64)?;
-            Ok(Appended {
-                mailbox: mb.id,
-                uidvalidity: mb.uidvalidity,
-                uid,
-                modseq,
-                crossed_warning: crossed,
-            })
+            let mut out = Vec::with_capacity(prepared.len());
+            for (msg, prep, kw) in &prepared {
+                let size = (msg.prefix.len() + msg.body.len()) as u64;
+                ctx.ref_blob(
+                    &prep.id,
+                    Some(&msg.body),
+                    prep.encoded.as_ref(),
+                    prep.inline.as_deref(),
+                )?;
+                let (uid, modseq) = ctx.insert_message(
+                    &mb,
+                    &msg.prefix,
+                    &prep.id,
+                    size,
+                    msg.flags,
+                    kw,
+                    msg.internal_date,
+                )?;
+                out.push(Appended {
+                    mailbox: mb.id,
+                    uidvalidity: mb.uidvalidity,
+                    uid,
+                    modseq,
+                    crossed_warning: None,
+                });
+            }
+            let crossed = ctx.add_usage(mb.account_id, total as i64)?;
+            if let Some(last) = out.last_mut() {
+                last.crossed_warning = crossed;
+            }
+            Ok(out)
         })
     }
 

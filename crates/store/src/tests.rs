@@ -980,3 +980,74 @@ fn inline_bodies_stay_readable_when_inline_max_is_lowered() {
     );
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn append_many_is_all_or_nothing() {
+    // Bodies as files, so that "no blob is left" below is about files.
+    let (dir, s) = store_files();
+    let a = s
+        .add_account("m@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    fn count(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    let files = || count(&dir.path().join("blobs"));
+    let before = files();
+    // 40 + 70 octets do not fit in 100 together: neither is stored, no blob is left.
+    let r = s.append_many(
+        inbox.id,
+        vec![msg(&"a".repeat(40)), msg(&"b".repeat(70))],
+        true,
+    );
+    assert!(matches!(r, Err(Error::OverQuota)), "{r:?}");
+    assert!(s.list_messages(inbox.id, false).unwrap().is_empty());
+    assert_eq!(s.account("m@example.com").unwrap().quota_used, 0);
+    assert_eq!(files(), before);
+    // Two that fit: consecutive UIDs, usage counts both, the same body twice is fine.
+    let done = s
+        .append_many(
+            inbox.id,
+            vec![msg(&"c".repeat(30)), msg(&"c".repeat(30))],
+            true,
+        )
+        .unwrap();
+    assert_eq!(done.iter().map(|x| x.uid).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.account("m@example.com").unwrap().quota_used, 60);
+    usage_matches(&s, "m@example.com");
+    // Deleted-flagged octets are counted for STATUS DELETED-STORAGE.
+    s.store_flags(inbox.id, &[2], FlagOp::Add, Flags::DELETED, &[], None)
+        .unwrap();
+    let c = s.mailbox_counts(inbox.id).unwrap();
+    assert_eq!((c.size, c.deleted, c.deleted_size), (60, 1, 30));
+}
+
+#[test]
+fn new_mailbox_names_without_dot_levels() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("n@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    for bad in ["..", "a/../b", "./x", "a/.", "a//b", "/a", "~bob", "~"] {
+        assert!(
+            matches!(s.create_mailbox(a.id, bad, None), Err(Error::Invalid(_))),
+            "{bad}"
+        );
+    }
+    s.create_mailbox(a.id, "a..b/.hidden/x~bob/~", None)
+        .unwrap();
+    assert!(matches!(
+        s.rename_mailbox(a.id, "Archive", "x/.."),
+        Err(Error::Invalid(_))
+    ));
+}

@@ -1,11 +1,17 @@
 //! APPEND (RFC 9051 6.3.12) with flags, internal date, LITERAL+ and literal8, answering
 //! `[APPENDUID uidvalidity uid]` (RFC 4315). A missing mailbox gets `NO [TRYCREATE]`, a
-//! full account `NO [OVERQUOTA]` (nothing stored in either case).
+//! full account `NO [OVERQUOTA]` (nothing stored in either case). MULTIAPPEND
+//! (RFC 3502): several messages in one command are stored all or none (quota counts
+//! them together), answering `[APPENDUID uidvalidity uid-set]`.
 //!
 //! The message arrives whole (the connection layer read the literal, bounded by
-//! `imap.max_literal_size`); a client that vanishes mid-literal never reaches here.
+//! `imap.max_literal_size`, the APPENDLIMIT of RFC 7889, and by the server-wide
+//! `[limits] max_buffered_content`); a client that vanishes mid-literal never reaches
+//! here. A zero-length message refuses the whole command (RFC 3502 lets a client cancel
+//! a MULTIAPPEND that way).
 
-use crate::parser::{Flag, MailboxArg};
+use crate::parser::{AppendMessage, Flag, MailboxArg};
+use crate::response::sequence_set;
 use crate::session::{store_error, Fatal, Reply, Session, SyncMode};
 use letterbox_store::{Flags, NewMessage};
 use std::sync::Arc;
@@ -39,41 +45,64 @@ pub async fn run(
     date: Option<i64>,
     message: Vec<u8>,
 ) -> Result<Reply, Fatal> {
-    let (account, name) = match s.account_mailbox(arg) {
+    let one = AppendMessage {
+        flags: flags.to_vec(),
+        date,
+        message,
+    };
+    run_many(s, arg, vec![one]).await
+}
+
+/// APPEND of one message or more (MULTIAPPEND): every message into one mailbox in one
+/// transaction; the APPENDUID's UID set is a single UID for one message.
+pub async fn run_many(
+    s: &mut Session,
+    arg: &MailboxArg,
+    messages: Vec<AppendMessage>,
+) -> Result<Reply, Fatal> {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let (flags, keywords) = match split_flags(flags) {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
-    if message.is_empty() {
-        return Ok(Reply::no("Empty message").code("CANNOT"));
+    let mut msgs = Vec::with_capacity(messages.len());
+    for m in messages {
+        let (flags, keywords) = match split_flags(&m.flags) {
+            Ok(v) => v,
+            Err(r) => return Ok(r),
+        };
+        if m.message.is_empty() {
+            return Ok(Reply::no("Empty message").code("CANNOT"));
+        }
+        msgs.push(NewMessage {
+            prefix: Vec::new(),
+            body: Arc::new(m.message),
+            flags,
+            keywords,
+            internal_date: m.date.unwrap_or_else(letterbox_store::now),
+        });
     }
-    let msg = NewMessage {
-        prefix: Vec::new(),
-        body: Arc::new(message),
-        flags,
-        keywords,
-        internal_date: date.unwrap_or_else(letterbox_store::now),
-    };
     let r = s
         .ctx
         .store
         .run(move |st| {
             let mb = st.mailbox(account, &name)?;
-            st.append(mb.id, msg, true)
+            st.append_many(mb.id, msgs, true)
         })
         .await;
     match r {
-        Ok(a) => {
-            if s.selected().is_some_and(|sel| sel.id == a.mailbox) {
+        Ok(done) => {
+            let Some(first) = done.first().copied() else {
+                return Ok(Reply::ok("APPEND completed"));
+            };
+            if s.selected().is_some_and(|sel| sel.id == first.mailbox) {
                 s.sync(SyncMode::Full).await?;
             }
-            Ok(
-                Reply::ok("APPEND completed")
-                    .code(format!("APPENDUID {} {}", a.uidvalidity, a.uid)),
-            )
+            let uids: Vec<u32> = done.iter().map(|a| a.uid).collect();
+            Ok(Reply::ok("APPEND completed").code(format!(
+                "APPENDUID {} {}",
+                first.uidvalidity,
+                sequence_set(&uids)
+            )))
         }
         Err(letterbox_store::Error::NotFound(_)) => {
             Ok(Reply::no("No such mailbox").code("TRYCREATE"))

@@ -14,7 +14,7 @@ pub async fn run(
     arg: &MailboxArg,
     is_move: bool,
 ) -> Result<Reply, Fatal> {
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };

@@ -5,7 +5,8 @@ use crate::parser::MailboxArg;
 use crate::session::{store_error, Fatal, Reply, Session};
 
 pub async fn run(s: &mut Session, arg: &MailboxArg) -> Result<Reply, Fatal> {
-    let (account, name) = match s.account_mailbox(arg) {
+    // A name below an alias is below its folder; the alias itself is never deleted.
+    let (account, name) = match crate::alias::target_scoped(s, arg, false).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };

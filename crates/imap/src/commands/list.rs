@@ -7,7 +7,14 @@
 //! it and stops above some of its descendants (`%`), flagged `\NonExistent` for
 //! IMAP4rev2 sessions and `\Noselect` for IMAP4rev1 (RFC 3501 6.3.8). Every mailbox gets
 //! `\HasChildren` or `\HasNoChildren` and its special-use attribute, always (RFC 6154
-//! allows it; clients use it).
+//! allows it; clients use it). With `(SUBSCRIBED RECURSIVEMATCH)`, a matching name
+//! with subscribed descendants is listed (subscribed or not) with the extended data
+//! item `("CHILDINFO" ("SUBSCRIBED"))` (RFC 5258 3.5), as Dovecot does.
+//!
+//! Special-folder aliases ([`crate::alias`]) are never listed. A folder that is named
+//! like an alias but has no special use in the store shows the alias's attribute when
+//! no other folder of the account has it (an account migrated with `Sent Items` and no
+//! `\Sent`), so that two folders never show the same attribute.
 
 use super::status;
 use crate::parser::{ListOptions, MailboxArg};
@@ -78,18 +85,14 @@ fn full_patterns(
     Some(out)
 }
 
-/// The special-use attribute of a mailbox, by the store or by a configured alias.
-fn special_use(s: &Session, mb: &Mailbox) -> Option<String> {
+/// The special-use attribute of a mailbox, by the store or by a configured alias that
+/// no other mailbox of the account has (see the module docs).
+fn special_use(s: &Session, mb: &Mailbox, all: &[Mailbox]) -> Option<String> {
     if let Some(su) = mb.special_use {
         return Some(su.as_str().to_string());
     }
-    s.ctx
-        .config
-        .imap
-        .special_use_aliases
-        .iter()
-        .find(|(n, _)| n == &mb.name)
-        .map(|(_, a)| a.clone())
+    let su = crate::alias::alias_use(s, &mb.name)?;
+    (!all.iter().any(|m| m.special_use == Some(su))).then(|| su.as_str().to_string())
 }
 
 pub async fn list(
@@ -126,15 +129,32 @@ pub async fn list(
     let subs: BTreeSet<String> = subs.into_iter().collect();
     let mut existing: BTreeMap<String, Option<String>> = BTreeMap::new();
     for mb in &mailboxes {
-        existing.insert(mb.name.clone(), special_use(s, mb));
+        existing.insert(mb.name.clone(), special_use(s, mb, &mailboxes));
     }
     let matches_any = |name: &str| pats.iter().any(|p| matches(p, name));
-    // (name, attributes, selectable)
-    let mut rows: Vec<(String, Vec<String>, bool)> = Vec::new();
+    // (name, attributes, selectable, CHILDINFO)
+    let mut rows: Vec<(String, Vec<String>, bool, bool)> = Vec::new();
     let want_sub_attr = opts.subscribed || opts.return_subscribed;
     if opts.subscribed {
-        for name in &subs {
+        // With RECURSIVEMATCH, the parents of subscribed names are candidates too.
+        let mut names: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+        if opts.recursive_match {
+            for n in &subs {
+                names.extend(ancestors(n));
+            }
+        }
+        for name in names {
             if !matches_any(name) {
+                continue;
+            }
+            let subscribed = subs.contains(name);
+            let prefix = format!("{name}{DELIMITER}");
+            let childinfo = opts.recursive_match
+                && subs
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|k| k.starts_with(&prefix));
+            if !subscribed && !childinfo {
                 continue;
             }
             let mut attrs = Vec::new();
@@ -147,8 +167,15 @@ pub async fn list(
                 }
                 None => attrs.push(noselect.to_string()),
             }
-            attrs.push("\\Subscribed".into());
-            rows.push((name.clone(), attrs, existing.contains_key(name)));
+            if subscribed {
+                attrs.push("\\Subscribed".into());
+            }
+            rows.push((
+                name.to_string(),
+                attrs,
+                existing.contains_key(name),
+                childinfo,
+            ));
         }
     } else {
         let mut virtuals: BTreeSet<String> = BTreeSet::new();
@@ -194,13 +221,17 @@ pub async fn list(
             if want_sub_attr && subs.contains(name) {
                 attrs.push("\\Subscribed".into());
             }
-            rows.push((name.clone(), attrs, exists));
+            rows.push((name.clone(), attrs, exists, false));
         }
     }
     let status_items = opts.return_status.clone();
-    for (name, attrs, selectable) in rows {
+    let append_limit = s.append_limit();
+    for (name, attrs, selectable, childinfo) in rows {
         let mut out = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
         s.write_mailbox(&mut out, &name);
+        if childinfo {
+            out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
         out.extend_from_slice(b"\r\n");
         if let (Some(items), true) = (&status_items, selectable) {
             let items2 = items.clone();
@@ -214,7 +245,9 @@ pub async fn list(
                 out.extend_from_slice(b"* STATUS ");
                 s.write_mailbox(&mut out, &name);
                 out.push(b' ');
-                out.extend_from_slice(status::status_list(&mb, &c, &items2).as_bytes());
+                out.extend_from_slice(
+                    status::status_list(&mb, &c, &items2, append_limit).as_bytes(),
+                );
                 out.extend_from_slice(b"\r\n");
             }
         }

@@ -19,6 +19,7 @@ mod login;
 mod logout;
 mod namespace;
 mod noop;
+pub mod quota;
 mod rename;
 pub mod search;
 mod select;
@@ -26,6 +27,7 @@ mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod unauthenticate;
 
 use crate::parser::CommandBody as B;
 use crate::session::{Fatal, Reply, Session, State};
@@ -65,6 +67,12 @@ fn needs(body: &B) -> Needs {
         | B::Store { .. }
         | B::Copy { .. }
         | B::Move { .. } => Needs::Selected,
+        B::MultiAppend { .. }
+        | B::GetQuota(_)
+        | B::GetQuotaRoot(_)
+        | B::SetQuota { .. }
+        | B::Unauthenticate
+        | B::CreateSpecialUse { .. } => Needs::Authenticated,
     }
 }
 
@@ -150,5 +158,11 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         } => store::run(s, uid, &set, op, silent, &flags, unchanged_since).await,
         B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
+        B::MultiAppend { mailbox, messages } => append::run_many(s, &mailbox, messages).await,
+        B::GetQuota(root) => quota::getquota(s, &root).await,
+        B::GetQuotaRoot(m) => quota::getquotaroot(s, &m).await,
+        B::SetQuota { .. } => quota::setquota(s),
+        B::Unauthenticate => unauthenticate::run(s),
+        B::CreateSpecialUse { mailbox, uses } => create::run_with_use(s, &mailbox, &uses).await,
     }
 }

@@ -5,8 +5,12 @@ use crate::parser::MailboxArg;
 use crate::session::{store_error, Fatal, Reply, Session};
 
 pub async fn run(s: &mut Session, from: &MailboxArg, to: &MailboxArg) -> Result<Reply, Fatal> {
-    let (from, to) = match (s.mailbox_name(from), s.mailbox_name(to)) {
-        (Ok(f), Ok(t)) => (f, t),
+    // Names below an alias are below its folder; an alias itself is taken literally.
+    let (from, to) = match (
+        crate::alias::target_scoped(s, from, false).await,
+        crate::alias::target_scoped(s, to, false).await,
+    ) {
+        (Ok((_, f)), Ok((_, t))) => (f, t),
         (Err(r), _) | (_, Err(r)) => return Ok(r),
     };
     let Some(account) = s.account_id() else {

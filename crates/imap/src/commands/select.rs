@@ -38,7 +38,7 @@ pub async fn run(
     if s.deselect().is_some() && (!s.rev1() || s.enabled.qresync) {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
@@ -57,10 +57,11 @@ pub async fn run(
                 }
                 _ => None,
             };
-            Ok((mb, msgs, vanished))
+            let acct = st.account_by_id(account)?;
+            Ok((mb, msgs, vanished, acct))
         })
         .await;
-    let (mb, metas, vanished) = match r {
+    let (mb, metas, vanished, acct) = match r {
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
@@ -153,6 +154,9 @@ pub async fn run(
             response::flags(&mut out, m.flags, sel.kwsets.get(m.kw), rev1 && m.recent);
             out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
         }
+    }
+    if let Some(alert) = super::quota::alert(s, &acct) {
+        out.extend_from_slice(alert.as_bytes());
     }
     s.conn.push(&out);
     let authed = match std::mem::replace(&mut s.state, State::Logout) {

@@ -1,12 +1,20 @@
-//! STATUS (RFC 9051 6.3.11): MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE, RECENT
-//! (IMAP4rev1) and HIGHESTMODSEQ (RFC 7162).
+//! STATUS (RFC 9051 6.3.11): MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE (RFC 8438
+//! STATUS=SIZE for IMAP4rev1), RECENT (IMAP4rev1), HIGHESTMODSEQ (RFC 7162),
+//! DELETED-STORAGE (RFC 9208 4.2: what an EXPUNGE would free, in units of 1024 octets
+//! like the STORAGE resource, rounded up) and APPENDLIMIT (RFC 7889: the same limit for
+//! every mailbox).
 
 use crate::parser::{MailboxArg, StatusItem};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_store::{Backend, Mailbox, MailboxCounts};
 
 /// `(MESSAGES 3 UIDNEXT 4 ...)` for a mailbox.
-pub fn status_list(mb: &Mailbox, c: &MailboxCounts, items: &[StatusItem]) -> String {
+pub fn status_list(
+    mb: &Mailbox,
+    c: &MailboxCounts,
+    items: &[StatusItem],
+    append_limit: u64,
+) -> String {
     let mut parts = Vec::new();
     for it in items {
         parts.push(match it {
@@ -18,6 +26,10 @@ pub fn status_list(mb: &Mailbox, c: &MailboxCounts, items: &[StatusItem]) -> Str
             StatusItem::Size => format!("SIZE {}", c.size),
             StatusItem::Deleted => format!("DELETED {}", c.deleted),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mb.highestmodseq),
+            StatusItem::DeletedStorage => {
+                format!("DELETED-STORAGE {}", c.deleted_size.div_ceil(1024))
+            }
+            StatusItem::AppendLimit => format!("APPENDLIMIT {append_limit}"),
         });
     }
     format!("({})", parts.join(" "))
@@ -34,10 +46,15 @@ pub fn lookup(
 }
 
 pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Result<Reply, Fatal> {
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
+    // An alias is answered under the name the client asked for, which it matches on.
+    let shown = s
+        .mailbox_name(arg)
+        .ok()
+        .filter(|asked| crate::alias::split(s, asked).is_some());
     // RFC 7162 3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE-enabling command.
     if items.contains(&StatusItem::HighestModSeq) {
         s.enable_condstore(true);
@@ -46,9 +63,9 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Res
     match r {
         Ok((mb, c)) => {
             let mut out = b"* STATUS ".to_vec();
-            s.write_mailbox(&mut out, &mb.name);
+            s.write_mailbox(&mut out, shown.as_deref().unwrap_or(&mb.name));
             out.push(b' ');
-            out.extend_from_slice(status_list(&mb, &c, items).as_bytes());
+            out.extend_from_slice(status_list(&mb, &c, items, s.append_limit()).as_bytes());
             out.extend_from_slice(b"\r\n");
             s.conn.push(&out);
             Ok(Reply::ok("STATUS completed"))

@@ -5,7 +5,7 @@ use crate::parser::MailboxArg;
 use crate::session::{store_error, Fatal, Reply, Session};
 
 pub async fn run(s: &mut Session, arg: &MailboxArg, subscribe: bool) -> Result<Reply, Fatal> {
-    let (account, name) = match s.account_mailbox(arg) {
+    let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };

@@ -85,6 +85,10 @@ pub enum StatusItem {
     Size,
     Deleted,
     HighestModSeq,
+    /// RFC 9208 4.2 (with `QUOTA=RES-STORAGE`).
+    DeletedStorage,
+    /// RFC 7889.
+    AppendLimit,
 }
 
 /// `(QRESYNC (uidvalidity modseq [known-uids] [(seq-set uid-set)]))` (RFC 7162 3.2.5).
@@ -315,6 +319,35 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxArg,
     },
+    /// MULTIAPPEND (RFC 3502): an APPEND of more than one message (one message stays
+    /// [`CommandBody::Append`]).
+    MultiAppend {
+        mailbox: MailboxArg,
+        messages: Vec<AppendMessage>,
+    },
+    /// RFC 9208 4.2: the root as sent (an astring).
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(MailboxArg),
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
+    /// RFC 8437.
+    Unauthenticate,
+    /// CREATE with `USE (...)` (RFC 6154 section 3, create-param of RFC 4466): the
+    /// attributes as sent, e.g. `\Sent`.
+    CreateSpecialUse {
+        mailbox: MailboxArg,
+        uses: Vec<String>,
+    },
+}
+
+/// One message of an APPEND (RFC 3502 `append-message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
 }
 
 impl CommandBody {
@@ -354,6 +387,12 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            MultiAppend { .. } => "APPEND",
+            GetQuota(_) => "GETQUOTA",
+            GetQuotaRoot(_) => "GETQUOTAROOT",
+            SetQuota { .. } => "SETQUOTA",
+            Unauthenticate => "UNAUTHENTICATE",
+            CreateSpecialUse { .. } => "CREATE",
         }
     }
 }
@@ -466,8 +505,28 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
         "CREATE" => {
             c.sp()?;
             let m = mailbox(c)?;
-            // create-params (RFC 4466), e.g. USE (\Sent) of RFC 6154: not yet.
-            B::Create(m)
+            // create-params (RFC 4466): only USE (RFC 6154 section 3) is known.
+            if c.eat(b' ') {
+                let mut uses = None;
+                c.paren_list(false, |c| {
+                    let name = c.atom()?.to_ascii_uppercase();
+                    if name != "USE" || uses.is_some() {
+                        return c.err(format!("unknown CREATE parameter {name}"));
+                    }
+                    c.sp()?;
+                    uses = Some(c.paren_list(true, |c| {
+                        c.expect(b'\\')?;
+                        Ok(format!("\\{}", c.atom()?))
+                    })?);
+                    Ok(())
+                })?;
+                B::CreateSpecialUse {
+                    mailbox: m,
+                    uses: uses.unwrap_or_default(),
+                }
+            } else {
+                B::Create(m)
+            }
         }
         "DELETE" => {
             c.sp()?;
@@ -526,6 +585,26 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
                 _ => return c.err(format!("unknown UID command {sub}")),
             }
         }
+        "UNAUTHENTICATE" => B::Unauthenticate,
+        "GETQUOTA" => {
+            c.sp()?;
+            B::GetQuota(c.astring()?)
+        }
+        "GETQUOTAROOT" => {
+            c.sp()?;
+            B::GetQuotaRoot(mailbox(c)?)
+        }
+        "SETQUOTA" => {
+            c.sp()?;
+            let root = c.astring()?;
+            c.sp()?;
+            let limits = c.paren_list(true, |c| {
+                let name = c.atom()?.to_ascii_uppercase();
+                c.sp()?;
+                Ok((name, c.number64()?))
+            })?;
+            B::SetQuota { root, limits }
+        }
         _ => return c.err(format!("unknown command {name}")),
     })
 }
@@ -541,6 +620,8 @@ pub fn status_item(c: &mut Cursor) -> PResult<StatusItem> {
         "SIZE" => StatusItem::Size,
         "DELETED" => StatusItem::Deleted,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "DELETED-STORAGE" => StatusItem::DeletedStorage,
+        "APPENDLIMIT" => StatusItem::AppendLimit,
         _ => return c.err(format!("unknown status item {a}")),
     })
 }
@@ -623,10 +704,41 @@ fn flag_list(c: &mut Cursor) -> PResult<Vec<Flag>> {
     c.paren_list(true, flag)
 }
 
+/// Bound on the messages of one MULTIAPPEND (each is also a literal the connection
+/// layer bounded).
+const MAX_APPEND_MESSAGES: usize = 1000;
+
 fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
     c.sp()?;
     let mailbox = mailbox(c)?;
-    c.sp()?;
+    let mut messages = Vec::new();
+    // RFC 3502: `1*append-message`, each after a space.
+    while c.eat(b' ') {
+        if messages.len() >= MAX_APPEND_MESSAGES {
+            return c.err("too many messages in one APPEND");
+        }
+        messages.push(append_message(c)?);
+    }
+    if messages.len() > 1 {
+        return Ok(CommandBody::MultiAppend { mailbox, messages });
+    }
+    let Some(AppendMessage {
+        flags,
+        date,
+        message,
+    }) = messages.pop()
+    else {
+        return c.err("expected a message");
+    };
+    Ok(CommandBody::Append {
+        mailbox,
+        flags,
+        date,
+        message,
+    })
+}
+
+fn append_message(c: &mut Cursor) -> PResult<AppendMessage> {
     let mut flags = Vec::new();
     if c.peek() == Some(b'(') {
         flags = flag_list(c)?;
@@ -648,8 +760,7 @@ fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
     if utf8 {
         c.expect(b')')?;
     }
-    Ok(CommandBody::Append {
-        mailbox,
+    Ok(AppendMessage {
         flags,
         date,
         message: data.to_vec(),

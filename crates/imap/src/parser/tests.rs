@@ -331,6 +331,10 @@ fn never_panics_on_random_or_mutated_input() {
         b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
         b"a STORE 1 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
         b"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
+        b"a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc",
+        b"a SETQUOTA \"\" (STORAGE 512)",
+        b"a CREATE x (USE (\\Sent \\Trash))",
+        b"a GETQUOTAROOT INBOX",
     ];
     let alphabet = b"aZ09 ()[]{}<>.:*$%\\\"~+-\r\n\0\xff";
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -499,5 +503,93 @@ fn condstore_and_qresync_syntax() {
     assert_eq!(
         ok("a ENABLE CONDSTORE QRESYNC"),
         CommandBody::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()])
+    );
+}
+
+#[test]
+fn multiappend_and_extension_commands() {
+    match ok("a APPEND x (\\Seen) {1}\r\na \" 7-Feb-1994 21:52:25 -0800\" {2+}\r\nbc ~{1}\r\nd") {
+        CommandBody::MultiAppend { mailbox, messages } => {
+            assert_eq!(mailbox, MailboxArg(b"x".to_vec()));
+            assert_eq!(messages.len(), 3);
+            assert_eq!(messages[0].flags.len(), 1);
+            assert_eq!(messages[0].message, b"a");
+            assert_eq!(messages[1].date, Some(760_686_745));
+            assert_eq!(messages[1].message, b"bc");
+            assert_eq!(messages[2].message, b"d");
+        }
+        b => panic!("{b:?}"),
+    }
+    // One message stays a plain APPEND.
+    assert!(matches!(
+        ok("a APPEND x {1}\r\na"),
+        CommandBody::Append { .. }
+    ));
+    err(b"a APPEND x");
+    err(b"a APPEND x {1}\r\na ");
+    err(b"a APPEND x {1}\r\na  {1}\r\nb");
+    err(b"a APPEND x {1}\r\na (\\Seen)");
+    assert_eq!(ok("a GETQUOTA \"\""), CommandBody::GetQuota(vec![]));
+    assert_eq!(
+        ok("a getquotaroot INBOX"),
+        CommandBody::GetQuotaRoot(MailboxArg(b"INBOX".to_vec()))
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" (storage 512 MESSAGE 10)"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 10)]
+        }
+    );
+    assert_eq!(
+        ok("a SETQUOTA \"\" ()"),
+        CommandBody::SetQuota {
+            root: vec![],
+            limits: vec![]
+        }
+    );
+    for bad in [
+        &b"a GETQUOTA"[..],
+        b"a GETQUOTAROOT",
+        b"a SETQUOTA \"\"",
+        b"a SETQUOTA \"\" (STORAGE)",
+        b"a SETQUOTA \"\" (STORAGE x)",
+        b"a SETQUOTA \"\" STORAGE 5",
+        b"a UNAUTHENTICATE now",
+        b"a CREATE x ()",
+        b"a CREATE x (USE)",
+        b"a CREATE x (USE \\Sent)",
+        b"a CREATE x (USE (Sent))",
+        b"a CREATE x (FOO (\\Sent))",
+        b"a CREATE x (USE (\\Sent) USE (\\Trash))",
+        b"a STATUS x (DELETED-STORAGE BOGUS)",
+    ] {
+        err(bad);
+    }
+    assert_eq!(ok("a UNAUTHENTICATE"), CommandBody::Unauthenticate);
+    assert_eq!(
+        ok("a CREATE x (USE (\\Sent \\junk))"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec!["\\Sent".into(), "\\junk".into()]
+        }
+    );
+    assert_eq!(
+        ok("a CREATE x (USE ())"),
+        CommandBody::CreateSpecialUse {
+            mailbox: MailboxArg(b"x".to_vec()),
+            uses: vec![]
+        }
+    );
+    assert_eq!(
+        ok("a STATUS x (DELETED-STORAGE APPENDLIMIT SIZE)"),
+        CommandBody::Status {
+            mailbox: MailboxArg(b"x".to_vec()),
+            items: vec![
+                StatusItem::DeletedStorage,
+                StatusItem::AppendLimit,
+                StatusItem::Size
+            ]
+        }
     );
 }

@@ -131,6 +131,10 @@ pub struct Session {
     /// This command announced removals (the tagged OK then names the HIGHESTMODSEQ for
     /// QRESYNC clients, RFC 7162 3.2.10).
     announced_removals: bool,
+    /// The quota ALERT was sent in this session (at login or a SELECT) and usage has
+    /// not gone below the threshold since: mail programs show each ALERT as a dialog, so
+    /// it is not repeated at every SELECT.
+    pub quota_alerted: bool,
 }
 
 impl Session {
@@ -145,6 +149,7 @@ impl Session {
             bad_in_row: 0,
             auth_failures: 0,
             announced_removals: false,
+            quota_alerted: false,
         }
     }
 
@@ -268,11 +273,25 @@ impl Session {
     }
 
     pub fn capabilities(&self) -> String {
-        crate::capabilities(
+        let mut caps = crate::capabilities(
             matches!(self.state, State::NotAuthenticated),
             self.peer.plaintext_auth_allowed(&self.ctx.config),
             self.ctx.tls.is_some() && !self.peer.tls,
-        )
+        );
+        // RFC 7889: the largest message APPEND takes (the literal limit).
+        caps.push_str(&format!(" APPENDLIMIT={}", self.append_limit()));
+        caps
+    }
+
+    /// The largest message an APPEND accepts (`[imap] max_literal_size`), for
+    /// APPENDLIMIT (RFC 7889).
+    pub fn append_limit(&self) -> u64 {
+        self.ctx
+            .config
+            .imap
+            .max_literal_size
+            .0
+            .min(u64::from(u32::MAX))
     }
 
     /// Serves the connection to its end.
@@ -311,6 +330,12 @@ impl Session {
                 _ => self.ctx.config.imap.max_literal_size.0,
             };
             self.conn.set_max_literal(max_literal);
+            // After login, literals (APPEND's messages) count against the server-wide
+            // budget for content held in memory, as SMTP DATA does.
+            self.conn.set_budget(match self.state {
+                State::NotAuthenticated => None,
+                _ => Some(self.ctx.content_budget.clone()),
+            });
             self.conn
                 .set_write_timeout(self.read_timeout().max(Duration::from_secs(1)));
             let input = match tokio::time::timeout(self.read_timeout(), self.conn.read_command())
@@ -336,6 +361,14 @@ impl Session {
                     );
                     continue;
                 }
+                Input::NoRoom { tag } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.conn.push(
+                        format!("{tag} NO [UNAVAILABLE] The server is receiving too much mail at once, try again later\r\n")
+                            .as_bytes(),
+                    );
+                    continue;
+                }
                 Input::Command(buf) => buf,
             };
             match parser::parse_command(&buf) {
@@ -345,7 +378,10 @@ impl Session {
                         .push(format!("{tag} BAD {}\r\n", sanitize(&e.message)).as_bytes());
                     self.count_bad()?;
                 }
-                Ok(cmd) => self.execute(cmd).await?,
+                Ok(cmd) => {
+                    self.execute(cmd).await?;
+                    self.conn.release_budget();
+                }
             }
         }
     }
