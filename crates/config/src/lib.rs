@@ -719,6 +719,23 @@ retention = "14d"
     }
 
     #[test]
+    fn store_inline_max_and_auth_cache_ttl() {
+        let c = parse("").unwrap();
+        assert_eq!(c.store.inline_max, ByteSize(64 << 10));
+        assert_eq!(c.auth.cache_ttl, 300);
+        let c = parse("[store]\ninline_max = \"0\"\n[auth]\ncache_ttl = 0\n").unwrap();
+        assert_eq!((c.store.inline_max, c.auth.cache_ttl), (ByteSize(0), 0));
+        let c = parse("[store]\ninline_max = \"256K\"\n").unwrap();
+        assert_eq!(c.store.inline_max, ByteSize(256 << 10));
+        let e = parse("[store]\ninline_max = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.inline_max"), "{e}");
+        let e = parse("[auth]\ncache_ttl = -1\n").unwrap_err().to_string();
+        assert!(e.contains("auth.cache_ttl"), "{e}");
+    }
+
+    #[test]
     fn special_use_aliases_default_and_replaced() {
         let c = parse("").unwrap();
         assert!(c
