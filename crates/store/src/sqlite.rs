@@ -2122,7 +2122,10 @@ impl Backend for SqliteBackend {
                 ));
             }
             if actual > 0 && !files.contains(&id) && !inline.contains(&hash) {
-                problems.push(format!("blob {}: file missing", id.hex()));
+                problems.push(format!(
+                    "blob {}: octets missing (no file, no inline row)",
+                    id.hex()
+                ));
             } else if actual > 0 && deep {
                 let mut body = Vec::new();
                 let ok = self
