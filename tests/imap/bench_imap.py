@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """IMAP benchmark (issue 5): a mailbox of N messages — APPEND rate, SELECT,
-`FETCH 1:* (FLAGS)`, `FETCH 1:* (ENVELOPE)`, `UID SEARCH TEXT` — and the memory of K
+`FETCH 1:* (FLAGS)`, `FETCH 1:* (ENVELOPE)`, `UID SEARCH TEXT`, `SORT (SUBJECT)`,
+`THREAD REFERENCES` — and the memory of K
 sessions sitting in IDLE; beside a private Dovecot (Debian's dovecot-imapd, Maildir)
 when it is installed. Not a test (pytest does not collect it); run it with
 
@@ -282,6 +283,8 @@ def bench(name, port, n, k, pids_of, bulk=None):
     row["FETCH FLAGS s"] = f"{timed(c, 'FETCH 1:* (FLAGS)'):.3f}"
     row["FETCH ENVELOPE s"] = f"{timed(c, 'FETCH 1:* (ENVELOPE)'):.3f}"
     row["UID SEARCH TEXT s"] = f"{timed(c, 'UID SEARCH TEXT zanzibar'):.3f}"
+    row["SORT SUBJECT s"] = f"{timed(c, 'SORT (SUBJECT) UTF-8 ALL'):.3f}"
+    row["THREAD REFERENCES s"] = f"{timed(c, 'THREAD REFERENCES UTF-8 ALL'):.3f}"
     c.cmd("LOGOUT")
     opened, before, after = idle_memory(port, k, pids_of)
     row[f"RSS {opened} IDLE MiB"] = f"{after / 1024:.1f} (+{(after - before) / 1024:.1f})"

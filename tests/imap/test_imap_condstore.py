@@ -208,6 +208,8 @@ def test_qresync_resync_after_changes(server):
     r = b.cmd("SELECT INBOX (QRESYNC (%d %d 1:6))" % (uv, h0))
     assert r[0] == b"* 5 EXISTS"
     tail = r[r.index(b"* OK [UIDNEXT 8] Predicted next UID") + 1:]
+    assert tail[0].startswith(b"* OK [MAILBOXID (")  # RFC 8474
+    tail = tail[1:]
     assert tail == [
         b"* OK [HIGHESTMODSEQ %d] Highest" % h,
         b"* VANISHED (EARLIER) 3,5",
@@ -473,3 +475,17 @@ def test_uid_expunge_and_uidplus_edges(server):
     c.cmd("EXAMINE INBOX")
     assert c.cmd("UID EXPUNGE 4") == [b"t%d NO [READ-ONLY] Mailbox is read-only" % c.n]
     assert c.cmd("UID SEARCH DELETED") == [b'* ESEARCH (TAG "t%d") UID ALL 4' % c.n, b"t%d OK SEARCH completed" % c.n]
+
+
+def test_unauthenticate_forgets_condstore_and_qresync(server):
+    """RFC 8437: after UNAUTHENTICATE the next login starts as on a new connection."""
+    fill(server, 2)
+    c = session(server, "ENABLE QRESYNC", "SELECT INBOX")
+    assert c.cmd("UNAUTHENTICATE")[-1] == b"t4 OK UNAUTHENTICATE completed"
+    c.login()
+    r = c.cmd("SELECT INBOX")
+    assert not any(b"HIGHESTMODSEQ" in l for l in r), r
+    c.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert c.cmd("EXPUNGE") == [b"* 1 EXPUNGE", b"t8 OK EXPUNGE completed"]
+    # And QRESYNC parameters are refused again.
+    assert c.cmd("SELECT INBOX (QRESYNC (1 1))")[-1] == b"t9 BAD QRESYNC not enabled"

@@ -30,7 +30,7 @@ def test_list_default_folders(server):
 def test_create_hierarchy_wildcards_and_children(server):
     c = Raw(server)
     c.login()
-    assert c.cmd("CREATE Work/Projects/2024")[-1] == b"t2 OK CREATE completed"
+    assert re.fullmatch(rb"t2 OK \[MAILBOXID \(F\d+-\d+\)\] CREATE completed", c.cmd("CREATE Work/Projects/2024")[-1])
     assert c.cmd("CREATE Work/")[-1] == b"t3 NO [ALREADYEXISTS] Mailbox already exists"
     assert c.cmd("CREATE inbox")[-1] == b"t4 NO [ALREADYEXISTS] INBOX always exists"
     assert lst(c, '""', "Work*") == [
@@ -117,7 +117,7 @@ def test_subscribe_lsub_and_list_subscribed(server):
 def test_utf7_and_utf8_names(server):
     c = Raw(server)
     c.login()
-    assert c.cmd("CREATE Entw&APw-rfe/&ZeVnLIqe-")[-1] == b"t2 OK CREATE completed"
+    assert re.fullmatch(rb"t2 OK \[MAILBOXID \(F\d+-\d+\)\] CREATE completed", c.cmd("CREATE Entw&APw-rfe/&ZeVnLIqe-")[-1])
     assert lst(c, '""', "Entw*") == [
         b'* LIST (\\HasChildren) "/" Entw&APw-rfe',
         b'* LIST (\\HasNoChildren) "/" Entw&APw-rfe/&ZeVnLIqe-',
@@ -153,6 +153,7 @@ def test_select_examine_responses(server):
     c.login()
     r = c.cmd("SELECT INBOX")
     uv = re.search(rb"UIDVALIDITY (\d+)", b"\n".join(r)).group(1)
+    mbid = re.search(rb"MAILBOXID \((F[0-9-]+)\)", b"\n".join(r)).group(1)
     assert r == [
         b"* 2 EXISTS",
         b"* 2 RECENT",
@@ -161,6 +162,7 @@ def test_select_examine_responses(server):
         b"* OK [UNSEEN 1] First unseen",
         b"* OK [UIDVALIDITY " + uv + b"] UIDs valid",
         b"* OK [UIDNEXT 3] Predicted next UID",
+        b"* OK [MAILBOXID (" + mbid + b")] Ok",
         b"t2 OK [READ-WRITE] SELECT completed",
     ]
     # \Recent was claimed by that SELECT.
@@ -179,6 +181,7 @@ def test_select_examine_responses(server):
         b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
         b"* OK [UIDVALIDITY " + uv + b"] UIDs valid",
         b"* OK [UIDNEXT 3] Predicted next UID",
+        b"* OK [MAILBOXID (" + mbid + b")] Ok",
         b'* LIST () "/" INBOX',
         b"t8 OK [READ-WRITE] SELECT completed",
     ]

@@ -20,7 +20,10 @@
 //! MULTIAPPEND (RFC 3502), APPENDLIMIT (RFC 7889), STATUS=SIZE (RFC 8438),
 //! UNAUTHENTICATE (RFC 8437), CREATE-SPECIAL-USE (RFC 6154), LIST-EXTENDED's CHILDINFO
 //! (advertised now, with LIST-STATUS, for IMAP4rev1 clients) and the special-folder
-//! aliases of [`alias`].
+//! aliases of [`alias`]; SORT and THREAD=ORDEREDSUBJECT/THREAD=REFERENCES (RFC 5256,
+//! `commands/sort.rs`, `commands/thread.rs`) with SORT=DISPLAY (RFC 5957) and ESORT
+//! (RFC 5267), WITHIN (RFC 5032), OBJECTID (RFC 8474, [`objectid`]) and PREVIEW
+//! (RFC 8970).
 //!
 //! # Choices where the RFCs leave room (compared with Dovecot 2.3)
 //! - INTERNALDATE is written in UTC (`+0000`); SEARCH BEFORE/ON/SINCE compare UTC days.
@@ -33,6 +36,36 @@
 //!   completes with `OK [EXPUNGEISSUED]`.
 //! - `BODY[section]` of a part that does not exist is the empty string (as Dovecot).
 //! - `BODYSTRUCTURE` writes a part's language as a list, `("en")`.
+//! - SORT and THREAD give Dovecot's answers on the crafted and random message sets of
+//!   `tests/imap/test_imap_sort_thread.py` (every criterion, REVERSE, ties by sequence
+//!   number also under REVERSE, dummies, loops, duplicate Message-IDs, subject merging).
+//!   Strings compare after i;unicode-casemap ([`casemap`]: one-character upper case, then
+//!   canonical decomposition for Latin, Greek and Cyrillic letters), as Dovecot; FROM,
+//!   TO and CC sort on the first address's local part (RFC 5256), DISPLAYFROM/DISPLAYTO
+//!   on its decoded display name or else its address (RFC 5957). A message whose
+//!   `Message-ID` an earlier message already has is threaded as if it had none (RFC 5256
+//!   section 4 step 1.A). Bounded work on hostile References: threading uses a
+//!   message's last 128 References IDs, and a link whose loop check would look past
+//!   4096 ancestors is refused as a loop would be; Dovecot has neither bound. ESORT
+//!   answers as Dovecot (MIN/MAX first/last in sort order, ALL in sort order).
+//!   Differences kept: a THREAD that finds nothing is `* THREAD` (RFC 5256
+//!   grammar; Dovecot adds a space); charsets other than UTF-8 and US-ASCII get
+//!   `NO [BADCHARSET (UTF-8 US-ASCII)]` (Dovecot converts any iconv knows). Not
+//!   offered: CONTEXT=SORT (RFC 5267), THREAD=REFS.
+//! - OBJECTID: no new stored state. MAILBOXID is `F<uidvalidity>-<row id>`; EMAILID is
+//!   derived from the blob name and INTERNALDATE (COPY/MOVE keep it; identical octets
+//!   delivered in the same second share it); THREADID is derived from the root ID the
+//!   message itself names (first `References:` ID, else `In-Reply-To:`, else its own
+//!   Message-ID), so it never changes but a reply without `References:` to a reply can
+//!   land in another THREADID than its thread (see [`objectid`]). Dovecot offers no
+//!   OBJECTID.
+//! - PREVIEW is the first 200 characters of the first text body (HTML without tags, no
+//!   attachments, no quoted `>` lines), white space collapsed, computed at delivery, as
+//!   Dovecot answers; `PREVIEW (LAZY)` answers the same.
+//!   Messages stored by structure version 1 (before SORT) still decode: they sort on the
+//!   raw subject and thread by In-Reply-To only, until parsed again.
+//! - WITHIN: `OLDER n` is exactly `NOT YOUNGER n` (INTERNALDATE before now minus `n`
+//!   seconds), as Dovecot.
 //! - Differences from Dovecot kept on purpose: a body's line count includes a last line
 //!   without a line end (Dovecot counts line ends only, so a one-line MIME part is `0`
 //!   there, `1` here); `BODY[n]` of a nested multipart ends before the CRLF that precedes
@@ -103,8 +136,13 @@
 //! `tests/imap/` (imaplib and a raw client with exact answers; mbsync, offlineimap and
 //! s-nail; a comparison with a private Dovecot), the change-feed sync with the EXPUNGE
 //! rules, IDLE, bad-input limits, a property test and a libFuzzer target
-//! (`fuzz/run.sh`, stable toolchain) for the parser. Not yet:
-//! - NOTIFY, SORT/THREAD, LIST-MYRIGHTS, COMPRESS, CATENATE (issue 6). CONDSTORE/QRESYNC
+//! (`fuzz/run.sh`, stable toolchain) for the parser. SORT, ESORT, THREAD, WITHIN,
+//! OBJECTID and PREVIEW (issue 6) are done, end to end in
+//! `tests/imap/test_imap_sort_thread.py` with a comparison with Dovecot. Not yet:
+//! - CONTEXT=SORT (RFC 5267); SORT/THREAD figures from a release build on a big
+//!   mailbox (a debug build, 10,000 messages: SORT (SUBJECT) 0.6 s, Dovecot 0.03 s with
+//!   its cache; THREAD REFERENCES 0.4 s, Dovecot 0.7 s);
+//! - NOTIFY, LIST-MYRIGHTS, COMPRESS, CATENATE (issue 6). CONDSTORE/QRESYNC
 //!   are done (issue 6), with the `resync` workload of the benchmark harness (`bench/run`,
 //!   docs/BENCHMARKS.md). Done for issue 6 too (tests in `tests/imap/test_imap_quota.py`
 //!   and `test_imap_ext_misc.py`): QUOTA, the login and SELECT ALERT, MULTIAPPEND,
@@ -124,9 +162,11 @@
 //!   on the blocking pool) sets the server's RSS high-water mark after many logins.
 
 pub mod alias;
+pub mod casemap;
 pub mod commands;
 pub mod conn;
 pub mod datetime;
+pub mod objectid;
 pub mod parser;
 pub mod response;
 pub mod session;
@@ -188,6 +228,9 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
     caps.push_str(" CONDSTORE QRESYNC");
     caps.push_str(" QUOTA QUOTA=RES-STORAGE MULTIAPPEND STATUS=SIZE UNAUTHENTICATE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS");
+    caps.push_str(
+        " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN OBJECTID PREVIEW",
+    );
     caps
 }
 

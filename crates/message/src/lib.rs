@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 mod address;
 pub use address::{parse_address_list, Address};
 
-/// The encoding version of [`ParsedMessage`]; a stored structure of another version is
-/// parsed again from the message.
-pub const STRUCTURE_VERSION: u8 = 1;
+/// The encoding version of [`ParsedMessage`]. Version 1 lacked [`ParsedMessage::sort`];
+/// it still decodes (with the fallbacks of [`SortFields::from_envelope`]). A stored
+/// structure of any other version is parsed again from the message.
+pub const STRUCTURE_VERSION: u8 = 2;
 
 /// Everything a reader of the message needs without parsing it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +43,69 @@ pub struct ParsedMessage {
     pub search_body: String,
     /// The first characters of the text, for RFC 8970 PREVIEW.
     pub preview: String,
+    /// Decoded values SORT and THREAD need (RFC 5256, RFC 5957); version 2.
+    pub sort: SortFields,
+}
+
+/// What SORT, THREAD and THREADID need that the envelope keeps raw or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SortFields {
+    /// `Subject:` with its encoded words (RFC 2047) decoded, unfolded.
+    pub subject: Option<String>,
+    /// Decoded display name of the first `From:` / `To:` address (RFC 5957), if any.
+    pub from_display: Option<String>,
+    pub to_display: Option<String>,
+    /// The message IDs of `References:`, in order, without their angle brackets.
+    pub references: Vec<String>,
+}
+
+impl SortFields {
+    /// What a version 1 structure allows: the raw subject, no display names, no
+    /// References (threads then follow In-Reply-To, RFC 5256 section 4 step 1.A).
+    pub fn from_envelope(env: &Envelope) -> SortFields {
+        SortFields {
+            subject: env.subject.clone(),
+            ..SortFields::default()
+        }
+    }
+}
+
+/// The structure as version 1 wrote it.
+#[derive(Deserialize)]
+struct ParsedMessageV1 {
+    root: Part,
+    envelope: Envelope,
+    sent_date: Option<i64>,
+    search_headers: String,
+    search_body: String,
+    preview: String,
+}
+
+/// The message IDs of a header value (`Message-ID`, `In-Reply-To`, `References`), in
+/// order: what stands between `<` and `>`, white space (folding) removed. Text outside
+/// angle brackets (phrases, comments) is skipped.
+pub fn message_ids(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(['>', '<']) else {
+            break;
+        };
+        if after.as_bytes()[end] == b'<' {
+            rest = &after[end..];
+            continue;
+        }
+        let id: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if !id.is_empty() {
+            out.push(id);
+        }
+        rest = &after[end + 1..];
+    }
+    out
 }
 
 /// The IMAP envelope: raw (undecoded, unfolded) header values.
@@ -160,6 +224,18 @@ impl ParsedMessage {
     pub fn decode(bytes: &[u8]) -> Option<ParsedMessage> {
         match bytes.split_first() {
             Some((&STRUCTURE_VERSION, rest)) => postcard::from_bytes(rest).ok(),
+            Some((1, rest)) => {
+                let v1: ParsedMessageV1 = postcard::from_bytes(rest).ok()?;
+                Some(ParsedMessage {
+                    sort: SortFields::from_envelope(&v1.envelope),
+                    root: v1.root,
+                    envelope: v1.envelope,
+                    sent_date: v1.sent_date,
+                    search_headers: v1.search_headers,
+                    search_body: v1.search_body,
+                    preview: v1.preview,
+                })
+            }
             _ => None,
         }
     }
@@ -182,7 +258,8 @@ pub fn to_crlf(input: &[u8]) -> Vec<u8> {
 
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 50;
-/// How many characters of text a preview keeps (RFC 8970 says at most 256).
+/// How many characters of text a preview keeps (RFC 8970 says at most 256; Dovecot
+/// keeps 200).
 const PREVIEW_CHARS: usize = 200;
 
 /// Parses a message. Never fails: octets that are not a valid message still give a
@@ -212,7 +289,8 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
     );
     let envelope = envelope_of(raw, &msg.parts[0]);
     let sent_date = msg.date().map(|d| d.to_timestamp());
-    let preview = make_preview(&search_body);
+    let preview = make_preview(&preview_text(&msg));
+    let sort = sort_fields(raw, &msg, &envelope);
     ParsedMessage {
         root,
         envelope,
@@ -220,6 +298,7 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
         search_headers,
         search_body,
         preview,
+        sort,
     }
 }
 
@@ -249,6 +328,43 @@ fn fallback(raw: &[u8]) -> ParsedMessage {
         search_headers: String::new(),
         preview: make_preview(&text),
         search_body: text,
+        sort: SortFields::default(),
+    }
+}
+
+/// The first display name of an address header, decoded (empty names count as none).
+fn first_display(value: Option<&mail_parser::HeaderValue>) -> Option<String> {
+    use mail_parser::{Address as MpAddress, HeaderValue};
+    let Some(HeaderValue::Address(a)) = value else {
+        return None;
+    };
+    let first = match a {
+        MpAddress::List(list) => list.first(),
+        MpAddress::Group(groups) => groups.iter().flat_map(|g| g.addresses.iter()).next(),
+    }?;
+    first
+        .name
+        .as_deref()
+        .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|n| !n.is_empty())
+}
+
+fn sort_fields(raw: &[u8], msg: &mail_parser::Message, env: &Envelope) -> SortFields {
+    let top = &msg.parts[0];
+    let references = top
+        .headers
+        .iter()
+        .filter(|h| h.name == HeaderName::References)
+        .flat_map(|h| message_ids(&raw_value(raw, h.offset_start, h.offset_end)))
+        .collect();
+    SortFields {
+        subject: msg
+            .subject()
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .or_else(|| env.subject.clone()),
+        from_display: first_display(msg.header(HeaderName::From)),
+        to_display: first_display(msg.header(HeaderName::To)),
+        references,
     }
 }
 
@@ -271,6 +387,29 @@ fn count_lines(body: &[u8]) -> u32 {
     let n = body.iter().filter(|&&b| b == b'\n').count();
     // A last line without a line end still counts (as Dovecot counts).
     (n + usize::from(!body.is_empty() && !body.ends_with(b"\n"))) as u32
+}
+
+/// The text a preview is made of (RFC 8970 section 3, as Dovecot does): the message's
+/// first text body (an HTML one without its tags), not attachments, without quoted
+/// lines (`>`).
+fn preview_text(msg: &mail_parser::Message) -> String {
+    let Some(part) = msg
+        .text_body
+        .first()
+        .or(msg.html_body.first())
+        .and_then(|&id| msg.parts.get(id as usize))
+    else {
+        return String::new();
+    };
+    let text = match &part.body {
+        PartType::Text(t) => t.to_string(),
+        PartType::Html(h) => strip_html(h),
+        _ => return String::new(),
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn make_preview(text: &str) -> String {

@@ -272,3 +272,93 @@ fc822\x0d\x0a\x0d\x0aSubject:\x0d\x0aSu\x0d\x0acaf=C3=AC3= rienn\x0d\x0aCo.bin\x
         t.elapsed()
     );
 }
+
+#[test]
+fn message_ids_of_headers() {
+    assert_eq!(message_ids("<a@b>"), vec!["a@b"]);
+    assert_eq!(
+        message_ids(" <a@b>\r\n\t<c@d> (comment) <e\r\n @f>"),
+        vec!["a@b", "c@d", "e@f"]
+    );
+    assert_eq!(message_ids("Joe's message <x@y> of Monday"), vec!["x@y"]);
+    assert_eq!(message_ids("no brackets"), Vec::<String>::new());
+    assert_eq!(message_ids("<<a@b>"), vec!["a@b"]);
+    assert_eq!(message_ids("<> <unterminated"), Vec::<String>::new());
+}
+
+#[test]
+fn sort_fields_are_decoded() {
+    let raw = b"From: =?utf-8?q?J=C3=BCrgen?= <j@x.org>, b@y\r\n\
+To: undisclosed: ;, \"Zed Z\" <z@x>\r\n\
+Subject: =?utf-8?q?Re=3A_Gr=C3=BC=C3=9Fe?=\r\n\tfolded\r\n\
+References: <r1@x> <r2@x>\r\n\t<r3@x>\r\n\
+In-Reply-To: <r3@x>\r\n\
+\r\n\
+body\r\n";
+    let m = parse(raw);
+    assert_eq!(m.sort.subject.as_deref(), Some("Re: Grüße folded"));
+    assert_eq!(m.sort.from_display.as_deref(), Some("Jürgen"));
+    assert_eq!(m.sort.to_display.as_deref(), Some("Zed Z"));
+    assert_eq!(m.sort.references, vec!["r1@x", "r2@x", "r3@x"]);
+    let plain = parse(b"From: a@b\r\n\r\nx\r\n");
+    assert_eq!(plain.sort.from_display, None);
+    assert_eq!(plain.sort.subject, None);
+    assert!(plain.sort.references.is_empty());
+}
+
+#[test]
+fn version_1_structures_still_decode() {
+    #[derive(serde::Serialize)]
+    struct V1<'a> {
+        root: &'a Part,
+        envelope: &'a Envelope,
+        sent_date: Option<i64>,
+        search_headers: &'a str,
+        search_body: &'a str,
+        preview: &'a str,
+    }
+    let m = parse(NESTED);
+    let mut old = vec![1u8];
+    old.extend(
+        postcard::to_allocvec(&V1 {
+            root: &m.root,
+            envelope: &m.envelope,
+            sent_date: m.sent_date,
+            search_headers: &m.search_headers,
+            search_body: &m.search_body,
+            preview: &m.preview,
+        })
+        .unwrap(),
+    );
+    let d = ParsedMessage::decode(&old).expect("version 1 decodes");
+    assert_eq!(d.root, m.root);
+    assert_eq!(d.envelope, m.envelope);
+    assert_eq!(d.preview, m.preview);
+    assert_eq!(d.sort.subject, m.envelope.subject);
+    assert!(d.sort.references.is_empty());
+    // The current version round-trips; unknown versions do not decode.
+    assert_eq!(ParsedMessage::decode(&m.encode()), Some(m.clone()));
+    let mut future = m.encode();
+    future[0] = 99;
+    assert_eq!(ParsedMessage::decode(&future), None);
+}
+
+#[test]
+fn preview_is_the_first_text_body_without_quotes() {
+    let mp = b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nbody  text\r\n> quoted line\r\n  >> deeper\r\nend\r\n\
+--b\r\nContent-Type: text/plain; name=a.txt\r\nContent-Disposition: attachment\r\n\r\nattached\r\n--b--\r\n";
+    assert_eq!(parse(mp).preview, "body text end");
+    let html = b"From: a@x\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>Bob</b></p>&amp; more\r\n";
+    assert_eq!(parse(html).preview, "Hi Bob & more");
+    let alt = b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nplain version\r\n\
+--b\r\nContent-Type: text/html\r\n\r\n<p>html version</p>\r\n--b--\r\n";
+    assert_eq!(parse(alt).preview, "plain version");
+    let only_attachment =
+        b"From: a@x\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n";
+    assert_eq!(parse(only_attachment).preview, "");
+    let long = format!("From: a@x\r\n\r\n{}\r\n", "abcd ".repeat(100));
+    let p = parse(long.as_bytes()).preview;
+    assert!(p.chars().count() <= 200 && p.starts_with("abcd abcd"));
+}

@@ -1,6 +1,6 @@
 //! CREATE (RFC 9051 6.3.4), with CREATE-SPECIAL-USE (RFC 6154 section 3):
 //! `CREATE name (USE (\Sent))`. Superior names are created as needed (by the store); a
-//! trailing delimiter is dropped.
+//! trailing delimiter is dropped. The answer carries `[MAILBOXID (...)]` (RFC 8474 4.1).
 //!
 //! A mailbox has at most one special use, and an account one mailbox of each: a second
 //! attribute, one the server does not keep (`\All`, `\Flagged`: virtual mailboxes it
@@ -75,11 +75,12 @@ pub async fn run_with_use(
                     alias::Resolved::Own => {}
                     // CREATE (USE ...) of the alias itself takes the name as it is.
                     _ if exact && special.is_some() => {}
-                    alias::Resolved::Special(_) if exact => {
+                    alias::Resolved::Special(mb) if exact => {
                         return Ok(Ok(Reply::ok(format!(
                             "CREATE completed: the {} folder",
                             su.as_str()
-                        ))))
+                        ))
+                        .code(mailbox_id_code(&mb))))
                     }
                     alias::Resolved::Special(mb) => {
                         name = format!("{}{}", mb.name, &name[first_len..]);
@@ -88,12 +89,20 @@ pub async fn run_with_use(
                     alias::Resolved::Missing => {}
                 }
             }
-            st.create_mailbox(account, &name, special)?;
-            Ok(Ok(Reply::ok("CREATE completed")))
+            let mb = st.create_mailbox(account, &name, special)?;
+            Ok(Ok(Reply::ok("CREATE completed").code(mailbox_id_code(&mb))))
         })
         .await;
     match r {
         Ok(Ok(reply)) | Ok(Err(reply)) => Ok(reply),
         Err(e) => Ok(store_error(&e)),
     }
+}
+
+/// RFC 8474 4.1: `MAILBOXID (...)`, the mailbox's object id.
+fn mailbox_id_code(mb: &letterbox_store::Mailbox) -> String {
+    format!(
+        "MAILBOXID ({})",
+        crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+    )
 }

@@ -23,10 +23,12 @@ pub mod quota;
 mod rename;
 pub mod search;
 mod select;
+mod sort;
 mod starttls;
 mod status;
 mod store;
 mod subscribe;
+mod thread;
 mod unauthenticate;
 
 use crate::parser::CommandBody as B;
@@ -66,7 +68,9 @@ fn needs(body: &B) -> Needs {
         | B::Fetch { .. }
         | B::Store { .. }
         | B::Copy { .. }
-        | B::Move { .. } => Needs::Selected,
+        | B::Move { .. }
+        | B::Sort { .. }
+        | B::Thread { .. } => Needs::Selected,
         B::MultiAppend { .. }
         | B::GetQuota(_)
         | B::GetQuotaRoot(_)
@@ -158,6 +162,19 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         } => store::run(s, uid, &set, op, silent, &flags, unchanged_since).await,
         B::Copy { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, false).await,
         B::Move { uid, set, mailbox } => copy::run(s, uid, &set, &mailbox, true).await,
+        B::Sort {
+            uid,
+            returns,
+            criteria,
+            charset,
+            key,
+        } => sort::run(s, tag, uid, returns, criteria, &charset, key).await,
+        B::Thread {
+            uid,
+            algorithm,
+            charset,
+            key,
+        } => thread::run(s, uid, algorithm, &charset, key).await,
         B::MultiAppend { mailbox, messages } => append::run_many(s, &mailbox, messages).await,
         B::GetQuota(root) => quota::getquota(s, &root).await,
         B::GetQuotaRoot(m) => quota::getquotaroot(s, &m).await,

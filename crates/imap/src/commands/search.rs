@@ -12,8 +12,13 @@
 //! Text keys match case-insensitively (Unicode lower case) as substrings of the decoded
 //! header values and bodies stored at delivery (`ParsedMessage.search_headers` and
 //! `search_body`); TEXT looks at both. Nothing is parsed here.
+//!
+//! Also WITHIN's OLDER and YOUNGER (RFC 5032: seconds before now, against INTERNALDATE;
+//! `OLDER n` is exactly `NOT YOUNGER n`) and OBJECTID's EMAILID and THREADID (RFC 8474).
+//! SORT and THREAD select their messages through `scan`.
 
 use crate::datetime::header_date_day;
+use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
 use crate::session::{store_error, Fatal, Reply, Session};
@@ -25,9 +30,9 @@ use std::collections::HashMap;
 const SEARCH_CHUNK: usize = 512;
 
 /// What the evaluator knows of one message of the view.
-struct Cand {
-    seq: u32,
-    uid: u32,
+pub(crate) struct Cand {
+    pub seq: u32,
+    pub uid: u32,
     recent: bool,
 }
 
@@ -38,13 +43,112 @@ struct Ctx<'a> {
     max_seq: u32,
     max_uid: u32,
     saved: &'a [u32],
+    /// Seconds since the epoch, for OLDER and YOUNGER.
+    now: i64,
+}
+
+/// What a search of the selected mailbox starts from: its messages, and what `*`, `$`
+/// and the mailbox are.
+pub(crate) struct Selection {
+    pub cands: Vec<Cand>,
+    pub mb: MailboxId,
+    pub max_seq: u32,
+    pub max_uid: u32,
+    pub saved: Vec<u32>,
+}
+
+pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
+    Selection {
+        cands: sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.expunged)
+            .map(|(i, m)| Cand {
+                seq: i as u32 + 1,
+                uid: m.uid,
+                recent: m.recent,
+            })
+            .collect(),
+        mb: sel.id,
+        max_seq: sel.exists(),
+        max_uid: sel.max_uid(),
+        saved: sel.saved.clone(),
+    }
+}
+
+/// Calls `f` for each message matching `key`, in sequence order, with its metadata and,
+/// when the key or `want_structure` needs it, its stored structure (with the search
+/// text only when the key needs that). Reads a chunk of messages per store query.
+pub(crate) fn scan(
+    st: &dyn Backend,
+    sel: &Selection,
+    key: &SearchKey,
+    want_structure: bool,
+    mut f: impl FnMut(&Cand, &MessageMeta, Option<&ParsedMessage>),
+) -> letterbox_store::Result<()> {
+    let metas = st.list_messages(sel.mb, false)?;
+    let c = Ctx {
+        st,
+        mb: sel.mb,
+        max_seq: sel.max_seq,
+        max_uid: sel.max_uid,
+        saved: &sel.saved,
+        now: letterbox_store::now(),
+    };
+    let want_text = needs_text(key);
+    let want_parsed = needs_parsed(key) || want_structure;
+    let mut j = 0;
+    for chunk in sel.cands.chunks(SEARCH_CHUNK) {
+        let mut texts: HashMap<u32, ParsedMessage> = if want_parsed {
+            let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
+            c.st.parsed_many(c.mb, &uids, want_text)?
+                .into_iter()
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        for cand in chunk {
+            while j < metas.len() && metas[j].uid < cand.uid {
+                j += 1;
+            }
+            let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
+                continue;
+            };
+            let parsed = if want_parsed {
+                match texts.remove(&m.uid) {
+                    Some(p) => Some(p),
+                    None => continue, // expunged meanwhile
+                }
+            } else {
+                None
+            };
+            if eval(key, &c, cand, m, parsed.as_ref()) {
+                f(cand, m, parsed.as_ref());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keys that look at the stored search text (decoded headers and bodies); the others
+/// that need the parse ([`needs_parsed`]) read only the structure.
+fn needs_text(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_) => true,
+        Not(k) => needs_text(k),
+        Or(a, b) => needs_text(a) || needs_text(b),
+        And(v) => v.iter().any(needs_text),
+        _ => false,
+    }
 }
 
 fn needs_parsed(k: &SearchKey) -> bool {
     use SearchKey::*;
     match k {
         Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_)
-        | SentBefore(_) | SentOn(_) | SentSince(_) => true,
+        | SentBefore(_) | SentOn(_) | SentSince(_) | ThreadId(_) => true,
         Not(k) => needs_parsed(k),
         Or(a, b) => needs_parsed(a) || needs_parsed(b),
         And(v) => v.iter().any(needs_parsed),
@@ -52,7 +156,7 @@ fn needs_parsed(k: &SearchKey) -> bool {
     }
 }
 
-fn uses_modseq(k: &SearchKey) -> bool {
+pub(crate) fn uses_modseq(k: &SearchKey) -> bool {
     use SearchKey::*;
     match k {
         ModSeq(_) => true,
@@ -212,6 +316,10 @@ fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<&ParsedM
         Not(k) => !eval(k, c, cand, m, p),
         Or(a, b) => eval(a, c, cand, m, p) || eval(b, c, cand, m, p),
         And(v) => v.iter().all(|k| eval(k, c, cand, m, p)),
+        Younger(n) => m.internal_date >= c.now.saturating_sub(*n as i64),
+        Older(n) => m.internal_date < c.now.saturating_sub(*n as i64),
+        EmailId(id) => objectid::email_id(m) == *id,
+        ThreadId(id) => p.is_some_and(|p| objectid::thread_id(p, m) == *id),
     }
 }
 
@@ -236,61 +344,15 @@ pub async fn run(
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let cands: Vec<Cand> = sel
-        .msgs
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| !m.expunged)
-        .map(|(i, m)| Cand {
-            seq: i as u32 + 1,
-            uid: m.uid,
-            recent: m.recent,
-        })
-        .collect();
-    let (mb, max_seq, max_uid, saved) = (sel.id, sel.exists(), sel.max_uid(), sel.saved.clone());
+    let sel = selection(sel);
     let r = s
         .ctx
         .store
         .run(move |st| {
-            let metas = st.list_messages(mb, false)?;
-            let c = Ctx {
-                st,
-                mb,
-                max_seq,
-                max_uid,
-                saved: &saved,
-            };
-            let want_parsed = needs_parsed(&key);
             let mut hits: Vec<(u32, u32, u64)> = Vec::new();
-            let mut j = 0;
-            // The stored text is read a chunk of messages per query (bounded memory).
-            for chunk in cands.chunks(SEARCH_CHUNK) {
-                let mut texts: HashMap<u32, ParsedMessage> = if want_parsed {
-                    let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-                    c.st.parsed_many(c.mb, &uids, true)?.into_iter().collect()
-                } else {
-                    HashMap::new()
-                };
-                for cand in chunk {
-                    while j < metas.len() && metas[j].uid < cand.uid {
-                        j += 1;
-                    }
-                    let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
-                        continue;
-                    };
-                    let parsed = if want_parsed {
-                        match texts.remove(&m.uid) {
-                            Some(p) => Some(p),
-                            None => continue, // expunged meanwhile
-                        }
-                    } else {
-                        None
-                    };
-                    if eval(&key, &c, cand, m, parsed.as_ref()) {
-                        hits.push((cand.seq, cand.uid, m.modseq));
-                    }
-                }
-            }
+            scan(st, &sel, &key, false, |cand, m, _| {
+                hits.push((cand.seq, cand.uid, m.modseq))
+            })?;
             Ok(hits)
         })
         .await;

@@ -17,6 +17,8 @@
 //! known-uids) changed above `modseq`. With another UIDVALIDITY the parameter is ignored
 //! and the SELECT is a plain one. The seq-match data is not needed: every expunge is
 //! kept with its MODSEQ, so the VANISHED set is exact.
+//!
+//! The untagged answers include `* OK [MAILBOXID (...)]` (RFC 8474 4.2).
 
 use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
@@ -125,6 +127,13 @@ pub async fn run(
     // The mailbox was read before its messages: one may have arrived in between.
     let uidnext = mb.uidnext.max(sel.max_uid().saturating_add(1));
     out.extend_from_slice(format!("* OK [UIDNEXT {uidnext}] Predicted next UID\r\n").as_bytes());
+    out.extend_from_slice(
+        format!(
+            "* OK [MAILBOXID ({})] Ok\r\n",
+            crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+        )
+        .as_bytes(),
+    );
     if !rev1 {
         // RFC 9051 6.3.2: the mailbox's name as the server spells it.
         out.extend_from_slice(b"* LIST () \"/\" ");

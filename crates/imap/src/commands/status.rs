@@ -1,8 +1,8 @@
 //! STATUS (RFC 9051 6.3.11): MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE (RFC 8438
 //! STATUS=SIZE for IMAP4rev1), RECENT (IMAP4rev1), HIGHESTMODSEQ (RFC 7162),
 //! DELETED-STORAGE (RFC 9208 4.2: what an EXPUNGE would free, in units of 1024 octets
-//! like the STORAGE resource, rounded up) and APPENDLIMIT (RFC 7889: the same limit for
-//! every mailbox).
+//! like the STORAGE resource, rounded up), APPENDLIMIT (RFC 7889: the same limit for
+//! every mailbox) and MAILBOXID (RFC 8474).
 
 use crate::parser::{MailboxArg, StatusItem};
 use crate::session::{store_error, Fatal, Reply, Session};
@@ -26,6 +26,10 @@ pub fn status_list(
             StatusItem::Size => format!("SIZE {}", c.size),
             StatusItem::Deleted => format!("DELETED {}", c.deleted),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mb.highestmodseq),
+            StatusItem::MailboxId => format!(
+                "MAILBOXID ({})",
+                crate::objectid::mailbox_id(mb.id, mb.uidvalidity)
+            ),
             StatusItem::DeletedStorage => {
                 format!("DELETED-STORAGE {}", c.deleted_size.div_ceil(1024))
             }

@@ -7,7 +7,10 @@
 //! modifiers `(CHANGEDSINCE n VANISHED)`, the store modifier `(UNCHANGEDSINCE n)` and
 //! `MODSEQ ["/flags/..." priv|shared|all] n` in SEARCH. CHANGEDSINCE and the QRESYNC
 //! modseq are `mod-sequence-value` (1 or more: 0 is BAD); UNCHANGEDSINCE and SEARCH
-//! MODSEQ are `mod-sequence-valzer` (0 allowed); all at most 2^63-1.
+//! MODSEQ are `mod-sequence-valzer` (0 allowed); all at most 2^63-1. SORT (with ESORT's
+//! RETURN) and THREAD (RFC 5256, RFC 5267) with DISPLAYFROM/DISPLAYTO (RFC 5957),
+//! WITHIN's OLDER/YOUNGER (RFC 5032), OBJECTID's EMAILID/THREADID/MAILBOXID (RFC 8474)
+//! and PREVIEW (RFC 8970).
 //!
 //! Input: one complete command, without its final CRLF, with each literal in line as
 //! `{n}CRLF<n octets>` — the connection layer ([`crate::conn`]) reads the literals,
@@ -85,6 +88,8 @@ pub enum StatusItem {
     Size,
     Deleted,
     HighestModSeq,
+    /// RFC 8474.
+    MailboxId,
     /// RFC 9208 4.2 (with `QUOTA=RES-STORAGE`).
     DeletedStorage,
     /// RFC 7889.
@@ -173,6 +178,13 @@ pub enum FetchAtt {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8474.
+    EmailId,
+    ThreadId,
+    /// RFC 8970 `PREVIEW` and `PREVIEW (LAZY)`.
+    Preview {
+        lazy: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +227,39 @@ pub enum SearchKey {
     Seq(SequenceSet),
     ModSeq(u64),
     And(Vec<SearchKey>),
+    /// RFC 5032 WITHIN: seconds.
+    Older(u64),
+    Younger(u64),
+    /// RFC 8474.
+    EmailId(String),
+    ThreadId(String),
+}
+
+/// A SORT key (RFC 5256 section 3, RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// THREAD algorithms (RFC 5256 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +364,20 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxArg,
     },
+    Sort {
+        uid: bool,
+        /// ESORT (RFC 5267): `SORT RETURN (...)`.
+        returns: Option<Vec<SearchReturn>>,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        key: SearchKey,
+    },
     /// MULTIAPPEND (RFC 3502): an APPEND of more than one message (one message stays
     /// [`CommandBody::Append`]).
     MultiAppend {
@@ -387,6 +446,8 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            Sort { .. } => "SORT",
+            Thread { .. } => "THREAD",
             MultiAppend { .. } => "APPEND",
             GetQuota(_) => "GETQUOTA",
             GetQuotaRoot(_) => "GETQUOTAROOT",
@@ -567,6 +628,8 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
         "FETCH" => parse_fetch(c, false)?,
         "STORE" => parse_store(c, false)?,
         "COPY" | "MOVE" => parse_copy(c, false, name == "MOVE")?,
+        "SORT" => parse_sort(c, false)?,
+        "THREAD" => parse_thread(c, false)?,
         "UID" => {
             c.sp()?;
             let sub = c.atom()?.to_ascii_uppercase();
@@ -576,6 +639,8 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
                 "STORE" => parse_store(c, true)?,
                 "COPY" => parse_copy(c, true, false)?,
                 "MOVE" => parse_copy(c, true, true)?,
+                "SORT" => parse_sort(c, true)?,
+                "THREAD" => parse_thread(c, true)?,
                 "EXPUNGE" => {
                     c.sp()?;
                     B::Expunge {
@@ -620,6 +685,7 @@ pub fn status_item(c: &mut Cursor) -> PResult<StatusItem> {
         "SIZE" => StatusItem::Size,
         "DELETED" => StatusItem::Deleted,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "MAILBOXID" => StatusItem::MailboxId,
         "DELETED-STORAGE" => StatusItem::DeletedStorage,
         "APPENDLIMIT" => StatusItem::AppendLimit,
         _ => return c.err(format!("unknown status item {a}")),
@@ -1128,6 +1194,28 @@ fn fetch_att(c: &mut Cursor) -> PResult<FetchAtt> {
         "RFC822" => FetchAtt::Rfc822,
         "UID" => FetchAtt::Uid,
         "MODSEQ" => FetchAtt::ModSeq,
+        "EMAILID" => FetchAtt::EmailId,
+        "THREADID" => FetchAtt::ThreadId,
+        "PREVIEW" => {
+            // RFC 8970: `PREVIEW (LAZY)`; no other modifier is defined. A list that does
+            // not start with LAZY is not ours: FETCH's modifiers (`(CHANGEDSINCE n)`).
+            let save = c.pos;
+            let lazy_next = c
+                .rest()
+                .get(..6)
+                .is_some_and(|r| r.eq_ignore_ascii_case(b" (LAZY"))
+                && matches!(c.rest().get(6), Some(b' ' | b')'));
+            if lazy_next && c.eat(b' ') {
+                let mods = c.paren_list(false, |c| c.atom())?;
+                if let Some(m) = mods.iter().find(|m| !m.eq_ignore_ascii_case("LAZY")) {
+                    return c.err(format!("unknown PREVIEW modifier {m}"));
+                }
+                FetchAtt::Preview { lazy: true }
+            } else {
+                c.pos = save;
+                FetchAtt::Preview { lazy: false }
+            }
+        }
         _ => return c.err(format!("unknown fetch attribute {a}")),
     })
 }
@@ -1143,18 +1231,7 @@ fn parse_search(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
     let mut returns = None;
     if c.eat_keyword("RETURN") {
         c.sp()?;
-        let list = c.paren_list(true, |c| {
-            let a = c.atom()?.to_ascii_uppercase();
-            Ok(match a.as_str() {
-                "MIN" => SearchReturn::Min,
-                "MAX" => SearchReturn::Max,
-                "ALL" => SearchReturn::All,
-                "COUNT" => SearchReturn::Count,
-                "SAVE" => SearchReturn::Save,
-                _ => return c.err(format!("unknown SEARCH return option {a}")),
-            })
-        })?;
-        returns = Some(list);
+        returns = Some(c.paren_list(true, search_return)?);
         c.sp()?;
     }
     let mut charset = None;
@@ -1177,6 +1254,19 @@ fn parse_search(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
         charset,
         returns,
         key,
+    })
+}
+
+/// A SEARCH (and ESORT, RFC 5267) return option.
+fn search_return(c: &mut Cursor) -> PResult<SearchReturn> {
+    let a = c.atom()?.to_ascii_uppercase();
+    Ok(match a.as_str() {
+        "MIN" => SearchReturn::Min,
+        "MAX" => SearchReturn::Max,
+        "ALL" => SearchReturn::All,
+        "COUNT" => SearchReturn::Count,
+        "SAVE" => SearchReturn::Save,
+        _ => return c.err(format!("unknown SEARCH return option {a}")),
     })
 }
 
@@ -1291,6 +1381,99 @@ fn search_key(c: &mut Cursor, depth: usize) -> PResult<SearchKey> {
             }
             K::ModSeq(mod_sequence(c, true)?)
         }
+        "OLDER" => K::Older(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
+        "YOUNGER" => K::Younger(arg!(|c: &mut Cursor| c.nz_number().map(u64::from))),
+        "EMAILID" => K::EmailId(arg!(objectid)),
+        "THREADID" => K::ThreadId(arg!(objectid)),
         _ => return c.err(format!("unknown search key {a}")),
+    })
+}
+
+/// RFC 8474 `objectid = 1*255(ALPHA / DIGIT / "_" / "-")`.
+fn objectid(c: &mut Cursor) -> PResult<String> {
+    let id = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if id.is_empty() || id.len() > 255 {
+        return c.err("bad object id");
+    }
+    Ok(String::from_utf8_lossy(id).into_owned())
+}
+
+/// `charset 1*(SP search-key)` of SORT and THREAD (RFC 5256 section 5): the charset is
+/// required there.
+fn charset_and_keys(c: &mut Cursor) -> PResult<(String, SearchKey)> {
+    let charset = String::from_utf8_lossy(&c.astring()?).into_owned();
+    let mut keys = Vec::new();
+    while c.eat(b' ') {
+        keys.push(search_key(c, 0)?);
+    }
+    let key = match keys.len() {
+        0 => return c.err("missing search criteria"),
+        1 => keys.pop().unwrap_or(SearchKey::All),
+        _ => SearchKey::And(keys),
+    };
+    Ok((charset, key))
+}
+
+/// `SORT SP [RETURN SP (options) SP] sort-criteria SP search-criteria` (RFC 5256
+/// section 5, RFC 5957, RFC 5267 ESORT).
+fn parse_sort(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let mut returns = None;
+    if c.eat_keyword("RETURN") {
+        c.sp()?;
+        returns = Some(c.paren_list(true, search_return)?);
+        c.sp()?;
+    }
+    let criteria = c.paren_list(false, |c| {
+        let mut a = c.atom()?.to_ascii_uppercase();
+        let reverse = a == "REVERSE";
+        if reverse {
+            c.sp()?;
+            a = c.atom()?.to_ascii_uppercase();
+        }
+        let key = match a.as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            _ => return c.err(format!("unknown sort criterion {a}")),
+        };
+        Ok(SortCriterion { reverse, key })
+    })?;
+    if criteria.len() > 16 {
+        return c.err("too many sort criteria");
+    }
+    c.sp()?;
+    let (charset, key) = charset_and_keys(c)?;
+    Ok(CommandBody::Sort {
+        uid,
+        returns,
+        criteria,
+        charset,
+        key,
+    })
+}
+
+/// `THREAD SP thread-alg SP search-criteria` (RFC 5256 section 5).
+fn parse_thread(c: &mut Cursor, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let a = c.atom()?.to_ascii_uppercase();
+    let algorithm = match a.as_str() {
+        "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+        "REFERENCES" => ThreadAlgorithm::References,
+        _ => return c.err(format!("unknown threading algorithm {a}")),
+    };
+    c.sp()?;
+    let (charset, key) = charset_and_keys(c)?;
+    Ok(CommandBody::Thread {
+        uid,
+        algorithm,
+        charset,
+        key,
     })
 }

@@ -327,6 +327,8 @@ fn never_panics_on_random_or_mutated_input() {
         b"a UID MOVE 1:5 \"Trash\"",
         b"a STATUS INBOX (MESSAGES UIDNEXT SIZE)",
         b"a AUTHENTICATE PLAIN =",
+        b"a UID SORT (REVERSE DATE SUBJECT DISPLAYFROM) UTF-8 OLDER 5 YOUNGER 9 EMAILID M1-_",
+        b"a THREAD REFERENCES US-ASCII (THREADID T1) FETCH 1 (PREVIEW (LAZY) EMAILID)",
         b"a SELECT INBOX (CONDSTORE QRESYNC (67890007 90060115194045000 41:211,214:541 (1:5 41:45)))",
         b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
         b"a STORE 1 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
@@ -365,6 +367,169 @@ fn never_panics_on_random_or_mutated_input() {
         }
         let _ = parse_command(&input);
     }
+}
+
+#[test]
+fn sort_and_thread() {
+    use SortKey::*;
+    let crit = |reverse, key| SortCriterion { reverse, key };
+    assert_eq!(
+        ok("a SORT (REVERSE ARRIVAL cc date FROM SIZE SUBJECT TO DISPLAYFROM reverse DISPLAYTO) UTF-8 ALL"),
+        CommandBody::Sort {
+            uid: false,
+            returns: None,
+            criteria: vec![
+                crit(true, Arrival),
+                crit(false, Cc),
+                crit(false, Date),
+                crit(false, From),
+                crit(false, Size),
+                crit(false, Subject),
+                crit(false, To),
+                crit(false, DisplayFrom),
+                crit(true, DisplayTo),
+            ],
+            charset: "UTF-8".into(),
+            key: SearchKey::All,
+        }
+    );
+    assert_eq!(
+        ok("a UID SORT (SUBJECT) \"iso-8859-1\" SEEN 1:3"),
+        CommandBody::Sort {
+            uid: true,
+            returns: None,
+            criteria: vec![crit(false, Subject)],
+            charset: "iso-8859-1".into(),
+            key: SearchKey::And(vec![
+                SearchKey::Seen,
+                SearchKey::Seq(SequenceSet::Ranges(vec![(
+                    SeqNum::Value(1),
+                    SeqNum::Value(3)
+                )]))
+            ]),
+        }
+    );
+    assert_eq!(
+        ok("a UID THREAD references UTF-8 NOT DELETED"),
+        CommandBody::Thread {
+            uid: true,
+            algorithm: ThreadAlgorithm::References,
+            charset: "UTF-8".into(),
+            key: SearchKey::Not(Box::new(SearchKey::Deleted)),
+        }
+    );
+    assert_eq!(
+        ok("a UID SORT RETURN (MIN max ALL COUNT SAVE) (DATE) UTF-8 ALL"),
+        CommandBody::Sort {
+            uid: true,
+            returns: Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::All,
+                SearchReturn::Count,
+                SearchReturn::Save
+            ]),
+            criteria: vec![crit(false, Date)],
+            charset: "UTF-8".into(),
+            key: SearchKey::All,
+        }
+    );
+    assert!(matches!(
+        ok("a SORT RETURN () (DATE) UTF-8 ALL"),
+        CommandBody::Sort { returns: Some(r), .. } if r.is_empty()
+    ));
+    assert!(matches!(
+        ok("a THREAD ORDEREDSUBJECT US-ASCII ALL"),
+        CommandBody::Thread {
+            algorithm: ThreadAlgorithm::OrderedSubject,
+            ..
+        }
+    ));
+    // Empty or unknown criteria, a missing charset or search key, unknown algorithms.
+    for bad in [
+        &b"a SORT () UTF-8 ALL"[..],
+        b"a SORT (SENDER) UTF-8 ALL",
+        b"a SORT (REVERSE) UTF-8 ALL",
+        b"a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+        b"a SORT (DATE) UTF-8",
+        b"a SORT (DATE) ALL",
+        b"a SORT DATE UTF-8 ALL",
+        b"a THREAD REFS UTF-8 ALL",
+        b"a THREAD REFERENCES UTF-8",
+        b"a UID THREAD",
+        b"a SORT RETURN (BOGUS) (DATE) UTF-8 ALL",
+        b"a SORT RETURN (DATE) UTF-8 ALL",
+        b"a SORT RETURN () UTF-8 ALL",
+    ] {
+        assert_eq!(err(bad).tag.as_deref(), Some("a"), "{bad:?}");
+    }
+}
+
+#[test]
+fn within_objectid_preview() {
+    let key = |s: &str| match ok(s) {
+        CommandBody::Search { key, .. } => key,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(key("a SEARCH OLDER 3600"), SearchKey::Older(3600));
+    assert_eq!(key("a SEARCH YOUNGER 1"), SearchKey::Younger(1));
+    assert_eq!(
+        key("a SEARCH EMAILID M6d-_x"),
+        SearchKey::EmailId("M6d-_x".into())
+    );
+    assert_eq!(
+        key("a SEARCH THREADID T1"),
+        SearchKey::ThreadId("T1".into())
+    );
+    for bad in [
+        &b"a SEARCH OLDER 0"[..],
+        b"a SEARCH YOUNGER -1",
+        b"a SEARCH EMAILID",
+        b"a SEARCH EMAILID a.b",
+        b"a SEARCH THREADID \"x\"",
+    ] {
+        assert_eq!(err(bad).tag.as_deref(), Some("a"), "{bad:?}");
+    }
+    let long = format!("a SEARCH EMAILID {}", "x".repeat(256));
+    assert!(parse_command(long.as_bytes()).is_err());
+    assert_eq!(
+        ok("a FETCH 1 (EMAILID THREADID PREVIEW PREVIEW (LAZY) UID)"),
+        CommandBody::Fetch {
+            uid: false,
+            set: SequenceSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Value(1))]),
+            items: vec![
+                FetchAtt::EmailId,
+                FetchAtt::ThreadId,
+                FetchAtt::Preview { lazy: false },
+                FetchAtt::Preview { lazy: true },
+                FetchAtt::Uid
+            ],
+            modifiers: FetchModifiers::default(),
+        }
+    );
+    // A list after PREVIEW that is not LAZY's is FETCH's modifiers (RFC 7162).
+    assert!(matches!(
+        ok("a UID FETCH 1:* PREVIEW (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, items, .. }
+            if modifiers.changed_since == Some(5) && items == vec![FetchAtt::Preview { lazy: false }]
+    ));
+    assert!(matches!(
+        ok("a FETCH 1 PREVIEW (LAZY LAZY) (CHANGEDSINCE 5)"),
+        CommandBody::Fetch { modifiers, .. } if modifiers.changed_since == Some(5)
+    ));
+    assert!(matches!(
+        ok("a FETCH 1 PREVIEW (lazy)"),
+        CommandBody::Fetch { .. }
+    ));
+    assert!(parse_command(b"a FETCH 1 (PREVIEW (FUZZY))").is_err());
+    assert!(parse_command(b"a FETCH 1 (PREVIEW ())").is_err());
+    assert_eq!(
+        ok("a STATUS INBOX (MAILBOXID MESSAGES)"),
+        CommandBody::Status {
+            mailbox: MailboxArg(b"INBOX".to_vec()),
+            items: vec![StatusItem::MailboxId, StatusItem::Messages],
+        }
+    );
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! FETCH and UID FETCH (RFC 9051 6.4.5): FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE,
 //! BODYSTRUCTURE, BODY, `BODY[section]<partial>`, BODY.PEEK, RFC822, RFC822.HEADER,
 //! RFC822.TEXT, `BINARY[part]<partial>`, BINARY.PEEK, BINARY.SIZE (RFC 3516), MODSEQ, and
-//! the macros ALL, FAST, FULL.
+//! the macros ALL, FAST, FULL; EMAILID and THREADID (RFC 8474, see [`crate::objectid`])
+//! and PREVIEW (RFC 8970: the text the message crate kept at delivery, at most 200
+//! characters, white space collapsed; `(LAZY)` gets the same answer, as it is always at
+//! hand).
 //!
 //! Structure comes from `store.parsed` (parsed once, at delivery) and octets from
 //! `store.open_message(..).read_range`, which decompresses only up to the section's end;
@@ -297,6 +300,7 @@ fn needs_meta(att: &FetchAtt) -> bool {
             | FetchAtt::Envelope
             | FetchAtt::Body
             | FetchAtt::BodyStructure
+            | FetchAtt::Preview { .. }
     )
 }
 
@@ -309,6 +313,7 @@ fn needs_structure(att: &FetchAtt) -> bool {
             | FetchAtt::InternalDate
             | FetchAtt::Rfc822Size
             | FetchAtt::ModSeq
+            | FetchAtt::EmailId
     )
 }
 
@@ -483,6 +488,19 @@ fn render(
                         Some(d) => response::literal(out, &clip_vec(d, partial)),
                     }
                 }
+            }
+            FetchAtt::EmailId => {
+                let id = crate::objectid::email_id(meta!());
+                out.extend_from_slice(format!("EMAILID ({id})").as_bytes());
+            }
+            FetchAtt::ThreadId => {
+                let m = meta!().clone();
+                let id = crate::objectid::thread_id(parsed!(), &m);
+                out.extend_from_slice(format!("THREADID ({id})").as_bytes());
+            }
+            FetchAtt::Preview { .. } => {
+                out.extend_from_slice(b"PREVIEW ");
+                response::string(out, parsed!().preview.as_bytes(), utf8);
             }
         }
     }
