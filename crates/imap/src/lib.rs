@@ -147,9 +147,11 @@
 //!   docs/BENCHMARKS.md). Done for issue 6 too (tests in `tests/imap/test_imap_quota.py`
 //!   and `test_imap_ext_misc.py`): QUOTA, the login and SELECT ALERT, MULTIAPPEND,
 //!   APPENDLIMIT, STATUS=SIZE/DELETED-STORAGE, UNAUTHENTICATE, CREATE-SPECIAL-USE,
-//!   aliases (with mbsync syncing a `Sent Items` channel), CHILDINFO, name rules; QUOTA
-//!   and the ALERT are not yet checked with a real mail program's display (Thunderbird's
-//!   quota bar and alert dialog);
+//!   aliases (with mbsync syncing a `Sent Items` channel), CHILDINFO, name rules. Real
+//!   programs in `tests/clients/`: mbsync (10,000 messages) and offlineimap syncs through
+//!   a logging proxy, NeoMutt in tmux (CONDSTORE resync, quota refusal, UTF-8 names),
+//!   Thunderbird under Xvfb (folders, IDLE, MOVE, sending, STARTTLS, the ALERT dialog
+//!   and the status-bar quota meter; Thunderbird 153 does not use CONDSTORE here);
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
 //! - `\Recent` is per session for arrivals seen while selected (see above);
 //! - the benchmark of issue 5: `tests/imap/bench_imap.py` runs it beside a private

@@ -1328,16 +1328,20 @@ impl Backend for SqliteBackend {
                 params![acct.id, quota_to_sql(limit)],
             )?;
             // Re-arm warnings below the new percentage, but never mark a threshold as
-            // warned without a warning: a lowered quota warns at the next delivery.
-            let level: i64 = ctx.tx.query_row(
-                "SELECT warn_level FROM accounts WHERE id = ?1",
+            // warned without a warning: a lowered quota warns at the next delivery. The
+            // change itself leaves no pending warning either (the crossing `add_usage`
+            // records here is undone with the level), or the sweep would send one and
+            // the next delivery, crossing again, a second.
+            let (level, pending): (i64, i64) = ctx.tx.query_row(
+                "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
                 [acct.id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             ctx.add_usage(acct.id, 0)?;
             ctx.tx.execute(
-                "UPDATE accounts SET warn_level = min(warn_level, ?2) WHERE id = ?1",
-                params![acct.id, level],
+                "UPDATE accounts SET warn_level = min(warn_level, ?2),
+                     warn_pending = min(warn_pending, ?3) WHERE id = ?1",
+                params![acct.id, level, pending],
             )?;
             Ok(acct.id)
         })?;

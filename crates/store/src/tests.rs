@@ -444,8 +444,16 @@ fn warnings_cross_once_and_rearm() {
     s.append(binbox.id, msg(&"f".repeat(850)), true).unwrap();
     s.set_quota("b@example.com", QuotaLimit::Bytes(1000))
         .unwrap();
+    // ... and leaves nothing pending, so the warning is not sent twice (by the sweep
+    // and again by the delivery that crosses).
+    assert_eq!(s.take_pending_warning(b.id).unwrap(), None);
+    assert!(!s.pending_warnings().unwrap().contains(&b.id));
     let r = s.append(binbox.id, msg("g"), true).unwrap();
     assert_eq!(r.crossed_warning, Some(80));
+    assert_eq!(s.take_pending_warning(b.id).unwrap(), Some(80));
+    assert_eq!(s.take_pending_warning(b.id).unwrap(), None);
+    let r = s.append(binbox.id, msg("h"), true).unwrap();
+    assert_eq!(r.crossed_warning, None, "warned once");
     // Fall below both, then cross 80 again.
     s.expunge(inbox.id, &[2, 3, 4]).unwrap();
     let r = s.append(inbox.id, msg(&"e".repeat(150)), true).unwrap();
