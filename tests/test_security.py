@@ -358,6 +358,41 @@ def test_dovecot_hash_imports_log_in_and_are_rewritten(server):
         p.quit()
 
 
+def test_cached_login_follows_password_changes_and_never_caches_failures(make_server):
+    """`[auth] cache_ttl`: a verified password is remembered, but a password changed with
+    the CLI while serve runs takes effect at the next login, and wrong ones always fail."""
+    server = make_server(**{"auth.cache_ttl": 600})
+    user = "cached@example.com"
+    server.add_user(user, "first Pass 1")
+
+    def imap_login(password):
+        c = Conn(server.require("imap"))
+        ok = c.imap("a", f'LOGIN {user} "{password}"')[-1].startswith("a OK")
+        c.close()
+        return ok
+
+    def pop3_login(password):
+        p = poplib.POP3("127.0.0.1", server.require("pop3"), timeout=30)
+        p.user(user)
+        try:
+            return p.pass_(password).startswith(b"+OK")
+        except poplib.error_proto:
+            return False
+        finally:
+            p.close()
+
+    assert not imap_login("first Pass 2")
+    assert imap_login("first Pass 1")
+    assert imap_login("first Pass 1")  # from the cache
+    assert pop3_login("first Pass 1")  # one gate for every protocol
+    assert not imap_login("first Pass 2"), "a wrong password is not let in by the cache"
+    server.cli("user", "passwd", user, "--password-stdin", input="second Pass 1\n")
+    assert not imap_login("first Pass 1"), "the old password stops working at once"
+    assert not pop3_login("first Pass 1")
+    assert imap_login("second Pass 1")
+    assert imap_login("second Pass 1")
+
+
 def test_malformed_or_unknown_hash_is_refused(server):
     for bad in ("{MD5}abc", "nobrace", "{SHA512-CRYPT}$1$x$y", "{SSHA256}!!!", "{BLF-CRYPT}short"):
         r = server.cli("user", "add", "x@example.com", "--password-hash", bad, check=False)

@@ -124,6 +124,16 @@ def blob_files(server):
     return sorted(p for p in d.glob("??/*") if p.is_file())
 
 
+def inline_blobs(server):
+    """Bodies stored inline in the database (up to `[store] inline_max`), read beside the server."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{server.data_dir / 'store.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM blob_data").fetchone()[0]
+    finally:
+        db.close()
+
+
 def usage(server, address):
     """Exact usage: the sum of the message sizes over all the account's folders."""
     out = server.cli("quota", "show", address).stdout.decode()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from smtp_util import Raw, bodies, blob_files, inbox, lmtp, lmtp_send, smtp, split_trace, usage
+from smtp_util import Raw, bodies, blob_files, inbox, inline_blobs, lmtp, lmtp_send, smtp, split_trace, usage
 
 
 def test_ehlo_advertises_the_extensions(make_server):
@@ -256,9 +256,25 @@ def test_lmtp_replies_and_data_without_recipients(server):
         assert bodies(server, f"{who}@example.com") == [b"Subject: lmtp\r\n\r\n.dot\r\n"]
 
 
+def test_store_inline_max_decides_database_or_file(make_server):
+    s = make_server(**{"store.inline_max": "8K"})
+    small = b"Subject: small\r\n\r\n" + b"fits inline\r\n" * 100
+    large = b"Subject: large\r\n\r\n" + b"goes to a blob file\r\n" * 1000
+    with smtp(s) as c:
+        assert c.sendmail("s@example.org", ["alice@example.com"], small) == {}
+        assert c.sendmail("s@example.org", ["alice@example.com"], large) == {}
+    assert (len(blob_files(s)), inline_blobs(s)) == (1, 1)
+    assert [split_trace(m)[1] for m in inbox(s, "alice@example.com")] == [small, large]
+    assert s.cli("check", "--deep").stdout == b"ok\n"
+    # Expunged and collected: neither the row nor the file stays.
+    s.cli("user", "remove", "alice@example.com", "--force")
+    assert (len(blob_files(s)), inline_blobs(s)) == (0, 0)
+    assert s.cli("check").stdout == b"ok\n"
+
+
 def test_aliases_plus_tags_and_dedup(server):
     server.cli("alias", "add", "team@example.com", "alice@example.com", "bob@example.com")
-    before = len(blob_files(server))
+    before = (len(blob_files(server)), inline_blobs(server))
     msg = b"Subject: to everyone\r\n\r\n" + b"the same body for all\r\n" * 200
     with smtp(server) as c:
         refused = c.sendmail("s@example.org", ["team@example.com", "alice+news@example.com", "Bob@Example.COM"], msg)
@@ -268,8 +284,9 @@ def test_aliases_plus_tags_and_dedup(server):
         assert bodies(server, f"{who}@example.com") == [msg]
     [a] = inbox(server, "alice@example.com")
     assert split_trace(a)[0]["rcpt"] == b"team@example.com"
-    # One body file for all recipients: the prefixes differ, the blob is shared.
-    assert len(blob_files(server)) == before + 1
+    # One stored body for all recipients: the prefixes differ, the blob is shared. It is
+    # small (under `[store] inline_max`), so it lives in the database, not in a file.
+    assert (len(blob_files(server)), inline_blobs(server)) == (before[0], before[1] + 1)
     assert server.cli("check", "--deep").stdout == b"ok\n"
     # A catch-all takes what no account or alias claims; other domains are still refused.
     server.cli("alias", "add", "@example.com", "bob@example.com")

@@ -48,6 +48,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub server: Server,
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -65,6 +66,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: Log::default(),
             server: Server::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -138,6 +140,11 @@ pub struct Auth {
     /// Delay before answering a failed login, doubled with each further failure
     /// (milliseconds; capped at 16 times this).
     pub failure_delay_ms: u64,
+    /// Seconds a successful password check is remembered, so that the same password for
+    /// the same account is accepted again without the Argon2id work (a keyed hash is
+    /// kept, never the password; a changed password makes it stale at once; failures are
+    /// never remembered). `0` turns the cache off.
+    pub cache_ttl: u64,
 }
 
 impl Default for Auth {
@@ -148,6 +155,7 @@ impl Default for Auth {
             failure_window: 900,
             block_duration: 900,
             failure_delay_ms: 500,
+            cache_ttl: 300,
         }
     }
 }
@@ -191,6 +199,24 @@ fn de_percentages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> 
             }
         })
         .collect()
+}
+
+/// `[store]`: how the embedded store keeps mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Message bodies up to this size are kept (zstd-compressed) in the database itself,
+    /// larger ones as blob files: a delivery of a small message then costs one fsync (the
+    /// commit's) instead of three (file, directory, commit). `0`: every body in a file.
+    pub inline_max: ByteSize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            inline_max: ByteSize(64 * 1024),
+        }
+    }
 }
 
 /// `[pop3]`.
@@ -690,6 +716,23 @@ retention = "14d"
             .unwrap_err()
             .to_string();
         assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn store_inline_max_and_auth_cache_ttl() {
+        let c = parse("").unwrap();
+        assert_eq!(c.store.inline_max, ByteSize(64 << 10));
+        assert_eq!(c.auth.cache_ttl, 300);
+        let c = parse("[store]\ninline_max = \"0\"\n[auth]\ncache_ttl = 0\n").unwrap();
+        assert_eq!((c.store.inline_max, c.auth.cache_ttl), (ByteSize(0), 0));
+        let c = parse("[store]\ninline_max = \"256K\"\n").unwrap();
+        assert_eq!(c.store.inline_max, ByteSize(256 << 10));
+        let e = parse("[store]\ninline_max = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.inline_max"), "{e}");
+        let e = parse("[auth]\ncache_ttl = -1\n").unwrap_err().to_string();
+        assert!(e.contains("auth.cache_ttl"), "{e}");
     }
 
     #[test]

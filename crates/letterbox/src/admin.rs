@@ -136,6 +136,8 @@ pub fn store_options(config: &Config) -> StoreOptions {
         default_quota: config.quota.default.0,
         warn_at: config.quota.warn_at.clone(),
         default_retention: config.pop3.retention,
+        inline_max: config.store.inline_max.0,
+        auth_cache_ttl: config.auth.cache_ttl,
     }
 }
 

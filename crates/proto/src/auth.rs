@@ -8,8 +8,12 @@
 //! `letterbox block list` shows it from another process and `letterbox block lift`
 //! lifts it at once) and named in the log. A blocked login fails like a wrong password
 //! (the client learns nothing more); the log says why. A success clears the account's
-//! and the IP's counts. Passwords never reach the log, and the user names clients send
-//! reach it through [`loggable`] (no forged log lines, no terminal escapes).
+//! and the IP's counts. A password verified successfully within `[auth] cache_ttl` is
+//! accepted without hashing it again (the store's verified-credentials cache, see
+//! `letterbox_store::password::VerifiedCache`); blocks and failures are handled as above
+//! either way, and a failure is never cached. Passwords never reach the log, and the
+//! user names clients send reach it through [`loggable`] (no forged log lines, no
+//! terminal escapes).
 
 use crate::{Context, Peer};
 use letterbox_store::Account;
@@ -139,12 +143,21 @@ pub async fn login(
         Ok(false) => {}
         Err(e) => return Login::Unavailable(e.to_string()),
     }
+    // A password verified moments ago (`[auth] cache_ttl`) needs no hashing, so it does
+    // not queue behind the checks that do.
     let (u, p) = (user.to_string(), password.to_string());
-    let Ok(permit) = throttle.hashing.acquire().await else {
-        return Login::Unavailable("shutting down".into());
+    let checked = match ctx.store.run(move |s| s.authenticate_cached(&u, &p)).await {
+        Ok(Some(account)) => Ok(Some(account)),
+        _ => {
+            let (u, p) = (user.to_string(), password.to_string());
+            let Ok(permit) = throttle.hashing.acquire().await else {
+                return Login::Unavailable("shutting down".into());
+            };
+            let checked = ctx.store.run(move |s| s.authenticate(&u, &p)).await;
+            drop(permit);
+            checked
+        }
     };
-    let checked = ctx.store.run(move |s| s.authenticate(&u, &p)).await;
-    drop(permit);
     match checked {
         Ok(Some(account)) => {
             throttle.clear(&ipk);

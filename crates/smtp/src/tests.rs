@@ -31,6 +31,7 @@ fn env_with(quota: u64, f: impl FnOnce(&mut Config)) -> Env {
             default_quota: quota,
             warn_at: config.quota.warn_at.clone(),
             default_retention: config.pop3.retention,
+            ..StoreOptions::default()
         },
     )
     .unwrap();

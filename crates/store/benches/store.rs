@@ -29,7 +29,15 @@ fn new(i: usize) -> NewMessage {
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    // `INLINE_MAX=0 cargo bench -p letterbox-store` measures bodies as blob files.
+    let opts = StoreOptions {
+        inline_max: std::env::var("INLINE_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(letterbox_store::DEFAULT_INLINE_MAX),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_embedded(dir.path(), opts).unwrap();
     store.add_domain("example.com").unwrap();
     let hash = letterbox_store::password::hash("pw");
     let a = store

@@ -1,5 +1,6 @@
 //! Content-addressed blob files: `blobs/<first two hex digits>/<BLAKE3 hex>`, each the
-//! zstd-compressed message octets.
+//! zstd-compressed message octets. Bodies up to `[store] inline_max` are not files: the
+//! same compressed octets live in the database's `blob_data` table (see `sqlite.rs`).
 //!
 //! Safety rule shared with the metadata store: a blob file is only ever *removed* while
 //! the database write lock is held (garbage collection runs as a write job), and every
@@ -82,7 +83,7 @@ impl BlobDir {
     pub fn open_reader(&self, id: &BlobId) -> io::Result<BlobReader> {
         let f = File::open(self.path(id))?;
         Ok(BlobReader {
-            inner: zstd::Decoder::new(f)?,
+            inner: Inner::File(zstd::Decoder::new(f)?),
         })
     }
 
@@ -160,13 +161,91 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A blob being decompressed.
+thread_local! {
+    // One zstd context per thread, reused: creating one costs more than compressing or
+    // decompressing a small message.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses octets as a blob is stored inline in the database: one zstd frame that
+/// records its content size.
+pub fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("set above").compress(bytes)
+    })
+}
+
+/// Decompresses what [`compress`] made.
+fn decompress(data: &[u8]) -> io::Result<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(data)
+        .ok()
+        .flatten()
+        .filter(|&n| n <= 1 << 30);
+    let Some(size) = size else {
+        // Not a frame of ours with its size: the streaming decoder copes with any.
+        return zstd::stream::decode_all(data);
+    };
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut()
+            .expect("set above")
+            .decompress(data, size as usize)
+    })
+}
+
+/// A blob being decompressed: streamed from its file, or from the compressed octets kept
+/// inline in the database (small messages, see `[store] inline_max`).
 pub struct BlobReader {
-    inner: zstd::Decoder<'static, io::BufReader<File>>,
+    inner: Inner,
+}
+
+enum Inner {
+    File(zstd::Decoder<'static, io::BufReader<File>>),
+    Memory(io::Cursor<Vec<u8>>),
+}
+
+impl BlobReader {
+    /// A reader of a blob stored inline: `data` as [`compress`] made it. Inline blobs are
+    /// small, so they are decompressed at once.
+    pub fn inline(data: &[u8]) -> io::Result<BlobReader> {
+        Ok(BlobReader {
+            inner: Inner::Memory(io::Cursor::new(decompress(data)?)),
+        })
+    }
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        match &mut self.inner {
+            Inner::File(d) => d.read(buf),
+            Inner::Memory(c) => c.read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inline_roundtrip_and_foreign_frames() {
+        for body in [&b""[..], b"x", &[7u8; 100_000][..]] {
+            let c = super::compress(body).unwrap();
+            assert_eq!(super::decompress(&c).unwrap(), body);
+        }
+        // A streamed frame (no content size recorded) still decompresses.
+        let mut enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut enc, b"streamed").unwrap();
+        let framed = enc.finish().unwrap();
+        assert_eq!(super::decompress(&framed).unwrap(), b"streamed");
+        assert!(super::decompress(b"not zstd").is_err());
     }
 }

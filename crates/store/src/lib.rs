@@ -4,23 +4,26 @@
 //! Protocol crates see only [`Store`] and the types here: no SQL, no files, no locks.
 //! [`Backend`] is the seam for other backends (PostgreSQL is planned): the embedded one,
 //! [`sqlite::SqliteBackend`], keeps metadata in SQLite (WAL, `synchronous=FULL`) in
-//! `data_dir/store.db` and message bodies as zstd-compressed, content-addressed files in
-//! `data_dir/blobs` ([`blob`]).
+//! `data_dir/store.db` and message bodies zstd-compressed and content-addressed: up to
+//! `[store] inline_max` octets in the database itself (table `blob_data`), larger ones as
+//! files in `data_dir/blobs` ([`blob`]).
 //!
 //! # Invariants
 //! - A call that stores or moves mail (append, deliver, copy, move, mailbox and account
-//!   changes) returns `Ok` only once it is durable: blob file and directory fsynced, then
-//!   the transaction fsynced. Flag changes, `\Recent` marks, POP3 retrieval times and
-//!   expunges are committed without fsync (they survive kill -9, and at worst an expunged
-//!   message returns after a power failure), as Dovecot treats them. Concurrent writes
-//!   are batched into one transaction (group commit), each in its own savepoint.
+//!   changes) returns `Ok` only once it is durable: blob file and directory fsynced (a
+//!   large body), then the transaction fsynced (which holds a small body itself). Flag
+//!   changes, `\Recent` marks, POP3 retrieval times and expunges are committed without
+//!   fsync (they survive kill -9, and at worst an expunged message returns after a power
+//!   failure), as Dovecot treats them. Concurrent writes are batched into one transaction
+//!   (group commit), each in its own savepoint.
 //! - `accounts.quota_used` equals the sum of `messages.size` over the account's mailboxes,
 //!   maintained in the same transaction as every insert and delete.
 //! - UIDs in a mailbox are strictly increasing and never reused while its UIDVALIDITY
 //!   holds; every change takes a new MODSEQ from the mailbox's HIGHESTMODSEQ (RFC 7162),
 //!   and each expunged UID is kept with its MODSEQ (QRESYNC's VANISHED).
-//! - A blob's reference count equals the messages pointing at it; blobs at zero are
-//!   removed by [`Backend::gc`].
+//! - A blob's reference count equals the messages pointing at it; a referenced blob has
+//!   its octets in `blob_data` or in its file (or both); blobs at zero are removed by
+//!   [`Backend::gc`].
 //!
 //! Blocking: every [`Backend`] method blocks. Async code calls them through
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
@@ -83,7 +86,24 @@ pub struct StoreOptions {
     pub warn_at: Vec<u8>,
     /// `[pop3] retention`.
     pub default_retention: Retention,
+    /// `[store] inline_max`: message bodies up to this many octets are kept, compressed,
+    /// in the database itself rather than as blob files, so that the commit's one fsync
+    /// covers them (a file costs its own fsync and its directory's).
+    pub inline_max: u64,
+    /// `[auth] cache_ttl`: seconds a successful password check is remembered
+    /// ([`password::VerifiedCache`]); 0: never.
+    pub auth_cache_ttl: u64,
 }
+
+/// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
+/// "Internal Versus External BLOBs") find blobs below about 100 KB faster to read from the
+/// database than from files with 4 KiB pages, and most mail is smaller than this; the
+/// rest (attachments) stays in files, which keeps the database and its WAL small.
+pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
+
+/// The default of `[auth] cache_ttl`: five minutes, enough for clients that reconnect
+/// every minute or so, short enough that a verified password's tag does not linger.
+pub const DEFAULT_AUTH_CACHE_TTL: u64 = 300;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -91,6 +111,8 @@ impl Default for StoreOptions {
             default_quota: 200 << 20,
             warn_at: vec![80, 95],
             default_retention: Retention::Keep,
+            inline_max: DEFAULT_INLINE_MAX,
+            auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
         }
     }
 }
@@ -398,6 +420,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Checks a password; rehashes a legacy hash as Argon2id on success. `None`: wrong
     /// user or password (the caller cannot tell which, by design).
     fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;
+    /// The cheap half of [`Backend::authenticate`]: `Some` only when this very password
+    /// was verified for the account against its current stored hash within
+    /// `[auth] cache_ttl` ([`password::VerifiedCache`]); `None` means "do the full check",
+    /// never "wrong password". Never runs the password hash.
+    fn authenticate_cached(&self, address: &str, password: &str) -> Result<Option<Account>>;
     /// Adds targets to an alias (`@domain` is the domain's catch-all).
     fn add_alias(&self, address: &str, targets: &[String]) -> Result<()>;
     /// Removes the given targets, or the whole alias when `targets` is empty.

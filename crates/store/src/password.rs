@@ -120,6 +120,96 @@ pub fn needs_rehash(stored: &str) -> bool {
     !stored.starts_with("{ARGON2ID}$argon2id$")
 }
 
+/// Recently verified passwords, so that a client logging in again and again (a phone
+/// polling every minute, a webmail opening a connection per request) does not pay a full
+/// Argon2id check each time (tens of milliseconds and 19 MiB of a core): the same idea
+/// as Dovecot's `auth_cache`.
+///
+/// What is kept per account is never the password: it is a BLAKE3 hash of the address
+/// and password keyed with a random key drawn when the process starts (so the tag means
+/// nothing outside this process and cannot be precomputed), plus a BLAKE3 of the stored
+/// hash it was verified against. An entry is used only while the account's stored hash
+/// is still that one (a password change, even by `letterbox user passwd` from another
+/// process, makes it stale at once) and for at most the TTL (`[auth] cache_ttl`, `0`
+/// turns the cache off). Failures are never cached: a wrong password always takes the
+/// full check. At most [`VerifiedCache::MAX_ENTRIES`] accounts are kept.
+pub struct VerifiedCache {
+    key: [u8; 32],
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<String, CacheEntry>>,
+}
+
+struct CacheEntry {
+    tag: [u8; 32],
+    stored: [u8; 32],
+    at: std::time::Instant,
+}
+
+impl VerifiedCache {
+    /// Accounts kept at most; past this, expired entries go, then everything.
+    pub const MAX_ENTRIES: usize = 100_000;
+
+    pub fn new(ttl_secs: u64) -> VerifiedCache {
+        VerifiedCache {
+            key: rand::random(),
+            ttl: std::time::Duration::from_secs(ttl_secs),
+            entries: Default::default(),
+        }
+    }
+
+    fn tag(&self, address: &str, password: &str) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&(address.len() as u64).to_le_bytes());
+        h.update(address.as_bytes());
+        h.update(password.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// True when this password was verified for `address` against exactly `stored` less
+    /// than the TTL ago.
+    pub fn hit(&self, address: &str, password: &str, stored: &str) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let tag = self.tag(address, password);
+        let stored = *blake3::hash(stored.as_bytes()).as_bytes();
+        let m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(address).is_some_and(|e| {
+            e.at.elapsed() < self.ttl
+                && constant_time_eq(&e.tag, &tag)
+                && constant_time_eq(&e.stored, &stored)
+        })
+    }
+
+    /// Records a successful check of `password` against `stored`.
+    pub fn insert(&self, address: &str, password: &str, stored: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let entry = CacheEntry {
+            tag: self.tag(address, password),
+            stored: *blake3::hash(stored.as_bytes()).as_bytes(),
+            at: std::time::Instant::now(),
+        };
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= Self::MAX_ENTRIES && !m.contains_key(address) {
+            m.retain(|_, e| e.at.elapsed() < self.ttl);
+            if m.len() >= Self::MAX_ENTRIES {
+                m.clear();
+            }
+        }
+        m.insert(address.to_string(), entry);
+    }
+
+    /// Forgets an account's entry (a failed check: the password may have changed).
+    pub fn forget(&self, address: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(address);
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -223,6 +313,43 @@ mod tests {
             hex::encode(sha1(b"ab", b"c")),
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
+    }
+
+    #[test]
+    fn verified_cache_hits_only_the_same_password_and_hash() {
+        let c = VerifiedCache::new(60);
+        let (a, stored) = ("a@example.com", "{ARGON2ID}$argon2id$stored-one");
+        assert!(!c.hit(a, "pw", stored));
+        c.insert(a, "pw", stored);
+        assert!(c.hit(a, "pw", stored));
+        assert!(!c.hit(a, "pw2", stored), "another password");
+        assert!(!c.hit("b@example.com", "pw", stored), "another account");
+        assert!(
+            !c.hit(a, "pw", "{ARGON2ID}$argon2id$changed"),
+            "hash changed"
+        );
+        // Nothing in memory is the password or a plain hash of it.
+        let e = c.entries.lock().unwrap();
+        let tag = e.get(a).unwrap().tag;
+        assert_ne!(&tag, blake3::hash(b"pw").as_bytes());
+        drop(e);
+        // A second process (another key) does not recognise the tag.
+        assert_ne!(VerifiedCache::new(60).tag(a, "pw"), tag);
+        c.forget(a);
+        assert!(!c.hit(a, "pw", stored));
+        // Entries expire.
+        let short = VerifiedCache {
+            ttl: std::time::Duration::from_millis(20),
+            ..VerifiedCache::new(1)
+        };
+        short.insert(a, "pw", stored);
+        assert!(short.hit(a, "pw", stored));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(!short.hit(a, "pw", stored));
+        // TTL 0: off.
+        let off = VerifiedCache::new(0);
+        off.insert(a, "pw", stored);
+        assert!(!off.hit(a, "pw", stored));
     }
 
     #[test]

@@ -76,6 +76,15 @@ CREATE TABLE IF NOT EXISTS blob_search (
     search BLOB NOT NULL               -- search text (headers, body), postcard + zstd
 );
 
+-- The compressed octets of small blobs (up to `[store] inline_max`), kept here so that
+-- the commit that references them makes them durable with its one fsync; larger blobs
+-- are files (blob.rs). A rowid table, so that rows of a few KiB share pages.
+CREATE TABLE IF NOT EXISTS blob_data (
+    id   INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,         -- blobs.hash
+    data BLOB NOT NULL                 -- zstd, as a blob file would hold it
+);
+
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id    INTEGER NOT NULL,
     uid           INTEGER NOT NULL,

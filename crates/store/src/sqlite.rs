@@ -48,13 +48,17 @@ pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
+    auth_cache: password::VerifiedCache,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    // journal_size_limit: the WAL, which holds small bodies until a checkpoint copies
+    // them into the database, is truncated back to 64 MiB after a burst.
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+         PRAGMA journal_size_limit=67108864;",
     )?;
     Ok(conn)
 }
@@ -101,6 +105,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             db_path,
             blobs,
+            auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
             opts,
             writer: Mutex::new(tx),
             readers: Mutex::new(Vec::new()),
@@ -137,7 +142,11 @@ impl SqliteBackend {
     {
         let (rtx, rrx) = mpsc::sync_channel::<Result<T>>(1);
         let run: JobFn = Box::new(move |ctx: &mut WriteCtx| -> Completion {
-            if let Err(e) = ctx.tx.execute_batch("SAVEPOINT job") {
+            if let Err(e) = ctx
+                .tx
+                .prepare_cached("SAVEPOINT job")
+                .and_then(|mut s| s.execute([]))
+            {
                 return Box::new(move |_| {
                     let _ = rtx.send(Err(e.into()));
                 });
@@ -145,7 +154,11 @@ impl SqliteBackend {
             let mark = ctx.changes.len();
             match f(ctx) {
                 Ok(v) => {
-                    if let Err(e) = ctx.tx.execute_batch("RELEASE job") {
+                    if let Err(e) = ctx
+                        .tx
+                        .prepare_cached("RELEASE job")
+                        .and_then(|mut s| s.execute([]))
+                    {
                         ctx.changes.truncate(mark);
                         return Box::new(move |_| {
                             let _ = rtx.send(Err(e.into()));
@@ -225,6 +238,7 @@ fn writer_loop(
     feed: Arc<ChangeFeed>,
 ) {
     let mut synced = true; // the connection starts with synchronous=FULL
+    conn.set_prepared_statement_cache_capacity(64);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -233,42 +247,60 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        // One durable job makes the whole batch's commit fsynced.
-        let durable = batch.iter().any(|j| j.durable);
-        if durable != synced {
-            let mode = if durable { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous={mode}")) {
-                tracing::error!("store: cannot set synchronous={mode}: {e}");
+        // The jobs that need no fsync (flags, expunges) are committed first, on their
+        // own, so that they do not wait for the durable ones' fsync; that one later fsync
+        // covers their WAL frames too. The jobs of a batch were queued by different
+        // callers at once, so running them in either order is correct.
+        let (durable, lazy): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.durable);
+        for (group, want_sync) in [(lazy, false), (durable, true)] {
+            if group.is_empty() {
                 continue;
             }
-            synced = durable;
-        }
-        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!("store: cannot begin a write transaction: {e}");
-                // Dropping the jobs tells each caller its write was not carried out.
-                continue;
+            if want_sync != synced {
+                let mode = if want_sync { "FULL" } else { "NORMAL" };
+                if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous={mode}")) {
+                    tracing::error!("store: cannot set synchronous={mode}: {e}");
+                    continue;
+                }
+                synced = want_sync;
             }
-        };
-        let mut ctx = WriteCtx {
-            tx,
-            changes: Vec::new(),
-            blobs: &blobs,
-            opts: &opts,
-        };
-        let completions: Vec<Completion> =
-            batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
-        let WriteCtx { tx, changes, .. } = ctx;
-        let commit = tx.commit().map_err(|e| e.to_string());
-        if let Err(e) = &commit {
-            tracing::error!("store: commit failed: {e}");
-        } else {
-            feed.publish(changes);
+            run_batch(&mut conn, group, &blobs, &opts, &feed);
         }
-        for c in completions {
-            c(commit.clone());
+    }
+}
+
+/// Runs jobs in one transaction and tells each caller the outcome after the commit.
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    blobs: &BlobDir,
+    opts: &StoreOptions,
+    feed: &ChangeFeed,
+) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!("store: cannot begin a write transaction: {e}");
+            // Dropping the jobs tells each caller its write was not carried out.
+            return;
         }
+    };
+    let mut ctx = WriteCtx {
+        tx,
+        changes: Vec::new(),
+        blobs,
+        opts,
+    };
+    let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
+    let WriteCtx { tx, changes, .. } = ctx;
+    let commit = tx.commit().map_err(|e| e.to_string());
+    if let Err(e) = &commit {
+        tracing::error!("store: commit failed: {e}");
+    } else {
+        feed.publish(changes);
+    }
+    for c in completions {
+        c(commit.clone());
     }
 }
 
@@ -329,21 +361,29 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
 
 fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"),
-        [&a],
-        AccountRow::from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
+    ))?
+    .query_row([&a], AccountRow::from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("user {a}")))
 }
 
+/// An account and its stored password hash, by normalised address.
+fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String, AccountRow)>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLS}, password_hash FROM accounts WHERE address = ?1"
+        ))?
+        .query_row([address], |r| Ok((r.get(5)?, AccountRow::from_row(r)?)))
+        .optional()?)
+}
+
 fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
-    conn.query_row(
-        &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
-        [id],
-        AccountRow::from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
+    ))?
+    .query_row([id], AccountRow::from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("account #{id}")))
 }
@@ -365,21 +405,19 @@ fn mailbox_from_row(r: &rusqlite::Row) -> rusqlite::Result<Mailbox> {
 
 fn get_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Mailbox> {
     let name = normalize_mailbox_name(name)?;
-    conn.query_row(
-        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"),
-        params![account, name],
-        mailbox_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
+    ))?
+    .query_row(params![account, name], mailbox_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))
 }
 
 fn get_mailbox_by_id(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
-    conn.query_row(
-        &format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"),
-        [id],
-        mailbox_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1"
+    ))?
+    .query_row([id], mailbox_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("mailbox #{id}")))
 }
@@ -435,11 +473,10 @@ fn check_keywords(keywords: &[String]) -> Result<()> {
 }
 
 fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
-    conn.query_row(
-        &format!("SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"),
-        params![mailbox, uid],
-        meta_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
+    ))?
+    .query_row(params![mailbox, uid], meta_from_row)
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
 }
@@ -459,15 +496,29 @@ fn uid_list(uids: &[u32]) -> String {
     s
 }
 
+/// Whether the blob's octets are stored inline (table `blob_data`).
+fn has_inline(c: &Connection, id: &BlobId) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM blob_data WHERE hash = ?1")?
+        .exists([&id.0[..]])?)
+}
+
+/// The blob's compressed octets when stored inline.
+fn inline_data(c: &Connection, id: &BlobId) -> Result<Option<Vec<u8>>> {
+    Ok(
+        c.prepare_cached("SELECT data FROM blob_data WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()?,
+    )
+}
+
 /// Whether any message references the blob (a row at zero awaits collection).
 fn blob_live(c: &Connection, id: &BlobId) -> Result<bool> {
-    Ok(c.query_row(
-        "SELECT refcount > 0 FROM blobs WHERE hash = ?1",
-        [&id.0[..]],
-        |r| r.get(0),
+    Ok(
+        c.prepare_cached("SELECT refcount > 0 FROM blobs WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false),
     )
-    .optional()?
-    .unwrap_or(false))
 }
 
 /// Percent of the limit, and the highest warning threshold at or below it.
@@ -563,35 +614,52 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    /// Makes sure the blob row and file exist and takes a reference. Called under the
-    /// write lock, so a collector cannot remove the file between the check and commit.
+    /// Makes sure the blob row and its octets (inline row or file) exist and takes a
+    /// reference. Called under the write lock, so a collector cannot remove the octets
+    /// between the check and commit. `inline`: the body compressed by
+    /// [`SqliteBackend::prepare_blob`] when it is small enough to live in the database.
     fn ref_blob(
         &mut self,
         id: &BlobId,
         body: Option<&[u8]>,
         encoded: Option<&Encoded>,
+        inline: Option<&[u8]>,
     ) -> Result<()> {
         let rc: Option<i64> = self
             .tx
-            .query_row(
-                "SELECT refcount FROM blobs WHERE hash = ?1",
-                [&id.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT refcount FROM blobs WHERE hash = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
             .optional()?;
         let live = rc.is_some_and(|n| n > 0);
-        if !live && !self.blobs.exists(id) {
+        // A body compressed for inline storage goes in without looking for a file (an
+        // older store may also have one: both homes hold the same octets).
+        if !live && !has_inline(&self.tx, id)? && (inline.is_some() || !self.blobs.exists(id)) {
             let body = body.ok_or_else(|| {
                 Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
             })?;
-            self.blobs.put(id, body)?;
+            let fresh;
+            let data = match inline {
+                Some(d) => Some(d),
+                None if body.len() as u64 <= self.opts.inline_max => {
+                    fresh = blob::compress(body)?;
+                    Some(&fresh[..])
+                }
+                None => None,
+            };
+            match data {
+                Some(d) => {
+                    self.tx
+                        .prepare_cached("INSERT INTO blob_data (hash, data) VALUES (?1, ?2)")?
+                        .execute(params![&id.0[..], d])?;
+                }
+                None => self.blobs.put(id, body)?,
+            }
         }
         match rc {
             Some(_) => {
-                self.tx.execute(
-                    "UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1",
-                    [&id.0[..]],
-                )?;
+                self.tx
+                    .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1")?
+                    .execute([&id.0[..]])?;
             }
             None => {
                 let body =
@@ -604,11 +672,12 @@ impl WriteCtx<'_> {
                         &fresh
                     }
                 };
-                self.tx.execute(
-                    "INSERT INTO blobs (hash, size, refcount, structure) VALUES (?1, ?2, 1, x'')",
-                    params![&id.0[..], body.len() as i64],
-                )?;
-                put_blob_data(&self.tx, &id.0, enc)?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO blobs (hash, size, refcount, structure) VALUES (?1, ?2, 1, x'')",
+                    )?
+                    .execute(params![&id.0[..], body.len() as i64])?;
+                put_blob_parse(&self.tx, &id.0, enc)?;
             }
         }
         Ok(())
@@ -638,21 +707,21 @@ impl WriteCtx<'_> {
         let row = get_account_by_id(&self.tx, account)?;
         let acct = row.into_account(self.opts);
         let used = (acct.quota_used as i64 + delta).max(0) as u64;
-        let old_level: i64 = self.tx.query_row(
-            "SELECT warn_level FROM accounts WHERE id = ?1",
-            [account],
-            |r| r.get(0),
-        )?;
+        let old_level: i64 = self
+            .tx
+            .prepare_cached("SELECT warn_level FROM accounts WHERE id = ?1")?
+            .query_row([account], |r| r.get(0))?;
         let level = warn_level_for(used, acct.effective_limit, &self.opts.warn_at);
         let crossed = (i64::from(level) > old_level).then_some(level);
         // A crossing leaves a pending warning until someone sends it (see
         // `Backend::take_pending_warning`); falling below a level cancels it.
-        self.tx.execute(
-            "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
                  warn_pending = CASE WHEN ?4 THEN ?3 WHEN warn_pending > ?3 THEN 0 ELSE warn_pending END
              WHERE id = ?1",
-            params![account, used as i64, level, crossed.is_some()],
-        )?;
+            )?
+            .execute(params![account, used as i64, level, crossed.is_some()])?;
         Ok(crossed)
     }
 
@@ -677,20 +746,22 @@ impl WriteCtx<'_> {
         keywords: &str,
         internal_date: i64,
     ) -> Result<(u32, u64)> {
-        let (uid, modseq): (i64, i64) = self.tx.query_row(
-            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+        let (uid, modseq): (i64, i64) = self
+            .tx
+            .prepare_cached(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
              WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-            [mailbox.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+            )?
+            .query_row([mailbox.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if uid > u32::MAX as i64 {
             return Err(Error::Refused("mailbox has run out of UIDs".into()));
         }
-        self.tx.execute(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]],
-        )?;
+            )?
+            .execute(params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]])?;
         self.changes.push(Change {
             account: mailbox.account_id,
             mailbox: mailbox.id,
@@ -799,7 +870,7 @@ impl WriteCtx<'_> {
                     .try_into()
                     .map_err(|_| Error::Invalid("bad blob id".into()))?,
             );
-            self.ref_blob(&id, None, None)?;
+            self.ref_blob(&id, None, None, None)?;
             let (new_uid, _) =
                 self.insert_message(to, &prefix, &id, size as u64, Flags(flags as u8), &kw, date)?;
             added += size;
@@ -826,6 +897,8 @@ fn map_constraint(e: rusqlite::Error, what: String) -> Error {
 struct Prepared {
     id: BlobId,
     encoded: Option<Encoded>,
+    /// The compressed body, when it is to be stored inline (`[store] inline_max`).
+    inline: Option<Vec<u8>>,
 }
 
 /// A parse as stored: the structure (envelope, MIME tree) and, apart, the header octets,
@@ -861,8 +934,8 @@ fn encode_parsed(body: &[u8]) -> Encoded {
 /// Stores the parse of a blob in the `blob_*` tables, replacing any earlier one. Every
 /// new `blobs` row needs it: a blob without them is read correctly but parsed again from
 /// its file on first read (what rows of older versions get).
-fn put_blob_data(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
-    delete_blob_data(c, hash)?;
+fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
+    delete_blob_parse(c, hash)?;
     c.prepare_cached("INSERT INTO blob_info (hash, structure) VALUES (?1, ?2)")?
         .execute(params![hash, enc.structure])?;
     let id = c.last_insert_rowid();
@@ -875,7 +948,7 @@ fn put_blob_data(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     Ok(())
 }
 
-fn delete_blob_data(c: &Connection, hash: &[u8]) -> Result<()> {
+fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
     let id: Option<i64> = c
         .prepare_cached("SELECT id FROM blob_info WHERE hash = ?1")?
         .query_row([hash], |r| r.get(0))
@@ -930,18 +1003,39 @@ impl SearchDecoder {
 }
 
 impl SqliteBackend {
-    /// Outside the write lock: hash, parse (unless already known) and write the blob.
+    /// Outside the write lock: hash, parse (unless already known), and compress a small
+    /// body for the database or write a large one's file (fsynced), so that the writer
+    /// thread only inserts rows.
     fn prepare_blob(&self, body: &[u8]) -> Result<Prepared> {
         let id = BlobId::of(body);
         let known = self.read(|c| blob_live(c, &id))?;
         if known {
-            return Ok(Prepared { id, encoded: None });
+            return Ok(Prepared {
+                id,
+                encoded: None,
+                inline: None,
+            });
         }
         let encoded = encode_parsed(body);
-        self.blobs.put(&id, body)?;
+        let inline = if body.len() as u64 <= self.opts.inline_max {
+            Some(blob::compress(body)?)
+        } else {
+            self.blobs.put(&id, body)?;
+            None
+        };
         Ok(Prepared {
             id,
             encoded: Some(encoded),
+            inline,
+        })
+    }
+
+    /// A reader of a blob's octets, inline or from its file.
+    fn blob_reader(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        let data: Option<Vec<u8>> = self.read(|c| inline_data(c, id))?;
+        Ok(match data {
+            Some(d) => crate::blob::BlobReader::inline(&d)?,
+            None => self.blobs.open_reader(id)?,
         })
     }
 }
@@ -1132,30 +1226,36 @@ impl Backend for SqliteBackend {
 
     fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
         let a = normalize_address(address);
-        let found: Option<(String, i64)> = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT password_hash, id FROM accounts WHERE address = ?1",
-                [&a],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })?;
-        let Some((stored, id)) = found else {
+        let Some((stored, row)) = self.read(|c| account_with_hash(c, &a))? else {
             // Spend the same time as a real check, so timing does not reveal users.
             let _ = password::verify(password, DUMMY_HASH);
             return Ok(None);
         };
+        if self.auth_cache.hit(&a, password, &stored) {
+            return Ok(Some(self.effective(row)));
+        }
         if !password::verify(password, &stored) {
+            self.auth_cache.forget(&a);
             return Ok(None);
         }
         if password::needs_rehash(&stored) {
             let new = password::hash(password);
-            let addr = a.clone();
-            if let Err(e) = self.set_password_hash(&addr, &new) {
-                tracing::warn!(user = %addr, "could not upgrade password hash: {e}");
+            match self.set_password_hash(&a, &new) {
+                Ok(()) => self.auth_cache.insert(&a, password, &new),
+                Err(e) => tracing::warn!(user = %a, "could not upgrade password hash: {e}"),
             }
+        } else {
+            self.auth_cache.insert(&a, password, &stored);
         }
-        self.account_by_id(id).map(Some)
+        self.account_by_id(row.id).map(Some)
+    }
+
+    fn authenticate_cached(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let a = normalize_address(address);
+        Ok(self
+            .read(|c| account_with_hash(c, &a))?
+            .filter(|(stored, _)| self.auth_cache.hit(&a, password, stored))
+            .map(|(_, row)| self.effective(row)))
     }
 
     fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
@@ -1255,11 +1355,8 @@ impl Backend for SqliteBackend {
         let (local, domain) = (local.to_string(), domain.to_string());
         let rows = self.read(move |c| {
             let local_domain: bool = c
-                .query_row("SELECT 1 FROM domains WHERE name = ?1", [&domain], |_| {
-                    Ok(())
-                })
-                .optional()?
-                .is_some();
+                .prepare_cached("SELECT 1 FROM domains WHERE name = ?1")?
+                .exists([&domain])?;
             if !local_domain {
                 return Ok(None);
             }
@@ -1567,7 +1664,12 @@ impl Backend for SqliteBackend {
             let mut out = Vec::with_capacity(prepared.len());
             for (msg, prep, kw) in &prepared {
                 let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(&prep.id, Some(&msg.body), prep.encoded.as_ref())?;
+                ctx.ref_blob(
+                    &prep.id,
+                    Some(&msg.body),
+                    prep.encoded.as_ref(),
+                    prep.inline.as_deref(),
+                )?;
                 let (uid, modseq) = ctx.insert_message(
                     &mb,
                     &msg.prefix,
@@ -1605,14 +1707,19 @@ impl Backend for SqliteBackend {
             let mut out = Vec::with_capacity(rcpts.len());
             for (account, prefix) in rcpts {
                 let one = (|| -> Result<Appended> {
-                    ctx.tx.execute_batch("SAVEPOINT rcpt")?;
+                    ctx.tx.prepare_cached("SAVEPOINT rcpt")?.execute([])?;
                     let r = (|| {
                         let mb = get_mailbox(&ctx.tx, account, "INBOX")?;
                         let size = (prefix.len() + body.len()) as u64;
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
                         }
-                        ctx.ref_blob(&prep.id, Some(&body), prep.encoded.as_ref())?;
+                        ctx.ref_blob(
+                            &prep.id,
+                            Some(&body),
+                            prep.encoded.as_ref(),
+                            prep.inline.as_deref(),
+                        )?;
                         let (uid, modseq) = ctx.insert_message(
                             &mb,
                             &prefix,
@@ -1632,7 +1739,9 @@ impl Backend for SqliteBackend {
                         })
                     })();
                     match &r {
-                        Ok(_) => ctx.tx.execute_batch("RELEASE rcpt")?,
+                        Ok(_) => {
+                            ctx.tx.prepare_cached("RELEASE rcpt")?.execute([])?;
+                        }
                         Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
                     }
                     r
@@ -1673,7 +1782,7 @@ impl Backend for SqliteBackend {
             (0, 0)
         };
         let mut v = self.read(|c| {
-            let mut st = c.prepare(&format!(
+            let mut st = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
             ))?;
             let v = st
@@ -1895,12 +2004,16 @@ impl Backend for SqliteBackend {
     }
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
-        let (prefix, blob, size): (Vec<u8>, Vec<u8>, i64) = self.read(|c| {
-            c.query_row(
-                "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                params![mailbox, uid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+        type Row = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+        let (prefix, blob, size, inline): Row = self.read(|c| {
+            c.prepare_cached(
+                "SELECT m.prefix, m.blob, m.size, d.data FROM messages m
+                 LEFT JOIN blob_data d ON d.hash = m.blob
+                 WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+            )?
+            .query_row(params![mailbox, uid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
         })?;
@@ -1909,11 +2022,11 @@ impl Backend for SqliteBackend {
                 .try_into()
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
         );
-        Ok(MessageReader::new(
-            prefix,
-            self.blobs.open_reader(&id)?,
-            size as u64,
-        ))
+        let reader = match inline {
+            Some(d) => crate::blob::BlobReader::inline(&d)?,
+            None => self.blobs.open_reader(&id)?,
+        };
+        Ok(MessageReader::new(prefix, reader, size as u64))
     }
 
     fn store_flags(
@@ -2081,6 +2194,11 @@ impl Backend for SqliteBackend {
                     removed += 1;
                 }
             }
+            // Inline octets whose blob row is gone (none should be: they leave together).
+            removed += ctx.tx.execute(
+                "DELETE FROM blob_data WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = blob_data.hash AND b.refcount > 0)",
+                [],
+            )? as u64;
             Ok(removed)
         })?;
         Ok(GcReport {
@@ -2135,7 +2253,7 @@ impl Backend for SqliteBackend {
 
     fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
         self.read(|c| {
-            let mut st = c.prepare(
+            let mut st = c.prepare_cached(
                 "SELECT key, until, reason FROM auth_blocks WHERE until > ?1 ORDER BY key",
             )?;
             let v = st
@@ -2156,7 +2274,7 @@ impl Backend for SqliteBackend {
     }
 
     fn check(&self, deep: bool) -> Result<Vec<String>> {
-        let (usage, refs, blobs) = self.read(|c| {
+        let (usage, refs, blobs, inline, stray) = self.read(|c| {
             let mut st = c.prepare(
                 "SELECT a.address, a.quota_used, coalesce((SELECT sum(m.size) FROM messages m
                      JOIN mailboxes b ON m.mailbox_id = b.id WHERE b.account_id = a.id), 0)
@@ -2173,7 +2291,16 @@ impl Backend for SqliteBackend {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut st = c.prepare("SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = m.blob)")?;
             let dangling: i64 = st.query_row([], |r| r.get(0))?;
-            Ok((usage, refs, dangling))
+            let mut st = c.prepare("SELECT hash FROM blob_data")?;
+            let inline = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            let stray: i64 = c.query_row(
+                "SELECT count(*) FROM blob_data d WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = d.hash)",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((usage, refs, dangling, inline, stray))
         })?;
         let mut problems = Vec::new();
         for (address, used, sum) in usage {
@@ -2201,14 +2328,16 @@ impl Backend for SqliteBackend {
                     id.hex()
                 ));
             }
-            if actual > 0 && !files.contains(&id) {
-                problems.push(format!("blob {}: file missing", id.hex()));
+            if actual > 0 && !files.contains(&id) && !inline.contains(&hash) {
+                problems.push(format!(
+                    "blob {}: octets missing (no file, no inline row)",
+                    id.hex()
+                ));
             } else if actual > 0 && deep {
                 let mut body = Vec::new();
                 let ok = self
-                    .blobs
-                    .open_reader(&id)
-                    .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut body))
+                    .blob_reader(&id)
+                    .and_then(|mut r| Ok(std::io::Read::read_to_end(&mut r, &mut body)?))
                     .is_ok();
                 if !ok || BlobId::of(&body) != id {
                     problems.push(format!(
@@ -2217,6 +2346,11 @@ impl Backend for SqliteBackend {
                     ));
                 }
             }
+        }
+        if stray > 0 {
+            problems.push(format!(
+                "{stray} inline blob(s) without a blob record (run `letterbox gc`)"
+            ));
         }
         let orphans = files.difference(&known).count();
         if orphans > 0 {
@@ -2248,7 +2382,9 @@ impl SqliteBackend {
                 if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
                     ctx.blobs.remove(&BlobId(arr))?;
                 }
-                delete_blob_data(&ctx.tx, h)?;
+                delete_blob_parse(&ctx.tx, h)?;
+                ctx.tx
+                    .execute("DELETE FROM blob_data WHERE hash = ?1", [h])?;
                 ctx.tx.execute("DELETE FROM blobs WHERE hash = ?1", [h])?;
             }
             Ok(ids.len() as u64)
@@ -2264,7 +2400,7 @@ impl SqliteBackend {
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
         );
         let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut self.blobs.open_reader(&id)?, &mut body)?;
+        std::io::Read::read_to_end(&mut self.blob_reader(&id)?, &mut body)?;
         let enc = encode_parsed(&body);
         let mut p = ParsedMessage::decode(&enc.structure)
             .ok_or_else(|| Error::Invalid("structure does not decode".into()))?;
@@ -2278,7 +2414,7 @@ impl SqliteBackend {
                 [&blob],
             )?;
             if n > 0 {
-                put_blob_data(&ctx.tx, &blob, &enc)?;
+                put_blob_parse(&ctx.tx, &blob, &enc)?;
             }
             Ok(())
         })?;

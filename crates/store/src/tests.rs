@@ -8,6 +8,29 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
+/// A store that keeps every body in a blob file (`[store] inline_max = 0`), as stores
+/// made before inline blobs did.
+fn store_files() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
+    s.add_domain("example.com").unwrap();
+    (dir, s)
+}
+
+fn files_only() -> StoreOptions {
+    StoreOptions {
+        inline_max: 0,
+        ..StoreOptions::default()
+    }
+}
+
+/// Rows of `blob_data` (inline blobs), read beside the store.
+fn inline_rows(dir: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("store.db")).unwrap();
+    c.query_row("SELECT count(*) FROM blob_data", [], |r| r.get(0))
+        .unwrap()
+}
+
 fn cheap_hash() -> String {
     // Argon2 at default cost is slow in debug builds; tests use a real but cheap hash.
     format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap())
@@ -162,7 +185,7 @@ fn resolve_aliases_tags_and_catchall() {
 
 #[test]
 fn append_dedup_quota_and_gc() {
-    let (dir, s) = store();
+    let (dir, s) = store_files();
     let a = s
         .add_account("alice@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
         .unwrap();
@@ -649,6 +672,254 @@ fn structures_in_bulk_without_search_text() {
     assert_eq!(metas, vec![1, 5]);
 }
 
+#[test]
+fn small_bodies_inline_dedup_read_gc_and_check() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(10_000))
+        .unwrap();
+    let b = s
+        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let body = Arc::new(b"Subject: small\r\n\r\ninline body\r\n".to_vec());
+    let res = s
+        .deliver(
+            body.clone(),
+            1_700_000_000,
+            vec![(a.id, b"X-Pre: a\r\n".to_vec()), (b.id, vec![])],
+            true,
+        )
+        .unwrap();
+    assert!(res.iter().all(|r| r.is_ok()));
+    // No file: one row in the database for both recipients.
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
+    assert_eq!(inline_rows(dir.path()), 1);
+    let ia = s.mailbox(a.id, "INBOX").unwrap();
+    let ib = s.mailbox(b.id, "INBOX").unwrap();
+    let bytes = s.open_message(ia.id, 1).unwrap().read_all().unwrap();
+    assert_eq!(bytes, [b"X-Pre: a\r\n".as_slice(), &body].concat());
+    assert_eq!(
+        s.open_message(ia.id, 1).unwrap().read_range(2, 5).unwrap(),
+        b"Pre: ".to_vec()
+    );
+    assert_eq!(s.open_message(ib.id, 1).unwrap().read_all().unwrap(), *body);
+    assert_eq!(
+        s.parsed(ib.id, 1).unwrap().envelope.subject.as_deref(),
+        Some("small")
+    );
+    usage_matches(&s, "a@example.com");
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Copies share the row; over quota, nothing is added.
+    let sent = s.mailbox(b.id, "Sent").unwrap();
+    s.copy(ib.id, &[1], sent.id).unwrap();
+    assert!(matches!(
+        s.append(ia.id, msg(&"q".repeat(20_000)), true),
+        Err(Error::OverQuota)
+    ));
+    assert_eq!(inline_rows(dir.path()), 1);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // At refcount zero the row awaits collection, and a new reference reuses it.
+    s.expunge(ia.id, &[1]).unwrap();
+    s.expunge(ib.id, &[1]).unwrap();
+    s.expunge(sent.id, &[1]).unwrap();
+    let again = s
+        .append(
+            ia.id,
+            NewMessage {
+                body: body.clone(),
+                ..msg("")
+            },
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        s.open_message(ia.id, again.uid)
+            .unwrap()
+            .read_all()
+            .unwrap(),
+        *body
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Once unreferenced, gc removes the row with the blob record.
+    s.expunge(ia.id, &[again.uid]).unwrap();
+    let report = s.gc().unwrap();
+    assert_eq!(report.blobs_removed, 1);
+    assert_eq!(inline_rows(dir.path()), 0);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    usage_matches(&s, "a@example.com");
+    usage_matches(&s, "b@example.com");
+}
+
+#[test]
+fn bodies_above_inline_max_are_files() {
+    let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        "0123456789abcdef".repeat((DEFAULT_INLINE_MAX as usize) / 16 + 1)
+    );
+    let small = "Subject: small\r\n\r\nx\r\n";
+    s.append(inbox.id, msg(&big), false).unwrap();
+    s.append(inbox.id, msg(small), false).unwrap();
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(inline_rows(dir.path()), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        big.as_bytes()
+    );
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        small.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn file_blobs_of_an_older_store_stay_readable() {
+    let (dir, s) = store_files();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let old = "Subject: old\r\n\r\nstored as a file\r\n";
+    s.append(inbox.id, msg(old), false).unwrap();
+    drop(s);
+    // Reopened with inline blobs on (the default): the file is still read and shared.
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        old.as_bytes()
+    );
+    s.append(inbox.id, msg(old), false).unwrap();
+    s.append(inbox.id, msg("Subject: new\r\n\r\ninline\r\n"), false)
+        .unwrap();
+    assert_eq!(inline_rows(dir.path()), 1, "only the new body is inline");
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        old.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // A lost inline row is reported like a lost file.
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    c.execute("DELETE FROM blob_data", []).unwrap();
+    let problems = s.check(false).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("missing"), "{problems:?}");
+    // Everything expunged and collected: no file, no row.
+    s.expunge(inbox.id, &[1, 2, 3]).unwrap();
+    s.gc().unwrap();
+    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
+    assert_eq!(inline_rows(dir.path()), 0);
+}
+
+#[test]
+fn verified_passwords_are_cached_until_the_hash_changes() {
+    let (dir, s) = store();
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    // Nothing cached before a successful check; a failure caches nothing.
+    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "wrong").unwrap(), None);
+    assert_eq!(
+        s.authenticate_cached("a@example.com", "wrong").unwrap(),
+        None
+    );
+    let a = s.authenticate("A@Example.com", "pw").unwrap().unwrap();
+    assert_eq!(a.address, "a@example.com");
+    assert_eq!(
+        s.authenticate_cached("a@example.com", "pw").unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.authenticate_cached("a@example.com", "pw2").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "pw2").unwrap(), None);
+    // A new password set from another process (the CLI) makes the entry stale at once.
+    let other = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    let new = format!("{{BLF-CRYPT}}{}", bcrypt::hash("new", 4).unwrap());
+    other.set_password_hash("a@example.com", &new).unwrap();
+    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
+    assert_eq!(s.authenticate("a@example.com", "pw").unwrap(), None);
+    assert!(s.authenticate("a@example.com", "new").unwrap().is_some());
+    assert!(s
+        .authenticate_cached("a@example.com", "new")
+        .unwrap()
+        .is_some());
+    // `[auth] cache_ttl = 0`: never cached.
+    let off = Store::open_embedded(
+        dir.path(),
+        StoreOptions {
+            auth_cache_ttl: 0,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(off.authenticate("a@example.com", "new").unwrap().is_some());
+    assert_eq!(
+        off.authenticate_cached("a@example.com", "new").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn lazy_and_durable_writes_mixed_in_batches() {
+    // Flag changes (committed without fsync) and appends (fsynced) queued at once: the
+    // writer commits the lazy ones apart; every write lands, MODSEQs stay unique.
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for i in 0..40 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\n{i}")), false)
+            .unwrap();
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    if t % 2 == 0 {
+                        let uid = t * 10 + i + 1;
+                        let r = s
+                            .store_flags(inbox.id, &[uid], FlagOp::Add, Flags::SEEN, &[], None)
+                            .unwrap();
+                        assert_eq!(r.updated.len(), 1);
+                    } else {
+                        s.append(inbox.id, msg(&format!("Subject: n{t}-{i}\r\n\r\nx")), false)
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let all = s.list_messages(inbox.id, false).unwrap();
+    assert_eq!(all.len(), 60);
+    let seen: Vec<u32> = all
+        .iter()
+        .filter(|m| m.flags.contains(Flags::SEEN))
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(seen, (1..=10).chain(21..=30).collect::<Vec<_>>());
+    let mut modseqs: Vec<u64> = all.iter().map(|m| m.modseq).collect();
+    modseqs.sort();
+    modseqs.dedup();
+    assert_eq!(modseqs.len(), 60, "every change took its own MODSEQ");
+    assert_eq!(
+        s.mailbox_by_id(inbox.id).unwrap().highestmodseq,
+        *modseqs.last().unwrap()
+    );
+    usage_matches(&s, "a@example.com");
+}
+
 /// What CONDSTORE/QRESYNC rely on: `changes_since(m)` is strictly above `m` (changed
 /// messages with their current MODSEQ, expunged UIDs with the MODSEQ of their removal),
 /// and UNCHANGEDSINCE lets a message at exactly that MODSEQ through.
@@ -841,32 +1112,22 @@ fn rows_of_an_older_version_are_read_and_upgraded() {
     // Turn it into the old layout.
     {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-        let blobs: Vec<Vec<u8>> = c
-            .prepare("SELECT hash FROM blobs")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        for h in blobs {
-            let id = crate::blob::BlobId(h.as_slice().try_into().unwrap());
-            let body = crate::blob::BlobDir::open(dir.path().join("blobs"))
-                .unwrap()
-                .open_reader(&id)
-                .unwrap();
-            let mut raw = Vec::new();
-            std::io::Read::read_to_end(&mut { body }, &mut raw).unwrap();
-            let mut p = letterbox_message::parse(&raw);
+        // Whether the octets are a file or inline, the old rows held the parse in `blobs`.
+        for raw in &texts {
+            let h = crate::blob::BlobId::of(raw.as_bytes()).0.to_vec();
+            let mut p = letterbox_message::parse(raw.as_bytes());
             let search = (
                 std::mem::take(&mut p.search_headers),
                 std::mem::take(&mut p.search_body),
             );
             let search = zstd::bulk::compress(&postcard::to_allocvec(&search).unwrap(), 3).unwrap();
-            c.execute(
-                "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
-                rusqlite::params![h, p.encode(), search],
-            )
-            .unwrap();
+            let n = c
+                .execute(
+                    "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
+                    rusqlite::params![h, p.encode(), search],
+                )
+                .unwrap();
+            assert_eq!(n, 1);
         }
         c.execute_batch(
             "DELETE FROM blob_header; DELETE FROM blob_grams; DELETE FROM blob_search; DELETE FROM blob_info;",
@@ -916,8 +1177,39 @@ fn rows_of_an_older_version_are_read_and_upgraded() {
 }
 
 #[test]
-fn append_many_is_all_or_nothing() {
+fn inline_bodies_stay_readable_when_inline_max_is_lowered() {
     let (dir, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let body = "Subject: kept inline\r\n\r\nbody\r\n";
+    s.append(inbox.id, msg(body), false).unwrap();
+    drop(s);
+    // `[store] inline_max = 0` from now on: the inline body is still read and shared,
+    // new bodies become files.
+    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
+    assert_eq!(
+        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
+        body.as_bytes()
+    );
+    s.append(inbox.id, msg(body), false).unwrap();
+    s.append(inbox.id, msg("Subject: new\r\n\r\nfile\r\n"), false)
+        .unwrap();
+    assert_eq!(inline_rows(dir.path()), 1);
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), files_only()).unwrap();
+    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
+    assert_eq!(
+        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
+        body.as_bytes()
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn append_many_is_all_or_nothing() {
+    // Bodies as files, so that "no blob is left" below is about files.
+    let (dir, s) = store_files();
     let a = s
         .add_account("m@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
         .unwrap();
