@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+from imap_wire import ResponseReader
+
 import pytest
 
 ALICE = ("alice@example.com", "alice-Secret1")
@@ -62,8 +64,10 @@ def make_messages(n, start=1, seed=6):
     return [make_message(i, rng) for i in range(start, start + n)]
 
 
-class Imap:
+class Imap(ResponseReader):
     """A small raw IMAP client that pipelines (enough for filling and checking)."""
+
+    recv_size = 1 << 20
 
     def __init__(self, port, user=ALICE, timeout=60):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -72,29 +76,6 @@ class Imap:
         self.line()
         r = self.cmd(f'LOGIN "{user[0]}" "{user[1]}"')
         assert b" OK " in r[-1], r
-
-    def _fill(self):
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def line(self):
-        out = b""
-        while True:
-            while b"\r\n" not in self.buf:
-                self._fill()
-            i = self.buf.index(b"\r\n")
-            part, self.buf = self.buf[:i], self.buf[i + 2:]
-            out += part
-            m = re.search(rb"~?\{(\d+)\}$", part)
-            if not m:
-                return out
-            n = int(m.group(1))
-            while len(self.buf) < n:
-                self._fill()
-            out += b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
 
     def until(self, tag):
         lines = []

@@ -2,8 +2,9 @@
 an imaplib login shortcut."""
 
 import imaplib
-import re
 import socket
+
+from imap_wire import ResponseReader
 
 ALICE = ("alice@example.com", "alice-Secret1")
 BOB = ("bob@example.com", "bob-Secret2")
@@ -15,7 +16,7 @@ def login(server, user=ALICE):
     return m
 
 
-class Raw:
+class Raw(ResponseReader):
     """Speaks IMAP octet by octet: `cmd()` returns the response lines (literals kept in
     line as `{n}\\r\\n<octets>`) up to and including the tagged one."""
 
@@ -27,30 +28,6 @@ class Raw:
 
     def close(self):
         self.sock.close()
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def line(self):
-        """One response line, literals included."""
-        out = b""
-        while True:
-            while b"\r\n" not in self.buf:
-                self._fill()
-            i = self.buf.index(b"\r\n")
-            part, self.buf = self.buf[:i], self.buf[i + 2:]
-            out += part
-            m = re.search(rb"~?\{(\d+)\}$", part)
-            if not m:
-                return out
-            n = int(m.group(1))
-            while len(self.buf) < n:
-                self._fill()
-            out += b"\r\n" + self.buf[:n]
-            self.buf = self.buf[n:]
 
     def send(self, data: bytes):
         self.sock.sendall(data)
