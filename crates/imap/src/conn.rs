@@ -308,6 +308,13 @@ impl Conn {
     pub fn into_inner(self) -> BoxStream {
         self.stream.into_inner()
     }
+
+    /// The stream back with the input already read from it, for COMPRESS (what the
+    /// client sent after the command belongs to the compressed stream).
+    pub fn into_parts(self) -> (BoxStream, Vec<u8>) {
+        let pending = self.stream.buffer().to_vec();
+        (self.stream.into_inner(), pending)
+    }
 }
 
 #[cfg(test)]

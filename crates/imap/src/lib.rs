@@ -168,6 +168,7 @@ pub mod casemap;
 pub mod commands;
 pub mod conn;
 pub mod datetime;
+pub mod deflate;
 pub mod objectid;
 pub mod parser;
 pub mod response;
@@ -233,6 +234,7 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
     caps.push_str(
         " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN OBJECTID PREVIEW",
     );
+    caps.push_str(" COMPRESS=DEFLATE");
     caps
 }
 

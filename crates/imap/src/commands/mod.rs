@@ -6,6 +6,7 @@ mod append;
 mod authenticate;
 mod capability;
 mod close;
+mod compress;
 mod copy;
 mod create;
 mod delete;
@@ -77,6 +78,7 @@ fn needs(body: &B) -> Needs {
         | B::SetQuota { .. }
         | B::Unauthenticate
         | B::CreateSpecialUse { .. } => Needs::Authenticated,
+        B::Compress(_) => Needs::Authenticated,
     }
 }
 
@@ -181,5 +183,6 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
         B::SetQuota { .. } => quota::setquota(s),
         B::Unauthenticate => unauthenticate::run(s),
         B::CreateSpecialUse { mailbox, uses } => create::run_with_use(s, &mailbox, &uses).await,
+        B::Compress(algorithm) => compress::run(s, tag, &algorithm).await,
     }
 }

@@ -13,6 +13,10 @@ pub async fn run(s: &mut Session, tag: &str) -> Result<Reply, Fatal> {
     if s.peer.tls {
         return Ok(Reply::bad("TLS is already active"));
     }
+    if s.compressed {
+        // After UNAUTHENTICATE: TLS would have to go above the compression.
+        return Ok(Reply::bad("STARTTLS is not allowed after COMPRESS"));
+    }
     let Some(tls) = s.ctx.tls.clone() else {
         return Ok(Reply::no("TLS is not available on this listener").code("UNAVAILABLE"));
     };

@@ -399,6 +399,9 @@ pub enum CommandBody {
         mailbox: MailboxArg,
         uses: Vec<String>,
     },
+    /// RFC 4978 `compress = "COMPRESS" SP algorithm`: the algorithm as sent, upper-cased
+    /// (any atom: the command answers an unknown one BAD).
+    Compress(String),
 }
 
 /// One message of an APPEND (RFC 3502 `append-message`).
@@ -454,6 +457,7 @@ impl CommandBody {
             SetQuota { .. } => "SETQUOTA",
             Unauthenticate => "UNAUTHENTICATE",
             CreateSpecialUse { .. } => "CREATE",
+            Compress(_) => "COMPRESS",
         }
     }
 }
@@ -669,6 +673,10 @@ fn parse_body(c: &mut Cursor) -> PResult<CommandBody> {
                 Ok((name, c.number64()?))
             })?;
             B::SetQuota { root, limits }
+        }
+        "COMPRESS" => {
+            c.sp()?;
+            B::Compress(c.atom()?.to_ascii_uppercase())
         }
         _ => return c.err(format!("unknown command {name}")),
     })

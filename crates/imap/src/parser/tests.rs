@@ -758,3 +758,29 @@ fn multiappend_and_extension_commands() {
         }
     );
 }
+
+#[test]
+fn compress() {
+    // RFC 4978 section 5: `compress = "COMPRESS" SP algorithm`.
+    assert_eq!(
+        ok("a COMPRESS DEFLATE"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    assert_eq!(
+        ok("a compress deflate"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    // Any atom parses; the command answers an unknown algorithm BAD.
+    assert_eq!(ok("a COMPRESS LZW"), CommandBody::Compress("LZW".into()));
+    assert_eq!(ok("a COMPRESS DEFLATE").name(), "COMPRESS");
+    for bad in [
+        &b"a COMPRESS"[..],
+        b"a COMPRESS ",
+        b"a COMPRESS  DEFLATE",
+        b"a COMPRESS DEFLATE DEFLATE",
+        b"a COMPRESS \"DEFLATE\"",
+        b"a COMPRESS (DEFLATE)",
+    ] {
+        err(bad);
+    }
+}

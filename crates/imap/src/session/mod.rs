@@ -135,6 +135,8 @@ pub struct Session {
     /// not gone below the threshold since: mail programs show each ALERT as a dialog, so
     /// it is not repeated at every SELECT.
     pub quota_alerted: bool,
+    /// COMPRESS=DEFLATE is active (RFC 4978): it stays on for the connection's life.
+    pub compressed: bool,
 }
 
 impl Session {
@@ -150,6 +152,7 @@ impl Session {
             auth_failures: 0,
             announced_removals: false,
             quota_alerted: false,
+            compressed: false,
         }
     }
 
@@ -342,6 +345,9 @@ impl Session {
                 .await
             {
                 Err(_) => return Err(Fatal::Bye("Autologout: idle for too long".into())),
+                Ok(Err(ReadError::Io(e))) if crate::deflate::is_corrupt_input(&e) => {
+                    return Err(Fatal::Bye("Corrupt compressed input".into()))
+                }
                 Ok(Err(ReadError::Eof)) | Ok(Err(ReadError::Io(_))) => return Err(Fatal::Closed),
                 Ok(Err(ReadError::LineTooLong)) => {
                     return Err(Fatal::Bye("[TOOBIG] Command line too long".into()))
