@@ -351,3 +351,19 @@ def test_offlineimap_syncs_compressed(server, tmp_path):
     # offlineimap writes LF line ends (and may add its X-OfflineIMAP header).
     assert [re.sub(rb"X-OfflineIMAP: .*\r?\n", b"", g) for g in got] == [st.replace(b"\r\n", b"\n") for st in stored]
     proxy.close()
+
+
+def test_compression_outlives_unauthenticate(server):
+    """RFC 8437 leaves the connection as it is: compression stays on, so STARTTLS (TLS
+    would have to go above it) is refused, and a new login cannot COMPRESS again."""
+    c = Z(server)
+    assert b" STARTTLS " in c.greeting
+    c.login()
+    c.compress()
+    assert re.fullmatch(rb"t\d+ OK .*", c.cmd("UNAUTHENTICATE")[-1])
+    assert re.fullmatch(rb"t\d+ BAD STARTTLS is not allowed after COMPRESS", c.cmd("STARTTLS")[-1])
+    c.login(BOB)
+    r = c.cmd("COMPRESS DEFLATE")
+    assert re.fullmatch(rb"t\d+ NO \[COMPRESSIONACTIVE\] DEFLATE is already active", r[-1]), r
+    assert b"* 0 EXISTS" in c.cmd("SELECT INBOX")
+    c.close()
