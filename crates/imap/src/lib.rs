@@ -245,6 +245,9 @@ pub fn capabilities(before_login: bool, plaintext_ok: bool, starttls: bool) -> S
     }
     caps.push_str(" ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ID");
     caps.push_str(" CONDSTORE QRESYNC");
+    // Part of IMAP4rev2, and so served to every session; named for IMAP4rev1 clients,
+    // which look for them (RFC 4731, RFC 5182, RFC 3516).
+    caps.push_str(" ESEARCH SEARCHRES BINARY");
     caps.push_str(" QUOTA QUOTA=RES-STORAGE MULTIAPPEND STATUS=SIZE UNAUTHENTICATE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS");
     caps.push_str(
         " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN OBJECTID PREVIEW",
