@@ -133,12 +133,14 @@
 //! - COMPRESS=DEFLATE (RFC 4978) is advertised before login too (as every other
 //!   extension here; Dovecot lists it only after login), and COMPRESS before login is
 //!   `BAD ... Log in first` like any authenticated-state command. An unknown algorithm
-//!   is `BAD`, a second COMPRESS `NO [COMPRESSIONACTIVE]` (RFC 4978 section 3).
+//!   is `BAD` as RFC 4978 section 3 says (Dovecot 2.3: `NO Unknown compression
+//!   mechanism`), a second COMPRESS `NO [COMPRESSIONACTIVE]` (as Dovecot).
 //!   Responses are deflated at level 6 ([`deflate::LEVEL`], as Dovecot's default) with a
 //!   sync flush after each batch (each command's answer, each IDLE push, each literal
 //!   go-ahead); input is inflated before the command reader, so the line and literal
 //!   limits count inflated octets. Corrupt compressed input ends the session with
-//!   `* BYE Corrupt compressed input` (sent compressed: that direction is intact).
+//!   `* BYE Corrupt compressed input` (sent compressed: that direction is intact;
+//!   Dovecot closes without a word).
 //!   STARTTLS after COMPRESS (possible only after UNAUTHENTICATE) is `BAD`. Each
 //!   compressed session holds a deflater and an inflater (miniz_oxide's windows and
 //!   hash tables, a few hundred KiB; not yet measured under load).
