@@ -56,6 +56,26 @@ def test_idle_latency_for_delivery(server):
     assert min(times) < 0.05, times
 
 
+def test_idle_hears_mail_another_process_delivered(server):
+    """`letterbox deliver` runs as its own process; serve notices its commit (and a
+    wake-up is the same for any other process's commit) within its poll."""
+    a = selected(server)
+    a.send(b"i1 IDLE\r\n")
+    assert a.line() == b"+ idling"
+    a.sock.settimeout(5)
+    for i in range(2):
+        t0 = time.monotonic()
+        server.deliver("alice@example.com", MSG)
+        assert a.line() == b"* %d EXISTS" % (i + 1)
+        assert a.line() == b"* %d RECENT" % (i + 1)
+        # The watcher looks every 500 ms; the CLI process itself takes part of it.
+        assert time.monotonic() - t0 < 3.0
+    a.send(b"DONE\r\n")
+    assert a.line() == b"i1 OK IDLE terminated"
+    # Nothing more is pending: the wake-ups announced exactly the two messages.
+    assert a.cmd("NOOP") == [b"t3 OK NOOP completed"]
+
+
 def test_no_expunge_during_fetch_store_search(server):
     for _ in range(3):
         server.deliver("alice@example.com", MSG)

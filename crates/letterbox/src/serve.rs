@@ -55,12 +55,18 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     runtime.block_on(serve(config, path))
 }
 
+/// How often serve looks for changes other processes committed to its data.
+const OTHER_PROCESS_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     match &path {
         Some(p) => tracing::info!("configuration from {}", p.display()),
         None => tracing::info!("no configuration file: built-in defaults"),
     }
     let store = open_store(&config)?;
+    // Mail that `letterbox deliver` (another process) stores while we run reaches IDLE
+    // sessions within this interval; our own deliveries reach them at once.
+    store.watch_other_processes(OTHER_PROCESS_POLL)?;
     let config = Arc::new(config);
     let tls = Tls::load(&config).map_err(|e| anyhow::anyhow!(e))?;
     let ctx = Context::new(store.clone(), config.clone()).with_tls(tls.clone());

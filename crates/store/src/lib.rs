@@ -574,6 +574,14 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
+    /// Starts noticing what other processes commit to the same data (the admin CLI's
+    /// `deliver` while `serve` runs) and waking the watched accounts' sessions through
+    /// the feed, looking every `interval`. The server calls it once; one-shot commands
+    /// don't. A backend whose feed already spans processes needs nothing here.
+    fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
+        let _ = interval;
+        Ok(())
+    }
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

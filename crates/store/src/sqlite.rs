@@ -2364,6 +2364,59 @@ impl Backend for SqliteBackend {
     fn feed(&self) -> &ChangeFeed {
         &self.feed
     }
+
+    /// A thread with its own connection asks SQLite's `PRAGMA data_version` (which moves
+    /// when another connection commits) every `interval`; when it moved, it reads the
+    /// HIGHESTMODSEQ of every watched account's mailboxes and lets the feed wake those
+    /// that went past what was announced in-process. It stops when the backend is dropped.
+    fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
+        let conn = open_conn(&self.db_path)?;
+        let feed = Arc::downgrade(&self.feed);
+        std::thread::Builder::new()
+            .name("letterbox-watch".into())
+            .spawn(move || watch_loop(conn, feed, interval))
+            .map_err(Error::Io)?;
+        Ok(())
+    }
+}
+
+fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
+    let mut last_version: Option<i64> = None;
+    let mut baselined: HashSet<AccountId> = HashSet::new();
+    loop {
+        std::thread::sleep(interval);
+        let Some(feed) = feed.upgrade() else { return };
+        let watched: HashSet<AccountId> = feed.watched_accounts().into_iter().collect();
+        baselined.retain(|a| watched.contains(a));
+        feed.forget_unwatched(&watched);
+        let version: i64 = match conn.query_row("PRAGMA data_version", [], |r| r.get(0)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("watching other processes' changes: {e}");
+                continue;
+            }
+        };
+        let moved = last_version.is_some_and(|v| v != version);
+        last_version = Some(version);
+        for &account in &watched {
+            let fresh = baselined.insert(account);
+            if !fresh && !moved {
+                continue;
+            }
+            let states = conn
+                .prepare_cached("SELECT id, highestmodseq FROM mailboxes WHERE account_id = ?1")
+                .and_then(|mut st| {
+                    st.query_map([account], |r| {
+                        Ok((account, r.get(0)?, r.get::<_, i64>(1)? as u64))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            match states {
+                Ok(states) => feed.publish_external(&states),
+                Err(e) => tracing::warn!("watching other processes' changes: {e}"),
+            }
+        }
+    }
 }
 
 impl SqliteBackend {
