@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+import zlib
 
 from imap_wire import ResponseReader
 
@@ -136,7 +137,9 @@ def uid_flags(port, mailbox="INBOX", user=ALICE):
 class Proxy:
     """A logging TCP proxy on loopback in front of `port`. Records everything each client
     sends (`sent`, one bytes object per connection) and counts the server's octets
-    (`received`); with `keep_replies` it keeps those too (`replies`)."""
+    (`received`); with `keep_replies` it keeps those too (`replies`). A connection that
+    turns on COMPRESS=DEFLATE is recorded decompressed (`wire_received` counts what
+    crossed the wire)."""
 
     def __init__(self, port, keep_replies=False):
         self.target = port
@@ -156,7 +159,9 @@ class Proxy:
             n = len(getattr(self, "sent", []))
             self.sent = [b""] * n
             self.replies = [b""] * n
-            self.received = 0
+            self.received = 0  # the server's octets, decompressed
+            self.wire_received = 0  # as they crossed the wire
+            self.deflate = getattr(self, "deflate", {})
 
     def _accept(self):
         while True:
@@ -173,18 +178,21 @@ class Proxy:
             threading.Thread(target=self._pump, args=(s, c, -1 - idx), daemon=True).start()
 
     def _pump(self, src, dst, idx):
+        conn = idx if idx >= 0 else -1 - idx
         try:
             while True:
                 data = src.recv(1 << 16)
                 if not data:
                     break
                 with self.lock:
+                    plain = self._inflate(conn, idx >= 0, data)
                     if idx < 0:
-                        self.received += len(data)
+                        self.received += len(plain)
+                        self.wire_received += len(data)
                         if self.keep_replies:
-                            self.replies[-1 - idx] += data
+                            self.replies[conn] += plain
                     else:
-                        self.sent[idx] += data
+                        self.sent[conn] += plain
                 dst.sendall(data)
         except OSError:
             pass
@@ -194,6 +202,37 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def _inflate(self, conn, from_client, data):
+        """What `data` says in plain IMAP: after `COMPRESS DEFLATE` (RFC 4978) and the
+        server's tagged OK, both directions are raw DEFLATE, which clients such as
+        mbsync and Thunderbird turn on whenever the server offers it."""
+        st = self.deflate.setdefault(conn, {"tag": None, "client": None, "server": None, "pending": b""})
+        if from_client:
+            if st["client"]:
+                return st["client"].decompress(data)
+            m = re.search(rb"(?:^|\n)(\S+) COMPRESS DEFLATE\r\n$", self.sent[conn][-200:] + data, re.I)
+            if m:
+                st["tag"] = m.group(1)
+            return data
+        if st["server"]:
+            return st["server"].decompress(data)
+        if st["tag"] is None:
+            return data
+        buf = st["pending"] + data
+        m = re.search(rb"(?:^|\n)" + re.escape(st["tag"]) + rb" (OK|NO|BAD)[^\r]*\r\n", buf)
+        if not m:
+            st["pending"] = buf
+            return data
+        st["pending"], tag = b"", st["tag"]
+        st["tag"] = None
+        if m.group(1) != b"OK":
+            return data
+        st["client"] = zlib.decompressobj(-15)
+        st["server"] = zlib.decompressobj(-15)
+        head = len(buf) - len(data)
+        cut = m.end() - head
+        return data[:cut] + st["server"].decompress(data[cut:])
 
     def commands(self):
         """The client's command lines (literal contents left out), all connections."""
