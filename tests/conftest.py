@@ -6,6 +6,7 @@ configuration. `server.cli(...)` runs admin commands against the same data direc
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,7 +172,8 @@ class Server:
         # The server logs this once the socket is bound and listening (the kernel queues
         # connections from then on). No probe connection: it would start a session that
         # counts against the connection limits some tests measure.
-        return f"listening for {proto} on 127.0.0.1:{self.ports[proto]}" in self.read_log()[self.log_start:]
+        pattern = rf"listening for {proto} on \S+:{self.ports[proto]}$"
+        return re.search(pattern, self.read_log()[self.log_start:], re.M) is not None
 
     def require(self, proto):
         if proto not in self.available:
