@@ -357,3 +357,33 @@ def assert_clean_log(server):
     """The server logged no error while the client worked."""
     errors = [l for l in server.read_log().splitlines() if " ERROR " in l]
     assert not errors, errors[:10]
+
+
+def offlineimap_conf(tmp_path, port, mail, user=ALICE, compress=False):
+    """An offlineimap configuration syncing `user`'s account on `port` into the Maildir
+    `mail` (plain IMAP on loopback, one connection)."""
+    rc = tmp_path / "offlineimap.conf"
+    rc.write_text(
+        f"""[general]
+accounts = t
+metadata = {tmp_path}/meta
+fsync = false
+[Account t]
+localrepository = local
+remoterepository = remote
+[Repository local]
+type = Maildir
+localfolders = {mail}
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = {port}
+remoteuser = {user[0]}
+remotepass = {user[1]}
+ssl = no
+starttls = no
+maxconnections = 1
+usecompression = {"yes" if compress else "no"}
+"""
+    )
+    return rc

@@ -26,6 +26,7 @@ import time
 import pytest
 
 from client_util import (
+    offlineimap_conf,
     ALICE, BOB, Imap, Proxy, assert_clean_log, body_fetches, fill, make_messages, maildir, need, uid_flags,
 )
 from conftest import USERS, Server
@@ -184,29 +185,7 @@ SyncState *
 
 
 def offlineimap(port, user, tmp_path, mail):
-    rc = tmp_path / "offlineimap.conf"
-    rc.write_text(
-        f"""[general]
-accounts = t
-metadata = {tmp_path}/meta
-fsync = false
-[Account t]
-localrepository = local
-remoterepository = remote
-[Repository local]
-type = Maildir
-localfolders = {mail}
-[Repository remote]
-type = IMAP
-remotehost = 127.0.0.1
-remoteport = {port}
-remoteuser = {user[0]}
-remotepass = {user[1]}
-ssl = no
-starttls = no
-maxconnections = 1
-"""
-    )
+    rc = offlineimap_conf(tmp_path, port, mail, user)
     t = time.time()
     r = subprocess.run(["offlineimap", "-c", str(rc), "-o", "-u", "basic"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ERROR" not in r.stdout + r.stderr, r.stdout + r.stderr

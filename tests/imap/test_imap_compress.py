@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import ssl
+import sys
 import subprocess
 import time
 import zlib
@@ -292,31 +293,10 @@ def test_decompression_bomb_hits_the_line_limit(server):
 
 
 def offlineimap_conf(tmp_path, port, mail, compress):
-    rc = tmp_path / "offlineimap.conf"
-    rc.write_text(
-        f"""[general]
-accounts = t
-metadata = {tmp_path}/meta
-fsync = false
-[Account t]
-localrepository = local
-remoterepository = remote
-[Repository local]
-type = Maildir
-localfolders = {mail}
-[Repository remote]
-type = IMAP
-remotehost = 127.0.0.1
-remoteport = {port}
-remoteuser = {ALICE[0]}
-remotepass = {ALICE[1]}
-ssl = no
-starttls = no
-maxconnections = 1
-usecompression = {"yes" if compress else "no"}
-"""
-    )
-    return rc
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "clients"))
+    import client_util
+
+    return client_util.offlineimap_conf(tmp_path, port, mail, ALICE, compress)
 
 
 @pytest.mark.skipif(shutil.which("offlineimap") is None, reason="offlineimap not installed")
