@@ -115,3 +115,46 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     until  INTEGER NOT NULL,
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- Application passwords (issue 14: web portal): named, each for one set of protocols
+-- (bit 1 IMAP, 2 POP3, 4 SMTP submission). `selector` is the first characters of the
+-- generated password, kept in clear so that a login verifies only the one candidate;
+-- `hash` is the whole password under the account password policy (Argon2id).
+CREATE TABLE IF NOT EXISTS app_passwords (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    selector   TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    protocols  INTEGER NOT NULL,
+    created    INTEGER NOT NULL,
+    last_used  INTEGER,
+    UNIQUE (account_id, name)
+);
+CREATE INDEX IF NOT EXISTS app_passwords_selector ON app_passwords (account_id, selector);
+
+-- Recent successful logins (issue 14: web portal), the last `[auth] login_history`
+-- per account. `app_password` names the application password used, NULL for the
+-- account password.
+CREATE TABLE IF NOT EXISTS login_history (
+    id           INTEGER PRIMARY KEY,
+    account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at           INTEGER NOT NULL,
+    remote       TEXT NOT NULL,
+    protocol     TEXT NOT NULL,
+    app_password TEXT
+);
+CREATE INDEX IF NOT EXISTS login_history_account ON login_history (account_id, id);
+
+-- API tokens for scripts (issue 14: web portal), with operator rights on /api/.
+-- `selector` as for app passwords; `hash` is a SHA-256 of the whole token (256 random
+-- bits: nothing to brute-force, so no slow hash on every request).
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    selector  TEXT NOT NULL,
+    hash      BLOB NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_tokens_selector ON api_tokens (selector);

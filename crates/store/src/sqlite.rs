@@ -35,7 +35,7 @@ struct Job {
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
-    tx: Transaction<'a>,
+    pub(crate) tx: Transaction<'a>,
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
@@ -48,7 +48,7 @@ pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
-    auth_cache: password::VerifiedCache,
+    pub(crate) auth_cache: password::VerifiedCache,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -114,7 +114,7 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -127,7 +127,7 @@ impl SqliteBackend {
     /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
     /// change survives a crash of the process (kill -9) but not of the machine; the next
     /// durable commit fsyncs it too. Dovecot does not fsync these either.
-    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write_lazy<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -192,7 +192,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -206,7 +206,7 @@ impl SqliteBackend {
         r
     }
 
-    fn effective(&self, row: AccountRow) -> Account {
+    pub(crate) fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
     }
 }
@@ -307,8 +307,8 @@ fn run_batch(
 // ---------------------------------------------------------------------------
 // Row helpers
 
-struct AccountRow {
-    id: i64,
+pub(crate) struct AccountRow {
+    pub(crate) id: i64,
     address: String,
     quota_limit: Option<i64>,
     quota_used: i64,
@@ -359,7 +359,7 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
     }
 }
 
-fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
+pub(crate) fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
@@ -379,7 +379,7 @@ fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String,
         .optional()?)
 }
 
-fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
+pub(crate) fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
     ))?
@@ -2378,6 +2378,84 @@ impl Backend for SqliteBackend {
             .map_err(Error::Io)?;
         Ok(())
     }
+
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
+        self.app_password_add(address, name, protocols)
+    }
+
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>> {
+        self.app_password_list(address)
+    }
+
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()> {
+        self.app_password_remove(address, name)
+    }
+
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>> {
+        self.app_password_check(address, password, protocol, cached_only)
+    }
+
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()> {
+        self.login_record(account, login, keep)
+    }
+
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>> {
+        self.login_list(address)
+    }
+
+    fn add_api_token(&self, name: &str) -> Result<String> {
+        self.api_token_add(name)
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.api_token_list()
+    }
+
+    fn remove_api_token(&self, name: &str) -> Result<()> {
+        self.api_token_remove(name)
+    }
+
+    fn check_api_token(&self, token: &str) -> Result<Option<String>> {
+        self.api_token_check(token)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let mut st = self.read(|c| {
+            let (accounts, usage): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(quota_used), 0) FROM accounts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let messages: i64 = c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+            let (blobs, blob_bytes): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE refcount > 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(StoreStats {
+                accounts: accounts.max(0) as u64,
+                messages: messages.max(0) as u64,
+                usage_bytes: usage.max(0) as u64,
+                blobs: blobs.max(0) as u64,
+                blob_bytes: blob_bytes.max(0) as u64,
+                database_bytes: 0,
+            })
+        })?;
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        st.database_bytes = [self.db_path.clone(), PathBuf::from(wal)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(st)
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
@@ -2532,5 +2610,5 @@ fn expand(
 
 /// A real Argon2id hash of a random password, verified against when the user does not
 /// exist so that a failed login takes as long either way.
-const DUMMY_HASH: &str =
+pub(crate) const DUMMY_HASH: &str =
     "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J8rTVdB0c1S7hCkqY7yKq0l3rC4ZcUw2GQy2k0g2m0Q";
