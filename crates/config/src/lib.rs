@@ -145,6 +145,9 @@ pub struct Auth {
     /// kept, never the password; a changed password makes it stale at once; failures are
     /// never remembered). `0` turns the cache off.
     pub cache_ttl: u64,
+    /// Successful logins remembered per account (time, client address, protocol,
+    /// application password), shown in the web portal; `0` records none.
+    pub login_history: u32,
 }
 
 impl Default for Auth {
@@ -156,6 +159,7 @@ impl Default for Auth {
             block_duration: 900,
             failure_delay_ms: 500,
             cache_ttl: 300,
+            login_history: 50,
         }
     }
 }

@@ -58,6 +58,11 @@ pub enum UserCmd {
         setting: String,
         value: String,
     },
+    /// Application passwords: one per mail program, for IMAP, POP3 or SMTP only.
+    #[command(subcommand)]
+    AppPassword(crate::apppass_cmd::AppPasswordCmd),
+    /// Recent successful logins: time, client address, protocol, app password.
+    Logins { address: String },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +267,20 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 }
                 other => bail!("unknown setting '{other}' (known: pop3-retention)"),
             },
+            UserCmd::AppPassword(c) => crate::apppass_cmd::run(&store, c, out)?,
+            UserCmd::Logins { address } => {
+                for l in store.recent_logins(&address)? {
+                    let app = l.app_password.as_deref().map(letterbox_proto::auth::loggable);
+                    writeln!(
+                        out,
+                        "{}	{}	{}	{}",
+                        utc(l.at),
+                        l.remote,
+                        l.protocol,
+                        app.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
         },
         Command::Alias(c) => match c {
             AliasCmd::Add { address, targets } => store.add_alias(&address, &targets)?,
@@ -387,7 +406,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
-fn utc(t: i64) -> String {
+pub fn utc(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

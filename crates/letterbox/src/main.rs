@@ -2,6 +2,7 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod apppass_cmd;
 mod privileges;
 mod serve;
 

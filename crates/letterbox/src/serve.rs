@@ -79,7 +79,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         max_per_ip: config.limits.max_connections_per_ip,
     });
     let l = &config.listen;
-    let wanted: [(&str, &Vec<SocketAddr>); 9] = [
+    let wanted: [(&'static str, &Vec<SocketAddr>); 9] = [
         ("smtp", &l.smtp),
         ("lmtp", &l.lmtp),
         ("submission", &l.submission),
@@ -111,7 +111,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                 format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
             })?;
             tracing::info!("listening for {name} on {addr}");
-            bound.push((listener, service.clone(), implicit_tls.then(|| tls.clone())));
+            bound.push((
+                listener,
+                service.clone(),
+                implicit_tls.then(|| tls.clone()),
+                name,
+            ));
         }
     }
     // Ports are bound: root is no longer needed.
@@ -119,8 +124,8 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     if bound.is_empty() {
         tracing::warn!("no listener is active");
     }
-    for (listener, service, tls) in bound {
-        tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
+    for (listener, service, tls, name) in bound {
+        tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
     tokio::spawn(warnings(store.clone(), config.clone()));
     tokio::spawn(maintenance(store));
@@ -175,7 +180,9 @@ async fn accept_loop(
     service: Arc<dyn Service>,
     limits: Arc<Limits>,
     tls: Option<Arc<Tls>>,
+    listener_name: &'static str,
 ) {
+    let metrics = letterbox_proto::metrics::metrics();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -192,6 +199,7 @@ async fn accept_loop(
                 "{}: refusing {addr}: limits.max_connections reached",
                 service.name()
             );
+            metrics.refused(listener_name);
             refuse(stream, service.as_ref(), tls.is_some());
             continue;
         };
@@ -206,6 +214,7 @@ async fn accept_loop(
                     "{}: refusing {addr}: limits.max_connections_per_ip reached",
                     service.name()
                 );
+                metrics.refused(listener_name);
                 refuse(stream, service.as_ref(), tls.is_some());
                 continue;
             }
@@ -218,8 +227,10 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
+        let active = metrics.connection(listener_name);
         tokio::spawn(async move {
             let _slot = slot;
+            let _active = active;
             let (stream, tls_on): (letterbox_proto::BoxStream, bool) = match tls {
                 None => (Box::new(stream), false),
                 Some(tls) => match tls.accept(Box::new(stream)).await {

@@ -50,7 +50,7 @@ use crate::{trace, warning, Mode};
 use letterbox_proto::auth::Login;
 use letterbox_proto::budget::Reservation;
 use letterbox_proto::sasl::{self, SaslError};
-use letterbox_proto::{read_line, BoxStream, Context, Line, Peer};
+use letterbox_proto::{metrics, read_line, BoxStream, Context, Line, Peer};
 use letterbox_store::{normalize_address, Account, AccountId, Error as StoreError, Resolved};
 use smtp_proto::{Error as ParseError, Request};
 use std::io;
@@ -218,8 +218,21 @@ impl Session {
 
     fn ok(&mut self, code: u16, esc: &str, text: &str) -> Flow {
         self.bad_commands = 0;
+        if (code, esc) == (552, "5.3.4") {
+            // Every refusal of a message for its size goes through here.
+            metrics::metrics().bounced(self.mode_name(), "size");
+        }
         self.reply(code, esc, text);
         Flow::Continue
+    }
+
+    /// The listener kind, as metrics label it.
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Smtp => "smtp",
+            Mode::Lmtp => "lmtp",
+            Mode::Submission => "submission",
+        }
     }
 
     fn timed_out(&mut self) -> Flow {
@@ -256,7 +269,13 @@ impl Session {
                     return Ok(());
                 }
                 Ok(Ok(Line::TooLong)) => self.bad(500, "5.5.2", "Line too long"),
-                Ok(Ok(Line::Ok)) => self.command().await?,
+                Ok(Ok(Line::Ok)) => {
+                    let started = std::time::Instant::now();
+                    let verb = metrics::command_label(&command_word(&self.line), SMTP_VERBS);
+                    let flow = self.command().await?;
+                    metrics::metrics().command(self.mode_name(), verb, started.elapsed());
+                    flow
+                }
             };
             if let Flow::Close = flow {
                 self.flush().await?;
@@ -581,7 +600,16 @@ impl Session {
                 return Ok(self.auth_failed());
             }
         };
-        match self.ctx.login(&self.peer, &user, &password).await {
+        match self
+            .ctx
+            .login_for(
+                &self.peer,
+                letterbox_store::Protocol::Smtp,
+                &user,
+                &password,
+            )
+            .await
+        {
             Login::Ok(account) => {
                 self.timeout =
                     Duration::from_secs(self.ctx.config.limits.timeout_authenticated.max(1));
@@ -795,16 +823,21 @@ impl Session {
                 )
             }
             Ok(Resolved::NotLocal) => {
+                metrics::metrics().bounced(self.mode_name(), "relay_denied");
                 tracing::info!(peer = %self.peer.addr, rcpt = %shown, "relay denied");
                 self.ok(554, "5.7.1", &format!("<{shown}>: Relay access denied"))
             }
-            Ok(Resolved::NoSuchUser) => self.ok(
-                550,
-                "5.1.1",
-                &format!("<{shown}>: Recipient address rejected: no such user here"),
-            ),
+            Ok(Resolved::NoSuchUser) => {
+                metrics::metrics().bounced(self.mode_name(), "no_such_user");
+                self.ok(
+                    550,
+                    "5.1.1",
+                    &format!("<{shown}>: Recipient address rejected: no such user here"),
+                )
+            }
             Ok(Resolved::Accounts(accounts)) => {
                 if accounts.is_empty() {
+                    metrics::metrics().bounced(self.mode_name(), "no_such_user");
                     return self.ok(
                         550,
                         "5.1.1",
@@ -812,6 +845,8 @@ impl Session {
                     );
                 }
                 if accounts.iter().all(|a| is_full(a, declared)) {
+                    metrics::metrics().quota_refused(self.mode_name());
+                    metrics::metrics().bounced(self.mode_name(), "quota");
                     tracing::info!(rcpt = %shown, "refused at RCPT: mailbox full");
                     return self.ok(552, "5.2.2", &format!("<{shown}>: Mailbox full"));
                 }
@@ -1054,6 +1089,14 @@ impl Session {
         let sender = trace::sanitize(&tx.sender, 256);
         for (rcpt, o) in &results {
             match o {
+                Outcome::Delivered => metrics::metrics().delivered(self.mode_name(), 1),
+                Outcome::Full => {
+                    metrics::metrics().quota_refused(self.mode_name());
+                    metrics::metrics().bounced(self.mode_name(), "quota");
+                }
+                Outcome::Failed => {}
+            }
+            match o {
                 Outcome::Delivered => {
                     tracing::info!(id = %tx.id, from = %sender, to = %rcpt, size, proto = trace.protocol, "delivered")
                 }
@@ -1193,6 +1236,12 @@ fn is_full(a: &Account, declared: Option<u64>) -> bool {
 }
 
 /// The command verb, upper-cased (for error replies).
+/// The verbs `letterbox_command_duration_seconds` names (others count as `OTHER`).
+const SMTP_VERBS: &[&str] = &[
+    "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
+    "EXPN", "HELP", "STARTTLS", "AUTH",
+];
+
 fn command_word(line: &[u8]) -> String {
     let end = line
         .iter()

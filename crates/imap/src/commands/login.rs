@@ -22,7 +22,11 @@ pub async fn check_password(
     user: String,
     password: String,
 ) -> Result<Reply, Fatal> {
-    match s.ctx.login(&s.peer, &user, &password).await {
+    match s
+        .ctx
+        .login_for(&s.peer, letterbox_store::Protocol::Imap, &user, &password)
+        .await
+    {
         Login::Ok(account) => Ok(logged_in(s, account)),
         Login::Failed | Login::Blocked => failed(s),
         Login::Unavailable(e) => {
