@@ -33,6 +33,7 @@ mod feed;
 mod grams;
 pub mod password;
 pub mod sqlite;
+pub mod web;
 
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
@@ -574,6 +575,8 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
+    /// The web portal's sessions, operators, quota requests, usage history and counts.
+    fn web(&self) -> &dyn web::WebStore;
     /// Starts noticing what other processes commit to the same data (the admin CLI's
     /// `deliver` while `serve` runs) and waking the watched accounts' sessions through
     /// the feed, looking every `interval`. The server calls it once; one-shot commands

@@ -35,7 +35,7 @@ struct Job {
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
-    tx: Transaction<'a>,
+    pub(crate) tx: Transaction<'a>,
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
@@ -114,7 +114,7 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -127,7 +127,7 @@ impl SqliteBackend {
     /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
     /// change survives a crash of the process (kill -9) but not of the machine; the next
     /// durable commit fsyncs it too. Dovecot does not fsync these either.
-    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write_lazy<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -192,7 +192,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -206,7 +206,11 @@ impl SqliteBackend {
         r
     }
 
-    fn effective(&self, row: AccountRow) -> Account {
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub(crate) fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
     }
 }
@@ -307,18 +311,18 @@ fn run_batch(
 // ---------------------------------------------------------------------------
 // Row helpers
 
-struct AccountRow {
-    id: i64,
-    address: String,
+pub(crate) struct AccountRow {
+    pub(crate) id: i64,
+    pub(crate) address: String,
     quota_limit: Option<i64>,
     quota_used: i64,
     retention: Option<String>,
 }
 
-const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
+pub(crate) const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
 
 impl AccountRow {
-    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
             id: r.get(0)?,
             address: r.get(1)?,
@@ -359,7 +363,7 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
     }
 }
 
-fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
+pub(crate) fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
@@ -379,7 +383,7 @@ fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String,
         .optional()?)
 }
 
-fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
+pub(crate) fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
     ))?
@@ -541,6 +545,32 @@ fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
 type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
 
 impl WriteCtx<'_> {
+    /// Sets an account's quota limit inside the current transaction (the CLI's
+    /// `quota set` and an approved quota request share it).
+    pub(crate) fn set_quota_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
+            params![account, quota_to_sql(limit)],
+        )?;
+        // Re-arm warnings below the new percentage, but never mark a threshold as
+        // warned without a warning: a lowered quota warns at the next delivery. The
+        // change itself leaves no pending warning either (the crossing `add_usage`
+        // records here is undone with the level), or the sweep would send one and
+        // the next delivery, crossing again, a second.
+        let (level, pending): (i64, i64) = self.tx.query_row(
+            "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.add_usage(account, 0)?;
+        self.tx.execute(
+            "UPDATE accounts SET warn_level = min(warn_level, ?2),
+                 warn_pending = min(warn_pending, ?3) WHERE id = ?1",
+            params![account, level, pending],
+        )?;
+        Ok(())
+    }
+
     fn next_uidvalidity(&self) -> Result<u32> {
         let last: i64 = self
             .tx
@@ -1391,26 +1421,7 @@ impl Backend for SqliteBackend {
         let a = normalize_address(address);
         let id = self.write(move |ctx| {
             let acct = get_account(&ctx.tx, &a)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
-                params![acct.id, quota_to_sql(limit)],
-            )?;
-            // Re-arm warnings below the new percentage, but never mark a threshold as
-            // warned without a warning: a lowered quota warns at the next delivery. The
-            // change itself leaves no pending warning either (the crossing `add_usage`
-            // records here is undone with the level), or the sweep would send one and
-            // the next delivery, crossing again, a second.
-            let (level, pending): (i64, i64) = ctx.tx.query_row(
-                "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
-                [acct.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            ctx.add_usage(acct.id, 0)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET warn_level = min(warn_level, ?2),
-                     warn_pending = min(warn_pending, ?3) WHERE id = ?1",
-                params![acct.id, level, pending],
-            )?;
+            ctx.set_quota_limit(acct.id, limit)?;
             Ok(acct.id)
         })?;
         self.account_by_id(id)
@@ -2369,6 +2380,10 @@ impl Backend for SqliteBackend {
     /// when another connection commits) every `interval`; when it moved, it reads the
     /// HIGHESTMODSEQ of every watched account's mailboxes and lets the feed wake those
     /// that went past what was announced in-process. It stops when the backend is dropped.
+    fn web(&self) -> &dyn crate::web::WebStore {
+        self
+    }
+
     fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
         let conn = open_conn(&self.db_path)?;
         let feed = Arc::downgrade(&self.feed);
