@@ -49,6 +49,7 @@ pub struct Config {
     pub log: Log,
     pub server: Server,
     pub store: StoreConfig,
+    pub web: Web,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             log: Log::default(),
             server: Server::default(),
             store: StoreConfig::default(),
+            web: Web::default(),
         }
     }
 }
@@ -92,6 +94,8 @@ pub struct Listen {
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
+    /// The web portal over implicit TLS (the `[tls]` certificate).
+    pub https: Vec<SocketAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -112,6 +116,7 @@ impl Default for Listen {
             pop3: addrs(&["0.0.0.0:110"]),
             pop3s: addrs(&["0.0.0.0:995"]),
             http: addrs(&["127.0.0.1:8080"]),
+            https: vec![],
         }
     }
 }
@@ -366,6 +371,52 @@ impl Default for Server {
     }
 }
 
+/// `[web]`: the web portal on `[listen] http` / `https`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// The portal's public URL (`https://mail.example.com`), used in the links that quota
+    /// warnings and the IMAP `[ALERT]` give to the usage page. Empty: built from
+    /// `hostname` and the first `https` (else `http`) listener's port.
+    pub url: String,
+    /// Seconds a portal login lasts.
+    pub session_lifetime: u64,
+    /// Largest request body the portal reads (forms and JSON).
+    pub max_request_body: ByteSize,
+    /// Largest size a user may ask for in a quota request.
+    pub max_quota_request: ByteSize,
+    /// Messages the usage page lists as the largest.
+    pub largest_messages: u32,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            url: String::new(),
+            session_lifetime: 8 * 3600,
+            max_request_body: ByteSize(64 * 1024),
+            max_quota_request: ByteSize(1 << 40),
+            largest_messages: 10,
+        }
+    }
+}
+
+impl Config {
+    /// The portal's public URL without a trailing slash (see [`Web::url`]).
+    pub fn web_url(&self) -> String {
+        if !self.web.url.is_empty() {
+            return self.web.url.trim_end_matches('/').to_string();
+        }
+        if let Some(a) = self.listen.https.first() {
+            return format!("https://{}:{}", self.hostname, a.port());
+        }
+        if let Some(a) = self.listen.http.first() {
+            return format!("http://{}:{}", self.hostname, a.port());
+        }
+        format!("https://{}", self.hostname)
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -549,6 +600,14 @@ impl Config {
         }
         if self.smtp.max_recipients == 0 {
             return Err(err("smtp.max_recipients", "must be at least 1"));
+        }
+        if self.web.session_lifetime == 0 {
+            return Err(err("web.session_lifetime", "must be at least 1 second"));
+        }
+        if !self.web.url.is_empty()
+            && !(self.web.url.starts_with("https://") || self.web.url.starts_with("http://"))
+        {
+            return Err(err("web.url", "must start with https:// or http://"));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key go together: give both or neither"));

@@ -36,6 +36,7 @@ mod grams;
 pub mod logins;
 pub mod password;
 pub mod sqlite;
+pub mod web;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -580,6 +581,8 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
+    /// The web portal's sessions, operators, quota requests, usage history and counts.
+    fn web(&self) -> &dyn web::WebStore;
     /// Starts noticing what other processes commit to the same data (the admin CLI's
     /// `deliver` while `serve` runs) and waking the watched accounts' sessions through
     /// the feed, looking every `interval`. The server calls it once; one-shot commands

@@ -116,6 +116,68 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- Web portal (web.rs): sessions, operators, quota requests, usage history, delivery counts.
+-- A session is known by the BLAKE3 of its cookie token, so a copy of the database does not
+-- hold usable cookies; every process and node reading this store agrees on it.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    csrf       TEXT NOT NULL,          -- the token every form and API write must carry
+    created    INTEGER NOT NULL,
+    expires    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_account ON web_sessions (account_id);
+
+-- Operators: `letterbox admin add ADDRESS [--domain DOMAIN]`. domain '' = every domain.
+CREATE TABLE IF NOT EXISTS web_admins (
+    address TEXT NOT NULL,
+    domain  TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (address, domain)
+) WITHOUT ROWID;
+
+-- Requests for more room; one open ('pending') request per account.
+CREATE TABLE IF NOT EXISTS quota_requests (
+    id           INTEGER PRIMARY KEY,
+    account_id   INTEGER NOT NULL,
+    address      TEXT NOT NULL,        -- kept for the audit trail once the account is gone
+    size         INTEGER NOT NULL,     -- octets asked for (the new limit)
+    reason       TEXT NOT NULL,
+    created      INTEGER NOT NULL,
+    status       TEXT NOT NULL,        -- pending | approved | denied
+    decided_by   TEXT,
+    decided_at   INTEGER,
+    granted_size INTEGER,
+    note         TEXT                  -- the reason given for a denial
+);
+CREATE UNIQUE INDEX IF NOT EXISTS quota_requests_open ON quota_requests (account_id) WHERE status = 'pending';
+
+-- One usage sample per account per day (UTC day number), kept for a year.
+CREATE TABLE IF NOT EXISTS usage_samples (
+    account_id INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    used       INTEGER NOT NULL,
+    lim        INTEGER,                -- the limit in force then; NULL: unlimited
+    PRIMARY KEY (account_id, day)
+) WITHOUT ROWID;
+
+-- Per domain and day: messages delivered, refused at RCPT/DATA (unknown user, quota,
+-- disabled), and bounced (refused after acceptance: quota at end of data).
+CREATE TABLE IF NOT EXISTS domain_counts (
+    domain    TEXT NOT NULL,
+    day       INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    refused   INTEGER NOT NULL DEFAULT 0,
+    bounced   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (domain, day)
+) WITHOUT ROWID;
+
+-- Accounts an operator disabled: no login anywhere, mail refused temporarily (450).
+CREATE TABLE IF NOT EXISTS account_disabled (
+    account_id INTEGER PRIMARY KEY,
+    since      INTEGER NOT NULL,
+    by_whom    TEXT NOT NULL
+);
+
 -- Application passwords (issue 14: web portal): named, each for one set of protocols
 -- (bit 1 IMAP, 2 POP3, 4 SMTP submission). `selector` is the first characters of the
 -- generated password, kept in clear so that a login verifies only the one candidate;

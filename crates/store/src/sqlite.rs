@@ -206,6 +206,10 @@ impl SqliteBackend {
         r
     }
 
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
     pub(crate) fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
     }
@@ -309,16 +313,16 @@ fn run_batch(
 
 pub(crate) struct AccountRow {
     pub(crate) id: i64,
-    address: String,
+    pub(crate) address: String,
     quota_limit: Option<i64>,
     quota_used: i64,
     retention: Option<String>,
 }
 
-const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
+pub(crate) const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
 
 impl AccountRow {
-    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
             id: r.get(0)?,
             address: r.get(1)?,
@@ -541,6 +545,32 @@ fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
 type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
 
 impl WriteCtx<'_> {
+    /// Sets an account's quota limit inside the current transaction (the CLI's
+    /// `quota set` and an approved quota request share it).
+    pub(crate) fn set_quota_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
+            params![account, quota_to_sql(limit)],
+        )?;
+        // Re-arm warnings below the new percentage, but never mark a threshold as
+        // warned without a warning: a lowered quota warns at the next delivery. The
+        // change itself leaves no pending warning either (the crossing `add_usage`
+        // records here is undone with the level), or the sweep would send one and
+        // the next delivery, crossing again, a second.
+        let (level, pending): (i64, i64) = self.tx.query_row(
+            "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.add_usage(account, 0)?;
+        self.tx.execute(
+            "UPDATE accounts SET warn_level = min(warn_level, ?2),
+                 warn_pending = min(warn_pending, ?3) WHERE id = ?1",
+            params![account, level, pending],
+        )?;
+        Ok(())
+    }
+
     fn next_uidvalidity(&self) -> Result<u32> {
         let last: i64 = self
             .tx
@@ -1391,26 +1421,7 @@ impl Backend for SqliteBackend {
         let a = normalize_address(address);
         let id = self.write(move |ctx| {
             let acct = get_account(&ctx.tx, &a)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
-                params![acct.id, quota_to_sql(limit)],
-            )?;
-            // Re-arm warnings below the new percentage, but never mark a threshold as
-            // warned without a warning: a lowered quota warns at the next delivery. The
-            // change itself leaves no pending warning either (the crossing `add_usage`
-            // records here is undone with the level), or the sweep would send one and
-            // the next delivery, crossing again, a second.
-            let (level, pending): (i64, i64) = ctx.tx.query_row(
-                "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
-                [acct.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            ctx.add_usage(acct.id, 0)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET warn_level = min(warn_level, ?2),
-                     warn_pending = min(warn_pending, ?3) WHERE id = ?1",
-                params![acct.id, level, pending],
-            )?;
+            ctx.set_quota_limit(acct.id, limit)?;
             Ok(acct.id)
         })?;
         self.account_by_id(id)
@@ -2369,6 +2380,10 @@ impl Backend for SqliteBackend {
     /// when another connection commits) every `interval`; when it moved, it reads the
     /// HIGHESTMODSEQ of every watched account's mailboxes and lets the feed wake those
     /// that went past what was announced in-process. It stops when the backend is dropped.
+    fn web(&self) -> &dyn crate::web::WebStore {
+        self
+    }
+
     fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
         let conn = open_conn(&self.db_path)?;
         let feed = Arc::downgrade(&self.feed);
