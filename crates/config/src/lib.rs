@@ -387,6 +387,12 @@ pub struct Web {
     pub max_quota_request: ByteSize,
     /// Messages the usage page lists as the largest.
     pub largest_messages: u32,
+    /// Networks allowed to read `/metrics` (`"127.0.0.1/32"`, `"10.0.0.0/8"`, `"::1"`);
+    /// others get 403. Default: loopback only.
+    pub metrics_allow: Vec<IpNet>,
+    /// The host name mail programs are told to connect to (autoconfiguration, the
+    /// settings page). Empty: `hostname`.
+    pub mail_host: String,
 }
 
 impl Default for Web {
@@ -397,6 +403,11 @@ impl Default for Web {
             max_request_body: ByteSize(64 * 1024),
             max_quota_request: ByteSize(1 << 40),
             largest_messages: 10,
+            metrics_allow: vec![
+                IpNet::new(std::net::Ipv4Addr::new(127, 0, 0, 0).into(), 8),
+                IpNet::new(std::net::Ipv6Addr::LOCALHOST.into(), 128),
+            ],
+            mail_host: String::new(),
         }
     }
 }
@@ -505,6 +516,69 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// An IP network, `ADDRESS/PREFIX` (a bare address is a single host), for allow lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn new(addr: std::net::IpAddr, prefix: u8) -> IpNet {
+        IpNet { addr, prefix }
+    }
+    /// Whether `ip` is inside (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<IpNet, String> {
+        let bad = || format!("'{s}' is not a network (expected ADDRESS or ADDRESS/PREFIX)");
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
     }
 }
 
@@ -779,6 +853,22 @@ retention = "14d"
             .unwrap_err()
             .to_string();
         assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn web_metrics_allow_networks() {
+        let c = parse("").unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let allowed = |c: &Config, s: &str| c.web.metrics_allow.iter().any(|n| n.contains(ip(s)));
+        assert!(allowed(&c, "127.0.0.2") && allowed(&c, "::1") && allowed(&c, "::ffff:127.0.0.1"));
+        assert!(!allowed(&c, "192.0.2.1"));
+        let c = parse("[web]\nmetrics_allow = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n").unwrap();
+        assert!(allowed(&c, "127.0.0.1") && !allowed(&c, "127.0.0.2"));
+        assert!(allowed(&c, "10.200.0.1") && allowed(&c, "2001:db8:1::1") && !allowed(&c, "2001:db9::1"));
+        let e = parse("[web]\nmetrics_allow = [\"10.0.0.0/33\"]\n").unwrap_err().to_string();
+        assert!(e.contains("web.metrics_allow"), "{e}");
+        let c = parse("[web]\nmetrics_allow = [\"0.0.0.0/0\"]\n").unwrap();
+        assert!(allowed(&c, "192.0.2.1"));
     }
 
     #[test]

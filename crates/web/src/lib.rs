@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod layout;
+pub mod mailconfig;
 pub mod pages;
 pub mod session;
 
@@ -61,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::assets::routes())
         .merge(pages::login::routes())
         .merge(api::session::routes())
+        .merge(pages::metrics::routes())
+        .merge(pages::autoconfig::routes())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(security_headers))

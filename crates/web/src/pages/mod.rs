@@ -3,7 +3,9 @@
 //! and redirects (POST/redirect/GET), so every page works without JavaScript.
 
 pub mod assets;
+pub mod autoconfig;
 pub mod login;
+pub mod metrics;
 
 use crate::api::ApiError;
 use crate::layout;
