@@ -2,6 +2,7 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod portal;
 mod privileges;
 mod serve;
 
@@ -58,6 +59,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

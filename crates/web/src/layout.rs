@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(20_428), "2025-12-08");
+        assert_eq!(date(20_428), "2025-12-06");
         assert_eq!(datetime(1_796_584_905), "2026-12-06 19:21 UTC");
     }
 
