@@ -110,7 +110,7 @@ pub fn chart(title: &str, points: &[Point]) -> Markup {
     }
     // A single sample still shows: as a short flat line.
     if points.len() == 1 {
-        line.push_str(&format!("{:.1},{:.1}", x(last), y(points[0].value)));
+        line.push_str(&format!("{:.1},{:.1} ", x(last), y(points[0].value)));
     }
     let area = format!(
         "{:.1},{:.1} {line}{:.1},{:.1}",

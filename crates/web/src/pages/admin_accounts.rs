@@ -38,15 +38,15 @@ async fn accounts_page(
                 tbody {
                     @for r in &rows {
                         tr {
-                            td { (r.address) @if r.disabled { " " strong { "(disabled)" } } br; span class="muted" { "quota " (r.quota) @if let Some(ret) = &r.retention { ", POP3 " (ret) } } }
+                            td { (r.address) @if r.disabled { " " strong { "(disabled)" } } br; span class="muted" { "quota " (r.quota.parse::<u64>().map(human).unwrap_or_else(|_| r.quota.clone())) @if let Some(ret) = &r.retention { ", POP3 " (ret) } } }
                             td { (quota_bar(r.used, r.limit)) span class="muted" { (human(r.used)) @if let Some(l) = r.limit { " / " (human(l)) } } }
                             td class="num hide-narrow" { (r.percent) "%" }
                             td {
                                 form method="post" action="/admin/accounts/action" {
                                     (csrf(&s))
                                     input type="hidden" name="address" value=(r.address);
-                                    label class="muted" for=(format!("q-{}", r.address)) { "Quota" }
-                                    input type="text" id=(format!("q-{}", r.address)) name="value" placeholder="2G, default, unlimited";
+                                    label class="muted" for=(format!("q-{}", r.address)) { "Quota (2G, default, unlimited) or POP3 retention (keep, delete, 30d, default)" }
+                                    input type="text" id=(format!("q-{}", r.address)) name="value" placeholder="2G";
                                     button type="submit" name="action" value="quota" { "Set quota" }
                                     button type="submit" name="action" value="retention" { "Set POP3 retention" }
                                     @if r.disabled {

@@ -98,9 +98,10 @@ async fn usage_page(
                                             }
                                         }
                                     }
+                                    br;
                                     span class="muted" {
                                         "In " (m.folder) ". Delete it in your mail program"
-                                        @if let Some(t) = u.folders.iter().find(|f| f.can_empty) { ", then empty " (t.name) }
+                                        @if let Some(t) = u.folders.iter().find(|f| f.special_use.as_deref() == Some("\\Trash")) { ", then empty " (t.name) }
                                         "."
                                     }
                                 }
