@@ -426,6 +426,13 @@ impl Config {
         }
         format!("https://{}", self.hostname)
     }
+
+    /// The portal's usage page, when the portal is on (`[web] url` set or an `http`/`https`
+    /// listener configured): quota warnings and the IMAP `[ALERT]` link to it.
+    pub fn web_usage_url(&self) -> Option<String> {
+        let on = !self.web.url.is_empty() || !self.listen.http.is_empty() || !self.listen.https.is_empty();
+        on.then(|| format!("{}/usage", self.web_url()))
+    }
 }
 
 /// `[log]`.

@@ -90,6 +90,19 @@ pub enum QuotaCmd {
     Set { address: String, size: String },
     /// Recompute usage from the stored messages.
     Recalc { address: Option<String> },
+    /// Requests for more room from the portal (pending ones; --all: every one, decided too).
+    Requests {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request: the account's quota becomes SIZE (default: the size asked).
+    Approve { id: i64, size: Option<String> },
+    /// Deny a request; the user is mailed the REASON.
+    Deny {
+        id: i64,
+        #[arg(required = true, trailing_var_arg = true)]
+        reason: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,6 +330,11 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 let a = store.set_quota(&address, parse_quota(&size)?)?;
                 writeln!(out, "{}", quota_line(&a))?;
             }
+            QuotaCmd::Requests { all } => crate::portal::requests(&store, all, out)?,
+            QuotaCmd::Approve { id, size } => {
+                crate::portal::approve(&store, config, id, size.as_deref(), out)?
+            }
+            QuotaCmd::Deny { id, reason } => crate::portal::deny(&store, config, id, &reason, out)?,
             QuotaCmd::Recalc { address } => {
                 for r in store.recalc_quota(address.as_deref())? {
                     let note = if r.before == r.after {
@@ -397,6 +415,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 bail!("no block for {key}");
             }
         }
+        Command::Admin(c) => crate::portal::admin(c, &store, out)?,
         Command::Retention(RetentionCmd::Sweep { now }) => {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;

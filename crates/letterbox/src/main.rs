@@ -3,6 +3,7 @@
 
 mod admin;
 mod apppass_cmd;
+mod portal;
 mod privileges;
 mod serve;
 
@@ -59,6 +60,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

@@ -131,6 +131,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
     tokio::spawn(warnings(store.clone(), config.clone()));
+    tokio::spawn(letterbox_web::maintenance(store.clone()));
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};

@@ -228,6 +228,18 @@ async fn check(
     };
     match checked {
         Ok(Some((account, app_password))) => {
+            // An account an operator disabled (the portal) logs in nowhere; the client
+            // is told no more than for a wrong password.
+            let id = account.id;
+            match ctx.store.run(move |s| s.web().is_disabled(id)).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(ip = %peer.addr.ip(), user = %account.address, "login refused: account disabled");
+                    tokio::time::sleep(Duration::from_millis(cfg.failure_delay_ms)).await;
+                    return Login::Failed;
+                }
+                Err(e) => return Login::Unavailable(e.to_string()),
+            }
             throttle.clear(&ipk);
             throttle.clear(&userk);
             match &app_password {

@@ -52,6 +52,7 @@ use letterbox_proto::budget::Reservation;
 use letterbox_proto::sasl::{self, SaslError};
 use letterbox_proto::{metrics, read_line, BoxStream, Context, Line, Peer};
 use letterbox_store::{normalize_address, Account, AccountId, Error as StoreError, Resolved};
+use letterbox_store::web::DeliveryOutcome;
 use smtp_proto::{Error as ParseError, Request};
 use std::io;
 use std::sync::Arc;
@@ -829,6 +830,7 @@ impl Session {
             }
             Ok(Resolved::NoSuchUser) => {
                 metrics::metrics().bounced(self.mode_name(), "no_such_user");
+                count(&self.ctx, &address, DeliveryOutcome::Refused).await;
                 self.ok(
                     550,
                     "5.1.1",
@@ -838,16 +840,35 @@ impl Session {
             Ok(Resolved::Accounts(accounts)) => {
                 if accounts.is_empty() {
                     metrics::metrics().bounced(self.mode_name(), "no_such_user");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
                     return self.ok(
                         550,
                         "5.1.1",
                         &format!("<{shown}>: Recipient address rejected: no such user here"),
                     );
                 }
+                // Accounts an operator disabled (the portal) take no mail for now: a
+                // temporary refusal, so senders retry while the operator decides.
+                let disabled = self
+                    .ctx
+                    .store
+                    .run(|s| s.web().disabled_accounts())
+                    .await
+                    .unwrap_or_default();
+                let accounts: Vec<_> = accounts
+                    .into_iter()
+                    .filter(|a| !disabled.contains(&a.id))
+                    .collect();
+                if accounts.is_empty() {
+                    tracing::info!(rcpt = %shown, "refused at RCPT: account disabled");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
+                    return self.ok(450, "4.2.1", &format!("<{shown}>: Mailbox disabled, try again later"));
+                }
                 if accounts.iter().all(|a| is_full(a, declared)) {
                     metrics::metrics().quota_refused(self.mode_name());
                     metrics::metrics().bounced(self.mode_name(), "quota");
                     tracing::info!(rcpt = %shown, "refused at RCPT: mailbox full");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
                     return self.ok(552, "5.2.2", &format!("<{shown}>: Mailbox full"));
                 }
                 let ids = accounts.iter().map(|a| a.id).collect();
@@ -1108,6 +1129,13 @@ impl Session {
                 }
             }
         }
+        for (rcpt, o) in &results {
+            match o {
+                Outcome::Delivered => count(&self.ctx, rcpt, DeliveryOutcome::Delivered).await,
+                Outcome::Full => count(&self.ctx, rcpt, DeliveryOutcome::Bounced).await,
+                Outcome::Failed => {}
+            }
+        }
         if self.lmtp() {
             // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
             for (rcpt, o) in &results {
@@ -1152,6 +1180,28 @@ impl Session {
         } else {
             self.ok(451, "4.3.0", "Temporary failure, try again later");
         }
+    }
+}
+
+/// Counts a recipient's outcome for its domain, per day (the portal's domains page).
+/// Only local domains are counted; a failure to count is logged, never fatal.
+async fn count(ctx: &Context, address: &str, outcome: DeliveryOutcome) {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return;
+    };
+    let domain = domain.to_ascii_lowercase();
+    let day = letterbox_store::web::day_of(letterbox_store::now());
+    let r = ctx
+        .store
+        .run(move |s| {
+            if s.list_domains()?.contains(&domain) {
+                s.web().count_delivery(&domain, day, outcome)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!("delivery count not recorded: {e}");
     }
 }
 

@@ -128,8 +128,13 @@ pub struct LargeMessage {
 /// The portal's store operations (see the module documentation). Every method blocks.
 pub trait WebStore: Send + Sync {
     // --- sessions ---
-    fn session_create(&self, token_hash: [u8; 32], account: AccountId, csrf: &str, expires: i64)
-        -> Result<()>;
+    fn session_create(
+        &self,
+        token_hash: [u8; 32],
+        account: AccountId,
+        csrf: &str,
+        expires: i64,
+    ) -> Result<()>;
     /// The session of a token hash, if it exists and has not expired at `now`.
     fn session_get(&self, token_hash: [u8; 32], now: i64) -> Result<Option<WebSession>>;
     fn session_delete(&self, token_hash: [u8; 32]) -> Result<()>;
@@ -147,7 +152,12 @@ pub trait WebStore: Send + Sync {
 
     // --- quota requests ---
     /// Opens a request; refused ([`Error::Exists`]) while another is pending.
-    fn quota_request_open(&self, account: AccountId, size: u64, reason: &str) -> Result<QuotaRequest>;
+    fn quota_request_open(
+        &self,
+        account: AccountId,
+        size: u64,
+        reason: &str,
+    ) -> Result<QuotaRequest>;
     fn quota_request(&self, id: i64) -> Result<QuotaRequest>;
     /// Requests, newest first: pending ones only unless `all`.
     fn quota_requests(&self, all: bool) -> Result<Vec<QuotaRequest>>;
@@ -269,7 +279,8 @@ impl WebStore for SqliteBackend {
         self.write_lazy(move |ctx| {
             Ok(ctx
                 .tx
-                .execute("DELETE FROM web_sessions WHERE expires <= ?1", [now])? as u64)
+                .execute("DELETE FROM web_sessions WHERE expires <= ?1", [now])?
+                as u64)
         })
     }
 
@@ -328,7 +339,8 @@ impl WebStore for SqliteBackend {
 
     fn admin_list(&self) -> Result<Vec<AdminGrant>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT address, domain FROM web_admins ORDER BY address, domain")?;
+            let mut st =
+                c.prepare("SELECT address, domain FROM web_admins ORDER BY address, domain")?;
             let v = st
                 .query_map([], |r| {
                     let d: String = r.get(1)?;
@@ -342,7 +354,12 @@ impl WebStore for SqliteBackend {
         })
     }
 
-    fn quota_request_open(&self, account: AccountId, size: u64, reason: &str) -> Result<QuotaRequest> {
+    fn quota_request_open(
+        &self,
+        account: AccountId,
+        size: u64,
+        reason: &str,
+    ) -> Result<QuotaRequest> {
         let reason = reason.to_string();
         let id = self.write(move |ctx| {
             let acct = get_account_by_id(&ctx.tx, account)?;
@@ -574,10 +591,12 @@ impl WebStore for SqliteBackend {
 
     fn is_disabled(&self, account: AccountId) -> Result<bool> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT 1 FROM account_disabled WHERE account_id = ?1")?
-                .query_row([account], |_| Ok(()))
-                .optional()?
-                .is_some())
+            Ok(
+                c.prepare_cached("SELECT 1 FROM account_disabled WHERE account_id = ?1")?
+                    .query_row([account], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
         })
     }
 

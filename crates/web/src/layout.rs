@@ -110,7 +110,7 @@ pub fn chart(title: &str, points: &[Point]) -> Markup {
     }
     // A single sample still shows: as a short flat line.
     if points.len() == 1 {
-        line.push_str(&format!("{:.1},{:.1}", x(last), y(points[0].value)));
+        line.push_str(&format!("{:.1},{:.1} ", x(last), y(points[0].value)));
     }
     let area = format!(
         "{:.1},{:.1} {line}{:.1},{:.1}",
@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(20_428), "2025-12-08");
+        assert_eq!(date(20_428), "2025-12-06");
         assert_eq!(datetime(1_796_584_905), "2026-12-06 19:21 UTC");
     }
 

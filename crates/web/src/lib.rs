@@ -61,7 +61,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::assets::routes())
         .merge(pages::login::routes())
+        .merge(pages::usage::routes())
+        .merge(pages::request::routes())
+        .merge(pages::reading::routes())
+        .merge(pages::account::routes())
+        .merge(pages::admin_accounts::routes())
+        .merge(pages::admin_requests::routes())
+        .merge(pages::admin_domains::routes())
         .merge(api::session::routes())
+        .merge(api::usage::routes())
+        .merge(api::requests::routes())
+        .merge(api::reading::routes())
+        .merge(api::account::routes())
+        .merge(api::admin::routes())
         .merge(pages::metrics::routes())
         .merge(pages::autoconfig::routes())
         .fallback(pages::not_found)
@@ -151,4 +163,26 @@ impl Service for WebService {
 /// A plain-text response for the few places that need one.
 pub fn text(status: axum::http::StatusCode, body: &'static str) -> Response {
     (status, body).into_response()
+}
+
+/// How often `serve` refreshes today's usage samples and forgets expired sessions.
+pub const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The portal's share of `serve`'s maintenance: at start and then every
+/// [`MAINTENANCE_INTERVAL`], record (or refresh) today's usage sample of every account,
+/// so the usage chart has a point from the first day, and purge expired sessions.
+pub async fn maintenance(store: letterbox_store::Store) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = letterbox_store::now();
+        let day = letterbox_store::web::day_of(now);
+        match store.run(move |s| s.web().usage_sample_all(day)).await {
+            Ok(n) => tracing::debug!("web: usage sampled for {n} account(s)"),
+            Err(e) => tracing::error!("web: usage sampling failed: {e}"),
+        }
+        if let Err(e) = store.run(move |s| s.web().sessions_purge(now)).await {
+            tracing::error!("web: session purge failed: {e}");
+        }
+    }
 }

@@ -6,7 +6,12 @@
 //! 400 malformed, 401 not logged in, 403 not allowed (CSRF, role, domain), 404 unknown,
 //! 409 conflicting state, 429 blocked login, 503 store unavailable.
 
+pub mod account;
+pub mod admin;
+pub mod reading;
+pub mod requests;
 pub mod session;
+pub mod usage;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -2,10 +2,17 @@
 //! JSON API (`crate::api`), and a form posts to its page, which calls the API function
 //! and redirects (POST/redirect/GET), so every page works without JavaScript.
 
+pub mod account;
+pub mod admin_accounts;
+pub mod admin_domains;
+pub mod admin_requests;
 pub mod assets;
 pub mod autoconfig;
 pub mod login;
 pub mod metrics;
+pub mod reading;
+pub mod request;
+pub mod usage;
 
 use crate::api::ApiError;
 use crate::layout;
