@@ -62,7 +62,9 @@ pub enum UserCmd {
     #[command(subcommand)]
     AppPassword(crate::apppass_cmd::AppPasswordCmd),
     /// Recent successful logins: time, client address, protocol, app password.
-    Logins { address: String },
+    Logins {
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -283,7 +285,10 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             UserCmd::AppPassword(c) => crate::apppass_cmd::run(&store, c, out)?,
             UserCmd::Logins { address } => {
                 for l in store.recent_logins(&address)? {
-                    let app = l.app_password.as_deref().map(letterbox_proto::auth::loggable);
+                    let app = l
+                        .app_password
+                        .as_deref()
+                        .map(letterbox_proto::auth::loggable);
                     writeln!(
                         out,
                         "{}	{}	{}	{}",

@@ -6,6 +6,7 @@ mod apppass_cmd;
 mod portal;
 mod privileges;
 mod serve;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

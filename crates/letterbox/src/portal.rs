@@ -26,6 +26,9 @@ pub enum AdminCmd {
     },
     /// Operators and domain admins: ADDRESS<TAB>all|DOMAIN.
     List,
+    /// API tokens for scripts (operator rights on /api/, `Authorization: Bearer`).
+    #[command(subcommand)]
+    Token(crate::token_cmd::TokenCmd),
 }
 
 pub fn admin(cmd: AdminCmd, store: &Store, out: &mut dyn Write) -> Result<()> {
@@ -45,6 +48,7 @@ pub fn admin(cmd: AdminCmd, store: &Store, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
         }
+        AdminCmd::Token(c) => crate::token_cmd::run(store, c, out)?,
     }
     Ok(())
 }

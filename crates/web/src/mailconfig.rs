@@ -105,7 +105,6 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
-
 /// Thunderbird's autoconfiguration document (`config-v1.1.xml`, the format of
 /// wiki.mozilla.org/Thunderbird:Autoconfiguration:ConfigFileFormat) for `domain`.
 pub fn thunderbird(config: &Config, domain: &str) -> String {
@@ -243,7 +242,14 @@ fn uuid_from(seed: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x = hex::encode(b).to_uppercase();
-    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
 
 /// Apple's configuration profile for one account (`.mobileconfig`, payload type
@@ -257,13 +263,20 @@ pub fn mobileconfig(config: &Config, address: &str) -> Option<Vec<u8>> {
     let host = mail_host(config).to_string();
     let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
     let reverse: Vec<&str> = host.split('.').rev().collect();
-    let ident = format!("{}.letterbox.{}", reverse.join("."), address.replace(['@', '.'], "-"));
+    let ident = format!(
+        "{}.letterbox.{}",
+        reverse.join("."),
+        address.replace(['@', '.'], "-")
+    );
     let mut mail = Dictionary::new();
     let s = |v: &str| Value::String(v.to_string());
     mail.insert("PayloadType".into(), s("com.apple.mail.managed"));
     mail.insert("PayloadVersion".into(), Value::Integer(1.into()));
     mail.insert("PayloadIdentifier".into(), s(&format!("{ident}.mail")));
-    mail.insert("PayloadUUID".into(), s(&uuid_from(&format!("{ident}.mail"))));
+    mail.insert(
+        "PayloadUUID".into(),
+        s(&uuid_from(&format!("{ident}.mail"))),
+    );
     mail.insert("PayloadDisplayName".into(), s(&format!("Mail ({address})")));
     mail.insert("EmailAccountDescription".into(), s(address));
     mail.insert("EmailAccountName".into(), s(address));

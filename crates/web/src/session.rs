@@ -142,6 +142,10 @@ impl Session {
     /// The session of a request, if its cookie names a live one.
     pub async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<Session>, ApiError> {
         let peer = peer(parts)?;
+        // A script's API token (`Authorization: Bearer`) stands instead of a cookie.
+        if let Some(token) = crate::api::tokens::bearer(parts) {
+            return crate::api::tokens::session(state, peer, token).await;
+        }
         let Some(token) = cookie(parts, SESSION_COOKIE) else {
             return Ok(None);
         };
@@ -316,7 +320,10 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiWrite<T> {
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        session.check_csrf(token)?;
+        // A bearer token is no ambient credential: nothing to forge, no CSRF token.
+        if crate::api::tokens::bearer(&parts).is_none() {
+            session.check_csrf(token)?;
+        }
         let req = Request::from_parts(parts, body);
         let axum::Json(body) = axum::Json::<T>::from_request(req, state)
             .await

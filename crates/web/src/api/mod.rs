@@ -8,9 +8,13 @@
 
 pub mod account;
 pub mod admin;
+pub mod app_passwords;
+pub mod logins;
+pub mod openapi;
 pub mod reading;
 pub mod requests;
 pub mod session;
+pub mod tokens;
 pub mod usage;
 
 use axum::http::StatusCode;

@@ -20,6 +20,14 @@ async fn account_page(PageSession(s): PageSession, Query(n): Query<Notice>) -> P
     let body = html! {
         (notice(n.done.as_deref()))
         section {
+            h2 { "Devices and security" }
+            ul {
+                li { a href="/account/app-passwords" { "Application passwords" } " for phones and mail programs, one per device, for IMAP, POP3 or sending only" }
+                li { a href="/account/logins" { "Recent logins" } " to your mailbox" }
+                li { a href="/settings/mail.mobileconfig" { "Set up an iPhone, iPad or Mac" } " (a configuration profile for Apple Mail)" }
+            }
+        }
+        section {
             h2 { "Change password" }
             p class="muted" { "The new password works at once for IMAP, POP3, sending mail and this portal; your other portal logins end." }
             form method="post" action="/account" {

@@ -62,7 +62,11 @@ fn host_domain(headers: &HeaderMap) -> Option<String> {
     // Without a port; an IPv6 literal is no domain anyway.
     let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
     let host = host.to_ascii_lowercase();
-    Some(host.strip_prefix("autoconfig.").unwrap_or(&host).to_string())
+    Some(
+        host.strip_prefix("autoconfig.")
+            .unwrap_or(&host)
+            .to_string(),
+    )
 }
 
 async fn thunderbird(
@@ -124,10 +128,16 @@ async fn mobileconfig(State(state): State<AppState>, PageSession(s): PageSession
             "This server has no IMAP or POP3 listener to set up.",
         ));
     };
-    let domain = address.rsplit_once('@').map_or("mail", |(_, d)| d).to_string();
+    let domain = address
+        .rsplit_once('@')
+        .map_or("mail", |(_, d)| d)
+        .to_string();
     (
         [
-            (header::CONTENT_TYPE, "application/x-apple-aspen-config".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "application/x-apple-aspen-config".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{domain}.mobileconfig\""),

@@ -16,7 +16,13 @@ pub fn routes() -> Router<AppState> {
 
 async fn metrics(State(state): State<AppState>, Extension(peer): Extension<Peer>) -> Response {
     let ip = peer.addr.ip();
-    if !state.config().web.metrics_allow.iter().any(|n| n.contains(ip)) {
+    if !state
+        .config()
+        .web
+        .metrics_allow
+        .iter()
+        .any(|n| n.contains(ip))
+    {
         tracing::info!(ip = %ip, "web: /metrics refused (not in web.metrics_allow)");
         return (
             StatusCode::FORBIDDEN,
@@ -32,7 +38,10 @@ async fn metrics(State(state): State<AppState>, Extension(peer): Extension<Peer>
         }
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         letterbox_proto::metrics::render(stats.as_ref()),
     )
         .into_response()
