@@ -517,3 +517,41 @@ def test_https_listener_sets_secure_cookies(make_server):
     assert cookie.startswith("lb_session=") and "; Secure" in cookie and "HttpOnly" in cookie
     r.read()
     c.close()
+
+
+def test_password_change_in_the_browser(portal, browser):
+    page = new_page(browser, phone=True)
+    browser_login(page, portal, ALICE, ALICE_PW)
+    other = Http(portal)
+    other.login(ALICE, ALICE_PW)
+    page.goto(portal.base + "/account")
+    page.fill("#current", "not-it")
+    page.fill("#new", "new-secret-2")
+    page.fill("#again", "new-secret-2")
+    page.click("form[action='/account'] button[type=submit]")
+    page.wait_for_load_state()
+    assert "the current password is wrong" in page.inner_text("main")
+    page.goto(portal.base + "/account")
+    page.fill("#current", ALICE_PW)
+    page.fill("#new", "new-secret-2")
+    page.fill("#again", "new-secret-2")
+    page.click("form[action='/account'] button[type=submit]")
+    page.wait_for_load_state()
+    assert "Password changed." in page.inner_text("main")
+    # IMAP takes the new password only; the hash is Argon2id, as the CLI makes it.
+    c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
+    with pytest.raises(imaplib.IMAP4.error):
+        c.login(ALICE, ALICE_PW)
+    c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
+    c.login(ALICE, "new-secret-2")
+    c.logout()
+    import sqlite3
+
+    db = sqlite3.connect(portal.data_dir / "store.db")
+    (stored,) = db.execute("SELECT password_hash FROM accounts WHERE address = ?", (ALICE,)).fetchone()
+    db.close()
+    assert stored.startswith("{ARGON2ID}") or stored.startswith("$argon2id$"), stored[:12]
+    # The other session ended; this one goes on.
+    assert other.json("GET", "/api/me")[0] == 401
+    page.goto(portal.base + "/usage")
+    assert page.url.endswith("/usage")
