@@ -345,6 +345,9 @@ def test_csrf_refusals(portal):
     r = h.request("POST", "/request", form={"size": "1G", "reason": "x", "csrf": h.csrf})
     assert r.status == 303
     assert h.json("GET", "/api/quota-request")[1]["pending"]["size"] == 1 << 30
+    # Notices travel in a cookie, so a crafted link cannot put text on our pages.
+    r = h.request("GET", "/usage?done=Call+0800+now")
+    assert r.status == 200 and b"0800" not in r.body
     # Cookie attributes and the policy every response carries.
     r = anon.request("GET", "/login")
     cookie = r.getheader("Set-Cookie")

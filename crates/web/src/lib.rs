@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::account::routes())
         .merge(api::admin::routes())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(pages::clear_flash))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -161,7 +162,6 @@ impl Service for WebService {
         })
     }
 }
-
 
 /// How often `serve` refreshes today's usage samples and forgets expired sessions.
 pub const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
