@@ -345,6 +345,9 @@ def test_csrf_refusals(portal):
     r = h.request("POST", "/request", form={"size": "1G", "reason": "x", "csrf": h.csrf})
     assert r.status == 303
     assert h.json("GET", "/api/quota-request")[1]["pending"]["size"] == 1 << 30
+    # Notices travel in a cookie, so a crafted link cannot put text on our pages.
+    r = h.request("GET", "/usage?done=Call+0800+now")
+    assert r.status == 200 and b"0800" not in r.body
     # Cookie attributes and the policy every response carries.
     r = anon.request("GET", "/login")
     cookie = r.getheader("Set-Cookie")
@@ -477,3 +480,81 @@ def test_quota_request_cli(portal):
     assert r.returncode != 0 and b"does not exist" in r.stderr
     portal.cli("admin", "remove", DADMIN)
     assert portal.cli("admin", "list").stdout.decode().splitlines() == [f"{OP}\tall"]
+
+
+def test_quota_warning_and_imap_alert_link_to_the_usage_page(portal):
+    url = f"http://mail.example.com:{portal.http_port}/usage"
+    # 12.5K used of 40K: a 26K message takes alice past 95% (quota.warn_at = [95]).
+    assert smtp_send(portal, ALICE, 26_000)[0] == 250
+    c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
+    c.login(ALICE, ALICE_PW)
+    # imaplib files `* OK [ALERT] text` under OK, with the code in front.
+    alerts = [a.decode() for a in c.untagged_responses.get("OK", []) if a.startswith(b"[ALERT]")]
+    assert any(a.startswith("[ALERT] Your mailbox is 9") and a.endswith(f"to avoid bounces (see {url})") for a in alerts), alerts
+    c.select("INBOX")
+    typ, data = c.search(None, "SUBJECT", '"Your mailbox is 95% full"')
+    (num,) = data[0].split()
+    body = c.fetch(num, "(BODY[TEXT])")[1][0][1].decode()
+    assert url in body
+    c.logout()
+
+
+def test_https_listener_sets_secure_cookies(make_server):
+    import ssl
+
+    (port,) = free_ports(1)
+    s = make_server(users={ALICE: ALICE_PW}, **{"listen.https": [f"127.0.0.1:{port}"]})
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    c.request("GET", "/login")
+    r = c.getresponse()
+    assert r.status == 200 and b"Mail address" in r.read()
+    assert "Secure" in r.getheader("Set-Cookie")
+    c.request("POST", "/api/login", body=json.dumps({"address": ALICE, "password": ALICE_PW}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    cookie = r.getheader("Set-Cookie")
+    assert cookie.startswith("lb_session=") and "; Secure" in cookie and "HttpOnly" in cookie
+    r.read()
+    c.close()
+
+
+def test_password_change_in_the_browser(portal, browser):
+    page = new_page(browser, phone=True)
+    browser_login(page, portal, ALICE, ALICE_PW)
+    other = Http(portal)
+    other.login(ALICE, ALICE_PW)
+    page.goto(portal.base + "/account")
+    page.fill("#current", "not-it")
+    page.fill("#new", "new-secret-2")
+    page.fill("#again", "new-secret-2")
+    page.click("form[action='/account'] button[type=submit]")
+    page.wait_for_load_state()
+    assert "the current password is wrong" in page.inner_text("main")
+    page.goto(portal.base + "/account")
+    page.fill("#current", ALICE_PW)
+    page.fill("#new", "new-secret-2")
+    page.fill("#again", "new-secret-2")
+    page.click("form[action='/account'] button[type=submit]")
+    page.wait_for_load_state()
+    assert "Password changed." in page.inner_text("main")
+    # IMAP takes the new password only; the hash is Argon2id, as the CLI makes it.
+    c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
+    with pytest.raises(imaplib.IMAP4.error):
+        c.login(ALICE, ALICE_PW)
+    c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
+    c.login(ALICE, "new-secret-2")
+    c.logout()
+    import sqlite3
+
+    db = sqlite3.connect(portal.data_dir / "store.db")
+    (stored,) = db.execute("SELECT password_hash FROM accounts WHERE address = ?", (ALICE,)).fetchone()
+    db.close()
+    assert stored.startswith("{ARGON2ID}") or stored.startswith("$argon2id$"), stored[:12]
+    # The other session ended; this one goes on.
+    assert other.json("GET", "/api/me")[0] == 401
+    page.goto(portal.base + "/usage")
+    assert page.url.endswith("/usage")

@@ -610,3 +610,180 @@ impl WebStore for SqliteBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        s.add_domain("other.org").unwrap();
+        (dir, s)
+    }
+
+    fn hash() -> String {
+        format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap())
+    }
+
+    #[test]
+    fn sessions_expire_and_end() {
+        let (_d, s) = store();
+        let a = s
+            .add_account("a@example.com", &hash(), QuotaLimit::Default)
+            .unwrap();
+        s.web().session_create([1; 32], a.id, "tok", 100).unwrap();
+        let got = s.web().session_get([1; 32], 99).unwrap().unwrap();
+        assert_eq!((got.account_id, got.csrf.as_str()), (a.id, "tok"));
+        assert!(
+            s.web().session_get([1; 32], 100).unwrap().is_none(),
+            "expired"
+        );
+        assert!(s.web().session_get([2; 32], 0).unwrap().is_none());
+        assert_eq!(s.web().sessions_purge(100).unwrap(), 1);
+        s.web()
+            .session_create([3; 32], a.id, "t", i64::MAX)
+            .unwrap();
+        s.web().set_disabled("a@example.com", true, "op").unwrap();
+        assert!(
+            s.web().session_get([3; 32], 0).unwrap().is_none(),
+            "disabling ends sessions"
+        );
+        assert_eq!(s.web().disabled_accounts().unwrap(), vec![a.id]);
+        s.web().set_disabled("a@example.com", false, "op").unwrap();
+        assert!(!s.web().is_disabled(a.id).unwrap());
+    }
+
+    #[test]
+    fn one_open_request_and_an_atomic_decision() {
+        let (_d, s) = store();
+        let a = s
+            .add_account("a@example.com", &hash(), QuotaLimit::Bytes(1000))
+            .unwrap();
+        let r = s
+            .web()
+            .quota_request_open(a.id, 5000, "three computers")
+            .unwrap();
+        assert!(matches!(
+            s.web().quota_request_open(a.id, 6000, "again"),
+            Err(Error::Exists(_))
+        ));
+        let d = s
+            .web()
+            .quota_request_decide(r.id, "op@example.com", Decision::Approve(4000))
+            .unwrap();
+        assert_eq!(d.status, RequestStatus::Approved);
+        assert_eq!(
+            (d.granted_size, d.decided_by.as_deref()),
+            (Some(4000), Some("op@example.com"))
+        );
+        assert_eq!(s.account_by_id(a.id).unwrap().effective_limit, Some(4000));
+        // Decided once only.
+        assert!(matches!(
+            s.web()
+                .quota_request_decide(r.id, "x", Decision::Deny("no".into())),
+            Err(Error::Refused(_))
+        ));
+        // A new request may be opened now, and denied with a reason.
+        let r2 = s.web().quota_request_open(a.id, 9000, "more").unwrap();
+        let d2 = s
+            .web()
+            .quota_request_decide(r2.id, "cli:root", Decision::Deny("no room".into()))
+            .unwrap();
+        assert_eq!(
+            (d2.status, d2.note.as_deref()),
+            (RequestStatus::Denied, Some("no room"))
+        );
+        assert_eq!(s.account_by_id(a.id).unwrap().effective_limit, Some(4000));
+        assert_eq!(s.web().quota_requests(false).unwrap(), vec![]);
+        assert_eq!(s.web().quota_requests(true).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn usage_samples_one_a_day_for_a_year() {
+        let (_d, s) = store();
+        let a = s
+            .add_account("a@example.com", &hash(), QuotaLimit::Bytes(1000))
+            .unwrap();
+        s.add_account("b@other.org", &hash(), QuotaLimit::Unlimited)
+            .unwrap();
+        assert_eq!(s.web().usage_sample_all(10).unwrap(), 2);
+        assert_eq!(
+            s.web().usage_sample_all(10).unwrap(),
+            2,
+            "refreshed, not added"
+        );
+        s.web().usage_sample_all(11).unwrap();
+        let v = s.web().usage_samples(a.id, 0).unwrap();
+        assert_eq!(v.iter().map(|x| x.day).collect::<Vec<_>>(), vec![10, 11]);
+        assert_eq!(v[0].limit, Some(1000));
+        s.web().usage_sample_all(11 + USAGE_HISTORY_DAYS).unwrap();
+        let v = s.web().usage_samples(a.id, 0).unwrap();
+        assert_eq!(
+            v.iter().map(|x| x.day).collect::<Vec<_>>(),
+            vec![11, 11 + USAGE_HISTORY_DAYS]
+        );
+        let d = s.web().domain_usage_samples("other.org", 0).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].limit, None, "unlimited");
+    }
+
+    #[test]
+    fn operators_and_counts() {
+        let (_d, s) = store();
+        s.add_account("op@example.com", &hash(), QuotaLimit::Default)
+            .unwrap();
+        assert!(matches!(
+            s.web().admin_add("nobody@example.com", None),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.web().admin_add("op@example.com", Some("nope.org")),
+            Err(Error::NotFound(_))
+        ));
+        s.web()
+            .admin_add("op@example.com", Some("other.org"))
+            .unwrap();
+        assert!(matches!(
+            s.web().admin_add("op@example.com", Some("other.org")),
+            Err(Error::Exists(_))
+        ));
+        assert_eq!(
+            s.web().admin_list().unwrap(),
+            vec![AdminGrant {
+                address: "op@example.com".into(),
+                domain: Some("other.org".into())
+            }]
+        );
+        assert_eq!(s.web().admin_remove("op@example.com", None).unwrap(), 1);
+        for o in [
+            DeliveryOutcome::Delivered,
+            DeliveryOutcome::Delivered,
+            DeliveryOutcome::Bounced,
+        ] {
+            s.web().count_delivery("Example.com", 5, o).unwrap();
+        }
+        s.web()
+            .count_delivery("example.com", 6, DeliveryOutcome::Refused)
+            .unwrap();
+        let c = s.web().domain_counts("example.com", 0).unwrap();
+        assert_eq!(
+            c,
+            vec![
+                DomainDay {
+                    day: 5,
+                    delivered: 2,
+                    refused: 0,
+                    bounced: 1
+                },
+                DomainDay {
+                    day: 6,
+                    delivered: 0,
+                    refused: 1,
+                    bounced: 0
+                }
+            ]
+        );
+    }
+}

@@ -15,6 +15,11 @@
 //! connection comes from `serve`'s accept loop like every other protocol's, so the
 //! connection limits and implicit TLS (`https`, RFC 2818) apply unchanged.
 //!
+//! Adding a page or an API group: a new file under `pages/` or `api/` with a
+//! `routes() -> Router<AppState>`, and one `.merge(...)` line in [`router`]. An API
+//! handler takes [`session::Session`] (reads) or [`session::ApiWrite`] (writes, CSRF
+//! checked); another way to authenticate (API tokens) extends `Session::from_parts`.
+//!
 //! Security (see `session`): the session cookie is `HttpOnly; SameSite=Strict` and
 //! `Secure` over TLS (RFC 6265bis); sessions live in the store so that every process
 //! agrees; every form and every API write carries a CSRF token; every response carries a
@@ -30,7 +35,7 @@ pub mod session;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use letterbox_proto::{BoxStream, Context, Peer, Service};
 use std::sync::Arc;
@@ -82,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::logins::routes())
         .merge(api::openapi::routes())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(pages::clear_flash))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -163,11 +169,6 @@ impl Service for WebService {
             }
         })
     }
-}
-
-/// A plain-text response for the few places that need one.
-pub fn text(status: axum::http::StatusCode, body: &'static str) -> Response {
-    (status, body).into_response()
 }
 
 /// How often `serve` refreshes today's usage samples and forgets expired sessions.

@@ -268,7 +268,7 @@ pub struct CsrfForm<T> {
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = Response;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let session = match Session::from_parts(&parts, state).await {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -279,7 +279,6 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
             }
             Err(e) => return Err(crate::pages::error_page(e)),
         };
-        let _ = &mut parts;
         let limit = state.config().web.max_request_body.0 as usize;
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
             crate::pages::error_page(ApiError::new(

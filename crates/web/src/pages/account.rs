@@ -5,7 +5,7 @@ use crate::api::account::change_password;
 use crate::layout::{csrf, notice, page};
 use crate::session::{CsrfForm, PageSession};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -16,7 +16,7 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/account", get(account_page).post(post_password))
 }
 
-async fn account_page(PageSession(s): PageSession, Query(n): Query<Notice>) -> PageResult {
+async fn account_page(PageSession(s): PageSession, n: Notice) -> PageResult {
     let body = html! {
         (notice(n.done.as_deref()))
         section {

@@ -26,7 +26,7 @@ async fn accounts_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
     Query(q): Query<AccountsQuery>,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let rows = accounts(&state, &s, q.sort.as_deref()).await?;
     let body = html! {

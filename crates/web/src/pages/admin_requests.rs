@@ -24,7 +24,7 @@ async fn requests_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
     Query(q): Query<ListQuery>,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let role = s.require_admin()?.clone();
     let all = list(state.store(), &role, true).await?;

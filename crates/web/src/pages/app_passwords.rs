@@ -7,7 +7,7 @@ use crate::api::app_passwords::{create, list, revoke};
 use crate::layout::{csrf, datetime, notice, page};
 use crate::session::{CsrfForm, PageSession, Session};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
@@ -78,7 +78,7 @@ async fn body(state: &AppState, s: &Session, created: Option<Markup>) -> PageRes
 async fn app_passwords_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let note = html! { (notice(n.done.as_deref())) };
     body(&state, &s, Some(note)).await

@@ -68,16 +68,29 @@ pub async fn not_found() -> Response {
     ))
 }
 
-/// Redirects after a successful form with a notice for the next page.
+/// The cookie that carries a one-line notice to the page a form redirects to. A cookie
+/// rather than a query parameter, so that nobody can craft a link that shows our page
+/// with their text in it.
+pub const FLASH_COOKIE: &str = "lb_flash";
+
+/// Redirects after a successful form (303, POST/redirect/GET) with a notice for the next
+/// page.
 pub fn done(path: &str, notice: &str) -> Response {
-    let mut url = String::from(path);
-    url.push(if path.contains('?') { '&' } else { '?' });
-    url.push_str("done=");
-    url.push_str(&urlencode(notice));
-    axum::response::Redirect::to(&url).into_response()
+    let cookie = format!(
+        "{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60",
+        urlencode(notice)
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (axum::http::header::SET_COOKIE, cookie),
+            (axum::http::header::LOCATION, path.to_string()),
+        ],
+    )
+        .into_response()
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a value (query parameters, the notice cookie).
 pub fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -90,9 +103,66 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-/// The `?done=` notice of a page.
-#[derive(serde::Deserialize, Default)]
+fn urldecode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The notice a form left for this page (see [`done`]).
+#[derive(Default)]
 pub struct Notice {
-    #[serde(default)]
     pub done: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Notice {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Notice {
+            done: crate::session::cookie(parts, FLASH_COOKIE)
+                .map(|v| urldecode(&v))
+                .filter(|v| !v.is_empty())
+                .map(|v| v.chars().take(300).collect()),
+        })
+    }
+}
+
+/// Clears the notice cookie once a page has been shown with it.
+pub async fn clear_flash(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let had = req
+        .headers()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(FLASH_COOKIE));
+    let mut res = next.run(req).await;
+    if had && res.status() == StatusCode::OK {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+            "{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        )) {
+            res.headers_mut().append(axum::http::header::SET_COOKIE, v);
+        }
+    }
+    res
 }

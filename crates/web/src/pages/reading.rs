@@ -6,7 +6,7 @@ use crate::api::reading::{reading, set_retention, Endpoint};
 use crate::layout::{csrf, notice, page};
 use crate::session::{CsrfForm, PageSession};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -41,7 +41,7 @@ fn settings(title: &str, host: &str, user: &str, eps: &[Endpoint]) -> Markup {
 async fn reading_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let r = reading(&state, &s).await?;
     let current = r.retention.clone().unwrap_or_else(|| "default".into());

@@ -6,7 +6,7 @@ use crate::api::requests::{mine, open};
 use crate::layout::{csrf, datetime, human, notice, page};
 use crate::session::{CsrfForm, PageSession};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
 async fn request_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let m = mine(&state, &s).await?;
     let body = html! {

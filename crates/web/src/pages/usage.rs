@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
 async fn usage_page(
     State(state): State<AppState>,
     PageSession(s): PageSession,
-    Query(n): Query<Notice>,
+    n: Notice,
 ) -> PageResult {
     let u = usage(&state, &s).await?;
     let points: Vec<Point> = u
