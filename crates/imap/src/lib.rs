@@ -62,8 +62,8 @@
 //! - PREVIEW is the first 200 characters of the first text body (HTML without tags, no
 //!   attachments, no quoted `>` lines), white space collapsed, computed at delivery, as
 //!   Dovecot answers; `PREVIEW (LAZY)` answers the same.
-//!   Messages stored by structure version 1 (before SORT) still decode: they sort on the
-//!   raw subject and thread by In-Reply-To only, until parsed again.
+//!   Messages stored by an older structure version are parsed again from their octets
+//!   on first read (`letterbox_message::STRUCTURE_VERSION`).
 //! - WITHIN: `OLDER n` is exactly `NOT YOUNGER n` (INTERNALDATE before now minus `n`
 //!   seconds), as Dovecot.
 //! - Differences from Dovecot kept on purpose: a body's line count includes a last line

@@ -23,12 +23,14 @@ use serde::{Deserialize, Serialize};
 mod address;
 pub use address::{parse_address_list, Address};
 
-/// The encoding version of [`ParsedMessage`]: 3 stores the envelope first
-/// ([`ParsedMessage::decode_envelope`]). Version 2 (the whole structure in one piece) and
-/// version 1 (without [`ParsedMessage::sort`], decoded with the fallbacks of
-/// [`SortFields::from_envelope`]) still decode. A stored structure of any other version is
-/// parsed again from the message.
-pub const STRUCTURE_VERSION: u8 = 3;
+/// The encoding version of [`ParsedMessage`]: 3 stored the envelope first
+/// ([`ParsedMessage::decode_envelope`]); 4 keeps that layout but changes what is in it
+/// (display names from comments, MIME part headers in the body's search text, the
+/// offsets of empty parts, encoded message/rfc822 parts, invalid Content-Types).
+/// [`ParsedMessage::decode`] answers `None` for any other version, and the store then
+/// parses the message again from its octets and keeps the new parse (older answers
+/// would differ from a new parse's).
+pub const STRUCTURE_VERSION: u8 = 4;
 
 /// Everything a reader of the message needs without parsing it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,28 +61,6 @@ pub struct SortFields {
     pub to_display: Option<String>,
     /// The message IDs of `References:`, in order, without their angle brackets.
     pub references: Vec<String>,
-}
-
-impl SortFields {
-    /// What a version 1 structure allows: the raw subject, no display names, no
-    /// References (threads then follow In-Reply-To, RFC 5256 section 4 step 1.A).
-    pub fn from_envelope(env: &Envelope) -> SortFields {
-        SortFields {
-            subject: env.subject.clone(),
-            ..SortFields::default()
-        }
-    }
-}
-
-/// The structure as version 1 wrote it.
-#[derive(Deserialize)]
-struct ParsedMessageV1 {
-    root: Part,
-    envelope: Envelope,
-    sent_date: Option<i64>,
-    search_headers: String,
-    search_body: String,
-    preview: String,
 }
 
 /// The message IDs of a header value (`Message-ID`, `In-Reply-To`, `References`), in
@@ -191,28 +171,27 @@ impl Part {
             PartKind::Message(_, p) => p.shift(by),
         }
     }
-    /// The part at an IMAP section path (`[1, 2]` for `1.2`), following RFC 9051's
-    /// numbering: a non-multipart top level is part 1, and numbering continues inside an
-    /// encapsulated message's body.
+    /// The part at an IMAP section path (`[1, 2]` for `1.2`), numbered as RFC 9051
+    /// 6.4.5 (and RFC 3501) asks: the parts of a multipart count from 1; a non-multipart
+    /// entity has only part 1, itself; and a path that goes on past a message/rfc822
+    /// part continues inside the encapsulated message (its multipart's parts, or its
+    /// single body as part 1). So `1` of a message/rfc822 part is the whole encapsulated
+    /// message, header included, and `1.1` what it contains.
     pub fn find(&self, path: &[u32]) -> Option<&Part> {
-        let Some((&first, rest)) = path.split_first() else {
-            return Some(self);
-        };
-        let next = match &self.kind {
-            PartKind::Multipart(parts) => parts.get((first as usize).checked_sub(1)?)?,
-            PartKind::Message(_, inner) => return inner.find(path),
-            PartKind::Leaf if first == 1 => self,
-            PartKind::Leaf => return None,
-        };
-        if rest.is_empty() {
-            Some(next)
-        } else {
-            match &next.kind {
-                // Inside message/rfc822, the numbering continues with its body.
-                PartKind::Message(_, inner) => inner.find(rest),
-                _ => next.find(rest),
+        let mut part = self;
+        for (i, &n) in path.iter().enumerate() {
+            part = match &part.kind {
+                PartKind::Multipart(parts) => parts.get((n as usize).checked_sub(1)?)?,
+                _ if n == 1 => part,
+                _ => return None,
+            };
+            if i + 1 < path.len() {
+                if let PartKind::Message(_, inner) = &part.kind {
+                    part = inner;
+                }
             }
         }
+        Some(part)
     }
 }
 
@@ -283,24 +262,11 @@ impl ParsedMessage {
                     sort: r.sort,
                 })
             }
-            Some((2, rest)) => postcard::from_bytes(rest).ok(),
-            Some((1, rest)) => {
-                let v1: ParsedMessageV1 = postcard::from_bytes(rest).ok()?;
-                Some(ParsedMessage {
-                    sort: SortFields::from_envelope(&v1.envelope),
-                    root: v1.root,
-                    envelope: v1.envelope,
-                    sent_date: v1.sent_date,
-                    search_headers: v1.search_headers,
-                    search_body: v1.search_body,
-                    preview: v1.preview,
-                })
-            }
             _ => None,
         }
     }
-    /// Only the envelope of what [`encode`](Self::encode) wrote (of an older version: of
-    /// the whole structure).
+    /// Only the envelope of what [`encode`](Self::encode) wrote; `None` as for
+    /// [`decode`](Self::decode).
     pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
         match Self::split(bytes) {
             Some((env, _)) => postcard::from_bytes(env).ok(),
@@ -339,6 +305,10 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
 }
 
 fn parse_mime(raw: &[u8]) -> ParsedMessage {
+    parse_mime_depth(raw, 0)
+}
+
+fn parse_mime_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let parser = MessageParser::default();
     let Some(msg) = parser.parse(raw) else {
         return fallback(raw);
@@ -349,7 +319,7 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
         raw,
         &msg.parts,
         0,
-        0,
+        depth,
         &mut search_body,
         &mut search_headers,
         true,
@@ -582,14 +552,19 @@ fn convert(
 ) -> Part {
     let part = &parts[index];
     seen[index] = true;
-    if collect_headers {
-        for h in &part.headers {
-            let value = decoded_header_text(h);
-            header_text.push_str(h.name.as_str());
-            header_text.push_str(": ");
-            header_text.push_str(&value);
-            header_text.push('\n');
-        }
+    // The top-level header is the message's header (SEARCH HEADER, TEXT); every other
+    // entity's header (MIME part headers, an encapsulated message's header) is part of
+    // the body (SEARCH BODY, TEXT): an attachment's file name is found.
+    let fields = if collect_headers {
+        &mut *header_text
+    } else {
+        &mut *body_text
+    };
+    for h in &part.headers {
+        fields.push_str(h.name.as_str());
+        fields.push_str(": ");
+        fields.push_str(&decoded_header_text(raw, h));
+        fields.push('\n');
     }
     let ct = part.content_type();
     let (mut mime_type, mut mime_subtype) = match ct {
@@ -611,6 +586,16 @@ fn convert(
                 .collect()
         })
         .unwrap_or_default();
+    if !is_token(&mime_type) || !is_token(&mime_subtype) {
+        // A Content-Type that does not parse (RFC 2045 5.1 `type "/" subtype` of
+        // tokens) is taken as the default, as RFC 2045 5.2 recommends (Dovecot answers
+        // empty strings instead, which clients cannot show).
+        if !mime_type.is_empty() {
+            params.clear();
+        }
+        mime_type.clear();
+        mime_subtype.clear();
+    }
     if mime_type.is_empty() || mime_subtype.is_empty() {
         // RFC 2045 5.2 default; a digest's children default to message/rfc822 (handled by
         // mail-parser returning the part as Message).
@@ -647,9 +632,6 @@ fn convert(
                 .collect()
         })
         .unwrap_or_default();
-    let body = raw
-        .get(part.offset_body as usize..part.offset_end as usize)
-        .unwrap_or_default();
     let kind = match &part.body {
         PartType::Multipart(children) if depth < MAX_DEPTH => {
             let mut subs = Vec::new();
@@ -679,18 +661,19 @@ fn convert(
             // An unencoded message/rfc822: mail-parser parsed it in place, so its offsets
             // are offsets into `raw`.
             let env = envelope_of(raw, &inner.parts[0]);
-            let mut nested_headers = String::new();
-            let inner_root = convert(
+            let mut inner_root = convert(
                 raw,
                 &inner.parts,
                 0,
                 depth + 1,
                 body_text,
-                &mut nested_headers,
-                true,
+                header_text,
+                false,
                 &mut vec![false; inner.parts.len()],
             );
-            body_text.push_str(&nested_headers);
+            // The encapsulated message is this part's whole body (a multipart's
+            // epilogue included: its TEXT runs to the end).
+            inner_root.offset_end = inner_root.offset_end.max(part.offset_end);
             PartKind::Message(Box::new(env), Box::new(inner_root))
         }
         PartType::Text(text) => {
@@ -703,16 +686,58 @@ fn convert(
         }
         _ => PartKind::Leaf,
     };
+    let mut kind = kind;
     let is_message = matches!(kind, PartKind::Message(..));
     if is_message && mime_type != "message" {
         mime_type = "message".into();
         mime_subtype = "rfc822".into();
     }
+    let (mut offset_body, mut offset_end) = (part.offset_body, part.offset_end);
+    if !collect_headers
+        && offset_body == offset_end
+        && raw.get(offset_end as usize..).is_some_and(|r| r.starts_with(b"--"))
+        && offset_body >= part.offset_header + 2
+        && raw.get(offset_body as usize - 2..offset_body as usize) == Some(b"\r\n")
+    {
+        // An empty part whose header runs into the next boundary: the line end before
+        // the boundary is the boundary's (RFC 2046 5.1.1), not a blank line ending
+        // the header.
+        offset_body -= 2;
+        offset_end -= 2;
+    }
+    match &kind {
+        PartKind::Leaf if mime_type == "multipart" => {
+            // A multipart without a boundary (RFC 2046 5.1.1 requires one) cannot be
+            // split: an invalid Content-Type, read as text/plain (RFC 2045 5.2).
+            (mime_type, mime_subtype) = ("text".into(), "plain".into());
+            params = vec![("charset".into(), "us-ascii".into())];
+        }
+        PartKind::Leaf
+            if mime_type == "message"
+                && matches!(mime_subtype.as_str(), "rfc822" | "global")
+                && depth < MAX_DEPTH =>
+        {
+            // A message/rfc822 that mail-parser did not parse in place (a
+            // Content-Transfer-Encoding RFC 2046 5.2.1 forbids for it): its octets as
+            // they stand are the message, as Dovecot reads them, so that BODYSTRUCTURE
+            // keeps the envelope and body RFC 9051 requires for this type.
+            let slice = raw
+                .get(offset_body as usize..offset_end as usize)
+                .unwrap_or_default();
+            let mut inner = parse_mime_depth(slice, depth + 1);
+            inner.root.shift(offset_body);
+            kind = PartKind::Message(Box::new(inner.envelope), Box::new(inner.root));
+        }
+        _ => {}
+    }
+    let body = raw
+        .get(offset_body as usize..offset_end as usize)
+        .unwrap_or_default();
     let body_lines = count_lines(body);
     Part {
         offset_header: part.offset_header,
-        offset_body: part.offset_body,
-        offset_end: part.offset_end,
+        offset_body,
+        offset_end,
         body_lines,
         mime_type,
         mime_subtype,
@@ -732,6 +757,14 @@ fn convert(
     }
 }
 
+/// An RFC 2045 5.1 token: visible ASCII but no tspecials.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+        })
+}
+
 fn push_text(out: &mut String, text: &str) {
     if !out.is_empty() {
         out.push('\n');
@@ -739,7 +772,32 @@ fn push_text(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-fn decoded_header_text(h: &mail_parser::Header) -> String {
+/// A header field's value as SEARCH compares it: encoded words (RFC 2047) decoded,
+/// unfolded; Content-Type and Content-Disposition with their parameters (RFC 2231
+/// decoded), so that `name=`/`filename=` are searchable; fields mail-parser does not
+/// read (Received, unparsable ones) as sent.
+fn decoded_header_text(raw: &[u8], h: &mail_parser::Header) -> String {
+    use mail_parser::HeaderValue;
+    match &h.value {
+        HeaderValue::ContentType(ct) => {
+            let mut out = match &ct.c_subtype {
+                Some(s) => format!("{}/{}", ct.c_type, s),
+                None => ct.c_type.to_string(),
+            };
+            for a in ct.attributes.iter().flatten() {
+                out.push_str("; ");
+                out.push_str(&a.name);
+                out.push('=');
+                out.push_str(&a.value);
+            }
+            out
+        }
+        HeaderValue::Received(_) | HeaderValue::Empty => raw_value(raw, h.offset_start, h.offset_end),
+        _ => decoded_header_value(h),
+    }
+}
+
+fn decoded_header_value(h: &mail_parser::Header) -> String {
     use mail_parser::HeaderValue;
     match &h.value {
         HeaderValue::Text(t) => t.to_string(),
