@@ -13,6 +13,37 @@
 //! with groups rendered as RFC 9051 asks (a start marker with the group name and a NIL
 //! end marker).
 //!
+//! Search text: `search_headers` holds the top-level header's fields, `search_body` every
+//! other entity's header fields (MIME part headers, so an attachment's `name=` and
+//! `filename=` are found; an encapsulated message's header) and the decoded text of the
+//! text parts (content transfer encoding and charset undone, HTML without tags). Header
+//! values have their encoded words decoded (RFC 2047) and, for Content-Type and
+//! Content-Disposition, their parameters (RFC 2231 decoded). SEARCH TEXT (RFC 9051 6.4.4)
+//! reads both, BODY the second; the store's trigram filter indexes exactly these texts.
+//! The content of non-text parts is not searched (as Dovecot without a full-text index).
+//!
+//! Structure, compared with Dovecot 2.3 on real-world shapes (tests/imap/mime_corpus.py):
+//! - where Dovecot and the RFCs agree, the same answers: display names from comments
+//!   (`address.rs`), also in nested messages; section numbering (RFC 9051 6.4.5, see
+//!   [`Part::find`]); an empty part's header ends before the line end that belongs to the
+//!   next boundary (RFC 2046 5.1.1), its body has 0 octets and 0 lines; a multipart whose
+//!   closing boundary is missing ends with the message; a message/rfc822 body is the
+//!   whole encapsulated message, epilogue included;
+//! - a Content-Type that does not parse (`text`, `/plain`, `te xt/pl ain`) and a
+//!   multipart without a boundary (RFC 2046 5.1.1 requires one) are text/plain;
+//!   charset=us-ascii, as RFC 2045 5.2 recommends for an invalid field. Dovecot answers
+//!   empty type strings, or a multipart holding one empty part, which hides the text;
+//! - a message/rfc822 part with a base64 or quoted-printable encoding (which RFC 2046
+//!   5.2.1 forbids) is read as a message from its octets as they stand, as Dovecot reads
+//!   it, so that BODYSTRUCTURE keeps the envelope, body and line count RFC 9051 requires
+//!   of that type (its size is the RFC 2046 body; Dovecot adds the boundary's CRLF);
+//! - line counts count a last line without a line end (Dovecot counts line ends only):
+//!   RFC 9051 asks for the size "in text lines";
+//! - known limit: a nested multipart whose own closing boundary is missing runs to the
+//!   end of its enclosing part (mail-parser does not end it at an enclosing boundary, as
+//!   RFC 2046 5.1.2 and Dovecot do), so the enclosing multipart's later parts are not
+//!   listed.
+//!
 //! Offsets are relative to the parsed octets. A message stored with a per-recipient
 //! prefix (Return-Path, Delivered-To, Received) is parsed without it, so one parse serves
 //! every recipient; readers shift offsets by the prefix length ([`Part::shifted`]).
@@ -695,7 +726,9 @@ fn convert(
     let (mut offset_body, mut offset_end) = (part.offset_body, part.offset_end);
     if !collect_headers
         && offset_body == offset_end
-        && raw.get(offset_end as usize..).is_some_and(|r| r.starts_with(b"--"))
+        && raw
+            .get(offset_end as usize..)
+            .is_some_and(|r| r.starts_with(b"--"))
         && offset_body >= part.offset_header + 2
         && raw.get(offset_body as usize - 2..offset_body as usize) == Some(b"\r\n")
     {
@@ -760,9 +793,8 @@ fn convert(
 /// An RFC 2045 5.1 token: visible ASCII but no tspecials.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
 }
 
 fn push_text(out: &mut String, text: &str) {
@@ -792,7 +824,9 @@ fn decoded_header_text(raw: &[u8], h: &mail_parser::Header) -> String {
             }
             out
         }
-        HeaderValue::Received(_) | HeaderValue::Empty => raw_value(raw, h.offset_start, h.offset_end),
+        HeaderValue::Received(_) | HeaderValue::Empty => {
+            raw_value(raw, h.offset_start, h.offset_end)
+        }
         _ => decoded_header_value(h),
     }
 }

@@ -1298,14 +1298,21 @@ Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\
         s.append(inbox.id, msg(raw), false).unwrap();
         s.parsed_many(inbox.id, &[1], true).unwrap()
     };
-    assert_eq!(want[0].1.envelope.from[0].name.as_deref(), Some("Real Name"));
+    assert_eq!(
+        want[0].1.envelope.from[0].name.as_deref(),
+        Some("Real Name")
+    );
     assert!(want[0].1.search_body.contains("file16.bin"));
     // What version 3 stored for it.
     {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
         let h = crate::blob::BlobId::of(raw.as_bytes()).0.to_vec();
         let mut p = letterbox_message::parse(raw.as_bytes());
-        for a in [&mut p.envelope.from, &mut p.envelope.sender, &mut p.envelope.reply_to] {
+        for a in [
+            &mut p.envelope.from,
+            &mut p.envelope.sender,
+            &mut p.envelope.reply_to,
+        ] {
             a[0].name = None;
         }
         let old_body = "see attached".to_string();
@@ -1315,13 +1322,13 @@ Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\
         structure[0] = 3;
         let mut grams = crate::grams::build(&old_headers, &old_body);
         grams[0] = 1;
-        let search = zstd::bulk::compress(
-            &postcard::to_allocvec(&(old_headers, old_body)).unwrap(),
-            3,
-        )
-        .unwrap();
+        let search =
+            zstd::bulk::compress(&postcard::to_allocvec(&(old_headers, old_body)).unwrap(), 3)
+                .unwrap();
         let id: i64 = c
-            .query_row("SELECT id FROM blob_info WHERE hash = ?1", [&h], |r| r.get(0))
+            .query_row("SELECT id FROM blob_info WHERE hash = ?1", [&h], |r| {
+                r.get(0)
+            })
             .unwrap();
         c.execute(
             "UPDATE blob_info SET structure = ?2 WHERE id = ?1",
@@ -1369,6 +1376,9 @@ Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\
         s.text_candidates(inbox.id, &["file16"]).unwrap(),
         Some(vec![1])
     );
-    assert_eq!(s.text_candidates(inbox.id, &["quebec"]).unwrap(), Some(vec![]));
+    assert_eq!(
+        s.text_candidates(inbox.id, &["quebec"]).unwrap(),
+        Some(vec![])
+    );
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }

@@ -1,6 +1,8 @@
 //! `BODY[section]` and `BINARY[section]`: which octets a section names (from the stored part
 //! offsets), HEADER.FIELDS selection on a header's octets, and content-transfer decoding
-//! for BINARY (RFC 3516).
+//! for BINARY (RFC 3516). Part numbers follow RFC 9051 6.4.5 ([`Part::find`]): `n` of a
+//! message/rfc822 part is the whole encapsulated message, `n.HEADER`/`n.TEXT`/
+//! `n.HEADER.FIELDS` its header and body, `n.1` the first part inside it.
 
 use crate::parser::{Section, SectionText};
 use base64::Engine;
