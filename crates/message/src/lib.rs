@@ -39,10 +39,10 @@
 //!   of that type (its size is the RFC 2046 body; Dovecot adds the boundary's CRLF);
 //! - line counts count a last line without a line end (Dovecot counts line ends only):
 //!   RFC 9051 asks for the size "in text lines";
-//! - known limit: a nested multipart whose own closing boundary is missing runs to the
-//!   end of its enclosing part (mail-parser does not end it at an enclosing boundary, as
-//!   RFC 2046 5.1.2 and Dovecot do), so the enclosing multipart's later parts are not
-//!   listed.
+//! - a nested multipart whose own closing boundary is missing ends at its enclosing
+//!   multipart's next delimiter (RFC 2046 5.1.2), as Dovecot reads it: mail-parser runs
+//!   it to the end, so a multipart whose parts do not start at its delimiter lines is
+//!   split again at them, each part parsed on its own (down to `MAX_RESPLIT_DEPTH`).
 //!
 //! Offsets are relative to the parsed octets. A message stored with a per-recipient
 //! prefix (Return-Path, Delivered-To, Received) is parsed without it, so one parse serves
@@ -323,6 +323,10 @@ pub fn to_crlf(input: &[u8]) -> Vec<u8> {
 
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 50;
+/// Down to this depth a multipart the MIME parser split wrongly is split again at its
+/// delimiters, each part parsed on its own (parsing those octets once more per level:
+/// the bound keeps a hostile message's cost linear).
+const MAX_RESPLIT_DEPTH: usize = 8;
 /// How many characters of text a preview keeps (RFC 8970 says at most 256; Dovecot
 /// keeps 200).
 const PREVIEW_CHARS: usize = 200;
@@ -664,6 +668,32 @@ fn convert(
         })
         .unwrap_or_default();
     let kind = match &part.body {
+        PartType::Multipart(children)
+            if depth < MAX_RESPLIT_DEPTH
+                && !split_as_parser_did(raw, part, parts, children, &params) =>
+        {
+            // The parts do not start where this multipart's own delimiter lines are (an
+            // inner multipart that never closes ran past them): split at the delimiters
+            // and parse each part on its own, bounded by them (RFC 2046 5.1.2: an
+            // enclosing boundary ends the inner multipart), as Dovecot reads it.
+            let boundary = boundary_of(&params).unwrap_or_default();
+            let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
+            let mut subs = Vec::new();
+            for (i, d) in delims.iter().enumerate() {
+                if d.close {
+                    break;
+                }
+                let end = delims.get(i + 1).map_or(part.offset_end, |n| n.cut);
+                let slice = raw.get(d.after as usize..end as usize).unwrap_or_default();
+                let sub = parse_mime_depth(slice, depth + 1);
+                body_text.push_str(&sub.search_headers);
+                push_text(body_text, &sub.search_body);
+                let mut root = sub.root;
+                root.shift(d.after);
+                subs.push(root);
+            }
+            PartKind::Multipart(subs)
+        }
         PartType::Multipart(children) if depth < MAX_DEPTH => {
             let mut subs = Vec::new();
             for &c in children {
@@ -788,6 +818,85 @@ fn convert(
         location: first_raw(raw, part, HeaderName::ContentLocation),
         kind,
     }
+}
+
+fn boundary_of(params: &[(String, String)]) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == "boundary")
+        .map(|(_, v)| v.clone())
+        .filter(|b| !b.is_empty())
+}
+
+/// A delimiter line of a multipart (RFC 2046 5.1.1).
+struct Delimiter {
+    /// Where the part before it ends: before the line end that precedes the line.
+    cut: u32,
+    /// Just past the line: where the next part's header starts.
+    after: u32,
+    /// The close delimiter (`--boundary--`).
+    close: bool,
+}
+
+/// The delimiter lines for `boundary` in `raw[start..end]`: `--boundary` at a line
+/// start, then `--` (close) or only white space to the line end.
+fn delimiters(raw: &[u8], start: u32, end: u32, boundary: &[u8]) -> Vec<Delimiter> {
+    let mut out = Vec::new();
+    let (start, end) = (start as usize, (end as usize).min(raw.len()));
+    let mut p = start;
+    while p < end {
+        let line_end = raw[p..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| p + i + 1);
+        let line = &raw[p..line_end];
+        if let Some(rest) = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(boundary))
+        {
+            let close = rest.starts_with(b"--");
+            if close || rest.iter().all(|b| b.is_ascii_whitespace()) {
+                let cut = if p >= start + 2 && &raw[p - 2..p] == b"\r\n" {
+                    p - 2
+                } else if p > start && raw[p - 1] == b'\n' {
+                    p - 1
+                } else {
+                    p
+                };
+                out.push(Delimiter {
+                    cut: cut as u32,
+                    after: line_end as u32,
+                    close,
+                });
+                if close {
+                    break;
+                }
+            }
+        }
+        p = line_end;
+    }
+    out
+}
+
+/// Did the MIME parser split this multipart where its delimiter lines are? (It does
+/// unless a part inside runs past them.)
+fn split_as_parser_did(
+    raw: &[u8],
+    part: &MessagePart,
+    parts: &[MessagePart],
+    children: &[u32],
+    params: &[(String, String)],
+) -> bool {
+    let Some(boundary) = boundary_of(params) else {
+        return true;
+    };
+    let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
+    let ours = delims.iter().filter(|d| !d.close).map(|d| d.after);
+    let theirs = children
+        .iter()
+        .filter_map(|&c| parts.get(c as usize))
+        .map(|p| p.offset_header);
+    delims.is_empty() || ours.eq(theirs)
 }
 
 /// An RFC 2045 5.1 token: visible ASCII but no tspecials.

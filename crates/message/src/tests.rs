@@ -459,3 +459,31 @@ fn part_headers_are_in_the_body_search_text() {
         .search_headers
         .contains("Content-Type: multipart/mixed; boundary=outer"));
 }
+
+#[test]
+fn an_inner_multipart_without_its_closing_boundary_ends_at_the_outer_one() {
+    let raw = b"Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\n\
+Content-Type: multipart/alternative; boundary=in\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\n\
+plain\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nafter zanzibar\r\n\r\n--out--\r\n";
+    let m = parse(raw);
+    let s = |p: &Part| slice(raw, p.offset_body, p.offset_end).to_string();
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart")
+    };
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].mime_subtype, "alternative");
+    assert_eq!(s(m.root.find(&[1, 1]).unwrap()), "plain\r\n");
+    assert_eq!(s(&parts[1]), "after zanzibar\r\n");
+    assert_eq!(
+        slice(raw, parts[1].offset_header, parts[1].offset_body),
+        "Content-Type: text/plain\r\n\r\n"
+    );
+    assert!(m.search_body.contains("after zanzibar"));
+    assert!(m.search_body.contains("boundary=in"));
+    // Well-formed multiparts are split as before.
+    let n = parse(NESTED);
+    let PartKind::Multipart(parts) = &n.root.kind else {
+        panic!("not multipart")
+    };
+    assert_eq!(parts.len(), 3);
+}
