@@ -105,6 +105,29 @@ Content-Type: application/octet-stream
 --e--
 """)
 
+EMPTY_SHAPES = crlf("""\
+From: empty@example.com
+Subject: more empty shapes
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="e"
+
+--e
+
+--e
+--e
+Content-Type: text/plain
+
+
+
+--e
+Content-Type: multipart/mixed; boundary="x"
+
+--e
+Content-Type: message/rfc822
+
+--e--
+""")
+
 EMPTY_BODY = crlf("""\
 From: nobody@example.com
 Subject: empty body
@@ -353,6 +376,7 @@ SAME_AS_DOVECOT = [
     COMMENT_NAMES,
     FORWARD,
     EMPTY_PARTS,
+    EMPTY_SHAPES,
     EMPTY_BODY,
     HEADER_ONLY,
     UNCLOSED,

@@ -105,7 +105,7 @@ def test_corpus_same_structure_and_sections_as_dovecot(server, dovecot):  # noqa
                 diffs.append((seq, sec, list(a.values()), list(b.values())))
             if sec.startswith("BINARY.PEEK"):
                 size = fetch(ours, seq, sec.replace("BINARY.PEEK", "BINARY.SIZE"))
-                assert [int(v) for v in size.values()] == [len(v) for v in a.values()], (seq, sec)
+                assert [int(v) for v in size.values()] == [len(v or b"") for v in a.values()], (seq, sec)
     for d in diffs:
         print("message %d %s\n  ours:    %r\n  dovecot: %r" % d)
     assert diffs == []

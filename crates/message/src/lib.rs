@@ -27,7 +27,8 @@
 //!   (`address.rs`), also in nested messages; section numbering (RFC 9051 6.4.5, see
 //!   [`Part::find`]); an empty part's header ends before the line end that belongs to the
 //!   next boundary (RFC 2046 5.1.1), its body has 0 octets and 0 lines; a multipart whose
-//!   closing boundary is missing ends with the message; a message/rfc822 body is the
+//!   closing boundary is missing ends with the message; one with no delimiter at all has
+//!   a single empty text/plain part (its body is all preamble); a message/rfc822 body is the
 //!   whole encapsulated message, epilogue included;
 //! - a Content-Type that does not parse (`text`, `/plain`, `te xt/pl ain`) and a
 //!   multipart without a boundary (RFC 2046 5.1.1 requires one) are text/plain;
@@ -769,6 +770,29 @@ fn convert(
         offset_end -= 2;
     }
     match &kind {
+        PartKind::Leaf if mime_type == "multipart" && boundary_of(&params).is_some() => {
+            // A multipart with no delimiter in its body (all preamble, which RFC 2046
+            // 5.1.1 says to ignore): one empty text/plain part (RFC 9051 needs one), as
+            // Dovecot answers.
+            let end = part.offset_end;
+            kind = PartKind::Multipart(vec![Part {
+                offset_header: end,
+                offset_body: end,
+                offset_end: end,
+                body_lines: 0,
+                mime_type: "text".into(),
+                mime_subtype: "plain".into(),
+                params: vec![("charset".into(), "us-ascii".into())],
+                content_id: None,
+                description: None,
+                encoding: None,
+                md5: None,
+                disposition: None,
+                language: vec![],
+                location: None,
+                kind: PartKind::Leaf,
+            }]);
+        }
         PartKind::Leaf if mime_type == "multipart" => {
             // A multipart without a boundary (RFC 2046 5.1.1 requires one) cannot be
             // split: an invalid Content-Type, read as text/plain (RFC 2045 5.2).

@@ -487,3 +487,18 @@ plain\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nafter zanzibar\r\n\r\n--ou
     };
     assert_eq!(parts.len(), 3);
 }
+
+#[test]
+fn a_multipart_without_delimiters_has_one_empty_part() {
+    let raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\nonly a preamble\r\n";
+    let m = parse(raw);
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart: {:?}", m.root)
+    };
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        (parts[0].mime_type.as_str(), parts[0].body_len()),
+        ("text", 0)
+    );
+    assert_eq!(parts[0].header_len(), 0);
+}
