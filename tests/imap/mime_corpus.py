@@ -1,7 +1,9 @@
 """Real-world shapes of messages whose ENVELOPE, BODYSTRUCTURE and part sections
 servers have answered differently: display names in comments (also in forwarded
 messages), empty parts, a multipart that never closes, Content-Types that do not parse,
-digests, a message/rfc822 at the top, quoted-printable and base64 parts, a last line
+digests, a message/rfc822 at the top, an Outlook-style multipart (folded parameters,
+encoded words in addresses; not in parameters, nor RFC 2231 parameters, which Letterbox
+decodes, as RFC 9051 7.5.2 asks of the latter, and Dovecot 2.3 passes through), quoted-printable and base64 parts, a last line
 without a line end. test_imap_mime_dovecot.py compares Letterbox with Dovecot on them."""
 
 
@@ -126,6 +128,39 @@ Content-Type: multipart/mixed; boundary="x"
 Content-Type: message/rfc822
 
 --e--
+""")
+
+MAILER_MIX = crlf("""\
+Return-Path: <bounce@example.org>
+From: "Doe, John" <john@example.com>
+To: undisclosed-recipients:;
+Cc: =?utf-8?B?SsO2cmc=?= <joerg@example.de>, x@example.org (X. (Ray) Man)
+Subject: =?utf-8?Q?Re=3A_R=C3=A9sum=C3=A9?=
+Date: Tue, 9 Mar 2004 08:00:00 -0800 (PST)
+MIME-Version: 1.0
+Content-Type: multipart/mixed;
+	boundary="----=_NextPart_000_0001_01C40000.ABCDEF00"
+
+This is a multi-part message in MIME format.
+
+------=_NextPart_000_0001_01C40000.ABCDEF00
+Content-Type: text/plain;
+	charset="us-ascii"
+Content-Transfer-Encoding: Quoted-Printable
+
+Hello=20
+there
+
+------=_NextPart_000_0001_01C40000.ABCDEF00
+Content-Type: application/pdf; name="Resume.pdf"
+Content-Disposition: attachment;
+ filename="Resume.pdf"
+Content-Transfer-Encoding: base64
+
+JVBERi0=
+
+------=_NextPart_000_0001_01C40000.ABCDEF00--
+
 """)
 
 EMPTY_BODY = crlf("""\
@@ -377,6 +412,7 @@ SAME_AS_DOVECOT = [
     FORWARD,
     EMPTY_PARTS,
     EMPTY_SHAPES,
+    MAILER_MIX,
     EMPTY_BODY,
     HEADER_ONLY,
     UNCLOSED,
