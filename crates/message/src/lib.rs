@@ -670,8 +670,7 @@ fn convert(
         .unwrap_or_default();
     let kind = match &part.body {
         PartType::Multipart(children)
-            if depth < MAX_RESPLIT_DEPTH
-                && !split_as_parser_did(raw, part, parts, children, &params) =>
+            if depth < MAX_RESPLIT_DEPTH && !split_as_parser_did(raw, parts, children, &params) =>
         {
             // The parts do not start where this multipart's own delimiter lines are (an
             // inner multipart that never closes ran past them): split at the delimiters
@@ -902,11 +901,11 @@ fn delimiters(raw: &[u8], start: u32, end: u32, boundary: &[u8]) -> Vec<Delimite
     out
 }
 
-/// Did the MIME parser split this multipart where its delimiter lines are? (It does
-/// unless a part inside runs past them.)
+/// Did the MIME parser split this multipart where its delimiter lines are? It did
+/// unless a multipart part inside ran past them (its own closing delimiter missing):
+/// only those parts' octets are searched for this multipart's delimiter lines.
 fn split_as_parser_did(
     raw: &[u8],
-    part: &MessagePart,
     parts: &[MessagePart],
     children: &[u32],
     params: &[(String, String)],
@@ -914,13 +913,21 @@ fn split_as_parser_did(
     let Some(boundary) = boundary_of(params) else {
         return true;
     };
-    let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
-    let ours = delims.iter().filter(|d| !d.close).map(|d| d.after);
-    let theirs = children
+    let needle = [b"\n--", boundary.as_bytes()].concat();
+    let finder = memchr::memmem::Finder::new(&needle);
+    children
         .iter()
         .filter_map(|&c| parts.get(c as usize))
-        .map(|p| p.offset_header);
-    delims.is_empty() || ours.eq(theirs)
+        .filter(|c| matches!(c.body, PartType::Multipart(_)))
+        .all(|c| {
+            let start = c.offset_header as usize;
+            let range = raw.get(start..c.offset_end as usize).unwrap_or_default();
+            !finder.find_iter(range).any(|i| {
+                let rest = &raw[start + i + needle.len()..];
+                let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+                line.starts_with(b"--") || line.iter().all(|b| b.is_ascii_whitespace())
+            })
+        })
 }
 
 /// An RFC 2045 5.1 token: visible ASCII but no tspecials.
