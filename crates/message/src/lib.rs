@@ -670,7 +670,8 @@ fn convert(
         .unwrap_or_default();
     let kind = match &part.body {
         PartType::Multipart(children)
-            if depth < MAX_RESPLIT_DEPTH && !split_as_parser_did(raw, parts, children, &params) =>
+            if depth < MAX_RESPLIT_DEPTH
+                && !split_as_parser_did(raw, part, parts, children, &params) =>
         {
             // The parts do not start where this multipart's own delimiter lines are (an
             // inner multipart that never closes ran past them): split at the delimiters
@@ -862,50 +863,53 @@ struct Delimiter {
 }
 
 /// The delimiter lines for `boundary` in `raw[start..end]`: `--boundary` at a line
-/// start, then `--` (close) or only white space to the line end.
+/// start, then `--` (close) or only white space to the line end. (Found with memchr's
+/// memmem: a big part is not walked line by line.)
 fn delimiters(raw: &[u8], start: u32, end: u32, boundary: &[u8]) -> Vec<Delimiter> {
     let mut out = Vec::new();
     let (start, end) = (start as usize, (end as usize).min(raw.len()));
-    let mut p = start;
-    while p < end {
-        let line_end = raw[p..end]
+    let Some(body) = raw.get(start..end) else {
+        return out;
+    };
+    let needle = [b"\n--", boundary].concat();
+    // A delimiter may open the body itself, without a line end before it.
+    let first = body.starts_with(&needle[1..]).then_some(start).into_iter();
+    let rest = memchr::memmem::find_iter(body, &needle).map(|i| start + i + 1);
+    for p in first.chain(rest) {
+        let after_name = p + needle.len() - 1;
+        let line_end = raw[after_name..end]
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(end, |i| p + i + 1);
-        let line = &raw[p..line_end];
-        if let Some(rest) = line
-            .strip_prefix(b"--")
-            .and_then(|l| l.strip_prefix(boundary))
-        {
-            let close = rest.starts_with(b"--");
-            if close || rest.iter().all(|b| b.is_ascii_whitespace()) {
-                let cut = if p >= start + 2 && &raw[p - 2..p] == b"\r\n" {
-                    p - 2
-                } else if p > start && raw[p - 1] == b'\n' {
-                    p - 1
-                } else {
-                    p
-                };
-                out.push(Delimiter {
-                    cut: cut as u32,
-                    after: line_end as u32,
-                    close,
-                });
-                if close {
-                    break;
-                }
-            }
+            .map_or(end, |i| after_name + i + 1);
+        let rest = &raw[after_name..line_end];
+        let close = rest.starts_with(b"--");
+        if !close && !rest.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
         }
-        p = line_end;
+        let cut = if p >= start + 2 && &raw[p - 2..p] == b"\r\n" {
+            p - 2
+        } else if p > start && raw[p - 1] == b'\n' {
+            p - 1
+        } else {
+            p
+        };
+        out.push(Delimiter {
+            cut: cut as u32,
+            after: line_end as u32,
+            close,
+        });
+        if close {
+            break;
+        }
     }
     out
 }
 
-/// Did the MIME parser split this multipart where its delimiter lines are? It did
-/// unless a multipart part inside ran past them (its own closing delimiter missing):
-/// only those parts' octets are searched for this multipart's delimiter lines.
+/// Did the MIME parser split this multipart where its delimiter lines are? (It does
+/// unless, for one, a part inside runs past them.)
 fn split_as_parser_did(
     raw: &[u8],
+    part: &MessagePart,
     parts: &[MessagePart],
     children: &[u32],
     params: &[(String, String)],
@@ -913,21 +917,13 @@ fn split_as_parser_did(
     let Some(boundary) = boundary_of(params) else {
         return true;
     };
-    let needle = [b"\n--", boundary.as_bytes()].concat();
-    let finder = memchr::memmem::Finder::new(&needle);
-    children
+    let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
+    let ours = delims.iter().filter(|d| !d.close).map(|d| d.after);
+    let theirs = children
         .iter()
         .filter_map(|&c| parts.get(c as usize))
-        .filter(|c| matches!(c.body, PartType::Multipart(_)))
-        .all(|c| {
-            let start = c.offset_header as usize;
-            let range = raw.get(start..c.offset_end as usize).unwrap_or_default();
-            !finder.find_iter(range).any(|i| {
-                let rest = &raw[start + i + needle.len()..];
-                let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
-                line.starts_with(b"--") || line.iter().all(|b| b.is_ascii_whitespace())
-            })
-        })
+        .map(|p| p.offset_header);
+    delims.is_empty() || ours.eq(theirs)
 }
 
 /// An RFC 2045 5.1 token: visible ASCII but no tspecials.
