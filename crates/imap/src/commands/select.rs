@@ -19,6 +19,12 @@
 //! kept with its MODSEQ, so the VANISHED set is exact.
 //!
 //! The untagged answers include `* OK [MAILBOXID (...)]` (RFC 8474 4.2).
+//!
+//! The change feed is drained before the mailbox is read: events queued before the
+//! SELECT are older than what it reads, and one about a mailbox deleted earlier must not
+//! be taken for the new selection (a recreated mailbox may get the same row id). Only a
+//! deletion that comes after the SELECT ends the session with `* BYE`, as Dovecot
+//! ("Selected mailbox was deleted").
 
 use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
@@ -40,6 +46,11 @@ pub async fn run(
     if s.deselect().is_some() && (!s.rev1() || s.enabled.qresync) {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
+    // What the feed holds now happened before the mailbox is read below, so the view
+    // built from that read already includes it. Left queued, a mailbox deleted before
+    // this SELECT would be taken for the selected one when a new mailbox got its row id
+    // (imaptest deletes and recreates its mailbox before every test).
+    s.feed_pending()?;
     let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),

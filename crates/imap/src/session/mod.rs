@@ -506,18 +506,22 @@ impl Session {
         let Some(sel) = self.selected_mut() else {
             return Ok(());
         };
-        let (id, known) = (sel.id, sel.known_modseq);
+        let (id, known, valid) = (sel.id, sel.known_modseq, sel.uidvalidity);
         let r = self
             .ctx
             .store
             .run(move |s| {
                 let mb = s.mailbox_by_id(id)?;
                 let ch = s.changes_since(id, known)?;
-                Ok((mb.highestmodseq, ch))
+                Ok((mb.highestmodseq, mb.uidvalidity, ch))
             })
             .await;
         match r {
-            Ok((highest, changes)) => {
+            // Another mailbox on the same row id: this one was deleted meanwhile.
+            Ok((_, uidvalidity, _)) if uidvalidity != valid => {
+                Err(Fatal::Bye("Selected mailbox was deleted".into()))
+            }
+            Ok((highest, _, changes)) => {
                 let State::Selected(_, sel) = &mut self.state else {
                     return Ok(());
                 };
