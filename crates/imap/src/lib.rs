@@ -30,8 +30,12 @@
 //!   SENTBEFORE/SENTON/SENTSINCE use the day written in the `Date:` header, ignoring its
 //!   time and zone (RFC 9051 6.4.4), falling back to the internal date without one.
 //! - Unsolicited flag updates are `* n FETCH (UID u FLAGS (...))` (UID included).
-//! - A message that arrives while a mailbox is selected read-write is `\Recent` to every
-//!   such session that notices it (RFC 3501 asks for exactly one session).
+//! - `\Recent` (IMAP4rev1 only; RFC 9051 removed it): each message is recent to exactly
+//!   one session (RFC 3501 2.3.2), the first IMAP4rev1 session to SELECT its mailbox
+//!   read-write, or to notice its arrival while it has the mailbox selected read-write,
+//!   after it came in. EXAMINE and STATUS report the messages no session has claimed yet
+//!   and claim nothing. IMAP4rev2 sessions claim as the others do (so each message
+//!   stays recent to one session) but never show `\Recent`.
 //! - FETCH of a message another session expunged (not yet announced) leaves it out and
 //!   completes with `OK [EXPUNGEISSUED]`.
 //! - `BODY[section]` of a part that does not exist is the empty string (as Dovecot).
@@ -170,7 +174,6 @@
 //!   Thunderbird under Xvfb (folders, IDLE, MOVE, sending, STARTTLS, the ALERT dialog
 //!   and the status-bar quota meter; Thunderbird 153 does not use CONDSTORE here);
 //! - `UTF8=ACCEPT` is honoured by ENABLE but not advertised (needs RFC 6855 review);
-//! - `\Recent` is per session for arrivals seen while selected (see above);
 //! - the benchmark of issue 5: `tests/imap/bench_imap.py` runs it beside a private
 //!   Dovecot. Figures with batched reads (100,000 messages, 200 IDLE sessions, a shared
 //!   2-core machine; Dovecot in brackets): APPEND 923/s (573), SELECT 0.04 s (0.18),

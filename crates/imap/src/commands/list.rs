@@ -154,13 +154,14 @@ pub async fn list(
             }
             let subscribed = subs.contains(name);
             let prefix = format!("{name}{DELIMITER}");
-            // RFC 5258 3.5: CHILDINFO tells of matching descendants the patterns leave
-            // out; one that is listed itself needs no parent (as Dovecot).
+            // RFC 5258 3.5: CHILDINFO tells of subscribed descendants. As Dovecot, a
+            // name that is not subscribed itself is listed for them only when the
+            // patterns leave one of them out (one listed itself needs no parent).
             let childinfo = opts.recursive_match
                 && subs
                     .range(prefix.clone()..)
                     .take_while(|k| k.starts_with(&prefix))
-                    .any(|k| !matches_any(k));
+                    .any(|k| subscribed || !matches_any(k));
             if !subscribed && !childinfo {
                 continue;
             }

@@ -507,25 +507,33 @@ impl Session {
             return Ok(());
         };
         let (id, known, valid) = (sel.id, sel.known_modseq, sel.uidvalidity);
+        let (max_uid, read_only) = (sel.max_uid(), sel.read_only);
         let r = self
             .ctx
             .store
             .run(move |s| {
                 let mb = s.mailbox_by_id(id)?;
                 let ch = s.changes_since(id, known)?;
-                Ok((mb.highestmodseq, mb.uidvalidity, ch))
+                // Arrivals are recent to the one session that claims them (every
+                // read-write session claims; IMAP4rev1 ones show it).
+                let recent = if (rev1 || !read_only) && ch.changed.iter().any(|m| m.uid > max_uid) {
+                    recent_range(s, id, !read_only)
+                } else {
+                    (0, 0)
+                };
+                Ok((mb.highestmodseq, mb.uidvalidity, ch, recent))
             })
             .await;
         match r {
             // Another mailbox on the same row id: this one was deleted meanwhile.
-            Ok((_, uidvalidity, _)) if uidvalidity != valid => {
+            Ok((_, uidvalidity, _, _)) if uidvalidity != valid => {
                 Err(Fatal::Bye("Selected mailbox was deleted".into()))
             }
-            Ok((highest, _, changes)) => {
+            Ok((highest, _, changes, recent)) => {
                 let State::Selected(_, sel) = &mut self.state else {
                     return Ok(());
                 };
-                if sel.apply(changes, highest, mode, rev1, &mut self.conn.out) {
+                if sel.apply(changes, highest, mode, rev1, recent, &mut self.conn.out) {
                     self.announced_removals = true;
                 }
                 Ok(())
@@ -537,6 +545,20 @@ impl Session {
                 tracing::warn!("imap: sync failed: {e}");
                 Ok(())
             }
+        }
+    }
+}
+
+/// The UIDs `[from, to)` that are `\Recent` to a session (see
+/// `letterbox_store::Backend::claim_recent`): claimed when `take` (read-write), else
+/// the unclaimed ones. A claim that fails (a full disk) only costs the flag: it is
+/// logged and nothing is recent, the command goes on.
+pub fn recent_range(st: &dyn letterbox_store::Backend, mailbox: i64, take: bool) -> (u32, u32) {
+    match st.claim_recent(mailbox, take) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("imap: \\Recent not claimed: {e}");
+            (0, 0)
         }
     }
 }
