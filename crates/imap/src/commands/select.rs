@@ -192,7 +192,7 @@ pub async fn run(
             out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
         }
     }
-    if let Some(alert) = super::quota::alert(s, &acct) {
+    if let Some(alert) = super::quota::alert(s, &acct, super::quota::AlertAt::Select) {
         out.extend_from_slice(alert.as_bytes());
     }
     s.conn.push(&out);

@@ -131,10 +131,11 @@ pub struct Session {
     /// This command announced removals (the tagged OK then names the HIGHESTMODSEQ for
     /// QRESYNC clients, RFC 7162 3.2.10).
     announced_removals: bool,
-    /// The quota ALERT was sent in this session (at login or a SELECT) and usage has
-    /// not gone below the threshold since: mail programs show each ALERT as a dialog, so
-    /// it is not repeated at every SELECT.
-    pub quota_alerted: bool,
+    /// The percentage the last quota ALERT of this session told, if one was sent and
+    /// usage has not been seen below the threshold since (`commands::quota::alert`).
+    pub quota_alerted: Option<u64>,
+    /// A SELECT/EXAMINE of this session sent the quota ALERT (same reset).
+    pub quota_alerted_select: bool,
     /// COMPRESS=DEFLATE is active (RFC 4978): it stays on for the connection's life.
     pub compressed: bool,
 }
@@ -151,7 +152,8 @@ impl Session {
             bad_in_row: 0,
             auth_failures: 0,
             announced_removals: false,
-            quota_alerted: false,
+            quota_alerted: None,
+            quota_alerted_select: false,
             compressed: false,
         }
     }
