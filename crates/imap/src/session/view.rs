@@ -273,8 +273,9 @@ impl Selected {
         if added > 0 {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
             if rev1 {
+                // RFC 3501 7.3.2: told when the number changes (as Dovecot).
                 let recent = self.msgs.iter().filter(|m| m.recent).count();
-                if added_recent || recent > 0 {
+                if added_recent {
                     out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
                 }
             }
