@@ -39,6 +39,15 @@
 //! - FETCH of a message another session expunged (not yet announced) leaves it out and
 //!   completes with `OK [EXPUNGEISSUED]`.
 //! - `BODY[section]` of a part that does not exist is the empty string (as Dovecot).
+//! - `CREATE a/b` (and `RENAME x a/b`) makes no mailbox `a` (RFC 9051 6.3.4 allows
+//!   either; Dovecot makes none): LIST shows `a` as `\Noselect \HasChildren`, or
+//!   `\NonExistent` with LIST-EXTENDED and IMAP4rev2; SELECT and DELETE of it are `NO
+//!   [NONEXISTENT]`; RENAME of it renames its children. A sync client (mbsync) that
+//!   created `a/b` therefore finds no `a` to copy back (`commands/list.rs`).
+//! - APPEND of a literal8 stores its `binary` parts in base64, as Dovecot
+//!   (`commands/append_binary.rs`); `BINARY[...]` gives back the octets sent.
+//! - A mailbox deleted while another session has it selected ends that session with
+//!   `* BYE Selected mailbox was deleted` at its next command, as Dovecot.
 //! - `BODYSTRUCTURE` writes a part's language as a list, `("en")`.
 //! - SORT and THREAD give Dovecot's answers on the crafted and random message sets of
 //!   `tests/imap/test_imap_sort_thread.py` (every criterion, REVERSE, ties by sequence
