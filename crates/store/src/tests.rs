@@ -372,7 +372,10 @@ fn mailbox_create_rename_delete() {
     s.create_mailbox(a.id, "Work/Projects/X", None).unwrap();
     // RFC 9051 6.3.4 allows either; as Dovecot, superiors are not created.
     assert!(matches!(s.mailbox(a.id, "Work"), Err(Error::NotFound(_))));
-    assert!(matches!(s.mailbox(a.id, "Work/Projects"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        s.mailbox(a.id, "Work/Projects"),
+        Err(Error::NotFound(_))
+    ));
     s.create_mailbox(a.id, "Work", None).unwrap();
     assert!(matches!(
         s.create_mailbox(a.id, "Work", None),

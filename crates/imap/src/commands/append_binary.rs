@@ -56,8 +56,7 @@ pub fn to_base64(raw: &[u8]) -> Option<Vec<u8>> {
 fn collect<'a>(p: &'a Part, out: &mut Vec<&'a Part>) {
     match &p.kind {
         PartKind::Leaf => {
-            if p
-                .encoding
+            if p.encoding
                 .as_deref()
                 .is_some_and(|e| e.trim().eq_ignore_ascii_case("binary"))
             {
@@ -82,7 +81,11 @@ fn rewrite_header(header: &[u8], out: &mut Vec<u8>) {
         }
         in_cte = false;
         if !done && line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
-            let eol: &[u8] = if line.ends_with(b"\r\n") { b"\r\n" } else { b"\n" };
+            let eol: &[u8] = if line.ends_with(b"\r\n") {
+                b"\r\n"
+            } else {
+                b"\n"
+            };
             out.extend_from_slice(b"Content-Transfer-Encoding: base64");
             out.extend_from_slice(eol);
             in_cte = true;
