@@ -326,3 +326,57 @@ SyncState *
     assert c.cmd("SELECT Local")[-1].startswith(T(c, b"NO "))
     inbox = os.listdir(mail / "INBOX" / "cur") + os.listdir(mail / "INBOX" / "new")
     assert len(inbox) == 2
+
+
+@pytest.mark.skipif(shutil.which("offlineimap") is None, reason="offlineimap not installed")
+def test_offlineimap_keeps_a_parent_that_is_no_folder_out(server, tmp_path):
+    """offlineimap skips the \\Noselect parent: it syncs `Local/Notes` both ways, makes no
+    local `Local` folder, and creates nothing more on the server over further syncs."""
+    c = Raw(server)
+    c.login()
+    c.cmd("CREATE Local/Notes")
+    append(c, "Local/Notes")
+    mail = tmp_path / "mail"
+    rc = tmp_path / "offlineimap.conf"
+    rc.write_text(
+        f"""[general]
+accounts = t
+metadata = {tmp_path}/meta
+fsync = false
+[Account t]
+localrepository = local
+remoterepository = remote
+[Repository local]
+type = Maildir
+localfolders = {mail}
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = {server.require('imap')}
+remoteuser = alice@example.com
+remotepass = alice-Secret1
+ssl = no
+starttls = no
+maxconnections = 1
+"""
+    )
+
+    def sync():
+        r = subprocess.run(["offlineimap", "-c", str(rc), "-o", "-u", "basic"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def local_folders():
+        return sorted(d.name for d in mail.iterdir() if (d / "cur").is_dir())
+
+    before = [l.split(b'"/" ')[1] for l in c.cmd('LIST "" *')[:-1]]
+    sync()
+    assert local_folders() == ["Archive", "Drafts", "INBOX", "Junk", "Local.Notes", "Sent", "Trash"]
+    assert len(os.listdir(mail / "Local.Notes" / "cur") + os.listdir(mail / "Local.Notes" / "new")) == 1
+    # A message written locally goes up; nothing else appears on either side.
+    (mail / "Local.Notes" / "new" / "1.local").write_bytes(b"From: alice@example.com\nSubject: local note\n\nx\n")
+    sync()
+    sync()
+    assert server.uids("alice@example.com", "Local/Notes") == [1, 2]
+    assert local_folders() == ["Archive", "Drafts", "INBOX", "Junk", "Local.Notes", "Sent", "Trash"]
+    assert [l.split(b'"/" ')[1] for l in c.cmd('LIST "" *')[:-1]] == before
+    assert c.cmd('LIST "" Local')[0] == b'* LIST (\\Noselect \\HasChildren) "/" Local'
