@@ -69,6 +69,12 @@ def test_bearer_header_does_not_skip_a_sessions_csrf(srv):
     status, body = h.json("POST", "/api/app-passwords", {"name": "x", "protocols": ["imap"]}, csrf=False)
     assert (status, body) == (403, {"error": "missing or wrong CSRF token"})
     assert h.json("GET", "/api/app-passwords")[1] == {"app_passwords": []}
+    # Another authorization scheme does not count as a token either.
+    status, created = h.json("POST", "/api/app-passwords", {"name": "y", "protocols": ["imap"]})
+    assert status == 201
+    basic = {"Authorization": "Basic YWxpY2U6eA=="}
+    assert h.json("DELETE", "/api/app-passwords/y", csrf=False, headers=basic) == (403, {"error": "missing or wrong CSRF token"})
+    assert [p["name"] for p in h.json("GET", "/api/app-passwords")[1]["app_passwords"]] == ["y"]
     # A mailbox user's session has no operator rights (tokens are the operator's).
     assert h.json("GET", "/api/admin/accounts")[0] == 403
 

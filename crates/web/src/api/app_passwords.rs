@@ -122,7 +122,7 @@ async fn api_revoke(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Revoked> {
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+    if super::tokens::bearer_header(&headers).is_none() {
         let token = headers
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())

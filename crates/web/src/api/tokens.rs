@@ -18,7 +18,12 @@ use letterbox_store::{Account, QuotaLimit, Retention};
 
 /// The bearer token of a request, if it sends one.
 pub fn bearer(parts: &Parts) -> Option<String> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_header(&parts.headers)
+}
+
+/// The bearer token in these headers, if any (another scheme, `Basic`, is none).
+pub fn bearer_header(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
