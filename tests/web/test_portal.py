@@ -480,6 +480,11 @@ def test_quota_request_cli(portal):
     assert r.returncode != 0 and b"does not exist" in r.stderr
     portal.cli("admin", "remove", DADMIN)
     assert portal.cli("admin", "list").stdout.decode().splitlines() == [f"{OP}\tall"]
+    # Removing the account takes its rights: a new account of that address has none.
+    portal.cli("user", "remove", OP)
+    assert portal.cli("admin", "list").stdout.decode() == ""
+    portal.add_user(OP, OP_PW)
+    assert Http(portal).login(OP, OP_PW)["role"] == "user"
 
 
 def test_quota_warning_and_imap_alert_link_to_the_usage_page(portal):

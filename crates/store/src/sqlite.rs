@@ -1193,6 +1193,11 @@ impl Backend for SqliteBackend {
             ctx.tx.execute("DELETE FROM mailboxes WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM subscriptions WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM aliases WHERE target = ?1", [&a])?;
+            // The portal's rows of the account (web.rs): its sessions, operator rights (a
+            // new account of the same address must not inherit them), disabled mark.
+            ctx.tx.execute("DELETE FROM web_sessions WHERE account_id = ?1", [acct.id])?;
+            ctx.tx.execute("DELETE FROM web_admins WHERE address = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM account_disabled WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
             Ok(())
         })?;

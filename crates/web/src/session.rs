@@ -96,7 +96,7 @@ impl Role {
         match self {
             Role::User => false,
             Role::Operator => true,
-            Role::DomainAdmin(ds) => ds.iter().any(|d| *d == domain),
+            Role::DomainAdmin(ds) => ds.contains(&domain),
         }
     }
 }

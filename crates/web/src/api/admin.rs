@@ -297,7 +297,7 @@ pub async fn domains(state: &AppState, s: &Session) -> Result<Vec<DomainReport>,
                         limit: a.effective_limit,
                     })
                     .collect();
-                near_full.sort_by(|a, b| b.percent.cmp(&a.percent));
+                near_full.sort_by_key(|a| std::cmp::Reverse(a.percent));
                 let history = st
                     .web()
                     .domain_usage_samples(&d, today - USAGE_HISTORY_DAYS)?

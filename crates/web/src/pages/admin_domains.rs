@@ -23,7 +23,11 @@ async fn domains_page(State(state): State<AppState>, PageSession(s): PageSession
             section {
                 h2 { (d.name) }
                 p { (d.accounts) " accounts, " (human(d.used)) " stored." }
-                (chart(&format!("Usage of {} per day", d.name), &d.history.iter().map(|h| Point { day: h.day, value: h.used, limit: h.limit }).collect::<Vec<_>>()))
+                // The summed limits would flatten the usage line: usage alone, limits in words.
+                (chart(&format!("Usage of {} per day", d.name), &d.history.iter().map(|h| Point { day: h.day, value: h.used, limit: None }).collect::<Vec<_>>()))
+                @if let Some(l) = d.history.last().and_then(|h| h.limit) {
+                    p class="muted" { "The accounts' limits add up to " (human(l)) "." }
+                }
                 h3 { "Accounts near full" }
                 @if d.near_full.is_empty() {
                     p class="muted" { "None." }
