@@ -582,6 +582,14 @@ pub trait Backend: Send + Sync + 'static {
         let _ = interval;
         Ok(())
     }
+    /// Stores a message the server writes itself (the quota warning) without quota
+    /// enforcement and without arming a warning: its octets count in the usage, but a
+    /// notice never crosses a `[quota] warn_at` threshold, so that one delivery gives at
+    /// most one warning. The next delivery that finds usage above a threshold not yet
+    /// warned about does.
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append(mailbox, msg, false)
+    }
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

@@ -725,6 +725,15 @@ impl WriteCtx<'_> {
         Ok(crossed)
     }
 
+    /// Adds octets to an account's usage leaving its warning state as it is (a notice
+    /// the server stores itself: see [`Backend::append_notice`]).
+    fn add_usage_quiet(&mut self, account: AccountId, delta: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1")?
+            .execute(params![account, delta])?;
+        Ok(())
+    }
+
     fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
         let acct = get_account_by_id(&self.tx, account)?.into_account(self.opts);
         if let Some(limit) = acct.effective_limit {
@@ -880,6 +889,77 @@ impl WriteCtx<'_> {
             self.add_usage(to.account_id, added)?;
         }
         Ok(out)
+    }
+}
+
+impl SqliteBackend {
+    /// [`Backend::append_many`]; without `arm_warning` (a notice the server writes), the
+    /// usage grows but no quota warning is armed.
+    fn append_many_with(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+        arm_warning: bool,
+    ) -> Result<Vec<Appended>> {
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            check_keywords(&msg.keywords)?;
+            let prep = self.prepare_blob(&msg.body)?;
+            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+            prepared.push((msg, prep, join_keywords(&kw)));
+        }
+        self.write(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            let total: u64 = prepared
+                .iter()
+                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
+                .sum();
+            if enforce_quota {
+                if let Err(e) = ctx.check_quota(mb.account_id, total) {
+                    for (_, prep, _) in &prepared {
+                        ctx.drop_unused_blob(&prep.id)?;
+                    }
+                    return Err(e);
+                }
+            }
+            let mut out = Vec::with_capacity(prepared.len());
+            for (msg, prep, kw) in &prepared {
+                let size = (msg.prefix.len() + msg.body.len()) as u64;
+                ctx.ref_blob(
+                    &prep.id,
+                    Some(&msg.body),
+                    prep.encoded.as_ref(),
+                    prep.inline.as_deref(),
+                )?;
+                let (uid, modseq) = ctx.insert_message(
+                    &mb,
+                    &msg.prefix,
+                    &prep.id,
+                    size,
+                    msg.flags,
+                    kw,
+                    msg.internal_date,
+                )?;
+                out.push(Appended {
+                    mailbox: mb.id,
+                    uidvalidity: mb.uidvalidity,
+                    uid,
+                    modseq,
+                    crossed_warning: None,
+                });
+            }
+            let crossed = if arm_warning {
+                ctx.add_usage(mb.account_id, total as i64)?
+            } else {
+                ctx.add_usage_quiet(mb.account_id, total as i64)?;
+                None
+            };
+            if let Some(last) = out.last_mut() {
+                last.crossed_warning = crossed;
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -1640,59 +1720,13 @@ impl Backend for SqliteBackend {
         msgs: Vec<NewMessage>,
         enforce_quota: bool,
     ) -> Result<Vec<Appended>> {
-        let mut prepared = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            check_keywords(&msg.keywords)?;
-            let prep = self.prepare_blob(&msg.body)?;
-            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
-            prepared.push((msg, prep, join_keywords(&kw)));
-        }
-        self.write(move |ctx| {
-            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let total: u64 = prepared
-                .iter()
-                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
-                .sum();
-            if enforce_quota {
-                if let Err(e) = ctx.check_quota(mb.account_id, total) {
-                    for (_, prep, _) in &prepared {
-                        ctx.drop_unused_blob(&prep.id)?;
-                    }
-                    return Err(e);
-                }
-            }
-            let mut out = Vec::with_capacity(prepared.len());
-            for (msg, prep, kw) in &prepared {
-                let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(
-                    &prep.id,
-                    Some(&msg.body),
-                    prep.encoded.as_ref(),
-                    prep.inline.as_deref(),
-                )?;
-                let (uid, modseq) = ctx.insert_message(
-                    &mb,
-                    &msg.prefix,
-                    &prep.id,
-                    size,
-                    msg.flags,
-                    kw,
-                    msg.internal_date,
-                )?;
-                out.push(Appended {
-                    mailbox: mb.id,
-                    uidvalidity: mb.uidvalidity,
-                    uid,
-                    modseq,
-                    crossed_warning: None,
-                });
-            }
-            let crossed = ctx.add_usage(mb.account_id, total as i64)?;
-            if let Some(last) = out.last_mut() {
-                last.crossed_warning = crossed;
-            }
-            Ok(out)
-        })
+        self.append_many_with(mailbox, msgs, enforce_quota, true)
+    }
+
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append_many_with(mailbox, vec![msg], false, false)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
     }
 
     fn deliver(
