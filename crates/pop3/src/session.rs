@@ -108,6 +108,8 @@ struct Maildrop {
     uidvalidity: u32,
     msgs: Vec<Msg>,
     _lock: MaildropGuard,
+    /// The session's place in `[limits] max_userip_connections`.
+    _userip: letterbox_proto::userip::UserIpSlot,
 }
 
 struct Msg {
@@ -602,6 +604,17 @@ impl Session {
 
     /// Locks the maildrop and takes the snapshot the session works on.
     async fn open_maildrop(&mut self, account: Account) -> io::Result<Flow> {
+        let Some(userip) = self.svc.ctx.userip_slot(&self.peer, account.id) else {
+            tracing::warn!(user = %account.address, peer = %self.peer.addr,
+                "pop3 login refused: limits.max_userip_connections reached");
+            // Temporary (RFC 3206 SYS/TEMP): the client may try again when one of the
+            // user's other sessions from this address has ended.
+            let text = format!(
+                "[SYS/TEMP] Maximum number of connections from user+IP exceeded (limits.max_userip_connections={})",
+                self.config().limits.max_userip_connections
+            );
+            return self.err(&text).await;
+        };
         let Some(lock) = self.svc.locks.try_lock(account.id) else {
             tracing::info!(user = %account.address, peer = %self.peer.addr,
                 "pop3 maildrop in use");
@@ -641,6 +654,7 @@ impl Session {
                 .collect(),
             account,
             _lock: lock,
+            _userip: userip,
         };
         let (n, octets) = md.stat();
         tracing::info!(user = %md.account.address, peer = %self.peer.addr, messages = n,

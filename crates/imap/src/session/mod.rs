@@ -23,6 +23,8 @@ pub use view::{Selected, SyncMode};
 pub struct Authed {
     pub account: Account,
     pub changes: broadcast::Receiver<Change>,
+    /// This session's place in `[limits] max_userip_connections`, given back with it.
+    pub userip: Option<letterbox_proto::userip::UserIpSlot>,
 }
 
 pub enum State {
