@@ -114,7 +114,10 @@ struct Maildrop {
 
 struct Msg {
     uid: u32,
+    /// The octets RETR sends (CRLF lines, before dot-stuffing): what LIST and STAT say.
     size: u64,
+    /// The stored octets have LF-only line ends, which RETR and TOP send as CRLF.
+    bare_lf: bool,
     deleted: bool,
     /// Sent whole by RETR in this session.
     retrieved: bool,
@@ -629,7 +632,8 @@ impl Session {
             .store
             .run(move |s| {
                 let mb = s.mailbox(id, "INBOX")?;
-                let msgs = s.list_messages(mb.id, false)?;
+                // The exact octets RETR sends (CRLF lines), counted at delivery.
+                let msgs = s.pop3_sizes(mb.id)?;
                 Ok((mb, msgs))
             })
             .await;
@@ -648,6 +652,7 @@ impl Session {
                 .map(|m| Msg {
                     uid: m.uid,
                     size: m.size,
+                    bare_lf: m.bare_lf,
                     deleted: false,
                     retrieved: false,
                 })
@@ -755,11 +760,12 @@ impl Session {
         } else {
             None
         };
-        let (mailbox, uid, size, retention) = (
+        let (mailbox, uid, size, retention, bare_lf) = (
             md.mailbox,
             md.msgs[i].uid,
             md.msgs[i].size,
             md.account.effective_retention,
+            md.msgs[i].bare_lf,
         );
         let store = self.svc.ctx.store.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -791,7 +797,7 @@ impl Session {
         };
         self.send(head.as_bytes()).await?;
         if !self
-            .stream(reader, first, lines.map(TopLimit::new), size)
+            .stream(reader, first, lines.map(TopLimit::new), size, bare_lf)
             .await?
         {
             // The store failed mid-message: the reply cannot be completed.
@@ -829,8 +835,9 @@ impl Session {
         first: Vec<u8>,
         mut limit: Option<TopLimit>,
         size: u64,
+        bare_lf: bool,
     ) -> io::Result<bool> {
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = DotStuffer::new(bare_lf);
         let mut out = std::mem::take(&mut self.out);
         let mut reader = Some(reader);
         let mut chunk = first;

@@ -33,6 +33,7 @@ mod feed;
 mod grams;
 pub mod password;
 pub mod sqlite;
+pub mod line_ends;
 
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
@@ -590,6 +591,9 @@ pub trait Backend: Send + Sync + 'static {
     fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
         self.append(mailbox, msg, false)
     }
+    /// Every message of a mailbox by ascending UID with the exact octets POP3 RETR sends
+    /// (CRLF lines: see `line_ends.rs`), without reading message bodies.
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<line_ends::Pop3Size>>;
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

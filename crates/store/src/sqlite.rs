@@ -211,6 +211,29 @@ impl SqliteBackend {
     }
 }
 
+// For the store's other files (`line_ends.rs`, `disk.rs`).
+impl SqliteBackend {
+    pub(crate) fn read_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(f)
+    }
+    pub(crate) fn write_lazy_pub<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        self.write_lazy(f)
+    }
+    pub(crate) fn blob_reader_pub(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        self.blob_reader(id)
+    }
+}
+
+impl WriteCtx<'_> {
+    pub(crate) fn tx(&self) -> &Connection {
+        &self.tx
+    }
+}
+
 /// Brings a store made by an earlier version up to date (columns added since).
 fn migrate(tx: &Transaction) -> Result<()> {
     let has_pending: bool = tx
@@ -990,6 +1013,8 @@ struct Encoded {
     header: Vec<u8>,
     grams: Vec<u8>,
     search: Vec<u8>,
+    /// What POP3 needs for exact sizes (`line_ends.rs`).
+    line_ends: crate::line_ends::LineEnds,
 }
 
 /// zstd level for the stored search text.
@@ -1008,6 +1033,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         header: body[..header_end].to_vec(),
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        line_ends: crate::line_ends::LineEnds::of(body),
     }
 }
 
@@ -1025,6 +1051,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
         .execute(params![id, enc.grams])?;
     c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
         .execute(params![id, enc.search])?;
+    crate::line_ends::put(c, id, enc.line_ends)?;
     Ok(())
 }
 
@@ -1034,7 +1061,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
         .query_row([hash], |r| r.get(0))
         .optional()?;
     if let Some(id) = id {
-        for t in ["blob_header", "blob_grams", "blob_search", "blob_info"] {
+        for t in ["blob_header", "blob_grams", "blob_search", "blob_lines", "blob_info"] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
                 .execute([id])?;
         }
@@ -1721,6 +1748,10 @@ impl Backend for SqliteBackend {
         enforce_quota: bool,
     ) -> Result<Vec<Appended>> {
         self.append_many_with(mailbox, msgs, enforce_quota, true)
+    }
+
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<crate::line_ends::Pop3Size>> {
+        self.pop3_sizes_impl(mailbox)
     }
 
     fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
