@@ -209,12 +209,18 @@ pub struct StoreConfig {
     /// larger ones as blob files: a delivery of a small message then costs one fsync (the
     /// commit's) instead of three (file, directory, commit). `0`: every body in a file.
     pub inline_max: ByteSize,
+    /// Space kept in reserve (a file `data_dir/disk-reserve`) so that deleting mail and
+    /// changing flags always commit on a full disk; released when the disk fills, put
+    /// back when space returns. While it is released, deliveries are refused (`452
+    /// 4.3.1`). `0`: no reserve.
+    pub disk_reserve: ByteSize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             inline_max: ByteSize(64 * 1024),
+            disk_reserve: ByteSize(8 << 20),
         }
     }
 }

@@ -138,6 +138,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
         default_retention: config.pop3.retention,
         inline_max: config.store.inline_max.0,
         auth_cache_ttl: config.auth.cache_ttl,
+        disk_reserve: config.store.disk_reserve.0,
     }
 }
 

@@ -34,6 +34,7 @@ mod grams;
 pub mod password;
 pub mod sqlite;
 pub mod line_ends;
+pub mod disk;
 
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
@@ -62,6 +63,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The disk is full (or the disk reserve is released): a temporary refusal of new
+    /// mail (`disk.rs`).
+    #[error("not enough disk space")]
+    DiskFull,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -94,6 +99,9 @@ pub struct StoreOptions {
     /// `[auth] cache_ttl`: seconds a successful password check is remembered
     /// ([`password::VerifiedCache`]); 0: never.
     pub auth_cache_ttl: u64,
+    /// `[store] disk_reserve`: octets kept free on the data directory's filesystem for
+    /// deletions and flag changes when the disk fills (`disk.rs`); 0: no reserve.
+    pub disk_reserve: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -114,6 +122,7 @@ impl Default for StoreOptions {
             default_retention: Retention::Keep,
             inline_max: DEFAULT_INLINE_MAX,
             auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
+            disk_reserve: 0,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct SqliteBackend {
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
     auth_cache: password::VerifiedCache,
+    /// `[store] disk_reserve` (`disk.rs`).
+    reserve: crate::disk::Reserve,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -103,6 +105,7 @@ impl SqliteBackend {
                 .spawn(move || writer_loop(conn, rx, blobs, opts, feed))?;
         }
         Ok(SqliteBackend {
+            reserve: crate::disk::Reserve::open(data_dir, opts.disk_reserve),
             db_path,
             blobs,
             auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
@@ -119,7 +122,22 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(true, f)
+    }
+
+    /// Like [`Self::write`], for a write that brings new mail (delivery, APPEND): refused
+    /// with [`Error::DiskFull`] while the disk reserve is released, and never releases it
+    /// (`disk.rs`); a full disk met on the way is reported as [`Error::DiskFull`] too.
+    fn write_growth<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        self.write_with(true, f).map_err(crate::disk::classify)
     }
 
     /// Like [`Self::write`], for changes whose loss in a power failure harms no mail:
@@ -132,6 +150,7 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(false, f)
     }
 
@@ -213,6 +232,18 @@ impl SqliteBackend {
 
 // For the store's other files (`line_ends.rs`, `disk.rs`).
 impl SqliteBackend {
+    /// After an expunge on a full disk (reserve released): the octets of the messages
+    /// no longer referenced are removed now rather than at the next hourly collection,
+    /// so that the space comes back at once (`disk.rs`).
+    fn after_delete(&self) {
+        if !self.reserve.in_place() {
+            match self.free_unreferenced() {
+                Ok(n) => tracing::info!("store: disk full: removed {n} unreferenced blob(s) at once"),
+                Err(e) => tracing::warn!("store: disk full: cannot remove unreferenced blobs: {e}"),
+            }
+        }
+    }
+
     pub(crate) fn read_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.read(f)
     }
@@ -925,14 +956,17 @@ impl SqliteBackend {
         enforce_quota: bool,
         arm_warning: bool,
     ) -> Result<Vec<Appended>> {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
         let mut prepared = Vec::with_capacity(msgs.len());
         for msg in msgs {
             check_keywords(&msg.keywords)?;
-            let prep = self.prepare_blob(&msg.body)?;
+            let prep = self.prepare_blob(&msg.body).map_err(crate::disk::classify)?;
             let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
             prepared.push((msg, prep, join_keywords(&kw)));
         }
-        self.write(move |ctx| {
+        self.write_growth(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             let total: u64 = prepared
                 .iter()
@@ -1767,8 +1801,11 @@ impl Backend for SqliteBackend {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
-        let prep = self.prepare_blob(&body)?;
-        self.write(move |ctx| {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
+        self.write_growth(move |ctx| {
             let mut out = Vec::with_capacity(rcpts.len());
             for (account, prefix) in rcpts {
                 let one = (|| -> Result<Appended> {
@@ -1810,7 +1847,8 @@ impl Backend for SqliteBackend {
                         Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
                     }
                     r
-                })();
+                })()
+                .map_err(crate::disk::classify);
                 out.push(one);
             }
             if out.iter().all(|r| r.is_err()) {
@@ -1842,6 +1880,14 @@ impl Backend for SqliteBackend {
                     params![mailbox, next],
                 )?;
                 Ok((old, next))
+            })
+            // Opening a mailbox must work on a full disk: the claim is best effort.
+            .or_else(|e| match crate::disk::is_disk_full(&e) {
+                true => {
+                    tracing::warn!("store: \\Recent not claimed (disk full): {e}");
+                    Ok((0, 0))
+                }
+                false => Err(e),
             })?
         } else {
             (0, 0)
@@ -2163,10 +2209,12 @@ impl Backend for SqliteBackend {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
-        self.write_lazy(move |ctx| {
+        let removed = self.write_lazy(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             ctx.expunge(&mb, &uids)
-        })
+        })?;
+        self.after_delete();
+        Ok(removed)
     }
 
     fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>> {

@@ -108,6 +108,8 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
             tracing::error!("imap: store error: {e}");
             Reply::no("Internal error, try again later").code("SERVERBUG")
         }
+        // Dovecot's words for ENOSPC: clients show them, and deleting mail helps.
+        E::DiskFull => Reply::no("Not enough disk space, try again later").code("OVERQUOTA"),
     }
 }
 
