@@ -89,9 +89,16 @@ impl Context {
 
     /// A place for a logged-in IMAP/POP3 session of `account` from `peer` within
     /// `[limits] max_userip_connections`; `None`: the limit is reached.
-    pub fn userip_slot(&self, peer: &Peer, account: letterbox_store::AccountId) -> Option<userip::UserIpSlot> {
-        self.userip
-            .acquire(account, peer.addr.ip(), self.config.limits.max_userip_connections)
+    pub fn userip_slot(
+        &self,
+        peer: &Peer,
+        account: letterbox_store::AccountId,
+    ) -> Option<userip::UserIpSlot> {
+        self.userip.acquire(
+            account,
+            peer.addr.ip(),
+            self.config.limits.max_userip_connections,
+        )
     }
 
     /// Checks a login through the shared throttle (see [`auth::login`]).

@@ -28,7 +28,12 @@ pub struct UserIpSlot {
 impl UserIpLimits {
     /// Takes a place for `account` from `ip` (counted by [`crate::client_net`]), or
     /// `None` when `max` sessions hold all of them. `max == 0`: no limit.
-    pub fn acquire(self: &Arc<Self>, account: AccountId, ip: IpAddr, max: u32) -> Option<UserIpSlot> {
+    pub fn acquire(
+        self: &Arc<Self>,
+        account: AccountId,
+        ip: IpAddr,
+        max: u32,
+    ) -> Option<UserIpSlot> {
         let key = (account, crate::client_net(ip));
         let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(key).or_insert(0);

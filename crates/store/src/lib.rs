@@ -29,12 +29,12 @@
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
 
 pub mod blob;
+pub mod disk;
 mod feed;
 mod grams;
+pub mod line_ends;
 pub mod password;
 pub mod sqlite;
-pub mod line_ends;
-pub mod disk;
 
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};

@@ -57,8 +57,10 @@ pub struct Pop3Size {
 
 /// Keeps a blob's counts (called wherever its parse is stored: `put_blob_parse`).
 pub(crate) fn put(c: &Connection, info_id: i64, ends: LineEnds) -> Result<()> {
-    c.prepare_cached("INSERT OR REPLACE INTO blob_lines (id, bare_lf, ends_lf) VALUES (?1, ?2, ?3)")?
-        .execute(params![info_id, ends.bare_lf as i64, ends.ends_with_lf])?;
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO blob_lines (id, bare_lf, ends_lf) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![info_id, ends.bare_lf as i64, ends.ends_with_lf])?;
     Ok(())
 }
 
@@ -78,7 +80,13 @@ impl SqliteBackend {
                         (Some(n), Some(e)) => Some((n, e)),
                         _ => None,
                     };
-                    Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?, lines))
+                    Ok((
+                        r.get::<_, i64>(0)? as u32,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get(2)?,
+                        r.get(3)?,
+                        lines,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(v)
@@ -93,7 +101,11 @@ impl SqliteBackend {
                 },
                 None => {
                     // Stored before `blob_lines`: count once, keep the counts.
-                    let id = crate::blob::BlobId(blob.as_slice().try_into().map_err(|_| Error::Invalid("bad blob id".into()))?);
+                    let id = crate::blob::BlobId(
+                        blob.as_slice()
+                            .try_into()
+                            .map_err(|_| Error::Invalid("bad blob id".into()))?,
+                    );
                     let mut body = Vec::new();
                     std::io::Read::read_to_end(&mut self.blob_reader_pub(&id)?, &mut body)?;
                     let ends = LineEnds::of(&body);
@@ -138,11 +150,41 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(LineEnds::of(b""), LineEnds { bare_lf: 0, ends_with_lf: true });
-        assert_eq!(LineEnds::of(b"a\r\nb\r\n"), LineEnds { bare_lf: 0, ends_with_lf: true });
-        assert_eq!(LineEnds::of(b"a\r\nb"), LineEnds { bare_lf: 0, ends_with_lf: false });
-        assert_eq!(LineEnds::of(b"\na\nb\r\n\n"), LineEnds { bare_lf: 3, ends_with_lf: true });
-        assert_eq!(LineEnds::of(b"a\nb\r"), LineEnds { bare_lf: 1, ends_with_lf: false });
+        assert_eq!(
+            LineEnds::of(b""),
+            LineEnds {
+                bare_lf: 0,
+                ends_with_lf: true
+            }
+        );
+        assert_eq!(
+            LineEnds::of(b"a\r\nb\r\n"),
+            LineEnds {
+                bare_lf: 0,
+                ends_with_lf: true
+            }
+        );
+        assert_eq!(
+            LineEnds::of(b"a\r\nb"),
+            LineEnds {
+                bare_lf: 0,
+                ends_with_lf: false
+            }
+        );
+        assert_eq!(
+            LineEnds::of(b"\na\nb\r\n\n"),
+            LineEnds {
+                bare_lf: 3,
+                ends_with_lf: true
+            }
+        );
+        assert_eq!(
+            LineEnds::of(b"a\nb\r"),
+            LineEnds {
+                bare_lf: 1,
+                ends_with_lf: false
+            }
+        );
         assert_eq!(LineEnds::of(b"a\r\nb").crlf_size(10), 12);
         assert_eq!(LineEnds::of(b"a\nb\n").crlf_size(4), 6);
     }
@@ -153,9 +195,15 @@ mod tests {
         let s = crate::Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
         s.add_domain("example.com").unwrap();
         let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
-        let a = s.add_account("a@example.com", &hash, QuotaLimit::Default).unwrap();
+        let a = s
+            .add_account("a@example.com", &hash, QuotaLimit::Default)
+            .unwrap();
         let inbox = s.mailbox(a.id, "INBOX").unwrap();
-        for body in [&b"S: 1\r\n\r\nok\r\n"[..], b"S: 2\n\nbare\nend", b"S: 3\r\n\r\nno end"] {
+        for body in [
+            &b"S: 1\r\n\r\nok\r\n"[..],
+            b"S: 2\n\nbare\nend",
+            b"S: 3\r\n\r\nno end",
+        ] {
             let m = NewMessage {
                 prefix: b"X-P: 1\r\n".to_vec(),
                 body: std::sync::Arc::new(body.to_vec()),
@@ -166,16 +214,30 @@ mod tests {
             s.append(inbox.id, m, false).unwrap();
         }
         let want = vec![
-            Pop3Size { uid: 1, size: 8 + 12, bare_lf: false },
-            Pop3Size { uid: 2, size: 8 + 14 + 3 + 2, bare_lf: true },
-            Pop3Size { uid: 3, size: 8 + 14 + 2, bare_lf: false },
+            Pop3Size {
+                uid: 1,
+                size: 8 + 12,
+                bare_lf: false,
+            },
+            Pop3Size {
+                uid: 2,
+                size: 8 + 14 + 3 + 2,
+                bare_lf: true,
+            },
+            Pop3Size {
+                uid: 3,
+                size: 8 + 14 + 2,
+                bare_lf: false,
+            },
         ];
         assert_eq!(s.pop3_sizes(inbox.id).unwrap(), want);
         // A store made before `blob_lines`: counted from the octets, and kept.
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
         c.execute_batch("DELETE FROM blob_lines").unwrap();
         assert_eq!(s.pop3_sizes(inbox.id).unwrap(), want);
-        let n: i64 = c.query_row("SELECT count(*) FROM blob_lines", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM blob_lines", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 3);
         assert_eq!(s.pop3_sizes(inbox.id).unwrap(), want);
     }

@@ -238,7 +238,9 @@ impl SqliteBackend {
     fn after_delete(&self) {
         if !self.reserve.in_place() {
             match self.free_unreferenced() {
-                Ok(n) => tracing::info!("store: disk full: removed {n} unreferenced blob(s) at once"),
+                Ok(n) => {
+                    tracing::info!("store: disk full: removed {n} unreferenced blob(s) at once")
+                }
                 Err(e) => tracing::warn!("store: disk full: cannot remove unreferenced blobs: {e}"),
             }
         }
@@ -783,7 +785,9 @@ impl WriteCtx<'_> {
     /// the server stores itself: see [`Backend::append_notice`]).
     fn add_usage_quiet(&mut self, account: AccountId, delta: i64) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1",
+            )?
             .execute(params![account, delta])?;
         Ok(())
     }
@@ -962,7 +966,9 @@ impl SqliteBackend {
         let mut prepared = Vec::with_capacity(msgs.len());
         for msg in msgs {
             check_keywords(&msg.keywords)?;
-            let prep = self.prepare_blob(&msg.body).map_err(crate::disk::classify)?;
+            let prep = self
+                .prepare_blob(&msg.body)
+                .map_err(crate::disk::classify)?;
             let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
             prepared.push((msg, prep, join_keywords(&kw)));
         }
@@ -1095,7 +1101,13 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
         .query_row([hash], |r| r.get(0))
         .optional()?;
     if let Some(id) = id {
-        for t in ["blob_header", "blob_grams", "blob_search", "blob_lines", "blob_info"] {
+        for t in [
+            "blob_header",
+            "blob_grams",
+            "blob_search",
+            "blob_lines",
+            "blob_info",
+        ] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
                 .execute([id])?;
         }
