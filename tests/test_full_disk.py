@@ -1,6 +1,6 @@
 """A full disk (issue 11, section 3): the data directory on a 24 MiB filesystem, filled
 by LMTP deliveries. Deliveries are refused temporarily (`452 4.3.1`, IMAP APPEND `NO
-[OVERQUOTA]`); every acknowledged message is still fetched byte for byte; SELECT works;
+[OVERQUOTA]`, `letterbox deliver` exit 75); every acknowledged message is still fetched byte for byte; SELECT works;
 STORE \\Deleted + EXPUNGE work and free space (the store's disk reserve, `[store]
 disk_reserve`, is released so that they commit); delivery resumes once space is back,
 without a restart; `letterbox check --deep` is clean."""
@@ -98,6 +98,10 @@ def test_full_disk(small_fs, tmp_path, letterbox_bin):
         assert len(sent) >= 20, len(sent)
         # Refused again, still temporarily; a small message too.
         assert lmtp.deliver(b"Subject: small\r\n\r\nsmall\r\n") == refusal
+        # `letterbox deliver` (an MTA's local delivery agent) fails temporarily too.
+        r = s.cli("deliver", ALICE, input=b"Subject: lda\r\n\r\nx\r\n", check=False)
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        assert r.stderr.decode().startswith("letterbox: delivery failed, try again later: not enough disk space")
         # IMAP: log in, SELECT (read-write) works.
         imap = imaplib.IMAP4("127.0.0.1", s.require("imap"))
         imap.login(ALICE, USERS[ALICE])
