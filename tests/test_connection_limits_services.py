@@ -114,3 +114,17 @@ def test_per_user_and_address_limit(make_server):
         time.sleep(0.1)
     for x in sessions[1:] + [c]:
         x.close()
+
+
+def test_per_service_total(make_server):
+    # `[limits.pop3] max_connections` bounds POP3 alone, trusted addresses included;
+    # IMAP is not affected.
+    s = make_server(**{"limits.pop3.max_connections": 2})
+    pop = [Conn(s.require("pop3")) for _ in range(2)]
+    assert all(c.greeting.startswith("+OK") for c in pop)
+    assert refused(s.ports["pop3"]) == b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+    imap = [Conn(s.require("imap")) for _ in range(4)]
+    assert all(c.greeting.startswith("* OK") for c in imap)
+    assert "limits.pop3.max_connections reached" in s.read_log()
+    for c in pop + imap:
+        c.close()
