@@ -116,6 +116,15 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- POP3 sizes (RFC 1939 LIST/STAT give the exact octets RETR sends, as CRLF lines): per
+-- blob_info row, the LFs not preceded by CR and whether the octets end with LF
+-- (line_ends.rs). Blobs stored before this table get a row on their first POP3 listing.
+CREATE TABLE IF NOT EXISTS blob_lines (
+    id      INTEGER PRIMARY KEY,       -- blob_info.id
+    bare_lf INTEGER NOT NULL,
+    ends_lf INTEGER NOT NULL
+);
+
 -- Web portal (web.rs): sessions, operators, quota requests, usage history, delivery counts.
 -- A session is known by the BLAKE3 of its cookie token, so a copy of the database does not
 -- hold usable cookies; every process and node reading this store agrees on it.
@@ -220,12 +229,3 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_tokens_selector ON api_tokens (selector);
-
--- POP3 sizes (RFC 1939 LIST/STAT give the exact octets RETR sends, as CRLF lines): per
--- blob_info row, the LFs not preceded by CR and whether the octets end with LF
--- (line_ends.rs). Blobs stored before this table get a row on their first POP3 listing.
-CREATE TABLE IF NOT EXISTS blob_lines (
-    id      INTEGER PRIMARY KEY,       -- blob_info.id
-    bare_lf INTEGER NOT NULL,
-    ends_lf INTEGER NOT NULL
-);

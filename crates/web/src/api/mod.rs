@@ -55,6 +55,12 @@ impl From<letterbox_store::Error> for ApiError {
             E::Invalid(_) => StatusCode::BAD_REQUEST,
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::Exists(_) | E::Refused(_) | E::OverQuota => StatusCode::CONFLICT,
+            E::DiskFull => {
+                return ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the server's disk is full; try again later",
+                )
+            }
             E::Io(_) | E::Db(_) => {
                 tracing::error!("web: store error: {e}");
                 return ApiError::new(
