@@ -68,9 +68,6 @@ impl From<letterbox_store::Error> for ApiError {
                     "the mail store is unavailable; try again later",
                 );
             }
-            // The data disk is down to its reserve (main's `[store] disk_reserve`):
-            // temporary, like the 452 SMTP gives.
-            E::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
         };
         ApiError::new(status, e.to_string())
     }
