@@ -32,6 +32,7 @@ pub mod blob;
 mod feed;
 mod grams;
 pub mod password;
+pub mod queue;
 pub mod sqlite;
 
 pub use blob::BlobId;
@@ -582,6 +583,35 @@ pub trait Backend: Send + Sync + 'static {
         let _ = interval;
         Ok(())
     }
+
+    // --- outbound queue (queue.rs) ---
+    /// Queues a message for remote delivery: durable (fsynced) when it returns. Records
+    /// the submitting account's use for the outbound limits in the same transaction.
+    fn queue_insert(&self, msg: queue::NewQueued) -> Result<queue::QueueId>;
+    /// Ids of entries not held whose next attempt is due at `now`, oldest first, at most
+    /// `limit` (an index scan: never the whole queue).
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<queue::QueueId>>;
+    /// The earliest next attempt of an entry not held.
+    fn queue_next_due(&self) -> Result<Option<i64>>;
+    /// One entry with its recipients; `NotFound` for an unknown id.
+    fn queue_get(&self, id: queue::QueueId) -> Result<queue::QueuedMessage>;
+    /// One entry's message octets.
+    fn queue_body(&self, id: queue::QueueId) -> Result<Vec<u8>>;
+    /// Entries with an id above `after`, by id, at most `limit` (paging).
+    fn queue_list(&self, after: queue::QueueId, limit: usize) -> Result<Vec<queue::QueuedMessage>>;
+    /// Records an attempt's outcome; an entry left without pending recipients is
+    /// removed. `false` when the entry is gone (removed meanwhile).
+    fn queue_update(&self, id: queue::QueueId, u: queue::QueueUpdate) -> Result<bool>;
+    fn queue_remove(&self, id: queue::QueueId) -> Result<()>;
+    /// Holds an entry, or releases it (due at once).
+    fn queue_set_held(&self, id: queue::QueueId, held: bool, now: i64) -> Result<()>;
+    /// Makes one entry (or every entry not held) due at `now`; the number changed.
+    fn queue_retry(&self, id: Option<queue::QueueId>, now: i64) -> Result<u64>;
+    /// An account's outbound use in the last hour and day.
+    fn outbound_use(&self, account: AccountId, now: i64) -> Result<queue::OutboundUse>;
+    /// The operator's outbound hold on an account (`user set ADDRESS outbound hold|allow`).
+    fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()>;
+    fn outbound_held(&self, account: AccountId) -> Result<bool>;
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

@@ -115,3 +115,51 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     until  INTEGER NOT NULL,
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- Outbound queue (issue 12): submitted messages waiting for remote delivery. One row per
+-- message; the scheduler picks due rows through queue_due (next_attempt), never loading
+-- the whole queue. The octets live in queue_data, inline in the transaction, so that the
+-- commit's fsync covers them before the submission hears 250.
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id           INTEGER PRIMARY KEY,
+    sender       TEXT NOT NULL,            -- reverse-path, '' for the null sender
+    account_id   INTEGER,                  -- the submitting account (limits, logs)
+    created      INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    envid        TEXT,                     -- RFC 3461 ENVID
+    ret_full     INTEGER NOT NULL DEFAULT 0, -- RFC 3461 RET=FULL
+    smtputf8     INTEGER NOT NULL DEFAULT 0,
+    body_8bit    INTEGER NOT NULL DEFAULT 0, -- BODY=8BITMIME declared
+    held         INTEGER NOT NULL DEFAULT 0,
+    warned       INTEGER NOT NULL DEFAULT 0, -- delay notice sent
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_due ON queue_messages (next_attempt) WHERE held = 0;
+CREATE TABLE IF NOT EXISTS queue_data (
+    id   INTEGER PRIMARY KEY REFERENCES queue_messages(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_rcpts (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+    address    TEXT NOT NULL,
+    orcpt      TEXT,                       -- RFC 3461 ORCPT, as given
+    notify     INTEGER NOT NULL DEFAULT 0, -- RFC 3461 NOTIFY bits (queue.rs)
+    status     INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 delivered, 2 failed
+    last_reply TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_rcpts_message ON queue_rcpts (message_id);
+
+-- Outbound abuse control (issue 12): what each account sent recently (per-hour and
+-- per-day limits), and the accounts an operator put on hold.
+CREATE TABLE IF NOT EXISTS outbound_sent (
+    account_id INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    rcpts      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbound_sent_account ON outbound_sent (account_id, at);
+CREATE TABLE IF NOT EXISTS outbound_holds (
+    account_id INTEGER PRIMARY KEY
+);

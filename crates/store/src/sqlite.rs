@@ -41,6 +41,13 @@ pub struct WriteCtx<'a> {
     opts: &'a StoreOptions,
 }
 
+impl WriteCtx<'_> {
+    /// The open transaction (for the store's other modules, e.g. `queue.rs`).
+    pub(crate) fn tx(&self) -> &Transaction<'_> {
+        &self.tx
+    }
+}
+
 pub struct SqliteBackend {
     db_path: PathBuf,
     blobs: BlobDir,
@@ -114,7 +121,7 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -192,7 +199,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -2377,6 +2384,55 @@ impl Backend for SqliteBackend {
             .spawn(move || watch_loop(conn, feed, interval))
             .map_err(Error::Io)?;
         Ok(())
+    }
+
+    // --- outbound queue and limits (queue.rs) ---
+    fn queue_insert(&self, msg: crate::queue::NewQueued) -> Result<crate::queue::QueueId> {
+        self.q_insert(msg)
+    }
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<crate::queue::QueueId>> {
+        self.q_due(now, limit)
+    }
+    fn queue_next_due(&self) -> Result<Option<i64>> {
+        self.q_next_due()
+    }
+    fn queue_get(&self, id: crate::queue::QueueId) -> Result<crate::queue::QueuedMessage> {
+        self.q_get(id)
+    }
+    fn queue_body(&self, id: crate::queue::QueueId) -> Result<Vec<u8>> {
+        self.q_body(id)
+    }
+    fn queue_list(
+        &self,
+        after: crate::queue::QueueId,
+        limit: usize,
+    ) -> Result<Vec<crate::queue::QueuedMessage>> {
+        self.q_list(after, limit)
+    }
+    fn queue_update(
+        &self,
+        id: crate::queue::QueueId,
+        u: crate::queue::QueueUpdate,
+    ) -> Result<bool> {
+        self.q_update(id, u)
+    }
+    fn queue_remove(&self, id: crate::queue::QueueId) -> Result<()> {
+        self.q_remove(id)
+    }
+    fn queue_set_held(&self, id: crate::queue::QueueId, held: bool, now: i64) -> Result<()> {
+        self.q_set_held(id, held, now)
+    }
+    fn queue_retry(&self, id: Option<crate::queue::QueueId>, now: i64) -> Result<u64> {
+        self.q_retry(id, now)
+    }
+    fn outbound_use(&self, account: AccountId, now: i64) -> Result<crate::queue::OutboundUse> {
+        self.q_outbound_use(account, now)
+    }
+    fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()> {
+        self.q_set_outbound_hold(account, hold)
+    }
+    fn outbound_held(&self, account: AccountId) -> Result<bool> {
+        self.q_outbound_held(account)
     }
 }
 
