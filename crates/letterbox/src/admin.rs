@@ -260,7 +260,16 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     };
                     store.set_retention(&address, r)?;
                 }
-                other => bail!("unknown setting '{other}' (known: pop3-retention)"),
+                "outbound" => {
+                    let hold = match value.as_str() {
+                        "hold" => true,
+                        "allow" => false,
+                        other => bail!("unknown outbound value '{other}' (expected hold or allow)"),
+                    };
+                    let a = store.account(&address)?;
+                    store.set_outbound_hold(a.id, hold)?;
+                }
+                other => bail!("unknown setting '{other}' (known: pop3-retention, outbound)"),
             },
         },
         Command::Alias(c) => match c {
@@ -382,12 +391,13 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
         }
+        Command::Queue(c) => crate::queue_cmd::run(c, &store, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
-fn utc(t: i64) -> String {
+pub fn utc(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -3,6 +3,7 @@
 
 mod admin;
 mod privileges;
+mod queue_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// The outbound queue (like Postfix's postqueue/postsuper); works while serve runs.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

@@ -123,6 +123,13 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
     }
     tokio::spawn(warnings(store.clone(), config.clone()));
+    // The outbound queue's scheduler (issue 12).
+    match letterbox_queue::Queue::new(store.clone(), config.clone()) {
+        Ok(q) => {
+            tokio::spawn(q.run());
+        }
+        Err(e) => anyhow::bail!("outbound delivery cannot start: {e}"),
+    }
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};

@@ -445,7 +445,9 @@ mod tests {
     fn queue_lifecycle() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-        let a = s.queue_insert(entry(100, &["x@r.test", "y@r.test"])).unwrap();
+        let a = s
+            .queue_insert(entry(100, &["x@r.test", "y@r.test"]))
+            .unwrap();
         let b = s.queue_insert(entry(200, &["z@r.test"])).unwrap();
         assert_eq!(s.queue_due(150, 10).unwrap(), vec![a]);
         assert_eq!(s.queue_due(300, 1).unwrap(), vec![a]); // bounded, oldest first
@@ -476,7 +478,10 @@ mod tests {
         assert_eq!(s.queue_retry(None, 300).unwrap(), 2);
         assert!(matches!(s.queue_get(99), Err(Error::NotFound(_))));
         assert!(matches!(s.queue_remove(99), Err(Error::NotFound(_))));
-        assert!(matches!(s.queue_retry(Some(99), 1), Err(Error::NotFound(_))));
+        assert!(matches!(
+            s.queue_retry(Some(99), 1),
+            Err(Error::NotFound(_))
+        ));
         // The last pending recipient failed: the entry is gone.
         let u = QueueUpdate {
             rcpts: vec![(m.rcpts[1].id, RcptStatus::Failed, "550 no".into())],
