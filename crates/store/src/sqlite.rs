@@ -2378,6 +2378,27 @@ impl Backend for SqliteBackend {
             .map_err(Error::Io)?;
         Ok(())
     }
+
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()> {
+        self.write(move |ctx| crate::dkim::add_keys(&ctx.tx, &keys))
+    }
+
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        self.read(|c| crate::dkim::keys(c, domain))
+    }
+
+    fn active_dkim_keys(&self) -> Result<Vec<DkimKey>> {
+        self.read(crate::dkim::active_keys)
+    }
+
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>> {
+        let (d, s) = (domain.to_string(), selectors.to_vec());
+        self.write(move |ctx| crate::dkim::activate(&ctx.tx, &d, &s, now()))
+    }
+
+    fn dkim_version(&self) -> Result<i64> {
+        self.read(crate::dkim::version)
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
