@@ -71,6 +71,7 @@ class Server:
         self.proc = None
         self.log_path = tmp / "server.log"
         self.overrides = dict(overrides or {})
+        tmp.mkdir(parents=True, exist_ok=True)
         self.write_config()
 
     def write_config(self):
