@@ -452,6 +452,8 @@ pub trait Backend: Send + Sync + 'static {
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox>;
     fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox>;
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
+    /// Creates one mailbox. Its superior names are not created (RFC 9051 6.3.4 allows
+    /// either; Dovecot does not): `a` of `a/b` stays a name with children, no mailbox.
     fn create_mailbox(
         &self,
         account: AccountId,
@@ -460,8 +462,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Mailbox>;
     /// Deletes a mailbox and its messages (not its children). INBOX cannot be deleted.
     fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
-    /// Renames a mailbox and its children. Renaming INBOX moves its messages to a new
-    /// mailbox and leaves INBOX empty (RFC 9051 6.3.6).
+    /// Renames a mailbox and its children; a name that is no mailbox but has mailboxes
+    /// below it renames those. Superior names of the target are not created (see
+    /// `create_mailbox`). Renaming INBOX moves its messages to a new mailbox and leaves
+    /// INBOX empty (RFC 9051 6.3.6).
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
     fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;
     fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
@@ -584,6 +588,12 @@ pub trait Backend: Send + Sync + 'static {
         let _ = interval;
         Ok(())
     }
+    /// `\Recent` for a session (RFC 3501 2.3.2): the UIDs `[from, to)` that
+    /// are recent to it. With `take`, the messages no session has had as recent become
+    /// the caller's, and no other session ever gets them (`(0, 0)` when there are none);
+    /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
+    /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
+    fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
 
     // --- DKIM signing keys (see [`dkim`]) ---
     /// Stores new keys of local domains, all or none; refuses a selector a domain has.

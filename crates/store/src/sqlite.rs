@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+#[path = "recent.rs"]
+mod recent;
+
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
 /// How long a write waits for another process's lock (milliseconds).
@@ -570,14 +573,9 @@ impl WriteCtx<'_> {
         if get_mailbox(&self.tx, account, &name).is_ok() {
             return Err(Error::Exists(format!("mailbox {name}")));
         }
-        // RFC 9051 6.3.4: create superior names that are needed.
-        let parts: Vec<&str> = name.split(DELIMITER).collect();
-        for i in 1..parts.len() {
-            let parent = parts[..i].join("/");
-            if get_mailbox(&self.tx, account, &parent).is_err() {
-                self.insert_mailbox(account, &parent, None)?;
-            }
-        }
+        // RFC 9051 6.3.4 lets a server create the superior names or not. As Dovecot,
+        // none is made: `a` of `a/b` is no mailbox (IMAP lists it `\NonExistent
+        // \HasChildren`), so a client that never made `a` never finds it to sync.
         self.insert_mailbox(account, &name, special)
     }
 
@@ -1539,29 +1537,38 @@ impl Backend for SqliteBackend {
         let from = normalize_mailbox_name(from)?;
         let to = validate_new_mailbox_name(to)?;
         self.write(move |ctx| {
-            let src = get_mailbox(&ctx.tx, account, &from)?;
+            // A name that is no mailbox but has mailboxes below it (a parent that was
+            // never created) renames its children, as Dovecot.
+            let src = match get_mailbox(&ctx.tx, account, &from) {
+                Err(Error::NotFound(e)) => {
+                    let prefix = format!("{from}/");
+                    let children: i64 = ctx.tx.query_row(
+                        "SELECT count(*) FROM mailboxes WHERE account_id = ?1 AND substr(name, 1, ?2) = ?3",
+                        params![account, prefix.chars().count() as i64, prefix],
+                        |r| r.get(0),
+                    )?;
+                    if children == 0 || from == "INBOX" {
+                        return Err(Error::NotFound(e));
+                    }
+                    None
+                }
+                other => Some(other?),
+            };
             if get_mailbox(&ctx.tx, account, &to).is_ok() {
                 return Err(Error::Exists(format!("mailbox {to}")));
             }
             if to.starts_with(&format!("{from}/")) {
                 return Err(Error::Invalid("cannot rename a mailbox into itself".into()));
             }
-            if from == "INBOX" {
+            if let (Some(src), "INBOX") = (&src, from.as_str()) {
                 // RFC 9051 6.3.6: move INBOX's messages to the new name, leave INBOX empty.
                 let dst = ctx.create_mailbox(account, &to, None)?;
                 let uids = ctx.all_uids(src.id)?;
-                ctx.copy(&src, &uids, &dst, false)?;
-                ctx.expunge(&src, &uids)?;
+                ctx.copy(src, &uids, &dst, false)?;
+                ctx.expunge(src, &uids)?;
                 return Ok(());
             }
-            // Superior names of the target are created as needed.
-            let parts: Vec<&str> = to.split(DELIMITER).collect();
-            for i in 1..parts.len() {
-                let parent = parts[..i].join("/");
-                if parent != from && get_mailbox(&ctx.tx, account, &parent).is_err() {
-                    ctx.insert_mailbox(account, &parent, None)?;
-                }
-            }
+            // Superior names of the target are not created (see `create_mailbox`).
             let prefix = format!("{from}/");
             let mut st = ctx.tx.prepare(
                 "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?3) = ?4)",
@@ -1577,10 +1584,6 @@ impl Backend for SqliteBackend {
                 ctx.tx
                     .execute("UPDATE mailboxes SET name = ?2 WHERE id = ?1", params![id, new])
                     .map_err(|e| map_constraint(e, format!("mailbox {new}")))?;
-                ctx.tx.execute(
-                    "UPDATE OR IGNORE subscriptions SET name = ?3 WHERE account_id = ?1 AND name = ?2",
-                    params![account, old, new],
-                )?;
                 ctx.changes.push(Change {
                     account,
                     mailbox: id,
@@ -1588,6 +1591,19 @@ impl Backend for SqliteBackend {
                     kind: ChangeKind::MailboxRenamed { from: old, to: new },
                 });
             }
+            // Subscriptions follow, also those of names that are no mailbox.
+            ctx.tx.execute(
+                "UPDATE OR IGNORE subscriptions SET name = ?3 || substr(name, ?4 + 1)
+                 WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?5) = ?6)",
+                params![
+                    account,
+                    from,
+                    to,
+                    from.chars().count() as i64,
+                    prefix.chars().count() as i64,
+                    prefix
+                ],
+            )?;
             Ok(())
         })
     }
@@ -2377,6 +2393,10 @@ impl Backend for SqliteBackend {
             .spawn(move || watch_loop(conn, feed, interval))
             .map_err(Error::Io)?;
         Ok(())
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
+        recent::claim(self, mailbox, take)
     }
 
     fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()> {

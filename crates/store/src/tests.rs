@@ -370,7 +370,13 @@ fn mailbox_create_rename_delete() {
         .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
         .unwrap();
     s.create_mailbox(a.id, "Work/Projects/X", None).unwrap();
-    assert!(s.mailbox(a.id, "Work").is_ok(), "superiors are created");
+    // RFC 9051 6.3.4 allows either; as Dovecot, superiors are not created.
+    assert!(matches!(s.mailbox(a.id, "Work"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        s.mailbox(a.id, "Work/Projects"),
+        Err(Error::NotFound(_))
+    ));
+    s.create_mailbox(a.id, "Work", None).unwrap();
     assert!(matches!(
         s.create_mailbox(a.id, "Work", None),
         Err(Error::Exists(_))
@@ -393,10 +399,20 @@ fn mailbox_create_rename_delete() {
         .unwrap()
         .contains(&"Job/Old/Projects".to_string()));
     assert!(s.mailbox(a.id, "Work").is_err());
+    assert!(matches!(s.mailbox(a.id, "Job"), Err(Error::NotFound(_))));
     assert!(matches!(
         s.rename_mailbox(a.id, "Job", "Job/Inner"),
         Err(Error::Invalid(_))
     ));
+    // A parent that is no mailbox renames its children; a name with none is not found.
+    s.rename_mailbox(a.id, "Job", "Task").unwrap();
+    assert_eq!(s.mailbox(a.id, "Task/Old/Projects/X").unwrap().id, x.id);
+    assert!(matches!(s.mailbox(a.id, "Task"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        s.rename_mailbox(a.id, "Job", "Other"),
+        Err(Error::NotFound(_))
+    ));
+    s.rename_mailbox(a.id, "Task", "Job").unwrap();
     // Renaming INBOX moves its messages and leaves it empty.
     let inbox = s.mailbox(a.id, "INBOX").unwrap();
     s.append(inbox.id, msg("Subject: i\r\n\r\ni"), false)

@@ -43,7 +43,7 @@ pub fn failed(s: &mut Session) -> Result<Reply, Fatal> {
 pub fn logged_in(s: &mut Session, account: Account) -> Reply {
     // A nearly full account hears of it first thing (RFC 9051 7.1: ALERT text is shown
     // to the user).
-    if let Some(alert) = super::quota::alert(s, &account) {
+    if let Some(alert) = super::quota::alert(s, &account, super::quota::AlertAt::Login) {
         s.conn.push(alert.as_bytes());
     }
     let changes = s.ctx.store.watch(account.id);
