@@ -399,3 +399,21 @@ def test_port_25_never_relays(make_server, net):
         code, text = c.rcpt("x@remote.test")
         assert code == 554 and b"Relay access denied" in text
     assert queue_ids(server) == [] and sink.received == []
+
+
+def test_dkim_signed_once_when_queued_and_verified_by_dkimpy(make_server, net):
+    """Issue 12 with the dkim helper's crate: a submitted message leaves signed with the
+    From domain's active keys (Ed25519 and RSA), and dkimpy, an independent verifier,
+    accepts both signatures on the octets the remote MTA received."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "dkim"))
+    from dkim_util import txt_records, verify_all
+    net.mx("remote.test", (10, "mx.remote.test", net.ip(141)))
+    sink = net.sink(141)
+    server = outbound_server(make_server, net)
+    records = txt_records(server.cli("domain", "dkim", "example.com").stdout.decode())
+    submit(server, ["x@remote.test"], message("signed"))
+    [t] = sink.wait(1)
+    assert t.data.startswith(b"DKIM-Signature: ")
+    results = verify_all(t.data, records)
+    assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"], results
+    assert all(ok for _, _, ok in results), results

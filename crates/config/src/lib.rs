@@ -49,6 +49,7 @@ pub struct Config {
     pub log: Log,
     pub server: Server,
     pub store: StoreConfig,
+    pub authd: Authd,
     pub queue: QueueConfig,
     pub outbound: Outbound,
 }
@@ -69,6 +70,7 @@ impl Default for Config {
             log: Log::default(),
             server: Server::default(),
             store: StoreConfig::default(),
+            authd: Authd::default(),
             queue: QueueConfig::default(),
             outbound: Outbound::default(),
         }
@@ -96,6 +98,9 @@ pub struct Listen {
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
+    /// The authentication service for other MTAs (Dovecot's auth protocol, what Postfix's
+    /// `smtpd_sasl_type = dovecot` speaks): UNIX socket paths or `ip:port`.
+    pub auth: Vec<AuthAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -116,7 +121,79 @@ impl Default for Listen {
             pop3: addrs(&["0.0.0.0:110"]),
             pop3s: addrs(&["0.0.0.0:995"]),
             http: addrs(&["127.0.0.1:8080"]),
+            auth: vec![],
         }
+    }
+}
+
+/// One `[listen] auth` entry: a UNIX socket (a path: it contains a `/`) or `ip:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAddr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for AuthAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthAddr::Unix(p) => write!(f, "{}", p.display()),
+            AuthAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl FromStr for AuthAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.contains('/') {
+            return Ok(AuthAddr::Unix(PathBuf::from(s)));
+        }
+        s.parse().map(AuthAddr::Tcp).map_err(|_| {
+            format!("'{s}' is neither a socket path (containing '/') nor an ip:port address")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+/// `[authd]`: the authentication service for other MTAs (`[listen] auth`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authd {
+    /// Permissions of a UNIX socket, in octal (the MTA's user must be able to read and
+    /// write it: Postfix's smtpd runs as `postfix`).
+    pub socket_mode: String,
+    /// Group to give a UNIX socket (e.g. `postfix`), when `serve` starts as root; empty:
+    /// leave it.
+    pub socket_group: String,
+    /// Longest protocol line accepted (Dovecot's limit is 16384 octets).
+    pub max_line_length: usize,
+    /// Authentication requests one connection may have in progress at once.
+    pub max_pending: usize,
+}
+
+impl Default for Authd {
+    fn default() -> Self {
+        Authd {
+            socket_mode: "0660".into(),
+            socket_group: String::new(),
+            max_line_length: 16384,
+            max_pending: 64,
+        }
+    }
+}
+
+impl Authd {
+    /// `socket_mode` as a number (checked when the configuration is loaded).
+    pub fn mode(&self) -> Result<u32, String> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| format!("'{}' is not an octal file mode such as \"0660\"", self.socket_mode))
     }
 }
 
@@ -728,6 +805,15 @@ impl Config {
                 ));
             }
         }
+        if let Err(m) = self.authd.mode() {
+            return Err(err("authd.socket_mode", &m));
+        }
+        if self.authd.max_line_length < 1024 {
+            return Err(err("authd.max_line_length", "must be at least 1024"));
+        }
+        if self.authd.max_pending == 0 {
+            return Err(err("authd.max_pending", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -847,6 +933,24 @@ retention = "14d"
         assert_eq!(c.quota.warn_at, vec![80, 95]);
         assert_eq!(c.pop3.retention, Retention::Days(14));
         assert_eq!(c.listen.imap.len(), 2);
+    }
+
+    #[test]
+    fn auth_listeners() {
+        let c = parse("[listen]\nauth = [\"/run/letterbox/auth\", \"127.0.0.1:12345\"]\n[authd]\nsocket_mode = \"0666\"\n").unwrap();
+        assert_eq!(
+            c.listen.auth,
+            vec![
+                AuthAddr::Unix("/run/letterbox/auth".into()),
+                AuthAddr::Tcp("127.0.0.1:12345".parse().unwrap())
+            ]
+        );
+        assert_eq!(c.authd.mode(), Ok(0o666));
+        assert!(parse("").unwrap().listen.auth.is_empty());
+        let e = parse("[listen]\nauth = [\"auth-socket\"]\n").unwrap_err().to_string();
+        assert!(e.contains("listen.auth"), "{e}");
+        let e = parse("[authd]\nsocket_mode = \"rw\"\n").unwrap_err().to_string();
+        assert!(e.contains("authd.socket_mode"), "{e}");
     }
 
     #[test]

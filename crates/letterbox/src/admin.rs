@@ -18,6 +18,11 @@ pub enum DomainCmd {
     Add { domain: String },
     Remove { domain: String },
     List,
+    /// DKIM keys: make them (Ed25519 and RSA-2048) and print their DNS records; rotate,
+    /// activate, list.
+    Dkim(crate::dkim_cmd::DkimArgs),
+    /// Every DNS record to publish for the domain, in zone-file syntax.
+    Dns { domain: String },
 }
 
 #[derive(Args)]
@@ -220,6 +225,8 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     writeln!(out, "{d}")?;
                 }
             }
+            DomainCmd::Dkim(args) => crate::dkim_cmd::run(&store, &args, out)?,
+            DomainCmd::Dns { domain } => crate::dns_cmd::run(&store, config, &domain, out)?,
         },
         Command::User(c) => match c {
             UserCmd::Add {
@@ -397,7 +404,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
-pub fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -2,6 +2,8 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod dkim_cmd;
+mod dns_cmd;
 mod privileges;
 mod queue_cmd;
 mod serve;

@@ -29,6 +29,7 @@
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
 
 pub mod blob;
+pub mod dkim;
 mod feed;
 mod grams;
 pub mod password;
@@ -36,6 +37,7 @@ pub mod queue;
 pub mod sqlite;
 
 pub use blob::BlobId;
+pub use dkim::{DkimAlgorithm, DkimKey, DkimState};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
 
@@ -593,6 +595,20 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+
+    // --- DKIM signing keys (see [`dkim`]) ---
+    /// Stores new keys of local domains, all or none; refuses a selector a domain has.
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()>;
+    /// A local domain's keys, oldest first; `NotFound` for a domain that is not local.
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
+    /// Every domain's active keys.
+    fn active_dkim_keys(&self) -> Result<Vec<DkimKey>>;
+    /// Makes these keys of the domain the active ones, retiring those active before, in
+    /// one transaction. Returns the selectors retired.
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>>;
+    /// Changes whenever any domain's key set changes (so a signer's cache can be checked
+    /// with one cheap read).
+    fn dkim_version(&self) -> Result<i64>;
 
     // --- outbound queue (queue.rs) ---
     /// Queues a message for remote delivery: durable (fsynced) when it returns. Records

@@ -116,6 +116,36 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- DKIM signing keys (issue 12; RFC 6376, RFC 8463): each domain's keys, made in pairs
+-- (Ed25519 and RSA). `state` is 'active' (signing), 'published' (made by a rotation,
+-- its DNS record published but not signing yet) or 'retired' (no longer signing, its
+-- record may still be published for a few days). Removing the domain removes its keys.
+CREATE TABLE IF NOT EXISTS dkim_keys (
+    domain_id   INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,      -- 'ed25519' | 'rsa'
+    private_key BLOB NOT NULL,      -- ed25519: PKCS#8 DER; rsa: PKCS#1 DER
+    public_key  BLOB NOT NULL,      -- what the DNS record's p= carries (base64 of it)
+    created     INTEGER NOT NULL,   -- seconds since the epoch
+    state       TEXT NOT NULL,
+    changed     INTEGER NOT NULL,   -- when state last changed
+    PRIMARY KEY (domain_id, selector)
+);
+-- Every change to the key set (a cascade from a removed domain included) moves this
+-- counter, so a signer that cached parsed keys sees the change with one cheap read.
+CREATE TRIGGER IF NOT EXISTS dkim_keys_ins AFTER INSERT ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dkim_keys_upd AFTER UPDATE ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dkim_keys_del AFTER DELETE ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+
 -- Outbound queue (issue 12): submitted messages waiting for remote delivery. One row per
 -- message; the scheduler picks due rows through queue_due (next_attempt), never loading
 -- the whole queue. The octets live in queue_data, inline in the transaction, so that the

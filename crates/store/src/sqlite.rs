@@ -2406,6 +2406,27 @@ impl Backend for SqliteBackend {
         recent::claim(self, mailbox, take)
     }
 
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()> {
+        self.write(move |ctx| crate::dkim::add_keys(&ctx.tx, &keys))
+    }
+
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        self.read(|c| crate::dkim::keys(c, domain))
+    }
+
+    fn active_dkim_keys(&self) -> Result<Vec<DkimKey>> {
+        self.read(crate::dkim::active_keys)
+    }
+
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>> {
+        let (d, s) = (domain.to_string(), selectors.to_vec());
+        self.write(move |ctx| crate::dkim::activate(&ctx.tx, &d, &s, now()))
+    }
+
+    fn dkim_version(&self) -> Result<i64> {
+        self.read(crate::dkim::version)
+    }
+
     // --- outbound queue and limits (queue.rs) ---
     fn queue_insert(&self, msg: crate::queue::NewQueued) -> Result<crate::queue::QueueId> {
         self.q_insert(msg)

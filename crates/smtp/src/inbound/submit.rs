@@ -17,6 +17,52 @@ use crate::trace;
 use letterbox_proto::Context;
 use letterbox_store::queue::{NewQueued, NewQueuedRcpt};
 use letterbox_store::AccountId;
+use std::sync::{Arc, Mutex};
+
+/// One DKIM signer per store (it caches parsed keys); the entry holds a clone of the
+/// store, so a backend's address is never reused while it is a key here.
+fn signer(store: &letterbox_store::Store) -> Arc<letterbox_dkim::Signer> {
+    static SIGNERS: Mutex<Vec<(usize, Arc<letterbox_dkim::Signer>)>> = Mutex::new(Vec::new());
+    let key = &**store as *const dyn letterbox_store::Backend as *const () as usize;
+    let mut v = SIGNERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = v.iter().find(|(k, _)| *k == key) {
+        return s.clone();
+    }
+    let s = Arc::new(letterbox_dkim::Signer::new(store.clone()));
+    if v.len() >= 8 {
+        v.remove(0);
+    }
+    v.push((key, s.clone()));
+    s
+}
+
+/// `Some(message)` with its DKIM-Signature field(s) prepended when its From domain has
+/// active keys; unchanged otherwise, or (logged) when the keys cannot be read: a signing
+/// problem never refuses mail. `None` only if the signing task died (the caller answers
+/// 451).
+async fn dkim_sign(ctx: &Context, message: Vec<u8>, id: &str) -> Option<Vec<u8>> {
+    let signer = signer(&ctx.store);
+    let work = tokio::task::spawn_blocking(move || {
+        let r = signer.sign(&message);
+        (message, r)
+    });
+    match work.await {
+        Ok((message, Ok(Some(sig)))) => {
+            let mut out = sig;
+            out.extend_from_slice(&message);
+            Some(out)
+        }
+        Ok((message, Ok(None))) => Some(message),
+        Ok((message, Err(e))) => {
+            tracing::error!(id, "DKIM: keys unavailable, message queued unsigned: {e}");
+            Some(message)
+        }
+        Err(e) => {
+            tracing::error!(id, "DKIM signing task failed: {e}");
+            None
+        }
+    }
+}
 
 /// A remote recipient accepted at RCPT.
 pub(super) struct RemoteRcpt {
@@ -72,9 +118,10 @@ pub(super) async fn enqueue(
 ) -> Result<(), ()> {
     let mut message = trace::received(trace);
     message.extend_from_slice(body);
-    // DKIM signing (RFC 6376) goes here, once, before the octets are stored: the
-    // `dkim` helper's `letterbox_dkim::Signer::sign(&message)` returns the
-    // DKIM-Signature field(s) to prepend. Not wired in yet on this branch.
+    // DKIM (RFC 6376): signed once, here, and the signed octets are what the queue keeps.
+    let Some(message) = dkim_sign(ctx, message, &tx.id).await else {
+        return Err(());
+    };
     let held = match account {
         Some(a) => ctx
             .store
