@@ -18,6 +18,11 @@ pub enum DomainCmd {
     Add { domain: String },
     Remove { domain: String },
     List,
+    /// DKIM keys: make them (Ed25519 and RSA-2048) and print their DNS records; rotate,
+    /// activate, list.
+    Dkim(crate::dkim_cmd::DkimArgs),
+    /// Every DNS record to publish for the domain, in zone-file syntax.
+    Dns { domain: String },
 }
 
 #[derive(Args)]
@@ -241,6 +246,8 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     writeln!(out, "{d}")?;
                 }
             }
+            DomainCmd::Dkim(args) => crate::dkim_cmd::run(&store, &args, out)?,
+            DomainCmd::Dns { domain } => crate::dns_cmd::run(&store, config, &domain, out)?,
         },
         Command::User(c) => match c {
             UserCmd::Add {
@@ -281,7 +288,16 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     };
                     store.set_retention(&address, r)?;
                 }
-                other => bail!("unknown setting '{other}' (known: pop3-retention)"),
+                "outbound" => {
+                    let hold = match value.as_str() {
+                        "hold" => true,
+                        "allow" => false,
+                        other => bail!("unknown outbound value '{other}' (expected hold or allow)"),
+                    };
+                    let a = store.account(&address)?;
+                    store.set_outbound_hold(a.id, hold)?;
+                }
+                other => bail!("unknown setting '{other}' (known: pop3-retention, outbound)"),
             },
             UserCmd::AppPassword(c) => crate::apppass_cmd::run(&store, c, out)?,
             UserCmd::Logins { address } => {
@@ -426,6 +442,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
         }
+        Command::Queue(c) => crate::queue_cmd::run(c, &store, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
