@@ -226,7 +226,10 @@ async fn session(ctx: &Context, stream: BoxStream, conn_peer: Peer, cuid: u32) -
         if !versioned {
             // The client's VERSION comes first; a different major version cannot talk to us.
             if cmd != "VERSION" {
-                return Err(End::Protocol(format!("expected VERSION, got {}", loggable(cmd))));
+                return Err(End::Protocol(format!(
+                    "expected VERSION, got {}",
+                    loggable(cmd)
+                )));
             }
             match fields.get(1).and_then(|v| v.parse::<u32>().ok()) {
                 Some(major) if major == VERSION.0 => versioned = true,
@@ -258,7 +261,9 @@ async fn session(ctx: &Context, stream: BoxStream, conn_peer: Peer, cuid: u32) -
                     Some(p) => cont(ctx, &mut pending, id, p, &data).await,
                     // Dovecot treats a CONT for a request it forgot (timed out, failed)
                     // as a failure of that request.
-                    None => format!("FAIL\t{id}\treason=Authentication request timed out or was cancelled\n"),
+                    None => format!(
+                        "FAIL\t{id}\treason=Authentication request timed out or was cancelled\n"
+                    ),
                 }
             }
             "CANCEL" => {
@@ -267,7 +272,10 @@ async fn session(ctx: &Context, stream: BoxStream, conn_peer: Peer, cuid: u32) -
                 continue;
             }
             other => {
-                return Err(End::Protocol(format!("unknown command {}", loggable(other))));
+                return Err(End::Protocol(format!(
+                    "unknown command {}",
+                    loggable(other)
+                )));
             }
         };
         if pending.len() > cfg.max_pending {

@@ -46,7 +46,10 @@ async fn client(config: letterbox_proto::Config) -> Client {
     assert_eq!(hs[1], "MECH\tPLAIN\tplaintext");
     assert_eq!(hs[2], "MECH\tLOGIN\tplaintext");
     assert!(hs[3].starts_with("SPID\t") && hs[4] == "CUID\t1", "{hs:?}");
-    assert!(hs[5].starts_with("COOKIE\t") && hs[5].len() == 7 + 32, "{hs:?}");
+    assert!(
+        hs[5].starts_with("COOKIE\t") && hs[5].len() == 7 + 32,
+        "{hs:?}"
+    );
     c.send("VERSION\t1\t0\nCPID\t4242\n").await;
     c
 }
@@ -81,24 +84,35 @@ async fn plain_and_login_as_postfix_sends_them() {
     let mut c = client(quick()).await;
     let good = b64(b"\0alice@example.com\0pw\tsecret");
     let r = c
-        .ask(&format!("AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp={good}\n"))
+        .ask(&format!(
+            "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp={good}\n"
+        ))
         .await;
     assert_eq!(r, "OK\t1\tuser=alice@example.com");
     let bad = b64(b"\0alice@example.com\0wrong");
     let r = c
-        .ask(&format!("AUTH\t2\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp={bad}\n"))
+        .ask(&format!(
+            "AUTH\t2\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp={bad}\n"
+        ))
         .await;
     assert_eq!(r, "FAIL\t2\tuser=alice@example.com");
     // PLAIN without an initial response: an empty challenge first.
-    assert_eq!(c.ask("AUTH\t3\tPLAIN\tservice=smtp\trip=127.0.0.1\n").await, "CONT\t3\t");
-    assert_eq!(c.ask(&format!("CONT\t3\t{good}\n")).await, "OK\t3\tuser=alice@example.com");
+    assert_eq!(
+        c.ask("AUTH\t3\tPLAIN\tservice=smtp\trip=127.0.0.1\n").await,
+        "CONT\t3\t"
+    );
+    assert_eq!(
+        c.ask(&format!("CONT\t3\t{good}\n")).await,
+        "OK\t3\tuser=alice@example.com"
+    );
     // LOGIN: user name, then password.
     assert_eq!(
         c.ask("AUTH\t4\tLOGIN\tservice=smtp\trip=127.0.0.1\n").await,
         "CONT\t4\tVXNlcm5hbWU6"
     );
     assert_eq!(
-        c.ask(&format!("CONT\t4\t{}\n", b64(b"ALICE@example.com"))).await,
+        c.ask(&format!("CONT\t4\t{}\n", b64(b"ALICE@example.com")))
+            .await,
         "CONT\t4\tUGFzc3dvcmQ6"
     );
     assert_eq!(
@@ -107,16 +121,24 @@ async fn plain_and_login_as_postfix_sends_them() {
     );
     // LOGIN with the user name as initial response.
     assert_eq!(
-        c.ask(&format!("AUTH\t5\tLOGIN\tservice=smtp\trip=127.0.0.1\tresp={}\n", b64(b"alice@example.com"))).await,
+        c.ask(&format!(
+            "AUTH\t5\tLOGIN\tservice=smtp\trip=127.0.0.1\tresp={}\n",
+            b64(b"alice@example.com")
+        ))
+        .await,
         "CONT\t5\tUGFzc3dvcmQ6"
     );
-    assert_eq!(c.ask(&format!("CONT\t5\t{}\n", b64(b"nope"))).await, "FAIL\t5\tuser=alice@example.com");
+    assert_eq!(
+        c.ask(&format!("CONT\t5\t{}\n", b64(b"nope"))).await,
+        "FAIL\t5\tuser=alice@example.com"
+    );
     assert_eq!(
         c.ask("AUTH\t6\tCRAM-MD5\tservice=smtp\n").await,
         "FAIL\t6\treason=Unsupported authentication mechanism"
     );
     assert_eq!(
-        c.ask("AUTH\t7\tPLAIN\tservice=smtp\trip=127.0.0.1\tresp=!!\n").await,
+        c.ask("AUTH\t7\tPLAIN\tservice=smtp\trip=127.0.0.1\tresp=!!\n")
+            .await,
         "FAIL\t7\treason=Invalid base64 data or malformed response"
     );
 }
@@ -126,11 +148,15 @@ async fn plaintext_needs_tls_off_loopback() {
     let mut c = client(quick()).await;
     let good = b64(b"\0alice@example.com\0pw\tsecret");
     let r = c
-        .ask(&format!("AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.7\tresp={good}\n"))
+        .ask(&format!(
+            "AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.7\tresp={good}\n"
+        ))
         .await;
     assert_eq!(r, format!("FAIL\t1\treason={PLAINTEXT_REFUSED}"));
     let r = c
-        .ask(&format!("AUTH\t2\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={good}\n"))
+        .ask(&format!(
+            "AUTH\t2\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={good}\n"
+        ))
         .await;
     assert_eq!(r, "OK\t2\tuser=alice@example.com");
 }
@@ -144,13 +170,17 @@ async fn failures_block_the_client_ip_not_the_mta() {
     let good = b64(b"\0alice@example.com\0pw\tsecret");
     for id in 1..=2 {
         let r = c
-            .ask(&format!("AUTH\t{id}\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={bad}\n"))
+            .ask(&format!(
+                "AUTH\t{id}\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={bad}\n"
+            ))
             .await;
         assert_eq!(r, format!("FAIL\t{id}\tuser=alice@example.com"));
     }
     // The IP and the account are blocked now: even the right password fails.
     let r = c
-        .ask(&format!("AUTH\t3\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={good}\n"))
+        .ask(&format!(
+            "AUTH\t3\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp={good}\n"
+        ))
         .await;
     assert_eq!(r, "FAIL\t3\tuser=alice@example.com");
 }
@@ -158,10 +188,12 @@ async fn failures_block_the_client_ip_not_the_mta() {
 #[tokio::test]
 async fn protocol_errors_end_the_connection() {
     let mut c = client(quick()).await;
-    c.send("AUTH\t1\tLOGIN\tservice=smtp\trip=127.0.0.1\n").await;
+    c.send("AUTH\t1\tLOGIN\tservice=smtp\trip=127.0.0.1\n")
+        .await;
     assert_eq!(c.line().await, "CONT\t1\tVXNlcm5hbWU6");
     // A duplicate id while the first is in progress.
-    c.send("AUTH\t1\tLOGIN\tservice=smtp\trip=127.0.0.1\n").await;
+    c.send("AUTH\t1\tLOGIN\tservice=smtp\trip=127.0.0.1\n")
+        .await;
     assert_eq!(c.line().await, "");
     let mut c = client(quick()).await;
     c.send("BOGUS\n").await;

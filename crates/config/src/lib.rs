@@ -198,7 +198,12 @@ impl Authd {
         u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
             .ok()
             .filter(|m| *m <= 0o777)
-            .ok_or_else(|| format!("'{}' is not an octal file mode such as \"0660\"", self.socket_mode))
+            .ok_or_else(|| {
+                format!(
+                    "'{}' is not an octal file mode such as \"0660\"",
+                    self.socket_mode
+                )
+            })
     }
 }
 
@@ -1208,9 +1213,13 @@ retention = "14d"
         );
         assert_eq!(c.authd.mode(), Ok(0o666));
         assert!(parse("").unwrap().listen.auth.is_empty());
-        let e = parse("[listen]\nauth = [\"auth-socket\"]\n").unwrap_err().to_string();
+        let e = parse("[listen]\nauth = [\"auth-socket\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen.auth"), "{e}");
-        let e = parse("[authd]\nsocket_mode = \"rw\"\n").unwrap_err().to_string();
+        let e = parse("[authd]\nsocket_mode = \"rw\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("authd.socket_mode"), "{e}");
     }
 

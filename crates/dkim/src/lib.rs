@@ -332,7 +332,10 @@ pub fn zone_txt(name: &str, value: &str) -> String {
         .map(|c| format!("\"{}\"", String::from_utf8_lossy(c).replace('"', "\\\"")))
         .collect();
     if chunks.len() <= 1 {
-        format!("{name} {RECORD_TTL} IN TXT {}", chunks.first().map_or("\"\"", |s| s.as_str()))
+        format!(
+            "{name} {RECORD_TTL} IN TXT {}",
+            chunks.first().map_or("\"\"", |s| s.as_str())
+        )
     } else {
         format!("{name} {RECORD_TTL} IN TXT ( {} )", chunks.join("\n\t"))
     }

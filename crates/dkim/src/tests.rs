@@ -5,7 +5,9 @@ use super::*;
 use letterbox_store::StoreOptions;
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::verify::DomainKey;
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt,
+};
 use std::borrow::Borrow;
 use std::hash::Hash;
 
@@ -46,7 +48,9 @@ fn records(keys: &[DkimKey]) -> Records {
 async fn verify(message: &[u8], keys: &[DkimKey]) -> Vec<(String, DkimResult)> {
     use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
     let resolver = MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![NameServerConfig::udp("127.0.0.1".parse().unwrap())]),
+        ResolverConfig::from_name_servers(vec![NameServerConfig::udp(
+            "127.0.0.1".parse().unwrap(),
+        )]),
         ResolverOpts::default(),
     )
     .unwrap();
@@ -104,7 +108,15 @@ async fn both_algorithms_sign_and_verify() {
     assert!(text.contains("a=rsa-sha256; s=lb20261206r;"), "{text}");
     assert!(text.ends_with("\r\n") && text.matches("DKIM-Signature:").count() == 2);
     // From is oversigned (listed once more than present), as are Subject and Reply-To.
-    let h: String = text.split("h=").nth(1).unwrap().split(';').next().unwrap().split_whitespace().collect();
+    let h: String = text
+        .split("h=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(h.to_ascii_lowercase().matches("from").count(), 2, "{h}");
     assert!(h.to_ascii_lowercase().contains("reply-to"), "{h}");
 
@@ -124,11 +136,18 @@ async fn both_algorithms_sign_and_verify() {
         .replace("Subject: Hello  there", "Subject: Hello\r\n there ")
         .replace("the body.\r\n", "the body.  \r\n\r\n");
     let results = verify(refolded.as_bytes(), &pair).await;
-    assert!(results.iter().all(|(_, r)| *r == DkimResult::Pass), "{results:?}");
+    assert!(
+        results.iter().all(|(_, r)| *r == DkimResult::Pass),
+        "{results:?}"
+    );
     // ...but a changed body or subject, or an added From, does.
     for altered in [
-        String::from_utf8(m.clone()).unwrap().replace("Hi Bob", "Hi Eve"),
-        String::from_utf8(m.clone()).unwrap().replace("Hello  there", "Hello there!"),
+        String::from_utf8(m.clone())
+            .unwrap()
+            .replace("Hi Bob", "Hi Eve"),
+        String::from_utf8(m.clone())
+            .unwrap()
+            .replace("Hello  there", "Hello there!"),
         String::from_utf8(m.clone())
             .unwrap()
             .replace("To: bob", "From: mallory@evil.example\r\nTo: bob"),
@@ -155,13 +174,19 @@ async fn no_signature_without_keys_or_for_other_domains() {
     store.add_dkim_keys(pair).unwrap();
     let other = b"From: x@elsewhere.example\r\nSubject: s\r\n\r\nbody\r\n";
     assert_eq!(signer.sign(other).unwrap(), None);
-    assert_eq!(signer.sign(b"Subject: no from\r\n\r\nbody\r\n").unwrap(), None);
+    assert_eq!(
+        signer.sign(b"Subject: no from\r\n\r\nbody\r\n").unwrap(),
+        None
+    );
     assert_eq!(signer.sign(b"").unwrap(), None);
     assert_eq!(signer.sign(b"\xff\xfe garbage").unwrap(), None);
     assert!(signer.sign(MESSAGE).unwrap().is_some());
     // Keys for a domain that is not local are refused.
     let foreign = generate_pair("elsewhere.example", "lb1", DkimState::Active, 1).unwrap();
-    assert!(matches!(store.add_dkim_keys(foreign), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.add_dkim_keys(foreign),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -178,24 +203,41 @@ async fn rotation_is_seen_without_restart_and_both_records_verify() {
     store.add_dkim_keys(new.clone()).unwrap();
     // Published keys do not sign.
     let during = signed(&signer, MESSAGE);
-    assert_eq!(String::from_utf8_lossy(&during).matches("s=lb20261206-2").count(), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&during)
+            .matches("s=lb20261206-2")
+            .count(),
+        0
+    );
     // The switch is made by another process (the CLI), on its own connection.
     let cli = Store::open_embedded(_dir.path(), StoreOptions::default()).unwrap();
     let retired = cli
-        .activate_dkim_keys("example.com", &["lb20261206-2e".into(), "lb20261206-2r".into()])
+        .activate_dkim_keys(
+            "example.com",
+            &["lb20261206-2e".into(), "lb20261206-2r".into()],
+        )
         .unwrap();
     drop(cli);
-    assert_eq!(retired, vec!["lb20261206e".to_string(), "lb20261206r".to_string()]);
+    assert_eq!(
+        retired,
+        vec!["lb20261206e".to_string(), "lb20261206r".to_string()]
+    );
     let after = signed(&signer, MESSAGE);
     let text = String::from_utf8_lossy(&after);
-    assert!(text.contains("s=lb20261206-2e;") && text.contains("s=lb20261206-2r;"), "{text}");
+    assert!(
+        text.contains("s=lb20261206-2e;") && text.contains("s=lb20261206-2r;"),
+        "{text}"
+    );
     assert!(!text.contains("s=lb20261206e;"));
     // During the overlap both sets of records are published: old mail and new mail verify.
     let mut published = old.clone();
     published.extend(new.clone());
     for m in [&before, &after] {
         let r = verify(m, &published).await;
-        assert!(r.len() == 2 && r.iter().all(|(_, r)| *r == DkimResult::Pass), "{r:?}");
+        assert!(
+            r.len() == 2 && r.iter().all(|(_, r)| *r == DkimResult::Pass),
+            "{r:?}"
+        );
     }
     // A retired key cannot be activated again.
     assert!(store
@@ -214,9 +256,15 @@ fn records_and_zone_lines() {
     // 32 octets of key: 44 base64 characters.
     assert_eq!(ed.len(), "v=DKIM1; k=ed25519; p=".len() + 44);
     let rsa = record(&pair[1]);
-    assert!(rsa.starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"), "{rsa}");
+    assert!(
+        rsa.starts_with("v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"),
+        "{rsa}"
+    );
     let line = zone_txt(&record_name(&pair[1]), &rsa);
-    assert!(line.starts_with("lb20261206r._domainkey.example.com. 3600 IN TXT ( \""), "{line}");
+    assert!(
+        line.starts_with("lb20261206r._domainkey.example.com. 3600 IN TXT ( \""),
+        "{line}"
+    );
     let joined: String = line
         .split('"')
         .enumerate()

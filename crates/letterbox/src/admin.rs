@@ -18,11 +18,8 @@ pub enum DomainCmd {
     Add { domain: String },
     Remove { domain: String },
     List,
-    /// DKIM keys: make them (Ed25519 and RSA-2048) and print their DNS records; rotate,
-    /// activate, list.
     Dkim(crate::dkim_cmd::DkimArgs),
-    /// Every DNS record to publish for the domain, in zone-file syntax.
-    Dns { domain: String },
+    Dns(crate::dns_cmd::DnsArgs),
 }
 
 #[derive(Args)]
@@ -247,7 +244,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 }
             }
             DomainCmd::Dkim(args) => crate::dkim_cmd::run(&store, &args, out)?,
-            DomainCmd::Dns { domain } => crate::dns_cmd::run(&store, config, &domain, out)?,
+            DomainCmd::Dns(args) => crate::dns_cmd::run(&store, config, &args.domain, out)?,
         },
         Command::User(c) => match c {
             UserCmd::Add {

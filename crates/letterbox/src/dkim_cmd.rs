@@ -13,6 +13,8 @@ use letterbox_dkim as dkim;
 use letterbox_store::{DkimKey, DkimState, Store};
 use std::io::{Read, Write};
 
+/// DKIM keys: make them (Ed25519 and RSA-2048) and print their DNS records; rotate,
+/// activate, list, sign.
 #[derive(Args)]
 pub struct DkimArgs {
     domain: String,
@@ -43,7 +45,11 @@ fn print_records(out: &mut impl Write, keys: &[&DkimKey]) -> Result<()> {
             k.state.as_str(),
             crate::admin::utc(k.created)
         )?;
-        writeln!(out, "{}", dkim::zone_txt(&dkim::record_name(k), &dkim::record(k)))?;
+        writeln!(
+            out,
+            "{}",
+            dkim::zone_txt(&dkim::record_name(k), &dkim::record(k))
+        )?;
     }
     Ok(())
 }
@@ -99,7 +105,11 @@ pub fn run(store: &Store, args: &DkimArgs, out: &mut impl Write) -> Result<()> {
             bail!("{domain} has no DKIM key with selector {which} (see --list)");
         }
         let retired = store.activate_dkim_keys(&domain, &pair)?;
-        writeln!(out, "; {domain} is signed with {} from now on.", pair.join(" and "))?;
+        writeln!(
+            out,
+            "; {domain} is signed with {} from now on.",
+            pair.join(" and ")
+        )?;
         if !retired.is_empty() {
             writeln!(
                 out,
@@ -125,7 +135,10 @@ pub fn run(store: &Store, args: &DkimArgs, out: &mut impl Write) -> Result<()> {
         let stem = dkim::next_stem(&keys, now);
         let pair = dkim::generate_pair(&domain, &stem, state, now)?;
         store.add_dkim_keys(pair.clone())?;
-        writeln!(out, "; DKIM records of {domain}: publish these TXT records.")?;
+        writeln!(
+            out,
+            "; DKIM records of {domain}: publish these TXT records."
+        )?;
         print_records(out, &pair.iter().collect::<Vec<_>>())?;
         if state == DkimState::Published {
             writeln!(

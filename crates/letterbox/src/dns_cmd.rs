@@ -16,11 +16,18 @@
 //!   `hostname`.
 
 use anyhow::Result;
+use clap::Args;
 use letterbox_config::Config;
+use letterbox_dkim::RECORD_TTL as TTL;
 use letterbox_store::{DkimState, Store};
 use std::io::Write;
-use letterbox_dkim::RECORD_TTL as TTL;
 use std::net::{IpAddr, SocketAddr};
+
+/// Every DNS record to publish for the domain, in zone-file syntax.
+#[derive(Args)]
+pub struct DnsArgs {
+    pub domain: String,
+}
 
 /// An MTA-STS policy's `max_age` (RFC 8461 3.2): one week, what the RFC's examples use.
 const MTA_STS_MAX_AGE: u64 = 604_800;
@@ -61,7 +68,10 @@ pub fn run(store: &Store, config: &Config, domain: &str, out: &mut impl Write) -
         v
     };
     if public.is_empty() {
-        writeln!(out, "; {h} needs A/AAAA records with this server's addresses (and PTR records naming it)")?;
+        writeln!(
+            out,
+            "; {h} needs A/AAAA records with this server's addresses (and PTR records naming it)"
+        )?;
     }
     for ip in public {
         match ip {
@@ -70,12 +80,21 @@ pub fn run(store: &Store, config: &Config, domain: &str, out: &mut impl Write) -
         }
     }
     writeln!(out, "{}", txt(&d, "v=spf1 mx -all"))?;
-    let dkim: Vec<_> = keys.iter().filter(|k| k.state != DkimState::Retired).collect();
+    let dkim: Vec<_> = keys
+        .iter()
+        .filter(|k| k.state != DkimState::Retired)
+        .collect();
     if dkim.is_empty() {
         writeln!(out, "; no DKIM key yet: letterbox domain dkim {domain}")?;
     }
     for k in dkim {
-        writeln!(out, "; DKIM {} ({}, {})", k.selector, k.algorithm.as_str(), k.state.as_str())?;
+        writeln!(
+            out,
+            "; DKIM {} ({}, {})",
+            k.selector,
+            k.algorithm.as_str(),
+            k.state.as_str()
+        )?;
         writeln!(
             out,
             "{}",
@@ -90,13 +109,14 @@ pub fn run(store: &Store, config: &Config, domain: &str, out: &mut impl Write) -
             &format!("v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}")
         )
     )?;
-    let policy = format!(
-        "version: STSv1\nmode: testing\nmx: {host}\nmax_age: {MTA_STS_MAX_AGE}\n"
-    );
+    let policy = format!("version: STSv1\nmode: testing\nmx: {host}\nmax_age: {MTA_STS_MAX_AGE}\n");
     writeln!(
         out,
         "{}",
-        txt(&format!("_mta-sts.{d}"), &format!("v=STSv1; id={}", policy_id(&policy)))
+        txt(
+            &format!("_mta-sts.{d}"),
+            &format!("v=STSv1; id={}", policy_id(&policy))
+        )
     )?;
     writeln!(out, "mta-sts.{d} {TTL} IN CNAME {h}")?;
     writeln!(

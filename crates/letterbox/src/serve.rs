@@ -216,14 +216,18 @@ async fn bind_auth(
                     let _ = std::fs::remove_file(path);
                 }
                 let listener = tokio::net::UnixListener::bind(path).with_context(|| {
-                    format!("cannot listen for auth on {} (config key `listen.auth`)", path.display())
+                    format!(
+                        "cannot listen for auth on {} (config key `listen.auth`)",
+                        path.display()
+                    )
                 })?;
                 let mode = config.authd.mode().map_err(|e| anyhow::anyhow!(e))?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .with_context(|| format!("cannot set the mode of {}", path.display()))?;
                 if !config.authd.socket_group.is_empty() {
-                    crate::privileges::chgrp(path, &config.authd.socket_group)
-                        .with_context(|| format!("config key `authd.socket_group`: {}", path.display()))?;
+                    crate::privileges::chgrp(path, &config.authd.socket_group).with_context(
+                        || format!("config key `authd.socket_group`: {}", path.display()),
+                    )?;
                 }
                 tracing::info!("listening for auth on {}", path.display());
                 unix.push((listener, service.clone()));

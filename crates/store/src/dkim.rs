@@ -112,14 +112,18 @@ pub fn validate_selector(selector: &str) -> Result<String> {
     if ok {
         Ok(s)
     } else {
-        Err(Error::Invalid(format!("invalid DKIM selector '{selector}'")))
+        Err(Error::Invalid(format!(
+            "invalid DKIM selector '{selector}'"
+        )))
     }
 }
 
 fn domain_id(c: &Connection, domain: &str) -> Result<i64> {
-    c.query_row("SELECT id FROM domains WHERE name = ?1", [domain], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| Error::NotFound(format!("domain {domain}")))
+    c.query_row("SELECT id FROM domains WHERE name = ?1", [domain], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("domain {domain}")))
 }
 
 /// Stores new keys, all of one local domain; refuses a selector the domain already has.
@@ -275,12 +279,11 @@ pub(crate) fn activate(
 
 /// A number that changes whenever any domain's key set changes.
 pub(crate) fn version(c: &Connection) -> Result<i64> {
-    Ok(c
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'dkim_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
+    Ok(c.query_row(
+        "SELECT value FROM meta WHERE key = 'dkim_version'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(0))
 }
