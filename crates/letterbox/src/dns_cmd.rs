@@ -80,6 +80,13 @@ pub fn run(store: &Store, config: &Config, domain: &str, out: &mut impl Write) -
         }
     }
     writeln!(out, "{}", txt(&d, "v=spf1 mx -all"))?;
+    if let Some(relay) = &config.outbound.relay {
+        writeln!(
+            out,
+            "; mail leaves through [outbound] relay {relay}: add that relay's own SPF \
+             mechanism (include:... or ip4:/ip6:) before -all"
+        )?;
+    }
     let dkim: Vec<_> = keys
         .iter()
         .filter(|k| k.state != DkimState::Retired)
