@@ -35,7 +35,7 @@ struct Job {
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
-    tx: Transaction<'a>,
+    pub(crate) tx: Transaction<'a>,
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
@@ -114,7 +114,7 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -127,7 +127,7 @@ impl SqliteBackend {
     /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
     /// change survives a crash of the process (kill -9) but not of the machine; the next
     /// durable commit fsyncs it too. Dovecot does not fsync these either.
-    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write_lazy<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -192,7 +192,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -579,6 +579,28 @@ impl WriteCtx<'_> {
             }
         }
         self.insert_mailbox(account, &name, special)
+    }
+
+    /// The mailbox a delivery goes to: `name` when it exists; created first when it does
+    /// not and `create` is set (Sieve `fileinto :create`, RFC 5490); INBOX otherwise, and
+    /// for a name that is not a valid mailbox name (RFC 5228 4.1: a failed fileinto must
+    /// not lose the message).
+    fn delivery_mailbox(&mut self, account: AccountId, name: &str, create: bool) -> Result<Mailbox> {
+        if name != "INBOX" {
+            if let Ok(n) = normalize_mailbox_name(name) {
+                match get_mailbox(&self.tx, account, &n) {
+                    Ok(mb) => return Ok(mb),
+                    Err(Error::NotFound(_)) if create => {
+                        if let Ok(mb) = self.create_mailbox(account, &n, None) {
+                            return Ok(mb);
+                        }
+                    }
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        get_mailbox(&self.tx, account, "INBOX")
     }
 
     fn insert_mailbox(
@@ -1702,14 +1724,30 @@ impl Backend for SqliteBackend {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
+        let items = rcpts
+            .into_iter()
+            .map(|(account, prefix)| Delivery::inbox(account, prefix))
+            .collect();
+        self.deliver_to(body, internal_date, items, enforce_quota)
+    }
+
+    fn deliver_to(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        items: Vec<Delivery>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>> {
         let prep = self.prepare_blob(&body)?;
         self.write(move |ctx| {
-            let mut out = Vec::with_capacity(rcpts.len());
-            for (account, prefix) in rcpts {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
                 let one = (|| -> Result<Appended> {
                     ctx.tx.prepare_cached("SAVEPOINT rcpt")?.execute([])?;
                     let r = (|| {
-                        let mb = get_mailbox(&ctx.tx, account, "INBOX")?;
+                        let account = item.account;
+                        let mb = ctx.delivery_mailbox(account, &item.mailbox, item.create)?;
+                        let prefix = &item.prefix;
                         let size = (prefix.len() + body.len()) as u64;
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
@@ -1720,13 +1758,21 @@ impl Backend for SqliteBackend {
                             prep.encoded.as_ref(),
                             prep.inline.as_deref(),
                         )?;
+                        // Keywords a filter asked for that are not IMAP atoms are dropped,
+                        // never a reason to lose the message.
+                        let keywords: BTreeSet<String> = item
+                            .keywords
+                            .iter()
+                            .filter(|k| check_keywords(std::slice::from_ref(*k)).is_ok())
+                            .cloned()
+                            .collect();
                         let (uid, modseq) = ctx.insert_message(
                             &mb,
-                            &prefix,
+                            prefix,
                             &prep.id,
                             size,
-                            Flags::default(),
-                            "",
+                            item.flags,
+                            &join_keywords(&keywords),
                             internal_date,
                         )?;
                         let crossed = ctx.add_usage(account, size as i64)?;
@@ -2377,6 +2423,43 @@ impl Backend for SqliteBackend {
             .spawn(move || watch_loop(conn, feed, interval))
             .map_err(Error::Io)?;
         Ok(())
+    }
+    fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScript>> {
+        self.sieve_list_impl(account)
+    }
+
+    fn sieve_get(&self, account: AccountId, name: &str) -> Result<Vec<u8>> {
+        self.sieve_get_impl(account, name)
+    }
+
+    fn sieve_put(
+        &self,
+        account: AccountId,
+        name: &str,
+        script: Vec<u8>,
+        max_scripts: Option<u32>,
+    ) -> Result<()> {
+        self.sieve_put_impl(account, name, script, max_scripts)
+    }
+
+    fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()> {
+        self.sieve_activate_impl(account, name)
+    }
+
+    fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()> {
+        self.sieve_delete_impl(account, name)
+    }
+
+    fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        self.sieve_rename_impl(account, from, to)
+    }
+
+    fn sieve_active(&self, account: AccountId) -> Result<Option<(String, Vec<u8>)>> {
+        self.sieve_active_impl(account)
+    }
+
+    fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool> {
+        self.sieve_seen_impl(account, id, expires, now)
     }
 }
 
