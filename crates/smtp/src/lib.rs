@@ -2,7 +2,7 @@
 //! mailboxes only, never a relay), the `lmtp` listener (RFC 2033, for use behind Postfix or
 //! Exim) and the `submission` listener (RFC 6409: authenticated clients; `submissions` is
 //! the same service inside implicit TLS, RFC 8314). All run the same session state machine
-//! ([`session`]); they differ in the greeting command (EHLO/HELO or LHLO), in the replies
+//! ([`inbound`]); they differ in the greeting command (EHLO/HELO or LHLO), in the replies
 //! after the message data (SMTP: one; LMTP: one per accepted recipient), and in
 //! authentication (submission only: AUTH is required before MAIL, and the sender must be
 //! the account's own address or one of its aliases).
@@ -10,7 +10,7 @@
 //! Submission delivers to local recipients only, exactly as `smtp` does (quota, warnings);
 //! a recipient in another domain is refused with `550 5.7.1` and a text saying that
 //! outbound delivery is not available yet. Outbound delivery (a queue, DNS, DSNs) is a later
-//! issue; `Session::rcpt` is where it will plug in.
+//! issue; `inbound::rcpt` is where it will plug in.
 //!
 //! Standards:
 //! - RFC 5321 (SMTP): commands, reply codes, the `Received:` trace header (4.4), limits and
@@ -41,7 +41,7 @@
 //! that never holds more than `[limits] max_line_length` octets.
 
 pub mod data;
-pub mod session;
+pub mod inbound;
 pub mod trace;
 pub mod warning;
 
@@ -108,7 +108,7 @@ impl Service for SmtpService {
         peer: Peer,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move {
-            session::run(self.ctx.clone(), self.mode, stream, peer).await;
+            inbound::run(self.ctx.clone(), self.mode, stream, peer).await;
         })
     }
 }

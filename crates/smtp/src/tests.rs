@@ -1,6 +1,6 @@
 //! Session tests over an in-memory stream against a real (temporary) store.
 
-use crate::{session, Mode};
+use crate::{inbound, Mode};
 use letterbox_config::{ByteSize, Config};
 use letterbox_proto::{Context, Peer};
 use letterbox_store::{QuotaLimit, Store, StoreOptions};
@@ -72,7 +72,7 @@ impl Client {
             local: "127.0.0.1:25".parse().unwrap(),
             tls: false,
         };
-        let task = tokio::spawn(session::run(ctx, mode, Box::new(b), peer));
+        let task = tokio::spawn(inbound::run(ctx, mode, Box::new(b), peer));
         let (r, w) = tokio::io::split(a);
         let mut c = Client {
             r: BufReader::new(r),

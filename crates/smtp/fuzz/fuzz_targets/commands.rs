@@ -18,7 +18,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 fuzz_target!(|data: &[u8]| {
     for line in data.split(|&b| b == b'\n') {
-        letterbox_smtp::session::fuzz_command_line(line);
+        letterbox_smtp::inbound::fuzz_command_line(line);
     }
     let max = (data.first().copied().unwrap_or(0) as u64) * 16;
     runtime().block_on(async {

@@ -1,0 +1,179 @@
+//! The end of the content: storing the message for every recipient and the replies.
+//!
+//! Durability: the `250` after the data is sent only once `Store::deliver` has returned,
+//! and the store returns only after its fsyncs. A client that disconnects or goes silent
+//! before the end of the data leaves nothing stored and nothing counted.
+
+use super::Session;
+use crate::{trace, warning};
+use letterbox_store::{AccountId, Error as StoreError};
+use std::sync::Arc;
+
+/// What happened to one recipient after the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    Full,
+    Failed,
+}
+
+impl Session {
+    /// Stores the content for every recipient of the transaction and queues the replies:
+    /// one per recipient in LMTP, one in SMTP.
+    pub(super) async fn deliver(&mut self, body: Vec<u8>) {
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        let now = letterbox_store::now();
+        let size = body.len();
+        let body = Arc::new(body);
+        let helo = self.helo.clone().unwrap_or_default();
+        let trace = trace::Trace {
+            hostname: &self.ctx.config.hostname,
+            helo: &helo,
+            peer: self.peer.addr,
+            protocol: {
+                let p = trace::protocol(self.lmtp(), self.esmtp, self.peer.tls, tx.smtputf8);
+                if self.auth.is_some() {
+                    trace::authenticated(p)
+                } else {
+                    p
+                }
+            },
+            id: &tx.id,
+            sender: &tx.sender,
+            date: now,
+        };
+        // One copy per account, even when several recipients (aliases, +tags) lead to it;
+        // its prefix names the first of them.
+        let mut items: Vec<(AccountId, Vec<u8>)> = Vec::new();
+        let mut per_rcpt: Vec<Vec<usize>> = Vec::with_capacity(tx.rcpts.len());
+        for r in &tx.rcpts {
+            let mut idx = Vec::new();
+            for &a in &r.accounts {
+                let i = match items.iter().position(|(id, _)| *id == a) {
+                    Some(i) => i,
+                    None => {
+                        items.push((a, trace::prefix(&trace, &r.address)));
+                        items.len() - 1
+                    }
+                };
+                if !idx.contains(&i) {
+                    idx.push(i);
+                }
+            }
+            per_rcpt.push(idx);
+        }
+        let n = items.len();
+        let accounts: Vec<AccountId> = items.iter().map(|(a, _)| *a).collect();
+        let result = self
+            .ctx
+            .store
+            .run(move |s| s.deliver(body, now, items, true))
+            .await;
+        let mut outcomes = vec![Outcome::Failed; n];
+        match result {
+            Ok(results) => {
+                for (i, r) in results.into_iter().enumerate().take(n) {
+                    outcomes[i] = match r {
+                        Ok(appended) => {
+                            if appended.crossed_warning.is_some() {
+                                // Before the reply, so that the warning is there when the
+                                // sender learns of the delivery.
+                                if let Err(e) = warning::deliver_pending(
+                                    &self.ctx.store,
+                                    &self.ctx.config,
+                                    accounts[i],
+                                )
+                                .await
+                                {
+                                    tracing::error!(id = %tx.id, account = accounts[i], "quota warning not delivered: {e}");
+                                }
+                            }
+                            Outcome::Delivered
+                        }
+                        Err(StoreError::OverQuota) => Outcome::Full,
+                        Err(e) => {
+                            tracing::error!(id = %tx.id, account = accounts[i], "delivery failed: {e}");
+                            Outcome::Failed
+                        }
+                    };
+                }
+            }
+            Err(e) => tracing::error!(id = %tx.id, "delivery failed: {e}"),
+        }
+        let rcpt_outcome = |idx: &Vec<usize>| -> Outcome {
+            if idx.iter().any(|&i| outcomes[i] == Outcome::Delivered) {
+                Outcome::Delivered
+            } else if !idx.is_empty() && idx.iter().all(|&i| outcomes[i] == Outcome::Full) {
+                Outcome::Full
+            } else {
+                Outcome::Failed
+            }
+        };
+        let results: Vec<(String, Outcome)> = tx
+            .rcpts
+            .iter()
+            .zip(&per_rcpt)
+            .map(|(r, idx)| (trace::sanitize(&r.address, 256), rcpt_outcome(idx)))
+            .collect();
+        let sender = trace::sanitize(&tx.sender, 256);
+        for (rcpt, o) in &results {
+            match o {
+                Outcome::Delivered => {
+                    tracing::info!(id = %tx.id, from = %sender, to = %rcpt, size, proto = trace.protocol, "delivered")
+                }
+                Outcome::Full => {
+                    tracing::info!(id = %tx.id, from = %sender, to = %rcpt, size, "not delivered: mailbox full")
+                }
+                Outcome::Failed => {
+                    tracing::warn!(id = %tx.id, from = %sender, to = %rcpt, size, "not delivered: temporary failure")
+                }
+            }
+        }
+        if self.lmtp() {
+            // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+            for (rcpt, o) in &results {
+                match o {
+                    Outcome::Delivered => {
+                        self.reply(250, "2.0.0", &format!("<{rcpt}> Delivered, id={}", tx.id))
+                    }
+                    Outcome::Full => self.reply(552, "5.2.2", &format!("<{rcpt}> Mailbox full")),
+                    Outcome::Failed => self.reply(
+                        451,
+                        "4.3.0",
+                        &format!("<{rcpt}> Temporary failure, try again later"),
+                    ),
+                }
+            }
+            return;
+        }
+        let delivered = results
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Delivered)
+            .count();
+        if delivered > 0 {
+            for (rcpt, o) in results.iter().filter(|(_, o)| *o != Outcome::Delivered) {
+                // SMTP has one reply for all recipients: the others have the message, so it
+                // is accepted, and this recipient's failure is only logged. A DSN to the
+                // sender (RFC 3464) comes with outbound delivery.
+                tracing::warn!(
+                    id = %tx.id,
+                    from = %sender,
+                    to = %rcpt,
+                    "message accepted for {delivered} other recipient(s) but NOT delivered to <{rcpt}>: {}; no bounce was sent (DSNs come with outbound delivery)",
+                    if *o == Outcome::Full { "mailbox full" } else { "storage failure" }
+                );
+            }
+            self.ok(
+                250,
+                "2.0.0",
+                &format!("Message accepted for delivery, id={}", tx.id),
+            );
+        } else if results.iter().all(|(_, o)| *o == Outcome::Full) {
+            self.ok(552, "5.2.2", "Mailbox full");
+        } else {
+            self.ok(451, "4.3.0", "Temporary failure, try again later");
+        }
+    }
+}
