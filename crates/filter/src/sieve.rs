@@ -30,7 +30,7 @@
 //! that it cannot start a loop). Replies are handed to [`Outgoing`]; the caller sends them.
 
 use letterbox_config::Filter as FilterConfig;
-use letterbox_store::{Account, AccountId, Backend, Flags};
+use letterbox_store::{AccountId, Backend, Flags};
 use sieve::compiler::grammar::{Capability, Comparator};
 use sieve::runtime::RuntimeError;
 use sieve::{Compiler, Envelope, Event, Input, Recipient, Runtime, Sieve, SpamStatus};
@@ -87,7 +87,7 @@ impl std::fmt::Display for ScriptError {
 
 /// What the message looks like to a script.
 pub struct Message<'a> {
-    pub account: &'a Account,
+    pub account: AccountId,
     /// The recipient address as given at RCPT (`user+tag@domain` for subaddress).
     pub rcpt: &'a str,
     /// Envelope sender; empty for the null sender.
@@ -266,7 +266,7 @@ impl Engine {
             flags: Flags::default(),
             keywords: Vec::new(),
         };
-        let script = match self.active(store, msg.account.id) {
+        let script = match self.active(store, msg.account) {
             Ok(Some(s)) => s,
             Ok(None) => {
                 return Outcome {
@@ -293,7 +293,8 @@ impl Engine {
     }
 
     fn execute(&self, store: &dyn Backend, msg: &Message, script: Arc<Sieve>) -> Result<Outcome, String> {
-        let account = msg.account;
+        let account = store.account_by_id(msg.account).map_err(|e| e.to_string())?;
+        let account = &account;
         let mut ctx = self
             .runtime
             .filter(msg.octets)

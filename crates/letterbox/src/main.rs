@@ -4,6 +4,7 @@
 mod admin;
 mod privileges;
 mod serve;
+mod sieve_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Users' Sieve scripts (the ones ManageSieve manages).
+    #[command(subcommand)]
+    Sieve(sieve_cmd::SieveCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.
