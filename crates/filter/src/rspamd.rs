@@ -386,3 +386,68 @@ mod tests {
         assert!(Endpoint::parse("https://x").is_none());
     }
 }
+
+/// Messages learned per MOVE/COPY at most (a user moving a whole folder does not queue
+/// thousands of scans); the rest are skipped, and the log says so.
+pub const MAX_LEARN_PER_MOVE: usize = 100;
+
+/// Learns what a user moved or copied (IMAP MOVE/COPY), in the background: into the
+/// Junk folder as spam, out of it (anywhere but Trash) as ham. `pairs` are (source UID,
+/// new UID) in `dst`. Does nothing without `[filter] rspamd_controller`.
+pub fn learn_moved(
+    store: &letterbox_store::Store,
+    config: &std::sync::Arc<letterbox_config::Config>,
+    src: letterbox_store::MailboxId,
+    dst: &letterbox_store::Mailbox,
+    pairs: &[(u32, u32)],
+) {
+    use letterbox_store::SpecialUse;
+    let filter = crate::Filter::shared(config);
+    if pairs.is_empty() || !filter.rspamd().is_some_and(|c| c.can_learn()) {
+        return;
+    }
+    let is_junk = |m: &letterbox_store::Mailbox| {
+        m.special_use == Some(SpecialUse::Junk) || filter.is_junk(&m.name)
+    };
+    let store = store.clone();
+    let dst = dst.clone();
+    let mut uids: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+    if uids.len() > MAX_LEARN_PER_MOVE {
+        tracing::info!(
+            "rspamd: learning only {MAX_LEARN_PER_MOVE} of {} moved messages",
+            uids.len()
+        );
+        uids.truncate(MAX_LEARN_PER_MOVE);
+    }
+    let to_junk = is_junk(&dst);
+    tokio::spawn(async move {
+        let Ok(from) = store.run(move |s| s.mailbox_by_id(src)).await else {
+            return;
+        };
+        let from_junk = from.special_use == Some(SpecialUse::Junk) || filter.is_junk(&from.name);
+        let spam = match (from_junk, to_junk) {
+            (false, true) => true,
+            (true, false) if dst.special_use != Some(SpecialUse::Trash) => false,
+            _ => return,
+        };
+        let Some(client) = filter.rspamd() else { return };
+        for uid in uids {
+            let id = dst.id;
+            let octets = match store
+                .run(move |s| s.open_message(id, uid)?.read_all().map_err(Into::into))
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!("rspamd: cannot read a moved message to learn it: {e}");
+                    continue;
+                }
+            };
+            let what = if spam { "spam" } else { "ham" };
+            match client.learn(spam, &octets).await {
+                Ok(()) => tracing::info!(account = dst.account_id, uid, "rspamd: learned as {what}"),
+                Err(e) => tracing::warn!(account = dst.account_id, uid, "rspamd: learning as {what} failed: {e}"),
+            }
+        }
+    });
+}
