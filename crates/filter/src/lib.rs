@@ -1,4 +1,6 @@
 //! Inbound filtering (issue 13), one file per job:
+//! - [`auth`]: SPF, DKIM, ARC and DMARC of received mail (`mail-auth`), the
+//!   `Authentication-Results` header, and DMARC's reject/quarantine;
 //! - [`sieve`]: users' Sieve scripts (RFC 5228 and extensions) decide folders, flags and
 //!   vacation replies, per recipient;
 //! - [`rspamd`]: spam scanning through rspamd's HTTP protocol (`/checkv2`) and learning
@@ -13,6 +15,7 @@
 //! One [`Filter`] per configuration ([`Filter::shared`]): every listener of a server
 //! shares its compiled-script cache and its rspamd client.
 
+pub mod auth;
 pub mod rspamd;
 pub mod sieve;
 
@@ -54,6 +57,9 @@ pub struct Scan {
     pub junk: bool,
     /// rspamd's score on RFC 5235's scale (1 clean .. 10 spam), for `spamtest`.
     pub spamtest: Option<u32>,
+    /// The message to store instead of the one received (a forged
+    /// `Authentication-Results` removed); `None`: unchanged.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Scan {
@@ -63,6 +69,7 @@ impl Scan {
             headers: Vec::new(),
             junk: false,
             spamtest: None,
+            body: None,
         }
     }
 }
@@ -72,6 +79,7 @@ pub struct Filter {
     config: Arc<Config>,
     sieve: sieve::Engine,
     rspamd: Option<rspamd::Client>,
+    auth: Option<auth::Checker>,
 }
 
 type Registry = Mutex<Vec<(Weak<Config>, Arc<Filter>)>>;
@@ -81,9 +89,21 @@ impl Filter {
     pub fn new(config: Arc<Config>) -> Filter {
         let f = &config.filter;
         let rspamd = (!f.rspamd.is_empty()).then(|| rspamd::Client::new(f));
+        let auth = if f.check_auth {
+            match auth::Checker::new(&config) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!("filter.check_auth: {e}; SPF/DKIM/DMARC checks are off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Filter {
             sieve: sieve::Engine::new(f, &config.hostname),
             rspamd,
+            auth,
             config,
         }
     }
@@ -126,12 +146,18 @@ impl Filter {
         name == self.config.filter.junk_folder
     }
 
-    /// Message-level checks of received mail: spam scanning. Authenticated submissions
-    /// pass unchecked.
+    /// Message-level checks of received mail: SPF/DKIM/ARC/DMARC, then spam scanning.
+    /// Authenticated submissions pass unchecked.
     pub async fn scan(&self, env: &Envelope, body: &[u8]) -> Scan {
         let mut scan = Scan::accept();
         if env.authenticated {
             return scan;
+        }
+        if let Some(checker) = &self.auth {
+            checker.check(&self.config, env, body, &mut scan).await;
+            if scan.verdict != Verdict::Accept {
+                return scan;
+            }
         }
         if let Some(client) = &self.rspamd {
             if body.len() as u64 > self.config.filter.rspamd_max_size.0 {

@@ -33,6 +33,7 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_smtp::lmtp(ctx.clone()),
         letterbox_smtp::submission(ctx.clone()),
         Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
+        letterbox_managesieve::service(ctx.clone()),
     ]
 }
 
@@ -79,7 +80,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         max_per_ip: config.limits.max_connections_per_ip,
     });
     let l = &config.listen;
-    let wanted: [(&str, &Vec<SocketAddr>); 9] = [
+    let wanted: [(&str, &Vec<SocketAddr>); 10] = [
         ("smtp", &l.smtp),
         ("lmtp", &l.lmtp),
         ("submission", &l.submission),
@@ -89,6 +90,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         ("pop3", &l.pop3),
         ("pop3s", &l.pop3s),
         ("http", &l.http),
+        ("managesieve", &l.managesieve),
     ];
     let mut bound = Vec::new();
     for (name, addrs) in wanted {

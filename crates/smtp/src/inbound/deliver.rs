@@ -56,7 +56,12 @@ impl Session {
             rcpts: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
             authenticated: self.auth.is_some(),
         };
-        let scan = filter.scan(&env, &body).await;
+        let mut scan = filter.scan(&env, &body).await;
+        // A forged Authentication-Results removed: that message is the one stored.
+        let body = match scan.body.take() {
+            Some(b) => Arc::new(b),
+            None => body,
+        };
         if let Verdict::Reject { code, esc, text } | Verdict::Tempfail { code, esc, text } =
             &scan.verdict
         {
