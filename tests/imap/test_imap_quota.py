@@ -152,9 +152,10 @@ def test_multiappend_is_atomic_under_quota(server):
     assert used(server, "alice@example.com") == "7.8K"
     assert server.message("alice@example.com", "Archive", 2) == parts[1]
     c.cmd("EXAMINE Archive")
+    # (EXAMINE shows the \\Recent no session has claimed, as Dovecot.)
     assert c.cmd("FETCH 1:2 (FLAGS INTERNALDATE)")[:2] == [
-        b'* 1 FETCH (FLAGS () INTERNALDATE "%s")' % c.cmd("FETCH 1 INTERNALDATE")[0].split(b'"')[1],
-        b'* 2 FETCH (FLAGS (\\Seen) INTERNALDATE "08-Feb-1994 05:52:25 +0000")',
+        b'* 1 FETCH (FLAGS (\\Recent) INTERNALDATE "%s")' % c.cmd("FETCH 1 INTERNALDATE")[0].split(b'"')[1],
+        b'* 2 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "08-Feb-1994 05:52:25 +0000")',
     ]
     # A bad message anywhere refuses the whole command: an empty one, a bad flag.
     r = c.cmd(b"APPEND Archive {3+}\r\nabc {0+}\r\n")
@@ -204,11 +205,15 @@ def test_alert_at_login_and_select_above_the_highest_threshold(make_server):
     assert r[-1] == T(d, b"OK [READ-ONLY] EXAMINE completed") and not any(b"ALERT" in l for l in r), r
     r = c.cmd("EXAMINE INBOX")
     assert r[-2:] == [alert, T(c, b"OK [READ-ONLY] EXAMINE completed")], r
-    # A new session hears it at login, and not again at SELECT.
+    # A new session hears it at login, and again at its first SELECT (many programs
+    # show only what opening a folder says, issue 11), not at the next ones.
     e = Raw(server)
     r = e.login()
     assert r[0] == alert and r[1].startswith(T(e, b"OK [CAPABILITY ")), r
-    assert not any(b"ALERT" in l for l in e.cmd("SELECT INBOX"))
+    r = e.cmd("SELECT INBOX")
+    assert r[-2:] == [alert, T(e, b"OK [READ-WRITE] SELECT completed")], r
+    assert not any(b"ALERT" in l for l in e.cmd("SELECT Trash"))
+    assert not any(b"ALERT" in l for l in e.cmd("EXAMINE INBOX"))
     # AUTHENTICATE too; and Bob, nearly empty, hears nothing.
     f = Raw(server)
     ir = base64.b64encode(b"\0" + ALICE[0].encode() + b"\0" + ALICE[1].encode()).decode()
@@ -225,6 +230,15 @@ def test_alert_at_login_and_select_above_the_highest_threshold(make_server):
     r = d.cmd("SELECT Trash")
     assert r[-2:] == [alert, T(d, b"OK [READ-WRITE] SELECT completed")], r
     assert not any(b"ALERT" in l for l in d.cmd("SELECT INBOX"))
+    # Fuller than at the session's last ALERT (96% -> 98%): told again, once.
+    append(c, "Trash", msg(200))
+    alert98 = b"* OK [ALERT] Your mailbox is 98% full (9.9 KiB of 10 KiB); delete or move mail to avoid bounces"
+    r = d.cmd("SELECT Trash")
+    assert r[-2:] == [alert98, T(d, b"OK [READ-WRITE] SELECT completed")], r
+    assert not any(b"ALERT" in l for l in d.cmd("SELECT INBOX"))
+    r = e.cmd("EXAMINE Trash")
+    assert r[-2:] == [alert98, T(e, b"OK [READ-ONLY] EXAMINE completed")], r
+    assert not any(b"ALERT" in l for l in e.cmd("SELECT INBOX"))
 
 
 def test_alert_when_over_quota_after_the_limit_was_lowered(server):

@@ -142,9 +142,14 @@ impl FilteredDelivery {
                     }
                 }
                 Err(e) => {
+                    let disk_full = matches!(e, StoreError::DiskFull);
                     let msg = e.to_string();
                     for r in results.iter_mut() {
-                        *r = Err(StoreError::Io(std::io::Error::other(msg.clone())));
+                        *r = Err(if disk_full {
+                            StoreError::DiskFull
+                        } else {
+                            StoreError::Io(std::io::Error::other(msg.clone()))
+                        });
                     }
                 }
             }

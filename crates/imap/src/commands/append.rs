@@ -9,6 +9,10 @@
 //! `[limits] max_buffered_content`); a client that vanishes mid-literal never reaches
 //! here. A zero-length message refuses the whole command (RFC 3502 lets a client cancel
 //! a MULTIAPPEND that way).
+//!
+//! A message sent as a literal8 (`~{n}`, RFC 3516 4.4) has its binary parts stored in
+//! base64, as Dovecot does ([`super::append_binary`]): a plain `BODY[]` literal cannot
+//! carry their NULs, and `BINARY[...]` decodes them back to the octets sent.
 
 use crate::parser::{AppendMessage, Flag, MailboxArg};
 use crate::response::sequence_set;
@@ -44,11 +48,13 @@ pub async fn run(
     flags: &[Flag],
     date: Option<i64>,
     message: Vec<u8>,
+    binary: bool,
 ) -> Result<Reply, Fatal> {
     let one = AppendMessage {
         flags: flags.to_vec(),
         date,
         message,
+        binary,
     };
     run_many(s, arg, vec![one]).await
 }
@@ -73,9 +79,14 @@ pub async fn run_many(
         if m.message.is_empty() {
             return Ok(Reply::no("Empty message").code("CANNOT"));
         }
+        let body = if m.binary {
+            super::append_binary::to_base64(&m.message).unwrap_or(m.message)
+        } else {
+            m.message
+        };
         msgs.push(NewMessage {
             prefix: Vec::new(),
-            body: Arc::new(m.message),
+            body: Arc::new(body),
             flags,
             keywords,
             internal_date: m.date.unwrap_or_else(letterbox_store::now),

@@ -3,9 +3,13 @@
 //! 6.3.9, IMAP4rev1).
 //!
 //! `*` matches anything, `%` anything but the delimiter. A name that does not exist but
-//! has mailboxes below it (`a` when only `a/b` exists) is listed when the pattern matches
-//! it and stops above some of its descendants (`%`), flagged `\NonExistent` for
-//! IMAP4rev2 sessions and `\Noselect` for IMAP4rev1 (RFC 3501 6.3.8). Every mailbox gets
+//! has mailboxes below it (`a` when only `a/b` exists: `CREATE a/b` makes no `a`, RFC
+//! 9051 6.3.4) is listed whenever the pattern matches it, with `\HasChildren`, flagged
+//! `\Noselect` for a plain IMAP4rev1 LIST (RFC 3501 6.3.8) and `\NonExistent` for
+//! IMAP4rev2 sessions and LIST-EXTENDED syntax (RFC 5258 3.4), as Dovecot 2.3 answers.
+//! A subscribed name that no longer exists is listed by `LIST (SUBSCRIBED)` with
+//! `\NonExistent` (RFC 5258 3.1). A pattern that is not valid modified UTF-7 names no
+//! mailbox: it matches nothing, and the command still answers OK. Every mailbox gets
 //! `\HasChildren` or `\HasNoChildren` and its special-use attribute, always (RFC 6154
 //! allows it; clients use it). With `(SUBSCRIBED RECURSIVEMATCH)`, a matching name
 //! with subscribed descendants is listed (subscribed or not) with the extended data
@@ -72,17 +76,18 @@ fn has_children(names: &BTreeMap<String, Option<String>>, name: &str) -> bool {
         .is_some_and(|(k, _)| k.starts_with(&prefix))
 }
 
-fn full_patterns(
-    s: &Session,
-    reference: &MailboxArg,
-    patterns: &[MailboxArg],
-) -> Option<Vec<String>> {
-    let r = s.pattern(reference)?;
-    let mut out = Vec::new();
-    for p in patterns {
-        out.push(canonical_pattern(&format!("{r}{}", s.pattern(p)?)));
-    }
-    Some(out)
+/// The patterns as names (reference prepended). One that is not valid modified UTF-7
+/// (`&'`, say: RFC 9051 5.1.3) can name no mailbox, so it is left out and matches
+/// nothing; the LIST still answers OK (imaptest's `atoms`, as Dovecot).
+fn full_patterns(s: &Session, reference: &MailboxArg, patterns: &[MailboxArg]) -> Vec<String> {
+    let Some(r) = s.pattern(reference) else {
+        return Vec::new();
+    };
+    patterns
+        .iter()
+        .filter_map(|p| s.pattern(p))
+        .map(|p| canonical_pattern(&format!("{r}{p}")))
+        .collect()
 }
 
 /// The special-use attribute of a mailbox, by the store or by a configured alias that
@@ -104,10 +109,10 @@ pub async fn list(
     let Some(account) = s.account_id() else {
         return Ok(Reply::bad("Log in first"));
     };
-    let Some(pats) = full_patterns(s, reference, patterns) else {
-        return Ok(Reply::bad("Mailbox pattern is not valid"));
-    };
-    let noselect = if s.rev1() {
+    let pats = full_patterns(s, reference, patterns);
+    // Dovecot's words: `\Noselect` for a plain IMAP4rev1 LIST, `\NonExistent` once the
+    // client uses LIST-EXTENDED syntax (RFC 5258 3.4) or IMAP4rev2.
+    let noselect = if s.rev1() && !opts.extended {
         "\\Noselect"
     } else {
         "\\NonExistent"
@@ -149,11 +154,14 @@ pub async fn list(
             }
             let subscribed = subs.contains(name);
             let prefix = format!("{name}{DELIMITER}");
+            // RFC 5258 3.5: CHILDINFO tells of subscribed descendants. As Dovecot, a
+            // name that is not subscribed itself is listed for them only when the
+            // patterns leave one of them out (one listed itself needs no parent).
             let childinfo = opts.recursive_match
                 && subs
                     .range(prefix.clone()..)
-                    .next()
-                    .is_some_and(|k| k.starts_with(&prefix));
+                    .take_while(|k| k.starts_with(&prefix))
+                    .any(|k| subscribed || !matches_any(k));
             if !subscribed && !childinfo {
                 continue;
             }
@@ -207,14 +215,8 @@ pub async fn list(
                     attrs.push(su);
                 }
             } else {
-                // Only when the pattern stops above some existing descendant.
-                let prefix = format!("{name}{DELIMITER}");
-                let hidden = existing
-                    .keys()
-                    .any(|k| k.starts_with(&prefix) && !matches_any(k));
-                if !hidden {
-                    continue;
-                }
+                // A parent that is no mailbox (`a` of `CREATE a/b`), listed whenever
+                // it matches, as Dovecot does.
                 attrs.push(noselect.to_string());
                 attrs.push("\\HasChildren".into());
             }
@@ -272,8 +274,9 @@ pub async fn lsub(
     let Some(account) = s.account_id() else {
         return Ok(Reply::bad("Log in first"));
     };
-    let Some(pats) = full_patterns(s, reference, std::slice::from_ref(pattern)) else {
-        return Ok(Reply::bad("Mailbox pattern is not valid"));
+    let pats = full_patterns(s, reference, std::slice::from_ref(pattern));
+    let Some(p) = pats.first() else {
+        return Ok(Reply::ok("LSUB completed"));
     };
     let subs = match s.ctx.store.run(move |st| st.subscriptions(account)).await {
         Ok(v) => v,
@@ -286,7 +289,6 @@ pub async fn lsub(
             names.entry(a.to_string()).or_insert(false);
         }
     }
-    let p = &pats[0];
     for (name, subscribed) in names {
         if !matches(p, &name) {
             continue;

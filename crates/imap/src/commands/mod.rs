@@ -3,6 +3,7 @@
 //! after pushing its untagged responses to `session.conn.out`.
 
 mod append;
+mod append_binary;
 mod authenticate;
 mod capability;
 mod close;
@@ -137,7 +138,8 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
             flags,
             date,
             message,
-        } => append::run(s, &mailbox, &flags, date, message).await,
+            binary,
+        } => append::run(s, &mailbox, &flags, date, message, binary).await,
         B::Idle => idle::run(s, tag).await,
         B::Close => close::run(s, true).await,
         B::Unselect => close::run(s, false).await,

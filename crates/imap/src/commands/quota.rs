@@ -1,10 +1,15 @@
 //! QUOTA (RFC 9208): GETQUOTA, GETQUOTAROOT and SETQUOTA, with `QUOTA=RES-STORAGE`; and
 //! the `* OK [ALERT]` a nearly full account gets at login and SELECT.
 //!
-//! The ALERT is sent once per session (at login, or at the first SELECT that finds the
-//! account at or above the highest `[quota] warn_at` threshold, again after usage went
-//! below it): Thunderbird and Outlook show each ALERT as a dialog, which at every
-//! folder click would drive users away rather than inform them.
+//! When the account is at or above the highest `[quota] warn_at` threshold:
+//! - LOGIN/AUTHENTICATE sends the ALERT (once per login);
+//! - the session's first SELECT/EXAMINE that finds it so sends it too, whether or not
+//!   the login did: many programs ignore what a login answers and show only what
+//!   opening a folder says (issue 11: "SELECT at 97% sends none");
+//! - a later SELECT/EXAMINE sends it again only when the percentage has grown since the
+//!   session's last ALERT: Thunderbird and Outlook show each ALERT as a dialog, which
+//!   at every folder click would drive users away rather than inform them;
+//! - once usage is seen below the threshold, the session starts over.
 //!
 //! Every account has one quota root, `""`, covering all its mailboxes; its one resource
 //! is STORAGE, the sum of RFC822.SIZE in units of 1024 octets (RFC 9208 5.1). Usage is
@@ -31,20 +36,31 @@ pub fn quota_response(account: &Account) -> Option<String> {
     ))
 }
 
+/// Where an ALERT would be sent (see the module docs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AlertAt {
+    Login,
+    Select,
+}
+
 /// The `* OK [ALERT]` line for an account at or above the highest `[quota] warn_at`
-/// threshold, once per session: at login, or at the first SELECT/EXAMINE that finds the
-/// account that full (again, after usage went below the threshold).
-pub fn alert(s: &mut Session, account: &Account) -> Option<String> {
+/// threshold, by the rules of the module docs.
+pub fn alert(s: &mut Session, account: &Account, at: AlertAt) -> Option<String> {
     let top = *s.ctx.config.quota.warn_at.iter().max()?;
     let limit = account.effective_limit?;
     let percent = account.percent_used();
     if percent < u64::from(top) {
-        s.quota_alerted = false;
+        s.quota_alerted = None;
+        s.quota_alerted_select = false;
         return None;
     }
-    if std::mem::replace(&mut s.quota_alerted, true) {
-        return None;
+    if at == AlertAt::Select {
+        let grown = s.quota_alerted.is_some_and(|p| percent > p);
+        if std::mem::replace(&mut s.quota_alerted_select, true) && !grown {
+            return None;
+        }
     }
+    s.quota_alerted = Some(percent);
     Some(format!(
         "* OK [ALERT] Your mailbox is {percent}% full ({} of {}); delete or move mail to avoid bounces\r\n",
         letterbox_proto::human_size(account.quota_used),

@@ -1,8 +1,12 @@
 //! SELECT and EXAMINE (RFC 9051 6.3.2, 6.3.3).
 //!
 //! Reads the mailbox (for its HIGHESTMODSEQ) before listing its messages, so anything
-//! committed in between is caught by the next sync. SELECT claims `\Recent`; EXAMINE
-//! does not and is read-only. A session that had a mailbox selected leaves it first
+//! committed in between is caught by the next sync. SELECT claims `\Recent` (RFC 3501
+//! 2.3.2: the messages no session has had as recent become this one's alone,
+//! `letterbox_store::Backend::claim_recent`; every session claims, IMAP4rev1 ones show
+//! it); EXAMINE claims nothing, reports the unclaimed ones (`* n RECENT`, as Dovecot)
+//! and is read-only. A claim that cannot be written (a full disk) is logged and the
+//! SELECT goes on without it. A session that had a mailbox selected leaves it first
 //! (`* OK [CLOSED]` for IMAP4rev2 and QRESYNC, RFC 9051 7.1, RFC 7162 3.2.11), and stays
 //! unselected if this fails.
 //!
@@ -19,6 +23,12 @@
 //! kept with its MODSEQ, so the VANISHED set is exact.
 //!
 //! The untagged answers include `* OK [MAILBOXID (...)]` (RFC 8474 4.2).
+//!
+//! The change feed is drained before the mailbox is read: events queued before the
+//! SELECT are older than what it reads, and one about a mailbox deleted earlier must not
+//! be taken for the new selection (a recreated mailbox may get the same row id). Only a
+//! deletion that comes after the SELECT ends the session with `* BYE`, as Dovecot
+//! ("Selected mailbox was deleted").
 
 use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
@@ -40,18 +50,36 @@ pub async fn run(
     if s.deselect().is_some() && (!s.rev1() || s.enabled.qresync) {
         s.conn.push(b"* OK [CLOSED] Previous mailbox closed\r\n");
     }
+    // What the feed holds now happened before the mailbox is read below, so the view
+    // built from that read already includes it. Left queued, a mailbox deleted before
+    // this SELECT would be taken for the selected one when a new mailbox got its row id
+    // (imaptest deletes and recreates its mailbox before every test).
+    s.feed_pending()?;
     let (account, name) = match crate::alias::target(s, arg).await {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
     let lookup = name.clone();
     let qresync = params.qresync.clone();
+    // Every read-write session claims (one session per message, whatever its version);
+    // only IMAP4rev1 sessions show it.
+    let claim = s.rev1() || !read_only;
     let r = s
         .ctx
         .store
         .run(move |st| {
             let mb = st.mailbox(account, &lookup)?;
-            let msgs = st.list_messages(mb.id, !read_only)?;
+            // Claimed before the list is read: a message that comes in between is
+            // claimed by this session's next sync (or another's).
+            let recent = if claim {
+                super::super::session::recent_range(st, mb.id, !read_only)
+            } else {
+                (0, 0)
+            };
+            let mut msgs = st.list_messages(mb.id, false)?;
+            for m in &mut msgs {
+                m.recent = m.uid >= recent.0 && m.uid < recent.1;
+            }
             // Expunged above the client's MODSEQ (the changed ones are in `msgs`).
             let vanished = match &qresync {
                 Some(q) if q.uidvalidity == mb.uidvalidity => {
@@ -164,7 +192,7 @@ pub async fn run(
             out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
         }
     }
-    if let Some(alert) = super::quota::alert(s, &acct) {
+    if let Some(alert) = super::quota::alert(s, &acct, super::quota::AlertAt::Select) {
         out.extend_from_slice(alert.as_bytes());
     }
     s.conn.push(&out);

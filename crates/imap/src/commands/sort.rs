@@ -9,7 +9,11 @@
 //!   INTERNALDATE when it is missing or invalid); SIZE is RFC822.SIZE;
 //! - FROM, TO, CC sort on the addr-mailbox (local part) of the first address, an empty
 //!   string when there is none; DISPLAYFROM/DISPLAYTO on the decoded display name of the
-//!   first address, or its addr-spec when it has none (RFC 5957 section 3);
+//!   first address, or its addr-spec when it has none (RFC 5957 section 3). When the
+//!   header starts with a group (`Cc: team: a@b, c@d;`), its first address is the
+//!   group's start, whose addr-mailbox is the group name (RFC 9051 7.5.2 ENVELOPE):
+//!   both kinds of key are then the group name, as Dovecot sorts (imaptest's
+//!   `sort-addresses` and `sort-display-to`);
 //! - SUBJECT sorts on the base subject of section 2.1 ([`base_subject`]);
 //! - strings compare after i;unicode-casemap ([`crate::casemap`]: upper case, then
 //!   canonical decomposition), octet by octet;
@@ -132,14 +136,24 @@ fn first_address(list: &[Address]) -> Option<&Address> {
     list.iter().find(|a| a.host.is_some())
 }
 
-fn addr_mailbox(list: &[Address]) -> String {
-    first_address(list)
+/// The name of the group the list starts with, if it starts with one.
+fn leading_group(list: &[Address]) -> Option<&str> {
+    list.first()
+        .filter(|a| a.is_group_marker())
         .and_then(|a| a.mailbox.as_deref())
+}
+
+fn addr_mailbox(list: &[Address]) -> String {
+    leading_group(list)
+        .or_else(|| first_address(list).and_then(|a| a.mailbox.as_deref()))
         .map(casemap)
         .unwrap_or_default()
 }
 
 fn display(name: Option<&str>, list: &[Address]) -> String {
+    if let Some(group) = leading_group(list) {
+        return casemap(group);
+    }
     match name {
         Some(n) if !n.is_empty() => casemap(n),
         _ => first_address(list)

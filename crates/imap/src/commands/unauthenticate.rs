@@ -8,6 +8,7 @@ use crate::session::{Enabled, Fatal, Reply, Session, State};
 pub fn run(s: &mut Session) -> Result<Reply, Fatal> {
     s.state = State::NotAuthenticated;
     s.enabled = Enabled::default();
-    s.quota_alerted = false;
+    s.quota_alerted = None;
+    s.quota_alerted_select = false;
     Ok(Reply::ok("UNAUTHENTICATE completed"))
 }

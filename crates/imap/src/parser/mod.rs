@@ -326,6 +326,8 @@ pub enum CommandBody {
         flags: Vec<Flag>,
         date: Option<i64>,
         message: Vec<u8>,
+        /// Sent as a literal8 (`~{n}`, RFC 3516 4.4).
+        binary: bool,
     },
     Idle,
     Check,
@@ -410,6 +412,8 @@ pub struct AppendMessage {
     pub flags: Vec<Flag>,
     pub date: Option<i64>,
     pub message: Vec<u8>,
+    /// Sent as a literal8 (`~{n}`, RFC 3516 4.4).
+    pub binary: bool,
 }
 
 impl CommandBody {
@@ -800,6 +804,7 @@ fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
         flags,
         date,
         message,
+        binary,
     }) = messages.pop()
     else {
         return c.err("expected a message");
@@ -809,6 +814,7 @@ fn parse_append(c: &mut Cursor) -> PResult<CommandBody> {
         flags,
         date,
         message,
+        binary,
     })
 }
 
@@ -830,7 +836,7 @@ fn append_message(c: &mut Cursor) -> PResult<AppendMessage> {
         c.sp()?;
         c.expect(b'(')?;
     }
-    let (data, _) = c.literal_any(true)?;
+    let (data, binary) = c.literal_any(true)?;
     if utf8 {
         c.expect(b')')?;
     }
@@ -838,6 +844,8 @@ fn append_message(c: &mut Cursor) -> PResult<AppendMessage> {
         flags,
         date,
         message: data.to_vec(),
+        // RFC 6855's `UTF8 (~{n})` is 8-bit text, not binary content.
+        binary: binary && !utf8,
     })
 }
 

@@ -111,12 +111,18 @@ fn append_forms() {
         b => panic!("{b:?}"),
     }
     match ok("a APPEND INBOX ~{3}\r\na\0b") {
-        CommandBody::Append { message, .. } => assert_eq!(message, b"a\0b"),
+        CommandBody::Append {
+            message, binary, ..
+        } => assert_eq!((message, binary), (b"a\0b".to_vec(), true)),
         b => panic!("{b:?}"),
     }
     assert!(matches!(
         ok("a APPEND x UTF8 (~{1+}\r\nz)"),
-        CommandBody::Append { .. }
+        CommandBody::Append { binary: false, .. }
+    ));
+    assert!(matches!(
+        ok("a APPEND x {1+}\r\nz"),
+        CommandBody::Append { binary: false, .. }
     ));
     err(b"a APPEND INBOX {5}\r\nhell");
     err(b"a APPEND INBOX \"bad date\" {1}\r\nx");

@@ -23,6 +23,8 @@ pub use view::{Selected, SyncMode};
 pub struct Authed {
     pub account: Account,
     pub changes: broadcast::Receiver<Change>,
+    /// This session's place in `[limits] max_userip_connections`, given back with it.
+    pub userip: Option<letterbox_proto::userip::UserIpSlot>,
 }
 
 pub enum State {
@@ -106,6 +108,8 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
             tracing::error!("imap: store error: {e}");
             Reply::no("Internal error, try again later").code("SERVERBUG")
         }
+        // Dovecot's words for ENOSPC: clients show them, and deleting mail helps.
+        E::DiskFull => Reply::no("Not enough disk space, try again later").code("OVERQUOTA"),
     }
 }
 
@@ -131,10 +135,11 @@ pub struct Session {
     /// This command announced removals (the tagged OK then names the HIGHESTMODSEQ for
     /// QRESYNC clients, RFC 7162 3.2.10).
     announced_removals: bool,
-    /// The quota ALERT was sent in this session (at login or a SELECT) and usage has
-    /// not gone below the threshold since: mail programs show each ALERT as a dialog, so
-    /// it is not repeated at every SELECT.
-    pub quota_alerted: bool,
+    /// The percentage the last quota ALERT of this session told, if one was sent and
+    /// usage has not been seen below the threshold since (`commands::quota::alert`).
+    pub quota_alerted: Option<u64>,
+    /// A SELECT/EXAMINE of this session sent the quota ALERT (same reset).
+    pub quota_alerted_select: bool,
     /// COMPRESS=DEFLATE is active (RFC 4978): it stays on for the connection's life.
     pub compressed: bool,
 }
@@ -151,7 +156,8 @@ impl Session {
             bad_in_row: 0,
             auth_failures: 0,
             announced_removals: false,
-            quota_alerted: false,
+            quota_alerted: None,
+            quota_alerted_select: false,
             compressed: false,
         }
     }
@@ -506,22 +512,34 @@ impl Session {
         let Some(sel) = self.selected_mut() else {
             return Ok(());
         };
-        let (id, known) = (sel.id, sel.known_modseq);
+        let (id, known, valid) = (sel.id, sel.known_modseq, sel.uidvalidity);
+        let (max_uid, read_only) = (sel.max_uid(), sel.read_only);
         let r = self
             .ctx
             .store
             .run(move |s| {
                 let mb = s.mailbox_by_id(id)?;
                 let ch = s.changes_since(id, known)?;
-                Ok((mb.highestmodseq, ch))
+                // Arrivals are recent to the one session that claims them (every
+                // read-write session claims; IMAP4rev1 ones show it).
+                let recent = if (rev1 || !read_only) && ch.changed.iter().any(|m| m.uid > max_uid) {
+                    recent_range(s, id, !read_only)
+                } else {
+                    (0, 0)
+                };
+                Ok((mb.highestmodseq, mb.uidvalidity, ch, recent))
             })
             .await;
         match r {
-            Ok((highest, changes)) => {
+            // Another mailbox on the same row id: this one was deleted meanwhile.
+            Ok((_, uidvalidity, _, _)) if uidvalidity != valid => {
+                Err(Fatal::Bye("Selected mailbox was deleted".into()))
+            }
+            Ok((highest, _, changes, recent)) => {
                 let State::Selected(_, sel) = &mut self.state else {
                     return Ok(());
                 };
-                if sel.apply(changes, highest, mode, rev1, &mut self.conn.out) {
+                if sel.apply(changes, highest, mode, rev1, recent, &mut self.conn.out) {
                     self.announced_removals = true;
                 }
                 Ok(())
@@ -533,6 +551,20 @@ impl Session {
                 tracing::warn!("imap: sync failed: {e}");
                 Ok(())
             }
+        }
+    }
+}
+
+/// The UIDs `[from, to)` that are `\Recent` to a session (see
+/// `letterbox_store::Backend::claim_recent`): claimed when `take` (read-write), else
+/// the unclaimed ones. A claim that fails (a full disk) only costs the flag: it is
+/// logged and nothing is recent, the command goes on.
+pub fn recent_range(st: &dyn letterbox_store::Backend, mailbox: i64, take: bool) -> (u32, u32) {
+    match st.claim_recent(mailbox, take) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("imap: \\Recent not claimed: {e}");
+            (0, 0)
         }
     }
 }

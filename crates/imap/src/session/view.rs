@@ -229,6 +229,7 @@ impl Selected {
         highest: u64,
         mode: SyncMode,
         rev1: bool,
+        recent: (u32, u32),
         out: &mut Vec<u8>,
     ) -> bool {
         self.known_modseq = self.known_modseq.max(highest);
@@ -252,9 +253,9 @@ impl Selected {
             }
             if m.uid > self.max_uid() {
                 let mut msg = self.msg_from_meta(&m);
-                // A message that arrives while the mailbox is selected read-write is
-                // recent to this session.
-                msg.recent = !self.read_only;
+                // Recent to this session if it claimed it (IMAP4rev1, see
+                // `Session::sync`), or, read-only, if no session has claimed it.
+                msg.recent = m.uid >= recent.0 && m.uid < recent.1;
                 added_recent |= msg.recent;
                 self.msgs.push(msg);
                 added += 1;
@@ -272,8 +273,9 @@ impl Selected {
         if added > 0 {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
             if rev1 {
+                // RFC 3501 7.3.2: told when the number changes (as Dovecot).
                 let recent = self.msgs.iter().filter(|m| m.recent).count();
-                if added_recent || recent > 0 {
+                if added_recent {
                     out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
                 }
             }
@@ -539,7 +541,7 @@ mod tests {
             vanished: vec![2, 3, 6],
         };
         let mut out = Vec::new();
-        assert!(s.apply(changes, 9, SyncMode::Full, false, &mut out));
+        assert!(s.apply(changes, 9, SyncMode::Full, false, (0, 0), &mut out));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* VANISHED 2:3,6\r\n* 2 FETCH (UID 4 MODSEQ (8) FLAGS (\\Seen))\r\n\
