@@ -51,6 +51,7 @@ def folder(m, name):
     for item in data:
         if isinstance(item, tuple):
             flags = re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).decode().split()
+            flags = [f for f in flags if f != "\\Recent"]  # session-dependent
             subj = item[1].decode().strip().removeprefix("Subject: ")
             out.append((subj, sorted(flags)))
     return out
