@@ -2,8 +2,11 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod apppass_cmd;
+mod portal;
 mod privileges;
 mod serve;
+mod token_cmd;
 mod sieve_cmd;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +62,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
     /// Users' Sieve scripts (the ones ManageSieve manages).
     #[command(subcommand)]
     Sieve(sieve_cmd::SieveCmd),
