@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod filter;
+pub use filter::{DmarcAction, Filter, ScannerDown};
+
 /// A configuration error, always naming the key (or the file) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -53,6 +56,7 @@ pub struct Config {
     pub authd: Authd,
     pub queue: QueueConfig,
     pub outbound: Outbound,
+    pub filter: Filter,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             authd: Authd::default(),
             queue: QueueConfig::default(),
             outbound: Outbound::default(),
+            filter: Filter::default(),
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Listen {
     /// The authentication service for other MTAs (Dovecot's auth protocol, what Postfix's
     /// `smtpd_sasl_type = dovecot` speaks): UNIX socket paths or `ip:port`.
     pub auth: Vec<AuthAddr>,
+    /// ManageSieve (RFC 5804; port 4190 by convention).
+    pub managesieve: Vec<SocketAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -127,6 +134,7 @@ impl Default for Listen {
             http: addrs(&["127.0.0.1:8080"]),
             https: vec![],
             auth: vec![],
+            managesieve: vec![],
         }
     }
 }
@@ -950,6 +958,11 @@ impl Default for Outbound {
     }
 }
 
+/// A folder name fit for `[filter] junk_folder`: not empty, no control characters.
+fn normalize_folder(s: &str) -> Option<&str> {
+    (!s.trim().is_empty() && !s.chars().any(|c| c.is_control())).then_some(s)
+}
+
 impl Config {
     /// Parses configuration text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -1027,6 +1040,20 @@ impl Config {
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key go together: give both or neither"));
+        }
+        if !self.filter.rspamd.is_empty() && !self.filter.rspamd.starts_with("http://") {
+            return Err(err("filter.rspamd", "must be an http:// URL such as http://127.0.0.1:11333"));
+        }
+        if !self.filter.rspamd_controller.is_empty()
+            && !self.filter.rspamd_controller.starts_with("http://")
+        {
+            return Err(err("filter.rspamd_controller", "must be an http:// URL such as http://127.0.0.1:11334"));
+        }
+        if !self.filter.dns.is_empty() && self.filter.dns.parse::<SocketAddr>().is_err() {
+            return Err(err("filter.dns", "must be ip:port, such as 127.0.0.1:53"));
+        }
+        if crate::normalize_folder(&self.filter.junk_folder).is_none() {
+            return Err(err("filter.junk_folder", "must be a folder name"));
         }
         for (name, attr) in &self.imap.special_use_aliases {
             if !matches!(

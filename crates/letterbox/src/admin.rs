@@ -440,6 +440,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             writeln!(out, "expunged {n} message(s)")?;
         }
         Command::Queue(c) => crate::queue_cmd::run(c, &store, out)?,
+        Command::Sieve(c) => return crate::sieve_cmd::run(&store, config, c),
     }
     Ok(ExitCode::SUCCESS)
 }

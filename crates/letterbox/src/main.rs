@@ -10,6 +10,7 @@ mod privileges;
 mod queue_cmd;
 mod serve;
 mod token_cmd;
+mod sieve_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub enum Command {
     /// The outbound queue (like Postfix's postqueue/postsuper); works while serve runs.
     #[command(subcommand)]
     Queue(queue_cmd::QueueCmd),
+    /// Users' Sieve scripts (the ones ManageSieve manages).
+    #[command(subcommand)]
+    Sieve(sieve_cmd::SieveCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

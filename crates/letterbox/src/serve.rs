@@ -37,6 +37,7 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_smtp::submission(ctx.clone()),
         Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
         letterbox_web::WebService::new(ctx.clone()),
+        letterbox_managesieve::service(ctx.clone()),
     ]
 }
 
@@ -83,7 +84,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         config: config.clone(),
     });
     let l = &config.listen;
-    let wanted: [(&'static str, &Vec<SocketAddr>); 10] = [
+    let wanted: [(&'static str, &Vec<SocketAddr>); 11] = [
         ("smtp", &l.smtp),
         ("lmtp", &l.lmtp),
         ("submission", &l.submission),
@@ -94,6 +95,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         ("pop3s", &l.pop3s),
         ("http", &l.http),
         ("https", &l.https),
+        ("managesieve", &l.managesieve),
     ];
     let mut bound = Vec::new();
     for (name, addrs) in wanted {

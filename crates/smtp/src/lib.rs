@@ -41,6 +41,7 @@
 //! that never holds more than `[limits] max_line_length` octets.
 
 pub mod data;
+pub mod filter;
 pub mod inbound;
 pub mod trace;
 pub mod warning;

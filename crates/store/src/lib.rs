@@ -39,6 +39,7 @@ pub mod line_ends;
 pub mod logins;
 pub mod password;
 pub mod queue;
+pub mod sieve;
 pub mod sqlite;
 pub mod web;
 
@@ -310,6 +311,44 @@ pub struct NewMessage {
     pub internal_date: i64,
 }
 
+/// One copy of a delivered message: whose, with which per-recipient prefix, into which
+/// mailbox and with which flags (what a Sieve script decided; [`Delivery::inbox`] when
+/// there is none).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub account: AccountId,
+    pub prefix: Vec<u8>,
+    /// The mailbox's name. When it does not exist it is created if `create` is set, and
+    /// the message goes to INBOX otherwise (also for a name that is not valid).
+    pub mailbox: String,
+    pub create: bool,
+    pub flags: Flags,
+    /// Keywords; any that is not a valid IMAP atom is dropped.
+    pub keywords: Vec<String>,
+}
+
+impl Delivery {
+    /// A plain delivery into INBOX, no flags.
+    pub fn inbox(account: AccountId, prefix: Vec<u8>) -> Delivery {
+        Delivery {
+            account,
+            prefix,
+            mailbox: "INBOX".into(),
+            create: false,
+            flags: Flags::default(),
+            keywords: Vec::new(),
+        }
+    }
+}
+
+/// One of an account's Sieve scripts (RFC 5804 LISTSCRIPTS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveScript {
+    pub name: String,
+    pub active: bool,
+    pub size: u64,
+}
+
 /// Where an appended message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -512,6 +551,16 @@ pub trait Backend: Send + Sync + 'static {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>>;
+    /// Like [`Backend::deliver`], with a target mailbox, `:create` and flags per copy
+    /// ([`Delivery`]); several copies may go to one account (Sieve `fileinto :copy`).
+    /// Quota is enforced per copy; results in the order given.
+    fn deliver_to(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        items: Vec<Delivery>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>>;
     /// Every message of a mailbox, by ascending UID. With `claim_recent`, the messages
     /// that are new since the last claim come back `recent` and the mark moves past them
     /// (RFC 3501 \Recent: one session sees each message as recent).
@@ -698,6 +747,31 @@ pub trait Backend: Send + Sync + 'static {
     /// The operator's outbound hold on an account (`user set ADDRESS outbound hold|allow`).
     fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()>;
     fn outbound_held(&self, account: AccountId) -> Result<bool>;
+    // --- Sieve scripts (RFC 5228, managed as RFC 5804 describes) ---
+    /// An account's scripts, by name.
+    fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScript>>;
+    /// One script's text; `NotFound` when there is none of that name.
+    fn sieve_get(&self, account: AccountId, name: &str) -> Result<Vec<u8>>;
+    /// Stores (or replaces) a script; its active state is kept. With `max_scripts`, a new
+    /// name beyond that many scripts is refused (`Refused`).
+    fn sieve_put(
+        &self,
+        account: AccountId,
+        name: &str,
+        script: Vec<u8>,
+        max_scripts: Option<u32>,
+    ) -> Result<()>;
+    /// Makes `name` the one active script; `None` deactivates all.
+    fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()>;
+    /// Removes a script; the active one is refused (`Refused`, RFC 5804 2.10).
+    fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()>;
+    fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// The active script: (name, text).
+    fn sieve_active(&self, account: AccountId) -> Result<Option<(String, Vec<u8>)>>;
+    /// Records `id` for the account until `expires`; true when it was already recorded
+    /// and not yet expired at `now` (vacation's one reply per sender per :days, RFC 5230
+    /// 4.2, and the duplicate test, RFC 7352).
+    fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool>;
 }
 
 /// What the store holds, for monitoring.

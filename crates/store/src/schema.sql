@@ -306,3 +306,22 @@ CREATE INDEX IF NOT EXISTS outbound_sent_account ON outbound_sent (account_id, a
 CREATE TABLE IF NOT EXISTS outbound_holds (
     account_id INTEGER PRIMARY KEY
 );
+
+-- Sieve (issue 13, RFC 5228 / RFC 5804): each account's scripts, at most one active.
+CREATE TABLE IF NOT EXISTS sieve_scripts (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    script     BLOB NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 0,
+    updated    INTEGER NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+
+-- Sieve vacation (RFC 5230) and duplicate tracking: one row per (account, id) until it
+-- expires, so that a sender gets one reply per :days.
+CREATE TABLE IF NOT EXISTS sieve_seen (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    id         TEXT NOT NULL,
+    expires    INTEGER NOT NULL,
+    PRIMARY KEY (account_id, id)
+) WITHOUT ROWID;

@@ -666,6 +666,28 @@ impl WriteCtx<'_> {
         self.insert_mailbox(account, &name, special)
     }
 
+    /// The mailbox a delivery goes to: `name` when it exists; created first when it does
+    /// not and `create` is set (Sieve `fileinto :create`, RFC 5490); INBOX otherwise, and
+    /// for a name that is not a valid mailbox name (RFC 5228 4.1: a failed fileinto must
+    /// not lose the message).
+    fn delivery_mailbox(&mut self, account: AccountId, name: &str, create: bool) -> Result<Mailbox> {
+        if name != "INBOX" {
+            if let Ok(n) = normalize_mailbox_name(name) {
+                match get_mailbox(&self.tx, account, &n) {
+                    Ok(mb) => return Ok(mb),
+                    Err(Error::NotFound(_)) if create => {
+                        if let Ok(mb) = self.create_mailbox(account, &n, None) {
+                            return Ok(mb);
+                        }
+                    }
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        get_mailbox(&self.tx, account, "INBOX")
+    }
+
     fn insert_mailbox(
         &mut self,
         account: AccountId,
@@ -1846,17 +1868,33 @@ impl Backend for SqliteBackend {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
+        let items = rcpts
+            .into_iter()
+            .map(|(account, prefix)| Delivery::inbox(account, prefix))
+            .collect();
+        self.deliver_to(body, internal_date, items, enforce_quota)
+    }
+
+    fn deliver_to(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        items: Vec<Delivery>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>> {
         if !self.reserve.allows_growth() {
             return Err(Error::DiskFull);
         }
         let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
         self.write_growth(move |ctx| {
-            let mut out = Vec::with_capacity(rcpts.len());
-            for (account, prefix) in rcpts {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
                 let one = (|| -> Result<Appended> {
                     ctx.tx.prepare_cached("SAVEPOINT rcpt")?.execute([])?;
                     let r = (|| {
-                        let mb = get_mailbox(&ctx.tx, account, "INBOX")?;
+                        let account = item.account;
+                        let mb = ctx.delivery_mailbox(account, &item.mailbox, item.create)?;
+                        let prefix = &item.prefix;
                         let size = (prefix.len() + body.len()) as u64;
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
@@ -1867,13 +1905,21 @@ impl Backend for SqliteBackend {
                             prep.encoded.as_ref(),
                             prep.inline.as_deref(),
                         )?;
+                        // Keywords a filter asked for that are not IMAP atoms are dropped,
+                        // never a reason to lose the message.
+                        let keywords: BTreeSet<String> = item
+                            .keywords
+                            .iter()
+                            .filter(|k| check_keywords(std::slice::from_ref(*k)).is_ok())
+                            .cloned()
+                            .collect();
                         let (uid, modseq) = ctx.insert_message(
                             &mb,
-                            &prefix,
+                            prefix,
                             &prep.id,
                             size,
-                            Flags::default(),
-                            "",
+                            item.flags,
+                            &join_keywords(&keywords),
                             internal_date,
                         )?;
                         let crossed = ctx.add_usage(account, size as i64)?;
@@ -2539,6 +2585,43 @@ impl Backend for SqliteBackend {
             .spawn(move || watch_loop(conn, feed, interval))
             .map_err(Error::Io)?;
         Ok(())
+    }
+    fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScript>> {
+        self.sieve_list_impl(account)
+    }
+
+    fn sieve_get(&self, account: AccountId, name: &str) -> Result<Vec<u8>> {
+        self.sieve_get_impl(account, name)
+    }
+
+    fn sieve_put(
+        &self,
+        account: AccountId,
+        name: &str,
+        script: Vec<u8>,
+        max_scripts: Option<u32>,
+    ) -> Result<()> {
+        self.sieve_put_impl(account, name, script, max_scripts)
+    }
+
+    fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()> {
+        self.sieve_activate_impl(account, name)
+    }
+
+    fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()> {
+        self.sieve_delete_impl(account, name)
+    }
+
+    fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        self.sieve_rename_impl(account, from, to)
+    }
+
+    fn sieve_active(&self, account: AccountId) -> Result<Option<(String, Vec<u8>)>> {
+        self.sieve_active_impl(account)
+    }
+
+    fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool> {
+        self.sieve_seen_impl(account, id, expires, now)
     }
 
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {

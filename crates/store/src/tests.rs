@@ -1398,3 +1398,79 @@ Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\
     );
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn deliver_to_targets_create_and_fallback() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let body = Arc::new(b"Subject: x\r\n\r\nhi\r\n".to_vec());
+    let mk = |mailbox: &str, create: bool| Delivery {
+        mailbox: mailbox.into(),
+        create,
+        flags: Flags::SEEN,
+        keywords: vec!["$label1".into(), "bad word".into()],
+        ..Delivery::inbox(a.id, b"X-P: 1\r\n".to_vec())
+    };
+    let r = s
+        .deliver_to(
+            body.clone(),
+            1,
+            vec![mk("Junk", false), mk("Lists/rust", false), mk("Lists/rust", true)],
+            true,
+        )
+        .unwrap();
+    let junk = s.mailbox(a.id, "Junk").unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let lists = s.mailbox(a.id, "Lists/rust").unwrap();
+    assert_eq!(r[0].as_ref().unwrap().mailbox, junk.id);
+    // Missing without :create: INBOX. With :create: made (with its parent).
+    assert_eq!(r[1].as_ref().unwrap().mailbox, inbox.id);
+    assert_eq!(r[2].as_ref().unwrap().mailbox, lists.id);
+    assert!(s.mailbox(a.id, "Lists").is_ok());
+    let m = s.message(junk.id, 1).unwrap();
+    assert_eq!(m.flags, Flags::SEEN);
+    assert_eq!(m.keywords, vec!["$label1".to_string()]);
+    usage_matches(&s, "a@example.com");
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn sieve_scripts_and_seen() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    s.sieve_put(a.id, "one", b"keep;".to_vec(), Some(2)).unwrap();
+    s.sieve_put(a.id, "two", b"discard;".to_vec(), Some(2)).unwrap();
+    assert!(matches!(
+        s.sieve_put(a.id, "three", b"keep;".to_vec(), Some(2)),
+        Err(Error::Refused(_))
+    ));
+    // Replacing an existing one is not a new script.
+    s.sieve_put(a.id, "two", b"stop;".to_vec(), Some(2)).unwrap();
+    assert!(s.sieve_active(a.id).unwrap().is_none());
+    s.sieve_activate(a.id, Some("two")).unwrap();
+    assert_eq!(
+        s.sieve_active(a.id).unwrap(),
+        Some(("two".to_string(), b"stop;".to_vec()))
+    );
+    s.sieve_activate(a.id, Some("one")).unwrap();
+    let l = s.sieve_list(a.id).unwrap();
+    assert_eq!(l.iter().filter(|x| x.active).count(), 1);
+    assert!(matches!(s.sieve_delete(a.id, "one"), Err(Error::Refused(_))));
+    s.sieve_rename(a.id, "one", "uno").unwrap();
+    assert_eq!(s.sieve_active(a.id).unwrap().unwrap().0, "uno");
+    assert!(matches!(s.sieve_activate(a.id, Some("nope")), Err(Error::NotFound(_))));
+    s.sieve_activate(a.id, None).unwrap();
+    s.sieve_delete(a.id, "uno").unwrap();
+    assert!(matches!(s.sieve_get(a.id, "uno"), Err(Error::NotFound(_))));
+    assert!(s.sieve_put(a.id, "bad\nname", vec![], None).is_err());
+    assert!(!s.sieve_seen(a.id, "v1", 100, 10).unwrap());
+    assert!(s.sieve_seen(a.id, "v1", 200, 50).unwrap());
+    assert!(!s.sieve_seen(a.id, "v1", 300, 150).unwrap());
+    // Scripts go with their account.
+    s.remove_account("a@example.com", true).unwrap();
+    assert_eq!(s.sieve_list(a.id).unwrap(), vec![]);
+}

@@ -55,6 +55,8 @@ pub async fn run(
         Err(e) => return Ok(store_error(&e)),
     };
     pairs.sort_unstable();
+    // Junk learning (issue 13), in the background: the reply does not wait for rspamd.
+    letterbox_filter::rspamd::learn_moved(&s.ctx.store, &s.ctx.config, src, &dst, &pairs);
     let code = (!pairs.is_empty()).then(|| {
         let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let dst_uids: Vec<u32> = pairs.iter().map(|p| p.1).collect();

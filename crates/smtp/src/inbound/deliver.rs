@@ -6,8 +6,10 @@
 
 use super::counts::count;
 use super::Session;
+use crate::filter::{FilteredDelivery, Item};
 use crate::{trace, warning};
 use letterbox_store::web::DeliveryOutcome;
+use letterbox_filter::Verdict;
 use letterbox_store::{AccountId, Error as StoreError};
 use std::sync::Arc;
 
@@ -46,6 +48,37 @@ impl Session {
             sender: &tx.sender,
             date: now,
         };
+        // Message-level filters (rspamd): a refusal is the answer to the content.
+        let filter = letterbox_filter::Filter::shared(&self.ctx.config);
+        let env = letterbox_filter::Envelope {
+            id: tx.id.clone(),
+            sender: tx.sender.clone(),
+            helo: helo.clone(),
+            ip: self.peer.addr.ip(),
+            rcpts: tx.rcpts.iter().map(|r| r.address.clone()).collect(),
+            authenticated: self.auth.is_some(),
+        };
+        let mut scan = filter.scan(&env, &body).await;
+        // A forged Authentication-Results removed: that message is the one stored.
+        let body = match scan.body.take() {
+            Some(b) => Arc::new(b),
+            None => body,
+        };
+        if let Verdict::Reject { code, esc, text } | Verdict::Tempfail { code, esc, text } =
+            &scan.verdict
+        {
+            let sender = trace::sanitize(&tx.sender, 256);
+            tracing::info!(id = %tx.id, from = %sender, size, "refused by the filter: {code} {esc} {text}");
+            if self.lmtp() {
+                for r in &tx.rcpts {
+                    let rcpt = trace::sanitize(&r.address, 256);
+                    self.reply(*code, esc, &format!("<{rcpt}> {text}"));
+                }
+            } else {
+                self.ok(*code, esc, text);
+            }
+            return;
+        }
         // Remote recipients first (submission): queued, fsynced. If that fails nothing is
         // delivered locally either, so the client's retry makes no duplicate.
         let queued = !tx.remote.is_empty();
@@ -68,16 +101,23 @@ impl Session {
             }
         }
         // One copy per account, even when several recipients (aliases, +tags) lead to it;
-        // its prefix names the first of them.
-        let mut items: Vec<(AccountId, Vec<u8>)> = Vec::new();
+        // its prefix names the first of them. Each account's Sieve script then decides
+        // where its copies go (filter::deliver).
+        let mut items: Vec<Item> = Vec::new();
         let mut per_rcpt: Vec<Vec<usize>> = Vec::with_capacity(tx.rcpts.len());
         for r in &tx.rcpts {
             let mut idx = Vec::new();
             for &a in &r.accounts {
-                let i = match items.iter().position(|(id, _)| *id == a) {
+                let i = match items.iter().position(|it| it.account == a) {
                     Some(i) => i,
                     None => {
-                        items.push((a, trace::prefix(&trace, &r.address)));
+                        let mut prefix = trace::prefix(&trace, &r.address);
+                        prefix.extend_from_slice(&scan.headers);
+                        items.push(Item {
+                            account: a,
+                            rcpt: r.address.clone(),
+                            prefix,
+                        });
                         items.len() - 1
                     }
                 };
@@ -88,11 +128,21 @@ impl Session {
             per_rcpt.push(idx);
         }
         let n = items.len();
-        let accounts: Vec<AccountId> = items.iter().map(|(a, _)| *a).collect();
+        let accounts: Vec<AccountId> = items.iter().map(|it| it.account).collect();
+        let job = FilteredDelivery {
+            id: tx.id.clone(),
+            sender: tx.sender.clone(),
+            hostname: self.ctx.config.hostname.clone(),
+            peer: self.peer.addr,
+            body,
+            date: now,
+            items,
+            scan,
+        };
         let result = self
             .ctx
             .store
-            .run(move |s| s.deliver(body, now, items, true))
+            .run(move |s| Ok(job.run(s, &filter)))
             .await;
         let mut outcomes = vec![Outcome::Failed; n];
         // A full disk is told apart: 452 4.3.1 (RFC 3463: mail system full).
@@ -108,8 +158,8 @@ impl Session {
             Ok(results) => {
                 for (i, r) in results.into_iter().enumerate().take(n) {
                     outcomes[i] = match r {
-                        Ok(appended) => {
-                            if appended.crossed_warning.is_some() {
+                        Ok(crossed) => {
+                            if crossed {
                                 // Before the reply, so that the warning is there when the
                                 // sender learns of the delivery.
                                 if let Err(e) = warning::deliver_pending(
