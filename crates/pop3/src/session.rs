@@ -116,6 +116,8 @@ struct Msg {
     deleted: bool,
     /// Sent whole by RETR in this session.
     retrieved: bool,
+    /// The UIDL kept from the server the message was imported from, if any.
+    uidl: Option<String>,
 }
 
 impl Maildrop {
@@ -133,6 +135,9 @@ impl Maildrop {
     }
 
     fn uidl(&self, m: &Msg) -> String {
+        if let Some(u) = &m.uidl {
+            return u.clone();
+        }
         format!("{:08x}{:08x}", self.uidvalidity, m.uid)
     }
 
@@ -617,10 +622,12 @@ impl Session {
             .run(move |s| {
                 let mb = s.mailbox(id, "INBOX")?;
                 let msgs = s.list_messages(mb.id, false)?;
-                Ok((mb, msgs))
+                let uidls: std::collections::HashMap<u32, String> =
+                    s.pop3_uidls(mb.id)?.into_iter().collect();
+                Ok((mb, msgs, uidls))
             })
             .await;
-        let (mb, metas) = match snap {
+        let (mb, metas, mut uidls) = match snap {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(user = %account.address, "pop3 cannot open INBOX: {e}");
@@ -637,6 +644,7 @@ impl Session {
                     size: m.size,
                     deleted: false,
                     retrieved: false,
+                    uidl: uidls.remove(&m.uid),
                 })
                 .collect(),
             account,

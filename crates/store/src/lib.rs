@@ -37,6 +37,7 @@ pub mod sqlite;
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
+pub use sqlite::import::{ImportMailbox, ImportMessage, ImportStart, Imported};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -592,6 +593,24 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+
+    // --- import with identities kept (issue 16, `import.rs`) ---
+    /// Starts an import run from `source` into an account: refused when the account has
+    /// mail, unless `merge` or an unfinished run from the same source is resumed.
+    fn import_begin(&self, account: AccountId, source: &str, merge: bool) -> Result<ImportStart>;
+    /// Marks a run finished.
+    fn import_finish(&self, account: AccountId, source: &str) -> Result<()>;
+    /// The mailbox to import a source folder into, with the source's UIDVALIDITY when
+    /// it is new or never held mail.
+    fn import_mailbox(&self, account: AccountId, name: &str, uidvalidity: u32)
+        -> Result<ImportMailbox>;
+    /// Stores one message with its UID (when free), flags, date and POP3 UIDL, once per
+    /// key. Durable, never refused for quota.
+    fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported>;
+    /// Raises UIDNEXT to the source's, and leaves the imported messages not `\Recent`.
+    fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()>;
+    /// The POP3 UIDLs kept from an import for a mailbox's present messages, by UID.
+    fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>>;
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.
