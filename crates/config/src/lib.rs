@@ -49,6 +49,7 @@ pub struct Config {
     pub log: Log,
     pub server: Server,
     pub store: StoreConfig,
+    pub import: Import,
 }
 
 impl Default for Config {
@@ -67,6 +68,25 @@ impl Default for Config {
             log: Log::default(),
             server: Server::default(),
             store: StoreConfig::default(),
+            import: Import::default(),
+        }
+    }
+}
+
+/// `[import]`: `letterbox import` (issue 16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Import {
+    /// Largest message file an import takes; larger ones are reported and skipped.
+    /// Larger than `[smtp] max_message_size` by default: the old server may have taken
+    /// mail a new limit would refuse, and the user's mail is not to be left behind.
+    pub max_message_size: ByteSize,
+}
+
+impl Default for Import {
+    fn default() -> Self {
+        Import {
+            max_message_size: ByteSize(1024 * 1024 * 1024),
         }
     }
 }

@@ -382,6 +382,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
         }
+        Command::Import(c) => return crate::migrate::import(&store, config, c),
     }
     Ok(ExitCode::SUCCESS)
 }

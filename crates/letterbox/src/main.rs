@@ -2,6 +2,7 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod migrate;
 mod privileges;
 mod serve;
 
@@ -58,6 +59,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Import mail with its identities kept (Dovecot Maildir).
+    #[command(subcommand)]
+    Import(migrate::ImportCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.
