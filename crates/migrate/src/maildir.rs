@@ -17,8 +17,8 @@
 //!   line) separates hierarchy levels with a tab.
 //!
 //! POP3 UIDLs: Dovecot serves the `P` field when the uidlist records one, otherwise
-//! `pop3_uidl_format` expanded (default `%08Xu%08Xv`: UID then UIDVALIDITY, upper-case
-//! hex); the same is stored for each INBOX message so that POP3 UIDL answers as before.
+//! `pop3_uidl_format` expanded (default `%08Xu%08Xv`: UID then UIDVALIDITY in hex,
+//! which Dovecot prints in lower case); the same is stored for each INBOX message so that POP3 UIDL answers as before.
 //!
 //! Identities: a folder keeps its UIDVALIDITY and UIDNEXT and each message its UID
 //! (RFC 9051 2.3.1.1), so an IMAP client's cache stays valid. A message that is in no
@@ -30,9 +30,7 @@
 //! has no UID), so a rerun stores what an interrupted run did not, and nothing twice.
 
 use crate::{io_err, special_use_of, to_crlf, Error, Progress, Result, Summary};
-use letterbox_store::{
-    Account, Backend, Flags, ImportMessage, Imported, NewMessage, DELIMITER,
-};
+use letterbox_store::{Account, Backend, Flags, ImportMessage, Imported, NewMessage, DELIMITER};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,7 +102,11 @@ pub fn import(
     }
     let source = format!("maildir:{}", home.display());
     let start = store.import_begin(account.id, &source, opts.merge)?;
-    progress(&format!("importing {} into {} ({start:?})", home.display(), account.address));
+    progress(&format!(
+        "importing {} into {} ({start:?})",
+        home.display(),
+        account.address
+    ));
     let folders = list_folders(&home, opts.layout)?;
     let mailboxes = store.list_mailboxes(account.id)?;
     let mut summary = Summary::default();
@@ -112,8 +114,15 @@ pub fn import(
     for folder in &folders {
         let target = target_name(&folder.source_name, &mailboxes);
         names.insert(folder.source_name.clone(), target.clone());
-        if let Err(e) = import_folder(store, account, folder, &target, opts, &mut summary, progress)
-        {
+        if let Err(e) = import_folder(
+            store,
+            account,
+            folder,
+            &target,
+            opts,
+            &mut summary,
+            progress,
+        ) {
             // A folder that cannot be made (a name the store refuses) is skipped whole.
             progress(&format!("{}: skipped: {e}", folder.source_name));
             summary
@@ -121,7 +130,8 @@ pub fn import(
                 .push((format!("folder {}", folder.source_name), e.to_string()));
         }
     }
-    import_subscriptions(store, account, &home, &names, &mut summary)?;
+    let replace = start != letterbox_store::ImportStart::Merge;
+    import_subscriptions(store, account, &home, &names, replace, &mut summary)?;
     store.import_finish(account.id, &source)?;
     Ok(summary)
 }
@@ -154,7 +164,9 @@ fn list_folders(home: &Path, layout: Layout) -> Result<Vec<Folder>> {
             for e in std::fs::read_dir(home).map_err(|e| io_err(home, e))? {
                 let e = e.map_err(|e| io_err(home, e))?;
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(raw) = name.strip_prefix('.') else { continue };
+                let Some(raw) = name.strip_prefix('.') else {
+                    continue;
+                };
                 if raw.is_empty() || raw == "." || !e.path().is_dir() {
                     continue;
                 }
@@ -163,7 +175,9 @@ fn list_folders(home: &Path, layout: Layout) -> Result<Vec<Folder>> {
                 }
                 let decoded: Vec<String> = raw
                     .split('.')
-                    .map(|l| letterbox_imap::utf7::decode(l.as_bytes()).unwrap_or_else(|| l.to_string()))
+                    .map(|l| {
+                        letterbox_imap::utf7::decode(l.as_bytes()).unwrap_or_else(|| l.to_string())
+                    })
                     .collect();
                 dirs.push(Folder {
                     source_name: decoded.join(&DELIMITER.to_string()),
@@ -370,10 +384,12 @@ fn expand_uidl(fmt: &str, uid: u32, uidvalidity: u32, guid: &str) -> Result<Stri
     Ok(out)
 }
 
+/// Dovecot's `var_expand` prints `X` in lower-case hex (`%llx`, lib/var-expand.c), so
+/// `%08Xu%08Xv` gives `000000016b15c5eb`, as its POP3 server answers (checked against
+/// Dovecot 2.3 in tests/migrate).
 fn num(n: u32, hex: Option<bool>) -> String {
     match hex {
-        Some(true) => format!("{n:X}"),
-        Some(false) => format!("{n:x}"),
+        Some(_) => format!("{n:x}"),
         None => n.to_string(),
     }
 }
@@ -407,7 +423,10 @@ fn import_folder(
         (uidlist.uidvalidity, true)
     } else {
         // No uidlist: Dovecot never indexed the folder, no client has UIDs for it.
-        (letterbox_store::now().clamp(1, u32::MAX as i64) as u32, false)
+        (
+            letterbox_store::now().clamp(1, u32::MAX as i64) as u32,
+            false,
+        )
     };
     let im = store.import_mailbox(account.id, target, uidvalidity)?;
     summary.folders += 1;
@@ -447,7 +466,11 @@ fn import_folder(
         im.mailbox.name,
         files.len(),
         im.mailbox.uidvalidity,
-        if im.keeps_uids { "" } else { ", new UIDs: merged into a mailbox with mail" }
+        if im.keeps_uids {
+            ""
+        } else {
+            ", new UIDs: merged into a mailbox with mail"
+        }
     ));
     let is_inbox = im.mailbox.name == "INBOX";
     let mut done = 0u64;
@@ -478,7 +501,12 @@ fn import_folder(
             (Some(e), true) => {
                 let uidl = match &e.pop3_uidl {
                     Some(u) => Some(u.clone()),
-                    None => Some(expand_uidl(&opts.pop3_uidl_format, e.uid, uidvalidity, &base)?),
+                    None => Some(expand_uidl(
+                        &opts.pop3_uidl_format,
+                        e.uid,
+                        uidvalidity,
+                        &base,
+                    )?),
                 };
                 (
                     format!("maildir:{}:{}:{}", folder.source_name, uidvalidity, e.uid),
@@ -486,11 +514,17 @@ fn import_folder(
                     uidl,
                 )
             }
-            _ => (format!("maildir:{}:file:{}", folder.source_name, base), None, None),
+            _ => (
+                format!("maildir:{}:file:{}", folder.source_name, base),
+                None,
+                None,
+            ),
         };
         // The UIDL only where POP3 looks, and only when the UID it was made of is kept
         // or the source recorded it.
-        let uidl = uidl.filter(|_| is_inbox && (uid.is_some() || f.entry.as_ref().is_some_and(|e| e.pop3_uidl.is_some())));
+        let uidl = uidl.filter(|_| {
+            is_inbox && (uid.is_some() || f.entry.as_ref().is_some_and(|e| e.pop3_uidl.is_some()))
+        });
         let size = data.len() as u64;
         let msg = ImportMessage {
             key,
@@ -551,6 +585,7 @@ fn import_subscriptions(
     account: &Account,
     home: &Path,
     names: &HashMap<String, String>,
+    replace: bool,
     summary: &mut Summary,
 ) -> Result<()> {
     let path = home.join("subscriptions");
@@ -564,6 +599,7 @@ fn import_subscriptions(
     if v2 {
         lines.remove(0);
     }
+    let mut wanted = Vec::new();
     for line in lines {
         if line.is_empty() {
             continue;
@@ -581,6 +617,16 @@ fn import_subscriptions(
             summary
                 .skipped
                 .push((format!("subscription {name}"), e.to_string()));
+        }
+        wanted.push(name);
+    }
+    // Into an account without mail of its own, the subscriptions become the source's:
+    // the defaults a new account gets subscribed are dropped unless the user had them.
+    if replace {
+        for name in store.subscriptions(account.id)? {
+            if !wanted.contains(&name) {
+                store.unsubscribe(account.id, &name)?;
+            }
         }
     }
     Ok(())
@@ -630,9 +676,12 @@ mod tests {
     fn uidl_format() {
         assert_eq!(
             expand_uidl(DEFAULT_POP3_UIDL_FORMAT, 1, 0x65a1b2c3, "g").unwrap(),
-            "0000000165A1B2C3"
+            "0000000165a1b2c3"
         );
-        assert_eq!(expand_uidl("%v.%u-%g%%", 10, 7, "abc").unwrap(), "7.10-abc%");
+        assert_eq!(
+            expand_uidl("%v.%u-%g%%", 10, 7, "abc").unwrap(),
+            "7.10-abc%"
+        );
         assert_eq!(expand_uidl("%08xu", 255, 0, "").unwrap(), "000000ff");
         assert!(expand_uidl("%m", 1, 1, "").is_err());
     }
