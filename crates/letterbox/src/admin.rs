@@ -383,6 +383,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             writeln!(out, "expunged {n} message(s)")?;
         }
         Command::Import(c) => return crate::migrate::import(&store, config, c),
+        Command::Export(a) => return crate::migrate::export(&store, a),
     }
     Ok(ExitCode::SUCCESS)
 }

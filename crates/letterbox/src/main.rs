@@ -62,6 +62,8 @@ pub enum Command {
     /// Import mail with its identities kept (Dovecot Maildir).
     #[command(subcommand)]
     Import(migrate::ImportCmd),
+    /// Export an account's mail (Maildir++ or mbox), folder tree kept.
+    Export(migrate::ExportArgs),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

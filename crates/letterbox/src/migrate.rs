@@ -36,6 +36,52 @@ pub enum ImportCmd {
         #[arg(long, default_value = maildir::DEFAULT_POP3_UIDL_FORMAT, value_name = "FORMAT")]
         pop3_uidl_format: String,
     },
+    /// An mboxrd file into one folder, flags from Status:/X-Status:/X-Keywords:, dates
+    /// from the From_ lines (new UIDs: mbox has none).
+    Mbox {
+        address: String,
+        file: PathBuf,
+        /// The folder to import into (made if missing).
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        /// Import into an account that already has mail.
+        #[arg(long)]
+        merge: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Maildir,
+    Mbox,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    address: String,
+    #[arg(long, value_enum)]
+    format: FormatArg,
+    /// A directory (made if missing).
+    dest: PathBuf,
+}
+
+pub fn export(store: &Store, args: ExportArgs) -> Result<ExitCode> {
+    let account = store.account(&args.address)?;
+    let format = match args.format {
+        FormatArg::Maildir => letterbox_migrate::export::Format::Maildir,
+        FormatArg::Mbox => letterbox_migrate::export::Format::Mbox,
+    };
+    let mut progress = |line: &str| eprintln!("{line}");
+    let s =
+        letterbox_migrate::export::export(&**store, &account, format, &args.dest, &mut progress)?;
+    println!(
+        "{} folders, {} messages ({} bytes) exported to {}",
+        s.folders,
+        s.messages,
+        s.bytes,
+        args.dest.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode> {
@@ -62,6 +108,22 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
                 max_message_size: config.import.max_message_size.0,
             };
             let s = maildir::import(&**store, &account, &dir, &opts, &mut progress)?;
+            (account.address, s)
+        }
+        ImportCmd::Mbox {
+            address,
+            file,
+            folder,
+            merge,
+        } => {
+            let account = store.account(&address)?;
+            let opts = letterbox_migrate::mbox::Options {
+                folder,
+                merge,
+                max_message_size: config.import.max_message_size.0,
+            };
+            let s =
+                letterbox_migrate::mbox::import(&**store, &account, &file, &opts, &mut progress)?;
             (account.address, s)
         }
     };

@@ -2,6 +2,8 @@
 //! - [`maildir`]: a Dovecot Maildir home imported with its identities kept (UIDVALIDITY,
 //!   UIDs, UIDNEXT, flags, keywords, internal dates, subscriptions, POP3 UIDLs), so that
 //!   IMAP and POP3 clients download nothing again after the move.
+//! - [`mbox`]: mboxrd files in and out, flags in `Status:`/`X-Status:`/`X-Keywords:`.
+//! - [`export`]: an account out to a Maildir++ home or mbox files, streamed.
 //!
 //! Importers only call the store ([`letterbox_store::Backend`]'s import API,
 //! `crates/store/src/import.rs`): the UID, MODSEQ and quota rules live there. Every
@@ -9,7 +11,9 @@
 //! progress and a summary, and reports and skips what it cannot read instead of
 //! stopping.
 
+pub mod export;
 pub mod maildir;
+pub mod mbox;
 
 use std::fmt;
 
