@@ -150,3 +150,23 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
     // imported, and a rerun after fixing the files imports just those).
     Ok(ExitCode::SUCCESS)
 }
+
+/// `letterbox restore SRC`: the backup into the configured data directory (which must
+/// hold no store), then verified as `check --deep` does.
+pub fn restore(config: &Config, src: &std::path::Path) -> Result<ExitCode> {
+    let n = letterbox_store::restore(src, &config.data_dir)?;
+    let store = crate::admin::open_store(config)?;
+    let problems = store.check(true)?;
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("the restored store has {} problem(s)", problems.len());
+    }
+    println!(
+        "restored {} into {} ({n} blob files); check --deep: ok",
+        src.display(),
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -37,6 +37,7 @@ pub mod sqlite;
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
+pub use sqlite::backup::{restore, BackupReport};
 pub use sqlite::import::{ImportMailbox, ImportMessage, ImportStart, Imported};
 
 use std::io::Read;
@@ -611,6 +612,11 @@ pub trait Backend: Send + Sync + 'static {
     fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()>;
     /// The POP3 UIDLs kept from an import for a mailbox's present messages, by UID.
     fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>>;
+
+    // --- backup (issue 16, `backup.rs`) ---
+    /// An online, consistent copy of the whole store into `dest` (database snapshot plus
+    /// the blob files not there yet); restore it with [`restore`].
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupReport>;
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

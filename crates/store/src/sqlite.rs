@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 mod recent;
 #[path = "import.rs"]
 pub mod import;
+#[path = "backup.rs"]
+pub mod backup;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -2428,6 +2430,10 @@ impl Backend for SqliteBackend {
 
     fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
         import::pop3_uidls(self, mailbox)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport> {
+        backup::backup(self, dest)
     }
 }
 
