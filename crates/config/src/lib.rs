@@ -229,12 +229,18 @@ pub struct StoreConfig {
     /// larger ones as blob files: a delivery of a small message then costs one fsync (the
     /// commit's) instead of three (file, directory, commit). `0`: every body in a file.
     pub inline_max: ByteSize,
+    /// Space kept in reserve (a file `data_dir/disk-reserve`) so that deleting mail and
+    /// changing flags always commit on a full disk; released when the disk fills, put
+    /// back when space returns. While it is released, deliveries are refused (`452
+    /// 4.3.1`). `0`: no reserve.
+    pub disk_reserve: ByteSize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             inline_max: ByteSize(64 * 1024),
+            disk_reserve: ByteSize(8 << 20),
         }
     }
 }
@@ -337,13 +343,135 @@ pub struct Limits {
     pub timeout_idle: u64,
     /// Connections open at once, all listeners together.
     pub max_connections: u32,
-    /// Connections open at once from one IP address (an IPv6 client counts by its /64).
+    /// Connections of one service (IMAP, POP3, SMTP, LMTP, submission: each counted
+    /// apart) open at once from one IP address (an IPv6 client counts by its /64), unless
+    /// `[limits.SERVICE] max_connections_per_ip` says otherwise. Trusted networks are
+    /// never refused for it. (Before per-service limits, one count covered every
+    /// service.)
     pub max_connections_per_ip: u32,
     /// Failed authentications per session before it is closed.
     pub max_auth_failures: u32,
     /// Octets of message content that all sessions together may hold in memory while
     /// receiving it (SMTP/LMTP DATA and BDAT); past it a message gets a temporary refusal.
     pub max_buffered_content: ByteSize,
+    /// IMAP and POP3 sessions logged in at once as one user from one address (Dovecot's
+    /// `mail_max_userip_connections`); 0: no limit. Applies to trusted networks too.
+    pub max_userip_connections: u32,
+    /// Networks (CIDR, `10.0.0.0/8`, `2001:db8::/32`, or one address) that the per-address
+    /// connection limits never refuse; delivery (SMTP/LMTP) from them is never refused for
+    /// connection counts. Default: loopback.
+    pub trusted_networks: Vec<Cidr>,
+    /// Per-service limits (`[limits.imap]`, `[limits.pop3]`, `[limits.smtp]`,
+    /// `[limits.lmtp]`, `[limits.submission]`); implicit-TLS listeners count with their
+    /// protocol.
+    pub imap: ServiceLimits,
+    pub pop3: ServiceLimits,
+    pub smtp: ServiceLimits,
+    pub lmtp: ServiceLimits,
+    pub submission: ServiceLimits,
+}
+
+/// `[limits.SERVICE]`: one service's connection limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceLimits {
+    /// Connections of this service open at once from one address (not from trusted
+    /// networks). Absent: `[limits] max_connections_per_ip`.
+    pub max_connections_per_ip: Option<u32>,
+    /// Connections of this service open at once, all addresses together. Absent: only
+    /// `[limits] max_connections` (all services together) applies.
+    pub max_connections: Option<u32>,
+}
+
+impl Limits {
+    /// A service's limits by listener base name (`imap`, `pop3`, `smtp`, `lmtp`,
+    /// `submission`); other names get the defaults.
+    pub fn service(&self, name: &str) -> ServiceLimits {
+        match name {
+            "imap" => self.imap.clone(),
+            "pop3" => self.pop3.clone(),
+            "smtp" => self.smtp.clone(),
+            "lmtp" => self.lmtp.clone(),
+            "submission" => self.submission.clone(),
+            _ => ServiceLimits::default(),
+        }
+    }
+
+    /// Whether `ip` is in `trusted_networks`.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// A network in CIDR notation (`192.0.2.0/24`, `2001:db8::/32`); a bare address is a
+/// network of one. An IPv4-mapped IPv6 client address matches the IPv4 networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "malformed network '{s}' (expected e.g. 10.0.0.0/8, 2001:db8::/32 or an address)"
+            )
+        };
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(bad)?
+            }
+            Some(_) => return Err(bad()),
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
 }
 
 impl Default for Limits {
@@ -358,6 +486,22 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             max_auth_failures: 3,
             max_buffered_content: ByteSize(512 * 1024 * 1024),
+            max_userip_connections: 10,
+            trusted_networks: vec![
+                Cidr {
+                    addr: std::net::Ipv4Addr::new(127, 0, 0, 0).into(),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: std::net::Ipv6Addr::LOCALHOST.into(),
+                    prefix: 128,
+                },
+            ],
+            imap: ServiceLimits::default(),
+            pop3: ServiceLimits::default(),
+            smtp: ServiceLimits::default(),
+            lmtp: ServiceLimits::default(),
+            submission: ServiceLimits::default(),
         }
     }
 }
@@ -619,6 +763,36 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = parse("").unwrap();
+        assert_eq!(c.limits.max_userip_connections, 10);
+        assert!(c.limits.is_trusted("127.0.0.9".parse().unwrap()));
+        assert!(c.limits.is_trusted("::1".parse().unwrap()));
+        assert!(c.limits.is_trusted("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!c.limits.is_trusted("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.limits.service("imap").max_connections_per_ip, None);
+        let c = parse(
+            "[limits]\nmax_connections_per_ip = 7\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]\n\
+             [limits.imap]\nmax_connections_per_ip = 200\nmax_connections = 900\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections_per_ip, 7);
+        assert_eq!(c.limits.service("imap").max_connections_per_ip, Some(200));
+        assert_eq!(c.limits.service("imap").max_connections, Some(900));
+        assert!(c.limits.is_trusted("10.1.2.3".parse().unwrap()));
+        assert!(c.limits.is_trusted("2001:db8:5::1".parse().unwrap()));
+        assert!(c.limits.is_trusted("192.0.2.7".parse().unwrap()));
+        assert!(!c.limits.is_trusted("192.0.2.8".parse().unwrap()));
+        assert!(!c.limits.is_trusted("127.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "10.0.0.0/", "nonsense", "::/129"] {
+            let e = parse(&format!("[limits]\ntrusted_networks = [\"{bad}\"]\n")).unwrap_err();
+            assert!(e.to_string().contains("limits.trusted_networks"), "{e}");
+        }
+        let e = parse("[limits.imap]\nmax_per_ip = 3\n").unwrap_err();
+        assert!(e.to_string().contains("limits.imap"), "{e}");
     }
 
     #[test]

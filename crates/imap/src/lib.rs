@@ -75,8 +75,8 @@
 //! - PREVIEW is the first 200 characters of the first text body (HTML without tags, no
 //!   attachments, no quoted `>` lines), white space collapsed, computed at delivery, as
 //!   Dovecot answers; `PREVIEW (LAZY)` answers the same.
-//!   Messages stored by structure version 1 (before SORT) still decode: they sort on the
-//!   raw subject and thread by In-Reply-To only, until parsed again.
+//!   Messages stored by an older structure version are parsed again from their octets
+//!   on first read (`letterbox_message::STRUCTURE_VERSION`).
 //! - WITHIN: `OLDER n` is exactly `NOT YOUNGER n` (INTERNALDATE before now minus `n`
 //!   seconds), as Dovecot.
 //! - Differences from Dovecot kept on purpose: a body's line count includes a last line
@@ -85,6 +85,11 @@
 //!   the enclosing boundary (RFC 2046 5.1.1 gives that CRLF to the boundary; Dovecot
 //!   includes it); strings with a `"` are quoted with escapes (Dovecot sends a literal);
 //!   BINARY content without NUL is sent as a plain literal (Dovecot uses literal8);
+//!   BINARY of a message/rfc822 part is its octets (Dovecot also decodes the parts inside
+//!   it), and BINARY.SIZE is always the length of BINARY (Dovecot's of a
+//!   quoted-printable part can differ from its own BINARY); SEARCH BODY includes MIME
+//!   part headers (Dovecot's skips them; see `commands/search.rs`); invalid
+//!   Content-Types are text/plain (see `letterbox_message`);
 //!   `* OK [CLOSED]` goes to IMAP4rev2 and QRESYNC sessions only (Dovecot: all); STORE in
 //!   an EXAMINEd mailbox is `NO [READ-ONLY]` (Dovecot: `OK` and ignored); CREATE makes
 //!   the missing parents (Dovecot's Maildir++ does not); a session whose selected

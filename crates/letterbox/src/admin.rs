@@ -138,6 +138,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
         default_retention: config.pop3.retention,
         inline_max: config.store.inline_max.0,
         auth_cache_ttl: config.auth.cache_ttl,
+        disk_reserve: config.store.disk_reserve.0,
     }
 }
 
@@ -454,7 +455,15 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
         }
     }
     let accounts: Vec<_> = rcpts.iter().map(|(id, _)| *id).collect();
-    let results = store.deliver(body, letterbox_store::now(), rcpts, true)?;
+    let results = match store.deliver(body, letterbox_store::now(), rcpts, true) {
+        Ok(r) => r,
+        // A full disk or a storage failure is temporary: the MTA that runs us (like
+        // dovecot-lda) keeps the message and tries again (sysexits EX_TEMPFAIL).
+        Err(e) => {
+            eprintln!("letterbox: delivery failed, try again later: {e}");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
     let mut code = ExitCode::SUCCESS;
     let mut warnings = Vec::new();
     for (account, r) in accounts.into_iter().zip(results) {

@@ -1,7 +1,11 @@
 //! RFC 5322 section 3.4 address lists, read from a raw (unfolded) header value.
 //!
 //! Display names keep their RFC 2047 encoded words, as IMAP's ENVELOPE wants them; quoted
-//! strings lose their quotes and backslashes; comments are dropped. Groups become a start
+//! strings lose their quotes and backslashes. An address written without angle brackets
+//! (`user@domain (Real Name)`, RFC 5322 3.4 `addr-spec` with a comment, the form of
+//! RFC 822 era mailers and of many list archives) takes its last comment as the display
+//! name, as Dovecot and Cyrus answer; other comments are dropped (a comment before the
+//! address, or after a `<...>` form, names nothing). Groups become a start
 //! marker (`mailbox` = the group name, `host` = `None`) and an end marker (all `None`), as
 //! RFC 9051 section 7.5.2 lays out. A mailbox with no domain gets the host
 //! `MISSING_DOMAIN`, and a missing local part `MISSING_MAILBOX`, as Dovecot answers, so
@@ -42,6 +46,8 @@ struct Pending {
     words: Vec<String>,
     word: String,
     angle: Option<String>,
+    /// The last comment seen since the address began (outside its phrase's start).
+    comment: Option<String>,
 }
 
 impl Pending {
@@ -54,13 +60,14 @@ impl Pending {
         self.end_word();
         let words = std::mem::take(&mut self.words);
         let angle = self.angle.take();
+        let comment = self.comment.take();
         let (name, spec) = match angle {
             Some(spec) => {
                 let name = (!words.is_empty()).then(|| words.join(" "));
                 (name, spec)
             }
             None if words.is_empty() => return None,
-            None => (None, words.concat()),
+            None => (comment.filter(|c| !c.is_empty()), words.concat()),
         };
         let (adl, spec) = match spec.strip_prefix('@') {
             Some(_) => match spec.split_once(':') {
@@ -120,11 +127,17 @@ pub fn parse_address_list(value: &str) -> Vec<Address> {
                 cur.word.push_str(&q);
             }
             '(' => {
+                // The comment's text as written, inner parentheses kept, quoting
+                // backslashes removed (what Dovecot gives as the name).
+                let mut text = String::new();
                 let mut depth = 1;
                 while let Some(c) = chars.next() {
                     match c {
                         '\\' => {
-                            chars.next();
+                            if let Some(n) = chars.next() {
+                                text.push(n);
+                            }
+                            continue;
                         }
                         '(' => depth += 1,
                         ')' => {
@@ -135,8 +148,13 @@ pub fn parse_address_list(value: &str) -> Vec<Address> {
                         }
                         _ => {}
                     }
+                    text.push(c);
                 }
                 cur.end_word();
+                // Only a comment inside or after an address names it.
+                if !cur.words.is_empty() {
+                    cur.comment = Some(text);
+                }
             }
             '<' => {
                 cur.end_word();
@@ -154,6 +172,7 @@ pub fn parse_address_list(value: &str) -> Vec<Address> {
             ':' if !in_group && cur.angle.is_none() => {
                 cur.end_word();
                 let name = std::mem::take(&mut cur.words).join(" ");
+                cur.comment = None;
                 out.push(Address {
                     mailbox: Some(name),
                     ..Address::default()
@@ -211,6 +230,32 @@ mod tests {
             parse_address_list("\"quoted \\\"name\\\"\" <q@x>"),
             vec![a(Some("quoted \"name\""), "q", "x")]
         );
+    }
+
+    #[test]
+    fn names_from_comments() {
+        let v = parse_address_list(
+            "jane@x.net (Jane (the boss) Roe), \"Q\" <q@x.net> (not a name), (lead) c@x.net, \
+             odd(inner)@x.net, b@x.net (one) (two), e@x.net (), f@x.net (a\\)b)",
+        );
+        let names: Vec<Option<&str>> = v.iter().map(|a| a.name.as_deref()).collect();
+        assert_eq!(
+            names,
+            vec![
+                Some("Jane (the boss) Roe"),
+                Some("Q"),
+                None,
+                Some("inner"),
+                Some("two"),
+                None,
+                Some("a)b")
+            ]
+        );
+        assert_eq!(v[3], a(Some("inner"), "odd", "x.net"));
+        // In a group, and not taken from the group's own phrase.
+        let v = parse_address_list("Team (all): a@x, b@y (Bee);");
+        assert_eq!(v[1], a(None, "a", "x"));
+        assert_eq!(v[2], a(Some("Bee"), "b", "y"));
     }
 
     #[test]

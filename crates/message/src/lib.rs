@@ -13,6 +13,38 @@
 //! with groups rendered as RFC 9051 asks (a start marker with the group name and a NIL
 //! end marker).
 //!
+//! Search text: `search_headers` holds the top-level header's fields, `search_body` every
+//! other entity's header fields (MIME part headers, so an attachment's `name=` and
+//! `filename=` are found; an encapsulated message's header) and the decoded text of the
+//! text parts (content transfer encoding and charset undone, HTML without tags). Header
+//! values have their encoded words decoded (RFC 2047) and, for Content-Type and
+//! Content-Disposition, their parameters (RFC 2231 decoded). SEARCH TEXT (RFC 9051 6.4.4)
+//! reads both, BODY the second; the store's trigram filter indexes exactly these texts.
+//! The content of non-text parts is not searched (as Dovecot without a full-text index).
+//!
+//! Structure, compared with Dovecot 2.3 on real-world shapes (tests/imap/mime_corpus.py):
+//! - where Dovecot and the RFCs agree, the same answers: display names from comments
+//!   (`address.rs`), also in nested messages; section numbering (RFC 9051 6.4.5, see
+//!   [`Part::find`]); an empty part's header ends before the line end that belongs to the
+//!   next boundary (RFC 2046 5.1.1), its body has 0 octets and 0 lines; a multipart whose
+//!   closing boundary is missing ends with the message; one with no delimiter at all has
+//!   a single empty text/plain part (its body is all preamble); a message/rfc822 body is the
+//!   whole encapsulated message, epilogue included;
+//! - a Content-Type that does not parse (`text`, `/plain`, `te xt/pl ain`) and a
+//!   multipart without a boundary (RFC 2046 5.1.1 requires one) are text/plain;
+//!   charset=us-ascii, as RFC 2045 5.2 recommends for an invalid field. Dovecot answers
+//!   empty type strings, or a multipart holding one empty part, which hides the text;
+//! - a message/rfc822 part with a base64 or quoted-printable encoding (which RFC 2046
+//!   5.2.1 forbids) is read as a message from its octets as they stand, as Dovecot reads
+//!   it, so that BODYSTRUCTURE keeps the envelope, body and line count RFC 9051 requires
+//!   of that type (its size is the RFC 2046 body; Dovecot adds the boundary's CRLF);
+//! - line counts count a last line without a line end (Dovecot counts line ends only):
+//!   RFC 9051 asks for the size "in text lines";
+//! - a nested multipart whose own closing boundary is missing ends at its enclosing
+//!   multipart's next delimiter (RFC 2046 5.1.2), as Dovecot reads it: mail-parser runs
+//!   it to the end, so a multipart whose parts do not start at its delimiter lines is
+//!   split again at them, each part parsed on its own (down to `MAX_RESPLIT_DEPTH`).
+//!
 //! Offsets are relative to the parsed octets. A message stored with a per-recipient
 //! prefix (Return-Path, Delivered-To, Received) is parsed without it, so one parse serves
 //! every recipient; readers shift offsets by the prefix length ([`Part::shifted`]).
@@ -23,12 +55,14 @@ use serde::{Deserialize, Serialize};
 mod address;
 pub use address::{parse_address_list, Address};
 
-/// The encoding version of [`ParsedMessage`]: 3 stores the envelope first
-/// ([`ParsedMessage::decode_envelope`]). Version 2 (the whole structure in one piece) and
-/// version 1 (without [`ParsedMessage::sort`], decoded with the fallbacks of
-/// [`SortFields::from_envelope`]) still decode. A stored structure of any other version is
-/// parsed again from the message.
-pub const STRUCTURE_VERSION: u8 = 3;
+/// The encoding version of [`ParsedMessage`]: 3 stored the envelope first
+/// ([`ParsedMessage::decode_envelope`]); 4 keeps that layout but changes what is in it
+/// (display names from comments, MIME part headers in the body's search text, the
+/// offsets of empty parts, encoded message/rfc822 parts, invalid Content-Types).
+/// [`ParsedMessage::decode`] answers `None` for any other version, and the store then
+/// parses the message again from its octets and keeps the new parse (older answers
+/// would differ from a new parse's).
+pub const STRUCTURE_VERSION: u8 = 4;
 
 /// Everything a reader of the message needs without parsing it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,28 +93,6 @@ pub struct SortFields {
     pub to_display: Option<String>,
     /// The message IDs of `References:`, in order, without their angle brackets.
     pub references: Vec<String>,
-}
-
-impl SortFields {
-    /// What a version 1 structure allows: the raw subject, no display names, no
-    /// References (threads then follow In-Reply-To, RFC 5256 section 4 step 1.A).
-    pub fn from_envelope(env: &Envelope) -> SortFields {
-        SortFields {
-            subject: env.subject.clone(),
-            ..SortFields::default()
-        }
-    }
-}
-
-/// The structure as version 1 wrote it.
-#[derive(Deserialize)]
-struct ParsedMessageV1 {
-    root: Part,
-    envelope: Envelope,
-    sent_date: Option<i64>,
-    search_headers: String,
-    search_body: String,
-    preview: String,
 }
 
 /// The message IDs of a header value (`Message-ID`, `In-Reply-To`, `References`), in
@@ -191,28 +203,27 @@ impl Part {
             PartKind::Message(_, p) => p.shift(by),
         }
     }
-    /// The part at an IMAP section path (`[1, 2]` for `1.2`), following RFC 9051's
-    /// numbering: a non-multipart top level is part 1, and numbering continues inside an
-    /// encapsulated message's body.
+    /// The part at an IMAP section path (`[1, 2]` for `1.2`), numbered as RFC 9051
+    /// 6.4.5 (and RFC 3501) asks: the parts of a multipart count from 1; a non-multipart
+    /// entity has only part 1, itself; and a path that goes on past a message/rfc822
+    /// part continues inside the encapsulated message (its multipart's parts, or its
+    /// single body as part 1). So `1` of a message/rfc822 part is the whole encapsulated
+    /// message, header included, and `1.1` what it contains.
     pub fn find(&self, path: &[u32]) -> Option<&Part> {
-        let Some((&first, rest)) = path.split_first() else {
-            return Some(self);
-        };
-        let next = match &self.kind {
-            PartKind::Multipart(parts) => parts.get((first as usize).checked_sub(1)?)?,
-            PartKind::Message(_, inner) => return inner.find(path),
-            PartKind::Leaf if first == 1 => self,
-            PartKind::Leaf => return None,
-        };
-        if rest.is_empty() {
-            Some(next)
-        } else {
-            match &next.kind {
-                // Inside message/rfc822, the numbering continues with its body.
-                PartKind::Message(_, inner) => inner.find(rest),
-                _ => next.find(rest),
+        let mut part = self;
+        for (i, &n) in path.iter().enumerate() {
+            part = match &part.kind {
+                PartKind::Multipart(parts) => parts.get((n as usize).checked_sub(1)?)?,
+                _ if n == 1 => part,
+                _ => return None,
+            };
+            if i + 1 < path.len() {
+                if let PartKind::Message(_, inner) = &part.kind {
+                    part = inner;
+                }
             }
         }
+        Some(part)
     }
 }
 
@@ -283,24 +294,11 @@ impl ParsedMessage {
                     sort: r.sort,
                 })
             }
-            Some((2, rest)) => postcard::from_bytes(rest).ok(),
-            Some((1, rest)) => {
-                let v1: ParsedMessageV1 = postcard::from_bytes(rest).ok()?;
-                Some(ParsedMessage {
-                    sort: SortFields::from_envelope(&v1.envelope),
-                    root: v1.root,
-                    envelope: v1.envelope,
-                    sent_date: v1.sent_date,
-                    search_headers: v1.search_headers,
-                    search_body: v1.search_body,
-                    preview: v1.preview,
-                })
-            }
             _ => None,
         }
     }
-    /// Only the envelope of what [`encode`](Self::encode) wrote (of an older version: of
-    /// the whole structure).
+    /// Only the envelope of what [`encode`](Self::encode) wrote; `None` as for
+    /// [`decode`](Self::decode).
     pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
         match Self::split(bytes) {
             Some((env, _)) => postcard::from_bytes(env).ok(),
@@ -326,6 +324,10 @@ pub fn to_crlf(input: &[u8]) -> Vec<u8> {
 
 /// How deep nested multiparts and messages are followed.
 const MAX_DEPTH: usize = 50;
+/// Down to this depth a multipart the MIME parser split wrongly is split again at its
+/// delimiters, each part parsed on its own (parsing those octets once more per level:
+/// the bound keeps a hostile message's cost linear).
+const MAX_RESPLIT_DEPTH: usize = 8;
 /// How many characters of text a preview keeps (RFC 8970 says at most 256; Dovecot
 /// keeps 200).
 const PREVIEW_CHARS: usize = 200;
@@ -339,6 +341,10 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
 }
 
 fn parse_mime(raw: &[u8]) -> ParsedMessage {
+    parse_mime_depth(raw, 0)
+}
+
+fn parse_mime_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let parser = MessageParser::default();
     let Some(msg) = parser.parse(raw) else {
         return fallback(raw);
@@ -349,7 +355,7 @@ fn parse_mime(raw: &[u8]) -> ParsedMessage {
         raw,
         &msg.parts,
         0,
-        0,
+        depth,
         &mut search_body,
         &mut search_headers,
         true,
@@ -582,14 +588,19 @@ fn convert(
 ) -> Part {
     let part = &parts[index];
     seen[index] = true;
-    if collect_headers {
-        for h in &part.headers {
-            let value = decoded_header_text(h);
-            header_text.push_str(h.name.as_str());
-            header_text.push_str(": ");
-            header_text.push_str(&value);
-            header_text.push('\n');
-        }
+    // The top-level header is the message's header (SEARCH HEADER, TEXT); every other
+    // entity's header (MIME part headers, an encapsulated message's header) is part of
+    // the body (SEARCH BODY, TEXT): an attachment's file name is found.
+    let fields = if collect_headers {
+        &mut *header_text
+    } else {
+        &mut *body_text
+    };
+    for h in &part.headers {
+        fields.push_str(h.name.as_str());
+        fields.push_str(": ");
+        fields.push_str(&decoded_header_text(raw, h));
+        fields.push('\n');
     }
     let ct = part.content_type();
     let (mut mime_type, mut mime_subtype) = match ct {
@@ -611,6 +622,16 @@ fn convert(
                 .collect()
         })
         .unwrap_or_default();
+    if !is_token(&mime_type) || !is_token(&mime_subtype) {
+        // A Content-Type that does not parse (RFC 2045 5.1 `type "/" subtype` of
+        // tokens) is taken as the default, as RFC 2045 5.2 recommends (Dovecot answers
+        // empty strings instead, which clients cannot show).
+        if !mime_type.is_empty() {
+            params.clear();
+        }
+        mime_type.clear();
+        mime_subtype.clear();
+    }
     if mime_type.is_empty() || mime_subtype.is_empty() {
         // RFC 2045 5.2 default; a digest's children default to message/rfc822 (handled by
         // mail-parser returning the part as Message).
@@ -647,10 +668,33 @@ fn convert(
                 .collect()
         })
         .unwrap_or_default();
-    let body = raw
-        .get(part.offset_body as usize..part.offset_end as usize)
-        .unwrap_or_default();
     let kind = match &part.body {
+        PartType::Multipart(children)
+            if depth < MAX_RESPLIT_DEPTH
+                && !split_as_parser_did(raw, part, parts, children, &params) =>
+        {
+            // The parts do not start where this multipart's own delimiter lines are (an
+            // inner multipart that never closes ran past them): split at the delimiters
+            // and parse each part on its own, bounded by them (RFC 2046 5.1.2: an
+            // enclosing boundary ends the inner multipart), as Dovecot reads it.
+            let boundary = boundary_of(&params).unwrap_or_default();
+            let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
+            let mut subs = Vec::new();
+            for (i, d) in delims.iter().enumerate() {
+                if d.close {
+                    break;
+                }
+                let end = delims.get(i + 1).map_or(part.offset_end, |n| n.cut);
+                let slice = raw.get(d.after as usize..end as usize).unwrap_or_default();
+                let sub = parse_mime_depth(slice, depth + 1);
+                body_text.push_str(&sub.search_headers);
+                push_text(body_text, &sub.search_body);
+                let mut root = sub.root;
+                root.shift(d.after);
+                subs.push(root);
+            }
+            PartKind::Multipart(subs)
+        }
         PartType::Multipart(children) if depth < MAX_DEPTH => {
             let mut subs = Vec::new();
             for &c in children {
@@ -679,18 +723,19 @@ fn convert(
             // An unencoded message/rfc822: mail-parser parsed it in place, so its offsets
             // are offsets into `raw`.
             let env = envelope_of(raw, &inner.parts[0]);
-            let mut nested_headers = String::new();
-            let inner_root = convert(
+            let mut inner_root = convert(
                 raw,
                 &inner.parts,
                 0,
                 depth + 1,
                 body_text,
-                &mut nested_headers,
-                true,
+                header_text,
+                false,
                 &mut vec![false; inner.parts.len()],
             );
-            body_text.push_str(&nested_headers);
+            // The encapsulated message is this part's whole body (a multipart's
+            // epilogue included: its TEXT runs to the end).
+            inner_root.offset_end = inner_root.offset_end.max(part.offset_end);
             PartKind::Message(Box::new(env), Box::new(inner_root))
         }
         PartType::Text(text) => {
@@ -703,16 +748,83 @@ fn convert(
         }
         _ => PartKind::Leaf,
     };
+    let mut kind = kind;
     let is_message = matches!(kind, PartKind::Message(..));
     if is_message && mime_type != "message" {
         mime_type = "message".into();
         mime_subtype = "rfc822".into();
     }
+    let (mut offset_body, mut offset_end) = (part.offset_body, part.offset_end);
+    if !collect_headers
+        && offset_body == offset_end
+        && raw
+            .get(offset_end as usize..)
+            .is_some_and(|r| r.starts_with(b"--"))
+        && offset_body >= part.offset_header + 2
+        && raw.get(offset_body as usize - 2..offset_body as usize) == Some(b"\r\n")
+    {
+        // An empty part whose header runs into the next boundary: the line end before
+        // the boundary is the boundary's (RFC 2046 5.1.1), not a blank line ending
+        // the header.
+        offset_body -= 2;
+        offset_end -= 2;
+    }
+    match &kind {
+        PartKind::Leaf if mime_type == "multipart" && boundary_of(&params).is_some() => {
+            // A multipart with no delimiter in its body (all preamble, which RFC 2046
+            // 5.1.1 says to ignore): one empty text/plain part (RFC 9051 needs one), as
+            // Dovecot answers.
+            let end = part.offset_end;
+            kind = PartKind::Multipart(vec![Part {
+                offset_header: end,
+                offset_body: end,
+                offset_end: end,
+                body_lines: 0,
+                mime_type: "text".into(),
+                mime_subtype: "plain".into(),
+                params: vec![("charset".into(), "us-ascii".into())],
+                content_id: None,
+                description: None,
+                encoding: None,
+                md5: None,
+                disposition: None,
+                language: vec![],
+                location: None,
+                kind: PartKind::Leaf,
+            }]);
+        }
+        PartKind::Leaf if mime_type == "multipart" => {
+            // A multipart without a boundary (RFC 2046 5.1.1 requires one) cannot be
+            // split: an invalid Content-Type, read as text/plain (RFC 2045 5.2).
+            (mime_type, mime_subtype) = ("text".into(), "plain".into());
+            params = vec![("charset".into(), "us-ascii".into())];
+        }
+        PartKind::Leaf
+            if mime_type == "message"
+                && matches!(mime_subtype.as_str(), "rfc822" | "global")
+                && depth < MAX_DEPTH =>
+        {
+            // A message/rfc822 that mail-parser did not parse in place (a
+            // Content-Transfer-Encoding RFC 2046 5.2.1 forbids for it): its octets as
+            // they stand are the message, as Dovecot reads them, so that BODYSTRUCTURE
+            // keeps the envelope and body RFC 9051 requires for this type.
+            let slice = raw
+                .get(offset_body as usize..offset_end as usize)
+                .unwrap_or_default();
+            let mut inner = parse_mime_depth(slice, depth + 1);
+            inner.root.shift(offset_body);
+            kind = PartKind::Message(Box::new(inner.envelope), Box::new(inner.root));
+        }
+        _ => {}
+    }
+    let body = raw
+        .get(offset_body as usize..offset_end as usize)
+        .unwrap_or_default();
     let body_lines = count_lines(body);
     Part {
         offset_header: part.offset_header,
-        offset_body: part.offset_body,
-        offset_end: part.offset_end,
+        offset_body,
+        offset_end,
         body_lines,
         mime_type,
         mime_subtype,
@@ -732,6 +844,95 @@ fn convert(
     }
 }
 
+fn boundary_of(params: &[(String, String)]) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == "boundary")
+        .map(|(_, v)| v.clone())
+        .filter(|b| !b.is_empty())
+}
+
+/// A delimiter line of a multipart (RFC 2046 5.1.1).
+struct Delimiter {
+    /// Where the part before it ends: before the line end that precedes the line.
+    cut: u32,
+    /// Just past the line: where the next part's header starts.
+    after: u32,
+    /// The close delimiter (`--boundary--`).
+    close: bool,
+}
+
+/// The delimiter lines for `boundary` in `raw[start..end]`: `--boundary` at a line
+/// start, then `--` (close) or only white space to the line end. (Found with memchr's
+/// memmem: a big part is not walked line by line.)
+fn delimiters(raw: &[u8], start: u32, end: u32, boundary: &[u8]) -> Vec<Delimiter> {
+    let mut out = Vec::new();
+    let (start, end) = (start as usize, (end as usize).min(raw.len()));
+    let Some(body) = raw.get(start..end) else {
+        return out;
+    };
+    let needle = [b"\n--", boundary].concat();
+    // A delimiter may open the body itself, without a line end before it.
+    let first = body.starts_with(&needle[1..]).then_some(start).into_iter();
+    let rest = memchr::memmem::find_iter(body, &needle).map(|i| start + i + 1);
+    for p in first.chain(rest) {
+        let after_name = p + needle.len() - 1;
+        let line_end = raw[after_name..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| after_name + i + 1);
+        let rest = &raw[after_name..line_end];
+        let close = rest.starts_with(b"--");
+        if !close && !rest.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let cut = if p >= start + 2 && &raw[p - 2..p] == b"\r\n" {
+            p - 2
+        } else if p > start && raw[p - 1] == b'\n' {
+            p - 1
+        } else {
+            p
+        };
+        out.push(Delimiter {
+            cut: cut as u32,
+            after: line_end as u32,
+            close,
+        });
+        if close {
+            break;
+        }
+    }
+    out
+}
+
+/// Did the MIME parser split this multipart where its delimiter lines are? (It does
+/// unless, for one, a part inside runs past them.)
+fn split_as_parser_did(
+    raw: &[u8],
+    part: &MessagePart,
+    parts: &[MessagePart],
+    children: &[u32],
+    params: &[(String, String)],
+) -> bool {
+    let Some(boundary) = boundary_of(params) else {
+        return true;
+    };
+    let delims = delimiters(raw, part.offset_body, part.offset_end, boundary.as_bytes());
+    let ours = delims.iter().filter(|d| !d.close).map(|d| d.after);
+    let theirs = children
+        .iter()
+        .filter_map(|&c| parts.get(c as usize))
+        .map(|p| p.offset_header);
+    delims.is_empty() || ours.eq(theirs)
+}
+
+/// An RFC 2045 5.1 token: visible ASCII but no tspecials.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+}
+
 fn push_text(out: &mut String, text: &str) {
     if !out.is_empty() {
         out.push('\n');
@@ -739,7 +940,34 @@ fn push_text(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-fn decoded_header_text(h: &mail_parser::Header) -> String {
+/// A header field's value as SEARCH compares it: encoded words (RFC 2047) decoded,
+/// unfolded; Content-Type and Content-Disposition with their parameters (RFC 2231
+/// decoded), so that `name=`/`filename=` are searchable; fields mail-parser does not
+/// read (Received, unparsable ones) as sent.
+fn decoded_header_text(raw: &[u8], h: &mail_parser::Header) -> String {
+    use mail_parser::HeaderValue;
+    match &h.value {
+        HeaderValue::ContentType(ct) => {
+            let mut out = match &ct.c_subtype {
+                Some(s) => format!("{}/{}", ct.c_type, s),
+                None => ct.c_type.to_string(),
+            };
+            for a in ct.attributes.iter().flatten() {
+                out.push_str("; ");
+                out.push_str(&a.name);
+                out.push('=');
+                out.push_str(&a.value);
+            }
+            out
+        }
+        HeaderValue::Received(_) | HeaderValue::Empty => {
+            raw_value(raw, h.offset_start, h.offset_end)
+        }
+        _ => decoded_header_value(h),
+    }
+}
+
+fn decoded_header_value(h: &mail_parser::Header) -> String {
     use mail_parser::HeaderValue;
     match &h.value {
         HeaderValue::Text(t) => t.to_string(),

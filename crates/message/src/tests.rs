@@ -124,14 +124,16 @@ fn single_part_and_roundtrip() {
     unknown[0] = 9;
     assert_eq!(ParsedMessage::decode(&unknown), None);
     assert_eq!(ParsedMessage::decode_envelope(&unknown), None);
-    // Version 2 (the whole structure in one piece) still decodes, envelope included.
+    // Older versions (2: the whole structure in one piece; 3: this layout, older
+    // contents) do not decode: the store parses such messages again.
     let mut v2 = vec![2];
     v2.extend(postcard::to_allocvec(&m).unwrap());
-    assert_eq!(ParsedMessage::decode(&v2), Some(m.clone()));
-    assert_eq!(
-        ParsedMessage::decode_envelope(&v2),
-        Some(m.envelope.clone())
-    );
+    assert_eq!(ParsedMessage::decode(&v2), None);
+    assert_eq!(ParsedMessage::decode_envelope(&v2), None);
+    let mut v3 = enc.clone();
+    v3[0] = 3;
+    assert_eq!(ParsedMessage::decode(&v3), None);
+    assert_eq!(ParsedMessage::decode_envelope(&v3), None);
     let shifted = m.root.shifted(10);
     assert_eq!(shifted.offset_body, 25);
 }
@@ -329,7 +331,7 @@ body\r\n";
 }
 
 #[test]
-fn version_1_structures_still_decode() {
+fn older_structure_versions_are_parsed_again() {
     #[derive(serde::Serialize)]
     struct V1<'a> {
         root: &'a Part,
@@ -352,12 +354,7 @@ fn version_1_structures_still_decode() {
         })
         .unwrap(),
     );
-    let d = ParsedMessage::decode(&old).expect("version 1 decodes");
-    assert_eq!(d.root, m.root);
-    assert_eq!(d.envelope, m.envelope);
-    assert_eq!(d.preview, m.preview);
-    assert_eq!(d.sort.subject, m.envelope.subject);
-    assert!(d.sort.references.is_empty());
+    assert_eq!(ParsedMessage::decode(&old), None);
     // The current version round-trips; unknown versions do not decode.
     assert_eq!(ParsedMessage::decode(&m.encode()), Some(m.clone()));
     let mut future = m.encode();
@@ -383,4 +380,125 @@ fn preview_is_the_first_text_body_without_quotes() {
     let long = format!("From: a@x\r\n\r\n{}\r\n", "abcd ".repeat(100));
     let p = parse(long.as_bytes()).preview;
     assert!(p.chars().count() <= 200 && p.starts_with("abcd abcd"));
+}
+
+#[test]
+fn sections_inside_message_rfc822_are_numbered_as_rfc_9051() {
+    // A message/rfc822 at the top, holding a multipart.
+    let raw = b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n\
+--q\r\n\r\none\r\n--q\r\nContent-Type: message/rfc822\r\n\r\nSubject: deep\r\n\r\ndeep body\r\n--q--\r\n\r\nepilogue\r\n";
+    let m = parse(raw);
+    let s = |p: &Part| slice(raw, p.offset_body, p.offset_end).to_string();
+    // 1 is the top's body: the whole encapsulated message.
+    assert_eq!(s(m.root.find(&[1]).unwrap()), s(&m.root));
+    let PartKind::Message(_, inner) = &m.root.kind else {
+        panic!("not a message")
+    };
+    // Its body runs to the end, epilogue included (1.TEXT).
+    assert!(s(inner).ends_with("--q--\r\n\r\nepilogue\r\n"));
+    assert_eq!(s(m.root.find(&[1, 1]).unwrap()), "one");
+    let two = m.root.find(&[1, 2]).unwrap();
+    assert_eq!(s(two), "Subject: deep\r\n\r\ndeep body");
+    // 1.2.1 is the deep message's single body.
+    assert_eq!(s(m.root.find(&[1, 2, 1]).unwrap()), "deep body");
+    assert!(m.root.find(&[1, 3]).is_none());
+    assert!(m.root.find(&[2]).is_none());
+    assert!(m.root.find(&[1, 2, 2]).is_none());
+}
+
+#[test]
+fn empty_parts_and_invalid_content_types() {
+    let raw = b"Content-Type: multipart/mixed; boundary=e\r\n\r\n--e\r\nContent-Type: text/plain\r\n\r\n\
+--e\r\nContent-Type: text/html\r\n\r\n\r\n--e\r\nContent-Type: te xt/plain; charset=utf-8\r\n\r\nx\r\n\
+--e\r\nContent-Type: multipart/mixed\r\n\r\ny\r\n--e--\r\n";
+    let m = parse(raw);
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart")
+    };
+    let h = |p: &Part| slice(raw, p.offset_header, p.offset_body).to_string();
+    // The line end before a boundary is the boundary's, also after a header.
+    assert_eq!(h(&parts[0]), "Content-Type: text/plain\r\n");
+    assert_eq!((parts[0].body_len(), parts[0].body_lines), (0, 0));
+    assert_eq!(h(&parts[1]), "Content-Type: text/html\r\n\r\n");
+    assert_eq!((parts[1].body_len(), parts[1].body_lines), (0, 0));
+    // Invalid type, and a multipart without boundary: text/plain, us-ascii.
+    for p in &parts[2..] {
+        assert_eq!(
+            (p.mime_type.as_str(), p.mime_subtype.as_str()),
+            ("text", "plain")
+        );
+        assert_eq!(p.params, vec![("charset".into(), "us-ascii".into())]);
+        assert_eq!(p.kind, PartKind::Leaf);
+    }
+}
+
+#[test]
+fn encoded_message_rfc822_is_still_a_message() {
+    let raw =
+        b"Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: message/rfc822\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nRnJvbTogeEB5DQo=\r\n--m--\r\n";
+    let m = parse(raw);
+    let p = m.root.find(&[1]).unwrap();
+    let PartKind::Message(env, inner) = &p.kind else {
+        panic!("not a message: {p:?}")
+    };
+    assert_eq!(**env, Envelope::default());
+    assert_eq!(inner.offset_header, p.offset_body);
+    assert_eq!(inner.offset_end, p.offset_end);
+}
+
+#[test]
+fn part_headers_are_in_the_body_search_text() {
+    let m = parse(NESTED);
+    // The attachment's file name, the forwarded message's header; not in the top header.
+    assert!(m.search_body.contains("filename=a.bin"));
+    assert!(m.search_body.contains("name=a.bin"));
+    assert!(m.search_body.contains("Subject: inner"));
+    assert!(!m.search_headers.contains("a.bin"));
+    assert!(m
+        .search_headers
+        .contains("Content-Type: multipart/mixed; boundary=outer"));
+}
+
+#[test]
+fn an_inner_multipart_without_its_closing_boundary_ends_at_the_outer_one() {
+    let raw = b"Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\n\
+Content-Type: multipart/alternative; boundary=in\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\n\
+plain\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nafter zanzibar\r\n\r\n--out--\r\n";
+    let m = parse(raw);
+    let s = |p: &Part| slice(raw, p.offset_body, p.offset_end).to_string();
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart")
+    };
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].mime_subtype, "alternative");
+    assert_eq!(s(m.root.find(&[1, 1]).unwrap()), "plain\r\n");
+    assert_eq!(s(&parts[1]), "after zanzibar\r\n");
+    assert_eq!(
+        slice(raw, parts[1].offset_header, parts[1].offset_body),
+        "Content-Type: text/plain\r\n\r\n"
+    );
+    assert!(m.search_body.contains("after zanzibar"));
+    assert!(m.search_body.contains("boundary=in"));
+    // Well-formed multiparts are split as before.
+    let n = parse(NESTED);
+    let PartKind::Multipart(parts) = &n.root.kind else {
+        panic!("not multipart")
+    };
+    assert_eq!(parts.len(), 3);
+}
+
+#[test]
+fn a_multipart_without_delimiters_has_one_empty_part() {
+    let raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\nonly a preamble\r\n";
+    let m = parse(raw);
+    let PartKind::Multipart(parts) = &m.root.kind else {
+        panic!("not multipart: {:?}", m.root)
+    };
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        (parts[0].mime_type.as_str(), parts[0].body_len()),
+        ("text", 0)
+    );
+    assert_eq!(parts[0].header_len(), 0);
 }

@@ -108,11 +108,16 @@ struct Maildrop {
     uidvalidity: u32,
     msgs: Vec<Msg>,
     _lock: MaildropGuard,
+    /// The session's place in `[limits] max_userip_connections`.
+    _userip: letterbox_proto::userip::UserIpSlot,
 }
 
 struct Msg {
     uid: u32,
+    /// The octets RETR sends (CRLF lines, before dot-stuffing): what LIST and STAT say.
     size: u64,
+    /// The stored octets have LF-only line ends, which RETR and TOP send as CRLF.
+    bare_lf: bool,
     deleted: bool,
     /// Sent whole by RETR in this session.
     retrieved: bool,
@@ -607,6 +612,17 @@ impl Session {
 
     /// Locks the maildrop and takes the snapshot the session works on.
     async fn open_maildrop(&mut self, account: Account) -> io::Result<Flow> {
+        let Some(userip) = self.svc.ctx.userip_slot(&self.peer, account.id) else {
+            tracing::warn!(user = %account.address, peer = %self.peer.addr,
+                "pop3 login refused: limits.max_userip_connections reached");
+            // Temporary (RFC 3206 SYS/TEMP): the client may try again when one of the
+            // user's other sessions from this address has ended.
+            let text = format!(
+                "[SYS/TEMP] Maximum number of connections from user+IP exceeded (limits.max_userip_connections={})",
+                self.config().limits.max_userip_connections
+            );
+            return self.err(&text).await;
+        };
         let Some(lock) = self.svc.locks.try_lock(account.id) else {
             tracing::info!(user = %account.address, peer = %self.peer.addr,
                 "pop3 maildrop in use");
@@ -621,7 +637,8 @@ impl Session {
             .store
             .run(move |s| {
                 let mb = s.mailbox(id, "INBOX")?;
-                let msgs = s.list_messages(mb.id, false)?;
+                // The exact octets RETR sends (CRLF lines), counted at delivery.
+                let msgs = s.pop3_sizes(mb.id)?;
                 let uidls: std::collections::HashMap<u32, String> =
                     s.pop3_uidls(mb.id)?.into_iter().collect();
                 Ok((mb, msgs, uidls))
@@ -642,6 +659,7 @@ impl Session {
                 .map(|m| Msg {
                     uid: m.uid,
                     size: m.size,
+                    bare_lf: m.bare_lf,
                     deleted: false,
                     retrieved: false,
                     uidl: uidls.remove(&m.uid),
@@ -649,6 +667,7 @@ impl Session {
                 .collect(),
             account,
             _lock: lock,
+            _userip: userip,
         };
         let (n, octets) = md.stat();
         tracing::info!(user = %md.account.address, peer = %self.peer.addr, messages = n,
@@ -749,11 +768,12 @@ impl Session {
         } else {
             None
         };
-        let (mailbox, uid, size, retention) = (
+        let (mailbox, uid, size, retention, bare_lf) = (
             md.mailbox,
             md.msgs[i].uid,
             md.msgs[i].size,
             md.account.effective_retention,
+            md.msgs[i].bare_lf,
         );
         let store = self.svc.ctx.store.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -785,7 +805,7 @@ impl Session {
         };
         self.send(head.as_bytes()).await?;
         if !self
-            .stream(reader, first, lines.map(TopLimit::new), size)
+            .stream(reader, first, lines.map(TopLimit::new), size, bare_lf)
             .await?
         {
             // The store failed mid-message: the reply cannot be completed.
@@ -823,8 +843,9 @@ impl Session {
         first: Vec<u8>,
         mut limit: Option<TopLimit>,
         size: u64,
+        bare_lf: bool,
     ) -> io::Result<bool> {
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = DotStuffer::new(bare_lf);
         let mut out = std::mem::take(&mut self.out);
         let mut reader = Some(reader);
         let mut chunk = first;

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod budget;
 pub mod sasl;
 pub mod tls;
+pub mod userip;
 
 pub use letterbox_config::Config;
 pub use letterbox_store::Store;
@@ -62,6 +63,8 @@ pub struct Context {
     pub throttle: Arc<auth::Throttle>,
     /// Message content held in memory while being received, all sessions together.
     pub content_budget: Arc<budget::Budget>,
+    /// IMAP/POP3 sessions per user and address (`[limits] max_userip_connections`).
+    pub userip: Arc<userip::UserIpLimits>,
 }
 
 impl Context {
@@ -74,6 +77,7 @@ impl Context {
             tls: None,
             throttle: Arc::default(),
             content_budget,
+            userip: Arc::default(),
         }
     }
 
@@ -81,6 +85,20 @@ impl Context {
     pub fn with_tls(mut self, tls: Arc<tls::Tls>) -> Context {
         self.tls = Some(tls);
         self
+    }
+
+    /// A place for a logged-in IMAP/POP3 session of `account` from `peer` within
+    /// `[limits] max_userip_connections`; `None`: the limit is reached.
+    pub fn userip_slot(
+        &self,
+        peer: &Peer,
+        account: letterbox_store::AccountId,
+    ) -> Option<userip::UserIpSlot> {
+        self.userip.acquire(
+            account,
+            peer.addr.ip(),
+            self.config.limits.max_userip_connections,
+        )
     }
 
     /// Checks a login through the shared throttle (see [`auth::login`]).

@@ -7,6 +7,8 @@
 //! deliver the same warning: call [`deliver`] with the `crossed_warning` they got.
 //!
 //! The warning is appended without quota enforcement: it must reach a nearly full box.
+//! It never triggers a warning itself (`Backend::append_notice`): a crossing that only
+//! the warning's own octets would make is reported by the next real delivery.
 //! It is an automatic message (RFC 3834 `Auto-Submitted: auto-generated`) from the
 //! postmaster of the account's own domain.
 
@@ -150,7 +152,8 @@ pub fn build(
 }
 
 /// Delivers the account's pending quota warning, if any, into its INBOX (never refused
-/// for quota), and any further one that storing the warning itself crosses. The store
+/// for quota). The warning is stored as a notice (`Backend::append_notice`): its own
+/// octets never arm another warning, so one delivery gives at most one. The store
 /// hands each crossing's warning to exactly one taker (`take_pending_warning`), so the
 /// delivery path that crossed it, `letterbox deliver`, and serve's periodic sweep (which
 /// covers IMAP APPEND and COPY) never send it twice. Returns how many were delivered.
@@ -179,7 +182,7 @@ pub async fn deliver_pending(
         );
         let appended = store
             .run(move |s| {
-                s.append(
+                s.append_notice(
                     inbox,
                     NewMessage {
                         prefix: Vec::new(),
@@ -188,7 +191,6 @@ pub async fn deliver_pending(
                         keywords: Vec::new(),
                         internal_date: now,
                     },
-                    false,
                 )
             })
             .await?;

@@ -17,9 +17,15 @@
 //!
 //! Needles shorter than 3 octets are not filtered.
 //!
+//! The text is exactly what the exact comparison reads (`ParsedMessage::search_headers`
+//! and `search_body`), so the filter can only drop messages that comparison would not
+//! match. When what the search text holds changes (version 2: MIME part headers in the
+//! body), the version changes with it: a filter of another version lets every message
+//! through, and the message's first read parses it again and stores a new filter.
+//!
 //! Format: a version octet, the number of bits (u32, little endian), the bits.
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Bits per distinct trigram: with one hash, about 22% of the bits are set, so a needle
 /// of n distinct trigrams passes a message without it with probability ~0.22^n.
 const BITS_PER_GRAM: usize = 4;

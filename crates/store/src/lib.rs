@@ -29,8 +29,10 @@
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
 
 pub mod blob;
+pub mod disk;
 mod feed;
 mod grams;
+pub mod line_ends;
 pub mod password;
 pub mod sqlite;
 
@@ -63,6 +65,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The disk is full (or the disk reserve is released): a temporary refusal of new
+    /// mail (`disk.rs`).
+    #[error("not enough disk space")]
+    DiskFull,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,6 +101,9 @@ pub struct StoreOptions {
     /// `[auth] cache_ttl`: seconds a successful password check is remembered
     /// ([`password::VerifiedCache`]); 0: never.
     pub auth_cache_ttl: u64,
+    /// `[store] disk_reserve`: octets kept free on the data directory's filesystem for
+    /// deletions and flag changes when the disk fills (`disk.rs`); 0: no reserve.
+    pub disk_reserve: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -115,6 +124,7 @@ impl Default for StoreOptions {
             default_retention: Retention::Keep,
             inline_max: DEFAULT_INLINE_MAX,
             auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
+            disk_reserve: 0,
         }
     }
 }
@@ -588,6 +598,17 @@ pub trait Backend: Send + Sync + 'static {
         let _ = interval;
         Ok(())
     }
+    /// Stores a message the server writes itself (the quota warning) without quota
+    /// enforcement and without arming a warning: its octets count in the usage, but a
+    /// notice never crosses a `[quota] warn_at` threshold, so that one delivery gives at
+    /// most one warning. The next delivery that finds usage above a threshold not yet
+    /// warned about does.
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append(mailbox, msg, false)
+    }
+    /// Every message of a mailbox by ascending UID with the exact octets POP3 RETR sends
+    /// (CRLF lines: see `line_ends.rs`), without reading message bodies.
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<line_ends::Pop3Size>>;
     /// `\Recent` for a session (RFC 3501 2.3.2): the UIDs `[from, to)` that
     /// are recent to it. With `take`, the messages no session has had as recent become
     /// the caller's, and no other session ever gets them (`(0, 0)` when there are none);

@@ -116,6 +116,14 @@ CREATE TABLE IF NOT EXISTS auth_blocks (
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
 
+-- POP3 sizes (RFC 1939 LIST/STAT give the exact octets RETR sends, as CRLF lines): per
+-- blob_info row, the LFs not preceded by CR and whether the octets end with LF
+-- (line_ends.rs). Blobs stored before this table get a row on their first POP3 listing.
+CREATE TABLE IF NOT EXISTS blob_lines (
+    id      INTEGER PRIMARY KEY,       -- blob_info.id
+    bare_lf INTEGER NOT NULL,
+    ends_lf INTEGER NOT NULL
+);
 -- Import (issue 16, import.rs): the POP3 UIDL a message had on the server it was
 -- imported from, served by POP3 UIDL instead of the generated one so that
 -- leave-on-server clients download nothing again.

@@ -56,6 +56,8 @@ pub struct SqliteBackend {
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
     auth_cache: password::VerifiedCache,
+    /// `[store] disk_reserve` (`disk.rs`).
+    reserve: crate::disk::Reserve,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -110,6 +112,7 @@ impl SqliteBackend {
                 .spawn(move || writer_loop(conn, rx, blobs, opts, feed))?;
         }
         Ok(SqliteBackend {
+            reserve: crate::disk::Reserve::open(data_dir, opts.disk_reserve),
             db_path,
             blobs,
             auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
@@ -126,7 +129,22 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(true, f)
+    }
+
+    /// Like [`Self::write`], for a write that brings new mail (delivery, APPEND): refused
+    /// with [`Error::DiskFull`] while the disk reserve is released, and never releases it
+    /// (`disk.rs`); a full disk met on the way is reported as [`Error::DiskFull`] too.
+    fn write_growth<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        self.write_with(true, f).map_err(crate::disk::classify)
     }
 
     /// Like [`Self::write`], for changes whose loss in a power failure harms no mail:
@@ -139,6 +157,7 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(false, f)
     }
 
@@ -215,6 +234,43 @@ impl SqliteBackend {
 
     fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
+    }
+}
+
+// For the store's other files (`line_ends.rs`, `disk.rs`).
+impl SqliteBackend {
+    /// After an expunge on a full disk (reserve released): the octets of the messages
+    /// no longer referenced are removed now rather than at the next hourly collection,
+    /// so that the space comes back at once (`disk.rs`).
+    fn after_delete(&self) {
+        if !self.reserve.in_place() {
+            match self.free_unreferenced() {
+                Ok(n) => {
+                    tracing::info!("store: disk full: removed {n} unreferenced blob(s) at once")
+                }
+                Err(e) => tracing::warn!("store: disk full: cannot remove unreferenced blobs: {e}"),
+            }
+        }
+    }
+
+    pub(crate) fn read_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(f)
+    }
+    pub(crate) fn write_lazy_pub<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        self.write_lazy(f)
+    }
+    pub(crate) fn blob_reader_pub(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        self.blob_reader(id)
+    }
+}
+
+impl WriteCtx<'_> {
+    pub(crate) fn tx(&self) -> &Connection {
+        &self.tx
     }
 }
 
@@ -727,6 +783,17 @@ impl WriteCtx<'_> {
         Ok(crossed)
     }
 
+    /// Adds octets to an account's usage leaving its warning state as it is (a notice
+    /// the server stores itself: see [`Backend::append_notice`]).
+    fn add_usage_quiet(&mut self, account: AccountId, delta: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1",
+            )?
+            .execute(params![account, delta])?;
+        Ok(())
+    }
+
     fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
         let acct = get_account_by_id(&self.tx, account)?.into_account(self.opts);
         if let Some(limit) = acct.effective_limit {
@@ -885,6 +952,82 @@ impl WriteCtx<'_> {
     }
 }
 
+impl SqliteBackend {
+    /// [`Backend::append_many`]; without `arm_warning` (a notice the server writes), the
+    /// usage grows but no quota warning is armed.
+    fn append_many_with(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+        arm_warning: bool,
+    ) -> Result<Vec<Appended>> {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            check_keywords(&msg.keywords)?;
+            let prep = self
+                .prepare_blob(&msg.body)
+                .map_err(crate::disk::classify)?;
+            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+            prepared.push((msg, prep, join_keywords(&kw)));
+        }
+        self.write_growth(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            let total: u64 = prepared
+                .iter()
+                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
+                .sum();
+            if enforce_quota {
+                if let Err(e) = ctx.check_quota(mb.account_id, total) {
+                    for (_, prep, _) in &prepared {
+                        ctx.drop_unused_blob(&prep.id)?;
+                    }
+                    return Err(e);
+                }
+            }
+            let mut out = Vec::with_capacity(prepared.len());
+            for (msg, prep, kw) in &prepared {
+                let size = (msg.prefix.len() + msg.body.len()) as u64;
+                ctx.ref_blob(
+                    &prep.id,
+                    Some(&msg.body),
+                    prep.encoded.as_ref(),
+                    prep.inline.as_deref(),
+                )?;
+                let (uid, modseq) = ctx.insert_message(
+                    &mb,
+                    &msg.prefix,
+                    &prep.id,
+                    size,
+                    msg.flags,
+                    kw,
+                    msg.internal_date,
+                )?;
+                out.push(Appended {
+                    mailbox: mb.id,
+                    uidvalidity: mb.uidvalidity,
+                    uid,
+                    modseq,
+                    crossed_warning: None,
+                });
+            }
+            let crossed = if arm_warning {
+                ctx.add_usage(mb.account_id, total as i64)?
+            } else {
+                ctx.add_usage_quiet(mb.account_id, total as i64)?;
+                None
+            };
+            if let Some(last) = out.last_mut() {
+                last.crossed_warning = crossed;
+            }
+            Ok(out)
+        })
+    }
+}
+
 fn map_constraint(e: rusqlite::Error, what: String) -> Error {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
@@ -912,6 +1055,8 @@ struct Encoded {
     header: Vec<u8>,
     grams: Vec<u8>,
     search: Vec<u8>,
+    /// What POP3 needs for exact sizes (`line_ends.rs`).
+    line_ends: crate::line_ends::LineEnds,
 }
 
 /// zstd level for the stored search text.
@@ -930,6 +1075,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         header: body[..header_end].to_vec(),
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        line_ends: crate::line_ends::LineEnds::of(body),
     }
 }
 
@@ -947,6 +1093,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
         .execute(params![id, enc.grams])?;
     c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
         .execute(params![id, enc.search])?;
+    crate::line_ends::put(c, id, enc.line_ends)?;
     Ok(())
 }
 
@@ -956,7 +1103,13 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
         .query_row([hash], |r| r.get(0))
         .optional()?;
     if let Some(id) = id {
-        for t in ["blob_header", "blob_grams", "blob_search", "blob_info"] {
+        for t in [
+            "blob_header",
+            "blob_grams",
+            "blob_search",
+            "blob_lines",
+            "blob_info",
+        ] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
                 .execute([id])?;
         }
@@ -1660,59 +1813,17 @@ impl Backend for SqliteBackend {
         msgs: Vec<NewMessage>,
         enforce_quota: bool,
     ) -> Result<Vec<Appended>> {
-        let mut prepared = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            check_keywords(&msg.keywords)?;
-            let prep = self.prepare_blob(&msg.body)?;
-            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
-            prepared.push((msg, prep, join_keywords(&kw)));
-        }
-        self.write(move |ctx| {
-            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let total: u64 = prepared
-                .iter()
-                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
-                .sum();
-            if enforce_quota {
-                if let Err(e) = ctx.check_quota(mb.account_id, total) {
-                    for (_, prep, _) in &prepared {
-                        ctx.drop_unused_blob(&prep.id)?;
-                    }
-                    return Err(e);
-                }
-            }
-            let mut out = Vec::with_capacity(prepared.len());
-            for (msg, prep, kw) in &prepared {
-                let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(
-                    &prep.id,
-                    Some(&msg.body),
-                    prep.encoded.as_ref(),
-                    prep.inline.as_deref(),
-                )?;
-                let (uid, modseq) = ctx.insert_message(
-                    &mb,
-                    &msg.prefix,
-                    &prep.id,
-                    size,
-                    msg.flags,
-                    kw,
-                    msg.internal_date,
-                )?;
-                out.push(Appended {
-                    mailbox: mb.id,
-                    uidvalidity: mb.uidvalidity,
-                    uid,
-                    modseq,
-                    crossed_warning: None,
-                });
-            }
-            let crossed = ctx.add_usage(mb.account_id, total as i64)?;
-            if let Some(last) = out.last_mut() {
-                last.crossed_warning = crossed;
-            }
-            Ok(out)
-        })
+        self.append_many_with(mailbox, msgs, enforce_quota, true)
+    }
+
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<crate::line_ends::Pop3Size>> {
+        self.pop3_sizes_impl(mailbox)
+    }
+
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append_many_with(mailbox, vec![msg], false, false)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
     }
 
     fn deliver(
@@ -1722,8 +1833,11 @@ impl Backend for SqliteBackend {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
-        let prep = self.prepare_blob(&body)?;
-        self.write(move |ctx| {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
+        self.write_growth(move |ctx| {
             let mut out = Vec::with_capacity(rcpts.len());
             for (account, prefix) in rcpts {
                 let one = (|| -> Result<Appended> {
@@ -1765,7 +1879,8 @@ impl Backend for SqliteBackend {
                         Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
                     }
                     r
-                })();
+                })()
+                .map_err(crate::disk::classify);
                 out.push(one);
             }
             if out.iter().all(|r| r.is_err()) {
@@ -1797,6 +1912,14 @@ impl Backend for SqliteBackend {
                     params![mailbox, next],
                 )?;
                 Ok((old, next))
+            })
+            // Opening a mailbox must work on a full disk: the claim is best effort.
+            .or_else(|e| match crate::disk::is_disk_full(&e) {
+                true => {
+                    tracing::warn!("store: \\Recent not claimed (disk full): {e}");
+                    Ok((0, 0))
+                }
+                false => Err(e),
             })?
         } else {
             (0, 0)
@@ -2118,10 +2241,12 @@ impl Backend for SqliteBackend {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
-        self.write_lazy(move |ctx| {
+        let removed = self.write_lazy(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             ctx.expunge(&mb, &uids)
-        })
+        })?;
+        self.after_delete();
+        Ok(removed)
     }
 
     fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>> {

@@ -1292,3 +1292,109 @@ fn new_mailbox_names_without_dot_levels() {
         Err(Error::Invalid(_))
     ));
 }
+
+/// A store written by structure version 3 (the `blob_*` tables, but envelopes without
+/// names from comments, search text without MIME part headers, filters of that text):
+/// each message is parsed again on its first read, and SEARCH's filter lets it through
+/// until then.
+#[test]
+fn rows_of_structure_version_3_are_parsed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = "From: user@example.org (Real Name)\r\nSubject: old\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+--b\r\nContent-Type: application/octet-stream; name=\"file16.bin\"\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\n";
+    let want = {
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let a = s
+            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+            .unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap();
+        s.append(inbox.id, msg(raw), false).unwrap();
+        s.parsed_many(inbox.id, &[1], true).unwrap()
+    };
+    assert_eq!(
+        want[0].1.envelope.from[0].name.as_deref(),
+        Some("Real Name")
+    );
+    assert!(want[0].1.search_body.contains("file16.bin"));
+    // What version 3 stored for it.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        let h = crate::blob::BlobId::of(raw.as_bytes()).0.to_vec();
+        let mut p = letterbox_message::parse(raw.as_bytes());
+        for a in [
+            &mut p.envelope.from,
+            &mut p.envelope.sender,
+            &mut p.envelope.reply_to,
+        ] {
+            a[0].name = None;
+        }
+        let old_body = "see attached".to_string();
+        let old_headers = std::mem::take(&mut p.search_headers);
+        p.search_body = String::new();
+        let mut structure = p.encode();
+        structure[0] = 3;
+        let mut grams = crate::grams::build(&old_headers, &old_body);
+        grams[0] = 1;
+        let search =
+            zstd::bulk::compress(&postcard::to_allocvec(&(old_headers, old_body)).unwrap(), 3)
+                .unwrap();
+        let id: i64 = c
+            .query_row("SELECT id FROM blob_info WHERE hash = ?1", [&h], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        c.execute(
+            "UPDATE blob_info SET structure = ?2 WHERE id = ?1",
+            rusqlite::params![id, structure],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE blob_grams SET grams = ?2 WHERE id = ?1",
+            rusqlite::params![id, grams],
+        )
+        .unwrap();
+        c.execute(
+            "UPDATE blob_search SET search = ?2 WHERE id = ?1",
+            rusqlite::params![id, search],
+        )
+        .unwrap();
+    }
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    let a = s.account("a@example.com").unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    // The old filter does not know the attachment's name, and is not trusted.
+    assert_eq!(
+        s.text_candidates(inbox.id, &["file16"]).unwrap(),
+        Some(vec![1])
+    );
+    // The envelope alone comes from a new parse.
+    assert_eq!(
+        s.envelopes_many(inbox.id, &[1]).unwrap(),
+        vec![(1, want[0].1.envelope.clone())]
+    );
+    assert_eq!(s.parsed_many(inbox.id, &[1], true).unwrap(), want);
+    assert_eq!(scan_text(&s, inbox.id, &[1], "file16.bin"), vec![1]);
+    // Stored anew: version 4 structure, version 2 filter, and the filter still passes.
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    let (v, g): (Vec<u8>, Vec<u8>) = c
+        .query_row(
+            "SELECT i.structure, g.grams FROM blob_info i JOIN blob_grams g ON g.id = i.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(v[0], letterbox_message::STRUCTURE_VERSION);
+    assert_eq!(g[0], 2);
+    assert_eq!(
+        s.text_candidates(inbox.id, &["file16"]).unwrap(),
+        Some(vec![1])
+    );
+    assert_eq!(
+        s.text_candidates(inbox.id, &["quebec"]).unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}

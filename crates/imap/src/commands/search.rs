@@ -11,7 +11,13 @@
 //!
 //! Text keys match case-insensitively (Unicode lower case) as substrings of the decoded
 //! header values and bodies stored at delivery (`ParsedMessage.search_headers` and
-//! `search_body`); TEXT looks at both. Nothing is parsed here.
+//! `search_body`); TEXT looks at both. Nothing is parsed here. The body is everything
+//! after the top-level header (RFC 9051 6.4.4 "in the body of the message"), so BODY
+//! and TEXT also find what MIME part headers say (an attachment's file name) and the
+//! header of a forwarded message; Dovecot's TEXT agrees, its BODY skips part headers.
+//! The store's trigram filter ([`Backend::text_candidates`]) only narrows: the answer is
+//! the exact comparison's over the same text (tests/imap/test_imap_search_text.py checks
+//! it against a brute-force scan).
 //!
 //! Also WITHIN's OLDER and YOUNGER (RFC 5032: seconds before now, against INTERNALDATE;
 //! `OLDER n` is exactly `NOT YOUNGER n`) and OBJECTID's EMAILID and THREADID (RFC 8474).

@@ -23,6 +23,8 @@ pub use view::{Selected, SyncMode};
 pub struct Authed {
     pub account: Account,
     pub changes: broadcast::Receiver<Change>,
+    /// This session's place in `[limits] max_userip_connections`, given back with it.
+    pub userip: Option<letterbox_proto::userip::UserIpSlot>,
 }
 
 pub enum State {
@@ -106,6 +108,8 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
             tracing::error!("imap: store error: {e}");
             Reply::no("Internal error, try again later").code("SERVERBUG")
         }
+        // Dovecot's words for ENOSPC: clients show them, and deleting mail helps.
+        E::DiskFull => Reply::no("Not enough disk space, try again later").code("OVERQUOTA"),
     }
 }
 

@@ -72,6 +72,15 @@ impl Session {
             .run(move |s| s.deliver(body, now, items, true))
             .await;
         let mut outcomes = vec![Outcome::Failed; n];
+        // A full disk is told apart: 452 4.3.1 (RFC 3463: mail system full).
+        let disk_full = match &result {
+            Err(e) => matches!(e, StoreError::DiskFull),
+            Ok(r) => r.iter().any(|r| matches!(r, Err(StoreError::DiskFull))),
+        };
+        let (fail_code, fail_status, fail_text) = match disk_full {
+            true => (452, "4.3.1", "Insufficient system storage, try again later"),
+            false => (451, "4.3.0", "Temporary failure, try again later"),
+        };
         match result {
             Ok(results) => {
                 for (i, r) in results.into_iter().enumerate().take(n) {
@@ -139,11 +148,9 @@ impl Session {
                         self.reply(250, "2.0.0", &format!("<{rcpt}> Delivered, id={}", tx.id))
                     }
                     Outcome::Full => self.reply(552, "5.2.2", &format!("<{rcpt}> Mailbox full")),
-                    Outcome::Failed => self.reply(
-                        451,
-                        "4.3.0",
-                        &format!("<{rcpt}> Temporary failure, try again later"),
-                    ),
+                    Outcome::Failed => {
+                        self.reply(fail_code, fail_status, &format!("<{rcpt}> {fail_text}"))
+                    }
                 }
             }
             return;
@@ -173,7 +180,7 @@ impl Session {
         } else if results.iter().all(|(_, o)| *o == Outcome::Full) {
             self.ok(552, "5.2.2", "Mailbox full");
         } else {
-            self.ok(451, "4.3.0", "Temporary failure, try again later");
+            self.ok(fail_code, fail_status, fail_text);
         }
     }
 }

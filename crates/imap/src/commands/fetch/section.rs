@@ -1,6 +1,8 @@
 //! `BODY[section]` and `BINARY[section]`: which octets a section names (from the stored part
 //! offsets), HEADER.FIELDS selection on a header's octets, and content-transfer decoding
-//! for BINARY (RFC 3516).
+//! for BINARY (RFC 3516). Part numbers follow RFC 9051 6.4.5 ([`Part::find`]): `n` of a
+//! message/rfc822 part is the whole encapsulated message, `n.HEADER`/`n.TEXT`/
+//! `n.HEADER.FIELDS` its header and body, `n.1` the first part inside it.
 
 use crate::parser::{Section, SectionText};
 use base64::Engine;
@@ -180,33 +182,48 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Quoted-printable (RFC 2045 6.7): `=XX` is an octet; white space at the end of a line
+/// is transport padding and goes (rule 3); `=` ending a line, white space after it
+/// allowed, is a soft line break and joins the lines (rule 5). An `=` that starts
+/// neither stays as it is (the lenient reading RFC 2045 suggests), as Dovecot decodes.
 fn decode_qp(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        let b = body[i];
-        if b == b'=' {
-            match (body.get(i + 1), body.get(i + 2)) {
-                (Some(b'\r'), Some(b'\n')) => {
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let (content, eol) = match line.strip_suffix(b"\r\n") {
+            Some(c) => (c, &b"\r\n"[..]),
+            None => match line.strip_suffix(b"\n") {
+                Some(c) => (c, &b"\n"[..]),
+                None => (line, &b""[..]),
+            },
+        };
+        let keep = content
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(0, |i| i + 1);
+        let content = &content[..keep];
+        let (content, soft) = match content.strip_suffix(b"=") {
+            Some(c) => (c, true),
+            None => (content, false),
+        };
+        let mut i = 0;
+        while i < content.len() {
+            let b = content[i];
+            if b == b'=' {
+                if let (Some(h), Some(l)) = (
+                    content.get(i + 1).copied().and_then(hex),
+                    content.get(i + 2).copied().and_then(hex),
+                ) {
+                    out.push(h << 4 | l);
                     i += 3;
                     continue;
                 }
-                (Some(b'\n'), _) => {
-                    i += 2;
-                    continue;
-                }
-                (Some(&h), Some(&l)) => {
-                    if let (Some(h), Some(l)) = (hex(h), hex(l)) {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                }
-                _ => {}
             }
+            out.push(b);
+            i += 1;
         }
-        out.push(b);
-        i += 1;
+        if !soft {
+            out.extend_from_slice(eol);
+        }
     }
     out
 }
@@ -240,6 +257,15 @@ mod tests {
             b"a=bc=ZZ"
         );
         assert_eq!(decode_cte(None, b"x").unwrap(), b"x");
+        // Padding at line ends goes; `=` then white space is still a soft break.
+        assert_eq!(
+            decode_cte(
+                Some("quoted-printable"),
+                b"hello  \r\nbar=\r\n\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nx=4"
+            )
+            .unwrap(),
+            b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar\r\nx=4"
+        );
         assert!(decode_cte(Some("x-uuencode"), b"x").is_err());
     }
 }

@@ -101,7 +101,12 @@ pub fn body_structure(out: &mut Vec<u8>, p: &Part, extended: bool, utf8: bool, d
     match &p.kind {
         PartKind::Multipart(children) => {
             if children.is_empty() {
-                out.extend_from_slice(EMPTY_TEXT);
+                // A multipart needs a part (RFC 9051 `body-type-mpart`): an empty one.
+                out.extend_from_slice(&EMPTY_TEXT[..EMPTY_TEXT.len() - 1]);
+                if extended {
+                    out.extend_from_slice(b" NIL NIL NIL NIL");
+                }
+                out.push(b')');
             }
             for c in children {
                 body_structure(out, c, extended, utf8, depth + 1);
