@@ -341,3 +341,91 @@ pub(super) fn pop3_uidls(b: &SqliteBackend, mailbox: MailboxId) -> Result<Vec<(u
         Ok(v)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+    use std::sync::Arc;
+
+    fn one(key: &str, uid: Option<u32>, body: &str) -> ImportMessage {
+        ImportMessage {
+            key: key.into(),
+            uid,
+            message: NewMessage {
+                prefix: Vec::new(),
+                body: Arc::new(body.as_bytes().to_vec()),
+                flags: Flags::SEEN,
+                keywords: vec!["project".into()],
+                internal_date: 1_700_000_000,
+            },
+            pop3_uidl: Some(format!("uidl-{key}")),
+        }
+    }
+
+    #[test]
+    fn uids_kept_never_reused_once_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let pw = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let a = s
+            .add_account("a@example.com", &pw, QuotaLimit::Default)
+            .unwrap();
+        assert_eq!(
+            s.import_begin(a.id, "src", false).unwrap(),
+            ImportStart::Fresh
+        );
+        let im = s.import_mailbox(a.id, "INBOX", 4242).unwrap();
+        assert!(im.keeps_uids);
+        assert_eq!(s.mailbox(a.id, "INBOX").unwrap().uidvalidity, 4242);
+        let mb = im.mailbox.id;
+        // Out of order, with a gap: both UIDs kept; UIDNEXT past the highest.
+        assert!(matches!(
+            s.import_message(mb, one("k7", Some(7), "m7\r\n")).unwrap(),
+            Imported::Stored { uid: 7, .. }
+        ));
+        assert!(matches!(
+            s.import_message(mb, one("k3", Some(3), "m3\r\n")).unwrap(),
+            Imported::Stored { uid: 3, .. }
+        ));
+        assert_eq!(
+            s.import_message(mb, one("k3", Some(3), "m3\r\n")).unwrap(),
+            Imported::AlreadyImported
+        );
+        // An expunged UID is never given again: the message gets a new one.
+        s.expunge(mb, &[3]).unwrap();
+        assert!(matches!(
+            s.import_message(mb, one("other", Some(3), "x\r\n"))
+                .unwrap(),
+            Imported::Stored { uid: 8, .. }
+        ));
+        s.import_finish_mailbox(mb, 20).unwrap();
+        assert_eq!(s.mailbox_by_id(mb).unwrap().uidnext, 20);
+        assert_eq!(
+            s.pop3_uidls(mb).unwrap(),
+            vec![(7, "uidl-k7".to_string()), (8, "uidl-other".to_string())]
+        );
+        let m = s.message(mb, 7).unwrap();
+        assert_eq!(
+            (m.flags, m.keywords.clone()),
+            (Flags::SEEN, vec!["project".to_string()])
+        );
+        // Unfinished: a rerun resumes; finished: refused unless merging.
+        assert_eq!(
+            s.import_begin(a.id, "src", false).unwrap(),
+            ImportStart::Resumed
+        );
+        s.import_finish(a.id, "src").unwrap();
+        assert!(matches!(
+            s.import_begin(a.id, "src", false),
+            Err(Error::Refused(_))
+        ));
+        assert_eq!(
+            s.import_begin(a.id, "src", true).unwrap(),
+            ImportStart::Merge
+        );
+        // A mailbox with mail under another UIDVALIDITY does not keep UIDs.
+        assert!(!s.import_mailbox(a.id, "INBOX", 99).unwrap().keeps_uids);
+        assert!(s.check(true).unwrap().is_empty());
+    }
+}
