@@ -554,7 +554,7 @@ fn import_folder(
             Err(e) => return Err(e.into()),
         }
         done += 1;
-        if done % PROGRESS_EVERY == 0 {
+        if done.is_multiple_of(PROGRESS_EVERY) {
             progress(&format!("{}: {done} messages", folder.source_name));
         }
     }
