@@ -2,9 +2,12 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod apppass_cmd;
+mod portal;
 mod migrate;
 mod privileges;
 mod serve;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -59,6 +62,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
     /// Import mail with its identities kept (Dovecot Maildir).
     #[command(subcommand)]
     Import(migrate::ImportCmd),
