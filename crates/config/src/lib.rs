@@ -57,6 +57,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub outbound: Outbound,
     pub filter: Filter,
+    pub import: Import,
 }
 
 impl Default for Config {
@@ -80,6 +81,25 @@ impl Default for Config {
             queue: QueueConfig::default(),
             outbound: Outbound::default(),
             filter: Filter::default(),
+            import: Import::default(),
+        }
+    }
+}
+
+/// `[import]`: `letterbox import` (issue 16).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Import {
+    /// Largest message file an import takes; larger ones are reported and skipped.
+    /// Larger than `[smtp] max_message_size` by default: the old server may have taken
+    /// mail a new limit would refuse, and the user's mail is not to be left behind.
+    pub max_message_size: ByteSize,
+}
+
+impl Default for Import {
+    fn default() -> Self {
+        Import {
+            max_message_size: ByteSize(1024 * 1024 * 1024),
         }
     }
 }

@@ -441,6 +441,20 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
         }
         Command::Queue(c) => crate::queue_cmd::run(c, &store, out)?,
         Command::Sieve(c) => return crate::sieve_cmd::run(&store, config, c),
+        Command::Import(c) => return crate::migrate::import(&store, config, c),
+        Command::Export(a) => return crate::migrate::export(&store, a),
+        Command::Backup { dest } => {
+            let r = store.backup(&dest)?;
+            writeln!(
+                out,
+                "backup in {}: database {} bytes, {} blob files ({} copied now)",
+                dest.display(),
+                r.db_bytes,
+                r.blob_files,
+                r.copied
+            )?;
+        }
+        Command::Restore { .. } => unreachable!("restore runs before the store is opened"),
     }
     Ok(ExitCode::SUCCESS)
 }

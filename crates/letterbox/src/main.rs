@@ -6,6 +6,7 @@ mod apppass_cmd;
 mod portal;
 mod dkim_cmd;
 mod dns_cmd;
+mod migrate;
 mod privileges;
 mod queue_cmd;
 mod serve;
@@ -74,6 +75,15 @@ pub enum Command {
     /// Users' Sieve scripts (the ones ManageSieve manages).
     #[command(subcommand)]
     Sieve(sieve_cmd::SieveCmd),
+    /// Import mail with its identities kept (Dovecot Maildir).
+    #[command(subcommand)]
+    Import(migrate::ImportCmd),
+    /// Export an account's mail (Maildir++ or mbox), folder tree kept.
+    Export(migrate::ExportArgs),
+    /// An online, consistent backup of the whole store into DEST (incremental for blobs).
+    Backup { dest: PathBuf },
+    /// Restore a backup into the configured, empty data directory.
+    Restore { src: PathBuf },
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.
@@ -97,6 +107,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::run(config, path),
+        // Before the store is opened: opening would make the database restore needs absent.
+        Command::Restore { src } => privileges::drop_for_admin(&config)
+            .and_then(|()| migrate::restore(&config, &src)),
         other => privileges::drop_for_admin(&config).and_then(|()| admin::run(other, &config)),
     };
     match result {

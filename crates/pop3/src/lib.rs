@@ -20,7 +20,9 @@
 //! large message costs no more memory than a small one.
 //!
 //! UIDL values are the mailbox UIDVALIDITY and the UID in hex: unique and stable for as
-//! long as the message exists, so leave-on-server clients never download twice.
+//! long as the message exists, so leave-on-server clients never download twice. A
+//! message imported from another server (`letterbox import maildir`) keeps the UIDL that
+//! server gave it (`Backend::pop3_uidls`), so its clients see nothing new after a move.
 //!
 //! The maildrop lock (RFC 1939 section 8): one POP3 session per account at a time, held in
 //! this process by a guard released on every exit path. IMAP may use the mailbox at the

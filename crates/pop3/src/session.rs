@@ -127,6 +127,8 @@ struct Msg {
     deleted: bool,
     /// Sent whole by RETR in this session.
     retrieved: bool,
+    /// The UIDL kept from the server the message was imported from, if any.
+    uidl: Option<String>,
 }
 
 impl Maildrop {
@@ -144,6 +146,9 @@ impl Maildrop {
     }
 
     fn uidl(&self, m: &Msg) -> String {
+        if let Some(u) = &m.uidl {
+            return u.clone();
+        }
         format!("{:08x}{:08x}", self.uidvalidity, m.uid)
     }
 
@@ -651,10 +656,12 @@ impl Session {
                 let mb = s.mailbox(id, "INBOX")?;
                 // The exact octets RETR sends (CRLF lines), counted at delivery.
                 let msgs = s.pop3_sizes(mb.id)?;
-                Ok((mb, msgs))
+                let uidls: std::collections::HashMap<u32, String> =
+                    s.pop3_uidls(mb.id)?.into_iter().collect();
+                Ok((mb, msgs, uidls))
             })
             .await;
-        let (mb, metas) = match snap {
+        let (mb, metas, mut uidls) = match snap {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(user = %account.address, "pop3 cannot open INBOX: {e}");
@@ -672,6 +679,7 @@ impl Session {
                     bare_lf: m.bare_lf,
                     deleted: false,
                     retrieved: false,
+                    uidl: uidls.remove(&m.uid),
                 })
                 .collect(),
             account,

@@ -50,6 +50,8 @@ pub use dkim::{DkimAlgorithm, DkimKey, DkimState};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
 pub use logins::LoginRecord;
+pub use sqlite::backup::{restore, BackupReport};
+pub use sqlite::import::{ImportMailbox, ImportMessage, ImportStart, Imported};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -772,6 +774,28 @@ pub trait Backend: Send + Sync + 'static {
     /// and not yet expired at `now` (vacation's one reply per sender per :days, RFC 5230
     /// 4.2, and the duplicate test, RFC 7352).
     fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool>;
+    // --- import with identities kept (issue 16, `import.rs`) ---
+    /// Starts an import run from `source` into an account: refused when the account has
+    /// mail, unless `merge` or an unfinished run from the same source is resumed.
+    fn import_begin(&self, account: AccountId, source: &str, merge: bool) -> Result<ImportStart>;
+    /// Marks a run finished.
+    fn import_finish(&self, account: AccountId, source: &str) -> Result<()>;
+    /// The mailbox to import a source folder into, with the source's UIDVALIDITY when
+    /// it is new or never held mail.
+    fn import_mailbox(&self, account: AccountId, name: &str, uidvalidity: u32)
+        -> Result<ImportMailbox>;
+    /// Stores one message with its UID (when free), flags, date and POP3 UIDL, once per
+    /// key. Durable, never refused for quota.
+    fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported>;
+    /// Raises UIDNEXT to the source's, and leaves the imported messages not `\Recent`.
+    fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()>;
+    /// The POP3 UIDLs kept from an import for a mailbox's present messages, by UID.
+    fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>>;
+
+    // --- backup (issue 16, `backup.rs`) ---
+    /// An online, consistent copy of the whole store into `dest` (database snapshot plus
+    /// the blob files not there yet); restore it with [`restore`].
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupReport>;
 }
 
 /// What the store holds, for monitoring.

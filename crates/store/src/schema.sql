@@ -324,4 +324,28 @@ CREATE TABLE IF NOT EXISTS sieve_seen (
     id         TEXT NOT NULL,
     expires    INTEGER NOT NULL,
     PRIMARY KEY (account_id, id)
+-- Import (issue 16, import.rs): the POP3 UIDL a message had on the server it was
+-- imported from, served by POP3 UIDL instead of the generated one so that
+-- leave-on-server clients download nothing again.
+CREATE TABLE IF NOT EXISTS pop3_uidl (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    uidl       TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+-- Import (issue 16): what each import run has brought in, by a key naming the message
+-- in its source (folder + UIDVALIDITY + UID for Maildir), so that a second run after an
+-- interruption imports the rest and never a message twice.
+CREATE TABLE IF NOT EXISTS imported (
+    account_id INTEGER NOT NULL,
+    key        TEXT NOT NULL,
+    PRIMARY KEY (account_id, key)
+) WITHOUT ROWID;
+-- Import (issue 16): runs begun and not finished, so that a rerun of an interrupted
+-- import into a now non-empty account is not refused as a merge.
+CREATE TABLE IF NOT EXISTS import_runs (
+    account_id INTEGER NOT NULL,
+    source     TEXT NOT NULL,
+    finished   INTEGER,
+    PRIMARY KEY (account_id, source)
 ) WITHOUT ROWID;

@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex};
 
 #[path = "recent.rs"]
 mod recent;
+#[path = "import.rs"]
+pub mod import;
+#[path = "backup.rs"]
+pub mod backup;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -521,7 +525,7 @@ fn join_keywords(k: &BTreeSet<String>) -> String {
 }
 
 /// Keywords are IMAP atoms: no spaces, controls, or atom-specials.
-fn check_keywords(keywords: &[String]) -> Result<()> {
+pub(crate) fn check_keywords(keywords: &[String]) -> Result<()> {
     const MAX_KEYWORD: usize = 128;
     for k in keywords {
         let bad = k.is_empty()
@@ -2774,6 +2778,39 @@ impl Backend for SqliteBackend {
     }
     fn outbound_held(&self, account: AccountId) -> Result<bool> {
         self.q_outbound_held(account)
+    }
+
+    fn import_begin(&self, account: AccountId, source: &str, merge: bool) -> Result<ImportStart> {
+        import::begin(self, account, source.to_string(), merge)
+    }
+
+    fn import_finish(&self, account: AccountId, source: &str) -> Result<()> {
+        import::finish(self, account, source.to_string())
+    }
+
+    fn import_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        uidvalidity: u32,
+    ) -> Result<ImportMailbox> {
+        import::mailbox(self, account, name.to_string(), uidvalidity)
+    }
+
+    fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported> {
+        import::message(self, mailbox, msg)
+    }
+
+    fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()> {
+        import::finish_mailbox(self, mailbox, uidnext)
+    }
+
+    fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
+        import::pop3_uidls(self, mailbox)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport> {
+        backup::backup(self, dest)
     }
 }
 
