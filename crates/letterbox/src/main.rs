@@ -58,6 +58,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Trash and Junk expiry (autoexpunge).
+    #[command(subcommand)]
+    Expire(admin::ExpireCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

@@ -93,6 +93,11 @@ pub struct StoreOptions {
     /// `[auth] cache_ttl`: seconds a successful password check is remembered
     /// ([`password::VerifiedCache`]); 0: never.
     pub auth_cache_ttl: u64,
+    /// `[expire] trash` and `junk`: days after which messages saved into the `\Trash`
+    /// and `\Junk` folders are expunged, unless a domain or account says otherwise
+    /// (`0`: never).
+    pub expire_trash_days: u32,
+    pub expire_junk_days: u32,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -113,6 +118,8 @@ impl Default for StoreOptions {
             default_retention: Retention::Keep,
             inline_max: DEFAULT_INLINE_MAX,
             auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
+            expire_trash_days: 30,
+            expire_junk_days: 30,
         }
     }
 }
@@ -592,6 +599,33 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+    /// Sets the Trash (`folder` = [`SpecialUse::Trash`]) or Junk expiry of a domain or an
+    /// account (`scope` has an `@`) in days, `0` for never; `None` inherits (the domain's,
+    /// then `[expire]`'s).
+    fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()>;
+    /// Every domain or account with its own expiry: (scope, trash days, junk days).
+    fn expire_policies(&self) -> Result<Vec<ExpirePolicy>>;
+    /// Expunges what has been in a `\Trash` or `\Junk` folder longer than its policy
+    /// allows at time `now`, through the normal expunge path; one entry per folder that
+    /// lost messages.
+    fn expire(&self, now: i64) -> Result<Vec<Expired>>;
+}
+
+/// A domain's or an account's own expiry settings (`None`: inherited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirePolicy {
+    pub scope: String,
+    pub trash: Option<u32>,
+    pub junk: Option<u32>,
+}
+
+/// What one expiry run removed from one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub address: String,
+    pub mailbox: String,
+    pub messages: u64,
+    pub bytes: u64,
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 
 #[path = "recent.rs"]
 mod recent;
+#[path = "expire.rs"]
+mod expire;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -760,6 +762,7 @@ impl WriteCtx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]])?;
+        expire::saved(&self.tx, mailbox.id, uid)?;
         self.changes.push(Change {
             account: mailbox.account_id,
             mailbox: mailbox.id,
@@ -784,6 +787,7 @@ impl WriteCtx<'_> {
                 )
                 .optional()?;
             let Some((size, blob)) = row else { continue };
+            expire::forget(&self.tx, mailbox.id, uid)?;
             let m = match modseq {
                 Some(m) => m,
                 None => {
@@ -2397,6 +2401,18 @@ impl Backend for SqliteBackend {
 
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
         recent::claim(self, mailbox, take)
+    }
+
+    fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()> {
+        expire::set(self, scope, folder, days)
+    }
+
+    fn expire_policies(&self) -> Result<Vec<crate::ExpirePolicy>> {
+        expire::policies(self)
+    }
+
+    fn expire(&self, now: i64) -> Result<Vec<crate::Expired>> {
+        expire::run(self, now)
     }
 }
 
