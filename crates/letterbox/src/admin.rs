@@ -425,6 +425,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             };
             store.set_expire(&scope, folder, days)?;
         }
+        Command::Attachments(c) => crate::attachments::run(&store, c, out)?,
         Command::Expire(ExpireCmd::Show) => {
             let d = |v: Option<u32>| match v {
                 None => "default".to_string(),

@@ -2,6 +2,7 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod attachments;
 mod privileges;
 mod serve;
 
@@ -61,6 +62,9 @@ pub enum Command {
     /// Trash and Junk expiry (autoexpunge).
     #[command(subcommand)]
     Expire(admin::ExpireCmd),
+    /// Remove attachments from stored messages (Thunderbird-style placeholders).
+    #[command(subcommand)]
+    Attachments(attachments::AttachmentsCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

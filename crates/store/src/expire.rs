@@ -25,8 +25,10 @@ use rusqlite::{params, Connection, Transaction};
 
 /// Records that `uid` was saved into `mailbox` now.
 pub(super) fn saved(tx: &Transaction, mailbox: MailboxId, uid: i64) -> Result<()> {
-    tx.prepare_cached("INSERT OR REPLACE INTO message_saved (mailbox_id, uid, saved) VALUES (?1, ?2, ?3)")?
-        .execute(params![mailbox, uid, crate::now()])?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO message_saved (mailbox_id, uid, saved) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![mailbox, uid, crate::now()])?;
     Ok(())
 }
 
@@ -41,11 +43,18 @@ fn column(folder: SpecialUse) -> Result<&'static str> {
     match folder {
         SpecialUse::Trash => Ok("trash"),
         SpecialUse::Junk => Ok("junk"),
-        _ => Err(Error::Invalid("expiry applies to the \\Trash and \\Junk folders only".into())),
+        _ => Err(Error::Invalid(
+            "expiry applies to the \\Trash and \\Junk folders only".into(),
+        )),
     }
 }
 
-pub(super) fn set(b: &SqliteBackend, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()> {
+pub(super) fn set(
+    b: &SqliteBackend,
+    scope: &str,
+    folder: SpecialUse,
+    days: Option<u32>,
+) -> Result<()> {
     let col = column(folder)?;
     let scope = if scope.contains('@') {
         let a = normalize_address(scope);
@@ -85,8 +94,12 @@ fn read_policies(c: &Connection) -> Result<Vec<ExpirePolicy>> {
         .query_map([], |r| {
             Ok(ExpirePolicy {
                 scope: r.get(0)?,
-                trash: r.get::<_, Option<i64>>(1)?.map(|d| d.clamp(0, u32::MAX as i64) as u32),
-                junk: r.get::<_, Option<i64>>(2)?.map(|d| d.clamp(0, u32::MAX as i64) as u32),
+                trash: r
+                    .get::<_, Option<i64>>(1)?
+                    .map(|d| d.clamp(0, u32::MAX as i64) as u32),
+                junk: r
+                    .get::<_, Option<i64>>(2)?
+                    .map(|d| d.clamp(0, u32::MAX as i64) as u32),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -94,17 +107,24 @@ fn read_policies(c: &Connection) -> Result<Vec<ExpirePolicy>> {
 }
 
 /// The days in force for one account's folder: the account's, the domain's, `[expire]`'s.
-fn days_for(b: &SqliteBackend, policies: &[ExpirePolicy], address: &str, folder: SpecialUse) -> u32 {
+fn days_for(
+    b: &SqliteBackend,
+    policies: &[ExpirePolicy],
+    address: &str,
+    folder: SpecialUse,
+) -> u32 {
     let pick = |p: &ExpirePolicy| match folder {
         SpecialUse::Trash => p.trash,
         _ => p.junk,
     };
     let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let find = |scope: &str| policies.iter().find(|p| p.scope == scope).and_then(pick);
-    find(address).or_else(|| find(domain)).unwrap_or(match folder {
-        SpecialUse::Trash => b.opts.expire_trash_days,
-        _ => b.opts.expire_junk_days,
-    })
+    find(address)
+        .or_else(|| find(domain))
+        .unwrap_or(match folder {
+            SpecialUse::Trash => b.opts.expire_trash_days,
+            _ => b.opts.expire_junk_days,
+        })
 }
 
 pub(super) fn run(b: &SqliteBackend, now: i64) -> Result<Vec<Expired>> {

@@ -609,6 +609,25 @@ pub trait Backend: Send + Sync + 'static {
     /// allows at time `now`, through the normal expunge path; one entry per folder that
     /// lost messages.
     fn expire(&self, now: i64) -> Result<Vec<Expired>>;
+    /// Replaces message `uid` (still `expected_size` octets, or nothing is done) by
+    /// `body` in one transaction: a new UID in the same mailbox with the same flags,
+    /// keywords and internal date, the old one expunged, the quota adjusted (replace.rs).
+    fn replace_message(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+    ) -> Result<Replaced>;
+}
+
+/// What [`Backend::replace_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub uid: u32,
+    pub modseq: u64,
+    pub old_size: u64,
+    pub new_size: u64,
 }
 
 /// A domain's or an account's own expiry settings (`None`: inherited).

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 mod recent;
 #[path = "expire.rs"]
 mod expire;
+#[path = "replace.rs"]
+mod replace;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -2413,6 +2415,16 @@ impl Backend for SqliteBackend {
 
     fn expire(&self, now: i64) -> Result<Vec<crate::Expired>> {
         expire::run(self, now)
+    }
+
+    fn replace_message(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+    ) -> Result<Replaced> {
+        replace::replace(self, mailbox, uid, expected_size, body)
     }
 }
 
