@@ -193,7 +193,8 @@ def test_transaction_commands_exact_replies(server):
     uids = [deliver(server, b) for b in bodies]
     msgs = [stored(server, u) for u in uids]
     assert msgs[0] == b"Delivered-To: alice@example.com\r\n" + SIMPLE
-    sizes = [len(m) for m in msgs]
+    # RFC 1939: the exact octets RETR sends, whose last line gets its missing CRLF.
+    sizes = [len(m if m.endswith(b"\r\n") else m + b"\r\n") for m in msgs]
     total = sum(sizes)
 
     r = Raw(server)
@@ -297,10 +298,11 @@ def test_message_edge_cases_exact_octets(server):
     r.login()
     for i, uid in enumerate(uids, 1):
         want = stored(server, uid)
-        assert r.cmd(f"LIST {i}") == f"+OK {i} {len(want)}"
-        assert r.cmd(f"RETR {i}") == f"+OK {len(want)} octets"
-        wire = r.body()
         expect = want if want.endswith(b"\r\n") else want + b"\r\n"
+        # LIST and RETR announce the exact octets sent (RFC 1939), final CRLF included.
+        assert r.cmd(f"LIST {i}") == f"+OK {i} {len(expect)}"
+        assert r.cmd(f"RETR {i}") == f"+OK {len(expect)} octets"
+        wire = r.body()
         assert unstuff(wire) == expect, (i, wire[:80])
         # Stuffing: every line that starts with '.' got one more.
         for line in wire[:-3].split(b"\r\n"):

@@ -49,6 +49,7 @@ pub struct Config {
     pub log: Log,
     pub server: Server,
     pub store: StoreConfig,
+    pub web: Web,
     pub expire: Expire,
 }
 
@@ -68,6 +69,7 @@ impl Default for Config {
             log: Log::default(),
             server: Server::default(),
             store: StoreConfig::default(),
+            web: Web::default(),
             expire: Expire::default(),
         }
     }
@@ -94,6 +96,8 @@ pub struct Listen {
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
+    /// The web portal over implicit TLS (the `[tls]` certificate).
+    pub https: Vec<SocketAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -114,6 +118,7 @@ impl Default for Listen {
             pop3: addrs(&["0.0.0.0:110"]),
             pop3s: addrs(&["0.0.0.0:995"]),
             http: addrs(&["127.0.0.1:8080"]),
+            https: vec![],
         }
     }
 }
@@ -147,6 +152,9 @@ pub struct Auth {
     /// kept, never the password; a changed password makes it stale at once; failures are
     /// never remembered). `0` turns the cache off.
     pub cache_ttl: u64,
+    /// Successful logins remembered per account (time, client address, protocol,
+    /// application password), shown in the web portal; `0` records none.
+    pub login_history: u32,
 }
 
 impl Default for Auth {
@@ -158,6 +166,7 @@ impl Default for Auth {
             block_duration: 900,
             failure_delay_ms: 500,
             cache_ttl: 300,
+            login_history: 50,
         }
     }
 }
@@ -211,12 +220,18 @@ pub struct StoreConfig {
     /// larger ones as blob files: a delivery of a small message then costs one fsync (the
     /// commit's) instead of three (file, directory, commit). `0`: every body in a file.
     pub inline_max: ByteSize,
+    /// Space kept in reserve (a file `data_dir/disk-reserve`) so that deleting mail and
+    /// changing flags always commit on a full disk; released when the disk fills, put
+    /// back when space returns. While it is released, deliveries are refused (`452
+    /// 4.3.1`). `0`: no reserve.
+    pub disk_reserve: ByteSize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             inline_max: ByteSize(64 * 1024),
+            disk_reserve: ByteSize(8 << 20),
         }
     }
 }
@@ -319,13 +334,135 @@ pub struct Limits {
     pub timeout_idle: u64,
     /// Connections open at once, all listeners together.
     pub max_connections: u32,
-    /// Connections open at once from one IP address (an IPv6 client counts by its /64).
+    /// Connections of one service (IMAP, POP3, SMTP, LMTP, submission: each counted
+    /// apart) open at once from one IP address (an IPv6 client counts by its /64), unless
+    /// `[limits.SERVICE] max_connections_per_ip` says otherwise. Trusted networks are
+    /// never refused for it. (Before per-service limits, one count covered every
+    /// service.)
     pub max_connections_per_ip: u32,
     /// Failed authentications per session before it is closed.
     pub max_auth_failures: u32,
     /// Octets of message content that all sessions together may hold in memory while
     /// receiving it (SMTP/LMTP DATA and BDAT); past it a message gets a temporary refusal.
     pub max_buffered_content: ByteSize,
+    /// IMAP and POP3 sessions logged in at once as one user from one address (Dovecot's
+    /// `mail_max_userip_connections`); 0: no limit. Applies to trusted networks too.
+    pub max_userip_connections: u32,
+    /// Networks (CIDR, `10.0.0.0/8`, `2001:db8::/32`, or one address) that the per-address
+    /// connection limits never refuse; delivery (SMTP/LMTP) from them is never refused for
+    /// connection counts. Default: loopback.
+    pub trusted_networks: Vec<Cidr>,
+    /// Per-service limits (`[limits.imap]`, `[limits.pop3]`, `[limits.smtp]`,
+    /// `[limits.lmtp]`, `[limits.submission]`); implicit-TLS listeners count with their
+    /// protocol.
+    pub imap: ServiceLimits,
+    pub pop3: ServiceLimits,
+    pub smtp: ServiceLimits,
+    pub lmtp: ServiceLimits,
+    pub submission: ServiceLimits,
+}
+
+/// `[limits.SERVICE]`: one service's connection limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceLimits {
+    /// Connections of this service open at once from one address (not from trusted
+    /// networks). Absent: `[limits] max_connections_per_ip`.
+    pub max_connections_per_ip: Option<u32>,
+    /// Connections of this service open at once, all addresses together. Absent: only
+    /// `[limits] max_connections` (all services together) applies.
+    pub max_connections: Option<u32>,
+}
+
+impl Limits {
+    /// A service's limits by listener base name (`imap`, `pop3`, `smtp`, `lmtp`,
+    /// `submission`); other names get the defaults.
+    pub fn service(&self, name: &str) -> ServiceLimits {
+        match name {
+            "imap" => self.imap.clone(),
+            "pop3" => self.pop3.clone(),
+            "smtp" => self.smtp.clone(),
+            "lmtp" => self.lmtp.clone(),
+            "submission" => self.submission.clone(),
+            _ => ServiceLimits::default(),
+        }
+    }
+
+    /// Whether `ip` is in `trusted_networks`.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_networks.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// A network in CIDR notation (`192.0.2.0/24`, `2001:db8::/32`); a bare address is a
+/// network of one. An IPv4-mapped IPv6 client address matches the IPv4 networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "malformed network '{s}' (expected e.g. 10.0.0.0/8, 2001:db8::/32 or an address)"
+            )
+        };
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(bad)?
+            }
+            Some(_) => return Err(bad()),
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
 }
 
 impl Default for Limits {
@@ -340,6 +477,22 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             max_auth_failures: 3,
             max_buffered_content: ByteSize(512 * 1024 * 1024),
+            max_userip_connections: 10,
+            trusted_networks: vec![
+                Cidr {
+                    addr: std::net::Ipv4Addr::new(127, 0, 0, 0).into(),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: std::net::Ipv6Addr::LOCALHOST.into(),
+                    prefix: 128,
+                },
+            ],
+            imap: ServiceLimits::default(),
+            pop3: ServiceLimits::default(),
+            smtp: ServiceLimits::default(),
+            lmtp: ServiceLimits::default(),
+            submission: ServiceLimits::default(),
         }
     }
 }
@@ -361,6 +514,76 @@ impl Default for Server {
             user: "letterbox".into(),
             allow_root: false,
         }
+    }
+}
+
+/// `[web]`: the web portal on `[listen] http` / `https`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// The portal's public URL (`https://mail.example.com`), used in the links that quota
+    /// warnings and the IMAP `[ALERT]` give to the usage page. Empty: built from
+    /// `hostname` and the first `https` (else `http`) listener's port.
+    pub url: String,
+    /// Seconds a portal login lasts.
+    pub session_lifetime: u64,
+    /// Largest request body the portal reads (forms and JSON).
+    pub max_request_body: ByteSize,
+    /// Largest size a user may ask for in a quota request.
+    pub max_quota_request: ByteSize,
+    /// Messages the usage page lists as the largest.
+    pub largest_messages: u32,
+    /// Networks allowed to read `/metrics` (`"127.0.0.1/32"`, `"10.0.0.0/8"`, `"::1"`);
+    /// others get 403. Default: loopback only.
+    pub metrics_allow: Vec<Cidr>,
+    /// The host name mail programs are told to connect to (autoconfiguration, the
+    /// settings page). Empty: `hostname`.
+    pub mail_host: String,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            url: String::new(),
+            session_lifetime: 8 * 3600,
+            max_request_body: ByteSize(64 * 1024),
+            max_quota_request: ByteSize(1 << 40),
+            largest_messages: 10,
+            metrics_allow: vec![
+                Cidr {
+                    addr: std::net::Ipv4Addr::new(127, 0, 0, 0).into(),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: std::net::Ipv6Addr::LOCALHOST.into(),
+                    prefix: 128,
+                },
+            ],
+            mail_host: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The portal's public URL without a trailing slash (see [`Web::url`]).
+    pub fn web_url(&self) -> String {
+        if !self.web.url.is_empty() {
+            return self.web.url.trim_end_matches('/').to_string();
+        }
+        if let Some(a) = self.listen.https.first() {
+            return format!("https://{}:{}", self.hostname, a.port());
+        }
+        if let Some(a) = self.listen.http.first() {
+            return format!("http://{}:{}", self.hostname, a.port());
+        }
+        format!("https://{}", self.hostname)
+    }
+
+    /// The portal's usage page, when the portal is on (`[web] url` set or an `http`/`https`
+    /// listener configured): quota warnings and the IMAP `[ALERT]` link to it.
+    pub fn web_usage_url(&self) -> Option<String> {
+        let on = !self.web.url.is_empty() || !self.listen.http.is_empty() || !self.listen.https.is_empty();
+        on.then(|| format!("{}/usage", self.web_url()))
     }
 }
 
@@ -622,6 +845,14 @@ impl Config {
         if self.smtp.max_recipients == 0 {
             return Err(err("smtp.max_recipients", "must be at least 1"));
         }
+        if self.web.session_lifetime == 0 {
+            return Err(err("web.session_lifetime", "must be at least 1 second"));
+        }
+        if !self.web.url.is_empty()
+            && !(self.web.url.starts_with("https://") || self.web.url.starts_with("http://"))
+        {
+            return Err(err("web.url", "must start with https:// or http://"));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key go together: give both or neither"));
         }
@@ -675,6 +906,36 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = parse("").unwrap();
+        assert_eq!(c.limits.max_userip_connections, 10);
+        assert!(c.limits.is_trusted("127.0.0.9".parse().unwrap()));
+        assert!(c.limits.is_trusted("::1".parse().unwrap()));
+        assert!(c.limits.is_trusted("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!c.limits.is_trusted("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.limits.service("imap").max_connections_per_ip, None);
+        let c = parse(
+            "[limits]\nmax_connections_per_ip = 7\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]\n\
+             [limits.imap]\nmax_connections_per_ip = 200\nmax_connections = 900\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_connections_per_ip, 7);
+        assert_eq!(c.limits.service("imap").max_connections_per_ip, Some(200));
+        assert_eq!(c.limits.service("imap").max_connections, Some(900));
+        assert!(c.limits.is_trusted("10.1.2.3".parse().unwrap()));
+        assert!(c.limits.is_trusted("2001:db8:5::1".parse().unwrap()));
+        assert!(c.limits.is_trusted("192.0.2.7".parse().unwrap()));
+        assert!(!c.limits.is_trusted("192.0.2.8".parse().unwrap()));
+        assert!(!c.limits.is_trusted("127.0.0.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "10.0.0.0/", "nonsense", "::/129"] {
+            let e = parse(&format!("[limits]\ntrusted_networks = [\"{bad}\"]\n")).unwrap_err();
+            assert!(e.to_string().contains("limits.trusted_networks"), "{e}");
+        }
+        let e = parse("[limits.imap]\nmax_per_ip = 3\n").unwrap_err();
+        assert!(e.to_string().contains("limits.imap"), "{e}");
     }
 
     #[test]
@@ -807,6 +1068,22 @@ retention = "14d"
             .unwrap_err()
             .to_string();
         assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn web_metrics_allow_networks() {
+        let c = parse("").unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let allowed = |c: &Config, s: &str| c.web.metrics_allow.iter().any(|n| n.contains(ip(s)));
+        assert!(allowed(&c, "127.0.0.2") && allowed(&c, "::1") && allowed(&c, "::ffff:127.0.0.1"));
+        assert!(!allowed(&c, "192.0.2.1"));
+        let c = parse("[web]\nmetrics_allow = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n").unwrap();
+        assert!(allowed(&c, "127.0.0.1") && !allowed(&c, "127.0.0.2"));
+        assert!(allowed(&c, "10.200.0.1") && allowed(&c, "2001:db8:1::1") && !allowed(&c, "2001:db9::1"));
+        let e = parse("[web]\nmetrics_allow = [\"10.0.0.0/33\"]\n").unwrap_err().to_string();
+        assert!(e.contains("web.metrics_allow"), "{e}");
+        let c = parse("[web]\nmetrics_allow = [\"0.0.0.0/0\"]\n").unwrap();
+        assert!(allowed(&c, "192.0.2.1"));
     }
 
     #[test]

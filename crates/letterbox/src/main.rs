@@ -2,9 +2,12 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod apppass_cmd;
+mod portal;
 mod attachments;
 mod privileges;
 mod serve;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -59,6 +62,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
     /// Trash and Junk expiry (autoexpunge).
     #[command(subcommand)]
     Expire(admin::ExpireCmd),

@@ -85,7 +85,42 @@ pub fn drop_for_serve(config: &Config) -> Result<()> {
     }
     chown_tree(&config.data_dir, uid, gid)?;
     become_user(uid, gid)?;
+    check_store_reachable(config, name)?;
     tracing::info!("running as {name} (uid {uid})");
+    Ok(())
+}
+
+/// After the switch: the store was opened as root, but every new connection to it (the
+/// read pool, the watcher) and every blob file is opened as `user`. A data directory
+/// whose path that user cannot walk (a parent directory without search permission)
+/// would leave a server that listens and fails every session; refuse to start instead.
+fn access(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn check_store_reachable(config: &Config, user: &str) -> Result<()> {
+    let db = config.data_dir.join("store.db");
+    let probe = config.data_dir.join(".write-test");
+    // Never open store.db itself here: closing any descriptor of it would drop the
+    // POSIX locks SQLite holds on it in this process (the writer's connection).
+    let result = access(&db)
+        .and_then(|()| std::fs::read_dir(config.data_dir.join("blobs")).map(drop))
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = result {
+        bail!(
+            "cannot reach the store {} as user `{user}` (config key `server.user`): {e}; \
+             let that user reach and write every directory on the path",
+            config.data_dir.display()
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,9 @@
 //! `letterbox serve`: binds the listeners of `[listen]`, accepts connections within the
 //! connection limits (a refused client is told so in its protocol's words, see
-//! [`Service::busy`]), and hands each to its protocol's [`Service`]. Also runs the store's
+//! [`Service::busy`]), and hands each to its protocol's [`Service`]. The per-address
+//! limits count each service apart (`[limits.SERVICE]`) and never refuse `[limits]
+//! trusted_networks`, so that a webmail, an office behind NAT and the local MTA can share
+//! one address (see [`Limits`]). Also runs the store's
 //! periodic maintenance (blob garbage collection, the POP3 retention sweep, Trash and
 //! Junk expiry).
 
@@ -34,6 +37,7 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_smtp::lmtp(ctx.clone()),
         letterbox_smtp::submission(ctx.clone()),
         Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
+        letterbox_web::WebService::new(ctx.clone()),
     ]
 }
 
@@ -76,11 +80,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
 
     let limits = Arc::new(Limits {
         total: Semaphore::new(config.limits.max_connections as usize),
-        per_ip: Mutex::new(HashMap::new()),
-        max_per_ip: config.limits.max_connections_per_ip,
+        counts: Mutex::new(HashMap::new()),
+        config: config.clone(),
     });
     let l = &config.listen;
-    let wanted: [(&str, &Vec<SocketAddr>); 9] = [
+    let wanted: [(&'static str, &Vec<SocketAddr>); 10] = [
         ("smtp", &l.smtp),
         ("lmtp", &l.lmtp),
         ("submission", &l.submission),
@@ -90,6 +94,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         ("pop3", &l.pop3),
         ("pop3s", &l.pop3s),
         ("http", &l.http),
+        ("https", &l.https),
     ];
     let mut bound = Vec::new();
     for (name, addrs) in wanted {
@@ -101,6 +106,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
             "imaps" => ("imap", true),
             "pop3s" => ("pop3", true),
             "submissions" => ("submission", true),
+            "https" => ("http", true),
             other => (other, false),
         };
         let Some(service) = by_name.get(base) else {
@@ -112,7 +118,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                 format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
             })?;
             tracing::info!("listening for {name} on {addr}");
-            bound.push((listener, service.clone(), implicit_tls.then(|| tls.clone())));
+            bound.push((
+                listener,
+                service.clone(),
+                implicit_tls.then(|| tls.clone()),
+                name,
+            ));
         }
     }
     // Ports are bound: root is no longer needed.
@@ -120,10 +131,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     if bound.is_empty() {
         tracing::warn!("no listener is active");
     }
-    for (listener, service, tls) in bound {
-        tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
+    for (listener, service, tls, name) in bound {
+        tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
     tokio::spawn(warnings(store.clone(), config.clone()));
+    tokio::spawn(letterbox_web::maintenance(store.clone()));
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -145,29 +157,91 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The connection limits (`[limits]`): `max_connections` for all services together,
+/// and per service (`[limits.SERVICE]`) a total and a per-address count. Trusted
+/// networks (`[limits] trusted_networks`) are never refused for their address's count,
+/// and delivery (SMTP, LMTP) from them is never refused for any count.
 struct Limits {
     total: Semaphore,
-    per_ip: Mutex<HashMap<IpAddr, u32>>,
-    max_per_ip: u32,
+    /// Open connections by (service, address) and by (service, None): the service total.
+    counts: Mutex<HashMap<(&'static str, Option<IpAddr>), u32>>,
+    config: Arc<Config>,
 }
 
-/// Releases a connection's place in the limits when the session ends.
+/// What a connection holds of the limits, given back when the session ends.
 struct Slot {
     limits: Arc<Limits>,
-    /// The client's address as limits count it (an IPv6 client by its /64).
-    ip: IpAddr,
+    /// It took a place in `max_connections`.
+    total: bool,
+    /// The count keys it incremented.
+    keys: Vec<(&'static str, Option<IpAddr>)>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut m = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
+        let mut m = self.limits.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = m.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(key);
+                }
             }
         }
-        self.limits.total.add_permits(1);
+        drop(m);
+        if self.total {
+            self.limits.total.add_permits(1);
+        }
+    }
+}
+
+impl Limits {
+    /// Takes a place for a connection of `service` from `addr`, or names the limit
+    /// (its config key) that refuses it.
+    fn admit(self: &Arc<Self>, service: &'static str, addr: IpAddr) -> Result<Slot, String> {
+        let limits = &self.config.limits;
+        let trusted = limits.is_trusted(addr);
+        let mut slot = Slot {
+            limits: self.clone(),
+            total: false,
+            keys: Vec::new(),
+        };
+        // A trusted MTA handing over mail is never turned away for a count: refusing it
+        // only delays mail that is already on its way.
+        if trusted && matches!(service, "smtp" | "lmtp") {
+            return Ok(slot);
+        }
+        let Ok(permit) = self.total.try_acquire() else {
+            return Err("limits.max_connections".into());
+        };
+        permit.forget();
+        slot.total = true;
+        let svc = limits.service(service);
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(max) = svc.max_connections {
+            let n = m.entry((service, None)).or_insert(0);
+            if *n >= max {
+                return Err(format!("limits.{service}.max_connections"));
+            }
+            *n += 1;
+            slot.keys.push((service, None));
+        }
+        if !trusted {
+            let max = svc
+                .max_connections_per_ip
+                .unwrap_or(limits.max_connections_per_ip);
+            let key = (service, Some(letterbox_proto::client_net(addr)));
+            let n = m.entry(key).or_insert(0);
+            if *n >= max {
+                return Err(match svc.max_connections_per_ip {
+                    Some(_) => format!("limits.{service}.max_connections_per_ip"),
+                    None => "limits.max_connections_per_ip".into(),
+                });
+            }
+            *n += 1;
+            slot.keys.push(key);
+        }
+        Ok(slot)
     }
 }
 
@@ -176,7 +250,9 @@ async fn accept_loop(
     service: Arc<dyn Service>,
     limits: Arc<Limits>,
     tls: Option<Arc<Tls>>,
+    listener_name: &'static str,
 ) {
+    let metrics = letterbox_proto::metrics::metrics();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -188,39 +264,22 @@ async fn accept_loop(
             }
         };
         let local = stream.local_addr().unwrap_or(addr);
-        let Ok(permit) = limits.total.try_acquire() else {
-            tracing::warn!(
-                "{}: refusing {addr}: limits.max_connections reached",
-                service.name()
-            );
-            refuse(stream, service.as_ref(), tls.is_some());
-            continue;
-        };
-        permit.forget();
-        {
-            let mut m = limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = m.entry(letterbox_proto::client_net(addr.ip())).or_insert(0);
-            if *n >= limits.max_per_ip {
-                drop(m);
-                limits.total.add_permits(1);
-                tracing::warn!(
-                    "{}: refusing {addr}: limits.max_connections_per_ip reached",
-                    service.name()
-                );
+        let slot = match limits.admit(service.name(), addr.ip()) {
+            Ok(slot) => slot,
+            Err(key) => {
+                tracing::warn!("{}: refusing {addr}: {key} reached", service.name());
+                metrics.refused(listener_name);
                 refuse(stream, service.as_ref(), tls.is_some());
                 continue;
             }
-            *n += 1;
-        }
-        let slot = Slot {
-            limits: limits.clone(),
-            ip: letterbox_proto::client_net(addr.ip()),
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
+        let active = metrics.connection(listener_name);
         tokio::spawn(async move {
             let _slot = slot;
+            let _active = active;
             let (stream, tls_on): (letterbox_proto::BoxStream, bool) = match tls {
                 None => (Box::new(stream), false),
                 Some(tls) => match tls.accept(Box::new(stream)).await {

@@ -2,8 +2,10 @@
 //! lines that start with `.`, the line limit of TOP, and the terminating line.
 //!
 //! Both work on a stream of chunks, so a message never has to be held whole. A "line
-//! start" is the first octet of the message and every octet after an LF; stored messages
-//! have CRLF line ends, so that is the CRLF rule of the RFC.
+//! start" is the first octet of the message and every octet after an LF. A message stored
+//! with LF-only line ends (IMAP APPEND may store one) is sent with CRLF (`crlf`), and
+//! one without a final line end gets one, so that RETR sends exactly the size LIST gave
+//! (`letterbox_store::line_ends`).
 
 /// Dot-stuffs a message body chunk by chunk and ends it with the terminating `.` line.
 #[derive(Debug)]
@@ -12,8 +14,10 @@ pub struct DotStuffer {
     /// The last two octets passed in (before stuffing), to know whether the body ended
     /// with CRLF.
     tail: [u8; 2],
-    /// Octets passed in (before stuffing): what LIST and STAT count.
+    /// Octets passed on (after CRLF repair, before stuffing): what LIST and STAT count.
     pub octets: u64,
+    /// Send LF-only line ends as CRLF (the message has some: known from the store).
+    pub crlf: bool,
 }
 
 impl Default for DotStuffer {
@@ -22,13 +26,43 @@ impl Default for DotStuffer {
             at_line_start: true,
             tail: [0, 0],
             octets: 0,
+            crlf: false,
         }
     }
 }
 
 impl DotStuffer {
-    /// Appends `input`, dot-stuffed, to `out`.
+    /// A stuffer; `crlf`: the message has LF-only line ends to send as CRLF.
+    pub fn new(crlf: bool) -> DotStuffer {
+        DotStuffer {
+            crlf,
+            ..DotStuffer::default()
+        }
+    }
+
+    /// Appends `input`, dot-stuffed (and with bare LFs made CRLF when `crlf`), to `out`.
     pub fn stuff(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.crlf && !input.is_empty() {
+            let mut fixed = Vec::with_capacity(input.len() + input.len() / 16 + 2);
+            let mut copied = 0;
+            for i in memchr::memchr_iter(b'\n', input) {
+                let before = if i == 0 { self.tail[1] } else { input[i - 1] };
+                if before != b'\r' {
+                    fixed.extend_from_slice(&input[copied..i]);
+                    fixed.push(b'\r');
+                    copied = i;
+                }
+            }
+            if !fixed.is_empty() {
+                fixed.extend_from_slice(&input[copied..]);
+                return self.stuff_crlf(&fixed, out);
+            }
+        }
+        self.stuff_crlf(input, out)
+    }
+
+    /// [`Self::stuff`] of octets whose line ends are CRLF already.
+    fn stuff_crlf(&mut self, input: &[u8], out: &mut Vec<u8>) {
         if input.is_empty() {
             return;
         }
@@ -215,6 +249,23 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn bare_lf_made_crlf_in_every_chunking() {
+        let msg: &[u8] = b"\nSubject: x\n.dot\r\nmixed\n\n.\nend";
+        let want: &[u8] = b"\r\nSubject: x\r\n..dot\r\nmixed\r\n\r\n..\r\nend\r\n.\r\n";
+        for chunk in 1..=msg.len() {
+            let mut s = DotStuffer::new(true);
+            let mut out = Vec::new();
+            for c in msg.chunks(chunk) {
+                s.stuff(c, &mut out);
+            }
+            s.finish(&mut out);
+            assert_eq!(out, want, "chunk {chunk}");
+            // The stored size + one per bare LF (`finish` adds the final CRLF).
+            assert_eq!(s.octets, msg.len() as u64 + 5);
+        }
     }
 
     #[test]

@@ -11,13 +11,19 @@
 use crate::dot::{DotStuffer, TopLimit};
 use crate::{MaildropGuard, Pop3Service};
 use letterbox_proto::auth::Login;
-use letterbox_proto::{read_line, sasl, BoxStream, Line, Peer};
+use letterbox_proto::{metrics, read_line, sasl, BoxStream, Line, Peer};
 use letterbox_store::{
     Account, Error as StoreError, FlagOp, Flags, MailboxId, MessageReader, Retention,
 };
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The commands `letterbox_command_duration_seconds` names (others count as `OTHER`).
+const POP3_VERBS: &[&str] = &[
+    "CAPA", "QUIT", "USER", "PASS", "AUTH", "UTF8", "APOP", "STLS", "STAT", "LIST", "UIDL",
+    "DELE", "RSET", "NOOP", "RETR", "TOP",
+];
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 
 /// The unit in which messages are read from the store and written to the client.
@@ -108,11 +114,16 @@ struct Maildrop {
     uidvalidity: u32,
     msgs: Vec<Msg>,
     _lock: MaildropGuard,
+    /// The session's place in `[limits] max_userip_connections`.
+    _userip: letterbox_proto::userip::UserIpSlot,
 }
 
 struct Msg {
     uid: u32,
+    /// The octets RETR sends (CRLF lines, before dot-stuffing): what LIST and STAT say.
     size: u64,
+    /// The stored octets have LF-only line ends, which RETR and TOP send as CRLF.
+    bare_lf: bool,
     deleted: bool,
     /// Sent whole by RETR in this session.
     retrieved: bool,
@@ -333,7 +344,14 @@ impl Session {
                 Input::Line => {
                     let line = std::mem::take(&mut self.line);
                     let bad_before = self.bad_commands;
+                    let started = std::time::Instant::now();
+                    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+                    let verb = metrics::command_label(
+                        std::str::from_utf8(verb).unwrap_or_default(),
+                        POP3_VERBS,
+                    );
                     let flow = self.command(&line).await;
+                    metrics::metrics().command("pop3", verb, started.elapsed());
                     self.line = line;
                     if self.bad_commands == bad_before {
                         self.bad_commands = 0;
@@ -568,7 +586,11 @@ impl Session {
 
     async fn login(&mut self, user: String, pass: String) -> io::Result<Flow> {
         let svc = self.svc.clone();
-        match svc.ctx.login(&self.peer, &user, &pass).await {
+        match svc
+            .ctx
+            .login_for(&self.peer, letterbox_store::Protocol::Pop3, &user, &pass)
+            .await
+        {
             Login::Ok(account) => self.open_maildrop(account).await,
             // Already delayed and logged by the login gate.
             Login::Failed | Login::Blocked => self.auth_failed().await,
@@ -602,6 +624,17 @@ impl Session {
 
     /// Locks the maildrop and takes the snapshot the session works on.
     async fn open_maildrop(&mut self, account: Account) -> io::Result<Flow> {
+        let Some(userip) = self.svc.ctx.userip_slot(&self.peer, account.id) else {
+            tracing::warn!(user = %account.address, peer = %self.peer.addr,
+                "pop3 login refused: limits.max_userip_connections reached");
+            // Temporary (RFC 3206 SYS/TEMP): the client may try again when one of the
+            // user's other sessions from this address has ended.
+            let text = format!(
+                "[SYS/TEMP] Maximum number of connections from user+IP exceeded (limits.max_userip_connections={})",
+                self.config().limits.max_userip_connections
+            );
+            return self.err(&text).await;
+        };
         let Some(lock) = self.svc.locks.try_lock(account.id) else {
             tracing::info!(user = %account.address, peer = %self.peer.addr,
                 "pop3 maildrop in use");
@@ -616,7 +649,8 @@ impl Session {
             .store
             .run(move |s| {
                 let mb = s.mailbox(id, "INBOX")?;
-                let msgs = s.list_messages(mb.id, false)?;
+                // The exact octets RETR sends (CRLF lines), counted at delivery.
+                let msgs = s.pop3_sizes(mb.id)?;
                 Ok((mb, msgs))
             })
             .await;
@@ -635,12 +669,14 @@ impl Session {
                 .map(|m| Msg {
                     uid: m.uid,
                     size: m.size,
+                    bare_lf: m.bare_lf,
                     deleted: false,
                     retrieved: false,
                 })
                 .collect(),
             account,
             _lock: lock,
+            _userip: userip,
         };
         let (n, octets) = md.stat();
         tracing::info!(user = %md.account.address, peer = %self.peer.addr, messages = n,
@@ -741,11 +777,12 @@ impl Session {
         } else {
             None
         };
-        let (mailbox, uid, size, retention) = (
+        let (mailbox, uid, size, retention, bare_lf) = (
             md.mailbox,
             md.msgs[i].uid,
             md.msgs[i].size,
             md.account.effective_retention,
+            md.msgs[i].bare_lf,
         );
         let store = self.svc.ctx.store.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -777,7 +814,7 @@ impl Session {
         };
         self.send(head.as_bytes()).await?;
         if !self
-            .stream(reader, first, lines.map(TopLimit::new), size)
+            .stream(reader, first, lines.map(TopLimit::new), size, bare_lf)
             .await?
         {
             // The store failed mid-message: the reply cannot be completed.
@@ -815,8 +852,9 @@ impl Session {
         first: Vec<u8>,
         mut limit: Option<TopLimit>,
         size: u64,
+        bare_lf: bool,
     ) -> io::Result<bool> {
-        let mut stuffer = DotStuffer::default();
+        let mut stuffer = DotStuffer::new(bare_lf);
         let mut out = std::mem::take(&mut self.out);
         let mut reader = Some(reader);
         let mut chunk = first;

@@ -213,8 +213,12 @@ async fn large_message_streams_byte_exact() {
     deliver(&f.store, &body);
     let mut c = Client::connect(&f, "127.0.0.1:1").await;
     c.login().await;
-    assert_eq!(c.cmd("LIST 1").await, format!("+OK 1 {}", body.len()));
-    assert_eq!(c.cmd("RETR 1").await, format!("+OK {} octets", body.len()));
+    // RETR adds the missing final CRLF, and LIST counts it (RFC 1939: the exact size).
+    assert_eq!(c.cmd("LIST 1").await, format!("+OK 1 {}", body.len() + 2));
+    assert_eq!(
+        c.cmd("RETR 1").await,
+        format!("+OK {} octets", body.len() + 2)
+    );
     let mut got = Vec::new();
     loop {
         let mut l = Vec::new();

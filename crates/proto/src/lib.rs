@@ -16,8 +16,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 pub mod auth;
 pub mod budget;
+pub mod metrics;
 pub mod sasl;
 pub mod tls;
+pub mod userip;
 
 pub use letterbox_config::Config;
 pub use letterbox_store::Store;
@@ -62,6 +64,8 @@ pub struct Context {
     pub throttle: Arc<auth::Throttle>,
     /// Message content held in memory while being received, all sessions together.
     pub content_budget: Arc<budget::Budget>,
+    /// IMAP/POP3 sessions per user and address (`[limits] max_userip_connections`).
+    pub userip: Arc<userip::UserIpLimits>,
 }
 
 impl Context {
@@ -74,6 +78,7 @@ impl Context {
             tls: None,
             throttle: Arc::default(),
             content_budget,
+            userip: Arc::default(),
         }
     }
 
@@ -83,9 +88,37 @@ impl Context {
         self
     }
 
-    /// Checks a login through the shared throttle (see [`auth::login`]).
+    /// A place for a logged-in IMAP/POP3 session of `account` from `peer` within
+    /// `[limits] max_userip_connections`; `None`: the limit is reached.
+    pub fn userip_slot(
+        &self,
+        peer: &Peer,
+        account: letterbox_store::AccountId,
+    ) -> Option<userip::UserIpSlot> {
+        self.userip.acquire(
+            account,
+            peer.addr.ip(),
+            self.config.limits.max_userip_connections,
+        )
+    }
+
+    /// Checks a login through the shared throttle (see [`auth::login`]): the account
+    /// password only, recorded as protocol `web` (the portal's login).
     pub async fn login(&self, peer: &Peer, user: &str, password: &str) -> auth::Login {
         auth::login(self, &self.throttle, peer, user, password).await
+    }
+
+    /// Checks a mail protocol's login through the shared throttle (see
+    /// [`auth::login_for`]): the account password or an application password for
+    /// `protocol`.
+    pub async fn login_for(
+        &self,
+        peer: &Peer,
+        protocol: letterbox_store::Protocol,
+        user: &str,
+        password: &str,
+    ) -> auth::Login {
+        auth::login_for(self, &self.throttle, peer, protocol, user, password).await
     }
 }
 

@@ -7,6 +7,8 @@
 //! deliver the same warning: call [`deliver`] with the `crossed_warning` they got.
 //!
 //! The warning is appended without quota enforcement: it must reach a nearly full box.
+//! It never triggers a warning itself (`Backend::append_notice`): a crossing that only
+//! the warning's own octets would make is reported by the next real delivery.
 //! It is an automatic message (RFC 3834 `Auto-Submitted: auto-generated`) from the
 //! postmaster of the account's own domain.
 
@@ -112,6 +114,19 @@ pub fn build(
     warn_at: &[u8],
     now: i64,
 ) -> Vec<u8> {
+    build_with_link(account, threshold, hostname, warn_at, now, None)
+}
+
+/// The warning message, with a link to the portal's usage page when it is on
+/// (`letterbox_config::Config::web_usage_url`).
+pub fn build_with_link(
+    account: &Account,
+    threshold: u8,
+    hostname: &str,
+    warn_at: &[u8],
+    now: i64,
+    usage_url: Option<&str>,
+) -> Vec<u8> {
     let domain = account
         .address
         .rsplit_once('@')
@@ -135,7 +150,13 @@ pub fn build(
             "Auto-Submitted",
             mail_builder::headers::raw::Raw::new("auto-generated"),
         )
-        .text_body(text(account, threshold, hostname, warn_at))
+        .text_body(match usage_url {
+            Some(url) => format!(
+                "{}\nSee what fills your mailbox, free space and ask for more room:\n{url}\n",
+                text(account, threshold, hostname, warn_at)
+            ),
+            None => text(account, threshold, hostname, warn_at),
+        })
         .write_to_vec();
     match built {
         Ok(v) => v,
@@ -150,7 +171,8 @@ pub fn build(
 }
 
 /// Delivers the account's pending quota warning, if any, into its INBOX (never refused
-/// for quota), and any further one that storing the warning itself crosses. The store
+/// for quota). The warning is stored as a notice (`Backend::append_notice`): its own
+/// octets never arm another warning, so one delivery gives at most one. The store
 /// hands each crossing's warning to exactly one taker (`take_pending_warning`), so the
 /// delivery path that crossed it, `letterbox deliver`, and serve's periodic sweep (which
 /// covers IMAP APPEND and COPY) never send it twice. Returns how many were delivered.
@@ -170,16 +192,17 @@ pub async fn deliver_pending(
         let account = store.run(move |s| s.account_by_id(account_id)).await?;
         let inbox = store.run(move |s| s.mailbox(account_id, "INBOX")).await?.id;
         let now = letterbox_store::now();
-        let msg = build(
+        let msg = build_with_link(
             &account,
             threshold,
             &config.hostname,
             &config.quota.warn_at,
             now,
+            config.web_usage_url().as_deref(),
         );
         let appended = store
             .run(move |s| {
-                s.append(
+                s.append_notice(
                     inbox,
                     NewMessage {
                         prefix: Vec::new(),
@@ -188,7 +211,6 @@ pub async fn deliver_pending(
                         keywords: Vec::new(),
                         internal_date: now,
                     },
-                    false,
                 )
             })
             .await?;

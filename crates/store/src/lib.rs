@@ -28,15 +28,24 @@
 //! Blocking: every [`Backend`] method blocks. Async code calls them through
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
 
+pub mod apitokens;
+pub mod apppass;
 pub mod blob;
+pub mod disk;
 mod feed;
 mod grams;
+pub mod line_ends;
+pub mod logins;
 pub mod password;
 pub mod sqlite;
+pub mod web;
 
+pub use apitokens::ApiToken;
+pub use apppass::{AppPassword, Protocol, Protocols};
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
+pub use logins::LoginRecord;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -61,6 +70,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The disk is full (or the disk reserve is released): a temporary refusal of new
+    /// mail (`disk.rs`).
+    #[error("not enough disk space")]
+    DiskFull,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -93,6 +106,9 @@ pub struct StoreOptions {
     /// `[auth] cache_ttl`: seconds a successful password check is remembered
     /// ([`password::VerifiedCache`]); 0: never.
     pub auth_cache_ttl: u64,
+    /// `[store] disk_reserve`: octets kept free on the data directory's filesystem for
+    /// deletions and flag changes when the disk fills (`disk.rs`); 0: no reserve.
+    pub disk_reserve: u64,
     /// `[expire] trash` and `junk`: days after which messages saved into the `\Trash`
     /// and `\Junk` folders are expunged, unless a domain or account says otherwise
     /// (`0`: never).
@@ -118,6 +134,7 @@ impl Default for StoreOptions {
             default_retention: Retention::Keep,
             inline_max: DEFAULT_INLINE_MAX,
             auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
+            disk_reserve: 0,
             expire_trash_days: 30,
             expire_junk_days: 30,
         }
@@ -585,6 +602,8 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
+    /// The web portal's sessions, operators, quota requests, usage history and counts.
+    fn web(&self) -> &dyn web::WebStore;
     /// Starts noticing what other processes commit to the same data (the admin CLI's
     /// `deliver` while `serve` runs) and waking the watched accounts' sessions through
     /// the feed, looking every `interval`. The server calls it once; one-shot commands
@@ -593,12 +612,53 @@ pub trait Backend: Send + Sync + 'static {
         let _ = interval;
         Ok(())
     }
+    /// Stores a message the server writes itself (the quota warning) without quota
+    /// enforcement and without arming a warning: its octets count in the usage, but a
+    /// notice never crosses a `[quota] warn_at` threshold, so that one delivery gives at
+    /// most one warning. The next delivery that finds usage above a threshold not yet
+    /// warned about does.
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append(mailbox, msg, false)
+    }
+    /// Every message of a mailbox by ascending UID with the exact octets POP3 RETR sends
+    /// (CRLF lines: see `line_ends.rs`), without reading message bodies.
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<line_ends::Pop3Size>>;
     /// `\Recent` for a session (RFC 3501 2.3.2): the UIDs `[from, to)` that
     /// are recent to it. With `take`, the messages no session has had as recent become
     /// the caller's, and no other session ever gets them (`(0, 0)` when there are none);
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+
+    // --- application passwords, login history, API tokens, statistics (issue 14) ---
+    /// Creates a named application password for `protocols` and returns it (the only
+    /// time it exists outside its hash). See [`apppass`].
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String>;
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>>;
+    /// Revokes an application password: it stops working at once.
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()>;
+    /// Checks `password` as one of the account's application passwords for `protocol`:
+    /// the account and the app password's name. With `cached_only`, like
+    /// [`Backend::authenticate_cached`]: no hashing, `None` means "do the full check".
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>>;
+    /// Records a successful login, keeping the account's last `keep` (0: none).
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()>;
+    /// The account's recorded logins, newest first.
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>>;
+    /// Creates an API token (see [`apitokens`]) and returns it, once.
+    fn add_api_token(&self, name: &str) -> Result<String>;
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+    fn remove_api_token(&self, name: &str) -> Result<()>;
+    /// The name of the API token `token`, when it is one.
+    fn check_api_token(&self, token: &str) -> Result<Option<String>>;
+    /// Sizes for monitoring (`/metrics`).
+    fn stats(&self) -> Result<StoreStats>;
     /// Sets the Trash (`folder` = [`SpecialUse::Trash`]) or Junk expiry of a domain or an
     /// account (`scope` has an `@`) in days, `0` for never; `None` inherits (the domain's,
     /// then `[expire]`'s).
@@ -619,6 +679,20 @@ pub trait Backend: Send + Sync + 'static {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced>;
+}
+
+/// What the store holds, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub accounts: u64,
+    pub messages: u64,
+    /// Sum of the accounts' quota usage (octets, as the clients see them).
+    pub usage_bytes: u64,
+    /// Distinct message bodies stored (deduplicated), and their uncompressed octets.
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// The database files (`store.db` and its WAL) on disk.
+    pub database_bytes: u64,
 }
 
 /// What [`Backend::replace_message`] did.

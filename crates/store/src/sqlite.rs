@@ -42,7 +42,7 @@ struct Job {
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
-    tx: Transaction<'a>,
+    pub(crate) tx: Transaction<'a>,
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
@@ -55,7 +55,9 @@ pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
-    auth_cache: password::VerifiedCache,
+    pub(crate) auth_cache: password::VerifiedCache,
+    /// `[store] disk_reserve` (`disk.rs`).
+    reserve: crate::disk::Reserve,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -110,6 +112,7 @@ impl SqliteBackend {
                 .spawn(move || writer_loop(conn, rx, blobs, opts, feed))?;
         }
         Ok(SqliteBackend {
+            reserve: crate::disk::Reserve::open(data_dir, opts.disk_reserve),
             db_path,
             blobs,
             auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
@@ -121,12 +124,27 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(true, f)
+    }
+
+    /// Like [`Self::write`], for a write that brings new mail (delivery, APPEND): refused
+    /// with [`Error::DiskFull`] while the disk reserve is released, and never releases it
+    /// (`disk.rs`); a full disk met on the way is reported as [`Error::DiskFull`] too.
+    fn write_growth<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        self.write_with(true, f).map_err(crate::disk::classify)
     }
 
     /// Like [`Self::write`], for changes whose loss in a power failure harms no mail:
@@ -134,11 +152,12 @@ impl SqliteBackend {
     /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
     /// change survives a crash of the process (kill -9) but not of the machine; the next
     /// durable commit fsyncs it too. Dovecot does not fsync these either.
-    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write_lazy<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     {
+        self.reserve.before_small_write();
         self.write_with(false, f)
     }
 
@@ -199,7 +218,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -213,8 +232,49 @@ impl SqliteBackend {
         r
     }
 
-    fn effective(&self, row: AccountRow) -> Account {
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub(crate) fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
+    }
+}
+
+// For the store's other files (`line_ends.rs`, `disk.rs`).
+impl SqliteBackend {
+    /// After an expunge on a full disk (reserve released): the octets of the messages
+    /// no longer referenced are removed now rather than at the next hourly collection,
+    /// so that the space comes back at once (`disk.rs`).
+    fn after_delete(&self) {
+        if !self.reserve.in_place() {
+            match self.free_unreferenced() {
+                Ok(n) => {
+                    tracing::info!("store: disk full: removed {n} unreferenced blob(s) at once")
+                }
+                Err(e) => tracing::warn!("store: disk full: cannot remove unreferenced blobs: {e}"),
+            }
+        }
+    }
+
+    pub(crate) fn read_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(f)
+    }
+    pub(crate) fn write_lazy_pub<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    {
+        self.write_lazy(f)
+    }
+    pub(crate) fn blob_reader_pub(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        self.blob_reader(id)
+    }
+}
+
+impl WriteCtx<'_> {
+    pub(crate) fn tx(&self) -> &Connection {
+        &self.tx
     }
 }
 
@@ -314,18 +374,18 @@ fn run_batch(
 // ---------------------------------------------------------------------------
 // Row helpers
 
-struct AccountRow {
-    id: i64,
-    address: String,
+pub(crate) struct AccountRow {
+    pub(crate) id: i64,
+    pub(crate) address: String,
     quota_limit: Option<i64>,
     quota_used: i64,
     retention: Option<String>,
 }
 
-const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
+pub(crate) const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
 
 impl AccountRow {
-    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
             id: r.get(0)?,
             address: r.get(1)?,
@@ -366,7 +426,7 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
     }
 }
 
-fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
+pub(crate) fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
@@ -386,7 +446,7 @@ fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String,
         .optional()?)
 }
 
-fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
+pub(crate) fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
     ))?
@@ -548,6 +608,32 @@ fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
 type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
 
 impl WriteCtx<'_> {
+    /// Sets an account's quota limit inside the current transaction (the CLI's
+    /// `quota set` and an approved quota request share it).
+    pub(crate) fn set_quota_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
+            params![account, quota_to_sql(limit)],
+        )?;
+        // Re-arm warnings below the new percentage, but never mark a threshold as
+        // warned without a warning: a lowered quota warns at the next delivery. The
+        // change itself leaves no pending warning either (the crossing `add_usage`
+        // records here is undone with the level), or the sweep would send one and
+        // the next delivery, crossing again, a second.
+        let (level, pending): (i64, i64) = self.tx.query_row(
+            "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.add_usage(account, 0)?;
+        self.tx.execute(
+            "UPDATE accounts SET warn_level = min(warn_level, ?2),
+                 warn_pending = min(warn_pending, ?3) WHERE id = ?1",
+            params![account, level, pending],
+        )?;
+        Ok(())
+    }
+
     fn next_uidvalidity(&self) -> Result<u32> {
         let last: i64 = self
             .tx
@@ -727,6 +813,17 @@ impl WriteCtx<'_> {
         Ok(crossed)
     }
 
+    /// Adds octets to an account's usage leaving its warning state as it is (a notice
+    /// the server stores itself: see [`Backend::append_notice`]).
+    fn add_usage_quiet(&mut self, account: AccountId, delta: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1",
+            )?
+            .execute(params![account, delta])?;
+        Ok(())
+    }
+
     fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
         let acct = get_account_by_id(&self.tx, account)?.into_account(self.opts);
         if let Some(limit) = acct.effective_limit {
@@ -887,6 +984,82 @@ impl WriteCtx<'_> {
     }
 }
 
+impl SqliteBackend {
+    /// [`Backend::append_many`]; without `arm_warning` (a notice the server writes), the
+    /// usage grows but no quota warning is armed.
+    fn append_many_with(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+        arm_warning: bool,
+    ) -> Result<Vec<Appended>> {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            check_keywords(&msg.keywords)?;
+            let prep = self
+                .prepare_blob(&msg.body)
+                .map_err(crate::disk::classify)?;
+            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
+            prepared.push((msg, prep, join_keywords(&kw)));
+        }
+        self.write_growth(move |ctx| {
+            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
+            let total: u64 = prepared
+                .iter()
+                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
+                .sum();
+            if enforce_quota {
+                if let Err(e) = ctx.check_quota(mb.account_id, total) {
+                    for (_, prep, _) in &prepared {
+                        ctx.drop_unused_blob(&prep.id)?;
+                    }
+                    return Err(e);
+                }
+            }
+            let mut out = Vec::with_capacity(prepared.len());
+            for (msg, prep, kw) in &prepared {
+                let size = (msg.prefix.len() + msg.body.len()) as u64;
+                ctx.ref_blob(
+                    &prep.id,
+                    Some(&msg.body),
+                    prep.encoded.as_ref(),
+                    prep.inline.as_deref(),
+                )?;
+                let (uid, modseq) = ctx.insert_message(
+                    &mb,
+                    &msg.prefix,
+                    &prep.id,
+                    size,
+                    msg.flags,
+                    kw,
+                    msg.internal_date,
+                )?;
+                out.push(Appended {
+                    mailbox: mb.id,
+                    uidvalidity: mb.uidvalidity,
+                    uid,
+                    modseq,
+                    crossed_warning: None,
+                });
+            }
+            let crossed = if arm_warning {
+                ctx.add_usage(mb.account_id, total as i64)?
+            } else {
+                ctx.add_usage_quiet(mb.account_id, total as i64)?;
+                None
+            };
+            if let Some(last) = out.last_mut() {
+                last.crossed_warning = crossed;
+            }
+            Ok(out)
+        })
+    }
+}
+
 fn map_constraint(e: rusqlite::Error, what: String) -> Error {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
@@ -914,6 +1087,8 @@ struct Encoded {
     header: Vec<u8>,
     grams: Vec<u8>,
     search: Vec<u8>,
+    /// What POP3 needs for exact sizes (`line_ends.rs`).
+    line_ends: crate::line_ends::LineEnds,
 }
 
 /// zstd level for the stored search text.
@@ -932,6 +1107,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         header: body[..header_end].to_vec(),
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        line_ends: crate::line_ends::LineEnds::of(body),
     }
 }
 
@@ -949,6 +1125,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
         .execute(params![id, enc.grams])?;
     c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
         .execute(params![id, enc.search])?;
+    crate::line_ends::put(c, id, enc.line_ends)?;
     Ok(())
 }
 
@@ -958,7 +1135,13 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
         .query_row([hash], |r| r.get(0))
         .optional()?;
     if let Some(id) = id {
-        for t in ["blob_header", "blob_grams", "blob_search", "blob_info"] {
+        for t in [
+            "blob_header",
+            "blob_grams",
+            "blob_search",
+            "blob_lines",
+            "blob_info",
+        ] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
                 .execute([id])?;
         }
@@ -1169,6 +1352,11 @@ impl Backend for SqliteBackend {
             ctx.tx.execute("DELETE FROM mailboxes WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM subscriptions WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM aliases WHERE target = ?1", [&a])?;
+            // The portal's rows of the account (web.rs): its sessions, operator rights (a
+            // new account of the same address must not inherit them), disabled mark.
+            ctx.tx.execute("DELETE FROM web_sessions WHERE account_id = ?1", [acct.id])?;
+            ctx.tx.execute("DELETE FROM web_admins WHERE address = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM account_disabled WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
             Ok(())
         })?;
@@ -1395,26 +1583,7 @@ impl Backend for SqliteBackend {
         let a = normalize_address(address);
         let id = self.write(move |ctx| {
             let acct = get_account(&ctx.tx, &a)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
-                params![acct.id, quota_to_sql(limit)],
-            )?;
-            // Re-arm warnings below the new percentage, but never mark a threshold as
-            // warned without a warning: a lowered quota warns at the next delivery. The
-            // change itself leaves no pending warning either (the crossing `add_usage`
-            // records here is undone with the level), or the sweep would send one and
-            // the next delivery, crossing again, a second.
-            let (level, pending): (i64, i64) = ctx.tx.query_row(
-                "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
-                [acct.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            ctx.add_usage(acct.id, 0)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET warn_level = min(warn_level, ?2),
-                     warn_pending = min(warn_pending, ?3) WHERE id = ?1",
-                params![acct.id, level, pending],
-            )?;
+            ctx.set_quota_limit(acct.id, limit)?;
             Ok(acct.id)
         })?;
         self.account_by_id(id)
@@ -1662,59 +1831,17 @@ impl Backend for SqliteBackend {
         msgs: Vec<NewMessage>,
         enforce_quota: bool,
     ) -> Result<Vec<Appended>> {
-        let mut prepared = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            check_keywords(&msg.keywords)?;
-            let prep = self.prepare_blob(&msg.body)?;
-            let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
-            prepared.push((msg, prep, join_keywords(&kw)));
-        }
-        self.write(move |ctx| {
-            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let total: u64 = prepared
-                .iter()
-                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
-                .sum();
-            if enforce_quota {
-                if let Err(e) = ctx.check_quota(mb.account_id, total) {
-                    for (_, prep, _) in &prepared {
-                        ctx.drop_unused_blob(&prep.id)?;
-                    }
-                    return Err(e);
-                }
-            }
-            let mut out = Vec::with_capacity(prepared.len());
-            for (msg, prep, kw) in &prepared {
-                let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(
-                    &prep.id,
-                    Some(&msg.body),
-                    prep.encoded.as_ref(),
-                    prep.inline.as_deref(),
-                )?;
-                let (uid, modseq) = ctx.insert_message(
-                    &mb,
-                    &msg.prefix,
-                    &prep.id,
-                    size,
-                    msg.flags,
-                    kw,
-                    msg.internal_date,
-                )?;
-                out.push(Appended {
-                    mailbox: mb.id,
-                    uidvalidity: mb.uidvalidity,
-                    uid,
-                    modseq,
-                    crossed_warning: None,
-                });
-            }
-            let crossed = ctx.add_usage(mb.account_id, total as i64)?;
-            if let Some(last) = out.last_mut() {
-                last.crossed_warning = crossed;
-            }
-            Ok(out)
-        })
+        self.append_many_with(mailbox, msgs, enforce_quota, true)
+    }
+
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<crate::line_ends::Pop3Size>> {
+        self.pop3_sizes_impl(mailbox)
+    }
+
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append_many_with(mailbox, vec![msg], false, false)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
     }
 
     fn deliver(
@@ -1724,8 +1851,11 @@ impl Backend for SqliteBackend {
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
-        let prep = self.prepare_blob(&body)?;
-        self.write(move |ctx| {
+        if !self.reserve.allows_growth() {
+            return Err(Error::DiskFull);
+        }
+        let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
+        self.write_growth(move |ctx| {
             let mut out = Vec::with_capacity(rcpts.len());
             for (account, prefix) in rcpts {
                 let one = (|| -> Result<Appended> {
@@ -1767,7 +1897,8 @@ impl Backend for SqliteBackend {
                         Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
                     }
                     r
-                })();
+                })()
+                .map_err(crate::disk::classify);
                 out.push(one);
             }
             if out.iter().all(|r| r.is_err()) {
@@ -1799,6 +1930,14 @@ impl Backend for SqliteBackend {
                     params![mailbox, next],
                 )?;
                 Ok((old, next))
+            })
+            // Opening a mailbox must work on a full disk: the claim is best effort.
+            .or_else(|e| match crate::disk::is_disk_full(&e) {
+                true => {
+                    tracing::warn!("store: \\Recent not claimed (disk full): {e}");
+                    Ok((0, 0))
+                }
+                false => Err(e),
             })?
         } else {
             (0, 0)
@@ -2120,10 +2259,12 @@ impl Backend for SqliteBackend {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
-        self.write_lazy(move |ctx| {
+        let removed = self.write_lazy(move |ctx| {
             let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
             ctx.expunge(&mb, &uids)
-        })
+        })?;
+        self.after_delete();
+        Ok(removed)
     }
 
     fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>> {
@@ -2391,6 +2532,10 @@ impl Backend for SqliteBackend {
     /// when another connection commits) every `interval`; when it moved, it reads the
     /// HIGHESTMODSEQ of every watched account's mailboxes and lets the feed wake those
     /// that went past what was announced in-process. It stops when the backend is dropped.
+    fn web(&self) -> &dyn crate::web::WebStore {
+        self
+    }
+
     fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
         let conn = open_conn(&self.db_path)?;
         let feed = Arc::downgrade(&self.feed);
@@ -2403,6 +2548,84 @@ impl Backend for SqliteBackend {
 
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
         recent::claim(self, mailbox, take)
+    }
+
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
+        self.app_password_add(address, name, protocols)
+    }
+
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>> {
+        self.app_password_list(address)
+    }
+
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()> {
+        self.app_password_remove(address, name)
+    }
+
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>> {
+        self.app_password_check(address, password, protocol, cached_only)
+    }
+
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()> {
+        self.login_record(account, login, keep)
+    }
+
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>> {
+        self.login_list(address)
+    }
+
+    fn add_api_token(&self, name: &str) -> Result<String> {
+        self.api_token_add(name)
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.api_token_list()
+    }
+
+    fn remove_api_token(&self, name: &str) -> Result<()> {
+        self.api_token_remove(name)
+    }
+
+    fn check_api_token(&self, token: &str) -> Result<Option<String>> {
+        self.api_token_check(token)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let mut st = self.read(|c| {
+            let (accounts, usage): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(quota_used), 0) FROM accounts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let messages: i64 = c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+            let (blobs, blob_bytes): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE refcount > 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(StoreStats {
+                accounts: accounts.max(0) as u64,
+                messages: messages.max(0) as u64,
+                usage_bytes: usage.max(0) as u64,
+                blobs: blobs.max(0) as u64,
+                blob_bytes: blob_bytes.max(0) as u64,
+                database_bytes: 0,
+            })
+        })?;
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        st.database_bytes = [self.db_path.clone(), PathBuf::from(wal)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(st)
     }
 
     fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()> {
@@ -2580,5 +2803,5 @@ fn expand(
 
 /// A real Argon2id hash of a random password, verified against when the user does not
 /// exist so that a failed login takes as long either way.
-const DUMMY_HASH: &str =
+pub(crate) const DUMMY_HASH: &str =
     "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J8rTVdB0c1S7hCkqY7yKq0l3rC4ZcUw2GQy2k0g2m0Q";

@@ -1,5 +1,7 @@
 //! LOGIN (RFC 9051 6.2.3). Refused with `[PRIVACYREQUIRED]` where plaintext passwords
-//! are not allowed on this connection (LOGINDISABLED is advertised there).
+//! are not allowed on this connection (LOGINDISABLED is advertised there). A login past
+//! `[limits] max_userip_connections` gets `NO [LIMIT]` (RFC 5530) and the session stays
+//! unauthenticated.
 
 use crate::session::{Authed, Fatal, Reply, Session, State};
 use letterbox_proto::auth::Login;
@@ -22,8 +24,24 @@ pub async fn check_password(
     user: String,
     password: String,
 ) -> Result<Reply, Fatal> {
-    match s.ctx.login(&s.peer, &user, &password).await {
-        Login::Ok(account) => Ok(logged_in(s, account)),
+    match s
+        .ctx
+        .login_for(&s.peer, letterbox_store::Protocol::Imap, &user, &password)
+        .await
+    {
+        Login::Ok(account) => {
+            let Some(slot) = s.ctx.userip_slot(&s.peer, account.id) else {
+                tracing::warn!(user = %account.address, peer = %s.peer.addr,
+                    "imap login refused: limits.max_userip_connections reached");
+                // RFC 5530 LIMIT; Dovecot words it the same way.
+                return Ok(Reply::no(format!(
+                    "Maximum number of connections from user+IP exceeded (limits.max_userip_connections={})",
+                    s.ctx.config.limits.max_userip_connections
+                ))
+                .code("LIMIT"));
+            };
+            Ok(logged_in(s, account, Some(slot)))
+        }
         Login::Failed | Login::Blocked => failed(s),
         Login::Unavailable(e) => {
             tracing::error!("imap: authentication lookup failed: {e}");
@@ -40,14 +58,22 @@ pub fn failed(s: &mut Session) -> Result<Reply, Fatal> {
     Ok(Reply::no("Authentication failed").code("AUTHENTICATIONFAILED"))
 }
 
-pub fn logged_in(s: &mut Session, account: Account) -> Reply {
+pub fn logged_in(
+    s: &mut Session,
+    account: Account,
+    userip: Option<letterbox_proto::userip::UserIpSlot>,
+) -> Reply {
     // A nearly full account hears of it first thing (RFC 9051 7.1: ALERT text is shown
     // to the user).
     if let Some(alert) = super::quota::alert(s, &account, super::quota::AlertAt::Login) {
         s.conn.push(alert.as_bytes());
     }
     let changes = s.ctx.store.watch(account.id);
-    s.state = State::Authenticated(Authed { account, changes });
+    s.state = State::Authenticated(Authed {
+        account,
+        changes,
+        userip,
+    });
     let caps = s.capabilities();
     Reply::ok("Logged in").code(format!("CAPABILITY {caps}"))
 }

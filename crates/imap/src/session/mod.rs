@@ -23,6 +23,8 @@ pub use view::{Selected, SyncMode};
 pub struct Authed {
     pub account: Account,
     pub changes: broadcast::Receiver<Change>,
+    /// This session's place in `[limits] max_userip_connections`, given back with it.
+    pub userip: Option<letterbox_proto::userip::UserIpSlot>,
 }
 
 pub enum State {
@@ -99,13 +101,18 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
     match e {
         E::NotFound(_) => Reply::no("No such mailbox or message").code("NONEXISTENT"),
         E::Exists(_) => Reply::no("Mailbox already exists").code("ALREADYEXISTS"),
-        E::OverQuota => Reply::no("Quota exceeded").code("OVERQUOTA"),
+        E::OverQuota => {
+            letterbox_proto::metrics::metrics().quota_refused("imap");
+            Reply::no("Quota exceeded").code("OVERQUOTA")
+        }
         E::Invalid(m) => Reply::no(m.clone()).code("CANNOT"),
         E::Refused(m) => Reply::no(m.clone()).code("CANNOT"),
         E::Io(_) | E::Db(_) => {
             tracing::error!("imap: store error: {e}");
             Reply::no("Internal error, try again later").code("SERVERBUG")
         }
+        // Dovecot's words for ENOSPC: clients show them, and deleting mail helps.
+        E::DiskFull => Reply::no("Not enough disk space, try again later").code("OVERQUOTA"),
     }
 }
 

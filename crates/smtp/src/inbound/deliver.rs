@@ -4,8 +4,10 @@
 //! and the store returns only after its fsyncs. A client that disconnects or goes silent
 //! before the end of the data leaves nothing stored and nothing counted.
 
+use super::counts::count;
 use super::Session;
 use crate::{trace, warning};
+use letterbox_store::web::DeliveryOutcome;
 use letterbox_store::{AccountId, Error as StoreError};
 use std::sync::Arc;
 
@@ -72,6 +74,15 @@ impl Session {
             .run(move |s| s.deliver(body, now, items, true))
             .await;
         let mut outcomes = vec![Outcome::Failed; n];
+        // A full disk is told apart: 452 4.3.1 (RFC 3463: mail system full).
+        let disk_full = match &result {
+            Err(e) => matches!(e, StoreError::DiskFull),
+            Ok(r) => r.iter().any(|r| matches!(r, Err(StoreError::DiskFull))),
+        };
+        let (fail_code, fail_status, fail_text) = match disk_full {
+            true => (452, "4.3.1", "Insufficient system storage, try again later"),
+            false => (451, "4.3.0", "Temporary failure, try again later"),
+        };
         match result {
             Ok(results) => {
                 for (i, r) in results.into_iter().enumerate().take(n) {
@@ -131,6 +142,22 @@ impl Session {
                 }
             }
         }
+        for (rcpt, o) in &results {
+            let m = letterbox_proto::metrics::metrics();
+            match o {
+                Outcome::Delivered => m.delivered(self.mode_name(), 1),
+                Outcome::Full => {
+                    m.quota_refused(self.mode_name());
+                    m.bounced(self.mode_name(), "quota");
+                }
+                Outcome::Failed => {}
+            }
+            match o {
+                Outcome::Delivered => count(&self.ctx, rcpt, DeliveryOutcome::Delivered).await,
+                Outcome::Full => count(&self.ctx, rcpt, DeliveryOutcome::Bounced).await,
+                Outcome::Failed => {}
+            }
+        }
         if self.lmtp() {
             // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
             for (rcpt, o) in &results {
@@ -139,11 +166,9 @@ impl Session {
                         self.reply(250, "2.0.0", &format!("<{rcpt}> Delivered, id={}", tx.id))
                     }
                     Outcome::Full => self.reply(552, "5.2.2", &format!("<{rcpt}> Mailbox full")),
-                    Outcome::Failed => self.reply(
-                        451,
-                        "4.3.0",
-                        &format!("<{rcpt}> Temporary failure, try again later"),
-                    ),
+                    Outcome::Failed => {
+                        self.reply(fail_code, fail_status, &format!("<{rcpt}> {fail_text}"))
+                    }
                 }
             }
             return;
@@ -173,7 +198,7 @@ impl Session {
         } else if results.iter().all(|(_, o)| *o == Outcome::Full) {
             self.ok(552, "5.2.2", "Mailbox full");
         } else {
-            self.ok(451, "4.3.0", "Temporary failure, try again later");
+            self.ok(fail_code, fail_status, fail_text);
         }
     }
 }
