@@ -58,6 +58,7 @@ pub struct Config {
     pub outbound: Outbound,
     pub filter: Filter,
     pub import: Import,
+    pub expire: Expire,
 }
 
 impl Default for Config {
@@ -82,6 +83,7 @@ impl Default for Config {
             outbound: Outbound::default(),
             filter: Filter::default(),
             import: Import::default(),
+            expire: Expire::default(),
         }
     }
 }
@@ -790,6 +792,80 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// `[expire]`: Trash and Junk autoexpunge (issue 15), the defaults for every account;
+/// `letterbox expire set` overrides them per domain or per account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expire {
+    /// Messages in the `\Trash` folder are expunged this long after they were saved
+    /// into it (`0`: never).
+    pub trash: ExpireDays,
+    /// The same for the `\Junk` folder.
+    pub junk: ExpireDays,
+}
+
+/// The default age at which Trash and Junk are emptied: 30 days, as Gmail and
+/// Outlook.com do, and what Dovecot's documentation uses as its autoexpunge example.
+pub const DEFAULT_EXPIRE_DAYS: u32 = 30;
+
+impl Default for Expire {
+    fn default() -> Self {
+        Expire {
+            trash: ExpireDays(DEFAULT_EXPIRE_DAYS),
+            junk: ExpireDays(DEFAULT_EXPIRE_DAYS),
+        }
+    }
+}
+
+/// An expiry age in days, written `30d`; `0` (or `0d`, `off`) turns expiry off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireDays(pub u32);
+
+impl fmt::Display for ExpireDays {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("0"),
+            n => write!(f, "{n}d"),
+        }
+    }
+}
+
+impl FromStr for ExpireDays {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "0" || s == "off" {
+            return Ok(ExpireDays(0));
+        }
+        s.strip_suffix('d')
+            .filter(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(ExpireDays)
+            .ok_or_else(|| format!("malformed expiry '{s}' (expected a number of days such as 30d, or 0 for never)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpireDays {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ExpireDays;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of days such as \"30d\", or 0")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExpireDays, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExpireDays, E> {
+                match v {
+                    0 => Ok(ExpireDays(0)),
+                    _ => Err(E::custom("write a number of days with its unit, such as \"30d\", or 0")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// POP3 retention: what happens to mail a POP3 client has retrieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
@@ -1197,6 +1273,21 @@ mod tests {
         }
         assert_eq!(ByteSize(200 << 20).to_string(), "200M");
         assert_eq!(ByteSize(1000).to_string(), "1000");
+    }
+
+    #[test]
+    fn expire_days() {
+        assert_eq!("30d".parse(), Ok(ExpireDays(30)));
+        assert_eq!("0".parse(), Ok(ExpireDays(0)));
+        assert_eq!("off".parse(), Ok(ExpireDays(0)));
+        for s in ["", "d", "30", "-1d", "1y", "9999999d"] {
+            assert!(s.parse::<ExpireDays>().is_err(), "{s}");
+        }
+        let c = parse("[expire]\ntrash = \"7d\"\njunk = 0\n").unwrap();
+        assert_eq!((c.expire.trash, c.expire.junk), (ExpireDays(7), ExpireDays(0)));
+        let c = parse("").unwrap();
+        assert_eq!(c.expire.trash, ExpireDays(DEFAULT_EXPIRE_DAYS));
+        assert!(parse("[expire]\ntrash = 5\n").is_err());
     }
 
     #[test]

@@ -153,6 +153,25 @@ pub enum RetentionCmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum ExpireCmd {
+    /// Expunge what has been in Trash or Junk longer than its policy allows.
+    Run {
+        /// Act as if it were this time (seconds since the epoch).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Set a domain's or an account's expiry: FOLDER is `trash` or `junk`, DAYS is
+    /// `<N>d`, `0` (never) or `default` (inherit).
+    Set {
+        scope: String,
+        folder: String,
+        days: String,
+    },
+    /// The domains and accounts with their own expiry, and the configured defaults.
+    Show,
+}
+
 pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         default_quota: config.quota.default.0,
@@ -161,6 +180,8 @@ pub fn store_options(config: &Config) -> StoreOptions {
         inline_max: config.store.inline_max.0,
         auth_cache_ttl: config.auth.cache_ttl,
         disk_reserve: config.store.disk_reserve.0,
+        expire_trash_days: config.expire.trash.0,
+        expire_junk_days: config.expire.junk.0,
     }
 }
 
@@ -455,6 +476,39 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             )?;
         }
         Command::Restore { .. } => unreachable!("restore runs before the store is opened"),
+        Command::Expire(ExpireCmd::Run { now }) => {
+            let expired = store.expire(now.unwrap_or_else(letterbox_store::now))?;
+            let (mut n, mut bytes) = (0, 0);
+            for e in &expired {
+                writeln!(out, "{} {}: expunged {} message(s), {} octets", e.address, e.mailbox, e.messages, e.bytes)?;
+                n += e.messages;
+                bytes += e.bytes;
+            }
+            writeln!(out, "expunged {n} message(s), {bytes} octets")?;
+        }
+        Command::Expire(ExpireCmd::Set { scope, folder, days }) => {
+            let folder = match folder.to_ascii_lowercase().as_str() {
+                "trash" => letterbox_store::SpecialUse::Trash,
+                "junk" => letterbox_store::SpecialUse::Junk,
+                other => bail!("unknown folder '{other}' (expected trash or junk)"),
+            };
+            let days = match days.as_str() {
+                "default" => None,
+                d => Some(d.parse::<letterbox_config::ExpireDays>().map_err(|e| anyhow!(e))?.0),
+            };
+            store.set_expire(&scope, folder, days)?;
+        }
+        Command::Attachments(c) => crate::attachments::run(&store, c, out)?,
+        Command::Expire(ExpireCmd::Show) => {
+            let d = |v: Option<u32>| match v {
+                None => "default".to_string(),
+                Some(n) => letterbox_config::ExpireDays(n).to_string(),
+            };
+            writeln!(out, "(config) trash={} junk={}", config.expire.trash, config.expire.junk)?;
+            for p in store.expire_policies()? {
+                writeln!(out, "{} trash={} junk={}", p.scope, d(p.trash), d(p.junk))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

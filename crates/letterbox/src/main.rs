@@ -7,6 +7,7 @@ mod portal;
 mod dkim_cmd;
 mod dns_cmd;
 mod migrate;
+mod attachments;
 mod privileges;
 mod queue_cmd;
 mod serve;
@@ -84,6 +85,12 @@ pub enum Command {
     Backup { dest: PathBuf },
     /// Restore a backup into the configured, empty data directory.
     Restore { src: PathBuf },
+    /// Trash and Junk expiry (autoexpunge).
+    #[command(subcommand)]
+    Expire(admin::ExpireCmd),
+    /// Remove attachments from stored messages (Thunderbird-style placeholders).
+    #[command(subcommand)]
+    Attachments(attachments::AttachmentsCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

@@ -4,7 +4,8 @@
 //! limits count each service apart (`[limits.SERVICE]`) and never refuse `[limits]
 //! trusted_networks`, so that a webmail, an office behind NAT and the local MTA can share
 //! one address (see [`Limits`]). Also runs the store's
-//! periodic maintenance (blob garbage collection, the POP3 retention sweep).
+//! periodic maintenance (blob garbage collection, the POP3 retention sweep, Trash and
+//! Junk expiry).
 
 use crate::admin::open_store;
 use anyhow::{Context as _, Result};
@@ -438,6 +439,20 @@ async fn maintenance(store: letterbox_store::Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!("retention: expunged {n} message(s) retrieved by POP3"),
             Err(e) => tracing::error!("retention sweep failed: {e}"),
+        }
+        match store.run(|s| s.expire(letterbox_store::now())).await {
+            Ok(expired) => {
+                for e in expired {
+                    tracing::info!(
+                        "expire: {} {}: expunged {} message(s), {} octets",
+                        e.address,
+                        e.mailbox,
+                        e.messages,
+                        e.bytes
+                    );
+                }
+            }
+            Err(e) => tracing::error!("expiry failed: {e}"),
         }
         match store.run(|s| s.gc()).await {
             Ok(r) if r.blobs_removed + r.orphan_files_removed > 0 => {

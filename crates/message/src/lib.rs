@@ -53,6 +53,7 @@ use mail_parser::{Encoding, HeaderName, MessageParser, MessagePart, MimeHeaders,
 use serde::{Deserialize, Serialize};
 
 mod address;
+pub mod strip;
 pub use address::{parse_address_list, Address};
 
 /// The encoding version of [`ParsedMessage`]: 3 stored the envelope first

@@ -115,6 +115,11 @@ pub struct StoreOptions {
     /// `[store] disk_reserve`: octets kept free on the data directory's filesystem for
     /// deletions and flag changes when the disk fills (`disk.rs`); 0: no reserve.
     pub disk_reserve: u64,
+    /// `[expire] trash` and `junk`: days after which messages saved into the `\Trash`
+    /// and `\Junk` folders are expunged, unless a domain or account says otherwise
+    /// (`0`: never).
+    pub expire_trash_days: u32,
+    pub expire_junk_days: u32,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -136,6 +141,8 @@ impl Default for StoreOptions {
             inline_max: DEFAULT_INLINE_MAX,
             auth_cache_ttl: DEFAULT_AUTH_CACHE_TTL,
             disk_reserve: 0,
+            expire_trash_days: 30,
+            expire_junk_days: 30,
         }
     }
 }
@@ -796,6 +803,26 @@ pub trait Backend: Send + Sync + 'static {
     /// An online, consistent copy of the whole store into `dest` (database snapshot plus
     /// the blob files not there yet); restore it with [`restore`].
     fn backup(&self, dest: &std::path::Path) -> Result<BackupReport>;
+    /// Sets the Trash (`folder` = [`SpecialUse::Trash`]) or Junk expiry of a domain or an
+    /// account (`scope` has an `@`) in days, `0` for never; `None` inherits (the domain's,
+    /// then `[expire]`'s).
+    fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()>;
+    /// Every domain or account with its own expiry: (scope, trash days, junk days).
+    fn expire_policies(&self) -> Result<Vec<ExpirePolicy>>;
+    /// Expunges what has been in a `\Trash` or `\Junk` folder longer than its policy
+    /// allows at time `now`, through the normal expunge path; one entry per folder that
+    /// lost messages.
+    fn expire(&self, now: i64) -> Result<Vec<Expired>>;
+    /// Replaces message `uid` (still `expected_size` octets, or nothing is done) by
+    /// `body` in one transaction: a new UID in the same mailbox with the same flags,
+    /// keywords and internal date, the old one expunged, the quota adjusted (replace.rs).
+    fn replace_message(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+    ) -> Result<Replaced>;
 }
 
 /// What the store holds, for monitoring.
@@ -810,6 +837,32 @@ pub struct StoreStats {
     pub blob_bytes: u64,
     /// The database files (`store.db` and its WAL) on disk.
     pub database_bytes: u64,
+}
+
+/// What [`Backend::replace_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub uid: u32,
+    pub modseq: u64,
+    pub old_size: u64,
+    pub new_size: u64,
+}
+
+/// A domain's or an account's own expiry settings (`None`: inherited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirePolicy {
+    pub scope: String,
+    pub trash: Option<u32>,
+    pub junk: Option<u32>,
+}
+
+/// What one expiry run removed from one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub address: String,
+    pub mailbox: String,
+    pub messages: u64,
+    pub bytes: u64,
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

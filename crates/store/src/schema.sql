@@ -348,4 +348,21 @@ CREATE TABLE IF NOT EXISTS import_runs (
     source     TEXT NOT NULL,
     finished   INTEGER,
     PRIMARY KEY (account_id, source)
+-- Trash/Junk expiry (issue 15): when each message was saved into its mailbox (delivery,
+-- APPEND, COPY, MOVE), which autoexpunge counts from, as Dovecot's save date does; the
+-- internal date is no use, since COPY and MOVE keep it. Messages stored before this
+-- table have no row: the first expiry run gives them one (expire.rs).
+CREATE TABLE IF NOT EXISTS message_saved (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    saved      INTEGER NOT NULL,       -- seconds since the epoch
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+
+-- Trash/Junk expiry (issue 15): a domain's or an account's own ages in days
+-- (0: never; NULL: inherited from the domain, then from `[expire]`).
+CREATE TABLE IF NOT EXISTS expire_policy (
+    scope TEXT PRIMARY KEY,            -- an account address, or a domain name
+    trash INTEGER,
+    junk  INTEGER
 ) WITHOUT ROWID;

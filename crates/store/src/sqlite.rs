@@ -23,6 +23,10 @@ mod recent;
 pub mod import;
 #[path = "backup.rs"]
 pub mod backup;
+#[path = "expire.rs"]
+mod expire;
+#[path = "replace.rs"]
+mod replace;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -884,6 +888,7 @@ impl WriteCtx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]])?;
+        expire::saved(&self.tx, mailbox.id, uid)?;
         self.changes.push(Change {
             account: mailbox.account_id,
             mailbox: mailbox.id,
@@ -908,6 +913,7 @@ impl WriteCtx<'_> {
                 )
                 .optional()?;
             let Some((size, blob)) = row else { continue };
+            expire::forget(&self.tx, mailbox.id, uid)?;
             let m = match modseq {
                 Some(m) => m,
                 None => {
@@ -2811,6 +2817,28 @@ impl Backend for SqliteBackend {
 
     fn backup(&self, dest: &Path) -> Result<BackupReport> {
         backup::backup(self, dest)
+    }
+
+    fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()> {
+        expire::set(self, scope, folder, days)
+    }
+
+    fn expire_policies(&self) -> Result<Vec<crate::ExpirePolicy>> {
+        expire::policies(self)
+    }
+
+    fn expire(&self, now: i64) -> Result<Vec<crate::Expired>> {
+        expire::run(self, now)
+    }
+
+    fn replace_message(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+    ) -> Result<Replaced> {
+        replace::replace(self, mailbox, uid, expected_size, body)
     }
 }
 
