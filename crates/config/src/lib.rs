@@ -49,6 +49,7 @@ pub struct Config {
     pub log: Log,
     pub server: Server,
     pub store: StoreConfig,
+    pub web: Web,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             log: Log::default(),
             server: Server::default(),
             store: StoreConfig::default(),
+            web: Web::default(),
         }
     }
 }
@@ -92,6 +94,8 @@ pub struct Listen {
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
+    /// The web portal over implicit TLS (the `[tls]` certificate).
+    pub https: Vec<SocketAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -112,6 +116,7 @@ impl Default for Listen {
             pop3: addrs(&["0.0.0.0:110"]),
             pop3s: addrs(&["0.0.0.0:995"]),
             http: addrs(&["127.0.0.1:8080"]),
+            https: vec![],
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct Auth {
     /// kept, never the password; a changed password makes it stale at once; failures are
     /// never remembered). `0` turns the cache off.
     pub cache_ttl: u64,
+    /// Successful logins remembered per account (time, client address, protocol,
+    /// application password), shown in the web portal; `0` records none.
+    pub login_history: u32,
 }
 
 impl Default for Auth {
@@ -156,6 +164,7 @@ impl Default for Auth {
             block_duration: 900,
             failure_delay_ms: 500,
             cache_ttl: 300,
+            login_history: 50,
         }
     }
 }
@@ -506,6 +515,76 @@ impl Default for Server {
     }
 }
 
+/// `[web]`: the web portal on `[listen] http` / `https`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// The portal's public URL (`https://mail.example.com`), used in the links that quota
+    /// warnings and the IMAP `[ALERT]` give to the usage page. Empty: built from
+    /// `hostname` and the first `https` (else `http`) listener's port.
+    pub url: String,
+    /// Seconds a portal login lasts.
+    pub session_lifetime: u64,
+    /// Largest request body the portal reads (forms and JSON).
+    pub max_request_body: ByteSize,
+    /// Largest size a user may ask for in a quota request.
+    pub max_quota_request: ByteSize,
+    /// Messages the usage page lists as the largest.
+    pub largest_messages: u32,
+    /// Networks allowed to read `/metrics` (`"127.0.0.1/32"`, `"10.0.0.0/8"`, `"::1"`);
+    /// others get 403. Default: loopback only.
+    pub metrics_allow: Vec<Cidr>,
+    /// The host name mail programs are told to connect to (autoconfiguration, the
+    /// settings page). Empty: `hostname`.
+    pub mail_host: String,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            url: String::new(),
+            session_lifetime: 8 * 3600,
+            max_request_body: ByteSize(64 * 1024),
+            max_quota_request: ByteSize(1 << 40),
+            largest_messages: 10,
+            metrics_allow: vec![
+                Cidr {
+                    addr: std::net::Ipv4Addr::new(127, 0, 0, 0).into(),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: std::net::Ipv6Addr::LOCALHOST.into(),
+                    prefix: 128,
+                },
+            ],
+            mail_host: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The portal's public URL without a trailing slash (see [`Web::url`]).
+    pub fn web_url(&self) -> String {
+        if !self.web.url.is_empty() {
+            return self.web.url.trim_end_matches('/').to_string();
+        }
+        if let Some(a) = self.listen.https.first() {
+            return format!("https://{}:{}", self.hostname, a.port());
+        }
+        if let Some(a) = self.listen.http.first() {
+            return format!("http://{}:{}", self.hostname, a.port());
+        }
+        format!("https://{}", self.hostname)
+    }
+
+    /// The portal's usage page, when the portal is on (`[web] url` set or an `http`/`https`
+    /// listener configured): quota warnings and the IMAP `[ALERT]` link to it.
+    pub fn web_usage_url(&self) -> Option<String> {
+        let on = !self.web.url.is_empty() || !self.listen.http.is_empty() || !self.listen.https.is_empty();
+        on.then(|| format!("{}/usage", self.web_url()))
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -689,6 +768,14 @@ impl Config {
         }
         if self.smtp.max_recipients == 0 {
             return Err(err("smtp.max_recipients", "must be at least 1"));
+        }
+        if self.web.session_lifetime == 0 {
+            return Err(err("web.session_lifetime", "must be at least 1 second"));
+        }
+        if !self.web.url.is_empty()
+            && !(self.web.url.starts_with("https://") || self.web.url.starts_with("http://"))
+        {
+            return Err(err("web.url", "must start with https:// or http://"));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key go together: give both or neither"));
@@ -890,6 +977,22 @@ retention = "14d"
             .unwrap_err()
             .to_string();
         assert!(e.contains("imap.special_use_aliases"), "{e}");
+    }
+
+    #[test]
+    fn web_metrics_allow_networks() {
+        let c = parse("").unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let allowed = |c: &Config, s: &str| c.web.metrics_allow.iter().any(|n| n.contains(ip(s)));
+        assert!(allowed(&c, "127.0.0.2") && allowed(&c, "::1") && allowed(&c, "::ffff:127.0.0.1"));
+        assert!(!allowed(&c, "192.0.2.1"));
+        let c = parse("[web]\nmetrics_allow = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n").unwrap();
+        assert!(allowed(&c, "127.0.0.1") && !allowed(&c, "127.0.0.2"));
+        assert!(allowed(&c, "10.200.0.1") && allowed(&c, "2001:db8:1::1") && !allowed(&c, "2001:db9::1"));
+        let e = parse("[web]\nmetrics_allow = [\"10.0.0.0/33\"]\n").unwrap_err().to_string();
+        assert!(e.contains("web.metrics_allow"), "{e}");
+        let c = parse("[web]\nmetrics_allow = [\"0.0.0.0/0\"]\n").unwrap();
+        assert!(allowed(&c, "192.0.2.1"));
     }
 
     #[test]

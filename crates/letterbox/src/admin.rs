@@ -58,6 +58,13 @@ pub enum UserCmd {
         setting: String,
         value: String,
     },
+    /// Application passwords: one per mail program, for IMAP, POP3 or SMTP only.
+    #[command(subcommand)]
+    AppPassword(crate::apppass_cmd::AppPasswordCmd),
+    /// Recent successful logins: time, client address, protocol, app password.
+    Logins {
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +92,19 @@ pub enum QuotaCmd {
     Set { address: String, size: String },
     /// Recompute usage from the stored messages.
     Recalc { address: Option<String> },
+    /// Requests for more room from the portal (pending ones; --all: every one, decided too).
+    Requests {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request: the account's quota becomes SIZE (default: the size asked).
+    Approve { id: i64, size: Option<String> },
+    /// Deny a request; the user is mailed the REASON.
+    Deny {
+        id: i64,
+        #[arg(required = true, trailing_var_arg = true)]
+        reason: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -263,6 +283,23 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 }
                 other => bail!("unknown setting '{other}' (known: pop3-retention)"),
             },
+            UserCmd::AppPassword(c) => crate::apppass_cmd::run(&store, c, out)?,
+            UserCmd::Logins { address } => {
+                for l in store.recent_logins(&address)? {
+                    let app = l
+                        .app_password
+                        .as_deref()
+                        .map(letterbox_proto::auth::loggable);
+                    writeln!(
+                        out,
+                        "{}	{}	{}	{}",
+                        utc(l.at),
+                        l.remote,
+                        l.protocol,
+                        app.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
         },
         Command::Alias(c) => match c {
             AliasCmd::Add { address, targets } => store.add_alias(&address, &targets)?,
@@ -299,6 +336,11 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 let a = store.set_quota(&address, parse_quota(&size)?)?;
                 writeln!(out, "{}", quota_line(&a))?;
             }
+            QuotaCmd::Requests { all } => crate::portal::requests(&store, all, out)?,
+            QuotaCmd::Approve { id, size } => {
+                crate::portal::approve(&store, config, id, size.as_deref(), out)?
+            }
+            QuotaCmd::Deny { id, reason } => crate::portal::deny(&store, config, id, &reason, out)?,
             QuotaCmd::Recalc { address } => {
                 for r in store.recalc_quota(address.as_deref())? {
                     let note = if r.before == r.after {
@@ -379,6 +421,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 bail!("no block for {key}");
             }
         }
+        Command::Admin(c) => crate::portal::admin(c, &store, out)?,
         Command::Retention(RetentionCmd::Sweep { now }) => {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
@@ -388,7 +431,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (civil-from-days, H. Hinnant).
-fn utc(t: i64) -> String {
+pub fn utc(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

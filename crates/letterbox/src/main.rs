@@ -2,8 +2,11 @@
 //! command line, the store, listeners. See `docs/ARCHITECTURE.md`.
 
 mod admin;
+mod apppass_cmd;
+mod portal;
 mod privileges;
 mod serve;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +61,9 @@ pub enum Command {
     /// The POP3 retention policy.
     #[command(subcommand)]
     Retention(admin::RetentionCmd),
+    /// Portal operators and domain admins.
+    #[command(subcommand)]
+    Admin(portal::AdminCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

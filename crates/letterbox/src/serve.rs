@@ -36,6 +36,7 @@ fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
         letterbox_smtp::lmtp(ctx.clone()),
         letterbox_smtp::submission(ctx.clone()),
         Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
+        letterbox_web::WebService::new(ctx.clone()),
     ]
 }
 
@@ -82,7 +83,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         config: config.clone(),
     });
     let l = &config.listen;
-    let wanted: [(&str, &Vec<SocketAddr>); 9] = [
+    let wanted: [(&'static str, &Vec<SocketAddr>); 10] = [
         ("smtp", &l.smtp),
         ("lmtp", &l.lmtp),
         ("submission", &l.submission),
@@ -92,6 +93,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         ("pop3", &l.pop3),
         ("pop3s", &l.pop3s),
         ("http", &l.http),
+        ("https", &l.https),
     ];
     let mut bound = Vec::new();
     for (name, addrs) in wanted {
@@ -103,6 +105,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
             "imaps" => ("imap", true),
             "pop3s" => ("pop3", true),
             "submissions" => ("submission", true),
+            "https" => ("http", true),
             other => (other, false),
         };
         let Some(service) = by_name.get(base) else {
@@ -114,7 +117,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                 format!("cannot listen for {name} on {addr} (config key `listen.{name}`)")
             })?;
             tracing::info!("listening for {name} on {addr}");
-            bound.push((listener, service.clone(), implicit_tls.then(|| tls.clone())));
+            bound.push((
+                listener,
+                service.clone(),
+                implicit_tls.then(|| tls.clone()),
+                name,
+            ));
         }
     }
     // Ports are bound: root is no longer needed.
@@ -122,10 +130,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     if bound.is_empty() {
         tracing::warn!("no listener is active");
     }
-    for (listener, service, tls) in bound {
-        tokio::spawn(accept_loop(listener, service, limits.clone(), tls));
+    for (listener, service, tls, name) in bound {
+        tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
     tokio::spawn(warnings(store.clone(), config.clone()));
+    tokio::spawn(letterbox_web::maintenance(store.clone()));
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -240,7 +249,9 @@ async fn accept_loop(
     service: Arc<dyn Service>,
     limits: Arc<Limits>,
     tls: Option<Arc<Tls>>,
+    listener_name: &'static str,
 ) {
+    let metrics = letterbox_proto::metrics::metrics();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -256,6 +267,7 @@ async fn accept_loop(
             Ok(slot) => slot,
             Err(key) => {
                 tracing::warn!("{}: refusing {addr}: {key} reached", service.name());
+                metrics.refused(listener_name);
                 refuse(stream, service.as_ref(), tls.is_some());
                 continue;
             }
@@ -263,8 +275,10 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
+        let active = metrics.connection(listener_name);
         tokio::spawn(async move {
             let _slot = slot;
+            let _active = active;
             let (stream, tls_on): (letterbox_proto::BoxStream, bool) = match tls {
                 None => (Box::new(stream), false),
                 Some(tls) => match tls.accept(Box::new(stream)).await {

@@ -11,13 +11,19 @@
 use crate::dot::{DotStuffer, TopLimit};
 use crate::{MaildropGuard, Pop3Service};
 use letterbox_proto::auth::Login;
-use letterbox_proto::{read_line, sasl, BoxStream, Line, Peer};
+use letterbox_proto::{metrics, read_line, sasl, BoxStream, Line, Peer};
 use letterbox_store::{
     Account, Error as StoreError, FlagOp, Flags, MailboxId, MessageReader, Retention,
 };
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The commands `letterbox_command_duration_seconds` names (others count as `OTHER`).
+const POP3_VERBS: &[&str] = &[
+    "CAPA", "QUIT", "USER", "PASS", "AUTH", "UTF8", "APOP", "STLS", "STAT", "LIST", "UIDL",
+    "DELE", "RSET", "NOOP", "RETR", "TOP",
+];
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 
 /// The unit in which messages are read from the store and written to the client.
@@ -338,7 +344,14 @@ impl Session {
                 Input::Line => {
                     let line = std::mem::take(&mut self.line);
                     let bad_before = self.bad_commands;
+                    let started = std::time::Instant::now();
+                    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+                    let verb = metrics::command_label(
+                        std::str::from_utf8(verb).unwrap_or_default(),
+                        POP3_VERBS,
+                    );
                     let flow = self.command(&line).await;
+                    metrics::metrics().command("pop3", verb, started.elapsed());
                     self.line = line;
                     if self.bad_commands == bad_before {
                         self.bad_commands = 0;
@@ -573,7 +586,11 @@ impl Session {
 
     async fn login(&mut self, user: String, pass: String) -> io::Result<Flow> {
         let svc = self.svc.clone();
-        match svc.ctx.login(&self.peer, &user, &pass).await {
+        match svc
+            .ctx
+            .login_for(&self.peer, letterbox_store::Protocol::Pop3, &user, &pass)
+            .await
+        {
             Login::Ok(account) => self.open_maildrop(account).await,
             // Already delayed and logged by the login gate.
             Login::Failed | Login::Blocked => self.auth_failed().await,

@@ -14,9 +14,19 @@
 //! either way, and a failure is never cached. Passwords never reach the log, and the
 //! user names clients send reach it through [`loggable`] (no forged log lines, no
 //! terminal escapes).
+//!
+//! Application passwords (`letterbox_store::apppass`, issue 14): a protocol session
+//! logs in with [`login_for`] and its [`Protocol`]; a password shaped like a generated
+//! app password is first checked against the account's app passwords for that protocol
+//! (only those sharing its selector, so at most one Argon2id check), then as the account
+//! password. The web portal's login ([`crate::Context::login`], protocol `web`) takes
+//! the account password only. Throttling, blocks and the cache treat both alike; a
+//! revoked app password fails at once, cached or not. Each success is recorded in the
+//! account's login history (`[auth] login_history`) and every outcome is counted in
+//! [`crate::metrics`].
 
 use crate::{Context, Peer};
-use letterbox_store::Account;
+use letterbox_store::{Account, LoginRecord, Protocol};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -122,6 +132,38 @@ pub async fn login(
     user: &str,
     password: &str,
 ) -> Login {
+    login_for(ctx, throttle, peer, Protocol::Web, user, password).await
+}
+
+/// Checks a password for a login over `protocol` from `peer`, with throttling and
+/// blocks: the account password, or an application password for this protocol.
+pub async fn login_for(
+    ctx: &Context,
+    throttle: &Throttle,
+    peer: &Peer,
+    protocol: Protocol,
+    user: &str,
+    password: &str,
+) -> Login {
+    let login = check(ctx, throttle, peer, protocol, user, password).await;
+    let result = match &login {
+        Login::Ok(_) => "ok",
+        Login::Failed => "failed",
+        Login::Blocked => "blocked",
+        Login::Unavailable(_) => "unavailable",
+    };
+    crate::metrics::metrics().login(protocol.as_str(), result);
+    login
+}
+
+async fn check(
+    ctx: &Context,
+    throttle: &Throttle,
+    peer: &Peer,
+    protocol: Protocol,
+    user: &str,
+    password: &str,
+) -> Login {
     let cfg = &ctx.config.auth;
     let (ipk, userk) = (ip_key(peer), user_key(user));
     let now = letterbox_store::now();
@@ -145,24 +187,87 @@ pub async fn login(
     }
     // A password verified moments ago (`[auth] cache_ttl`) needs no hashing, so it does
     // not queue behind the checks that do.
+    // An app password is tried first when the password has its shape (cheap to tell),
+    // so that its login costs one check, not the account password's too.
+    let app = protocol != Protocol::Web && letterbox_store::apppass::canonical(password).is_some();
     let (u, p) = (user.to_string(), password.to_string());
-    let checked = match ctx.store.run(move |s| s.authenticate_cached(&u, &p)).await {
-        Ok(Some(account)) => Ok(Some(account)),
+    let cached = ctx
+        .store
+        .run(move |s| {
+            if app {
+                if let Some((a, name)) = s.authenticate_app_password(&u, &p, protocol, true)? {
+                    return Ok(Some((a, Some(name))));
+                }
+            }
+            Ok(s.authenticate_cached(&u, &p)?.map(|a| (a, None)))
+        })
+        .await;
+    let checked = match cached {
+        Ok(Some(found)) => Ok(Some(found)),
         _ => {
             let (u, p) = (user.to_string(), password.to_string());
             let Ok(permit) = throttle.hashing.acquire().await else {
                 return Login::Unavailable("shutting down".into());
             };
-            let checked = ctx.store.run(move |s| s.authenticate(&u, &p)).await;
+            let checked = ctx
+                .store
+                .run(move |s| {
+                    if app {
+                        if let Some((a, name)) =
+                            s.authenticate_app_password(&u, &p, protocol, false)?
+                        {
+                            return Ok(Some((a, Some(name))));
+                        }
+                    }
+                    Ok(s.authenticate(&u, &p)?.map(|a| (a, None)))
+                })
+                .await;
             drop(permit);
             checked
         }
     };
     match checked {
-        Ok(Some(account)) => {
+        Ok(Some((account, app_password))) => {
+            // An account an operator disabled (the portal) logs in nowhere; the client
+            // is told no more than for a wrong password.
+            let id = account.id;
+            match ctx.store.run(move |s| s.web().is_disabled(id)).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(ip = %peer.addr.ip(), user = %account.address, "login refused: account disabled");
+                    tokio::time::sleep(Duration::from_millis(cfg.failure_delay_ms)).await;
+                    return Login::Failed;
+                }
+                Err(e) => return Login::Unavailable(e.to_string()),
+            }
             throttle.clear(&ipk);
             throttle.clear(&userk);
-            tracing::info!(ip = %peer.addr.ip(), user = %account.address, "login");
+            match &app_password {
+                // The name is the user's own text: through `loggable`.
+                Some(name) => {
+                    tracing::info!(ip = %peer.addr.ip(), user = %account.address, protocol = protocol.as_str(), app_password = %loggable(name), "login")
+                }
+                None => {
+                    tracing::info!(ip = %peer.addr.ip(), user = %account.address, protocol = protocol.as_str(), "login")
+                }
+            }
+            let keep = cfg.login_history;
+            if keep > 0 {
+                let record = LoginRecord {
+                    at: letterbox_store::now(),
+                    remote: crate::canonical_ip(peer.addr.ip()).to_string(),
+                    protocol: protocol.as_str().to_string(),
+                    app_password,
+                };
+                let id = account.id;
+                if let Err(e) = ctx
+                    .store
+                    .run(move |s| s.record_login(id, record, keep))
+                    .await
+                {
+                    tracing::warn!("could not record a login in the history: {e}");
+                }
+            }
             Login::Ok(account)
         }
         Ok(None) => {

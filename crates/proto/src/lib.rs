@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 pub mod auth;
 pub mod budget;
+pub mod metrics;
 pub mod sasl;
 pub mod tls;
 pub mod userip;
@@ -101,9 +102,23 @@ impl Context {
         )
     }
 
-    /// Checks a login through the shared throttle (see [`auth::login`]).
+    /// Checks a login through the shared throttle (see [`auth::login`]): the account
+    /// password only, recorded as protocol `web` (the portal's login).
     pub async fn login(&self, peer: &Peer, user: &str, password: &str) -> auth::Login {
         auth::login(self, &self.throttle, peer, user, password).await
+    }
+
+    /// Checks a mail protocol's login through the shared throttle (see
+    /// [`auth::login_for`]): the account password or an application password for
+    /// `protocol`.
+    pub async fn login_for(
+        &self,
+        peer: &Peer,
+        protocol: letterbox_store::Protocol,
+        user: &str,
+        password: &str,
+    ) -> auth::Login {
+        auth::login_for(self, &self.throttle, peer, protocol, user, password).await
     }
 }
 

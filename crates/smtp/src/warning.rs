@@ -114,6 +114,19 @@ pub fn build(
     warn_at: &[u8],
     now: i64,
 ) -> Vec<u8> {
+    build_with_link(account, threshold, hostname, warn_at, now, None)
+}
+
+/// The warning message, with a link to the portal's usage page when it is on
+/// (`letterbox_config::Config::web_usage_url`).
+pub fn build_with_link(
+    account: &Account,
+    threshold: u8,
+    hostname: &str,
+    warn_at: &[u8],
+    now: i64,
+    usage_url: Option<&str>,
+) -> Vec<u8> {
     let domain = account
         .address
         .rsplit_once('@')
@@ -137,7 +150,13 @@ pub fn build(
             "Auto-Submitted",
             mail_builder::headers::raw::Raw::new("auto-generated"),
         )
-        .text_body(text(account, threshold, hostname, warn_at))
+        .text_body(match usage_url {
+            Some(url) => format!(
+                "{}\nSee what fills your mailbox, free space and ask for more room:\n{url}\n",
+                text(account, threshold, hostname, warn_at)
+            ),
+            None => text(account, threshold, hostname, warn_at),
+        })
         .write_to_vec();
     match built {
         Ok(v) => v,
@@ -173,12 +192,13 @@ pub async fn deliver_pending(
         let account = store.run(move |s| s.account_by_id(account_id)).await?;
         let inbox = store.run(move |s| s.mailbox(account_id, "INBOX")).await?.id;
         let now = letterbox_store::now();
-        let msg = build(
+        let msg = build_with_link(
             &account,
             threshold,
             &config.hostname,
             &config.quota.warn_at,
             now,
+            config.web_usage_url().as_deref(),
         );
         let appended = store
             .run(move |s| {

@@ -28,17 +28,24 @@
 //! Blocking: every [`Backend`] method blocks. Async code calls them through
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
 
+pub mod apitokens;
+pub mod apppass;
 pub mod blob;
 pub mod disk;
 mod feed;
 mod grams;
 pub mod line_ends;
+pub mod logins;
 pub mod password;
 pub mod sqlite;
+pub mod web;
 
+pub use apitokens::ApiToken;
+pub use apppass::{AppPassword, Protocol, Protocols};
 pub use blob::BlobId;
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
+pub use logins::LoginRecord;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -588,6 +595,8 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self, deep: bool) -> Result<Vec<String>>;
     /// The change feed this backend publishes to.
     fn feed(&self) -> &ChangeFeed;
+    /// The web portal's sessions, operators, quota requests, usage history and counts.
+    fn web(&self) -> &dyn web::WebStore;
     /// Starts noticing what other processes commit to the same data (the admin CLI's
     /// `deliver` while `serve` runs) and waking the watched accounts' sessions through
     /// the feed, looking every `interval`. The server calls it once; one-shot commands
@@ -613,6 +622,50 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+
+    // --- application passwords, login history, API tokens, statistics (issue 14) ---
+    /// Creates a named application password for `protocols` and returns it (the only
+    /// time it exists outside its hash). See [`apppass`].
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String>;
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>>;
+    /// Revokes an application password: it stops working at once.
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()>;
+    /// Checks `password` as one of the account's application passwords for `protocol`:
+    /// the account and the app password's name. With `cached_only`, like
+    /// [`Backend::authenticate_cached`]: no hashing, `None` means "do the full check".
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>>;
+    /// Records a successful login, keeping the account's last `keep` (0: none).
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()>;
+    /// The account's recorded logins, newest first.
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>>;
+    /// Creates an API token (see [`apitokens`]) and returns it, once.
+    fn add_api_token(&self, name: &str) -> Result<String>;
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+    fn remove_api_token(&self, name: &str) -> Result<()>;
+    /// The name of the API token `token`, when it is one.
+    fn check_api_token(&self, token: &str) -> Result<Option<String>>;
+    /// Sizes for monitoring (`/metrics`).
+    fn stats(&self) -> Result<StoreStats>;
+}
+
+/// What the store holds, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub accounts: u64,
+    pub messages: u64,
+    /// Sum of the accounts' quota usage (octets, as the clients see them).
+    pub usage_bytes: u64,
+    /// Distinct message bodies stored (deduplicated), and their uncompressed octets.
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// The database files (`store.db` and its WAL) on disk.
+    pub database_bytes: u64,
 }
 
 /// The handle protocol code holds: cheap to clone, shared by every session.

@@ -124,3 +124,108 @@ CREATE TABLE IF NOT EXISTS blob_lines (
     bare_lf INTEGER NOT NULL,
     ends_lf INTEGER NOT NULL
 );
+
+-- Web portal (web.rs): sessions, operators, quota requests, usage history, delivery counts.
+-- A session is known by the BLAKE3 of its cookie token, so a copy of the database does not
+-- hold usable cookies; every process and node reading this store agrees on it.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    csrf       TEXT NOT NULL,          -- the token every form and API write must carry
+    created    INTEGER NOT NULL,
+    expires    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS web_sessions_account ON web_sessions (account_id);
+
+-- Operators: `letterbox admin add ADDRESS [--domain DOMAIN]`. domain '' = every domain.
+CREATE TABLE IF NOT EXISTS web_admins (
+    address TEXT NOT NULL,
+    domain  TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (address, domain)
+) WITHOUT ROWID;
+
+-- Requests for more room; one open ('pending') request per account.
+CREATE TABLE IF NOT EXISTS quota_requests (
+    id           INTEGER PRIMARY KEY,
+    account_id   INTEGER NOT NULL,
+    address      TEXT NOT NULL,        -- kept for the audit trail once the account is gone
+    size         INTEGER NOT NULL,     -- octets asked for (the new limit)
+    reason       TEXT NOT NULL,
+    created      INTEGER NOT NULL,
+    status       TEXT NOT NULL,        -- pending | approved | denied
+    decided_by   TEXT,
+    decided_at   INTEGER,
+    granted_size INTEGER,
+    note         TEXT                  -- the reason given for a denial
+);
+CREATE UNIQUE INDEX IF NOT EXISTS quota_requests_open ON quota_requests (account_id) WHERE status = 'pending';
+
+-- One usage sample per account per day (UTC day number), kept for a year.
+CREATE TABLE IF NOT EXISTS usage_samples (
+    account_id INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    used       INTEGER NOT NULL,
+    lim        INTEGER,                -- the limit in force then; NULL: unlimited
+    PRIMARY KEY (account_id, day)
+) WITHOUT ROWID;
+
+-- Per domain and day: messages delivered, refused at RCPT/DATA (unknown user, quota,
+-- disabled), and bounced (refused after acceptance: quota at end of data).
+CREATE TABLE IF NOT EXISTS domain_counts (
+    domain    TEXT NOT NULL,
+    day       INTEGER NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    refused   INTEGER NOT NULL DEFAULT 0,
+    bounced   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (domain, day)
+) WITHOUT ROWID;
+
+-- Accounts an operator disabled: no login anywhere, mail refused temporarily (450).
+CREATE TABLE IF NOT EXISTS account_disabled (
+    account_id INTEGER PRIMARY KEY,
+    since      INTEGER NOT NULL,
+    by_whom    TEXT NOT NULL
+);
+
+-- Application passwords (issue 14: web portal): named, each for one set of protocols
+-- (bit 1 IMAP, 2 POP3, 4 SMTP submission). `selector` is the first characters of the
+-- generated password, kept in clear so that a login verifies only the one candidate;
+-- `hash` is the whole password under the account password policy (Argon2id).
+CREATE TABLE IF NOT EXISTS app_passwords (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    selector   TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    protocols  INTEGER NOT NULL,
+    created    INTEGER NOT NULL,
+    last_used  INTEGER,
+    UNIQUE (account_id, name)
+);
+CREATE INDEX IF NOT EXISTS app_passwords_selector ON app_passwords (account_id, selector);
+
+-- Recent successful logins (issue 14: web portal), the last `[auth] login_history`
+-- per account. `app_password` names the application password used, NULL for the
+-- account password.
+CREATE TABLE IF NOT EXISTS login_history (
+    id           INTEGER PRIMARY KEY,
+    account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at           INTEGER NOT NULL,
+    remote       TEXT NOT NULL,
+    protocol     TEXT NOT NULL,
+    app_password TEXT
+);
+CREATE INDEX IF NOT EXISTS login_history_account ON login_history (account_id, id);
+
+-- API tokens for scripts (issue 14: web portal), with operator rights on /api/.
+-- `selector` as for app passwords; `hash` is a SHA-256 of the whole token (256 random
+-- bits: nothing to brute-force, so no slow hash on every request).
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    selector  TEXT NOT NULL,
+    hash      BLOB NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_tokens_selector ON api_tokens (selector);

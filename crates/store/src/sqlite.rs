@@ -38,7 +38,7 @@ struct Job {
 
 /// What a write job sees: the open transaction and where to put feed events.
 pub struct WriteCtx<'a> {
-    tx: Transaction<'a>,
+    pub(crate) tx: Transaction<'a>,
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
@@ -51,7 +51,7 @@ pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     feed: Arc<ChangeFeed>,
-    auth_cache: password::VerifiedCache,
+    pub(crate) auth_cache: password::VerifiedCache,
     /// `[store] disk_reserve` (`disk.rs`).
     reserve: crate::disk::Reserve,
 }
@@ -120,7 +120,7 @@ impl SqliteBackend {
     }
 
     /// Runs a write job in the writer's next transaction and waits for its fsynced commit.
-    fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -148,7 +148,7 @@ impl SqliteBackend {
     /// message comes back). The commit is not fsynced (`synchronous=NORMAL`), so such a
     /// change survives a crash of the process (kill -9) but not of the machine; the next
     /// durable commit fsyncs it too. Dovecot does not fsync these either.
-    fn write_lazy<T, F>(&self, f: F) -> Result<T>
+    pub(crate) fn write_lazy<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
@@ -214,7 +214,7 @@ impl SqliteBackend {
     }
 
     /// Runs a read on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -228,7 +228,11 @@ impl SqliteBackend {
         r
     }
 
-    fn effective(&self, row: AccountRow) -> Account {
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub(crate) fn effective(&self, row: AccountRow) -> Account {
         row.into_account(&self.opts)
     }
 }
@@ -366,18 +370,18 @@ fn run_batch(
 // ---------------------------------------------------------------------------
 // Row helpers
 
-struct AccountRow {
-    id: i64,
-    address: String,
+pub(crate) struct AccountRow {
+    pub(crate) id: i64,
+    pub(crate) address: String,
     quota_limit: Option<i64>,
     quota_used: i64,
     retention: Option<String>,
 }
 
-const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
+pub(crate) const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop3_retention";
 
 impl AccountRow {
-    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
             id: r.get(0)?,
             address: r.get(1)?,
@@ -418,7 +422,7 @@ fn quota_to_sql(q: QuotaLimit) -> Option<i64> {
     }
 }
 
-fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
+pub(crate) fn get_account(conn: &Connection, address: &str) -> Result<AccountRow> {
     let a = normalize_address(address);
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1"
@@ -438,7 +442,7 @@ fn account_with_hash(conn: &Connection, address: &str) -> Result<Option<(String,
         .optional()?)
 }
 
-fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
+pub(crate) fn get_account_by_id(conn: &Connection, id: AccountId) -> Result<AccountRow> {
     conn.prepare_cached(&format!(
         "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"
     ))?
@@ -600,6 +604,32 @@ fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
 type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
 
 impl WriteCtx<'_> {
+    /// Sets an account's quota limit inside the current transaction (the CLI's
+    /// `quota set` and an approved quota request share it).
+    pub(crate) fn set_quota_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
+            params![account, quota_to_sql(limit)],
+        )?;
+        // Re-arm warnings below the new percentage, but never mark a threshold as
+        // warned without a warning: a lowered quota warns at the next delivery. The
+        // change itself leaves no pending warning either (the crossing `add_usage`
+        // records here is undone with the level), or the sweep would send one and
+        // the next delivery, crossing again, a second.
+        let (level, pending): (i64, i64) = self.tx.query_row(
+            "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.add_usage(account, 0)?;
+        self.tx.execute(
+            "UPDATE accounts SET warn_level = min(warn_level, ?2),
+                 warn_pending = min(warn_pending, ?3) WHERE id = ?1",
+            params![account, level, pending],
+        )?;
+        Ok(())
+    }
+
     fn next_uidvalidity(&self) -> Result<u32> {
         let last: i64 = self
             .tx
@@ -1316,6 +1346,11 @@ impl Backend for SqliteBackend {
             ctx.tx.execute("DELETE FROM mailboxes WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM subscriptions WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM aliases WHERE target = ?1", [&a])?;
+            // The portal's rows of the account (web.rs): its sessions, operator rights (a
+            // new account of the same address must not inherit them), disabled mark.
+            ctx.tx.execute("DELETE FROM web_sessions WHERE account_id = ?1", [acct.id])?;
+            ctx.tx.execute("DELETE FROM web_admins WHERE address = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM account_disabled WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
             Ok(())
         })?;
@@ -1542,26 +1577,7 @@ impl Backend for SqliteBackend {
         let a = normalize_address(address);
         let id = self.write(move |ctx| {
             let acct = get_account(&ctx.tx, &a)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
-                params![acct.id, quota_to_sql(limit)],
-            )?;
-            // Re-arm warnings below the new percentage, but never mark a threshold as
-            // warned without a warning: a lowered quota warns at the next delivery. The
-            // change itself leaves no pending warning either (the crossing `add_usage`
-            // records here is undone with the level), or the sweep would send one and
-            // the next delivery, crossing again, a second.
-            let (level, pending): (i64, i64) = ctx.tx.query_row(
-                "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
-                [acct.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            ctx.add_usage(acct.id, 0)?;
-            ctx.tx.execute(
-                "UPDATE accounts SET warn_level = min(warn_level, ?2),
-                     warn_pending = min(warn_pending, ?3) WHERE id = ?1",
-                params![acct.id, level, pending],
-            )?;
+            ctx.set_quota_limit(acct.id, limit)?;
             Ok(acct.id)
         })?;
         self.account_by_id(id)
@@ -2510,6 +2526,10 @@ impl Backend for SqliteBackend {
     /// when another connection commits) every `interval`; when it moved, it reads the
     /// HIGHESTMODSEQ of every watched account's mailboxes and lets the feed wake those
     /// that went past what was announced in-process. It stops when the backend is dropped.
+    fn web(&self) -> &dyn crate::web::WebStore {
+        self
+    }
+
     fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
         let conn = open_conn(&self.db_path)?;
         let feed = Arc::downgrade(&self.feed);
@@ -2522,6 +2542,84 @@ impl Backend for SqliteBackend {
 
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
         recent::claim(self, mailbox, take)
+    }
+
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
+        self.app_password_add(address, name, protocols)
+    }
+
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>> {
+        self.app_password_list(address)
+    }
+
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()> {
+        self.app_password_remove(address, name)
+    }
+
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>> {
+        self.app_password_check(address, password, protocol, cached_only)
+    }
+
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()> {
+        self.login_record(account, login, keep)
+    }
+
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>> {
+        self.login_list(address)
+    }
+
+    fn add_api_token(&self, name: &str) -> Result<String> {
+        self.api_token_add(name)
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.api_token_list()
+    }
+
+    fn remove_api_token(&self, name: &str) -> Result<()> {
+        self.api_token_remove(name)
+    }
+
+    fn check_api_token(&self, token: &str) -> Result<Option<String>> {
+        self.api_token_check(token)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let mut st = self.read(|c| {
+            let (accounts, usage): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(quota_used), 0) FROM accounts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let messages: i64 = c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+            let (blobs, blob_bytes): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE refcount > 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(StoreStats {
+                accounts: accounts.max(0) as u64,
+                messages: messages.max(0) as u64,
+                usage_bytes: usage.max(0) as u64,
+                blobs: blobs.max(0) as u64,
+                blob_bytes: blob_bytes.max(0) as u64,
+                database_bytes: 0,
+            })
+        })?;
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        st.database_bytes = [self.db_path.clone(), PathBuf::from(wal)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(st)
     }
 }
 
@@ -2677,5 +2775,5 @@ fn expand(
 
 /// A real Argon2id hash of a random password, verified against when the user does not
 /// exist so that a failed login takes as long either way.
-const DUMMY_HASH: &str =
+pub(crate) const DUMMY_HASH: &str =
     "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J8rTVdB0c1S7hCkqY7yKq0l3rC4ZcUw2GQy2k0g2m0Q";

@@ -24,7 +24,11 @@ pub async fn check_password(
     user: String,
     password: String,
 ) -> Result<Reply, Fatal> {
-    match s.ctx.login(&s.peer, &user, &password).await {
+    match s
+        .ctx
+        .login_for(&s.peer, letterbox_store::Protocol::Imap, &user, &password)
+        .await
+    {
         Login::Ok(account) => {
             let Some(slot) = s.ctx.userip_slot(&s.peer, account.id) else {
                 tracing::warn!(user = %account.address, peer = %s.peer.addr,

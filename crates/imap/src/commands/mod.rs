@@ -105,6 +105,16 @@ pub async fn dispatch(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fata
             body.name()
         )));
     }
+    let (name, started) = (body.name(), std::time::Instant::now());
+    let reply = run(s, tag, body).await;
+    // IDLE lasts as long as the client wants: not a latency.
+    if name != "IDLE" {
+        letterbox_proto::metrics::metrics().command("imap", name, started.elapsed());
+    }
+    reply
+}
+
+async fn run(s: &mut Session, tag: &str, body: B) -> Result<Reply, Fatal> {
     match body {
         B::Capability => capability::run(s),
         B::Noop => noop::run(s, false).await,

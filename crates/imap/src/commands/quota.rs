@@ -61,8 +61,15 @@ pub fn alert(s: &mut Session, account: &Account, at: AlertAt) -> Option<String> 
         }
     }
     s.quota_alerted = Some(percent);
+    // With the portal on, the ALERT names the page that shows what fills the box.
+    let link = s
+        .ctx
+        .config
+        .web_usage_url()
+        .map(|u| format!(" (see {u})"))
+        .unwrap_or_default();
     Some(format!(
-        "* OK [ALERT] Your mailbox is {percent}% full ({} of {}); delete or move mail to avoid bounces\r\n",
+        "* OK [ALERT] Your mailbox is {percent}% full ({} of {}); delete or move mail to avoid bounces{link}\r\n",
         letterbox_proto::human_size(account.quota_used),
         letterbox_proto::human_size(limit),
     ))

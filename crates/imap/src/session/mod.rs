@@ -101,7 +101,10 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
     match e {
         E::NotFound(_) => Reply::no("No such mailbox or message").code("NONEXISTENT"),
         E::Exists(_) => Reply::no("Mailbox already exists").code("ALREADYEXISTS"),
-        E::OverQuota => Reply::no("Quota exceeded").code("OVERQUOTA"),
+        E::OverQuota => {
+            letterbox_proto::metrics::metrics().quota_refused("imap");
+            Reply::no("Quota exceeded").code("OVERQUOTA")
+        }
         E::Invalid(m) => Reply::no(m.clone()).code("CANNOT"),
         E::Refused(m) => Reply::no(m.clone()).code("CANNOT"),
         E::Io(_) | E::Db(_) => {

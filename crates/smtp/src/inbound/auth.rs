@@ -127,7 +127,16 @@ impl Session {
                 return Ok(self.auth_failed());
             }
         };
-        match self.ctx.login(&self.peer, &user, &password).await {
+        match self
+            .ctx
+            .login_for(
+                &self.peer,
+                letterbox_store::Protocol::Smtp,
+                &user,
+                &password,
+            )
+            .await
+        {
             Login::Ok(account) => {
                 self.timeout =
                     Duration::from_secs(self.ctx.config.limits.timeout_authenticated.max(1));

@@ -4,8 +4,10 @@
 //! and the store returns only after its fsyncs. A client that disconnects or goes silent
 //! before the end of the data leaves nothing stored and nothing counted.
 
+use super::counts::count;
 use super::Session;
 use crate::{trace, warning};
+use letterbox_store::web::DeliveryOutcome;
 use letterbox_store::{AccountId, Error as StoreError};
 use std::sync::Arc;
 
@@ -138,6 +140,22 @@ impl Session {
                 Outcome::Failed => {
                     tracing::warn!(id = %tx.id, from = %sender, to = %rcpt, size, "not delivered: temporary failure")
                 }
+            }
+        }
+        for (rcpt, o) in &results {
+            let m = letterbox_proto::metrics::metrics();
+            match o {
+                Outcome::Delivered => m.delivered(self.mode_name(), 1),
+                Outcome::Full => {
+                    m.quota_refused(self.mode_name());
+                    m.bounced(self.mode_name(), "quota");
+                }
+                Outcome::Failed => {}
+            }
+            match o {
+                Outcome::Delivered => count(&self.ctx, rcpt, DeliveryOutcome::Delivered).await,
+                Outcome::Full => count(&self.ctx, rcpt, DeliveryOutcome::Bounced).await,
+                Outcome::Failed => {}
             }
         }
         if self.lmtp() {

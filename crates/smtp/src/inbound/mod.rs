@@ -25,6 +25,7 @@
 
 mod auth;
 mod bdat;
+mod counts;
 mod data;
 mod deliver;
 mod ehlo;
@@ -40,7 +41,7 @@ mod vrfy;
 use crate::{trace, Mode};
 use letterbox_proto::budget::Reservation;
 use letterbox_proto::sasl;
-use letterbox_proto::{read_line, BoxStream, Context, Line, Peer};
+use letterbox_proto::{metrics, read_line, BoxStream, Context, Line, Peer};
 use letterbox_store::{Account, AccountId};
 use smtp_proto::{Error as ParseError, Request};
 use std::io;
@@ -191,8 +192,21 @@ impl Session {
 
     fn ok(&mut self, code: u16, esc: &str, text: &str) -> Flow {
         self.bad_commands = 0;
+        if (code, esc) == (552, "5.3.4") {
+            // Every refusal of a message for its size goes through here.
+            metrics::metrics().bounced(self.mode_name(), "size");
+        }
         self.reply(code, esc, text);
         Flow::Continue
+    }
+
+    /// The listener kind, as metrics label it.
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Smtp => "smtp",
+            Mode::Lmtp => "lmtp",
+            Mode::Submission => "submission",
+        }
     }
 
     fn timed_out(&mut self) -> Flow {
@@ -229,7 +243,13 @@ impl Session {
                     return Ok(());
                 }
                 Ok(Ok(Line::TooLong)) => self.bad(500, "5.5.2", "Line too long"),
-                Ok(Ok(Line::Ok)) => self.command().await?,
+                Ok(Ok(Line::Ok)) => {
+                    let started = std::time::Instant::now();
+                    let verb = metrics::command_label(&command_word(&self.line), SMTP_VERBS);
+                    let flow = self.command().await?;
+                    metrics::metrics().command(self.mode_name(), verb, started.elapsed());
+                    flow
+                }
             };
             if let Flow::Close = flow {
                 self.flush().await?;
@@ -378,6 +398,12 @@ pub fn fuzz_command_line(input: &[u8]) {
 }
 
 /// The command verb, upper-cased (for error replies).
+/// The verbs `letterbox_command_duration_seconds` names (others count as `OTHER`).
+const SMTP_VERBS: &[&str] = &[
+    "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+    "HELP", "STARTTLS", "AUTH",
+];
+
 fn command_word(line: &[u8]) -> String {
     let end = line
         .iter()

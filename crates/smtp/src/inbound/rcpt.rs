@@ -3,8 +3,11 @@
 //! (RFC 1870 SIZE); `<Postmaster>` without a domain accepted (RFC 5321 4.5.1); a domain
 //! that is not local refused (never a relay).
 
+use super::counts::count;
 use super::{valid_path, Flow, Recipient, Session};
 use crate::trace;
+use letterbox_proto::metrics::metrics;
+use letterbox_store::web::DeliveryOutcome;
 use letterbox_store::{Account, Resolved};
 
 impl Session {
@@ -83,24 +86,55 @@ impl Session {
                 )
             }
             Ok(Resolved::NotLocal) => {
+                metrics().bounced(self.mode_name(), "relay_denied");
                 tracing::info!(peer = %self.peer.addr, rcpt = %shown, "relay denied");
                 self.ok(554, "5.7.1", &format!("<{shown}>: Relay access denied"))
             }
-            Ok(Resolved::NoSuchUser) => self.ok(
-                550,
-                "5.1.1",
-                &format!("<{shown}>: Recipient address rejected: no such user here"),
-            ),
+            Ok(Resolved::NoSuchUser) => {
+                metrics().bounced(self.mode_name(), "no_such_user");
+                count(&self.ctx, &address, DeliveryOutcome::Refused).await;
+                self.ok(
+                    550,
+                    "5.1.1",
+                    &format!("<{shown}>: Recipient address rejected: no such user here"),
+                )
+            }
             Ok(Resolved::Accounts(accounts)) => {
                 if accounts.is_empty() {
+                    metrics().bounced(self.mode_name(), "no_such_user");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
                     return self.ok(
                         550,
                         "5.1.1",
                         &format!("<{shown}>: Recipient address rejected: no such user here"),
                     );
                 }
+                // Accounts an operator disabled (the portal) take no mail for now: a
+                // temporary refusal, so senders retry while the operator decides.
+                let disabled = self
+                    .ctx
+                    .store
+                    .run(|s| s.web().disabled_accounts())
+                    .await
+                    .unwrap_or_default();
+                let accounts: Vec<_> = accounts
+                    .into_iter()
+                    .filter(|a| !disabled.contains(&a.id))
+                    .collect();
+                if accounts.is_empty() {
+                    tracing::info!(rcpt = %shown, "refused at RCPT: account disabled");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
+                    return self.ok(
+                        450,
+                        "4.2.1",
+                        &format!("<{shown}>: Mailbox disabled, try again later"),
+                    );
+                }
                 if accounts.iter().all(|a| is_full(a, declared)) {
+                    metrics().quota_refused(self.mode_name());
+                    metrics().bounced(self.mode_name(), "quota");
                     tracing::info!(rcpt = %shown, "refused at RCPT: mailbox full");
+                    count(&self.ctx, &address, DeliveryOutcome::Refused).await;
                     return self.ok(552, "5.2.2", &format!("<{shown}>: Mailbox full"));
                 }
                 let ids = accounts.iter().map(|a| a.id).collect();

@@ -1,0 +1,231 @@
+//! `/usage`: the quota bar, size and messages per folder, the largest messages with their
+//! attachments, usage over the last year (SVG), and what frees space: empty Trash/Junk
+//! and delete a folder, each behind a confirmation form.
+
+use super::{done, Notice, PageResult};
+use crate::api::usage::{delete_folder, empty_folder, usage};
+use crate::layout::{self, chart, csrf, date, datetime, human, notice, page, quota_bar, Point};
+use crate::session::{CsrfForm, PageSession};
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use maud::html;
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/usage", get(usage_page))
+        .route("/usage/empty", get(confirm_empty).post(post_empty))
+        .route("/usage/delete", get(confirm_delete).post(post_delete))
+}
+
+async fn usage_page(
+    State(state): State<AppState>,
+    PageSession(s): PageSession,
+    n: Notice,
+) -> PageResult {
+    let u = usage(&state, &s).await?;
+    let points: Vec<Point> = u
+        .history
+        .iter()
+        .map(|h| Point {
+            day: h.day,
+            value: h.used,
+            limit: h.limit,
+        })
+        .collect();
+    let body = html! {
+        (notice(n.done.as_deref()))
+        section class="big" {
+            p {
+                strong { (human(u.used)) }
+                @match u.limit {
+                    Some(l) => { " of " (human(l)) " used (" (u.percent) "%)" }
+                    None => { " used (no limit)" }
+                }
+            }
+            (quota_bar(u.used, u.limit))
+            @if u.percent >= 80 {
+                p { "Your mailbox is nearly full. Free space below, or " a href="/request" { "ask for more room" } "." }
+            } @else {
+                p class="muted" { "Need more? " a href="/request" { "Ask for more room" } "." }
+            }
+        }
+        h2 { "Folders" }
+        section class="scroll" {
+            table {
+                thead { tr { th { "Folder" } th class="num" { "Messages" } th class="num" { "Size" } th { "Free space" } } }
+                tbody {
+                    @for f in &u.folders {
+                        tr {
+                            td { (f.name) }
+                            td class="num" { (f.messages) }
+                            td class="num" { (human(f.size)) }
+                            td {
+                                @if f.can_empty && f.messages > 0 {
+                                    a href=(format!("/usage/empty?folder={}", super::urlencode(&f.name))) { "Empty" }
+                                    " "
+                                }
+                                @if f.can_delete {
+                                    a href=(format!("/usage/delete?folder={}", super::urlencode(&f.name))) { "Delete folder" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Largest messages" }
+        section class="scroll" {
+            @if u.largest.is_empty() {
+                p class="muted" { "Your mailbox is empty." }
+            } @else {
+                table {
+                    thead { tr { th { "Message" } th class="hide-narrow" { "Folder" } th class="num" { "Size" } } }
+                    tbody {
+                        @for m in &u.largest {
+                            tr {
+                                td {
+                                    strong { @if m.subject.is_empty() { "(no subject)" } @else { (m.subject) } }
+                                    br;
+                                    span class="muted" { (m.from) " · " (datetime(m.date)) }
+                                    @if !m.attachments.is_empty() {
+                                        ul {
+                                            @for a in &m.attachments {
+                                                li { (a.name) " " span class="muted" { "(" (a.mime_type) ", " (human(a.size)) ")" } }
+                                            }
+                                        }
+                                    }
+                                    br;
+                                    span class="muted" {
+                                        "In " (m.folder) ". Delete it in your mail program"
+                                        @if let Some(t) = u.folders.iter().find(|f| f.special_use.as_deref() == Some("\\Trash")) { ", then empty " (t.name) }
+                                        "."
+                                    }
+                                }
+                                td class="hide-narrow" { (m.folder) }
+                                td class="num" { (human(m.size)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Usage over time" }
+        section {
+            (chart("Mailbox usage per day", &points))
+            @if let (Some(f), Some(l)) = (u.history.first(), u.history.last()) {
+                p class="muted" { (u.history.len()) " daily samples, " (date(f.day)) " to " (date(l.day)) ". The dashed line is your limit." }
+            }
+        }
+    };
+    Ok(page("Usage", Some(&s), body).into_response())
+}
+
+#[derive(Deserialize)]
+struct FolderQuery {
+    #[serde(default)]
+    folder: String,
+}
+
+fn confirm(
+    s: &crate::session::Session,
+    title: &str,
+    action: &str,
+    folder: &str,
+    text: &str,
+    button: &str,
+) -> axum::response::Response {
+    let body = html! {
+        section {
+            p { (text) }
+            form method="post" action=(action) {
+                (csrf(s))
+                input type="hidden" name="folder" value=(folder);
+                button class="danger" type="submit" { (button) }
+                a class="button" href="/usage" { "Cancel" }
+            }
+        }
+    };
+    page(title, Some(s), body).into_response()
+}
+
+async fn confirm_empty(
+    State(state): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<FolderQuery>,
+) -> PageResult {
+    let u = usage(&state, &s).await?;
+    let Some(f) = u.folders.iter().find(|f| f.name == q.folder && f.can_empty) else {
+        return Err(crate::api::ApiError::bad(
+            "only the Trash and Junk folders can be emptied here",
+        )
+        .into());
+    };
+    let text = format!(
+        "Remove all {} messages ({}) from {} for good?",
+        f.messages,
+        human(f.size),
+        f.name
+    );
+    Ok(confirm(
+        &s,
+        &format!("Empty {}", f.name),
+        "/usage/empty",
+        &f.name,
+        &text,
+        "Empty it",
+    ))
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    PageSession(s): PageSession,
+    Query(q): Query<FolderQuery>,
+) -> PageResult {
+    let u = usage(&state, &s).await?;
+    let Some(f) = u
+        .folders
+        .iter()
+        .find(|f| f.name == q.folder && f.can_delete)
+    else {
+        return Err(crate::api::ApiError::bad("that folder cannot be deleted").into());
+    };
+    let text = format!(
+        "Delete the folder {} and its {} messages ({}) for good?",
+        f.name,
+        f.messages,
+        human(f.size)
+    );
+    Ok(confirm(
+        &s,
+        &format!("Delete {}", f.name),
+        "/usage/delete",
+        &f.name,
+        &text,
+        "Delete it",
+    ))
+}
+
+#[derive(Deserialize)]
+struct FolderForm {
+    folder: String,
+}
+
+async fn post_empty(State(state): State<AppState>, f: CsrfForm<FolderForm>) -> PageResult {
+    let r = empty_folder(&state, &f.session, &f.form.folder).await?;
+    Ok(done(
+        "/usage",
+        &format!("Emptied {}: {} freed.", r.folder, layout::human(r.freed)),
+    ))
+}
+
+async fn post_delete(State(state): State<AppState>, f: CsrfForm<FolderForm>) -> PageResult {
+    let r = delete_folder(&state, &f.session, &f.form.folder).await?;
+    Ok(done(
+        "/usage",
+        &format!("Deleted {}: {} freed.", r.folder, layout::human(r.freed)),
+    ))
+}
