@@ -71,6 +71,7 @@ class Server:
         self.proc = None
         self.log_path = tmp / "server.log"
         self.overrides = dict(overrides or {})
+        tmp.mkdir(parents=True, exist_ok=True)
         self.write_config()
 
     def write_config(self):
@@ -92,6 +93,9 @@ class Server:
             "log": {"level": "debug"},
             # Tests run as root in CI; privilege dropping has its own test.
             "server": {"allow_root": True},
+            # The outbound queue never asks the system's resolver (no traffic off this
+            # machine): a dead local address unless a test gives its own DNS server.
+            "outbound": {"dns": "127.0.0.1:1"},
         }
         for key, value in self.overrides.items():
             section, _, name = key.rpartition(".")

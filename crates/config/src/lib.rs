@@ -50,6 +50,9 @@ pub struct Config {
     pub server: Server,
     pub store: StoreConfig,
     pub web: Web,
+    pub authd: Authd,
+    pub queue: QueueConfig,
+    pub outbound: Outbound,
 }
 
 impl Default for Config {
@@ -69,6 +72,9 @@ impl Default for Config {
             server: Server::default(),
             store: StoreConfig::default(),
             web: Web::default(),
+            authd: Authd::default(),
+            queue: QueueConfig::default(),
+            outbound: Outbound::default(),
         }
     }
 }
@@ -96,6 +102,9 @@ pub struct Listen {
     pub http: Vec<SocketAddr>,
     /// The web portal over implicit TLS (the `[tls]` certificate).
     pub https: Vec<SocketAddr>,
+    /// The authentication service for other MTAs (Dovecot's auth protocol, what Postfix's
+    /// `smtpd_sasl_type = dovecot` speaks): UNIX socket paths or `ip:port`.
+    pub auth: Vec<AuthAddr>,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -117,7 +126,84 @@ impl Default for Listen {
             pop3s: addrs(&["0.0.0.0:995"]),
             http: addrs(&["127.0.0.1:8080"]),
             https: vec![],
+            auth: vec![],
         }
+    }
+}
+
+/// One `[listen] auth` entry: a UNIX socket (a path: it contains a `/`) or `ip:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAddr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for AuthAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthAddr::Unix(p) => write!(f, "{}", p.display()),
+            AuthAddr::Tcp(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl FromStr for AuthAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.contains('/') {
+            return Ok(AuthAddr::Unix(PathBuf::from(s)));
+        }
+        s.parse().map(AuthAddr::Tcp).map_err(|_| {
+            format!("'{s}' is neither a socket path (containing '/') nor an ip:port address")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+/// `[authd]`: the authentication service for other MTAs (`[listen] auth`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authd {
+    /// Permissions of a UNIX socket, in octal (the MTA's user must be able to read and
+    /// write it: Postfix's smtpd runs as `postfix`).
+    pub socket_mode: String,
+    /// Group to give a UNIX socket (e.g. `postfix`), when `serve` starts as root; empty:
+    /// leave it.
+    pub socket_group: String,
+    /// Longest protocol line accepted (Dovecot's limit is 16384 octets).
+    pub max_line_length: usize,
+    /// Authentication requests one connection may have in progress at once.
+    pub max_pending: usize,
+}
+
+impl Default for Authd {
+    fn default() -> Self {
+        Authd {
+            socket_mode: "0660".into(),
+            socket_group: String::new(),
+            max_line_length: 16384,
+            max_pending: 64,
+        }
+    }
+}
+
+impl Authd {
+    /// `socket_mode` as a number (checked when the configuration is loaded).
+    pub fn mode(&self) -> Result<u32, String> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                format!(
+                    "'{}' is not an octal file mode such as \"0660\"",
+                    self.socket_mode
+                )
+            })
     }
 }
 
@@ -723,6 +809,147 @@ impl<'de> Deserialize<'de> for Retention {
     }
 }
 
+/// A duration in seconds. Parses `30s`, `10m`, `4h`, `5d`, or a plain number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seconds(pub u64);
+
+impl FromStr for Seconds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("malformed duration '{s}' (expected e.g. 30s, 10m, 4h, 5d or seconds)");
+        let t = s.trim();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+        let mult = match t[digits..].trim() {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(Seconds).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"4h\" or a number of seconds")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map(Seconds)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Seconds, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[queue]`: the outbound queue (issue 12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// A message still undelivered this long after it was queued is bounced (RFC 5321
+    /// 4.5.4.1 suggests 4-5 days).
+    pub max_age: Seconds,
+    /// A delay notice (RFC 3464 `delayed`) goes to the sender once, after this long.
+    pub delay_warning: Seconds,
+    /// First retry delay after a temporary failure; doubled at each attempt...
+    pub min_backoff: Seconds,
+    /// ...up to this.
+    pub max_backoff: Seconds,
+    /// How often the scheduler looks for due entries when nothing woke it (entries made
+    /// due by another process: `letterbox queue retry|release`).
+    pub poll_interval: Seconds,
+    /// Deliveries (SMTP connections) at once, in all.
+    pub max_concurrency: u32,
+    /// Deliveries at once to one destination domain.
+    pub max_per_destination: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_age: Seconds(5 * 86_400),
+            delay_warning: Seconds(4 * 3600),
+            min_backoff: Seconds(300),
+            max_backoff: Seconds(4 * 3600),
+            poll_interval: Seconds(1),
+            max_concurrency: 20,
+            max_per_destination: 4,
+        }
+    }
+}
+
+/// `[outbound]`: delivery to remote hosts and the abuse limits of submission.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// The DNS resolver (`ip:port`); absent: the system's (`/etc/resolv.conf`).
+    pub dns: Option<SocketAddr>,
+    /// A smarthost: `smtp://host:port` (STARTTLS when offered) or `smtps://host:port`
+    /// (implicit TLS); absent: direct delivery by MX.
+    pub relay: Option<String>,
+    pub relay_user: Option<String>,
+    pub relay_password: Option<String>,
+    /// A file whose first line is the relay password (instead of `relay_password`).
+    pub relay_password_file: Option<PathBuf>,
+    /// Extra trust roots (PEM) for validated TLS (MTA-STS, the relay), besides the
+    /// system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The port remote MX hosts are reached on (25; other values for tests).
+    pub port: u16,
+    /// The port of the MTA-STS policy host (443; other values for tests).
+    pub mta_sts_port: u16,
+    /// Whether MTA-STS (RFC 8461) policies are looked up and honoured.
+    pub mta_sts: bool,
+    /// Connecting to a remote host gives up after this long.
+    pub connect_timeout: Seconds,
+    /// Waiting for any one reply gives up after this long (RFC 5321 4.5.3.2: minutes).
+    pub timeout: Seconds,
+    /// Per account: messages with remote recipients per hour (0: no limit).
+    pub max_messages_per_hour: u32,
+    /// Per account: recipients of one submitted message (0: `[smtp] max_recipients`).
+    pub max_recipients_per_message: u32,
+    /// Per account: remote recipients per day (0: no limit).
+    pub max_recipients_per_day: u32,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            dns: None,
+            relay: None,
+            relay_user: None,
+            relay_password: None,
+            relay_password_file: None,
+            tls_ca_file: None,
+            port: 25,
+            mta_sts_port: 443,
+            mta_sts: true,
+            connect_timeout: Seconds(30),
+            timeout: Seconds(300),
+            max_messages_per_hour: 100,
+            max_recipients_per_message: 50,
+            max_recipients_per_day: 1000,
+        }
+    }
+}
+
 impl Config {
     /// Parses configuration text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -766,6 +993,27 @@ impl Config {
         if self.limits.max_line_length < 1024 {
             return Err(err("limits.max_line_length", "must be at least 1024"));
         }
+        if let Some(relay) = &self.outbound.relay {
+            let ok = relay
+                .strip_prefix("smtp://")
+                .or_else(|| relay.strip_prefix("smtps://"))
+                .is_some_and(|hp| {
+                    hp.rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                });
+            if !ok {
+                return Err(err(
+                    "outbound.relay",
+                    "expected smtp://host:port or smtps://host:port",
+                ));
+            }
+        }
+        if self.queue.max_concurrency == 0 || self.queue.max_per_destination == 0 {
+            return Err(err(
+                "queue.max_concurrency",
+                "concurrency limits must be at least 1",
+            ));
+        }
         if self.smtp.max_recipients == 0 {
             return Err(err("smtp.max_recipients", "must be at least 1"));
         }
@@ -792,6 +1040,15 @@ impl Config {
                     "each entry is [\"Folder Name\", \"\\\\Sent\"|\"\\\\Drafts\"|\"\\\\Trash\"|\"\\\\Junk\"|\"\\\\Archive\"]",
                 ));
             }
+        }
+        if let Err(m) = self.authd.mode() {
+            return Err(err("authd.socket_mode", &m));
+        }
+        if self.authd.max_line_length < 1024 {
+            return Err(err("authd.max_line_length", "must be at least 1024"));
+        }
+        if self.authd.max_pending == 0 {
+            return Err(err("authd.max_pending", "must be at least 1"));
         }
         Ok(())
     }
@@ -942,6 +1199,28 @@ retention = "14d"
         assert_eq!(c.quota.warn_at, vec![80, 95]);
         assert_eq!(c.pop3.retention, Retention::Days(14));
         assert_eq!(c.listen.imap.len(), 2);
+    }
+
+    #[test]
+    fn auth_listeners() {
+        let c = parse("[listen]\nauth = [\"/run/letterbox/auth\", \"127.0.0.1:12345\"]\n[authd]\nsocket_mode = \"0666\"\n").unwrap();
+        assert_eq!(
+            c.listen.auth,
+            vec![
+                AuthAddr::Unix("/run/letterbox/auth".into()),
+                AuthAddr::Tcp("127.0.0.1:12345".parse().unwrap())
+            ]
+        );
+        assert_eq!(c.authd.mode(), Ok(0o666));
+        assert!(parse("").unwrap().listen.auth.is_empty());
+        let e = parse("[listen]\nauth = [\"auth-socket\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.auth"), "{e}");
+        let e = parse("[authd]\nsocket_mode = \"rw\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("authd.socket_mode"), "{e}");
     }
 
     #[test]

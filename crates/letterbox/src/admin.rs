@@ -18,6 +18,8 @@ pub enum DomainCmd {
     Add { domain: String },
     Remove { domain: String },
     List,
+    Dkim(crate::dkim_cmd::DkimArgs),
+    Dns(crate::dns_cmd::DnsArgs),
 }
 
 #[derive(Args)]
@@ -241,6 +243,8 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     writeln!(out, "{d}")?;
                 }
             }
+            DomainCmd::Dkim(args) => crate::dkim_cmd::run(&store, &args, out)?,
+            DomainCmd::Dns(args) => crate::dns_cmd::run(&store, config, &args.domain, out)?,
         },
         Command::User(c) => match c {
             UserCmd::Add {
@@ -281,7 +285,16 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                     };
                     store.set_retention(&address, r)?;
                 }
-                other => bail!("unknown setting '{other}' (known: pop3-retention)"),
+                "outbound" => {
+                    let hold = match value.as_str() {
+                        "hold" => true,
+                        "allow" => false,
+                        other => bail!("unknown outbound value '{other}' (expected hold or allow)"),
+                    };
+                    let a = store.account(&address)?;
+                    store.set_outbound_hold(a.id, hold)?;
+                }
+                other => bail!("unknown setting '{other}' (known: pop3-retention, outbound)"),
             },
             UserCmd::AppPassword(c) => crate::apppass_cmd::run(&store, c, out)?,
             UserCmd::Logins { address } => {
@@ -426,6 +439,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             let n = store.sweep_retention(now.unwrap_or_else(letterbox_store::now))?;
             writeln!(out, "expunged {n} message(s)")?;
         }
+        Command::Queue(c) => crate::queue_cmd::run(c, &store, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,10 @@
 mod admin;
 mod apppass_cmd;
 mod portal;
+mod dkim_cmd;
+mod dns_cmd;
 mod privileges;
+mod queue_cmd;
 mod serve;
 mod token_cmd;
 
@@ -64,6 +67,9 @@ pub enum Command {
     /// Portal operators and domain admins.
     #[command(subcommand)]
     Admin(portal::AdminCmd),
+    /// The outbound queue (like Postfix's postqueue/postsuper); works while serve runs.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

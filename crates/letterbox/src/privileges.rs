@@ -134,3 +134,27 @@ pub fn drop_for_admin(config: &Config) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Gives `path` to the group `name` (`[authd] socket_group`: the MTA's group, so that
+/// it can use the auth socket).
+pub fn chgrp(path: &Path, name: &str) -> Result<()> {
+    let cname = CString::new(name).context("group name contains NUL")?;
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16384];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives the use of grp's fields.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        bail!("group `{name}` does not exist");
+    }
+    std::os::unix::fs::chown(path, None, Some(grp.gr_gid))
+        .with_context(|| format!("cannot give {} to group {name}", path.display()))
+}

@@ -125,6 +125,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
             ));
         }
     }
+    let unix_auth = bind_auth(&ctx, &config, &mut bound).await?;
     // Ports are bound: root is no longer needed.
     crate::privileges::drop_for_serve(&config)?;
     if bound.is_empty() {
@@ -133,8 +134,18 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     for (listener, service, tls, name) in bound {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
+    for (listener, service) in unix_auth {
+        tokio::spawn(letterbox_authd::serve_unix(listener, service));
+    }
     tokio::spawn(warnings(store.clone(), config.clone()));
     tokio::spawn(letterbox_web::maintenance(store.clone()));
+    // The outbound queue's scheduler (issue 12).
+    match letterbox_queue::Queue::new(store.clone(), config.clone()) {
+        Ok(q) => {
+            tokio::spawn(q.run());
+        }
+        Err(e) => anyhow::bail!("outbound delivery cannot start: {e}"),
+    }
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -160,6 +171,72 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
 /// and per service (`[limits.SERVICE]`) a total and a per-address count. Trusted
 /// networks (`[limits] trusted_networks`) are never refused for their address's count,
 /// and delivery (SMTP, LMTP) from them is never refused for any count.
+type Bound = Vec<(TcpListener, Arc<dyn Service>, Option<Arc<Tls>>, &'static str)>;
+
+/// Binds the `[listen] auth` listeners (Dovecot's auth protocol, `letterbox_authd`):
+/// TCP ones join `bound` (served within the connection limits like the others), UNIX
+/// sockets are returned. A socket file left by an earlier run is replaced, unless a
+/// process still answers on it; the socket gets `[authd] socket_mode` and, when set
+/// and we are root, `[authd] socket_group`.
+async fn bind_auth(
+    ctx: &Context,
+    config: &Config,
+    bound: &mut Bound,
+) -> Result<Vec<(tokio::net::UnixListener, Arc<letterbox_authd::AuthService>)>> {
+    use letterbox_config::AuthAddr;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let mut unix = Vec::new();
+    if config.listen.auth.is_empty() {
+        return Ok(unix);
+    }
+    let service = letterbox_authd::AuthService::new(ctx.clone());
+    for addr in &config.listen.auth {
+        match addr {
+            AuthAddr::Tcp(a) => {
+                let listener = TcpListener::bind(a).await.with_context(|| {
+                    format!("cannot listen for auth on {a} (config key `listen.auth`)")
+                })?;
+                tracing::info!("listening for auth on {a}");
+                bound.push((listener, service.clone() as Arc<dyn Service>, None, "auth"));
+            }
+            AuthAddr::Unix(path) => {
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    if !meta.file_type().is_socket() {
+                        anyhow::bail!(
+                            "cannot listen for auth on {}: a file that is not a socket is there (config key `listen.auth`)",
+                            path.display()
+                        );
+                    }
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        anyhow::bail!(
+                            "cannot listen for auth on {}: another process is listening there (config key `listen.auth`)",
+                            path.display()
+                        );
+                    }
+                    let _ = std::fs::remove_file(path);
+                }
+                let listener = tokio::net::UnixListener::bind(path).with_context(|| {
+                    format!(
+                        "cannot listen for auth on {} (config key `listen.auth`)",
+                        path.display()
+                    )
+                })?;
+                let mode = config.authd.mode().map_err(|e| anyhow::anyhow!(e))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+                if !config.authd.socket_group.is_empty() {
+                    crate::privileges::chgrp(path, &config.authd.socket_group).with_context(
+                        || format!("config key `authd.socket_group`: {}", path.display()),
+                    )?;
+                }
+                tracing::info!("listening for auth on {}", path.display());
+                unix.push((listener, service.clone()));
+            }
+        }
+    }
+    Ok(unix)
+}
+
 struct Limits {
     total: Semaphore,
     /// Open connections by (service, address) and by (service, None): the service total.

@@ -7,10 +7,11 @@
 //! authentication (submission only: AUTH is required before MAIL, and the sender must be
 //! the account's own address or one of its aliases).
 //!
-//! Submission delivers to local recipients only, exactly as `smtp` does (quota, warnings);
-//! a recipient in another domain is refused with `550 5.7.1` and a text saying that
-//! outbound delivery is not available yet. Outbound delivery (a queue, DNS, DSNs) is a later
-//! issue; `inbound::rcpt` is where it will plug in.
+//! Submission delivers to local recipients at once (quota, warnings) and queues the
+//! message for remote ones (issue 12, [`inbound`]'s `submit.rs`: per-account limits, the
+//! operator's hold, DKIM signing, the fsynced queue entry before the `250`); the queue
+//! itself is `letterbox-queue`, the SMTP client `letterbox-outbound`. Port 25 and LMTP
+//! deliver to local recipients only (never a relay).
 //!
 //! Standards:
 //! - RFC 5321 (SMTP): commands, reply codes, the `Received:` trace header (4.4), limits and
@@ -33,8 +34,7 @@
 //!
 //! Status of issue 7 here: STARTTLS on all three services, `submission`/`submissions`
 //! with AUTH and sender ownership, throttled logins, fuzzing of the command-line handling
-//! and content readers (`fuzz/run.sh`, libFuzzer on stable). Not yet: outbound delivery
-//! (remote recipients on submission are refused), DSNs, SASL mechanisms other than PLAIN
+//! and content readers (`fuzz/run.sh`, libFuzzer on stable). Not yet: SASL mechanisms other than PLAIN
 //! and LOGIN (no SCRAM, no EXTERNAL), an `Authenticated sender` note in `Received:`.
 //!
 //! Requests are parsed with the `smtp-proto` crate, one line at a time, from a line reader
@@ -55,8 +55,8 @@ pub enum Mode {
     Smtp,
     /// RFC 2033 LMTP: LHLO, and one reply per recipient after the data.
     Lmtp,
-    /// RFC 6409 message submission: AUTH before MAIL, sender owned by the account, local
-    /// recipients only for now.
+    /// RFC 6409 message submission: AUTH before MAIL, sender owned by the account; remote
+    /// recipients go to the outbound queue.
     Submission,
 }
 

@@ -656,9 +656,11 @@ async fn submission_auth_sender_and_local_delivery() {
         c.cmd("MAIL FROM:<sales@example.com> AUTH=<>").await,
         "250 2.1.0 Sender OK"
     );
+    // Issue 12: a remote recipient is accepted and queued.
     assert_eq!(
-        c.cmd("RCPT TO:<x@elsewhere.org>").await,
-        "550 5.7.1 <x@elsewhere.org>: Outbound delivery is not available yet: this server delivers only to its own domains"
+        c.cmd("RCPT TO:<x@elsewhere.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;x@elsewhere.org")
+            .await,
+        "250 2.1.5 Recipient OK"
     );
     assert_eq!(
         c.cmd("RCPT TO:<bob@example.com>").await,
@@ -679,6 +681,17 @@ async fn submission_auth_sender_and_local_delivery() {
     );
     assert!(text.contains(" with ESMTPA id "), "{text}");
     assert_eq!(body_of(m), b"Subject: s\r\n\r\nbody\r\n");
+    let [q] = &e.store.queue_list(0, 10).unwrap()[..] else {
+        panic!("one queue entry")
+    };
+    assert_eq!(q.sender, "sales@example.com");
+    assert_eq!(q.rcpts.len(), 1);
+    assert_eq!(q.rcpts[0].address, "x@elsewhere.org");
+    assert_eq!(q.rcpts[0].orcpt.as_deref(), Some("x@elsewhere.org"));
+    assert_eq!(q.rcpts[0].notify, 2 | 4);
+    let queued = e.store.queue_body(q.id).unwrap();
+    assert!(queued.starts_with(b"Received: from laptop"));
+    assert!(queued.ends_with(b"Subject: s\r\n\r\nbody\r\n"));
 }
 
 #[tokio::test]

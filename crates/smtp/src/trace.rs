@@ -152,6 +152,28 @@ pub fn prefix(t: &Trace<'_>, rcpt: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The `Received:` field alone (RFC 5321 4.4), for mail that leaves through the outbound
+/// queue: the final server adds the Return-Path.
+pub fn received(t: &Trace<'_>) -> Vec<u8> {
+    let helo = sanitize(t.helo, 255);
+    let helo = if helo.is_empty() {
+        "unknown".to_string()
+    } else {
+        helo
+    };
+    format!(
+        "Received: from {helo} ({literal})\r\n\
+         \tby {host} (Letterbox) with {proto} id {id};\r\n\
+         \t{date}\r\n",
+        literal = address_literal(t.peer.ip()),
+        host = t.hostname,
+        proto = t.protocol,
+        id = t.id,
+        date = rfc5322_date(t.date),
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,17 +32,20 @@ pub mod apitokens;
 pub mod apppass;
 pub mod blob;
 pub mod disk;
+pub mod dkim;
 mod feed;
 mod grams;
 pub mod line_ends;
 pub mod logins;
 pub mod password;
+pub mod queue;
 pub mod sqlite;
 pub mod web;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
 pub use blob::BlobId;
+pub use dkim::{DkimAlgorithm, DkimKey, DkimState};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use letterbox_message::ParsedMessage;
 pub use logins::LoginRecord;
@@ -652,6 +655,49 @@ pub trait Backend: Send + Sync + 'static {
     fn check_api_token(&self, token: &str) -> Result<Option<String>>;
     /// Sizes for monitoring (`/metrics`).
     fn stats(&self) -> Result<StoreStats>;
+
+    // --- DKIM signing keys (see [`dkim`]) ---
+    /// Stores new keys of local domains, all or none; refuses a selector a domain has.
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()>;
+    /// A local domain's keys, oldest first; `NotFound` for a domain that is not local.
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
+    /// Every domain's active keys.
+    fn active_dkim_keys(&self) -> Result<Vec<DkimKey>>;
+    /// Makes these keys of the domain the active ones, retiring those active before, in
+    /// one transaction. Returns the selectors retired.
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>>;
+    /// Changes whenever any domain's key set changes (so a signer's cache can be checked
+    /// with one cheap read).
+    fn dkim_version(&self) -> Result<i64>;
+
+    // --- outbound queue (queue.rs) ---
+    /// Queues a message for remote delivery: durable (fsynced) when it returns. Records
+    /// the submitting account's use for the outbound limits in the same transaction.
+    fn queue_insert(&self, msg: queue::NewQueued) -> Result<queue::QueueId>;
+    /// Ids of entries not held whose next attempt is due at `now`, oldest first, at most
+    /// `limit` (an index scan: never the whole queue).
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<queue::QueueId>>;
+    /// The earliest next attempt of an entry not held.
+    fn queue_next_due(&self) -> Result<Option<i64>>;
+    /// One entry with its recipients; `NotFound` for an unknown id.
+    fn queue_get(&self, id: queue::QueueId) -> Result<queue::QueuedMessage>;
+    /// One entry's message octets.
+    fn queue_body(&self, id: queue::QueueId) -> Result<Vec<u8>>;
+    /// Entries with an id above `after`, by id, at most `limit` (paging).
+    fn queue_list(&self, after: queue::QueueId, limit: usize) -> Result<Vec<queue::QueuedMessage>>;
+    /// Records an attempt's outcome; an entry left without pending recipients is
+    /// removed. `false` when the entry is gone (removed meanwhile).
+    fn queue_update(&self, id: queue::QueueId, u: queue::QueueUpdate) -> Result<bool>;
+    fn queue_remove(&self, id: queue::QueueId) -> Result<()>;
+    /// Holds an entry, or releases it (due at once).
+    fn queue_set_held(&self, id: queue::QueueId, held: bool, now: i64) -> Result<()>;
+    /// Makes one entry (or every entry not held) due at `now`; the number changed.
+    fn queue_retry(&self, id: Option<queue::QueueId>, now: i64) -> Result<u64>;
+    /// An account's outbound use in the last hour and day.
+    fn outbound_use(&self, account: AccountId, now: i64) -> Result<queue::OutboundUse>;
+    /// The operator's outbound hold on an account (`user set ADDRESS outbound hold|allow`).
+    fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()>;
+    fn outbound_held(&self, account: AccountId) -> Result<bool>;
 }
 
 /// What the store holds, for monitoring.

@@ -229,3 +229,80 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_tokens_selector ON api_tokens (selector);
+-- DKIM signing keys (issue 12; RFC 6376, RFC 8463): each domain's keys, made in pairs
+-- (Ed25519 and RSA). `state` is 'active' (signing), 'published' (made by a rotation,
+-- its DNS record published but not signing yet) or 'retired' (no longer signing, its
+-- record may still be published for a few days). Removing the domain removes its keys.
+CREATE TABLE IF NOT EXISTS dkim_keys (
+    domain_id   INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,      -- 'ed25519' | 'rsa'
+    private_key BLOB NOT NULL,      -- ed25519: PKCS#8 DER; rsa: PKCS#1 DER
+    public_key  BLOB NOT NULL,      -- what the DNS record's p= carries (base64 of it)
+    created     INTEGER NOT NULL,   -- seconds since the epoch
+    state       TEXT NOT NULL,
+    changed     INTEGER NOT NULL,   -- when state last changed
+    PRIMARY KEY (domain_id, selector)
+);
+-- Every change to the key set (a cascade from a removed domain included) moves this
+-- counter, so a signer that cached parsed keys sees the change with one cheap read.
+CREATE TRIGGER IF NOT EXISTS dkim_keys_ins AFTER INSERT ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dkim_keys_upd AFTER UPDATE ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dkim_keys_del AFTER DELETE ON dkim_keys BEGIN
+    INSERT INTO meta (key, value) VALUES ('dkim_version', 1)
+        ON CONFLICT(key) DO UPDATE SET value = value + 1;
+END;
+
+-- Outbound queue (issue 12): submitted messages waiting for remote delivery. One row per
+-- message; the scheduler picks due rows through queue_due (next_attempt), never loading
+-- the whole queue. The octets live in queue_data, inline in the transaction, so that the
+-- commit's fsync covers them before the submission hears 250.
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id           INTEGER PRIMARY KEY,
+    sender       TEXT NOT NULL,            -- reverse-path, '' for the null sender
+    account_id   INTEGER,                  -- the submitting account (limits, logs)
+    created      INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    envid        TEXT,                     -- RFC 3461 ENVID
+    ret_full     INTEGER NOT NULL DEFAULT 0, -- RFC 3461 RET=FULL
+    smtputf8     INTEGER NOT NULL DEFAULT 0,
+    body_8bit    INTEGER NOT NULL DEFAULT 0, -- BODY=8BITMIME declared
+    held         INTEGER NOT NULL DEFAULT 0,
+    warned       INTEGER NOT NULL DEFAULT 0, -- delay notice sent
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_due ON queue_messages (next_attempt) WHERE held = 0;
+CREATE TABLE IF NOT EXISTS queue_data (
+    id   INTEGER PRIMARY KEY REFERENCES queue_messages(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_rcpts (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+    address    TEXT NOT NULL,
+    orcpt      TEXT,                       -- RFC 3461 ORCPT, as given
+    notify     INTEGER NOT NULL DEFAULT 0, -- RFC 3461 NOTIFY bits (queue.rs)
+    status     INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 delivered, 2 failed
+    last_reply TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_rcpts_message ON queue_rcpts (message_id);
+
+-- Outbound abuse control (issue 12): what each account sent recently (per-hour and
+-- per-day limits), and the accounts an operator put on hold.
+CREATE TABLE IF NOT EXISTS outbound_sent (
+    account_id INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    rcpts      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbound_sent_account ON outbound_sent (account_id, at);
+CREATE TABLE IF NOT EXISTS outbound_holds (
+    account_id INTEGER PRIMARY KEY
+);

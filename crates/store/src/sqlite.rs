@@ -44,6 +44,13 @@ pub struct WriteCtx<'a> {
     opts: &'a StoreOptions,
 }
 
+impl WriteCtx<'_> {
+    /// The open transaction (for the store's other modules, e.g. `queue.rs`).
+    pub(crate) fn tx(&self) -> &Transaction<'_> {
+        &self.tx
+    }
+}
+
 pub struct SqliteBackend {
     db_path: PathBuf,
     blobs: BlobDir,
@@ -265,12 +272,6 @@ impl SqliteBackend {
     }
     pub(crate) fn blob_reader_pub(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
         self.blob_reader(id)
-    }
-}
-
-impl WriteCtx<'_> {
-    pub(crate) fn tx(&self) -> &Connection {
-        &self.tx
     }
 }
 
@@ -2620,6 +2621,76 @@ impl Backend for SqliteBackend {
             .map(|m| m.len())
             .sum();
         Ok(st)
+    }
+
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()> {
+        self.write(move |ctx| crate::dkim::add_keys(&ctx.tx, &keys))
+    }
+
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        self.read(|c| crate::dkim::keys(c, domain))
+    }
+
+    fn active_dkim_keys(&self) -> Result<Vec<DkimKey>> {
+        self.read(crate::dkim::active_keys)
+    }
+
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>> {
+        let (d, s) = (domain.to_string(), selectors.to_vec());
+        self.write(move |ctx| crate::dkim::activate(&ctx.tx, &d, &s, now()))
+    }
+
+    fn dkim_version(&self) -> Result<i64> {
+        self.read(crate::dkim::version)
+    }
+
+    // --- outbound queue and limits (queue.rs) ---
+    fn queue_insert(&self, msg: crate::queue::NewQueued) -> Result<crate::queue::QueueId> {
+        self.q_insert(msg)
+    }
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<crate::queue::QueueId>> {
+        self.q_due(now, limit)
+    }
+    fn queue_next_due(&self) -> Result<Option<i64>> {
+        self.q_next_due()
+    }
+    fn queue_get(&self, id: crate::queue::QueueId) -> Result<crate::queue::QueuedMessage> {
+        self.q_get(id)
+    }
+    fn queue_body(&self, id: crate::queue::QueueId) -> Result<Vec<u8>> {
+        self.q_body(id)
+    }
+    fn queue_list(
+        &self,
+        after: crate::queue::QueueId,
+        limit: usize,
+    ) -> Result<Vec<crate::queue::QueuedMessage>> {
+        self.q_list(after, limit)
+    }
+    fn queue_update(
+        &self,
+        id: crate::queue::QueueId,
+        u: crate::queue::QueueUpdate,
+    ) -> Result<bool> {
+        self.q_update(id, u)
+    }
+    fn queue_remove(&self, id: crate::queue::QueueId) -> Result<()> {
+        self.q_remove(id)
+    }
+    fn queue_set_held(&self, id: crate::queue::QueueId, held: bool, now: i64) -> Result<()> {
+        self.q_set_held(id, held, now)
+    }
+    fn queue_retry(&self, id: Option<crate::queue::QueueId>, now: i64) -> Result<u64> {
+        self.q_retry(id, now)
+    }
+    fn outbound_use(&self, account: AccountId, now: i64) -> Result<crate::queue::OutboundUse> {
+        self.q_outbound_use(account, now)
+    }
+    fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()> {
+        self.q_set_outbound_hold(account, hold)
+    }
+    fn outbound_held(&self, account: AccountId) -> Result<bool> {
+        self.q_outbound_held(account)
     }
 }
 

@@ -8,7 +8,11 @@ impl Session {
     /// RFC 3030 BDAT. The chunk's octets are always read, whatever the reply, so that the
     /// session stays in step with the client.
     pub(super) async fn bdat(&mut self, size: u64, last: bool) -> io::Result<Flow> {
-        let refused = self.helo.is_none() || self.tx.as_ref().is_none_or(|t| t.rcpts.is_empty());
+        let refused = self.helo.is_none()
+            || self
+                .tx
+                .as_ref()
+                .is_none_or(|t| t.rcpts.is_empty() && t.remote.is_empty());
         let max = self.max_size();
         let timeout = self.timeout;
         let budget = self.ctx.content_budget.clone();

@@ -16,7 +16,7 @@ impl Session {
         let Some(tx) = self.tx.as_ref() else {
             return Some(self.bad(503, "5.5.1", "Need MAIL command"));
         };
-        if tx.rcpts.is_empty() {
+        if tx.rcpts.is_empty() && tx.remote.is_empty() {
             // RFC 2033 4.2: LMTP's DATA without a successful RCPT is 503.
             let code = if lmtp { 503 } else { 554 };
             return Some(self.bad(code, "5.5.1", "No valid recipients"));

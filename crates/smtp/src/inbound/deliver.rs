@@ -46,6 +46,27 @@ impl Session {
             sender: &tx.sender,
             date: now,
         };
+        // Remote recipients first (submission): queued, fsynced. If that fails nothing is
+        // delivered locally either, so the client's retry makes no duplicate.
+        let queued = !tx.remote.is_empty();
+        if queued {
+            let account = self.auth.as_ref().map(|a| a.id);
+            if super::submit::enqueue(&self.ctx, account, &tx, &trace, &body)
+                .await
+                .is_err()
+            {
+                self.ok(451, "4.3.0", "Temporary failure, try again later");
+                return;
+            }
+            if tx.rcpts.is_empty() {
+                self.ok(
+                    250,
+                    "2.0.0",
+                    &format!("Message queued for delivery, id={}", tx.id),
+                );
+                return;
+            }
+        }
         // One copy per account, even when several recipients (aliases, +tags) lead to it;
         // its prefix names the first of them.
         let mut items: Vec<(AccountId, Vec<u8>)> = Vec::new();
@@ -177,7 +198,7 @@ impl Session {
             .iter()
             .filter(|(_, o)| *o == Outcome::Delivered)
             .count();
-        if delivered > 0 {
+        if delivered > 0 || queued {
             for (rcpt, o) in results.iter().filter(|(_, o)| *o != Outcome::Delivered) {
                 // SMTP has one reply for all recipients: the others have the message, so it
                 // is accepted, and this recipient's failure is only logged. A DSN to the
@@ -186,7 +207,8 @@ impl Session {
                     id = %tx.id,
                     from = %sender,
                     to = %rcpt,
-                    "message accepted for {delivered} other recipient(s) but NOT delivered to <{rcpt}>: {}; no bounce was sent (DSNs come with outbound delivery)",
+                    "message accepted for {} other recipient(s) but NOT delivered to <{rcpt}>: {}; no bounce was sent",
+                    delivered + tx.remote.len(),
                     if *o == Outcome::Full { "mailbox full" } else { "storage failure" }
                 );
             }

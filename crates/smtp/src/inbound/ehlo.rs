@@ -31,6 +31,10 @@ impl Session {
             "ENHANCEDSTATUSCODES".to_string(),
             "CHUNKING".to_string(),
         ];
+        if self.submission() {
+            // RFC 3461: NOTIFY/ORCPT on RCPT, RET/ENVID on MAIL (outbound queue, DSNs).
+            lines.push("DSN".to_string());
+        }
         if self.starttls_available() {
             lines.push("STARTTLS".to_string());
         }

@@ -25,9 +25,15 @@ impl Session {
         // Parameters of extensions not advertised (RFC 5321 4.1.1.11: 555).
         const SUPPORTED: u64 =
             smtp_proto::MAIL_BODY_7BIT | smtp_proto::MAIL_BODY_8BITMIME | smtp_proto::MAIL_SMTPUTF8;
-        let unsupported = from.flags & !SUPPORTED != 0
+        // RFC 3461 RET and ENVID: submission only (the DSN extension is offered there).
+        let dsn = if self.submission() {
+            smtp_proto::MAIL_RET_FULL | smtp_proto::MAIL_RET_HDRS
+        } else {
+            0
+        };
+        let unsupported = from.flags & !(SUPPORTED | dsn) != 0
             || from.trans_id.is_some()
-            || from.env_id.is_some()
+            || (from.env_id.is_some() && !self.submission())
             || from.solicit.is_some()
             || from.mtrk.is_some()
             // RFC 4954 5: AUTH= is allowed once AUTH is offered; we relay nothing, so
@@ -102,6 +108,10 @@ impl Session {
             rcpts: Vec::new(),
             chunks: None,
             room: None,
+            remote: Vec::new(),
+            envid: from.env_id,
+            ret_full: from.flags & smtp_proto::MAIL_RET_FULL != 0,
+            body_8bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
         });
         self.ok(250, "2.1.0", "Sender OK")
     }

@@ -21,7 +21,8 @@
 //!
 //! One file per command, as in `crates/imap/src/commands/`: [`ehlo`] (EHLO, HELO, LHLO),
 //! [`starttls`], [`auth`], [`mail`], [`rcpt`], [`data`] and [`bdat`] (content), [`deliver`]
-//! (storing it, durability), [`rset`], [`noop`], [`quit`], [`vrfy`] (VRFY, EXPN), [`help`].
+//! (storing it, durability), [`rset`], [`noop`], [`quit`], [`vrfy`] (VRFY, EXPN), [`help`];
+//! [`submit`]: submission's remote recipients (limits, hold, the outbound queue).
 
 mod auth;
 mod bdat;
@@ -36,6 +37,7 @@ mod quit;
 mod rcpt;
 mod rset;
 mod starttls;
+mod submit;
 mod vrfy;
 
 use crate::{trace, Mode};
@@ -70,6 +72,13 @@ struct Transaction {
     chunks: Option<Vec<u8>>,
     /// Room reserved for that content in the server's content budget.
     room: Option<Reservation>,
+    /// Remote recipients (submission only), queued at the end of the data.
+    remote: Vec<submit::RemoteRcpt>,
+    /// RFC 3461 ENVID and RET=FULL from MAIL (submission only).
+    envid: Option<String>,
+    ret_full: bool,
+    /// BODY=8BITMIME declared (RFC 6152).
+    body_8bit: bool,
 }
 
 /// An accepted recipient: the address as given, and the accounts it leads to.

@@ -26,18 +26,21 @@ impl Session {
         if tx.chunks.is_some() {
             return self.bad(503, "5.5.1", "RCPT not allowed during BDAT");
         }
-        if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
+        // RFC 3461 NOTIFY and ORCPT: submission only (the DSN extension is offered there).
+        let dsn_ok = self.submission() && to.flags & !0xF == 0;
+        if (to.flags != 0 || to.orcpt.is_some()) && !dsn_ok || to.rrvs != 0 {
             return self.bad(
                 555,
                 "5.5.4",
                 "RCPT parameters not recognized or not implemented",
             );
         }
-        if tx.rcpts.len() >= max {
+        if tx.rcpts.len() + tx.remote.len() >= max {
             return self.ok(452, "4.5.3", "Too many recipients");
         }
         let (declared, smtputf8) = (tx.declared_size, tx.smtputf8);
         let address = to.address;
+        let (orcpt, notify) = (to.orcpt, (to.flags & 0xF) as u8);
         if !valid_path(&address) {
             return self.bad(501, "5.1.3", "Bad recipient address syntax");
         }
@@ -76,14 +79,7 @@ impl Session {
                 self.ok(451, "4.3.0", "Temporary lookup failure, try again later")
             }
             Ok(Resolved::NotLocal) if self.submission() => {
-                // Outbound delivery (queue, MX lookup, retries, DSNs) is a later issue;
-                // until then submission delivers to the local domains only and says so.
-                tracing::info!(peer = %self.peer.addr, rcpt = %shown, "submission: remote recipient refused (no outbound delivery yet)");
-                self.ok(
-                    550,
-                    "5.7.1",
-                    &format!("<{shown}>: Outbound delivery is not available yet: this server delivers only to its own domains"),
-                )
+                self.remote_rcpt(address, orcpt, notify).await
             }
             Ok(Resolved::NotLocal) => {
                 metrics().bounced(self.mode_name(), "relay_denied");

@@ -1,0 +1,438 @@
+//! Outbound delivery: getting one message to the recipients of one destination domain
+//! (the queue, `letterbox-queue`, decides when and with what).
+//!
+//! Routing (RFC 5321 5.1): the domain's MX records in preference order (equal preferences
+//! in the order the resolver gave); no MX record at all means the domain itself (the
+//! "implicit MX", its A/AAAA records); a domain that does not exist is a permanent
+//! failure; a null MX (RFC 7505: one MX of preference 0 and exchange `.`) is a permanent
+//! failure at once (`556 5.1.10`). Each host's addresses are tried in turn (AAAA and A as
+//! the resolver returns them); a host that cannot be reached, or refuses at the greeting
+//! or EHLO, passes the turn to the next. Once a transaction has started, its replies are
+//! the outcome of this attempt. With `[outbound] relay` every message goes to the
+//! smarthost instead (`smtp://`: STARTTLS when offered, validated; `smtps://`: implicit
+//! TLS, RFC 8314), authenticating with AUTH PLAIN when `relay_user` is set (never over
+//! plaintext unless the relay is on loopback).
+//!
+//! TLS: STARTTLS whenever offered, with any certificate (opportunistic, RFC 7435; see
+//! [`tls`]); a domain with an MTA-STS `enforce` policy ([`mta_sts`]) only through MX hosts
+//! the policy names and over TLS validated for the MX host name, else a temporary failure
+//! (RFC 8461 5: the message stays queued). DANE (RFC 7672) is not implemented.
+//!
+//! DNS through hickory-resolver: `[outbound] dns = "ip:port"` (UDP and TCP) or the
+//! system's `/etc/resolv.conf`.
+
+pub mod client;
+pub mod mta_sts;
+pub mod tls;
+
+use client::{Conn, HostError};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+use letterbox_config::Config;
+use letterbox_proto::BoxStream;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One message for the recipients of one destination.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    /// Reverse-path, empty for the null sender.
+    pub sender: &'a str,
+    pub rcpts: Vec<Rcpt<'a>>,
+    pub body: &'a [u8],
+    pub smtputf8: bool,
+    pub body_8bit: bool,
+    pub ret_full: bool,
+    pub envid: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rcpt<'a> {
+    pub address: &'a str,
+    pub orcpt: Option<&'a str>,
+    /// RFC 3461 NOTIFY bits (`letterbox_store::queue::NOTIFY_*`), 0 when not given.
+    pub notify: u8,
+}
+
+/// One recipient's outcome, with the remote reply (or our reason) as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptResult {
+    Delivered(String),
+    /// Try again later (4xx, connection trouble, DNS trouble).
+    Temp(String),
+    /// Bounce (5xx, null MX, unknown domain, a message the remote cannot take).
+    Perm(String),
+}
+
+/// Where a destination's mail goes.
+#[derive(Debug, Clone)]
+struct Hop {
+    host: String,
+    /// Fixed addresses (a relay given as an IP) or `None` to resolve `host`.
+    ip: Option<IpAddr>,
+}
+
+/// The outbound client: resolver, TLS configurations, MTA-STS cache. One per server.
+pub struct Outbound {
+    config: Arc<Config>,
+    resolver: TokioResolver,
+    tls: tls::TlsClients,
+    sts: mta_sts::Cache,
+    relay: Option<Relay>,
+}
+
+#[derive(Debug, Clone)]
+struct Relay {
+    host: String,
+    port: u16,
+    implicit_tls: bool,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl Outbound {
+    pub fn new(config: Arc<Config>) -> Result<Outbound, String> {
+        let o = &config.outbound;
+        let resolver = match o.dns {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::new(ProtocolConfig::Udp);
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::new(ProtocolConfig::Tcp);
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let rc = ResolverConfig::from_parts(None, vec![], vec![ns]);
+                TokioResolver::builder_with_config(rc, TokioRuntimeProvider::default())
+            }
+            None => TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?,
+        };
+        let mut builder = resolver;
+        builder.options_mut().attempts = 2;
+        builder.options_mut().timeout = Duration::from_secs(5);
+        let resolver = builder.build().map_err(|e| format!("resolver: {e}"))?;
+        let tls = tls::TlsClients::new(o.tls_ca_file.as_deref())?;
+        let relay = match &o.relay {
+            None => None,
+            Some(url) => {
+                let (implicit_tls, hp) = match url.strip_prefix("smtps://") {
+                    Some(hp) => (true, hp),
+                    None => (false, url.strip_prefix("smtp://").unwrap_or(url)),
+                };
+                let (host, port) = hp
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| {
+                        Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
+                    })
+                    .ok_or_else(|| format!("outbound.relay: malformed {url}"))?;
+                let password = match (&o.relay_password, &o.relay_password_file) {
+                    (Some(p), _) => Some(p.clone()),
+                    (None, Some(f)) => Some(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| {
+                                format!("outbound.relay_password_file {}: {e}", f.display())
+                            })?
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    ),
+                    (None, None) => None,
+                };
+                Some(Relay {
+                    host,
+                    port,
+                    implicit_tls,
+                    user: o.relay_user.clone(),
+                    password,
+                })
+            }
+        };
+        Ok(Outbound {
+            config,
+            resolver,
+            tls,
+            sts: mta_sts::Cache::default(),
+            relay,
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.config.outbound.timeout.0.max(1))
+    }
+
+    /// Delivers `env` to its recipients, all of domain `domain`. One result per
+    /// recipient, in order. Never panics; every failure is a result.
+    pub async fn deliver(&self, domain: &str, env: &Envelope<'_>) -> Vec<RcptResult> {
+        let n = env.rcpts.len();
+        if let Some(relay) = self.relay.clone() {
+            return self.via_relay(&relay, env).await;
+        }
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let hops = match self.route(&domain).await {
+            Ok(h) => h,
+            Err(r) => return vec![r; n],
+        };
+        let policy = if self.config.outbound.mta_sts {
+            let fetch = mta_sts::Fetch {
+                resolver: &self.resolver,
+                tls: self.tls.validated.clone(),
+                port: self.config.outbound.mta_sts_port,
+                timeout: Duration::from_secs(self.config.outbound.connect_timeout.0.max(1) * 2),
+            };
+            self.sts.policy(&domain, &fetch).await
+        } else {
+            None
+        };
+        let enforce = policy.filter(|p| p.mode == mta_sts::Mode::Enforce);
+        let mut last = String::from("no MX host could be reached");
+        for hop in hops {
+            if let Some(p) = &enforce {
+                if !p.mx_matches(&hop.host) {
+                    last = format!(
+                        "MX host {} is not allowed by the domain's MTA-STS policy",
+                        hop.host
+                    );
+                    tracing::info!(domain, host = %hop.host, "MTA-STS: MX not in policy, skipped");
+                    continue;
+                }
+            }
+            let addrs = match hop.ip {
+                Some(ip) => vec![ip],
+                None => match self
+                    .resolver
+                    .lookup_ip(format!("{}.", hop.host.trim_end_matches('.')))
+                    .await
+                {
+                    Ok(l) => l.iter().collect(),
+                    Err(e) => {
+                        last = format!("{}: address lookup failed: {e}", hop.host);
+                        continue;
+                    }
+                },
+            };
+            for ip in addrs {
+                let addr = SocketAddr::new(ip, self.config.outbound.port);
+                match self
+                    .session(&hop.host, addr, enforce.is_some(), None, env)
+                    .await
+                {
+                    Ok(results) => return results,
+                    Err(e) => {
+                        tracing::info!(domain, host = %hop.host, %addr, "delivery attempt: {}", e.text);
+                        last = format!("{} [{addr}]: {}", hop.host, e.text);
+                    }
+                }
+            }
+        }
+        vec![RcptResult::Temp(format!("451 4.4.1 {last}")); n]
+    }
+
+    async fn via_relay(&self, relay: &Relay, env: &Envelope<'_>) -> Vec<RcptResult> {
+        let n = env.rcpts.len();
+        let ips: Vec<IpAddr> = match relay.host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => match self.resolver.lookup_ip(format!("{}.", relay.host)).await {
+                Ok(l) => l.iter().collect(),
+                Err(e) => {
+                    return vec![
+                        RcptResult::Temp(format!(
+                            "451 4.4.3 relay {}: address lookup failed: {e}",
+                            relay.host
+                        ));
+                        n
+                    ]
+                }
+            },
+        };
+        let mut last = String::new();
+        for ip in ips {
+            let addr = SocketAddr::new(ip, relay.port);
+            match self
+                .session(&relay.host, addr, false, Some(relay), env)
+                .await
+            {
+                Ok(r) => return r,
+                Err(e) => last = format!("relay {} [{addr}]: {}", relay.host, e.text),
+            }
+        }
+        vec![RcptResult::Temp(format!("451 4.4.1 {last}")); n]
+    }
+
+    /// RFC 5321 5.1 routing for `domain`.
+    async fn route(&self, domain: &str) -> Result<Vec<Hop>, RcptResult> {
+        if let Some(lit) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            let ip = lit.strip_prefix("IPv6:").unwrap_or(lit);
+            return match ip.parse::<IpAddr>() {
+                Ok(ip) => Ok(vec![Hop {
+                    host: ip.to_string(),
+                    ip: Some(ip),
+                }]),
+                Err(_) => Err(RcptResult::Perm(format!(
+                    "501 5.1.2 malformed address literal [{lit}]"
+                ))),
+            };
+        }
+        match self.resolver.mx_lookup(format!("{domain}.")).await {
+            Ok(mx) => {
+                let mut v: Vec<(u16, String)> = mx
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        hickory_resolver::proto::rr::RData::MX(m) => {
+                            Some((m.preference, m.exchange.to_utf8()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if v.is_empty() {
+                    return Ok(vec![Hop {
+                        host: domain.to_string(),
+                        ip: None,
+                    }]);
+                }
+                // RFC 7505 3: a null MX is the only MX, "." with preference 0.
+                if v.iter().any(|(_, h)| h == "." || h.is_empty()) {
+                    return Err(RcptResult::Perm(format!(
+                        "556 5.1.10 Domain {domain} does not accept mail (null MX, RFC 7505)"
+                    )));
+                }
+                v.sort_by_key(|(p, _)| *p);
+                Ok(v.into_iter()
+                    .map(|(_, h)| Hop {
+                        host: h.trim_end_matches('.').to_string(),
+                        ip: None,
+                    })
+                    .collect())
+            }
+            Err(e) if e.is_nx_domain() => Err(RcptResult::Perm(format!(
+                "550 5.1.2 Domain {domain} does not exist"
+            ))),
+            Err(e) if e.is_no_records_found() => Ok(vec![Hop {
+                host: domain.to_string(),
+                ip: None,
+            }]),
+            Err(e) => Err(RcptResult::Temp(format!(
+                "451 4.4.3 DNS lookup of {domain} failed: {e}"
+            ))),
+        }
+    }
+
+    /// One connection: greeting, EHLO, STARTTLS, (AUTH), the transaction, QUIT.
+    async fn session(
+        &self,
+        host: &str,
+        addr: SocketAddr,
+        require_valid_tls: bool,
+        relay: Option<&Relay>,
+        env: &Envelope<'_>,
+    ) -> Result<Vec<RcptResult>, HostError> {
+        let connect = Duration::from_secs(self.config.outbound.connect_timeout.0.max(1));
+        let tcp = match tokio::time::timeout(connect, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(HostError {
+                    text: format!("connect: {e}"),
+                    permanent: false,
+                })
+            }
+            Err(_) => {
+                return Err(HostError {
+                    text: "connect: timed out".into(),
+                    permanent: false,
+                })
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let helo = self.config.hostname.clone();
+        let validated_relay = relay.is_some();
+        let mut conn = if relay.is_some_and(|r| r.implicit_tls) {
+            let s = self.handshake(Box::new(tcp), host, true).await?;
+            Conn::new(s, self.timeout(), true)
+        } else {
+            Conn::new(Box::new(tcp), self.timeout(), false)
+        };
+        conn.hello(&helo, true).await?;
+        if !conn.tls && conn.caps.starttls {
+            conn.send(b"STARTTLS\r\n").await.map_err(io_err)?;
+            let r = conn.reply().await.map_err(io_err)?;
+            if r.code == 220 && !conn.has_buffered() {
+                let validate = require_valid_tls || validated_relay;
+                let stream = conn.into_stream();
+                let s = self.handshake(stream, host, validate).await?;
+                conn = Conn::new(s, self.timeout(), true);
+                conn.hello(&helo, false).await?;
+            } else if require_valid_tls {
+                return Err(HostError {
+                    text: format!("STARTTLS refused: {}", r.text()),
+                    permanent: false,
+                });
+            }
+        }
+        if require_valid_tls && !conn.tls {
+            return Err(HostError {
+                text: "the domain's MTA-STS policy (enforce) requires TLS and the host does not offer STARTTLS".into(),
+                permanent: false,
+            });
+        }
+        if let Some(r) = relay {
+            if let (Some(user), Some(pw)) = (&r.user, &r.password) {
+                if !conn.tls && !addr.ip().is_loopback() {
+                    return Err(HostError {
+                        text: "relay offers no TLS: credentials not sent in plaintext".into(),
+                        permanent: false,
+                    });
+                }
+                conn.auth_plain(user, pw).await?;
+            }
+        }
+        let results = conn.transaction(env).await;
+        conn.quit().await;
+        Ok(results)
+    }
+
+    async fn handshake(
+        &self,
+        stream: BoxStream,
+        host: &str,
+        validate: bool,
+    ) -> Result<BoxStream, HostError> {
+        let name = tls::server_name(host).ok_or_else(|| HostError {
+            text: format!("cannot use {host} as a TLS server name"),
+            permanent: false,
+        })?;
+        let cfg = if validate {
+            self.tls.validated.clone()
+        } else {
+            self.tls.opportunistic.clone()
+        };
+        let hs = tokio_rustls::TlsConnector::from(cfg).connect(name, stream);
+        match tokio::time::timeout(self.timeout(), hs).await {
+            Ok(Ok(s)) => Ok(Box::new(s)),
+            Ok(Err(e)) => Err(HostError {
+                text: format!(
+                    "TLS handshake failed{}: {e}",
+                    if validate {
+                        " (validated TLS required)"
+                    } else {
+                        ""
+                    }
+                ),
+                permanent: false,
+            }),
+            Err(_) => Err(HostError {
+                text: "TLS handshake timed out".into(),
+                permanent: false,
+            }),
+        }
+    }
+}
+
+fn io_err(e: std::io::Error) -> HostError {
+    HostError {
+        text: format!("connection failed: {e}"),
+        permanent: false,
+    }
+}
