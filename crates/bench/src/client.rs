@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 
-/// Longest line we accept from a server (a FETCH 1:* line is short; literals are read apart).
-const MAX_LINE: usize = 1 << 20;
+/// Longest line we accept from a server (a FETCH line is short, literals are read apart;
+/// `* THREAD` of 100,000 messages is a few MB).
+const MAX_LINE: usize = 1 << 26;
 
 /// A buffered connection.
 pub struct Conn {
@@ -51,6 +52,23 @@ impl Conn {
             bail!("line longer than {MAX_LINE} octets or truncated");
         }
         Ok(buf)
+    }
+
+    /// One line including its CRLF, appended to `buf`; an error at end of stream.
+    pub async fn line_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        let start = buf.len();
+        let n = (&mut self.s)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', buf)
+            .await?;
+        if n == 0 {
+            bail!("connection closed by the server");
+        }
+        self.bytes_in += n as u64;
+        if !buf[start..].ends_with(b"\n") {
+            bail!("line longer than {MAX_LINE} octets or truncated");
+        }
+        Ok(())
     }
 
     pub async fn exact(&mut self, n: usize) -> Result<Vec<u8>> {
@@ -271,6 +289,23 @@ impl Pop3 {
             match pop3_unstuff(&line) {
                 None => return Ok(out),
                 Some(l) => out.extend_from_slice(l),
+            }
+        }
+    }
+
+    /// [`Pop3::multi`] into `out` (appended), reading lines straight into it.
+    pub async fn multi_into(&mut self, cmd: &str, out: &mut Vec<u8>) -> Result<()> {
+        self.cmd(cmd).await?;
+        loop {
+            let start = out.len();
+            self.c.line_into(out).await?;
+            let line = &out[start..];
+            if line == b".\r\n" || line == b".\n" {
+                out.truncate(start);
+                return Ok(());
+            }
+            if line.starts_with(b".") {
+                out.remove(start);
             }
         }
     }

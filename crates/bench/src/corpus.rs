@@ -4,14 +4,13 @@
 //! Delivered-To), so the retrieved message must end with the original.
 //!
 //! Ids: `d<n>` a 5 KB delivery message, `c<n>` a corpus message (2 KB..200 KB, a third
-//! multipart with a base64 attachment), `b<n>` a big-mailbox message (~2 KB; `b` with
-//! [`NEEDLE_INDEX`] holds the word [`NEEDLE`]).
+//! multipart with a base64 attachment), `b<n>` a big-mailbox message (~50 KB, a third
+//! multipart; one in a hundred of each has the SUBJECT, FROM or body needle: see [`big`]).
 
 use anyhow::{bail, Result};
 use base64::Engine as _;
 
 pub const NEEDLE: &str = "zanzibar";
-pub const NEEDLE_INDEX: u64 = 4242;
 
 const WORDS: &[&str] = &[
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
@@ -122,15 +121,112 @@ fn corpus(n: u64) -> Vec<u8> {
     m.into_bytes()
 }
 
+/// Big-mailbox needles (issue 18): one message in a hundred of each kind, deterministic,
+/// so the right answer of each search is known from the ids alone.
+/// `UID SEARCH SUBJECT "quarterly forecast"` hits the `b<n>` with `n % 100 == SUBJECT_REM`.
+pub const SUBJECT_WORDS: &str = "quarterly forecast";
+pub const SUBJECT_REM: u64 = 37;
+/// `UID SEARCH FROM "zora.quill@example.net"` hits `n % 100 == FROM_REM`.
+pub const FROM_ADDR: &str = "zora.quill@example.net";
+pub const FROM_REM: u64 = 53;
+/// `UID SEARCH TEXT zanzibar` hits `n % 100 == TEXT_REM` (the word is in the body only).
+pub const TEXT_REM: u64 = 71;
+
+/// Date of `b<n>`: 2024-01-01 00:00:00 +0000 plus 67 s per message, so every message has
+/// its own date and `SORT (DATE)` has exactly one right order.
+pub fn big_date_secs(n: u64) -> u64 {
+    1_704_067_200 + n * 67
+}
+
+/// RFC 5322 date-time of a Unix time (UTC).
+fn rfc5322_date(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
+        WD[days.rem_euclid(7) as usize],
+        MON[(mo - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// A big-mailbox message (issue 18's box): about 50 KB (30..70 KB), a third multipart
+/// with a base64 attachment; three in four are replies (In-Reply-To/References to the
+/// first of their group of four) so THREAD REFERENCES has threads to build.
 fn big(n: u64) -> Vec<u8> {
     let id = format!("b{n}");
     let mut rng = Rng::new(n ^ 0xB16);
-    let mut m = String::with_capacity(2200);
-    headers(&mut m, &id, &mut rng, "big@example.com");
-    m.push_str("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-    text(&mut m, &mut rng, 1_600);
-    if n == NEEDLE_INDEX {
-        m.push_str(&format!("the needle {NEEDLE} is here\r\n"));
+    let mut m = String::with_capacity(72_000);
+    let s = rng.below(97);
+    if n % 100 == FROM_REM {
+        m.push_str(&format!("From: Zora Quill <{FROM_ADDR}>\r\n"));
+    } else {
+        m.push_str(&format!("From: Sender {s} <sender{s}@example.org>\r\n"));
+    }
+    m.push_str("To: big@example.com\r\n");
+    let (w1, w2) = (rng.word(), rng.word());
+    let root = n - n % 4;
+    let re = if root != n { "Re: " } else { "" };
+    if n % 100 == SUBJECT_REM {
+        m.push_str(&format!("Subject: {re}{SUBJECT_WORDS} {w1} {id}\r\n"));
+    } else {
+        m.push_str(&format!("Subject: {re}{w1} {w2} {id}\r\n"));
+    }
+    m.push_str(&format!(
+        "Date: {}\r\nMessage-ID: <{id}.bench@example.org>\r\n",
+        rfc5322_date(big_date_secs(n))
+    ));
+    if root != n {
+        m.push_str(&format!(
+            "In-Reply-To: <b{root}.bench@example.org>\r\nReferences: <b{root}.bench@example.org>\r\n"
+        ));
+    }
+    m.push_str(&format!("X-Bench-Id: {id}\r\nMIME-Version: 1.0\r\n"));
+    let size = (30_000 + rng.below(40_000)) as usize;
+    let needle = |m: &mut String| {
+        if n % 100 == TEXT_REM {
+            m.push_str(&format!("the needle {NEEDLE} is here\r\n"));
+        }
+    };
+    if n % 3 != 1 {
+        m.push_str("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
+        let body = size.saturating_sub(m.len());
+        text(&mut m, &mut rng, body);
+        needle(&mut m);
+    } else {
+        let b = format!("=_big_{n}");
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\r\n--{b}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        ));
+        text(&mut m, &mut rng, 2_000);
+        needle(&mut m);
+        let raw_len = size.saturating_sub(m.len() + 300) * 3 / 4;
+        let raw: Vec<u8> = (0..raw_len).map(|_| rng.next() as u8).collect();
+        let enc = base64::engine::general_purpose::STANDARD.encode(raw);
+        m.push_str(&format!(
+            "\r\n--{b}\r\nContent-Type: application/pdf; name=\"report{n}.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"report{n}.pdf\"\r\n\r\n"
+        ));
+        for chunk in enc.as_bytes().chunks(76) {
+            m.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+            m.push_str("\r\n");
+        }
+        m.push_str(&format!("\r\n--{b}--\r\n"));
     }
     m.into_bytes()
 }
@@ -211,8 +307,19 @@ mod tests {
         );
         assert!(sizes.iter().any(|&s| s > 50_000));
         assert!((4900..5200).contains(&delivery(3).len()));
-        assert!(String::from_utf8(big(NEEDLE_INDEX).clone())
-            .unwrap()
-            .contains(NEEDLE));
+        let t = |n| String::from_utf8(big(n)).unwrap();
+        assert!(t(TEXT_REM).contains(NEEDLE) && !t(TEXT_REM + 1).contains(NEEDLE));
+        assert!(t(100 + SUBJECT_REM).contains(&format!("Subject: Re: {SUBJECT_WORDS} ")));
+        assert!(!t(SUBJECT_REM + 1).contains(SUBJECT_WORDS));
+        assert!(t(FROM_REM).contains(FROM_ADDR) && !t(FROM_REM + 1).contains(FROM_ADDR));
+        assert!(t(6).contains("In-Reply-To: <b4.bench@example.org>"));
+        assert!(t(0).contains("Date: Mon, 1 Jan 2024 00:00:00 +0000"));
+        assert!(t(1290).contains("Date: Tue, 2 Jan 2024 00:00:30 +0000"));
+        let sizes: Vec<usize> = (0..30).map(|n| big(n).len()).collect();
+        assert!(sizes.iter().all(|&s| (30_000..72_000).contains(&s)), "{sizes:?}");
+        assert!(t(1).contains("multipart/mixed") && !t(0).contains("multipart/mixed"));
+        for id in ["b0", "b1", "b71", "b137"] {
+            assert_eq!(verify(&message(id).unwrap()).unwrap(), id);
+        }
     }
 }

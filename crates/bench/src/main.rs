@@ -36,9 +36,34 @@ enum Cmd {
     /// Print an Argon2id hash of PASSWORD with Letterbox's own parameters (19 MiB, 2
     /// passes), in Dovecot's `{ARGON2ID}` form: both servers get the same one.
     Hash { password: String },
+    /// One client process of the POP3 workload (started by `run` with --pop3-procs > 1):
+    /// prints `ready`, waits for a line on stdin, downloads the INBOX of every user
+    /// u with u % PROCS == INDEX over CLIENTS connections, prints `OCTETS MESSAGES`.
+    #[command(hide = true)]
+    Pop3Worker(Pop3WorkerArgs),
     /// Run the workloads against the targets and print the table.
     #[command(args_override_self = true)]
     Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct Pop3WorkerArgs {
+    #[arg(long)]
+    addr: std::net::SocketAddr,
+    #[arg(long)]
+    users: u64,
+    #[arg(long)]
+    domain: String,
+    #[arg(long)]
+    password: String,
+    #[arg(long)]
+    corpus_msgs: u64,
+    #[arg(long)]
+    index: u64,
+    #[arg(long)]
+    procs: u64,
+    #[arg(long)]
+    clients: usize,
 }
 
 #[derive(clap::Args)]
@@ -77,8 +102,13 @@ struct RunArgs {
     /// hard-link one file into the recipients' Maildirs.
     #[arg(long, default_value_t = 1)]
     storage_rcpts: usize,
+    /// POP3 download connections (over all client processes).
     #[arg(long, default_value_t = 20)]
     pop3_clients: usize,
+    /// Client processes the POP3 download connections are spread over (one process
+    /// alone can be the bottleneck of the download figure).
+    #[arg(long, default_value_t = 2)]
+    pop3_procs: usize,
     #[arg(long, default_value_t = 10)]
     imap_clients: usize,
     /// Seconds each IMAP mixed run lasts.
@@ -122,11 +152,37 @@ fn main() -> Result<()> {
             println!("{{ARGON2ID}}{h}");
             Ok(())
         }
+        Cmd::Pop3Worker(w) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(pop3_worker(w)),
         Cmd::Run(a) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(run(a)),
     }
+}
+
+async fn pop3_worker(w: Pop3WorkerArgs) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let o = Opts {
+        users: w.users,
+        domain: w.domain,
+        password: w.password,
+        corpus_msgs: w.corpus_msgs,
+        ..Opts::default()
+    };
+    let users: Vec<u64> = (0..w.users).filter(|u| u % w.procs == w.index).collect();
+    println!("ready");
+    let mut go = String::new();
+    tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut go)
+        .await?;
+    match workloads::pop3_download(w.addr, &o, users, w.clients).await {
+        Ok((b, n)) => println!("{b} {n}"),
+        Err(e) => println!("error: {e:#}"),
+    }
+    Ok(())
 }
 
 /// What one workload run produced.
@@ -206,6 +262,7 @@ async fn run(a: RunArgs) -> Result<()> {
         corpus_msgs: a.corpus_msgs,
         storage_rcpts: a.storage_rcpts,
         pop3_clients: a.pop3_clients,
+        pop3_procs: a.pop3_procs,
         imap_clients: a.imap_clients,
         imap_secs: a.imap_secs,
         big_msgs: a.big_msgs,
@@ -218,6 +275,8 @@ async fn run(a: RunArgs) -> Result<()> {
     let mut rows: Vec<(String, String, Option<bool>)> = Vec::new();
     let mut values: BTreeMap<(String, String, usize), Vec<f64>> = BTreeMap::new();
     let mut failures: BTreeMap<(String, usize), String> = BTreeMap::new();
+    // One command of a workload wrong (e.g. a search's answer): that cell FAILs.
+    let mut metric_failures: BTreeMap<(String, String, usize), String> = BTreeMap::new();
     for w in &a.workloads {
         // Storage is deterministic and is the corpus set-up: once.
         let reps = if w == "storage" { 1 } else { a.reps };
@@ -236,11 +295,16 @@ async fn run(a: RunArgs) -> Result<()> {
                 match one(w, t, &o, &mut states[ti]).await {
                     Ok(ms) => {
                         for mt in ms {
-                            eprintln!("  {} = {}", mt.name, fmt(mt.value));
                             let key = (w.clone(), mt.name.clone());
                             if !rows.iter().any(|r| (&r.0, &r.1) == (&key.0, &key.1)) {
                                 rows.push((key.0.clone(), key.1.clone(), mt.higher_better));
                             }
+                            if let Some(e) = mt.fail {
+                                eprintln!("  {} = FAIL: {e}", mt.name);
+                                metric_failures.entry((key.0, key.1, ti)).or_insert(e);
+                                continue;
+                            }
+                            eprintln!("  {} = {}", mt.name, fmt(mt.value));
                             values.entry((key.0, key.1, ti)).or_default().push(mt.value);
                         }
                     }
@@ -275,7 +339,9 @@ async fn run(a: RunArgs) -> Result<()> {
         let mut meds = Vec::new();
         for ti in 0..targets.len() {
             let v = values.get_mut(&(w.clone(), metric.clone(), ti));
-            let cell = if failures.contains_key(&(w.clone(), ti)) {
+            let cell = if failures.contains_key(&(w.clone(), ti))
+                || metric_failures.contains_key(&(w.clone(), metric.clone(), ti))
+            {
                 meds.push(None);
                 "FAIL".to_string()
             } else if let Some(v) = v {
@@ -312,10 +378,13 @@ async fn run(a: RunArgs) -> Result<()> {
         a.reps, o.users, o.corpus_msgs, o.storage_rcpts, o.deliver_msgs, o.imap_clients, o.imap_secs, o.big_msgs, o.idle
     );
     println!("{out}");
-    if !failures.is_empty() {
+    if !failures.is_empty() || !metric_failures.is_empty() {
         println!("Failures:\n");
         for ((w, ti), e) in &failures {
             println!("- {w} on {}: {e}", targets[*ti].name);
+        }
+        for ((w, metric, ti), e) in &metric_failures {
+            println!("- {w} {metric} on {}: {e}", targets[*ti].name);
         }
     }
     Ok(())
