@@ -7,6 +7,13 @@ into Trash keeps the old internal date, and that must not expunge it early."""
 import re
 import time
 
+import sys
+from pathlib import Path
+
+# The IMAP helpers (Raw, login) live beside the IMAP tests. (Not in a conftest.py here:
+# a second conftest module would shadow tests/conftest.py for `from conftest import`.)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
+
 from imap_util import ALICE, BOB, Raw
 
 DAY = 86400

@@ -6,6 +6,13 @@ message refused, `--dry-run` changing nothing."""
 import base64
 import re
 
+import sys
+from pathlib import Path
+
+# The IMAP helpers (Raw, login) live beside the IMAP tests. (Not in a conftest.py here:
+# a second conftest module would shadow tests/conftest.py for `from conftest import`.)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
+
 from imap_util import ALICE, Raw
 
 OLD_DATE = '"15-Mar-2021 09:30:00 +0100"'
