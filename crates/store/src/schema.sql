@@ -324,6 +324,8 @@ CREATE TABLE IF NOT EXISTS sieve_seen (
     id         TEXT NOT NULL,
     expires    INTEGER NOT NULL,
     PRIMARY KEY (account_id, id)
+) WITHOUT ROWID;
+
 -- Import (issue 16, import.rs): the POP3 UIDL a message had on the server it was
 -- imported from, served by POP3 UIDL instead of the generated one so that
 -- leave-on-server clients download nothing again.
@@ -348,6 +350,8 @@ CREATE TABLE IF NOT EXISTS import_runs (
     source     TEXT NOT NULL,
     finished   INTEGER,
     PRIMARY KEY (account_id, source)
+) WITHOUT ROWID;
+
 -- Trash/Junk expiry (issue 15): when each message was saved into its mailbox (delivery,
 -- APPEND, COPY, MOVE), which autoexpunge counts from, as Dovecot's save date does; the
 -- internal date is no use, since COPY and MOVE keep it. Messages stored before this
