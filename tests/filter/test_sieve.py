@@ -239,3 +239,22 @@ def test_broken_and_runaway_scripts_deliver_to_inbox(make_server):
     send(s, [ALICE], msg("broken"))
     assert len(s.uids(ALICE)) == 2
     assert "sieve: included script 'missing' not found; delivered to INBOX" in s.read_log()
+
+
+def test_vacation_reply_to_another_domain_is_queued(server):
+    """A reply to a sender outside the local domains goes into the outbound queue, from
+    the null sender, once per sender (the queue delivers it like submitted mail)."""
+    assert put(server, VACATION).returncode == 0
+    carol = "carol@remote.example"
+    send(server, [ALICE], msg("hello from afar", frm=carol), sender=carol)
+    send(server, [ALICE], msg("hello again", frm=carol), sender=carol)
+    out = server.cli("queue", "list").stdout.decode()
+    entries = [l for l in out.splitlines() if l and not l.startswith(" ")]
+    assert len(entries) == 1, out
+    qid = entries[0].split("\t")[0]
+    show = server.cli("queue", "show", qid).stdout.decode()
+    assert "sender: <>" in show, show
+    assert re.search(r"(?m)^rcpt: <carol@remote\.example>\t", show), show
+    assert "sieve: vacation reply queued" in server.read_log()
+    # Alice has both messages; no local reply was made.
+    assert len(server.uids(ALICE)) == 2

@@ -9,7 +9,7 @@
 //! keeps the message in INBOX instead, since there is no outbound delivery yet.
 //!
 //! Vacation replies to local addresses are delivered at once; replies to other addresses
-//! wait for the outbound queue: see the `OUTBOUND` mark in [`send`].
+//! go into the outbound queue (from `<>`), which delivers them like submitted mail.
 
 use crate::trace;
 use letterbox_filter::sieve::{Message, Outgoing, Target};
@@ -199,9 +199,32 @@ fn send(s: &dyn Backend, id: &str, hostname: &str, peer: SocketAddr, o: Outgoing
             }
         }
         _ => {
-            // OUTBOUND (issue 13): replies to other domains go through the outbound
-            // queue once it exists (h/outbound); until then they are logged and dropped.
-            tracing::warn!(id, to = %to, "sieve: vacation reply to a non-local address not sent: no outbound delivery yet");
+            // Other domains: through the outbound queue, from the null sender (RFC 5230
+            // 5.1), so it is never answered or bounced; fsynced like a submission.
+            let message = crlf(&o.message);
+            let entry = letterbox_store::queue::NewQueued {
+                sender: String::new(),
+                account: None,
+                body_8bit: message.iter().any(|b| *b >= 0x80),
+                smtputf8: !o.to.is_ascii(),
+                message,
+                rcpts: vec![letterbox_store::queue::NewQueuedRcpt {
+                    address: o.to.clone(),
+                    orcpt: None,
+                    notify: 0,
+                }],
+                envid: None,
+                ret_full: false,
+                held: false,
+                now: letterbox_store::now(),
+            };
+            match s.queue_insert(entry) {
+                Ok(qid) => {
+                    tracing::info!(id, queue_id = qid, to = %to, "sieve: vacation reply queued");
+                    letterbox_queue::wake();
+                }
+                Err(e) => tracing::warn!(id, to = %to, "sieve: vacation reply not queued: {e}"),
+            }
         }
     }
 }
