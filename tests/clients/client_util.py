@@ -286,9 +286,11 @@ def maildir(d, uid_re):
     return out
 
 
-def fill(port, mailbox, msgs, connections=16, user=ALICE):
+def fill(port, mailbox, msgs, connections=8, user=ALICE):
     """APPENDs `msgs` over `connections` parallel sessions (the store's group commit
-    makes that several times faster than one); returns {uid: octets}."""
+    makes that several times faster than one); returns {uid: octets}. At most 8, so
+    that with the test's own sessions it stays under `[limits] max_userip_connections`
+    (10 by default: one user from one address)."""
     out, errors = {}, []
 
     def work(part):
