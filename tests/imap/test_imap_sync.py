@@ -18,7 +18,10 @@ def selected(server):
 
 def test_idle_hears_append_from_another_session(server):
     a = selected(server)
-    b = selected(server)
+    # The appending session has no mailbox selected: \Recent goes to the one session that
+    # notices the arrival while selected read-write (RFC 3501 2.3.2), here the IDLE one.
+    b = Raw(server)
+    b.login()
     a.send(b"i1 IDLE\r\n")
     assert a.line() == b"+ idling"
     t0 = time.monotonic()
@@ -27,6 +30,7 @@ def test_idle_hears_append_from_another_session(server):
     assert a.line() == b"* 1 RECENT"
     elapsed = time.monotonic() - t0
     assert elapsed < 2.0, elapsed
+    b.cmd("SELECT INBOX")
     # Flag change and expunge by the other session arrive too.
     b.cmd("STORE 1 +FLAGS.SILENT (\\Flagged)")
     assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))"
