@@ -41,6 +41,9 @@ class Rspamd:
             ),
             "override.d/worker-proxy.inc": "enabled = false;\n",
             "override.d/worker-fuzzy.inc": "enabled = false;\n",
+            # The same on a machine with or without internet: no fuzzy servers, no maps
+            # fetched from rspamd.com.
+            "local.d/fuzzy_check.conf": "enabled = false;\n",
             # No network here: DNS lookups fail fast on a closed loopback port.
             "local.d/options.inc": (
                 "enable_test_patterns = true;\n"

@@ -116,6 +116,13 @@ def learned(rspamd):
         return json.load(r)["learned"]
 
 
+def why_not_learned(server, rspamd):
+    """What both sides logged about learning, for the assertion message."""
+    ours = [line for line in server.read_log().splitlines() if "rspamd" in line]
+    theirs = (rspamd.root / "rspamd.log").read_text(errors="replace").splitlines()
+    return "letterbox:\n" + "\n".join(ours[-20:]) + "\nrspamd:\n" + "\n".join(theirs[-40:])
+
+
 def test_moving_into_junk_learns_spam_and_out_learns_ham(scanned, rspamd):
     body = "Cheap watches and pills, act now, limited offer, click here.\r\n" * 5
     with smtp(scanned) as s:
@@ -127,16 +134,16 @@ def test_moving_into_junk_learns_spam_and_out_learns_ham(scanned, rspamd):
         m.select("INBOX")
         typ, _ = m.uid("MOVE", "1", "Junk")
         assert typ == "OK"
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while learned(rspamd) == before and time.time() < deadline:
             time.sleep(0.2)
-        assert learned(rspamd) == before + 1
+        assert learned(rspamd) == before + 1, why_not_learned(scanned, rspamd)
         assert "rspamd: learned as spam" in scanned.read_log()
         # Out of Junk again: ham.
         m.select("Junk")
         typ, _ = m.uid("MOVE", "1", "INBOX")
         assert typ == "OK"
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while "rspamd: learned as ham" not in scanned.read_log() and time.time() < deadline:
             time.sleep(0.2)
         assert "rspamd: learned as ham" in scanned.read_log()

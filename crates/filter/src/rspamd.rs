@@ -116,31 +116,58 @@ impl Client {
         self.controller.is_some()
     }
 
-    /// Learns a message as spam or ham (`/learnspam`, `/learnham`).
-    pub async fn learn(&self, spam: bool, message: &[u8]) -> Result<(), String> {
-        let ep = self.controller.as_ref().ok_or("filter.rspamd_controller is not set")?;
+    /// Learns a message as spam or ham (`/learnspam`, `/learnham`). An error is
+    /// `(transient, reason)`: rspamd unreachable, timing out or failing (HTTP 5xx) is
+    /// worth another try; a refusal (HTTP 4xx: too few tokens, learn condition) is not.
+    pub async fn learn(&self, spam: bool, message: &[u8]) -> Result<Learned, (bool, String)> {
+        let ep = self
+            .controller
+            .as_ref()
+            .ok_or((false, "filter.rspamd_controller is not set".to_string()))?;
         let mut headers = Vec::new();
         if !self.password.is_empty() {
             headers.push(("Password".to_string(), self.password.clone()));
         }
         let path = if spam { "/learnspam" } else { "/learnham" };
-        let answer = tokio::time::timeout(self.timeout, post(ep, path, &headers, message))
-            .await
-            .map_err(|_| format!("no answer within {} s", self.timeout.as_secs()))??;
+        let answer = match tokio::time::timeout(self.timeout, post(ep, path, &headers, message)).await {
+            Err(_) => return Err((true, format!("no answer within {} s", self.timeout.as_secs()))),
+            Ok(Err(e)) => {
+                // Already learned is not a failure (rspamd answers it with HTTP 208 or 404).
+                if e.contains("already learned") {
+                    return Ok(Learned::Already);
+                }
+                let transient = !e.starts_with("HTTP 4");
+                return Err((transient, e));
+            }
+            Ok(Ok(a)) => a,
+        };
         let v: serde_json::Value =
-            serde_json::from_slice(&answer).map_err(|e| format!("malformed answer: {e}"))?;
+            serde_json::from_slice(&answer).map_err(|e| (true, format!("malformed answer: {e}")))?;
         if v.get("success").and_then(|s| s.as_bool()) == Some(true) {
-            return Ok(());
+            return Ok(Learned::Now);
         }
-        // Already learned is not a failure.
         let err = v.get("error").and_then(|e| e.as_str()).unwrap_or("refused");
         if err.contains("already learned") {
-            Ok(())
+            Ok(Learned::Already)
         } else {
-            Err(err.to_string())
+            Err((false, err.to_string()))
         }
     }
 }
+
+/// What a successful learn did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// rspamd learned the message now.
+    Now,
+    /// rspamd had learned it in this class before.
+    Already,
+}
+
+/// Waits between tries of a learn that failed for a transient reason (rspamd restarting,
+/// busy compiling its rules): learning happens in the background, so it can wait.
+pub const LEARN_RETRY_DELAYS: [Duration; 3] =
+    [Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
 
 /// Header values on one line, without control characters.
 fn clean(s: &str) -> String {
@@ -444,9 +471,35 @@ pub fn learn_moved(
                 }
             };
             let what = if spam { "spam" } else { "ham" };
-            match client.learn(spam, &octets).await {
-                Ok(()) => tracing::info!(account = dst.account_id, uid, "rspamd: learned as {what}"),
-                Err(e) => tracing::warn!(account = dst.account_id, uid, "rspamd: learning as {what} failed: {e}"),
+            let mut delays = LEARN_RETRY_DELAYS.iter();
+            loop {
+                match client.learn(spam, &octets).await {
+                    Ok(Learned::Now) => {
+                        tracing::info!(account = dst.account_id, uid, "rspamd: learned as {what}")
+                    }
+                    Ok(Learned::Already) => tracing::info!(
+                        account = dst.account_id,
+                        uid,
+                        "rspamd: learned as {what} (already known)"
+                    ),
+                    Err((true, e)) if delays.len() > 0 => {
+                        let wait = *delays.next().unwrap_or(&Duration::from_secs(1));
+                        tracing::info!(
+                            account = dst.account_id,
+                            uid,
+                            "rspamd: learning as {what} failed ({e}), trying again in {} s",
+                            wait.as_secs()
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    Err((_, e)) => tracing::warn!(
+                        account = dst.account_id,
+                        uid,
+                        "rspamd: learning as {what} failed: {e}"
+                    ),
+                }
+                break;
             }
         }
     });
