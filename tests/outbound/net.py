@@ -1,8 +1,9 @@
 """A small internet on this machine for the outbound tests.
 
-- `Dns`: an authoritative DNS server (dnslib) on 127.0.0.1, UDP and TCP, answering A, MX,
-  TXT from a dict the test fills; any other name is NXDOMAIN, a known name without the
-  asked type is NOERROR with no answer (NODATA).
+- `Dns`: a DNS server (dnslib) on 127.0.0.1, UDP and TCP, answering A, MX, TXT and TLSA
+  from a dict the test fills; any other name is NXDOMAIN, a known name without the asked
+  type is NOERROR with no answer (NODATA). Names in `secure` are answered with the AD bit,
+  as a validating resolver does for DNSSEC-signed data (what Letterbox trusts for DANE).
 - `Sink`: an SMTP server (aiosmtpd) on one loopback address, recording each transaction
   exactly as received; replies per recipient are chosen by the test (`rcpt_replies`, or
   `temp_once` for a 4xx the first time only); optional STARTTLS with a given certificate.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TLSA, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
 
@@ -45,13 +46,17 @@ def address_block():
 
 
 class _Resolver(BaseResolver):
-    def __init__(self, zone):
+    def __init__(self, zone, secure):
         self.zone = zone
+        self.secure = secure
 
     def resolve(self, request, handler):
         reply = request.reply()
         q = request.q
         name = str(q.qname).rstrip(".").lower()
+        # dnslib's reply() copies the query's flags, AD included (RFC 6840 5.7 queries
+        # set it): a validating resolver sets it only for validated data.
+        reply.header.ad = 1 if name in self.secure else 0
         records = self.zone.get(name)
         if records is None:
             reply.header.rcode = RCODE.NXDOMAIN
@@ -69,6 +74,9 @@ class _Resolver(BaseResolver):
                 rd = MX(host, pref)
             elif rtype == "TXT":
                 rd = TXT(value)
+            elif rtype == "TLSA":
+                usage, selector, matching, data = value
+                rd = TLSA(usage, selector, matching, data)
             else:
                 continue
             reply.add_answer(RR(q.qname, getattr(QTYPE, rtype), rdata=rd, ttl=1))
@@ -80,8 +88,9 @@ class Dns:
 
     def __init__(self):
         self.zone = {}
+        self.secure = set()
         self.port = free_port_on("127.0.0.1")
-        r = _Resolver(self.zone)
+        r = _Resolver(self.zone, self.secure)
         self.udp = DNSServer(r, port=self.port, address="127.0.0.1", tcp=False)
         self.tcp = DNSServer(r, port=self.port, address="127.0.0.1", tcp=True)
         self.udp.start_thread()
@@ -93,6 +102,10 @@ class Dns:
 
     def add(self, name, rtype, value):
         self.zone.setdefault(name.lower(), []).append((rtype, value))
+
+    def sign(self, *names):
+        """Answer these names with AD set (DNSSEC-validated)."""
+        self.secure.update(n.lower() for n in names)
 
     def host(self, name, ip):
         self.add(name, "A", ip)

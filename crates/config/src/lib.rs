@@ -1031,6 +1031,9 @@ pub struct Outbound {
     pub max_recipients_per_message: u32,
     /// Per account: remote recipients per day (0: no limit).
     pub max_recipients_per_day: u32,
+    /// Whether DANE (RFC 7672) TLSA records are honoured; only effective with a
+    /// validating resolver on loopback, whose AD bit is trusted.
+    pub dane: bool,
 }
 
 impl Default for Outbound {
@@ -1050,6 +1053,7 @@ impl Default for Outbound {
             max_messages_per_hour: 100,
             max_recipients_per_message: 50,
             max_recipients_per_day: 1000,
+            dane: true,
         }
     }
 }

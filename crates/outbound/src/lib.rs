@@ -16,12 +16,15 @@
 //! TLS: STARTTLS whenever offered, with any certificate (opportunistic, RFC 7435; see
 //! [`tls`]); a domain with an MTA-STS `enforce` policy ([`mta_sts`]) only through MX hosts
 //! the policy names and over TLS validated for the MX host name, else a temporary failure
-//! (RFC 8461 5: the message stays queued). DANE (RFC 7672) is not implemented.
+//! (RFC 8461 5: the message stays queued). DANE (RFC 7672, [`dane`]): an MX host with a
+//! DNSSEC-validated TLSA RRset gets mail only over TLS whose certificate matches it, else a
+//! temporary failure; DANE takes precedence over MTA-STS for that host.
 //!
 //! DNS through hickory-resolver: `[outbound] dns = "ip:port"` (UDP and TCP) or the
 //! system's `/etc/resolv.conf`.
 
 pub mod client;
+pub mod dane;
 pub mod mta_sts;
 pub mod tls;
 
@@ -83,6 +86,8 @@ pub struct Outbound {
     tls: tls::TlsClients,
     sts: mta_sts::Cache,
     relay: Option<Relay>,
+    /// `None`: DANE off (`[outbound] dane = false`, or no resolver on loopback).
+    dane: Option<dane::Dane>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,12 +155,24 @@ impl Outbound {
                 })
             }
         };
+        let dane = if o.dane && relay.is_none() {
+            match dane::Dane::new(o.dns, Duration::from_secs(5)) {
+                Ok(d) => Some(d),
+                Err(why) => {
+                    tracing::warn!("DANE (RFC 7672) is off: {why}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Outbound {
             config,
             resolver,
             tls,
             sts: mta_sts::Cache::default(),
             relay,
+            dane,
         })
     }
 
@@ -187,9 +204,39 @@ impl Outbound {
             None
         };
         let enforce = policy.filter(|p| p.mode == mta_sts::Mode::Enforce);
+        // RFC 7672 2.2.1: TLSA records are looked up only under a secure MX RRset.
+        let dane = match &self.dane {
+            Some(d) => match d.mx_secure(&domain).await {
+                Ok(true) => Some(d),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::info!(domain, "DANE: MX security lookup failed: {e}");
+                    return vec![
+                        RcptResult::Temp(format!(
+                            "451 4.4.3 DNSSEC status of {domain} unknown (DANE): {e}"
+                        ));
+                        n
+                    ];
+                }
+            },
+            None => None,
+        };
         let mut last = String::from("no MX host could be reached");
         for hop in hops {
-            if let Some(p) = &enforce {
+            let tlsa = match dane {
+                Some(d) => match d.host_policy(&hop.host, self.config.outbound.port).await {
+                    Ok(dane::HostPolicy::Dane(records)) => Some(records),
+                    Ok(dane::HostPolicy::None) => None,
+                    Err(e) => {
+                        // RFC 7672 2.2: a failed TLSA lookup makes the host unusable.
+                        last = format!("{}: DANE TLSA lookup failed: {e}", hop.host);
+                        tracing::info!(domain, host = %hop.host, "{last}");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            if let (Some(p), None) = (&enforce, &tlsa) {
                 if !p.mx_matches(&hop.host) {
                     last = format!(
                         "MX host {} is not allowed by the domain's MTA-STS policy",
@@ -215,10 +262,12 @@ impl Outbound {
             };
             for ip in addrs {
                 let addr = SocketAddr::new(ip, self.config.outbound.port);
-                match self
-                    .session(&hop.host, addr, enforce.is_some(), None, env)
-                    .await
-                {
+                let need = match &tlsa {
+                    Some(records) => Security::Dane(records),
+                    None if enforce.is_some() => Security::MtaSts,
+                    None => Security::Opportunistic,
+                };
+                match self.session(&hop.host, addr, need, None, env).await {
                     Ok(results) => return results,
                     Err(e) => {
                         tracing::info!(domain, host = %hop.host, %addr, "delivery attempt: {}", e.text);
@@ -251,7 +300,7 @@ impl Outbound {
         for ip in ips {
             let addr = SocketAddr::new(ip, relay.port);
             match self
-                .session(&relay.host, addr, false, Some(relay), env)
+                .session(&relay.host, addr, Security::Opportunistic, Some(relay), env)
                 .await
             {
                 Ok(r) => return r,
@@ -325,7 +374,7 @@ impl Outbound {
         &self,
         host: &str,
         addr: SocketAddr,
-        require_valid_tls: bool,
+        security: Security<'_>,
         relay: Option<&Relay>,
         env: &Envelope<'_>,
     ) -> Result<Vec<RcptResult>, HostError> {
@@ -346,10 +395,11 @@ impl Outbound {
             }
         };
         let _ = tcp.set_nodelay(true);
+        let require_tls = !matches!(security, Security::Opportunistic);
         let helo = self.config.hostname.clone();
         let validated_relay = relay.is_some();
         let mut conn = if relay.is_some_and(|r| r.implicit_tls) {
-            let s = self.handshake(Box::new(tcp), host, true).await?;
+            let s = self.handshake(Box::new(tcp), host, Verify::WebPki).await?;
             Conn::new(s, self.timeout(), true)
         } else {
             Conn::new(Box::new(tcp), self.timeout(), false)
@@ -359,21 +409,30 @@ impl Outbound {
             conn.send(b"STARTTLS\r\n").await.map_err(io_err)?;
             let r = conn.reply().await.map_err(io_err)?;
             if r.code == 220 && !conn.has_buffered() {
-                let validate = require_valid_tls || validated_relay;
+                let verify = match security {
+                    Security::Dane(records) => Verify::Dane(records),
+                    Security::MtaSts => Verify::WebPki,
+                    Security::Opportunistic if validated_relay => Verify::WebPki,
+                    Security::Opportunistic => Verify::Any,
+                };
                 let stream = conn.into_stream();
-                let s = self.handshake(stream, host, validate).await?;
+                let s = self.handshake(stream, host, verify).await?;
                 conn = Conn::new(s, self.timeout(), true);
                 conn.hello(&helo, false).await?;
-            } else if require_valid_tls {
+            } else if require_tls {
                 return Err(HostError {
                     text: format!("STARTTLS refused: {}", r.text()),
                     permanent: false,
                 });
             }
         }
-        if require_valid_tls && !conn.tls {
+        if require_tls && !conn.tls {
+            let text = match security {
+                Security::Dane(_) => "the host's DANE TLSA records (RFC 7672) require TLS and the host does not offer STARTTLS",
+                _ => "the domain's MTA-STS policy (enforce) requires TLS and the host does not offer STARTTLS",
+            };
             return Err(HostError {
-                text: "the domain's MTA-STS policy (enforce) requires TLS and the host does not offer STARTTLS".into(),
+                text: text.into(),
                 permanent: false,
             });
         }
@@ -397,16 +456,19 @@ impl Outbound {
         &self,
         stream: BoxStream,
         host: &str,
-        validate: bool,
+        verify: Verify<'_>,
     ) -> Result<BoxStream, HostError> {
         let name = tls::server_name(host).ok_or_else(|| HostError {
             text: format!("cannot use {host} as a TLS server name"),
             permanent: false,
         })?;
-        let cfg = if validate {
-            self.tls.validated.clone()
-        } else {
-            self.tls.opportunistic.clone()
+        let cfg = match verify {
+            Verify::WebPki => self.tls.validated.clone(),
+            Verify::Any => self.tls.opportunistic.clone(),
+            Verify::Dane(records) => self.tls.dane(records.to_vec()).map_err(|e| HostError {
+                text: format!("TLS configuration for DANE: {e}"),
+                permanent: false,
+            })?,
         };
         let hs = tokio_rustls::TlsConnector::from(cfg).connect(name, stream);
         match tokio::time::timeout(self.timeout(), hs).await {
@@ -414,10 +476,11 @@ impl Outbound {
             Ok(Err(e)) => Err(HostError {
                 text: format!(
                     "TLS handshake failed{}: {e}",
-                    if validate {
-                        " (validated TLS required)"
-                    } else {
-                        ""
+                    match verify {
+                        Verify::WebPki => " (validated TLS required)",
+                        Verify::Dane(_) =>
+                            " (DANE: the certificate must match the host's TLSA records)",
+                        Verify::Any => "",
                     }
                 ),
                 permanent: false,
@@ -428,6 +491,25 @@ impl Outbound {
             }),
         }
     }
+}
+
+/// What one connection's TLS must be.
+#[derive(Debug, Clone, Copy)]
+enum Security<'a> {
+    /// STARTTLS when offered, any certificate.
+    Opportunistic,
+    /// MTA-STS `enforce`: TLS validated for the MX host name.
+    MtaSts,
+    /// DANE: TLS whose certificate matches these TLSA records.
+    Dane(&'a [dane::Tlsa]),
+}
+
+/// How a handshake checks the certificate.
+#[derive(Debug, Clone, Copy)]
+enum Verify<'a> {
+    Any,
+    WebPki,
+    Dane(&'a [dane::Tlsa]),
 }
 
 fn io_err(e: std::io::Error) -> HostError {

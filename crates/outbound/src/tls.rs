@@ -6,6 +6,8 @@
 //!   (`smtp_tls_security_level = may`).
 //! - Validated (MTA-STS `enforce`, RFC 8461 4.2; the smarthost): the chain must lead to a
 //!   trust root (the system's store, plus `[outbound] tls_ca_file`) and name the host.
+//! - DANE (RFC 7672): the certificate must match the host's TLSA records
+//!   ([`crate::dane::DaneVerifier`]).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 pub struct TlsClients {
     pub opportunistic: Arc<ClientConfig>,
     pub validated: Arc<ClientConfig>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl TlsClients {
@@ -54,12 +57,25 @@ impl TlsClients {
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider.clone())))
             .with_no_client_auth();
         Ok(TlsClients {
             opportunistic: Arc::new(opportunistic),
             validated: Arc::new(validated),
+            provider,
         })
+    }
+
+    /// A configuration checking the certificate against TLSA records (RFC 7672 3).
+    pub fn dane(&self, records: Vec<crate::dane::Tlsa>) -> Result<Arc<ClientConfig>, String> {
+        let verifier = crate::dane::DaneVerifier::new(records, self.provider.clone());
+        let cfg = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(Arc::new(cfg))
     }
 }
 
