@@ -135,6 +135,14 @@ class _Handler:
     def __init__(self, sink):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # aiosmtpd always offers 8BITMIME with decode_data=False; a sink made with
+        # eight_bit=False hides it, as an old MTA would.
+        session.host_name = hostname
+        if not self.sink.eight_bit:
+            responses = [r for r in responses if r[4:] != "8BITMIME"]
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         s = self.sink
         reply = s.rcpt_replies.get(address.lower())
@@ -170,6 +178,7 @@ class Sink:
         self.temp_once = set()
         self.seen_temp = set()
         self.data_reply = data_reply
+        self.eight_bit = eight_bit
         ctx = None
         if tls_cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
