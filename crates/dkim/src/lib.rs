@@ -101,7 +101,32 @@ impl Signer {
         let Some(domain) = from_domain(message) else {
             return Ok(None);
         };
-        let keys = {
+        self.sign_as(message, &[domain])
+    }
+
+    /// For mail Letterbox writes itself (DSNs and delay notices, from
+    /// `MAILER-DAEMON@hostname`): signed by the From domain when it has active keys,
+    /// else by the nearest parent domain that has (`mail.example.com` is signed
+    /// `d=example.com`): DMARC's relaxed alignment (RFC 7489 3.1.1) accepts a parent
+    /// domain of the From domain, and the host name itself rarely has keys.
+    pub fn sign_generated(&self, message: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(domain) = from_domain(message) else {
+            return Ok(None);
+        };
+        let mut candidates = vec![domain.clone()];
+        let mut rest = domain.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if parent.contains('.') {
+                candidates.push(parent.to_string());
+            }
+            rest = parent;
+        }
+        self.sign_as(message, &candidates)
+    }
+
+    /// Signs with the keys of the first of `domains` that has active keys.
+    fn sign_as(&self, message: &[u8], domains: &[String]) -> Result<Option<Vec<u8>>> {
+        let (domain, keys) = {
             let version = self.store.dkim_version()?;
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.version != Some(version) {
@@ -109,8 +134,11 @@ impl Signer {
                 cache.by_domain = load(all);
                 cache.version = Some(version);
             }
-            match cache.by_domain.get(&domain) {
-                Some(k) => k.clone(),
+            match domains
+                .iter()
+                .find_map(|d| cache.by_domain.get(d).map(|k| (d.clone(), k.clone())))
+            {
+                Some(k) => k,
                 None => return Ok(None),
             }
         };

@@ -7,7 +7,10 @@
 //! delay notice after `[queue] delay_warning`, and successes when NOTIFY=SUCCESS asked
 //! for them (RFC 3461). A DSN to a local sender is delivered into its INBOX at once; to a
 //! remote one it is queued with the null sender. A message from the null sender (a
-//! bounce) never causes a DSN (RFC 3461 6.2, RFC 5321 6.1).
+//! bounce) never causes a DSN (RFC 3461 6.2, RFC 5321 6.1). Every DSN and delay notice
+//! is DKIM-signed (RFC 6376) before it is delivered or queued, by the keys of its From
+//! domain (`MAILER-DAEMON@hostname`) or the nearest parent domain that has keys
+//! (`letterbox_dkim::Signer::sign_generated`).
 //!
 //! Concurrency: `[queue] max_concurrency` messages in delivery at once (one SMTP
 //! connection each at a time), at most `[queue] max_per_destination` of them to one
@@ -52,12 +55,15 @@ pub struct Queue {
     in_flight: Mutex<HashSet<QueueId>>,
     per_destination: Mutex<HashMap<String, Arc<Semaphore>>>,
     done: Notify,
+    signer: Arc<letterbox_dkim::Signer>,
 }
 
 impl Queue {
     pub fn new(store: Store, config: Arc<Config>) -> Result<Arc<Queue>, String> {
         let outbound = Arc::new(Outbound::new(config.clone())?);
+        let signer = Arc::new(letterbox_dkim::Signer::new(store.clone()));
         Ok(Arc::new(Queue {
+            signer,
             store,
             config,
             outbound,
@@ -334,9 +340,35 @@ impl Queue {
         retry_until: Option<i64>,
     ) {
         let report = dsn::build(&self.config.hostname, msg, body, entries, now, retry_until);
+        let signer = self.signer.clone();
+        let id = msg.id;
+        let report = Arc::new(report);
+        let unsigned = report.clone();
+        // A signing problem never stops the DSN: it goes unsigned (logged).
+        let report =
+            match tokio::task::spawn_blocking(move || signer.sign_generated(&unsigned)).await {
+                Ok(Ok(Some(mut sig))) => {
+                    sig.extend_from_slice(&report);
+                    sig
+                }
+                Ok(Ok(None)) => report.to_vec(),
+                Ok(Err(e)) => {
+                    tracing::error!(
+                        queue_id = id,
+                        "DKIM: keys unavailable, DSN sent unsigned: {e}"
+                    );
+                    report.to_vec()
+                }
+                Err(e) => {
+                    tracing::error!(
+                        queue_id = id,
+                        "DKIM signing task failed, DSN sent unsigned: {e}"
+                    );
+                    report.to_vec()
+                }
+            };
         let sender = msg.sender.clone();
         let hostname = self.config.hostname.clone();
-        let id = msg.id;
         let r = self
             .store
             .run(move |s| {
