@@ -49,3 +49,25 @@ def test_bounce_and_delay_notice_are_signed(make_server, net):
         assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"], results
         assert all(ok for _, _, ok in results), results
     assert actions == {"failed", "delayed"}
+
+
+def test_vacation_reply_to_another_domain_leaves_signed(make_server, net):
+    """A Sieve vacation reply to a remote sender is queued from <> and leaves with the
+    account domain's DKIM signatures, which dkimpy verifies on what the remote got."""
+    import smtplib
+    net.mx("remote.test", (10, "mx.remote.test", net.ip(21)))
+    sink = net.sink(21)
+    server = outbound_server(make_server, net)
+    records = txt_records(server.cli("domain", "dkim", "example.com").stdout.decode())
+    script = 'require ["vacation"];\nvacation :days 3 :subject "Away" "I am away.";\n'
+    server.cli("sieve", "put", ALICE, "main", "--activate", input=script.encode())
+    carol = "carol@remote.test"
+    with smtplib.SMTP("127.0.0.1", server.require("smtp"), timeout=30) as c:
+        c.sendmail(carol, [ALICE], (f"From: <{carol}>\r\nTo: <{ALICE}>\r\nSubject: hi\r\n"
+                                    "Message-ID: <hi@remote.test>\r\n\r\nHi.\r\n").encode())
+    [t] = sink.wait(1)
+    assert t.sender == "<>" and t.rcpts == [carol]
+    assert t.data.startswith(b"DKIM-Signature: ")
+    results = verify_all(t.data, records)
+    assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"], results
+    assert all(ok for _, _, ok in results), results

@@ -142,20 +142,41 @@ impl Signer {
                 None => return Ok(None),
             }
         };
-        let headers = header_list(message);
-        let mut out = Vec::new();
-        for k in keys.iter() {
-            match sign_one(k, &headers, message) {
-                Ok(h) => out.extend_from_slice(h.as_bytes()),
-                Err(e) => tracing::error!(
-                    domain = %domain,
-                    selector = %k.selector,
-                    "DKIM signing failed, message sent without this signature: {e}"
-                ),
-            }
-        }
-        Ok((!out.is_empty()).then_some(out))
+        Ok(sign_with(&domain, &keys, message))
     }
+}
+
+/// Signs with the From domain's active keys read from `backend` now, without a cache:
+/// for the rare messages written inside a store task (Sieve vacation replies queued for
+/// other domains), where a [`Signer`] (which holds a [`Store`]) is not at hand.
+pub fn sign_uncached(
+    backend: &dyn letterbox_store::Backend,
+    message: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let Some(domain) = from_domain(message) else {
+        return Ok(None);
+    };
+    let all = load(backend.active_dkim_keys()?);
+    Ok(all
+        .get(&domain)
+        .and_then(|keys| sign_with(&domain, keys, message)))
+}
+
+/// One `DKIM-Signature` field per key, CRLF-terminated; `None` when no key could sign.
+fn sign_with(domain: &str, keys: &[Loaded], message: &[u8]) -> Option<Vec<u8>> {
+    let headers = header_list(message);
+    let mut out = Vec::new();
+    for k in keys.iter() {
+        match sign_one(k, &headers, message) {
+            Ok(h) => out.extend_from_slice(h.as_bytes()),
+            Err(e) => tracing::error!(
+                domain = %domain,
+                selector = %k.selector,
+                "DKIM signing failed, message sent without this signature: {e}"
+            ),
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn load(keys: Vec<DkimKey>) -> HashMap<String, Arc<Vec<Loaded>>> {

@@ -121,7 +121,8 @@ impl FilteredDelivery {
                 Ok(rs) => {
                     // Per item: delivered if any copy was; full if every copy was refused
                     // for quota; failed otherwise.
-                    let mut got: Vec<Vec<Result<bool, StoreError>>> = (0..n).map(|_| Vec::new()).collect();
+                    let mut got: Vec<Vec<Result<bool, StoreError>>> =
+                        (0..n).map(|_| Vec::new()).collect();
                     for (k, r) in rs.into_iter().enumerate() {
                         if let Some(&i) = owner.get(k) {
                             got[i].push(r.map(|a| a.crossed_warning.is_some()));
@@ -194,14 +195,30 @@ fn send(s: &dyn Backend, id: &str, hostname: &str, peer: SocketAddr, o: Outgoing
                 Ok(rs) if rs.iter().any(|r| r.is_ok()) => {
                     tracing::info!(id = %reply_id, to = %to, "sieve: vacation reply delivered")
                 }
-                Ok(_) => tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered (mailbox full)"),
-                Err(e) => tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered: {e}"),
+                Ok(_) => {
+                    tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered (mailbox full)")
+                }
+                Err(e) => {
+                    tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered: {e}")
+                }
             }
         }
         _ => {
             // Other domains: through the outbound queue, from the null sender (RFC 5230
-            // 5.1), so it is never answered or bounced; fsynced like a submission.
-            let message = crlf(&o.message);
+            // 5.1), so it is never answered or bounced; fsynced like a submission;
+            // DKIM-signed like a submission (the From is the account's own address).
+            let mut message = crlf(&o.message);
+            match letterbox_dkim::sign_uncached(s, &message) {
+                Ok(Some(mut sig)) => {
+                    sig.extend_from_slice(&message);
+                    message = sig;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    id,
+                    "DKIM: keys unavailable, vacation reply queued unsigned: {e}"
+                ),
+            }
             let entry = letterbox_store::queue::NewQueued {
                 sender: String::new(),
                 account: None,
