@@ -121,8 +121,7 @@ impl FilteredDelivery {
                 Ok(rs) => {
                     // Per item: delivered if any copy was; full if every copy was refused
                     // for quota; failed otherwise.
-                    let mut got: Vec<Vec<Result<bool, StoreError>>> =
-                        (0..n).map(|_| Vec::new()).collect();
+                    let mut got: Vec<Vec<Result<bool, StoreError>>> = (0..n).map(|_| Vec::new()).collect();
                     for (k, r) in rs.into_iter().enumerate() {
                         if let Some(&i) = owner.get(k) {
                             got[i].push(r.map(|a| a.crossed_warning.is_some()));
@@ -195,12 +194,8 @@ fn send(s: &dyn Backend, id: &str, hostname: &str, peer: SocketAddr, o: Outgoing
                 Ok(rs) if rs.iter().any(|r| r.is_ok()) => {
                     tracing::info!(id = %reply_id, to = %to, "sieve: vacation reply delivered")
                 }
-                Ok(_) => {
-                    tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered (mailbox full)")
-                }
-                Err(e) => {
-                    tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered: {e}")
-                }
+                Ok(_) => tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered (mailbox full)"),
+                Err(e) => tracing::warn!(id = %reply_id, to = %to, "sieve: vacation reply not delivered: {e}"),
             }
         }
         _ => {

@@ -8,8 +8,8 @@ use super::counts::count;
 use super::Session;
 use crate::filter::{FilteredDelivery, Item};
 use crate::{trace, warning};
-use letterbox_filter::Verdict;
 use letterbox_store::web::DeliveryOutcome;
+use letterbox_filter::Verdict;
 use letterbox_store::{AccountId, Error as StoreError};
 use std::sync::Arc;
 
@@ -139,7 +139,11 @@ impl Session {
             items,
             scan,
         };
-        let result = self.ctx.store.run(move |s| Ok(job.run(s, &filter))).await;
+        let result = self
+            .ctx
+            .store
+            .run(move |s| Ok(job.run(s, &filter)))
+            .await;
         let mut outcomes = vec![Outcome::Failed; n];
         // A full disk is told apart: 452 4.3.1 (RFC 3463: mail system full).
         let disk_full = match &result {
