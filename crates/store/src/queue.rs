@@ -197,10 +197,22 @@ impl SqliteBackend {
         }
         self.write(move |ctx| {
             let tx = ctx.tx();
+            // Never an ID given before (see queue_seq in schema.sql).
+            let id: i64 = tx.query_row(
+                "SELECT max(coalesce((SELECT last FROM queue_seq WHERE one = 1), 0),
+                            coalesce((SELECT max(id) FROM queue_messages), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )?;
             tx.execute(
-                "INSERT INTO queue_messages (sender, account_id, created, size, envid, ret_full,
+                "INSERT INTO queue_seq (one, last) VALUES (1, ?1)
+                 ON CONFLICT (one) DO UPDATE SET last = excluded.last",
+                [id],
+            )?;
+            tx.execute(
+                "INSERT INTO queue_messages (id, sender, account_id, created, size, envid, ret_full,
                     smtputf8, body_8bit, held, next_attempt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3)",
+                 VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3)",
                 params![
                     m.sender,
                     m.account,
@@ -210,10 +222,10 @@ impl SqliteBackend {
                     m.ret_full,
                     m.smtputf8,
                     m.body_8bit,
-                    m.held
+                    m.held,
+                    id
                 ],
             )?;
-            let id = tx.last_insert_rowid();
             tx.execute(
                 "INSERT INTO queue_data (id, data) VALUES (?1, ?2)",
                 params![id, m.message],
@@ -494,6 +506,17 @@ mod tests {
         assert!(matches!(s.queue_body(a), Err(Error::NotFound(_))));
         s.queue_remove(b).unwrap();
         assert!(s.queue_list(0, 10).unwrap().is_empty());
+        // IDs are never reused, even once the newest entry is gone.
+        let unaccounted = || NewQueued {
+            account: None,
+            ..entry(700, &["w@r.test"])
+        };
+        let c = s.queue_insert(unaccounted()).unwrap();
+        assert!(c > b && c > a, "{c} after {a}, {b}");
+        s.queue_remove(c).unwrap();
+        let d = s.queue_insert(unaccounted()).unwrap();
+        assert!(d > c);
+        s.queue_remove(d).unwrap();
         // Outbound use counts what was queued per account.
         let u = s.outbound_use(1, 250).unwrap();
         assert_eq!((u.messages_hour, u.rcpts_day), (2, 3));

@@ -370,3 +370,12 @@ CREATE TABLE IF NOT EXISTS expire_policy (
     trash INTEGER,
     junk  INTEGER
 ) WITHOUT ROWID;
+
+-- Outbound queue (issue 12): the highest queue ID ever given, so that an ID is never
+-- reused. A delivery that ends after its entry was removed, or `queue remove ID` typed
+-- late, must never touch a newer message (SQLite reuses the largest rowid once its row
+-- is deleted).
+CREATE TABLE IF NOT EXISTS queue_seq (
+    one  INTEGER PRIMARY KEY CHECK (one = 1),
+    last INTEGER NOT NULL
+);
