@@ -53,6 +53,9 @@ const CACHE_ENTRIES: usize = 4096;
 const CACHE_MAX_TTL: u32 = 300;
 /// The EDNS UDP payload size asked for (the DNS flag day 2020 value).
 const EDNS_PAYLOAD: u16 = 1232;
+/// DANE queries in flight at once: many deliveries starting together for the same
+/// domains wait for the first answer (then cached) instead of all asking.
+const MAX_QUERIES: usize = 8;
 
 /// One TLSA record (RFC 6698 2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,7 @@ pub struct Dane {
     server: SocketAddr,
     timeout: Duration,
     cache: Mutex<HashMap<(String, u16), (Instant, Answer)>>,
+    queries: tokio::sync::Semaphore,
 }
 
 impl Dane {
@@ -131,6 +135,7 @@ impl Dane {
             server,
             timeout,
             cache: Mutex::new(HashMap::new()),
+            queries: tokio::sync::Semaphore::new(MAX_QUERIES),
         })
     }
 
@@ -175,12 +180,12 @@ impl Dane {
 
     async fn query(&self, name: &str, rtype: RecordType) -> Result<Answer, String> {
         let key = (name.to_ascii_lowercase(), u16::from(rtype));
-        if let Ok(c) = self.cache.lock() {
-            if let Some((until, a)) = c.get(&key) {
-                if *until > Instant::now() {
-                    return Ok(a.clone());
-                }
-            }
+        if let Some(a) = self.cached(&key) {
+            return Ok(a);
+        }
+        let _permit = self.queries.acquire().await;
+        if let Some(a) = self.cached(&key) {
+            return Ok(a);
         }
         let mut last = String::new();
         for _ in 0..2 {
@@ -196,6 +201,12 @@ impl Dane {
             }
         }
         Err(last)
+    }
+
+    fn cached(&self, key: &(String, u16)) -> Option<Answer> {
+        let c = self.cache.lock().ok()?;
+        let (until, a) = c.get(key)?;
+        (*until > Instant::now()).then(|| a.clone())
     }
 
     fn remember(&self, key: (String, u16), a: &Answer) {
