@@ -1325,6 +1325,25 @@ mod tests {
     }
 
     #[test]
+    fn attachment_policy() {
+        let c = parse("").unwrap();
+        assert_eq!(c.attachments.policy_older_than, ExpireDays(0));
+        assert_eq!(c.attachments.policy_larger_than, ByteSize(5 << 20));
+        assert_eq!(c.attachments.policy_folders, vec!["\\Sent", "\\Archive"]);
+        assert_eq!(c.attachments.policy_interval, Seconds(86_400));
+        // The README's example.
+        let c = parse(
+            "[attachments]\npolicy_older_than = \"365d\"\npolicy_larger_than = \"5M\"\n\
+             policy_folders = [\"\\\\Sent\", \"Archive\"]\npolicy_interval = \"1d\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.attachments.policy_older_than, ExpireDays(365));
+        assert_eq!(c.attachments.policy_folders, vec!["\\Sent", "Archive"]);
+        let e = parse("[attachments]\npolicy_older_than = \"1y\"\n").unwrap_err();
+        assert!(e.to_string().contains("attachments"), "{e}");
+    }
+
+    #[test]
     fn retention() {
         assert_eq!("keep".parse(), Ok(Retention::Keep));
         assert_eq!("delete".parse(), Ok(Retention::Delete));
