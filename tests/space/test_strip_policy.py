@@ -11,8 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imap"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "web"))
 
 from imap_util import ALICE, BOB, Raw
+from ops_util import Http, start, web_server
 from test_strip import append_to, three_attachments
 
 DAY = 86400
@@ -108,12 +110,12 @@ def test_domain_and_account_policies(make_server):
 
 
 def test_serve_applies_the_configured_policy_and_logs_expiry(make_server):
-    server = make_server(**{
+    server = start(web_server(make_server, **{
         "attachments.policy_older_than": "365d",
         "attachments.policy_larger_than": "10K",
         "attachments.policy_folders": ["\\Sent"],
         "attachments.policy_interval": "1s",
-    })
+    }))
     a = Raw(server)
     a.login()
     uid = append_to(a, "Sent", three_attachments())
@@ -136,3 +138,18 @@ def test_serve_applies_the_configured_policy_and_logs_expiry(make_server):
     assert re.search(rf"day \S+: attachments \d+ octets, expiry {size} octets", log), log
     assert t not in server.uids(ALICE[0], "Trash")
     assert server.cli("check").returncode == 0
+
+    # The user sees the same record through the portal's JSON API.
+    h = Http(server)
+    h.login(*ALICE)
+    status, body = h.json("GET", "/api/space")
+    assert status == 200, body
+    kinds = [(e["kind"], e["folder"]) for e in body["entries"]]
+    assert kinds == [("expire", "Trash"), ("strip", "Sent")], body
+    strip = body["entries"][1]
+    assert (strip["uid"], strip["new_uid"], strip["messages"]) == (uid, uids[0], 1), strip
+    assert 'part 2 application/pdf "report.pdf"' in strip["detail"], strip
+    assert body["entries"][0]["freed"] == size and body["entries"][0]["uid"] is None
+    assert [(d["attachments"], d["expiry"]) for d in body["days"]] == [(strip["freed"], size)], body
+    assert h.json("GET", "/api/space?days=0")[0] == 400
+    assert Http(server).json("GET", "/api/space")[0] == 401
