@@ -241,6 +241,7 @@ fn strip_cmd(store: &Store, a: StripArgs, out: &mut dyn Write) -> Result<()> {
         force: a.force,
         dry_run: a.dry_run,
         only: None,
+        sections: None,
         rule,
     };
     let mut err = None;

@@ -64,8 +64,25 @@ pub fn strip(
     now: i64,
     rule: &str,
 ) -> Outcome {
+    strip_sections(raw, parsed, None, min_body, force, now, rule)
+}
+
+/// [`strip`], limited to the parts whose IMAP section number is in `sections` (a user's
+/// choice of attachments, e.g. in the portal); the same refusals hold.
+pub fn strip_sections(
+    raw: &[u8],
+    parsed: &ParsedMessage,
+    sections: Option<&[String]>,
+    min_body: u64,
+    force: bool,
+    now: i64,
+    rule: &str,
+) -> Outcome {
     let mut chosen = Vec::new();
     collect(&parsed.root, "", min_body, true, &mut chosen);
+    if let Some(only) = sections {
+        chosen.retain(|(section, _)| only.iter().any(|s| s == section));
+    }
     chosen.retain(|(_, p)| {
         (p.offset_end as usize) <= raw.len()
             && p.offset_header <= p.offset_body
@@ -540,5 +557,20 @@ mod tests {
         assert_eq!(p(plain_signed), Outcome::Nothing);
         let smime = b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n\r\nMIAG\r\n";
         assert_eq!(p(smime), Outcome::Nothing, "a single-part message: nothing to replace");
+    }
+
+    #[test]
+    fn chosen_sections_only() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nQUJD\r\n--b\r\nContent-Type: image/png; name=b.png\r\n\r\nQUJD\r\n--b--\r\n";
+        let p = crate::parse(raw);
+        let only = ["3".to_string()];
+        let Outcome::Stripped { removed, .. } = strip_sections(raw, &p, Some(&only), 0, false, 0, "t") else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].filename, "b.png");
+        // The body (section 1) is never removable, even when chosen.
+        let body = ["1".to_string()];
+        assert_eq!(strip_sections(raw, &p, Some(&body), 0, false, 0, "t"), Outcome::Nothing);
     }
 }

@@ -21,7 +21,7 @@
 //! attribute (`\Sent`), so a policy for `\Sent` finds "Sent Items" as well.
 
 use crate::{Account, Backend, Error, Mailbox, Result, Retention, StripPolicy};
-use letterbox_message::strip::{strip, Outcome, Removed};
+use letterbox_message::strip::{strip_sections, Outcome, Removed};
 
 /// What to remove.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,9 @@ pub struct Selection {
     pub dry_run: bool,
     /// Only these UIDs (`(mailbox name, uid)`), for a user's choice in the portal.
     pub only: Option<Vec<(String, u32)>>,
+    /// Only these parts (IMAP section numbers such as `2` or `1.3`) of the chosen
+    /// messages, for a user's choice of attachments; the refusals still hold.
+    pub sections: Option<Vec<String>>,
     /// Recorded in the message's `X-Letterbox-Attachments-Removed` header and the log.
     pub rule: String,
 }
@@ -164,7 +167,15 @@ pub fn run(
                     continue;
                 }
             }
-            let (octets, removed) = match strip(&raw, &parsed, sel.larger_than, sel.force, now, &sel.rule) {
+            let (octets, removed) = match strip_sections(
+                &raw,
+                &parsed,
+                sel.sections.as_deref(),
+                sel.larger_than,
+                sel.force,
+                now,
+                &sel.rule,
+            ) {
                 Outcome::Nothing => continue,
                 Outcome::Signed => {
                     push(Step::Refused { mailbox: mb.name.clone(), uid: m.uid }, &mut steps);

@@ -1549,3 +1549,31 @@ fn strip_policy_save_date_and_space_log() {
     let left: i64 = c.query_row("SELECT count(*) FROM space_log", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0);
 }
+
+/// Issue 15: a user's choice (the portal): one message, one attachment, by section.
+#[test]
+fn strip_chosen_message_and_part() {
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let body = "Subject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nQUJD\r\n--x\r\nContent-Type: image/png; name=b.png\r\n\r\nQUJD\r\n--x--\r\n";
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let one = s.append(inbox.id, msg(body), true).unwrap();
+    let two = s.append(inbox.id, msg(body), true).unwrap();
+    let acct = s.account("a@example.com").unwrap();
+    let sel = strip::Selection {
+        only: Some(vec![("INBOX".into(), two.uid)]),
+        sections: Some(vec!["3".into()]),
+        rule: "portal".into(),
+        ..Default::default()
+    };
+    let steps = strip::run(&*s, &acct, &sel, true, now(), &mut |_| {}).unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    let strip::Step::Stripped { uid, new_uid: Some(n), removed, .. } = &steps[0] else { panic!("{steps:?}") };
+    assert_eq!((*uid, removed.len(), removed[0].filename.as_str()), (two.uid, 1, "b.png"));
+    let uids: Vec<u32> = s.list_messages(inbox.id, false).unwrap().iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![one.uid, *n]);
+    let new = s.open_message(inbox.id, *n).unwrap().read_all().unwrap();
+    let new = String::from_utf8(new).unwrap();
+    assert!(new.contains("name=a.pdf\r\n\r\nQUJD") && new.contains("name=\"Deleted: b.png\""), "{new}");
+    usage_matches(&s, "a@example.com");
+}
