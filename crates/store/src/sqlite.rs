@@ -1289,6 +1289,9 @@ impl Backend for SqliteBackend {
                 )));
             }
             ctx.tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+            // Its expiry and attachment policies (issue 15) go with it.
+            ctx.tx.execute("DELETE FROM expire_policy WHERE scope = ?1", [&d])?;
+            ctx.tx.execute("DELETE FROM strip_policy WHERE scope = ?1", [&d])?;
             Ok(())
         })
     }
@@ -1386,6 +1389,10 @@ impl Backend for SqliteBackend {
             ctx.tx.execute("DELETE FROM web_sessions WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM web_admins WHERE address = ?1", [&a])?;
             ctx.tx.execute("DELETE FROM account_disabled WHERE account_id = ?1", [acct.id])?;
+            // Its own expiry and attachment policies (issue 15): a new account of the
+            // same address starts from its domain's.
+            ctx.tx.execute("DELETE FROM expire_policy WHERE scope = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM strip_policy WHERE scope = ?1", [&a])?;
             ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
             Ok(())
         })?;

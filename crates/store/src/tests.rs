@@ -1544,10 +1544,16 @@ fn strip_policy_save_date_and_space_log() {
     assert!(s.maintenance_due("t", 1000, 86_400).unwrap());
     assert!(!s.maintenance_due("t", 2000, 86_400).unwrap());
     assert!(s.maintenance_due("t", 1000 + 86_400, 86_400).unwrap());
-    // The log goes with the account.
+    // The log and the account's own policies go with the account; a new account of the
+    // same address follows its domain's.
+    s.set_expire("a@example.com", SpecialUse::Trash, Some(0)).unwrap();
     s.remove_account("a@example.com", true).unwrap();
     let left: i64 = c.query_row("SELECT count(*) FROM space_log", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 0);
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    assert_eq!(s.strip_policy_for("a@example.com").unwrap().older_than_days, 30);
+    assert!(s.expire_policies().unwrap().is_empty());
+    assert_eq!(s.strip_policies().unwrap().len(), 1);
 }
 
 /// Issue 15: a user's choice (the portal): one message, one attachment, by section.
