@@ -7,8 +7,9 @@ aiosmtpd MX hosts whose certificates match or do not match them.
 - a TLSA record the certificate does not match: deferred, never sent (not in plaintext
   either); the entry stays queued with a reason naming DANE, and no DSN is sent;
 - a matching TLSA record but an MX that offers no STARTTLS: deferred, never in plaintext;
-- the same mismatching records without the AD bit (not validated), or under an MX RRset
-  that is not validated: DANE does not apply and the message goes by opportunistic TLS.
+- the same mismatching records without the AD bit (not validated), under an MX RRset
+  that is not validated, or for an MX host whose address is not validated (RFC 7672
+  2.2.2): DANE does not apply and the message goes by opportunistic TLS.
 """
 
 import subprocess
@@ -37,7 +38,7 @@ def der_sha256(cert, spki):
     return hashlib.sha256(der).digest()
 
 
-def dane_domain(net, n, domain, cert=None, tlsa=None, sign_mx=True, sign_tlsa=True):
+def dane_domain(net, n, domain, cert=None, tlsa=None, sign_mx=True, sign_tlsa=True, sign_host=True):
     """One destination: MX mx.DOMAIN at address n, a sink (STARTTLS with `cert` when
     given), TLSA records `tlsa` [(usage, selector, matching, data)] at _PORT._tcp.mx.DOMAIN."""
     mxname = f"mx.{domain}"
@@ -47,6 +48,8 @@ def dane_domain(net, n, domain, cert=None, tlsa=None, sign_mx=True, sign_tlsa=Tr
         net.dns.add(tlsa_name, "TLSA", rec)
     if sign_mx:
         net.dns.sign(domain)
+    if sign_host:
+        net.dns.sign(mxname)
     if sign_tlsa:
         net.dns.sign(tlsa_name)
     return net.sink(n, tls_cert=cert, hostname=mxname)
@@ -89,14 +92,20 @@ def test_dane_mismatch_or_no_tls_defers_and_never_falls_back(make_server, net):
     cert4 = pki.leaf("mx.insecure-mx.test", trusted=False)
     insecure_mx = dane_domain(net, 24, "insecure-mx.test", cert4,
                               [(3, 1, 1, der_sha256(other[0], spki=True))], sign_mx=False)
+    # Secure MX and TLSA, but the MX host's address is not validated (RFC 7672 2.2.2).
+    cert5 = pki.leaf("mx.insecure-a.test", trusted=False)
+    insecure_a = dane_domain(net, 25, "insecure-a.test", cert5,
+                             [(3, 1, 1, der_sha256(other[0], spki=True))], sign_host=False)
     server = outbound_server(make_server, net)
+    submit(server, ["e@insecure-a.test"], message("insecure a", to="e@insecure-a.test"))
     submit(server, ["a@mismatch.test"], message("mismatch", to="a@mismatch.test"))
     submit(server, ["b@notls.test"], message("no tls", to="b@notls.test"))
     submit(server, ["c@unsigned.test"], message("unsigned", to="c@unsigned.test"))
     submit(server, ["d@insecure-mx.test"], message("insecure mx", to="d@insecure-mx.test"))
     [u] = unsigned.wait(1)
     [i] = insecure_mx.wait(1)
-    assert u.tls and i.tls
+    [ia] = insecure_a.wait(1)
+    assert u.tls and i.tls and ia.tls
     log = wait_for(lambda: (lambda l: l if "matches none of its TLSA records" in l
                             and "DANE TLSA records (RFC 7672) require TLS" in l else None)(server.read_log()),
                    what="both DANE refusals in the log")

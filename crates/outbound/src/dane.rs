@@ -13,7 +13,8 @@
 //! - the MX RRset of the destination must be secure (AD set), else the MX host names
 //!   could be forged and no TLSA record is looked up (opportunistic TLS as before). With no
 //!   MX at all, a secure denial lets the domain itself be the TLSA base name (2.2.1);
-//! - for each MX host, `_PORT._tcp.HOST` TLSA is looked up. A secure answer with records
+//! - for each MX host whose A (or AAAA) RRset is secure (2.2.2), `_PORT._tcp.HOST` TLSA
+//!   is looked up. A secure answer with records
 //!   makes TLS mandatory for that host: no STARTTLS, or a certificate no usable record
 //!   matches, is a temporary failure of that host (the next MX is tried, then the message
 //!   stays queued): never plaintext (2.2, 3.1). A lookup that fails (SERVFAIL, timeout,
@@ -29,9 +30,8 @@
 //! - a host with DANE is not also held to the domain's MTA-STS policy (RFC 8461 2: DANE
 //!   takes precedence).
 //!
-//! A stricter reading than 2.2.2: the MX host's address records are not required to be
-//! secure before TLSA is used (a secure TLSA RRset is applied regardless; that can only
-//! refuse more, never fall back to less).
+//! Not done: following CNAMEs of the MX host name to a TLSA base name (2.2.3); the host
+//! name as given in the MX record is the base name.
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
@@ -148,6 +148,20 @@ impl Dane {
 
     /// The TLSA policy for `host` on `port` (RFC 7672 2.2, 3).
     pub async fn host_policy(&self, host: &str, port: u16) -> Result<HostPolicy, String> {
+        // 2.2.2: only a host whose address records are secure has its TLSA looked up
+        // (an MX host in an unsigned zone, whose servers may even fail TLSA queries, is
+        // reached as without DANE).
+        let mut addr_secure = false;
+        for t in [RecordType::A, RecordType::AAAA] {
+            let a = self.query(host, t).await?;
+            if a.secure && a.rcode == ResponseCode::NoError && !a.records.is_empty() {
+                addr_secure = true;
+                break;
+            }
+        }
+        if !addr_secure {
+            return Ok(HostPolicy::None);
+        }
         let name = format!("_{port}._tcp.{}", host.trim_end_matches('.'));
         let a = self.query(&name, RecordType::TLSA).await?;
         match a.rcode {
