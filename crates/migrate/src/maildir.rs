@@ -138,7 +138,7 @@ pub fn import(
 
 /// The store name for a source folder: the account's special-use folder for a
 /// well-known name, otherwise the same name.
-fn target_name(source: &str, mailboxes: &[letterbox_store::Mailbox]) -> String {
+pub(crate) fn target_name(source: &str, mailboxes: &[letterbox_store::Mailbox]) -> String {
     if source.eq_ignore_ascii_case("INBOX") {
         return "INBOX".into();
     }
@@ -335,7 +335,7 @@ fn check_uidl_format(fmt: &str) -> Result<()> {
 /// Expands Dovecot's `pop3_uidl_format`: `%u` UID, `%v` UIDVALIDITY, `%g` GUID (the
 /// Maildir base name), `%%`; each with an optional `0`, width and `X`/`x` (hex), as
 /// Dovecot's `var_expand` reads `%08Xu`.
-fn expand_uidl(fmt: &str, uid: u32, uidvalidity: u32, guid: &str) -> Result<String> {
+pub(crate) fn expand_uidl(fmt: &str, uid: u32, uidvalidity: u32, guid: &str) -> Result<String> {
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {

@@ -823,6 +823,10 @@ pub trait Backend: Send + Sync + 'static {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced>;
+    /// The keys of the messages an import already stored for the account whose key
+    /// starts with `prefix` (so an importer resuming over the network fetches only the
+    /// rest; `import.rs`).
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// What the store holds, for monitoring.

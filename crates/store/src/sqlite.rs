@@ -2840,6 +2840,10 @@ impl Backend for SqliteBackend {
     ) -> Result<Replaced> {
         replace::replace(self, mailbox, uid, expected_size, body)
     }
+
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
+        import::imported_keys(self, account, prefix.to_string())
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
