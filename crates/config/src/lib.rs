@@ -100,6 +100,9 @@ pub struct Import {
     /// between two reads or writes) before the run stops with an error (a rerun
     /// resumes).
     pub imap_timeout: Seconds,
+    /// `import maildir`: messages stored at once. Each is a durable (fsynced) write;
+    /// writes that wait together share one commit, so more threads mean fewer fsyncs.
+    pub threads: usize,
 }
 
 impl Default for Import {
@@ -107,6 +110,7 @@ impl Default for Import {
         Import {
             max_message_size: ByteSize(1024 * 1024 * 1024),
             imap_timeout: Seconds(120),
+            threads: 8,
         }
     }
 }

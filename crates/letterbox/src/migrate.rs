@@ -153,6 +153,7 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
                 },
                 pop3_uidl_format,
                 max_message_size: config.import.max_message_size.0,
+                threads: config.import.threads,
             };
             let s = maildir::import(&**store, &account, &dir, &opts, &mut progress)?;
             (account.address, s)
