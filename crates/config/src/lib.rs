@@ -653,6 +653,9 @@ pub struct Web {
     /// The host name mail programs are told to connect to (autoconfiguration, the
     /// settings page). Empty: `hostname`.
     pub mail_host: String,
+    /// Messages one "remove attachments" request of the portal rewrites at most (the
+    /// rest is left for the next request, which says so).
+    pub max_strip_messages: u32,
 }
 
 impl Default for Web {
@@ -674,6 +677,7 @@ impl Default for Web {
                 },
             ],
             mail_host: String::new(),
+            max_strip_messages: 1000,
         }
     }
 }

@@ -64,11 +64,52 @@ pub fn strip(
     now: i64,
     rule: &str,
 ) -> Outcome {
+    strip_chosen(raw, parsed, min_body, None, force, now, rule)
+}
+
+/// As [`strip`], for the removable leaf parts at the given IMAP `sections` only (the
+/// portal's per-attachment button); a section that is not removable is left alone.
+pub fn strip_sections(
+    raw: &[u8],
+    parsed: &ParsedMessage,
+    sections: &[String],
+    force: bool,
+    now: i64,
+    rule: &str,
+) -> Outcome {
+    strip_chosen(raw, parsed, 0, Some(sections), force, now, rule)
+}
+
+/// The removable leaf parts of a message (section, part), as [`strip`] would choose them
+/// with no size limit.
+pub fn removable_parts(parsed: &ParsedMessage) -> Vec<(String, &Part)> {
+    let mut chosen = Vec::new();
+    collect(&parsed.root, "", 0, true, &mut chosen);
+    chosen
+}
+
+/// Signed or encrypted: [`strip`] refuses it unless forced.
+pub fn is_signed(parsed: &ParsedMessage) -> bool {
+    signed(&parsed.root)
+}
+
+fn strip_chosen(
+    raw: &[u8],
+    parsed: &ParsedMessage,
+    min_body: u64,
+    sections: Option<&[String]>,
+    force: bool,
+    now: i64,
+    rule: &str,
+) -> Outcome {
     if !force && signed(&parsed.root) {
         return Outcome::Signed;
     }
     let mut chosen = Vec::new();
     collect(&parsed.root, "", min_body, true, &mut chosen);
+    if let Some(only) = sections {
+        chosen.retain(|(s, _)| only.contains(s));
+    }
     chosen.retain(|(_, p)| (p.offset_end as usize) <= raw.len() && p.offset_header <= p.offset_end);
     if chosen.is_empty() {
         return Outcome::Nothing;
