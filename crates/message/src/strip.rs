@@ -358,6 +358,29 @@ mod tests {
     }
 
     #[test]
+    fn strips_only_the_chosen_sections() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nAAAA\r\n--b\r\nContent-Type: application/pdf; name=b.pdf\r\n\r\nBBBB\r\n--b--\r\n";
+        let p = crate::parse(raw);
+        let all: Vec<String> = removable_parts(&p).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(all, ["2", "3"]);
+        assert!(!is_signed(&p));
+        let Outcome::Stripped { octets, removed } =
+            strip_sections(raw, &p, &["3".to_string()], false, 0, "t")
+        else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].filename, "b.pdf");
+        let s = String::from_utf8(octets).unwrap();
+        assert!(s.contains("AAAA") && !s.contains("BBBB"), "{s}");
+        // The body (section 1) is never removable, even when asked for.
+        assert_eq!(
+            strip_sections(raw, &p, &["1".to_string()], false, 0, "t"),
+            Outcome::Nothing
+        );
+    }
+
+    #[test]
     fn strips_in_place() {
         let raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b--\r\n";
         let p = crate::parse(raw);
