@@ -91,7 +91,7 @@ async fn usage_page(
                 a href="/usage/attachments" { "remove old attachments" } " (the messages stay), empty Trash or Junk, or delete a folder you no longer need."
             }
             p class="muted" {
-                "The server empties Trash and Junk by itself: "
+                "The server empties Trash and Junk by itself. "
                 (expire_text("Trash", u.expire.trash_days)) " "
                 (expire_text("Junk", u.expire.junk_days))
             }
@@ -156,9 +156,9 @@ async fn usage_page(
 /// "Messages in Trash are deleted 30 days after they were put there."
 fn expire_text(folder: &str, days: u32) -> String {
     match days {
-        0 => format!("messages in {folder} are kept until you delete them."),
-        1 => format!("messages in {folder} are deleted 1 day after they were put there."),
-        n => format!("messages in {folder} are deleted {n} days after they were put there."),
+        0 => format!("Messages in {folder} are kept until you delete them."),
+        1 => format!("Messages in {folder} are deleted 1 day after they were put there."),
+        n => format!("Messages in {folder} are deleted {n} days after they were put there."),
     }
 }
 
@@ -170,8 +170,8 @@ fn expiry(u: &crate::api::usage::Usage, f: &crate::api::usage::Folder) -> Option
         _ => return None,
     };
     Some(match days {
-        0 => "Kept until you empty it.".to_string(),
-        n => format!("Emptied automatically: messages go {n} day(s) after they were put here."),
+        0 => "Never emptied automatically.".to_string(),
+        n => format!("Auto-emptied after {n} day(s)."),
     })
 }
 
