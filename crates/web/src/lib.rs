@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::admin_domains::routes())
         .merge(api::session::routes())
         .merge(api::usage::routes())
+        .merge(api::space::routes())
         .merge(api::requests::routes())
         .merge(api::reading::routes())
         .merge(api::account::routes())

@@ -1,9 +1,9 @@
 //! Removing attachments to free space: `POST /api/attachments/remove`.
 //!
 //! The same server-side strip as `letterbox attachments strip` (issue 15): the message
-//! is rewritten by [`letterbox_message::strip`], which puts Thunderbird's
+//! is rewritten by `letterbox_message::strip`, which puts Thunderbird's
 //! deleted-attachment placeholder (`text/x-moz-deleted`) where each removed part was, and
-//! `Backend::replace_message` (crates/store/src/replace.rs) swaps it in ONE transaction:
+//! `Backend::replace_message_logged` (crates/store/src/replace.rs) swaps it in ONE transaction:
 //! IMAP messages are immutable (RFC 9051 2.3.1.1), so the stripped copy gets a new UID
 //! with the old flags and internal date, the old UID is expunged (QRESYNC sees it
 //! VANISHED, RFC 7162) and the quota drops by the difference at once.
@@ -14,8 +14,9 @@
 //! removed and freed, exactly (the rewrite is computed, not stored): the pages show it as
 //! the preview before the user confirms.
 //!
-//! As the CLI does: signed or encrypted messages are refused (a change breaks the
-//! signature, RFC 1847/8551); the message body (text/plain, text/html not marked as
+//! The loop is the store's, written once for the CLI, `serve`'s automatic policies and
+//! this page (`letterbox_store::strip::run`). As everywhere: signed or encrypted
+//! messages are refused (a change breaks the signature, RFC 1847/8551); the message body (text/plain, text/html not marked as
 //! attachments), message/* parts and placeholders are never removed; and the INBOX of an
 //! account whose POP3 retention deletes mail is skipped, since a rewritten message has a
 //! new UIDL (RFC 1939 7) that such a client would download again as new mail.
@@ -27,8 +28,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use letterbox_config::Retention;
-use letterbox_message::strip::{strip, strip_sections, Outcome};
+use letterbox_store::strip::{self, Selection, Step};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
@@ -86,11 +86,10 @@ pub struct AttachmentsRemoved {
     pub removed: Vec<RemovedAttachment>,
     /// Messages or folders left alone, with why.
     pub skipped: Vec<String>,
-    /// Stopped at `[web] max_strip_messages`: ask again for the rest.
-    pub more: bool,
 }
 
-/// Removes (or, `dry_run`, previews removing) attachments of the session's account.
+/// Removes (or, `dry_run`, previews removing) attachments of the session's account,
+/// through the store's one strip loop (`letterbox_store::strip::run`).
 pub async fn remove_attachments(
     state: &AppState,
     s: &Session,
@@ -103,20 +102,16 @@ pub async fn remove_attachments(
         return Err(ApiError::bad("parts (sections) need a message (folder and uid)"));
     }
     let id = s.account.id;
-    let max = state.config().web.max_strip_messages.max(1) as u64;
-    let r2 = req.clone();
     let r = state
         .store()
         .run(move |st| {
-            let req = r2;
             let acct = st.account_by_id(id)?;
             let now = letterbox_store::now();
-            let cutoff = req
-                .older_than_days
-                .map(|d| now - i64::from(d) * 86_400);
-            let min = req.larger_than.unwrap_or(0);
             let mut rule = String::from("portal");
-            if let Some(u) = req.uid {
+            if let (Some(f), Some(u)) = (&req.folder, req.uid) {
+                // A message that does not exist is 404, not "nothing to remove".
+                let mb = st.mailbox(id, f)?;
+                st.message(mb.id, u)?;
                 rule.push_str(&format!(" message {u}"));
             }
             if let Some(d) = req.older_than_days {
@@ -125,10 +120,20 @@ pub async fn remove_attachments(
             if let Some(l) = req.larger_than {
                 rule.push_str(&format!(" larger than {l} octets"));
             }
-            let mailboxes = match &req.folder {
-                Some(f) => vec![st.mailbox(id, f)?],
-                None => st.list_mailboxes(id)?,
+            let sel = Selection {
+                folders: req.folder.iter().cloned().collect(),
+                before: req.older_than_days.map(|d| now - i64::from(d) * 86_400),
+                larger_than: req.larger_than.unwrap_or(0),
+                only: match (&req.folder, req.uid) {
+                    (Some(f), Some(u)) => Some(vec![(st.mailbox(id, f)?.name, u)]),
+                    _ => None,
+                },
+                sections: (!req.sections.is_empty()).then(|| req.sections.clone()),
+                dry_run: req.dry_run,
+                rule,
+                ..Selection::default()
             };
+            let steps = strip::run(st, &acct, &sel, true, now, &mut |_| {})?;
             let mut out = AttachmentsRemoved {
                 dry_run: req.dry_run,
                 messages: 0,
@@ -138,82 +143,47 @@ pub async fn remove_attachments(
                 used_after: acct.quota_used,
                 removed: Vec::new(),
                 skipped: Vec::new(),
-                more: false,
             };
-            'folders: for mb in mailboxes {
-                if mb.name == "INBOX" && acct.effective_retention != Retention::Keep {
-                    out.skipped.push(format!(
-                        "{}: your POP3 setting ({}) would download the changed messages again",
-                        mb.name, acct.effective_retention
-                    ));
-                    continue;
-                }
-                let metas = match req.uid {
-                    Some(u) => vec![st.message(mb.id, u)?],
-                    None => st.list_messages(mb.id, false)?,
-                };
-                for m in metas {
-                    if cutoff.is_some_and(|c| m.internal_date > c) || m.size < min {
-                        continue;
-                    }
-                    if out.messages >= max {
-                        out.more = true;
-                        break 'folders;
-                    }
-                    let raw = st.open_message(mb.id, m.uid)?.read_all()?;
-                    let parsed = letterbox_message::parse(&raw);
-                    let outcome = if req.sections.is_empty() {
-                        strip(&raw, &parsed, min, false, now, &rule)
-                    } else {
-                        strip_sections(&raw, &parsed, &req.sections, false, now, &rule)
-                    };
-                    let (octets, removed) = match outcome {
-                        Outcome::Nothing => {
-                            if req.uid.is_some() {
-                                out.skipped.push(format!(
-                                    "{} {}: no attachment that can be removed",
-                                    mb.name, m.uid
-                                ));
-                            }
-                            continue;
+            for step in steps {
+                match step {
+                    Step::Stripped { mailbox, uid, new_uid, removed, freed } => {
+                        if let Some(n) = new_uid {
+                            tracing::info!(
+                                "web: {} {} uid {} -> {}: removed {} attachment(s), freed {freed} octets",
+                                acct.address,
+                                mailbox,
+                                uid,
+                                n,
+                                removed.len()
+                            );
                         }
-                        Outcome::Signed => {
-                            out.skipped.push(format!(
-                                "{} {}: signed or encrypted, removing a part would break it",
-                                mb.name, m.uid
-                            ));
-                            continue;
-                        }
-                        Outcome::Stripped { octets, removed } => (octets, removed),
-                    };
-                    let gain = (raw.len() as u64).saturating_sub(octets.len() as u64);
-                    let new_uid = if req.dry_run {
-                        None
-                    } else {
-                        let r = st.replace_message(mb.id, m.uid, raw.len() as u64, octets)?;
-                        tracing::info!(
-                            "web: {} {} uid {} -> {}: removed {} attachment(s), freed {gain} octets",
-                            acct.address,
-                            mb.name,
-                            m.uid,
-                            r.uid,
-                            removed.len()
-                        );
-                        Some(r.uid)
-                    };
-                    out.messages += 1;
-                    out.attachments += removed.len() as u64;
-                    out.freed += gain;
-                    out.removed.extend(removed.into_iter().map(|r| RemovedAttachment {
-                        folder: mb.name.clone(),
-                        uid: m.uid,
-                        new_uid,
-                        section: r.section,
-                        filename: r.filename,
-                        mime_type: r.mime_type,
-                        size: r.size,
-                    }));
+                        out.messages += 1;
+                        out.attachments += removed.len() as u64;
+                        out.freed += freed;
+                        out.removed.extend(removed.into_iter().map(|r| RemovedAttachment {
+                            folder: mailbox.clone(),
+                            uid,
+                            new_uid,
+                            section: r.section,
+                            filename: r.filename,
+                            mime_type: r.mime_type,
+                            size: r.size,
+                        }));
+                    }
+                    Step::Refused { mailbox, uid } => out.skipped.push(format!(
+                        "{mailbox} {uid}: signed or encrypted, removing a part would break it"
+                    )),
+                    Step::Changed { mailbox, uid } => out.skipped.push(format!(
+                        "{mailbox} {uid}: changed meanwhile, left as it is"
+                    )),
+                    Step::SkippedFolder { mailbox, .. } => out.skipped.push(format!(
+                        "{mailbox}: your POP3 setting ({}) would download the changed messages again",
+                        acct.effective_retention
+                    )),
                 }
+            }
+            if req.uid.is_some() && out.attachments == 0 && out.skipped.is_empty() {
+                out.skipped.push("no attachment in this message can be removed".into());
             }
             out.used_after = if req.dry_run {
                 acct.quota_used.saturating_sub(out.freed)

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod reading;
 pub mod requests;
 pub mod session;
+pub mod space;
 pub mod tokens;
 pub mod usage;
 

@@ -182,7 +182,6 @@ fn confirm_body(
                 "Removing " (r.attachments) " attachment(s) from " (r.messages) " message(s) frees "
                 strong { (human(r.freed)) } ": your mailbox goes from "
                 (human(r.used_before)) " to " (human(r.used_after)) "."
-                @if r.more { " (This is the first batch; repeat for the rest.)" }
             }
         }
         (outcome(r))
@@ -214,9 +213,6 @@ async fn post_remove(State(state): State<AppState>, f: CsrfForm<Fields>) -> Page
         r.messages,
         human(r.freed)
     );
-    if r.more {
-        text.push_str(" There are more: remove again for the next batch.");
-    }
     if r.attachments == 0 {
         if let Some(why) = r.skipped.first() {
             text = format!("Nothing removed: {why}");
