@@ -182,6 +182,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
         disk_reserve: config.store.disk_reserve.0,
         expire_trash_days: config.expire.trash.0,
         expire_junk_days: config.expire.junk.0,
+        part_dedup_min: config.store.part_dedup_min.0,
     }
 }
 
