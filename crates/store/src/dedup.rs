@@ -442,6 +442,26 @@ mod tests {
     }
 
     #[test]
+    fn backup_and_restore_carry_the_parts() {
+        let (_dir, s, inbox) = setup();
+        let shared = attachment(5, 150_000);
+        let bodies: Vec<Vec<u8>> = (0..3).map(|n| message(n, &[&shared])).collect();
+        for b in &bodies {
+            s.append(inbox.id, new(b), true).unwrap();
+        }
+        let dest = tempfile::tempdir().unwrap();
+        s.backup(dest.path()).unwrap();
+        assert_eq!(files(dest.path(), "parts"), 1);
+        let to = tempfile::tempdir().unwrap();
+        crate::restore(dest.path(), &to.path().join("data")).unwrap();
+        let r = Store::open_embedded(&to.path().join("data"), StoreOptions::default()).unwrap();
+        assert_eq!(r.check(true).unwrap(), Vec::<String>::new());
+        for (i, b) in bodies.iter().enumerate() {
+            assert_eq!(&r.open_message(inbox.id, i as u32 + 1).unwrap().read_all().unwrap(), b);
+        }
+    }
+
+    #[test]
     fn refused_and_off_leave_no_parts() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
