@@ -98,6 +98,17 @@ pub fn message(att: &[Vec<u8>], user: &str, i: u64) -> Vec<u8> {
     m
 }
 
+/// The `i` of `Message-ID: <att{i}.{user}>` in a retrieved message.
+fn message_number(msg: &[u8], user: &str) -> Option<u64> {
+    let key = b"Message-ID: <att";
+    let at = msg.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &msg[at..];
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let tail = format!(".{user}>");
+    rest[dot..].starts_with(tail.as_bytes()).then_some(())?;
+    std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()
+}
+
 /// Empties the inboxes, delivers, measures, checks every message over POP3.
 pub async fn run(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> {
     let lmtp = t.lmtp.context("no lmtp listener")?;
@@ -158,13 +169,20 @@ pub async fn run(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> {
         let mut p = Pop3::login(pop3, &user, &o.password).await?;
         let (n, _) = p.stat().await?;
         ensure!(n == PER_USER, "{user}: {n} messages stored, {PER_USER} delivered");
-        for i in 0..PER_USER {
-            let got = p.multi(&format!("RETR {}", i + 1)).await?;
+        // Concurrent sessions deliver a user's messages in any order: each is known by
+        // its Message-ID, and each must be there once.
+        let mut seen = vec![false; PER_USER as usize];
+        for n in 1..=PER_USER {
+            let got = p.multi(&format!("RETR {n}")).await?;
             octets += got.len() as u64;
+            let i = message_number(&got, &user)
+                .filter(|&i| i < PER_USER)
+                .with_context(|| format!("{user}: message {n} has no Message-ID of ours"))?;
+            ensure!(!seen[i as usize], "{user}: message {i} stored twice");
+            seen[i as usize] = true;
             ensure!(
                 got.ends_with(&message(&att, &user, i)),
-                "{user}: message {} differs from what was delivered",
-                i + 1
+                "{user}: message {n} differs from message {i} as delivered"
             );
         }
         p.quit().await?;
