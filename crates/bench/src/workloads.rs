@@ -123,7 +123,7 @@ pub struct Metric {
     pub fail: Option<String>,
 }
 
-fn m(name: &str, value: f64, higher_better: bool) -> Metric {
+pub(crate) fn m(name: &str, value: f64, higher_better: bool) -> Metric {
     Metric {
         name: name.to_string(),
         value,
@@ -132,7 +132,7 @@ fn m(name: &str, value: f64, higher_better: bool) -> Metric {
     }
 }
 
-fn info(name: &str, value: f64) -> Metric {
+pub(crate) fn info(name: &str, value: f64) -> Metric {
     Metric {
         name: name.to_string(),
         value,

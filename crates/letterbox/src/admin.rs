@@ -187,6 +187,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
             larger_than: config.attachments.policy_larger_than.0,
             folders: config.attachments.policy_folders.clone(),
         },
+        part_dedup_min: config.store.part_dedup_min.0,
     }
 }
 

@@ -232,12 +232,7 @@ pub(super) fn message(
         let size = (m.prefix.len() + m.body.len()) as u64;
         let kw: BTreeSet<String> = m.keywords.iter().cloned().collect();
         let kw = join_keywords(&kw);
-        ctx.ref_blob(
-            &prep.id,
-            Some(&m.body),
-            prep.encoded.as_ref(),
-            prep.inline.as_deref(),
-        )?;
+        ctx.ref_blob(&prep.id, Some(&m.body), Some(&prep))?;
         let free = match msg.uid {
             Some(uid) => {
                 let taken: bool = ctx

@@ -22,8 +22,11 @@
 //!   holds; every change takes a new MODSEQ from the mailbox's HIGHESTMODSEQ (RFC 7162),
 //!   and each expunged UID is kept with its MODSEQ (QRESYNC's VANISHED).
 //! - A blob's reference count equals the messages pointing at it; a referenced blob has
-//!   its octets in `blob_data` or in its file (or both); blobs at zero are removed by
-//!   [`Backend::gc`].
+//!   its octets in `blob_data`, in its file, or split into a skeleton and shared parts
+//!   (`blob_split`, [`parts`]); blobs at zero are removed by [`Backend::gc`].
+//! - A part's reference count equals the records naming it in the `blob_split` maps,
+//!   changed in the transaction that adds or removes the map; a part with references
+//!   has its file; parts at zero are removed by [`Backend::gc`].
 //!
 //! Blocking: every [`Backend`] method blocks. Async code calls them through
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
@@ -43,6 +46,7 @@ pub mod sieve;
 pub mod sqlite;
 pub mod strip;
 pub mod web;
+pub mod parts;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -124,6 +128,10 @@ pub struct StoreOptions {
     /// `[attachments] policy_*`: the automatic attachment removal of every account
     /// without a domain or account policy of its own (`older_than_days` 0: none).
     pub strip_policy: StripPolicy,
+    /// `[store] part_dedup_min`: non-text MIME parts with at least this many octets of
+    /// body are stored once per store however many messages carry them (`parts.rs`);
+    /// 0: off.
+    pub part_dedup_min: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -148,6 +156,7 @@ impl Default for StoreOptions {
             expire_trash_days: 30,
             expire_junk_days: 30,
             strip_policy: StripPolicy::default(),
+            part_dedup_min: parts::DEFAULT_PART_DEDUP_MIN,
         }
     }
 }
