@@ -60,9 +60,29 @@ class Rspamd:
             ),
             # info: each learn and its outcome are logged (the test prints them on failure).
             "local.d/logging.inc": 'type = "console";\nlevel = "info";\n',
-            # Without DNS a plain message scores a few points; keep greylisting out of
-            # the way of the "clean message" case.
-            "local.d/actions.conf": "greylist = null;\n",
+            # Without DNS a plain message scores a few points; keep greylisting by score
+            # out of the way of the "clean message" and "add header" cases (the action
+            # itself stays, for the forced rule below), under reject's 15, which rspamd
+            # reports as `required`.
+            "local.d/actions.conf": "greylist = 14.9;\n",
+            # rspamd's own test patterns (GTUBE) give reject, add header and rewrite
+            # subject only: two rules of rspamd's force_actions module give the other two
+            # actions, for a subject the test chooses (multimap matches it).
+            "local.d/multimap.conf": (
+                'LB_TEST_SOFT_REJECT { type = "header"; header = "Subject"; regexp = true; '
+                f'map = "{self.root}/soft-reject.map"; score = 0.0; }}\n'
+                'LB_TEST_GREYLIST { type = "header"; header = "Subject"; regexp = true; '
+                f'map = "{self.root}/greylist.map"; score = 0.0; }}\n'
+            ),
+            "soft-reject.map": "/rspamd-soft-reject-this/\n",
+            "greylist.map": "/rspamd-greylist-this/\n",
+            "local.d/force_actions.conf": (
+                "rules {\n"
+                '  LB_TEST_SOFT_REJECT { action = "soft reject"; expression = "LB_TEST_SOFT_REJECT"; '
+                'message = "Try again later (soft reject)"; }\n'
+                '  LB_TEST_GREYLIST { action = "greylist"; expression = "LB_TEST_GREYLIST"; }\n'
+                "}\n"
+            ),
             # Bayes in the private Redis (see the module doc): what learning writes to.
             # Only the classifier gets the server, so the modules that turn on with a
             # global Redis (greylisting, ratelimit, neural...) stay off.
