@@ -196,3 +196,25 @@ if header :contains "Subject" "invoice" { fileinto :create :flags "\\Flagged" "I
         assert typ == "OK" and b"\\Flagged" in data[0], data
     finally:
         m.logout()
+
+
+def test_vacation_reply_to_another_domain_reaches_its_mx_once(make_server, net):
+    """RFC 5230: the reply leaves through the outbound queue from the null sender, to the
+    envelope sender, once for two messages (the queue delivers it like submitted mail)."""
+    server = redirecting_server(make_server, net)
+    put(server, 'require ["vacation"];\nvacation :days 3 :subject "Away" "Back on Monday.";\n')
+    for i in range(2):
+        m = (
+            f"From: Dan <dan@remote.test>\r\nTo: {ALICE}\r\nSubject: hello {i}\r\n"
+            f"Message-ID: <hello{i}@remote.test>\r\n\r\nHi.\r\n"
+        ).encode()
+        send(server, m, sender="dan@remote.test")
+    [t] = net.sink.wait(1)
+    assert t.sender == "<>"
+    assert t.rcpts == ["dan@remote.test"]
+    assert b"\r\nSubject: Away\r\n" in t.data
+    assert b"In-Reply-To: <hello0@remote.test>" in t.data
+    queue_empty(server)
+    time.sleep(2)
+    assert len(net.sink.received) == 1
+    assert len(server.uids(ALICE)) == 2
