@@ -48,8 +48,15 @@ pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
             out.push(v.trim().to_string());
         }
         if let Some(colon) = line.iter().position(|b| *b == b':') {
-            if line[..colon].trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
-                current = Some(String::from_utf8_lossy(&line[colon + 1..]).trim().to_string());
+            if line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(name.as_bytes())
+            {
+                current = Some(
+                    String::from_utf8_lossy(&line[colon + 1..])
+                        .trim()
+                        .to_string(),
+                );
             }
         }
     }
@@ -98,7 +105,10 @@ mod tests {
     #[test]
     fn headers_are_unfolded_and_stop_at_the_body() {
         assert_eq!(header_values(M, "message-id"), vec!["<1@x>".to_string()]);
-        assert_eq!(header_values(M, "Received"), vec!["from a by b; now".to_string()]);
+        assert_eq!(
+            header_values(M, "Received"),
+            vec!["from a by b; now".to_string()]
+        );
         assert!(header_values(M, "X-Other").is_empty());
     }
 
@@ -106,13 +116,23 @@ mod tests {
     fn loops_and_duplicates() {
         assert!(looped(M, "alice@example.com"));
         assert!(!looped(M, "bob@example.com"));
-        assert_eq!(duplicate_id(M, "Bob@Remote.test").as_deref(), Some("redirect <1@x> bob@remote.test"));
-        assert_eq!(duplicate_id(b"Subject: x\r\n\r\nMessage-ID: <no>\r\n", "b@r"), None);
+        assert_eq!(
+            duplicate_id(M, "Bob@Remote.test").as_deref(),
+            Some("redirect <1@x> bob@remote.test")
+        );
+        assert_eq!(
+            duplicate_id(b"Subject: x\r\n\r\nMessage-ID: <no>\r\n", "b@r"),
+            None
+        );
     }
 
     #[test]
     fn the_copy_adds_headers_above_the_message() {
-        let m = message("alice@example.com", b"Received: from h\r\n", b"Subject: x\r\n\r\nbody\r\n");
+        let m = message(
+            "alice@example.com",
+            b"Received: from h\r\n",
+            b"Subject: x\r\n\r\nbody\r\n",
+        );
         assert_eq!(
             m,
             b"X-Sieve-Redirected-From: <alice@example.com>\r\nReceived: from h\r\nSubject: x\r\n\r\nbody\r\n".to_vec()
