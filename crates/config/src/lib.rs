@@ -98,12 +98,21 @@ pub struct Import {
     /// Larger than `[smtp] max_message_size` by default: the old server may have taken
     /// mail a new limit would refuse, and the user's mail is not to be left behind.
     pub max_message_size: ByteSize,
+    /// `import imap`: how long the source server may stay silent (connecting, or
+    /// between two reads or writes) before the run stops with an error (a rerun
+    /// resumes).
+    pub imap_timeout: Seconds,
+    /// `import maildir`: messages stored at once. Each is a durable (fsynced) write;
+    /// writes that wait together share one commit, so more threads mean fewer fsyncs.
+    pub threads: usize,
 }
 
 impl Default for Import {
     fn default() -> Self {
         Import {
             max_message_size: ByteSize(1024 * 1024 * 1024),
+            imap_timeout: Seconds(120),
+            threads: 8,
         }
     }
 }

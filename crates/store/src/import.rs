@@ -342,6 +342,23 @@ pub(super) fn pop3_uidls(b: &SqliteBackend, mailbox: MailboxId) -> Result<Vec<(u
     })
 }
 
+pub(super) fn imported_keys(
+    b: &SqliteBackend,
+    account: AccountId,
+    prefix: String,
+) -> Result<Vec<String>> {
+    b.read(move |c| {
+        // A range on the primary key rather than LIKE, whose wildcards a key may hold.
+        let mut st = c.prepare_cached(
+            "SELECT key FROM imported WHERE account_id = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2",
+        )?;
+        let v = st
+            .query_map(params![account, prefix], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(v)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::*;

@@ -857,6 +857,10 @@ pub trait Backend: Send + Sync + 'static {
     /// True (and `now` recorded as the task's last run) when `task` last ran at least
     /// `interval` seconds before `now`, or never.
     fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool>;
+    /// The keys of the messages an import already stored for the account whose key
+    /// starts with `prefix` (so an importer resuming over the network fetches only the
+    /// rest; `import.rs`).
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// An automatic attachment-removal policy (issue 15, `strip.rs`): attachments of at least

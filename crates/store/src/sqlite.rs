@@ -2888,6 +2888,10 @@ impl Backend for SqliteBackend {
     fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool> {
         space::due(self, task, now, interval)
     }
+
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
+        import::imported_keys(self, account, prefix.to_string())
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
