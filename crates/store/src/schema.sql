@@ -370,3 +370,12 @@ CREATE TABLE IF NOT EXISTS expire_policy (
     trash INTEGER,
     junk  INTEGER
 ) WITHOUT ROWID;
+
+-- Message heads (issue 18, heads.rs): per blob_info row, the envelope, sent date, top-level
+-- header search text and sort fields, so that SEARCH FROM/SUBJECT, SORT and THREAD over a
+-- big mailbox read neither the MIME tree nor the compressed body text. Blobs stored before
+-- this table get their row on their first such read.
+CREATE TABLE IF NOT EXISTS blob_head (
+    id   INTEGER PRIMARY KEY,          -- blob_info.id
+    head BLOB NOT NULL                 -- letterbox_message::ParsedMessage::encode_head
+);
