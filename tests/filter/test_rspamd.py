@@ -134,7 +134,7 @@ def test_moving_into_junk_learns_spam_and_out_learns_ham(scanned, rspamd):
         m.select("INBOX")
         typ, _ = m.uid("MOVE", "1", "Junk")
         assert typ == "OK"
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while learned(rspamd) == before and time.time() < deadline:
             time.sleep(0.2)
         assert learned(rspamd) == before + 1, why_not_learned(scanned, rspamd)
@@ -143,7 +143,7 @@ def test_moving_into_junk_learns_spam_and_out_learns_ham(scanned, rspamd):
         m.select("Junk")
         typ, _ = m.uid("MOVE", "1", "INBOX")
         assert typ == "OK"
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while "rspamd: learned as ham" not in scanned.read_log() and time.time() < deadline:
             time.sleep(0.2)
         assert "rspamd: learned as ham" in scanned.read_log()
