@@ -57,7 +57,11 @@ def signed():
 
 
 def append(c, message, flags="\\Flagged $Work"):
-    r = c.cmd(f"APPEND INBOX ({flags}) {OLD_DATE} {{{len(message)}+}}\r\n".encode() + message)
+    return append_to(c, "INBOX", message, flags)
+
+
+def append_to(c, mailbox, message, flags="\\Flagged $Work", date=OLD_DATE):
+    r = c.cmd(f"APPEND {mailbox} ({flags}) {date} {{{len(message)}+}}\r\n".encode() + message)
     assert b" OK " in r[-1], r
     return int(re.search(rb"APPENDUID \d+ (\d+)", r[-1]).group(1))
 

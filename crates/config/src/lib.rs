@@ -59,6 +59,7 @@ pub struct Config {
     pub filter: Filter,
     pub import: Import,
     pub expire: Expire,
+    pub attachments: Attachments,
 }
 
 impl Default for Config {
@@ -84,6 +85,7 @@ impl Default for Config {
             filter: Filter::default(),
             import: Import::default(),
             expire: Expire::default(),
+            attachments: Attachments::default(),
         }
     }
 }
@@ -817,6 +819,38 @@ impl Default for Expire {
     }
 }
 
+/// `[attachments]`: automatic attachment removal (issue 15), the policy of every account
+/// unless `letterbox attachments policy set` gives a domain or an account its own. Off by
+/// default: removing a user's attachments is the operator's decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Attachments {
+    /// Attachments of messages whose internal date is older than this many days are
+    /// replaced by placeholders (`365d`; `0`: no automatic removal).
+    pub policy_older_than: ExpireDays,
+    /// Only attachments whose encoded body is at least this big.
+    pub policy_larger_than: ByteSize,
+    /// In these folders: names (`Sent`) or special-use attributes (`\Sent`).
+    pub policy_folders: Vec<String>,
+    /// How often `serve` applies the policies (once a day by default; the last run is
+    /// kept in the store, so restarts neither repeat nor skip one).
+    pub policy_interval: Seconds,
+}
+
+/// The default `[attachments] policy_larger_than`: 5 MiB, the issue's example.
+pub const DEFAULT_POLICY_LARGER_THAN: u64 = 5 << 20;
+
+impl Default for Attachments {
+    fn default() -> Self {
+        Attachments {
+            policy_older_than: ExpireDays(0),
+            policy_larger_than: ByteSize(DEFAULT_POLICY_LARGER_THAN),
+            policy_folders: vec!["\\Sent".into(), "\\Archive".into()],
+            policy_interval: Seconds(86_400),
+        }
+    }
+}
+
 /// An expiry age in days, written `30d`; `0` (or `0d`, `off`) turns expiry off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpireDays(pub u32);
@@ -1288,6 +1322,25 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.expire.trash, ExpireDays(DEFAULT_EXPIRE_DAYS));
         assert!(parse("[expire]\ntrash = 5\n").is_err());
+    }
+
+    #[test]
+    fn attachment_policy() {
+        let c = parse("").unwrap();
+        assert_eq!(c.attachments.policy_older_than, ExpireDays(0));
+        assert_eq!(c.attachments.policy_larger_than, ByteSize(5 << 20));
+        assert_eq!(c.attachments.policy_folders, vec!["\\Sent", "\\Archive"]);
+        assert_eq!(c.attachments.policy_interval, Seconds(86_400));
+        // The README's example.
+        let c = parse(
+            "[attachments]\npolicy_older_than = \"365d\"\npolicy_larger_than = \"5M\"\n\
+             policy_folders = [\"\\\\Sent\", \"Archive\"]\npolicy_interval = \"1d\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.attachments.policy_older_than, ExpireDays(365));
+        assert_eq!(c.attachments.policy_folders, vec!["\\Sent", "Archive"]);
+        let e = parse("[attachments]\npolicy_older_than = \"1y\"\n").unwrap_err();
+        assert!(e.to_string().contains("attachments"), "{e}");
     }
 
     #[test]

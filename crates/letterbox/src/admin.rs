@@ -182,6 +182,11 @@ pub fn store_options(config: &Config) -> StoreOptions {
         disk_reserve: config.store.disk_reserve.0,
         expire_trash_days: config.expire.trash.0,
         expire_junk_days: config.expire.junk.0,
+        strip_policy: letterbox_store::StripPolicy {
+            older_than_days: config.attachments.policy_older_than.0,
+            larger_than: config.attachments.policy_larger_than.0,
+            folders: config.attachments.policy_folders.clone(),
+        },
     }
 }
 
@@ -498,7 +503,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
             };
             store.set_expire(&scope, folder, days)?;
         }
-        Command::Attachments(c) => crate::attachments::run(&store, c, out)?,
+        Command::Attachments(c) => crate::attachments::run(&store, config, c, out)?,
         Command::Expire(ExpireCmd::Show) => {
             let d = |v: Option<u32>| match v {
                 None => "default".to_string(),
@@ -509,6 +514,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
                 writeln!(out, "{} trash={} junk={}", p.scope, d(p.trash), d(p.junk))?;
             }
         }
+        Command::Space(c) => crate::attachments::space(&store, c, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

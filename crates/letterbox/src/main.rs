@@ -91,6 +91,9 @@ pub enum Command {
     /// Remove attachments from stored messages (Thunderbird-style placeholders).
     #[command(subcommand)]
     Attachments(attachments::AttachmentsCmd),
+    /// What attachment removal and expiry freed (the account's space log).
+    #[command(subcommand)]
+    Space(attachments::SpaceCmd),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.

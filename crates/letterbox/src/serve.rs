@@ -149,6 +149,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         }
         Err(e) => anyhow::bail!("outbound delivery cannot start: {e}"),
     }
+    tokio::spawn(attachment_policies(store.clone(), config.attachments.policy_interval.0));
     tokio::spawn(maintenance(store));
 
     use tokio::signal::unix::{signal, SignalKind};
@@ -464,6 +465,59 @@ async fn maintenance(store: letterbox_store::Store) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!("blob gc failed: {e}"),
+        }
+    }
+}
+
+/// Automatic attachment removal (issue 15, `letterbox_store::strip`): every
+/// `[attachments] policy_interval` (a day), as recorded in the store so that restarts
+/// neither repeat nor skip a run, every account's policy in force is applied, each
+/// replaced message logged here and in the account's space log; the space log is
+/// trimmed to the usage history's length at the same time.
+async fn attachment_policies(store: letterbox_store::Store, interval: u64) {
+    let interval = interval.max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(interval).min(MAINTENANCE_INTERVAL));
+    loop {
+        tick.tick().await;
+        let now = letterbox_store::now();
+        let due = store
+            .run(move |s| s.maintenance_due("attachment-policies", now, interval as i64))
+            .await;
+        match due {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!("attachment policies: {e}");
+                continue;
+            }
+        }
+        let r = store
+            .run(move |s| {
+                letterbox_store::strip::run_policies(s, now, &mut |acct, step| {
+                    use letterbox_store::strip::Step;
+                    match step {
+                        Step::Stripped { mailbox, uid, new_uid: Some(n), removed, freed } => tracing::info!(
+                            "attachments: policy: {} {mailbox} uid {uid} -> {n}: removed {} part(s), freed {freed} octets",
+                            acct.address,
+                            removed.len()
+                        ),
+                        Step::Refused { mailbox, uid } => tracing::info!(
+                            "attachments: policy: {} {mailbox} uid {uid}: signed or encrypted, left as it is",
+                            acct.address
+                        ),
+                        _ => {}
+                    }
+                })
+            })
+            .await;
+        match r {
+            Ok((0, _)) => {}
+            Ok((n, freed)) => tracing::info!("attachments: policies stripped {n} message(s), freed {freed} octets"),
+            Err(e) => tracing::error!("attachment policies failed: {e}"),
+        }
+        let before = now - letterbox_store::web::USAGE_HISTORY_DAYS * 86_400;
+        if let Err(e) = store.run(move |s| s.space_log_purge(before)).await {
+            tracing::error!("space log purge failed: {e}");
         }
     }
 }

@@ -64,14 +64,50 @@ pub fn strip(
     now: i64,
     rule: &str,
 ) -> Outcome {
-    if !force && signed(&parsed.root) {
-        return Outcome::Signed;
-    }
+    strip_sections(raw, parsed, None, min_body, force, now, rule)
+}
+
+/// The removable leaf parts of a message (section, part), as [`strip`] would choose them
+/// with no size limit (the portal's "Remove" buttons).
+pub fn removable_parts(parsed: &ParsedMessage) -> Vec<(String, &Part)> {
+    let mut chosen = Vec::new();
+    collect(&parsed.root, "", 0, true, &mut chosen);
+    chosen
+}
+
+/// Signed or encrypted: [`strip`] refuses to change it unless forced.
+pub fn is_signed(parsed: &ParsedMessage) -> bool {
+    signed(&parsed.root)
+}
+
+/// [`strip`], limited to the parts whose IMAP section number is in `sections` (a user's
+/// choice of attachments, e.g. in the portal); the same refusals hold.
+pub fn strip_sections(
+    raw: &[u8],
+    parsed: &ParsedMessage,
+    sections: Option<&[String]>,
+    min_body: u64,
+    force: bool,
+    now: i64,
+    rule: &str,
+) -> Outcome {
     let mut chosen = Vec::new();
     collect(&parsed.root, "", min_body, true, &mut chosen);
-    chosen.retain(|(_, p)| (p.offset_end as usize) <= raw.len() && p.offset_header <= p.offset_end);
+    if let Some(only) = sections {
+        chosen.retain(|(section, _)| only.iter().any(|s| s == section));
+    }
+    chosen.retain(|(_, p)| {
+        (p.offset_end as usize) <= raw.len()
+            && p.offset_header <= p.offset_body
+            && p.offset_body <= p.offset_end
+    });
     if chosen.is_empty() {
         return Outcome::Nothing;
+    }
+    // Only a message that would change is refused (a signed message with nothing to
+    // remove is simply left alone, and a daily policy does not report it every day).
+    if !force && signed(&parsed.root) {
+        return Outcome::Signed;
     }
     let date = ctime(now);
     let mut out = Vec::with_capacity(raw.len());
@@ -86,12 +122,13 @@ pub fn strip(
         body.extend_from_slice(&raw[at..h]);
         let original = &raw[h..e];
         let header = &raw[h..(p.offset_body as usize).clamp(h, e)];
-        let filename = name_of(p);
+        let filename = name_of(header, p);
         body.extend_from_slice(&placeholder(
             &filename,
             &date,
             header,
             original.ends_with(b"\n"),
+            eol_of(header),
         ));
         removed.push(Removed {
             section: section.clone(),
@@ -103,6 +140,10 @@ pub fn strip(
     }
     body.extend_from_slice(&raw[at..]);
     let freed = raw.len().saturating_sub(body.len());
+    // The message's own line ending (bare-LF messages stay bare-LF).
+    // One line of at most about 300 octets (the rule is cut at 200), within RFC 5322's
+    // 998.
+    let eol = eol_of(&raw[..raw.len().min(4096)]);
     let rule: String = rule
         .chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
@@ -110,11 +151,12 @@ pub fn strip(
         .collect();
     out.extend_from_slice(
         format!(
-            "X-Letterbox-Attachments-Removed: {} part(s), {} octets removed, {}; rule: {}\r\n",
+            "X-Letterbox-Attachments-Removed: {} part(s), {} octets removed, {}; rule: {}{}",
             removed.len(),
             freed,
             iso(now),
-            rule
+            rule,
+            eol
         )
         .as_bytes(),
     );
@@ -149,6 +191,10 @@ fn collect<'a>(
     out: &mut Vec<(String, &'a Part)>,
 ) {
     match &p.kind {
+        // A report's parts (RFC 6522: the human part, message/delivery-status or
+        // message/disposition-notification, the returned message or its headers) are
+        // what makes it a report: never touched.
+        PartKind::Multipart(_) if p.mime_subtype == "report" => {}
         PartKind::Multipart(parts) => {
             for (i, c) in parts.iter().enumerate() {
                 let s = if section.is_empty() {
@@ -185,15 +231,31 @@ fn removable(p: &Part) -> bool {
     }
 }
 
-fn name_of(p: &Part) -> String {
-    let param = |list: &[(String, String)], key: &str| {
-        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-    };
-    p.disposition
+/// The part's file name, decoded: `filename` of Content-Disposition, else `name` of
+/// Content-Type, with RFC 2231 continuations and charsets and RFC 2047 encoded words
+/// resolved by mail-parser (the crate that parses everything else); control characters
+/// dropped. A part without one is called `part.SUBTYPE`.
+fn name_of(header: &[u8], p: &Part) -> String {
+    use mail_parser::MimeHeaders;
+    let mut h = header.to_vec();
+    if !h.ends_with(b"\n\n") && !h.ends_with(b"\r\n\r\n") {
+        h.extend_from_slice(b"\r\n");
+    }
+    let parsed = mail_parser::MessageParser::default().parse_headers(&h[..]);
+    let name = parsed
         .as_ref()
-        .and_then(|(_, ps)| param(ps, "filename"))
-        .or_else(|| param(&p.params, "name"))
-        .unwrap_or_else(|| format!("part.{}", p.mime_subtype))
+        .and_then(|m| m.attachment_name())
+        .map(|n| n.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|n| !n.trim().is_empty());
+    name.unwrap_or_else(|| format!("part.{}", p.mime_subtype))
+}
+
+/// `\r\n`, or `\n` when `bytes` has line ends and none of them is CRLF.
+fn eol_of(bytes: &[u8]) -> &'static str {
+    match memchr::memchr(b'\n', bytes) {
+        Some(i) if i == 0 || bytes[i - 1] != b'\r' => "\n",
+        _ => "\r\n",
+    }
 }
 
 fn plain(s: &str) -> bool {
@@ -202,22 +264,64 @@ fn plain(s: &str) -> bool {
         && s.len() <= 60
 }
 
-/// The placeholder entity (header and body); ends with CRLF when the original did.
-fn placeholder(filename: &str, date: &str, original_header: &[u8], crlf_end: bool) -> Vec<u8> {
+/// The placeholder entity (header and body); ends with a line end when the original
+/// did. Long or non-ASCII names are folded: RFC 2047 encoded words of whole UTF-8
+/// characters (at most 75 octets each, section 2; section 5 allows them in a quoted
+/// `name`, as Thunderbird and Outlook read and write it) and RFC 2231 continuations
+/// (`filename*0*=UTF-8''...; filename*1*=...`, section 3 and 4) of at most 50 octets, so no line passes 78.
+fn placeholder(
+    filename: &str,
+    date: &str,
+    original_header: &[u8],
+    crlf_end: bool,
+    eol: &str,
+) -> Vec<u8> {
     let name = format!("Deleted: {filename}");
+    let fold = format!("{eol} ");
     let (ct_name, disp_name) = if plain(&name) {
         (format!("name=\"{name}\""), format!("filename=\"{name}\""))
     } else {
-        (
-            format!("name=\"=?UTF-8?B?{}?=\"", base64(name.as_bytes())),
-            format!("filename*=UTF-8''{}", pct(name.as_bytes())),
-        )
+        let words: Vec<String> = utf8_chunks(&name, 39)
+            .into_iter()
+            .map(|c| format!("=?UTF-8?B?{}?=", base64(c.as_bytes())))
+            .collect();
+        let pieces = pct_chunks(&name, 50);
+        let disp = if pieces.len() == 1 {
+            format!("filename*=UTF-8''{}", pieces[0])
+        } else {
+            pieces
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 0 {
+                        format!("filename*0*=UTF-8''{c}")
+                    } else {
+                        format!("filename*{i}*={c}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(&format!(";{fold}"))
+        };
+        (format!("name=\"{}\"", words.join(&fold)), disp)
     };
+    // Thunderbird's own form, one line each, when it fits in 78 characters; folded
+    // after the `;` otherwise.
+    let sep = |field: &str, param: &str| {
+        if field.len() + 2 + param.len() <= 78 {
+            " ".to_string()
+        } else {
+            fold.clone()
+        }
+    };
+    let (s1, s2) = (
+        sep("Content-Type: text/x-moz-deleted;", &ct_name),
+        sep("Content-Disposition: inline;", &disp_name),
+    );
     let mut v = format!(
-        "Content-Type: text/x-moz-deleted; {ct_name}\r\nContent-Transfer-Encoding: 8bit\r\n\
-         Content-Disposition: inline; {disp_name}\r\nX-Mozilla-Altered: AttachmentDeleted; date=\"{date}\"\r\n\r\n\
-         The attachment was removed from this message by the mail server.\r\n\
-         The original MIME headers for the attachment were:\r\n"
+        "Content-Type: text/x-moz-deleted;{s1}{ct_name}{eol}Content-Transfer-Encoding: 8bit{eol}\
+         Content-Disposition: inline;{s2}{disp_name}{eol}X-Mozilla-Altered: AttachmentDeleted; date=\"{date}\"{eol}{eol}\
+         The attachment was removed from this message by the mail server.{eol}\
+         The original MIME headers for the attachment were:{eol}"
     )
     .into_bytes();
     let mut h = original_header;
@@ -226,9 +330,45 @@ fn placeholder(filename: &str, date: &str, original_header: &[u8], crlf_end: boo
     }
     v.extend_from_slice(h);
     if crlf_end {
-        v.extend_from_slice(b"\r\n");
+        v.extend_from_slice(eol.as_bytes());
     }
     v
+}
+
+/// `s` cut into pieces of at most `max` octets, never inside a UTF-8 character.
+fn utf8_chunks(s: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        let next = i + c.len_utf8();
+        if next - start > max && end > start {
+            out.push(&s[start..end]);
+            start = end;
+        }
+        end = next;
+    }
+    if end > start {
+        out.push(&s[start..end]);
+    }
+    out
+}
+
+/// The RFC 2231 %-encoded form of `s` in pieces of at most `max` characters, never
+/// splitting a character (readers such as mail-parser decode each piece on its own).
+fn pct_chunks(s: &str, max: usize) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        let one = pct(c.encode_utf8(&mut buf).as_bytes());
+        if out.last().is_some_and(|l| l.len() + one.len() > max) {
+            out.push(String::new());
+        }
+        if let Some(l) = out.last_mut() {
+            l.push_str(&one);
+        }
+    }
+    out
 }
 
 /// RFC 2231 section 4 `attribute-char`s kept, every other octet as %XX.
@@ -317,6 +457,29 @@ mod tests {
     }
 
     #[test]
+    fn strips_only_the_chosen_sections() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nAAAA\r\n--b\r\nContent-Type: application/pdf; name=b.pdf\r\n\r\nBBBB\r\n--b--\r\n";
+        let p = crate::parse(raw);
+        let all: Vec<String> = removable_parts(&p).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(all, ["2", "3"]);
+        assert!(!is_signed(&p));
+        let Outcome::Stripped { octets, removed } =
+            strip_sections(raw, &p, Some(&["3".to_string()]), 0, false, 0, "t")
+        else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].filename, "b.pdf");
+        let s = String::from_utf8(octets).unwrap();
+        assert!(s.contains("AAAA") && !s.contains("BBBB"), "{s}");
+        // The body (section 1) is never removable, even when asked for.
+        assert_eq!(
+            strip_sections(raw, &p, Some(&["1".to_string()]), 0, false, 0, "t"),
+            Outcome::Nothing
+        );
+    }
+
+    #[test]
     fn strips_in_place() {
         let raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b--\r\n";
         let p = crate::parse(raw);
@@ -332,5 +495,118 @@ mod tests {
             body.ends_with("Content-Transfer-Encoding: base64\r\n--b--\r\n"),
             "{s}"
         );
+    }
+
+    fn stripped(raw: &[u8], force: bool) -> (String, Vec<Removed>) {
+        let p = crate::parse(raw);
+        match strip(raw, &p, 0, force, 0, "t") {
+            Outcome::Stripped { octets, removed } => (String::from_utf8(octets).unwrap(), removed),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    fn mixed(att_header: &str, eol: &str) -> Vec<u8> {
+        format!(
+            "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n{att_header}\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b--\r\n"
+        )
+        .replace("\r\n", eol)
+        .into_bytes()
+    }
+
+    /// The name a reader gets back from the placeholder (mail-parser decodes RFC 2047
+    /// and RFC 2231 as Thunderbird does).
+    fn names_read_back(octets: &str) -> (String, String) {
+        use mail_parser::MimeHeaders;
+        let at = octets.find("Content-Type: text/x-moz-deleted").unwrap();
+        let end = octets[at..].find("\r\n\r\n").unwrap() + at + 4;
+        let m = mail_parser::MessageParser::default()
+            .parse_headers(octets[at..end].as_bytes())
+            .unwrap();
+        (
+            m.content_type().unwrap().attribute("name").unwrap().to_string(),
+            m.content_disposition().unwrap().attribute("filename").unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn encoded_names_are_decoded_then_encoded_again() {
+        // RFC 2231 continuations with a charset, and RFC 2047 in a quoted name.
+        for (h, want) in [
+            (
+                "Content-Type: application/pdf\r\nContent-Disposition: attachment; filename*0*=utf-8''%E6%96%87; filename*1*=%E4%BB%B6.pdf",
+                "\u{6587}\u{4ef6}.pdf",
+            ),
+            ("Content-Type: application/pdf; name=\"=?UTF-8?B?w6l0w6kucGRm?=\"", "\u{e9}t\u{e9}.pdf"),
+            ("Content-Type: application/pdf; name=\"=?ISO-8859-1?Q?r=E9sum=E9=2Epdf?=\"", "r\u{e9}sum\u{e9}.pdf"),
+        ] {
+            let (out, removed) = stripped(&mixed(h, "\r\n"), false);
+            assert_eq!(removed[0].filename, want, "{h}");
+            let (n, f) = names_read_back(&out);
+            assert_eq!((n.as_str(), f.as_str()), (format!("Deleted: {want}").as_str(), format!("Deleted: {want}").as_str()));
+        }
+    }
+
+    #[test]
+    fn long_names_are_folded_and_read_back_whole() {
+        let long = "\u{e9}t\u{e9} ".repeat(40) + "rapport.pdf";
+        let h = format!("Content-Type: application/pdf\r\nContent-Disposition: attachment; filename*=utf-8''{}", pct(long.as_bytes()));
+        let (out, _) = stripped(&mixed(&h, "\r\n"), false);
+        let at = out.find("Content-Type: text/x-moz-deleted").unwrap();
+        let header = &out[at..at + out[at..].find("\r\n\r\n").unwrap()];
+        for line in header.split("\r\n") {
+            assert!(line.len() <= 78, "{line}");
+        }
+        for w in header.split(|c| c == '"' || c == ' ').filter(|w| w.starts_with("=?")) {
+            assert!(w.len() <= 75, "{w}");
+        }
+        assert!(header.contains("filename*0*=UTF-8''Deleted%3A%20"), "{header}");
+        let (n, f) = names_read_back(&out);
+        assert_eq!(n, format!("Deleted: {long}"));
+        assert_eq!(f, format!("Deleted: {long}"));
+    }
+
+    #[test]
+    fn bare_lf_messages_stay_bare_lf() {
+        let raw = mixed("Content-Type: application/pdf; name=a.pdf", "\n");
+        let (out, _) = stripped(&raw, false);
+        assert!(!out.contains('\r'), "{out:?}");
+        assert!(out.contains("\nContent-Type: text/x-moz-deleted; name=\"Deleted: a.pdf\"\nContent-Transfer-Encoding: 8bit\n"), "{out:?}");
+        assert!(out.ends_with("Content-Transfer-Encoding: base64\n--b--\n"), "{out:?}");
+    }
+
+    #[test]
+    fn refusals() {
+        let p = |raw: &[u8]| strip(raw, &crate::parse(raw), 0, false, 0, "t");
+        // A report's parts, a forwarded message, bodies and placeholders stay.
+        let report = b"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; a@b\r\nAction: failed\r\nStatus: 5.0.0\r\n\r\n--r\r\nContent-Type: text/rfc822-headers\r\n\r\nSubject: x\r\n\r\n--r--\r\n";
+        assert_eq!(p(report), Outcome::Nothing);
+        let fwd = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/pdf\r\n\r\nQUJD\r\n--c--\r\n\r\n--b--\r\n";
+        assert_eq!(p(fwd), Outcome::Nothing);
+        let (once, _) = stripped(&mixed("Content-Type: application/pdf; name=a.pdf", "\r\n"), false);
+        assert_eq!(p(once.as_bytes()), Outcome::Nothing);
+        // Signed: refused when something would go, left alone when nothing would.
+        let signed = b"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=s\r\n\r\n--s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf\r\n\r\nQUJD\r\n--b--\r\n\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--s--\r\n";
+        assert_eq!(p(signed), Outcome::Signed);
+        let (_, removed) = stripped(signed, true);
+        assert_eq!(removed.len(), 1, "forced: the PDF only, never the signature");
+        let plain_signed = b"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=s\r\n\r\n--s\r\nContent-Type: text/plain\r\n\r\nhi\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--s--\r\n";
+        assert_eq!(p(plain_signed), Outcome::Nothing);
+        let smime = b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n\r\nMIAG\r\n";
+        assert_eq!(p(smime), Outcome::Nothing, "a single-part message: nothing to replace");
+    }
+
+    #[test]
+    fn chosen_sections_only() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nQUJD\r\n--b\r\nContent-Type: image/png; name=b.png\r\n\r\nQUJD\r\n--b--\r\n";
+        let p = crate::parse(raw);
+        let only = ["3".to_string()];
+        let Outcome::Stripped { removed, .. } = strip_sections(raw, &p, Some(&only), 0, false, 0, "t") else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].filename, "b.png");
+        // The body (section 1) is never removable, even when chosen.
+        let body = ["1".to_string()];
+        assert_eq!(strip_sections(raw, &p, Some(&body), 0, false, 0, "t"), Outcome::Nothing);
     }
 }

@@ -16,7 +16,7 @@
 //! Policies: `[expire] trash`/`junk` for everyone, overridden per domain, then per
 //! account (the `expire_policy` table; `NULL` inherits, `0` is never).
 
-use super::{get_mailbox_by_id, SqliteBackend};
+use super::{get_mailbox_by_id, space, SqliteBackend};
 use crate::{
     normalize_address, validate_domain, Backend, Error, ExpirePolicy, Expired, MailboxId, Result,
     SpecialUse,
@@ -171,7 +171,13 @@ pub(super) fn run(b: &SqliteBackend, now: i64) -> Result<Vec<Expired>> {
                     .filter(|r| removed.contains(&(r.0 as u32)))
                     .map(|r| r.1)
                     .sum();
-                Ok((removed.len() as u64, bytes.max(0) as u64))
+                let (n, bytes) = (removed.len() as u64, bytes.max(0) as u64);
+                if n > 0 {
+                    // The space log (space.rs): the user sees what expiry took and when,
+                    // and the usage history counts it as freed.
+                    space::log(&ctx.tx, mb.account_id, "expire", &mb.name, None, None, n, bytes, &format!("older than {days} days"))?;
+                }
+                Ok((n, bytes))
             })?;
             if messages > 0 {
                 out.push(Expired {

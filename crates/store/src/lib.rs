@@ -42,6 +42,7 @@ pub mod password;
 pub mod queue;
 pub mod sieve;
 pub mod sqlite;
+pub mod strip;
 pub mod web;
 
 pub use apitokens::ApiToken;
@@ -121,6 +122,9 @@ pub struct StoreOptions {
     /// (`0`: never).
     pub expire_trash_days: u32,
     pub expire_junk_days: u32,
+    /// `[attachments] policy_*`: the automatic attachment removal of every account
+    /// without a domain or account policy of its own (`older_than_days` 0: none).
+    pub strip_policy: StripPolicy,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -144,6 +148,7 @@ impl Default for StoreOptions {
             disk_reserve: 0,
             expire_trash_days: 30,
             expire_junk_days: 30,
+            strip_policy: StripPolicy::default(),
         }
     }
 }
@@ -849,6 +854,70 @@ pub trait Backend: Send + Sync + 'static {
             .map(|(u, p)| (u, p.root))
             .collect())
     }
+
+    // --- saving space (issue 15: strip.rs, space.rs) ---
+    /// [`Backend::replace_message`], recording in the same transaction a `strip` entry
+    /// of the account's space log with `detail` (what was removed, by which rule).
+    fn replace_message_logged(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+        detail: String,
+    ) -> Result<Replaced>;
+    /// The account's space log since `since` (seconds), newest first.
+    fn space_log(&self, account: AccountId, since: i64) -> Result<Vec<SpaceEvent>>;
+    /// Octets freed per UTC day since `since_day`, by attachment removal and by expiry:
+    /// the usage history's "freed" series.
+    fn space_freed_by_day(&self, account: AccountId, since_day: i64) -> Result<Vec<FreedDay>>;
+    /// Forgets space log entries older than `before`; returns how many.
+    fn space_log_purge(&self, before: i64) -> Result<u64>;
+    /// Sets a domain's or an account's (`scope` has an `@`) own attachment policy;
+    /// `None` removes it (the domain's, then `[attachments]`'s apply).
+    fn set_strip_policy(&self, scope: &str, policy: Option<StripPolicy>) -> Result<()>;
+    /// Every domain or account with a policy of its own.
+    fn strip_policies(&self) -> Result<Vec<(String, StripPolicy)>>;
+    /// The policy in force for an account: its own, its domain's, `[attachments]`'s.
+    fn strip_policy_for(&self, address: &str) -> Result<StripPolicy>;
+    /// True (and `now` recorded as the task's last run) when `task` last ran at least
+    /// `interval` seconds before `now`, or never.
+    fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool>;
+}
+
+/// An automatic attachment-removal policy (issue 15, `strip.rs`): attachments of at least
+/// `larger_than` octets in messages older than `older_than_days`, in `folders` (names or
+/// special-use attributes such as `\Sent`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StripPolicy {
+    /// 0: no automatic removal.
+    pub older_than_days: u32,
+    pub larger_than: u64,
+    pub folders: Vec<String>,
+}
+
+/// One entry of an account's space log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceEvent {
+    pub at: i64,
+    /// `strip` or `expire`.
+    pub kind: String,
+    pub mailbox: String,
+    /// Strip: the old UID and the stripped copy's UID.
+    pub uid: Option<u32>,
+    pub new_uid: Option<u32>,
+    pub messages: u64,
+    /// Octets freed.
+    pub bytes: u64,
+    pub detail: String,
+}
+
+/// One day of the freed-space history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreedDay {
+    pub day: i64,
+    pub stripped: u64,
+    pub expired: u64,
 }
 
 /// What the store holds, for monitoring.

@@ -9,10 +9,14 @@
 //! the old message or the new one: the commit is the only switch (the new blob, written
 //! before, is unreferenced until then and collected by `gc` if the commit never comes).
 //!
+//! The new message keeps the old one's save date (`message_saved`), so a stripped
+//! message in Trash expires when the original would have; and the transaction writes a
+//! `strip` entry to the account's space log (`space.rs`) naming what was freed.
+//!
 //! The per-recipient prefix of the old message is part of the octets the caller
 //! rewrote, so the new message is stored with an empty prefix.
 
-use super::{get_mailbox_by_id, SqliteBackend};
+use super::{get_mailbox_by_id, space, SqliteBackend};
 use crate::{Error, Flags, MailboxId, Replaced, Result};
 use rusqlite::{params, OptionalExtension};
 
@@ -22,6 +26,7 @@ pub(super) fn replace(
     uid: u32,
     expected_size: u64,
     body: Vec<u8>,
+    detail: String,
 ) -> Result<Replaced> {
     let prep = b.prepare_blob(&body)?;
     let body = std::sync::Arc::new(body);
@@ -55,11 +60,29 @@ pub(super) fn replace(
             internal_date,
         )?;
         ctx.add_usage(mb.account_id, new_size as i64)?;
+        // The save date carries over (expiry counts from it).
+        ctx.tx.execute(
+            "UPDATE message_saved SET saved = COALESCE(
+                 (SELECT saved FROM message_saved WHERE mailbox_id = ?1 AND uid = ?2), saved)
+             WHERE mailbox_id = ?1 AND uid = ?3",
+            params![mailbox, uid, new_uid],
+        )?;
         // The old message's expunge frees its size (WriteCtx::expunge).
         let removed = ctx.expunge(&mb, &[uid])?;
         if removed != [uid] {
             return Err(Error::NotFound(format!("message {uid} in {}", mb.name)));
         }
+        space::log(
+            &ctx.tx,
+            mb.account_id,
+            "strip",
+            &mb.name,
+            Some(uid),
+            Some(new_uid),
+            1,
+            (old_size as u64).saturating_sub(new_size),
+            &detail,
+        )?;
         Ok(Replaced {
             uid: new_uid,
             modseq,

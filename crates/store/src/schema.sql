@@ -371,6 +371,39 @@ CREATE TABLE IF NOT EXISTS expire_policy (
     junk  INTEGER
 ) WITHOUT ROWID;
 
+-- Saving space (issue 15, strip.rs): what attachment removal and Trash/Junk expiry took
+-- away from each account, and when, for the user to see (portal, `letterbox space log`)
+-- and for the usage history's "freed" figures. Kept as long as the usage history.
+CREATE TABLE IF NOT EXISTS space_log (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    at         INTEGER NOT NULL,       -- seconds since the epoch
+    kind       TEXT NOT NULL,          -- 'strip' | 'expire'
+    mailbox    TEXT NOT NULL,
+    uid        INTEGER,                -- strip: the replaced message's old UID
+    new_uid    INTEGER,                -- strip: the stripped copy's UID
+    messages   INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL,       -- octets freed
+    detail     TEXT NOT NULL           -- strip: the parts removed and the rule
+);
+CREATE INDEX IF NOT EXISTS space_log_account ON space_log (account_id, at);
+
+-- Automatic attachment removal (issue 15, strip.rs): a domain's or an account's own
+-- policy. older_than_days 0: off for that scope (a domain's policy then does not apply).
+CREATE TABLE IF NOT EXISTS strip_policy (
+    scope           TEXT PRIMARY KEY,  -- an account address, or a domain name
+    older_than_days INTEGER NOT NULL,
+    larger_than     INTEGER NOT NULL,  -- octets of an attachment's encoded body
+    folders         TEXT NOT NULL      -- folder names or special-use names, comma-separated
+) WITHOUT ROWID;
+
+-- When `serve`'s periodic tasks last ran (issue 15: the daily attachment policies), so a
+-- restart neither repeats nor skips a day.
+CREATE TABLE IF NOT EXISTS maintenance_runs (
+    task TEXT PRIMARY KEY,
+    at   INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- Message heads (issue 18, heads.rs): per blob_info row, the envelope, sent date, top-level
 -- header search text and sort fields, so that SEARCH FROM/SUBJECT, SORT and THREAD over a
 -- big mailbox read neither the MIME tree nor the compressed body text. Blobs stored before

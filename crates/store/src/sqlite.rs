@@ -27,6 +27,8 @@ pub mod backup;
 mod expire;
 #[path = "replace.rs"]
 mod replace;
+#[path = "space.rs"]
+mod space;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -1293,6 +1295,9 @@ impl Backend for SqliteBackend {
                 )));
             }
             ctx.tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+            // Its expiry and attachment policies (issue 15) go with it.
+            ctx.tx.execute("DELETE FROM expire_policy WHERE scope = ?1", [&d])?;
+            ctx.tx.execute("DELETE FROM strip_policy WHERE scope = ?1", [&d])?;
             Ok(())
         })
     }
@@ -1390,6 +1395,10 @@ impl Backend for SqliteBackend {
             ctx.tx.execute("DELETE FROM web_sessions WHERE account_id = ?1", [acct.id])?;
             ctx.tx.execute("DELETE FROM web_admins WHERE address = ?1", [&a])?;
             ctx.tx.execute("DELETE FROM account_disabled WHERE account_id = ?1", [acct.id])?;
+            // Its own expiry and attachment policies (issue 15): a new account of the
+            // same address starts from its domain's.
+            ctx.tx.execute("DELETE FROM expire_policy WHERE scope = ?1", [&a])?;
+            ctx.tx.execute("DELETE FROM strip_policy WHERE scope = ?1", [&a])?;
             ctx.tx.execute("DELETE FROM accounts WHERE id = ?1", [acct.id])?;
             Ok(())
         })?;
@@ -2844,7 +2853,46 @@ impl Backend for SqliteBackend {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced> {
-        replace::replace(self, mailbox, uid, expected_size, body)
+        replace::replace(self, mailbox, uid, expected_size, body, String::new())
+    }
+
+    fn replace_message_logged(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+        detail: String,
+    ) -> Result<Replaced> {
+        replace::replace(self, mailbox, uid, expected_size, body, detail)
+    }
+
+    fn space_log(&self, account: AccountId, since: i64) -> Result<Vec<crate::SpaceEvent>> {
+        space::entries(self, account, since)
+    }
+
+    fn space_freed_by_day(&self, account: AccountId, since_day: i64) -> Result<Vec<crate::FreedDay>> {
+        space::freed_by_day(self, account, since_day)
+    }
+
+    fn space_log_purge(&self, before: i64) -> Result<u64> {
+        space::purge(self, before)
+    }
+
+    fn set_strip_policy(&self, scope: &str, policy: Option<crate::StripPolicy>) -> Result<()> {
+        space::set_policy(self, scope, policy)
+    }
+
+    fn strip_policies(&self) -> Result<Vec<(String, crate::StripPolicy)>> {
+        space::policies(self)
+    }
+
+    fn strip_policy_for(&self, address: &str) -> Result<crate::StripPolicy> {
+        space::policy_for(self, address)
+    }
+
+    fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool> {
+        space::due(self, task, now, interval)
     }
 
     fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {

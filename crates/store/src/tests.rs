@@ -1475,3 +1475,111 @@ fn sieve_scripts_and_seen() {
     s.remove_account("a@example.com", true).unwrap();
     assert_eq!(s.sieve_list(a.id).unwrap(), vec![]);
 }
+
+/// Issue 15: a policy strips through `strip::run_policies`; the replaced message keeps
+/// its save date (so it expires from Trash when the original would have), the space log
+/// records the strip and the expiry in the transactions that freed the space, and
+/// usage stays the sum of sizes.
+#[test]
+fn strip_policy_save_date_and_space_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    s.add_domain("example.com").unwrap();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let att = "A".repeat(30_000);
+    let body = format!(
+        "From: b@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}\r\n--x--\r\n"
+    );
+    let trash = s.mailbox(a.id, "Trash").unwrap();
+    let sent = s.mailbox(a.id, "Sent").unwrap();
+    let t = s.append(trash.id, msg(&body), true).unwrap();
+    let old = s.append(sent.id, msg(&body), true).unwrap();
+    // Saved into Trash ten days ago.
+    let saved = now() - 10 * 86_400;
+    rusqlite::Connection::open(dir.path().join("store.db"))
+        .unwrap()
+        .execute("UPDATE message_saved SET saved = ?1 WHERE mailbox_id = ?2", rusqlite::params![saved, trash.id])
+        .unwrap();
+    // No policy: nothing.
+    assert_eq!(strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap(), (0, 0));
+    s.set_strip_policy(
+        "example.com",
+        Some(StripPolicy { older_than_days: 30, larger_than: 10_000, folders: vec!["\\Trash".into(), "\\Sent".into()] }),
+    )
+    .unwrap();
+    assert!(s.set_strip_policy("nowhere.example", None).is_err());
+    let (n, freed) = strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap();
+    assert_eq!(n, 2);
+    assert!(freed > 2 * 29_000, "{freed}");
+    let new_t = s.list_messages(trash.id, false).unwrap();
+    assert_eq!(new_t.len(), 1);
+    assert!(new_t[0].uid > t.uid);
+    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    let kept: i64 = c
+        .query_row("SELECT saved FROM message_saved WHERE mailbox_id = ?1 AND uid = ?2", rusqlite::params![trash.id, new_t[0].uid], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, saved, "the save date carries over");
+    usage_matches(&s, "a@example.com");
+    // Twice is once: placeholders are not stripped again.
+    assert_eq!(strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap(), (0, 0));
+    // An account's own "off" beats its domain's.
+    s.set_strip_policy("a@example.com", Some(StripPolicy { older_than_days: 0, larger_than: 0, folders: vec![] })).unwrap();
+    assert_eq!(s.strip_policy_for("A@example.com").unwrap().older_than_days, 0);
+    // Expiry at 25 days (the save date is 10 days old plus 25 > 30) is logged too.
+    let gone = s.expire(now() + 25 * 86_400).unwrap();
+    assert_eq!(gone.len(), 1);
+    let log = s.space_log(a.id, 0).unwrap();
+    let kinds: Vec<(&str, &str)> = log.iter().map(|e| (e.kind.as_str(), e.mailbox.as_str())).collect();
+    assert_eq!(kinds.iter().filter(|k| k.0 == "strip").count(), 2, "{log:?}");
+    assert!(kinds.contains(&("expire", "Trash")), "{log:?}");
+    let sent_entry = log.iter().find(|e| e.mailbox == "Sent").unwrap();
+    assert_eq!(sent_entry.uid, Some(old.uid));
+    assert!(sent_entry.detail.contains("application/pdf \"a.pdf\""), "{}", sent_entry.detail);
+    let days = s.space_freed_by_day(a.id, 0).unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].stripped, freed);
+    assert_eq!(days[0].expired, gone[0].bytes);
+    usage_matches(&s, "a@example.com");
+    // The daily task: due once per interval.
+    assert!(s.maintenance_due("t", 1000, 86_400).unwrap());
+    assert!(!s.maintenance_due("t", 2000, 86_400).unwrap());
+    assert!(s.maintenance_due("t", 1000 + 86_400, 86_400).unwrap());
+    // The log and the account's own policies go with the account; a new account of the
+    // same address follows its domain's.
+    s.set_expire("a@example.com", SpecialUse::Trash, Some(0)).unwrap();
+    s.remove_account("a@example.com", true).unwrap();
+    let left: i64 = c.query_row("SELECT count(*) FROM space_log", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    assert_eq!(s.strip_policy_for("a@example.com").unwrap().older_than_days, 30);
+    assert!(s.expire_policies().unwrap().is_empty());
+    assert_eq!(s.strip_policies().unwrap().len(), 1);
+}
+
+/// Issue 15: a user's choice (the portal): one message, one attachment, by section.
+#[test]
+fn strip_chosen_message_and_part() {
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let body = "Subject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nQUJD\r\n--x\r\nContent-Type: image/png; name=b.png\r\n\r\nQUJD\r\n--x--\r\n";
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let one = s.append(inbox.id, msg(body), true).unwrap();
+    let two = s.append(inbox.id, msg(body), true).unwrap();
+    let acct = s.account("a@example.com").unwrap();
+    let sel = strip::Selection {
+        only: Some(vec![("INBOX".into(), two.uid)]),
+        sections: Some(vec!["3".into()]),
+        rule: "portal".into(),
+        ..Default::default()
+    };
+    let steps = strip::run(&*s, &acct, &sel, true, now(), &mut |_| {}).unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    let strip::Step::Stripped { uid, new_uid: Some(n), removed, .. } = &steps[0] else { panic!("{steps:?}") };
+    assert_eq!((*uid, removed.len(), removed[0].filename.as_str()), (two.uid, 1, "b.png"));
+    let uids: Vec<u32> = s.list_messages(inbox.id, false).unwrap().iter().map(|m| m.uid).collect();
+    assert_eq!(uids, vec![one.uid, *n]);
+    let new = s.open_message(inbox.id, *n).unwrap().read_all().unwrap();
+    let new = String::from_utf8(new).unwrap();
+    assert!(new.contains("name=a.pdf\r\n\r\nQUJD") && new.contains("name=\"Deleted: b.png\""), "{new}");
+    usage_matches(&s, "a@example.com");
+}
