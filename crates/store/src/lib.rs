@@ -38,6 +38,7 @@ pub mod disk;
 pub mod dkim;
 mod feed;
 mod grams;
+mod heads;
 pub mod line_ends;
 pub mod logins;
 pub mod password;
@@ -837,6 +838,31 @@ pub trait Backend: Send + Sync + 'static {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced>;
+    /// The heads of many messages (heads.rs): structures holding only the envelope, the
+    /// sent date, `search_headers` and the sort fields (no MIME tree, no `search_body`,
+    /// no preview), by ascending UID; UIDs that do not exist are left out. What SEARCH of
+    /// header keys, SORT and THREAD read of a big mailbox.
+    fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {
+        let mut v = self.parsed_many(mailbox, uids, true)?;
+        for (_, p) in &mut v {
+            p.search_body = String::new();
+        }
+        Ok(v)
+    }
+    /// The MIME trees of many messages (FETCH BODY/BODYSTRUCTURE of a range), with
+    /// offsets counting from the start of the message (prefix included), by ascending
+    /// UID, decoding nothing else; UIDs that do not exist are left out.
+    fn roots_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Part)>> {
+        Ok(self
+            .parsed_many(mailbox, uids, false)?
+            .into_iter()
+            .map(|(u, p)| (u, p.root))
+            .collect())
+    }
 
     // --- saving space (issue 15: strip.rs, space.rs) ---
     /// [`Backend::replace_message`], recording in the same transaction a `strip` entry

@@ -422,3 +422,11 @@ CREATE TABLE IF NOT EXISTS blob_split (
     skeleton BLOB NOT NULL,
     parts    BLOB NOT NULL
 );
+-- Message heads (issue 18, heads.rs): per blob_info row, the envelope, sent date, top-level
+-- header search text and sort fields, so that SEARCH FROM/SUBJECT, SORT and THREAD over a
+-- big mailbox read neither the MIME tree nor the compressed body text. Blobs stored before
+-- this table get their row on their first such read.
+CREATE TABLE IF NOT EXISTS blob_head (
+    id   INTEGER PRIMARY KEY,          -- blob_info.id
+    head BLOB NOT NULL                 -- letterbox_message::ParsedMessage::encode_head
+);

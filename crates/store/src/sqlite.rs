@@ -1133,6 +1133,8 @@ struct Encoded {
     header: Vec<u8>,
     grams: Vec<u8>,
     search: Vec<u8>,
+    /// The head (envelope, sent date, header search text, sort fields: heads.rs).
+    head: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     line_ends: crate::line_ends::LineEnds,
 }
@@ -1142,6 +1144,7 @@ const SEARCH_ZSTD_LEVEL: i32 = 3;
 
 fn encode_parsed(body: &[u8]) -> Encoded {
     let mut p = letterbox_message::parse(body);
+    let head = p.encode_head();
     let search = (
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
@@ -1153,6 +1156,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         header: body[..header_end].to_vec(),
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        head,
         line_ends: crate::line_ends::LineEnds::of(body),
     }
 }
@@ -1172,6 +1176,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
         .execute(params![id, enc.search])?;
     crate::line_ends::put(c, id, enc.line_ends)?;
+    crate::heads::put(c, id, &enc.head)?;
     Ok(())
 }
 
@@ -1186,6 +1191,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
             "blob_grams",
             "blob_search",
             "blob_lines",
+            "blob_head",
             "blob_info",
         ] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
@@ -2934,6 +2940,18 @@ impl Backend for SqliteBackend {
 
     fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
         import::imported_keys(self, account, prefix.to_string())
+    }
+
+    fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {
+        self.heads_many_impl(mailbox, uids)
+    }
+
+    fn roots_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Part)>> {
+        self.roots_many_impl(mailbox, uids)
     }
 }
 
