@@ -87,6 +87,21 @@ def test_add_header_and_rewrite_subject_go_to_junk(scanned):
         assert header(m, "Subject") in ("maybe spam", "rewrite me")  # not rewritten
 
 
+def test_soft_reject_and_greylist_are_temporary(scanned):
+    """rspamd's `soft reject` and `greylist` actions (forced by a rule of the test's rspamd
+    for these subjects) answer 451 4.7.1 at the end of DATA; nothing is stored."""
+    with smtp(scanned) as s:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("carol@remote.example", [ALICE], msg("rspamd-soft-reject-this"))
+        assert (e.value.smtp_code, e.value.smtp_error) == (451, b"4.7.1 Try again later (soft reject)")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("carol@remote.example", [ALICE], msg("rspamd-greylist-this"))
+        assert e.value.smtp_code == 451 and e.value.smtp_error.startswith(b"4.7.1 "), e.value.smtp_error
+    assert scanned.uids(ALICE) == [] and scanned.uids(ALICE, "Junk") == []
+    log = scanned.read_log()
+    assert "refused by the filter: 451 4.7.1 Try again later (soft reject)" in log
+
+
 def test_clean_message_gets_rspamds_header(scanned):
     with smtp(scanned) as s:
         s.sendmail("carol@remote.example", [ALICE], msg("lunch"))

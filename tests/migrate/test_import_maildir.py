@@ -7,8 +7,9 @@ Maildir is imported into a running Letterbox, and over the real protocols:
 - every folder's UIDVALIDITY and UIDNEXT, every UID and its flags and keywords, and the
   subscriptions equal Dovecot's;
 - POP3 UIDL lists the same UIDLs as Dovecot's did;
-- mbsync, with the state it made against Dovecot, resyncs without fetching one body
-  (counted on the wire through a logging proxy);
+- mbsync and offlineimap, with the state each made against Dovecot, resync without
+  fetching one body (counted on the wire through a logging proxy), their Maildirs
+  unchanged;
 - a QRESYNC client selecting with its cached UIDVALIDITY gets OK and the same UIDVALIDITY;
 - a second run imports nothing twice; a broken file is reported and skipped.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clients"))
-from client_util import Proxy, body_fetches  # noqa: E402
+from client_util import Proxy, body_fetches, offlineimap_conf  # noqa: E402
 from dovecot_util import DOVECOT, PASSWORD, Dovecot  # noqa: E402
 
 ADDR = "alice@example.com"
@@ -190,6 +191,17 @@ SyncState *
     return r
 
 
+def offlineimap(port, password, tmp_path, mail):
+    rc = offlineimap_conf(tmp_path, port, mail, (ADDR, password))
+    r = subprocess.run(["offlineimap", "-c", str(rc), "-o", "-u", "basic"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ERROR" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def offlineimap_files(mail):
+    """offlineimap's files with their names (which hold the UID, U=) and octets."""
+    return sorted((str(p.relative_to(mail)), p.read_bytes()) for p in mail.rglob("*") if p.is_file() and p.parent.name in ("cur", "new"))
+
+
 def local_files(mail):
     return sorted(str(p.relative_to(mail)).split(",U=")[0] for p in mail.rglob("*") if p.is_file() and p.parent.name in ("cur", "new"))
 
@@ -206,6 +218,13 @@ def test_import_keeps_uids_flags_keywords_subscriptions_and_uidls(dovecot, serve
         mbsync(dovecot.imap, ADDR, PASSWORD, tmp_path, mail)
         synced = local_files(mail)
         assert len(synced) == 5 + 2 + 3 + 1
+    has_offlineimap = shutil.which("offlineimap") is not None
+    omail = tmp_path / "omail"
+    omail.mkdir()
+    if has_offlineimap:
+        offlineimap(dovecot.imap, PASSWORD, tmp_path, omail)
+        osynced = offlineimap_files(omail)
+        assert len(osynced) == 5 + 2 + 3 + 1
     before, before_subs = state(dovecot.imap, ADDR, PASSWORD)
     before_bodies = bodies(dovecot.imap, ADDR, PASSWORD)
     # The source really has what the test claims: a gap, a \Deleted message, keywords.
@@ -245,6 +264,17 @@ def test_import_keeps_uids_flags_keywords_subscriptions_and_uidls(dovecot, serve
         finally:
             proxy.close()
         assert local_files(mail) == synced
+    if has_offlineimap:
+        # offlineimap keeps its own state (UIDVALIDITY and UIDs per folder) from Dovecot.
+        proxy = Proxy(server.ports["imap"])
+        try:
+            offlineimap(proxy.port, ALICE_PW, tmp_path, omail)
+            cmds = proxy.commands()
+        finally:
+            proxy.close()
+        assert sum(1 for c in cmds if re.search(rb"(?i)^\S+ (UID )?FETCH 1:\* \(FLAGS UID", c)) >= 4, cmds
+        assert body_fetches(cmds) == []
+        assert offlineimap_files(omail) == osynced
 
     # A QRESYNC client resumes with what it cached from Dovecot.
     uv = before["INBOX"][0]

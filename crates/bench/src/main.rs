@@ -8,6 +8,7 @@
 //! message, or meets a command the server refuses, shows FAIL for that server and the
 //! reason below the table.
 
+mod attachments;
 mod client;
 mod corpus;
 mod sys;
@@ -207,6 +208,7 @@ async fn one(w: &str, t: &Target, o: &Opts, st: &mut State) -> Outcome {
             "big" => workloads::big(t, o, st).await,
             "resync" => workloads::resync(t, o, st).await,
             "idle" => workloads::idle(t, o, st).await,
+            "attachments" => attachments::run(t, o, st).await,
             other => bail!("unknown workload {other:?}"),
         }
     };
@@ -279,7 +281,7 @@ async fn run(a: RunArgs) -> Result<()> {
     let mut metric_failures: BTreeMap<(String, String, usize), String> = BTreeMap::new();
     for w in &a.workloads {
         // Storage is deterministic and is the corpus set-up: once.
-        let reps = if w == "storage" { 1 } else { a.reps };
+        let reps = if w == "storage" || w == "attachments" { 1 } else { a.reps };
         for rep in 0..reps {
             let mut order: Vec<usize> = (0..targets.len()).collect();
             if rep % 2 == 1 {

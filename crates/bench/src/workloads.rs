@@ -123,7 +123,7 @@ pub struct Metric {
     pub fail: Option<String>,
 }
 
-fn m(name: &str, value: f64, higher_better: bool) -> Metric {
+pub(crate) fn m(name: &str, value: f64, higher_better: bool) -> Metric {
     Metric {
         name: name.to_string(),
         value,
@@ -132,7 +132,7 @@ fn m(name: &str, value: f64, higher_better: bool) -> Metric {
     }
 }
 
-fn info(name: &str, value: f64) -> Metric {
+pub(crate) fn info(name: &str, value: f64) -> Metric {
     Metric {
         name: name.to_string(),
         value,
@@ -237,6 +237,8 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
     st.next_delivery += o.deliver_msgs;
     let n = o.deliver_msgs;
     let sessions = o.sessions as u64;
+    let cpu = || t.current_pid().map(|p| sys::cpu_secs(&sys::process_tree(p)));
+    let cpu_before = cpu();
     let start = Instant::now();
     let mut set = JoinSet::new();
     for s in 0..sessions {
@@ -257,6 +259,7 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
     }
     join_all(set).await?;
     let secs = start.elapsed().as_secs_f64();
+    let cpu_used = cpu().zip(cpu_before).map(|(a, b)| (a - b).max(0.0));
     let after = counts(t, o).await.context("counting after delivery")?;
     for u in 0..o.users {
         let want = (0..n).filter(|i| i % o.users == u).count() as u64;
@@ -277,7 +280,13 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
         p.quit().await?;
     }
     let proto = if lmtp { "LMTP" } else { "SMTP" };
-    Ok(vec![m(&format!("{proto} msgs/s"), n as f64 / secs, true)])
+    let mut v = vec![m(&format!("{proto} msgs/s"), n as f64 / secs, true)];
+    // The server's own CPU per message (its process tree; rspamd, a separate process,
+    // is not in it): Letterbox's cost of filtering, apart from the scanner's.
+    if let Some(c) = cpu_used {
+        v.push(m(&format!("{proto} server CPU ms/msg"), c * 1000.0 / n.max(1) as f64, false));
+    }
+    Ok(v)
 }
 
 /// Delivers the corpus (`corpus_msgs` messages) to every user over LMTP,

@@ -73,6 +73,17 @@ pub struct Filter {
     /// Days between two vacation replies to one sender when the script gives no `:days`
     /// (RFC 5230 4.1 suggests 7).
     pub vacation_default_days: u64,
+    /// `redirect` actions one script run may carry out (Pigeonhole's
+    /// `sieve_max_redirects`); the ones past it are not done, and the message is kept
+    /// unless an earlier redirect or `fileinto` already placed it.
+    pub sieve_max_redirects: u32,
+    /// A message with this many `Received` fields or more is not redirected (RFC 5228
+    /// 4.2's loop control, the hop count of RFC 5321 6.3): it is kept instead.
+    pub sieve_redirect_max_hops: u32,
+    /// Seconds during which one message (by Message-ID) is redirected to one address
+    /// once only (Pigeonhole's `sieve_redirect_duplicate_period`): a message that comes
+    /// back around a forwarding loop is not sent again.
+    pub sieve_redirect_duplicate_period: u64,
 }
 
 impl Default for Filter {
@@ -97,6 +108,9 @@ impl Default for Filter {
             sieve_max_instructions: 20_000,
             sieve_max_out_messages: 3,
             vacation_default_days: 7,
+            sieve_max_redirects: 4,
+            sieve_redirect_max_hops: 30,
+            sieve_redirect_duplicate_period: 12 * 3600,
         }
     }
 }

@@ -98,12 +98,21 @@ pub struct Import {
     /// Larger than `[smtp] max_message_size` by default: the old server may have taken
     /// mail a new limit would refuse, and the user's mail is not to be left behind.
     pub max_message_size: ByteSize,
+    /// `import imap`: how long the source server may stay silent (connecting, or
+    /// between two reads or writes) before the run stops with an error (a rerun
+    /// resumes).
+    pub imap_timeout: Seconds,
+    /// `import maildir`: messages stored at once. Each is a durable (fsynced) write;
+    /// writes that wait together share one commit, so more threads mean fewer fsyncs.
+    pub threads: usize,
 }
 
 impl Default for Import {
     fn default() -> Self {
         Import {
             max_message_size: ByteSize(1024 * 1024 * 1024),
+            imap_timeout: Seconds(120),
+            threads: 8,
         }
     }
 }
@@ -341,6 +350,10 @@ pub struct StoreConfig {
     /// back when space returns. While it is released, deliveries are refused (`452
     /// 4.3.1`). `0`: no reserve.
     pub disk_reserve: ByteSize,
+    /// Non-text MIME parts (attachments) with at least this many octets of body are
+    /// stored once per store, however many messages carry them; messages are rebuilt
+    /// byte for byte. `0`: off (every body stored whole).
+    pub part_dedup_min: ByteSize,
 }
 
 impl Default for StoreConfig {
@@ -348,6 +361,7 @@ impl Default for StoreConfig {
         StoreConfig {
             inline_max: ByteSize(64 * 1024),
             disk_reserve: ByteSize(8 << 20),
+            part_dedup_min: ByteSize(64 * 1024),
         }
     }
 }
@@ -1478,6 +1492,11 @@ retention = "14d"
         assert_eq!((c.store.inline_max, c.auth.cache_ttl), (ByteSize(0), 0));
         let c = parse("[store]\ninline_max = \"256K\"\n").unwrap();
         assert_eq!(c.store.inline_max, ByteSize(256 << 10));
+        assert_eq!(c.store.part_dedup_min, ByteSize(64 << 10));
+        let c = parse("[store]\npart_dedup_min = \"1M\"\n").unwrap();
+        assert_eq!(c.store.part_dedup_min, ByteSize(1 << 20));
+        let c = parse("[store]\npart_dedup_min = 0\n").unwrap();
+        assert_eq!(c.store.part_dedup_min, ByteSize(0));
         let e = parse("[store]\ninline_max = \"lots\"\n")
             .unwrap_err()
             .to_string();

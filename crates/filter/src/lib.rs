@@ -4,7 +4,9 @@
 //! - [`sieve`]: users' Sieve scripts (RFC 5228 and extensions) decide folders, flags and
 //!   vacation replies, per recipient;
 //! - [`rspamd`]: spam scanning through rspamd's HTTP protocol (`/checkv2`) and learning
-//!   (`/learnspam`, `/learnham`) when users move mail into or out of Junk.
+//!   (`/learnspam`, `/learnham`) when users move mail into or out of Junk;
+//! - [`redirect`]: the copy a Sieve `redirect` sends to another domain, and its loop
+//!   control (RFC 5228 4.2).
 //!
 //! The SMTP/LMTP session calls [`Filter::scan`] once per message at the end of DATA (a
 //! reject or temporary failure is answered there), then [`sieve::Engine::run`] once per
@@ -18,6 +20,7 @@
 pub mod auth;
 pub mod rspamd;
 pub mod sieve;
+pub mod redirect;
 
 use letterbox_config::{Config, ScannerDown};
 use std::net::IpAddr;

@@ -18,9 +18,14 @@
 //! instruction limit (`[filter] sieve_max_instructions`), or fails at run time delivers
 //! to INBOX, and the reason is logged. A `fileinto` into a folder that does not exist
 //! creates it only with `:create` (RFC 5490 3.2); otherwise the message goes to INBOX
-//! (the store decides, in the same transaction as the delivery). `redirect` to an
-//! address that is not local cannot be carried out without outbound delivery: the
-//! message is then kept in INBOX instead, and the log says so.
+//! (the store decides, in the same transaction as the delivery).
+//!
+//! `redirect` (RFC 5228 4.2): a local address gets the message in its INBOX at once;
+//! any other address gets it through the outbound queue (see [`crate::redirect`] for the
+//! envelope and the loop control RFC 5228 4.2 asks for). At most
+//! `[filter] sieve_max_redirects` per run (the interpreter skips the rest, so the
+//! implicit keep stays unless something else placed the message); none to the user's own
+//! address, and none for a message with `sieve_redirect_max_hops` `Received` fields.
 //!
 //! Vacation (RFC 5230): the interpreter already declines to answer null senders,
 //! `MAILER-DAEMON`, `owner-*`/`*-request` addresses, messages with `List-*`,
@@ -156,8 +161,10 @@ impl Engine {
         let compiler = Compiler::new().with_max_script_size(max_size.max(1));
         let mut runtime = Runtime::new()
             .with_cpu_limit(cfg.sieve_max_instructions.min(usize::MAX as u64) as usize)
-            .with_max_out_messages(cfg.sieve_max_out_messages as usize)
-            .with_max_redirects(cfg.sieve_max_out_messages as usize)
+            // sieve-rs counts redirects among the messages sent: room for both.
+            .with_max_out_messages(cfg.sieve_max_out_messages.saturating_add(cfg.sieve_max_redirects) as usize)
+            .with_max_redirects(cfg.sieve_max_redirects as usize)
+            .with_max_received_headers(cfg.sieve_redirect_max_hops as usize)
             .with_default_vacation_expiry(cfg.vacation_default_days.saturating_mul(86400))
             .with_local_hostname(hostname.to_string())
             .with_env_variable("name", "Letterbox")

@@ -187,6 +187,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
             larger_than: config.attachments.policy_larger_than.0,
             folders: config.attachments.policy_folders.clone(),
         },
+        part_dedup_min: config.store.part_dedup_min.0,
     }
 }
 
@@ -544,6 +545,10 @@ const EX_NOUSER: u8 = 67;
 const EX_TEMPFAIL: u8 = 75;
 const EX_CANTCREAT: u8 = 73;
 
+/// `letterbox deliver`: the local delivery agent (like dovecot-lda). Each recipient's
+/// active Sieve script runs as for SMTP/LMTP (issue 13; `letterbox_smtp::filter`): its
+/// folders, flags, vacation replies and redirects. No spam or authenticity checks: the
+/// MTA that runs us received the message and did those.
 fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCode> {
     let mut body = Vec::new();
     std::io::stdin()
@@ -555,14 +560,18 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
         Some(f) => format!("Return-Path: <{f}>\r\n"),
         None => String::new(),
     };
-    let mut rcpts = Vec::new();
+    let mut items: Vec<letterbox_smtp::filter::Item> = Vec::new();
     for r in &args.recipients {
         match store.resolve(r)? {
             Resolved::Accounts(accts) => {
                 for a in accts {
-                    if !rcpts.iter().any(|(id, _)| *id == a.id) {
+                    if !items.iter().any(|it| it.account == a.id) {
                         let prefix = format!("{return_path}Delivered-To: {}\r\n", a.address);
-                        rcpts.push((a.id, prefix.into_bytes()));
+                        items.push(letterbox_smtp::filter::Item {
+                            account: a.id,
+                            rcpt: r.clone(),
+                            prefix: prefix.into_bytes(),
+                        });
                     }
                 }
             }
@@ -572,23 +581,52 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
             }
         }
     }
-    let accounts: Vec<_> = rcpts.iter().map(|(id, _)| *id).collect();
-    let results = match store.deliver(body, letterbox_store::now(), rcpts, true) {
-        Ok(r) => r,
-        // A full disk or a storage failure is temporary: the MTA that runs us (like
-        // dovecot-lda) keeps the message and tries again (sysexits EX_TEMPFAIL).
-        Err(e) => {
-            eprintln!("letterbox: delivery failed, try again later: {e}");
-            return Ok(ExitCode::from(EX_TEMPFAIL));
-        }
+    let accounts: Vec<_> = items.iter().map(|it| it.account).collect();
+    let now = letterbox_store::now();
+    let id = letterbox_smtp::trace::new_id();
+    let sender = args.from.clone().unwrap_or_default();
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // Our Received field, for a copy a script redirects to another domain.
+    let received = letterbox_smtp::trace::received(&letterbox_smtp::trace::Trace {
+        hostname: &config.hostname,
+        helo: "localhost",
+        peer,
+        protocol: "local",
+        id: &id,
+        sender: &sender,
+        date: now,
+    });
+    let job = letterbox_smtp::filter::FilteredDelivery {
+        id,
+        sender,
+        hostname: config.hostname.clone(),
+        peer,
+        body,
+        date: now,
+        items,
+        scan: letterbox_filter::Scan {
+            verdict: letterbox_filter::Verdict::Accept,
+            headers: Vec::new(),
+            junk: false,
+            spamtest: None,
+            body: None,
+        },
+        received,
     };
+    let filter = letterbox_filter::Filter::shared(&Arc::new(config.clone()));
+    let results = job.run_detailed(&**store, &filter);
     let mut code = ExitCode::SUCCESS;
     let mut warnings = Vec::new();
     for (account, r) in accounts.into_iter().zip(results) {
         match r {
-            Ok(a) => {
-                println!("delivered uid {}", a.uid);
-                if a.crossed_warning.is_some() {
+            Ok(d) => {
+                for uid in &d.uids {
+                    println!("delivered uid {uid}");
+                }
+                if d.uids.is_empty() {
+                    println!("no copy stored (Sieve discarded or redirected it)");
+                }
+                if d.crossed {
                     warnings.push(account);
                 }
             }
@@ -596,8 +634,10 @@ fn deliver(store: &Store, config: &Config, args: &DeliverArgs) -> Result<ExitCod
                 eprintln!("letterbox: mailbox full (quota exceeded)");
                 code = ExitCode::from(EX_CANTCREAT);
             }
+            // A full disk or a storage failure is temporary: the MTA that runs us (like
+            // dovecot-lda) keeps the message and tries again (sysexits EX_TEMPFAIL).
             Err(e) => {
-                eprintln!("letterbox: {e}");
+                eprintln!("letterbox: delivery failed, try again later: {e}");
                 code = ExitCode::from(EX_TEMPFAIL);
             }
         }

@@ -51,7 +51,8 @@ pub enum Command {
     /// Messages in a mailbox (for support and scripts).
     #[command(subcommand)]
     Message(admin::MessageCmd),
-    /// Deliver a message from standard input to local recipients (like dovecot-lda).
+    /// Deliver a message from standard input to local recipients (like dovecot-lda),
+    /// through each recipient's active Sieve script.
     Deliver(admin::DeliverArgs),
     /// Verify the store's invariants (quota usage, blob references, blob files).
     Check {

@@ -36,7 +36,7 @@ pub enum ImportCmd {
         #[arg(long, default_value = maildir::DEFAULT_POP3_UIDL_FORMAT, value_name = "FORMAT")]
         pop3_uidl_format: String,
     },
-    /// An mboxrd file into one folder, flags from Status:/X-Status:/X-Keywords:, dates
+    /// An mbox file (mboxrd, mboxo, mboxcl, mboxcl2) into one folder, flags from Status:/X-Status:/X-Keywords:, dates
     /// from the From_ lines (new UIDs: mbox has none).
     Mbox {
         address: String,
@@ -47,7 +47,53 @@ pub enum ImportCmd {
         /// Import into an account that already has mail.
         #[arg(long)]
         merge: bool,
+        /// How messages are delimited and `From ` lines quoted.
+        #[arg(long, value_enum, default_value = "mboxrd")]
+        variant: VariantArg,
     },
+    /// Any IMAP server's account, over IMAP: folders, flags, keywords, internal dates,
+    /// subscriptions, and the UIDVALIDITY and UIDs the server shows.
+    Imap {
+        address: String,
+        /// The source: imap://HOST[:PORT] (STARTTLS when offered) or imaps://HOST[:PORT].
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The log-in name on the source (default: ADDRESS).
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the source password from the first line of standard input.
+        #[arg(long, conflicts_with = "password_file")]
+        password_stdin: bool,
+        /// Read the source password from the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Import into an account that already has mail.
+        #[arg(long)]
+        merge: bool,
+        /// Rebuild POP3 UIDLs for the INBOX from UID and UIDVALIDITY with the source's
+        /// format (Dovecot's default is %08Xu%08Xv); without it POP3 clients that keep
+        /// mail on the server download the INBOX again.
+        #[arg(long, value_name = "FORMAT")]
+        pop3_uidl_format: Option<String>,
+        /// Also trust the certificates in this PEM file (a self-signed source).
+        #[arg(long, value_name = "FILE")]
+        tls_ca_file: Option<PathBuf>,
+        /// Allow LOGIN without TLS to a host that is not loopback.
+        #[arg(long)]
+        allow_plaintext: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum VariantArg {
+    /// `>*From ` lines lose one `>`.
+    Mboxrd,
+    /// Only `>From ` loses its `>`.
+    Mboxo,
+    /// `Content-Length:` delimits the body; `>From ` quoted as mboxo.
+    Mboxcl,
+    /// `Content-Length:` delimits the body; nothing quoted.
+    Mboxcl2,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +135,7 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
     let mut progress = |line: &str| {
         eprintln!("{line}");
     };
+    let mut imap_notes: Option<bool> = None;
     let (address, summary) = match cmd {
         ImportCmd::Maildir {
             address,
@@ -106,6 +153,7 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
                 },
                 pop3_uidl_format,
                 max_message_size: config.import.max_message_size.0,
+                threads: config.import.threads,
             };
             let s = maildir::import(&**store, &account, &dir, &opts, &mut progress)?;
             (account.address, s)
@@ -115,16 +163,56 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
             file,
             folder,
             merge,
+            variant,
         } => {
+            use letterbox_migrate::mbox::Variant;
             let account = store.account(&address)?;
             let opts = letterbox_migrate::mbox::Options {
                 folder,
                 merge,
                 max_message_size: config.import.max_message_size.0,
+                variant: match variant {
+                    VariantArg::Mboxrd => Variant::Mboxrd,
+                    VariantArg::Mboxo => Variant::Mboxo,
+                    VariantArg::Mboxcl => Variant::Mboxcl,
+                    VariantArg::Mboxcl2 => Variant::Mboxcl2,
+                },
             };
             let s =
                 letterbox_migrate::mbox::import(&**store, &account, &file, &opts, &mut progress)?;
             (account.address, s)
+        }
+        ImportCmd::Imap {
+            address,
+            from,
+            user,
+            password_stdin,
+            password_file,
+            merge,
+            pop3_uidl_format,
+            tls_ca_file,
+            allow_plaintext,
+        } => {
+            let account = store.account(&address)?;
+            let password = read_password(password_stdin, password_file.as_deref())?;
+            let opts = letterbox_migrate::imap::Options {
+                url: from,
+                user: user.unwrap_or_else(|| account.address.clone()),
+                password,
+                merge,
+                pop3_uidl_format,
+                tls_ca_file,
+                allow_plaintext,
+                max_message_size: config.import.max_message_size.0,
+                timeout: std::time::Duration::from_secs(config.import.imap_timeout.0.max(1)),
+            };
+            let report =
+                match letterbox_migrate::imap::import(&**store, &account, &opts, &mut progress) {
+                    Ok(r) => r,
+                    Err(e) => return imap_failure(e),
+                };
+            imap_notes = Some(report.pop3_uidls);
+            (account.address, report.summary)
         }
     };
     // Usage is kept in step by every insert; recomputing proves it and repairs a store
@@ -145,6 +233,32 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
             account.quota_used,
             account.effective_limit.unwrap_or(0)
         )?;
+    }
+    if let Some(pop3_uidls) = imap_notes {
+        // What clients will do (issue 16 asks the importer to tell the operator).
+        if summary.new_uids == 0 {
+            writeln!(
+                out,
+                "IMAP: UIDVALIDITY and UIDs kept from the source: IMAP clients keep their caches and download nothing again"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "IMAP: {} messages got new UIDs (merged into folders with mail of their own): IMAP clients download those again",
+                summary.new_uids
+            )?;
+        }
+        if pop3_uidls {
+            writeln!(
+                out,
+                "POP3: UIDLs rebuilt with --pop3-uidl-format for the INBOX"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "POP3: UIDLs cannot be read over IMAP: POP3 clients that leave mail on the server will download the INBOX again (give --pop3-uidl-format if the source made UIDLs from UID and UIDVALIDITY, as Dovecot's default %08Xu%08Xv does)"
+            )?;
+        }
     }
     // What was skipped is listed in the summary; it does not fail the run (the rest is
     // imported, and a rerun after fixing the files imports just those).
@@ -169,4 +283,38 @@ pub fn restore(config: &Config, src: &std::path::Path) -> Result<ExitCode> {
         config.data_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The source password: one line of standard input or of a file, line end removed.
+fn read_password(stdin: bool, file: Option<&std::path::Path>) -> Result<String> {
+    let mut line = String::new();
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", f.display()))?;
+        line = text.lines().next().unwrap_or("").to_string();
+    } else if stdin {
+        std::io::stdin().read_line(&mut line)?;
+    } else {
+        anyhow::bail!("give the source password with --password-stdin or --password-file");
+    }
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        anyhow::bail!("the source password is empty");
+    }
+    Ok(p)
+}
+
+/// `import imap` stopped: one line, and an exit code a script can act on (sysexits.h):
+/// 77 the source refused the login, 69 it could not be reached, 75 it broke off (a
+/// rerun resumes).
+fn imap_failure(e: letterbox_migrate::Error) -> Result<ExitCode> {
+    use letterbox_migrate::Error as E;
+    let code = match &e {
+        E::Auth(_) => 77,
+        E::Connect(_) => 69,
+        E::Remote(_) | E::Rejected { .. } => 75,
+        _ => return Err(e.into()),
+    };
+    eprintln!("letterbox: import imap: {e}");
+    Ok(ExitCode::from(code))
 }

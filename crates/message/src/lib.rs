@@ -308,6 +308,95 @@ impl ParsedMessage {
     }
 }
 
+/// The stored form of a message's "head" ([`ParsedMessage::encode_head`]): what SEARCH
+/// of header keys, SORT and THREAD read, without the MIME tree or the body's text.
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    envelope: &'a Envelope,
+    sent_date: Option<i64>,
+    search_headers: &'a str,
+    sort: &'a SortFields,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    envelope: Envelope,
+    sent_date: Option<i64>,
+    search_headers: String,
+    sort: SortFields,
+}
+
+impl ParsedMessage {
+    /// Serialises the head: the envelope, the sent date, the top-level header's search
+    /// text and the sort fields (one version byte first, as [`encode`](Self::encode)).
+    /// `search_headers` must still be in `self` (the store takes it out afterwards).
+    pub fn encode_head(&self) -> Vec<u8> {
+        let head = HeadRef {
+            envelope: &self.envelope,
+            sent_date: self.sent_date,
+            search_headers: &self.search_headers,
+            sort: &self.sort,
+        };
+        let out = vec![STRUCTURE_VERSION];
+        postcard::to_extend(&head, out).expect("serialising to memory cannot fail")
+    }
+
+    /// Reads what [`encode_head`](Self::encode_head) wrote, as a `ParsedMessage` whose
+    /// envelope, sent date, `search_headers` and sort fields are those of the message;
+    /// it holds no MIME tree (`root` is an empty text/plain leaf), no `search_body` and
+    /// no preview, so only readers of those four may be given it. `None` if it is of
+    /// another version or damaged.
+    pub fn decode_head(bytes: &[u8]) -> Option<ParsedMessage> {
+        let (&STRUCTURE_VERSION, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let h: Head = postcard::from_bytes(rest).ok()?;
+        Some(ParsedMessage {
+            root: Part::empty_leaf(),
+            envelope: h.envelope,
+            sent_date: h.sent_date,
+            search_headers: h.search_headers,
+            search_body: String::new(),
+            preview: String::new(),
+            sort: h.sort,
+        })
+    }
+
+    /// Only the MIME tree of what [`encode`](Self::encode) wrote (FETCH BODYSTRUCTURE),
+    /// with nothing else decoded; `None` as for [`decode`](Self::decode).
+    pub fn decode_root(bytes: &[u8]) -> Option<Part> {
+        #[derive(Deserialize)]
+        struct RootOnly {
+            root: Part,
+        }
+        let (_, rest) = Self::split(bytes)?;
+        postcard::from_bytes::<RootOnly>(rest).ok().map(|r| r.root)
+    }
+}
+
+impl Part {
+    /// A text/plain leaf of no octets: the placeholder tree of a decoded head.
+    fn empty_leaf() -> Part {
+        Part {
+            offset_header: 0,
+            offset_body: 0,
+            offset_end: 0,
+            body_lines: 0,
+            mime_type: "text".into(),
+            mime_subtype: "plain".into(),
+            params: Vec::new(),
+            content_id: None,
+            description: None,
+            encoding: None,
+            md5: None,
+            disposition: None,
+            language: Vec::new(),
+            location: None,
+            kind: PartKind::Leaf,
+        }
+    }
+}
+
 /// Line ends as stored: every bare LF becomes CRLF (RFC 5322 section 2.3 allows no
 /// other line end), so that sizes are the octets POP3 and IMAP send.
 pub fn to_crlf(input: &[u8]) -> Vec<u8> {

@@ -67,6 +67,19 @@ pub fn strip(
     strip_sections(raw, parsed, None, min_body, force, now, rule)
 }
 
+/// The removable leaf parts of a message (section, part), as [`strip`] would choose them
+/// with no size limit (the portal's "Remove" buttons).
+pub fn removable_parts(parsed: &ParsedMessage) -> Vec<(String, &Part)> {
+    let mut chosen = Vec::new();
+    collect(&parsed.root, "", 0, true, &mut chosen);
+    chosen
+}
+
+/// Signed or encrypted: [`strip`] refuses to change it unless forced.
+pub fn is_signed(parsed: &ParsedMessage) -> bool {
+    signed(&parsed.root)
+}
+
 /// [`strip`], limited to the parts whose IMAP section number is in `sections` (a user's
 /// choice of attachments, e.g. in the portal); the same refusals hold.
 pub fn strip_sections(
@@ -441,6 +454,29 @@ mod tests {
         assert_eq!(base64(b"Deleted: \xc3\xa9.pdf"), "RGVsZXRlZDogw6kucGRm");
         assert_eq!(pct("Deleted: é.pdf".as_bytes()), "Deleted%3A%20%C3%A9.pdf");
         assert_eq!(ctime(1_796_590_500), "Sun Dec 06 20:55:00 2026");
+    }
+
+    #[test]
+    fn strips_only_the_chosen_sections() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\nAAAA\r\n--b\r\nContent-Type: application/pdf; name=b.pdf\r\n\r\nBBBB\r\n--b--\r\n";
+        let p = crate::parse(raw);
+        let all: Vec<String> = removable_parts(&p).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(all, ["2", "3"]);
+        assert!(!is_signed(&p));
+        let Outcome::Stripped { octets, removed } =
+            strip_sections(raw, &p, Some(&["3".to_string()]), 0, false, 0, "t")
+        else {
+            panic!()
+        };
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].filename, "b.pdf");
+        let s = String::from_utf8(octets).unwrap();
+        assert!(s.contains("AAAA") && !s.contains("BBBB"), "{s}");
+        // The body (section 1) is never removable, even when asked for.
+        assert_eq!(
+            strip_sections(raw, &p, Some(&["1".to_string()]), 0, false, 0, "t"),
+            Outcome::Nothing
+        );
     }
 
     #[test]

@@ -502,3 +502,31 @@ fn a_multipart_without_delimiters_has_one_empty_part() {
     );
     assert_eq!(parts[0].header_len(), 0);
 }
+
+/// The head (issue 18) and the tree alone decode to exactly what the full structure holds.
+#[test]
+fn head_and_root_decode_like_the_structure() {
+    let mut samples: Vec<Vec<u8>> = vec![
+        NESTED.to_vec(),
+        b"Subject: plain\r\n\r\nbody\r\n".to_vec(),
+        b"References: <a@x> <b@x>\r\nIn-Reply-To: <b@x>\r\nFrom: \"Q\" <q@x>\r\n\r\n".to_vec(),
+        Vec::new(),
+    ];
+    samples.push(b"Content-Type: message/rfc822\r\n\r\n".iter().chain(NESTED).copied().collect());
+    for raw in samples {
+        let m = parse(&raw);
+        let head = ParsedMessage::decode_head(&m.encode_head()).expect("head decodes");
+        assert_eq!(head.envelope, m.envelope);
+        assert_eq!(head.sent_date, m.sent_date);
+        assert_eq!(head.search_headers, m.search_headers);
+        assert_eq!(head.sort, m.sort);
+        assert!(head.search_body.is_empty() && head.preview.is_empty());
+        let root = ParsedMessage::decode_root(&m.encode()).expect("root decodes");
+        assert_eq!(root, m.root);
+    }
+    // Another version is not read.
+    let mut other = parse(NESTED).encode_head();
+    other[0] = STRUCTURE_VERSION + 1;
+    assert!(ParsedMessage::decode_head(&other).is_none());
+    assert!(ParsedMessage::decode_head(&[]).is_none());
+}

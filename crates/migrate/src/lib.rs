@@ -3,6 +3,8 @@
 //!   UIDs, UIDNEXT, flags, keywords, internal dates, subscriptions, POP3 UIDLs), so that
 //!   IMAP and POP3 clients download nothing again after the move.
 //! - [`mbox`]: mboxrd files in and out, flags in `Status:`/`X-Status:`/`X-Keywords:`.
+//! - [`imap`]: any IMAP server's account pulled over the protocol, UIDVALIDITY and UIDs
+//!   kept (they are visible over IMAP), flags, keywords, dates, folders, subscriptions.
 //! - [`export`]: an account out to a Maildir++ home or mbox files, streamed.
 //!
 //! Importers only call the store ([`letterbox_store::Backend`]'s import API,
@@ -12,6 +14,7 @@
 //! stopping.
 
 pub mod export;
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 
@@ -20,12 +23,24 @@ use std::fmt;
 /// Errors that stop an import (a broken message only gets skipped).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] letterbox_store::Error),
     #[error("{path}: {err}")]
     Io { path: String, err: std::io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// `import imap`: the source could not be reached (connection, TLS).
+    #[error("{0}")]
+    Connect(String),
+    /// `import imap`: the source refused the login.
+    #[error("{0}")]
+    Auth(String),
+    /// `import imap`: the source broke the session (closed, timed out, misbehaved).
+    #[error("{0}")]
+    Remote(String),
+    /// `import imap`: a command answered `NO` or `BAD` (status, text).
+    #[error("{status} {text}")]
+    Rejected { status: String, text: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -54,6 +54,8 @@ pub struct Options {
     pub pop3_uidl_format: String,
     /// `[limits]`-style cap on one message's size; larger files are skipped.
     pub max_message_size: u64,
+    /// `[import] threads`: messages stored at once (they share the commits' fsyncs).
+    pub threads: usize,
 }
 
 /// Dovecot's default `pop3_uidl_format`.
@@ -138,7 +140,7 @@ pub fn import(
 
 /// The store name for a source folder: the account's special-use folder for a
 /// well-known name, otherwise the same name.
-fn target_name(source: &str, mailboxes: &[letterbox_store::Mailbox]) -> String {
+pub(crate) fn target_name(source: &str, mailboxes: &[letterbox_store::Mailbox]) -> String {
     if source.eq_ignore_ascii_case("INBOX") {
         return "INBOX".into();
     }
@@ -335,7 +337,7 @@ fn check_uidl_format(fmt: &str) -> Result<()> {
 /// Expands Dovecot's `pop3_uidl_format`: `%u` UID, `%v` UIDVALIDITY, `%g` GUID (the
 /// Maildir base name), `%%`; each with an optional `0`, width and `X`/`x` (hex), as
 /// Dovecot's `var_expand` reads `%08Xu`.
-fn expand_uidl(fmt: &str, uid: u32, uidvalidity: u32, guid: &str) -> Result<String> {
+pub(crate) fn expand_uidl(fmt: &str, uid: u32, uidvalidity: u32, guid: &str) -> Result<String> {
     let mut out = String::new();
     let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {
@@ -473,23 +475,126 @@ fn import_folder(
         }
     ));
     let is_inbox = im.mailbox.name == "INBOX";
+    let ctx = One {
+        store,
+        im: &im,
+        folder,
+        keywords: &keywords,
+        known,
+        uidvalidity,
+        is_inbox,
+        opts,
+    };
+    // Messages with their UID from the uidlist go in parallel: each is its own durable
+    // write, and the store's writer commits the writes that wait together under one
+    // fsync, so `[import] threads` of them share it. Their order does not matter, each
+    // names its UID. The others take the next UIDs in turn, so they go one by one.
+    let split = files
+        .iter()
+        .position(|f| f.entry.is_none() || !known)
+        .unwrap_or(files.len());
+    let (with_uid, rest) = files.split_at(split);
     let mut done = 0u64;
+    let mut tally =
+        |o: Outcome, summary: &mut Summary, progress: &mut dyn FnMut(&str)| -> Result<()> {
+            match o {
+                Outcome::Stored { size, new_uid } => {
+                    summary.messages += 1;
+                    summary.bytes += size;
+                    summary.new_uids += u64::from(new_uid);
+                }
+                Outcome::Already => summary.already += 1,
+                Outcome::Skipped(what, why) => {
+                    progress(&format!("skipped {what}: {why}"));
+                    summary.skipped.push((what, why));
+                }
+                Outcome::Fatal(e) => return Err(e),
+            }
+            done += 1;
+            if done.is_multiple_of(PROGRESS_EVERY) {
+                progress(&format!("{}: {done} messages", folder.source_name));
+            }
+            Ok(())
+        };
+    let threads = opts.threads.max(1);
+    if threads == 1 || with_uid.len() < 2 {
+        for f in with_uid {
+            tally(ctx.run(f), summary, progress)?;
+        }
+    } else {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<Outcome>();
+        let mut result = Ok(());
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(with_uid.len()) {
+                let tx = tx.clone();
+                let (next, stop, ctx) = (&next, &stop, &ctx);
+                scope.spawn(move || loop {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = with_uid.get(i) else { break };
+                    if tx.send(ctx.run(f)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            for o in rx {
+                if result.is_ok() {
+                    if let Err(e) = tally(o, summary, progress) {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        result = Err(e);
+                    }
+                }
+            }
+        });
+        result?;
+    }
     let mut uidnext_set = false;
-    for f in files {
-        if f.entry.is_none() && !uidnext_set {
+    for f in rest {
+        if !uidnext_set {
             store.import_finish_mailbox(im.mailbox.id, uidlist.uidnext.max(1))?;
             uidnext_set = true;
         }
-        let what = format!("{}/{}", folder.source_name, f.file);
-        let data = match read_message(&f.path, opts.max_message_size) {
+        tally(ctx.run(f), summary, progress)?;
+    }
+    if !uidnext_set {
+        store.import_finish_mailbox(im.mailbox.id, uidlist.uidnext.max(1))?;
+    }
+    Ok(())
+}
+
+/// What became of one message file.
+enum Outcome {
+    Stored { size: u64, new_uid: bool },
+    Already,
+    Skipped(String, String),
+    Fatal(Error),
+}
+
+/// What importing one file of a folder needs.
+struct One<'a> {
+    store: &'a dyn Backend,
+    im: &'a letterbox_store::ImportMailbox,
+    folder: &'a Folder,
+    keywords: &'a HashMap<u8, String>,
+    known: bool,
+    uidvalidity: u32,
+    is_inbox: bool,
+    opts: &'a Options,
+}
+
+impl One<'_> {
+    fn run(&self, f: &Found) -> Outcome {
+        let what = format!("{}/{}", self.folder.source_name, f.file);
+        let data = match read_message(&f.path, self.opts.max_message_size) {
             Ok(d) => d,
-            Err(why) => {
-                progress(&format!("skipped {what}: {why}"));
-                summary.skipped.push((what, why));
-                continue;
-            }
+            Err(why) => return Outcome::Skipped(what, why),
         };
-        let (flags, kw) = parse_info(&f.file, &keywords);
+        let (flags, kw) = parse_info(&f.file, self.keywords);
         let internal_date = std::fs::metadata(&f.path)
             .and_then(|m| m.modified())
             .ok()
@@ -497,25 +602,31 @@ fn import_folder(
             .map(|d| d.as_secs() as i64)
             .unwrap_or_else(letterbox_store::now);
         let base = base_name(&f.file).to_string();
-        let (key, uid, uidl) = match (&f.entry, known) {
+        let (key, uid, uidl) = match (&f.entry, self.known) {
             (Some(e), true) => {
                 let uidl = match &e.pop3_uidl {
                     Some(u) => Some(u.clone()),
-                    None => Some(expand_uidl(
-                        &opts.pop3_uidl_format,
+                    None => match expand_uidl(
+                        &self.opts.pop3_uidl_format,
                         e.uid,
-                        uidvalidity,
+                        self.uidvalidity,
                         &base,
-                    )?),
+                    ) {
+                        Ok(u) => Some(u),
+                        Err(e) => return Outcome::Fatal(e),
+                    },
                 };
                 (
-                    format!("maildir:{}:{}:{}", folder.source_name, uidvalidity, e.uid),
-                    im.keeps_uids.then_some(e.uid),
+                    format!(
+                        "maildir:{}:{}:{}",
+                        self.folder.source_name, self.uidvalidity, e.uid
+                    ),
+                    self.im.keeps_uids.then_some(e.uid),
                     uidl,
                 )
             }
             _ => (
-                format!("maildir:{}:file:{}", folder.source_name, base),
+                format!("maildir:{}:file:{}", self.folder.source_name, base),
                 None,
                 None,
             ),
@@ -523,7 +634,8 @@ fn import_folder(
         // The UIDL only where POP3 looks, and only when the UID it was made of is kept
         // or the source recorded it.
         let uidl = uidl.filter(|_| {
-            is_inbox && (uid.is_some() || f.entry.as_ref().is_some_and(|e| e.pop3_uidl.is_some()))
+            self.is_inbox
+                && (uid.is_some() || f.entry.as_ref().is_some_and(|e| e.pop3_uidl.is_some()))
         });
         let size = data.len() as u64;
         let msg = ImportMessage {
@@ -538,30 +650,18 @@ fn import_folder(
             },
             pop3_uidl: uidl,
         };
-        match store.import_message(im.mailbox.id, msg) {
-            Ok(Imported::Stored { uid: got, .. }) => {
-                summary.messages += 1;
-                summary.bytes += size;
-                if uid != Some(got) {
-                    summary.new_uids += 1;
-                }
-            }
-            Ok(Imported::AlreadyImported) => summary.already += 1,
+        match self.store.import_message(self.im.mailbox.id, msg) {
+            Ok(Imported::Stored { uid: got, .. }) => Outcome::Stored {
+                size,
+                new_uid: uid != Some(got),
+            },
+            Ok(Imported::AlreadyImported) => Outcome::Already,
             Err(e @ (letterbox_store::Error::Invalid(_) | letterbox_store::Error::Refused(_))) => {
-                progress(&format!("skipped {what}: {e}"));
-                summary.skipped.push((what, e.to_string()));
+                Outcome::Skipped(what, e.to_string())
             }
-            Err(e) => return Err(e.into()),
-        }
-        done += 1;
-        if done.is_multiple_of(PROGRESS_EVERY) {
-            progress(&format!("{}: {done} messages", folder.source_name));
+            Err(e) => Outcome::Fatal(e.into()),
         }
     }
-    if !uidnext_set {
-        store.import_finish_mailbox(im.mailbox.id, uidlist.uidnext.max(1))?;
-    }
-    Ok(())
 }
 
 /// A message file's octets with CRLF line ends, or why it is skipped.

@@ -13,13 +13,48 @@
 //! followed by an import gives the stored octets back. The `From_` line's date is the
 //! internal date.
 //!
-//! mboxcl2 (`Content-Length:` instead of quoting) is not read yet.
+//! Variants read ([`Variant`]; the names are those of the qmail `mbox(5)` page and
+//! RFC 4155's appendix):
+//! - `mboxrd` (the default): every `>*From ` body line loses one `>`;
+//! - `mboxo`: only `>From ` loses its `>` (`>>From ` stays as it is);
+//! - `mboxcl2`: each message's `Content-Length:` header gives its body's length, and
+//!   body lines are not quoted (Solaris mail, mutt's `mbox_type` with it);
+//! - `mboxcl`: `Content-Length:` as mboxcl2, and `>From ` lines quoted as mboxo.
+//!
+//! A `Content-Length:` is trusted only when what follows the body is the end of the
+//! file, or a `From ` line with or without one blank line before it; otherwise that
+//! message is read as if it had none (up to the next `From ` line), as mutt does.
 
 use crate::{io_err, to_crlf, Progress, Result, Summary};
 use letterbox_store::{Account, Backend, Flags, ImportMessage, Imported, NewMessage};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
+
+/// How messages are delimited and quoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Variant {
+    #[default]
+    Mboxrd,
+    Mboxo,
+    Mboxcl,
+    Mboxcl2,
+}
+
+impl Variant {
+    fn content_length(self) -> bool {
+        matches!(self, Variant::Mboxcl | Variant::Mboxcl2)
+    }
+
+    /// A body line with its quoting removed.
+    fn unquote(self, line: &[u8]) -> &[u8] {
+        match self {
+            Variant::Mboxrd if is_from_quoted(line) => &line[1..],
+            Variant::Mboxo | Variant::Mboxcl if line.starts_with(b">From ") => &line[1..],
+            _ => line,
+        }
+    }
+}
 
 /// Options of `letterbox import mbox`.
 #[derive(Debug, Clone)]
@@ -27,15 +62,26 @@ pub struct Options {
     pub folder: String,
     pub merge: bool,
     pub max_message_size: u64,
+    pub variant: Variant,
 }
 
-const MONTHS: [&str; 12] = [
+/// The value of a `Content-Length:` field among header lines.
+fn content_length(header: &[u8]) -> Option<u64> {
+    for line in header.split(|&b| b == b'\n') {
+        if line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:") {
+            return std::str::from_utf8(&line[15..]).ok()?.trim().parse().ok();
+        }
+    }
+    None
+}
+
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 
 /// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -192,37 +238,155 @@ pub fn import(
     let f = std::fs::File::open(&path).map_err(|e| io_err(&path, e))?;
     let mut r = std::io::BufReader::new(f);
     let mut offset: u64 = 0;
-    let mut cur: Option<(u64, i64, Vec<u8>, bool)> = None; // offset, date, octets, too big
+    // offset, date, octets, too big
+    let mut cur: Option<(u64, i64, Vec<u8>, bool)> = None;
     let mut line = Vec::new();
+    // A line read ahead (after a Content-Length body), with its offset.
+    let mut pending: Option<(u64, Vec<u8>)> = None;
+    let finish = |cur: &mut Option<(u64, i64, Vec<u8>, bool)>,
+                  exact: bool,
+                  summary: &mut Summary,
+                  progress: &mut dyn FnMut(&str)|
+     -> Result<()> {
+        if let Some((o, date, data, big)) = cur.take() {
+            finish_one(
+                store,
+                &im.mailbox,
+                &source,
+                o,
+                date,
+                data,
+                big,
+                exact,
+                opts,
+                summary,
+                progress,
+            )?;
+        }
+        Ok(())
+    };
     loop {
-        line.clear();
-        let n = r
-            .read_until(b'\n', &mut line)
-            .map_err(|e| io_err(&path, e))?;
-        let at = offset;
-        offset += n as u64;
-        if n == 0 || line.starts_with(b"From ") {
-            if let Some((o, date, data, big)) = cur.take() {
-                finish_one(
-                    store,
-                    account,
-                    &im.mailbox,
-                    &source,
-                    o,
-                    date,
-                    data,
-                    big,
-                    opts,
-                    &mut summary,
-                    progress,
-                )?;
+        let (at, n) = match pending.take() {
+            Some((at, l)) => {
+                line = l;
+                (at, line.len())
             }
+            None => {
+                line.clear();
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| io_err(&path, e))?;
+                let at = offset;
+                offset += n as u64;
+                (at, n)
+            }
+        };
+        if n == 0 || line.starts_with(b"From ") {
+            finish(&mut cur, false, &mut summary, progress)?;
             if n == 0 {
                 break;
             }
             let date = from_line_date(&String::from_utf8_lossy(&line))
                 .unwrap_or_else(letterbox_store::now);
             cur = Some((at, date, Vec::new(), false));
+            if opts.variant.content_length() {
+                // The header, then exactly Content-Length octets when they end where
+                // the next message starts.
+                let Some((_, _, data, big)) = cur.as_mut() else {
+                    continue;
+                };
+                let mut header_end = false;
+                while !header_end {
+                    line.clear();
+                    let n = r
+                        .read_until(b'\n', &mut line)
+                        .map_err(|e| io_err(&path, e))?;
+                    if n == 0 || line.starts_with(b"From ") {
+                        if n > 0 {
+                            pending = Some((offset, line.clone()));
+                        }
+                        offset += n as u64;
+                        break;
+                    }
+                    offset += n as u64;
+                    header_end = line == b"\n" || line == b"\r\n";
+                    if (data.len() + line.len()) as u64 > opts.max_message_size {
+                        *big = true;
+                    }
+                    if !*big {
+                        data.extend_from_slice(&line);
+                    }
+                }
+                if !header_end {
+                    continue;
+                }
+                let Some(len) = content_length(data) else {
+                    continue; // no Content-Length: up to the next From_ line
+                };
+                let body_at = offset;
+                let end = body_at.saturating_add(len);
+                let mut body = Vec::new();
+                let fits = len <= opts.max_message_size;
+                let got = if fits {
+                    (&mut r)
+                        .take(len)
+                        .read_to_end(&mut body)
+                        .map_err(|e| io_err(&path, e))? as u64
+                } else {
+                    std::io::copy(&mut (&mut r).take(len), &mut std::io::sink())
+                        .map_err(|e| io_err(&path, e))?
+                };
+                // What follows: EOF, `From `, or one blank line then EOF or `From `.
+                let mut next = Vec::new();
+                let mut after = end;
+                let mut ok = got == len;
+                let mut next_from: Option<(u64, Vec<u8>)> = None;
+                if ok {
+                    let n1 = r
+                        .read_until(b'\n', &mut next)
+                        .map_err(|e| io_err(&path, e))?;
+                    after += n1 as u64;
+                    if n1 == 0 {
+                    } else if next.starts_with(b"From ") {
+                        next_from = Some((end, std::mem::take(&mut next)));
+                    } else if next == b"\n" || next == b"\r\n" {
+                        let mut n2l = Vec::new();
+                        let n2 = r
+                            .read_until(b'\n', &mut n2l)
+                            .map_err(|e| io_err(&path, e))?;
+                        if n2 == 0 {
+                        } else if n2l.starts_with(b"From ") {
+                            next_from = Some((after, n2l));
+                            after += n2 as u64;
+                        } else {
+                            ok = false;
+                        }
+                    } else {
+                        ok = false;
+                    }
+                }
+                if !ok {
+                    // Not where the next message starts: read on line by line.
+                    r.seek(std::io::SeekFrom::Start(body_at))
+                        .map_err(|e| io_err(&path, e))?;
+                    offset = body_at;
+                    continue;
+                }
+                if !fits || *big {
+                    *big = true;
+                    data.clear();
+                } else {
+                    for l in body.split_inclusive(|&b| b == b'\n') {
+                        data.extend_from_slice(opts.variant.unquote(l));
+                    }
+                }
+                finish(&mut cur, true, &mut summary, progress)?;
+                offset = after;
+                if let Some((o, l)) = next_from {
+                    pending = Some((o, l));
+                    offset = after;
+                }
+            }
             continue;
         }
         let Some((_, _, data, big)) = cur.as_mut() else {
@@ -237,11 +401,7 @@ pub fn import(
         if *big {
             continue;
         }
-        let body: &[u8] = if is_from_quoted(&line) {
-            &line[1..]
-        } else {
-            &line
-        };
+        let body = opts.variant.unquote(&line);
         if (data.len() + body.len()) as u64 > opts.max_message_size {
             *big = true;
             data.clear();
@@ -256,13 +416,13 @@ pub fn import(
 #[allow(clippy::too_many_arguments)]
 fn finish_one(
     store: &dyn Backend,
-    _account: &Account,
     mailbox: &letterbox_store::Mailbox,
     source: &str,
     offset: u64,
     date: i64,
     mut data: Vec<u8>,
     big: bool,
+    exact: bool,
     opts: &Options,
     summary: &mut Summary,
     progress: Progress,
@@ -274,8 +434,10 @@ fn finish_one(
         summary.skipped.push((what, why));
         return Ok(());
     }
-    // The line end before the next From_ line belongs to the separator (RFC 4155).
-    if data.ends_with(b"\n\n") {
+    // The line end before the next From_ line belongs to the separator (RFC 4155);
+    // a Content-Length body is exact.
+    if exact {
+    } else if data.ends_with(b"\n\n") {
         data.pop();
     } else if data.ends_with(b"\r\n\r\n") {
         data.truncate(data.len() - 2);

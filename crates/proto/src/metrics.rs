@@ -23,7 +23,7 @@
 //! | `letterbox_bounces_total` | counter | `protocol`, `reason`: recipients or messages refused with a permanent 5xx (the sending MTA bounces them) |
 //! | `letterbox_quota_refusals_total` | counter | `protocol` (SMTP/LMTP `552 5.2.2`, IMAP `NO [OVERQUOTA]`) |
 //! | `letterbox_command_duration_seconds` | histogram | `protocol`, `command` |
-//! | `letterbox_queue_messages` | gauge | none; only once the outbound queue reports ([`Metrics::set_queue_size`]) |
+//! | `letterbox_queue_messages` | gauge | none; messages in the outbound queue, read at each scrape by the portal ([`Metrics::set_queue_size`]) |
 //! | `letterbox_store_*` | gauges | read from the store at each scrape ([`render`]) |
 
 use letterbox_store::StoreStats;

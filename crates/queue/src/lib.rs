@@ -260,6 +260,9 @@ impl Queue {
                 None => still.push((i, r.last_reply.clone())),
             }
         }
+        if !failed.is_empty() {
+            self.count_bounces(&msg.sender, failed.len()).await;
+        }
         let bounceable = !msg.sender.is_empty();
         let mut warned = msg.warned;
         if bounceable {
@@ -331,6 +334,34 @@ impl Queue {
 
     /// Sends a DSN to the message's sender: into the INBOX when the sender is local,
     /// queued (null sender) otherwise.
+    /// Counts recipients that failed for good: `letterbox_bounces_total{protocol="queue"}`,
+    /// and the "bounced" column of the sender's domain on the portal's domains page (when
+    /// the sender is local). A failure to count is logged, never fatal.
+    async fn count_bounces(&self, sender: &str, n: usize) {
+        for _ in 0..n {
+            letterbox_proto::metrics::metrics().bounced("queue", "remote");
+        }
+        let Some((_, domain)) = sender.rsplit_once('@') else {
+            return;
+        };
+        let domain = domain.to_ascii_lowercase();
+        let day = letterbox_store::web::day_of(letterbox_store::now());
+        let r = self
+            .store
+            .run(move |s| {
+                if s.list_domains()?.contains(&domain) {
+                    for _ in 0..n {
+                        s.web().count_delivery(&domain, day, letterbox_store::web::DeliveryOutcome::Bounced)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!("bounce count not recorded: {e}");
+        }
+    }
+
     async fn send_dsn(
         &self,
         msg: &QueuedMessage,

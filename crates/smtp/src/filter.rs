@@ -5,13 +5,22 @@
 //! delivery is durable.
 //!
 //! Mail is never lost to a script: a failing script delivers to the default folder
-//! (INBOX, or Junk for spam) and is logged; a redirect to an address that is not local
-//! keeps the message in INBOX instead, since there is no outbound delivery yet.
+//! (INBOX, or Junk for spam) and is logged.
+//!
+//! `redirect` to a local address delivers into that account's INBOX in the same
+//! transaction. To another domain, the copy goes into the outbound queue (fsynced)
+//! before the delivery, from the original envelope sender (null stays null, RFC 5228
+//! 4.2), with the loop control of `letterbox_filter::redirect`; when it cannot be queued
+//! (a loop, the queue failing, a local address that does not exist) the message is kept
+//! in INBOX instead and the log says why. A message already redirected to that address
+//! (same Message-ID, within `sieve_redirect_duplicate_period`) is not sent again: that is
+//! also what keeps a client's retry after a temporary failure from sending it twice.
 //!
 //! Vacation replies to local addresses are delivered at once; replies to other addresses
 //! go into the outbound queue (from `<>`), which delivers them like submitted mail.
 
 use crate::trace;
+use letterbox_filter::redirect;
 use letterbox_filter::sieve::{Message, Outgoing, Target};
 use letterbox_filter::{Filter, Scan};
 use letterbox_store::{AccountId, Backend, Delivery, Error as StoreError, Resolved};
@@ -35,6 +44,17 @@ pub struct FilteredDelivery {
     pub date: i64,
     pub items: Vec<Item>,
     pub scan: Scan,
+    /// Our `Received` field (`trace::received`), for copies that leave (redirect).
+    pub received: Vec<u8>,
+}
+
+/// What one account got (`FilteredDelivery::run_detailed`).
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    /// One of the copies took usage across a quota warning threshold.
+    pub crossed: bool,
+    /// The UIDs of the copies stored (none: the script discarded or redirected it).
+    pub uids: Vec<u32>,
 }
 
 impl FilteredDelivery {
@@ -42,6 +62,14 @@ impl FilteredDelivery {
     /// the account has its copies (or its script discarded the message), `crossed` when
     /// one of them took usage across a quota warning threshold.
     pub fn run(self, s: &dyn Backend, filter: &Filter) -> Vec<Result<bool, StoreError>> {
+        self.run_detailed(s, filter)
+            .into_iter()
+            .map(|r| r.map(|d| d.crossed))
+            .collect()
+    }
+
+    /// Like [`FilteredDelivery::run`], with the UIDs of the stored copies.
+    pub fn run_detailed(self, s: &dyn Backend, filter: &Filter) -> Vec<Result<Delivered, StoreError>> {
         let default_folder = if self.scan.junk {
             filter.junk_folder().to_string()
         } else {
@@ -91,8 +119,18 @@ impl FilteredDelivery {
                                 owner.push(i);
                             }
                         }
-                        _ => {
-                            tracing::warn!(id = %self.id, account = item.account, to = %trace::sanitize(&r, 256), "sieve: redirect to a non-local address is not possible without outbound delivery; kept in INBOX instead");
+                        Ok(Resolved::NotLocal) => {
+                            if let Err(e) = self.redirect_remote(s, filter, item.account, &r, seen) {
+                                tracing::warn!(id = %self.id, account = item.account, to = %trace::sanitize(&r, 256), "sieve: not redirected ({e}); kept in INBOX instead");
+                                targets.push(keep("INBOX"));
+                            }
+                        }
+                        Ok(Resolved::NoSuchUser) => {
+                            tracing::warn!(id = %self.id, account = item.account, to = %trace::sanitize(&r, 256), "sieve: redirect to a local address that does not exist; kept in INBOX instead");
+                            targets.push(keep("INBOX"));
+                        }
+                        Err(e) => {
+                            tracing::warn!(id = %self.id, account = item.account, to = %trace::sanitize(&r, 256), "sieve: redirect failed ({e}); kept in INBOX instead");
                             targets.push(keep("INBOX"));
                         }
                     }
@@ -115,29 +153,37 @@ impl FilteredDelivery {
             }
         }
         let n = self.items.len();
-        let mut results: Vec<Result<bool, StoreError>> = (0..n).map(|_| Ok(false)).collect();
+        let mut results: Vec<Result<Delivered, StoreError>> =
+            (0..n).map(|_| Ok(Delivered::default())).collect();
         if !deliveries.is_empty() {
             match s.deliver_to(self.body.clone(), self.date, deliveries, true) {
                 Ok(rs) => {
                     // Per item: delivered if any copy was; full if every copy was refused
                     // for quota; failed otherwise.
-                    let mut got: Vec<Vec<Result<bool, StoreError>>> = (0..n).map(|_| Vec::new()).collect();
+                    let mut got: Vec<Vec<Result<letterbox_store::Appended, StoreError>>> =
+                        (0..n).map(|_| Vec::new()).collect();
                     for (k, r) in rs.into_iter().enumerate() {
                         if let Some(&i) = owner.get(k) {
-                            got[i].push(r.map(|a| a.crossed_warning.is_some()));
+                            got[i].push(r);
                         }
                     }
                     for (i, g) in got.into_iter().enumerate() {
                         if g.is_empty() {
                             continue;
                         }
-                        let crossed = g.iter().any(|r| matches!(r, Ok(true)));
                         if g.iter().any(|r| r.is_ok()) {
-                            results[i] = Ok(crossed);
+                            let ok = g.iter().filter_map(|r| r.as_ref().ok());
+                            results[i] = Ok(Delivered {
+                                crossed: ok.clone().any(|a| a.crossed_warning.is_some()),
+                                uids: ok.map(|a| a.uid).collect(),
+                            });
                         } else if g.iter().all(|r| matches!(r, Err(StoreError::OverQuota))) {
                             results[i] = Err(StoreError::OverQuota);
                         } else {
-                            results[i] = g.into_iter().find(|r| r.is_err()).unwrap_or(Ok(false));
+                            results[i] = match g.into_iter().find_map(|r| r.err()) {
+                                Some(e) => Err(e),
+                                None => Ok(Delivered::default()),
+                            };
                         }
                     }
                 }
@@ -166,6 +212,57 @@ impl FilteredDelivery {
             }
         }
         results
+    }
+}
+
+impl FilteredDelivery {
+    /// Queues a redirected copy for an address of another domain (see the module doc).
+    /// `Ok` when it is queued, or was sent to that address before (not again).
+    fn redirect_remote(
+        &self,
+        s: &dyn Backend,
+        filter: &Filter,
+        account: AccountId,
+        to: &str,
+        seen: &[u8],
+    ) -> Result<(), String> {
+        let user = s.account_by_id(account).map_err(|e| e.to_string())?.address;
+        if redirect::looped(seen, &user) {
+            return Err(format!(
+                "a loop: the message carries {} for this account",
+                redirect::REDIRECTED_FROM
+            ));
+        }
+        let now = letterbox_store::now();
+        if let Some(key) = redirect::duplicate_id(seen, to) {
+            let period = filter.config().filter.sieve_redirect_duplicate_period;
+            let expires = now.saturating_add(period.min(i64::MAX as u64) as i64);
+            if s.sieve_seen(account, &key, expires, now).map_err(|e| e.to_string())? {
+                tracing::info!(id = %self.id, account, to = %trace::sanitize(to, 256), "sieve: this message was redirected there before; not sent again");
+                return Ok(());
+            }
+        }
+        let message = redirect::message(&user, &self.received, seen);
+        let entry = letterbox_store::queue::NewQueued {
+            sender: self.sender.clone(),
+            account: None,
+            body_8bit: message.iter().any(|b| *b >= 0x80),
+            smtputf8: !to.is_ascii() || !self.sender.is_ascii(),
+            message,
+            rcpts: vec![letterbox_store::queue::NewQueuedRcpt {
+                address: to.to_string(),
+                orcpt: None,
+                notify: 0,
+            }],
+            envid: None,
+            ret_full: false,
+            held: false,
+            now,
+        };
+        let qid = s.queue_insert(entry).map_err(|e| format!("queue: {e}"))?;
+        tracing::info!(id = %self.id, account, queue_id = qid, to = %trace::sanitize(to, 256), "sieve: redirect queued");
+        letterbox_queue::wake();
+        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@
 //! the database as one reader sees it: in WAL mode it neither blocks nor waits for the
 //! writer, so deliveries go on. Everything committed (acknowledged) before it began is
 //! in the copy. Then the blob files that copy references and that are not inline are
-//! copied into `DEST/blobs`, skipping those already there: blob files are named by the
+//! copied into `DEST/blobs` (and the shared parts it references into `DEST/parts`),
+//! skipping those already there: blob files are named by the
 //! BLAKE3 of their content and never change, so a backup into the same DEST copies
 //! only new mail (incremental). A blob file the snapshot needs may have been removed
 //! meanwhile (its message expunged, then garbage-collected): the backup then starts
@@ -59,13 +60,25 @@ fn copy_durable(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(&tmp, to)
 }
 
-/// The hashes of the blobs a database references whose octets live in files.
+/// The hashes of the blobs a database references whose octets live in files
+/// (neither inline nor split into shared parts).
 fn file_blobs(db: &Path) -> Result<Vec<BlobId>> {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut st = c.prepare(
+    ids(
+        db,
         "SELECT hash FROM blobs WHERE refcount > 0
-           AND hash NOT IN (SELECT hash FROM blob_data)",
-    )?;
+           AND hash NOT IN (SELECT hash FROM blob_data)
+           AND hash NOT IN (SELECT hash FROM blob_split)",
+    )
+}
+
+/// The shared parts (`data_dir/parts`, issue 15) a database references.
+fn part_files(db: &Path) -> Result<Vec<BlobId>> {
+    ids(db, "SELECT hash FROM parts WHERE refcount > 0")
+}
+
+fn ids(db: &Path, sql: &str) -> Result<Vec<BlobId>> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut st = c.prepare(sql)?;
     let v = st
         .query_map([], |r| r.get::<_, Vec<u8>>(0))?
         .filter_map(|h| h.ok().and_then(|h| h.try_into().ok().map(BlobId)))
@@ -75,6 +88,7 @@ fn file_blobs(db: &Path) -> Result<Vec<BlobId>> {
 
 pub(super) fn backup(b: &SqliteBackend, dest: &Path) -> Result<BackupReport> {
     std::fs::create_dir_all(dest.join("blobs")).map_err(|e| io(dest, e))?;
+    std::fs::create_dir_all(dest.join("parts")).map_err(|e| io(dest, e))?;
     let tmp = dest.join("store.db.tmp");
     for attempt in 1..=MAX_ATTEMPTS {
         let _ = std::fs::remove_file(&tmp);
@@ -94,15 +108,18 @@ pub(super) fn backup(b: &SqliteBackend, dest: &Path) -> Result<BackupReport> {
             ..BackupReport::default()
         };
         let dest_blobs = crate::blob::BlobDir::open(dest.join("blobs"))?;
+        let dest_parts = crate::blob::BlobDir::open(dest.join("parts"))?;
         let mut vanished = false;
         let mut dirs = std::collections::BTreeSet::new();
-        for id in file_blobs(&tmp)? {
+        let files = file_blobs(&tmp)?.into_iter().map(|id| (id, &b.blobs, &dest_blobs));
+        let parts = part_files(&tmp)?.into_iter().map(|id| (id, &b.parts, &dest_parts));
+        for (id, from_dir, to_dir) in files.chain(parts) {
             report.blob_files += 1;
-            let to = dest_blobs.path(&id);
+            let to = to_dir.path(&id);
             if to.exists() {
                 continue;
             }
-            let from = b.blobs.path(&id);
+            let from = from_dir.path(&id);
             if let Some(p) = to.parent() {
                 std::fs::create_dir_all(p).map_err(|e| io(p, e))?;
                 dirs.insert(p.to_path_buf());
@@ -151,15 +168,19 @@ pub fn restore(src: &Path, data_dir: &Path) -> Result<u64> {
     std::fs::create_dir_all(data_dir.join("blobs")).map_err(|e| io(data_dir, e))?;
     let from_blobs = crate::blob::BlobDir::open(src.join("blobs"))?;
     let to_blobs = crate::blob::BlobDir::open(data_dir.join("blobs"))?;
+    let from_parts = crate::blob::BlobDir::open(src.join("parts"))?;
+    let to_parts = crate::blob::BlobDir::open(data_dir.join("parts"))?;
     let mut n = 0;
     let mut dirs = std::collections::BTreeSet::new();
-    for id in file_blobs(&db)? {
-        let to = to_blobs.path(&id);
+    let files = file_blobs(&db)?.into_iter().map(|id| (id, &from_blobs, &to_blobs));
+    let parts = part_files(&db)?.into_iter().map(|id| (id, &from_parts, &to_parts));
+    for (id, from_dir, to_dir) in files.chain(parts) {
+        let to = to_dir.path(&id);
         if let Some(p) = to.parent() {
             std::fs::create_dir_all(p).map_err(|e| io(p, e))?;
             dirs.insert(p.to_path_buf());
         }
-        let from = from_blobs.path(&id);
+        let from = from_dir.path(&id);
         copy_durable(&from, &to).map_err(|e| io(&from, e))?;
         n += 1;
     }

@@ -212,6 +212,8 @@ pub struct BlobReader {
 enum Inner {
     File(zstd::Decoder<'static, io::BufReader<File>>),
     Memory(io::Cursor<Vec<u8>>),
+    /// A body stored split (`parts.rs`): skeleton and shared parts.
+    Joined(crate::parts::Joined),
 }
 
 impl BlobReader {
@@ -222,6 +224,19 @@ impl BlobReader {
             inner: Inner::Memory(io::Cursor::new(decompress(data)?)),
         })
     }
+
+    /// A reader of a body stored split: `skeleton` as [`compress`] made it, and its map.
+    pub fn joined(
+        skeleton: &[u8],
+        map: &[u8],
+        open: crate::parts::PartOpener,
+    ) -> io::Result<BlobReader> {
+        let parts = crate::parts::decode_map(map)
+            .ok_or_else(|| io::Error::other("stored part map is malformed"))?;
+        Ok(BlobReader {
+            inner: Inner::Joined(crate::parts::Joined::new(decompress(skeleton)?, parts, open)?),
+        })
+    }
 }
 
 impl Read for BlobReader {
@@ -229,6 +244,7 @@ impl Read for BlobReader {
         match &mut self.inner {
             Inner::File(d) => d.read(buf),
             Inner::Memory(c) => c.read(buf),
+            Inner::Joined(j) => j.read(buf),
         }
     }
 }

@@ -232,12 +232,7 @@ pub(super) fn message(
         let size = (m.prefix.len() + m.body.len()) as u64;
         let kw: BTreeSet<String> = m.keywords.iter().cloned().collect();
         let kw = join_keywords(&kw);
-        ctx.ref_blob(
-            &prep.id,
-            Some(&m.body),
-            prep.encoded.as_ref(),
-            prep.inline.as_deref(),
-        )?;
+        ctx.ref_blob(&prep.id, Some(&m.body), Some(&prep))?;
         let free = match msg.uid {
             Some(uid) => {
                 let taken: bool = ctx
@@ -338,6 +333,23 @@ pub(super) fn pop3_uidls(b: &SqliteBackend, mailbox: MailboxId) -> Result<Vec<(u
         let v = st
             .query_map([mailbox], |r| Ok((r.get::<_, i64>(0)? as u32, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    })
+}
+
+pub(super) fn imported_keys(
+    b: &SqliteBackend,
+    account: AccountId,
+    prefix: String,
+) -> Result<Vec<String>> {
+    b.read(move |c| {
+        // A range on the primary key rather than LIKE, whose wildcards a key may hold.
+        let mut st = c.prepare_cached(
+            "SELECT key FROM imported WHERE account_id = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2",
+        )?;
+        let v = st
+            .query_map(params![account, prefix], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(v)
     })
 }

@@ -22,8 +22,11 @@
 //!   holds; every change takes a new MODSEQ from the mailbox's HIGHESTMODSEQ (RFC 7162),
 //!   and each expunged UID is kept with its MODSEQ (QRESYNC's VANISHED).
 //! - A blob's reference count equals the messages pointing at it; a referenced blob has
-//!   its octets in `blob_data` or in its file (or both); blobs at zero are removed by
-//!   [`Backend::gc`].
+//!   its octets in `blob_data`, in its file, or split into a skeleton and shared parts
+//!   (`blob_split`, [`parts`]); blobs at zero are removed by [`Backend::gc`].
+//! - A part's reference count equals the records naming it in the `blob_split` maps,
+//!   changed in the transaction that adds or removes the map; a part with references
+//!   has its file; parts at zero are removed by [`Backend::gc`].
 //!
 //! Blocking: every [`Backend`] method blocks. Async code calls them through
 //! [`Store::run`], which moves the call onto tokio's blocking pool.
@@ -35,6 +38,7 @@ pub mod disk;
 pub mod dkim;
 mod feed;
 mod grams;
+mod heads;
 pub mod line_ends;
 pub mod logins;
 pub mod password;
@@ -43,6 +47,7 @@ pub mod sieve;
 pub mod sqlite;
 pub mod strip;
 pub mod web;
+pub mod parts;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -124,6 +129,10 @@ pub struct StoreOptions {
     /// `[attachments] policy_*`: the automatic attachment removal of every account
     /// without a domain or account policy of its own (`older_than_days` 0: none).
     pub strip_policy: StripPolicy,
+    /// `[store] part_dedup_min`: non-text MIME parts with at least this many octets of
+    /// body are stored once per store however many messages carry them (`parts.rs`);
+    /// 0: off.
+    pub part_dedup_min: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -148,6 +157,7 @@ impl Default for StoreOptions {
             expire_trash_days: 30,
             expire_junk_days: 30,
             strip_policy: StripPolicy::default(),
+            part_dedup_min: parts::DEFAULT_PART_DEDUP_MIN,
         }
     }
 }
@@ -828,6 +838,31 @@ pub trait Backend: Send + Sync + 'static {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced>;
+    /// The heads of many messages (heads.rs): structures holding only the envelope, the
+    /// sent date, `search_headers` and the sort fields (no MIME tree, no `search_body`,
+    /// no preview), by ascending UID; UIDs that do not exist are left out. What SEARCH of
+    /// header keys, SORT and THREAD read of a big mailbox.
+    fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {
+        let mut v = self.parsed_many(mailbox, uids, true)?;
+        for (_, p) in &mut v {
+            p.search_body = String::new();
+        }
+        Ok(v)
+    }
+    /// The MIME trees of many messages (FETCH BODY/BODYSTRUCTURE of a range), with
+    /// offsets counting from the start of the message (prefix included), by ascending
+    /// UID, decoding nothing else; UIDs that do not exist are left out.
+    fn roots_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Part)>> {
+        Ok(self
+            .parsed_many(mailbox, uids, false)?
+            .into_iter()
+            .map(|(u, p)| (u, p.root))
+            .collect())
+    }
 
     // --- saving space (issue 15: strip.rs, space.rs) ---
     /// [`Backend::replace_message`], recording in the same transaction a `strip` entry
@@ -857,6 +892,10 @@ pub trait Backend: Send + Sync + 'static {
     /// True (and `now` recorded as the task's last run) when `task` last ran at least
     /// `interval` seconds before `now`, or never.
     fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool>;
+    /// The keys of the messages an import already stored for the account whose key
+    /// starts with `prefix` (so an importer resuming over the network fetches only the
+    /// rest; `import.rs`).
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// An automatic attachment-removal policy (issue 15, `strip.rs`): attachments of at least

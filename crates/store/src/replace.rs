@@ -41,15 +41,15 @@ pub(super) fn replace(
             )
             .optional()?;
         let Some((flags, keywords, internal_date, old_size)) = row else {
-            ctx.drop_unused_blob(&prep.id)?;
+            ctx.drop_unused_blob(&prep)?;
             return Err(Error::NotFound(format!("message {uid} in {}", mb.name)));
         };
         if old_size as u64 != expected_size {
-            ctx.drop_unused_blob(&prep.id)?;
+            ctx.drop_unused_blob(&prep)?;
             return Err(Error::Refused(format!("message {uid} changed while it was rewritten")));
         }
         let new_size = body.len() as u64;
-        ctx.ref_blob(&prep.id, Some(&body), prep.encoded.as_ref(), prep.inline.as_deref())?;
+        ctx.ref_blob(&prep.id, Some(&body), Some(&prep))?;
         let (new_uid, modseq) = ctx.insert_message(
             &mb,
             &[],

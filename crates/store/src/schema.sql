@@ -404,6 +404,33 @@ CREATE TABLE IF NOT EXISTS maintenance_runs (
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Single-instance storage of large MIME parts (issue 15, parts.rs): each large
+-- non-text part's encoded octets are stored once, as a file `data_dir/parts/XX/HASH`
+-- (zstd), however many bodies carry it. `refcount`: the records naming the part in
+-- `blob_split` maps (0: awaiting garbage collection).
+CREATE TABLE IF NOT EXISTS parts (
+    hash     BLOB PRIMARY KEY,         -- BLAKE3 of the part's encoded octets
+    size     INTEGER NOT NULL,         -- its octets, uncompressed
+    refcount INTEGER NOT NULL
+) WITHOUT ROWID;
+-- A body stored split: its skeleton (the body without its large parts, zstd) and the
+-- map of where each part goes (parts.rs). Such a body has no `blob_data` row and no
+-- blob file; the row leaves with its `blobs` row, in the same transaction.
+CREATE TABLE IF NOT EXISTS blob_split (
+    id       INTEGER PRIMARY KEY,
+    hash     BLOB NOT NULL UNIQUE,     -- blobs.hash
+    skeleton BLOB NOT NULL,
+    parts    BLOB NOT NULL
+);
+-- Message heads (issue 18, heads.rs): per blob_info row, the envelope, sent date, top-level
+-- header search text and sort fields, so that SEARCH FROM/SUBJECT, SORT and THREAD over a
+-- big mailbox read neither the MIME tree nor the compressed body text. Blobs stored before
+-- this table get their row on their first such read.
+CREATE TABLE IF NOT EXISTS blob_head (
+    id   INTEGER PRIMARY KEY,          -- blob_info.id
+    head BLOB NOT NULL                 -- letterbox_message::ParsedMessage::encode_head
+);
+
 -- Outbound queue (issue 12): the highest queue ID ever given, so that an ID is never
 -- reused. A delivery that ends after its entry was removed, or `queue remove ID` typed
 -- late, must never touch a newer message (SQLite reuses the largest rowid once its row

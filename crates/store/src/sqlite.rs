@@ -29,6 +29,8 @@ mod expire;
 mod replace;
 #[path = "space.rs"]
 mod space;
+#[path = "dedup.rs"]
+mod dedup;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -52,6 +54,8 @@ pub struct WriteCtx<'a> {
     changes: Vec<Change>,
     blobs: &'a BlobDir,
     opts: &'a StoreOptions,
+    /// Shared part files (`dedup.rs`).
+    parts: &'a BlobDir,
 }
 
 impl WriteCtx<'_> {
@@ -71,6 +75,8 @@ pub struct SqliteBackend {
     pub(crate) auth_cache: password::VerifiedCache,
     /// `[store] disk_reserve` (`disk.rs`).
     reserve: crate::disk::Reserve,
+    /// Shared part files, `data_dir/parts` (`dedup.rs`).
+    parts: BlobDir,
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -103,6 +109,7 @@ impl SqliteBackend {
         let _ = std::fs::remove_file(&probe);
         let db_path = data_dir.join("store.db");
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
+        let parts = BlobDir::open(data_dir.join("parts"))?;
         let mut conn = open_conn(&db_path)?;
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -117,7 +124,7 @@ impl SqliteBackend {
         let (tx, rx) = mpsc::channel::<Job>();
         let feed = Arc::new(ChangeFeed::default());
         {
-            let blobs = blobs.clone();
+            let blobs = (blobs.clone(), parts.clone());
             let opts = opts.clone();
             let feed = feed.clone();
             std::thread::Builder::new()
@@ -133,6 +140,7 @@ impl SqliteBackend {
             writer: Mutex::new(tx),
             readers: Mutex::new(Vec::new()),
             feed,
+            parts,
         })
     }
 
@@ -307,7 +315,7 @@ fn migrate(tx: &Transaction) -> Result<()> {
 fn writer_loop(
     mut conn: Connection,
     rx: mpsc::Receiver<Job>,
-    blobs: BlobDir,
+    blobs: (BlobDir, BlobDir),
     opts: StoreOptions,
     feed: Arc<ChangeFeed>,
 ) {
@@ -347,7 +355,7 @@ fn writer_loop(
 fn run_batch(
     conn: &mut Connection,
     batch: Vec<Job>,
-    blobs: &BlobDir,
+    blobs: &(BlobDir, BlobDir),
     opts: &StoreOptions,
     feed: &ChangeFeed,
 ) {
@@ -362,8 +370,9 @@ fn run_batch(
     let mut ctx = WriteCtx {
         tx,
         changes: Vec::new(),
-        blobs,
+        blobs: &blobs.0,
         opts,
+        parts: &blobs.1,
     };
     let completions: Vec<Completion> = batch.into_iter().map(|job| (job.run)(&mut ctx)).collect();
     let WriteCtx { tx, changes, .. } = ctx;
@@ -724,24 +733,25 @@ impl WriteCtx<'_> {
     /// Removes the file of a blob that no message uses: the one a refused append or
     /// delivery (over quota) prepared, so that a refusal leaves no orphan file behind.
     /// Safe under the write lock: a later [`Self::ref_blob`] rewrites a missing file.
-    fn drop_unused_blob(&mut self, id: &BlobId) -> Result<()> {
-        if !blob_live(&self.tx, id)? {
-            self.blobs.remove(id)?;
+    fn drop_unused_blob(&mut self, prep: &Prepared) -> Result<()> {
+        if !blob_live(&self.tx, &prep.id)? {
+            self.blobs.remove(&prep.id)?;
+            if let Some(sp) = &prep.split {
+                self.drop_unused_parts(sp)?;
+            }
         }
         Ok(())
     }
 
     /// Makes sure the blob row and its octets (inline row or file) exist and takes a
     /// reference. Called under the write lock, so a collector cannot remove the octets
-    /// between the check and commit. `inline`: the body compressed by
-    /// [`SqliteBackend::prepare_blob`] when it is small enough to live in the database.
-    fn ref_blob(
-        &mut self,
-        id: &BlobId,
-        body: Option<&[u8]>,
-        encoded: Option<&Encoded>,
-        inline: Option<&[u8]>,
-    ) -> Result<()> {
+    /// between the check and commit. `prep`: what [`SqliteBackend::prepare_blob`] made
+    /// of `body` (its parse; compressed octets when small enough to live in the
+    /// database; its skeleton and parts when it is stored split).
+    fn ref_blob(&mut self, id: &BlobId, body: Option<&[u8]>, prep: Option<&Prepared>) -> Result<()> {
+        let encoded = prep.and_then(|p| p.encoded.as_ref());
+        let inline = prep.and_then(|p| p.inline.as_deref());
+        let split = prep.and_then(|p| p.split.as_ref());
         let rc: Option<i64> = self
             .tx
             .prepare_cached("SELECT refcount FROM blobs WHERE hash = ?1")?
@@ -750,7 +760,17 @@ impl WriteCtx<'_> {
         let live = rc.is_some_and(|n| n > 0);
         // A body compressed for inline storage goes in without looking for a file (an
         // older store may also have one: both homes hold the same octets).
-        if !live && !has_inline(&self.tx, id)? && (inline.is_some() || !self.blobs.exists(id)) {
+        let mut stored = live || has_inline(&self.tx, id)? || self.has_split(id)?;
+        if !stored {
+            if let (Some(sp), Some(body)) = (split, body) {
+                // An older copy's file serves as well; otherwise the shared parts.
+                if !self.blobs.exists(id) {
+                    self.put_split(id, body, sp)?;
+                }
+                stored = true;
+            }
+        }
+        if !stored && (inline.is_some() || !self.blobs.exists(id)) {
             let body = body.ok_or_else(|| {
                 Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
             })?;
@@ -1000,7 +1020,7 @@ impl WriteCtx<'_> {
                     .try_into()
                     .map_err(|_| Error::Invalid("bad blob id".into()))?,
             );
-            self.ref_blob(&id, None, None, None)?;
+            self.ref_blob(&id, None, None)?;
             let (new_uid, _) =
                 self.insert_message(to, &prefix, &id, size as u64, Flags(flags as u8), &kw, date)?;
             added += size;
@@ -1044,7 +1064,7 @@ impl SqliteBackend {
             if enforce_quota {
                 if let Err(e) = ctx.check_quota(mb.account_id, total) {
                     for (_, prep, _) in &prepared {
-                        ctx.drop_unused_blob(&prep.id)?;
+                        ctx.drop_unused_blob(prep)?;
                     }
                     return Err(e);
                 }
@@ -1052,12 +1072,7 @@ impl SqliteBackend {
             let mut out = Vec::with_capacity(prepared.len());
             for (msg, prep, kw) in &prepared {
                 let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(
-                    &prep.id,
-                    Some(&msg.body),
-                    prep.encoded.as_ref(),
-                    prep.inline.as_deref(),
-                )?;
+                ctx.ref_blob(&prep.id, Some(&msg.body), Some(prep))?;
                 let (uid, modseq) = ctx.insert_message(
                     &mb,
                     &msg.prefix,
@@ -1105,6 +1120,8 @@ struct Prepared {
     encoded: Option<Encoded>,
     /// The compressed body, when it is to be stored inline (`[store] inline_max`).
     inline: Option<Vec<u8>>,
+    /// Its skeleton and shared parts, when it is stored split (`[store] part_dedup_min`).
+    split: Option<dedup::PreparedSplit>,
 }
 
 /// A parse as stored: the structure (envelope, MIME tree) and, apart, the header octets,
@@ -1116,6 +1133,8 @@ struct Encoded {
     header: Vec<u8>,
     grams: Vec<u8>,
     search: Vec<u8>,
+    /// The head (envelope, sent date, header search text, sort fields: heads.rs).
+    head: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     line_ends: crate::line_ends::LineEnds,
 }
@@ -1125,6 +1144,7 @@ const SEARCH_ZSTD_LEVEL: i32 = 3;
 
 fn encode_parsed(body: &[u8]) -> Encoded {
     let mut p = letterbox_message::parse(body);
+    let head = p.encode_head();
     let search = (
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
@@ -1136,6 +1156,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         header: body[..header_end].to_vec(),
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        head,
         line_ends: crate::line_ends::LineEnds::of(body),
     }
 }
@@ -1155,6 +1176,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
         .execute(params![id, enc.search])?;
     crate::line_ends::put(c, id, enc.line_ends)?;
+    crate::heads::put(c, id, &enc.head)?;
     Ok(())
 }
 
@@ -1169,6 +1191,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
             "blob_grams",
             "blob_search",
             "blob_lines",
+            "blob_head",
             "blob_info",
         ] {
             c.prepare_cached(&format!("DELETE FROM {t} WHERE id = ?1"))?
@@ -1230,29 +1253,43 @@ impl SqliteBackend {
                 id,
                 encoded: None,
                 inline: None,
+                split: None,
             });
         }
         let encoded = encode_parsed(body);
+        let mut split = None;
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
         } else {
-            self.blobs.put(&id, body)?;
+            let min = self.opts.part_dedup_min;
+            if min > 0 && body.len() as u64 >= min {
+                if let Some(p) = ParsedMessage::decode(&encoded.structure) {
+                    split = self.prepare_split(body, &p.root)?;
+                }
+            }
+            if split.is_none() {
+                self.blobs.put(&id, body)?;
+            }
             None
         };
         Ok(Prepared {
             id,
             encoded: Some(encoded),
             inline,
+            split,
         })
     }
 
     /// A reader of a blob's octets, inline or from its file.
     fn blob_reader(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
         let data: Option<Vec<u8>> = self.read(|c| inline_data(c, id))?;
-        Ok(match data {
-            Some(d) => crate::blob::BlobReader::inline(&d)?,
-            None => self.blobs.open_reader(id)?,
-        })
+        if let Some(d) = data {
+            return Ok(crate::blob::BlobReader::inline(&d)?);
+        }
+        if let Some((skeleton, map)) = self.read(|c| dedup::split_data(c, id))? {
+            return dedup::joined_reader(&self.parts, &skeleton, &map);
+        }
+        Ok(self.blobs.open_reader(id)?)
     }
 }
 
@@ -1918,12 +1955,7 @@ impl Backend for SqliteBackend {
                         if enforce_quota {
                             ctx.check_quota(account, size)?;
                         }
-                        ctx.ref_blob(
-                            &prep.id,
-                            Some(&body),
-                            prep.encoded.as_ref(),
-                            prep.inline.as_deref(),
-                        )?;
+                        ctx.ref_blob(&prep.id, Some(&body), Some(&prep))?;
                         // Keywords a filter asked for that are not IMAP atoms are dropped,
                         // never a reason to lose the message.
                         let keywords: BTreeSet<String> = item
@@ -1962,7 +1994,7 @@ impl Backend for SqliteBackend {
                 out.push(one);
             }
             if out.iter().all(|r| r.is_err()) {
-                ctx.drop_unused_blob(&prep.id)?;
+                ctx.drop_unused_blob(&prep)?;
             }
             Ok(out)
         })
@@ -2225,15 +2257,20 @@ impl Backend for SqliteBackend {
     }
 
     fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
-        type Row = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
-        let (prefix, blob, size, inline): Row = self.read(|c| {
+        type Row = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>);
+        let (prefix, blob, size, inline, split): Row = self.read(|c| {
             c.prepare_cached(
-                "SELECT m.prefix, m.blob, m.size, d.data FROM messages m
+                "SELECT m.prefix, m.blob, m.size, d.data, s.skeleton, s.parts FROM messages m
                  LEFT JOIN blob_data d ON d.hash = m.blob
+                 LEFT JOIN blob_split s ON s.hash = m.blob
                  WHERE m.mailbox_id = ?1 AND m.uid = ?2",
             )?
             .query_row(params![mailbox, uid], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                let split = match (r.get(4)?, r.get(5)?) {
+                    (Some(s), Some(p)) => Some((s, p)),
+                    _ => None,
+                };
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, split))
             })
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
@@ -2243,9 +2280,10 @@ impl Backend for SqliteBackend {
                 .try_into()
                 .map_err(|_| Error::Invalid("bad blob id".into()))?,
         );
-        let reader = match inline {
-            Some(d) => crate::blob::BlobReader::inline(&d)?,
-            None => self.blobs.open_reader(&id)?,
+        let reader = match (inline, split) {
+            (Some(d), _) => crate::blob::BlobReader::inline(&d)?,
+            (None, Some((skeleton, map))) => dedup::joined_reader(&self.parts, &skeleton, &map)?,
+            (None, None) => self.blobs.open_reader(&id)?,
         };
         Ok(MessageReader::new(prefix, reader, size as u64))
     }
@@ -2422,6 +2460,9 @@ impl Backend for SqliteBackend {
                 "DELETE FROM blob_data WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = blob_data.hash AND b.refcount > 0)",
                 [],
             )? as u64;
+            // Shared parts whose last reference went in `free_unreferenced`'s (earlier,
+            // committed) transaction, and part files no row names.
+            removed += ctx.collect_parts()?;
             Ok(removed)
         })?;
         Ok(GcReport {
@@ -2525,6 +2566,13 @@ impl Backend for SqliteBackend {
             )?;
             Ok((usage, refs, dangling, inline, stray))
         })?;
+        let split: HashSet<Vec<u8>> = self.read(|c| {
+            let mut st = c.prepare("SELECT hash FROM blob_split")?;
+            let v = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            Ok(v)
+        })?;
         let mut problems = Vec::new();
         for (address, used, sum) in usage {
             if used != sum {
@@ -2551,7 +2599,7 @@ impl Backend for SqliteBackend {
                     id.hex()
                 ));
             }
-            if actual > 0 && !files.contains(&id) && !inline.contains(&hash) {
+            if actual > 0 && !files.contains(&id) && !inline.contains(&hash) && !split.contains(&hash) {
                 problems.push(format!(
                     "blob {}: octets missing (no file, no inline row)",
                     id.hex()
@@ -2581,6 +2629,7 @@ impl Backend for SqliteBackend {
                 "{orphans} blob file(s) not in the database (run `letterbox gc`)"
             ));
         }
+        dedup::check(self, deep, &mut problems)?;
         Ok(problems)
     }
 
@@ -2888,6 +2937,22 @@ impl Backend for SqliteBackend {
     fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool> {
         space::due(self, task, now, interval)
     }
+
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
+        import::imported_keys(self, account, prefix.to_string())
+    }
+
+    fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {
+        self.heads_many_impl(mailbox, uids)
+    }
+
+    fn roots_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Part)>> {
+        self.roots_many_impl(mailbox, uids)
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {
@@ -2946,6 +3011,7 @@ impl SqliteBackend {
                     ctx.blobs.remove(&BlobId(arr))?;
                 }
                 delete_blob_parse(&ctx.tx, h)?;
+                ctx.free_split(h)?;
                 ctx.tx
                     .execute("DELETE FROM blob_data WHERE hash = ?1", [h])?;
                 ctx.tx.execute("DELETE FROM blobs WHERE hash = ?1", [h])?;

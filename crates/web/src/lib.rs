@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::app_passwords::routes())
         .merge(api::logins::routes())
         .merge(api::openapi::routes())
+        .merge(api::attachments::routes())
+        .merge(pages::attachments::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(pages::clear_flash))
         .layer(DefaultBodyLimit::max(max_body))

@@ -85,13 +85,16 @@ pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
 }
 
 /// Calls `f` for each message matching `key`, in sequence order, with its metadata and,
-/// when the key or `want_structure` needs it, its stored structure (with the search
-/// text only when the key needs that). Reads a chunk of messages per store query.
+/// when the key or `want_head` needs it, what is stored of its parse: only its head
+/// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
+/// MIME tree) unless the key looks at the body's text (BODY, TEXT), which reads the
+/// whole search text. Callers of `want_head` (SORT, THREAD) read only the head. Reads
+/// a chunk of messages per store query.
 pub(crate) fn scan(
     st: &dyn Backend,
     sel: &Selection,
     key: &SearchKey,
-    want_structure: bool,
+    want_head: bool,
     mut f: impl FnMut(&Cand, &MessageMeta, Option<&ParsedMessage>),
 ) -> letterbox_store::Result<()> {
     let metas = st.list_messages(sel.mb, false)?;
@@ -104,7 +107,7 @@ pub(crate) fn scan(
         now: letterbox_store::now(),
     };
     let want_text = needs_text(key);
-    let want_parsed = needs_parsed(key) || want_structure;
+    let want_parsed = needs_parsed(key) || want_head;
     // TEXT/BODY words every match must hold: the store's trigram filter drops the
     // messages that cannot hold them, whose text is then not read at all.
     let mut needles = Vec::new();
@@ -130,11 +133,12 @@ pub(crate) fn scan(
     };
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
-        let mut texts: HashMap<u32, ParsedMessage> = if want_parsed {
+        let mut texts: HashMap<u32, ParsedMessage> = if want_text {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.parsed_many(c.mb, &uids, want_text)?
-                .into_iter()
-                .collect()
+            c.st.parsed_many(c.mb, &uids, true)?.into_iter().collect()
+        } else if want_parsed {
+            let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
+            c.st.heads_many(c.mb, &uids)?.into_iter().collect()
         } else {
             HashMap::new()
         };
@@ -171,12 +175,13 @@ fn required_text(k: &SearchKey, out: &mut Vec<String>) {
     }
 }
 
-/// Keys that look at the stored search text (decoded headers and bodies); the others
-/// that need the parse ([`needs_parsed`]) read only the structure.
+/// Keys that look at the stored text of the body (BODY, TEXT); the others that need the
+/// parse ([`needs_parsed`]) read only the head (header keys included: the head holds the
+/// top-level header's search text).
 fn needs_text(k: &SearchKey) -> bool {
     use SearchKey::*;
     match k {
-        Bcc(_) | Body(_) | Cc(_) | From(_) | Header(..) | Subject(_) | Text(_) | To(_) => true,
+        Body(_) | Text(_) => true,
         Not(k) => needs_text(k),
         Or(a, b) => needs_text(a) || needs_text(b),
         And(v) => v.iter().any(needs_text),

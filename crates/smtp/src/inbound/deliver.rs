@@ -138,6 +138,7 @@ impl Session {
             date: now,
             items,
             scan,
+            received: trace::received(&trace),
         };
         let result = self
             .ctx

@@ -7,6 +7,7 @@
 //! 409 conflicting state, 429 blocked login, 503 store unavailable.
 
 pub mod account;
+pub mod attachments;
 pub mod admin;
 pub mod app_passwords;
 pub mod logins;

@@ -43,6 +43,11 @@ pub struct Attachment {
     pub mime_type: String,
     /// Octets as stored (encoded).
     pub size: u64,
+    /// IMAP section number (`2`, `1.3`), for `POST /api/attachments/remove`.
+    pub section: String,
+    /// The server can remove it (not the message's body, not inside a signed or
+    /// encrypted message, not a placeholder already).
+    pub removable: bool,
 }
 
 #[derive(Serialize, Clone)]
@@ -74,11 +79,30 @@ pub struct Usage {
     pub folders: Vec<Folder>,
     pub largest: Vec<LargeMessage>,
     pub history: Vec<Sample>,
+    /// Trash/Junk autoexpunge in force for this account (`[expire]`, `letterbox expire`).
+    pub expire: Expiry,
 }
 
-fn attachments(part: &Part, out: &mut Vec<Attachment>) {
+/// Days after which messages saved into the `\Trash` / `\Junk` folder are removed by
+/// the server (0: never): the account's own setting, else its domain's, else `[expire]`.
+#[derive(Serialize, Clone)]
+pub struct Expiry {
+    pub trash_days: u32,
+    pub junk_days: u32,
+}
+
+fn attachments(part: &Part, section: &str, out: &mut Vec<Attachment>) {
     match &part.kind {
-        PartKind::Multipart(parts) => parts.iter().for_each(|p| attachments(p, out)),
+        PartKind::Multipart(parts) => {
+            for (i, p) in parts.iter().enumerate() {
+                let s = if section.is_empty() {
+                    format!("{}", i + 1)
+                } else {
+                    format!("{section}.{}", i + 1)
+                };
+                attachments(p, &s, out);
+            }
+        }
         PartKind::Leaf | PartKind::Message(..) => {
             let filename = part
                 .disposition
@@ -99,6 +123,8 @@ fn attachments(part: &Part, out: &mut Vec<Attachment>) {
                     name: filename.unwrap_or_else(|| "(unnamed)".into()),
                     mime_type: format!("{}/{}", part.mime_type, part.mime_subtype),
                     size: u64::from(part.body_len()),
+                    section: if section.is_empty() { "1".into() } else { section.to_string() },
+                    removable: false,
                 });
             }
         }
@@ -110,7 +136,8 @@ pub async fn usage(state: &AppState, s: &Session) -> Result<Usage, ApiError> {
     let id = s.account.id;
     let n = state.config().web.largest_messages;
     let since = day_of(letterbox_store::now()) - USAGE_HISTORY_DAYS;
-    let (account, folders, largest, history) = state
+    let (trash_default, junk_default) = (state.config().expire.trash.0, state.config().expire.junk.0);
+    let (account, folders, largest, history, expire) = state
         .store()
         .run(move |st| {
             let account = st.account_by_id(id)?;
@@ -133,7 +160,16 @@ pub async fn usage(state: &AppState, s: &Session) -> Result<Usage, ApiError> {
                 let mut att = Vec::new();
                 let (mut subject, mut from) = (String::new(), String::new());
                 if let Some((_, p)) = parsed.first() {
-                    attachments(&p.root, &mut att);
+                    attachments(&p.root, "", &mut att);
+                    if !letterbox_message::strip::is_signed(p) {
+                        let ok: Vec<String> = letterbox_message::strip::removable_parts(p)
+                            .into_iter()
+                            .map(|(s, _)| s)
+                            .collect();
+                        for a in att.iter_mut() {
+                            a.removable = ok.contains(&a.section);
+                        }
+                    }
                     subject = p.sort.subject.clone().unwrap_or_default();
                     from = match (&p.sort.from_display, p.envelope.from.first()) {
                         (Some(d), _) => d.clone(),
@@ -156,7 +192,20 @@ pub async fn usage(state: &AppState, s: &Session) -> Result<Usage, ApiError> {
                 });
             }
             let history = st.web().usage_samples(id, since)?;
-            Ok((account, folders, largest, history))
+            let policies = st.expire_policies()?;
+            let domain = account.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            let pick = |trash: bool| {
+                [account.address.as_str(), domain]
+                    .iter()
+                    .find_map(|scope| {
+                        policies
+                            .iter()
+                            .find(|p| p.scope == *scope)
+                            .and_then(|p| if trash { p.trash } else { p.junk })
+                    })
+            };
+            let expire = (pick(true), pick(false));
+            Ok((account, folders, largest, history, expire))
         })
         .await?;
     Ok(Usage {
@@ -174,6 +223,10 @@ pub async fn usage(state: &AppState, s: &Session) -> Result<Usage, ApiError> {
                 limit: h.limit,
             })
             .collect(),
+        expire: Expiry {
+            trash_days: expire.0.unwrap_or(trash_default),
+            junk_days: expire.1.unwrap_or(junk_default),
+        },
     })
 }
 

@@ -1,5 +1,6 @@
 //! `/admin/domains`: per domain, usage over time, accounts near full, and deliveries,
-//! refusals and bounces per day.
+//! refusals and bounces per day (inbound ones counted by the SMTP/LMTP session, the
+//! domain's outgoing mail that failed for good by the outbound queue).
 
 use super::PageResult;
 use crate::api::admin::domains;
@@ -44,6 +45,7 @@ async fn domains_page(State(state): State<AppState>, PageSession(s): PageSession
                 @if d.counts.is_empty() {
                     p class="muted" { "No mail in the last 30 days." }
                 } @else {
+                    p class="muted" { "Delivered: accepted into a mailbox here. Refused: turned away before the message was sent (unknown, full or disabled mailbox). Bounced: refused after it was sent (mailbox full), and this domain's outgoing mail that a remote server refused for good." }
                     div class="scroll" {
                         table {
                             thead { tr { th { "Day" } th class="num" { "Delivered" } th class="num" { "Refused" } th class="num" { "Bounced" } } }

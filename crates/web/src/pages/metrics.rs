@@ -1,5 +1,6 @@
 //! `GET /metrics`: the server's metrics (`letterbox_proto::metrics`) in the Prometheus
-//! text exposition format 0.0.4, with the store's sizes read at each scrape. Only
+//! text exposition format 0.0.4, with the store's sizes and the outbound queue's length
+//! read at each scrape. Only
 //! clients in `[web] metrics_allow` (default: loopback) may read it; others get 403.
 
 use crate::AppState;
@@ -37,6 +38,25 @@ async fn metrics(State(state): State<AppState>, Extension(peer): Extension<Peer>
             None
         }
     };
+    // The outbound queue's size (every entry, held ones included), counted in pages so
+    // that memory stays flat whatever its length.
+    let queued = state
+        .store()
+        .run(|s| {
+            let (mut n, mut after) = (0i64, 0);
+            loop {
+                let page = s.queue_list(after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                n += page.len() as i64;
+            }
+            Ok(n)
+        })
+        .await;
+    match queued {
+        Ok(n) => letterbox_proto::metrics::metrics().set_queue_size(n),
+        Err(e) => tracing::error!("metrics: queue size unavailable: {e}"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ pub mod admin_accounts;
 pub mod admin_domains;
 pub mod admin_requests;
 pub mod app_passwords;
+pub mod attachments;
 pub mod assets;
 pub mod autoconfig;
 pub mod login;

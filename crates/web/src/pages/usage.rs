@@ -1,6 +1,7 @@
 //! `/usage`: the quota bar, size and messages per folder, the largest messages with their
-//! attachments, usage over the last year (SVG), and what frees space: empty Trash/Junk
-//! and delete a folder, each behind a confirmation form.
+//! attachments, usage over the last year (SVG), and what frees space: empty Trash/Junk,
+//! remove attachments (`/usage/attachments`, with a preview) and delete a folder, each
+//! behind a confirmation form; and the Trash/Junk autoexpunge in force (`[expire]`).
 
 use super::{done, Notice, PageResult};
 use crate::api::usage::{delete_folder, empty_folder, usage};
@@ -68,13 +69,31 @@ async fn usage_page(
                                     a href=(format!("/usage/empty?folder={}", super::urlencode(&f.name))) { "Empty" }
                                     " "
                                 }
+                                @if f.messages > 0 {
+                                    a href=(format!("/usage/attachments?folder={}&older_than_days=180&larger_than=1048576", super::urlencode(&f.name))) { "Remove old attachments" }
+                                    " "
+                                }
                                 @if f.can_delete {
                                     a href=(format!("/usage/delete?folder={}", super::urlencode(&f.name))) { "Delete folder" }
+                                }
+                                @if let Some(days) = expiry(&u, f) {
+                                    br;
+                                    span class="muted" { (days) }
                                 }
                             }
                         }
                     }
                 }
+            }
+        }
+        section {
+            p { "Free space: "
+                a href="/usage/attachments" { "remove old attachments" } " (the messages stay), empty Trash or Junk, or delete a folder you no longer need."
+            }
+            p class="muted" {
+                "The server empties Trash and Junk by itself. "
+                (expire_text("Trash", u.expire.trash_days)) " "
+                (expire_text("Junk", u.expire.junk_days))
             }
         }
         h2 { "Largest messages" }
@@ -94,9 +113,19 @@ async fn usage_page(
                                     @if !m.attachments.is_empty() {
                                         ul {
                                             @for a in &m.attachments {
-                                                li { (a.name) " " span class="muted" { "(" (a.mime_type) ", " (human(a.size)) ")" } }
+                                                li {
+                                                    (a.name) " " span class="muted" { "(" (a.mime_type) ", " (human(a.size)) ")" }
+                                                    @if a.removable {
+                                                        " "
+                                                        a class="button small" href=(format!("/usage/attachments?folder={}&uid={}&section={}", super::urlencode(&m.folder), m.uid, super::urlencode(&a.section)))
+                                                            title=(format!("Remove {} from this message", a.name)) { "Remove" }
+                                                    }
+                                                }
                                             }
                                         }
+                                    }
+                                    @if m.attachments.iter().filter(|a| a.removable).count() > 1 {
+                                        a class="button small" href=(format!("/usage/attachments?folder={}&uid={}", super::urlencode(&m.folder), m.uid)) { "Remove all its attachments" }
                                     }
                                     br;
                                     span class="muted" {
@@ -122,6 +151,28 @@ async fn usage_page(
         }
     };
     Ok(page("Usage", Some(&s), body).into_response())
+}
+
+/// "Messages in Trash are deleted 30 days after they were put there."
+fn expire_text(folder: &str, days: u32) -> String {
+    match days {
+        0 => format!("Messages in {folder} are kept until you delete them."),
+        1 => format!("Messages in {folder} are deleted 1 day after they were put there."),
+        n => format!("Messages in {folder} are deleted {n} days after they were put there."),
+    }
+}
+
+/// The autoexpunge note of a Trash or Junk folder's row.
+fn expiry(u: &crate::api::usage::Usage, f: &crate::api::usage::Folder) -> Option<String> {
+    let days = match f.special_use.as_deref() {
+        Some("\\Trash") => u.expire.trash_days,
+        Some("\\Junk") => u.expire.junk_days,
+        _ => return None,
+    };
+    Some(match days {
+        0 => "Never emptied automatically.".to_string(),
+        n => format!("Auto-emptied after {n} day(s)."),
+    })
 }
 
 #[derive(Deserialize)]

@@ -235,11 +235,22 @@ pub async fn run(
                     .iter()
                     .filter(|a| needs_structure(a))
                     .all(|a| *a == FetchAtt::Envelope);
+                // BODY/BODYSTRUCTURE alone (FETCH 1:* BODYSTRUCTURE) only the MIME trees.
+                let only_tree = items
+                    .iter()
+                    .filter(|a| needs_structure(a))
+                    .all(|a| matches!(a, FetchAtt::Body | FetchAtt::BodyStructure));
+                let mut roots: HashMap<u32, letterbox_message::Part> =
+                    match items.iter().any(needs_structure) && only_tree && !only_envelope {
+                        true => st.roots_many(mb, &uids)?.into_iter().collect(),
+                        false => HashMap::new(),
+                    };
                 let (mut structures, mut envelopes) = match items.iter().any(needs_structure) {
                     true if only_envelope => (
                         HashMap::new(),
                         st.envelopes_many(mb, &uids)?.into_iter().collect(),
                     ),
+                    true if only_tree => (HashMap::new(), HashMap::new()),
                     true => (
                         st.parsed_many(mb, &uids, false)?.into_iter().collect(),
                         HashMap::new(),
@@ -263,6 +274,7 @@ pub async fn run(
                         parsed: structures.remove(&it.uid),
                         header: headers.remove(&it.uid),
                         envelope: envelopes.remove(&it.uid),
+                        root: roots.remove(&it.uid),
                     };
                     match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
@@ -415,6 +427,8 @@ struct Pre {
     /// The top-level header octets.
     header: Option<Vec<u8>>,
     envelope: Option<letterbox_message::Envelope>,
+    /// The MIME tree alone (BODY, BODYSTRUCTURE).
+    root: Option<letterbox_message::Part>,
 }
 
 /// Attributes with a small answer that read no message octets.
@@ -462,6 +476,7 @@ fn render(
         mut parsed,
         header,
         envelope: env,
+        root,
     } = pre;
     macro_rules! meta {
         () => {{
@@ -526,7 +541,10 @@ fn render(
             FetchAtt::Body | FetchAtt::BodyStructure => {
                 let ext = *att == FetchAtt::BodyStructure;
                 out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                body_structure(out, &parsed!().root, ext, utf8, 0);
+                match &root {
+                    Some(r) => body_structure(out, r, ext, utf8, 0),
+                    None => body_structure(out, &parsed!().root, ext, utf8, 0),
+                }
             }
             FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
                 let p = parsed!().root.clone();

@@ -1,0 +1,487 @@
+//! The embedded backend's side of single-instance part storage (issue 15). The rules
+//! (which parts, how a body is cut and rebuilt, what a reference is) are in `parts.rs`;
+//! here are the SQLite tables `parts` and `blob_split` and the part files in
+//! `data_dir/parts`, kept by the same safety rule as blob files (`blob.rs`):
+//! - a part file is written and fsynced before the transaction that references it
+//!   (outside the write lock, in `prepare_blob`), and that transaction checks, under the
+//!   lock, that the file is still there, writing it again from the body if not;
+//! - a part file is removed only under the write lock, by collection, once its count
+//!   reached zero in an earlier transaction (or when no row names it: a kill between
+//!   the file's fsync and the commit leaves such an orphan, and collection finds it).
+//!
+//! So an acknowledged message always has its parts on disk, and `kill -9` at any point
+//! leaves at most files that `letterbox gc` removes.
+
+use super::{SqliteBackend, WriteCtx};
+use crate::blob::{self, BlobDir, BlobId};
+use crate::parts::{self, PartRef};
+use crate::{Error, Result};
+use letterbox_message::Part;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{HashMap, HashSet};
+
+/// A body prepared for split storage: its part files are written (fsynced).
+pub(super) struct PreparedSplit {
+    /// The skeleton, compressed as [`blob::compress`] does.
+    skeleton: Vec<u8>,
+    parts: Vec<PartRef>,
+}
+
+/// Whether any stored body references the part.
+fn part_live(c: &Connection, id: &BlobId) -> Result<bool> {
+    Ok(c
+        .prepare_cached("SELECT refcount > 0 FROM parts WHERE hash = ?1")?
+        .query_row([&id.0[..]], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// The stored skeleton and map of a split body.
+pub(super) fn split_data(c: &Connection, id: &BlobId) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    Ok(c
+        .prepare_cached("SELECT skeleton, parts FROM blob_split WHERE hash = ?1")?
+        .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// A reader of a split body: the skeleton, with each part's file opened when reached.
+pub(super) fn joined_reader(
+    dir: &BlobDir,
+    skeleton: &[u8],
+    map: &[u8],
+) -> Result<blob::BlobReader> {
+    let dir = dir.clone();
+    let open: parts::PartOpener = Box::new(move |id| {
+        Ok(Box::new(dir.open_reader(id)?) as Box<dyn std::io::Read + Send>)
+    });
+    Ok(blob::BlobReader::joined(skeleton, map, open)?)
+}
+
+impl SqliteBackend {
+    /// Outside the write lock: cuts a body into skeleton and large parts (`None` if it
+    /// has none, or `[store] part_dedup_min` is 0) and writes the part files.
+    pub(super) fn prepare_split(&self, body: &[u8], root: &Part) -> Result<Option<PreparedSplit>> {
+        let Some(split) = parts::split(body, root, self.opts.part_dedup_min) else {
+            return Ok(None);
+        };
+        for (i, p) in split.parts.iter().enumerate() {
+            // Does nothing when the file exists (another message's copy).
+            self.parts.put(&p.id, split.part(body, i))?;
+        }
+        Ok(Some(PreparedSplit {
+            skeleton: blob::compress(&split.skeleton)?,
+            parts: split.parts,
+        }))
+    }
+
+    /// Where part files live (for disk-usage reporting and tests).
+    pub fn part_dir(&self) -> &BlobDir {
+        &self.parts
+    }
+}
+
+impl WriteCtx<'_> {
+    pub(super) fn has_split(&self, id: &BlobId) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM blob_split WHERE hash = ?1")?
+            .exists([&id.0[..]])?)
+    }
+
+    /// Stores a body split: its map row and one reference per map record on the parts,
+    /// in the caller's transaction. A part file a collector removed since it was
+    /// prepared is written again from `body`.
+    pub(super) fn put_split(&mut self, id: &BlobId, body: &[u8], sp: &PreparedSplit) -> Result<()> {
+        for p in &sp.parts {
+            if !self.parts.exists(&p.id) {
+                let octets = usize::try_from(p.offset)
+                    .ok()
+                    .zip(usize::try_from(p.offset + p.len).ok())
+                    .and_then(|(a, b)| body.get(a..b))
+                    .ok_or_else(|| Error::Invalid("part outside its body".into()))?;
+                self.parts.put(&p.id, octets)?;
+            }
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO parts (hash, size, refcount) VALUES (?1, ?2, 1)
+                     ON CONFLICT (hash) DO UPDATE SET refcount = refcount + 1",
+                )?
+                .execute(params![&p.id.0[..], p.len as i64])?;
+        }
+        self.tx
+            .prepare_cached("INSERT INTO blob_split (hash, skeleton, parts) VALUES (?1, ?2, ?3)")?
+            .execute(params![&id.0[..], sp.skeleton, parts::encode_map(&sp.parts)])?;
+        Ok(())
+    }
+
+    /// When a body's row goes (collection): its map row, and the references it held.
+    pub(super) fn free_split(&mut self, hash: &[u8]) -> Result<()> {
+        let map: Option<Vec<u8>> = self
+            .tx
+            .prepare_cached("SELECT parts FROM blob_split WHERE hash = ?1")?
+            .query_row([hash], |r| r.get(0))
+            .optional()?;
+        let Some(map) = map else { return Ok(()) };
+        match parts::decode_map(&map) {
+            Some(refs) => {
+                for p in refs {
+                    self.tx
+                        .prepare_cached("UPDATE parts SET refcount = refcount - 1 WHERE hash = ?1")?
+                        .execute([&p.id.0[..]])?;
+                }
+            }
+            // Its parts keep a reference too many: `check` reports them.
+            None => tracing::error!("store: malformed part map of blob {}", hex::encode(hash)),
+        }
+        self.tx
+            .prepare_cached("DELETE FROM blob_split WHERE hash = ?1")?
+            .execute([hash])?;
+        Ok(())
+    }
+
+    /// Removes the files of prepared parts that no body references: those of a store
+    /// that was refused (over quota), so that a refusal leaves no file behind.
+    pub(super) fn drop_unused_parts(&mut self, sp: &PreparedSplit) -> Result<()> {
+        for p in &sp.parts {
+            if !part_live(&self.tx, &p.id)? {
+                self.parts.remove(&p.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Collection: removes the parts at zero (file first, then row: a row left without
+    /// its file is harmless, a new reference writes the file again) and part files that
+    /// no live row names. Returns how many parts went.
+    pub(super) fn collect_parts(&mut self) -> Result<u64> {
+        let dead = {
+            let mut st = self.tx.prepare("SELECT hash FROM parts WHERE refcount <= 0")?;
+            let v = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            v
+        };
+        let mut removed = 0;
+        for h in &dead {
+            if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
+                self.parts.remove(&BlobId(arr))?;
+            }
+            self.tx.execute("DELETE FROM parts WHERE hash = ?1", [h])?;
+            removed += 1;
+        }
+        for id in self.parts.scan()? {
+            if !part_live(&self.tx, &id)? {
+                self.parts.remove(&id)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// What `check` finds wrong with split bodies and parts.
+pub(super) fn check(b: &SqliteBackend, deep: bool, problems: &mut Vec<String>) -> Result<()> {
+    type SplitRow = (Vec<u8>, Vec<u8>, Vec<u8>, Option<i64>);
+    let (rows, splits): (Vec<(Vec<u8>, i64, i64)>, Vec<SplitRow>) = b.read(|c| {
+        let mut st = c.prepare("SELECT hash, size, refcount FROM parts")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = c.prepare(
+            "SELECT s.hash, s.skeleton, s.parts, b.size FROM blob_split s
+             LEFT JOIN blobs b ON b.hash = s.hash",
+        )?;
+        let splits = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, splits))
+    })?;
+    // References the maps hold, and the length each records for the part.
+    let mut named: HashMap<BlobId, (i64, u64)> = HashMap::new();
+    for (hash, skeleton, map, size) in &splits {
+        let name = hex::encode(hash);
+        let Some(size) = size else {
+            problems.push(format!("blob {name}: part map without a blob record"));
+            continue;
+        };
+        let Some(refs) = parts::decode_map(map) else {
+            problems.push(format!("blob {name}: part map is malformed"));
+            continue;
+        };
+        let skel_len = zstd::zstd_safe::get_frame_content_size(skeleton).ok().flatten();
+        let fits = skel_len.and_then(|n| parts::joined_len(n, &refs));
+        if fits != Some(*size as u64) {
+            problems.push(format!(
+                "blob {name}: skeleton and part map do not rebuild its {size} octets"
+            ));
+        }
+        for p in refs {
+            let e = named.entry(p.id).or_insert((0, p.len));
+            e.0 += 1;
+            if e.1 != p.len {
+                problems.push(format!(
+                    "part {}: recorded as {} and as {} octets",
+                    p.id.hex(),
+                    e.1,
+                    p.len
+                ));
+            }
+        }
+    }
+    let files: HashSet<BlobId> = b.parts.scan()?.into_iter().collect();
+    let mut known = HashSet::new();
+    for (hash, size, rc) in rows {
+        let Ok(arr) = <[u8; 32]>::try_from(hash.as_slice()) else {
+            problems.push("malformed part id in the database".into());
+            continue;
+        };
+        let id = BlobId(arr);
+        known.insert(id);
+        let (refs, len) = named.remove(&id).unwrap_or((0, size as u64));
+        if rc != refs {
+            problems.push(format!(
+                "part {}: refcount {rc} but {refs} part map record(s) name it",
+                id.hex()
+            ));
+        }
+        if len != size as u64 {
+            problems.push(format!(
+                "part {}: size {size} but the maps record {len} octets",
+                id.hex()
+            ));
+        }
+        if refs == 0 {
+            continue;
+        }
+        if !files.contains(&id) {
+            problems.push(format!("part {}: file missing", id.hex()));
+        } else if deep {
+            let mut octets = Vec::new();
+            let ok = b
+                .parts
+                .open_reader(&id)
+                .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut octets))
+                .is_ok();
+            if !ok || BlobId::of(&octets) != id || octets.len() as u64 != size as u64 {
+                problems.push(format!("part {}: content does not match its name", id.hex()));
+            }
+        }
+    }
+    for (id, (refs, _)) in named {
+        problems.push(format!(
+            "part {}: named by {refs} part map record(s) but not stored",
+            id.hex()
+        ));
+    }
+    let orphans = files.difference(&known).count();
+    if orphans > 0 {
+        problems.push(format!(
+            "{orphans} part file(s) not in the database (run `letterbox gc`)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+    use std::sync::Arc;
+
+    /// Base64-like lines, distinct per seed.
+    fn attachment(seed: u32, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + n / 38);
+        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            v.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x % 64) as usize]);
+            if i % 76 == 75 {
+                v.extend_from_slice(b"\r\n");
+            }
+        }
+        v
+    }
+
+    fn message(n: u32, attachments: &[&[u8]]) -> Vec<u8> {
+        let mut m = format!(
+            "From: a@example.com\r\nSubject: message {n}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b{n}\"\r\n\r\n--b{n}\r\n\
+             Content-Type: text/plain\r\n\r\nThis is message {n}.\r\n"
+        )
+        .into_bytes();
+        for a in attachments {
+            m.extend_from_slice(
+                format!("--b{n}\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").as_bytes(),
+            );
+            m.extend_from_slice(a);
+            m.extend_from_slice(b"\r\n");
+        }
+        m.extend_from_slice(format!("--b{n}--\r\n").as_bytes());
+        m
+    }
+
+    fn new(body: &[u8]) -> NewMessage {
+        NewMessage {
+            prefix: Vec::new(),
+            body: Arc::new(body.to_vec()),
+            flags: Flags::default(),
+            keywords: vec![],
+            internal_date: 1_700_000_000,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Store, Mailbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let a = s.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap();
+        (dir, s, inbox)
+    }
+
+    fn files(dir: &std::path::Path, sub: &str) -> usize {
+        crate::blob::BlobDir::open(dir.join(sub)).unwrap().scan().unwrap().len()
+    }
+
+    #[test]
+    fn shared_parts_are_stored_once_and_collected_with_the_last_message() {
+        let (dir, s, inbox) = setup();
+        let shared = attachment(1, 300_000);
+        let own = attachment(2, 100_000);
+        let mut bodies = Vec::new();
+        for n in 0..5u32 {
+            let body = if n == 0 {
+                message(n, &[&shared, &own])
+            } else {
+                message(n, &[&shared])
+            };
+            s.append(inbox.id, new(&body), true).unwrap();
+            bodies.push(body);
+        }
+        // Two parts, no whole-body file; every message reads back exactly, whole and
+        // in ranges that cross the part boundaries.
+        assert_eq!(files(dir.path(), "parts"), 2);
+        assert_eq!(files(dir.path(), "blobs"), 0);
+        for (i, body) in bodies.iter().enumerate() {
+            let uid = i as u32 + 1;
+            assert_eq!(&s.open_message(inbox.id, uid).unwrap().read_all().unwrap(), body);
+            let p = s.parsed(inbox.id, uid).unwrap();
+            let start = p.root.offset_body as u64 + 100;
+            let got = s.open_message(inbox.id, uid).unwrap().read_range(start, 200_000).unwrap();
+            assert_eq!(got, body[start as usize..start as usize + 200_000]);
+            assert_eq!(s.message(inbox.id, uid).unwrap().size, body.len() as u64);
+        }
+        let acct = s.account("a@example.com").unwrap();
+        assert_eq!(acct.quota_used, bodies.iter().map(|b| b.len() as u64).sum::<u64>());
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        // A copy shares the body, and so the parts.
+        s.copy(inbox.id, &[2], inbox.id).unwrap();
+        // Message 1 goes: its own part is freed, the shared one stays.
+        s.expunge(inbox.id, &[1]).unwrap();
+        s.gc().unwrap();
+        assert_eq!(files(dir.path(), "parts"), 1);
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        s.expunge(inbox.id, &[2, 3, 4]).unwrap();
+        s.gc().unwrap();
+        assert_eq!(files(dir.path(), "parts"), 1);
+        assert_eq!(s.open_message(inbox.id, 5).unwrap().read_all().unwrap(), bodies[4]);
+        s.expunge(inbox.id, &[5, 6]).unwrap();
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        s.gc().unwrap();
+        assert_eq!(files(dir.path(), "parts"), 0);
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        // Stored again after collection: the part comes back.
+        s.append(inbox.id, new(&bodies[3]), true).unwrap();
+        assert_eq!(s.open_message(inbox.id, 7).unwrap().read_all().unwrap(), bodies[3]);
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn check_finds_bad_references_and_gc_finds_orphans() {
+        let (dir, s, inbox) = setup();
+        let shared = attachment(3, 200_000);
+        s.append(inbox.id, new(&message(1, &[&shared])), true).unwrap();
+        s.append(inbox.id, new(&message(2, &[&shared])), true).unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        db.execute("UPDATE parts SET refcount = refcount + 1", []).unwrap();
+        let p = s.check(false).unwrap();
+        assert!(p.iter().any(|l| l.contains("refcount 3 but 2")), "{p:?}");
+        db.execute("UPDATE parts SET refcount = refcount - 1", []).unwrap();
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        // A part file replaced by other octets: the deep check sees it, and the
+        // message reads as an error, never as wrong octets.
+        let id = crate::BlobId::of(&shared);
+        let parts = crate::blob::BlobDir::open(dir.path().join("parts")).unwrap();
+        let path = parts.path(&id);
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, zstd::encode_all(&b"other octets"[..], 3).unwrap()).unwrap();
+        assert_eq!(s.check(false).unwrap(), Vec::<String>::new());
+        let p = s.check(true).unwrap();
+        assert!(p.iter().any(|l| l.contains("content does not match")), "{p:?}");
+        assert!(s.open_message(inbox.id, 1).unwrap().read_all().is_err());
+        std::fs::write(&path, good).unwrap();
+        // A map naming a part that is not stored.
+        let mut map: Vec<u8> = db
+            .query_row("SELECT parts FROM blob_split WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        map[16..48].fill(0);
+        db.execute("UPDATE blob_split SET parts = ?1 WHERE id = 1", [map]).unwrap();
+        let p = s.check(false).unwrap();
+        assert!(p.iter().any(|l| l.contains("not stored")), "{p:?}");
+        assert!(p.iter().any(|l| l.contains("refcount 2 but 1")), "{p:?}");
+        drop(db);
+        // A part file written by a store killed before its commit: gc removes it.
+        let (dir2, s2, _) = setup();
+        let parts2 = crate::blob::BlobDir::open(dir2.path().join("parts")).unwrap();
+        parts2.put(&crate::BlobId::of(b"orphan"), b"orphan").unwrap();
+        assert_eq!(s2.check(false).unwrap().len(), 1);
+        assert_eq!(s2.gc().unwrap().orphan_files_removed, 1);
+        assert_eq!(s2.check(true).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn backup_and_restore_carry_the_parts() {
+        let (_dir, s, inbox) = setup();
+        let shared = attachment(5, 150_000);
+        let bodies: Vec<Vec<u8>> = (0..3).map(|n| message(n, &[&shared])).collect();
+        for b in &bodies {
+            s.append(inbox.id, new(b), true).unwrap();
+        }
+        let dest = tempfile::tempdir().unwrap();
+        s.backup(dest.path()).unwrap();
+        assert_eq!(files(dest.path(), "parts"), 1);
+        let to = tempfile::tempdir().unwrap();
+        crate::restore(dest.path(), &to.path().join("data")).unwrap();
+        let r = Store::open_embedded(&to.path().join("data"), StoreOptions::default()).unwrap();
+        assert_eq!(r.check(true).unwrap(), Vec::<String>::new());
+        for (i, b) in bodies.iter().enumerate() {
+            assert_eq!(&r.open_message(inbox.id, i as u32 + 1).unwrap().read_all().unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn refused_and_off_leave_no_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let a = s.add_account("a@example.com", &hash, QuotaLimit::Bytes(1000)).unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap();
+        let body = message(1, &[&attachment(4, 100_000)]);
+        assert!(matches!(s.append(inbox.id, new(&body), true), Err(Error::OverQuota)));
+        assert_eq!(files(dir.path(), "parts"), 0);
+        // `part_dedup_min = 0`: stored whole.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions { part_dedup_min: 0, ..StoreOptions::default() };
+        let s = Store::open_embedded(dir.path(), opts).unwrap();
+        s.add_domain("example.com").unwrap();
+        let a = s.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap();
+        s.append(inbox.id, new(&body), true).unwrap();
+        assert_eq!(files(dir.path(), "parts"), 0);
+        assert_eq!(files(dir.path(), "blobs"), 1);
+        assert_eq!(s.open_message(inbox.id, 1).unwrap().read_all().unwrap(), body);
+    }
+}
