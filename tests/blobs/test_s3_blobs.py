@@ -5,7 +5,8 @@ boto3 as an independent client.
 - Small messages stay in the database (`[store] inline_max`), large ones become one
   object under `blobs/`, a shared attachment one object under `parts/` however many
   messages carry it; all come back byte for byte over IMAP and POP3; `check --deep`
-  reads every object back; deleting the mail and running `letterbox gc` deletes the
+  reads every object back (and both notice an object deleted or altered behind the
+  server's back); deleting the mail and running `letterbox gc` deletes the
   objects (the bucket ends empty) without the server listing it.
 - S3 stopped: a large delivery gets a 4xx over SMTP and LMTP (never a 5xx), IMAP
   answers `NO [UNAVAILABLE]` for a message in S3 and for a large APPEND, POP3 `-ERR
@@ -31,7 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from seaweed import Seaweed  # noqa: E402
+from seaweed import BUCKET, Seaweed  # noqa: E402
 
 ALICE = ("alice@example.com", "alice-Secret1")
 BOB = ("bob@example.com", "bob-Secret2")
@@ -131,6 +132,20 @@ def test_octets_in_s3_byte_exact_dedup_and_collection(make_server, weed):
     _, lines, _ = p.retr(1)
     assert (b"\r\n".join(lines) + b"\r\n").endswith(a2)
     p.quit()
+
+    # `check` asks S3 for every referenced object; `--deep` also reads each back.
+    s3 = weed.client()
+    for key, what in ((blobs[0], b"octets missing"), (parts[0], b"part ")):
+        saved = weed.get(key)
+        s3.delete_object(Bucket=BUCKET, Key=key)
+        r = server.cli("check", check=False)
+        assert r.returncode != 0 and what in r.stdout + r.stderr, r
+        s3.put_object(Bucket=BUCKET, Key=key, Body=saved[:-8] + bytes(8))
+        assert server.cli("check").stdout == b"ok\n"
+        r = server.cli("check", "--deep", check=False)
+        assert r.returncode != 0, r
+        s3.put_object(Bucket=BUCKET, Key=key, Body=saved)
+    assert server.cli("check", "--deep").stdout == b"ok\n"
 
     # Deleting two of the three copies keeps the shared part.
     c.uid("STORE", ",".join(map(str, uids(c)[2:])), "+FLAGS.SILENT", "(\\Deleted)")
