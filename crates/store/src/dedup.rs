@@ -94,7 +94,7 @@ impl WriteCtx<'_> {
     /// prepared is written again from `body`.
     pub(super) fn put_split(&mut self, id: &BlobId, body: &[u8], sp: &PreparedSplit) -> Result<()> {
         for p in &sp.parts {
-            if !self.object_present(super::KIND_PART, &p.id)? {
+            if !self.object_present(super::KIND_PART, &p.id, true)? {
                 let octets = usize::try_from(p.offset)
                     .ok()
                     .zip(usize::try_from(p.offset + p.len).ok())

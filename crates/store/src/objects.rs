@@ -115,12 +115,13 @@ impl WriteCtx<'_> {
         Ok(self.tx.prepare_cached(sql)?.exists([id])?)
     }
 
-    /// Under the write lock: whether the octets of `id` are stored. A held object is
-    /// (its upload finished before the hold's owner reached this transaction, and
-    /// collection leaves held objects alone); otherwise the store is asked.
-    pub(super) fn object_present(&self, kind: i64, id: &BlobId) -> Result<bool> {
+    /// Under the write lock: whether the octets of `id` are stored. `uploaded`: this
+    /// job's caller held and uploaded them itself before its transaction; then a hold
+    /// still there proves they are (collection leaves held objects alone). Otherwise
+    /// (someone else's hold may be for an upload still under way) the store is asked.
+    pub(super) fn object_present(&self, kind: i64, id: &BlobId, uploaded: bool) -> Result<bool> {
         let dir = self.dir(kind);
-        if dir.remote().is_some() && self.held(kind, &id.0)? {
+        if dir.remote().is_some() && uploaded && self.held(kind, &id.0)? {
             return Ok(true);
         }
         Ok(dir.exists(id)?)

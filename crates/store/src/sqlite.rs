@@ -784,13 +784,15 @@ impl WriteCtx<'_> {
                 // An older copy's file serves as well; otherwise the shared parts (with
                 // an object store, always the parts: they are held, a whole-body object
                 // would cost a request under the lock to look for).
-                if self.blobs.remote().is_some() || !self.object_present(KIND_BLOB, id)? {
+                if self.blobs.remote().is_some() || !self.object_present(KIND_BLOB, id, false)? {
                     self.put_split(id, body, sp)?;
                 }
                 stored = true;
             }
         }
-        if !stored && (inline.is_some() || !self.object_present(KIND_BLOB, id)?) {
+        // Uploaded by this caller: prepared here (parsed), neither inline nor split.
+        let uploaded = encoded.is_some() && split.is_none();
+        if !stored && (inline.is_some() || !self.object_present(KIND_BLOB, id, uploaded)?) {
             let body = body.ok_or_else(|| {
                 Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
             })?;
