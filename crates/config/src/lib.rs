@@ -60,6 +60,7 @@ pub struct Config {
     pub import: Import,
     pub expire: Expire,
     pub attachments: Attachments,
+    pub blobs: Blobs,
 }
 
 impl Default for Config {
@@ -86,6 +87,7 @@ impl Default for Config {
             import: Import::default(),
             expire: Expire::default(),
             attachments: Attachments::default(),
+            blobs: Blobs::default(),
         }
     }
 }
@@ -363,6 +365,59 @@ impl Default for StoreConfig {
             disk_reserve: ByteSize(8 << 20),
             part_dedup_min: ByteSize(64 * 1024),
         }
+    }
+}
+
+/// `[blobs]`: where message octets too large for the database live (issue 17). Without
+/// `url`, files under `data_dir` as always; with `url = "s3://bucket[/prefix]?endpoint=
+/// http://host:port&region=..."`, an S3-compatible object store. Bodies up to
+/// `[store] inline_max` stay in the database either way.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Blobs {
+    pub url: Option<String>,
+    /// Credentials; when absent, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` from the
+    /// environment. Never logged.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Seconds one object request (upload, download, delete) may take in all, retries
+    /// included, before the operation fails with a temporary error.
+    pub timeout: u64,
+    /// Seconds to wait for a connection to the object store.
+    pub connect_timeout: u64,
+    /// Retries of a failed request (with backoff) within `timeout`.
+    pub retries: u32,
+    /// Seconds after which an upload's hold (taken before a delivery's transaction, so
+    /// that collection leaves the object alone) is considered abandoned by a killed
+    /// process; collection then deletes the object unless a message references it.
+    pub hold_max: u64,
+}
+
+impl Default for Blobs {
+    fn default() -> Self {
+        Blobs {
+            url: None,
+            access_key_id: None,
+            secret_access_key: None,
+            timeout: 30,
+            connect_timeout: 5,
+            retries: 2,
+            hold_max: 3600,
+        }
+    }
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blobs")
+            .field("url", &self.url)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retries", &self.retries)
+            .field("hold_max", &self.hold_max)
+            .finish()
     }
 }
 

@@ -188,6 +188,15 @@ pub fn store_options(config: &Config) -> StoreOptions {
             folders: config.attachments.policy_folders.clone(),
         },
         part_dedup_min: config.store.part_dedup_min.0,
+        objects: config.blobs.url.as_ref().map(|url| letterbox_store::s3::ObjectsOptions {
+            url: url.clone(),
+            access_key_id: config.blobs.access_key_id.clone(),
+            secret_access_key: config.blobs.secret_access_key.clone(),
+            timeout: std::time::Duration::from_secs(config.blobs.timeout.max(1)),
+            connect_timeout: std::time::Duration::from_secs(config.blobs.connect_timeout.max(1)),
+            retries: config.blobs.retries,
+            hold_max: config.blobs.hold_max,
+        }),
     }
 }
 
@@ -433,11 +442,15 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
         }
         Command::Gc => {
             let r = store.gc()?;
-            writeln!(
+            write!(
                 out,
                 "removed {} unreferenced blob(s), {} orphan file(s)",
                 r.blobs_removed, r.orphan_files_removed
             )?;
+            if config.blobs.url.is_some() {
+                write!(out, ", deleted {} object(s)", r.objects_deleted)?;
+            }
+            writeln!(out)?;
         }
         Command::Block(BlockCmd::List) => {
             for (key, until, reason) in store.blocks(letterbox_store::now())? {

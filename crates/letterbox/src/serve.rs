@@ -456,11 +456,12 @@ async fn maintenance(store: letterbox_store::Store) {
             Err(e) => tracing::error!("expiry failed: {e}"),
         }
         match store.run(|s| s.gc()).await {
-            Ok(r) if r.blobs_removed + r.orphan_files_removed > 0 => {
+            Ok(r) if r.blobs_removed + r.orphan_files_removed + r.objects_deleted > 0 => {
                 tracing::info!(
-                    "gc: removed {} blob(s), {} orphan file(s)",
+                    "gc: removed {} blob(s), {} orphan file(s), deleted {} object(s)",
                     r.blobs_removed,
-                    r.orphan_files_removed
+                    r.orphan_files_removed,
+                    r.objects_deleted
                 )
             }
             Ok(_) => {}

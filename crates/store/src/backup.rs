@@ -87,6 +87,12 @@ fn ids(db: &Path, sql: &str) -> Result<Vec<BlobId>> {
 }
 
 pub(super) fn backup(b: &SqliteBackend, dest: &Path) -> Result<BackupReport> {
+    if b.blobs.remote().is_some() {
+        // The octets are in the object store, which has its own versioning/replication.
+        return Err(Error::Refused(
+            "backup copies blob files; with [blobs] url the octets are in the object store (back it up there)".into(),
+        ));
+    }
     std::fs::create_dir_all(dest.join("blobs")).map_err(|e| io(dest, e))?;
     std::fs::create_dir_all(dest.join("parts")).map_err(|e| io(dest, e))?;
     let tmp = dest.join("store.db.tmp");

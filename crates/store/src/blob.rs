@@ -11,6 +11,9 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::s3::S3Objects;
 
 /// The name of a blob: BLAKE3 of its uncompressed octets.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,15 +42,41 @@ impl std::fmt::Debug for BlobId {
 /// zstd level: 3 is zstd's default, a good balance for mail (text compresses 3-5x).
 const ZSTD_LEVEL: i32 = 3;
 
+/// The blob store interface: put, get, test and remove compressed octets by name. Two
+/// implementations: files under `root` (the layout above, unchanged since the first
+/// release) and an S3-compatible object store (`s3.rs`, `[blobs] url`), where the name
+/// `<root's last component>/<2 hex>/<hex>` is the object key. The third home of octets,
+/// rows of the database (`[store] inline_max`), is the backend's own.
 #[derive(Debug, Clone)]
 pub struct BlobDir {
     root: PathBuf,
+    remote: Option<Arc<S3Objects>>,
 }
 
 impl BlobDir {
     pub fn open(root: PathBuf) -> io::Result<BlobDir> {
         fs::create_dir_all(root.join("tmp"))?;
-        Ok(BlobDir { root })
+        Ok(BlobDir { root, remote: None })
+    }
+
+    /// Blobs in the object store, under the key prefix of `root`'s last component.
+    pub fn open_remote(root: PathBuf, remote: Arc<S3Objects>) -> BlobDir {
+        BlobDir {
+            root,
+            remote: Some(remote),
+        }
+    }
+
+    /// The object store, when blobs live there.
+    pub fn remote(&self) -> Option<&Arc<S3Objects>> {
+        self.remote.as_ref()
+    }
+
+    /// The object key of a blob (`blobs/ab/ab12...`).
+    fn key(&self, id: &BlobId) -> String {
+        let h = id.hex();
+        let top = self.root.file_name().unwrap_or_default().to_string_lossy();
+        format!("{top}/{}/{h}", &h[..2])
     }
 
     pub fn path(&self, id: &BlobId) -> PathBuf {
@@ -55,12 +84,20 @@ impl BlobDir {
         self.root.join(&h[..2]).join(&h)
     }
 
-    pub fn exists(&self, id: &BlobId) -> bool {
-        self.path(id).exists()
+    /// Whether the blob is stored (a HEAD request for an object store).
+    pub fn exists(&self, id: &BlobId) -> io::Result<bool> {
+        match &self.remote {
+            Some(r) => r.exists(&self.key(id)),
+            None => Ok(self.path(id).exists()),
+        }
     }
 
-    /// Writes the blob durably (file and directory entry fsynced) unless it exists.
+    /// Writes the blob durably (file and directory entry fsynced) unless it exists; for
+    /// an object store, uploads it (the PUT returns once the object is stored).
     pub fn put(&self, id: &BlobId, bytes: &[u8]) -> io::Result<()> {
+        if let Some(r) = &self.remote {
+            return r.put(&self.key(id), compress(bytes)?);
+        }
         let path = self.path(id);
         if path.exists() {
             return Ok(());
@@ -81,6 +118,9 @@ impl BlobDir {
 
     /// Opens the blob for streaming decompression.
     pub fn open_reader(&self, id: &BlobId) -> io::Result<BlobReader> {
+        if let Some(r) = &self.remote {
+            return BlobReader::inline(&r.get(&self.key(id))?);
+        }
         let f = File::open(self.path(id))?;
         Ok(BlobReader {
             inner: Inner::File(zstd::Decoder::new(f)?),
@@ -89,6 +129,9 @@ impl BlobDir {
 
     /// Removes a blob file (callers hold the database write lock).
     pub fn remove(&self, id: &BlobId) -> io::Result<()> {
+        if let Some(r) = &self.remote {
+            return r.delete(&self.key(id));
+        }
         match fs::remove_file(self.path(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -96,8 +139,13 @@ impl BlobDir {
     }
 
     /// Every blob file present, and stale temporary files (older than an hour) removed.
+    /// An object store is never listed (collection works from the database's rows, see
+    /// `objects.rs`): nothing is returned for it.
     pub fn scan(&self) -> io::Result<Vec<BlobId>> {
         let mut out = Vec::new();
+        if self.remote.is_some() {
+            return Ok(out);
+        }
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
             let name = entry.file_name();

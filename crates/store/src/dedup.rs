@@ -64,6 +64,7 @@ impl SqliteBackend {
         let Some(split) = parts::split(body, root, self.opts.part_dedup_min) else {
             return Ok(None);
         };
+        self.hold_objects(super::KIND_PART, split.parts.iter().map(|p| p.id).collect())?;
         for (i, p) in split.parts.iter().enumerate() {
             // Does nothing when the file exists (another message's copy).
             self.parts.put(&p.id, split.part(body, i))?;
@@ -93,7 +94,7 @@ impl WriteCtx<'_> {
     /// prepared is written again from `body`.
     pub(super) fn put_split(&mut self, id: &BlobId, body: &[u8], sp: &PreparedSplit) -> Result<()> {
         for p in &sp.parts {
-            if !self.parts.exists(&p.id) {
+            if !self.object_present(super::KIND_PART, &p.id, true)? {
                 let octets = usize::try_from(p.offset)
                     .ok()
                     .zip(usize::try_from(p.offset + p.len).ok())
@@ -107,6 +108,7 @@ impl WriteCtx<'_> {
                      ON CONFLICT (hash) DO UPDATE SET refcount = refcount + 1",
                 )?
                 .execute(params![&p.id.0[..], p.len as i64])?;
+            self.release_hold(super::KIND_PART, &p.id)?;
         }
         self.tx
             .prepare_cached("INSERT INTO blob_split (hash, skeleton, parts) VALUES (?1, ?2, ?3)")?
@@ -144,7 +146,7 @@ impl WriteCtx<'_> {
     pub(super) fn drop_unused_parts(&mut self, sp: &PreparedSplit) -> Result<()> {
         for p in &sp.parts {
             if !part_live(&self.tx, &p.id)? {
-                self.parts.remove(&p.id)?;
+                self.drop_object(super::KIND_PART, &p.id)?;
             }
         }
         Ok(())
@@ -164,14 +166,14 @@ impl WriteCtx<'_> {
         let mut removed = 0;
         for h in &dead {
             if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
-                self.parts.remove(&BlobId(arr))?;
+                self.drop_object(super::KIND_PART, &BlobId(arr))?;
             }
             self.tx.execute("DELETE FROM parts WHERE hash = ?1", [h])?;
             removed += 1;
         }
         for id in self.parts.scan()? {
             if !part_live(&self.tx, &id)? {
-                self.parts.remove(&id)?;
+                self.drop_object(super::KIND_PART, &id)?;
                 removed += 1;
             }
         }
@@ -253,7 +255,11 @@ pub(super) fn check(b: &SqliteBackend, deep: bool, problems: &mut Vec<String>) -
         if refs == 0 {
             continue;
         }
-        if !files.contains(&id) {
+        let present = match b.parts.remote() {
+            Some(_) => b.parts.exists(&id)?,
+            None => files.contains(&id),
+        };
+        if !present {
             problems.push(format!("part {}: file missing", id.hex()));
         } else if deep {
             let mut octets = Vec::new();

@@ -48,6 +48,7 @@ pub mod sqlite;
 pub mod strip;
 pub mod web;
 pub mod parts;
+pub mod s3;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -79,7 +80,12 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
     #[error("storage I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// A storage service (the object store of `[blobs] url`) is down or too slow: a
+    /// temporary error (4xx, `NO [UNAVAILABLE]`, `-ERR [SYS/TEMP]`); the operation works
+    /// again once it is back, without a restart.
+    #[error("storage temporarily unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
     /// The disk is full (or the disk reserve is released): a temporary refusal of new
@@ -89,6 +95,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        match e.get_ref().and_then(|i| i.downcast_ref::<s3::Unavailable>()) {
+            Some(u) => Error::Unavailable(u.0.clone()),
+            None => Error::Io(e),
+        }
+    }
+}
 
 /// An account's quota limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +148,8 @@ pub struct StoreOptions {
     /// body are stored once per store however many messages carry them (`parts.rs`);
     /// 0: off.
     pub part_dedup_min: u64,
+    /// `[blobs]`: blobs in an S3-compatible object store (`s3.rs`); `None`: files.
+    pub objects: Option<s3::ObjectsOptions>,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -158,6 +175,7 @@ impl Default for StoreOptions {
             expire_junk_days: 30,
             strip_policy: StripPolicy::default(),
             part_dedup_min: parts::DEFAULT_PART_DEDUP_MIN,
+            objects: None,
         }
     }
 }
@@ -433,6 +451,8 @@ pub enum Resolved {
 pub struct GcReport {
     pub blobs_removed: u64,
     pub orphan_files_removed: u64,
+    /// Objects deleted from the object store (`[blobs] url`; `objects.rs`).
+    pub objects_deleted: u64,
 }
 
 /// One quota recalculation.

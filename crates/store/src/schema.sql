@@ -439,3 +439,20 @@ CREATE TABLE IF NOT EXISTS queue_seq (
     one  INTEGER PRIMARY KEY CHECK (one = 1),
     last INTEGER NOT NULL
 );
+
+-- Blob store holds and deletion queue (issue 17, `objects.rs`), used when blobs live in
+-- an object store (`[blobs] url`). A hold is committed before an object is uploaded for
+-- a delivery and dropped by the transaction that references it; collection never
+-- deletes a held object. An object whose last reference went is queued, and collection
+-- deletes it (the bucket is never listed).
+CREATE TABLE IF NOT EXISTS object_holds (
+    kind  INTEGER NOT NULL,       -- 0: a body (blobs/), 1: a shared part (parts/)
+    hash  BLOB NOT NULL,
+    since INTEGER NOT NULL,       -- unix seconds
+    PRIMARY KEY (kind, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS object_deletions (
+    kind INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (kind, hash)
+) WITHOUT ROWID;

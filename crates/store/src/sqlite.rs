@@ -31,6 +31,9 @@ mod replace;
 mod space;
 #[path = "dedup.rs"]
 mod dedup;
+#[path = "objects.rs"]
+mod objects;
+use objects::{KIND_BLOB, KIND_PART};
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -108,8 +111,19 @@ impl SqliteBackend {
         })?;
         let _ = std::fs::remove_file(&probe);
         let db_path = data_dir.join("store.db");
-        let blobs = BlobDir::open(data_dir.join("blobs"))?;
-        let parts = BlobDir::open(data_dir.join("parts"))?;
+        let (blobs, parts) = match &opts.objects {
+            None => (
+                BlobDir::open(data_dir.join("blobs"))?,
+                BlobDir::open(data_dir.join("parts"))?,
+            ),
+            Some(o) => {
+                let remote = Arc::new(crate::s3::S3Objects::open(o)?);
+                (
+                    BlobDir::open_remote(data_dir.join("blobs"), remote.clone()),
+                    BlobDir::open_remote(data_dir.join("parts"), remote),
+                )
+            }
+        };
         let mut conn = open_conn(&db_path)?;
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -735,7 +749,11 @@ impl WriteCtx<'_> {
     /// Safe under the write lock: a later [`Self::ref_blob`] rewrites a missing file.
     fn drop_unused_blob(&mut self, prep: &Prepared) -> Result<()> {
         if !blob_live(&self.tx, &prep.id)? {
-            self.blobs.remove(&prep.id)?;
+            // With an object store, only an uploaded body has an object to queue.
+            let uploaded = prep.inline.is_none() && prep.split.is_none();
+            if uploaded || self.blobs.remote().is_none() {
+                self.drop_object(KIND_BLOB, &prep.id)?;
+            }
             if let Some(sp) = &prep.split {
                 self.drop_unused_parts(sp)?;
             }
@@ -763,14 +781,18 @@ impl WriteCtx<'_> {
         let mut stored = live || has_inline(&self.tx, id)? || self.has_split(id)?;
         if !stored {
             if let (Some(sp), Some(body)) = (split, body) {
-                // An older copy's file serves as well; otherwise the shared parts.
-                if !self.blobs.exists(id) {
+                // An older copy's file serves as well; otherwise the shared parts (with
+                // an object store, always the parts: they are held, a whole-body object
+                // would cost a request under the lock to look for).
+                if self.blobs.remote().is_some() || !self.object_present(KIND_BLOB, id, false)? {
                     self.put_split(id, body, sp)?;
                 }
                 stored = true;
             }
         }
-        if !stored && (inline.is_some() || !self.blobs.exists(id)) {
+        // Uploaded by this caller: prepared here (parsed), neither inline nor split.
+        let uploaded = encoded.is_some() && split.is_none();
+        if !stored && (inline.is_some() || !self.object_present(KIND_BLOB, id, uploaded)?) {
             let body = body.ok_or_else(|| {
                 Error::Io(std::io::Error::other(format!("blob {id:?} is missing")))
             })?;
@@ -817,6 +839,7 @@ impl WriteCtx<'_> {
                 put_blob_parse(&self.tx, &id.0, enc)?;
             }
         }
+        self.release_hold(KIND_BLOB, id)?;
         Ok(())
     }
 
@@ -1268,6 +1291,7 @@ impl SqliteBackend {
                 }
             }
             if split.is_none() {
+                self.hold_objects(KIND_BLOB, vec![id])?;
                 self.blobs.put(&id, body)?;
             }
             None
@@ -2451,7 +2475,7 @@ impl Backend for SqliteBackend {
             let mut removed = 0;
             for id in ctx.blobs.scan()? {
                 if !blob_live(&ctx.tx, &id)? {
-                    ctx.blobs.remove(&id)?;
+                    ctx.drop_object(KIND_BLOB, &id)?;
                     removed += 1;
                 }
             }
@@ -2465,9 +2489,12 @@ impl Backend for SqliteBackend {
             removed += ctx.collect_parts()?;
             Ok(removed)
         })?;
+        // Objects in an object store: the queue filled above, and abandoned holds.
+        let objects_deleted = self.collect_objects()?;
         Ok(GcReport {
             blobs_removed,
             orphan_files_removed,
+            objects_deleted,
         })
     }
 
@@ -2599,7 +2626,18 @@ impl Backend for SqliteBackend {
                     id.hex()
                 ));
             }
-            if actual > 0 && !files.contains(&id) && !inline.contains(&hash) && !split.contains(&hash) {
+            let present = |id: &BlobId| -> Result<bool> {
+                Ok(match self.blobs.remote() {
+                    // An object store is asked, one HEAD per object (it is never listed).
+                    Some(_) => self.blobs.exists(id)?,
+                    None => files.contains(id),
+                })
+            };
+            if actual > 0
+                && !inline.contains(&hash)
+                && !split.contains(&hash)
+                && !present(&id)?
+            {
                 problems.push(format!(
                     "blob {}: octets missing (no file, no inline row)",
                     id.hex()
@@ -3008,7 +3046,7 @@ impl SqliteBackend {
             drop(st);
             for h in &ids {
                 if let Ok(arr) = <[u8; 32]>::try_from(h.as_slice()) {
-                    ctx.blobs.remove(&BlobId(arr))?;
+                    ctx.drop_object(KIND_BLOB, &BlobId(arr))?;
                 }
                 delete_blob_parse(&ctx.tx, h)?;
                 ctx.free_split(h)?;

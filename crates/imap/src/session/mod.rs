@@ -107,6 +107,12 @@ pub fn store_error(e: &letterbox_store::Error) -> Reply {
         }
         E::Invalid(m) => Reply::no(m.clone()).code("CANNOT"),
         E::Refused(m) => Reply::no(m.clone()).code("CANNOT"),
+        // RFC 5530 3: UNAVAILABLE, a temporary failure of a subsystem (the object store).
+        E::Unavailable(_) => {
+            tracing::warn!("imap: store unavailable: {e}");
+            Reply::no("The message store is temporarily unavailable, try again later")
+                .code("UNAVAILABLE")
+        }
         E::Io(_) | E::Db(_) => {
             tracing::error!("imap: store error: {e}");
             Reply::no("Internal error, try again later").code("SERVERBUG")

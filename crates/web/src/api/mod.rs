@@ -63,7 +63,7 @@ impl From<letterbox_store::Error> for ApiError {
                     "the server's disk is full; try again later",
                 )
             }
-            E::Io(_) | E::Db(_) => {
+            E::Io(_) | E::Db(_) | E::Unavailable(_) => {
                 tracing::error!("web: store error: {e}");
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

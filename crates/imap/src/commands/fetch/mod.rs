@@ -504,7 +504,7 @@ fn render(
         Ok(st
             .open_message(mb, it.uid)?
             .read_range(off, len)
-            .map_err(StoreError::Io)?)
+            .map_err(StoreError::from)?)
     };
     out.extend_from_slice(format!("* {} FETCH (", it.seq).as_bytes());
     let mut first = true;
