@@ -13,6 +13,7 @@
 //! progress and a summary, and reports and skips what it cannot read instead of
 //! stopping.
 
+pub mod dovecot_modseq;
 pub mod export;
 pub mod imap;
 pub mod maildir;

@@ -26,6 +26,11 @@
 //! give it. Folders with a well-known special-use name (`Sent Messages`, `Spam`...) go
 //! into the account's special-use folder (`Sent`, `Junk`...).
 //!
+//! MODSEQs: the folder's HIGHESTMODSEQ is bounded from its `dovecot.index.log` files
+//! ([`crate::dovecot_modseq`]) and the mailbox's raised above it before any message
+//! goes in, so a CONDSTORE/QRESYNC client resuming with what it cached from Dovecot
+//! gets every message's flags again and misses no later change (RFC 7162 3.2.5).
+//!
 //! Restart: each message is keyed by folder, UIDVALIDITY and UID (or its file name when it
 //! has no UID), so a rerun stores what an interrupted run did not, and nothing twice.
 
@@ -431,6 +436,13 @@ fn import_folder(
         )
     };
     let im = store.import_mailbox(account.id, target, uidvalidity)?;
+    if known && im.keeps_uids {
+        // Clients of the source cached mod-sequences under this UIDVALIDITY: every
+        // imported message's is above what they can hold (see `dovecot_modseq`).
+        if let Some(floor) = crate::dovecot_modseq::modseq_bound(&folder.path) {
+            store.import_modseq_floor(im.mailbox.id, floor)?;
+        }
+    }
     summary.folders += 1;
     let mut files = Vec::new();
     for sub in ["cur", "new"] {

@@ -8,9 +8,11 @@
 //!   (the `expunged` table keeps every UID ever removed, for QRESYNC), so a UID is never
 //!   reused. An imported UID at or past UIDNEXT moves UIDNEXT past it; one below UIDNEXT
 //!   that was never used is filled in (an import resumed after an interruption).
-//! - Every imported message takes a new MODSEQ from the mailbox (RFC 7162), so a
-//!   CONDSTORE client that kept a MODSEQ from the old server sees the messages changed
-//!   and fetches their flags again (never their bodies: the UIDs are the same).
+//! - Every imported message takes a new MODSEQ from the mailbox (RFC 7162), above the
+//!   floor the importer sets from the source (`import_modseq_floor`: the highest
+//!   mod-sequence the source can have shown), so a CONDSTORE client that kept a MODSEQ
+//!   from the old server sees the messages changed and fetches their flags again (never
+//!   their bodies: the UIDs are the same), and misses no later change.
 //! - Quota usage grows with each message in the same transaction; an import is an
 //!   operator's act and is not refused for quota (the caller reports an account left
 //!   over its limit).
@@ -318,6 +320,17 @@ pub(super) fn finish_mailbox(b: &SqliteBackend, mailbox: MailboxId, uidnext: u32
         ctx.tx.execute(
             "UPDATE mailboxes SET first_recent = max(first_recent, uidnext) WHERE id = ?1",
             [mailbox],
+        )?;
+        Ok(())
+    })
+}
+
+pub(super) fn modseq_floor(b: &SqliteBackend, mailbox: MailboxId, floor: u64) -> Result<()> {
+    let floor = i64::try_from(floor).unwrap_or(i64::MAX);
+    b.write(move |ctx| {
+        ctx.tx.execute(
+            "UPDATE mailboxes SET highestmodseq = max(highestmodseq, ?2) WHERE id = ?1",
+            params![mailbox, floor],
         )?;
         Ok(())
     })

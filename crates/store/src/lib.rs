@@ -831,6 +831,10 @@ pub trait Backend: Send + Sync + 'static {
     fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported>;
     /// Raises UIDNEXT to the source's, and leaves the imported messages not `\Recent`.
     fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()>;
+    /// Raises HIGHESTMODSEQ to at least `floor` before messages are imported into a
+    /// mailbox that keeps a source's UIDVALIDITY: the source's clients may have cached
+    /// mod-sequences up to it (RFC 7162 3.1.1), so every imported message's is above.
+    fn import_modseq_floor(&self, mailbox: MailboxId, floor: u64) -> Result<()>;
     /// The POP3 UIDLs kept from an import for a mailbox's present messages, by UID.
     fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>>;
 

@@ -2907,6 +2907,10 @@ impl Backend for SqliteBackend {
         import::finish_mailbox(self, mailbox, uidnext)
     }
 
+    fn import_modseq_floor(&self, mailbox: MailboxId, floor: u64) -> Result<()> {
+        import::modseq_floor(self, mailbox, floor)
+    }
+
     fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
         import::pop3_uidls(self, mailbox)
     }
