@@ -188,6 +188,8 @@ pub fn store_options(config: &Config) -> StoreOptions {
             folders: config.attachments.policy_folders.clone(),
         },
         part_dedup_min: config.store.part_dedup_min.0,
+        wal_checkpoint_idle: std::time::Duration::from_secs(config.store.wal_checkpoint_idle.0),
+        wal_size_limit: config.store.wal_size_limit.0,
     }
 }
 
