@@ -356,6 +356,12 @@ pub struct StoreConfig {
     /// stored once per store, however many messages carry them; messages are rebuilt
     /// byte for byte. `0`: off (every body stored whole).
     pub part_dedup_min: ByteSize,
+    /// After this long without writes the database's write-ahead log is checkpointed
+    /// and cut to zero octets (it otherwise keeps its largest size). `0`: never.
+    pub wal_checkpoint_idle: Seconds,
+    /// What the write-ahead log is cut back to when a long burst of writes starts it
+    /// over (SQLite's `journal_size_limit`).
+    pub wal_size_limit: ByteSize,
 }
 
 impl Default for StoreConfig {
@@ -364,6 +370,8 @@ impl Default for StoreConfig {
             inline_max: ByteSize(64 * 1024),
             disk_reserve: ByteSize(8 << 20),
             part_dedup_min: ByteSize(64 * 1024),
+            wal_checkpoint_idle: Seconds(1),
+            wal_size_limit: ByteSize(16 << 20),
         }
     }
 }
@@ -1552,6 +1560,10 @@ retention = "14d"
         assert_eq!(c.store.part_dedup_min, ByteSize(1 << 20));
         let c = parse("[store]\npart_dedup_min = 0\n").unwrap();
         assert_eq!(c.store.part_dedup_min, ByteSize(0));
+        assert_eq!(parse("").unwrap().store.wal_checkpoint_idle, Seconds(1));
+        let c = parse("[store]\nwal_checkpoint_idle = \"10s\"\nwal_size_limit = \"4M\"\n").unwrap();
+        assert_eq!(c.store.wal_checkpoint_idle, Seconds(10));
+        assert_eq!(c.store.wal_size_limit, ByteSize(4 << 20));
         let e = parse("[store]\ninline_max = \"lots\"\n")
             .unwrap_err()
             .to_string();

@@ -197,6 +197,8 @@ pub fn store_options(config: &Config) -> StoreOptions {
             retries: config.blobs.retries,
             hold_max: config.blobs.hold_max,
         }),
+        wal_checkpoint_idle: std::time::Duration::from_secs(config.store.wal_checkpoint_idle.0),
+        wal_size_limit: config.store.wal_size_limit.0,
     }
 }
 

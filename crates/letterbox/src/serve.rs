@@ -150,7 +150,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         Err(e) => anyhow::bail!("outbound delivery cannot start: {e}"),
     }
     tokio::spawn(attachment_policies(store.clone(), config.attachments.policy_interval.0));
-    tokio::spawn(maintenance(store));
+    tokio::spawn(maintenance(store.clone()));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -168,6 +168,10 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     // Every acknowledged write is already durable; sessions in flight have
     // acknowledged nothing they have not stored.
     tracing::info!("shutting down");
+    // Leave no write-ahead log behind (its pages are all in the database already).
+    if let Err(e) = store.run(|s| s.close_log()).await {
+        tracing::warn!("shutdown: WAL not emptied: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

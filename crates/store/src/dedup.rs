@@ -25,6 +25,134 @@ pub(super) struct PreparedSplit {
     /// The skeleton, compressed as [`blob::compress`] does.
     skeleton: Vec<u8>,
     parts: Vec<PartRef>,
+    /// The skeleton's own parse: its header's octets and its search text, as
+    /// `encode_parsed` serialises it (before compression).
+    skeleton_header: Vec<u8>,
+    skeleton_search: Vec<u8>,
+}
+
+/// Which rows of a split body's parse the skeleton makes redundant (issue 15: every
+/// split body keeps its skeleton in the database, a few hundred octets compressed,
+/// header and text parts included). The header (`blob_header`) and the search text
+/// (`blob_search`) are then not stored a second time: readers take them from the
+/// skeleton ([`split_header`], [`split_search`]). Each is left out only when the
+/// skeleton's own parse gives exactly what the body's does, checked when the body is
+/// stored, so that the answers never change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Slim {
+    pub(super) header: bool,
+    pub(super) search: bool,
+}
+
+impl PreparedSplit {
+    /// What the skeleton holds of the body's parse: `header` and `search_raw` as
+    /// `encode_parsed` made them of the whole body.
+    pub(super) fn slim(&self, header: &[u8], search_raw: &[u8]) -> Slim {
+        Slim {
+            header: self.skeleton_header == header,
+            search: self.skeleton_search == search_raw,
+        }
+    }
+}
+
+/// The serialised search text (headers, body) of a parse, as stored before compression.
+pub(super) fn search_raw(headers: &str, body: &str) -> Vec<u8> {
+    postcard::to_allocvec(&(headers, body)).unwrap_or_default()
+}
+
+/// The skeleton of a split body, decompressed; `None` if the body is not split.
+fn skeleton_of(c: &Connection, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+    let z: Option<Vec<u8>> = c
+        .prepare_cached("SELECT skeleton FROM blob_split WHERE hash = ?1")?
+        .query_row([hash], |r| r.get(0))
+        .optional()?;
+    match z {
+        Some(z) => {
+            let mut out = Vec::new();
+            zstd::stream::copy_decode(&z[..], &mut out)?;
+            Ok(Some(out))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The top-level header's octets of a split body, from its skeleton (which starts
+/// with them: parts are cut only from bodies after it).
+pub(super) fn split_header(c: &Connection, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(skeleton_of(c, hash)?.map(|mut sk| {
+        let end = (letterbox_message::parse(&sk).root.offset_body as usize).min(sk.len());
+        sk.truncate(end);
+        sk
+    }))
+}
+
+/// The search text (header fields, text of the text parts) of a split body, from its
+/// skeleton: the parts cut out are never text, so it holds all of it.
+pub(super) fn split_search(c: &Connection, hash: &[u8]) -> Result<Option<(String, String)>> {
+    Ok(skeleton_of(c, hash)?.map(|sk| {
+        let p = letterbox_message::parse(&sk);
+        (p.search_headers, p.search_body)
+    }))
+}
+
+/// The first octet of a structure kept compressed (`blob_info.structure` of a split
+/// body): far from [`letterbox_message::STRUCTURE_VERSION`], which opens a plain one.
+const PACKED_STRUCTURE: u8 = 0xFF;
+
+/// zstd level of packed structures (a few hundred octets: the level costs nothing).
+const STRUCTURE_ZSTD_LEVEL: i32 = 19;
+
+/// A split body's structure as stored: compressed, behind [`PACKED_STRUCTURE`], when
+/// that is shorter. Only split bodies' are (their envelope and MIME tree are most of
+/// what the database keeps of them); FETCH over a mailbox of ordinary mail reads plain
+/// structures as before.
+pub(super) fn pack_structure(plain: &[u8]) -> Option<Vec<u8>> {
+    let z = zstd::bulk::compress(plain, STRUCTURE_ZSTD_LEVEL).ok()?;
+    (z.len() + 1 < plain.len()).then(|| {
+        let mut out = Vec::with_capacity(z.len() + 1);
+        out.push(PACKED_STRUCTURE);
+        out.extend_from_slice(&z);
+        out
+    })
+}
+
+thread_local! {
+    // One context per thread, reused (creating one costs more than the decompression).
+    static STRUCTURE_DECODER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A stored structure as [`letterbox_message::ParsedMessage::decode`] reads it: packed
+/// ones decompressed, plain ones as they are. A packed one that does not decompress
+/// gives an empty slice, which decodes as nothing (the store then parses the body again).
+pub(crate) fn unpack_structure(stored: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    const EMPTY: &[u8] = &[];
+    let Some((&PACKED_STRUCTURE, z)) = stored.split_first() else {
+        return Cow::Borrowed(stored);
+    };
+    let size = zstd::zstd_safe::get_frame_content_size(z)
+        .ok()
+        .flatten()
+        .filter(|&n| n <= 1 << 24);
+    let Some(size) = size else { return Cow::Borrowed(EMPTY) };
+    STRUCTURE_DECODER.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = zstd::bulk::Decompressor::new().ok();
+        }
+        match d.as_mut().map(|d| d.decompress(z, size as usize)) {
+            Some(Ok(v)) => Cow::Owned(v),
+            _ => Cow::Borrowed(EMPTY),
+        }
+    })
+}
+
+/// Whether a body is stored split (in the caller's transaction).
+pub(super) fn is_split(c: &Connection, hash: &[u8]) -> Result<bool> {
+    Ok(c
+        .prepare_cached("SELECT 1 FROM blob_split WHERE hash = ?1")?
+        .exists([hash])?)
 }
 
 /// Whether any stored body references the part.
@@ -69,9 +197,13 @@ impl SqliteBackend {
             // Does nothing when the file exists (another message's copy).
             self.parts.put(&p.id, split.part(body, i))?;
         }
+        let sp = letterbox_message::parse(&split.skeleton);
+        let header_end = (sp.root.offset_body as usize).min(split.skeleton.len());
         Ok(Some(PreparedSplit {
             skeleton: blob::compress(&split.skeleton)?,
             parts: split.parts,
+            skeleton_header: split.skeleton[..header_end].to_vec(),
+            skeleton_search: search_raw(&sp.search_headers, &sp.search_body),
         }))
     }
 
@@ -402,6 +534,82 @@ mod tests {
         s.append(inbox.id, new(&bodies[3]), true).unwrap();
         assert_eq!(s.open_message(inbox.id, 7).unwrap().read_all().unwrap(), bodies[3]);
         assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    }
+
+    /// A split body keeps no `blob_header` or `blob_search` row and a packed structure,
+    /// and every read gives what the same message stored whole gives.
+    #[test]
+    fn split_bodies_keep_slim_rows_and_read_the_same() {
+        let (dir, s, inbox) = setup();
+        let whole_dir = tempfile::tempdir().unwrap();
+        let whole = Store::open_embedded(
+            whole_dir.path(),
+            StoreOptions { part_dedup_min: 0, ..StoreOptions::default() },
+        )
+        .unwrap();
+        whole.add_domain("example.com").unwrap();
+        let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let wa = whole.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+        let winbox = whole.mailbox(wa.id, "INBOX").unwrap();
+        let shared = attachment(7, 200_000);
+        // Encoded words, a second text part and an attachment name to search for.
+        let body = |n: u32| {
+            let mut m = format!(
+                "From: =?UTF-8?Q?J=C3=B6rg?= <j@example.com>\r\nTo: a@example.com\r\n\
+                 Subject: =?UTF-8?B?w6TDtsO8?= report {n}\r\nMessage-ID: <m{n}@example.com>\r\n\
+                 MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+                 --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nzanzibar {n} gr\u{fc}\u{df}e\r\n\
+                 --b\r\nContent-Type: text/html\r\n\r\n<p>quokka</p>\r\n\
+                 --b\r\nContent-Type: application/pdf; name=\"plan{n}.pdf\"\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n"
+            )
+            .into_bytes();
+            m.extend_from_slice(&shared);
+            m.extend_from_slice(b"\r\n--b--\r\n");
+            m
+        };
+        let mut prefixed = new(&body(2));
+        prefixed.prefix = b"Delivered-To: a@example.com\r\n".to_vec();
+        for m in [new(&body(1)), prefixed] {
+            s.append(inbox.id, m.clone(), true).unwrap();
+            whole.append(winbox.id, m, true).unwrap();
+        }
+        let db = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        let count = |t: &str| -> i64 {
+            db.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count("blob_split"), 2);
+        assert_eq!(count("blob_info"), 2);
+        assert_eq!(count("blob_header"), 0);
+        assert_eq!(count("blob_search"), 0);
+        let packed: i64 = db
+            .query_row("SELECT count(*) FROM blob_info WHERE substr(structure, 1, 1) = x'ff'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(packed, 2);
+        let uids = [1, 2];
+        assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), whole.headers_many(winbox.id, &uids).unwrap());
+        assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), whole.parsed_many(winbox.id, &uids, true).unwrap());
+        assert_eq!(s.parsed_many(inbox.id, &uids, false).unwrap(), whole.parsed_many(winbox.id, &uids, false).unwrap());
+        assert_eq!(s.envelopes_many(inbox.id, &uids).unwrap(), whole.envelopes_many(winbox.id, &uids).unwrap());
+        assert_eq!(s.roots_many(inbox.id, &uids).unwrap(), whole.roots_many(winbox.id, &uids).unwrap());
+        for needle in ["zanzibar", "quokka", "plan2.pdf", "größe", "äöü"] {
+            assert_eq!(
+                s.text_candidates(inbox.id, &[needle]).unwrap(),
+                whole.text_candidates(winbox.id, &[needle]).unwrap(),
+                "{needle}"
+            );
+        }
+        let p = s.parsed(inbox.id, 2).unwrap();
+        assert!(p.search_body.contains("zanzibar 2"), "{:?}", p.search_body);
+        // Reading them stored nothing back.
+        assert_eq!(count("blob_header"), 0);
+        assert_eq!(count("blob_search"), 0);
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        // Collection takes the slim rows with the body.
+        s.expunge(inbox.id, &uids).unwrap();
+        s.gc().unwrap();
+        assert_eq!(count("blob_info"), 0);
+        assert_eq!(count("blob_split"), 0);
     }
 
     #[test]

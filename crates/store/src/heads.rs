@@ -147,7 +147,9 @@ impl SqliteBackend {
                 }
                 let prefix_len = r.get::<_, i64>(1)? as u32;
                 let root = match r.get_ref(2)? {
-                    rusqlite::types::ValueRef::Blob(b) => ParsedMessage::decode_root(b),
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        ParsedMessage::decode_root(&crate::sqlite::dedup::unpack_structure(b))
+                    }
                     _ => None,
                 };
                 match root {

@@ -150,6 +150,12 @@ pub struct StoreOptions {
     pub part_dedup_min: u64,
     /// `[blobs]`: blobs in an S3-compatible object store (`s3.rs`); `None`: files.
     pub objects: Option<s3::ObjectsOptions>,
+    /// `[store] wal_checkpoint_idle`: after this long without writes the embedded
+    /// store's WAL is checkpointed and cut to zero octets (`wal.rs`); zero: never (SQLite's
+    /// own checkpoints only).
+    pub wal_checkpoint_idle: std::time::Duration,
+    /// `[store] wal_size_limit`: SQLite's `journal_size_limit`, in octets.
+    pub wal_size_limit: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -176,6 +182,8 @@ impl Default for StoreOptions {
             strip_policy: StripPolicy::default(),
             part_dedup_min: parts::DEFAULT_PART_DEDUP_MIN,
             objects: None,
+            wal_checkpoint_idle: sqlite::wal::DEFAULT_WAL_CHECKPOINT_IDLE,
+            wal_size_limit: sqlite::wal::DEFAULT_WAL_SIZE_LIMIT,
         }
     }
 }
@@ -700,6 +708,11 @@ pub trait Backend: Send + Sync + 'static {
     fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
         let _ = interval;
         Ok(())
+    }
+    /// At clean shutdown: empties the write-ahead log into the database, if the backend
+    /// has one and nothing else is writing (`sqlite/wal.rs`). `true` if it was emptied.
+    fn close_log(&self) -> Result<bool> {
+        Ok(false)
     }
     /// Stores a message the server writes itself (the quota warning) without quota
     /// enforcement and without arming a warning: its octets count in the usage, but a

@@ -30,10 +30,12 @@ mod replace;
 #[path = "space.rs"]
 mod space;
 #[path = "dedup.rs"]
-mod dedup;
+pub(crate) mod dedup;
 #[path = "objects.rs"]
 mod objects;
 use objects::{KIND_BLOB, KIND_PART};
+#[path = "wal.rs"]
+pub mod wal;
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -85,12 +87,14 @@ pub struct SqliteBackend {
 fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
-    // journal_size_limit: the WAL, which holds small bodies until a checkpoint copies
-    // them into the database, is truncated back to 64 MiB after a burst.
-    conn.execute_batch(
+    // journal_size_limit (`[store] wal_size_limit`, set on the writer's connection
+    // in `open`): what the WAL is cut back to when a long burst starts it over; an idle
+    // store empties it altogether (`wal.rs`).
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-         PRAGMA journal_size_limit=67108864;",
-    )?;
+         PRAGMA journal_size_limit={};",
+        wal::DEFAULT_WAL_SIZE_LIMIT
+    ))?;
     Ok(conn)
 }
 
@@ -125,6 +129,7 @@ impl SqliteBackend {
             }
         };
         let mut conn = open_conn(&db_path)?;
+        conn.execute_batch(&format!("PRAGMA journal_size_limit={}", opts.wal_size_limit))?;
         {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(include_str!("schema.sql"))?;
@@ -335,7 +340,26 @@ fn writer_loop(
 ) {
     let mut synced = true; // the connection starts with synchronous=FULL
     conn.set_prepared_statement_cache_capacity(64);
-    while let Ok(first) = rx.recv() {
+    // Whether the WAL may hold frames an idle checkpoint should empty (`wal.rs`).
+    let mut dirty = true;
+    let busy = std::time::Duration::from_millis(BUSY_TIMEOUT_MS);
+    loop {
+        let first = if dirty && !opts.wal_checkpoint_idle.is_zero() {
+            match rx.recv_timeout(opts.wal_checkpoint_idle) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    dirty = !wal::truncate(&conn, busy);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            }
+        };
+        dirty = true;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -362,6 +386,10 @@ fn writer_loop(
             }
             run_batch(&mut conn, group, &blobs, &opts, &feed);
         }
+    }
+    // The store is closing: leave no log behind (`wal.rs`).
+    if dirty {
+        wal::truncate(&conn, busy);
     }
 }
 
@@ -1160,6 +1188,10 @@ struct Encoded {
     head: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     line_ends: crate::line_ends::LineEnds,
+    /// The search text before compression (compared with a skeleton's: `dedup.rs`).
+    search_raw: Vec<u8>,
+    /// The rows a split body's skeleton makes redundant (`dedup.rs`).
+    slim: dedup::Slim,
 }
 
 /// zstd level for the stored search text.
@@ -1172,7 +1204,7 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
     );
-    let raw = postcard::to_allocvec(&search).unwrap_or_default();
+    let raw = dedup::search_raw(&search.0, &search.1);
     let header_end = (p.root.offset_body as usize).min(body.len());
     Encoded {
         structure: p.encode(),
@@ -1181,6 +1213,8 @@ fn encode_parsed(body: &[u8]) -> Encoded {
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
         head,
         line_ends: crate::line_ends::LineEnds::of(body),
+        search_raw: raw,
+        slim: dedup::Slim::default(),
     }
 }
 
@@ -1189,15 +1223,28 @@ fn encode_parsed(body: &[u8]) -> Encoded {
 /// its file on first read (what rows of older versions get).
 fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     delete_blob_parse(c, hash)?;
+    // A body stored split leaves out what its skeleton holds (`dedup.rs`).
+    let slim = if enc.slim != dedup::Slim::default() && dedup::is_split(c, hash)? {
+        enc.slim
+    } else {
+        dedup::Slim::default()
+    };
+    let packed = (slim != dedup::Slim::default())
+        .then(|| dedup::pack_structure(&enc.structure))
+        .flatten();
     c.prepare_cached("INSERT INTO blob_info (hash, structure) VALUES (?1, ?2)")?
-        .execute(params![hash, enc.structure])?;
+        .execute(params![hash, packed.as_ref().unwrap_or(&enc.structure)])?;
     let id = c.last_insert_rowid();
-    c.prepare_cached("INSERT INTO blob_header (id, header) VALUES (?1, ?2)")?
-        .execute(params![id, enc.header])?;
+    if !slim.header {
+        c.prepare_cached("INSERT INTO blob_header (id, header) VALUES (?1, ?2)")?
+            .execute(params![id, enc.header])?;
+    }
     c.prepare_cached("INSERT INTO blob_grams (id, grams) VALUES (?1, ?2)")?
         .execute(params![id, enc.grams])?;
-    c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
-        .execute(params![id, enc.search])?;
+    if !slim.search {
+        c.prepare_cached("INSERT INTO blob_search (id, search) VALUES (?1, ?2)")?
+            .execute(params![id, enc.search])?;
+    }
     crate::line_ends::put(c, id, enc.line_ends)?;
     crate::heads::put(c, id, &enc.head)?;
     Ok(())
@@ -1279,7 +1326,7 @@ impl SqliteBackend {
                 split: None,
             });
         }
-        let encoded = encode_parsed(body);
+        let mut encoded = encode_parsed(body);
         let mut split = None;
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
@@ -1290,12 +1337,16 @@ impl SqliteBackend {
                     split = self.prepare_split(body, &p.root)?;
                 }
             }
-            if split.is_none() {
-                self.hold_objects(KIND_BLOB, vec![id])?;
-                self.blobs.put(&id, body)?;
+            match &split {
+                Some(sp) => encoded.slim = sp.slim(&encoded.header, &encoded.search_raw),
+                None => {
+                    self.hold_objects(KIND_BLOB, vec![id])?;
+                    self.blobs.put(&id, body)?;
+                }
             }
             None
         };
+        encoded.search_raw = Vec::new();
         Ok(Prepared {
             id,
             encoded: Some(encoded),
@@ -1318,6 +1369,15 @@ impl SqliteBackend {
 }
 
 impl Backend for SqliteBackend {
+    fn close_log(&self) -> Result<bool> {
+        // Its own connection: the writer thread may be waiting for its idle period. A
+        // second's wait for a last commit of the writer or another process, no more.
+        let conn = open_conn(&self.db_path)?;
+        Ok(wal::truncate(&conn, std::time::Duration::from_secs(1)) || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            wal::truncate(&conn, std::time::Duration::from_secs(1))
+        })
+    }
     fn add_domain(&self, name: &str) -> Result<()> {
         let d = validate_domain(name)?;
         self.write(move |ctx| {
@@ -2139,10 +2199,26 @@ impl Backend for SqliteBackend {
         let mut out = Vec::with_capacity(rows.len());
         let mut dec = SearchDecoder::new();
         for (uid, prefix_len, blob, structure, search) in rows {
-            let parsed = match structure.as_deref().and_then(ParsedMessage::decode) {
+            let parsed = match structure
+                .as_deref()
+                .and_then(|s| ParsedMessage::decode(&dedup::unpack_structure(s)))
+            {
                 Some(mut p) => {
-                    if let Some(search) = search {
-                        dec.fill(&mut p, &search);
+                    match search {
+                        Some(search) => dec.fill(&mut p, &search),
+                        // A split body's search text is its skeleton's (`dedup.rs`).
+                        None if with_search => {
+                            let (h, b) = match self.read(|c| dedup::split_search(c, &blob))? {
+                                Some(t) => t,
+                                None => {
+                                    let u = self.upgrade(&blob)?.0;
+                                    (u.search_headers, u.search_body)
+                                }
+                            };
+                            p.search_headers = h;
+                            p.search_body = b;
+                        }
+                        None => {}
                     }
                     p
                 }
@@ -2198,7 +2274,9 @@ impl Backend for SqliteBackend {
                 }
                 // Decoded in place: no copy of the structure.
                 let env = match r.get_ref(1)? {
-                    rusqlite::types::ValueRef::Blob(b) => ParsedMessage::decode_envelope(b),
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        ParsedMessage::decode_envelope(&dedup::unpack_structure(b))
+                    }
                     _ => None,
                 };
                 match env {
@@ -2241,7 +2319,11 @@ impl Backend for SqliteBackend {
         for (uid, mut prefix, blob, header) in rows {
             let header = match header {
                 Some(h) => h,
-                None => self.upgrade(&blob)?.1,
+                // A split body's header is its skeleton's (`dedup.rs`).
+                None => match self.read(|c| dedup::split_header(c, &blob))? {
+                    Some(h) => h,
+                    None => self.upgrade(&blob)?.1,
+                },
             };
             prefix.extend_from_slice(&header);
             out.push((uid, prefix));
