@@ -495,6 +495,11 @@ pub struct Imap {
     /// firewalls do not drop a quiet connection (Dovecot sends one every 2 minutes);
     /// 0 turns them off.
     pub idle_keepalive: u64,
+    /// Messages kept in the per-mailbox indexes that IMAP sessions share (UID, flags,
+    /// keywords and size of each, about 16 octets a message), all mailboxes together;
+    /// past it the least recently opened mailboxes are dropped and read again from the
+    /// store when next opened. 0 keeps none.
+    pub index_cache_messages: u64,
 }
 
 impl Default for Imap {
@@ -506,6 +511,7 @@ impl Default for Imap {
                 .map(|(n, a)| (n.to_string(), a.to_string()))
                 .collect(),
             idle_keepalive: 120,
+            index_cache_messages: 2_000_000,
         }
     }
 }

@@ -221,11 +221,16 @@ use std::sync::Arc;
 /// The `imap` listener's service.
 pub struct ImapService {
     pub ctx: Context,
+    /// The mailbox indexes its sessions share (`session::index`).
+    pub indexes: Arc<session::index::Indexes>,
 }
 
 impl ImapService {
     pub fn new(ctx: Context) -> ImapService {
-        ImapService { ctx }
+        let indexes = Arc::new(session::index::Indexes::new(
+            ctx.config.imap.index_cache_messages,
+        ));
+        ImapService { ctx, indexes }
     }
 }
 
@@ -245,8 +250,12 @@ impl Service for ImapService {
         peer: Peer,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let ctx = self.ctx.clone();
+        let indexes = self.indexes.clone();
         Box::pin(async move {
-            session::Session::new(ctx, peer, stream).run().await;
+            session::Session::new(ctx, peer, stream)
+                .with_indexes(indexes)
+                .run()
+                .await;
         })
     }
 }

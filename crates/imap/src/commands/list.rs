@@ -238,10 +238,11 @@ pub async fn list(
         if let (Some(items), true) = (&status_items, selectable) {
             let items2 = items.clone();
             let n = name.clone();
+            let indexes = s.indexes.clone();
             if let Ok((mb, c)) = s
                 .ctx
                 .store
-                .run(move |st| status::lookup(st, account, &n))
+                .run(move |st| status::lookup(st, &indexes, account, &n))
                 .await
             {
                 out.extend_from_slice(b"* STATUS ");

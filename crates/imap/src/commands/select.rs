@@ -32,7 +32,8 @@
 
 use crate::parser::{MailboxArg, SelectParams};
 use crate::response;
-use crate::session::view::{KeywordSets, Selected, UidSet};
+use crate::session::index;
+use crate::session::view::{Selected, UidSet};
 use crate::session::{store_error, Fatal, Reply, Session, State};
 
 pub async fn run(
@@ -64,53 +65,61 @@ pub async fn run(
     // Every read-write session claims (one session per message, whatever its version);
     // only IMAP4rev1 sessions show it.
     let claim = s.rev1() || !read_only;
+    let indexes = s.indexes.clone();
     let r = s
         .ctx
         .store
         .run(move |st| {
             let mb = st.mailbox(account, &lookup)?;
-            // Claimed before the list is read: a message that comes in between is
+            // Claimed before the messages are read: a message that comes in between is
             // claimed by this session's next sync (or another's).
             let recent = if claim {
                 super::super::session::recent_range(st, mb.id, !read_only)
             } else {
                 (0, 0)
             };
-            let mut msgs = st.list_messages(mb.id, false)?;
-            for m in &mut msgs {
-                m.recent = m.uid >= recent.0 && m.uid < recent.1;
-            }
-            // Expunged above the client's MODSEQ (the changed ones are in `msgs`).
-            let vanished = match &qresync {
+            // Read again after the claim, so that what was claimed is in the snapshot.
+            let mb = st.mailbox_by_id(mb.id)?;
+            let snap = index::current(st, &mb, indexes.get(mb.id))?;
+            // Expunged (and, for the FETCH lines below, changed) above the client's
+            // MODSEQ.
+            let changes = match &qresync {
                 Some(q) if q.uidvalidity == mb.uidvalidity => {
-                    Some(st.changes_since(mb.id, q.modseq)?.vanished)
+                    Some(st.changes_since(mb.id, q.modseq)?)
                 }
                 _ => None,
             };
             let acct = st.account_by_id(account)?;
-            Ok((mb, msgs, vanished, acct))
+            Ok((mb, snap, recent, changes, acct))
         })
         .await;
-    let (mb, metas, vanished, acct) = match r {
+    let (mb, snap, recent, changes, acct) = match r {
         Ok(v) => v,
         Err(e) => return Ok(store_error(&e)),
     };
+    s.indexes.put(&snap);
     let mut sel = Selected {
         id: mb.id,
         name: mb.name.clone(),
         uidvalidity: mb.uidvalidity,
         read_only,
-        msgs: Vec::with_capacity(metas.len()),
-        known_modseq: mb.highestmodseq,
+        msgs: snap.msgs.clone(),
+        known_modseq: snap.modseq,
         saved: Vec::new(),
-        keywords: Vec::new(),
-        kwsets: KeywordSets::default(),
+        keywords: snap.keywords.clone(),
+        kwsets: snap.kwsets.clone(),
         modseqs: s.enabled.condstore,
         vanished: s.enabled.qresync,
         unannounced: false,
     };
-    // QRESYNC: the messages (within known-uids) changed above the client's MODSEQ.
-    let mut resync: Vec<(usize, u64)> = Vec::new();
+    // \Recent: the claimed UIDs [from, to) in the view (a copy of it is marked).
+    let from = sel.msgs.partition_point(|m| m.uid < recent.0);
+    let to = sel.msgs.partition_point(|m| m.uid < recent.1);
+    if from < to {
+        for m in &mut std::sync::Arc::make_mut(&mut sel.msgs)[from..to] {
+            m.recent = true;
+        }
+    }
     // No `*` in known-uids (the parser refuses it); None: every UID.
     let known: Option<UidSet> = params
         .qresync
@@ -118,34 +127,31 @@ pub async fn run(
         .and_then(|q| q.known_uids.as_ref())
         .map(|set| UidSet::new(set, u32::MAX));
     let in_known = |uid: u32| known.as_ref().is_none_or(|k| k.contains(uid));
-    let since = params
-        .qresync
-        .as_ref()
-        .map(|q| q.modseq)
-        .unwrap_or(u64::MAX);
-    for m in &metas {
-        if vanished.is_some() && m.modseq > since && in_known(m.uid) {
-            resync.push((sel.msgs.len(), m.modseq));
+    // QRESYNC: the messages in the view (within known-uids) changed above the client's
+    // MODSEQ, and the UIDs expunged above it. A change read here but made after the
+    // snapshot is not in the view yet: its line carries the view's MODSEQ, and the next
+    // sync tells the change itself.
+    let (resync, vanished) = match changes {
+        Some(ch) => {
+            let resync: Vec<(usize, u64)> = ch
+                .changed
+                .iter()
+                .filter(|m| in_known(m.uid))
+                .filter_map(|m| sel.index_of_uid(m.uid).map(|i| (i, m.modseq.min(snap.modseq))))
+                .collect();
+            (resync, Some(ch.vanished))
         }
-        let msg = sel.msg_from_meta(m);
-        sel.msgs.push(msg);
-    }
-    drop(metas);
-    sel.keywords = sel.keywords_in_use();
+        None => (Vec::new(), None),
+    };
     let rev1 = s.rev1();
     let mut out = Vec::new();
     out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
     if rev1 {
-        let recent = sel.msgs.iter().filter(|m| m.recent).count();
-        out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+        out.extend_from_slice(format!("* {} RECENT\r\n", to - from).as_bytes());
     }
     out.extend_from_slice(sel.flags_responses().as_bytes());
     if rev1 {
-        if let Some(i) = sel
-            .msgs
-            .iter()
-            .position(|m| !m.flags.contains(letterbox_store::Flags::SEEN))
-        {
+        if let Some(i) = snap.first_unseen {
             out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", i + 1).as_bytes());
         }
     }

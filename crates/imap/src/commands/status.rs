@@ -3,8 +3,12 @@
 //! DELETED-STORAGE (RFC 9208 4.2: what an EXPUNGE would free, in units of 1024 octets
 //! like the STORAGE resource, rounded up), APPENDLIMIT (RFC 7889: the same limit for
 //! every mailbox) and MAILBOXID (RFC 8474).
+//!
+//! A mailbox some session has opened is counted from the shared index
+//! (`crate::session::index`, issue 18), without a scan of its messages.
 
 use crate::parser::{MailboxArg, StatusItem};
+use crate::session::index::{self, Indexes};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_store::{Backend, Mailbox, MailboxCounts};
 
@@ -39,12 +43,24 @@ pub fn status_list(
     format!("({})", parts.join(" "))
 }
 
+/// The mailbox and its counts: from the shared index when the mailbox has one (brought
+/// up to date, `session::index`), else counted by the store. A STATUS alone does not
+/// load an index (LIST-STATUS over a hundred folders would load them all).
 pub fn lookup(
     st: &dyn Backend,
+    indexes: &Indexes,
     account: i64,
     name: &str,
 ) -> letterbox_store::Result<(Mailbox, MailboxCounts)> {
     let mb = st.mailbox(account, name)?;
+    if let Some(base) = indexes.get(mb.id).filter(|b| b.uidvalidity == mb.uidvalidity) {
+        let snap = index::current(st, &mb, Some(base))?;
+        // The first UID no session has claimed as \Recent.
+        let (first_recent, _) = st.claim_recent(mb.id, false)?;
+        let c = snap.counts(first_recent);
+        indexes.put(&snap);
+        return Ok((mb, c));
+    }
     let c = st.mailbox_counts(mb.id)?;
     Ok((mb, c))
 }
@@ -63,7 +79,12 @@ pub async fn run(s: &mut Session, arg: &MailboxArg, items: &[StatusItem]) -> Res
     if items.contains(&StatusItem::HighestModSeq) {
         s.enable_condstore(true);
     }
-    let r = s.ctx.store.run(move |st| lookup(st, account, &name)).await;
+    let indexes = s.indexes.clone();
+    let r = s
+        .ctx
+        .store
+        .run(move |st| lookup(st, &indexes, account, &name))
+        .await;
     match r {
         Ok((mb, c)) => {
             let mut out = b"* STATUS ".to_vec();

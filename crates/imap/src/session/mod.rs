@@ -7,6 +7,7 @@
 //! [`State::NotAuthenticated`], [`State::Authenticated`] (an account and its change
 //! feed), [`State::Selected`] (the same plus the mailbox view) and [`State::Logout`].
 
+pub mod index;
 pub mod view;
 
 use crate::commands;
@@ -151,6 +152,8 @@ pub struct Session {
     pub quota_alerted_select: bool,
     /// COMPRESS=DEFLATE is active (RFC 4978): it stays on for the connection's life.
     pub compressed: bool,
+    /// The process's per-mailbox indexes ([`index`]).
+    pub indexes: std::sync::Arc<index::Indexes>,
 }
 
 impl Session {
@@ -168,7 +171,14 @@ impl Session {
             quota_alerted: None,
             quota_alerted_select: false,
             compressed: false,
+            indexes: std::sync::Arc::default(),
         }
+    }
+
+    /// Shares the per-mailbox indexes of the listener (see [`index`]).
+    pub fn with_indexes(mut self, indexes: std::sync::Arc<index::Indexes>) -> Session {
+        self.indexes = indexes;
+        self
     }
 
     /// UTF-8 is allowed in mailbox names and quoted strings (IMAP4rev2 or UTF8=ACCEPT).
@@ -523,6 +533,7 @@ impl Session {
         };
         let (id, known, valid) = (sel.id, sel.known_modseq, sel.uidvalidity);
         let (max_uid, read_only) = (sel.max_uid(), sel.read_only);
+        let base = self.indexes.get(id);
         let r = self
             .ctx
             .store
@@ -536,20 +547,34 @@ impl Session {
                 } else {
                     (0, 0)
                 };
-                Ok((mb.highestmodseq, mb.uidvalidity, ch, recent))
+                // The shared index of the mailbox brought to the same point (the
+                // changes just read serve when it was where this view was).
+                let snap = match base {
+                    Some(b) if b.uidvalidity != mb.uidvalidity => None,
+                    Some(b) if b.modseq == known && mb.highestmodseq > known => {
+                        Some(std::sync::Arc::new(b.advance(mb.highestmodseq, &ch)))
+                    }
+                    Some(b) => Some(index::current(s, &mb, Some(b))?),
+                    None => None,
+                };
+                Ok((mb.highestmodseq, mb.uidvalidity, ch, recent, snap))
             })
             .await;
         match r {
             // Another mailbox on the same row id: this one was deleted meanwhile.
-            Ok((_, uidvalidity, _, _)) if uidvalidity != valid => {
+            Ok((_, uidvalidity, _, _, _)) if uidvalidity != valid => {
                 Err(Fatal::Bye("Selected mailbox was deleted".into()))
             }
-            Ok((highest, _, changes, recent)) => {
+            Ok((highest, _, changes, recent, snap)) => {
                 let State::Selected(_, sel) = &mut self.state else {
                     return Ok(());
                 };
                 if sel.apply(changes, highest, mode, rev1, recent, &mut self.conn.out) {
                     self.announced_removals = true;
+                }
+                if let Some(snap) = snap {
+                    self.indexes.put(&snap);
+                    sel.adopt(&snap);
                 }
                 Ok(())
             }

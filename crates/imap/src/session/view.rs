@@ -36,7 +36,7 @@ pub struct Msg {
 }
 
 /// The distinct keyword sets of a mailbox, each stored once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeywordSets {
     sets: Vec<Arc<[String]>>,
     index: HashMap<Arc<[String]>, u32>,
@@ -66,6 +66,12 @@ impl KeywordSets {
     pub fn get(&self, i: u32) -> &[String] {
         self.sets.get(i as usize).map(|s| &s[..]).unwrap_or(&[])
     }
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +88,9 @@ pub struct Selected {
     pub name: String,
     pub uidvalidity: u32,
     pub read_only: bool,
-    pub msgs: Vec<Msg>,
+    /// Shared with the mailbox's [`super::index::Snapshot`] (and the other sessions
+    /// showing the same state) until this view must differ: then copied on write.
+    pub msgs: Arc<Vec<Msg>>,
     /// The MODSEQ up to which the view is known to be current.
     pub known_modseq: u64,
     /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found.
@@ -159,7 +167,7 @@ impl Selected {
 
     pub fn set_flags(&mut self, i: usize, flags: Flags, keywords: &[String]) {
         let kw = self.kwsets.intern(keywords);
-        if let Some(m) = self.msgs.get_mut(i) {
+        if let Some(m) = Arc::make_mut(&mut self.msgs).get_mut(i) {
             m.flags = flags;
             m.kw = kw;
         }
@@ -235,7 +243,7 @@ impl Selected {
         self.known_modseq = self.known_modseq.max(highest);
         for uid in &changes.vanished {
             if let Some(i) = self.index_of_uid(*uid) {
-                self.msgs[i].expunged = true;
+                Arc::make_mut(&mut self.msgs)[i].expunged = true;
                 self.unannounced = true;
             }
         }
@@ -257,7 +265,7 @@ impl Selected {
                 // `Session::sync`), or, read-only, if no session has claimed it.
                 msg.recent = m.uid >= recent.0 && m.uid < recent.1;
                 added_recent |= msg.recent;
-                self.msgs.push(msg);
+                Arc::make_mut(&mut self.msgs).push(msg);
                 added += 1;
             } else if let Some(i) = self.index_of_uid(m.uid) {
                 if self.msgs[i].expunged {
@@ -291,6 +299,35 @@ impl Selected {
             self.write_flags_modseq(i, true, rev1, modseq, out);
         }
         removed
+    }
+
+    /// Shares the snapshot's messages again when this view holds exactly the same state
+    /// (nothing of its own: no `\Recent`, no expunge to announce), so that a session
+    /// that has synced does not keep a private copy of a big mailbox. True if shared.
+    pub fn adopt(&mut self, snap: &super::index::Snapshot) -> bool {
+        if Arc::ptr_eq(&self.msgs, &snap.msgs) {
+            return true;
+        }
+        if self.unannounced
+            || snap.mailbox != self.id
+            || snap.uidvalidity != self.uidvalidity
+            || snap.modseq != self.known_modseq
+            || snap.msgs.len() != self.msgs.len()
+        {
+            return false;
+        }
+        let same = self.msgs.iter().zip(snap.msgs.iter()).all(|(a, b)| {
+            a.uid == b.uid
+                && a.flags == b.flags
+                && !a.recent
+                && !a.expunged
+                && (a.kw == 0 && b.kw == 0 || self.kwsets.get(a.kw) == snap.kwsets.get(b.kw))
+        });
+        if same {
+            self.msgs = snap.msgs.clone();
+            self.kwsets = snap.kwsets.clone();
+        }
+        same
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` again when these messages carry a keyword
@@ -339,7 +376,7 @@ impl Selected {
             return removed;
         }
         let mut kept = Vec::with_capacity(self.msgs.len());
-        for (i, m) in std::mem::take(&mut self.msgs).into_iter().enumerate() {
+        for (i, &m) in std::mem::take(&mut self.msgs).iter().enumerate() {
             if m.expunged {
                 let seq = i + 1 - removed.len();
                 if !self.vanished {
@@ -350,7 +387,7 @@ impl Selected {
                 kept.push(m);
             }
         }
-        self.msgs = kept;
+        self.msgs = Arc::new(kept);
         if self.vanished {
             // RFC 7162 3.2.10: UIDs, ascending, as one sequence set.
             out.extend_from_slice(
@@ -392,7 +429,7 @@ impl Selected {
     /// Keywords in use in the mailbox, for FLAGS and PERMANENTFLAGS.
     pub fn keywords_in_use(&self) -> Vec<String> {
         let mut used = vec![false; self.kwsets.sets.len()];
-        for m in &self.msgs {
+        for m in self.msgs.iter() {
             if let Some(u) = used.get_mut(m.kw as usize) {
                 *u = true;
             }
@@ -419,7 +456,7 @@ mod tests {
             name: "INBOX".into(),
             uidvalidity: 1,
             read_only: false,
-            msgs: uids
+            msgs: Arc::new(uids
                 .iter()
                 .map(|&uid| Msg {
                     uid,
@@ -428,7 +465,7 @@ mod tests {
                     recent: false,
                     expunged: false,
                 })
-                .collect(),
+                .collect()),
             known_modseq: 1,
             saved: vec![],
             keywords: vec![],
@@ -509,7 +546,7 @@ mod tests {
     fn expunge_order() {
         let mut s = sel(&(1..=12).collect::<Vec<_>>());
         for uid in [3, 4, 7, 11] {
-            s.msgs[uid as usize - 1].expunged = true;
+            Arc::make_mut(&mut s.msgs)[uid as usize - 1].expunged = true;
         }
         let mut out = Vec::new();
         s.flush_expunges(&mut out);

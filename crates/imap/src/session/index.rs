@@ -1,0 +1,382 @@
+//! The per-mailbox index shared by the sessions of one serve process (issue 18).
+//!
+//! Opening a mailbox used to read every message's metadata from the store (UID, flags,
+//! keywords, but also the blob id, date and size), at every SELECT of every session:
+//! 5 ms at 10,000 messages, 37 ms at 100,000. Dovecot answers from its
+//! `dovecot.index` (a record of UID + flags + keywords per message), kept current by
+//! its log. This module is that index for Letterbox, in memory:
+//!
+//! - A [`Snapshot`] of a mailbox is its messages as [`Msg`] (12 octets each: UID, an
+//!   interned keyword set, the system flags), in one `Arc<Vec<Msg>>` that the sessions
+//!   showing that state share (copy on write: a session that must differ, e.g. to mark
+//!   its own `\Recent` messages or hold an expunge it may not announce yet, copies), and
+//!   the counters SELECT and STATUS answer with (messages, unseen, first unseen,
+//!   deleted, sizes, keywords in use), computed once per state, not per command.
+//! - The snapshot is tied to the mailbox's `HIGHESTMODSEQ` (RFC 7162 3.1.1): every
+//!   change to a message or the message set raises it. A SELECT reads the mailbox row;
+//!   if the cached snapshot is at that MODSEQ it is current and nothing else is read;
+//!   otherwise only what changed since (`changes_since`, on the `(mailbox_id, modseq)`
+//!   indexes) is applied to it, and the new state replaces the cached one. So the store
+//!   (and its transactions) stays the single source of truth; the cache only saves
+//!   re-reading what has not changed. Only a mailbox never opened since the process
+//!   started is read whole.
+//! - Keyed by mailbox row id and UIDVALIDITY: a deleted and recreated mailbox that gets
+//!   the same row id has a new UIDVALIDITY, and is read whole.
+//! - Bounded by `[imap] index_cache_messages` (messages in all cached snapshots): past
+//!   it, the least recently used snapshots are dropped (a session that has one selected
+//!   keeps its own reference).
+
+use super::view::{KeywordSets, Msg};
+use letterbox_store::{Backend, ChangesSince, Flags, Mailbox, MailboxCounts, MailboxId, MessageMeta};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Messages kept in all cached snapshots together, by default (about 16 octets each:
+/// 12 for the entry, 4 for the size): 2,000,000 is some 32 MiB.
+pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
+
+/// One state of a mailbox: its messages and counters at `modseq`.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub mailbox: MailboxId,
+    pub uidvalidity: u32,
+    /// The mailbox's HIGHESTMODSEQ when it was read; every change at or below it is in.
+    pub modseq: u64,
+    /// Ascending UIDs; `recent` and `expunged` are always false here.
+    pub msgs: Arc<Vec<Msg>>,
+    /// RFC822.SIZE of each message (saturated at u32::MAX), for STATUS SIZE.
+    sizes: Arc<Vec<u32>>,
+    pub kwsets: KeywordSets,
+    /// Keywords set on at least one message, sorted.
+    pub keywords: Vec<String>,
+    /// Index of the first message without `\Seen`.
+    pub first_unseen: Option<usize>,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub size: u64,
+    pub deleted_size: u64,
+}
+
+impl Snapshot {
+    /// The whole mailbox, from a full listing.
+    pub fn from_list(mb: &Mailbox, modseq: u64, list: Vec<MessageMeta>) -> Snapshot {
+        let mut kwsets = KeywordSets::default();
+        let mut msgs = Vec::with_capacity(list.len());
+        let mut sizes = Vec::with_capacity(list.len());
+        for m in &list {
+            msgs.push(msg(&mut kwsets, m));
+            sizes.push(m.size.min(u32::MAX as u64) as u32);
+        }
+        let mut s = Snapshot {
+            mailbox: mb.id,
+            uidvalidity: mb.uidvalidity,
+            modseq,
+            msgs: Arc::new(msgs),
+            sizes: Arc::new(sizes),
+            kwsets,
+            keywords: Vec::new(),
+            first_unseen: None,
+            unseen: 0,
+            deleted: 0,
+            size: 0,
+            deleted_size: 0,
+        };
+        s.count();
+        s
+    }
+
+    /// This state with `ch` (everything changed above `self.modseq`) applied; `modseq`
+    /// is the mailbox's HIGHESTMODSEQ read before `ch` was.
+    pub fn advance(&self, modseq: u64, ch: &ChangesSince) -> Snapshot {
+        let mut msgs: Vec<Msg> = (*self.msgs).clone();
+        let mut sizes: Vec<u32> = (*self.sizes).clone();
+        let mut kwsets = self.kwsets.clone();
+        let mut vanished = ch.vanished.clone();
+        vanished.sort_unstable();
+        if !vanished.is_empty() {
+            let (mut kept, mut kept_sizes) = (Vec::with_capacity(msgs.len()), Vec::with_capacity(msgs.len()));
+            for (m, sz) in msgs.into_iter().zip(sizes) {
+                if vanished.binary_search(&m.uid).is_err() {
+                    kept.push(m);
+                    kept_sizes.push(sz);
+                }
+            }
+            (msgs, sizes) = (kept, kept_sizes);
+        }
+        for m in &ch.changed {
+            if vanished.binary_search(&m.uid).is_ok() {
+                continue;
+            }
+            let size = m.size.min(u32::MAX as u64) as u32;
+            let entry = msg(&mut kwsets, m);
+            match msgs.last() {
+                Some(last) if last.uid < m.uid => {
+                    msgs.push(entry);
+                    sizes.push(size);
+                }
+                None => {
+                    msgs.push(entry);
+                    sizes.push(size);
+                }
+                _ => match msgs.binary_search_by_key(&m.uid, |x| x.uid) {
+                    Ok(i) => {
+                        msgs[i] = entry;
+                        sizes[i] = size;
+                    }
+                    Err(i) => {
+                        msgs.insert(i, entry);
+                        sizes.insert(i, size);
+                    }
+                },
+            }
+        }
+        let mut s = Snapshot {
+            mailbox: self.mailbox,
+            uidvalidity: self.uidvalidity,
+            modseq: modseq.max(self.modseq),
+            msgs: Arc::new(msgs),
+            sizes: Arc::new(sizes),
+            kwsets,
+            keywords: Vec::new(),
+            first_unseen: None,
+            unseen: 0,
+            deleted: 0,
+            size: 0,
+            deleted_size: 0,
+        };
+        s.count();
+        s
+    }
+
+    fn count(&mut self) {
+        let mut used = vec![false; self.kwsets.len()];
+        self.first_unseen = None;
+        let (mut unseen, mut deleted, mut size, mut deleted_size) = (0u32, 0u32, 0u64, 0u64);
+        for (i, (m, &sz)) in self.msgs.iter().zip(self.sizes.iter()).enumerate() {
+            if !m.flags.contains(Flags::SEEN) {
+                unseen += 1;
+                if self.first_unseen.is_none() {
+                    self.first_unseen = Some(i);
+                }
+            }
+            if m.flags.contains(Flags::DELETED) {
+                deleted += 1;
+                deleted_size += u64::from(sz);
+            }
+            size += u64::from(sz);
+            if let Some(u) = used.get_mut(m.kw as usize) {
+                *u = true;
+            }
+        }
+        let mut k: Vec<String> = used
+            .iter()
+            .enumerate()
+            .filter(|(_, &u)| u)
+            .flat_map(|(i, _)| self.kwsets.get(i as u32).iter().cloned())
+            .collect();
+        k.sort();
+        k.dedup();
+        self.keywords = k;
+        (self.unseen, self.deleted, self.size, self.deleted_size) =
+            (unseen, deleted, size, deleted_size);
+    }
+
+    /// STATUS counts; `first_recent` is the first UID no session has claimed.
+    pub fn counts(&self, first_recent: u32) -> MailboxCounts {
+        let from = self.msgs.partition_point(|m| m.uid < first_recent);
+        MailboxCounts {
+            messages: self.msgs.len() as u32,
+            unseen: self.unseen,
+            recent: (self.msgs.len() - from) as u32,
+            deleted: self.deleted,
+            size: self.size,
+            deleted_size: self.deleted_size,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.msgs.len() as u64
+    }
+}
+
+fn msg(kwsets: &mut KeywordSets, m: &MessageMeta) -> Msg {
+    Msg {
+        uid: m.uid,
+        kw: kwsets.intern(&m.keywords),
+        flags: m.flags,
+        recent: false,
+        expunged: false,
+    }
+}
+
+/// The snapshots of the process's mailboxes, least recently used dropped first.
+#[derive(Debug)]
+pub struct Indexes {
+    limit: u64,
+    tick: AtomicU64,
+    map: Mutex<HashMap<MailboxId, (Arc<Snapshot>, u64)>>,
+}
+
+impl Default for Indexes {
+    fn default() -> Self {
+        Indexes::new(DEFAULT_INDEX_CACHE_MESSAGES)
+    }
+}
+
+impl Indexes {
+    pub fn new(limit: u64) -> Indexes {
+        Indexes {
+            limit,
+            tick: AtomicU64::new(0),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MailboxId, (Arc<Snapshot>, u64)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached snapshot of a mailbox, if any (not necessarily current).
+    pub fn get(&self, mailbox: MailboxId) -> Option<Arc<Snapshot>> {
+        let t = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.lock();
+        let e = map.get_mut(&mailbox)?;
+        e.1 = t;
+        Some(e.0.clone())
+    }
+
+    /// Keeps `snap` unless a newer state of the same mailbox is already cached.
+    pub fn put(&self, snap: &Arc<Snapshot>) {
+        if self.limit == 0 {
+            return;
+        }
+        let t = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.lock();
+        match map.get_mut(&snap.mailbox) {
+            Some(e)
+                if e.0.uidvalidity == snap.uidvalidity && e.0.modseq >= snap.modseq =>
+            {
+                e.1 = t;
+                return;
+            }
+            _ => {
+                map.insert(snap.mailbox, (snap.clone(), t));
+            }
+        }
+        let mut total: u64 = map.values().map(|e| e.0.len()).sum();
+        while total > self.limit {
+            let Some((&id, _)) = map.iter().min_by_key(|(_, e)| e.1) else {
+                break;
+            };
+            if let Some(e) = map.remove(&id) {
+                total -= e.0.len();
+            }
+        }
+    }
+
+    /// Forgets a mailbox (deleted).
+    pub fn forget(&self, mailbox: MailboxId) {
+        self.lock().remove(&mailbox);
+    }
+}
+
+/// The current snapshot of `mb` (read just now): `base` if it is still current, `base`
+/// advanced by what changed since, or the whole mailbox read anew.
+pub fn current(
+    st: &dyn Backend,
+    mb: &Mailbox,
+    base: Option<Arc<Snapshot>>,
+) -> letterbox_store::Result<Arc<Snapshot>> {
+    match base {
+        Some(b) if b.uidvalidity == mb.uidvalidity && b.mailbox == mb.id => {
+            if b.modseq >= mb.highestmodseq {
+                return Ok(b);
+            }
+            let ch = st.changes_since(mb.id, b.modseq)?;
+            Ok(Arc::new(b.advance(mb.highestmodseq, &ch)))
+        }
+        _ => {
+            let list = st.list_messages(mb.id, false)?;
+            Ok(Arc::new(Snapshot::from_list(mb, mb.highestmodseq, list)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, flags: Flags, kw: &[&str], size: u64) -> MessageMeta {
+        MessageMeta {
+            uid,
+            modseq: uid as u64,
+            flags,
+            keywords: kw.iter().map(|s| s.to_string()).collect(),
+            internal_date: 0,
+            size,
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        }
+    }
+
+    fn mb() -> Mailbox {
+        Mailbox {
+            id: 7,
+            account_id: 1,
+            name: "INBOX".into(),
+            uidvalidity: 99,
+            uidnext: 10,
+            highestmodseq: 9,
+            special_use: None,
+        }
+    }
+
+    #[test]
+    fn counters_and_changes() {
+        let s = Snapshot::from_list(
+            &mb(),
+            9,
+            vec![
+                meta(1, Flags::SEEN, &[], 10),
+                meta(2, Flags::DELETED, &["$x"], 20),
+                meta(5, Flags::SEEN, &["b", "$x"], 30),
+            ],
+        );
+        assert_eq!(s.first_unseen, Some(1));
+        assert_eq!((s.unseen, s.deleted, s.size, s.deleted_size), (1, 1, 60, 20));
+        assert_eq!(s.keywords, ["$x", "b"]);
+        assert_eq!(s.counts(5).recent, 1);
+        let ch = ChangesSince {
+            changed: vec![meta(2, Flags::SEEN, &[], 20), meta(3, Flags::default(), &[], 5), meta(8, Flags::default(), &["c"], 1)],
+            vanished: vec![1, 8],
+        };
+        let t = s.advance(12, &ch);
+        let uids: Vec<u32> = t.msgs.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [2, 3, 5]);
+        assert_eq!(t.modseq, 12);
+        assert_eq!(t.first_unseen, Some(1));
+        assert_eq!((t.unseen, t.deleted, t.size, t.deleted_size), (1, 0, 55, 0));
+        assert_eq!(t.keywords, ["$x", "b"]);
+        // The old state is untouched.
+        assert_eq!(s.msgs.len(), 3);
+    }
+
+    #[test]
+    fn cache_keeps_newest_and_stays_bounded() {
+        let idx = Indexes::new(4);
+        let a = Arc::new(Snapshot::from_list(&mb(), 9, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
+        let newer = Arc::new(a.advance(11, &ChangesSince { changed: vec![meta(3, Flags::SEEN, &[], 1)], vanished: vec![] }));
+        idx.put(&newer);
+        idx.put(&a);
+        assert_eq!(idx.get(7).unwrap().modseq, 11);
+        let mut other = mb();
+        other.id = 8;
+        let b = Arc::new(Snapshot::from_list(&other, 3, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
+        idx.put(&b);
+        // 3 + 2 > 4: the least recently used (mailbox 7) goes.
+        assert!(idx.get(7).is_none());
+        assert!(idx.get(8).is_some());
+    }
+}
