@@ -95,6 +95,11 @@ struct RunArgs {
     /// 5 KB messages delivered per delivery run (per protocol).
     #[arg(long, default_value_t = 2000)]
     deliver_msgs: u64,
+    /// Deliveries per second at most, over all sessions (0: as fast as the server
+    /// takes them). Issue 13: the unfiltered workload at rspamd's rate, to tell the
+    /// filter's own cost from the batching a slower rate loses.
+    #[arg(long, default_value_t = 0.0)]
+    deliver_rate: f64,
     /// Corpus messages per user (2 KB..200 KB, some multipart).
     #[arg(long, default_value_t = 20)]
     corpus_msgs: u64,
@@ -261,6 +266,7 @@ async fn run(a: RunArgs) -> Result<()> {
         password: a.password,
         sessions: a.sessions,
         deliver_msgs: a.deliver_msgs,
+        deliver_rate: a.deliver_rate,
         corpus_msgs: a.corpus_msgs,
         storage_rcpts: a.storage_rcpts,
         pop3_clients: a.pop3_clients,

@@ -87,6 +87,8 @@ pub struct Opts {
     pub password: String,
     pub sessions: usize,
     pub deliver_msgs: u64,
+    /// Deliveries per second at most over all sessions; 0: unthrottled.
+    pub deliver_rate: f64,
     pub corpus_msgs: u64,
     /// Recipients per LMTP transaction when the corpus is delivered.
     pub storage_rcpts: usize,
@@ -247,6 +249,11 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
             let mut c = Smtp::connect(addr, lmtp).await?;
             let mut i = s;
             while i < n {
+                // --deliver-rate: message i is not sent before its slot.
+                if o.deliver_rate > 0.0 {
+                    let due = start + std::time::Duration::from_secs_f64(i as f64 / o.deliver_rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let msg = corpus::message(&corpus::id('d', base + i)).unwrap_or_default();
                 let rcpt = o.user(i % o.users);
                 c.deliver("sender@example.org", std::slice::from_ref(&rcpt), &msg)

@@ -48,6 +48,9 @@ pub struct Filter {
     pub rspamd_timeout: u64,
     /// rspamd down or failing: `accept` (marked unscanned) or `tempfail` (4xx).
     pub rspamd_down: ScannerDown,
+    /// Idle HTTP connections to rspamd kept open for the next scans (HTTP/1.1
+    /// keep-alive); 0: a new connection per message.
+    pub rspamd_keepalive: u32,
     /// rspamd's controller (`http://127.0.0.1:11334`): a message a user moves into the
     /// Junk folder is learned as spam there, one moved out of it as ham. Empty: no
     /// learning.
@@ -98,6 +101,7 @@ impl Default for Filter {
             rspamd: String::new(),
             rspamd_timeout: 20,
             rspamd_down: ScannerDown::Accept,
+            rspamd_keepalive: 32,
             rspamd_controller: String::new(),
             rspamd_password: String::new(),
             rspamd_max_size: ByteSize(20 * 1024 * 1024),

@@ -18,6 +18,7 @@
 //! shares its compiled-script cache and its rspamd client.
 
 pub mod auth;
+pub mod http;
 pub mod rspamd;
 pub mod sieve;
 pub mod redirect;

@@ -20,47 +20,18 @@
 //! rspamd_controller`), the message as the body. It runs in its own task: the IMAP
 //! command that moved the message does not wait for it.
 //!
-//! The HTTP client is a few lines of HTTP/1.1 (`Connection: close`, `Content-Length` or
-//! chunked answers) on a tokio socket: rspamd listens on loopback and plain HTTP, and this
-//! avoids pulling a general HTTP stack (hyper, reqwest) into the delivery path.
+//! The HTTP client is [`crate::http`]: a few lines of HTTP/1.1 on persistent loopback
+//! connections (`[filter] rspamd_keepalive` idle ones kept), not a general HTTP stack.
+//! Of rspamd's answer only the fields above are decoded; the rest (the symbols, most of
+//! the answer) is skipped unread into values.
 
+use crate::http::Endpoint;
 use crate::{Envelope, Scan, Verdict};
 use letterbox_config::Filter as FilterConfig;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Longest answer read from rspamd.
-const MAX_RESPONSE: usize = 4 << 20;
-
-/// An HTTP endpoint: `host:port` and a base path.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    authority: String,
-    base: String,
-}
-
-impl Endpoint {
-    fn parse(url: &str) -> Option<Endpoint> {
-        let rest = url.strip_prefix("http://")?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return None;
-        }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        Some(Endpoint {
-            authority,
-            base: path.to_string(),
-        })
-    }
-}
 
 pub struct Client {
     scan: Option<Endpoint>,
@@ -84,8 +55,9 @@ pub struct Report {
 impl Client {
     pub fn new(cfg: &FilterConfig) -> Client {
         Client {
-            scan: Endpoint::parse(&cfg.rspamd),
-            controller: Endpoint::parse(&cfg.rspamd_controller),
+            scan: Endpoint::parse(&cfg.rspamd, cfg.rspamd_keepalive as usize),
+            // Learning is rare (a user moving mail): a connection per request.
+            controller: Endpoint::parse(&cfg.rspamd_controller, 0),
             password: cfg.rspamd_password.clone(),
             timeout: Duration::from_secs(cfg.rspamd_timeout.max(1)),
         }
@@ -94,16 +66,15 @@ impl Client {
     /// Scans a message.
     pub async fn check(&self, env: &Envelope, body: &[u8]) -> Result<Report, String> {
         let ep = self.scan.as_ref().ok_or("filter.rspamd is not a valid URL")?;
-        let mut headers = vec![
-            ("IP".to_string(), env.ip.to_string()),
-            ("Queue-Id".to_string(), clean(&env.id)),
-            ("From".to_string(), clean(&env.sender)),
-        ];
-        if !env.helo.is_empty() {
-            headers.push(("Helo".into(), clean(&env.helo)));
+        let ip = env.ip.to_string();
+        let (id, sender, helo) = (clean(&env.id), clean(&env.sender), clean(&env.helo));
+        let rcpts: Vec<Cow<str>> = env.rcpts.iter().map(|r| clean(r)).collect();
+        let mut headers: Vec<(&str, &str)> = vec![("IP", &ip), ("Queue-Id", &id), ("From", &sender)];
+        if !helo.is_empty() {
+            headers.push(("Helo", &helo));
         }
-        for r in &env.rcpts {
-            headers.push(("Rcpt".into(), clean(r)));
+        for r in &rcpts {
+            headers.push(("Rcpt", r));
         }
         let answer = tokio::time::timeout(self.timeout, post(ep, "/checkv2", &headers, body))
             .await
@@ -124,9 +95,9 @@ impl Client {
             .controller
             .as_ref()
             .ok_or((false, "filter.rspamd_controller is not set".to_string()))?;
-        let mut headers = Vec::new();
+        let mut headers: Vec<(&str, &str)> = Vec::new();
         if !self.password.is_empty() {
-            headers.push(("Password".to_string(), self.password.clone()));
+            headers.push(("Password", &self.password));
         }
         let path = if spam { "/learnspam" } else { "/learnham" };
         let answer = match tokio::time::timeout(self.timeout, post(ep, path, &headers, message)).await {
@@ -169,131 +140,95 @@ pub enum Learned {
 pub const LEARN_RETRY_DELAYS: [Duration; 3] =
     [Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
 
-/// Header values on one line, without control characters.
-fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(1000).collect()
+/// Header values on one line, without control characters, 1000 characters at most.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.len() <= 1000 && !s.chars().any(|c| c.is_control()) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().filter(|c| !c.is_control()).take(1000).collect())
 }
 
 /// One `POST`, answering the body of a 200 response.
 async fn post(
     ep: &Endpoint,
     path: &str,
-    headers: &[(String, String)],
+    headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Vec<u8>, String> {
-    let mut s = TcpStream::connect(&ep.authority)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", ep.authority))?;
-    let mut req = format!(
-        "POST {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        ep.base,
-        ep.authority,
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(k);
-        req.push_str(": ");
-        req.push_str(v);
-        req.push_str("\r\n");
+    let answer = ep.post(path, headers, body).await?;
+    if answer.status != 200 {
+        let text = String::from_utf8_lossy(&answer.body);
+        return Err(format!("HTTP {}: {}", answer.status, clean(text.trim())));
     }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
-    s.write_all(body).await.map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    (&mut s)
-        .take(MAX_RESPONSE as u64)
-        .read_to_end(&mut resp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP answer")?;
-    let head = String::from_utf8_lossy(&resp[..head_end]).to_string();
-    let mut payload = resp[head_end + 4..].to_vec();
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or("malformed HTTP status line")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        payload = dechunk(&payload).ok_or("malformed chunked answer")?;
-    }
-    if status != 200 {
-        let text = String::from_utf8_lossy(&payload);
-        return Err(format!("HTTP {status}: {}", clean(text.trim())));
-    }
-    Ok(payload)
+    Ok(answer.body)
 }
 
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if data.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
+/// The fields of a `/checkv2` answer we use; serde skips the others (the symbols)
+/// without building them.
+#[derive(Deserialize)]
+struct CheckAnswer<'a> {
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    score: Option<f64>,
+    required_score: Option<f64>,
+    #[serde(borrow)]
+    milter: Option<Milter<'a>>,
+    #[serde(borrow)]
+    messages: Option<Messages<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Milter<'a> {
+    #[serde(borrow, default)]
+    add_headers: BTreeMap<Cow<'a, str>, HeaderValue<'a>>,
+}
+
+/// `"value"` or `{"value": "...", "order": n}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HeaderValue<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Object {
+        #[serde(borrow)]
+        value: Option<Cow<'a, str>>,
+    },
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct Messages<'a> {
+    #[serde(borrow)]
+    smtp_message: Option<Cow<'a, str>>,
 }
 
 /// Reads a `/checkv2` answer.
 pub fn parse_report(json: &[u8]) -> Result<Report, String> {
-    let v: serde_json::Value =
+    let v: CheckAnswer =
         serde_json::from_slice(json).map_err(|e| format!("malformed answer: {e}"))?;
-    let action = v
-        .get("action")
-        .and_then(|a| a.as_str())
-        .ok_or("answer without an action")?
-        .to_ascii_lowercase();
-    let score = v.get("score").and_then(|s| s.as_f64()).unwrap_or(0.0);
-    let required = v.get("required_score").and_then(|s| s.as_f64()).unwrap_or(0.0);
+    let action = v.action.ok_or("answer without an action")?.to_ascii_lowercase();
     let mut add_headers = Vec::new();
-    if let Some(h) = v
-        .get("milter")
-        .and_then(|m| m.get("add_headers"))
-        .and_then(|h| h.as_object())
-    {
-        for (name, val) in h {
-            let value = match val {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Object(o) => {
-                    o.get("value").and_then(|x| x.as_str()).map(String::from)
-                }
-                _ => None,
-            };
-            let ok_name = !name.is_empty()
-                && name.len() <= 76
-                && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            if let (Some(value), true) = (value, ok_name) {
-                add_headers.push((name.clone(), clean(&value)));
-            }
+    for (name, val) in v.milter.map(|m| m.add_headers).unwrap_or_default() {
+        let value = match val {
+            HeaderValue::Text(s) => Some(s),
+            HeaderValue::Object { value } => value,
+            HeaderValue::Other(_) => None,
+        };
+        let ok_name = !name.is_empty()
+            && name.len() <= 76
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if let (Some(value), true) = (value, ok_name) {
+            add_headers.push((name.into_owned(), clean(&value).into_owned()));
         }
     }
-    let smtp_message = v
-        .get("messages")
-        .and_then(|m| m.get("smtp_message"))
-        .and_then(|m| m.as_str())
-        .map(clean);
     Ok(Report {
         action,
-        score,
-        required,
+        score: v.score.unwrap_or(0.0),
+        required: v.required_score.unwrap_or(0.0),
         add_headers,
-        smtp_message,
+        smtp_message: v
+            .messages
+            .and_then(|m| m.smtp_message)
+            .map(|m| clean(&m).into_owned()),
     })
 }
 
@@ -401,16 +336,6 @@ mod tests {
         assert!(matches!(s.verdict, Verdict::Reject { code: 550, .. }));
         assert!(parse_report(b"nonsense").is_err());
         assert!(parse_report(b"{}").is_err());
-    }
-
-    #[test]
-    fn chunks_and_urls() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
-        assert!(dechunk(b"zz\r\n").is_none());
-        let e = Endpoint::parse("http://127.0.0.1:11333/").unwrap();
-        assert_eq!((e.authority.as_str(), e.base.as_str()), ("127.0.0.1:11333", ""));
-        assert_eq!(Endpoint::parse("http://localhost").unwrap().authority, "localhost:80");
-        assert!(Endpoint::parse("https://x").is_none());
     }
 }
 
