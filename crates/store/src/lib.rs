@@ -48,6 +48,7 @@ pub mod sqlite;
 pub mod strip;
 pub mod web;
 pub mod parts;
+mod rules;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
