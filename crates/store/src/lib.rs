@@ -1133,4 +1133,6 @@ pub fn now() -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
+mod conformance;
+#[cfg(test)]
+mod tests_sqlite;
