@@ -49,6 +49,7 @@ pub mod strip;
 pub mod web;
 pub mod parts;
 pub mod s3;
+mod rules;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -1169,4 +1170,6 @@ pub fn now() -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
+mod conformance;
+#[cfg(test)]
+mod tests_sqlite;

@@ -36,6 +36,10 @@ mod objects;
 use objects::{KIND_BLOB, KIND_PART};
 #[path = "wal.rs"]
 pub mod wal;
+#[path = "sqlite_tx.rs"]
+mod tx;
+
+pub(crate) use crate::rules::{check_keywords, join_keywords};
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -577,26 +581,6 @@ fn split_keywords(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn join_keywords(k: &BTreeSet<String>) -> String {
-    k.iter().cloned().collect::<Vec<_>>().join(" ")
-}
-
-/// Keywords are IMAP atoms: no spaces, controls, or atom-specials.
-pub(crate) fn check_keywords(keywords: &[String]) -> Result<()> {
-    const MAX_KEYWORD: usize = 128;
-    for k in keywords {
-        let bad = k.is_empty()
-            || k.len() > MAX_KEYWORD
-            || k.starts_with('\\')
-            || k.chars()
-                .any(|c| c.is_control() || c.is_whitespace() || "(){%*\"]".contains(c));
-        if bad {
-            return Err(Error::Invalid(format!("invalid keyword '{k}'")));
-        }
-    }
-    Ok(())
-}
-
 fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
     conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
@@ -646,50 +630,11 @@ fn blob_live(c: &Connection, id: &BlobId) -> Result<bool> {
     )
 }
 
-/// Percent of the limit, and the highest warning threshold at or below it.
-fn warn_level_for(used: u64, limit: Option<u64>, thresholds: &[u8]) -> u8 {
-    let Some(limit) = limit else { return 0 };
-    let pct = if limit == 0 {
-        100
-    } else {
-        (used as u128 * 100 / limit as u128) as u64
-    };
-    thresholds
-        .iter()
-        .copied()
-        .filter(|&t| u64::from(t) <= pct)
-        .max()
-        .unwrap_or(0)
-}
-
-/// A message row as COPY needs it: uid, flags, keywords, internal date, size, prefix, blob.
-type CopyRow = (i64, i64, String, i64, i64, Vec<u8>, Vec<u8>);
-
 impl WriteCtx<'_> {
     /// Sets an account's quota limit inside the current transaction (the CLI's
     /// `quota set` and an approved quota request share it).
     pub(crate) fn set_quota_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
-        self.tx.execute(
-            "UPDATE accounts SET quota_limit = ?2 WHERE id = ?1",
-            params![account, quota_to_sql(limit)],
-        )?;
-        // Re-arm warnings below the new percentage, but never mark a threshold as
-        // warned without a warning: a lowered quota warns at the next delivery. The
-        // change itself leaves no pending warning either (the crossing `add_usage`
-        // records here is undone with the level), or the sweep would send one and
-        // the next delivery, crossing again, a second.
-        let (level, pending): (i64, i64) = self.tx.query_row(
-            "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
-            [account],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        self.add_usage(account, 0)?;
-        self.tx.execute(
-            "UPDATE accounts SET warn_level = min(warn_level, ?2),
-                 warn_pending = min(warn_pending, ?3) WHERE id = ?1",
-            params![account, level, pending],
-        )?;
-        Ok(())
+        crate::rules::set_quota_limit(self, account, limit)
     }
 
     fn next_uidvalidity(&self) -> Result<u32> {
@@ -725,28 +670,6 @@ impl WriteCtx<'_> {
         // none is made: `a` of `a/b` is no mailbox (IMAP lists it `\NonExistent
         // \HasChildren`), so a client that never made `a` never finds it to sync.
         self.insert_mailbox(account, &name, special)
-    }
-
-    /// The mailbox a delivery goes to: `name` when it exists; created first when it does
-    /// not and `create` is set (Sieve `fileinto :create`, RFC 5490); INBOX otherwise, and
-    /// for a name that is not a valid mailbox name (RFC 5228 4.1: a failed fileinto must
-    /// not lose the message).
-    fn delivery_mailbox(&mut self, account: AccountId, name: &str, create: bool) -> Result<Mailbox> {
-        if name != "INBOX" {
-            if let Ok(n) = normalize_mailbox_name(name) {
-                match get_mailbox(&self.tx, account, &n) {
-                    Ok(mb) => return Ok(mb),
-                    Err(Error::NotFound(_)) if create => {
-                        if let Ok(mb) = self.create_mailbox(account, &n, None) {
-                            return Ok(mb);
-                        }
-                    }
-                    Err(Error::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        get_mailbox(&self.tx, account, "INBOX")
     }
 
     fn insert_mailbox(
@@ -871,71 +794,14 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    fn unref_blob(&mut self, id: &[u8]) -> Result<()> {
-        self.tx.execute(
-            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
-            [id],
-        )?;
-        Ok(())
+    /// Adds `delta` octets to an account's usage ([`crate::rules::add_usage`]).
+    pub(crate) fn add_usage(&mut self, account: AccountId, delta: i64) -> Result<Option<u8>> {
+        crate::rules::add_usage(self, account, delta)
     }
 
-    /// Takes the next MODSEQ of a mailbox.
-    fn bump_modseq(&mut self, mailbox: MailboxId) -> Result<u64> {
-        let m: i64 = self.tx.query_row(
-            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1 RETURNING highestmodseq",
-            [mailbox],
-            |r| r.get(0),
-        )?;
-        Ok(m as u64)
-    }
-
-    /// Adds `delta` octets to an account's usage, keeping the warning state; returns the
-    /// threshold crossed upward, if any.
-    fn add_usage(&mut self, account: AccountId, delta: i64) -> Result<Option<u8>> {
-        let row = get_account_by_id(&self.tx, account)?;
-        let acct = row.into_account(self.opts);
-        let used = (acct.quota_used as i64 + delta).max(0) as u64;
-        let old_level: i64 = self
-            .tx
-            .prepare_cached("SELECT warn_level FROM accounts WHERE id = ?1")?
-            .query_row([account], |r| r.get(0))?;
-        let level = warn_level_for(used, acct.effective_limit, &self.opts.warn_at);
-        let crossed = (i64::from(level) > old_level).then_some(level);
-        // A crossing leaves a pending warning until someone sends it (see
-        // `Backend::take_pending_warning`); falling below a level cancels it.
-        self.tx
-            .prepare_cached(
-                "UPDATE accounts SET quota_used = ?2, warn_level = ?3,
-                 warn_pending = CASE WHEN ?4 THEN ?3 WHEN warn_pending > ?3 THEN 0 ELSE warn_pending END
-             WHERE id = ?1",
-            )?
-            .execute(params![account, used as i64, level, crossed.is_some()])?;
-        Ok(crossed)
-    }
-
-    /// Adds octets to an account's usage leaving its warning state as it is (a notice
-    /// the server stores itself: see [`Backend::append_notice`]).
-    fn add_usage_quiet(&mut self, account: AccountId, delta: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE accounts SET quota_used = MAX(quota_used + ?2, 0) WHERE id = ?1",
-            )?
-            .execute(params![account, delta])?;
-        Ok(())
-    }
-
-    fn check_quota(&self, account: AccountId, extra: u64) -> Result<()> {
-        let acct = get_account_by_id(&self.tx, account)?.into_account(self.opts);
-        if let Some(limit) = acct.effective_limit {
-            if acct.quota_used.saturating_add(extra) > limit {
-                return Err(Error::OverQuota);
-            }
-        }
-        Ok(())
-    }
-
+    /// Inserts a message row with the next UID and MODSEQ ([`crate::rules::insert_message`]).
     #[allow(clippy::too_many_arguments)]
-    fn insert_message(
+    pub(crate) fn insert_message(
         &mut self,
         mailbox: &Mailbox,
         prefix: &[u8],
@@ -945,74 +811,12 @@ impl WriteCtx<'_> {
         keywords: &str,
         internal_date: i64,
     ) -> Result<(u32, u64)> {
-        let (uid, modseq): (i64, i64) = self
-            .tx
-            .prepare_cached(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-             WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-            )?
-            .query_row([mailbox.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if uid > u32::MAX as i64 {
-            return Err(Error::Refused("mailbox has run out of UIDs".into()));
-        }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![mailbox.id, uid, modseq, flags.0, keywords, internal_date, size as i64, prefix, &blob.0[..]])?;
-        expire::saved(&self.tx, mailbox.id, uid)?;
-        self.changes.push(Change {
-            account: mailbox.account_id,
-            mailbox: mailbox.id,
-            modseq: modseq as u64,
-            kind: ChangeKind::Added { uid: uid as u32 },
-        });
-        Ok((uid as u32, modseq as u64))
+        crate::rules::insert_message(self, mailbox, prefix, blob, size, flags, keywords, internal_date)
     }
 
-    /// Removes messages, recording them as expunged. Returns the UIDs removed.
-    fn expunge(&mut self, mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<u32>> {
-        let mut removed = Vec::new();
-        let mut freed = 0i64;
-        let mut modseq = None;
-        for &uid in uids {
-            let row: Option<(i64, Vec<u8>)> = self
-                .tx
-                .query_row(
-                    "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING size, blob",
-                    params![mailbox.id, uid],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((size, blob)) = row else { continue };
-            expire::forget(&self.tx, mailbox.id, uid)?;
-            let m = match modseq {
-                Some(m) => m,
-                None => {
-                    let m = self.bump_modseq(mailbox.id)?;
-                    modseq = Some(m);
-                    m
-                }
-            };
-            self.unref_blob(&blob)?;
-            self.tx.execute(
-                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                params![mailbox.id, uid, m as i64],
-            )?;
-            freed += size;
-            removed.push(uid);
-            self.changes.push(Change {
-                account: mailbox.account_id,
-                mailbox: mailbox.id,
-                modseq: m,
-                kind: ChangeKind::Expunged { uid },
-            });
-        }
-        if freed > 0 {
-            self.add_usage(mailbox.account_id, -freed)?;
-        }
-        Ok(removed)
+    /// Removes messages, recording them as expunged ([`crate::rules::expunge`]).
+    pub(crate) fn expunge(&mut self, mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<u32>> {
+        crate::rules::expunge(self, mailbox, uids)
     }
 
     fn all_uids(&self, mailbox: MailboxId) -> Result<Vec<u32>> {
@@ -1026,61 +830,15 @@ impl WriteCtx<'_> {
         Ok(uids)
     }
 
-    /// Copies messages into `to`; with `quota`, refuses when the total would not fit.
-    fn copy(
+    /// Copies messages into `to` ([`crate::rules::copy`]).
+    pub(crate) fn copy(
         &mut self,
         from: &Mailbox,
         uids: &[u32],
         to: &Mailbox,
         quota: bool,
     ) -> Result<Vec<(u32, u32)>> {
-        let mut rows = Vec::new();
-        for &uid in uids {
-            let row: Option<CopyRow> = self
-                .tx
-                .query_row(
-                    "SELECT uid, flags, keywords, internal_date, size, prefix, blob FROM messages
-                     WHERE mailbox_id = ?1 AND uid = ?2",
-                    params![from.id, uid],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            rows.extend(row);
-        }
-        if quota {
-            let total: u64 = rows.iter().map(|r| r.4 as u64).sum();
-            if from.account_id != to.account_id || total > 0 {
-                self.check_quota(to.account_id, total)?;
-            }
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        let mut added = 0i64;
-        for (uid, flags, kw, date, size, prefix, blob) in rows {
-            let id = BlobId(
-                blob.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Invalid("bad blob id".into()))?,
-            );
-            self.ref_blob(&id, None, None)?;
-            let (new_uid, _) =
-                self.insert_message(to, &prefix, &id, size as u64, Flags(flags as u8), &kw, date)?;
-            added += size;
-            out.push((uid as u32, new_uid));
-        }
-        if added > 0 {
-            self.add_usage(to.account_id, added)?;
-        }
-        Ok(out)
+        crate::rules::copy(self, from, uids, to, quota)
     }
 }
 
@@ -1104,53 +862,14 @@ impl SqliteBackend {
                 .prepare_blob(&msg.body)
                 .map_err(crate::disk::classify)?;
             let kw: BTreeSet<String> = msg.keywords.iter().cloned().collect();
-            prepared.push((msg, prep, join_keywords(&kw)));
+            prepared.push(crate::rules::PreparedMessage {
+                msg,
+                prep,
+                keywords: join_keywords(&kw),
+            });
         }
         self.write_growth(move |ctx| {
-            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let total: u64 = prepared
-                .iter()
-                .map(|(m, _, _)| (m.prefix.len() + m.body.len()) as u64)
-                .sum();
-            if enforce_quota {
-                if let Err(e) = ctx.check_quota(mb.account_id, total) {
-                    for (_, prep, _) in &prepared {
-                        ctx.drop_unused_blob(prep)?;
-                    }
-                    return Err(e);
-                }
-            }
-            let mut out = Vec::with_capacity(prepared.len());
-            for (msg, prep, kw) in &prepared {
-                let size = (msg.prefix.len() + msg.body.len()) as u64;
-                ctx.ref_blob(&prep.id, Some(&msg.body), Some(prep))?;
-                let (uid, modseq) = ctx.insert_message(
-                    &mb,
-                    &msg.prefix,
-                    &prep.id,
-                    size,
-                    msg.flags,
-                    kw,
-                    msg.internal_date,
-                )?;
-                out.push(Appended {
-                    mailbox: mb.id,
-                    uidvalidity: mb.uidvalidity,
-                    uid,
-                    modseq,
-                    crossed_warning: None,
-                });
-            }
-            let crossed = if arm_warning {
-                ctx.add_usage(mb.account_id, total as i64)?
-            } else {
-                ctx.add_usage_quiet(mb.account_id, total as i64)?;
-                None
-            };
-            if let Some(last) = out.last_mut() {
-                last.crossed_warning = crossed;
-            }
-            Ok(out)
+            crate::rules::append_many(ctx, mailbox, &prepared, enforce_quota, arm_warning)
         })
     }
 }
@@ -1166,7 +885,7 @@ fn map_constraint(e: rusqlite::Error, what: String) -> Error {
     }
 }
 
-struct Prepared {
+pub(crate) struct Prepared {
     id: BlobId,
     encoded: Option<Encoded>,
     /// The compressed body, when it is to be stored inline (`[store] inline_max`).
@@ -1748,43 +1467,7 @@ impl Backend for SqliteBackend {
 
     fn recalc_quota(&self, address: Option<&str>) -> Result<Vec<Recalc>> {
         let a = address.map(normalize_address);
-        self.write(move |ctx| {
-            let ids: Vec<(i64, String, i64)> = match &a {
-                Some(a) => {
-                    let r = get_account(&ctx.tx, a)?;
-                    vec![(r.id, r.address, r.quota_used)]
-                }
-                None => {
-                    let mut st = ctx
-                        .tx
-                        .prepare("SELECT id, address, quota_used FROM accounts ORDER BY address")?;
-                    let v = st
-                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    v
-                }
-            };
-            let mut out = Vec::new();
-            for (id, address, before) in ids {
-                let after: i64 = ctx.tx.query_row(
-                    "SELECT coalesce(sum(size), 0) FROM messages
-                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                ctx.tx.execute(
-                    "UPDATE accounts SET quota_used = ?2 WHERE id = ?1",
-                    params![id, after],
-                )?;
-                ctx.add_usage(id, 0)?;
-                out.push(Recalc {
-                    address,
-                    before: before.max(0) as u64,
-                    after: after as u64,
-                });
-            }
-            Ok(out)
-        })
+        self.write(move |ctx| crate::rules::recalc_quota(ctx, a.as_deref()))
     }
 
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
@@ -2027,60 +1710,7 @@ impl Backend for SqliteBackend {
         }
         let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
         self.write_growth(move |ctx| {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                let one = (|| -> Result<Appended> {
-                    ctx.tx.prepare_cached("SAVEPOINT rcpt")?.execute([])?;
-                    let r = (|| {
-                        let account = item.account;
-                        let mb = ctx.delivery_mailbox(account, &item.mailbox, item.create)?;
-                        let prefix = &item.prefix;
-                        let size = (prefix.len() + body.len()) as u64;
-                        if enforce_quota {
-                            ctx.check_quota(account, size)?;
-                        }
-                        ctx.ref_blob(&prep.id, Some(&body), Some(&prep))?;
-                        // Keywords a filter asked for that are not IMAP atoms are dropped,
-                        // never a reason to lose the message.
-                        let keywords: BTreeSet<String> = item
-                            .keywords
-                            .iter()
-                            .filter(|k| check_keywords(std::slice::from_ref(*k)).is_ok())
-                            .cloned()
-                            .collect();
-                        let (uid, modseq) = ctx.insert_message(
-                            &mb,
-                            prefix,
-                            &prep.id,
-                            size,
-                            item.flags,
-                            &join_keywords(&keywords),
-                            internal_date,
-                        )?;
-                        let crossed = ctx.add_usage(account, size as i64)?;
-                        Ok(Appended {
-                            mailbox: mb.id,
-                            uidvalidity: mb.uidvalidity,
-                            uid,
-                            modseq,
-                            crossed_warning: crossed,
-                        })
-                    })();
-                    match &r {
-                        Ok(_) => {
-                            ctx.tx.prepare_cached("RELEASE rcpt")?.execute([])?;
-                        }
-                        Err(_) => ctx.tx.execute_batch("ROLLBACK TO rcpt; RELEASE rcpt")?,
-                    }
-                    r
-                })()
-                .map_err(crate::disk::classify);
-                out.push(one);
-            }
-            if out.iter().all(|r| r.is_err()) {
-                ctx.drop_unused_blob(&prep)?;
-            }
-            Ok(out)
+            crate::rules::deliver_to(ctx, &body, internal_date, &items, enforce_quota, &prep)
         })
     }
 
@@ -2407,57 +2037,7 @@ impl Backend for SqliteBackend {
         let uids = uids.to_vec();
         let keywords: BTreeSet<String> = keywords.iter().cloned().collect();
         self.write_lazy(move |ctx| {
-            let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
-            let mut result = StoreResult::default();
-            let mut modseq = None;
-            for uid in uids {
-                let Ok(m) = get_message(&ctx.tx, mailbox, uid) else { continue };
-                if unchanged_since.is_some_and(|u| m.modseq > u) {
-                    result.modified.push(uid);
-                    continue;
-                }
-                let old_kw: BTreeSet<String> = m.keywords.iter().cloned().collect();
-                let (nf, nk) = match op {
-                    FlagOp::Add => (m.flags.union(flags), old_kw.union(&keywords).cloned().collect()),
-                    FlagOp::Remove => (m.flags.minus(flags), old_kw.difference(&keywords).cloned().collect()),
-                    FlagOp::Replace => (flags, keywords.clone()),
-                };
-                if nf == m.flags && nk == old_kw {
-                    // Unchanged: no new MODSEQ, but the caller still reports the flags.
-                    result.updated.push(FlagUpdate {
-                        uid,
-                        modseq: m.modseq,
-                        flags: nf,
-                        keywords: nk.into_iter().collect(),
-                    });
-                    continue;
-                }
-                let ms = match modseq {
-                    Some(ms) => ms,
-                    None => {
-                        let ms = ctx.bump_modseq(mailbox)?;
-                        modseq = Some(ms);
-                        ms
-                    }
-                };
-                ctx.tx.execute(
-                    "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
-                    params![mailbox, uid, nf.0, join_keywords(&nk), ms as i64],
-                )?;
-                ctx.changes.push(Change {
-                    account: mb.account_id,
-                    mailbox,
-                    modseq: ms,
-                    kind: ChangeKind::Flags { uid },
-                });
-                result.updated.push(FlagUpdate {
-                    uid,
-                    modseq: ms,
-                    flags: nf,
-                    keywords: nk.into_iter().collect(),
-                });
-            }
-            Ok(result)
+            crate::rules::store_flags(ctx, mailbox, &uids, op, flags, &keywords, unchanged_since)
         })
     }
 
@@ -2487,14 +2067,7 @@ impl Backend for SqliteBackend {
         to: MailboxId,
     ) -> Result<Vec<(u32, u32)>> {
         let uids = uids.to_vec();
-        self.write(move |ctx| {
-            let src = get_mailbox_by_id(&ctx.tx, from)?;
-            let dst = get_mailbox_by_id(&ctx.tx, to)?;
-            let pairs = ctx.copy(&src, &uids, &dst, src.account_id != dst.account_id)?;
-            let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-            ctx.expunge(&src, &moved)?;
-            Ok(pairs)
-        })
+        self.write(move |ctx| crate::rules::move_messages(ctx, from, &uids, to))
     }
 
     fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<ChangesSince> {

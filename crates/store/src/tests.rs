@@ -1,42 +1,35 @@
-use super::*;
+// Included once per backend by `conformance.rs` (no `use` of its own needed).
 use std::sync::Arc;
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(crate) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    let s = OPEN(dir.path(), StoreOptions::default()).unwrap();
     s.add_domain("example.com").unwrap();
     (dir, s)
 }
 
 /// A store that keeps every body in a blob file (`[store] inline_max = 0`), as stores
 /// made before inline blobs did.
-fn store_files() -> (tempfile::TempDir, Store) {
+pub(crate) fn store_files() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
+    let s = OPEN(dir.path(), files_only()).unwrap();
     s.add_domain("example.com").unwrap();
     (dir, s)
 }
 
-fn files_only() -> StoreOptions {
+pub(crate) fn files_only() -> StoreOptions {
     StoreOptions {
         inline_max: 0,
         ..StoreOptions::default()
     }
 }
 
-/// Rows of `blob_data` (inline blobs), read beside the store.
-fn inline_rows(dir: &std::path::Path) -> i64 {
-    let c = rusqlite::Connection::open(dir.join("store.db")).unwrap();
-    c.query_row("SELECT count(*) FROM blob_data", [], |r| r.get(0))
-        .unwrap()
-}
-
-fn cheap_hash() -> String {
+pub(crate) fn cheap_hash() -> String {
     // Argon2 at default cost is slow in debug builds; tests use a real but cheap hash.
     format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap())
 }
 
-fn msg(body: &str) -> NewMessage {
+pub(crate) fn msg(body: &str) -> NewMessage {
     NewMessage {
         prefix: Vec::new(),
         body: Arc::new(body.as_bytes().to_vec()),
@@ -46,7 +39,7 @@ fn msg(body: &str) -> NewMessage {
     }
 }
 
-fn usage_matches(s: &Store, address: &str) {
+pub(crate) fn usage_matches(s: &Store, address: &str) {
     let a = s.account(address).unwrap();
     let mut sum = 0;
     for mb in s.list_mailboxes(a.id).unwrap() {
@@ -181,91 +174,6 @@ fn resolve_aliases_tags_and_catchall() {
         s.add_alias("x@nowhere.org", &["alice@example.com".into()]),
         Err(Error::Invalid(_))
     ));
-}
-
-#[test]
-fn append_dedup_quota_and_gc() {
-    let (dir, s) = store_files();
-    let a = s
-        .add_account("alice@example.com", &cheap_hash(), QuotaLimit::Bytes(1000))
-        .unwrap();
-    let b = s
-        .add_account("bob@example.com", &cheap_hash(), QuotaLimit::Default)
-        .unwrap();
-    let body = Arc::new(b"Subject: hello\r\n\r\nbody text\r\n".to_vec());
-    let res = s
-        .deliver(
-            body.clone(),
-            1_700_000_000,
-            vec![(a.id, b"X-Pre: a\r\n".to_vec()), (b.id, vec![])],
-            true,
-        )
-        .unwrap();
-    assert!(res.iter().all(|r| r.is_ok()));
-    // One blob file for two recipients.
-    assert_eq!(dir.path().join("blobs").read_dir().unwrap().count(), 2); // tmp + one fan-out dir
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let m = s.message(inbox.id, 1).unwrap();
-    assert_eq!(m.size, 10 + body.len() as u64);
-    let bytes = s.open_message(inbox.id, 1).unwrap().read_all().unwrap();
-    assert_eq!(bytes, [b"X-Pre: a\r\n".as_slice(), &body].concat());
-    let p = s.parsed(inbox.id, 1).unwrap();
-    assert_eq!(
-        &bytes[p.root.offset_body as usize..p.root.offset_end as usize],
-        b"body text\r\n"
-    );
-    assert_eq!(p.envelope.subject.as_deref(), Some("hello"));
-    assert_eq!(
-        s.open_message(inbox.id, 1)
-            .unwrap()
-            .read_range(2, 5)
-            .unwrap(),
-        b"Pre: ".to_vec()
-    );
-    usage_matches(&s, "alice@example.com");
-    usage_matches(&s, "bob@example.com");
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // Over quota: nothing stored, usage unchanged.
-    let big = msg(&"x".repeat(2000));
-    assert!(matches!(
-        s.append(inbox.id, big.clone(), true),
-        Err(Error::OverQuota)
-    ));
-    assert_eq!(s.list_messages(inbox.id, false).unwrap().len(), 1);
-    // ... and no orphan blob file left behind.
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // Raising the quota takes effect at once.
-    s.set_quota("alice@example.com", QuotaLimit::Bytes(10_000))
-        .unwrap();
-    s.append(inbox.id, big, true).unwrap();
-    usage_matches(&s, "alice@example.com");
-    // Removing a user with mail needs force; afterwards bob's copy still reads.
-    assert!(matches!(
-        s.remove_account("alice@example.com", false),
-        Err(Error::Refused(_))
-    ));
-    s.remove_account("alice@example.com", true).unwrap();
-    assert!(matches!(
-        s.account("alice@example.com"),
-        Err(Error::NotFound(_))
-    ));
-    let binbox = s.mailbox(b.id, "INBOX").unwrap();
-    assert_eq!(
-        s.open_message(binbox.id, 1).unwrap().read_all().unwrap(),
-        *body
-    );
-    s.expunge(binbox.id, &[1]).unwrap();
-    // An orphan file (a crash between blob write and commit) is found and collected.
-    let fan = dir.path().join("blobs/00");
-    std::fs::create_dir_all(&fan).unwrap();
-    std::fs::write(fan.join("00".repeat(32)), b"junk").unwrap();
-    assert_eq!(s.check(false).unwrap().len(), 1);
-    let report = s.gc().unwrap();
-    assert_eq!(report.blobs_removed, 1);
-    assert_eq!(report.orphan_files_removed, 1);
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
-    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
 }
 
 #[test]
@@ -689,200 +597,6 @@ fn structures_in_bulk_without_search_text() {
 }
 
 #[test]
-fn small_bodies_inline_dedup_read_gc_and_check() {
-    let (dir, s) = store();
-    let a = s
-        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(10_000))
-        .unwrap();
-    let b = s
-        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-        .unwrap();
-    let body = Arc::new(b"Subject: small\r\n\r\ninline body\r\n".to_vec());
-    let res = s
-        .deliver(
-            body.clone(),
-            1_700_000_000,
-            vec![(a.id, b"X-Pre: a\r\n".to_vec()), (b.id, vec![])],
-            true,
-        )
-        .unwrap();
-    assert!(res.iter().all(|r| r.is_ok()));
-    // No file: one row in the database for both recipients.
-    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
-    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
-    assert_eq!(inline_rows(dir.path()), 1);
-    let ia = s.mailbox(a.id, "INBOX").unwrap();
-    let ib = s.mailbox(b.id, "INBOX").unwrap();
-    let bytes = s.open_message(ia.id, 1).unwrap().read_all().unwrap();
-    assert_eq!(bytes, [b"X-Pre: a\r\n".as_slice(), &body].concat());
-    assert_eq!(
-        s.open_message(ia.id, 1).unwrap().read_range(2, 5).unwrap(),
-        b"Pre: ".to_vec()
-    );
-    assert_eq!(s.open_message(ib.id, 1).unwrap().read_all().unwrap(), *body);
-    assert_eq!(
-        s.parsed(ib.id, 1).unwrap().envelope.subject.as_deref(),
-        Some("small")
-    );
-    usage_matches(&s, "a@example.com");
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // Copies share the row; over quota, nothing is added.
-    let sent = s.mailbox(b.id, "Sent").unwrap();
-    s.copy(ib.id, &[1], sent.id).unwrap();
-    assert!(matches!(
-        s.append(ia.id, msg(&"q".repeat(20_000)), true),
-        Err(Error::OverQuota)
-    ));
-    assert_eq!(inline_rows(dir.path()), 1);
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // At refcount zero the row awaits collection, and a new reference reuses it.
-    s.expunge(ia.id, &[1]).unwrap();
-    s.expunge(ib.id, &[1]).unwrap();
-    s.expunge(sent.id, &[1]).unwrap();
-    let again = s
-        .append(
-            ia.id,
-            NewMessage {
-                body: body.clone(),
-                ..msg("")
-            },
-            true,
-        )
-        .unwrap();
-    assert_eq!(
-        s.open_message(ia.id, again.uid)
-            .unwrap()
-            .read_all()
-            .unwrap(),
-        *body
-    );
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // Once unreferenced, gc removes the row with the blob record.
-    s.expunge(ia.id, &[again.uid]).unwrap();
-    let report = s.gc().unwrap();
-    assert_eq!(report.blobs_removed, 1);
-    assert_eq!(inline_rows(dir.path()), 0);
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    usage_matches(&s, "a@example.com");
-    usage_matches(&s, "b@example.com");
-}
-
-#[test]
-fn bodies_above_inline_max_are_files() {
-    let (dir, s) = store();
-    let a = s
-        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-        .unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let big = format!(
-        "Subject: big\r\n\r\n{}",
-        "0123456789abcdef".repeat((DEFAULT_INLINE_MAX as usize) / 16 + 1)
-    );
-    let small = "Subject: small\r\n\r\nx\r\n";
-    s.append(inbox.id, msg(&big), false).unwrap();
-    s.append(inbox.id, msg(small), false).unwrap();
-    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
-    assert_eq!(inline_rows(dir.path()), 1);
-    assert_eq!(
-        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
-        big.as_bytes()
-    );
-    assert_eq!(
-        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
-        small.as_bytes()
-    );
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-}
-
-#[test]
-fn file_blobs_of_an_older_store_stay_readable() {
-    let (dir, s) = store_files();
-    let a = s
-        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-        .unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let old = "Subject: old\r\n\r\nstored as a file\r\n";
-    s.append(inbox.id, msg(old), false).unwrap();
-    drop(s);
-    // Reopened with inline blobs on (the default): the file is still read and shared.
-    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(
-        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
-        old.as_bytes()
-    );
-    s.append(inbox.id, msg(old), false).unwrap();
-    s.append(inbox.id, msg("Subject: new\r\n\r\ninline\r\n"), false)
-        .unwrap();
-    assert_eq!(inline_rows(dir.path()), 1, "only the new body is inline");
-    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
-    assert_eq!(
-        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
-        old.as_bytes()
-    );
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // A lost inline row is reported like a lost file.
-    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-    c.execute("DELETE FROM blob_data", []).unwrap();
-    let problems = s.check(false).unwrap();
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("missing"), "{problems:?}");
-    // Everything expunged and collected: no file, no row.
-    s.expunge(inbox.id, &[1, 2, 3]).unwrap();
-    s.gc().unwrap();
-    assert!(sqlite.blob_dir().scan().unwrap().is_empty());
-    assert_eq!(inline_rows(dir.path()), 0);
-}
-
-#[test]
-fn verified_passwords_are_cached_until_the_hash_changes() {
-    let (dir, s) = store();
-    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-        .unwrap();
-    // Nothing cached before a successful check; a failure caches nothing.
-    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
-    assert_eq!(s.authenticate("a@example.com", "wrong").unwrap(), None);
-    assert_eq!(
-        s.authenticate_cached("a@example.com", "wrong").unwrap(),
-        None
-    );
-    let a = s.authenticate("A@Example.com", "pw").unwrap().unwrap();
-    assert_eq!(a.address, "a@example.com");
-    assert_eq!(
-        s.authenticate_cached("a@example.com", "pw").unwrap(),
-        Some(a.clone())
-    );
-    assert_eq!(s.authenticate_cached("a@example.com", "pw2").unwrap(), None);
-    assert_eq!(s.authenticate("a@example.com", "pw2").unwrap(), None);
-    // A new password set from another process (the CLI) makes the entry stale at once.
-    let other = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    let new = format!("{{BLF-CRYPT}}{}", bcrypt::hash("new", 4).unwrap());
-    other.set_password_hash("a@example.com", &new).unwrap();
-    assert_eq!(s.authenticate_cached("a@example.com", "pw").unwrap(), None);
-    assert_eq!(s.authenticate("a@example.com", "pw").unwrap(), None);
-    assert!(s.authenticate("a@example.com", "new").unwrap().is_some());
-    assert!(s
-        .authenticate_cached("a@example.com", "new")
-        .unwrap()
-        .is_some());
-    // `[auth] cache_ttl = 0`: never cached.
-    let off = Store::open_embedded(
-        dir.path(),
-        StoreOptions {
-            auth_cache_ttl: 0,
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(off.authenticate("a@example.com", "new").unwrap().is_some());
-    assert_eq!(
-        off.authenticate_cached("a@example.com", "new").unwrap(),
-        None
-    );
-}
-
-#[test]
 fn lazy_and_durable_writes_mixed_in_batches() {
     // Flag changes (committed without fsync) and appends (fsynced) queued at once: the
     // writer commits the lazy ones apart; every write lands, MODSEQs stay unique.
@@ -991,7 +705,7 @@ fn changes_since_is_strictly_above() {
 /// The messages whose search text contains `needle` the way IMAP SEARCH TEXT compares
 /// (case-insensitive substring of the decoded headers or body): the scan the filter
 /// must agree with.
-fn scan_text(s: &Store, mb: MailboxId, uids: &[u32], needle: &str) -> Vec<u32> {
+pub(crate) fn scan_text(s: &Store, mb: MailboxId, uids: &[u32], needle: &str) -> Vec<u32> {
     let n = needle.to_lowercase();
     s.parsed_many(mb, uids, true)
         .unwrap()
@@ -1004,7 +718,7 @@ fn scan_text(s: &Store, mb: MailboxId, uids: &[u32], needle: &str) -> Vec<u32> {
         .collect()
 }
 
-const TEXT_MESSAGES: &[&str] = &[
+pub(crate) const TEXT_MESSAGES: &[&str] = &[
     "Subject: Zanzibar trip\r\nFrom: Zoë <zoe@example.org>\r\n\r\nplain body\r\n",
     "Subject: hello\r\n\r\nThe needle ZANZIBAR is here.\r\n",
     "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n\r\nnothing\r\n",
@@ -1104,175 +818,6 @@ fn headers_in_bulk_equal_the_message_octets() {
     assert!(last.ends_with(b"\r\n\r\n"));
 }
 
-/// A store written before the `blob_*` tables: structure and search text in `blobs`.
-#[test]
-fn rows_of_an_older_version_are_read_and_upgraded() {
-    let dir = tempfile::tempdir().unwrap();
-    let texts: Vec<String> = TEXT_MESSAGES.iter().map(|m| m.to_string()).collect();
-    let (want_parsed, want_headers, want_cands);
-    {
-        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-        s.add_domain("example.com").unwrap();
-        let a = s
-            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-            .unwrap();
-        let inbox = s.mailbox(a.id, "INBOX").unwrap();
-        for m in &texts {
-            s.append(inbox.id, msg(m), false).unwrap();
-        }
-        let uids: Vec<u32> = (1..=texts.len() as u32).collect();
-        want_parsed = s.parsed_many(inbox.id, &uids, true).unwrap();
-        want_headers = s.headers_many(inbox.id, &uids).unwrap();
-        want_cands = scan_text(&s, inbox.id, &uids, "zanzibar");
-    }
-    // Turn it into the old layout.
-    {
-        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-        // Whether the octets are a file or inline, the old rows held the parse in `blobs`.
-        for raw in &texts {
-            let h = crate::blob::BlobId::of(raw.as_bytes()).0.to_vec();
-            let mut p = letterbox_message::parse(raw.as_bytes());
-            let search = (
-                std::mem::take(&mut p.search_headers),
-                std::mem::take(&mut p.search_body),
-            );
-            let search = zstd::bulk::compress(&postcard::to_allocvec(&search).unwrap(), 3).unwrap();
-            let n = c
-                .execute(
-                    "UPDATE blobs SET structure = ?2, search = ?3 WHERE hash = ?1",
-                    rusqlite::params![h, p.encode(), search],
-                )
-                .unwrap();
-            assert_eq!(n, 1);
-        }
-        c.execute_batch(
-            "DELETE FROM blob_header; DELETE FROM blob_grams; DELETE FROM blob_search; DELETE FROM blob_info;",
-        )
-        .unwrap();
-    }
-    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    let a = s.account("a@example.com").unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let uids: Vec<u32> = (1..=texts.len() as u32).collect();
-    // Envelopes alone come from a parse of the older rows too.
-    let envs: Vec<(u32, letterbox_message::Envelope)> = want_parsed
-        .iter()
-        .map(|(u, p)| (*u, p.envelope.clone()))
-        .collect();
-    assert_eq!(
-        s.envelopes_many(inbox.id, &[2, 1]).unwrap(),
-        envs[..2].to_vec()
-    );
-    // No filter yet: every message is a candidate.
-    assert_eq!(
-        s.text_candidates(inbox.id, &["zanzibar"]).unwrap(),
-        Some(uids.clone())
-    );
-    assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), want_headers);
-    assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), want_parsed);
-    // Read once, stored anew: the filter narrows now, and the answers are the same.
-    let c = s.text_candidates(inbox.id, &["zanzibar"]).unwrap().unwrap();
-    assert!(c.len() < uids.len());
-    for u in &want_cands {
-        assert!(c.contains(u));
-    }
-    assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), want_parsed);
-    assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), want_headers);
-    assert_eq!(s.envelopes_many(inbox.id, &uids).unwrap(), envs);
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-    // Garbage collection removes the new rows with the blob.
-    s.expunge(inbox.id, &uids).unwrap();
-    s.gc().unwrap();
-    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-    for t in ["blob_info", "blob_header", "blob_grams", "blob_search"] {
-        let n: i64 = c
-            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 0, "{t}");
-    }
-}
-
-#[test]
-fn inline_bodies_stay_readable_when_inline_max_is_lowered() {
-    let (dir, s) = store();
-    let a = s
-        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-        .unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let body = "Subject: kept inline\r\n\r\nbody\r\n";
-    s.append(inbox.id, msg(body), false).unwrap();
-    drop(s);
-    // `[store] inline_max = 0` from now on: the inline body is still read and shared,
-    // new bodies become files.
-    let s = Store::open_embedded(dir.path(), files_only()).unwrap();
-    assert_eq!(
-        s.open_message(inbox.id, 1).unwrap().read_all().unwrap(),
-        body.as_bytes()
-    );
-    s.append(inbox.id, msg(body), false).unwrap();
-    s.append(inbox.id, msg("Subject: new\r\n\r\nfile\r\n"), false)
-        .unwrap();
-    assert_eq!(inline_rows(dir.path()), 1);
-    let sqlite = sqlite::SqliteBackend::open(dir.path(), files_only()).unwrap();
-    assert_eq!(sqlite.blob_dir().scan().unwrap().len(), 1);
-    assert_eq!(
-        s.open_message(inbox.id, 2).unwrap().read_all().unwrap(),
-        body.as_bytes()
-    );
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
-}
-
-#[test]
-fn append_many_is_all_or_nothing() {
-    // Bodies as files, so that "no blob is left" below is about files.
-    let (dir, s) = store_files();
-    let a = s
-        .add_account("m@example.com", &cheap_hash(), QuotaLimit::Bytes(100))
-        .unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    fn count(p: &std::path::Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |d| {
-            d.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        count(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    let files = || count(&dir.path().join("blobs"));
-    let before = files();
-    // 40 + 70 octets do not fit in 100 together: neither is stored, no blob is left.
-    let r = s.append_many(
-        inbox.id,
-        vec![msg(&"a".repeat(40)), msg(&"b".repeat(70))],
-        true,
-    );
-    assert!(matches!(r, Err(Error::OverQuota)), "{r:?}");
-    assert!(s.list_messages(inbox.id, false).unwrap().is_empty());
-    assert_eq!(s.account("m@example.com").unwrap().quota_used, 0);
-    assert_eq!(files(), before);
-    // Two that fit: consecutive UIDs, usage counts both, the same body twice is fine.
-    let done = s
-        .append_many(
-            inbox.id,
-            vec![msg(&"c".repeat(30)), msg(&"c".repeat(30))],
-            true,
-        )
-        .unwrap();
-    assert_eq!(done.iter().map(|x| x.uid).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(s.account("m@example.com").unwrap().quota_used, 60);
-    usage_matches(&s, "m@example.com");
-    // Deleted-flagged octets are counted for STATUS DELETED-STORAGE.
-    s.store_flags(inbox.id, &[2], FlagOp::Add, Flags::DELETED, &[], None)
-        .unwrap();
-    let c = s.mailbox_counts(inbox.id).unwrap();
-    assert_eq!((c.size, c.deleted, c.deleted_size), (60, 1, 30));
-}
-
 #[test]
 fn new_mailbox_names_without_dot_levels() {
     let (_d, s) = store();
@@ -1291,112 +836,6 @@ fn new_mailbox_names_without_dot_levels() {
         s.rename_mailbox(a.id, "Archive", "x/.."),
         Err(Error::Invalid(_))
     ));
-}
-
-/// A store written by structure version 3 (the `blob_*` tables, but envelopes without
-/// names from comments, search text without MIME part headers, filters of that text):
-/// each message is parsed again on its first read, and SEARCH's filter lets it through
-/// until then.
-#[test]
-fn rows_of_structure_version_3_are_parsed_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = "From: user@example.org (Real Name)\r\nSubject: old\r\nMIME-Version: 1.0\r\n\
-Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
---b\r\nContent-Type: application/octet-stream; name=\"file16.bin\"\r\nContent-Transfer-Encoding: base64\r\n\
-Content-Disposition: attachment; filename=\"file16.bin\"\r\n\r\nAAEC\r\n--b--\r\n";
-    let want = {
-        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-        s.add_domain("example.com").unwrap();
-        let a = s
-            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
-            .unwrap();
-        let inbox = s.mailbox(a.id, "INBOX").unwrap();
-        s.append(inbox.id, msg(raw), false).unwrap();
-        s.parsed_many(inbox.id, &[1], true).unwrap()
-    };
-    assert_eq!(
-        want[0].1.envelope.from[0].name.as_deref(),
-        Some("Real Name")
-    );
-    assert!(want[0].1.search_body.contains("file16.bin"));
-    // What version 3 stored for it.
-    {
-        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-        let h = crate::blob::BlobId::of(raw.as_bytes()).0.to_vec();
-        let mut p = letterbox_message::parse(raw.as_bytes());
-        for a in [
-            &mut p.envelope.from,
-            &mut p.envelope.sender,
-            &mut p.envelope.reply_to,
-        ] {
-            a[0].name = None;
-        }
-        let old_body = "see attached".to_string();
-        let old_headers = std::mem::take(&mut p.search_headers);
-        p.search_body = String::new();
-        let mut structure = p.encode();
-        structure[0] = 3;
-        let mut grams = crate::grams::build(&old_headers, &old_body);
-        grams[0] = 1;
-        let search =
-            zstd::bulk::compress(&postcard::to_allocvec(&(old_headers, old_body)).unwrap(), 3)
-                .unwrap();
-        let id: i64 = c
-            .query_row("SELECT id FROM blob_info WHERE hash = ?1", [&h], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        c.execute(
-            "UPDATE blob_info SET structure = ?2 WHERE id = ?1",
-            rusqlite::params![id, structure],
-        )
-        .unwrap();
-        c.execute(
-            "UPDATE blob_grams SET grams = ?2 WHERE id = ?1",
-            rusqlite::params![id, grams],
-        )
-        .unwrap();
-        c.execute(
-            "UPDATE blob_search SET search = ?2 WHERE id = ?1",
-            rusqlite::params![id, search],
-        )
-        .unwrap();
-    }
-    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    let a = s.account("a@example.com").unwrap();
-    let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    // The old filter does not know the attachment's name, and is not trusted.
-    assert_eq!(
-        s.text_candidates(inbox.id, &["file16"]).unwrap(),
-        Some(vec![1])
-    );
-    // The envelope alone comes from a new parse.
-    assert_eq!(
-        s.envelopes_many(inbox.id, &[1]).unwrap(),
-        vec![(1, want[0].1.envelope.clone())]
-    );
-    assert_eq!(s.parsed_many(inbox.id, &[1], true).unwrap(), want);
-    assert_eq!(scan_text(&s, inbox.id, &[1], "file16.bin"), vec![1]);
-    // Stored anew: version 4 structure, version 2 filter, and the filter still passes.
-    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-    let (v, g): (Vec<u8>, Vec<u8>) = c
-        .query_row(
-            "SELECT i.structure, g.grams FROM blob_info i JOIN blob_grams g ON g.id = i.id",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(v[0], letterbox_message::STRUCTURE_VERSION);
-    assert_eq!(g[0], 2);
-    assert_eq!(
-        s.text_candidates(inbox.id, &["file16"]).unwrap(),
-        Some(vec![1])
-    );
-    assert_eq!(
-        s.text_candidates(inbox.id, &["quebec"]).unwrap(),
-        Some(vec![])
-    );
-    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
 
 #[test]
@@ -1474,86 +913,6 @@ fn sieve_scripts_and_seen() {
     // Scripts go with their account.
     s.remove_account("a@example.com", true).unwrap();
     assert_eq!(s.sieve_list(a.id).unwrap(), vec![]);
-}
-
-/// Issue 15: a policy strips through `strip::run_policies`; the replaced message keeps
-/// its save date (so it expires from Trash when the original would have), the space log
-/// records the strip and the expiry in the transactions that freed the space, and
-/// usage stays the sum of sizes.
-#[test]
-fn strip_policy_save_date_and_space_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    s.add_domain("example.com").unwrap();
-    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
-    let att = "A".repeat(30_000);
-    let body = format!(
-        "From: b@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}\r\n--x--\r\n"
-    );
-    let trash = s.mailbox(a.id, "Trash").unwrap();
-    let sent = s.mailbox(a.id, "Sent").unwrap();
-    let t = s.append(trash.id, msg(&body), true).unwrap();
-    let old = s.append(sent.id, msg(&body), true).unwrap();
-    // Saved into Trash ten days ago.
-    let saved = now() - 10 * 86_400;
-    rusqlite::Connection::open(dir.path().join("store.db"))
-        .unwrap()
-        .execute("UPDATE message_saved SET saved = ?1 WHERE mailbox_id = ?2", rusqlite::params![saved, trash.id])
-        .unwrap();
-    // No policy: nothing.
-    assert_eq!(strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap(), (0, 0));
-    s.set_strip_policy(
-        "example.com",
-        Some(StripPolicy { older_than_days: 30, larger_than: 10_000, folders: vec!["\\Trash".into(), "\\Sent".into()] }),
-    )
-    .unwrap();
-    assert!(s.set_strip_policy("nowhere.example", None).is_err());
-    let (n, freed) = strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap();
-    assert_eq!(n, 2);
-    assert!(freed > 2 * 29_000, "{freed}");
-    let new_t = s.list_messages(trash.id, false).unwrap();
-    assert_eq!(new_t.len(), 1);
-    assert!(new_t[0].uid > t.uid);
-    let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-    let kept: i64 = c
-        .query_row("SELECT saved FROM message_saved WHERE mailbox_id = ?1 AND uid = ?2", rusqlite::params![trash.id, new_t[0].uid], |r| r.get(0))
-        .unwrap();
-    assert_eq!(kept, saved, "the save date carries over");
-    usage_matches(&s, "a@example.com");
-    // Twice is once: placeholders are not stripped again.
-    assert_eq!(strip::run_policies(&*s, now(), &mut |_, _| {}).unwrap(), (0, 0));
-    // An account's own "off" beats its domain's.
-    s.set_strip_policy("a@example.com", Some(StripPolicy { older_than_days: 0, larger_than: 0, folders: vec![] })).unwrap();
-    assert_eq!(s.strip_policy_for("A@example.com").unwrap().older_than_days, 0);
-    // Expiry at 25 days (the save date is 10 days old plus 25 > 30) is logged too.
-    let gone = s.expire(now() + 25 * 86_400).unwrap();
-    assert_eq!(gone.len(), 1);
-    let log = s.space_log(a.id, 0).unwrap();
-    let kinds: Vec<(&str, &str)> = log.iter().map(|e| (e.kind.as_str(), e.mailbox.as_str())).collect();
-    assert_eq!(kinds.iter().filter(|k| k.0 == "strip").count(), 2, "{log:?}");
-    assert!(kinds.contains(&("expire", "Trash")), "{log:?}");
-    let sent_entry = log.iter().find(|e| e.mailbox == "Sent").unwrap();
-    assert_eq!(sent_entry.uid, Some(old.uid));
-    assert!(sent_entry.detail.contains("application/pdf \"a.pdf\""), "{}", sent_entry.detail);
-    let days = s.space_freed_by_day(a.id, 0).unwrap();
-    assert_eq!(days.len(), 1);
-    assert_eq!(days[0].stripped, freed);
-    assert_eq!(days[0].expired, gone[0].bytes);
-    usage_matches(&s, "a@example.com");
-    // The daily task: due once per interval.
-    assert!(s.maintenance_due("t", 1000, 86_400).unwrap());
-    assert!(!s.maintenance_due("t", 2000, 86_400).unwrap());
-    assert!(s.maintenance_due("t", 1000 + 86_400, 86_400).unwrap());
-    // The log and the account's own policies go with the account; a new account of the
-    // same address follows its domain's.
-    s.set_expire("a@example.com", SpecialUse::Trash, Some(0)).unwrap();
-    s.remove_account("a@example.com", true).unwrap();
-    let left: i64 = c.query_row("SELECT count(*) FROM space_log", [], |r| r.get(0)).unwrap();
-    assert_eq!(left, 0);
-    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
-    assert_eq!(s.strip_policy_for("a@example.com").unwrap().older_than_days, 30);
-    assert!(s.expire_policies().unwrap().is_empty());
-    assert_eq!(s.strip_policies().unwrap().len(), 1);
 }
 
 /// Issue 15: a user's choice (the portal): one message, one attachment, by section.
