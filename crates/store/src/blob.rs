@@ -273,7 +273,8 @@ impl BlobReader {
         })
     }
 
-    /// A reader of a body stored split: `skeleton` as [`compress`] made it, and its map.
+    /// A reader of a body stored split: `skeleton` as [`crate::mailpack::compress`] made
+    /// it (or [`compress`], before), and its map.
     pub fn joined(
         skeleton: &[u8],
         map: &[u8],
@@ -282,7 +283,11 @@ impl BlobReader {
         let parts = crate::parts::decode_map(map)
             .ok_or_else(|| io::Error::other("stored part map is malformed"))?;
         Ok(BlobReader {
-            inner: Inner::Joined(crate::parts::Joined::new(decompress(skeleton)?, parts, open)?),
+            inner: Inner::Joined(crate::parts::Joined::new(
+                crate::mailpack::decompress(skeleton)?,
+                parts,
+                open,
+            )?),
         })
     }
 }

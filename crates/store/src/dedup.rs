@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 /// A body prepared for split storage: its part files are written (fsynced).
 pub(super) struct PreparedSplit {
-    /// The skeleton, compressed as [`blob::compress`] does.
+    /// The skeleton, compressed with the mail dictionary (`mailpack.rs`).
     skeleton: Vec<u8>,
     parts: Vec<PartRef>,
     /// The skeleton's own parse: its header's octets and its search text, as
@@ -67,11 +67,7 @@ fn skeleton_of(c: &Connection, hash: &[u8]) -> Result<Option<Vec<u8>>> {
         .query_row([hash], |r| r.get(0))
         .optional()?;
     match z {
-        Some(z) => {
-            let mut out = Vec::new();
-            zstd::stream::copy_decode(&z[..], &mut out)?;
-            Ok(Some(out))
-        }
+        Some(z) => Ok(Some(crate::mailpack::decompress(&z)?)),
         None => Ok(None),
     }
 }
@@ -95,57 +91,41 @@ pub(super) fn split_search(c: &Connection, hash: &[u8]) -> Result<Option<(String
     }))
 }
 
-/// The first octet of a structure kept compressed (`blob_info.structure` of a split
-/// body): far from [`letterbox_message::STRUCTURE_VERSION`], which opens a plain one.
+/// The first octet of a record kept compressed without a dictionary (`blob_info.structure`
+/// of split bodies stored before `mailpack.rs`): far from
+/// [`letterbox_message::STRUCTURE_VERSION`], which opens a plain one.
 const PACKED_STRUCTURE: u8 = 0xFF;
 
-/// zstd level of packed structures (a few hundred octets: the level costs nothing).
-const STRUCTURE_ZSTD_LEVEL: i32 = 19;
+/// The first octet of a record compressed with [`crate::mailpack::DICT`]: the structure
+/// and the head (`blob_head`) of a split body.
+const PACKED_WITH_DICT: u8 = 0xFE;
 
-/// A split body's structure as stored: compressed, behind [`PACKED_STRUCTURE`], when
-/// that is shorter. Only split bodies' are (their envelope and MIME tree are most of
-/// what the database keeps of them); FETCH over a mailbox of ordinary mail reads plain
-/// structures as before.
+/// A split body's structure or head as stored: compressed with the mail dictionary,
+/// behind [`PACKED_WITH_DICT`], when that is shorter. Only split bodies' are (their
+/// envelope, MIME tree and head are most of what the database keeps of them); FETCH and
+/// SEARCH over a mailbox of ordinary mail read plain records as before.
 pub(super) fn pack_structure(plain: &[u8]) -> Option<Vec<u8>> {
-    let z = zstd::bulk::compress(plain, STRUCTURE_ZSTD_LEVEL).ok()?;
+    let z = crate::mailpack::compress(plain).ok()?;
     (z.len() + 1 < plain.len()).then(|| {
         let mut out = Vec::with_capacity(z.len() + 1);
-        out.push(PACKED_STRUCTURE);
+        out.push(PACKED_WITH_DICT);
         out.extend_from_slice(&z);
         out
     })
 }
 
-thread_local! {
-    // One context per thread, reused (creating one costs more than the decompression).
-    static STRUCTURE_DECODER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// A stored structure as [`letterbox_message::ParsedMessage::decode`] reads it: packed
-/// ones decompressed, plain ones as they are. A packed one that does not decompress
-/// gives an empty slice, which decodes as nothing (the store then parses the body again).
+/// A stored structure or head as [`letterbox_message::ParsedMessage::decode`] and
+/// `decode_head` read it: packed ones decompressed, plain ones as they are. A packed one
+/// that does not decompress gives an empty slice, which decodes as nothing (the store
+/// then parses the body again).
 pub(crate) fn unpack_structure(stored: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     use std::borrow::Cow;
-    const EMPTY: &[u8] = &[];
-    let Some((&PACKED_STRUCTURE, z)) = stored.split_first() else {
-        return Cow::Borrowed(stored);
-    };
-    let size = zstd::zstd_safe::get_frame_content_size(z)
-        .ok()
-        .flatten()
-        .filter(|&n| n <= 1 << 24);
-    let Some(size) = size else { return Cow::Borrowed(EMPTY) };
-    STRUCTURE_DECODER.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = zstd::bulk::Decompressor::new().ok();
+    match stored.split_first() {
+        Some((&(PACKED_STRUCTURE | PACKED_WITH_DICT), z)) => {
+            Cow::Owned(crate::mailpack::decompress(z).unwrap_or_default())
         }
-        match d.as_mut().map(|d| d.decompress(z, size as usize)) {
-            Some(Ok(v)) => Cow::Owned(v),
-            _ => Cow::Borrowed(EMPTY),
-        }
-    })
+        _ => Cow::Borrowed(stored),
+    }
 }
 
 /// Whether a body is stored split (in the caller's transaction).
@@ -200,7 +180,7 @@ impl SqliteBackend {
         let sp = letterbox_message::parse(&split.skeleton);
         let header_end = (sp.root.offset_body as usize).min(split.skeleton.len());
         Ok(Some(PreparedSplit {
-            skeleton: blob::compress(&split.skeleton)?,
+            skeleton: crate::mailpack::compress(&split.skeleton)?,
             parts: split.parts,
             skeleton_header: split.skeleton[..header_end].to_vec(),
             skeleton_search: search_raw(&sp.search_headers, &sp.search_body),
@@ -348,6 +328,8 @@ pub(super) fn check(b: &SqliteBackend, deep: bool, problems: &mut Vec<String>) -
             problems.push(format!(
                 "blob {name}: skeleton and part map do not rebuild its {size} octets"
             ));
+        } else if deep && crate::mailpack::decompress(skeleton).map(|s| s.len() as u64).ok() != skel_len {
+            problems.push(format!("blob {name}: skeleton does not decompress"));
         }
         for p in refs {
             let e = named.entry(p.id).or_insert((0, p.len));
@@ -582,12 +564,27 @@ mod tests {
         assert_eq!(count("blob_info"), 2);
         assert_eq!(count("blob_header"), 0);
         assert_eq!(count("blob_search"), 0);
+        // Structure and head packed with the mail dictionary (`mailpack.rs`).
         let packed: i64 = db
-            .query_row("SELECT count(*) FROM blob_info WHERE substr(structure, 1, 1) = x'ff'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM blob_info WHERE substr(structure, 1, 1) = x'fe'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(packed, 2);
+        let packed: i64 = db
+            .query_row("SELECT count(*) FROM blob_head WHERE substr(head, 1, 1) = x'fe'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(packed, 2);
         let uids = [1, 2];
-        assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), whole.headers_many(winbox.id, &uids).unwrap());
+        let same = |s: &Store| {
+            assert_eq!(s.heads_many(inbox.id, &uids).unwrap(), whole.heads_many(winbox.id, &uids).unwrap());
+            assert_eq!(s.headers_many(inbox.id, &uids).unwrap(), whole.headers_many(winbox.id, &uids).unwrap());
+            for uid in uids {
+                assert_eq!(
+                    s.open_message(inbox.id, uid).unwrap().read_all().unwrap(),
+                    whole.open_message(winbox.id, uid).unwrap().read_all().unwrap()
+                );
+            }
+        };
+        same(&s);
         assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), whole.parsed_many(winbox.id, &uids, true).unwrap());
         assert_eq!(s.parsed_many(inbox.id, &uids, false).unwrap(), whole.parsed_many(winbox.id, &uids, false).unwrap());
         assert_eq!(s.envelopes_many(inbox.id, &uids).unwrap(), whole.envelopes_many(winbox.id, &uids).unwrap());
@@ -604,6 +601,47 @@ mod tests {
         // Reading them stored nothing back.
         assert_eq!(count("blob_header"), 0);
         assert_eq!(count("blob_search"), 0);
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+        // Rows as stores before the mail dictionary wrote them (skeleton and structure
+        // compressed without it, head plain) read the same.
+        {
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>, Vec<u8>)> = db
+                .prepare(
+                    "SELECT i.id, s.skeleton, i.structure, h.head FROM blob_split s
+                     JOIN blob_info i ON i.hash = s.hash JOIN blob_head h ON h.id = i.id",
+                )
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(rows.len(), 2);
+            for (id, skeleton, structure, head) in rows {
+                let skeleton = crate::mailpack::decompress(&skeleton).unwrap();
+                let structure = super::unpack_structure(&structure).into_owned();
+                let head = super::unpack_structure(&head).into_owned();
+                let mut old_structure = vec![super::PACKED_STRUCTURE];
+                old_structure.extend(zstd::bulk::compress(&structure, 19).unwrap());
+                db.execute(
+                    "UPDATE blob_split SET skeleton = ?2 WHERE hash = (SELECT hash FROM blob_info WHERE id = ?1)",
+                    rusqlite::params![id, crate::blob::compress(&skeleton).unwrap()],
+                )
+                .unwrap();
+                db.execute(
+                    "UPDATE blob_info SET structure = ?2 WHERE id = ?1",
+                    rusqlite::params![id, old_structure],
+                )
+                .unwrap();
+                db.execute("UPDATE blob_head SET head = ?2 WHERE id = ?1", rusqlite::params![id, head])
+                    .unwrap();
+            }
+        }
+        // A fresh store (no cached parse) over the old rows.
+        drop(s);
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        same(&s);
+        assert_eq!(s.parsed_many(inbox.id, &uids, true).unwrap(), whole.parsed_many(winbox.id, &uids, true).unwrap());
+        assert_eq!(s.roots_many(inbox.id, &uids).unwrap(), whole.roots_many(winbox.id, &uids).unwrap());
         assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
         // Collection takes the slim rows with the body.
         s.expunge(inbox.id, &uids).unwrap();

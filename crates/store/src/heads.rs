@@ -66,7 +66,10 @@ impl SqliteBackend {
                     continue;
                 }
                 let head = match r.get_ref(1)? {
-                    rusqlite::types::ValueRef::Blob(b) => ParsedMessage::decode_head(b),
+                    // Split bodies' heads are packed (`dedup.rs`).
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        ParsedMessage::decode_head(&crate::sqlite::dedup::unpack_structure(b))
+                    }
                     _ => None,
                 };
                 match head {

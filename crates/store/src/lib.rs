@@ -41,6 +41,7 @@ mod grams;
 mod heads;
 pub mod line_ends;
 pub mod logins;
+pub mod mailpack;
 pub mod password;
 pub mod queue;
 pub mod sieve;

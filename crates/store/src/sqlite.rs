@@ -965,7 +965,11 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
             .execute(params![id, enc.search])?;
     }
     crate::line_ends::put(c, id, enc.line_ends)?;
-    crate::heads::put(c, id, &enc.head)?;
+    // A split body's head is packed as its structure is (read back by `heads.rs`).
+    let packed_head = (slim != dedup::Slim::default())
+        .then(|| dedup::pack_structure(&enc.head))
+        .flatten();
+    crate::heads::put(c, id, packed_head.as_ref().unwrap_or(&enc.head))?;
     Ok(())
 }
 
