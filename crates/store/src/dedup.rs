@@ -605,7 +605,8 @@ mod tests {
         // Rows as stores before the mail dictionary wrote them (skeleton and structure
         // compressed without it, head plain) read the same.
         {
-            let rows: Vec<(i64, Vec<u8>, Vec<u8>, Vec<u8>)> = db
+            type Row = (i64, Vec<u8>, Vec<u8>, Vec<u8>);
+            let rows: Vec<Row> = db
                 .prepare(
                     "SELECT i.id, s.skeleton, i.structure, h.head FROM blob_split s
                      JOIN blob_info i ON i.hash = s.hash JOIN blob_head h ON h.id = i.id",
