@@ -675,6 +675,17 @@ mod tests {
         assert!(p.iter().any(|l| l.contains("content does not match")), "{p:?}");
         assert!(s.open_message(inbox.id, 1).unwrap().read_all().is_err());
         std::fs::write(&path, good).unwrap();
+        // A skeleton cut short keeps its frame's size: only the deep check reads it.
+        let skel: Vec<u8> = db
+            .query_row("SELECT skeleton FROM blob_split WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        db.execute("UPDATE blob_split SET skeleton = ?1 WHERE id = 1", [&skel[..skel.len() - 4]])
+            .unwrap();
+        assert_eq!(s.check(false).unwrap(), Vec::<String>::new());
+        let p = s.check(true).unwrap();
+        assert!(p.iter().any(|l| l.contains("skeleton does not decompress")), "{p:?}");
+        db.execute("UPDATE blob_split SET skeleton = ?1 WHERE id = 1", [&skel]).unwrap();
+        assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
         // A map naming a part that is not stored.
         let mut map: Vec<u8> = db
             .query_row("SELECT parts FROM blob_split WHERE id = 1", [], |r| r.get(0))
