@@ -112,9 +112,14 @@ pub fn decompress(frame: &[u8]) -> io::Result<Vec<u8>> {
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::with_dictionary(DICT)?);
         }
-        let out = d.as_mut().expect("set above").decompress(frame, size as usize)?;
+        let out = d
+            .as_mut()
+            .expect("set above")
+            .decompress(frame, size as usize)?;
         if out.len() as u64 != size {
-            return Err(io::Error::other("stored record is shorter than its frame says"));
+            return Err(io::Error::other(
+                "stored record is shorter than its frame says",
+            ));
         }
         Ok(out)
     })
