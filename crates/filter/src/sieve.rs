@@ -107,13 +107,26 @@ pub struct Message<'a> {
 }
 
 /// Compiles and runs scripts. One per server: it caches each account's compiled active
-/// script, keyed by the script's hash, so a delivery compiles only after a change.
+/// script with the version of the account's scripts, so that a delivery reads and
+/// compiles the script only after a change (see `Engine::active`).
 pub struct Engine {
     compiler: Compiler,
     runtime: Runtime,
     max_size: usize,
     max_out: usize,
-    cache: Mutex<HashMap<AccountId, ([u8; 32], Arc<Sieve>)>>,
+    cache: Mutex<HashMap<AccountId, Cached>>,
+}
+
+/// Accounts whose compiled script is kept; beyond, the cache starts again empty.
+const MAX_CACHED: usize = 10_000;
+
+/// An account's active script as last read: the version of the account's scripts it was
+/// read at (`None`: the store keeps no versions), its text's hash, and the compiled
+/// script (`None`: no active script).
+struct Cached {
+    version: Option<u64>,
+    hash: [u8; 32],
+    script: Option<Arc<Sieve>>,
 }
 
 /// Extensions offered (RFC 5804 SIEVE capability, and what `require` may name).
@@ -239,28 +252,52 @@ impl Engine {
     }
 
     /// The account's active script, compiled (cached). `Ok(None)`: no active script.
+    ///
+    /// The cache holds each account's compiled script with the version of the account's
+    /// scripts it was read at (`Backend::sieve_version`, changed by every put, activate,
+    /// delete and rename, in this process or another: the CLI, ManageSieve): while the
+    /// version is the same, a delivery reads one number from the store, not the script.
+    /// A changed version reads the script again, and compiles it only if its text changed.
     fn active(&self, store: &dyn Backend, account: AccountId) -> Result<Option<Arc<Sieve>>, String> {
+        let version = store.sieve_version(account).map_err(|e| e.to_string())?;
+        if let Some(v) = version {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cache.get(&account).filter(|c| c.version == Some(v)) {
+                return Ok(c.script.clone());
+            }
+        }
         let Some((name, text)) = store.sieve_active(account).map_err(|e| e.to_string())? else {
-            self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
+            self.remember(account, Cached { version, hash: [0; 32], script: None });
             return Ok(None);
         };
         let hash = *blake3::hash(&text).as_bytes();
-        if let Some((h, s)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&account) {
-            if *h == hash {
-                return Ok(Some(s.clone()));
-            }
-        }
-        let compiled = self
-            .compiler
-            .compile(&text)
-            .map_err(|e| format!("script '{name}' does not compile: line {}, column {}: {e}", e.line_num(), e.line_pos()))?;
-        let compiled = Arc::new(compiled);
+        let known = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&account)
+            .filter(|c| c.hash == hash)
+            .and_then(|c| c.script.clone());
+        let compiled = match known {
+            Some(s) => s,
+            None => Arc::new(self.compiler.compile(&text).map_err(|e| {
+                format!(
+                    "script '{name}' does not compile: line {}, column {}: {e}",
+                    e.line_num(),
+                    e.line_pos()
+                )
+            })?),
+        };
+        self.remember(account, Cached { version, hash, script: Some(compiled.clone()) });
+        Ok(Some(compiled))
+    }
+
+    fn remember(&self, account: AccountId, c: Cached) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 10_000 {
+        if cache.len() >= MAX_CACHED && !cache.contains_key(&account) {
             cache.clear();
         }
-        cache.insert(account, (hash, compiled.clone()));
-        Ok(Some(compiled))
+        cache.insert(account, c);
     }
 
     /// Runs the account's active script on a message (blocking: it reads the store).

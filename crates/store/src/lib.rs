@@ -827,6 +827,13 @@ pub trait Backend: Send + Sync + 'static {
     fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
     /// The active script: (name, text).
     fn sieve_active(&self, account: AccountId) -> Result<Option<(String, Vec<u8>)>>;
+    /// The version of the account's scripts: it changes with every put, activate, delete
+    /// and rename, and a version is never given again (not even to an account made under
+    /// a deleted one's id), so that a server keeps the compiled active script until it
+    /// changes. `None`: this backend keeps no version (read the active script each time).
+    fn sieve_version(&self, _account: AccountId) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// Records `id` for the account until `expires`; true when it was already recorded
     /// and not yet expired at `now` (vacation's one reply per sender per :days, RFC 5230
     /// 4.2, and the duplicate test, RFC 7352).

@@ -317,6 +317,20 @@ CREATE TABLE IF NOT EXISTS sieve_scripts (
     PRIMARY KEY (account_id, name)
 ) WITHOUT ROWID;
 
+-- The version of each account's Sieve scripts (issue 13), changed by every put,
+-- activate, delete and rename, so that a server keeps the compiled active script until
+-- it changes (`Backend::sieve_version`). Versions come from one counter that only grows
+-- (`sieve_generation`, one row), so that an account made under the id of a deleted one
+-- never meets an old version; no row: version 0.
+CREATE TABLE IF NOT EXISTS sieve_versions (
+    account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    version    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sieve_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+
 -- Sieve vacation (RFC 5230) and duplicate tracking: one row per (account, id) until it
 -- expires, so that a sender gets one reply per :days.
 CREATE TABLE IF NOT EXISTS sieve_seen (

@@ -1,7 +1,10 @@
-//! Sieve scripts in the store (issue 13): each account's scripts, the active one, and the
+//! Sieve scripts in the store (issue 13): each account's scripts, the active one, the
+//! version of an account's scripts (changed by every put, activate, delete and rename,
+//! so that the server caches the compiled active script until it changes), and the
 //! records behind vacation's one reply per sender per `:days` (RFC 5230 4.2) and the
-//! duplicate test (RFC 7352). Tables `sieve_scripts` and `sieve_seen` (schema.sql); rows
-//! go with their account (`ON DELETE CASCADE`).
+//! duplicate test (RFC 7352). Tables `sieve_scripts`, `sieve_versions` (with the counter
+//! `sieve_generation`) and `sieve_seen` (schema.sql); rows go with their account (`ON
+//! DELETE CASCADE`).
 //!
 //! Script names follow RFC 5804 1.6: UTF-8 without control characters (nor U+2028 and
 //! U+2029), here at most [`MAX_NAME`] characters. The text is stored as given; whether it
@@ -9,7 +12,7 @@
 
 use crate::sqlite::SqliteBackend;
 use crate::{AccountId, Error, Result, SieveScript};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Longest script name, in characters (RFC 5804 asks servers to take at least 128
 /// octets; Dovecot's Pigeonhole also stops at 256).
@@ -27,6 +30,23 @@ pub fn validate_script_name(name: &str) -> Result<&str> {
     } else {
         Ok(name)
     }
+}
+
+/// Gives the account's scripts a new version, from the counter that only grows, in the
+/// transaction that changes them.
+fn bump_version(tx: &Transaction, account: AccountId) -> Result<()> {
+    let v: i64 = tx.query_row(
+        "INSERT INTO sieve_generation (id, value) VALUES (1, 1)
+         ON CONFLICT(id) DO UPDATE SET value = value + 1 RETURNING value",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO sieve_versions (account_id, version) VALUES (?1, ?2)
+         ON CONFLICT(account_id) DO UPDATE SET version = excluded.version",
+        params![account, v],
+    )?;
+    Ok(())
 }
 
 impl SqliteBackend {
@@ -97,7 +117,7 @@ impl SqliteBackend {
                     updated = excluded.updated",
                 params![account, name, script, crate::now()],
             )?;
-            Ok(())
+            bump_version(&ctx.tx, account)
         })
     }
 
@@ -122,7 +142,7 @@ impl SqliteBackend {
                 "UPDATE sieve_scripts SET active = (name IS ?2) WHERE account_id = ?1",
                 params![account, name],
             )?;
-            Ok(())
+            bump_version(&ctx.tx, account)
         })
     }
 
@@ -148,7 +168,7 @@ impl SqliteBackend {
                         "DELETE FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
                         params![account, name],
                     )?;
-                    Ok(())
+                    bump_version(&ctx.tx, account)
                 }
             }
         })
@@ -177,7 +197,7 @@ impl SqliteBackend {
             if n == 0 {
                 return Err(Error::NotFound(format!("script '{}'", from.escape_debug())));
             }
-            Ok(())
+            bump_version(&ctx.tx, account)
         })
     }
 
@@ -189,6 +209,16 @@ impl SqliteBackend {
                 )?
                 .query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
+        })
+    }
+
+    pub(crate) fn sieve_version_impl(&self, account: AccountId) -> Result<u64> {
+        self.read(|c| {
+            let v: Option<i64> = c
+                .prepare_cached("SELECT version FROM sieve_versions WHERE account_id = ?1")?
+                .query_row([account], |r| r.get(0))
+                .optional()?;
+            Ok(v.unwrap_or(0) as u64)
         })
     }
 

@@ -2385,6 +2385,10 @@ impl Backend for SqliteBackend {
         self.sieve_active_impl(account)
     }
 
+    fn sieve_version(&self, account: AccountId) -> Result<Option<u64>> {
+        self.sieve_version_impl(account).map(Some)
+    }
+
     fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool> {
         self.sieve_seen_impl(account, id, expires, now)
     }
