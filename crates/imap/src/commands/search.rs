@@ -27,10 +27,12 @@ use crate::datetime::header_date_day;
 use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
+use crate::session::index::Indexes;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Messages whose search text one store query reads.
 const SEARCH_CHUNK: usize = 512;
@@ -59,12 +61,15 @@ struct Ctx<'a> {
 pub(crate) struct Selection {
     pub cands: Vec<Cand>,
     pub mb: MailboxId,
+    pub uidvalidity: u32,
+    /// The process's indexes: their message cache holds the heads already decoded.
+    pub indexes: Arc<Indexes>,
     pub max_seq: u32,
     pub max_uid: u32,
     pub saved: Vec<u32>,
 }
 
-pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
+pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Indexes>) -> Selection {
     Selection {
         cands: sel
             .msgs
@@ -78,6 +83,8 @@ pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
             })
             .collect(),
         mb: sel.id,
+        uidvalidity: sel.uidvalidity,
+        indexes: indexes.clone(),
         max_seq: sel.exists(),
         max_uid: sel.max_uid(),
         saved: sel.saved.clone(),
@@ -87,7 +94,8 @@ pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
 /// Calls `f` for each message matching `key`, in sequence order, with its metadata and,
 /// when the key or `want_head` needs it, what is stored of its parse: only its head
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
-/// MIME tree) unless the key looks at the body's text (BODY, TEXT), which reads the
+/// MIME tree; kept decoded in the process's message cache, `session::cache`, so a
+/// second pass reads none of them from the store) unless the key looks at the body's text (BODY, TEXT), which reads the
 /// whole search text. Callers of `want_head` (SORT, THREAD) read only the head. Reads
 /// a chunk of messages per store query.
 pub(crate) fn scan(
@@ -133,12 +141,19 @@ pub(crate) fn scan(
     };
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
-        let mut texts: HashMap<u32, ParsedMessage> = if want_text {
+        let mut texts: HashMap<u32, Arc<ParsedMessage>> = if want_text {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.parsed_many(c.mb, &uids, true)?.into_iter().collect()
+            c.st.parsed_many(c.mb, &uids, true)?
+                .into_iter()
+                .map(|(u, p)| (u, Arc::new(p)))
+                .collect()
         } else if want_parsed {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.heads_many(c.mb, &uids)?.into_iter().collect()
+            sel.indexes
+                .cache
+                .heads(c.st, c.mb, sel.uidvalidity, &uids)?
+                .into_iter()
+                .collect()
         } else {
             HashMap::new()
         };
@@ -157,8 +172,8 @@ pub(crate) fn scan(
             } else {
                 None
             };
-            if eval(key, &c, cand, m, parsed.as_ref()) {
-                f(cand, m, parsed.as_ref());
+            if eval(key, &c, cand, m, parsed.as_deref()) {
+                f(cand, m, parsed.as_deref());
             }
         }
     }
@@ -389,7 +404,7 @@ pub async fn run(
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let sel = selection(sel);
+    let sel = selection(sel, &s.indexes);
     let r = s
         .ctx
         .store

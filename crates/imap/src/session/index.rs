@@ -26,8 +26,11 @@
 //!   it, the least recently used snapshots are dropped (a session that has one selected
 //!   keeps its own reference).
 
+use super::cache::{MsgCache, DEFAULT_INDEX_CACHE_BYTES};
 use super::view::{KeywordSets, Msg};
-use letterbox_store::{Backend, ChangesSince, Flags, Mailbox, MailboxCounts, MailboxId, MessageMeta};
+use letterbox_store::{
+    Backend, ChangesSince, Flags, Mailbox, MailboxCounts, MailboxId, MessageMeta,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,7 +98,10 @@ impl Snapshot {
         let mut vanished = ch.vanished.clone();
         vanished.sort_unstable();
         if !vanished.is_empty() {
-            let (mut kept, mut kept_sizes) = (Vec::with_capacity(msgs.len()), Vec::with_capacity(msgs.len()));
+            let (mut kept, mut kept_sizes) = (
+                Vec::with_capacity(msgs.len()),
+                Vec::with_capacity(msgs.len()),
+            );
             for (m, sz) in msgs.into_iter().zip(sizes) {
                 if vanished.binary_search(&m.uid).is_err() {
                     kept.push(m);
@@ -216,20 +222,23 @@ pub struct Indexes {
     limit: u64,
     tick: AtomicU64,
     map: Mutex<HashMap<MailboxId, (Arc<Snapshot>, u64)>>,
+    /// The decoded heads and MIME trees of the messages ([`super::cache`]).
+    pub cache: MsgCache,
 }
 
 impl Default for Indexes {
     fn default() -> Self {
-        Indexes::new(DEFAULT_INDEX_CACHE_MESSAGES)
+        Indexes::new(DEFAULT_INDEX_CACHE_MESSAGES, DEFAULT_INDEX_CACHE_BYTES)
     }
 }
 
 impl Indexes {
-    pub fn new(limit: u64) -> Indexes {
+    pub fn new(limit: u64, cache_bytes: u64) -> Indexes {
         Indexes {
             limit,
             tick: AtomicU64::new(0),
             map: Mutex::new(HashMap::new()),
+            cache: MsgCache::new(cache_bytes),
         }
     }
 
@@ -254,9 +263,7 @@ impl Indexes {
         let t = self.tick.fetch_add(1, Ordering::Relaxed);
         let mut map = self.lock();
         match map.get_mut(&snap.mailbox) {
-            Some(e)
-                if e.0.uidvalidity == snap.uidvalidity && e.0.modseq >= snap.modseq =>
-            {
+            Some(e) if e.0.uidvalidity == snap.uidvalidity && e.0.modseq >= snap.modseq => {
                 e.1 = t;
                 return;
             }
@@ -264,6 +271,11 @@ impl Indexes {
                 map.insert(snap.mailbox, (snap.clone(), t));
             }
         }
+        let msgs = &snap.msgs;
+        self.cache
+            .retain(snap.mailbox, snap.uidvalidity, msgs.len(), |u| {
+                msgs.binary_search_by_key(&u, |m| m.uid).is_ok()
+            });
         let mut total: u64 = map.values().map(|e| e.0.len()).sum();
         while total > self.limit {
             let Some((&id, _)) = map.iter().min_by_key(|(_, e)| e.1) else {
@@ -278,6 +290,7 @@ impl Indexes {
     /// Forgets a mailbox (deleted).
     pub fn forget(&self, mailbox: MailboxId) {
         self.lock().remove(&mailbox);
+        self.cache.forget(mailbox);
     }
 }
 
@@ -345,11 +358,18 @@ mod tests {
             ],
         );
         assert_eq!(s.first_unseen, Some(1));
-        assert_eq!((s.unseen, s.deleted, s.size, s.deleted_size), (1, 1, 60, 20));
+        assert_eq!(
+            (s.unseen, s.deleted, s.size, s.deleted_size),
+            (1, 1, 60, 20)
+        );
         assert_eq!(s.keywords, ["$x", "b"]);
         assert_eq!(s.counts(5).recent, 1);
         let ch = ChangesSince {
-            changed: vec![meta(2, Flags::SEEN, &[], 20), meta(3, Flags::default(), &[], 5), meta(8, Flags::default(), &["c"], 1)],
+            changed: vec![
+                meta(2, Flags::SEEN, &[], 20),
+                meta(3, Flags::default(), &[], 5),
+                meta(8, Flags::default(), &["c"], 1),
+            ],
             vanished: vec![1, 8],
         };
         let t = s.advance(12, &ch);
@@ -365,15 +385,29 @@ mod tests {
 
     #[test]
     fn cache_keeps_newest_and_stays_bounded() {
-        let idx = Indexes::new(4);
-        let a = Arc::new(Snapshot::from_list(&mb(), 9, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
-        let newer = Arc::new(a.advance(11, &ChangesSince { changed: vec![meta(3, Flags::SEEN, &[], 1)], vanished: vec![] }));
+        let idx = Indexes::new(4, 0);
+        let a = Arc::new(Snapshot::from_list(
+            &mb(),
+            9,
+            vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)],
+        ));
+        let newer = Arc::new(a.advance(
+            11,
+            &ChangesSince {
+                changed: vec![meta(3, Flags::SEEN, &[], 1)],
+                vanished: vec![],
+            },
+        ));
         idx.put(&newer);
         idx.put(&a);
         assert_eq!(idx.get(7).unwrap().modseq, 11);
         let mut other = mb();
         other.id = 8;
-        let b = Arc::new(Snapshot::from_list(&other, 3, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
+        let b = Arc::new(Snapshot::from_list(
+            &other,
+            3,
+            vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)],
+        ));
         idx.put(&b);
         // 3 + 2 > 4: the least recently used (mailbox 7) goes.
         assert!(idx.get(7).is_none());
