@@ -27,7 +27,7 @@ use crate::datetime::header_date_day;
 use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
-use crate::session::index::Indexes;
+use crate::session::index::{self, Indexes};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
@@ -105,7 +105,7 @@ pub(crate) fn scan(
     want_head: bool,
     mut f: impl FnMut(&Cand, &MessageMeta, Option<&ParsedMessage>),
 ) -> letterbox_store::Result<()> {
-    let metas = st.list_messages(sel.mb, false)?;
+    let metas = metas(st, sel, key)?;
     let c = Ctx {
         st,
         mb: sel.mb,
@@ -178,6 +178,39 @@ pub(crate) fn scan(
         }
     }
     Ok(())
+}
+
+/// The metadata of the mailbox's messages now, ascending UIDs: from the process's
+/// index of the mailbox (`session::index`, brought up to the mailbox's HIGHESTMODSEQ by
+/// what changed since, and kept for the next command), not a listing of the whole
+/// mailbox per command; listed from the store when the key needs what the index does
+/// not keep (the blob, for EMAILID and THREADID) or the mailbox is gone.
+fn metas(
+    st: &dyn Backend,
+    sel: &Selection,
+    key: &SearchKey,
+) -> letterbox_store::Result<Vec<MessageMeta>> {
+    if !uses_blob(key) {
+        if let Ok(mb) = st.mailbox_by_id(sel.mb) {
+            if mb.uidvalidity == sel.uidvalidity {
+                let snap = index::current(st, &mb, sel.indexes.get(mb.id))?;
+                sel.indexes.put(&snap);
+                return Ok(snap.metas());
+            }
+        }
+    }
+    st.list_messages(sel.mb, false)
+}
+
+fn uses_blob(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        EmailId(_) | ThreadId(_) => true,
+        Not(k) => uses_blob(k),
+        Or(a, b) => uses_blob(a) || uses_blob(b),
+        And(v) => v.iter().any(uses_blob),
+        _ => false,
+    }
 }
 
 /// Lower-cased TEXT/BODY strings every match must contain (those of the top-level
@@ -279,32 +312,49 @@ mod tests {
 /// Does any `name: value` line of the decoded headers match? Address fields also
 /// match on the envelope's addresses, group names included (as Dovecot does).
 fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
-    let needle = needle.to_lowercase();
+    // Called once per message of a pass: nothing is allocated unless it must be.
+    let needle: std::borrow::Cow<str> =
+        match needle.is_ascii() && !needle.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => needle.into(),
+            false => needle.to_lowercase().into(),
+        };
+    let needle = &*needle;
     let env = &p.envelope;
-    let list = match name.to_ascii_lowercase().as_str() {
-        "from" => Some(&env.from),
-        "to" => Some(&env.to),
-        "cc" => Some(&env.cc),
-        "bcc" => Some(&env.bcc),
-        _ => None,
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let list = if is("from") {
+        Some(&env.from)
+    } else if is("to") {
+        Some(&env.to)
+    } else if is("cc") {
+        Some(&env.cc)
+    } else if is("bcc") {
+        Some(&env.bcc)
+    } else {
+        None
     };
     // Unstructured fields also match their raw text (Message-ID with its brackets...).
-    let raw = match name.to_ascii_lowercase().as_str() {
-        "subject" => env.subject.as_deref(),
-        "message-id" => env.message_id.as_deref(),
-        "in-reply-to" => env.in_reply_to.as_deref(),
-        "date" => env.date.as_deref(),
-        _ => None,
+    let raw = if is("subject") {
+        env.subject.as_deref()
+    } else if is("message-id") {
+        env.message_id.as_deref()
+    } else if is("in-reply-to") {
+        env.in_reply_to.as_deref()
+    } else if is("date") {
+        env.date.as_deref()
+    } else {
+        None
     };
-    if raw.is_some_and(|r| contains_ci(r, &needle)) {
+    if raw.is_some_and(|r| contains_ci(r, needle)) {
         return true;
     }
     if let Some(list) = list {
+        // A needle without `@` is in `mailbox@host` only if it is in one of the two.
+        let across = needle.contains('@');
         let hit = list.iter().any(|a| {
             [&a.name, &a.mailbox, &a.host]
                 .iter()
-                .any(|f| f.as_deref().is_some_and(|f| contains_ci(f, &needle)))
-                || a.email().is_some_and(|e| contains_ci(&e, &needle))
+                .any(|f| f.as_deref().is_some_and(|f| contains_ci(f, needle)))
+                || (across && a.email().is_some_and(|e| contains_ci(&e, needle)))
         });
         if hit {
             return true;
@@ -314,7 +364,7 @@ fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
         let Some((n, v)) = l.split_once(':') else {
             return false;
         };
-        n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim_start(), &needle)
+        n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim_start(), needle)
     })
 }
 

@@ -6,8 +6,8 @@
 //! BODYSTRUCTURE clients asked for before, per mailbox).
 //!
 //! - Per message, the *head* ([`Backend::heads_many`]: envelope, sent date, decoded
-//!   top-level header fields, sort fields) and the MIME tree ([`Backend::roots_many`]),
-//!   each filled the first time a command needs it (lazily: a mailbox nobody searches
+//!   top-level header fields, sort fields), the MIME tree ([`Backend::roots_many`]) and
+//!   the envelope alone ([`Backend::envelopes_many`], FETCH ENVELOPE), each filled the first time a command needs it (lazily: a mailbox nobody searches
 //!   costs nothing), from the store's compact forms.
 //! - Keyed by mailbox row id, UIDVALIDITY and UID. A UID names the same octets for as
 //!   long as the UIDVALIDITY lasts (RFC 9051 2.3.1.1; a rewritten message gets a new UID,
@@ -37,6 +37,7 @@ struct Mailbox {
     uidvalidity: u32,
     heads: HashMap<u32, Arc<ParsedMessage>>,
     roots: HashMap<u32, Arc<Part>>,
+    envelopes: HashMap<u32, Arc<Envelope>>,
     bytes: u64,
     used: u64,
 }
@@ -183,6 +184,24 @@ impl MsgCache {
         )
     }
 
+    /// The envelopes of `uids` (FETCH ENVELOPE), as [`heads`](Self::heads).
+    pub fn envelopes(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Envelope>)>> {
+        self.get_or_load(
+            mailbox,
+            uidvalidity,
+            uids,
+            |m| &mut m.envelopes,
+            |missing| st.envelopes_many(mailbox, missing),
+            |e| 128 + envelope_bytes(e),
+        )
+    }
+
     fn get_or_load<T>(
         &self,
         mailbox: MailboxId,
@@ -299,7 +318,11 @@ impl MsgCache {
         let Some(m) = inner.boxes.get_mut(&mailbox) else {
             return;
         };
-        if m.uidvalidity == uidvalidity && m.heads.len() <= live && m.roots.len() <= live {
+        if m.uidvalidity == uidvalidity
+            && m.heads.len() <= live
+            && m.roots.len() <= live
+            && m.envelopes.len() <= live
+        {
             return;
         }
         if m.uidvalidity != uidvalidity {
@@ -320,6 +343,13 @@ impl MsgCache {
             let keep = alive(u);
             if !keep {
                 freed += 48 + part_bytes(v);
+            }
+            keep
+        });
+        m.envelopes.retain(|&u, v| {
+            let keep = alive(u);
+            if !keep {
+                freed += 48 + 128 + envelope_bytes(v);
             }
             keep
         });

@@ -50,6 +50,10 @@ pub struct Snapshot {
     pub msgs: Arc<Vec<Msg>>,
     /// RFC822.SIZE of each message (saturated at u32::MAX), for STATUS SIZE.
     sizes: Arc<Vec<u32>>,
+    /// INTERNALDATE and MODSEQ of each message: with the above, what SEARCH, SORT and
+    /// THREAD read of the metadata ([`Snapshot::metas`]), without a listing per command.
+    dates: Arc<Vec<i64>>,
+    modseqs: Arc<Vec<u64>>,
     pub kwsets: KeywordSets,
     /// Keywords set on at least one message, sorted.
     pub keywords: Vec<String>,
@@ -67,9 +71,13 @@ impl Snapshot {
         let mut kwsets = KeywordSets::default();
         let mut msgs = Vec::with_capacity(list.len());
         let mut sizes = Vec::with_capacity(list.len());
+        let mut dates = Vec::with_capacity(list.len());
+        let mut modseqs = Vec::with_capacity(list.len());
         for m in &list {
             msgs.push(msg(&mut kwsets, m));
             sizes.push(m.size.min(u32::MAX as u64) as u32);
+            dates.push(m.internal_date);
+            modseqs.push(m.modseq);
         }
         let mut s = Snapshot {
             mailbox: mb.id,
@@ -77,6 +85,8 @@ impl Snapshot {
             modseq,
             msgs: Arc::new(msgs),
             sizes: Arc::new(sizes),
+            dates: Arc::new(dates),
+            modseqs: Arc::new(modseqs),
             kwsets,
             keywords: Vec::new(),
             first_unseen: None,
@@ -94,21 +104,24 @@ impl Snapshot {
     pub fn advance(&self, modseq: u64, ch: &ChangesSince) -> Snapshot {
         let mut msgs: Vec<Msg> = (*self.msgs).clone();
         let mut sizes: Vec<u32> = (*self.sizes).clone();
+        let mut dates: Vec<i64> = (*self.dates).clone();
+        let mut modseqs: Vec<u64> = (*self.modseqs).clone();
         let mut kwsets = self.kwsets.clone();
         let mut vanished = ch.vanished.clone();
         vanished.sort_unstable();
         if !vanished.is_empty() {
-            let (mut kept, mut kept_sizes) = (
-                Vec::with_capacity(msgs.len()),
-                Vec::with_capacity(msgs.len()),
-            );
-            for (m, sz) in msgs.into_iter().zip(sizes) {
-                if vanished.binary_search(&m.uid).is_err() {
-                    kept.push(m);
-                    kept_sizes.push(sz);
-                }
-            }
-            (msgs, sizes) = (kept, kept_sizes);
+            let keep: Vec<bool> = msgs
+                .iter()
+                .map(|m| vanished.binary_search(&m.uid).is_err())
+                .collect();
+            let mut k = keep.iter();
+            msgs.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            sizes.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            dates.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            modseqs.retain(|_| *k.next().unwrap_or(&true));
         }
         for m in &ch.changed {
             if vanished.binary_search(&m.uid).is_ok() {
@@ -116,25 +129,24 @@ impl Snapshot {
             }
             let size = m.size.min(u32::MAX as u64) as u32;
             let entry = msg(&mut kwsets, m);
-            match msgs.last() {
-                Some(last) if last.uid < m.uid => {
-                    msgs.push(entry);
-                    sizes.push(size);
+            let at = match msgs.last() {
+                Some(last) if last.uid < m.uid => Err(msgs.len()),
+                None => Err(0),
+                _ => msgs.binary_search_by_key(&m.uid, |x| x.uid),
+            };
+            match at {
+                Ok(i) => {
+                    msgs[i] = entry;
+                    sizes[i] = size;
+                    dates[i] = m.internal_date;
+                    modseqs[i] = m.modseq;
                 }
-                None => {
-                    msgs.push(entry);
-                    sizes.push(size);
+                Err(i) => {
+                    msgs.insert(i, entry);
+                    sizes.insert(i, size);
+                    dates.insert(i, m.internal_date);
+                    modseqs.insert(i, m.modseq);
                 }
-                _ => match msgs.binary_search_by_key(&m.uid, |x| x.uid) {
-                    Ok(i) => {
-                        msgs[i] = entry;
-                        sizes[i] = size;
-                    }
-                    Err(i) => {
-                        msgs.insert(i, entry);
-                        sizes.insert(i, size);
-                    }
-                },
             }
         }
         let mut s = Snapshot {
@@ -143,6 +155,8 @@ impl Snapshot {
             modseq: modseq.max(self.modseq),
             msgs: Arc::new(msgs),
             sizes: Arc::new(sizes),
+            dates: Arc::new(dates),
+            modseqs: Arc::new(modseqs),
             kwsets,
             keywords: Vec::new(),
             first_unseen: None,
@@ -203,6 +217,28 @@ impl Snapshot {
 
     fn len(&self) -> u64 {
         self.msgs.len() as u64
+    }
+
+    /// The metadata of every message, ascending UIDs, as the store lists them
+    /// ([`Backend::list_messages`]) except `blob` and `prefix_len`, which are not kept
+    /// here and left zero (callers that need them, EMAILID and THREADID, list the store),
+    /// and `recent`, false.
+    pub fn metas(&self) -> Vec<MessageMeta> {
+        self.msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MessageMeta {
+                uid: m.uid,
+                modseq: self.modseqs[i],
+                flags: m.flags,
+                keywords: self.kwsets.get(m.kw).to_vec(),
+                internal_date: self.dates[i],
+                size: u64::from(self.sizes[i]),
+                blob: letterbox_store::BlobId([0; 32]),
+                prefix_len: 0,
+                recent: false,
+            })
+            .collect()
     }
 }
 

@@ -255,7 +255,11 @@ pub async fn run(
                 let (mut structures, mut envelopes) = match items.iter().any(needs_structure) {
                     true if only_envelope => (
                         HashMap::new(),
-                        st.envelopes_many(mb, &uids)?.into_iter().collect(),
+                        indexes
+                            .cache
+                            .envelopes(st, mb, uidvalidity, &uids)?
+                            .into_iter()
+                            .collect(),
                     ),
                     true if only_tree => (HashMap::new(), HashMap::new()),
                     true => (
@@ -433,7 +437,7 @@ struct Pre {
     parsed: Option<letterbox_message::ParsedMessage>,
     /// The top-level header octets.
     header: Option<Vec<u8>>,
-    envelope: Option<letterbox_message::Envelope>,
+    envelope: Option<Arc<letterbox_message::Envelope>>,
     /// The MIME tree alone (BODY, BODYSTRUCTURE).
     root: Option<Arc<letterbox_message::Part>>,
 }
