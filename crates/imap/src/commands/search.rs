@@ -31,7 +31,6 @@ use crate::session::index::{self, Indexes};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Messages whose search text one store query reads.
@@ -141,7 +140,8 @@ pub(crate) fn scan(
     };
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
-        let mut texts: HashMap<u32, Arc<ParsedMessage>> = if want_text {
+        // Ascending UIDs, as the chunk: walked alongside it.
+        let mut texts: Vec<(u32, Arc<ParsedMessage>)> = if want_text {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
             c.st.parsed_many(c.mb, &uids, true)?
                 .into_iter()
@@ -152,11 +152,11 @@ pub(crate) fn scan(
             sel.indexes
                 .cache
                 .heads(c.st, c.mb, sel.uidvalidity, &uids)?
-                .into_iter()
-                .collect()
         } else {
-            HashMap::new()
+            Vec::new()
         };
+        texts.sort_unstable_by_key(|e| e.0);
+        let mut k = 0;
         for cand in chunk {
             while j < metas.len() && metas[j].uid < cand.uid {
                 j += 1;
@@ -165,15 +165,18 @@ pub(crate) fn scan(
                 continue;
             };
             let parsed = if want_parsed {
-                match texts.remove(&m.uid) {
-                    Some(p) => Some(p),
+                while k < texts.len() && texts[k].0 < m.uid {
+                    k += 1;
+                }
+                match texts.get(k).filter(|e| e.0 == m.uid) {
+                    Some(e) => Some(&*e.1),
                     None => continue, // expunged meanwhile
                 }
             } else {
                 None
             };
-            if eval(key, &c, cand, m, parsed.as_deref()) {
-                f(cand, m, parsed.as_deref());
+            if eval(key, &c, cand, m, parsed) {
+                f(cand, m, parsed);
             }
         }
     }

@@ -31,13 +31,35 @@ use std::sync::{Arc, Mutex};
 /// and MIME trees of some 150,000-250,000 typical messages.
 pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
+/// integers chosen by the server, not by clients, so SipHash's protection against
+/// chosen keys buys nothing here and costs most of a pass over a cached mailbox.
+#[derive(Default, Clone, Copy)]
+struct UidHasher(u64);
+
+impl std::hash::Hasher for UidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type UidMap<T> = HashMap<u32, Arc<T>, std::hash::BuildHasherDefault<UidHasher>>;
+
 /// What is kept of one mailbox.
 #[derive(Default)]
 struct Mailbox {
     uidvalidity: u32,
-    heads: HashMap<u32, Arc<ParsedMessage>>,
-    roots: HashMap<u32, Arc<Part>>,
-    envelopes: HashMap<u32, Arc<Envelope>>,
+    heads: UidMap<ParsedMessage>,
+    roots: UidMap<Part>,
+    envelopes: UidMap<Envelope>,
     bytes: u64,
     used: u64,
 }
@@ -207,7 +229,7 @@ impl MsgCache {
         mailbox: MailboxId,
         uidvalidity: u32,
         uids: &[u32],
-        map: impl Fn(&mut Mailbox) -> &mut HashMap<u32, Arc<T>>,
+        map: impl Fn(&mut Mailbox) -> &mut UidMap<T>,
         load: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, T)>>,
         weigh: impl Fn(&T) -> u64,
     ) -> letterbox_store::Result<Vec<(u32, Arc<T>)>> {
@@ -368,5 +390,112 @@ impl MsgCache {
     /// Estimated heap held now (tests, diagnostics).
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use letterbox_store::{Flags, NewMessage, QuotaLimit, Store, StoreOptions};
+
+    fn store() -> (tempfile::TempDir, Store, MailboxId) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let a = s.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().id;
+        for i in 0..5 {
+            let body = format!(
+                "Subject: message {i}\r\nFrom: A <a{i}@x>\r\nMessage-ID: <{i}@x>\r\n\
+                 Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b--\r\n"
+            );
+            s.append(
+                inbox,
+                NewMessage {
+                    prefix: Vec::new(),
+                    body: Arc::new(body.into_bytes()),
+                    flags: Flags::default(),
+                    keywords: vec![],
+                    internal_date: 1_700_000_000,
+                },
+                false,
+            )
+            .unwrap();
+        }
+        (dir, s, inbox)
+    }
+
+    /// What the cache gives is what the store gives, in the order asked, without the
+    /// UIDs that do not exist, from memory the second time.
+    #[test]
+    fn same_answers_as_the_store() {
+        let (_d, s, mb) = store();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        let uids = [4, 2, 99, 1];
+        for _ in 0..2 {
+            let heads = c.heads(&*s, mb, 7, &uids).unwrap();
+            let want = s.heads_many(mb, &uids).unwrap();
+            assert_eq!(heads.iter().map(|e| e.0).collect::<Vec<_>>(), [4, 2, 1]);
+            for (u, h) in &heads {
+                let w = &want.iter().find(|e| e.0 == *u).unwrap().1;
+                assert_eq!(h.envelope, w.envelope);
+                assert_eq!(h.search_headers, w.search_headers);
+                assert_eq!(h.sort, w.sort);
+            }
+            let roots = c.roots(&*s, mb, 7, &[1, 3]).unwrap();
+            let want = s.roots_many(mb, &[1, 3]).unwrap();
+            assert_eq!(roots.len(), 2);
+            for ((u, r), (wu, w)) in roots.iter().zip(&want) {
+                assert_eq!((u, &**r), (wu, w));
+            }
+            let envs = c.envelopes(&*s, mb, 7, &[5, 3]).unwrap();
+            let want = s.envelopes_many(mb, &[3, 5]).unwrap();
+            assert_eq!((envs[0].0, &*envs[0].1), (5, &want[1].1));
+            assert_eq!((envs[1].0, &*envs[1].1), (3, &want[0].1));
+        }
+        let held = c.bytes();
+        assert!(held > 0);
+        // Served from memory: the same Arc the second time.
+        let a = c.heads(&*s, mb, 7, &[1]).unwrap();
+        let b = c.heads(&*s, mb, 7, &[1]).unwrap();
+        assert!(Arc::ptr_eq(&a[0].1, &b[0].1));
+        assert_eq!(c.bytes(), held);
+        // Another UIDVALIDITY: read again, the old entries gone.
+        let d = c.heads(&*s, mb, 8, &[1]).unwrap();
+        assert!(!Arc::ptr_eq(&a[0].1, &d[0].1));
+        assert!(c.bytes() < held);
+        c.forget(mb);
+        assert_eq!(c.bytes(), 0);
+    }
+
+    /// The estimate stays within the limit; 0 keeps nothing; expunged entries go once
+    /// they outnumber the live messages.
+    #[test]
+    fn bounded_and_pruned() {
+        let (_d, s, mb) = store();
+        let none = MsgCache::new(0);
+        assert_eq!(none.heads(&*s, mb, 1, &[1, 2]).unwrap().len(), 2);
+        assert_eq!(none.bytes(), 0);
+        let one = MsgCache::new(u64::MAX).heads(&*s, mb, 1, &[1]).unwrap();
+        let per = 48 + head_bytes(&one[0].1);
+        // Room for two messages' heads: the mailbox that would pass it is dropped.
+        let c = MsgCache::new(per * 2 + per / 2);
+        c.heads(&*s, mb, 1, &[1, 2]).unwrap();
+        assert!(c.bytes() <= per * 2 + per / 2);
+        c.heads(&*s, mb + 1000, 1, &[]).unwrap();
+        c.heads(&*s, mb, 1, &[3]).unwrap();
+        assert!(c.bytes() <= per * 2 + per / 2, "{}", c.bytes());
+        // Pruning: 5 cached, 3 live.
+        let c = MsgCache::new(u64::MAX);
+        c.heads(&*s, mb, 1, &[1, 2, 3, 4, 5]).unwrap();
+        let all = c.bytes();
+        c.retain(mb, 1, 5, |_| true);
+        assert_eq!(c.bytes(), all);
+        c.retain(mb, 1, 3, |u| u > 2);
+        assert!(c.bytes() < all);
+        let a = c.heads(&*s, mb, 1, &[3, 4, 5]).unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(c.bytes() * 5, all * 3);
     }
 }

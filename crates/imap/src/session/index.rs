@@ -415,8 +415,19 @@ mod tests {
         assert_eq!(t.first_unseen, Some(1));
         assert_eq!((t.unseen, t.deleted, t.size, t.deleted_size), (1, 0, 55, 0));
         assert_eq!(t.keywords, ["$x", "b"]);
+        // The metadata SEARCH reads: as listed, in the new state.
+        let m: Vec<(u32, u64, u64, Vec<String>)> = t
+            .metas()
+            .into_iter()
+            .map(|m| (m.uid, m.modseq, m.size, m.keywords))
+            .collect();
+        assert_eq!(
+            m,
+            [(2, 2, 20, vec![]), (3, 3, 5, vec![]), (5, 5, 30, vec!["b".to_string(), "$x".to_string()])]
+        );
         // The old state is untouched.
         assert_eq!(s.msgs.len(), 3);
+        assert_eq!(s.metas().len(), 3);
     }
 
     #[test]
