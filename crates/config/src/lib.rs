@@ -496,7 +496,8 @@ pub struct Imap {
     /// 0 turns them off.
     pub idle_keepalive: u64,
     /// Messages kept in the per-mailbox indexes that IMAP sessions share (UID, flags,
-    /// keywords and size of each, about 16 octets a message), all mailboxes together;
+    /// keywords, size, INTERNALDATE and MODSEQ of each, about 32 octets a message), all
+    /// mailboxes together;
     /// past it the least recently opened mailboxes are dropped and read again from the
     /// store when next opened. 0 keeps none.
     pub index_cache_messages: u64,

@@ -12,6 +12,9 @@
 //!   its own `\Recent` messages or hold an expunge it may not announce yet, copies), and
 //!   the counters SELECT and STATUS answer with (messages, unseen, first unseen,
 //!   deleted, sizes, keywords in use), computed once per state, not per command.
+//!   Beside it, each message's size, INTERNALDATE and MODSEQ: SEARCH, SORT and THREAD
+//!   take the metadata from the current snapshot ([`Snapshot::metas`]) instead of
+//!   listing the mailbox, and their heads from the message cache ([`super::cache`]).
 //! - The snapshot is tied to the mailbox's `HIGHESTMODSEQ` (RFC 7162 3.1.1): every
 //!   change to a message or the message set raises it. A SELECT reads the mailbox row;
 //!   if the cached snapshot is at that MODSEQ it is current and nothing else is read;
@@ -35,8 +38,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Messages kept in all cached snapshots together, by default (about 16 octets each:
-/// 12 for the entry, 4 for the size): 2,000,000 is some 32 MiB.
+/// Messages kept in all cached snapshots together, by default (about 32 octets each:
+/// 12 for the entry, 4 for the size, 8 each for INTERNALDATE and MODSEQ): 2,000,000 is
+/// some 64 MiB.
 pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
 
 /// One state of a mailbox: its messages and counters at `modseq`.
