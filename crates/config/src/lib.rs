@@ -496,10 +496,16 @@ pub struct Imap {
     /// 0 turns them off.
     pub idle_keepalive: u64,
     /// Messages kept in the per-mailbox indexes that IMAP sessions share (UID, flags,
-    /// keywords and size of each, about 16 octets a message), all mailboxes together;
+    /// keywords, size, INTERNALDATE and MODSEQ of each, about 32 octets a message), all
+    /// mailboxes together;
     /// past it the least recently opened mailboxes are dropped and read again from the
     /// store when next opened. 0 keeps none.
     pub index_cache_messages: u64,
+    /// Heap (estimated) kept for the decoded heads and MIME trees of messages that SEARCH
+    /// of header keys, SORT, THREAD and FETCH BODYSTRUCTURE read, all mailboxes together
+    /// (issue 18); past it the least recently used mailboxes are dropped and read from
+    /// the store again when next needed. 0 keeps none.
+    pub index_cache_bytes: ByteSize,
 }
 
 impl Default for Imap {
@@ -512,6 +518,7 @@ impl Default for Imap {
                 .collect(),
             idle_keepalive: 120,
             index_cache_messages: 2_000_000,
+            index_cache_bytes: ByteSize(256 * 1024 * 1024),
         }
     }
 }

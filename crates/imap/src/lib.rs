@@ -229,6 +229,7 @@ impl ImapService {
     pub fn new(ctx: Context) -> ImapService {
         let indexes = Arc::new(session::index::Indexes::new(
             ctx.config.imap.index_cache_messages,
+            ctx.config.imap.index_cache_bytes.0,
         ));
         ImapService { ctx, indexes }
     }

@@ -27,10 +27,11 @@ use crate::datetime::header_date_day;
 use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
+use crate::session::index::{self, Indexes};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Messages whose search text one store query reads.
 const SEARCH_CHUNK: usize = 512;
@@ -59,12 +60,15 @@ struct Ctx<'a> {
 pub(crate) struct Selection {
     pub cands: Vec<Cand>,
     pub mb: MailboxId,
+    pub uidvalidity: u32,
+    /// The process's indexes: their message cache holds the heads already decoded.
+    pub indexes: Arc<Indexes>,
     pub max_seq: u32,
     pub max_uid: u32,
     pub saved: Vec<u32>,
 }
 
-pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
+pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Indexes>) -> Selection {
     Selection {
         cands: sel
             .msgs
@@ -78,6 +82,8 @@ pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
             })
             .collect(),
         mb: sel.id,
+        uidvalidity: sel.uidvalidity,
+        indexes: indexes.clone(),
         max_seq: sel.exists(),
         max_uid: sel.max_uid(),
         saved: sel.saved.clone(),
@@ -87,7 +93,8 @@ pub(crate) fn selection(sel: &crate::session::view::Selected) -> Selection {
 /// Calls `f` for each message matching `key`, in sequence order, with its metadata and,
 /// when the key or `want_head` needs it, what is stored of its parse: only its head
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
-/// MIME tree) unless the key looks at the body's text (BODY, TEXT), which reads the
+/// MIME tree; kept decoded in the process's message cache, `session::cache`, so a
+/// second pass reads none of them from the store) unless the key looks at the body's text (BODY, TEXT), which reads the
 /// whole search text. Callers of `want_head` (SORT, THREAD) read only the head. Reads
 /// a chunk of messages per store query.
 pub(crate) fn scan(
@@ -97,7 +104,7 @@ pub(crate) fn scan(
     want_head: bool,
     mut f: impl FnMut(&Cand, &MessageMeta, Option<&ParsedMessage>),
 ) -> letterbox_store::Result<()> {
-    let metas = st.list_messages(sel.mb, false)?;
+    let metas = metas(st, sel, key)?;
     let c = Ctx {
         st,
         mb: sel.mb,
@@ -133,15 +140,23 @@ pub(crate) fn scan(
     };
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
-        let mut texts: HashMap<u32, ParsedMessage> = if want_text {
+        // Ascending UIDs, as the chunk: walked alongside it.
+        let mut texts: Vec<(u32, Arc<ParsedMessage>)> = if want_text {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.parsed_many(c.mb, &uids, true)?.into_iter().collect()
+            c.st.parsed_many(c.mb, &uids, true)?
+                .into_iter()
+                .map(|(u, p)| (u, Arc::new(p)))
+                .collect()
         } else if want_parsed {
             let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.heads_many(c.mb, &uids)?.into_iter().collect()
+            sel.indexes
+                .cache
+                .heads(c.st, c.mb, sel.uidvalidity, &uids)?
         } else {
-            HashMap::new()
+            Vec::new()
         };
+        texts.sort_unstable_by_key(|e| e.0);
+        let mut k = 0;
         for cand in chunk {
             while j < metas.len() && metas[j].uid < cand.uid {
                 j += 1;
@@ -150,19 +165,55 @@ pub(crate) fn scan(
                 continue;
             };
             let parsed = if want_parsed {
-                match texts.remove(&m.uid) {
-                    Some(p) => Some(p),
+                while k < texts.len() && texts[k].0 < m.uid {
+                    k += 1;
+                }
+                match texts.get(k).filter(|e| e.0 == m.uid) {
+                    Some(e) => Some(&*e.1),
                     None => continue, // expunged meanwhile
                 }
             } else {
                 None
             };
-            if eval(key, &c, cand, m, parsed.as_ref()) {
-                f(cand, m, parsed.as_ref());
+            if eval(key, &c, cand, m, parsed) {
+                f(cand, m, parsed);
             }
         }
     }
     Ok(())
+}
+
+/// The metadata of the mailbox's messages now, ascending UIDs: from the process's
+/// index of the mailbox (`session::index`, brought up to the mailbox's HIGHESTMODSEQ by
+/// what changed since, and kept for the next command), not a listing of the whole
+/// mailbox per command; listed from the store when the key needs what the index does
+/// not keep (the blob, for EMAILID and THREADID) or the mailbox is gone.
+fn metas(
+    st: &dyn Backend,
+    sel: &Selection,
+    key: &SearchKey,
+) -> letterbox_store::Result<Vec<MessageMeta>> {
+    if !uses_blob(key) {
+        if let Ok(mb) = st.mailbox_by_id(sel.mb) {
+            if mb.uidvalidity == sel.uidvalidity {
+                let snap = index::current(st, &mb, sel.indexes.get(mb.id))?;
+                sel.indexes.put(&snap);
+                return Ok(snap.metas());
+            }
+        }
+    }
+    st.list_messages(sel.mb, false)
+}
+
+fn uses_blob(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        EmailId(_) | ThreadId(_) => true,
+        Not(k) => uses_blob(k),
+        Or(a, b) => uses_blob(a) || uses_blob(b),
+        And(v) => v.iter().any(uses_blob),
+        _ => false,
+    }
 }
 
 /// Lower-cased TEXT/BODY strings every match must contain (those of the top-level
@@ -264,32 +315,49 @@ mod tests {
 /// Does any `name: value` line of the decoded headers match? Address fields also
 /// match on the envelope's addresses, group names included (as Dovecot does).
 fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
-    let needle = needle.to_lowercase();
+    // Called once per message of a pass: nothing is allocated unless it must be.
+    let needle: std::borrow::Cow<str> =
+        match needle.is_ascii() && !needle.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => needle.into(),
+            false => needle.to_lowercase().into(),
+        };
+    let needle = &*needle;
     let env = &p.envelope;
-    let list = match name.to_ascii_lowercase().as_str() {
-        "from" => Some(&env.from),
-        "to" => Some(&env.to),
-        "cc" => Some(&env.cc),
-        "bcc" => Some(&env.bcc),
-        _ => None,
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let list = if is("from") {
+        Some(&env.from)
+    } else if is("to") {
+        Some(&env.to)
+    } else if is("cc") {
+        Some(&env.cc)
+    } else if is("bcc") {
+        Some(&env.bcc)
+    } else {
+        None
     };
     // Unstructured fields also match their raw text (Message-ID with its brackets...).
-    let raw = match name.to_ascii_lowercase().as_str() {
-        "subject" => env.subject.as_deref(),
-        "message-id" => env.message_id.as_deref(),
-        "in-reply-to" => env.in_reply_to.as_deref(),
-        "date" => env.date.as_deref(),
-        _ => None,
+    let raw = if is("subject") {
+        env.subject.as_deref()
+    } else if is("message-id") {
+        env.message_id.as_deref()
+    } else if is("in-reply-to") {
+        env.in_reply_to.as_deref()
+    } else if is("date") {
+        env.date.as_deref()
+    } else {
+        None
     };
-    if raw.is_some_and(|r| contains_ci(r, &needle)) {
+    if raw.is_some_and(|r| contains_ci(r, needle)) {
         return true;
     }
     if let Some(list) = list {
+        // A needle without `@` is in `mailbox@host` only if it is in one of the two.
+        let across = needle.contains('@');
         let hit = list.iter().any(|a| {
             [&a.name, &a.mailbox, &a.host]
                 .iter()
-                .any(|f| f.as_deref().is_some_and(|f| contains_ci(f, &needle)))
-                || a.email().is_some_and(|e| contains_ci(&e, &needle))
+                .any(|f| f.as_deref().is_some_and(|f| contains_ci(f, needle)))
+                || (across && a.email().is_some_and(|e| contains_ci(&e, needle)))
         });
         if hit {
             return true;
@@ -299,7 +367,7 @@ fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
         let Some((n, v)) = l.split_once(':') else {
             return false;
         };
-        n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim_start(), &needle)
+        n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim_start(), needle)
     })
 }
 
@@ -389,7 +457,7 @@ pub async fn run(
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let sel = selection(sel);
+    let sel = selection(sel, &s.indexes);
     let r = s
         .ctx
         .store

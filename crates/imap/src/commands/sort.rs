@@ -366,7 +366,7 @@ pub async fn run(
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let sel = search::selection(sel);
+    let sel = search::selection(sel, &s.indexes);
     let structure = criteria.iter().any(|c| needs_structure(c.key));
     let r = s
         .ctx

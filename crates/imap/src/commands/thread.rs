@@ -377,7 +377,7 @@ pub async fn run(
     let Some(sel) = s.selected() else {
         return Ok(Reply::bad("No mailbox selected"));
     };
-    let sel = search::selection(sel);
+    let sel = search::selection(sel, &s.indexes);
     let refs = algorithm == ThreadAlgorithm::References;
     let r = s
         .ctx

@@ -12,6 +12,9 @@
 //!   its own `\Recent` messages or hold an expunge it may not announce yet, copies), and
 //!   the counters SELECT and STATUS answer with (messages, unseen, first unseen,
 //!   deleted, sizes, keywords in use), computed once per state, not per command.
+//!   Beside it, each message's size, INTERNALDATE and MODSEQ: SEARCH, SORT and THREAD
+//!   take the metadata from the current snapshot ([`Snapshot::metas`]) instead of
+//!   listing the mailbox, and their heads from the message cache ([`super::cache`]).
 //! - The snapshot is tied to the mailbox's `HIGHESTMODSEQ` (RFC 7162 3.1.1): every
 //!   change to a message or the message set raises it. A SELECT reads the mailbox row;
 //!   if the cached snapshot is at that MODSEQ it is current and nothing else is read;
@@ -26,14 +29,18 @@
 //!   it, the least recently used snapshots are dropped (a session that has one selected
 //!   keeps its own reference).
 
+use super::cache::{MsgCache, DEFAULT_INDEX_CACHE_BYTES};
 use super::view::{KeywordSets, Msg};
-use letterbox_store::{Backend, ChangesSince, Flags, Mailbox, MailboxCounts, MailboxId, MessageMeta};
+use letterbox_store::{
+    Backend, ChangesSince, Flags, Mailbox, MailboxCounts, MailboxId, MessageMeta,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Messages kept in all cached snapshots together, by default (about 16 octets each:
-/// 12 for the entry, 4 for the size): 2,000,000 is some 32 MiB.
+/// Messages kept in all cached snapshots together, by default (about 32 octets each:
+/// 12 for the entry, 4 for the size, 8 each for INTERNALDATE and MODSEQ): 2,000,000 is
+/// some 64 MiB.
 pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
 
 /// One state of a mailbox: its messages and counters at `modseq`.
@@ -47,6 +54,10 @@ pub struct Snapshot {
     pub msgs: Arc<Vec<Msg>>,
     /// RFC822.SIZE of each message (saturated at u32::MAX), for STATUS SIZE.
     sizes: Arc<Vec<u32>>,
+    /// INTERNALDATE and MODSEQ of each message: with the above, what SEARCH, SORT and
+    /// THREAD read of the metadata ([`Snapshot::metas`]), without a listing per command.
+    dates: Arc<Vec<i64>>,
+    modseqs: Arc<Vec<u64>>,
     pub kwsets: KeywordSets,
     /// Keywords set on at least one message, sorted.
     pub keywords: Vec<String>,
@@ -64,9 +75,13 @@ impl Snapshot {
         let mut kwsets = KeywordSets::default();
         let mut msgs = Vec::with_capacity(list.len());
         let mut sizes = Vec::with_capacity(list.len());
+        let mut dates = Vec::with_capacity(list.len());
+        let mut modseqs = Vec::with_capacity(list.len());
         for m in &list {
             msgs.push(msg(&mut kwsets, m));
             sizes.push(m.size.min(u32::MAX as u64) as u32);
+            dates.push(m.internal_date);
+            modseqs.push(m.modseq);
         }
         let mut s = Snapshot {
             mailbox: mb.id,
@@ -74,6 +89,8 @@ impl Snapshot {
             modseq,
             msgs: Arc::new(msgs),
             sizes: Arc::new(sizes),
+            dates: Arc::new(dates),
+            modseqs: Arc::new(modseqs),
             kwsets,
             keywords: Vec::new(),
             first_unseen: None,
@@ -91,18 +108,24 @@ impl Snapshot {
     pub fn advance(&self, modseq: u64, ch: &ChangesSince) -> Snapshot {
         let mut msgs: Vec<Msg> = (*self.msgs).clone();
         let mut sizes: Vec<u32> = (*self.sizes).clone();
+        let mut dates: Vec<i64> = (*self.dates).clone();
+        let mut modseqs: Vec<u64> = (*self.modseqs).clone();
         let mut kwsets = self.kwsets.clone();
         let mut vanished = ch.vanished.clone();
         vanished.sort_unstable();
         if !vanished.is_empty() {
-            let (mut kept, mut kept_sizes) = (Vec::with_capacity(msgs.len()), Vec::with_capacity(msgs.len()));
-            for (m, sz) in msgs.into_iter().zip(sizes) {
-                if vanished.binary_search(&m.uid).is_err() {
-                    kept.push(m);
-                    kept_sizes.push(sz);
-                }
-            }
-            (msgs, sizes) = (kept, kept_sizes);
+            let keep: Vec<bool> = msgs
+                .iter()
+                .map(|m| vanished.binary_search(&m.uid).is_err())
+                .collect();
+            let mut k = keep.iter();
+            msgs.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            sizes.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            dates.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            modseqs.retain(|_| *k.next().unwrap_or(&true));
         }
         for m in &ch.changed {
             if vanished.binary_search(&m.uid).is_ok() {
@@ -110,25 +133,24 @@ impl Snapshot {
             }
             let size = m.size.min(u32::MAX as u64) as u32;
             let entry = msg(&mut kwsets, m);
-            match msgs.last() {
-                Some(last) if last.uid < m.uid => {
-                    msgs.push(entry);
-                    sizes.push(size);
+            let at = match msgs.last() {
+                Some(last) if last.uid < m.uid => Err(msgs.len()),
+                None => Err(0),
+                _ => msgs.binary_search_by_key(&m.uid, |x| x.uid),
+            };
+            match at {
+                Ok(i) => {
+                    msgs[i] = entry;
+                    sizes[i] = size;
+                    dates[i] = m.internal_date;
+                    modseqs[i] = m.modseq;
                 }
-                None => {
-                    msgs.push(entry);
-                    sizes.push(size);
+                Err(i) => {
+                    msgs.insert(i, entry);
+                    sizes.insert(i, size);
+                    dates.insert(i, m.internal_date);
+                    modseqs.insert(i, m.modseq);
                 }
-                _ => match msgs.binary_search_by_key(&m.uid, |x| x.uid) {
-                    Ok(i) => {
-                        msgs[i] = entry;
-                        sizes[i] = size;
-                    }
-                    Err(i) => {
-                        msgs.insert(i, entry);
-                        sizes.insert(i, size);
-                    }
-                },
             }
         }
         let mut s = Snapshot {
@@ -137,6 +159,8 @@ impl Snapshot {
             modseq: modseq.max(self.modseq),
             msgs: Arc::new(msgs),
             sizes: Arc::new(sizes),
+            dates: Arc::new(dates),
+            modseqs: Arc::new(modseqs),
             kwsets,
             keywords: Vec::new(),
             first_unseen: None,
@@ -198,6 +222,28 @@ impl Snapshot {
     fn len(&self) -> u64 {
         self.msgs.len() as u64
     }
+
+    /// The metadata of every message, ascending UIDs, as the store lists them
+    /// ([`Backend::list_messages`]) except `blob` and `prefix_len`, which are not kept
+    /// here and left zero (callers that need them, EMAILID and THREADID, list the store),
+    /// and `recent`, false.
+    pub fn metas(&self) -> Vec<MessageMeta> {
+        self.msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MessageMeta {
+                uid: m.uid,
+                modseq: self.modseqs[i],
+                flags: m.flags,
+                keywords: self.kwsets.get(m.kw).to_vec(),
+                internal_date: self.dates[i],
+                size: u64::from(self.sizes[i]),
+                blob: letterbox_store::BlobId([0; 32]),
+                prefix_len: 0,
+                recent: false,
+            })
+            .collect()
+    }
 }
 
 fn msg(kwsets: &mut KeywordSets, m: &MessageMeta) -> Msg {
@@ -216,20 +262,23 @@ pub struct Indexes {
     limit: u64,
     tick: AtomicU64,
     map: Mutex<HashMap<MailboxId, (Arc<Snapshot>, u64)>>,
+    /// The decoded heads and MIME trees of the messages ([`super::cache`]).
+    pub cache: MsgCache,
 }
 
 impl Default for Indexes {
     fn default() -> Self {
-        Indexes::new(DEFAULT_INDEX_CACHE_MESSAGES)
+        Indexes::new(DEFAULT_INDEX_CACHE_MESSAGES, DEFAULT_INDEX_CACHE_BYTES)
     }
 }
 
 impl Indexes {
-    pub fn new(limit: u64) -> Indexes {
+    pub fn new(limit: u64, cache_bytes: u64) -> Indexes {
         Indexes {
             limit,
             tick: AtomicU64::new(0),
             map: Mutex::new(HashMap::new()),
+            cache: MsgCache::new(cache_bytes),
         }
     }
 
@@ -254,9 +303,7 @@ impl Indexes {
         let t = self.tick.fetch_add(1, Ordering::Relaxed);
         let mut map = self.lock();
         match map.get_mut(&snap.mailbox) {
-            Some(e)
-                if e.0.uidvalidity == snap.uidvalidity && e.0.modseq >= snap.modseq =>
-            {
+            Some(e) if e.0.uidvalidity == snap.uidvalidity && e.0.modseq >= snap.modseq => {
                 e.1 = t;
                 return;
             }
@@ -264,6 +311,11 @@ impl Indexes {
                 map.insert(snap.mailbox, (snap.clone(), t));
             }
         }
+        let msgs = &snap.msgs;
+        self.cache
+            .retain(snap.mailbox, snap.uidvalidity, msgs.len(), |u| {
+                msgs.binary_search_by_key(&u, |m| m.uid).is_ok()
+            });
         let mut total: u64 = map.values().map(|e| e.0.len()).sum();
         while total > self.limit {
             let Some((&id, _)) = map.iter().min_by_key(|(_, e)| e.1) else {
@@ -278,6 +330,7 @@ impl Indexes {
     /// Forgets a mailbox (deleted).
     pub fn forget(&self, mailbox: MailboxId) {
         self.lock().remove(&mailbox);
+        self.cache.forget(mailbox);
     }
 }
 
@@ -345,11 +398,18 @@ mod tests {
             ],
         );
         assert_eq!(s.first_unseen, Some(1));
-        assert_eq!((s.unseen, s.deleted, s.size, s.deleted_size), (1, 1, 60, 20));
+        assert_eq!(
+            (s.unseen, s.deleted, s.size, s.deleted_size),
+            (1, 1, 60, 20)
+        );
         assert_eq!(s.keywords, ["$x", "b"]);
         assert_eq!(s.counts(5).recent, 1);
         let ch = ChangesSince {
-            changed: vec![meta(2, Flags::SEEN, &[], 20), meta(3, Flags::default(), &[], 5), meta(8, Flags::default(), &["c"], 1)],
+            changed: vec![
+                meta(2, Flags::SEEN, &[], 20),
+                meta(3, Flags::default(), &[], 5),
+                meta(8, Flags::default(), &["c"], 1),
+            ],
             vanished: vec![1, 8],
         };
         let t = s.advance(12, &ch);
@@ -359,21 +419,46 @@ mod tests {
         assert_eq!(t.first_unseen, Some(1));
         assert_eq!((t.unseen, t.deleted, t.size, t.deleted_size), (1, 0, 55, 0));
         assert_eq!(t.keywords, ["$x", "b"]);
+        // The metadata SEARCH reads: as listed, in the new state.
+        let m: Vec<(u32, u64, u64, Vec<String>)> = t
+            .metas()
+            .into_iter()
+            .map(|m| (m.uid, m.modseq, m.size, m.keywords))
+            .collect();
+        assert_eq!(
+            m,
+            [(2, 2, 20, vec![]), (3, 3, 5, vec![]), (5, 5, 30, vec!["b".to_string(), "$x".to_string()])]
+        );
         // The old state is untouched.
         assert_eq!(s.msgs.len(), 3);
+        assert_eq!(s.metas().len(), 3);
     }
 
     #[test]
     fn cache_keeps_newest_and_stays_bounded() {
-        let idx = Indexes::new(4);
-        let a = Arc::new(Snapshot::from_list(&mb(), 9, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
-        let newer = Arc::new(a.advance(11, &ChangesSince { changed: vec![meta(3, Flags::SEEN, &[], 1)], vanished: vec![] }));
+        let idx = Indexes::new(4, 0);
+        let a = Arc::new(Snapshot::from_list(
+            &mb(),
+            9,
+            vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)],
+        ));
+        let newer = Arc::new(a.advance(
+            11,
+            &ChangesSince {
+                changed: vec![meta(3, Flags::SEEN, &[], 1)],
+                vanished: vec![],
+            },
+        ));
         idx.put(&newer);
         idx.put(&a);
         assert_eq!(idx.get(7).unwrap().modseq, 11);
         let mut other = mb();
         other.id = 8;
-        let b = Arc::new(Snapshot::from_list(&other, 3, vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)]));
+        let b = Arc::new(Snapshot::from_list(
+            &other,
+            3,
+            vec![meta(1, Flags::SEEN, &[], 1), meta(2, Flags::SEEN, &[], 1)],
+        ));
         idx.put(&b);
         // 3 + 2 > 4: the least recently used (mailbox 7) goes.
         assert!(idx.get(7).is_none());

@@ -7,6 +7,7 @@
 //! [`State::NotAuthenticated`], [`State::Authenticated`] (an account and its change
 //! feed), [`State::Selected`] (the same plus the mailbox view) and [`State::Logout`].
 
+pub mod cache;
 pub mod index;
 pub mod view;
 

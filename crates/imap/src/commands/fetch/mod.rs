@@ -110,6 +110,7 @@ pub async fn run(
         Err(_) => return Ok(Reply::bad("Invalid message sequence number")),
     };
     let mb = sel.id;
+    let uidvalidity = sel.uidvalidity;
     if let Some(since) = modifiers.changed_since {
         let r = s.ctx.store.run(move |st| st.changes_since(mb, since)).await;
         let changes = match r {
@@ -210,6 +211,7 @@ pub async fn run(
             })
             .collect();
         let items = items.clone();
+        let indexes = s.indexes.clone();
         // Renders until the output passes FLUSH_AT (big bodies: one message at a time),
         // and says how many of the batch it got through.
         let r = s
@@ -240,15 +242,24 @@ pub async fn run(
                     .iter()
                     .filter(|a| needs_structure(a))
                     .all(|a| matches!(a, FetchAtt::Body | FetchAtt::BodyStructure));
-                let mut roots: HashMap<u32, letterbox_message::Part> =
+                // The trees are kept decoded in the process's message cache.
+                let mut roots: HashMap<u32, Arc<letterbox_message::Part>> =
                     match items.iter().any(needs_structure) && only_tree && !only_envelope {
-                        true => st.roots_many(mb, &uids)?.into_iter().collect(),
+                        true => indexes
+                            .cache
+                            .roots(st, mb, uidvalidity, &uids)?
+                            .into_iter()
+                            .collect(),
                         false => HashMap::new(),
                     };
                 let (mut structures, mut envelopes) = match items.iter().any(needs_structure) {
                     true if only_envelope => (
                         HashMap::new(),
-                        st.envelopes_many(mb, &uids)?.into_iter().collect(),
+                        indexes
+                            .cache
+                            .envelopes(st, mb, uidvalidity, &uids)?
+                            .into_iter()
+                            .collect(),
                     ),
                     true if only_tree => (HashMap::new(), HashMap::new()),
                     true => (
@@ -426,9 +437,9 @@ struct Pre {
     parsed: Option<letterbox_message::ParsedMessage>,
     /// The top-level header octets.
     header: Option<Vec<u8>>,
-    envelope: Option<letterbox_message::Envelope>,
+    envelope: Option<Arc<letterbox_message::Envelope>>,
     /// The MIME tree alone (BODY, BODYSTRUCTURE).
-    root: Option<letterbox_message::Part>,
+    root: Option<Arc<letterbox_message::Part>>,
 }
 
 /// Attributes with a small answer that read no message octets.

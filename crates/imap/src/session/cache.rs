@@ -1,0 +1,501 @@
+//! The per-mailbox message cache shared by the sessions of one serve process (issue 18):
+//! what SEARCH of header keys (RFC 9051 6.4.4), SORT and THREAD (RFC 5256) and FETCH
+//! BODY/BODYSTRUCTURE (RFC 9051 7.5.2) read of each message, decoded once and then kept
+//! in memory, so that a second pass over a big mailbox scans memory and never the store.
+//! Dovecot's `dovecot.index.cache` plays this part for it (the header fields and
+//! BODYSTRUCTURE clients asked for before, per mailbox).
+//!
+//! - Per message, the *head* ([`Backend::heads_many`]: envelope, sent date, decoded
+//!   top-level header fields, sort fields), the MIME tree ([`Backend::roots_many`]) and
+//!   the envelope alone ([`Backend::envelopes_many`], FETCH ENVELOPE), each filled the first time a command needs it (lazily: a mailbox nobody searches
+//!   costs nothing), from the store's compact forms.
+//! - Keyed by mailbox row id, UIDVALIDITY and UID. A UID names the same octets for as
+//!   long as the UIDVALIDITY lasts (RFC 9051 2.3.1.1; a rewritten message gets a new UID,
+//!   `crates/store/src/replace.rs`), so an entry never goes stale: nothing has to be
+//!   invalidated when flags change or messages arrive, and an expunged message's entry
+//!   is dropped when its mailbox's entries outnumber its messages ([`MsgCache::retain`]).
+//!   A recreated mailbox has a new UIDVALIDITY and starts empty.
+//! - Bounded by `[imap] index_cache_bytes` (an estimate of the heap the decoded entries
+//!   take, all mailboxes together): past it, the mailboxes used least recently are
+//!   dropped whole, and read from the store again when next needed. 0 keeps nothing
+//!   (every command then reads the store, as without this cache).
+//!
+//! The answers are those of the store's: an entry is exactly what the store returned.
+
+use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
+use letterbox_store::{Backend, MailboxId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Estimated heap kept for all mailboxes together, by default: 256 MiB holds the heads
+/// and MIME trees of some 150,000-250,000 typical messages.
+pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
+/// integers chosen by the server, not by clients, so SipHash's protection against
+/// chosen keys buys nothing here and costs most of a pass over a cached mailbox.
+#[derive(Default, Clone, Copy)]
+struct UidHasher(u64);
+
+impl std::hash::Hasher for UidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type UidMap<T> = HashMap<u32, Arc<T>, std::hash::BuildHasherDefault<UidHasher>>;
+
+/// What is kept of one mailbox.
+#[derive(Default)]
+struct Mailbox {
+    uidvalidity: u32,
+    heads: UidMap<ParsedMessage>,
+    roots: UidMap<Part>,
+    envelopes: UidMap<Envelope>,
+    bytes: u64,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    boxes: HashMap<MailboxId, Mailbox>,
+    bytes: u64,
+    tick: u64,
+}
+
+/// The cache of the process (one per IMAP service).
+pub struct MsgCache {
+    limit: u64,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MsgCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MsgCache")
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl Default for MsgCache {
+    fn default() -> Self {
+        MsgCache::new(DEFAULT_INDEX_CACHE_BYTES)
+    }
+}
+
+fn opt(s: &Option<String>) -> u64 {
+    s.as_ref().map_or(0, |s| s.len() as u64)
+}
+
+fn addrs(v: &[Address]) -> u64 {
+    v.iter()
+        .map(|a| 64 + opt(&a.name) + opt(&a.adl) + opt(&a.mailbox) + opt(&a.host))
+        .sum()
+}
+
+fn envelope_bytes(e: &Envelope) -> u64 {
+    opt(&e.date)
+        + opt(&e.subject)
+        + opt(&e.in_reply_to)
+        + opt(&e.message_id)
+        + [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc]
+            .iter()
+            .map(|l| addrs(l))
+            .sum::<u64>()
+}
+
+/// Estimated heap of a decoded head (strings, vectors, allocator overhead).
+fn head_bytes(p: &ParsedMessage) -> u64 {
+    let s = &p.sort;
+    256 + envelope_bytes(&p.envelope)
+        + p.search_headers.len() as u64
+        + opt(&s.subject)
+        + opt(&s.from_display)
+        + opt(&s.to_display)
+        + s.references
+            .iter()
+            .map(|r| 24 + r.len() as u64)
+            .sum::<u64>()
+}
+
+/// Estimated heap of a decoded MIME tree.
+fn part_bytes(p: &Part) -> u64 {
+    let mut n = 200
+        + (p.mime_type.len() + p.mime_subtype.len()) as u64
+        + p.params
+            .iter()
+            .map(|(a, b)| 48 + (a.len() + b.len()) as u64)
+            .sum::<u64>()
+        + opt(&p.content_id)
+        + opt(&p.description)
+        + opt(&p.encoding)
+        + opt(&p.md5)
+        + opt(&p.location);
+    if let Some(d) = &p.disposition {
+        n += 64
+            + d.0.len() as u64
+            + d.1
+                .iter()
+                .map(|(a, b)| 48 + (a.len() + b.len()) as u64)
+                .sum::<u64>();
+    }
+    n += p.language.iter().map(|x| 24 + x.len() as u64).sum::<u64>();
+    match &p.kind {
+        PartKind::Leaf => n,
+        PartKind::Multipart(v) => n + v.iter().map(part_bytes).sum::<u64>(),
+        PartKind::Message(e, inner) => n + envelope_bytes(e) + part_bytes(inner),
+    }
+}
+
+impl MsgCache {
+    pub fn new(limit: u64) -> MsgCache {
+        MsgCache {
+            limit,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The heads of `uids` (ascending or not) of a mailbox: from memory, the missing
+    /// ones from the store (then kept). UIDs that do not exist are left out; the order
+    /// is that of `uids`.
+    pub fn heads(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Arc<ParsedMessage>)>> {
+        self.get_or_load(
+            mailbox,
+            uidvalidity,
+            uids,
+            |m| &mut m.heads,
+            |missing| st.heads_many(mailbox, missing),
+            head_bytes,
+        )
+    }
+
+    /// The MIME trees of `uids`, as [`heads`](Self::heads) (offsets count from the start
+    /// of the stored message, per-recipient prefix included, as the store gives them).
+    pub fn roots(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Part>)>> {
+        self.get_or_load(
+            mailbox,
+            uidvalidity,
+            uids,
+            |m| &mut m.roots,
+            |missing| st.roots_many(mailbox, missing),
+            part_bytes,
+        )
+    }
+
+    /// The envelopes of `uids` (FETCH ENVELOPE), as [`heads`](Self::heads).
+    pub fn envelopes(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Envelope>)>> {
+        self.get_or_load(
+            mailbox,
+            uidvalidity,
+            uids,
+            |m| &mut m.envelopes,
+            |missing| st.envelopes_many(mailbox, missing),
+            |e| 128 + envelope_bytes(e),
+        )
+    }
+
+    fn get_or_load<T>(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+        map: impl Fn(&mut Mailbox) -> &mut UidMap<T>,
+        load: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, T)>>,
+        weigh: impl Fn(&T) -> u64,
+    ) -> letterbox_store::Result<Vec<(u32, Arc<T>)>> {
+        let mut found: Vec<Option<Arc<T>>> = Vec::with_capacity(uids.len());
+        let mut missing = Vec::new();
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            match inner.boxes.get_mut(&mailbox) {
+                Some(m) if m.uidvalidity == uidvalidity => {
+                    m.used = tick;
+                    let map = map(m);
+                    for &u in uids {
+                        let e = map.get(&u).cloned();
+                        if e.is_none() {
+                            missing.push(u);
+                        }
+                        found.push(e);
+                    }
+                }
+                _ => {
+                    missing.extend_from_slice(uids);
+                    found.resize(uids.len(), None);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(uids
+                .iter()
+                .copied()
+                .zip(found.into_iter().flatten())
+                .collect());
+        }
+        let loaded: Vec<(u32, Arc<T>)> = load(&missing)?
+            .into_iter()
+            .map(|(u, v)| (u, Arc::new(v)))
+            .collect();
+        if self.limit > 0 {
+            let added: u64 = loaded.iter().map(|(_, v)| 48 + weigh(v)).sum();
+            if added <= self.limit {
+                let mut inner = self.lock();
+                inner.tick += 1;
+                let tick = inner.tick;
+                let mut dropped = 0;
+                let m = inner.boxes.entry(mailbox).or_default();
+                if m.uidvalidity != uidvalidity {
+                    dropped = m.bytes;
+                    *m = Mailbox {
+                        uidvalidity,
+                        ..Mailbox::default()
+                    };
+                }
+                m.used = tick;
+                let mut grown = 0;
+                {
+                    let map = map(m);
+                    for (u, v) in &loaded {
+                        if map.insert(*u, v.clone()).is_none() {
+                            grown += 48 + weigh(v);
+                        }
+                    }
+                }
+                m.bytes += grown;
+                inner.bytes = inner.bytes - dropped + grown;
+                Self::shrink(&mut inner, self.limit, mailbox);
+            }
+        }
+        // Merge, in the order of `uids`.
+        let mut loaded: HashMap<u32, Arc<T>> = loaded.into_iter().collect();
+        Ok(uids
+            .iter()
+            .zip(found)
+            .filter_map(|(&u, f)| f.or_else(|| loaded.remove(&u)).map(|v| (u, v)))
+            .collect())
+    }
+
+    /// Drops the least recently used mailboxes (other than `keep`, unless it alone is
+    /// over the limit) until the total is within `limit`.
+    fn shrink(inner: &mut Inner, limit: u64, keep: MailboxId) {
+        while inner.bytes > limit {
+            let victim = inner
+                .boxes
+                .iter()
+                .filter(|(&id, _)| id != keep)
+                .min_by_key(|(_, m)| m.used)
+                .map(|(&id, _)| id)
+                .unwrap_or(keep);
+            match inner.boxes.remove(&victim) {
+                Some(m) => inner.bytes -= m.bytes,
+                None => break,
+            }
+        }
+    }
+
+    /// Called with a new state of a mailbox (`live` messages, `alive` says which UIDs
+    /// exist): when more entries are kept than it has messages, those of expunged
+    /// messages are dropped. So entries of expunged messages never outnumber the live
+    /// ones, at no cost while nothing is expunged.
+    pub fn retain(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        live: usize,
+        alive: impl Fn(u32) -> bool,
+    ) {
+        let mut inner = self.lock();
+        let Some(m) = inner.boxes.get_mut(&mailbox) else {
+            return;
+        };
+        if m.uidvalidity == uidvalidity
+            && m.heads.len() <= live
+            && m.roots.len() <= live
+            && m.envelopes.len() <= live
+        {
+            return;
+        }
+        if m.uidvalidity != uidvalidity {
+            let b = m.bytes;
+            inner.boxes.remove(&mailbox);
+            inner.bytes -= b;
+            return;
+        }
+        let mut freed = 0;
+        m.heads.retain(|&u, v| {
+            let keep = alive(u);
+            if !keep {
+                freed += 48 + head_bytes(v);
+            }
+            keep
+        });
+        m.roots.retain(|&u, v| {
+            let keep = alive(u);
+            if !keep {
+                freed += 48 + part_bytes(v);
+            }
+            keep
+        });
+        m.envelopes.retain(|&u, v| {
+            let keep = alive(u);
+            if !keep {
+                freed += 48 + 128 + envelope_bytes(v);
+            }
+            keep
+        });
+        m.bytes -= freed;
+        inner.bytes -= freed;
+    }
+
+    /// Forgets a mailbox (deleted).
+    pub fn forget(&self, mailbox: MailboxId) {
+        let mut inner = self.lock();
+        if let Some(m) = inner.boxes.remove(&mailbox) {
+            inner.bytes -= m.bytes;
+        }
+    }
+
+    /// Estimated heap held now (tests, diagnostics).
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use letterbox_store::{Flags, NewMessage, QuotaLimit, Store, StoreOptions};
+
+    fn store() -> (tempfile::TempDir, Store, MailboxId) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let hash = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
+        let a = s.add_account("a@example.com", &hash, QuotaLimit::Unlimited).unwrap();
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().id;
+        for i in 0..5 {
+            let body = format!(
+                "Subject: message {i}\r\nFrom: A <a{i}@x>\r\nMessage-ID: <{i}@x>\r\n\
+                 Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b--\r\n"
+            );
+            s.append(
+                inbox,
+                NewMessage {
+                    prefix: Vec::new(),
+                    body: Arc::new(body.into_bytes()),
+                    flags: Flags::default(),
+                    keywords: vec![],
+                    internal_date: 1_700_000_000,
+                },
+                false,
+            )
+            .unwrap();
+        }
+        (dir, s, inbox)
+    }
+
+    /// What the cache gives is what the store gives, in the order asked, without the
+    /// UIDs that do not exist, from memory the second time.
+    #[test]
+    fn same_answers_as_the_store() {
+        let (_d, s, mb) = store();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        let uids = [4, 2, 99, 1];
+        for _ in 0..2 {
+            let heads = c.heads(&*s, mb, 7, &uids).unwrap();
+            let want = s.heads_many(mb, &uids).unwrap();
+            assert_eq!(heads.iter().map(|e| e.0).collect::<Vec<_>>(), [4, 2, 1]);
+            for (u, h) in &heads {
+                let w = &want.iter().find(|e| e.0 == *u).unwrap().1;
+                assert_eq!(h.envelope, w.envelope);
+                assert_eq!(h.search_headers, w.search_headers);
+                assert_eq!(h.sort, w.sort);
+            }
+            let roots = c.roots(&*s, mb, 7, &[1, 3]).unwrap();
+            let want = s.roots_many(mb, &[1, 3]).unwrap();
+            assert_eq!(roots.len(), 2);
+            for ((u, r), (wu, w)) in roots.iter().zip(&want) {
+                assert_eq!((u, &**r), (wu, w));
+            }
+            let envs = c.envelopes(&*s, mb, 7, &[5, 3]).unwrap();
+            let want = s.envelopes_many(mb, &[3, 5]).unwrap();
+            assert_eq!((envs[0].0, &*envs[0].1), (5, &want[1].1));
+            assert_eq!((envs[1].0, &*envs[1].1), (3, &want[0].1));
+        }
+        let held = c.bytes();
+        assert!(held > 0);
+        // Served from memory: the same Arc the second time.
+        let a = c.heads(&*s, mb, 7, &[1]).unwrap();
+        let b = c.heads(&*s, mb, 7, &[1]).unwrap();
+        assert!(Arc::ptr_eq(&a[0].1, &b[0].1));
+        assert_eq!(c.bytes(), held);
+        // Another UIDVALIDITY: read again, the old entries gone.
+        let d = c.heads(&*s, mb, 8, &[1]).unwrap();
+        assert!(!Arc::ptr_eq(&a[0].1, &d[0].1));
+        assert!(c.bytes() < held);
+        c.forget(mb);
+        assert_eq!(c.bytes(), 0);
+    }
+
+    /// The estimate stays within the limit; 0 keeps nothing; expunged entries go once
+    /// they outnumber the live messages.
+    #[test]
+    fn bounded_and_pruned() {
+        let (_d, s, mb) = store();
+        let none = MsgCache::new(0);
+        assert_eq!(none.heads(&*s, mb, 1, &[1, 2]).unwrap().len(), 2);
+        assert_eq!(none.bytes(), 0);
+        let one = MsgCache::new(u64::MAX).heads(&*s, mb, 1, &[1]).unwrap();
+        let per = 48 + head_bytes(&one[0].1);
+        // Room for two messages' heads: the mailbox that would pass it is dropped.
+        let c = MsgCache::new(per * 2 + per / 2);
+        c.heads(&*s, mb, 1, &[1, 2]).unwrap();
+        assert!(c.bytes() <= per * 2 + per / 2);
+        c.heads(&*s, mb + 1000, 1, &[]).unwrap();
+        c.heads(&*s, mb, 1, &[3]).unwrap();
+        assert!(c.bytes() <= per * 2 + per / 2, "{}", c.bytes());
+        // Pruning: 5 cached, 3 live.
+        let c = MsgCache::new(u64::MAX);
+        c.heads(&*s, mb, 1, &[1, 2, 3, 4, 5]).unwrap();
+        let all = c.bytes();
+        c.retain(mb, 1, 5, |_| true);
+        assert_eq!(c.bytes(), all);
+        c.retain(mb, 1, 3, |u| u > 2);
+        assert!(c.bytes() < all);
+        let a = c.heads(&*s, mb, 1, &[3, 4, 5]).unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(c.bytes() * 5, all * 3);
+    }
+}
