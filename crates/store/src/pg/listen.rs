@@ -61,6 +61,7 @@ fn wake(pool: &Pool, feed: &ChangeFeed, accounts: &[AccountId]) -> Result<()> {
 
 fn run(url: String, pool: Pool, feed: Weak<ChangeFeed>, interval: Duration) {
     let mut baselined: HashSet<AccountId> = HashSet::new();
+    let mut down = false;
     loop {
         let mut client = match super::connect(&url).and_then(|mut c| {
             c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
@@ -68,7 +69,11 @@ fn run(url: String, pool: Pool, feed: Weak<ChangeFeed>, interval: Duration) {
         }) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("change feed: cannot listen: {e}");
+                // Once per outage, not at every retry.
+                if !down {
+                    tracing::warn!("change feed: cannot listen (retrying): {e}");
+                    down = true;
+                }
                 std::thread::sleep(RECONNECT_DELAY);
                 if feed.strong_count() == 0 {
                     return;
@@ -76,6 +81,10 @@ fn run(url: String, pool: Pool, feed: Weak<ChangeFeed>, interval: Duration) {
                 continue;
             }
         };
+        if down {
+            tracing::info!("change feed: listening again");
+            down = false;
+        }
         // (Re)connected: everything watched is read again.
         baselined.clear();
         loop {
