@@ -39,7 +39,7 @@ pub(super) struct PreparedSplit {
 /// skeleton's own parse gives exactly what the body's does, checked when the body is
 /// stored, so that the answers never change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Slim {
+pub(crate) struct Slim {
     pub(super) header: bool,
     pub(super) search: bool,
 }
@@ -56,7 +56,7 @@ impl PreparedSplit {
 }
 
 /// The serialised search text (headers, body) of a parse, as stored before compression.
-pub(super) fn search_raw(headers: &str, body: &str) -> Vec<u8> {
+pub(crate) fn search_raw(headers: &str, body: &str) -> Vec<u8> {
     postcard::to_allocvec(&(headers, body)).unwrap_or_default()
 }
 

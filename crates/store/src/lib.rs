@@ -34,6 +34,7 @@
 pub mod apitokens;
 pub mod apppass;
 pub mod blob;
+mod body;
 pub mod disk;
 pub mod dkim;
 mod feed;
@@ -44,6 +45,7 @@ pub mod logins;
 pub mod password;
 pub mod queue;
 pub mod sieve;
+pub mod pg;
 pub mod sqlite;
 pub mod strip;
 pub mod web;
@@ -1037,6 +1039,19 @@ impl Store {
     pub fn open_embedded(data_dir: &std::path::Path, options: StoreOptions) -> Result<Store> {
         Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(
             data_dir, options,
+        )?)))
+    }
+
+    /// Opens the PostgreSQL store at `url` (schema applied), large bodies under
+    /// `data_dir/blobs` (`pg/mod.rs`).
+    pub fn open_postgres(
+        url: &str,
+        data_dir: &std::path::Path,
+        pool_size: u32,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        Ok(Store::new(Arc::new(pg::PgBackend::open(
+            url, data_dir, pool_size, options,
         )?)))
     }
 

@@ -40,6 +40,7 @@ pub mod wal;
 mod tx;
 
 pub(crate) use crate::rules::{check_keywords, join_keywords};
+use crate::body::{encode_parsed, Encoded, SearchDecoder};
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -894,49 +895,6 @@ pub(crate) struct Prepared {
     split: Option<dedup::PreparedSplit>,
 }
 
-/// A parse as stored: the structure (envelope, MIME tree) and, apart, the header octets,
-/// the trigram filter of the search text and the search text, so that FETCH reads a few
-/// hundred bytes per message and never the decoded body text, and SEARCH decodes the
-/// text only of the messages whose filter lets its words through.
-struct Encoded {
-    structure: Vec<u8>,
-    header: Vec<u8>,
-    grams: Vec<u8>,
-    search: Vec<u8>,
-    /// The head (envelope, sent date, header search text, sort fields: heads.rs).
-    head: Vec<u8>,
-    /// What POP3 needs for exact sizes (`line_ends.rs`).
-    line_ends: crate::line_ends::LineEnds,
-    /// The search text before compression (compared with a skeleton's: `dedup.rs`).
-    search_raw: Vec<u8>,
-    /// The rows a split body's skeleton makes redundant (`dedup.rs`).
-    slim: dedup::Slim,
-}
-
-/// zstd level for the stored search text.
-const SEARCH_ZSTD_LEVEL: i32 = 3;
-
-fn encode_parsed(body: &[u8]) -> Encoded {
-    let mut p = letterbox_message::parse(body);
-    let head = p.encode_head();
-    let search = (
-        std::mem::take(&mut p.search_headers),
-        std::mem::take(&mut p.search_body),
-    );
-    let raw = dedup::search_raw(&search.0, &search.1);
-    let header_end = (p.root.offset_body as usize).min(body.len());
-    Encoded {
-        structure: p.encode(),
-        header: body[..header_end].to_vec(),
-        grams: crate::grams::build(&search.0, &search.1),
-        search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
-        head,
-        line_ends: crate::line_ends::LineEnds::of(body),
-        search_raw: raw,
-        slim: dedup::Slim::default(),
-    }
-}
-
 /// Stores the parse of a blob in the `blob_*` tables, replacing any earlier one. Every
 /// new `blobs` row needs it: a blob without them is read correctly but parsed again from
 /// its file on first read (what rows of older versions get).
@@ -988,46 +946,6 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Decompresses stored search texts with one reused context (a fresh zstd context per
-/// message cost more than the decompression itself).
-struct SearchDecoder(Option<Option<zstd::bulk::Decompressor<'static>>>);
-
-/// Stored search texts larger than this are decoded as a stream.
-const MAX_SEARCH_BULK: u64 = 64 << 20;
-
-impl SearchDecoder {
-    fn new() -> SearchDecoder {
-        SearchDecoder(None)
-    }
-
-    fn raw(&mut self, search: &[u8]) -> Option<Vec<u8>> {
-        let d = self
-            .0
-            .get_or_insert_with(|| zstd::bulk::Decompressor::new().ok());
-        if let (Some(d), Ok(Some(n))) =
-            (d.as_mut(), zstd::zstd_safe::get_frame_content_size(search))
-        {
-            if n <= MAX_SEARCH_BULK {
-                if let Ok(v) = d.decompress(search, n as usize) {
-                    return Some(v);
-                }
-            }
-        }
-        zstd::stream::decode_all(search).ok()
-    }
-
-    /// Puts the stored search text back into a structure.
-    fn fill(&mut self, p: &mut ParsedMessage, search: &[u8]) {
-        let Some(raw) = self.raw(search) else {
-            return;
-        };
-        if let Ok((headers, body)) = postcard::from_bytes::<(String, String)>(&raw) {
-            p.search_headers = headers;
-            p.search_body = body;
-        }
-    }
 }
 
 impl SqliteBackend {

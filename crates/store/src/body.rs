@@ -1,0 +1,90 @@
+//! What every backend makes of a message body before its transaction (issue 17: written
+//! once for SQLite and PostgreSQL): the parse (RFC 5322 / MIME structure, envelope,
+//! head, search text) encoded as stored, the top-level header octets, the trigram filter,
+//! the POP3 line ends; and the decoder of a stored search text.
+
+use letterbox_message::ParsedMessage;
+
+/// A parse as stored: the structure (envelope, MIME tree) and, apart, the header octets,
+/// the trigram filter of the search text and the search text, so that FETCH reads a few
+/// hundred bytes per message and never the decoded body text, and SEARCH decodes the
+/// text only of the messages whose filter lets its words through.
+pub(crate) struct Encoded {
+    pub(crate) structure: Vec<u8>,
+    pub(crate) header: Vec<u8>,
+    pub(crate) grams: Vec<u8>,
+    pub(crate) search: Vec<u8>,
+    /// The head (envelope, sent date, header search text, sort fields: heads.rs).
+    pub(crate) head: Vec<u8>,
+    /// What POP3 needs for exact sizes (`line_ends.rs`).
+    pub(crate) line_ends: crate::line_ends::LineEnds,
+    /// The search text before compression (compared with a skeleton's: `dedup.rs`).
+    pub(crate) search_raw: Vec<u8>,
+    /// The rows a split body's skeleton makes redundant (`dedup.rs`).
+    pub(crate) slim: crate::sqlite::dedup::Slim,
+}
+
+/// zstd level for the stored search text.
+const SEARCH_ZSTD_LEVEL: i32 = 3;
+
+pub(crate) fn encode_parsed(body: &[u8]) -> Encoded {
+    let mut p = letterbox_message::parse(body);
+    let head = p.encode_head();
+    let search = (
+        std::mem::take(&mut p.search_headers),
+        std::mem::take(&mut p.search_body),
+    );
+    let raw = crate::sqlite::dedup::search_raw(&search.0, &search.1);
+    let header_end = (p.root.offset_body as usize).min(body.len());
+    Encoded {
+        structure: p.encode(),
+        header: body[..header_end].to_vec(),
+        grams: crate::grams::build(&search.0, &search.1),
+        search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
+        head,
+        line_ends: crate::line_ends::LineEnds::of(body),
+        search_raw: raw,
+        slim: crate::sqlite::dedup::Slim::default(),
+    }
+}
+
+/// Decompresses stored search texts with one reused context (a fresh zstd context per
+/// message cost more than the decompression itself).
+pub(crate) struct SearchDecoder(Option<Option<zstd::bulk::Decompressor<'static>>>);
+
+/// Stored search texts larger than this are decoded as a stream.
+const MAX_SEARCH_BULK: u64 = 64 << 20;
+
+impl SearchDecoder {
+    pub(crate) fn new() -> SearchDecoder {
+        SearchDecoder(None)
+    }
+
+    pub(crate) fn raw(&mut self, search: &[u8]) -> Option<Vec<u8>> {
+        let d = self
+            .0
+            .get_or_insert_with(|| zstd::bulk::Decompressor::new().ok());
+        if let (Some(d), Ok(Some(n))) =
+            (d.as_mut(), zstd::zstd_safe::get_frame_content_size(search))
+        {
+            if n <= MAX_SEARCH_BULK {
+                if let Ok(v) = d.decompress(search, n as usize) {
+                    return Some(v);
+                }
+            }
+        }
+        zstd::stream::decode_all(search).ok()
+    }
+
+    /// Puts the stored search text back into a structure.
+    pub(crate) fn fill(&mut self, p: &mut ParsedMessage, search: &[u8]) {
+        let Some(raw) = self.raw(search) else {
+            return;
+        };
+        if let Ok((headers, body)) = postcard::from_bytes::<(String, String)>(&raw) {
+            p.search_headers = headers;
+            p.search_body = body;
+        }
+    }
+}
+
