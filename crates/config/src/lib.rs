@@ -362,6 +362,23 @@ pub struct StoreConfig {
     /// What the write-ahead log is cut back to when a long burst of writes starts it
     /// over (SQLite's `journal_size_limit`).
     pub wal_size_limit: ByteSize,
+    /// `embedded` (SQLite under `data_dir`, the default) or `postgres` (issue 17:
+    /// metadata and small bodies in the PostgreSQL database of `url`, larger bodies in
+    /// `data_dir/blobs` or `[blobs] url`, shared by every node).
+    pub backend: StoreBackend,
+    /// With `backend = "postgres"`: `postgres://user[:password]@host[:port]/database`.
+    pub url: Option<String>,
+    /// With `backend = "postgres"`: connections each node keeps to the database.
+    pub pool_size: u32,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Embedded,
+    Postgres,
 }
 
 impl Default for StoreConfig {
@@ -372,6 +389,9 @@ impl Default for StoreConfig {
             part_dedup_min: ByteSize(64 * 1024),
             wal_checkpoint_idle: Seconds(1),
             wal_size_limit: ByteSize(16 << 20),
+            backend: StoreBackend::Embedded,
+            url: None,
+            pool_size: 16,
         }
     }
 }
@@ -1223,6 +1243,20 @@ impl Config {
         if self.limits.max_line_length < 1024 {
             return Err(err("limits.max_line_length", "must be at least 1024"));
         }
+        if self.store.backend == StoreBackend::Postgres {
+            let ok = self.store.url.as_deref().is_some_and(|u| {
+                u.starts_with("postgres://") || u.starts_with("postgresql://")
+            });
+            if !ok {
+                return Err(err(
+                    "store.url",
+                    "backend = \"postgres\" needs url = \"postgres://user@host:port/database\"",
+                ));
+            }
+        }
+        if self.store.pool_size == 0 {
+            return Err(err("store.pool_size", "must be at least 1"));
+        }
         if let Some(relay) = &self.outbound.relay {
             let ok = relay
                 .strip_prefix("smtp://")
@@ -1576,6 +1610,21 @@ retention = "14d"
         assert!(e.contains("store.inline_max"), "{e}");
         let e = parse("[auth]\ncache_ttl = -1\n").unwrap_err().to_string();
         assert!(e.contains("auth.cache_ttl"), "{e}");
+    }
+
+    #[test]
+    fn store_backend_postgres() {
+        let c = parse("").unwrap();
+        assert_eq!((c.store.backend, c.store.pool_size), (StoreBackend::Embedded, 16));
+        let c = parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://u@h:5432/d\"\npool_size = 4\n")
+            .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(c.store.url.as_deref(), Some("postgres://u@h:5432/d"));
+        assert_eq!(c.store.pool_size, 4);
+        let e = parse("[store]\nbackend = \"postgres\"\n").unwrap_err().to_string();
+        assert!(e.contains("store.url"), "{e}");
+        let e = parse("[store]\nbackend = \"mysql\"\n").unwrap_err().to_string();
+        assert!(e.contains("store.backend"), "{e}");
     }
 
     #[test]

@@ -203,8 +203,43 @@ pub fn store_options(config: &Config) -> StoreOptions {
 }
 
 pub fn open_store(config: &Config) -> Result<Store> {
-    Store::open_embedded(&config.data_dir, store_options(config))
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    match (config.store.backend, &config.store.url) {
+        (letterbox_config::StoreBackend::Postgres, Some(url)) => Store::open_postgres(
+            url,
+            &config.data_dir,
+            config.store.pool_size,
+            store_options(config),
+        )
+        .context("cannot open the PostgreSQL store ([store] url)"),
+        _ => Store::open_embedded(&config.data_dir, store_options(config))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display())),
+    }
+}
+
+/// `letterbox migrate`: applies the schema to the configured store and prints its
+/// version; exit 75 (EX_TEMPFAIL) when the database cannot be reached.
+pub fn migrate_schema(config: &Config) -> Result<std::process::ExitCode> {
+    match (config.store.backend, &config.store.url) {
+        (letterbox_config::StoreBackend::Postgres, Some(url)) => {
+            match letterbox_store::pg::migrate_url(url) {
+                Ok(v) => {
+                    println!("schema version {v}");
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(letterbox_store::Error::Unavailable(e)) => {
+                    eprintln!("letterbox: PostgreSQL unreachable: {e}");
+                    Ok(std::process::ExitCode::from(75))
+                }
+                Err(e) => Err(anyhow!("migration failed: {e}")),
+            }
+        }
+        _ => {
+            // The embedded store brings its schema up to date when it opens.
+            open_store(config)?;
+            println!("embedded store: schema up to date");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn read_password(p: &PasswordArgs) -> Result<String> {
@@ -273,6 +308,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
     let out = &mut std::io::stdout().lock();
     match cmd {
         Command::Serve => unreachable!("serve is run by serve::run"),
+        Command::Migrate => unreachable!("migrate runs before the store is opened"),
         Command::Domain(c) => match c {
             DomainCmd::Add { domain } => store.add_domain(&domain)?,
             DomainCmd::Remove { domain } => store.remove_domain(&domain)?,

@@ -95,6 +95,10 @@ pub enum Command {
     /// What attachment removal and expiry freed (the account's space log).
     #[command(subcommand)]
     Space(attachments::SpaceCmd),
+    /// Apply the store's schema (with `[store] backend = "postgres"`, the versioned
+    /// migrations, under an advisory lock) and print its version. Exit 75 when the
+    /// database cannot be reached.
+    Migrate,
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.
@@ -121,6 +125,9 @@ fn main() -> ExitCode {
         // Before the store is opened: opening would make the database restore needs absent.
         Command::Restore { src } => privileges::drop_for_admin(&config)
             .and_then(|()| migrate::restore(&config, &src)),
+        Command::Migrate => {
+            privileges::drop_for_admin(&config).and_then(|()| admin::migrate_schema(&config))
+        }
         other => privileges::drop_for_admin(&config).and_then(|()| admin::run(other, &config)),
     };
     match result {

@@ -28,4 +28,5 @@ macro_rules! backends {
 
 backends! {
     sqlite => |dir, opts| Store::open_embedded(dir, opts),
+    postgres => |dir, opts| crate::pg::testing::open_fresh(dir, opts),
 }

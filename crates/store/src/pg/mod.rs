@@ -29,6 +29,15 @@ use r2d2_postgres::{r2d2, PostgresConnectionManager};
 use std::path::Path;
 use std::sync::Arc;
 
+mod aliases;
+mod mailboxes;
+mod maintenance;
+mod listen;
+mod messages;
+mod replace;
+mod rows;
+mod sieve;
+pub(crate) mod tx;
 #[cfg(test)]
 pub(crate) mod testing;
 // The auxiliary methods' queries (issue 17, h/pgaux).
@@ -40,6 +49,9 @@ mod space;
 mod web;
 #[cfg(test)]
 mod tests_aux;
+
+use crate::rules::StoreTx;
+use tx::{PgPrepared, PgTx};
 
 /// A pooled connection.
 pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -111,6 +123,8 @@ fn not_yet(what: &str) -> Error {
 pub fn migrate(client: &mut postgres::Client) -> Result<i32> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    // "already exists, skipping" notices are no news at every start.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_version (
              version    INTEGER PRIMARY KEY,
@@ -144,6 +158,25 @@ pub fn migrate(client: &mut postgres::Client) -> Result<i32> {
     Ok(v.unwrap_or(0))
 }
 
+/// Runs `f`, which blocks on the `postgres` client (it drives tokio-postgres with a
+/// runtime of its own), where that is allowed: directly on a plain thread or tokio's
+/// blocking pool (where [`Store::run`] puts store calls); through `block_in_place` on a
+/// multi-threaded runtime's worker; on a scoped thread from a current-thread runtime
+/// (tests, or a caller that forgot [`Store::run`]). Never a panic.
+pub(crate) fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => f(),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        Ok(_) => std::thread::scope(|s| match s.spawn(f).join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }),
+    }
+}
+
 /// Connects once, outside any pool (`letterbox migrate`).
 pub fn connect(url: &str) -> Result<postgres::Client> {
     let mut config: postgres::Config = url
@@ -155,11 +188,13 @@ pub fn connect(url: &str) -> Result<postgres::Client> {
 
 /// Applies the schema to the database at `url`; returns its version.
 pub fn migrate_url(url: &str) -> Result<i32> {
-    migrate(&mut connect(url)?)
+    blocking(|| migrate(&mut connect(url)?))
 }
 
 pub struct PgBackend {
-    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// For the change feed's own LISTEN connection (`listen.rs`).
+    url: String,
+    pub(crate) pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
     pub(crate) opts: StoreOptions,
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
@@ -179,7 +214,7 @@ impl PgBackend {
             .parse()
             .map_err(|e| Error::Invalid(format!("[store] url: {e}")))?;
         config.connect_timeout(CONNECT_TIMEOUT);
-        migrate(&mut config.connect(NoTls).map_err(pg_err)?)?;
+        blocking(|| migrate(&mut config.connect(NoTls).map_err(pg_err)?))?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
@@ -195,6 +230,7 @@ impl PgBackend {
             ),
         };
         Ok(PgBackend {
+            url: url.to_string(),
             pool,
             auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
             opts,
@@ -210,25 +246,29 @@ impl PgBackend {
     }
 
     /// Runs `f` on a pooled connection (reads, single statements).
-    pub(crate) fn with_conn<T>(
+    pub(crate) fn with_conn<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T> + Send,
     ) -> Result<T> {
-        let mut c = self.conn()?;
-        f(&mut c)
+        blocking(|| {
+            let mut c = self.conn()?;
+            f(&mut c)
+        })
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok` (rolled back
     /// otherwise).
-    pub(crate) fn with_tx<T>(
+    pub(crate) fn with_tx<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Transaction) -> Result<T>,
+        f: impl FnOnce(&mut postgres::Transaction) -> Result<T> + Send,
     ) -> Result<T> {
-        let mut c = self.conn()?;
-        let mut tx = c.transaction()?;
-        let v = f(&mut tx)?;
-        tx.commit()?;
-        Ok(v)
+        blocking(|| {
+            let mut c = self.conn()?;
+            let mut tx = c.transaction()?;
+            let v = f(&mut tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
     }
 }
 
@@ -242,7 +282,793 @@ impl Backend for PgBackend {
         self
     }
 
+    /// On PostgreSQL, other processes are other nodes: LISTEN/NOTIFY (`listen.rs`),
+    /// with `interval` as the longest wait between two looks at new watchers.
+    fn watch_other_processes(&self, interval: std::time::Duration) -> Result<()> {
+        listen::start(self, self.url.clone(), interval)
+    }
+
     // --- core (pg/*.rs of the core: accounts, mailboxes, messages, blobs, Sieve) ---
+    fn remove_domain(&self, name: &str) -> Result<()> {
+        let d = validate_domain(name)?;
+        self.with_tx(|tx| {
+            let id: i64 = tx
+                .query_opt("SELECT id FROM domains WHERE name = $1 FOR UPDATE", &[&d])?
+                .ok_or_else(|| Error::NotFound(format!("domain {d}")))?
+                .get(0);
+            let users: i64 = tx
+                .query_one("SELECT count(*) FROM accounts WHERE domain_id = $1", &[&id])?
+                .get(0);
+            let aliases: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM aliases WHERE address LIKE '%@' || $1",
+                    &[&d],
+                )?
+                .get(0);
+            if users > 0 || aliases > 0 {
+                return Err(Error::Refused(format!(
+                    "domain {d} still has {users} user(s) and {aliases} alias(es); remove them first"
+                )));
+            }
+            tx.execute("DELETE FROM domains WHERE id = $1", &[&id])?;
+            Ok(())
+        })
+    }
+
+    fn add_account(
+        &self,
+        address: &str,
+        password_hash: &str,
+        quota: QuotaLimit,
+    ) -> Result<Account> {
+        let (local, domain) = validate_address(address)?;
+        if local.contains('+') {
+            return Err(Error::Invalid(format!(
+                "invalid address '{address}': '+' is reserved for user+tag delivery"
+            )));
+        }
+        let address = format!("{local}@{domain}");
+        let (id, changes) = self.with_tx(|tx| {
+            let domain_id: i64 = tx
+                .query_opt("SELECT id FROM domains WHERE name = $1", &[&domain])?
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "domain {domain} is not local (add it first: letterbox domain add {domain})"
+                    ))
+                })?
+                .get(0);
+            let id: i64 = tx
+                .query_opt(
+                    "INSERT INTO accounts (address, domain_id, password_hash, quota_limit, created)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO NOTHING RETURNING id",
+                    &[&address, &domain_id, &password_hash, &rows::quota_to_sql(quota), &now()],
+                )?
+                .ok_or_else(|| Error::Exists(format!("user {address}")))?
+                .get(0);
+            let mut changes = Vec::new();
+            for (name, special) in DEFAULT_MAILBOXES {
+                changes.push(rows::insert_mailbox(&mut *tx, id, name, *special)?.1);
+                tx.execute(
+                    "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&id, name],
+                )?;
+            }
+            Ok((id, changes))
+        })?;
+        self.feed.publish(changes);
+        self.account_by_id(id)
+    }
+
+    fn remove_account(&self, address: &str, force: bool) -> Result<()> {
+        let a = normalize_address(address);
+        self.with_tx(|tx| {
+            let acct = rows::account_by_address(&mut *tx, &a, &self.opts)?;
+            tx.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", &[&acct.id])?;
+            let count: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM messages WHERE mailbox_id IN
+                     (SELECT id FROM mailboxes WHERE account_id = $1)",
+                    &[&acct.id],
+                )?
+                .get(0);
+            if count > 0 && !force {
+                return Err(Error::Refused(format!(
+                    "user {a} has {count} message(s); use --force to remove the account and its mail"
+                )));
+            }
+            tx.execute(
+                "UPDATE blobs SET refcount = blobs.refcount - g.n
+                 FROM (SELECT m.blob, count(*) AS n FROM messages m
+                       JOIN mailboxes b ON m.mailbox_id = b.id
+                       WHERE b.account_id = $1 GROUP BY m.blob) g
+                 WHERE blobs.hash = g.blob",
+                &[&acct.id],
+            )?;
+            for table in ["messages", "expunged"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE mailbox_id IN
+                         (SELECT id FROM mailboxes WHERE account_id = $1)"
+                    ),
+                    &[&acct.id],
+                )?;
+            }
+            tx.execute("DELETE FROM mailboxes WHERE account_id = $1", &[&acct.id])?;
+            tx.execute("DELETE FROM subscriptions WHERE account_id = $1", &[&acct.id])?;
+            tx.execute("DELETE FROM aliases WHERE target = $1", &[&a])?;
+            tx.execute("DELETE FROM accounts WHERE id = $1", &[&acct.id])?;
+            Ok(())
+        })?;
+        self.auth_cache.forget(&a);
+        Ok(())
+    }
+
+    fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                &format!("SELECT {} FROM accounts ORDER BY address", rows::ACCOUNT_COLS),
+                &[],
+            )?
+            .iter()
+            .map(|r| rows::account_from_row(r, &self.opts))
+            .collect())
+        })
+    }
+
+    fn account(&self, address: &str) -> Result<Account> {
+        self.with_conn(|c| rows::account_by_address(c, address, &self.opts))
+    }
+
+    fn account_by_id(&self, id: AccountId) -> Result<Account> {
+        self.with_conn(|c| rows::account_by_id(c, id, &self.opts))
+    }
+
+    fn set_password_hash(&self, address: &str, password_hash: &str) -> Result<()> {
+        let a = normalize_address(address);
+        let n = self.with_conn(|c| {
+            Ok(c.execute(
+                "UPDATE accounts SET password_hash = $2 WHERE address = $1",
+                &[&a, &password_hash],
+            )?)
+        })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("user {a}")));
+        }
+        Ok(())
+    }
+
+    fn set_retention(&self, address: &str, retention: Option<Retention>) -> Result<()> {
+        let a = normalize_address(address);
+        let n = self.with_conn(|c| {
+            Ok(c.execute(
+                "UPDATE accounts SET pop3_retention = $2 WHERE address = $1",
+                &[&a, &retention.map(|r| r.to_string())],
+            )?)
+        })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("user {a}")));
+        }
+        Ok(())
+    }
+
+    fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let a = normalize_address(address);
+        let Some((stored, acct)) = self.account_with_hash(&a)? else {
+            // Spend the same time as a real check, so timing does not reveal users.
+            let _ = password::verify(password, crate::sqlite::DUMMY_HASH);
+            return Ok(None);
+        };
+        if self.auth_cache.hit(&a, password, &stored) {
+            return Ok(Some(acct));
+        }
+        if !password::verify(password, &stored) {
+            self.auth_cache.forget(&a);
+            return Ok(None);
+        }
+        if password::needs_rehash(&stored) {
+            let new = password::hash(password);
+            match self.set_password_hash(&a, &new) {
+                Ok(()) => self.auth_cache.insert(&a, password, &new),
+                Err(e) => tracing::warn!(user = %a, "could not upgrade password hash: {e}"),
+            }
+        } else {
+            self.auth_cache.insert(&a, password, &stored);
+        }
+        self.account_by_id(acct.id).map(Some)
+    }
+
+    fn authenticate_cached(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let a = normalize_address(address);
+        Ok(self
+            .account_with_hash(&a)?
+            .filter(|(stored, _)| self.auth_cache.hit(&a, password, stored))
+            .map(|(_, acct)| acct))
+    }
+
+    fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        let alias = aliases::alias_address(address)?;
+        if targets.is_empty() {
+            return Err(Error::Invalid(
+                "an alias needs at least one target address".into(),
+            ));
+        }
+        let mut ts = Vec::new();
+        for t in targets {
+            let (l, d) = validate_address(t)?;
+            ts.push(format!("{l}@{d}"));
+        }
+        self.with_tx(|tx| {
+            let domain = alias
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            if tx
+                .query_opt("SELECT id FROM domains WHERE name = $1", &[&domain])?
+                .is_none()
+            {
+                return Err(Error::Invalid(format!("domain {domain} is not local")));
+            }
+            for t in &ts {
+                tx.execute(
+                    "INSERT INTO aliases (address, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    &[&alias, t],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        let alias = aliases::alias_address(address)?;
+        let ts: Vec<String> = targets.iter().map(|t| normalize_address(t)).collect();
+        self.with_tx(|tx| {
+            let n = if ts.is_empty() {
+                tx.execute("DELETE FROM aliases WHERE address = $1", &[&alias])?
+            } else {
+                let mut n = 0;
+                for t in &ts {
+                    let k = tx.execute(
+                        "DELETE FROM aliases WHERE address = $1 AND target = $2",
+                        &[&alias, t],
+                    )?;
+                    if k == 0 {
+                        return Err(Error::NotFound(format!("alias {alias} -> {t}")));
+                    }
+                    n += k;
+                }
+                n
+            };
+            if n == 0 {
+                return Err(Error::NotFound(format!("alias {alias}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn list_aliases(&self, address: Option<&str>) -> Result<Vec<(String, Vec<String>)>> {
+        let filter = address.map(aliases::alias_address).transpose()?;
+        self.with_conn(|c| aliases::list(c, filter.as_deref()))
+    }
+
+    fn resolve(&self, address: &str) -> Result<Resolved> {
+        self.with_conn(|c| aliases::resolve(c, address, &self.opts))
+    }
+
+    fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>> {
+        self.with_conn(|c| {
+            // One statement: whoever takes it clears it, so each crossing warns once.
+            let r = c.query_opt(
+                "UPDATE accounts a SET warn_pending = 0 FROM
+                     (SELECT id, warn_pending FROM accounts WHERE id = $1 FOR UPDATE) old
+                 WHERE a.id = old.id RETURNING old.warn_pending",
+                &[&account],
+            )?;
+            let r = r.ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            let t: i32 = r.get(0);
+            Ok((t > 0).then_some(t.clamp(0, 100) as u8))
+        })
+    }
+
+    fn pending_warnings(&self) -> Result<Vec<AccountId>> {
+        self.with_conn(|c| {
+            Ok(c.query("SELECT id FROM accounts WHERE warn_pending > 0 ORDER BY id", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
+    fn set_quota(&self, address: &str, limit: QuotaLimit) -> Result<Account> {
+        let a = normalize_address(address);
+        let id = self.rules(|t| {
+            let acct = rows::account_by_address(&mut *t.tx, &a, t.opts)?;
+            crate::rules::set_quota_limit(t, acct.id, limit)?;
+            Ok(acct.id)
+        })?;
+        self.account_by_id(id)
+    }
+
+    fn recalc_quota(&self, address: Option<&str>) -> Result<Vec<Recalc>> {
+        let a = address.map(normalize_address);
+        self.rules(|t| crate::rules::recalc_quota(t, a.as_deref()))
+    }
+
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT {} FROM mailboxes WHERE account_id = $1 ORDER BY name COLLATE \"C\"",
+                    rows::MAILBOX_COLS
+                ),
+                &[&account],
+            )?
+            .iter()
+            .map(rows::mailbox_from_row)
+            .collect())
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox> {
+        self.with_conn(|c| rows::mailbox_named(c, account, name))
+    }
+
+    fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox> {
+        self.with_conn(|c| rows::mailbox_by_id(c, id))
+    }
+
+    fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
+        self.with_conn(|c| {
+            let r = c.query_one(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE flags & 1 = 0),
+                        count(*) FILTER (WHERE flags & 8 <> 0),
+                        coalesce(sum(size), 0)::BIGINT,
+                        count(*) FILTER (WHERE uid >= (SELECT first_recent FROM mailboxes WHERE id = $1)),
+                        coalesce(sum(size) FILTER (WHERE flags & 8 <> 0), 0)::BIGINT
+                 FROM messages WHERE mailbox_id = $1",
+                &[&mailbox],
+            )?;
+            Ok(MailboxCounts {
+                messages: r.get::<_, i64>(0) as u32,
+                unseen: r.get::<_, i64>(1) as u32,
+                deleted: r.get::<_, i64>(2) as u32,
+                size: r.get::<_, i64>(3) as u64,
+                recent: r.get::<_, i64>(4) as u32,
+                deleted_size: r.get::<_, i64>(5) as u64,
+            })
+        })
+    }
+
+    fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        self.rules(|t| {
+            let (mb, change) = rows::create_mailbox(&mut *t.tx, account, name, special_use)?;
+            t.changes.push(change);
+            Ok(mb)
+        })
+    }
+
+    fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        if name == "INBOX" {
+            return Err(Error::Refused("INBOX cannot be deleted".into()));
+        }
+        self.rules(|t| {
+            t.lock_account(account)?;
+            let mb = rows::mailbox_named(&mut *t.tx, account, &name)?;
+            let uids = messages::all_uids(&mut *t.tx, mb.id)?;
+            crate::rules::expunge(t, &mb, &uids)?;
+            t.tx.execute("DELETE FROM expunged WHERE mailbox_id = $1", &[&mb.id])?;
+            t.tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&mb.id])?;
+            t.changes.retain(|c| c.mailbox != mb.id);
+            t.changes.push(Change {
+                account,
+                mailbox: mb.id,
+                modseq: 0,
+                kind: ChangeKind::MailboxDeleted { name: name.clone() },
+            });
+            Ok(())
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let from = normalize_mailbox_name(from)?;
+        let to = validate_new_mailbox_name(to)?;
+        self.rules(|t| mailboxes::rename(t, account, &from, &to))
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&account, &name],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        let n = self.with_conn(|c| {
+            Ok(c.execute(
+                "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2",
+                &[&account, &name],
+            )?)
+        })?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("subscription {name}")));
+        }
+        Ok(())
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name COLLATE \"C\"",
+                &[&account],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+    }
+
+    fn append(&self, mailbox: MailboxId, msg: NewMessage, enforce_quota: bool) -> Result<Appended> {
+        self.append_many(mailbox, vec![msg], enforce_quota)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
+    }
+
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Appended>> {
+        self.append_many_with(mailbox, msgs, enforce_quota, true)
+    }
+
+    fn append_notice(&self, mailbox: MailboxId, msg: NewMessage) -> Result<Appended> {
+        self.append_many_with(mailbox, vec![msg], false, false)?
+            .pop()
+            .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
+    }
+
+    fn deliver(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        rcpts: Vec<(AccountId, Vec<u8>)>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>> {
+        let items = rcpts
+            .into_iter()
+            .map(|(account, prefix)| Delivery::inbox(account, prefix))
+            .collect();
+        self.deliver_to(body, internal_date, items, enforce_quota)
+    }
+
+    fn deliver_to(
+        &self,
+        body: Arc<Vec<u8>>,
+        internal_date: i64,
+        items: Vec<Delivery>,
+        enforce_quota: bool,
+    ) -> Result<Vec<Result<Appended>>> {
+        let prep = self.prepare_body(&body)?;
+        self.rules(|t| {
+            crate::rules::deliver_to(t, &body, internal_date, &items, enforce_quota, &prep)
+        })
+    }
+
+    fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>> {
+        let (from, to) = if claim_recent {
+            self.claim_recent(mailbox, true)?
+        } else {
+            (0, 0)
+        };
+        let mut v = self.with_conn(|c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT {} FROM messages WHERE mailbox_id = $1 ORDER BY uid",
+                    rows::MESSAGE_COLS
+                ),
+                &[&mailbox],
+            )?
+            .iter()
+            .map(rows::meta_from_row)
+            .collect::<Vec<_>>())
+        })?;
+        for m in &mut v {
+            m.recent = m.uid >= from && m.uid < to;
+        }
+        Ok(v)
+    }
+
+    fn message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
+        self.messages(mailbox, &[uid])?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
+    }
+
+    fn messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = messages::uid_array(uids);
+        self.with_conn(|c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT {} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                    rows::MESSAGE_COLS
+                ),
+                &[&mailbox, &list],
+            )?
+            .iter()
+            .map(rows::meta_from_row)
+            .collect())
+        })
+    }
+
+    fn parsed(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedMessage> {
+        self.parsed_many(mailbox, &[uid], true)?
+            .pop()
+            .map(|(_, p)| p)
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
+    }
+
+    fn parsed_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        with_search: bool,
+    ) -> Result<Vec<(u32, ParsedMessage)>> {
+        messages::parsed_many(self, mailbox, uids, with_search)
+    }
+
+    fn envelopes_many(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, letterbox_message::Envelope)>> {
+        Ok(messages::parsed_many(self, mailbox, uids, false)?
+            .into_iter()
+            .map(|(u, p)| (u, p.envelope))
+            .collect())
+    }
+
+    fn headers_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        messages::headers_many(self, mailbox, uids)
+    }
+
+    fn text_candidates(
+        &self,
+        mailbox: MailboxId,
+        needles_lower: &[&str],
+    ) -> Result<Option<Vec<u32>>> {
+        let Some(probes) = crate::grams::probes(needles_lower) else {
+            return Ok(None);
+        };
+        self.with_conn(|c| {
+            Ok(Some(
+                c.query(
+                    "SELECT m.uid, b.grams FROM messages m JOIN blobs b ON b.hash = m.blob
+                     WHERE m.mailbox_id = $1 ORDER BY m.uid",
+                    &[&mailbox],
+                )?
+                .iter()
+                .filter(|r| crate::grams::may_contain(r.get(1), &probes))
+                .map(|r| r.get::<_, i64>(0) as u32)
+                .collect(),
+            ))
+        })
+    }
+
+    fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
+        messages::open(self, mailbox, uid)
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult> {
+        crate::rules::check_keywords(keywords)?;
+        let keywords: std::collections::BTreeSet<String> = keywords.iter().cloned().collect();
+        self.rules(|t| {
+            crate::rules::store_flags(t, mailbox, uids, op, flags, &keywords, unchanged_since)
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        self.rules(|t| {
+            let mb = rows::mailbox_by_id(&mut *t.tx, mailbox)?;
+            crate::rules::expunge(t, &mb, uids)
+        })
+    }
+
+    fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>> {
+        self.rules(|t| {
+            let src = rows::mailbox_by_id(&mut *t.tx, from)?;
+            let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
+            crate::rules::copy(t, &src, uids, &dst, true)
+        })
+    }
+
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<Vec<(u32, u32)>> {
+        self.rules(|t| crate::rules::move_messages(t, from, uids, to))
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<ChangesSince> {
+        let m = modseq.min(i64::MAX as u64) as i64;
+        self.with_tx(|tx| {
+            let changed = tx
+                .query(
+                    &format!(
+                        "SELECT {} FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+                        rows::MESSAGE_COLS
+                    ),
+                    &[&mailbox, &m],
+                )?
+                .iter()
+                .map(rows::meta_from_row)
+                .collect();
+            let vanished = tx
+                .query(
+                    "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+                    &[&mailbox, &m],
+                )?
+                .iter()
+                .map(|r| r.get::<_, i64>(0) as u32)
+                .collect();
+            Ok(ChangesSince { changed, vanished })
+        })
+    }
+
+    fn mark_pop3_retrieved(&self, mailbox: MailboxId, uids: &[u32], now: i64) -> Result<()> {
+        let list = messages::uid_array(uids);
+        self.with_conn(|c| {
+            c.execute(
+                "UPDATE messages SET pop3_seen_at = $3
+                 WHERE mailbox_id = $1 AND uid = ANY($2) AND pop3_seen_at IS NULL",
+                &[&mailbox, &list, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sweep_retention(&self, now: i64) -> Result<u64> {
+        let mut total = 0;
+        for acct in self.list_accounts()? {
+            let Retention::Days(days) = acct.effective_retention else {
+                continue;
+            };
+            let cutoff = now - i64::from(days) * 86_400;
+            total += self.rules(|t| {
+                let mb = rows::mailbox_named(&mut *t.tx, acct.id, "INBOX")?;
+                let uids: Vec<u32> = t
+                    .tx
+                    .query(
+                        "SELECT uid FROM messages WHERE mailbox_id = $1
+                         AND pop3_seen_at IS NOT NULL AND pop3_seen_at <= $2 ORDER BY uid",
+                        &[&mb.id, &cutoff],
+                    )?
+                    .iter()
+                    .map(|r| r.get::<_, i64>(0) as u32)
+                    .collect();
+                Ok(crate::rules::expunge(t, &mb, &uids)?.len() as u64)
+            })?;
+        }
+        Ok(total)
+    }
+
+    fn gc(&self) -> Result<GcReport> {
+        maintenance::gc(self)
+    }
+
+    fn check(&self, deep: bool) -> Result<Vec<String>> {
+        maintenance::check(self, deep)
+    }
+
+    fn pop3_sizes(&self, mailbox: MailboxId) -> Result<Vec<crate::line_ends::Pop3Size>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT m.uid, m.size, b.bare_lf, b.ends_lf FROM messages m
+                 JOIN blobs b ON b.hash = m.blob WHERE m.mailbox_id = $1 ORDER BY m.uid",
+                &[&mailbox],
+            )?
+            .iter()
+            .map(|r| {
+                let ends = crate::line_ends::LineEnds {
+                    bare_lf: r.get::<_, i64>(2).max(0) as u64,
+                    ends_with_lf: r.get(3),
+                };
+                crate::line_ends::Pop3Size {
+                    uid: r.get::<_, i64>(0) as u32,
+                    size: ends.crlf_size(r.get::<_, i64>(1).max(0) as u64),
+                    bare_lf: ends.bare_lf > 0,
+                }
+            })
+            .collect())
+        })
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
+        let clamp = |v: i64| v.clamp(0, u32::MAX as i64) as u32;
+        self.with_conn(|c| {
+            if !take {
+                let first: i64 = c
+                    .query_opt("SELECT first_recent FROM mailboxes WHERE id = $1", &[&mailbox])?
+                    .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?
+                    .get(0);
+                return Ok((clamp(first), u32::MAX));
+            }
+            // One statement: the row lock makes two sessions' claims disjoint.
+            let r = c
+                .query_opt(
+                    "UPDATE mailboxes m SET first_recent = old.uidnext FROM
+                         (SELECT id, first_recent, uidnext FROM mailboxes WHERE id = $1 FOR UPDATE) old
+                     WHERE m.id = old.id RETURNING old.first_recent, old.uidnext",
+                    &[&mailbox],
+                )?
+                .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?;
+            let (from, to): (i64, i64) = (r.get(0), r.get(1));
+            Ok(if from >= to { (0, 0) } else { (clamp(from), clamp(to)) })
+        })
+    }
+
+    fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScript>> {
+        self.with_conn(|c| sieve::list(c, account))
+    }
+
+    fn sieve_get(&self, account: AccountId, name: &str) -> Result<Vec<u8>> {
+        self.with_conn(|c| sieve::get(c, account, name))
+    }
+
+    fn sieve_put(
+        &self,
+        account: AccountId,
+        name: &str,
+        script: Vec<u8>,
+        max_scripts: Option<u32>,
+    ) -> Result<()> {
+        self.with_tx(|tx| sieve::put(tx, account, name, &script, max_scripts))
+    }
+
+    fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()> {
+        self.with_tx(|tx| sieve::activate(tx, account, name))
+    }
+
+    fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()> {
+        self.with_tx(|tx| sieve::delete(tx, account, name))
+    }
+
+    fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        self.with_tx(|tx| sieve::rename(tx, account, from, to))
+    }
+
+    fn sieve_active(&self, account: AccountId) -> Result<Option<(String, Vec<u8>)>> {
+        self.with_conn(|c| sieve::active(c, account))
+    }
+
+    fn sieve_seen(&self, account: AccountId, id: &str, expires: i64, now: i64) -> Result<bool> {
+        self.with_conn(|c| sieve::seen(c, account, id, expires, now))
+    }
     fn add_domain(&self, name: &str) -> Result<()> {
         let d = validate_domain(name)?;
         self.with_conn(|c| {
@@ -256,9 +1082,6 @@ impl Backend for PgBackend {
             Ok(())
         })
     }
-    fn remove_domain(&self, _name: &str) -> Result<()> {
-        Err(not_yet("remove_domain"))
-    }
     fn list_domains(&self) -> Result<Vec<String>> {
         self.with_conn(|c| {
             Ok(c.query("SELECT name FROM domains ORDER BY name", &[])?
@@ -267,191 +1090,20 @@ impl Backend for PgBackend {
                 .collect())
         })
     }
-    fn add_account(&self, _address: &str, _password_hash: &str, _quota: QuotaLimit) -> Result<Account> {
-        Err(not_yet("add_account"))
-    }
-    fn remove_account(&self, _address: &str, _force: bool) -> Result<()> {
-        Err(not_yet("remove_account"))
-    }
-    fn list_accounts(&self) -> Result<Vec<Account>> {
-        Err(not_yet("list_accounts"))
-    }
-    fn account(&self, _address: &str) -> Result<Account> {
-        Err(not_yet("account"))
-    }
-    fn account_by_id(&self, _id: AccountId) -> Result<Account> {
-        Err(not_yet("account_by_id"))
-    }
-    fn set_password_hash(&self, _address: &str, _password_hash: &str) -> Result<()> {
-        Err(not_yet("set_password_hash"))
-    }
-    fn set_retention(&self, _address: &str, _retention: Option<Retention>) -> Result<()> {
-        Err(not_yet("set_retention"))
-    }
-    fn authenticate(&self, _address: &str, _password: &str) -> Result<Option<Account>> {
-        Err(not_yet("authenticate"))
-    }
-    fn authenticate_cached(&self, _address: &str, _password: &str) -> Result<Option<Account>> {
-        Err(not_yet("authenticate_cached"))
-    }
-    fn add_alias(&self, _address: &str, _targets: &[String]) -> Result<()> {
-        Err(not_yet("add_alias"))
-    }
-    fn remove_alias(&self, _address: &str, _targets: &[String]) -> Result<()> {
-        Err(not_yet("remove_alias"))
-    }
-    fn list_aliases(&self, _address: Option<&str>) -> Result<Vec<(String, Vec<String>)>> {
-        Err(not_yet("list_aliases"))
-    }
-    fn resolve(&self, _address: &str) -> Result<Resolved> {
-        Err(not_yet("resolve"))
-    }
-    fn take_pending_warning(&self, _account: AccountId) -> Result<Option<u8>> {
-        Err(not_yet("take_pending_warning"))
-    }
-    fn pending_warnings(&self) -> Result<Vec<AccountId>> {
-        Err(not_yet("pending_warnings"))
-    }
-    fn set_quota(&self, _address: &str, _limit: QuotaLimit) -> Result<Account> {
-        Err(not_yet("set_quota"))
-    }
-    fn recalc_quota(&self, _address: Option<&str>) -> Result<Vec<Recalc>> {
-        Err(not_yet("recalc_quota"))
-    }
-    fn list_mailboxes(&self, _account: AccountId) -> Result<Vec<Mailbox>> {
-        Err(not_yet("list_mailboxes"))
-    }
-    fn mailbox(&self, _account: AccountId, _name: &str) -> Result<Mailbox> {
-        Err(not_yet("mailbox"))
-    }
-    fn mailbox_by_id(&self, _id: MailboxId) -> Result<Mailbox> {
-        Err(not_yet("mailbox_by_id"))
-    }
-    fn mailbox_counts(&self, _mailbox: MailboxId) -> Result<MailboxCounts> {
-        Err(not_yet("mailbox_counts"))
-    }
-    fn create_mailbox(&self, _account: AccountId, _name: &str, _special_use: Option<SpecialUse>) -> Result<Mailbox> {
-        Err(not_yet("create_mailbox"))
-    }
-    fn delete_mailbox(&self, _account: AccountId, _name: &str) -> Result<()> {
-        Err(not_yet("delete_mailbox"))
-    }
-    fn rename_mailbox(&self, _account: AccountId, _from: &str, _to: &str) -> Result<()> {
-        Err(not_yet("rename_mailbox"))
-    }
-    fn subscribe(&self, _account: AccountId, _name: &str) -> Result<()> {
-        Err(not_yet("subscribe"))
-    }
-    fn unsubscribe(&self, _account: AccountId, _name: &str) -> Result<()> {
-        Err(not_yet("unsubscribe"))
-    }
-    fn subscriptions(&self, _account: AccountId) -> Result<Vec<String>> {
-        Err(not_yet("subscriptions"))
-    }
-    fn append(&self, _mailbox: MailboxId, _msg: NewMessage, _enforce_quota: bool) -> Result<Appended> {
-        Err(not_yet("append"))
-    }
-    fn append_many(&self, _mailbox: MailboxId, _msgs: Vec<NewMessage>, _enforce_quota: bool) -> Result<Vec<Appended>> {
-        Err(not_yet("append_many"))
-    }
-    fn deliver(&self, _body: Arc<Vec<u8>>, _internal_date: i64, _rcpts: Vec<(AccountId, Vec<u8>)>, _enforce_quota: bool) -> Result<Vec<Result<Appended>>> {
-        Err(not_yet("deliver"))
-    }
-    fn deliver_to(&self, _body: Arc<Vec<u8>>, _internal_date: i64, _items: Vec<Delivery>, _enforce_quota: bool) -> Result<Vec<Result<Appended>>> {
-        Err(not_yet("deliver_to"))
-    }
-    fn list_messages(&self, _mailbox: MailboxId, _claim_recent: bool) -> Result<Vec<MessageMeta>> {
-        Err(not_yet("list_messages"))
-    }
-    fn message(&self, _mailbox: MailboxId, _uid: u32) -> Result<MessageMeta> {
-        Err(not_yet("message"))
-    }
-    fn messages(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<MessageMeta>> {
-        Err(not_yet("messages"))
-    }
-    fn parsed(&self, _mailbox: MailboxId, _uid: u32) -> Result<ParsedMessage> {
-        Err(not_yet("parsed"))
-    }
-    fn parsed_many(&self, _mailbox: MailboxId, _uids: &[u32], _with_search: bool) -> Result<Vec<(u32, ParsedMessage)>> {
-        Err(not_yet("parsed_many"))
-    }
-    fn envelopes_many(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<(u32, letterbox_message::Envelope)>> {
-        Err(not_yet("envelopes_many"))
-    }
-    fn headers_many(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
-        Err(not_yet("headers_many"))
-    }
-    fn text_candidates(&self, _mailbox: MailboxId, _needles_lower: &[&str]) -> Result<Option<Vec<u32>>> {
-        Err(not_yet("text_candidates"))
-    }
-    fn open_message(&self, _mailbox: MailboxId, _uid: u32) -> Result<MessageReader> {
-        Err(not_yet("open_message"))
-    }
-    fn store_flags(&self, _mailbox: MailboxId, _uids: &[u32], _op: FlagOp, _flags: Flags, _keywords: &[String], _unchanged_since: Option<u64>) -> Result<StoreResult> {
-        Err(not_yet("store_flags"))
-    }
-    fn expunge(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<u32>> {
-        Err(not_yet("expunge"))
-    }
-    fn copy(&self, _from: MailboxId, _uids: &[u32], _to: MailboxId) -> Result<Vec<(u32, u32)>> {
-        Err(not_yet("copy"))
-    }
-    fn move_messages(&self, _from: MailboxId, _uids: &[u32], _to: MailboxId) -> Result<Vec<(u32, u32)>> {
-        Err(not_yet("move_messages"))
-    }
-    fn changes_since(&self, _mailbox: MailboxId, _modseq: u64) -> Result<ChangesSince> {
-        Err(not_yet("changes_since"))
-    }
-    fn mark_pop3_retrieved(&self, _mailbox: MailboxId, _uids: &[u32], _now: i64) -> Result<()> {
-        Err(not_yet("mark_pop3_retrieved"))
-    }
-    fn sweep_retention(&self, _now: i64) -> Result<u64> {
-        Err(not_yet("sweep_retention"))
-    }
-    fn gc(&self) -> Result<GcReport> {
-        Err(not_yet("gc"))
-    }
-    fn check(&self, _deep: bool) -> Result<Vec<String>> {
-        Err(not_yet("check"))
-    }
-    fn pop3_sizes(&self, _mailbox: MailboxId) -> Result<Vec<line_ends::Pop3Size>> {
-        Err(not_yet("pop3_sizes"))
-    }
-    fn claim_recent(&self, _mailbox: MailboxId, _take: bool) -> Result<(u32, u32)> {
-        Err(not_yet("claim_recent"))
-    }
     fn stats(&self) -> Result<StoreStats> {
         self.with_conn(auth::stats)
-    }
-    fn sieve_list(&self, _account: AccountId) -> Result<Vec<SieveScript>> {
-        Err(not_yet("sieve_list"))
-    }
-    fn sieve_get(&self, _account: AccountId, _name: &str) -> Result<Vec<u8>> {
-        Err(not_yet("sieve_get"))
-    }
-    fn sieve_put(&self, _account: AccountId, _name: &str, _script: Vec<u8>, _max_scripts: Option<u32>) -> Result<()> {
-        Err(not_yet("sieve_put"))
-    }
-    fn sieve_activate(&self, _account: AccountId, _name: Option<&str>) -> Result<()> {
-        Err(not_yet("sieve_activate"))
-    }
-    fn sieve_delete(&self, _account: AccountId, _name: &str) -> Result<()> {
-        Err(not_yet("sieve_delete"))
-    }
-    fn sieve_rename(&self, _account: AccountId, _from: &str, _to: &str) -> Result<()> {
-        Err(not_yet("sieve_rename"))
-    }
-    fn sieve_active(&self, _account: AccountId) -> Result<Option<(String, Vec<u8>)>> {
-        Err(not_yet("sieve_active"))
-    }
-    fn sieve_seen(&self, _account: AccountId, _id: &str, _expires: i64, _now: i64) -> Result<bool> {
-        Err(not_yet("sieve_seen"))
     }
     fn backup(&self, _dest: &std::path::Path) -> Result<BackupReport> {
         Err(not_yet("backup"))
     }
-    fn replace_message(&self, _mailbox: MailboxId, _uid: u32, _expected_size: u64, _body: Vec<u8>) -> Result<Replaced> {
-        Err(not_yet("replace_message"))
+    fn replace_message(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+    ) -> Result<Replaced> {
+        replace::replace(self, mailbox, uid, expected_size, body, |_, _, _, _, _| Ok(()))
     }
     fn replace_message_logged(&self, _mailbox: MailboxId, _uid: u32, _expected_size: u64, _body: Vec<u8>, _detail: String) -> Result<Replaced> {
         Err(not_yet("replace_message_logged"))
@@ -704,5 +1356,112 @@ impl crate::web::WebStore for PgBackend {
     }
     fn disabled_accounts(&self) -> Result<Vec<AccountId>> {
         self.with_conn(web::disabled_accounts)
+    }
+}
+
+impl PgBackend {
+    /// Runs one of the store's rules (`rules.rs`) in a transaction: commits, then
+    /// publishes its changes to this node's feed. Other nodes hear of them through
+    /// `NOTIFY letterbox, '<account id>'`, which PostgreSQL delivers at commit.
+    pub(crate) fn rules<T: Send>(
+        &self,
+        f: impl FnOnce(&mut PgTx) -> Result<T> + Send,
+    ) -> Result<T> {
+        let (v, changes) = self.with_tx(|tx| {
+            let mut t = PgTx::new(tx, &self.opts, &self.blobs);
+            let v = f(&mut t)?;
+            let changes = std::mem::take(&mut t.changes);
+            let accounts: std::collections::BTreeSet<AccountId> =
+                changes.iter().map(|c| c.account).collect();
+            for a in accounts {
+                tx.execute("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &a.to_string()])?;
+            }
+            Ok((v, changes))
+        })?;
+        self.feed.publish(changes);
+        Ok(v)
+    }
+
+    /// Outside any transaction: hash and parse the body, compress a small one for its
+    /// row, write a large one's file (fsynced), so that the transaction only inserts.
+    pub(crate) fn prepare_body(&self, body: &[u8]) -> Result<PgPrepared> {
+        let id = BlobId::of(body);
+        let known = self.with_conn(|c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM blobs WHERE hash = $1 AND refcount > 0",
+                &[&&id.0[..]],
+            )?
+            .is_some())
+        })?;
+        if known {
+            return Ok(PgPrepared {
+                id,
+                encoded: None,
+                inline: None,
+            });
+        }
+        let encoded = crate::body::encode_parsed(body);
+        let inline = if body.len() as u64 <= self.opts.inline_max {
+            Some(blob::compress(body)?)
+        } else {
+            self.blobs.put(&id, body)?;
+            None
+        };
+        Ok(PgPrepared {
+            id,
+            encoded: Some(encoded),
+            inline,
+        })
+    }
+
+    /// APPEND (RFC 3502 MULTIAPPEND: all or none); without `arm_warning` (a notice the
+    /// server writes), the usage grows but no quota warning is armed.
+    fn append_many_with(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<NewMessage>,
+        enforce_quota: bool,
+        arm_warning: bool,
+    ) -> Result<Vec<Appended>> {
+        let mut prepared = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            crate::rules::check_keywords(&msg.keywords)?;
+            let prep = self.prepare_body(&msg.body)?;
+            let kw: std::collections::BTreeSet<String> = msg.keywords.iter().cloned().collect();
+            prepared.push(crate::rules::PreparedMessage {
+                msg,
+                prep,
+                keywords: crate::rules::join_keywords(&kw),
+            });
+        }
+        self.rules(|t| {
+            crate::rules::append_many(t, mailbox, &prepared, enforce_quota, arm_warning)
+        })
+    }
+
+    /// An account and its stored password hash, by normalised address.
+    fn account_with_hash(&self, address: &str) -> Result<Option<(String, Account)>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                &format!(
+                    "SELECT {}, password_hash FROM accounts WHERE address = $1",
+                    rows::ACCOUNT_COLS
+                ),
+                &[&address],
+            )?
+            .map(|r| (r.get(5), rows::account_from_row(&r, &self.opts))))
+        })
+    }
+
+    /// A reader of a blob's octets, inline or from its file.
+    pub(crate) fn blob_reader(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
+        let data: Option<Vec<u8>> = self.with_conn(|c| {
+            Ok(c.query_opt("SELECT data FROM blobs WHERE hash = $1", &[&&id.0[..]])?
+                .and_then(|r| r.get(0)))
+        })?;
+        match data {
+            Some(d) => Ok(crate::blob::BlobReader::inline(&d)?),
+            None => Ok(self.blobs.open_reader(id)?),
+        }
     }
 }

@@ -64,6 +64,7 @@ CREATE TABLE blobs (
     structure BYTEA NOT NULL,           -- ParsedMessage::encode, no search text
     header    BYTEA NOT NULL,           -- top-level header octets
     search    BYTEA NOT NULL,           -- search text, postcard + zstd
+    grams     BYTEA NOT NULL,           -- trigram filter of the search text (grams.rs)
     bare_lf   BIGINT NOT NULL,          -- line_ends.rs
     ends_lf   BOOLEAN NOT NULL
 );

@@ -1,0 +1,415 @@
+//! PostgreSQL's queries for the store's rules ([`crate::rules::StoreTx`]): one
+//! transaction per [`crate::Backend`] call. Unlike SQLite's single writer, many
+//! transactions run at once, so the rules' lock order is real here:
+//! [`StoreTx::lock_account`] is `SELECT ... FOR UPDATE` on the account row, and
+//! [`StoreTx::take_uid_modseq`] is one `UPDATE mailboxes ... RETURNING` that keeps the
+//! mailbox row locked until commit. Hence a mailbox's commits happen in MODSEQ order
+//! (RFC 7162 3.1: a client that asks for changes since MODSEQ n must never later find a
+//! change below n it was not told of).
+
+use super::rows::{self, account_from_row, meta_from_row};
+use crate::blob::BlobDir;
+use crate::body::Encoded;
+use crate::rules::{CopyRow, NewRow, StoreTx, WarnState};
+use crate::*;
+use r2d2_postgres::postgres::Transaction;
+
+/// What [`super::PgBackend::prepare_body`] made of a body before the transaction.
+pub(crate) struct PgPrepared {
+    pub id: BlobId,
+    /// The parse, unless the blob was already stored when prepared.
+    pub encoded: Option<Encoded>,
+    /// The compressed octets, when small enough to live in the row (`[store] inline_max`).
+    pub inline: Option<Vec<u8>>,
+}
+
+/// One transaction as the rules see it.
+pub(crate) struct PgTx<'a, 'b> {
+    pub tx: &'a mut Transaction<'b>,
+    pub opts: &'a StoreOptions,
+    pub blobs: &'a BlobDir,
+    pub changes: Vec<Change>,
+}
+
+impl<'a, 'b> PgTx<'a, 'b> {
+    pub fn new(tx: &'a mut Transaction<'b>, opts: &'a StoreOptions, blobs: &'a BlobDir) -> Self {
+        PgTx {
+            tx,
+            opts,
+            blobs,
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl StoreTx for PgTx<'_, '_> {
+    type Prepared = PgPrepared;
+
+    fn options(&self) -> &StoreOptions {
+        self.opts
+    }
+
+    fn push_change(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    fn savepoint(&mut self, name: &'static str) -> Result<()> {
+        self.tx.batch_execute(&format!("SAVEPOINT {name}"))?;
+        Ok(())
+    }
+
+    fn release(&mut self, name: &'static str) -> Result<()> {
+        self.tx.batch_execute(&format!("RELEASE SAVEPOINT {name}"))?;
+        Ok(())
+    }
+
+    fn rollback_to(&mut self, name: &'static str) -> Result<()> {
+        self.tx
+            .batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"))?;
+        Ok(())
+    }
+
+    fn lock_account(&mut self, account: AccountId) -> Result<()> {
+        self.tx
+            .query_opt("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", &[&account])?
+            .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+        Ok(())
+    }
+
+    fn account(&mut self, account: AccountId) -> Result<Account> {
+        let r = self
+            .tx
+            .query_opt(
+                &format!("SELECT {} FROM accounts WHERE id = $1", rows::ACCOUNT_COLS),
+                &[&account],
+            )?
+            .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+        Ok(account_from_row(&r, self.opts))
+    }
+
+    fn warn_state(&mut self, account: AccountId) -> Result<WarnState> {
+        let r = self.tx.query_one(
+            "SELECT warn_level, warn_pending FROM accounts WHERE id = $1",
+            &[&account],
+        )?;
+        Ok(WarnState {
+            level: r.get::<_, i32>(0).clamp(0, 100) as u8,
+            pending: r.get::<_, i32>(1).clamp(0, 100) as u8,
+        })
+    }
+
+    fn set_usage(&mut self, account: AccountId, used: u64, warn: WarnState) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_used = $2, warn_level = $3, warn_pending = $4 WHERE id = $1",
+            &[
+                &account,
+                &(used.min(i64::MAX as u64) as i64),
+                &i32::from(warn.level),
+                &i32::from(warn.pending),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_warn_state(&mut self, account: AccountId, warn: WarnState) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET warn_level = $2, warn_pending = $3 WHERE id = $1",
+            &[&account, &i32::from(warn.level), &i32::from(warn.pending)],
+        )?;
+        Ok(())
+    }
+
+    fn add_used(&mut self, account: AccountId, delta: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_used = GREATEST(quota_used + $2, 0) WHERE id = $1",
+            &[&account, &delta],
+        )?;
+        Ok(())
+    }
+
+    fn set_used(&mut self, account: AccountId, used: u64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_used = $2 WHERE id = $1",
+            &[&account, &(used.min(i64::MAX as u64) as i64)],
+        )?;
+        Ok(())
+    }
+
+    fn set_limit(&mut self, account: AccountId, limit: QuotaLimit) -> Result<()> {
+        self.tx.execute(
+            "UPDATE accounts SET quota_limit = $2 WHERE id = $1",
+            &[&account, &rows::quota_to_sql(limit)],
+        )?;
+        Ok(())
+    }
+
+    fn usage_rows(&mut self, address: Option<&str>) -> Result<Vec<(AccountId, String, i64)>> {
+        let rs = match address {
+            Some(a) => {
+                let a = normalize_address(a);
+                let rs = self.tx.query(
+                    "SELECT id, address, quota_used FROM accounts WHERE address = $1",
+                    &[&a],
+                )?;
+                if rs.is_empty() {
+                    return Err(Error::NotFound(format!("user {a}")));
+                }
+                rs
+            }
+            None => self.tx.query(
+                "SELECT id, address, quota_used FROM accounts ORDER BY address",
+                &[],
+            )?,
+        };
+        Ok(rs.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    fn stored_size(&mut self, account: AccountId) -> Result<u64> {
+        let n: i64 = self
+            .tx
+            .query_one(
+                "SELECT coalesce(sum(size), 0)::BIGINT FROM messages
+                 WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
+                &[&account],
+            )?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    fn mailbox(&mut self, id: MailboxId) -> Result<Mailbox> {
+        rows::mailbox_by_id(&mut *self.tx, id)
+    }
+
+    fn mailbox_named(&mut self, account: AccountId, name: &str) -> Result<Mailbox> {
+        rows::mailbox_named(&mut *self.tx, account, name)
+    }
+
+    fn create_mailbox(&mut self, account: AccountId, name: &str) -> Result<Mailbox> {
+        let (mb, change) = rows::create_mailbox(&mut *self.tx, account, name, None)?;
+        self.changes.push(change);
+        Ok(mb)
+    }
+
+    fn take_uid_modseq(&mut self, mailbox: MailboxId) -> Result<(i64, u64)> {
+        let r = self
+            .tx
+            .query_opt(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
+                &[&mailbox],
+            )?
+            .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?;
+        Ok((r.get(0), r.get::<_, i64>(1) as u64))
+    }
+
+    fn take_modseq(&mut self, mailbox: MailboxId) -> Result<u64> {
+        let r = self
+            .tx
+            .query_opt(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+                 RETURNING highestmodseq",
+                &[&mailbox],
+            )?
+            .ok_or_else(|| Error::NotFound(format!("mailbox #{mailbox}")))?;
+        Ok(r.get::<_, i64>(0) as u64)
+    }
+
+    fn insert_row(&mut self, row: NewRow) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
+                                   prefix, blob, saved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &row.mailbox,
+                &i64::from(row.uid),
+                &(row.modseq as i64),
+                &i32::from(row.flags.0),
+                &row.keywords,
+                &row.internal_date,
+                &(row.size as i64),
+                &row.prefix,
+                &&row.blob.0[..],
+                &now(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn message(&mut self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta> {
+        let r = self
+            .tx
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                    rows::MESSAGE_COLS
+                ),
+                &[&mailbox, &i64::from(uid)],
+            )?
+            .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))?;
+        Ok(meta_from_row(&r))
+    }
+
+    fn copy_row(&mut self, mailbox: MailboxId, uid: u32) -> Result<Option<CopyRow>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT uid, flags, keywords, internal_date, size, prefix, blob FROM messages
+                 WHERE mailbox_id = $1 AND uid = $2",
+                &[&mailbox, &i64::from(uid)],
+            )?
+            .map(|r| CopyRow {
+                uid: r.get::<_, i64>(0) as u32,
+                flags: Flags(r.get::<_, i32>(1) as u8),
+                keywords: r.get(2),
+                internal_date: r.get(3),
+                size: r.get::<_, i64>(4).max(0) as u64,
+                prefix: r.get(5),
+                blob: r.get(6),
+            }))
+    }
+
+    fn set_flags(
+        &mut self,
+        mailbox: MailboxId,
+        uid: u32,
+        flags: Flags,
+        keywords: &str,
+        modseq: u64,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE messages SET flags = $3, keywords = $4, modseq = $5
+             WHERE mailbox_id = $1 AND uid = $2",
+            &[
+                &mailbox,
+                &i64::from(uid),
+                &i32::from(flags.0),
+                &keywords,
+                &(modseq as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_row(&mut self, mailbox: MailboxId, uid: u32) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2 RETURNING size, blob",
+                &[&mailbox, &i64::from(uid)],
+            )?
+            .map(|r| (r.get::<_, i64>(0).max(0) as u64, r.get(1))))
+    }
+
+    fn record_expunged(&mut self, mailbox: MailboxId, uid: u32, modseq: u64) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)
+             ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
+            &[&mailbox, &i64::from(uid), &(modseq as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// The save date is the message row's own `saved` column, written by
+    /// [`StoreTx::insert_row`].
+    fn record_saved(&mut self, _mailbox: MailboxId, _uid: u32) -> Result<()> {
+        Ok(())
+    }
+
+    /// Leaves with the message row.
+    fn forget_saved(&mut self, _mailbox: MailboxId, _uid: u32) -> Result<()> {
+        Ok(())
+    }
+
+    fn prepared_id<'p>(&self, prep: &'p PgPrepared) -> &'p BlobId {
+        &prep.id
+    }
+
+    /// Inserts the blob row (or counts one more reference on it). The row is locked by
+    /// the upsert until commit, so a collection running at the same time either removed
+    /// it (with its file) before, and the row is new here, or waits and then finds it
+    /// referenced. A new row without inline octets makes sure its file exists (the
+    /// collector may have removed a file this delivery wrote before its transaction).
+    fn take_blob_ref(
+        &mut self,
+        id: &BlobId,
+        body: Option<&[u8]>,
+        prep: Option<&PgPrepared>,
+    ) -> Result<()> {
+        let bumped = self.tx.query_opt(
+            "UPDATE blobs SET refcount = refcount + 1 WHERE hash = $1
+             RETURNING refcount - 1, data IS NULL",
+            &[&&id.0[..]],
+        )?;
+        let missing = || Error::Io(std::io::Error::other(format!("blob {} is missing", id.hex())));
+        if let Some(r) = bumped {
+            // A row at zero may have lost its file to a collection that then failed to
+            // commit: a body at hand puts it back.
+            if r.get::<_, i64>(0) <= 0 && r.get::<_, bool>(1) && !self.blobs.exists(id)? {
+                self.blobs.put(id, body.ok_or_else(missing)?)?;
+            }
+            return Ok(());
+        }
+        let body = body.ok_or_else(missing)?;
+        let fresh;
+        let enc = match prep.and_then(|p| p.encoded.as_ref()) {
+            Some(e) => e,
+            None => {
+                fresh = crate::body::encode_parsed(body);
+                &fresh
+            }
+        };
+        let compressed;
+        let inline: Option<&[u8]> = match prep.and_then(|p| p.inline.as_deref()) {
+            Some(d) => Some(d),
+            None if body.len() as u64 <= self.opts.inline_max => {
+                compressed = blob::compress(body)?;
+                Some(&compressed[..])
+            }
+            None => None,
+        };
+        let inserted: bool = self.tx.query_one(
+            "INSERT INTO blobs (hash, size, refcount, data, structure, header, search, grams,
+                                bare_lf, ends_lf)
+             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1
+             RETURNING (xmax = 0)",
+            &[
+                &&id.0[..],
+                &(body.len() as i64),
+                &inline,
+                &enc.structure,
+                &enc.header,
+                &enc.search,
+                &enc.grams,
+                &(enc.line_ends.bare_lf as i64),
+                &enc.line_ends.ends_with_lf,
+            ],
+        )?.get(0);
+        if inserted && inline.is_none() {
+            // Held against collection's orphan sweep until commit (maintenance.rs).
+            self.tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1)",
+                &[&super::maintenance::blob_lock_key(id)],
+            )?;
+            if !self.blobs.exists(id)? {
+                self.blobs.put(id, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_blob_ref(&mut self, hash: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1",
+            &[&hash],
+        )?;
+        Ok(())
+    }
+
+    /// A refused write's file stays until the next collection: another delivery of the
+    /// same body on another node may be about to reference it, and [`Backend::gc`] only
+    /// removes files no row names.
+    fn discard_prepared(&mut self, _prep: &PgPrepared) -> Result<()> {
+        Ok(())
+    }
+}
