@@ -1444,3 +1444,83 @@ fn import_runs_keys_and_uidls() {
     s.expunge(mb.mailbox.id, &[5]).unwrap();
     assert_eq!(s.pop3_uidls(mb.mailbox.id).unwrap(), vec![], "only present messages");
 }
+
+// Moved from import.rs (SQLite only there) so that it runs against every backend.
+fn import_one(key: &str, uid: Option<u32>, body: &str) -> ImportMessage {
+    ImportMessage {
+        key: key.into(),
+        uid,
+        message: NewMessage {
+            prefix: Vec::new(),
+            body: Arc::new(body.as_bytes().to_vec()),
+            flags: Flags::SEEN,
+            keywords: vec!["project".into()],
+            internal_date: 1_700_000_000,
+        },
+        pop3_uidl: Some(format!("uidl-{key}")),
+    }
+}
+
+#[test]
+fn uids_kept_never_reused_once_per_key() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert_eq!(
+        s.import_begin(a.id, "src", false).unwrap(),
+        ImportStart::Fresh
+    );
+    let im = s.import_mailbox(a.id, "INBOX", 4242).unwrap();
+    assert!(im.keeps_uids);
+    assert_eq!(s.mailbox(a.id, "INBOX").unwrap().uidvalidity, 4242);
+    let mb = im.mailbox.id;
+    // Out of order, with a gap: both UIDs kept; UIDNEXT past the highest.
+    assert!(matches!(
+        s.import_message(mb, import_one("k7", Some(7), "m7\r\n")).unwrap(),
+        Imported::Stored { uid: 7, .. }
+    ));
+    assert!(matches!(
+        s.import_message(mb, import_one("k3", Some(3), "m3\r\n")).unwrap(),
+        Imported::Stored { uid: 3, .. }
+    ));
+    assert_eq!(
+        s.import_message(mb, import_one("k3", Some(3), "m3\r\n")).unwrap(),
+        Imported::AlreadyImported
+    );
+    // An expunged UID is never given again: the message gets a new one.
+    s.expunge(mb, &[3]).unwrap();
+    assert!(matches!(
+        s.import_message(mb, import_one("other", Some(3), "x\r\n"))
+            .unwrap(),
+        Imported::Stored { uid: 8, .. }
+    ));
+    s.import_finish_mailbox(mb, 20).unwrap();
+    assert_eq!(s.mailbox_by_id(mb).unwrap().uidnext, 20);
+    assert_eq!(
+        s.pop3_uidls(mb).unwrap(),
+        vec![(7, "uidl-k7".to_string()), (8, "uidl-other".to_string())]
+    );
+    let m = s.message(mb, 7).unwrap();
+    assert_eq!(
+        (m.flags, m.keywords.clone()),
+        (Flags::SEEN, vec!["project".to_string()])
+    );
+    // Unfinished: a rerun resumes; finished: refused unless merging.
+    assert_eq!(
+        s.import_begin(a.id, "src", false).unwrap(),
+        ImportStart::Resumed
+    );
+    s.import_finish(a.id, "src").unwrap();
+    assert!(matches!(
+        s.import_begin(a.id, "src", false),
+        Err(Error::Refused(_))
+    ));
+    assert_eq!(
+        s.import_begin(a.id, "src", true).unwrap(),
+        ImportStart::Merge
+    );
+    // A mailbox with mail under another UIDVALIDITY does not keep UIDs.
+    assert!(!s.import_mailbox(a.id, "INBOX", 99).unwrap().keeps_uids);
+    assert!(s.check(true).unwrap().is_empty());
+}

@@ -1103,10 +1103,20 @@ impl Backend for PgBackend {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced> {
-        replace::replace(self, mailbox, uid, expected_size, body, |_, _, _, _, _| Ok(()))
+        self.replace_message_logged(mailbox, uid, expected_size, body, String::new())
     }
-    fn replace_message_logged(&self, _mailbox: MailboxId, _uid: u32, _expected_size: u64, _body: Vec<u8>, _detail: String) -> Result<Replaced> {
-        Err(not_yet("replace_message_logged"))
+    fn replace_message_logged(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+        detail: String,
+    ) -> Result<Replaced> {
+        // Every replacement is in the space log, as the embedded store's.
+        replace::replace(self, mailbox, uid, expected_size, body, |t, mb, old, new, freed| {
+            space::log(&mut *t.tx, mb.account_id, "strip", &mb.name, Some(old), Some(new), 1, freed, &detail)
+        })
     }
 
     // --- auxiliary (queue, app passwords, API tokens, DKIM, logins and blocks,
@@ -1239,17 +1249,17 @@ impl Backend for PgBackend {
     fn import_finish(&self, account: AccountId, source: &str) -> Result<()> {
         self.with_conn(|c| import::finish(c, account, source))
     }
-    fn import_mailbox(&self, _account: AccountId, _name: &str, _uidvalidity: u32) -> Result<ImportMailbox> {
-        Err(not_yet("import_mailbox"))
+    fn import_mailbox(&self, account: AccountId, name: &str, uidvalidity: u32) -> Result<ImportMailbox> {
+        import::mailbox(self, account, name, uidvalidity)
     }
-    fn import_message(&self, _mailbox: MailboxId, _msg: ImportMessage) -> Result<Imported> {
-        Err(not_yet("import_message"))
+    fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported> {
+        import::message(self, mailbox, msg)
     }
-    fn import_finish_mailbox(&self, _mailbox: MailboxId, _uidnext: u32) -> Result<()> {
-        Err(not_yet("import_finish_mailbox"))
+    fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()> {
+        self.with_conn(|c| import::finish_mailbox(c, mailbox, uidnext))
     }
-    fn import_modseq_floor(&self, _mailbox: MailboxId, _floor: u64) -> Result<()> {
-        Err(not_yet("import_modseq_floor"))
+    fn import_modseq_floor(&self, mailbox: MailboxId, floor: u64) -> Result<()> {
+        self.with_conn(|c| import::modseq_floor(c, mailbox, floor))
     }
     fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
         self.with_conn(|c| import::pop3_uidls(c, mailbox))
@@ -1260,8 +1270,8 @@ impl Backend for PgBackend {
     fn expire_policies(&self) -> Result<Vec<ExpirePolicy>> {
         self.with_conn(space::expire_policies)
     }
-    fn expire(&self, _now: i64) -> Result<Vec<Expired>> {
-        Err(not_yet("expire"))
+    fn expire(&self, now: i64) -> Result<Vec<Expired>> {
+        space::expire(self, now)
     }
     fn space_log(&self, account: AccountId, since: i64) -> Result<Vec<SpaceEvent>> {
         self.with_conn(|c| space::space_log(c, account, since))
@@ -1327,8 +1337,14 @@ impl crate::web::WebStore for PgBackend {
     fn quota_requests_of(&self, account: AccountId) -> Result<Vec<crate::web::QuotaRequest>> {
         self.with_conn(|c| web::quota_requests_of(c, account))
     }
-    fn quota_request_decide(&self, _id: i64, _by: &str, _decision: crate::web::Decision) -> Result<crate::web::QuotaRequest> {
-        Err(not_yet("web::quota_request_decide"))
+    fn quota_request_decide(&self, id: i64, by: &str, decision: crate::web::Decision) -> Result<crate::web::QuotaRequest> {
+        self.rules(|t| {
+            let (account, grant) = web::quota_request_record(&mut *t.tx, id, by, &decision)?;
+            if let Some(size) = grant {
+                crate::rules::set_quota_limit(t, account, QuotaLimit::Bytes(size))?;
+            }
+            web::quota_request(&mut *t.tx, id)
+        })
     }
     fn usage_sample_all(&self, day: i64) -> Result<u64> {
         self.with_conn(|c| web::usage_sample_all(c, day, self.opts.default_quota))

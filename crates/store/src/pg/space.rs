@@ -77,6 +77,78 @@ pub(crate) fn expire_policies(c: &mut impl GenericClient) -> Result<Vec<ExpirePo
         .collect())
 }
 
+/// [`Backend::expire`]: per account, each `\\Trash` and `\\Junk` folder's messages saved
+/// there (`messages.saved`) longer ago than the days in force go through the expunge
+/// rule, with the folder's space log entry, one transaction per folder.
+pub(crate) fn expire(b: &super::PgBackend, now: i64) -> Result<Vec<Expired>> {
+    let policies = b.with_conn(expire_policies)?;
+    let mut out = Vec::new();
+    for acct in b.list_accounts()? {
+        for mb in b.list_mailboxes(acct.id)? {
+            let folder = match mb.special_use {
+                Some(f @ (SpecialUse::Trash | SpecialUse::Junk)) => f,
+                _ => continue,
+            };
+            let days = crate::sqlite::expire::days_for(&b.opts, &policies, &acct.address, folder);
+            if days == 0 {
+                continue;
+            }
+            let cutoff = now.saturating_sub(i64::from(days) * 86_400);
+            let (messages, bytes) = b.rules(|t| {
+                let rows: Vec<(u32, u64)> = t
+                    .tx
+                    .query(
+                        "SELECT uid, size FROM messages WHERE mailbox_id = $1 AND saved <= $2
+                         ORDER BY uid",
+                        &[&mb.id, &cutoff],
+                    )?
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32,
+                            r.get::<_, i64>(1).max(0) as u64,
+                        )
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    return Ok((0, 0));
+                }
+                let uids: Vec<u32> = rows.iter().map(|r| r.0).collect();
+                let removed = crate::rules::expunge(t, &mb, &uids)?;
+                let bytes: u64 = rows
+                    .iter()
+                    .filter(|r| removed.contains(&r.0))
+                    .map(|r| r.1)
+                    .sum();
+                let n = removed.len() as u64;
+                if n > 0 {
+                    log(
+                        &mut *t.tx,
+                        mb.account_id,
+                        "expire",
+                        &mb.name,
+                        None,
+                        None,
+                        n,
+                        bytes,
+                        &format!("older than {days} days"),
+                    )?;
+                }
+                Ok((n, bytes))
+            })?;
+            if messages > 0 {
+                out.push(Expired {
+                    address: acct.address.clone(),
+                    mailbox: mb.name.clone(),
+                    messages,
+                    bytes,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 // --- attachment-removal policies ---
 
 pub(crate) fn set_strip_policy(
@@ -233,7 +305,7 @@ pub(crate) fn space_freed_by_day(
             "SELECT div(at, 86400)::BIGINT AS day,
                     sum(CASE WHEN kind = 'strip' THEN bytes ELSE 0 END)::BIGINT,
                     sum(CASE WHEN kind = 'expire' THEN bytes ELSE 0 END)::BIGINT
-             FROM space_log WHERE account_id = $1 AND at >= $2 * 86400
+             FROM space_log WHERE account_id = $1 AND at >= $2::BIGINT * 86400
              GROUP BY day ORDER BY day",
             &[&account, &since_day],
         )?

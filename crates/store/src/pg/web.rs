@@ -244,16 +244,17 @@ pub(crate) fn quota_requests_of(
         .collect())
 }
 
-/// Decides a pending request inside the caller's transaction `tx`, the request row
-/// locked first; an approval calls `set_limit` (the quota rule over the same
-/// transaction) so that the new limit holds the moment the decision commits.
-pub(crate) fn quota_request_decide<C: GenericClient>(
-    tx: &mut C,
+/// Records the decision on a pending request inside the caller's transaction, the
+/// request row locked first (two operators deciding at once on two nodes: the second
+/// finds it decided). Returns the account and, for an approval, the limit the caller
+/// sets in the same transaction (the quota rule, `rules::set_quota_limit`), so that the
+/// new quota holds the moment the decision commits.
+pub(crate) fn quota_request_record(
+    tx: &mut impl GenericClient,
     id: i64,
     by: &str,
     decision: &Decision,
-    set_limit: impl FnOnce(&mut C, AccountId, QuotaLimit) -> Result<()>,
-) -> Result<QuotaRequest> {
+) -> Result<(AccountId, Option<u64>)> {
     let req = get_request(tx, id, true)?;
     if req.status != RequestStatus::Pending {
         return Err(Error::Refused(format!(
@@ -271,7 +272,7 @@ pub(crate) fn quota_request_decide<C: GenericClient>(
                      decided_at = $3, granted_size = $4 WHERE id = $1",
                 &[&id, &by, &now(), &clamp(*size)],
             )?;
-            set_limit(tx, req.account_id, QuotaLimit::Bytes(*size))?;
+            Ok((req.account_id, Some(*size)))
         }
         Decision::Deny(reason) => {
             tx.execute(
@@ -279,9 +280,9 @@ pub(crate) fn quota_request_decide<C: GenericClient>(
                      decided_at = $3, note = $4 WHERE id = $1",
                 &[&id, &by, &now(), reason],
             )?;
+            Ok((req.account_id, None))
         }
     }
-    get_request(tx, id, false)
 }
 
 /// Today's sample of every account (refreshed if taken already), and the history
