@@ -281,28 +281,3 @@ pub(crate) fn api_token_check(c: &mut impl GenericClient, token: &str) -> Result
     }
     Ok(None)
 }
-
-// --- statistics ---
-
-/// [`Backend::stats`]: what the store holds; `database_bytes` is the whole database's
-/// size on the server (`pg_database_size`), tables, indexes and TOAST included.
-pub(crate) fn stats(c: &mut impl GenericClient) -> Result<StoreStats> {
-    let r = c.query_one(
-        "SELECT (SELECT count(*) FROM accounts),
-                (SELECT coalesce(sum(quota_used), 0)::BIGINT FROM accounts),
-                (SELECT count(*) FROM messages),
-                (SELECT count(*) FROM blobs WHERE refcount > 0),
-                (SELECT coalesce(sum(size), 0)::BIGINT FROM blobs WHERE refcount > 0),
-                pg_database_size(current_database())",
-        &[],
-    )?;
-    let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
-    Ok(StoreStats {
-        accounts: n(0),
-        usage_bytes: n(1),
-        messages: n(2),
-        blobs: n(3),
-        blob_bytes: n(4),
-        database_bytes: n(5),
-    })
-}

@@ -28,7 +28,7 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 pub(crate) fn start(b: &PgBackend, url: String, interval: Duration) -> Result<()> {
     let feed = Arc::downgrade(&b.feed);
-    let pool = b.pool.clone();
+    let pool = b.pool()?.clone();
     std::thread::Builder::new()
         .name("letterbox-listen".into())
         .spawn(move || run(url, pool, feed, interval))?;

@@ -194,7 +194,8 @@ pub fn migrate_url(url: &str) -> Result<i32> {
 pub struct PgBackend {
     /// For the change feed's own LISTEN connection (`listen.rs`).
     url: String,
-    pub(crate) pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// `None` only while dropping (see the `Drop` impl).
+    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
     pub(crate) opts: StoreOptions,
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
@@ -219,8 +220,10 @@ impl PgBackend {
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
             .connection_timeout(CONNECT_TIMEOUT)
-            // A connection found broken is dropped on checkout rather than handed out.
-            .test_on_check_out(false)
+            // A connection is checked (an empty query) before it is handed out, so that
+            // after a database restart each call gets a live one rather than failing
+            // once per dead pooled connection: one loopback round trip per call.
+            .test_on_check_out(true)
             .build_unchecked(PostgresConnectionManager::new(config, NoTls));
         let blobs = match &opts.objects {
             None => BlobDir::open(data_dir.join("blobs"))?,
@@ -231,7 +234,7 @@ impl PgBackend {
         };
         Ok(PgBackend {
             url: url.to_string(),
-            pool,
+            pool: Some(pool),
             auth_cache: password::VerifiedCache::new(opts.auth_cache_ttl),
             opts,
             feed: Arc::new(ChangeFeed::default()),
@@ -239,8 +242,14 @@ impl PgBackend {
         })
     }
 
-    fn conn(&self) -> Result<Conn> {
+    pub(crate) fn pool(&self) -> Result<&r2d2::Pool<PostgresConnectionManager<NoTls>>> {
         self.pool
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("store is closing".into()))
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        self.pool()?
             .get()
             .map_err(|e| Error::Unavailable(format!("database: {e}")))
     }
@@ -762,7 +771,9 @@ impl Backend for PgBackend {
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
         let prep = self.prepare_body(&body)?;
+        let accounts: Vec<AccountId> = items.iter().map(|i| i.account).collect();
         self.rules(|t| {
+            t.lock_accounts(&accounts)?;
             crate::rules::deliver_to(t, &body, internal_date, &items, enforce_quota, &prep)
         })
     }
@@ -901,6 +912,7 @@ impl Backend for PgBackend {
         self.rules(|t| {
             let src = rows::mailbox_by_id(&mut *t.tx, from)?;
             let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
+            t.lock_accounts(&[src.account_id, dst.account_id])?;
             crate::rules::copy(t, &src, uids, &dst, true)
         })
     }
@@ -911,7 +923,12 @@ impl Backend for PgBackend {
         uids: &[u32],
         to: MailboxId,
     ) -> Result<Vec<(u32, u32)>> {
-        self.rules(|t| crate::rules::move_messages(t, from, uids, to))
+        self.rules(|t| {
+            let src = rows::mailbox_by_id(&mut *t.tx, from)?;
+            let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
+            t.lock_accounts(&[src.account_id, dst.account_id])?;
+            crate::rules::move_messages(t, from, uids, to)
+        })
     }
 
     fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<ChangesSince> {
@@ -1091,7 +1108,26 @@ impl Backend for PgBackend {
         })
     }
     fn stats(&self) -> Result<StoreStats> {
-        self.with_conn(auth::stats)
+        self.with_conn(|c| {
+            let r = c.query_one(
+                "SELECT (SELECT count(*) FROM accounts),
+                        (SELECT coalesce(sum(quota_used), 0)::BIGINT FROM accounts),
+                        (SELECT count(*) FROM messages),
+                        (SELECT count(*) FROM blobs WHERE refcount > 0),
+                        (SELECT coalesce(sum(size), 0)::BIGINT FROM blobs WHERE refcount > 0),
+                        pg_database_size(current_database())",
+                &[],
+            )?;
+            let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+            Ok(StoreStats {
+                accounts: n(0),
+                usage_bytes: n(1),
+                messages: n(2),
+                blobs: n(3),
+                blob_bytes: n(4),
+                database_bytes: n(5),
+            })
+        })
     }
     fn backup(&self, _dest: &std::path::Path) -> Result<BackupReport> {
         Err(not_yet("backup"))
@@ -1372,6 +1408,16 @@ impl crate::web::WebStore for PgBackend {
     }
     fn disabled_accounts(&self) -> Result<Vec<AccountId>> {
         self.with_conn(web::disabled_accounts)
+    }
+}
+
+/// Closing pooled connections blocks on the client's own runtime: done where that is
+/// allowed (the last [`Store`] may well be dropped inside async code).
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            blocking(move || drop(pool));
+        }
     }
 }
 

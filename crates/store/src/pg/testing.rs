@@ -219,4 +219,59 @@ mod tests {
         assert_eq!(a.account_by_id(acct.id).unwrap().quota_used, total);
         assert_eq!(a.check(true).unwrap(), Vec::<String>::new());
     }
+
+    /// Deliveries to the same two accounts listed in opposite orders, and moves between
+    /// them both ways, at once on two nodes: accounts are locked in id order, so no
+    /// transaction waits on another in a cycle (a deadlock would surface as a temporary
+    /// error here), and usage stays exact.
+    #[test]
+    fn crossed_deliveries_and_moves_do_not_deadlock() {
+        let (_d, a, b) = two_nodes();
+        a.add_domain("example.com").unwrap();
+        let x = a
+            .add_account("x@example.com", "{PLAIN}x", QuotaLimit::Unlimited)
+            .unwrap();
+        let y = a
+            .add_account("y@example.com", "{PLAIN}x", QuotaLimit::Unlimited)
+            .unwrap();
+        let xi = a.mailbox(x.id, "INBOX").unwrap().id;
+        let yi = a.mailbox(y.id, "INBOX").unwrap().id;
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (first, second) = if i % 2 == 0 { (x.id, y.id) } else { (y.id, x.id) };
+                let (from, to) = if i % 2 == 0 { (xi, yi) } else { (yi, xi) };
+                std::thread::spawn(move || {
+                    for j in 0..15 {
+                        let body = format!("Subject: {i}-{j}\r\n\r\nbody").into_bytes();
+                        for r in s
+                            .deliver(
+                                std::sync::Arc::new(body),
+                                1_700_000_000,
+                                vec![(first, Vec::new()), (second, Vec::new())],
+                                true,
+                            )
+                            .unwrap()
+                        {
+                            r.unwrap();
+                        }
+                        let uids: Vec<u32> = s
+                            .list_messages(from, false)
+                            .unwrap()
+                            .iter()
+                            .take(1)
+                            .map(|m| m.uid)
+                            .collect();
+                        s.move_messages(from, &uids, to).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = a.list_messages(xi, false).unwrap().len() + a.list_messages(yi, false).unwrap().len();
+        assert_eq!(n, 4 * 15 * 2);
+        assert_eq!(a.check(true).unwrap(), Vec::<String>::new());
+    }
 }

@@ -42,6 +42,25 @@ impl<'a, 'b> PgTx<'a, 'b> {
     }
 }
 
+impl PgTx<'_, '_> {
+    /// Locks several accounts at once, in id order, before a rule that touches more than
+    /// one (a delivery to many recipients, COPY or MOVE between accounts): the rules then
+    /// lock them again one by one (no-ops), and two such transactions never wait on each
+    /// other in a cycle. Accounts that no longer exist are skipped (the rule reports them).
+    pub fn lock_accounts(&mut self, accounts: &[AccountId]) -> Result<()> {
+        let mut ids = accounts.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > 1 {
+            self.tx.execute(
+                "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl StoreTx for PgTx<'_, '_> {
     type Prepared = PgPrepared;
 
