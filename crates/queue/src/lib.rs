@@ -86,17 +86,14 @@ impl Queue {
                 match due {
                     Ok(ids) => {
                         let mut ids = ids.into_iter();
+                        let mut unused = Vec::new();
                         for id in ids.by_ref() {
                             let mut f = match self.in_flight.lock() {
                                 Ok(f) => f,
                                 Err(e) => e.into_inner(),
                             };
                             if f.len() >= max {
-                                // Not attempted now: given back, so that it waits for
-                                // no lease (`Backend::queue_due` on a shared backend).
-                                drop(f);
-                                self.release(std::iter::once(id).chain(ids.by_ref()).collect())
-                                    .await;
+                                unused.push(id);
                                 break;
                             }
                             if !f.insert(id) {
@@ -111,6 +108,12 @@ impl Queue {
                                 }
                                 q.done.notify_one();
                             });
+                        }
+                        // Not attempted now: given back, so that they wait for no lease
+                        // (`Backend::queue_due` on a shared backend).
+                        unused.extend(ids);
+                        if !unused.is_empty() {
+                            self.release(unused).await;
                         }
                     }
                     Err(e) => tracing::error!("queue: cannot read due entries: {e}"),
