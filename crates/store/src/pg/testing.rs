@@ -1,5 +1,7 @@
 //! Test fixture: ONE private PostgreSQL cluster per test process, started on first use
 //! with `scripts/pg-test-cluster` and stopped at exit, and a fresh database per test.
+//! With `LETTERBOX_TEST_POSTGRES=postgres://user@host:port/db` set, that server is used
+//! instead (its databases are created beside `db`; it is neither started nor stopped).
 
 use super::PgBackend;
 use crate::*;
@@ -21,7 +23,7 @@ fn script() -> PathBuf {
 }
 
 extern "C" fn stop_cluster() {
-    if let Some(c) = CLUSTER.get() {
+    if let Some(c) = CLUSTER.get().filter(|c| !c.dir.as_os_str().is_empty()) {
         let _ = std::process::Command::new(script())
             .arg("stop")
             .arg(&c.dir)
@@ -32,6 +34,16 @@ extern "C" fn stop_cluster() {
 
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
+        if let Ok(url) = std::env::var("LETTERBOX_TEST_POSTGRES") {
+            let base = url
+                .rsplit_once('/')
+                .map(|(b, _)| format!("{b}/"))
+                .expect("LETTERBOX_TEST_POSTGRES is a postgres:// URL");
+            return Cluster {
+                dir: PathBuf::new(),
+                base,
+            };
+        }
         let dir = std::env::temp_dir().join(format!("letterbox-pgtest-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test cluster directory");
