@@ -85,12 +85,15 @@ impl Queue {
                 let due = self.store.run(move |s| s.queue_due(now, want + max)).await;
                 match due {
                     Ok(ids) => {
-                        for id in ids {
+                        let mut ids = ids.into_iter();
+                        let mut unused = Vec::new();
+                        for id in ids.by_ref() {
                             let mut f = match self.in_flight.lock() {
                                 Ok(f) => f,
                                 Err(e) => e.into_inner(),
                             };
                             if f.len() >= max {
+                                unused.push(id);
                                 break;
                             }
                             if !f.insert(id) {
@@ -106,6 +109,12 @@ impl Queue {
                                 q.done.notify_one();
                             });
                         }
+                        // Not attempted now: given back, so that they wait for no lease
+                        // (`Backend::queue_due` on a shared backend).
+                        unused.extend(ids);
+                        if !unused.is_empty() {
+                            self.release(unused).await;
+                        }
                     }
                     Err(e) => tracing::error!("queue: cannot read due entries: {e}"),
                 }
@@ -115,6 +124,17 @@ impl Queue {
                 _ = self.done.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
+        }
+    }
+
+    /// Gives back entries taken by `queue_due` that this round will not attempt.
+    async fn release(&self, ids: Vec<QueueId>) {
+        let r = self
+            .store
+            .run(move |s| ids.iter().try_for_each(|id| s.queue_release(*id)))
+            .await;
+        if let Err(e) = r {
+            tracing::error!("queue: cannot give back due entries: {e}");
         }
     }
 
@@ -150,6 +170,8 @@ impl Queue {
             }
         };
         if msg.held {
+            // Held since it was taken: given back, so that a release finds it due.
+            self.release(vec![id]).await;
             return;
         }
         let now = letterbox_store::now();

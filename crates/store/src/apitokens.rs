@@ -26,32 +26,43 @@ pub struct ApiToken {
 const PREFIX: &str = "lbx_";
 const SELECTOR_LEN: usize = 8;
 
-fn selector(token: &str) -> Option<&str> {
+pub(crate) fn selector(token: &str) -> Option<&str> {
     let rest = token.strip_prefix(PREFIX)?;
     (rest.len() == 43 && rest.is_ascii()).then(|| &rest[..SELECTOR_LEN])
 }
 
-fn digest(token: &str) -> Vec<u8> {
+pub(crate) fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new token named `name` (checked): (name, token, selector, digest).
+pub(crate) fn new_token(name: &str) -> Result<(String, String, String, Vec<u8>)> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "invalid token name (1 to 64 printable characters)".into(),
+        ));
+    }
+    let raw: [u8; 32] = rand::random();
+    let token = format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    );
+    let (sel, hash) = (
+        selector(&token).unwrap_or_default().to_string(),
+        digest(&token),
+    );
+    Ok((name, token, sel, hash))
+}
+
+/// Compares two digests in constant time.
+pub(crate) fn same_digest(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl SqliteBackend {
     pub(crate) fn api_token_add(&self, name: &str) -> Result<String> {
-        let name = name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(Error::Invalid(
-                "invalid token name (1 to 64 printable characters)".into(),
-            ));
-        }
-        let raw: [u8; 32] = rand::random();
-        let token = format!(
-            "{PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-        );
-        let (sel, hash) = (
-            selector(&token).unwrap_or_default().to_string(),
-            digest(&token),
-        );
+        let (name, token, sel, hash) = new_token(name)?;
         self.write(move |ctx| {
             let exists = ctx
                 .tx
@@ -125,13 +136,7 @@ impl SqliteBackend {
             Ok(v)
         })?;
         for (id, name, hash, last_used) in rows {
-            if hash.len() == want.len()
-                && hash
-                    .iter()
-                    .zip(&want)
-                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                    == 0
-            {
+            if same_digest(&hash, &want) {
                 let now = now();
                 // Last use, to the minute (no write on every request).
                 if last_used.is_none_or(|t| t < now - 60) {

@@ -69,6 +69,13 @@ pub struct Protocols(u8);
 impl Protocols {
     pub const ALL_MAIL: [Protocol; 3] = [Protocol::Imap, Protocol::Pop3, Protocol::Smtp];
 
+    /// The stored form (bit 1 IMAP, 2 POP3, 4 SMTP).
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+    pub(crate) fn from_bits(bits: u8) -> Protocols {
+        Protocols(bits & 7)
+    }
     pub fn contains(self, p: Protocol) -> bool {
         p.bit() != 0 && self.0 & p.bit() != 0
     }
@@ -125,7 +132,7 @@ pub const MAX_NAME: usize = 64;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 const LEN: usize = 20;
-const SELECTOR_LEN: usize = 4;
+pub(crate) const SELECTOR_LEN: usize = 4;
 
 /// Generates a new password and returns (shown form, canonical form).
 pub(crate) fn generate() -> (String, String) {
@@ -156,7 +163,7 @@ pub fn canonical(password: &str) -> Option<String> {
     (c.len() == LEN && c.bytes().all(|b| ALPHABET.contains(&b))).then_some(c)
 }
 
-fn check_name(name: &str) -> Result<String> {
+pub(crate) fn check_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
@@ -166,7 +173,7 @@ fn check_name(name: &str) -> Result<String> {
     Ok(n.to_string())
 }
 
-fn cache_key(address: &str, id: i64) -> String {
+pub(crate) fn cache_key(address: &str, id: i64) -> String {
     format!("{address}\0app#{id}")
 }
 
@@ -306,24 +313,48 @@ impl SqliteBackend {
         let Some((acct, rows)) = found else {
             return Ok(None);
         };
-        for (id, name, hash, protocols) in rows {
-            if !protocols.contains(protocol) {
-                continue;
-            }
-            let key = cache_key(&a, id);
-            if self.auth_cache.hit(&key, &canon, &hash) {
-                return Ok(Some((self.effective(acct), name)));
-            }
-            if cached_only {
-                continue;
-            }
-            if password::verify(&canon, &hash) {
-                self.auth_cache.insert(&key, &canon, &hash);
-                return Ok(Some((self.effective(acct), name)));
-            }
-        }
-        Ok(None)
+        let rows = rows.into_iter().map(|(id, name, hash, p)| Candidate { id, name, hash, protocols: p });
+        Ok(check_candidates(&self.auth_cache, &a, &canon, protocol, cached_only, rows)
+            .map(|name| (self.effective(acct), name)))
     }
+}
+
+/// One stored application password whose selector matches a typed one.
+pub(crate) struct Candidate {
+    pub id: i64,
+    pub name: String,
+    pub hash: String,
+    pub protocols: Protocols,
+}
+
+/// The check every backend runs over the candidates its query found for `address`
+/// (normalised) and the canonical password `canon`: the name of the one it is, for
+/// `protocol`, from the verified cache or (unless `cached_only`) by hashing.
+pub(crate) fn check_candidates(
+    cache: &password::VerifiedCache,
+    address: &str,
+    canon: &str,
+    protocol: Protocol,
+    cached_only: bool,
+    candidates: impl IntoIterator<Item = Candidate>,
+) -> Option<String> {
+    for c in candidates {
+        if !c.protocols.contains(protocol) {
+            continue;
+        }
+        let key = cache_key(address, c.id);
+        if cache.hit(&key, canon, &c.hash) {
+            return Some(c.name);
+        }
+        if cached_only {
+            continue;
+        }
+        if password::verify(canon, &c.hash) {
+            cache.insert(&key, canon, &c.hash);
+            return Some(c.name);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

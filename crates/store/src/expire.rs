@@ -106,9 +106,10 @@ fn read_policies(c: &Connection) -> Result<Vec<ExpirePolicy>> {
     Ok(v)
 }
 
-/// The days in force for one account's folder: the account's, the domain's, `[expire]`'s.
-fn days_for(
-    b: &SqliteBackend,
+/// The days in force for one account's folder: the account's, the domain's, `[expire]`'s
+/// (every backend's rule).
+pub(crate) fn days_for(
+    opts: &crate::StoreOptions,
     policies: &[ExpirePolicy],
     address: &str,
     folder: SpecialUse,
@@ -122,8 +123,8 @@ fn days_for(
     find(address)
         .or_else(|| find(domain))
         .unwrap_or(match folder {
-            SpecialUse::Trash => b.opts.expire_trash_days,
-            _ => b.opts.expire_junk_days,
+            SpecialUse::Trash => opts.expire_trash_days,
+            _ => opts.expire_junk_days,
         })
 }
 
@@ -136,7 +137,7 @@ pub(super) fn run(b: &SqliteBackend, now: i64) -> Result<Vec<Expired>> {
                 Some(f @ (SpecialUse::Trash | SpecialUse::Junk)) => f,
                 _ => continue,
             };
-            let days = days_for(b, &policies, &acct.address, folder);
+            let days = days_for(&b.opts, &policies, &acct.address, folder);
             if days == 0 {
                 continue;
             }

@@ -73,6 +73,21 @@ pub struct ImportMessage {
 /// The longest UIDL RFC 1939 allows: 70 characters in 0x21..=0x7E.
 const MAX_UIDL: usize = 70;
 
+/// What every backend checks of a message to import before storing it: keywords,
+/// the POP3 UIDL (RFC 1939 7), a UID other than 0.
+pub(crate) fn validate(msg: &ImportMessage) -> Result<()> {
+    crate::sqlite::check_keywords(&msg.message.keywords)?;
+    if let Some(u) = &msg.pop3_uidl {
+        if u.is_empty() || u.len() > MAX_UIDL || !u.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+            return Err(Error::Invalid(format!("invalid POP3 UIDL '{u}'")));
+        }
+    }
+    if msg.uid == Some(0) {
+        return Err(Error::Invalid("UID 0 is not valid".into()));
+    }
+    Ok(())
+}
+
 pub(super) fn begin(
     b: &SqliteBackend,
     account: AccountId,
@@ -209,15 +224,7 @@ pub(super) fn message(
     mailbox: MailboxId,
     msg: ImportMessage,
 ) -> Result<Imported> {
-    crate::sqlite::check_keywords(&msg.message.keywords)?;
-    if let Some(u) = &msg.pop3_uidl {
-        if u.is_empty() || u.len() > MAX_UIDL || !u.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
-            return Err(Error::Invalid(format!("invalid POP3 UIDL '{u}'")));
-        }
-    }
-    if msg.uid == Some(0) {
-        return Err(Error::Invalid("UID 0 is not valid".into()));
-    }
+    validate(&msg)?;
     let prep = b.prepare_blob(&msg.message.body)?;
     b.write(move |ctx| {
         let mb = get_mailbox_by_id(&ctx.tx, mailbox)?;
@@ -365,92 +372,4 @@ pub(super) fn imported_keys(
             .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(v)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::*;
-    use std::sync::Arc;
-
-    fn one(key: &str, uid: Option<u32>, body: &str) -> ImportMessage {
-        ImportMessage {
-            key: key.into(),
-            uid,
-            message: NewMessage {
-                prefix: Vec::new(),
-                body: Arc::new(body.as_bytes().to_vec()),
-                flags: Flags::SEEN,
-                keywords: vec!["project".into()],
-                internal_date: 1_700_000_000,
-            },
-            pop3_uidl: Some(format!("uidl-{key}")),
-        }
-    }
-
-    #[test]
-    fn uids_kept_never_reused_once_per_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-        s.add_domain("example.com").unwrap();
-        let pw = format!("{{BLF-CRYPT}}{}", bcrypt::hash("pw", 4).unwrap());
-        let a = s
-            .add_account("a@example.com", &pw, QuotaLimit::Default)
-            .unwrap();
-        assert_eq!(
-            s.import_begin(a.id, "src", false).unwrap(),
-            ImportStart::Fresh
-        );
-        let im = s.import_mailbox(a.id, "INBOX", 4242).unwrap();
-        assert!(im.keeps_uids);
-        assert_eq!(s.mailbox(a.id, "INBOX").unwrap().uidvalidity, 4242);
-        let mb = im.mailbox.id;
-        // Out of order, with a gap: both UIDs kept; UIDNEXT past the highest.
-        assert!(matches!(
-            s.import_message(mb, one("k7", Some(7), "m7\r\n")).unwrap(),
-            Imported::Stored { uid: 7, .. }
-        ));
-        assert!(matches!(
-            s.import_message(mb, one("k3", Some(3), "m3\r\n")).unwrap(),
-            Imported::Stored { uid: 3, .. }
-        ));
-        assert_eq!(
-            s.import_message(mb, one("k3", Some(3), "m3\r\n")).unwrap(),
-            Imported::AlreadyImported
-        );
-        // An expunged UID is never given again: the message gets a new one.
-        s.expunge(mb, &[3]).unwrap();
-        assert!(matches!(
-            s.import_message(mb, one("other", Some(3), "x\r\n"))
-                .unwrap(),
-            Imported::Stored { uid: 8, .. }
-        ));
-        s.import_finish_mailbox(mb, 20).unwrap();
-        assert_eq!(s.mailbox_by_id(mb).unwrap().uidnext, 20);
-        assert_eq!(
-            s.pop3_uidls(mb).unwrap(),
-            vec![(7, "uidl-k7".to_string()), (8, "uidl-other".to_string())]
-        );
-        let m = s.message(mb, 7).unwrap();
-        assert_eq!(
-            (m.flags, m.keywords.clone()),
-            (Flags::SEEN, vec!["project".to_string()])
-        );
-        // Unfinished: a rerun resumes; finished: refused unless merging.
-        assert_eq!(
-            s.import_begin(a.id, "src", false).unwrap(),
-            ImportStart::Resumed
-        );
-        s.import_finish(a.id, "src").unwrap();
-        assert!(matches!(
-            s.import_begin(a.id, "src", false),
-            Err(Error::Refused(_))
-        ));
-        assert_eq!(
-            s.import_begin(a.id, "src", true).unwrap(),
-            ImportStart::Merge
-        );
-        // A mailbox with mail under another UIDVALIDITY does not keep UIDs.
-        assert!(!s.import_mailbox(a.id, "INBOX", 99).unwrap().keeps_uids);
-        assert!(s.check(true).unwrap().is_empty());
-    }
 }

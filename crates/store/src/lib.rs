@@ -785,8 +785,19 @@ pub trait Backend: Send + Sync + 'static {
     /// the submitting account's use for the outbound limits in the same transaction.
     fn queue_insert(&self, msg: queue::NewQueued) -> Result<queue::QueueId>;
     /// Ids of entries not held whose next attempt is due at `now`, oldest first, at most
-    /// `limit` (an index scan: never the whole queue).
+    /// `limit` (an index scan: never the whole queue). A backend that several nodes
+    /// share (PostgreSQL) also *takes* them for the caller: no other call returns them
+    /// again until [`Backend::queue_update`] records the attempt, the caller gives one
+    /// back with [`Backend::queue_release`], or a lease runs out (`pg/queue.rs`), so two
+    /// nodes never attempt one entry at once. The embedded store, whose one `serve`
+    /// process runs the only scheduler, takes nothing.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<queue::QueueId>>;
+    /// Gives back an entry [`Backend::queue_due`] returned that the caller will not
+    /// attempt now, so that it is due again at once, on any node.
+    fn queue_release(&self, id: queue::QueueId) -> Result<()> {
+        let _ = id;
+        Ok(())
+    }
     /// The earliest next attempt of an entry not held.
     fn queue_next_due(&self) -> Result<Option<i64>>;
     /// One entry with its recipients; `NotFound` for an unknown id.

@@ -24,7 +24,7 @@ pub mod import;
 #[path = "backup.rs"]
 pub mod backup;
 #[path = "expire.rs"]
-mod expire;
+pub(crate) mod expire;
 #[path = "replace.rs"]
 mod replace;
 #[path = "space.rs"]

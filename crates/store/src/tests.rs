@@ -996,3 +996,585 @@ fn strip_chosen_message_and_part() {
     assert!(new.contains("name=a.pdf\r\n\r\nQUJD") && new.contains("name=\"Deleted: b.png\""), "{new}");
     usage_matches(&s, "a@example.com");
 }
+
+// --- auxiliary methods (issue 17: the same meaning on every backend) ---
+
+fn queued(now: i64, account: Option<AccountId>, rcpts: &[&str]) -> queue::NewQueued {
+    queue::NewQueued {
+        sender: "a@example.com".into(),
+        account,
+        message: b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+        rcpts: rcpts
+            .iter()
+            .map(|r| queue::NewQueuedRcpt {
+                address: r.to_string(),
+                notify: queue::NOTIFY_FAILURE,
+                ..Default::default()
+            })
+            .collect(),
+        envid: Some("env-1".into()),
+        now,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn queue_due_update_remove_and_ids_never_reused() {
+    use queue::*;
+    let (_d, s) = store();
+    let a = s.queue_insert(queued(100, Some(1), &["x@r.test", "y@r.test"])).unwrap();
+    let b = s.queue_insert(queued(200, Some(1), &["z@r.test"])).unwrap();
+    assert!(matches!(s.queue_insert(queued(200, None, &[])), Err(Error::Invalid(_))));
+    assert_eq!(s.queue_due(99, 10).unwrap(), Vec::<QueueId>::new());
+    assert_eq!(s.queue_due(150, 10).unwrap(), vec![a]);
+    s.queue_release(a).unwrap();
+    assert_eq!(s.queue_due(300, 1).unwrap(), vec![a], "bounded, oldest first");
+    s.queue_release(a).unwrap();
+    assert_eq!(s.queue_next_due().unwrap(), Some(100));
+    let m = s.queue_get(a).unwrap();
+    assert_eq!(
+        (m.sender.as_str(), m.account, m.created, m.size, m.envid.as_deref(), m.held, m.attempts),
+        ("a@example.com", Some(1), 100, 20, Some("env-1"), false, 0)
+    );
+    let addrs: Vec<&str> = m.rcpts.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(addrs, ["x@r.test", "y@r.test"]);
+    assert_eq!(m.rcpts[0].notify, NOTIFY_FAILURE);
+    assert_eq!(s.queue_body(a).unwrap(), b"Subject: x\r\n\r\nbody\r\n");
+    // One recipient delivered, the other deferred: the entry stays, due later.
+    let u = QueueUpdate {
+        rcpts: vec![
+            (m.rcpts[0].id, RcptStatus::Delivered, "250 ok".into()),
+            (m.rcpts[1].id, RcptStatus::Pending, "451 later".into()),
+        ],
+        next_attempt: 500,
+        count_attempt: true,
+        last_error: "451 later".into(),
+        warned: true,
+    };
+    assert!(s.queue_update(a, u).unwrap());
+    let m = s.queue_get(a).unwrap();
+    assert_eq!((m.attempts, m.next_attempt, m.warned), (1, 500, true));
+    assert_eq!(m.rcpts[0].status, RcptStatus::Delivered);
+    assert_eq!((m.rcpts[1].status, m.rcpts[1].last_reply.as_str()), (RcptStatus::Pending, "451 later"));
+    assert_eq!(s.queue_due(300, 10).unwrap(), vec![b]);
+    s.queue_release(b).unwrap();
+    // Hold, release, retry, unknown ids.
+    s.queue_set_held(b, true, 300).unwrap();
+    assert!(s.queue_due(300, 10).unwrap().is_empty());
+    assert_eq!(s.queue_next_due().unwrap(), Some(500));
+    s.queue_set_held(b, false, 300).unwrap();
+    assert_eq!(s.queue_due(300, 10).unwrap(), vec![b]);
+    s.queue_release(b).unwrap();
+    assert_eq!(s.queue_retry(None, 300).unwrap(), 2);
+    assert_eq!(s.queue_due(300, 10).unwrap(), vec![a, b]);
+    assert_eq!(s.queue_list(0, 10).unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(s.queue_list(a, 10).unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![b]);
+    assert!(matches!(s.queue_get(b + 1000), Err(Error::NotFound(_))));
+    assert!(matches!(s.queue_body(b + 1000), Err(Error::NotFound(_))));
+    assert!(matches!(s.queue_remove(b + 1000), Err(Error::NotFound(_))));
+    assert!(matches!(s.queue_set_held(b + 1000, true, 1), Err(Error::NotFound(_))));
+    assert!(matches!(s.queue_retry(Some(b + 1000), 1), Err(Error::NotFound(_))));
+    // The last pending recipient failed: the entry is gone, and an update finds nothing.
+    let u = QueueUpdate {
+        rcpts: vec![(m.rcpts[1].id, RcptStatus::Failed, "550 no".into())],
+        next_attempt: 600,
+        count_attempt: true,
+        ..Default::default()
+    };
+    assert!(s.queue_update(a, u.clone()).unwrap());
+    assert!(matches!(s.queue_get(a), Err(Error::NotFound(_))));
+    assert!(matches!(s.queue_body(a), Err(Error::NotFound(_))));
+    assert!(!s.queue_update(a, u).unwrap());
+    s.queue_remove(b).unwrap();
+    assert!(s.queue_list(0, 10).unwrap().is_empty());
+    assert_eq!(s.queue_next_due().unwrap(), None);
+    // IDs are never reused, even once the newest entry is gone.
+    let c = s.queue_insert(queued(700, None, &["w@r.test"])).unwrap();
+    assert!(c > b && c > a, "{c} after {a}, {b}");
+    s.queue_remove(c).unwrap();
+    let d = s.queue_insert(queued(700, None, &["w@r.test"])).unwrap();
+    assert!(d > c);
+}
+
+#[test]
+fn outbound_use_and_holds() {
+    let (_d, s) = store();
+    s.queue_insert(queued(1000, Some(7), &["a@r.test", "b@r.test"])).unwrap();
+    s.queue_insert(queued(5000, Some(7), &["c@r.test"])).unwrap();
+    s.queue_insert(queued(5000, Some(8), &["d@r.test"])).unwrap();
+    s.queue_insert(queued(5000, None, &["e@r.test"])).unwrap();
+    // At 5100: one message in the last hour (5000), three recipients in the last day.
+    let u = s.outbound_use(7, 5100).unwrap();
+    assert_eq!((u.messages_hour, u.rcpts_day), (1, 3));
+    let u = s.outbound_use(7, 1000 + 86_400 + 1).unwrap();
+    assert_eq!((u.messages_hour, u.rcpts_day), (0, 1), "the day-old use is out");
+    assert_eq!(s.outbound_use(9, 5100).unwrap(), queue::OutboundUse::default());
+    assert!(!s.outbound_held(7).unwrap());
+    s.set_outbound_hold(7, true).unwrap();
+    s.set_outbound_hold(7, true).unwrap();
+    assert!(s.outbound_held(7).unwrap());
+    assert!(!s.outbound_held(8).unwrap());
+    s.set_outbound_hold(7, false).unwrap();
+    assert!(!s.outbound_held(7).unwrap());
+}
+
+#[test]
+fn blocks_keep_the_longer_until() {
+    let (_d, s) = store();
+    s.block("user:a@example.com", 2000, "first").unwrap();
+    s.block("user:a@example.com", 3000, "second").unwrap();
+    s.block("ip:192.0.2.9", 1500, "x").unwrap();
+    assert_eq!(
+        s.blocks(1000).unwrap(),
+        vec![
+            ("ip:192.0.2.9".to_string(), 1500, "x".to_string()),
+            ("user:a@example.com".to_string(), 3000, "second".to_string()),
+        ]
+    );
+    assert_eq!(s.blocks(2999).unwrap().len(), 1);
+    assert!(s.unblock("user:a@example.com").unwrap());
+    assert!(s.blocks(1000).unwrap().iter().all(|b| b.0 != "user:a@example.com"));
+}
+
+#[test]
+fn app_passwords_add_authenticate_remove() {
+    let (_d, s) = store();
+    let acct = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let imap = Protocols::parse_list("imap,smtp").unwrap();
+    let pw = s.add_app_password("a@example.com", " phone ", imap).unwrap();
+    assert!(matches!(s.add_app_password("a@example.com", "phone", imap), Err(Error::Exists(_))));
+    assert!(matches!(s.add_app_password("nobody@example.com", "x", imap), Err(Error::NotFound(_))));
+    assert!(matches!(s.add_app_password("a@example.com", "", imap), Err(Error::Invalid(_))));
+    let ok = |p: &str, proto, cached| {
+        s.authenticate_app_password("A@example.com", p, proto, cached)
+            .unwrap()
+            .map(|(a, n)| (a.id, a.address, n))
+    };
+    let phone = Some((acct.id, "a@example.com".to_string(), "phone".to_string()));
+    assert_eq!(ok(&pw, Protocol::Imap, true), None, "not verified yet");
+    assert_eq!(ok(&pw, Protocol::Imap, false), phone);
+    assert_eq!(ok(&pw, Protocol::Imap, true), phone, "cached now");
+    assert_eq!(ok(&pw.to_uppercase().replace('-', ""), Protocol::Smtp, false), phone);
+    assert_eq!(ok(&pw, Protocol::Pop3, false), None, "not for POP3");
+    assert_eq!(ok(&pw, Protocol::Web, false), None);
+    assert_eq!(ok("pw", Protocol::Imap, false), None);
+    assert!(s.authenticate_app_password("b@example.com", &pw, Protocol::Imap, false).unwrap().is_none());
+    assert!(s.authenticate("a@example.com", &pw).unwrap().is_none());
+    let listed = s.list_app_passwords("a@example.com").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].name.as_str(), listed[0].protocols.names(), listed[0].last_used), ("phone", vec!["imap", "smtp"], None));
+    // A login through it is recorded, and marks its last use.
+    let rec = LoginRecord { at: 4242, remote: "192.0.2.1".into(), protocol: "imap".into(), app_password: Some("phone".into()) };
+    s.record_login(acct.id, rec.clone(), 10).unwrap();
+    assert_eq!(s.list_app_passwords("a@example.com").unwrap()[0].last_used, Some(4242));
+    assert_eq!(s.recent_logins("a@example.com").unwrap(), vec![rec]);
+    s.remove_app_password("a@example.com", "phone").unwrap();
+    assert_eq!(ok(&pw, Protocol::Imap, true), None, "revoked: not even cached");
+    assert_eq!(ok(&pw, Protocol::Imap, false), None);
+    assert!(matches!(s.remove_app_password("a@example.com", "phone"), Err(Error::NotFound(_))));
+    assert!(s.list_app_passwords("a@example.com").unwrap().is_empty());
+}
+
+#[test]
+fn login_history_keeps_the_last() {
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let b = s.add_account("b@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    for i in 0..5 {
+        let rec = LoginRecord { at: 1000 + i, remote: "192.0.2.1".into(), protocol: "pop3".into(), app_password: None };
+        s.record_login(a.id, rec.clone(), 3).unwrap();
+        s.record_login(b.id, rec, 0).unwrap();
+    }
+    let logins = s.recent_logins("a@example.com").unwrap();
+    assert_eq!(logins.iter().map(|l| l.at).collect::<Vec<_>>(), [1004, 1003, 1002]);
+    assert_eq!(logins[0].protocol, "pop3");
+    assert!(s.recent_logins("b@example.com").unwrap().is_empty(), "keep 0: none");
+    assert!(matches!(s.recent_logins("c@example.com"), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn api_tokens_checked_by_digest() {
+    let (_d, s) = store();
+    let t = s.add_api_token("backup").unwrap();
+    assert!(t.starts_with("lbx_") && t.len() == 47, "{t}");
+    assert!(matches!(s.add_api_token("backup"), Err(Error::Exists(_))));
+    assert!(matches!(s.add_api_token(" "), Err(Error::Invalid(_))));
+    assert_eq!(s.check_api_token(&t).unwrap().as_deref(), Some("backup"));
+    assert_eq!(s.check_api_token(&format!("{t}x")).unwrap(), None);
+    let mut wrong = t.clone();
+    wrong.pop();
+    wrong.push(if t.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(s.check_api_token(&wrong).unwrap(), None, "same selector, other digest");
+    let listed = s.list_api_tokens().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "backup");
+    assert!(listed[0].last_used.is_some_and(|t| (t - now()).abs() < 60));
+    s.remove_api_token("backup").unwrap();
+    assert_eq!(s.check_api_token(&t).unwrap(), None);
+    assert!(matches!(s.remove_api_token("backup"), Err(Error::NotFound(_))));
+}
+
+fn dkim_key(domain: &str, selector: &str, alg: DkimAlgorithm, state: DkimState) -> DkimKey {
+    DkimKey {
+        domain: domain.into(),
+        selector: selector.into(),
+        algorithm: alg,
+        private_key: format!("private {selector}").into_bytes(),
+        public_key: format!("public {selector}").into_bytes(),
+        created: 100,
+        state,
+        changed: 100,
+    }
+}
+
+#[test]
+fn dkim_keys_activation_retires_the_old_set() {
+    let (_d, s) = store();
+    s.add_domain("other.org").unwrap();
+    let v0 = s.dkim_version().unwrap();
+    s.add_dkim_keys(vec![
+        dkim_key("example.com", "a1", DkimAlgorithm::Ed25519, DkimState::Active),
+        dkim_key("example.com", "a2", DkimAlgorithm::Rsa, DkimState::Active),
+    ])
+    .unwrap();
+    let v1 = s.dkim_version().unwrap();
+    assert_ne!(v1, v0, "adding keys moves the version");
+    // All or none: the second key's domain is not local.
+    assert!(matches!(
+        s.add_dkim_keys(vec![
+            dkim_key("other.org", "o1", DkimAlgorithm::Ed25519, DkimState::Active),
+            dkim_key("nowhere.test", "o2", DkimAlgorithm::Rsa, DkimState::Active),
+        ]),
+        Err(Error::NotFound(_))
+    ));
+    assert!(s.dkim_keys("other.org").unwrap().is_empty());
+    assert!(matches!(
+        s.add_dkim_keys(vec![dkim_key("example.com", "A1", DkimAlgorithm::Ed25519, DkimState::Published)]),
+        Err(Error::Exists(_))
+    ));
+    assert_eq!(s.dkim_version().unwrap(), v1, "a refused change moves nothing");
+    s.add_dkim_keys(vec![
+        dkim_key("example.com", "b1", DkimAlgorithm::Ed25519, DkimState::Published),
+        dkim_key("example.com", "b2", DkimAlgorithm::Rsa, DkimState::Published),
+    ])
+    .unwrap();
+    let keys = s.dkim_keys("example.com").unwrap();
+    assert_eq!(keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(), ["a1", "a2", "b1", "b2"]);
+    assert_eq!(keys[1].algorithm, DkimAlgorithm::Rsa);
+    assert_eq!(keys[2].private_key, b"private b1");
+    let active = |s: &Store| s.active_dkim_keys().unwrap().into_iter().map(|k| k.selector).collect::<Vec<_>>();
+    assert_eq!(active(&s), ["a1", "a2"]);
+    let v2 = s.dkim_version().unwrap();
+    let retired = s.activate_dkim_keys("example.com", &["b1".into(), "b2".into()]).unwrap();
+    assert_eq!(retired, ["a1", "a2"]);
+    assert_eq!(active(&s), ["b1", "b2"]);
+    assert_ne!(s.dkim_version().unwrap(), v2);
+    let keys = s.dkim_keys("example.com").unwrap();
+    assert_eq!(keys[0].state, DkimState::Retired);
+    assert!(keys[0].changed > 100, "state change time recorded");
+    assert!(matches!(s.activate_dkim_keys("example.com", &["a1".into()]), Err(Error::Refused(_))));
+    assert!(matches!(s.activate_dkim_keys("example.com", &["zz".into()]), Err(Error::NotFound(_))));
+    assert!(matches!(s.activate_dkim_keys("example.com", &[]), Err(Error::Invalid(_))));
+    assert!(matches!(s.dkim_keys("nowhere.test"), Err(Error::NotFound(_))));
+    assert_eq!(active(&s), ["b1", "b2"], "refusals change nothing");
+}
+
+#[test]
+fn maintenance_due_once_per_interval_among_callers() {
+    let (_d, s) = store();
+    // Eight callers (threads, as eight nodes would be) at the same instant: one wins.
+    let wins = |now: i64| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || s.maintenance_due("nightly", now, 100).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|w| *w).count()
+    };
+    assert_eq!(wins(1000), 1);
+    assert_eq!(wins(1099), 0, "within the interval");
+    assert_eq!(wins(1100), 1);
+    assert!(s.maintenance_due("other", 1100, 100).unwrap(), "per task");
+    assert!(s.maintenance_due("nightly", 500, 100).unwrap(), "a clock set back: due again");
+    assert!(!s.maintenance_due("nightly", 550, 100).unwrap());
+}
+
+#[test]
+fn expire_and_strip_policies_per_scope() {
+    let (_d, s) = store();
+    s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    s.set_expire("example.com", SpecialUse::Trash, Some(7)).unwrap();
+    s.set_expire("A@example.com", SpecialUse::Junk, Some(0)).unwrap();
+    s.set_expire("a@example.com", SpecialUse::Trash, Some(3)).unwrap();
+    assert!(matches!(s.set_expire("a@example.com", SpecialUse::Sent, Some(1)), Err(Error::Invalid(_))));
+    assert!(matches!(s.set_expire("nobody@example.com", SpecialUse::Trash, Some(1)), Err(Error::NotFound(_))));
+    assert!(matches!(s.set_expire("nowhere.test", SpecialUse::Trash, Some(1)), Err(Error::NotFound(_))));
+    assert_eq!(
+        s.expire_policies().unwrap(),
+        vec![
+            ExpirePolicy { scope: "a@example.com".into(), trash: Some(3), junk: Some(0) },
+            ExpirePolicy { scope: "example.com".into(), trash: Some(7), junk: None },
+        ]
+    );
+    s.set_expire("example.com", SpecialUse::Trash, None).unwrap();
+    s.set_expire("a@example.com", SpecialUse::Junk, None).unwrap();
+    assert_eq!(
+        s.expire_policies().unwrap(),
+        vec![ExpirePolicy { scope: "a@example.com".into(), trash: Some(3), junk: None }],
+        "a scope with nothing of its own is forgotten"
+    );
+
+    let p = |days, size, folders: &[&str]| StripPolicy {
+        older_than_days: days,
+        larger_than: size,
+        folders: folders.iter().map(|f| f.to_string()).collect(),
+    };
+    s.set_strip_policy("example.com", Some(p(30, 1000, &["\\Sent", "Archive/2020"]))).unwrap();
+    s.set_strip_policy("a@example.com", Some(p(0, 0, &[]))).unwrap();
+    assert!(matches!(s.set_strip_policy("example.com", Some(p(3, 1, &[]))), Err(Error::Invalid(_))));
+    assert!(matches!(s.set_strip_policy("example.com", Some(p(3, 1, &["a\nb"]))), Err(Error::Invalid(_))));
+    assert_eq!(
+        s.strip_policies().unwrap(),
+        vec![
+            ("a@example.com".to_string(), p(0, 0, &[])),
+            ("example.com".to_string(), p(30, 1000, &["\\Sent", "Archive/2020"])),
+        ]
+    );
+    assert_eq!(s.strip_policy_for("A@example.com").unwrap(), p(0, 0, &[]), "the account's own");
+    assert_eq!(s.strip_policy_for("b@example.com").unwrap(), p(30, 1000, &["\\Sent", "Archive/2020"]));
+    assert_eq!(s.strip_policy_for("b@other.org").unwrap(), StripPolicy::default(), "[attachments]");
+    s.set_strip_policy("a@example.com", None).unwrap();
+    assert_eq!(s.strip_policy_for("a@example.com").unwrap().older_than_days, 30);
+}
+
+#[test]
+fn expire_empties_old_trash_into_the_space_log() {
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let trash = s.mailbox(a.id, "Trash").unwrap();
+    s.append(trash.id, msg("Subject: old\r\n\r\nx\r\n"), true).unwrap();
+    s.append(trash.id, msg("Subject: old too\r\n\r\nxy\r\n"), true).unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    s.append(inbox.id, msg("Subject: kept\r\n\r\nx\r\n"), true).unwrap();
+    s.set_expire("a@example.com", SpecialUse::Trash, Some(2)).unwrap();
+    let t = now();
+    assert_eq!(s.expire(t + 86_400).unwrap(), vec![], "one day: too young");
+    let gone = s.expire(t + 3 * 86_400).unwrap();
+    assert_eq!(
+        gone,
+        vec![Expired { address: "a@example.com".into(), mailbox: "Trash".into(), messages: 2, bytes: 43 }]
+    );
+    assert!(s.list_messages(trash.id, false).unwrap().is_empty());
+    assert_eq!(s.list_messages(inbox.id, false).unwrap().len(), 1);
+    usage_matches(&s, "a@example.com");
+    let log = s.space_log(a.id, 0).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].kind.as_str(), log[0].mailbox.as_str(), log[0].messages, log[0].bytes, log[0].uid),
+        ("expire", "Trash", 2, 43, None)
+    );
+    let freed = s.space_freed_by_day(a.id, 0).unwrap();
+    assert_eq!(freed, vec![FreedDay { day: log[0].at / 86_400, stripped: 0, expired: 43 }]);
+    assert_eq!(s.space_log_purge(log[0].at).unwrap(), 0);
+    assert_eq!(s.space_log_purge(log[0].at + 1).unwrap(), 1);
+    assert!(s.space_log(a.id, 0).unwrap().is_empty());
+}
+
+#[test]
+fn web_sessions_requests_and_counts() {
+    use web::*;
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(1000)).unwrap();
+    let w = s.web();
+    // Sessions.
+    w.session_create([1; 32], a.id, "csrf1", 2000).unwrap();
+    w.session_create([2; 32], a.id, "csrf2", 1000).unwrap();
+    assert_eq!(w.session_get([1; 32], 1500).unwrap(), Some(WebSession { account_id: a.id, csrf: "csrf1".into(), expires: 2000 }));
+    assert_eq!(w.session_get([2; 32], 1500).unwrap(), None, "expired");
+    assert_eq!(w.sessions_purge(1500).unwrap(), 1);
+    w.session_delete([1; 32]).unwrap();
+    assert_eq!(w.session_get([1; 32], 1500).unwrap(), None);
+    w.session_create([3; 32], a.id, "c", 5000).unwrap();
+    assert_eq!(w.sessions_end_account(a.id).unwrap(), 1);
+    // Quota requests: one open at a time, decided once, the approval sets the limit.
+    let r = w.quota_request_open(a.id, 5000, "three computers").unwrap();
+    assert_eq!((r.address.as_str(), r.size, r.status), ("a@example.com", 5000, RequestStatus::Pending));
+    assert!(matches!(w.quota_request_open(a.id, 6000, "again"), Err(Error::Exists(_))));
+    let d = w.quota_request_decide(r.id, "op@example.com", Decision::Approve(4000)).unwrap();
+    assert_eq!((d.status, d.granted_size, d.decided_by.as_deref()), (RequestStatus::Approved, Some(4000), Some("op@example.com")));
+    assert_eq!(s.account_by_id(a.id).unwrap().effective_limit, Some(4000));
+    assert!(matches!(w.quota_request_decide(r.id, "x", Decision::Deny("no".into())), Err(Error::Refused(_))));
+    let r2 = w.quota_request_open(a.id, 9000, "more").unwrap();
+    let d2 = w.quota_request_decide(r2.id, "cli:root", Decision::Deny("no room".into())).unwrap();
+    assert_eq!((d2.status, d2.note.as_deref()), (RequestStatus::Denied, Some("no room")));
+    assert_eq!(s.account_by_id(a.id).unwrap().effective_limit, Some(4000));
+    assert_eq!(w.quota_requests(false).unwrap(), vec![]);
+    assert_eq!(w.quota_requests(true).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![r2.id, r.id]);
+    assert_eq!(w.quota_requests_of(a.id).unwrap().len(), 2);
+    assert_eq!(w.quota_request(r.id).unwrap(), d);
+    assert!(matches!(w.quota_request(r2.id + 100), Err(Error::NotFound(_))));
+    // Operators.
+    assert!(matches!(w.admin_add("nobody@example.com", None), Err(Error::NotFound(_))));
+    assert!(matches!(w.admin_add("a@example.com", Some("nope.org")), Err(Error::NotFound(_))));
+    w.admin_add("a@example.com", None).unwrap();
+    assert!(matches!(w.admin_add("A@example.com", None), Err(Error::Exists(_))));
+    w.admin_add("a@example.com", Some("Example.com")).unwrap();
+    assert_eq!(
+        w.admin_list().unwrap(),
+        vec![
+            AdminGrant { address: "a@example.com".into(), domain: None },
+            AdminGrant { address: "a@example.com".into(), domain: Some("example.com".into()) },
+        ]
+    );
+    assert_eq!(w.admin_remove("a@example.com", None).unwrap(), 2);
+    assert!(matches!(w.admin_remove("a@example.com", None), Err(Error::NotFound(_))));
+    // Usage history and delivery counts.
+    assert_eq!(w.usage_sample_all(10).unwrap(), 1);
+    assert_eq!(w.usage_sample_all(10).unwrap(), 1, "refreshed, not added");
+    s.append(s.mailbox(a.id, "INBOX").unwrap().id, msg("Subject: s\r\n\r\nx\r\n"), true).unwrap();
+    w.usage_sample_all(11).unwrap();
+    assert_eq!(
+        w.usage_samples(a.id, 0).unwrap(),
+        vec![UsageSample { day: 10, used: 0, limit: Some(4000) }, UsageSample { day: 11, used: 17, limit: Some(4000) }]
+    );
+    assert_eq!(w.domain_usage_samples("example.com", 11).unwrap(), vec![UsageSample { day: 11, used: 17, limit: Some(4000) }]);
+    w.usage_sample_all(11 + USAGE_HISTORY_DAYS).unwrap();
+    assert_eq!(w.usage_samples(a.id, 0).unwrap().iter().map(|x| x.day).collect::<Vec<_>>(), vec![11, 11 + USAGE_HISTORY_DAYS]);
+    let big = w.largest_messages(a.id, 5).unwrap();
+    assert_eq!((big.len(), big[0].mailbox_name.as_str(), big[0].uid, big[0].size), (1, "INBOX", 1, 17));
+    for o in [DeliveryOutcome::Delivered, DeliveryOutcome::Delivered, DeliveryOutcome::Bounced] {
+        w.count_delivery("Example.com", 5, o).unwrap();
+    }
+    w.count_delivery("example.com", 6, DeliveryOutcome::Refused).unwrap();
+    assert_eq!(
+        w.domain_counts("example.com", 0).unwrap(),
+        vec![
+            DomainDay { day: 5, delivered: 2, refused: 0, bounced: 1 },
+            DomainDay { day: 6, delivered: 0, refused: 1, bounced: 0 },
+        ]
+    );
+    // Disabling ends the account's sessions.
+    w.session_create([4; 32], a.id, "c", i64::MAX).unwrap();
+    w.set_disabled("a@example.com", true, "op").unwrap();
+    assert!(w.is_disabled(a.id).unwrap());
+    assert_eq!(w.disabled_accounts().unwrap(), vec![a.id]);
+    assert_eq!(w.session_get([4; 32], 0).unwrap(), None);
+    w.set_disabled("a@example.com", false, "op").unwrap();
+    assert!(!w.is_disabled(a.id).unwrap());
+    assert!(matches!(w.set_disabled("nobody@example.com", true, "op"), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn import_runs_keys_and_uidls() {
+    let (_d, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    assert_eq!(s.import_begin(a.id, "maildir:/x", false).unwrap(), ImportStart::Fresh);
+    let mb = s.import_mailbox(a.id, "INBOX", 777).unwrap();
+    assert!(mb.keeps_uids);
+    let one = |key: &str, uid, uidl: Option<&str>| ImportMessage {
+        key: key.into(),
+        uid,
+        message: msg("Subject: i\r\n\r\nx\r\n"),
+        pop3_uidl: uidl.map(str::to_string),
+    };
+    let r = s.import_message(mb.mailbox.id, one("INBOX/777/5", Some(5), Some("UIDL-5"))).unwrap();
+    assert!(matches!(r, Imported::Stored { uid: 5, .. }), "{r:?}");
+    s.import_message(mb.mailbox.id, one("INBOX/777/9", Some(9), None)).unwrap();
+    s.import_message(mb.mailbox.id, one("INBOX%/777/1", Some(1), None)).unwrap();
+    assert_eq!(
+        s.import_message(mb.mailbox.id, one("INBOX/777/5", Some(5), Some("UIDL-5"))).unwrap(),
+        Imported::AlreadyImported
+    );
+    // The run did not finish: a second run resumes it, though the account has mail now.
+    assert_eq!(s.import_begin(a.id, "maildir:/x", false).unwrap(), ImportStart::Resumed);
+    let mut keys = s.imported_keys(a.id, "INBOX/").unwrap();
+    keys.sort();
+    assert_eq!(keys, ["INBOX/777/5", "INBOX/777/9"], "a prefix, not a pattern");
+    assert_eq!(s.pop3_uidls(mb.mailbox.id).unwrap(), vec![(5, "UIDL-5".to_string())]);
+    s.import_finish(a.id, "maildir:/x").unwrap();
+    assert!(matches!(s.import_begin(a.id, "maildir:/x", false), Err(Error::Refused(_))));
+    assert_eq!(s.import_begin(a.id, "maildir:/x", true).unwrap(), ImportStart::Merge);
+    s.expunge(mb.mailbox.id, &[5]).unwrap();
+    assert_eq!(s.pop3_uidls(mb.mailbox.id).unwrap(), vec![], "only present messages");
+}
+
+// Moved from import.rs (SQLite only there) so that it runs against every backend.
+fn import_one(key: &str, uid: Option<u32>, body: &str) -> ImportMessage {
+    ImportMessage {
+        key: key.into(),
+        uid,
+        message: NewMessage {
+            prefix: Vec::new(),
+            body: Arc::new(body.as_bytes().to_vec()),
+            flags: Flags::SEEN,
+            keywords: vec!["project".into()],
+            internal_date: 1_700_000_000,
+        },
+        pop3_uidl: Some(format!("uidl-{key}")),
+    }
+}
+
+#[test]
+fn uids_kept_never_reused_once_per_key() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert_eq!(
+        s.import_begin(a.id, "src", false).unwrap(),
+        ImportStart::Fresh
+    );
+    let im = s.import_mailbox(a.id, "INBOX", 4242).unwrap();
+    assert!(im.keeps_uids);
+    assert_eq!(s.mailbox(a.id, "INBOX").unwrap().uidvalidity, 4242);
+    let mb = im.mailbox.id;
+    // Out of order, with a gap: both UIDs kept; UIDNEXT past the highest.
+    assert!(matches!(
+        s.import_message(mb, import_one("k7", Some(7), "m7\r\n")).unwrap(),
+        Imported::Stored { uid: 7, .. }
+    ));
+    assert!(matches!(
+        s.import_message(mb, import_one("k3", Some(3), "m3\r\n")).unwrap(),
+        Imported::Stored { uid: 3, .. }
+    ));
+    assert_eq!(
+        s.import_message(mb, import_one("k3", Some(3), "m3\r\n")).unwrap(),
+        Imported::AlreadyImported
+    );
+    // An expunged UID is never given again: the message gets a new one.
+    s.expunge(mb, &[3]).unwrap();
+    assert!(matches!(
+        s.import_message(mb, import_one("other", Some(3), "x\r\n"))
+            .unwrap(),
+        Imported::Stored { uid: 8, .. }
+    ));
+    s.import_finish_mailbox(mb, 20).unwrap();
+    assert_eq!(s.mailbox_by_id(mb).unwrap().uidnext, 20);
+    assert_eq!(
+        s.pop3_uidls(mb).unwrap(),
+        vec![(7, "uidl-k7".to_string()), (8, "uidl-other".to_string())]
+    );
+    let m = s.message(mb, 7).unwrap();
+    assert_eq!(
+        (m.flags, m.keywords.clone()),
+        (Flags::SEEN, vec!["project".to_string()])
+    );
+    // Unfinished: a rerun resumes; finished: refused unless merging.
+    assert_eq!(
+        s.import_begin(a.id, "src", false).unwrap(),
+        ImportStart::Resumed
+    );
+    s.import_finish(a.id, "src").unwrap();
+    assert!(matches!(
+        s.import_begin(a.id, "src", false),
+        Err(Error::Refused(_))
+    ));
+    assert_eq!(
+        s.import_begin(a.id, "src", true).unwrap(),
+        ImportStart::Merge
+    );
+    // A mailbox with mail under another UIDVALIDITY does not keep UIDs.
+    assert!(!s.import_mailbox(a.id, "INBOX", 99).unwrap().keeps_uids);
+    assert!(s.check(true).unwrap().is_empty());
+}

@@ -40,6 +40,15 @@ mod sieve;
 pub(crate) mod tx;
 #[cfg(test)]
 pub(crate) mod testing;
+// The auxiliary methods' queries (issue 17, h/pgaux).
+mod auth;
+mod dkim;
+mod import;
+mod queue;
+mod space;
+mod web;
+#[cfg(test)]
+mod tests_aux;
 
 use crate::rules::StoreTx;
 use tx::{PgPrepared, PgTx};
@@ -59,11 +68,16 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x4c42_4f58;
 
 /// The schema, in order. Core: 001-099 (this file's owner); auxiliary tables: 100 up.
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "001_core",
-    include_str!("migrations/001_core.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "001_core", include_str!("migrations/001_core.sql")),
+    // Auxiliary tables (pg/{queue,web,auth,dkim,space,import}.rs).
+    (100, "100_queue", include_str!("migrations/100_queue.sql")),
+    (101, "101_web", include_str!("migrations/101_web.sql")),
+    (102, "102_auth", include_str!("migrations/102_auth.sql")),
+    (103, "103_dkim", include_str!("migrations/103_dkim.sql")),
+    (104, "104_space", include_str!("migrations/104_space.sql")),
+    (105, "105_import", include_str!("migrations/105_import.sql")),
+];
 
 /// The schema version this build applies (the highest migration).
 pub fn schema_version() -> i32 {
@@ -186,7 +200,6 @@ pub struct PgBackend {
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
     pub(crate) auth_cache: password::VerifiedCache,
-    web: web_store::PgWeb,
 }
 
 impl PgBackend {
@@ -226,7 +239,6 @@ impl PgBackend {
             opts,
             feed: Arc::new(ChangeFeed::default()),
             blobs,
-            web: web_store::PgWeb,
         })
     }
 
@@ -275,8 +287,8 @@ impl Backend for PgBackend {
         &self.feed
     }
 
-    fn web(&self) -> &dyn web::WebStore {
-        &self.web
+    fn web(&self) -> &dyn crate::web::WebStore {
+        self
     }
 
     /// On PostgreSQL, other processes are other nodes: LISTEN/NOTIFY (`listen.rs`),
@@ -1127,160 +1139,275 @@ impl Backend for PgBackend {
         expected_size: u64,
         body: Vec<u8>,
     ) -> Result<Replaced> {
-        replace::replace(self, mailbox, uid, expected_size, body, |_, _, _, _, _| Ok(()))
+        self.replace_message_logged(mailbox, uid, expected_size, body, String::new())
     }
-    fn replace_message_logged(&self, _mailbox: MailboxId, _uid: u32, _expected_size: u64, _body: Vec<u8>, _detail: String) -> Result<Replaced> {
-        Err(not_yet("replace_message_logged"))
+    fn replace_message_logged(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        expected_size: u64,
+        body: Vec<u8>,
+        detail: String,
+    ) -> Result<Replaced> {
+        // Every replacement is in the space log, as the embedded store's.
+        replace::replace(self, mailbox, uid, expected_size, body, |t, mb, old, new, freed| {
+            space::log(&mut *t.tx, mb.account_id, "strip", &mb.name, Some(old), Some(new), 1, freed, &detail)
+        })
     }
 
     // --- auxiliary (queue, app passwords, API tokens, DKIM, logins and blocks,
-    // expiry and attachment policies, space log, maintenance, import) ---
-    fn block(&self, _key: &str, _until: i64, _reason: &str) -> Result<()> {
-        Err(not_yet("block"))
+    // expiry and attachment policies, space log, maintenance, import): pg/{queue,web,
+    // auth,dkim,space,import}.rs ---
+    fn block(&self, key: &str, until: i64, reason: &str) -> Result<()> {
+        self.with_conn(|c| auth::block(c, key, until, reason))
     }
-    fn blocks(&self, _now: i64) -> Result<Vec<(String, i64, String)>> {
-        Err(not_yet("blocks"))
+    fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>> {
+        self.with_conn(|c| auth::blocks(c, now))
     }
-    fn unblock(&self, _key: &str) -> Result<bool> {
-        Err(not_yet("unblock"))
+    fn unblock(&self, key: &str) -> Result<bool> {
+        self.with_conn(|c| auth::unblock(c, key))
     }
-    fn add_app_password(&self, _address: &str, _name: &str, _protocols: Protocols) -> Result<String> {
-        Err(not_yet("add_app_password"))
+    fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
+        self.with_conn(|c| auth::app_password_add(c, address, name, protocols))
     }
-    fn list_app_passwords(&self, _address: &str) -> Result<Vec<AppPassword>> {
-        Err(not_yet("list_app_passwords"))
+    fn list_app_passwords(&self, address: &str) -> Result<Vec<AppPassword>> {
+        self.with_conn(|c| auth::app_password_list(c, address))
     }
-    fn remove_app_password(&self, _address: &str, _name: &str) -> Result<()> {
-        Err(not_yet("remove_app_password"))
+    fn remove_app_password(&self, address: &str, name: &str) -> Result<()> {
+        let id = self.with_conn(|c| auth::app_password_remove(c, address, name))?;
+        self.auth_cache
+            .forget(&apppass::cache_key(&normalize_address(address), id));
+        Ok(())
     }
-    fn authenticate_app_password(&self, _address: &str, _password: &str, _protocol: Protocol, _cached_only: bool) -> Result<Option<(Account, String)>> {
-        Err(not_yet("authenticate_app_password"))
+    fn authenticate_app_password(
+        &self,
+        address: &str,
+        password: &str,
+        protocol: Protocol,
+        cached_only: bool,
+    ) -> Result<Option<(Account, String)>> {
+        let Some(canon) = apppass::canonical(password) else {
+            return Ok(None);
+        };
+        let a = normalize_address(address);
+        let Some((id, candidates)) =
+            self.with_conn(|c| auth::app_password_candidates(c, &a, &canon))?
+        else {
+            return Ok(None);
+        };
+        match apppass::check_candidates(&self.auth_cache, &a, &canon, protocol, cached_only, candidates) {
+            Some(name) => Ok(Some((self.account_by_id(id)?, name))),
+            None => Ok(None),
+        }
     }
-    fn record_login(&self, _account: AccountId, _login: LoginRecord, _keep: u32) -> Result<()> {
-        Err(not_yet("record_login"))
+    fn record_login(&self, account: AccountId, login: LoginRecord, keep: u32) -> Result<()> {
+        self.with_conn(|c| auth::record_login(c, account, &login, keep))
     }
-    fn recent_logins(&self, _address: &str) -> Result<Vec<LoginRecord>> {
-        Err(not_yet("recent_logins"))
+    fn recent_logins(&self, address: &str) -> Result<Vec<LoginRecord>> {
+        self.with_conn(|c| auth::recent_logins(c, address))
     }
-    fn add_api_token(&self, _name: &str) -> Result<String> {
-        Err(not_yet("add_api_token"))
+    fn add_api_token(&self, name: &str) -> Result<String> {
+        self.with_conn(|c| auth::api_token_add(c, name))
     }
     fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
-        Err(not_yet("list_api_tokens"))
+        self.with_conn(auth::api_token_list)
     }
-    fn remove_api_token(&self, _name: &str) -> Result<()> {
-        Err(not_yet("remove_api_token"))
+    fn remove_api_token(&self, name: &str) -> Result<()> {
+        self.with_conn(|c| auth::api_token_remove(c, name))
     }
-    fn check_api_token(&self, _token: &str) -> Result<Option<String>> {
-        Err(not_yet("check_api_token"))
+    fn check_api_token(&self, token: &str) -> Result<Option<String>> {
+        self.with_conn(|c| auth::api_token_check(c, token))
     }
-    fn add_dkim_keys(&self, _keys: Vec<DkimKey>) -> Result<()> {
-        Err(not_yet("add_dkim_keys"))
+    fn add_dkim_keys(&self, keys: Vec<DkimKey>) -> Result<()> {
+        self.with_conn(|c| dkim::add_keys(c, &keys))
     }
-    fn dkim_keys(&self, _domain: &str) -> Result<Vec<DkimKey>> {
-        Err(not_yet("dkim_keys"))
+    fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        self.with_conn(|c| dkim::keys(c, domain))
     }
     fn active_dkim_keys(&self) -> Result<Vec<DkimKey>> {
-        Err(not_yet("active_dkim_keys"))
+        self.with_conn(dkim::active_keys)
     }
-    fn activate_dkim_keys(&self, _domain: &str, _selectors: &[String]) -> Result<Vec<String>> {
-        Err(not_yet("activate_dkim_keys"))
+    fn activate_dkim_keys(&self, domain: &str, selectors: &[String]) -> Result<Vec<String>> {
+        self.with_conn(|c| dkim::activate(c, domain, selectors, now()))
     }
     fn dkim_version(&self) -> Result<i64> {
-        Err(not_yet("dkim_version"))
+        self.with_conn(dkim::version)
     }
-    fn queue_insert(&self, _msg: queue::NewQueued) -> Result<queue::QueueId> {
-        Err(not_yet("queue_insert"))
+    fn queue_insert(&self, msg: crate::queue::NewQueued) -> Result<crate::queue::QueueId> {
+        self.with_conn(|c| queue::insert(c, msg))
     }
-    fn queue_due(&self, _now: i64, _limit: usize) -> Result<Vec<queue::QueueId>> {
-        Err(not_yet("queue_due"))
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<crate::queue::QueueId>> {
+        self.with_conn(|c| queue::due(c, now, limit))
+    }
+    fn queue_release(&self, id: crate::queue::QueueId) -> Result<()> {
+        self.with_conn(|c| queue::release(c, id))
     }
     fn queue_next_due(&self) -> Result<Option<i64>> {
-        Err(not_yet("queue_next_due"))
+        self.with_conn(queue::next_due)
     }
-    fn queue_get(&self, _id: queue::QueueId) -> Result<queue::QueuedMessage> {
-        Err(not_yet("queue_get"))
+    fn queue_get(&self, id: crate::queue::QueueId) -> Result<crate::queue::QueuedMessage> {
+        self.with_conn(|c| queue::get(c, id))
     }
-    fn queue_body(&self, _id: queue::QueueId) -> Result<Vec<u8>> {
-        Err(not_yet("queue_body"))
+    fn queue_body(&self, id: crate::queue::QueueId) -> Result<Vec<u8>> {
+        self.with_conn(|c| queue::body(c, id))
     }
-    fn queue_list(&self, _after: queue::QueueId, _limit: usize) -> Result<Vec<queue::QueuedMessage>> {
-        Err(not_yet("queue_list"))
+    fn queue_list(
+        &self,
+        after: crate::queue::QueueId,
+        limit: usize,
+    ) -> Result<Vec<crate::queue::QueuedMessage>> {
+        self.with_conn(|c| queue::list(c, after, limit))
     }
-    fn queue_update(&self, _id: queue::QueueId, _u: queue::QueueUpdate) -> Result<bool> {
-        Err(not_yet("queue_update"))
+    fn queue_update(&self, id: crate::queue::QueueId, u: crate::queue::QueueUpdate) -> Result<bool> {
+        self.with_conn(|c| queue::update(c, id, u))
     }
-    fn queue_remove(&self, _id: queue::QueueId) -> Result<()> {
-        Err(not_yet("queue_remove"))
+    fn queue_remove(&self, id: crate::queue::QueueId) -> Result<()> {
+        self.with_conn(|c| queue::remove(c, id))
     }
-    fn queue_set_held(&self, _id: queue::QueueId, _held: bool, _now: i64) -> Result<()> {
-        Err(not_yet("queue_set_held"))
+    fn queue_set_held(&self, id: crate::queue::QueueId, held: bool, now: i64) -> Result<()> {
+        self.with_conn(|c| queue::set_held(c, id, held, now))
     }
-    fn queue_retry(&self, _id: Option<queue::QueueId>, _now: i64) -> Result<u64> {
-        Err(not_yet("queue_retry"))
+    fn queue_retry(&self, id: Option<crate::queue::QueueId>, now: i64) -> Result<u64> {
+        self.with_conn(|c| queue::retry(c, id, now))
     }
-    fn outbound_use(&self, _account: AccountId, _now: i64) -> Result<queue::OutboundUse> {
-        Err(not_yet("outbound_use"))
+    fn outbound_use(&self, account: AccountId, now: i64) -> Result<crate::queue::OutboundUse> {
+        self.with_conn(|c| queue::outbound_use(c, account, now))
     }
-    fn set_outbound_hold(&self, _account: AccountId, _hold: bool) -> Result<()> {
-        Err(not_yet("set_outbound_hold"))
+    fn set_outbound_hold(&self, account: AccountId, hold: bool) -> Result<()> {
+        self.with_conn(|c| queue::set_outbound_hold(c, account, hold))
     }
-    fn outbound_held(&self, _account: AccountId) -> Result<bool> {
-        Err(not_yet("outbound_held"))
+    fn outbound_held(&self, account: AccountId) -> Result<bool> {
+        self.with_conn(|c| queue::outbound_held(c, account))
     }
-    fn import_begin(&self, _account: AccountId, _source: &str, _merge: bool) -> Result<ImportStart> {
-        Err(not_yet("import_begin"))
+    fn import_begin(&self, account: AccountId, source: &str, merge: bool) -> Result<ImportStart> {
+        self.with_conn(|c| import::begin(c, account, source, merge))
     }
-    fn import_finish(&self, _account: AccountId, _source: &str) -> Result<()> {
-        Err(not_yet("import_finish"))
+    fn import_finish(&self, account: AccountId, source: &str) -> Result<()> {
+        self.with_conn(|c| import::finish(c, account, source))
     }
-    fn import_mailbox(&self, _account: AccountId, _name: &str, _uidvalidity: u32) -> Result<ImportMailbox> {
-        Err(not_yet("import_mailbox"))
+    fn import_mailbox(&self, account: AccountId, name: &str, uidvalidity: u32) -> Result<ImportMailbox> {
+        import::mailbox(self, account, name, uidvalidity)
     }
-    fn import_message(&self, _mailbox: MailboxId, _msg: ImportMessage) -> Result<Imported> {
-        Err(not_yet("import_message"))
+    fn import_message(&self, mailbox: MailboxId, msg: ImportMessage) -> Result<Imported> {
+        import::message(self, mailbox, msg)
     }
-    fn import_finish_mailbox(&self, _mailbox: MailboxId, _uidnext: u32) -> Result<()> {
-        Err(not_yet("import_finish_mailbox"))
+    fn import_finish_mailbox(&self, mailbox: MailboxId, uidnext: u32) -> Result<()> {
+        self.with_conn(|c| import::finish_mailbox(c, mailbox, uidnext))
     }
-    fn import_modseq_floor(&self, _mailbox: MailboxId, _floor: u64) -> Result<()> {
-        Err(not_yet("import_modseq_floor"))
+    fn import_modseq_floor(&self, mailbox: MailboxId, floor: u64) -> Result<()> {
+        self.with_conn(|c| import::modseq_floor(c, mailbox, floor))
     }
-    fn pop3_uidls(&self, _mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
-        Err(not_yet("pop3_uidls"))
+    fn pop3_uidls(&self, mailbox: MailboxId) -> Result<Vec<(u32, String)>> {
+        self.with_conn(|c| import::pop3_uidls(c, mailbox))
     }
-    fn set_expire(&self, _scope: &str, _folder: SpecialUse, _days: Option<u32>) -> Result<()> {
-        Err(not_yet("set_expire"))
+    fn set_expire(&self, scope: &str, folder: SpecialUse, days: Option<u32>) -> Result<()> {
+        self.with_conn(|c| space::set_expire(c, scope, folder, days))
     }
     fn expire_policies(&self) -> Result<Vec<ExpirePolicy>> {
-        Err(not_yet("expire_policies"))
+        self.with_conn(space::expire_policies)
     }
-    fn expire(&self, _now: i64) -> Result<Vec<Expired>> {
-        Err(not_yet("expire"))
+    fn expire(&self, now: i64) -> Result<Vec<Expired>> {
+        space::expire(self, now)
     }
-    fn space_log(&self, _account: AccountId, _since: i64) -> Result<Vec<SpaceEvent>> {
-        Err(not_yet("space_log"))
+    fn space_log(&self, account: AccountId, since: i64) -> Result<Vec<SpaceEvent>> {
+        self.with_conn(|c| space::space_log(c, account, since))
     }
-    fn space_freed_by_day(&self, _account: AccountId, _since_day: i64) -> Result<Vec<FreedDay>> {
-        Err(not_yet("space_freed_by_day"))
+    fn space_freed_by_day(&self, account: AccountId, since_day: i64) -> Result<Vec<FreedDay>> {
+        self.with_conn(|c| space::space_freed_by_day(c, account, since_day))
     }
-    fn space_log_purge(&self, _before: i64) -> Result<u64> {
-        Err(not_yet("space_log_purge"))
+    fn space_log_purge(&self, before: i64) -> Result<u64> {
+        self.with_conn(|c| space::space_log_purge(c, before))
     }
-    fn set_strip_policy(&self, _scope: &str, _policy: Option<StripPolicy>) -> Result<()> {
-        Err(not_yet("set_strip_policy"))
+    fn set_strip_policy(&self, scope: &str, policy: Option<StripPolicy>) -> Result<()> {
+        self.with_conn(|c| space::set_strip_policy(c, scope, policy.as_ref()))
     }
     fn strip_policies(&self) -> Result<Vec<(String, StripPolicy)>> {
-        Err(not_yet("strip_policies"))
+        self.with_conn(space::strip_policies)
     }
-    fn strip_policy_for(&self, _address: &str) -> Result<StripPolicy> {
-        Err(not_yet("strip_policy_for"))
+    fn strip_policy_for(&self, address: &str) -> Result<StripPolicy> {
+        self.with_conn(|c| space::strip_policy_for(c, address, &self.opts.strip_policy))
     }
-    fn maintenance_due(&self, _task: &str, _now: i64, _interval: i64) -> Result<bool> {
-        Err(not_yet("maintenance_due"))
+    fn maintenance_due(&self, task: &str, now: i64, interval: i64) -> Result<bool> {
+        self.with_conn(|c| space::maintenance_due(c, task, now, interval))
     }
-    fn imported_keys(&self, _account: AccountId, _prefix: &str) -> Result<Vec<String>> {
-        Err(not_yet("imported_keys"))
+    fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
+        self.with_conn(|c| import::imported_keys(c, account, prefix))
+    }
+}
+
+/// The web portal's store on PostgreSQL (pg/web.rs).
+impl crate::web::WebStore for PgBackend {
+    fn session_create(&self, token_hash: [u8; 32], account: AccountId, csrf: &str, expires: i64) -> Result<()> {
+        self.with_conn(|c| web::session_create(c, token_hash, account, csrf, expires))
+    }
+    fn session_get(&self, token_hash: [u8; 32], now: i64) -> Result<Option<crate::web::WebSession>> {
+        self.with_conn(|c| web::session_get(c, token_hash, now))
+    }
+    fn session_delete(&self, token_hash: [u8; 32]) -> Result<()> {
+        self.with_conn(|c| web::session_delete(c, token_hash))
+    }
+    fn sessions_end_account(&self, account: AccountId) -> Result<u64> {
+        self.with_conn(|c| web::sessions_end_account(c, account))
+    }
+    fn sessions_purge(&self, now: i64) -> Result<u64> {
+        self.with_conn(|c| web::sessions_purge(c, now))
+    }
+    fn admin_add(&self, address: &str, domain: Option<&str>) -> Result<()> {
+        self.with_conn(|c| web::admin_add(c, address, domain))
+    }
+    fn admin_remove(&self, address: &str, domain: Option<&str>) -> Result<u64> {
+        self.with_conn(|c| web::admin_remove(c, address, domain))
+    }
+    fn admin_list(&self) -> Result<Vec<crate::web::AdminGrant>> {
+        self.with_conn(web::admin_list)
+    }
+    fn quota_request_open(&self, account: AccountId, size: u64, reason: &str) -> Result<crate::web::QuotaRequest> {
+        self.with_conn(|c| web::quota_request_open(c, account, size, reason))
+    }
+    fn quota_request(&self, id: i64) -> Result<crate::web::QuotaRequest> {
+        self.with_conn(|c| web::quota_request(c, id))
+    }
+    fn quota_requests(&self, all: bool) -> Result<Vec<crate::web::QuotaRequest>> {
+        self.with_conn(|c| web::quota_requests(c, all))
+    }
+    fn quota_requests_of(&self, account: AccountId) -> Result<Vec<crate::web::QuotaRequest>> {
+        self.with_conn(|c| web::quota_requests_of(c, account))
+    }
+    fn quota_request_decide(&self, id: i64, by: &str, decision: crate::web::Decision) -> Result<crate::web::QuotaRequest> {
+        self.rules(|t| {
+            let (account, grant) = web::quota_request_record(&mut *t.tx, id, by, &decision)?;
+            if let Some(size) = grant {
+                crate::rules::set_quota_limit(t, account, QuotaLimit::Bytes(size))?;
+            }
+            web::quota_request(&mut *t.tx, id)
+        })
+    }
+    fn usage_sample_all(&self, day: i64) -> Result<u64> {
+        self.with_conn(|c| web::usage_sample_all(c, day, self.opts.default_quota))
+    }
+    fn usage_samples(&self, account: AccountId, since_day: i64) -> Result<Vec<crate::web::UsageSample>> {
+        self.with_conn(|c| web::usage_samples(c, account, since_day))
+    }
+    fn domain_usage_samples(&self, domain: &str, since_day: i64) -> Result<Vec<crate::web::UsageSample>> {
+        self.with_conn(|c| web::domain_usage_samples(c, domain, since_day))
+    }
+    fn largest_messages(&self, account: AccountId, limit: u32) -> Result<Vec<crate::web::LargeMessage>> {
+        self.with_conn(|c| web::largest_messages(c, account, limit))
+    }
+    fn count_delivery(&self, domain: &str, day: i64, outcome: crate::web::DeliveryOutcome) -> Result<()> {
+        self.with_conn(|c| web::count_delivery(c, domain, day, outcome))
+    }
+    fn domain_counts(&self, domain: &str, since_day: i64) -> Result<Vec<crate::web::DomainDay>> {
+        self.with_conn(|c| web::domain_counts(c, domain, since_day))
+    }
+    fn set_disabled(&self, address: &str, disabled: bool, by: &str) -> Result<()> {
+        self.with_conn(|c| web::set_disabled(c, address, disabled, by))
+    }
+    fn is_disabled(&self, account: AccountId) -> Result<bool> {
+        self.with_conn(|c| web::is_disabled(c, account))
+    }
+    fn disabled_accounts(&self) -> Result<Vec<AccountId>> {
+        self.with_conn(web::disabled_accounts)
     }
 }
 
@@ -1397,84 +1524,6 @@ impl PgBackend {
         match data {
             Some(d) => Ok(crate::blob::BlobReader::inline(&d)?),
             None => Ok(self.blobs.open_reader(id)?),
-        }
-    }
-}
-
-/// The web portal's store on PostgreSQL (its tables come with the auxiliary migrations).
-mod web_store {
-    use super::not_yet;
-    use crate::web::*;
-    use crate::*;
-
-    pub(super) struct PgWeb;
-
-    impl WebStore for PgWeb {
-        fn session_create(&self, _token_hash: [u8; 32], _account: AccountId, _csrf: &str, _expires: i64) -> Result<()> {
-            Err(not_yet("web::session_create"))
-        }
-        fn session_get(&self, _token_hash: [u8; 32], _now: i64) -> Result<Option<WebSession>> {
-            Err(not_yet("web::session_get"))
-        }
-        fn session_delete(&self, _token_hash: [u8; 32]) -> Result<()> {
-            Err(not_yet("web::session_delete"))
-        }
-        fn sessions_end_account(&self, _account: AccountId) -> Result<u64> {
-            Err(not_yet("web::sessions_end_account"))
-        }
-        fn sessions_purge(&self, _now: i64) -> Result<u64> {
-            Err(not_yet("web::sessions_purge"))
-        }
-        fn admin_add(&self, _address: &str, _domain: Option<&str>) -> Result<()> {
-            Err(not_yet("web::admin_add"))
-        }
-        fn admin_remove(&self, _address: &str, _domain: Option<&str>) -> Result<u64> {
-            Err(not_yet("web::admin_remove"))
-        }
-        fn admin_list(&self) -> Result<Vec<AdminGrant>> {
-            Err(not_yet("web::admin_list"))
-        }
-        fn quota_request_open(&self, _account: AccountId, _size: u64, _reason: &str) -> Result<QuotaRequest> {
-            Err(not_yet("web::quota_request_open"))
-        }
-        fn quota_request(&self, _id: i64) -> Result<QuotaRequest> {
-            Err(not_yet("web::quota_request"))
-        }
-        fn quota_requests(&self, _all: bool) -> Result<Vec<QuotaRequest>> {
-            Err(not_yet("web::quota_requests"))
-        }
-        fn quota_requests_of(&self, _account: AccountId) -> Result<Vec<QuotaRequest>> {
-            Err(not_yet("web::quota_requests_of"))
-        }
-        fn quota_request_decide(&self, _id: i64, _by: &str, _decision: Decision) -> Result<QuotaRequest> {
-            Err(not_yet("web::quota_request_decide"))
-        }
-        fn usage_sample_all(&self, _day: i64) -> Result<u64> {
-            Err(not_yet("web::usage_sample_all"))
-        }
-        fn usage_samples(&self, _account: AccountId, _since_day: i64) -> Result<Vec<UsageSample>> {
-            Err(not_yet("web::usage_samples"))
-        }
-        fn domain_usage_samples(&self, _domain: &str, _since_day: i64) -> Result<Vec<UsageSample>> {
-            Err(not_yet("web::domain_usage_samples"))
-        }
-        fn largest_messages(&self, _account: AccountId, _limit: u32) -> Result<Vec<LargeMessage>> {
-            Err(not_yet("web::largest_messages"))
-        }
-        fn count_delivery(&self, _domain: &str, _day: i64, _outcome: DeliveryOutcome) -> Result<()> {
-            Err(not_yet("web::count_delivery"))
-        }
-        fn domain_counts(&self, _domain: &str, _since_day: i64) -> Result<Vec<DomainDay>> {
-            Err(not_yet("web::domain_counts"))
-        }
-        fn set_disabled(&self, _address: &str, _disabled: bool, _by: &str) -> Result<()> {
-            Err(not_yet("web::set_disabled"))
-        }
-        fn is_disabled(&self, _account: AccountId) -> Result<bool> {
-            Err(not_yet("web::is_disabled"))
-        }
-        fn disabled_accounts(&self) -> Result<Vec<AccountId>> {
-            Err(not_yet("web::disabled_accounts"))
         }
     }
 }
