@@ -1578,3 +1578,25 @@ fn uids_kept_never_reused_once_per_key() {
     assert!(!s.import_mailbox(a.id, "INBOX", 99).unwrap().keeps_uids);
     assert!(s.check(true).unwrap().is_empty());
 }
+
+#[test]
+fn removed_account_leaves_no_rights_or_policies_to_its_successor() {
+    let (_d, s) = store();
+    let a = s.add_account("op@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    let w = s.web();
+    w.admin_add("op@example.com", None).unwrap();
+    w.session_create([7; 32], a.id, "csrf", i64::MAX).unwrap();
+    s.set_expire("op@example.com", SpecialUse::Trash, Some(3)).unwrap();
+    s.set_expire("example.com", SpecialUse::Junk, Some(9)).unwrap();
+    s.remove_account("op@example.com", false).unwrap();
+    // A new account of the same address starts with nothing of the old one's.
+    s.add_account("op@example.com", &cheap_hash(), QuotaLimit::Default).unwrap();
+    assert!(w.admin_list().unwrap().is_empty(), "operator rights inherited");
+    assert_eq!(w.session_get([7; 32], 0).unwrap(), None, "session survived");
+    let scopes: Vec<String> = s.expire_policies().unwrap().into_iter().map(|p| p.scope).collect();
+    assert_eq!(scopes, vec!["example.com".to_string()]);
+    // A removed domain takes its own policies with it.
+    s.remove_account("op@example.com", false).unwrap();
+    s.remove_domain("example.com").unwrap();
+    assert!(s.expire_policies().unwrap().is_empty());
+}

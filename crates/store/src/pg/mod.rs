@@ -320,6 +320,8 @@ impl Backend for PgBackend {
                 )));
             }
             tx.execute("DELETE FROM domains WHERE id = $1", &[&id])?;
+            tx.execute("DELETE FROM expire_policy WHERE scope = $1", &[&d])?;
+            tx.execute("DELETE FROM strip_policy WHERE scope = $1", &[&d])?;
             Ok(())
         })
     }
@@ -406,6 +408,14 @@ impl Backend for PgBackend {
             tx.execute("DELETE FROM mailboxes WHERE account_id = $1", &[&acct.id])?;
             tx.execute("DELETE FROM subscriptions WHERE account_id = $1", &[&acct.id])?;
             tx.execute("DELETE FROM aliases WHERE target = $1", &[&a])?;
+            // As on SQLite: the portal's rows of the account (a new account of the same
+            // address must not inherit operator rights), and its own expiry and attachment
+            // policies (a new account of the address starts from its domain's).
+            tx.execute("DELETE FROM web_sessions WHERE account_id = $1", &[&acct.id])?;
+            tx.execute("DELETE FROM web_admins WHERE address = $1", &[&a])?;
+            tx.execute("DELETE FROM account_disabled WHERE account_id = $1", &[&acct.id])?;
+            tx.execute("DELETE FROM expire_policy WHERE scope = $1", &[&a])?;
+            tx.execute("DELETE FROM strip_policy WHERE scope = $1", &[&a])?;
             tx.execute("DELETE FROM accounts WHERE id = $1", &[&acct.id])?;
             Ok(())
         })?;
