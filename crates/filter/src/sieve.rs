@@ -127,6 +127,16 @@ struct Cached {
     version: Option<u64>,
     hash: [u8; 32],
     script: Option<Arc<Sieve>>,
+    /// The account's address (the script's `:user` address), read with the script: an
+    /// account's address never changes, and a new account that reuses a removed one's id
+    /// has another scripts version, so it never meets this entry.
+    address: Option<Arc<str>>,
+}
+
+/// An account's active script and the account's address, as a delivery needs them.
+struct Active {
+    script: Arc<Sieve>,
+    address: Arc<str>,
 }
 
 /// Extensions offered (RFC 5804 SIEVE capability, and what `require` may name).
@@ -258,16 +268,19 @@ impl Engine {
     /// delete and rename, in this process or another: the CLI, ManageSieve): while the
     /// version is the same, a delivery reads one number from the store, not the script.
     /// A changed version reads the script again, and compiles it only if its text changed.
-    fn active(&self, store: &dyn Backend, account: AccountId) -> Result<Option<Arc<Sieve>>, String> {
+    fn active(&self, store: &dyn Backend, account: AccountId) -> Result<Option<Active>, String> {
         let version = store.sieve_version(account).map_err(|e| e.to_string())?;
         if let Some(v) = version {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = cache.get(&account).filter(|c| c.version == Some(v)) {
-                return Ok(c.script.clone());
+                return Ok(match (&c.script, &c.address) {
+                    (Some(s), Some(a)) => Some(Active { script: s.clone(), address: a.clone() }),
+                    _ => None,
+                });
             }
         }
         let Some((name, text)) = store.sieve_active(account).map_err(|e| e.to_string())? else {
-            self.remember(account, Cached { version, hash: [0; 32], script: None });
+            self.remember(account, Cached { version, hash: [0; 32], script: None, address: None });
             return Ok(None);
         };
         let hash = *blake3::hash(&text).as_bytes();
@@ -288,8 +301,16 @@ impl Engine {
                 )
             })?),
         };
-        self.remember(account, Cached { version, hash, script: Some(compiled.clone()) });
-        Ok(Some(compiled))
+        let address: Arc<str> = store
+            .account_by_id(account)
+            .map_err(|e| e.to_string())?
+            .address
+            .into();
+        self.remember(
+            account,
+            Cached { version, hash, script: Some(compiled.clone()), address: Some(address.clone()) },
+        );
+        Ok(Some(Active { script: compiled, address }))
     }
 
     fn remember(&self, account: AccountId, c: Cached) {
@@ -336,13 +357,13 @@ impl Engine {
         }
     }
 
-    fn execute(&self, store: &dyn Backend, msg: &Message, script: Arc<Sieve>) -> Result<Outcome, String> {
-        let account = store.account_by_id(msg.account).map_err(|e| e.to_string())?;
-        let account = &account;
+    fn execute(&self, store: &dyn Backend, msg: &Message, active: Active) -> Result<Outcome, String> {
+        let Active { script, address } = active;
+        let account_id = msg.account;
         let mut ctx = self
             .runtime
             .filter(msg.octets)
-            .with_user_address(account.address.as_str())
+            .with_user_address(&*address)
             .with_envelope(Envelope::To, msg.rcpt);
         if !msg.sender.is_empty() {
             ctx.set_envelope(Envelope::From, msg.sender);
@@ -365,7 +386,7 @@ impl Engine {
             match event {
                 Event::IncludeScript { name, optional } => {
                     includes += 1;
-                    let text = match store.sieve_get(account.id, name.as_str()) {
+                    let text = match store.sieve_get(account_id, name.as_str()) {
                         Ok(t) if includes <= 8 => t,
                         _ if optional => {
                             input = Input::False;
@@ -381,7 +402,7 @@ impl Engine {
                 }
                 Event::MailboxExists { mailboxes, .. } => {
                     let all = mailboxes.iter().all(|m| match m {
-                        sieve::Mailbox::Name(n) => store.mailbox(account.id, n).is_ok(),
+                        sieve::Mailbox::Name(n) => store.mailbox(account_id, n).is_ok(),
                         sieve::Mailbox::Id(_) => false,
                     });
                     input = all.into();
@@ -390,7 +411,7 @@ impl Engine {
                 Event::DuplicateId { id, expiry, .. } => {
                     let expires = now.saturating_add(expiry.min(i64::MAX as u64) as i64);
                     let seen = store
-                        .sieve_seen(account.id, &id, expires, now)
+                        .sieve_seen(account_id, &id, expires, now)
                         .map_err(|e| format!("duplicate tracking: {e}"))?;
                     input = seen.into();
                 }
