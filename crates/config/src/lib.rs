@@ -1127,6 +1127,10 @@ pub struct QueueConfig {
     pub max_concurrency: u32,
     /// Deliveries at once to one destination domain.
     pub max_per_destination: u32,
+    /// With several nodes on PostgreSQL: how long a node holds a due entry it took before
+    /// another node may try it (longer than one attempt can last; a node that dies
+    /// mid-attempt leaves its entries to the others after this).
+    pub lease: Seconds,
 }
 
 impl Default for QueueConfig {
@@ -1139,6 +1143,7 @@ impl Default for QueueConfig {
             poll_interval: Seconds(1),
             max_concurrency: 20,
             max_per_destination: 4,
+            lease: Seconds(30 * 60),
         }
     }
 }
@@ -1284,6 +1289,9 @@ impl Config {
                 "queue.max_concurrency",
                 "concurrency limits must be at least 1",
             ));
+        }
+        if self.queue.lease.0 == 0 {
+            return Err(err("queue.lease", "must be at least 1s"));
         }
         if self.smtp.max_recipients == 0 {
             return Err(err("smtp.max_recipients", "must be at least 1"));
@@ -1611,6 +1619,10 @@ retention = "14d"
         let c = parse("[store]\nwal_checkpoint_idle = \"10s\"\nwal_size_limit = \"4M\"\n").unwrap();
         assert_eq!(c.store.wal_checkpoint_idle, Seconds(10));
         assert_eq!(c.store.wal_size_limit, ByteSize(4 << 20));
+        assert_eq!(parse("").unwrap().queue.lease, Seconds(1800));
+        assert_eq!(parse("[queue]\nlease = \"5m\"\n").unwrap().queue.lease, Seconds(300));
+        let e = parse("[queue]\nlease = 0\n").unwrap_err().to_string();
+        assert!(e.contains("queue.lease"), "{e}");
         let e = parse("[store]\ninline_max = \"lots\"\n")
             .unwrap_err()
             .to_string();

@@ -160,6 +160,9 @@ pub struct StoreOptions {
     pub wal_checkpoint_idle: std::time::Duration,
     /// `[store] wal_size_limit`: SQLite's `journal_size_limit`, in octets.
     pub wal_size_limit: u64,
+    /// `[queue] lease`, in seconds: how long a node that took a due queue entry holds it
+    /// before another node may try it (shared queue on PostgreSQL: `pg/queue.rs`).
+    pub queue_lease: u64,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -188,6 +191,7 @@ impl Default for StoreOptions {
             objects: None,
             wal_checkpoint_idle: sqlite::wal::DEFAULT_WAL_CHECKPOINT_IDLE,
             wal_size_limit: sqlite::wal::DEFAULT_WAL_SIZE_LIMIT,
+            queue_lease: pg::queue::QUEUE_LEASE as u64,
         }
     }
 }

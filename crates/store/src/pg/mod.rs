@@ -44,7 +44,7 @@ pub(crate) mod testing;
 mod auth;
 mod dkim;
 mod import;
-mod queue;
+pub(crate) mod queue;
 mod space;
 mod web;
 #[cfg(test)]
@@ -1247,7 +1247,8 @@ impl Backend for PgBackend {
         self.with_conn(|c| queue::insert(c, msg))
     }
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<crate::queue::QueueId>> {
-        self.with_conn(|c| queue::due(c, now, limit))
+        let lease = self.opts.queue_lease.clamp(1, i64::MAX as u64) as i64;
+        self.with_conn(|c| queue::due(c, now, limit, lease))
     }
     fn queue_release(&self, id: crate::queue::QueueId) -> Result<()> {
         self.with_conn(|c| queue::release(c, id))

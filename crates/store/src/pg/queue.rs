@@ -6,7 +6,7 @@
 //! in one statement it picks due, unheld entries whose lease has ended with `SELECT ...
 //! FOR UPDATE SKIP LOCKED` (a row another node is taking at that instant is skipped,
 //! never waited for nor taken twice) and sets their `leased_until` to now +
-//! [`QUEUE_LEASE`]. Until then no other node's [`due`] returns them; the attempt's
+//! `[queue] lease` ([`crate::StoreOptions::queue_lease`], default [`QUEUE_LEASE`]). Until then no other node's [`due`] returns them; the attempt's
 //! recorded outcome ([`update`] counting the attempt) ends the lease, and [`release`] gives back an entry the caller
 //! took but will not try now. A node that dies mid-attempt leaves its lease to run out,
 //! after which another node tries the entry: at-least-once, as the scheduler documents.
@@ -18,7 +18,7 @@ use crate::queue::*;
 use crate::{AccountId, Error, Result};
 use postgres::GenericClient;
 
-/// How long a node holds a due entry it took: longer than one delivery attempt can last
+/// The default of `[queue] lease`: how long a node holds a due entry it took: longer than one delivery attempt can last
 /// (RFC 5321 4.5.3.2's timeouts add up to about 20 minutes for a slow peer), so that no
 /// other node starts the same entry while one is still delivering it.
 pub const QUEUE_LEASE: i64 = 30 * 60;
@@ -136,7 +136,7 @@ pub(crate) fn insert(c: &mut impl GenericClient, m: NewQueued) -> Result<QueueId
 
 /// [`crate::Backend::queue_due`]: takes (leases) up to `limit` due entries, oldest
 /// first (see the module documentation).
-pub(crate) fn due(c: &mut impl GenericClient, now: i64, limit: usize) -> Result<Vec<QueueId>> {
+pub(crate) fn due(c: &mut impl GenericClient, now: i64, limit: usize, lease: i64) -> Result<Vec<QueueId>> {
     let limit = limit.min(i64::MAX as usize) as i64;
     let mut ids: Vec<(i64, i64)> = c
         .query(
@@ -145,7 +145,7 @@ pub(crate) fn due(c: &mut impl GenericClient, now: i64, limit: usize) -> Result<
                    WHERE NOT held AND next_attempt <= $1 AND leased_until <= $1
                    ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED) d
              WHERE q.id = d.id RETURNING q.id, q.next_attempt",
-            &[&now, &limit, &QUEUE_LEASE],
+            &[&now, &limit, &lease],
         )?
         .iter()
         .map(|r| (r.get(1), r.get(0)))

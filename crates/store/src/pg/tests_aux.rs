@@ -149,3 +149,21 @@ fn stats_count_what_the_database_holds() {
     assert_eq!((st.accounts, st.messages, st.usage_bytes, st.blobs, st.blob_bytes), (0, 0, 0, 0, 0));
     assert!(st.database_bytes > 1 << 20, "a database's catalog alone: {}", st.database_bytes);
 }
+
+#[test]
+fn the_lease_is_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_database();
+    let opts = StoreOptions { queue_lease: 60, ..StoreOptions::default() };
+    let open = || {
+        Store::new(std::sync::Arc::new(
+            super::PgBackend::open(&url, dir.path(), 4, opts.clone()).unwrap(),
+        ))
+    };
+    let (a, b) = (open(), open());
+    let x = a.queue_insert(entry(100)).unwrap();
+    assert_eq!(a.queue_due(300, 10).unwrap(), vec![x]);
+    assert_eq!(b.queue_next_due().unwrap(), Some(360));
+    assert!(b.queue_due(359, 10).unwrap().is_empty(), "still held by node a");
+    assert_eq!(b.queue_due(360, 10).unwrap(), vec![x], "lease of 60 s over");
+}
