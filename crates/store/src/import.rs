@@ -39,6 +39,25 @@ pub enum ImportStart {
     Merge,
 }
 
+impl ImportStart {
+    /// The rule of [`Backend::import_begin`], the same on every backend: an unfinished run
+    /// from the same source resumes; an account without mail starts fresh; one with mail
+    /// takes an import only when the caller asked to merge.
+    pub(crate) fn decide(unfinished: bool, has_mail: bool, merge: bool) -> Result<ImportStart> {
+        if unfinished {
+            Ok(ImportStart::Resumed)
+        } else if !has_mail {
+            Ok(ImportStart::Fresh)
+        } else if merge {
+            Ok(ImportStart::Merge)
+        } else {
+            Err(Error::Refused(
+                "the account already has mail; use --merge to import into it anyway".into(),
+            ))
+        }
+    }
+}
+
 /// A mailbox made ready for an import.
 #[derive(Debug, Clone)]
 pub struct ImportMailbox {
@@ -114,17 +133,7 @@ pub(super) fn begin(
             )
             .optional()?
             .is_some();
-        let start = if unfinished {
-            ImportStart::Resumed
-        } else if !has_mail {
-            ImportStart::Fresh
-        } else if merge {
-            ImportStart::Merge
-        } else {
-            return Err(Error::Refused(
-                "the account already has mail; use --merge to import into it anyway".into(),
-            ));
-        };
+        let start = ImportStart::decide(unfinished, has_mail, merge)?;
         ctx.tx.execute(
             "INSERT INTO import_runs (account_id, source, finished) VALUES (?1, ?2, NULL)
              ON CONFLICT (account_id, source) DO UPDATE SET finished = NULL",

@@ -610,7 +610,13 @@ pub trait Backend: Send + Sync + 'static {
         internal_date: i64,
         rcpts: Vec<(AccountId, Vec<u8>)>,
         enforce_quota: bool,
-    ) -> Result<Vec<Result<Appended>>>;
+    ) -> Result<Vec<Result<Appended>>> {
+        let items = rcpts
+            .into_iter()
+            .map(|(account, prefix)| Delivery::inbox(account, prefix))
+            .collect();
+        self.deliver_to(body, internal_date, items, enforce_quota)
+    }
     /// Like [`Backend::deliver`], with a target mailbox, `:create` and flags per copy
     /// ([`Delivery`]); several copies may go to one account (Sieve `fileinto :copy`).
     /// Quota is enforced per copy; results in the order given.

@@ -1606,20 +1606,6 @@ impl Backend for SqliteBackend {
             .ok_or_else(|| Error::Io(std::io::Error::other("append stored nothing")))
     }
 
-    fn deliver(
-        &self,
-        body: Arc<Vec<u8>>,
-        internal_date: i64,
-        rcpts: Vec<(AccountId, Vec<u8>)>,
-        enforce_quota: bool,
-    ) -> Result<Vec<Result<Appended>>> {
-        let items = rcpts
-            .into_iter()
-            .map(|(account, prefix)| Delivery::inbox(account, prefix))
-            .collect();
-        self.deliver_to(body, internal_date, items, enforce_quota)
-    }
-
     fn deliver_to(
         &self,
         body: Arc<Vec<u8>>,

@@ -32,17 +32,7 @@ pub(crate) fn begin(
             &[&account],
         )?
         .is_some();
-    let start = if unfinished {
-        ImportStart::Resumed
-    } else if !has_mail {
-        ImportStart::Fresh
-    } else if merge {
-        ImportStart::Merge
-    } else {
-        return Err(Error::Refused(
-            "the account already has mail; use --merge to import into it anyway".into(),
-        ));
-    };
+    let start = ImportStart::decide(unfinished, has_mail, merge)?;
     tx.execute(
         "INSERT INTO import_runs (account_id, source, finished) VALUES ($1, $2, NULL)
          ON CONFLICT (account_id, source) DO UPDATE SET finished = NULL",
