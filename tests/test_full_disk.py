@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -86,14 +87,23 @@ def test_full_disk(small_fs, tmp_path, letterbox_bin):
         lmtp = Lmtp(s.require("lmtp"))
         sent = {}  # Subject -> body, for every acknowledged delivery
         refusal = None
-        for i in range(200):
+        i = 0
+        # Fill until refused. Once idle (`[store] wal_checkpoint_idle`, 1 s) the store
+        # empties its WAL, which can give back room enough to restore the reserve and take
+        # mail again (rightly: space came back). So after a refusal, wait past that and
+        # try again, until a refusal outlasts it: the disk is then full of mail.
+        while i < 300:
             body = message(i)
             reply = lmtp.deliver(body)
+            i += 1
             if reply.startswith("250 "):
-                sent[f"filler {i}"] = body
+                sent[f"filler {i - 1}"] = body
+                refusal = None
                 continue
+            if refusal is not None:
+                break
             refusal = reply
-            break
+            time.sleep(2.5)
         assert refusal == f"452 4.3.1 <{ALICE}> Insufficient system storage, try again later", (refusal, len(sent))
         assert len(sent) >= 20, len(sent)
         # Refused again, still temporarily; a small message too.
