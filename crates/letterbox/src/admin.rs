@@ -218,7 +218,8 @@ pub fn open_store(config: &Config) -> Result<Store> {
 }
 
 /// `letterbox migrate`: applies the schema to the configured store and prints its
-/// version; exit 75 (EX_TEMPFAIL) when the database cannot be reached.
+/// version; exit 75 (EX_TEMPFAIL) when the database cannot be reached, 78 (EX_CONFIG)
+/// when `[store] url` is wrong (e.g. an sslrootcert that is not there).
 pub fn migrate_schema(config: &Config) -> Result<std::process::ExitCode> {
     match (config.store.backend, &config.store.url) {
         (letterbox_config::StoreBackend::Postgres, Some(url)) => {
@@ -230,6 +231,10 @@ pub fn migrate_schema(config: &Config) -> Result<std::process::ExitCode> {
                 Err(letterbox_store::Error::Unavailable(e)) => {
                     eprintln!("letterbox: PostgreSQL unreachable: {e}");
                     Ok(std::process::ExitCode::from(75))
+                }
+                Err(letterbox_store::Error::Invalid(e)) => {
+                    eprintln!("letterbox: {e}");
+                    Ok(std::process::ExitCode::from(78)) // EX_CONFIG
                 }
                 Err(e) => Err(anyhow!("migration failed: {e}")),
             }

@@ -36,7 +36,7 @@ pub(crate) fn start(b: &PgBackend, url: String, interval: Duration) -> Result<()
 }
 
 type Pool = r2d2_postgres::r2d2::Pool<
-    r2d2_postgres::PostgresConnectionManager<postgres::NoTls>,
+    r2d2_postgres::PostgresConnectionManager<super::tls::Tls>,
 >;
 
 /// Reads the mailbox states of `accounts` and wakes whoever has not heard of them.

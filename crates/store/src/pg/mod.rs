@@ -17,6 +17,8 @@
 //! - Failures to reach the database (refused or dropped connection, server shutting
 //!   down, pool exhausted) are [`Error::Unavailable`]: every protocol answers with a
 //!   temporary error, and the pool reconnects on the next call, with no restart.
+//! - TLS (`pg/tls.rs`): with `sslmode=require` (or `verify-ca`/`verify-full`) in the URL,
+//!   rustls, always verifying the server's certificate; plaintext otherwise.
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
@@ -24,7 +26,7 @@
 
 use crate::blob::BlobDir;
 use crate::*;
-use r2d2_postgres::postgres::{self, NoTls};
+use r2d2_postgres::postgres;
 use r2d2_postgres::{r2d2, PostgresConnectionManager};
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ mod messages;
 mod replace;
 mod rows;
 mod sieve;
+mod tls;
 pub(crate) mod tx;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -54,7 +57,7 @@ use crate::rules::StoreTx;
 use tx::{PgPrepared, PgTx};
 
 /// A pooled connection.
-pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<tls::Tls>>;
 
 /// The default of `[store] pool_size`: connections each node keeps to PostgreSQL. Every
 /// call holds one for its transaction only; a 2-core node rarely has more in flight.
@@ -103,8 +106,20 @@ pub(crate) fn pg_err(e: postgres::Error) -> Error {
         }
         return Error::Io(std::io::Error::other(format!("database error: {}", db.message())));
     }
-    // No server error: the connection itself (closed, refused, I/O).
-    Error::Unavailable(format!("database: {e}"))
+    // No server error: the connection itself (closed, refused, I/O, a TLS handshake),
+    // with its causes (rust-postgres' message alone says "error performing TLS
+    // handshake", not which certificate check failed).
+    let mut msg = format!("database: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    Error::Unavailable(msg)
 }
 
 impl From<postgres::Error> for Error {
@@ -179,11 +194,9 @@ pub(crate) fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// Connects once, outside any pool (`letterbox migrate`).
 pub fn connect(url: &str) -> Result<postgres::Client> {
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| Error::Invalid(format!("[store] url: {e}")))?;
+    let (mut config, tls) = tls::parse(url)?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    config.connect(NoTls).map_err(pg_err)
+    config.connect(tls).map_err(pg_err)
 }
 
 /// Applies the schema to the database at `url`; returns its version.
@@ -195,7 +208,7 @@ pub struct PgBackend {
     /// For the change feed's own LISTEN connection (`listen.rs`).
     url: String,
     /// `None` only while dropping (see the `Drop` impl).
-    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
+    pool: Option<r2d2::Pool<PostgresConnectionManager<tls::Tls>>>,
     pub(crate) opts: StoreOptions,
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
@@ -211,11 +224,9 @@ impl PgBackend {
         pool_size: u32,
         opts: StoreOptions,
     ) -> Result<PgBackend> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| Error::Invalid(format!("[store] url: {e}")))?;
+        let (mut config, tls) = tls::parse(url)?;
         config.connect_timeout(CONNECT_TIMEOUT);
-        blocking(|| migrate(&mut config.connect(NoTls).map_err(pg_err)?))?;
+        blocking(|| migrate(&mut config.connect(tls.clone()).map_err(pg_err)?))?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
@@ -224,7 +235,7 @@ impl PgBackend {
             // after a database restart each call gets a live one rather than failing
             // once per dead pooled connection: one loopback round trip per call.
             .test_on_check_out(true)
-            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+            .build_unchecked(PostgresConnectionManager::new(config, tls));
         let blobs = match &opts.objects {
             None => BlobDir::open(data_dir.join("blobs"))?,
             Some(o) => BlobDir::open_remote(
@@ -242,7 +253,7 @@ impl PgBackend {
         })
     }
 
-    pub(crate) fn pool(&self) -> Result<&r2d2::Pool<PostgresConnectionManager<NoTls>>> {
+    pub(crate) fn pool(&self) -> Result<&r2d2::Pool<PostgresConnectionManager<tls::Tls>>> {
         self.pool
             .as_ref()
             .ok_or_else(|| Error::Unavailable("store is closing".into()))
