@@ -10,17 +10,20 @@ filled through the real protocols moves into a private PostgreSQL cluster
   QRESYNC client resumes from what it cached on the old server without VANISHED; the old
   password, the application password, the alias and the active Sieve script work; quota
   usage is what it was; `check --deep` passes.
+- The source's database and blob files are left as they were.
 - A target holding another store's data is refused (exit 65), a wrong URL is a usage
-  error (exit 64).
+  error (exit 64), an unreachable database a temporary one (exit 75).
 """
 
 import base64
+import hashlib
 import imaplib
 import os
 import poplib
 import random
 import re
 import smtplib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +156,16 @@ def pop3(server, who):
     return uidls, first
 
 
+def files(data_dir):
+    """{path: SHA-256} of the embedded store's database and blob files."""
+    out = {}
+    for p in sorted(data_dir.rglob("*")):
+        rel = p.relative_to(data_dir).as_posix()
+        if p.is_file() and (rel == "store.db" or rel.startswith(("blobs/", "parts/"))) and "/tmp/" not in rel:
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
 def migrate(server, pg, weed):
     return [str(BIN), "--config", str(server.config_path), "migrate", "--to", pg.url, "--blobs", weed.url()]
 
@@ -197,10 +210,18 @@ def test_migrate_killed_resumed_then_served_by_the_cluster(make_server, pg, weed
     total = sum(len(v[2]) for v in before.values()) + len(bob_before[0])
     assert len(before["INBOX"][2]) == BULK - 2 + 1
     src.stop()
+    untouched = files(src.data_dir)
 
     # --- usage errors, then the migration, killed in the middle ---
     r = src.cli("migrate", "--to", "mysql://x/y", check=False)
     assert r.returncode == 64, r.stderr
+    r = src.cli("migrate", "--blobs", weed.url(), check=False)
+    assert r.returncode == 64, r.stderr
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        dead = sk.getsockname()[1]
+    r = src.cli("migrate", "--to", f"postgres://x@127.0.0.1:{dead}/x", check=False)
+    assert r.returncode == 75 and b"unreachable" in r.stderr, (r.returncode, r.stderr)
     p = subprocess.Popen(migrate(src, pg, weed), env=s3_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = []
     for line in p.stderr:
@@ -221,6 +242,7 @@ def test_migrate_killed_resumed_then_served_by_the_cluster(make_server, pg, weed
     assert int(pg.psql("SELECT count(*) FROM messages")) == total
     # Large bodies are objects in the bucket; the source is untouched.
     assert any(k.startswith("blobs/") for k in weed.keys())
+    assert files(src.data_dir) == untouched
     # Once done, a rerun copies nothing.
     r = subprocess.run(migrate(src, pg, weed), env=s3_env(), capture_output=True, timeout=600)
     assert r.returncode == 0 and b": 0 messages copied" in r.stdout, (r.stdout, r.stderr)
