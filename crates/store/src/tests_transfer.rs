@@ -62,8 +62,12 @@ fn transfer_source(dir: &std::path::Path) -> Store {
     s
 }
 
-/// The queue as a comparable list: envelope, recipients' states, next attempt, octets.
-fn queue_of(s: &Store) -> Vec<(String, i64, Option<String>, Vec<(String, String, String)>, i64, String, Vec<u8>)> {
+/// A queue entry as compared: sender, created, ENVID, recipients (address, state,
+/// reply), next attempt, last error, octets.
+type QueueView = (String, i64, Option<String>, Vec<(String, String, String)>, i64, String, Vec<u8>);
+
+/// The queue as a comparable list.
+fn queue_of(s: &Store) -> Vec<QueueView> {
     s.queue_list(0, 100)
         .unwrap()
         .into_iter()

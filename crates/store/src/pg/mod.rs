@@ -1341,7 +1341,7 @@ impl Backend for PgBackend {
         self.with_conn(|c| transfer::restore_app_password(c, address, rec))
     }
     fn api_token_records(&self) -> Result<Vec<crate::transfer::ApiTokenRecord>> {
-        self.with_conn(|c| transfer::api_token_records(c))
+        self.with_conn(transfer::api_token_records)
     }
     fn restore_api_token(&self, rec: &crate::transfer::ApiTokenRecord) -> Result<()> {
         self.with_conn(|c| transfer::restore_api_token(c, rec))
