@@ -15,6 +15,20 @@ fn transfer_source(dir: &std::path::Path) -> Store {
     s.sieve_put(a.id, "other", b"discard;\r\n".to_vec(), None).unwrap();
     s.sieve_activate(a.id, Some("main")).unwrap();
     s.set_expire("example.com", SpecialUse::Trash, Some(7)).unwrap();
+    let key = |selector: &str, state| DkimKey {
+        domain: "example.com".into(),
+        selector: selector.into(),
+        algorithm: DkimAlgorithm::Ed25519,
+        private_key: vec![1, 2, 3],
+        public_key: vec![4, 5, 6],
+        created: 1_600_000_000,
+        state,
+        changed: 1_600_000_100,
+    };
+    s.add_dkim_keys(vec![key("old", DkimState::Retired), key("cur", DkimState::Active)]).unwrap();
+    s.web().admin_add("a@example.com", Some("example.com")).unwrap();
+    s.web().set_disabled("b@example.com", true, "op").unwrap();
+    s.set_outbound_hold(a.id, true).unwrap();
     s.delete_mailbox(a.id, "Archive").unwrap();
     let work = s.create_mailbox(a.id, "Work/2024", None).unwrap();
     s.subscribe(a.id, "Work/2024").unwrap();
@@ -136,6 +150,17 @@ fn transfer_moves_everything_and_resumes() {
     assert_eq!(tok(&src), tok(&dst));
     assert_eq!(dst.check(true).unwrap(), Vec::<String>::new());
     assert_eq!(queue_of(&dst), queue_of(&src));
+    let keys = |s: &Store| {
+        let mut v: Vec<_> = s.dkim_keys("example.com").unwrap().into_iter()
+            .map(|k| (k.selector, k.state, k.private_key, k.public_key, k.created, k.changed)).collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    assert_eq!(keys(&dst), keys(&src));
+    assert_eq!(dst.web().admin_list().unwrap(), src.web().admin_list().unwrap());
+    let b = dst.account("b@example.com").unwrap();
+    assert!(dst.web().is_disabled(b.id).unwrap());
+    assert!(dst.outbound_held(dst.account("a@example.com").unwrap().id).unwrap());
     assert_eq!(r.queued, 1);
 
     // Run again after new mail reached the source: only that is copied.
