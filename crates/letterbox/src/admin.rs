@@ -314,7 +314,7 @@ pub fn run(cmd: Command, config: &Config) -> Result<ExitCode> {
     let out = &mut std::io::stdout().lock();
     match cmd {
         Command::Serve => unreachable!("serve is run by serve::run"),
-        Command::Migrate => unreachable!("migrate runs before the store is opened"),
+        Command::Migrate(_) => unreachable!("migrate runs before the store is opened"),
         Command::Domain(c) => match c {
             DomainCmd::Add { domain } => store.add_domain(&domain)?,
             DomainCmd::Remove { domain } => store.remove_domain(&domain)?,

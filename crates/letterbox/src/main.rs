@@ -7,6 +7,7 @@ mod portal;
 mod dkim_cmd;
 mod dns_cmd;
 mod migrate;
+mod migrate_to;
 mod attachments;
 mod privileges;
 mod queue_cmd;
@@ -96,9 +97,10 @@ pub enum Command {
     #[command(subcommand)]
     Space(attachments::SpaceCmd),
     /// Apply the store's schema (with `[store] backend = "postgres"`, the versioned
-    /// migrations, under an advisory lock) and print its version. Exit 75 when the
-    /// database cannot be reached.
-    Migrate,
+    /// migrations, under an advisory lock) and print its version; with --to, move the
+    /// embedded store into PostgreSQL (resumable). Exit 75 when the database cannot be
+    /// reached.
+    Migrate(migrate_to::MigrateArgs),
 }
 
 /// Allocations this large are always fresh mappings, returned to the system when freed.
@@ -125,8 +127,8 @@ fn main() -> ExitCode {
         // Before the store is opened: opening would make the database restore needs absent.
         Command::Restore { src } => privileges::drop_for_admin(&config)
             .and_then(|()| migrate::restore(&config, &src)),
-        Command::Migrate => {
-            privileges::drop_for_admin(&config).and_then(|()| admin::migrate_schema(&config))
+        Command::Migrate(args) => {
+            privileges::drop_for_admin(&config).and_then(|()| migrate_to::run(&config, args))
         }
         other => privileges::drop_for_admin(&config).and_then(|()| admin::run(other, &config)),
     };

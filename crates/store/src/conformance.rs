@@ -22,6 +22,7 @@ macro_rules! backends {
             use crate::*;
             pub(crate) const OPEN: super::Open = $open;
             include!("tests.rs");
+            include!("tests_transfer.rs");
         }
     )*};
 }

@@ -53,6 +53,7 @@ pub mod web;
 pub mod parts;
 pub mod s3;
 mod rules;
+pub mod transfer;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -965,6 +966,35 @@ pub trait Backend: Send + Sync + 'static {
     /// starts with `prefix` (so an importer resuming over the network fetches only the
     /// rest; `import.rs`).
     fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>>;
+
+    // --- moving a whole store to another backend (issue 17, `transfer.rs`) ---
+    /// The account's stored password hash (`{SCHEME}` form, as [`Backend::add_account`]
+    /// takes it).
+    fn password_hash(&self, address: &str) -> Result<String>;
+    /// The account's application passwords as stored (hashes only).
+    fn app_password_records(&self, address: &str) -> Result<Vec<transfer::AppPasswordRecord>>;
+    /// Stores an application password as it was stored elsewhere; `Exists` when the
+    /// account has one of that name.
+    fn restore_app_password(&self, address: &str, rec: &transfer::AppPasswordRecord) -> Result<()>;
+    /// The API tokens as stored (digests only).
+    fn api_token_records(&self) -> Result<Vec<transfer::ApiTokenRecord>>;
+    /// Stores an API token as it was stored elsewhere; `Exists` for a name in use.
+    fn restore_api_token(&self, rec: &transfer::ApiTokenRecord) -> Result<()>;
+    /// When each message of a mailbox was saved into it (what expiry counts from), by
+    /// UID; messages without a recorded date are left out.
+    fn save_dates(&self, mailbox: MailboxId) -> Result<Vec<(u32, i64)>>;
+    /// Sets the save dates of these messages of a mailbox (UIDs not present are ignored).
+    fn set_save_dates(&self, mailbox: MailboxId, dates: &[(u32, i64)]) -> Result<()>;
+    /// When `task` was last recorded by [`Backend::maintenance_due`]; `None`: never.
+    fn maintenance_last(&self, task: &str) -> Result<Option<i64>>;
+    /// The UIDs expunged from a mailbox with the MODSEQ of their expunge (what QRESYNC's
+    /// VANISHED reports), by UID.
+    fn expunged_uids(&self, mailbox: MailboxId) -> Result<Vec<(u32, u64)>>;
+    /// Records UIDs expunged elsewhere, with their MODSEQs, in a mailbox that keeps the
+    /// source's UIDVALIDITY: they are never given again, and a QRESYNC client that cached
+    /// state from before an expunge hears of it (RFC 7162 3.2.5). UIDs present as
+    /// messages or recorded already are left alone.
+    fn import_expunged(&self, mailbox: MailboxId, uids: &[(u32, u64)]) -> Result<()>;
 }
 
 /// An automatic attachment-removal policy (issue 15, `strip.rs`): attachments of at least

@@ -23,6 +23,8 @@ mod recent;
 pub mod import;
 #[path = "backup.rs"]
 pub mod backup;
+#[path = "transfer_sqlite.rs"]
+mod transfer_q;
 #[path = "expire.rs"]
 pub(crate) mod expire;
 #[path = "replace.rs"]
@@ -2549,6 +2551,46 @@ impl Backend for SqliteBackend {
 
     fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
         import::imported_keys(self, account, prefix.to_string())
+    }
+
+    fn password_hash(&self, address: &str) -> Result<String> {
+        self.t_password_hash(address)
+    }
+
+    fn app_password_records(&self, address: &str) -> Result<Vec<crate::transfer::AppPasswordRecord>> {
+        self.t_app_password_records(address)
+    }
+
+    fn restore_app_password(&self, address: &str, rec: &crate::transfer::AppPasswordRecord) -> Result<()> {
+        self.t_restore_app_password(address, rec)
+    }
+
+    fn api_token_records(&self) -> Result<Vec<crate::transfer::ApiTokenRecord>> {
+        self.t_api_token_records()
+    }
+
+    fn restore_api_token(&self, rec: &crate::transfer::ApiTokenRecord) -> Result<()> {
+        self.t_restore_api_token(rec)
+    }
+
+    fn save_dates(&self, mailbox: MailboxId) -> Result<Vec<(u32, i64)>> {
+        self.t_save_dates(mailbox)
+    }
+
+    fn set_save_dates(&self, mailbox: MailboxId, dates: &[(u32, i64)]) -> Result<()> {
+        self.t_set_save_dates(mailbox, dates)
+    }
+
+    fn maintenance_last(&self, task: &str) -> Result<Option<i64>> {
+        self.t_maintenance_last(task)
+    }
+
+    fn expunged_uids(&self, mailbox: MailboxId) -> Result<Vec<(u32, u64)>> {
+        self.t_expunged_uids(mailbox)
+    }
+
+    fn import_expunged(&self, mailbox: MailboxId, uids: &[(u32, u64)]) -> Result<()> {
+        self.t_import_expunged(mailbox, uids)
     }
 
     fn heads_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, ParsedMessage)>> {

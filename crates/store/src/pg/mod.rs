@@ -49,6 +49,7 @@ mod dkim;
 mod import;
 pub(crate) mod queue;
 mod space;
+mod transfer;
 mod web;
 #[cfg(test)]
 mod tests_aux;
@@ -1340,6 +1341,36 @@ impl Backend for PgBackend {
     }
     fn imported_keys(&self, account: AccountId, prefix: &str) -> Result<Vec<String>> {
         self.with_conn(|c| import::imported_keys(c, account, prefix))
+    }
+    fn password_hash(&self, address: &str) -> Result<String> {
+        self.with_conn(|c| transfer::password_hash(c, address))
+    }
+    fn app_password_records(&self, address: &str) -> Result<Vec<crate::transfer::AppPasswordRecord>> {
+        self.with_conn(|c| transfer::app_password_records(c, address))
+    }
+    fn restore_app_password(&self, address: &str, rec: &crate::transfer::AppPasswordRecord) -> Result<()> {
+        self.with_conn(|c| transfer::restore_app_password(c, address, rec))
+    }
+    fn api_token_records(&self) -> Result<Vec<crate::transfer::ApiTokenRecord>> {
+        self.with_conn(transfer::api_token_records)
+    }
+    fn restore_api_token(&self, rec: &crate::transfer::ApiTokenRecord) -> Result<()> {
+        self.with_conn(|c| transfer::restore_api_token(c, rec))
+    }
+    fn save_dates(&self, mailbox: MailboxId) -> Result<Vec<(u32, i64)>> {
+        self.with_conn(|c| transfer::save_dates(c, mailbox))
+    }
+    fn set_save_dates(&self, mailbox: MailboxId, dates: &[(u32, i64)]) -> Result<()> {
+        self.with_conn(|c| transfer::set_save_dates(c, mailbox, dates))
+    }
+    fn maintenance_last(&self, task: &str) -> Result<Option<i64>> {
+        self.with_conn(|c| transfer::maintenance_last(c, task))
+    }
+    fn expunged_uids(&self, mailbox: MailboxId) -> Result<Vec<(u32, u64)>> {
+        self.with_conn(|c| transfer::expunged_uids(c, mailbox))
+    }
+    fn import_expunged(&self, mailbox: MailboxId, uids: &[(u32, u64)]) -> Result<()> {
+        self.with_conn(|c| transfer::import_expunged(c, mailbox, uids))
     }
 }
 
