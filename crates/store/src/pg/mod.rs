@@ -17,6 +17,13 @@
 //! - Failures to reach the database (refused or dropped connection, server shutting
 //!   down, pool exhausted) are [`Error::Unavailable`]: every protocol answers with a
 //!   temporary error, and the pool reconnects on the next call, with no restart.
+//! - Lock order: accounts (in id order), then the blob rows a rule counts references
+//!   on (in hash order, [`tx::PgTx::lock_blobs`]), then mailbox rows. A transaction
+//!   that still loses a race (a deadlock, a serialization failure) is run again up to
+//!   `[store] conflict_retries` times ([`PgBackend::with_tx`]); a delivery's recipient
+//!   that lost one is delivered again.
+//! - Large bodies in an object store are held before upload and collected from a
+//!   queue, never by listing the bucket (`pg/objects.rs`).
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
@@ -979,6 +986,8 @@ impl Backend for PgBackend {
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         self.rules(|t| {
             let mb = rows::mailbox_by_id(&mut *t.tx, mailbox)?;
+            t.lock_account(mb.account_id)?;
+            t.lock_blobs_of(mailbox, uids)?;
             crate::rules::expunge(t, &mb, uids)
         })
     }
@@ -988,6 +997,8 @@ impl Backend for PgBackend {
             let src = rows::mailbox_by_id(&mut *t.tx, from)?;
             let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
             t.lock_accounts(&[src.account_id, dst.account_id])?;
+            t.lock_account(dst.account_id)?;
+            t.lock_blobs_of(from, uids)?;
             crate::rules::copy(t, &src, uids, &dst, true)
         })
     }
@@ -1002,6 +1013,9 @@ impl Backend for PgBackend {
             let src = rows::mailbox_by_id(&mut *t.tx, from)?;
             let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
             t.lock_accounts(&[src.account_id, dst.account_id])?;
+            t.lock_account(src.account_id)?;
+            t.lock_account(dst.account_id)?;
+            t.lock_blobs_of(from, uids)?;
             crate::rules::move_messages(t, from, uids, to)
         })
     }
@@ -1577,7 +1591,11 @@ impl PgBackend {
                 keywords: crate::rules::join_keywords(&kw),
             });
         }
+        let hashes: Vec<&[u8]> = prepared.iter().map(|p| &p.prep.id.0[..]).collect();
         self.rules(|t| {
+            let mb = rows::mailbox_by_id(&mut *t.tx, mailbox)?;
+            t.lock_account(mb.account_id)?;
+            t.lock_blobs(&hashes)?;
             crate::rules::append_many(t, mailbox, &prepared, enforce_quota, arm_warning)
         })
     }

@@ -1,6 +1,7 @@
 //! Lost races on PostgreSQL, made to happen: another connection holds a row a store
-//! transaction needs and then asks for one the store transaction holds, so that
-//! PostgreSQL's deadlock detector aborts one of the two. The store's transaction starts
+//! transaction needs and then asks for one the store transaction holds (the account
+//! row, which every rule takes first), so that PostgreSQL's deadlock detector aborts one
+//! of the two. The store's transaction starts
 //! waiting first, so its check (after `deadlock_timeout`) runs first and it is the one
 //! aborted (40P01). With `[store] conflict_retries` it is run again and succeeds once
 //! the other commits; with 0 the caller gets the temporary error.
@@ -54,7 +55,8 @@ fn hex(b: &[u8]) -> String {
     crate::blob::BlobId::of(b).hex()
 }
 
-/// A MULTIAPPEND that deadlocks with another transaction on two blob rows.
+/// A MULTIAPPEND that deadlocks with another transaction (the account row and a blob
+/// row, taken in opposite orders) is run again as a whole.
 #[test]
 fn deadlocked_append_is_run_again() {
     for retries in [0, super::DEFAULT_CONFLICT_RETRIES] {
@@ -72,15 +74,14 @@ fn deadlocked_append_is_run_again() {
         );
         s.append_many(inbox.id, vec![message(x), message(y)], true)
             .unwrap();
-        let lock = |b: &[u8]| {
-            format!(
-                "UPDATE blobs SET refcount = refcount WHERE hash = decode('{}', 'hex')",
-                hex(b)
-            )
-        };
+        let first = format!(
+            "UPDATE blobs SET refcount = refcount WHERE hash = decode('{}', 'hex')",
+            hex(x)
+        );
+        let second = format!("SELECT 1 FROM accounts WHERE id = {} FOR UPDATE", acct.id);
         let s2 = s.clone();
-        let r = crossed(&url, &lock(x), &lock(y), move || {
-            // Takes Y's row, then waits for X's.
+        let r = crossed(&url, &first, &second, move || {
+            // Locks the account, then waits for X's row.
             s2.append_many(inbox.id, vec![message(y), message(x)], true)
         });
         if retries == 0 {

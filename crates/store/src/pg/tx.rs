@@ -63,6 +63,34 @@ impl PgTx<'_, '_> {
         }
         Ok(())
     }
+
+    /// Locks the blob rows a rule will count references on, in hash order, after the
+    /// accounts: blob rows are what transactions of different accounts share, and the
+    /// rules take them in message order, so two MULTIAPPENDs (or an expunge and a
+    /// copy) of the same bodies in opposite orders would otherwise deadlock, and keep
+    /// doing so when run again. Rows that do not exist yet are not locked.
+    pub fn lock_blobs(&mut self, hashes: &[&[u8]]) -> Result<()> {
+        if hashes.len() > 1 {
+            self.tx.execute(
+                "SELECT 1 FROM blobs WHERE hash = ANY($1) ORDER BY hash FOR UPDATE",
+                &[&hashes],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::lock_blobs`] for the blob rows of stored messages.
+    pub fn lock_blobs_of(&mut self, mailbox: MailboxId, uids: &[u32]) -> Result<()> {
+        if uids.len() > 1 {
+            self.tx.execute(
+                "SELECT 1 FROM blobs WHERE hash IN
+                     (SELECT blob FROM messages WHERE mailbox_id = $1 AND uid = ANY($2))
+                 ORDER BY hash FOR UPDATE",
+                &[&mailbox, &super::messages::uid_array(uids)],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl StoreTx for PgTx<'_, '_> {
