@@ -239,6 +239,17 @@ def test_gc_during_deliveries_loses_nothing_and_leaks_nothing(make_server, pg, w
     assert_each_once(fetch_all(a), acked_alice)
     assert a.cli("check", "--deep").stdout == b"ok\n"
 
+    # A large delivery refused over quota after its upload leaves an object no row
+    # names: its hold expires and collection deletes it.
+    a.add_user("dave@example.com", "dave-Secret4", quota="20K")
+    refused = message("over-quota", 100_000)
+    with smtplib.LMTP("127.0.0.1", lmtp) as s:
+        s.ehlo("client.example.org")
+        assert s.mail("carol@example.org")[0] == 250  # no SIZE: refused after DATA
+        assert s.rcpt("dave@example.com")[0] == 250
+        code, _ = s.data(refused)
+        assert code in (452, 552), code
+
     # Once every hold is older than hold_max, the bucket holds exactly what rows name.
     expunge_all(a, BOB)
     time.sleep(hold_max + 1)
