@@ -231,6 +231,8 @@ def test_gc_during_deliveries_loses_nothing_and_leaks_nothing(make_server, pg, w
     deleted = sum(int(re.search(r"deleted (\d+) object", g).group(1)) for g in gc_runs)
     # The churn really made collection delete objects while deliveries went on.
     assert deleted > 0, gc_runs[-3:]
+    print(f"gc runs: {len(gc_runs)}, objects deleted meanwhile: {deleted}, "
+          f"acknowledged for alice: {len(acked_alice)}")
 
     # Some shared bodies for Alice too, now that their objects came and went.
     for body in shared:
@@ -323,6 +325,8 @@ def test_kill9_one_of_two_nodes_mid_delivery(make_server, pg, weed, tmp_path):
         assert at_kill >= 16, at_kill
         assert on_b_after > 0, "node b stopped delivering when node a died"
         assert errors == [], errors
+        print(f"acknowledged before the kill: {at_kill}, on b in the 3 s after: {on_b_after}, "
+              f"holds left by the kill: {pg.psql('SELECT count(*) FROM object_holds')}")
 
         # The killed node comes back and delivers again.
         a.start()

@@ -35,6 +35,9 @@ pub(crate) const KIND_BLOB: i32 = 0;
 /// Queued deletions carried out per transaction.
 const DELETE_BATCH: i64 = 64;
 
+/// A key of the deletion queue: (kind, hash).
+type QueueKey = (i32, Vec<u8>);
+
 /// The advisory lock of an object (see the module doc).
 fn lock_key(kind: i32, id: &[u8]) -> i64 {
     let mut k = [0u8; 32];
@@ -153,7 +156,7 @@ pub(crate) fn collect(b: &PgBackend) -> Result<u64> {
     let mut deleted = 0;
     // A cursor over the queue: an object whose lock is taken (a delivery about to
     // reference it) stays queued for the next collection, and this one goes on.
-    let mut after: (i32, Vec<u8>) = (-1, Vec::new());
+    let mut after: QueueKey = (-1, Vec::new());
     loop {
         let (n, last) = b.with_tx(|tx| delete_queued(b, tx, &after))?;
         deleted += n;
@@ -171,8 +174,8 @@ pub(crate) fn collect(b: &PgBackend) -> Result<u64> {
 fn delete_queued(
     b: &PgBackend,
     tx: &mut impl GenericClient,
-    after: &(i32, Vec<u8>),
-) -> Result<(u64, Option<(i32, Vec<u8>)>)> {
+    after: &QueueKey,
+) -> Result<(u64, Option<QueueKey>)> {
     let queued = tx.query(
         "SELECT kind, hash FROM object_deletions WHERE (kind, hash) > ($1, $2)
          ORDER BY kind, hash LIMIT $3 FOR UPDATE SKIP LOCKED",
