@@ -370,6 +370,10 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// With `backend = "postgres"`: connections each node keeps to the database.
     pub pool_size: u32,
+    /// With `backend = "postgres"`: how many times a transaction that lost a race with
+    /// another node's (serialization failure, deadlock) is run again before the client
+    /// gets a temporary error.
+    pub conflict_retries: u32,
 }
 
 /// `[store] backend`.
@@ -392,6 +396,7 @@ impl Default for StoreConfig {
             backend: StoreBackend::Embedded,
             url: None,
             pool_size: 16,
+            conflict_retries: 5,
         }
     }
 }
@@ -1635,11 +1640,12 @@ retention = "14d"
     fn store_backend_postgres() {
         let c = parse("").unwrap();
         assert_eq!((c.store.backend, c.store.pool_size), (StoreBackend::Embedded, 16));
-        let c = parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://u@h:5432/d\"\npool_size = 4\n")
+        assert_eq!(c.store.conflict_retries, 5);
+        let c = parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://u@h:5432/d\"\npool_size = 4\nconflict_retries = 0\n")
             .unwrap();
         assert_eq!(c.store.backend, StoreBackend::Postgres);
         assert_eq!(c.store.url.as_deref(), Some("postgres://u@h:5432/d"));
-        assert_eq!(c.store.pool_size, 4);
+        assert_eq!((c.store.pool_size, c.store.conflict_retries), (4, 0));
         let e = parse("[store]\nbackend = \"postgres\"\n").unwrap_err().to_string();
         assert!(e.contains("store.url"), "{e}");
         let e = parse("[store]\nbackend = \"mysql\"\n").unwrap_err().to_string();

@@ -164,6 +164,9 @@ pub struct StoreOptions {
     /// `[queue] lease`, in seconds: how long a node that took a due queue entry holds it
     /// before another node may try it (shared queue on PostgreSQL: `pg/queue.rs`).
     pub queue_lease: u64,
+    /// `[store] conflict_retries`: runs again of a PostgreSQL transaction that lost a
+    /// race with another node's (40001, 40P01; `pg/mod.rs`).
+    pub conflict_retries: u32,
 }
 
 /// The default of `[store] inline_max`: 64 KiB. SQLite's own measurements (sqlite.org,
@@ -193,6 +196,7 @@ impl Default for StoreOptions {
             wal_checkpoint_idle: sqlite::wal::DEFAULT_WAL_CHECKPOINT_IDLE,
             wal_size_limit: sqlite::wal::DEFAULT_WAL_SIZE_LIMIT,
             queue_lease: pg::queue::QUEUE_LEASE as u64,
+            conflict_retries: pg::DEFAULT_CONFLICT_RETRIES,
         }
     }
 }

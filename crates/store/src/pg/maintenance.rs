@@ -3,11 +3,14 @@
 //! Collection removes blob rows at zero references with their files: the row is
 //! deleted first and the file removed before commit, so a delivery inserting the same
 //! blob meanwhile waits on the row and then finds the file gone and writes it again
-//! (`tx.rs`, `take_blob_ref`). Orphan files (no row: a refused delivery's, or a node
-//! killed between writing a file and committing) are removed only when older than
-//! [`ORPHAN_GRACE`], so that a delivery in flight on any node keeps its file.
+//! (`tx.rs`, `take_blob_ref`). With an object store the row's object is queued instead
+//! and deleted afterwards under the rules of `pg/objects.rs` (holds, no listing). Orphan
+//! files (no row: a refused delivery's, or a node killed between writing a file and
+//! committing) are removed only when older than [`ORPHAN_GRACE`], so that a delivery in
+//! flight on any node keeps its file.
 
 use super::messages::blob_id;
+use super::objects::KIND_BLOB;
 use super::PgBackend;
 use crate::*;
 use std::io::Read;
@@ -38,7 +41,7 @@ pub(crate) fn gc(b: &PgBackend) -> Result<GcReport> {
             )?;
             for r in &gone {
                 if r.get::<_, bool>(1) {
-                    b.blobs.remove(&blob_id(r.get(0))?)?;
+                    super::objects::drop_object(b, &mut *tx, KIND_BLOB, &blob_id(r.get(0))?)?;
                 }
             }
             Ok(gone.len() as u64)
@@ -79,6 +82,8 @@ pub(crate) fn gc(b: &PgBackend) -> Result<GcReport> {
             }
         }
     }
+    // Objects in an object store: the queue filled above, and abandoned holds.
+    report.objects_deleted = super::objects::collect(b)?;
     Ok(report)
 }
 

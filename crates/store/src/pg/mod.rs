@@ -19,6 +19,13 @@
 //!   temporary error, and the pool reconnects on the next call, with no restart.
 //! - TLS (`pg/tls.rs`): with `sslmode=require` (or `verify-ca`/`verify-full`) in the URL,
 //!   rustls, always verifying the server's certificate; plaintext otherwise.
+//! - Lock order: accounts (in id order), then the blob rows a rule counts references
+//!   on (in hash order, [`tx::PgTx::lock_blobs`]), then mailbox rows. A transaction
+//!   that still loses a race (a deadlock, a serialization failure) is run again up to
+//!   `[store] conflict_retries` times ([`PgBackend::with_tx`]); a delivery's recipient
+//!   that lost one is delivered again.
+//! - Large bodies in an object store are held before upload and collected from a
+//!   queue, never by listing the bucket (`pg/objects.rs`).
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
@@ -36,6 +43,7 @@ mod mailboxes;
 mod maintenance;
 mod listen;
 mod messages;
+mod objects;
 mod replace;
 mod rows;
 mod sieve;
@@ -53,6 +61,8 @@ mod transfer;
 mod web;
 #[cfg(test)]
 mod tests_aux;
+#[cfg(test)]
+mod tests_faults;
 
 use crate::rules::StoreTx;
 use tx::{PgPrepared, PgTx};
@@ -74,6 +84,7 @@ const MIGRATION_LOCK: i64 = 0x4c42_4f58;
 /// The schema, in order. Core: 001-099 (this file's owner); auxiliary tables: 100 up.
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "001_core", include_str!("migrations/001_core.sql")),
+    (2, "002_objects", include_str!("migrations/002_objects.sql")),
     // Auxiliary tables (pg/{queue,web,auth,dkim,space,import}.rs).
     (100, "100_queue", include_str!("migrations/100_queue.sql")),
     (101, "101_web", include_str!("migrations/101_web.sql")),
@@ -88,17 +99,48 @@ pub fn schema_version() -> i32 {
     MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
+/// The default of `[store] conflict_retries`: runs again of a transaction that lost a
+/// race with another node's (serialization failure 40001, deadlock 40P01), after a
+/// short random pause, before the caller gets a temporary error. Deadlocks between two
+/// deliveries need one run again; five leave room for a burst on one mailbox.
+pub const DEFAULT_CONFLICT_RETRIES: u32 = 5;
+
+/// How an error of a transaction that lost a race begins ([`pg_err`], [`is_conflict`]).
+const CONFLICT: &str = "database conflict";
+
+/// Whether `e` is a lost race (serialization failure, deadlock): the transaction can
+/// simply be run again.
+pub(crate) fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(m) if m.starts_with(CONFLICT))
+}
+
+/// A short random pause before run `attempt` (1, 2, ...) of a transaction that lost a
+/// race, so that the two do not meet again: up to 10, 20, 40... ms.
+fn conflict_pause(attempt: u32) {
+    use rand::Rng;
+    let max = 10u64 << attempt.clamp(1, 6).saturating_sub(1);
+    std::thread::sleep(std::time::Duration::from_millis(
+        rand::thread_rng().gen_range(1..=max),
+    ));
+}
+
 /// A PostgreSQL error as a store error: a connection that failed or went away, a server
-/// that is shutting down or starting, too many connections: [`Error::Unavailable`]
-/// (temporary). Anything else is a plain failure.
+/// that is shutting down or starting, too many connections, a lost race (serialization
+/// failure, deadlock; see [`is_conflict`]): [`Error::Unavailable`] (temporary). A unique
+/// violation is [`Error::Exists`]: every insert a delivery makes is an upsert (`ON
+/// CONFLICT`), so two nodes racing never meet one; what remains are names a user picks
+/// twice. Anything else is a plain failure.
 pub(crate) fn pg_err(e: postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
+        if code == "40001" || code == "40P01" {
+            // Serialization failure, deadlock detected: lost a race with another
+            // transaction; run again by `with_tx`.
+            return Error::Unavailable(format!("{CONFLICT}: {}", db.message()));
+        }
         let temporary = code.starts_with("08") // connection exception
             || code.starts_with("57P") // admin/crash shutdown, cannot connect now
-            || code == "53300" // too many connections
-            || code == "40001" // serialization failure
-            || code == "40P01"; // deadlock detected
+            || code == "53300"; // too many connections
         if temporary {
             return Error::Unavailable(format!("database: {}", db.message()));
         }
@@ -278,17 +320,32 @@ impl PgBackend {
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok` (rolled back
-    /// otherwise).
+    /// otherwise). A transaction that lost a race with another (deadlock, serialization
+    /// failure: [`is_conflict`]) is run again from the start, up to `[store]
+    /// conflict_retries` times, before its error is returned (a temporary one).
     pub(crate) fn with_tx<T: Send>(
         &self,
-        f: impl FnOnce(&mut postgres::Transaction) -> Result<T> + Send,
+        mut f: impl FnMut(&mut postgres::Transaction) -> Result<T> + Send,
     ) -> Result<T> {
         blocking(|| {
-            let mut c = self.conn()?;
-            let mut tx = c.transaction()?;
-            let v = f(&mut tx)?;
-            tx.commit()?;
-            Ok(v)
+            let mut attempt = 0;
+            loop {
+                let r = (|| {
+                    let mut c = self.conn()?;
+                    let mut tx = c.transaction()?;
+                    let v = f(&mut tx)?;
+                    tx.commit()?;
+                    Ok(v)
+                })();
+                match r {
+                    Err(e) if is_conflict(&e) && attempt < self.opts.conflict_retries => {
+                        attempt += 1;
+                        tracing::debug!("transaction lost a race ({e}); run {attempt} again");
+                        conflict_pause(attempt);
+                    }
+                    r => return r,
+                }
+            }
         })
     }
 }
@@ -779,11 +836,40 @@ impl Backend for PgBackend {
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
         let prep = self.prepare_body(&body)?;
-        let accounts: Vec<AccountId> = items.iter().map(|i| i.account).collect();
-        self.rules(|t| {
-            t.lock_accounts(&accounts)?;
-            crate::rules::deliver_to(t, &body, internal_date, &items, enforce_quota, &prep)
-        })
+        // Each recipient has its own savepoint (`rules::deliver_to`), so a recipient
+        // that lost a race (a deadlock) fails alone while the others commit: such
+        // recipients are delivered again, in a new transaction, as `with_tx` runs a
+        // whole transaction again.
+        let mut out: Vec<Option<Result<Appended>>> = items.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let batch: Vec<Delivery> = pending.iter().map(|&i| items[i].clone()).collect();
+            let accounts: Vec<AccountId> = batch.iter().map(|i| i.account).collect();
+            let results = self.rules(|t| {
+                t.lock_accounts(&accounts)?;
+                crate::rules::deliver_to(t, &body, internal_date, &batch, enforce_quota, &prep)
+            })?;
+            let mut again = Vec::new();
+            for (i, r) in pending.iter().copied().zip(results) {
+                match r {
+                    Err(e) if is_conflict(&e) && attempt < self.opts.conflict_retries => {
+                        again.push(i)
+                    }
+                    r => out[i] = Some(r),
+                }
+            }
+            if !again.is_empty() {
+                attempt += 1;
+                tracing::debug!("{} recipient(s) lost a race; delivering again", again.len());
+                blocking(|| conflict_pause(attempt));
+            }
+            pending = again;
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Unavailable("not delivered".into()))))
+            .collect())
     }
 
     fn list_messages(&self, mailbox: MailboxId, claim_recent: bool) -> Result<Vec<MessageMeta>> {
@@ -912,6 +998,8 @@ impl Backend for PgBackend {
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         self.rules(|t| {
             let mb = rows::mailbox_by_id(&mut *t.tx, mailbox)?;
+            t.lock_account(mb.account_id)?;
+            t.lock_blobs_of(mailbox, uids)?;
             crate::rules::expunge(t, &mb, uids)
         })
     }
@@ -921,6 +1009,8 @@ impl Backend for PgBackend {
             let src = rows::mailbox_by_id(&mut *t.tx, from)?;
             let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
             t.lock_accounts(&[src.account_id, dst.account_id])?;
+            t.lock_account(dst.account_id)?;
+            t.lock_blobs_of(from, uids)?;
             crate::rules::copy(t, &src, uids, &dst, true)
         })
     }
@@ -935,6 +1025,9 @@ impl Backend for PgBackend {
             let src = rows::mailbox_by_id(&mut *t.tx, from)?;
             let dst = rows::mailbox_by_id(&mut *t.tx, to)?;
             t.lock_accounts(&[src.account_id, dst.account_id])?;
+            t.lock_account(src.account_id)?;
+            t.lock_account(dst.account_id)?;
+            t.lock_blobs_of(from, uids)?;
             crate::rules::move_messages(t, from, uids, to)
         })
     }
@@ -1466,7 +1559,7 @@ impl PgBackend {
     /// `NOTIFY letterbox, '<account id>'`, which PostgreSQL delivers at commit.
     pub(crate) fn rules<T: Send>(
         &self,
-        f: impl FnOnce(&mut PgTx) -> Result<T> + Send,
+        mut f: impl FnMut(&mut PgTx) -> Result<T> + Send,
     ) -> Result<T> {
         let (v, changes) = self.with_tx(|tx| {
             let mut t = PgTx::new(tx, &self.opts, &self.blobs);
@@ -1484,7 +1577,8 @@ impl PgBackend {
     }
 
     /// Outside any transaction: hash and parse the body, compress a small one for its
-    /// row, write a large one's file (fsynced), so that the transaction only inserts.
+    /// row, write a large one's file (fsynced) or hold and upload its object, so that
+    /// the transaction only inserts.
     pub(crate) fn prepare_body(&self, body: &[u8]) -> Result<PgPrepared> {
         let id = BlobId::of(body);
         let known = self.with_conn(|c| {
@@ -1499,18 +1593,22 @@ impl PgBackend {
                 id,
                 encoded: None,
                 inline: None,
+                uploaded: false,
             });
         }
         let encoded = crate::body::encode_parsed(body);
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
         } else {
+            // An object is held before it is uploaded (`pg/objects.rs`).
+            objects::hold(self, objects::KIND_BLOB, &[id])?;
             self.blobs.put(&id, body)?;
             None
         };
         Ok(PgPrepared {
             id,
             encoded: Some(encoded),
+            uploaded: inline.is_none(),
             inline,
         })
     }
@@ -1535,7 +1633,11 @@ impl PgBackend {
                 keywords: crate::rules::join_keywords(&kw),
             });
         }
+        let hashes: Vec<&[u8]> = prepared.iter().map(|p| &p.prep.id.0[..]).collect();
         self.rules(|t| {
+            let mb = rows::mailbox_by_id(&mut *t.tx, mailbox)?;
+            t.lock_account(mb.account_id)?;
+            t.lock_blobs(&hashes)?;
             crate::rules::append_many(t, mailbox, &prepared, enforce_quota, arm_warning)
         })
     }

@@ -19,7 +19,7 @@ pub(crate) fn replace(
     uid: u32,
     expected_size: u64,
     body: Vec<u8>,
-    after: impl FnOnce(&mut PgTx, &Mailbox, u32, u32, u64) -> Result<()> + Send,
+    after: impl Fn(&mut PgTx, &Mailbox, u32, u32, u64) -> Result<()> + Send + Sync,
 ) -> Result<Replaced> {
     let prep = b.prepare_body(&body)?;
     b.rules(|t| {

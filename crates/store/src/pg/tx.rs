@@ -7,6 +7,7 @@
 //! (RFC 7162 3.1: a client that asks for changes since MODSEQ n must never later find a
 //! change below n it was not told of).
 
+use super::objects::KIND_BLOB;
 use super::rows::{self, account_from_row, meta_from_row};
 use crate::blob::BlobDir;
 use crate::body::Encoded;
@@ -21,6 +22,9 @@ pub(crate) struct PgPrepared {
     pub encoded: Option<Encoded>,
     /// The compressed octets, when small enough to live in the row (`[store] inline_max`).
     pub inline: Option<Vec<u8>>,
+    /// Held and uploaded to the object store, or written as a file, before the
+    /// transaction (`pg/objects.rs`).
+    pub uploaded: bool,
 }
 
 /// One transaction as the rules see it.
@@ -55,6 +59,34 @@ impl PgTx<'_, '_> {
             self.tx.execute(
                 "SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
                 &[&ids],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Locks the blob rows a rule will count references on, in hash order, after the
+    /// accounts: blob rows are what transactions of different accounts share, and the
+    /// rules take them in message order, so two MULTIAPPENDs (or an expunge and a
+    /// copy) of the same bodies in opposite orders would otherwise deadlock, and keep
+    /// doing so when run again. Rows that do not exist yet are not locked.
+    pub fn lock_blobs(&mut self, hashes: &[&[u8]]) -> Result<()> {
+        if hashes.len() > 1 {
+            self.tx.execute(
+                "SELECT 1 FROM blobs WHERE hash = ANY($1) ORDER BY hash FOR UPDATE",
+                &[&hashes],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::lock_blobs`] for the blob rows of stored messages.
+    pub fn lock_blobs_of(&mut self, mailbox: MailboxId, uids: &[u32]) -> Result<()> {
+        if uids.len() > 1 {
+            self.tx.execute(
+                "SELECT 1 FROM blobs WHERE hash IN
+                     (SELECT blob FROM messages WHERE mailbox_id = $1 AND uid = ANY($2))
+                 ORDER BY hash FOR UPDATE",
+                &[&mailbox, &super::messages::uid_array(uids)],
             )?;
         }
         Ok(())
@@ -345,15 +377,19 @@ impl StoreTx for PgTx<'_, '_> {
 
     /// Inserts the blob row (or counts one more reference on it). The row is locked by
     /// the upsert until commit, so a collection running at the same time either removed
-    /// it (with its file) before, and the row is new here, or waits and then finds it
-    /// referenced. A new row without inline octets makes sure its file exists (the
-    /// collector may have removed a file this delivery wrote before its transaction).
+    /// it (with its file, or queued its object) before, and the row is new here, or
+    /// waits and then finds it referenced. A new row without inline octets, or one
+    /// brought back from zero references, pins its octets against collection until
+    /// commit and makes sure they are stored (`pg/objects.rs`): an object this call held
+    /// and uploaded is trusted while its hold is there; otherwise the file or object is
+    /// looked for and written again if a collector removed it meanwhile.
     fn take_blob_ref(
         &mut self,
         id: &BlobId,
         body: Option<&[u8]>,
         prep: Option<&PgPrepared>,
     ) -> Result<()> {
+        let uploaded = prep.is_some_and(|p| p.uploaded);
         let bumped = self.tx.query_opt(
             "UPDATE blobs SET refcount = refcount + 1 WHERE hash = $1
              RETURNING refcount - 1, data IS NULL",
@@ -362,9 +398,15 @@ impl StoreTx for PgTx<'_, '_> {
         let missing = || Error::Io(std::io::Error::other(format!("blob {} is missing", id.hex())));
         if let Some(r) = bumped {
             // A row at zero may have lost its file to a collection that then failed to
-            // commit: a body at hand puts it back.
-            if r.get::<_, i64>(0) <= 0 && r.get::<_, bool>(1) && !self.blobs.exists(id)? {
-                self.blobs.put(id, body.ok_or_else(missing)?)?;
+            // commit, or have its object queued for deletion: a body at hand puts it back.
+            if r.get::<_, i64>(0) <= 0 && r.get::<_, bool>(1) {
+                self.pin_object(KIND_BLOB, id)?;
+                if !self.object_present(KIND_BLOB, id, uploaded)? {
+                    self.blobs.put(id, body.ok_or_else(missing)?)?;
+                }
+            }
+            if uploaded {
+                self.release_hold(KIND_BLOB, id)?;
             }
             return Ok(());
         }
@@ -405,14 +447,14 @@ impl StoreTx for PgTx<'_, '_> {
             ],
         )?.get(0);
         if inserted && inline.is_none() {
-            // Held against collection's orphan sweep until commit (maintenance.rs).
-            self.tx.execute(
-                "SELECT pg_advisory_xact_lock_shared($1)",
-                &[&super::maintenance::blob_lock_key(id)],
-            )?;
-            if !self.blobs.exists(id)? {
+            // Also held against collection's orphan file sweep (maintenance.rs).
+            self.pin_object(KIND_BLOB, id)?;
+            if !self.object_present(KIND_BLOB, id, uploaded)? {
                 self.blobs.put(id, body)?;
             }
+        }
+        if uploaded {
+            self.release_hold(KIND_BLOB, id)?;
         }
         Ok(())
     }
