@@ -762,11 +762,12 @@ impl Backend for PgBackend {
     fn deliver_to(
         &self,
         body: Arc<Vec<u8>>,
+        parsed: Option<ParsedMessage>,
         internal_date: i64,
         items: Vec<Delivery>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
-        let prep = self.prepare_body(&body)?;
+        let prep = self.prepare_parsed(&body, parsed)?;
         let accounts: Vec<AccountId> = items.iter().map(|i| i.account).collect();
         self.rules(|t| {
             t.lock_accounts(&accounts)?;
@@ -1444,6 +1445,12 @@ impl PgBackend {
     /// Outside any transaction: hash and parse the body, compress a small one for its
     /// row, write a large one's file (fsynced), so that the transaction only inserts.
     pub(crate) fn prepare_body(&self, body: &[u8]) -> Result<PgPrepared> {
+        self.prepare_parsed(body, None)
+    }
+
+    /// [`PgBackend::prepare_body`] with the body's parse, when the caller has it
+    /// (`Backend::deliver_to`).
+    fn prepare_parsed(&self, body: &[u8], parsed: Option<ParsedMessage>) -> Result<PgPrepared> {
         let id = BlobId::of(body);
         let known = self.with_conn(|c| {
             Ok(c.query_opt(
@@ -1459,7 +1466,7 @@ impl PgBackend {
                 inline: None,
             });
         }
-        let encoded = crate::body::encode_parsed(body);
+        let encoded = crate::body::encode_given(body, parsed);
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
         } else {
