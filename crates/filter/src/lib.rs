@@ -12,7 +12,9 @@
 //! reject or temporary failure is answered there), then [`sieve::Engine::run`] once per
 //! recipient, and hands the resulting copies to the store (`Backend::deliver_to`). The
 //! headers a scan adds go into each recipient's stored prefix, above the trace headers
-//! the store keeps per recipient, so the shared body blob stays deduplicated.
+//! the store keeps per recipient, so the shared body blob stays deduplicated. Scripts
+//! read the message as the delivery parsed it, once for them and the store
+//! (`letterbox_message::parse_shared`): this crate never parses a message at delivery.
 //!
 //! One [`Filter`] per configuration ([`Filter::shared`]): every listener of a server
 //! shares its compiled-script cache and its rspamd client.

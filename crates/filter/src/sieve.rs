@@ -39,6 +39,9 @@ use letterbox_store::{AccountId, Backend, Flags};
 use sieve::compiler::grammar::{Capability, Comparator};
 use sieve::runtime::RuntimeError;
 use sieve::{Compiler, Envelope, Event, Input, Recipient, Runtime, Sieve, SpamStatus};
+use letterbox_message::mail_parser::{
+    Encoding, Message as MailMessage, MessagePart, PartType,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -97,8 +100,12 @@ pub struct Message<'a> {
     pub rcpt: &'a str,
     /// Envelope sender; empty for the null sender.
     pub sender: &'a str,
-    /// The octets the script tests (headers the filter added, then the message).
-    pub octets: &'a [u8],
+    /// The message as the script reads it (the headers the filter added, then the
+    /// message), as mail-parser reads it; `None`: no header found. The delivery parses
+    /// the message once, for the store and every recipient's script
+    /// (`letterbox_message::parse_shared`, `letterbox_message::with_prefix`): asked for
+    /// only when the account has an active script, once per run.
+    pub parsed: &'a dyn Fn() -> Option<MailMessage<'a>>,
     /// rspamd's verdict for spamtest: 1 (clean) to 10 (spam); `None`: not scanned.
     pub spamtest: Option<u32>,
     /// Where the message goes without a script, or when the script keeps it (INBOX, or
@@ -360,9 +367,24 @@ impl Engine {
     fn execute(&self, store: &dyn Backend, msg: &Message, active: Active) -> Result<Outcome, String> {
         let Active { script, address } = active;
         let account_id = msg.account;
+        // What sieve-rs reads when the message has no header (its own `Runtime::filter`
+        // reads it the same way): an empty text body.
+        let message = (msg.parsed)().unwrap_or_else(|| MailMessage {
+            parts: vec![MessagePart {
+                headers: vec![],
+                is_encoding_problem: false,
+                body: PartType::Text("".into()),
+                encoding: Encoding::None,
+                offset_header: 0,
+                offset_body: 0,
+                offset_end: 0,
+            }],
+            raw_message: b""[..].into(),
+            ..Default::default()
+        });
         let mut ctx = self
             .runtime
-            .filter(msg.octets)
+            .filter_parsed(message)
             .with_user_address(&*address)
             .with_envelope(Envelope::To, msg.rcpt);
         if !msg.sender.is_empty() {

@@ -52,6 +52,9 @@
 use mail_parser::{Encoding, HeaderName, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
+/// mail-parser, whose [`mail_parser::Message`] [`parse_shared`] hands to the filters.
+pub use mail_parser;
+
 mod address;
 pub mod strip;
 pub use address::{parse_address_list, Address};
@@ -425,19 +428,28 @@ const PREVIEW_CHARS: usize = 200;
 /// Parses a message. Never fails: octets that are not a valid message still give a
 /// structure (a text/plain body, possibly empty), as IMAP servers must serve them.
 pub fn parse(raw: &[u8]) -> ParsedMessage {
-    // A panic in the MIME parser on hostile input (mail-parser has had debug assertions
-    // that fire on malformed MIME) must not fail a delivery: fall back to a plain body.
-    std::panic::catch_unwind(|| parse_mime(raw)).unwrap_or_else(|_| fallback(raw))
+    parse_shared(raw).0
 }
 
-fn parse_mime(raw: &[u8]) -> ParsedMessage {
-    parse_mime_depth(raw, 0)
+/// [`parse`], also answering mail-parser's reading of the message (`None`: no header
+/// found, or the parser failed), for a delivery's filters: a Sieve script reads the
+/// message through it (`sieve-rs`), so that the delivery parses the message once for the
+/// store and every recipient's script. A filter that added header fields above the
+/// message reads it through [`with_prefix`].
+pub fn parse_shared(raw: &[u8]) -> (ParsedMessage, Option<mail_parser::Message<'_>>) {
+    // A panic in the MIME parser on hostile input (mail-parser has had debug assertions
+    // that fire on malformed MIME) must not fail a delivery: fall back to a plain body.
+    std::panic::catch_unwind(|| parse_mime_keep(raw, 0)).unwrap_or_else(|_| (fallback(raw), None))
 }
 
 fn parse_mime_depth(raw: &[u8], depth: usize) -> ParsedMessage {
+    parse_mime_keep(raw, depth).0
+}
+
+fn parse_mime_keep(raw: &[u8], depth: usize) -> (ParsedMessage, Option<mail_parser::Message<'_>>) {
     let parser = MessageParser::default();
     let Some(msg) = parser.parse(raw) else {
-        return fallback(raw);
+        return (fallback(raw), None);
     };
     let mut search_body = String::new();
     let mut search_headers = String::new();
@@ -455,7 +467,7 @@ fn parse_mime_depth(raw: &[u8], depth: usize) -> ParsedMessage {
     let sent_date = msg.date().map(|d| d.to_timestamp());
     let preview = make_preview(&preview_text(&msg));
     let sort = sort_fields(raw, &msg, &envelope);
-    ParsedMessage {
+    let parsed = ParsedMessage {
         root,
         envelope,
         sent_date,
@@ -463,6 +475,84 @@ fn parse_mime_depth(raw: &[u8], depth: usize) -> ParsedMessage {
         search_body,
         preview,
         sort,
+    };
+    (parsed, Some(msg))
+}
+
+/// mail-parser's reading of `joined`, which is header fields a filter added (CRLF-ended
+/// lines: rspamd's `X-Spam-Status`, `Authentication-Results`) followed by `raw`, made
+/// from `message`, the reading of `raw` alone ([`parse_shared`]), without parsing `raw`
+/// again: the added fields are parsed and put first in the top-level header, and every
+/// offset into `raw` moves past them. It equals `MessageParser::parse(joined)`. When it
+/// could differ (`raw` has no header, starts with a folded line that would continue the
+/// last added field, or an added field is a MIME one that changes how the message
+/// reads), `joined` is parsed whole instead.
+pub fn with_prefix<'x>(
+    message: Option<mail_parser::Message<'x>>,
+    raw: &'x [u8],
+    joined: &'x [u8],
+) -> Option<mail_parser::Message<'x>> {
+    let Some(prefix_len) = joined.len().checked_sub(raw.len()) else {
+        return MessageParser::default().parse(joined);
+    };
+    if prefix_len == 0 {
+        return message;
+    }
+    let prefix = &joined[..prefix_len];
+    let structural = |h: &mail_parser::Header| {
+        matches!(
+            h.name,
+            HeaderName::ContentType
+                | HeaderName::ContentTransferEncoding
+                | HeaderName::ContentDisposition
+                | HeaderName::MimeVersion
+        )
+    };
+    let added = match (&message, raw.first()) {
+        (Some(_), Some(&b)) if b != b' ' && b != b'\t' && prefix.ends_with(b"\r\n") => {
+            MessageParser::default()
+                .parse_headers(prefix)
+                .and_then(|m| m.parts.into_iter().next())
+                .map(|p| p.headers)
+                .filter(|h| !h.is_empty() && !h.iter().any(structural))
+        }
+        _ => None,
+    };
+    let (Some(mut message), Some(added)) = (message, added) else {
+        return MessageParser::default().parse(joined);
+    };
+    shift_message(&mut message, raw, joined, prefix_len as u32);
+    if let Some(root) = message.parts.first_mut() {
+        root.offset_header = 0;
+        let own = std::mem::take(&mut root.headers);
+        root.headers = added;
+        root.headers.extend(own);
+    }
+    Some(message)
+}
+
+/// Moves the offsets of a reading of `raw` (and of the messages inside it that share
+/// its octets: unencoded message/rfc822 parts) by `by`, onto `joined`.
+fn shift_message<'x>(message: &mut mail_parser::Message<'x>, raw: &[u8], joined: &'x [u8], by: u32) {
+    message.raw_message = std::borrow::Cow::Borrowed(joined);
+    for part in &mut message.parts {
+        part.offset_header += by;
+        part.offset_body += by;
+        part.offset_end += by;
+        for h in &mut part.headers {
+            h.offset_field += by;
+            h.offset_start += by;
+            h.offset_end += by;
+        }
+        if let PartType::Message(inner) = &mut part.body {
+            // An encoded message/rfc822 part is read from its decoded octets, which it
+            // owns, and its offsets count from them: left as it is.
+            let shared = matches!(&inner.raw_message,
+                std::borrow::Cow::Borrowed(r) if r.as_ptr() == raw.as_ptr() && r.len() == raw.len());
+            if shared {
+                shift_message(inner, raw, joined, by);
+            }
+        }
     }
 }
 

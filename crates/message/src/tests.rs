@@ -530,3 +530,59 @@ fn head_and_root_decode_like_the_structure() {
     assert!(ParsedMessage::decode_head(&other).is_none());
     assert!(ParsedMessage::decode_head(&[]).is_none());
 }
+
+#[test]
+fn with_prefix_reads_like_a_parse_of_the_joined_octets() {
+    // What rspamd's scan adds above the message, and the shapes a filter reads: nested
+    // and encoded message/rfc822, multipart, headerless, folded first line, and added
+    // fields that change how the message reads (then `joined` is parsed whole).
+    let encoded: &[u8] = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n\
+Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+RnJvbTogeEB5DQpTdWJqZWN0OiBoaQ0KDQpib2R5DQo=\r\n--m--\r\n";
+    let double: &[u8] = b"Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: middle\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ntext\r\n";
+    let bodies: Vec<&[u8]> = vec![
+        NESTED,
+        encoded,
+        double,
+        b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n",
+        b"Subject: no body",
+        b"\r\nno header\r\n",
+        b" folded\r\nSubject: x\r\n\r\nbody\r\n",
+        b"no header at all",
+        b"",
+    ];
+    let prefixes: Vec<&[u8]> = vec![
+        b"",
+        b"X-Spam-Status: No, score=1.00 required=15.00 action=\"no action\"\r\n",
+        b"Authentication-Results: mx.example.com; spf=pass\r\n smtp.mailfrom=a@b\r\nX-Spam: Yes\r\nSubject: added\r\n",
+        b"Content-Type: text/plain\r\n",
+        b"X-Unended: no line end",
+    ];
+    for body in &bodies {
+        for prefix in &prefixes {
+            let joined = [*prefix, *body].concat();
+            let (structure, message) = parse_shared(body);
+            assert_eq!(structure, parse(body));
+            let got = with_prefix(message, body, &joined);
+            let want = MessageParser::default().parse(&joined[..]);
+            assert_eq!(
+                got,
+                want,
+                "prefix {:?} body {:?}",
+                String::from_utf8_lossy(prefix),
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+    // The usual case reuses the parse of the message (its text still points into the
+    // message's octets) rather than parsing the joined octets again.
+    let body: &[u8] = b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n";
+    let joined = [&prefixes[2][..], body].concat();
+    let m = with_prefix(parse_shared(body).1, body, &joined).unwrap();
+    let PartType::Text(std::borrow::Cow::Borrowed(text)) = &m.parts[0].body else {
+        panic!("{:?}", m.parts[0].body)
+    };
+    assert!(body.as_ptr_range().contains(&text.as_ptr()));
+    assert_eq!(m.parts[0].headers.len(), 5);
+}

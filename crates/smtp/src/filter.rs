@@ -4,6 +4,11 @@
 //! store's). What a script sends (vacation replies, redirects) goes out after the
 //! delivery is durable.
 //!
+//! The message is parsed once (`letterbox_message::parse_shared`), when the first script
+//! needs it: the scripts read mail-parser's reading of it, with the scan's header fields
+//! above it (`letterbox_message::with_prefix`), and the store takes its structure with
+//! the copies instead of parsing the body again.
+//!
 //! Mail is never lost to a script: a failing script delivers to the default folder
 //! (INBOX, or Junk for spam) and is logged.
 //!
@@ -23,7 +28,9 @@ use crate::trace;
 use letterbox_filter::redirect;
 use letterbox_filter::sieve::{Message, Outgoing, Target};
 use letterbox_filter::{Filter, Scan};
-use letterbox_store::{AccountId, Backend, Delivery, Error as StoreError, Resolved};
+use letterbox_message::mail_parser::Message as MailMessage;
+use letterbox_store::{AccountId, Backend, Delivery, Error as StoreError, ParsedMessage, Resolved};
+use std::cell::OnceCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -84,6 +91,20 @@ impl FilteredDelivery {
             octets = [&self.scan.headers[..], &self.body[..]].concat();
             &octets
         };
+        // The one parse of the message at delivery, made when a script first needs it:
+        // its structure goes to the store with the copies (`Backend::deliver_to` does not
+        // parse again), mail-parser's reading of it (the scan's headers put above it) to
+        // every recipient's script.
+        let shared: OnceCell<(ParsedMessage, Option<MailMessage>)> = OnceCell::new();
+        let parsed = || {
+            shared
+                .get_or_init(|| {
+                    let (structure, message) = letterbox_message::parse_shared(&self.body);
+                    (structure, letterbox_message::with_prefix(message, &self.body, seen))
+                })
+                .1
+                .clone()
+        };
         let mut deliveries: Vec<Delivery> = Vec::new();
         let mut owner: Vec<usize> = Vec::new();
         let mut outgoing: Vec<(AccountId, Outgoing)> = Vec::new();
@@ -101,7 +122,7 @@ impl FilteredDelivery {
                         account: item.account,
                         rcpt: &item.rcpt,
                         sender: &self.sender,
-                        octets: seen,
+                        parsed: &parsed,
                         spamtest: self.scan.spamtest,
                         default_folder: &default_folder,
                     },
@@ -156,7 +177,8 @@ impl FilteredDelivery {
         let mut results: Vec<Result<Delivered, StoreError>> =
             (0..n).map(|_| Ok(Delivered::default())).collect();
         if !deliveries.is_empty() {
-            match s.deliver_to(self.body.clone(), self.date, deliveries, true) {
+            let structure = shared.into_inner().map(|(p, _)| p);
+            match s.deliver_to(self.body.clone(), structure, self.date, deliveries, true) {
                 Ok(rs) => {
                     // Per item: delivered if any copy was; full if every copy was refused
                     // for quota; failed otherwise.

@@ -28,7 +28,14 @@ pub(crate) struct Encoded {
 const SEARCH_ZSTD_LEVEL: i32 = 3;
 
 pub(crate) fn encode_parsed(body: &[u8]) -> Encoded {
-    let mut p = letterbox_message::parse(body);
+    encode_given(body, None)
+}
+
+/// [`encode_parsed`] of a body whose parse the caller may hold already (`parsed`, made
+/// by `letterbox_message::parse_shared` of these very octets: a delivery parses once for
+/// its filters and the store, `Backend::deliver_to`).
+pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encoded {
+    let mut p = parsed.unwrap_or_else(|| letterbox_message::parse(body));
     let head = p.encode_head();
     let search = (
         std::mem::take(&mut p.search_headers),

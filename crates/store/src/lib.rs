@@ -620,14 +620,17 @@ pub trait Backend: Send + Sync + 'static {
             .into_iter()
             .map(|(account, prefix)| Delivery::inbox(account, prefix))
             .collect();
-        self.deliver_to(body, internal_date, items, enforce_quota)
+        self.deliver_to(body, None, internal_date, items, enforce_quota)
     }
     /// Like [`Backend::deliver`], with a target mailbox, `:create` and flags per copy
     /// ([`Delivery`]); several copies may go to one account (Sieve `fileinto :copy`).
-    /// Quota is enforced per copy; results in the order given.
+    /// Quota is enforced per copy; results in the order given. `parsed`: the body's parse
+    /// when the caller made it already (`letterbox_message::parse_shared` of `body`, for
+    /// its filters), so that the message is parsed once; `None`: the store parses it.
     fn deliver_to(
         &self,
         body: Arc<Vec<u8>>,
+        parsed: Option<ParsedMessage>,
         internal_date: i64,
         items: Vec<Delivery>,
         enforce_quota: bool,

@@ -42,7 +42,7 @@ pub mod wal;
 mod tx;
 
 pub(crate) use crate::rules::{check_keywords, join_keywords};
-use crate::body::{encode_parsed, Encoded, SearchDecoder};
+use crate::body::{encode_given, encode_parsed, Encoded, SearchDecoder};
 
 /// How many queued write jobs one transaction may take.
 const MAX_BATCH: usize = 256;
@@ -959,6 +959,12 @@ impl SqliteBackend {
     /// body for the database or write a large one's file (fsynced), so that the writer
     /// thread only inserts rows.
     fn prepare_blob(&self, body: &[u8]) -> Result<Prepared> {
+        self.prepare_parsed(body, None)
+    }
+
+    /// [`SqliteBackend::prepare_blob`] with the body's parse, when the caller has it
+    /// (`Backend::deliver_to`).
+    fn prepare_parsed(&self, body: &[u8], parsed: Option<ParsedMessage>) -> Result<Prepared> {
         let id = BlobId::of(body);
         let known = self.read(|c| blob_live(c, &id))?;
         if known {
@@ -969,7 +975,7 @@ impl SqliteBackend {
                 split: None,
             });
         }
-        let mut encoded = encode_parsed(body);
+        let mut encoded = encode_given(body, parsed);
         let mut split = None;
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
@@ -1611,6 +1617,7 @@ impl Backend for SqliteBackend {
     fn deliver_to(
         &self,
         body: Arc<Vec<u8>>,
+        parsed: Option<ParsedMessage>,
         internal_date: i64,
         items: Vec<Delivery>,
         enforce_quota: bool,
@@ -1618,7 +1625,7 @@ impl Backend for SqliteBackend {
         if !self.reserve.allows_growth() {
             return Err(Error::DiskFull);
         }
-        let prep = self.prepare_blob(&body).map_err(crate::disk::classify)?;
+        let prep = self.prepare_parsed(&body, parsed).map_err(crate::disk::classify)?;
         self.write_growth(move |ctx| {
             crate::rules::deliver_to(ctx, &body, internal_date, &items, enforce_quota, &prep)
         })

@@ -855,6 +855,8 @@ fn deliver_to_targets_create_and_fallback() {
     let r = s
         .deliver_to(
             body.clone(),
+            // The parse a delivery made for its filters (the store does not parse again).
+            Some(letterbox_message::parse(&body)),
             1,
             vec![mk("Junk", false), mk("Lists/rust", false), mk("Lists/rust", true)],
             true,
@@ -872,6 +874,7 @@ fn deliver_to_targets_create_and_fallback() {
     let m = s.message(junk.id, 1).unwrap();
     assert_eq!(m.flags, Flags::SEEN);
     assert_eq!(m.keywords, vec!["$label1".to_string()]);
+    assert_eq!(s.parsed(junk.id, 1).unwrap().envelope.subject.as_deref(), Some("x"));
     usage_matches(&s, "a@example.com");
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }

@@ -831,11 +831,12 @@ impl Backend for PgBackend {
     fn deliver_to(
         &self,
         body: Arc<Vec<u8>>,
+        parsed: Option<ParsedMessage>,
         internal_date: i64,
         items: Vec<Delivery>,
         enforce_quota: bool,
     ) -> Result<Vec<Result<Appended>>> {
-        let prep = self.prepare_body(&body)?;
+        let prep = self.prepare_parsed(&body, parsed)?;
         // Each recipient has its own savepoint (`rules::deliver_to`), so a recipient
         // that lost a race (a deadlock) fails alone while the others commit: such
         // recipients are delivered again, in a new transaction, as `with_tx` runs a
@@ -1580,6 +1581,12 @@ impl PgBackend {
     /// row, write a large one's file (fsynced) or hold and upload its object, so that
     /// the transaction only inserts.
     pub(crate) fn prepare_body(&self, body: &[u8]) -> Result<PgPrepared> {
+        self.prepare_parsed(body, None)
+    }
+
+    /// [`PgBackend::prepare_body`] with the body's parse, when the caller has it
+    /// (`Backend::deliver_to`).
+    fn prepare_parsed(&self, body: &[u8], parsed: Option<ParsedMessage>) -> Result<PgPrepared> {
         let id = BlobId::of(body);
         let known = self.with_conn(|c| {
             Ok(c.query_opt(
@@ -1596,7 +1603,7 @@ impl PgBackend {
                 uploaded: false,
             });
         }
-        let encoded = crate::body::encode_parsed(body);
+        let encoded = crate::body::encode_given(body, parsed);
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
         } else {
