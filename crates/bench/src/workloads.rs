@@ -1073,7 +1073,7 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
             let mut seen = 0usize;
             while seen < pushes {
                 let e = i.wait_exists().await?;
-                while seen < pushes && e >= n + seen as u64 + 1 {
+                while seen < pushes && e > n + seen as u64 {
                     tx.send((seen, Instant::now())).ok();
                     seen += 1;
                 }
