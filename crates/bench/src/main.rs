@@ -70,7 +70,10 @@ struct Pop3WorkerArgs {
 #[derive(clap::Args)]
 struct RunArgs {
     /// A server: `name=Letterbox,lmtp=IP:PORT,smtp=...,pop3=...,imap=...,pid=PID,data=DIR`
-    /// (give Letterbox first, Dovecot second: the ratio is first/second).
+    /// (give Letterbox first, Dovecot second: the default ratio is first/second). Several
+    /// nodes of one store: `lmtp=A+B,smtp=A+B,imap=A+B,pid=PA+PB` (clients spread round
+    /// robin; IDLE sessions on the last node, their deliveries on the first); `db=PID`:
+    /// the shared database server, whose CPU is reported apart.
     #[arg(long = "target", required = true)]
     targets: Vec<String>,
     /// Workloads, in the order run (`storage` also delivers the corpus `pop3`/`imap` read).
@@ -128,9 +131,18 @@ struct RunArgs {
     /// Connections held in IDLE (the issue's figure is 5000).
     #[arg(long, default_value_t = 2000)]
     idle: usize,
+    /// Deliveries to user 1 timed until its IDLE sessions see them (p50/p99 over all of
+    /// them and every session).
+    #[arg(long, default_value_t = 20)]
+    idle_pushes: usize,
     /// IDLE sessions logging in at once (the warm-up does twice this many logins).
     #[arg(long, default_value_t = 32)]
     idle_concurrency: usize,
+    /// Ratio columns, `I/J` of targets numbered from 1 in the order given (repeatable;
+    /// default `1/2` when there are two targets or more), e.g. `--ratio 3/2` for the
+    /// two-node cluster over one node.
+    #[arg(long = "ratio")]
+    ratios: Vec<String>,
     /// Longest a single workload run may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
@@ -276,6 +288,7 @@ async fn run(a: RunArgs) -> Result<()> {
         big_msgs: a.big_msgs,
         big_writers: a.big_writers,
         idle: a.idle,
+        idle_pushes: a.idle_pushes,
         idle_concurrency: a.idle_concurrency,
     };
     let mut states: Vec<State> = targets.iter().map(|_| State::default()).collect();
@@ -331,16 +344,28 @@ async fn run(a: RunArgs) -> Result<()> {
     }
 
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let mut ratios: Vec<(usize, usize)> = Vec::new();
+    for r in &a.ratios {
+        let (i, j) = r
+            .split_once('/')
+            .and_then(|(i, j)| Some((i.trim().parse::<usize>().ok()?, j.trim().parse::<usize>().ok()?)))
+            .filter(|&(i, j)| (1..=targets.len()).contains(&i) && (1..=targets.len()).contains(&j))
+            .ok_or_else(|| anyhow::anyhow!("--ratio {r:?}: want I/J, targets numbered 1..={}", targets.len()))?;
+        ratios.push((i - 1, j - 1));
+    }
+    if a.ratios.is_empty() && targets.len() >= 2 {
+        ratios.push((0, 1));
+    }
     let mut out = String::new();
     out.push_str(&format!(
         "| workload | metric | better | {} median |",
         names.join(" median | ")
     ));
-    if targets.len() >= 2 {
-        out.push_str(&format!(" ratio {}/{} |", names[0], names[1]));
+    for &(i, j) in &ratios {
+        out.push_str(&format!(" ratio {}/{} |", names[i], names[j]));
     }
     out.push('\n');
-    out.push_str(&"|---".repeat(3 + targets.len() + usize::from(targets.len() >= 2)));
+    out.push_str(&"|---".repeat(3 + targets.len() + ratios.len()));
     out.push_str("|\n");
     for (w, metric, higher) in &rows {
         let mut cells = Vec::new();
@@ -371,8 +396,8 @@ async fn run(a: RunArgs) -> Result<()> {
             "| {w} | {metric} | {better} | {} |",
             cells.join(" | ")
         ));
-        if targets.len() >= 2 {
-            let ratio = match (meds[0], meds[1]) {
+        for &(i, j) in &ratios {
+            let ratio = match (meds[i], meds[j]) {
                 (Some(x), Some(y)) if y != 0.0 => format!("{:.2}", x / y),
                 _ => "-".into(),
             };
@@ -382,8 +407,9 @@ async fn run(a: RunArgs) -> Result<()> {
     }
     println!(
         "\n{} repetitions (storage once), medians; users {}, corpus {} msgs/user ({} rcpt/transaction), \
-         delivery {} msgs, IMAP mixed {} clients x {} s, big mailbox {} msgs, IDLE {} conns\n",
-        a.reps, o.users, o.corpus_msgs, o.storage_rcpts, o.deliver_msgs, o.imap_clients, o.imap_secs, o.big_msgs, o.idle
+         delivery {} msgs, IMAP mixed {} clients x {} s, big mailbox {} msgs, IDLE {} conns, {} pushes\n",
+        a.reps, o.users, o.corpus_msgs, o.storage_rcpts, o.deliver_msgs, o.imap_clients, o.imap_secs, o.big_msgs, o.idle,
+        o.idle_pushes
     );
     println!("{out}");
     if !failures.is_empty() || !metric_failures.is_empty() {

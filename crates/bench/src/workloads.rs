@@ -18,16 +18,27 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// A server under test.
+/// A server under test: one node, or several nodes on one shared store (issue 17), whose
+/// clients the workloads spread over the nodes.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     pub name: String,
+    /// Node A's listeners (the first of each list).
     pub lmtp: Option<SocketAddr>,
     pub smtp: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
     pub imap: Option<SocketAddr>,
+    /// Every node's listeners, node A first (`imap=A+B`): empty when not given.
+    pub lmtp_all: Vec<SocketAddr>,
+    pub smtp_all: Vec<SocketAddr>,
+    pub imap_all: Vec<SocketAddr>,
     /// The server's (master) process; its descendants count too.
     pub pid: Option<u32>,
+    /// The other nodes' processes (`pid=A+B`: B and on).
+    pub more_pids: Vec<u32>,
+    /// The database server the nodes share (PostgreSQL's postmaster; its backends are
+    /// its children): its CPU is reported apart from the nodes'.
+    pub db_pid: Option<u32>,
     /// Where it keeps mail (for the storage ratio).
     pub data: Option<PathBuf>,
     /// A file holding the server's pid (read when needed: a restart changes it).
@@ -38,30 +49,40 @@ pub struct Target {
 }
 
 impl Target {
-    /// `name=Letterbox,lmtp=127.0.0.1:2424,smtp=...,pop3=...,imap=...,pid=123,data=/dir`
+    /// `name=Letterbox,lmtp=127.0.0.1:2424,smtp=...,pop3=...,imap=...,pid=123,data=/dir`;
+    /// several nodes: `lmtp=A+B,smtp=A+B,imap=A+B,pid=PA+PB,db=PID` (pop3 on node A).
     pub fn parse(spec: &str) -> Result<Target> {
         let mut t = Target::default();
         for part in spec.split(',') {
             let (k, v) = part
                 .split_once('=')
                 .ok_or_else(|| anyhow!("target: {part:?} is not key=value"))?;
-            let addr = || {
-                v.parse::<SocketAddr>()
-                    .with_context(|| format!("target {k}"))
+            let addrs = || -> Result<Vec<SocketAddr>> {
+                v.split('+')
+                    .map(|a| a.parse::<SocketAddr>().with_context(|| format!("target {k}")))
+                    .collect()
             };
             match k {
                 "name" => t.name = v.to_string(),
-                "lmtp" => t.lmtp = Some(addr()?),
-                "smtp" => t.smtp = Some(addr()?),
-                "pop3" => t.pop3 = Some(addr()?),
-                "imap" => t.imap = Some(addr()?),
-                "pid" => t.pid = Some(v.parse()?),
+                "lmtp" => t.lmtp_all = addrs()?,
+                "smtp" => t.smtp_all = addrs()?,
+                "pop3" => t.pop3 = addrs()?.first().copied(),
+                "imap" => t.imap_all = addrs()?,
+                "pid" => {
+                    let mut pids = v.split('+').map(|p| p.parse::<u32>());
+                    t.pid = pids.next().transpose()?;
+                    t.more_pids = pids.collect::<Result<_, _>>()?;
+                }
+                "db" => t.db_pid = Some(v.parse()?),
                 "data" => t.data = Some(v.into()),
                 "pidfile" => t.pidfile = Some(v.into()),
                 "restart" => t.restart = Some(v.into()),
                 _ => bail!("target: unknown key {k:?}"),
             }
         }
+        t.lmtp = t.lmtp_all.first().copied();
+        t.smtp = t.smtp_all.first().copied();
+        t.imap = t.imap_all.first().copied();
         ensure!(!t.name.is_empty(), "target: name= is required");
         Ok(t)
     }
@@ -73,6 +94,32 @@ impl Target {
             .and_then(|f| std::fs::read_to_string(f).ok())
             .and_then(|s| s.trim().parse().ok())
             .or(self.pid)
+    }
+
+    /// Every node's processes and their descendants.
+    pub fn node_processes(&self) -> Vec<u32> {
+        let mut v = Vec::new();
+        for p in self.current_pid().iter().chain(&self.more_pids) {
+            v.extend(sys::process_tree(*p));
+        }
+        v
+    }
+
+    /// CPU seconds used so far by the nodes and by the database server (if `db=`).
+    pub fn cpu(&self) -> (f64, Option<f64>) {
+        let nodes = sys::cpu_secs(&self.node_processes());
+        let db = self.db_pid.map(|p| sys::cpu_secs(&sys::process_tree(p)));
+        (nodes, db)
+    }
+
+    /// How many nodes serve this target.
+    pub fn nodes(&self) -> usize {
+        self.imap_all.len().max(self.lmtp_all.len()).max(1)
+    }
+
+    /// Node `k`'s address in `list` (clients spread round robin), or the first's.
+    pub fn at(list: &[SocketAddr], k: usize) -> Option<SocketAddr> {
+        (!list.is_empty()).then(|| list[k % list.len()])
     }
 
     fn need(&self, a: Option<SocketAddr>, what: &str) -> Result<SocketAddr> {
@@ -100,6 +147,8 @@ pub struct Opts {
     pub big_msgs: u64,
     pub big_writers: usize,
     pub idle: usize,
+    /// Deliveries timed to the IDLE sessions, one after the other.
+    pub idle_pushes: usize,
     /// IDLE sessions logging in at once (and warm-up logins at once).
     pub idle_concurrency: usize,
 }
@@ -229,22 +278,22 @@ async fn empty_inboxes(t: &Target, o: &Opts) -> Result<()> {
 /// Workload 1: 5 KB messages over LMTP or SMTP, `sessions` connections, one recipient per
 /// message spread over the users; then every user's count checked.
 pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Result<Vec<Metric>> {
-    let addr = if lmtp {
-        t.need(t.lmtp, "lmtp")?
-    } else {
-        t.need(t.smtp, "smtp")?
-    };
+    let addrs = if lmtp { &t.lmtp_all } else { &t.smtp_all };
+    let what = if lmtp { "lmtp" } else { "smtp" };
+    t.need(Target::at(addrs, 0), what)?;
     let before = counts(t, o).await.context("counting before delivery")?;
     let base = st.next_delivery;
     st.next_delivery += o.deliver_msgs;
     let n = o.deliver_msgs;
     let sessions = o.sessions as u64;
-    let cpu = || t.current_pid().map(|p| sys::cpu_secs(&sys::process_tree(p)));
-    let cpu_before = cpu();
+    let has_pid = t.current_pid().is_some();
+    let cpu_before = t.cpu();
     let start = Instant::now();
     let mut set = JoinSet::new();
     for s in 0..sessions {
         let o = o.clone();
+        // Sessions spread over the nodes, round robin.
+        let addr = t.need(Target::at(addrs, s as usize), what)?;
         set.spawn(async move {
             let mut c = Smtp::connect(addr, lmtp).await?;
             let mut i = s;
@@ -266,7 +315,7 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
     }
     join_all(set).await?;
     let secs = start.elapsed().as_secs_f64();
-    let cpu_used = cpu().zip(cpu_before).map(|(a, b)| (a - b).max(0.0));
+    let cpu_after = t.cpu();
     let after = counts(t, o).await.context("counting after delivery")?;
     for u in 0..o.users {
         let want = (0..n).filter(|i| i % o.users == u).count() as u64;
@@ -290,8 +339,13 @@ pub async fn delivery(t: &Target, o: &Opts, st: &mut State, lmtp: bool) -> Resul
     let mut v = vec![m(&format!("{proto} msgs/s"), n as f64 / secs, true)];
     // The server's own CPU per message (its process tree; rspamd, a separate process,
     // is not in it): Letterbox's cost of filtering, apart from the scanner's.
-    if let Some(c) = cpu_used {
-        v.push(m(&format!("{proto} server CPU ms/msg"), c * 1000.0 / n.max(1) as f64, false));
+    let per_msg = |a: f64, b: f64| (a - b).max(0.0) * 1000.0 / n.max(1) as f64;
+    if has_pid {
+        v.push(m(&format!("{proto} server CPU ms/msg"), per_msg(cpu_after.0, cpu_before.0), false));
+    }
+    // The shared database's own CPU (issue 17): what one delivery costs the primary.
+    if let (Some(a), Some(b)) = (cpu_after.1, cpu_before.1) {
+        v.push(m(&format!("{proto} database CPU ms/msg"), per_msg(a, b), false));
     }
     Ok(v)
 }
@@ -518,12 +572,15 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// store flags, expunge, append, logout for `imap_secs` seconds.
 pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
     ensure_corpus(t, o, st).await?;
-    let addr = t.need(t.imap, "imap")?;
+    t.need(t.imap, "imap")?;
+    let cpu_before = t.cpu();
     let deadline = Instant::now() + Duration::from_secs(o.imap_secs);
     let start = Instant::now();
     let mut set = JoinSet::new();
     for c in 0..o.imap_clients as u64 {
         let o = o.clone();
+        // Clients spread over the nodes, round robin.
+        let addr = t.need(Target::at(&t.imap_all, c as usize), "imap")?;
         set.spawn(async move {
             // (operation index, seconds)
             let mut lat: Vec<(usize, f64)> = Vec::new();
@@ -581,6 +638,7 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
     }
     let r = join_all(set).await?;
     let secs = start.elapsed().as_secs_f64();
+    let cpu_after = t.cpu();
     let all: Vec<(usize, f64)> = r.into_iter().flatten().collect();
     let mut lat: Vec<f64> = all.iter().map(|x| x.1).collect();
     lat.sort_by(f64::total_cmp);
@@ -589,6 +647,13 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
         m("p50 ms", pct(&lat, 0.5) * 1e3, false),
         m("p99 ms", pct(&lat, 0.99) * 1e3, false),
     ];
+    let per_op = |a: f64, b: f64| (a - b).max(0.0) * 1000.0 / lat.len().max(1) as f64;
+    if t.current_pid().is_some() {
+        out.push(m("server CPU ms/op", per_op(cpu_after.0, cpu_before.0), false));
+    }
+    if let (Some(a), Some(b)) = (cpu_after.1, cpu_before.1) {
+        out.push(m("database CPU ms/op", per_op(a, b), false));
+    }
     const OPS: [&str; 8] = [
         "LOGIN",
         "SELECT",
@@ -927,13 +992,15 @@ fn is_fetch(line: &[u8]) -> bool {
 }
 
 /// Workload 5: `idle` connections in IDLE spread over the users; PSS of the server's
-/// processes before and after, per connection; then one message to user 1 over LMTP and
-/// the time until all of user 1's sessions saw it.
+/// processes before and after, per connection; then `idle_pushes` messages to user 1
+/// over LMTP, one after the other, each timed from the start of its LMTP transaction
+/// until each of user 1's sessions saw its EXISTS. With several nodes (issue 17) the
+/// sessions are all on the last node (B) and the deliveries go to the first (A), so
+/// every push crosses the nodes' change feed.
 pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> {
-    let addr = t.need(t.imap, "imap")?;
+    let addr = t.need(Target::at(&t.imap_all, t.nodes() - 1), "imap")?;
     let lmtp = t.need(t.lmtp, "lmtp")?;
-    let pid = t
-        .current_pid()
+    t.current_pid()
         .ok_or_else(|| anyhow!("{}: no pid= to measure", t.name))?;
     // Warm up with as many logins at once as the sessions below open: password hashing
     // (Argon2: 19 MiB or more a check) leaves allocator arenas and auth processes at
@@ -951,7 +1018,7 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
     }
     join_all(set).await.context("warm-up logins")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (before, _) = sys::pss_kib(&sys::process_tree(pid));
+    let (before, _) = sys::pss_kib(&t.node_processes());
     let sem = Arc::new(Semaphore::new(at_once));
     let mut set = JoinSet::new();
     for k in 0..o.idle as u64 {
@@ -979,9 +1046,8 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
     }
     let mut sessions = join_all(set).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (after, procs) = sys::pss_kib(&sys::process_tree(pid));
+    let (after, procs) = sys::pss_kib(&t.node_processes());
     let per_conn = (after.saturating_sub(before)) as f64 / o.idle as f64;
-    // One delivery to user 1, timed until all of user 1's sessions report it.
     let mine: Vec<_> = {
         let mut v = Vec::new();
         let mut rest = Vec::new();
@@ -996,36 +1062,60 @@ pub async fn idle(t: &Target, o: &Opts, _st: &mut State) -> Result<Vec<Metric>> 
         v
     };
     let watchers = mine.len();
+    let pushes = o.idle_pushes.max(1);
+    // Each watcher reports (push, when it saw it); a push is seen when EXISTS reaches
+    // the count at SELECT plus the push's number (one EXISTS may announce several).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let mut set = JoinSet::new();
-    let start = Instant::now();
     for (_, n, tag, mut i) in mine {
+        let tx = tx.clone();
         set.spawn(async move {
-            loop {
+            let mut seen = 0usize;
+            while seen < pushes {
                 let e = i.wait_exists().await?;
-                if e > n {
-                    break;
+                while seen < pushes && e > n + seen as u64 {
+                    tx.send((seen, Instant::now())).ok();
+                    seen += 1;
                 }
             }
-            let took = start.elapsed().as_secs_f64();
             i.done(&tag).await?;
-            Ok(took)
+            Ok(())
         });
     }
-    let msg = corpus::message(&corpus::id('d', 999_999_999)).unwrap_or_default();
+    drop(tx);
     let mut c = Smtp::connect(lmtp, true).await?;
-    c.deliver("sender@example.org", &[o.user(0)], &msg).await?;
+    let mut lat: Vec<f64> = Vec::new();
+    let mut all_reached: Vec<f64> = Vec::new();
+    for p in 0..pushes {
+        let msg = corpus::message(&corpus::id('d', 999_000_000 + p as u64)).unwrap_or_default();
+        let start = Instant::now();
+        c.deliver("sender@example.org", &[o.user(0)], &msg).await?;
+        let mut last = 0.0f64;
+        for _ in 0..watchers {
+            let (q, when) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+                .await
+                .map_err(|_| anyhow!("push {p} did not reach all {watchers} IDLE sessions in 60 s"))?
+                .ok_or_else(|| anyhow!("an IDLE session ended before push {p}"))?;
+            ensure!(q == p, "push {q} reported while push {p} was awaited");
+            let ms = when.duration_since(start).as_secs_f64() * 1e3;
+            last = last.max(ms);
+            lat.push(ms);
+        }
+        all_reached.push(last);
+    }
     c.quit().await?;
-    let times = tokio::time::timeout(Duration::from_secs(60), join_all(set))
-        .await
-        .map_err(|_| anyhow!("a delivery did not reach all {watchers} IDLE sessions in 60 s"))??;
-    let reach = times.iter().cloned().fold(0.0, f64::max) * 1e3;
+    join_all(set).await?;
     drop(sessions);
+    lat.sort_by(f64::total_cmp);
+    all_reached.sort_by(f64::total_cmp);
     Ok(vec![
         m("PSS KiB per IDLE conn", per_conn, false),
         info("PSS before MiB", before as f64 / 1024.0),
         info("PSS total MiB", after as f64 / 1024.0),
         info("server processes", procs as f64),
-        m(&format!("delivery to {watchers} IDLEs ms"), reach, false),
+        m(&format!("delivery to {watchers} IDLEs ms"), pct(&all_reached, 0.5), false),
+        m("push p50 ms", pct(&lat, 0.5), false),
+        m("push p99 ms", pct(&lat, 0.99), false),
     ])
 }
 
