@@ -53,6 +53,8 @@ pub mod web;
 pub mod parts;
 pub mod s3;
 mod rules;
+mod open;
+pub use open::open_mailbox;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -282,6 +284,17 @@ pub struct Mailbox {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub special_use: Option<SpecialUse>,
+}
+
+/// What SELECT and EXAMINE read of a mailbox ([`open_mailbox`]).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The mailbox row (read after the claim, when there was one).
+    pub mailbox: Mailbox,
+    /// The `\Recent` UIDs `[from, to)`, as [`Backend::claim_recent`] gives them.
+    pub recent: (u32, u32),
+    /// The mailbox's account as it is now (the quota ALERT).
+    pub account: Account,
 }
 
 /// Counts for STATUS.
@@ -568,6 +581,9 @@ pub trait Backend: Send + Sync + 'static {
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox>;
     fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox>;
+    /// The mailbox named `name`, its `\Recent` mark (`first_recent`: the first UID no
+    /// session has claimed) and its account, in one read ([`open_mailbox`]).
+    fn mailbox_to_open(&self, account: AccountId, name: &str) -> Result<(Mailbox, u32, Account)>;
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
     /// Creates one mailbox. Its superior names are not created (RFC 9051 6.3.4 allows
     /// either; Dovecot does not): `a` of `a/b` stays a name with children, no mailbox.

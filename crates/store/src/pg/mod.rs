@@ -636,6 +636,28 @@ impl Backend for PgBackend {
         self.with_conn(|c| rows::mailbox_by_id(c, id))
     }
 
+    fn mailbox_to_open(&self, account: AccountId, name: &str) -> Result<(Mailbox, u32, Account)> {
+        let name = normalize_mailbox_name(name)?;
+        self.with_conn(|c| {
+            let r = c
+                .query_opt(
+                    "SELECT m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,
+                            m.special_use, m.first_recent,
+                            a.id, a.address, a.quota_limit, a.quota_used, a.pop3_retention
+                     FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = $1 AND m.name = $2",
+                    &[&account, &name],
+                )?
+                .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))?;
+            let first: i64 = r.get(7);
+            Ok((
+                rows::mailbox_from_row(&r),
+                first.clamp(0, u32::MAX as i64) as u32,
+                rows::account_from_row_at(&r, &self.opts, 8),
+            ))
+        })
+    }
+
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.with_conn(|c| {
             let r = c.query_one(
