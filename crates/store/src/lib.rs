@@ -761,6 +761,20 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+    /// The compact index of a mailbox IMAP kept last ([`Backend::save_mailbox_index`]):
+    /// the UIDVALIDITY and HIGHESTMODSEQ it was made at and its octets, or `None`.
+    fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>>;
+    /// Keeps IMAP's compact index of a mailbox at `modseq` (issue 18: the first SELECT
+    /// after a start reads it and what changed since instead of every message). The
+    /// octets are IMAP's (`crates/imap/src/session/index.rs`); it is a cache, written
+    /// without fsync and replaced whole, and goes with its mailbox.
+    fn save_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        modseq: u64,
+        data: Vec<u8>,
+    ) -> Result<()>;
 
     // --- application passwords, login history, API tokens, statistics (issue 14) ---
     /// Creates a named application password for `protocols` and returns it (the only

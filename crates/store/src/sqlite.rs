@@ -2332,6 +2332,40 @@ impl Backend for SqliteBackend {
         recent::claim(self, mailbox, take)
     }
 
+    fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT uidvalidity, modseq, data FROM mailbox_index WHERE mailbox_id = ?1",
+            )?
+            .query_row([mailbox], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u32,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .optional()?)
+        })
+    }
+
+    fn save_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        modseq: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        // Not for a mailbox deleted meanwhile (the foreign key would refuse it).
+        self.write_lazy(move |ctx| {
+            ctx.tx.execute(
+                "INSERT OR REPLACE INTO mailbox_index (mailbox_id, uidvalidity, modseq, data)
+                 SELECT id, ?2, ?3, ?4 FROM mailboxes WHERE id = ?1 AND uidvalidity = ?2",
+                params![mailbox, i64::from(uidvalidity), modseq as i64, data],
+            )?;
+            Ok(())
+        })
+    }
+
     fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
         self.app_password_add(address, name, protocols)
     }

@@ -249,6 +249,36 @@ fn recent_is_claimed_once() {
     assert!(!s.list_messages(inbox.id, true).unwrap()[0].recent);
 }
 
+/// IMAP's stored mailbox index: kept and replaced whole, only for the mailbox's current
+/// UIDVALIDITY, and gone with its mailbox.
+#[test]
+fn mailbox_index_is_kept_with_its_mailbox() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let mb = s.create_mailbox(a.id, "Big", None).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 7, b"one".to_vec()).unwrap();
+    assert_eq!(
+        s.load_mailbox_index(mb.id).unwrap(),
+        Some((mb.uidvalidity, 7, b"one".to_vec()))
+    );
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 9, b"two".to_vec()).unwrap();
+    assert_eq!(
+        s.load_mailbox_index(mb.id).unwrap(),
+        Some((mb.uidvalidity, 9, b"two".to_vec()))
+    );
+    // Another UIDVALIDITY (a stale session's) is not kept.
+    s.save_mailbox_index(mb.id, mb.uidvalidity + 1, 10, b"x".to_vec()).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap().unwrap().1, 9);
+    s.delete_mailbox(a.id, "Big").unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+    // Nor for a mailbox that is gone.
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 11, b"y".to_vec()).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+}
+
 /// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
 /// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
 /// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).
