@@ -40,6 +40,10 @@ use std::sync::{Arc, Mutex};
 /// and MIME trees of some 150,000-250,000 typical messages.
 pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Heads read from the store at a time when THREAD's keys are derived (as SEARCH reads
+/// a chunk of messages per query).
+const HEAD_CHUNK: usize = 512;
+
 /// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
 /// integers chosen by the server, not by clients, so SipHash's protection against
 /// chosen keys buys nothing here and costs most of a pass over a cached mailbox.
@@ -350,9 +354,11 @@ impl MsgCache {
             };
             let asked: std::collections::HashSet<u32> = missing.iter().map(|m| m.0).collect();
             let mut texts: HashMap<u32, ThreadText> = HashMap::with_capacity(missing.len());
-            if !missing.is_empty() {
-                let dates: HashMap<u32, i64> = missing.iter().copied().collect();
-                let uids: Vec<u32> = missing.iter().map(|m| m.0).collect();
+            // A chunk of heads at a time: a big mailbox's heads are never all in memory
+            // at once beyond what the cache keeps.
+            for chunk in missing.chunks(HEAD_CHUNK) {
+                let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+                let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
                 for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
                     texts.insert(u, derive(&*head, dates.get(&u).copied().unwrap_or(0)));
                 }
@@ -399,13 +405,14 @@ impl MsgCache {
             }
         }
         // The cache keeps dropping this mailbox: number the strings for this call alone.
-        let uids: Vec<u32> = msgs.iter().map(|m| m.0).collect();
-        let dates: HashMap<u32, i64> = msgs.iter().copied().collect();
-        let texts: HashMap<u32, ThreadText> = self
-            .heads(st, mailbox, uidvalidity, &uids)?
-            .into_iter()
-            .map(|(u, h)| (u, derive(&*h, dates.get(&u).copied().unwrap_or(0))))
-            .collect();
+        let mut texts = HashMap::with_capacity(msgs.len());
+        for chunk in msgs.chunks(HEAD_CHUNK) {
+            let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+            let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
+            for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
+                texts.insert(u, derive(&*head, dates.get(&u).copied().unwrap_or(0)));
+            }
+        }
         Ok(Self::intern_apart(msgs, &texts))
     }
 
