@@ -82,6 +82,9 @@ pub struct ThreadKeys {
     pub refs: Box<[u32]>,
 }
 
+/// THREAD's keys of some messages (UID, keys) and the count of names they number.
+pub type Keyed = (Vec<(u32, Arc<ThreadKeys>)>, usize);
+
 /// [`ThreadKeys`] with its strings, as derived from a head (before interning).
 #[derive(Debug, Clone, Default)]
 pub struct ThreadText {
@@ -333,7 +336,7 @@ impl MsgCache {
         uidvalidity: u32,
         msgs: &[(u32, i64)],
         derive: impl Fn(&ParsedMessage, i64) -> ThreadText,
-    ) -> letterbox_store::Result<(Vec<(u32, Arc<ThreadKeys>)>, usize)> {
+    ) -> letterbox_store::Result<Keyed> {
         // Twice at most: keys found first may belong to an entry dropped meanwhile (the
         // cache is full), and are then derived again.
         for _ in 0..2 {
@@ -360,7 +363,7 @@ impl MsgCache {
                 let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
                 let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
                 for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                    texts.insert(u, derive(&*head, dates.get(&u).copied().unwrap_or(0)));
+                    texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
                 }
             }
             if self.limit == 0 {
@@ -410,17 +413,14 @@ impl MsgCache {
             let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
             let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
             for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                texts.insert(u, derive(&*head, dates.get(&u).copied().unwrap_or(0)));
+                texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
             }
         }
         Ok(Self::intern_apart(msgs, &texts))
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
-    fn intern_apart(
-        msgs: &[(u32, i64)],
-        texts: &HashMap<u32, ThreadText>,
-    ) -> (Vec<(u32, Arc<ThreadKeys>)>, usize) {
+    fn intern_apart(msgs: &[(u32, i64)], texts: &HashMap<u32, ThreadText>) -> Keyed {
         let mut names = Names::default();
         let mut bytes = 0;
         let out = msgs
