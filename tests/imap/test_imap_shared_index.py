@@ -4,6 +4,8 @@ expunges, a mailbox deleted and created again) shows in the next SELECT and STAT
 exactly as a fresh read of the store would give it (RFC 9051 6.3.2, 6.3.11; RFC 3501
 2.3.2 for \\Recent)."""
 
+import re
+
 import messages
 from imap_util import Raw
 
@@ -116,3 +118,82 @@ def test_recreated_mailbox_is_read_anew(server):
     assert b"* 1 EXISTS" in r and b"* OK [UIDNEXT 2] Predicted next UID" in r, r
     r = a.cmd("FETCH 1:* (UID)")
     assert r[:-1] == [b"* 1 FETCH (UID 1)"], r
+
+
+def fetch_all(c):
+    """SELECT's answer (without what differs between sessions: RECENT) and every
+    message's UID, flags, size, INTERNALDATE and MODSEQ."""
+    r = c.cmd("SELECT INBOX (CONDSTORE)")
+    assert r[-1].endswith(b"OK [READ-WRITE] SELECT completed"), r
+    head = [l for l in r[:-1] if not l.endswith(b" RECENT")]
+    f = c.cmd("FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE MODSEQ)")
+    assert f[-1].endswith(b"OK FETCH completed"), f
+    # \Recent belongs to one session.
+    return head, [re.sub(rb" \)", b")", re.sub(rb"\\Recent ?", b"", l)) for l in f[:-1]]
+
+
+def logged(server, pattern):
+    """The server logged `pattern` since its last start."""
+    return re.search(pattern, server.read_log()[server.log_start:]) is not None
+
+
+def test_index_stored_for_the_next_start(server, tmp_path):
+    """The first SELECT after a start reads the copy of the index the store keeps and
+    what changed since it was made (flags, keywords, arrivals, expunges), and answers
+    exactly as a whole read of the mailbox does."""
+    import sqlite3
+
+    n = 1_200  # index::SAVE_MIN_MESSAGES (1,000) or more: the copy is kept
+    mbox = tmp_path / "big.mbox"
+    with open(mbox, "w") as f:
+        for i in range(n):
+            f.write(
+                f"From a@example.org Tue Nov 14 12:00:00 2023\nFrom: a@example.org\n"
+                f"Subject: m{i}\nMessage-ID: <{i}@x>\n{'Status: RO' + chr(10) if i % 3 == 0 else ''}\nbody {i}\n\n"
+            )
+    server.stop()
+    server.cli("import", "mbox", "alice@example.com", str(mbox))
+    server.start()
+    c = session(server)
+    first = fetch_all(c)
+    assert b"* %d EXISTS" % n in first[0]
+    db = sqlite3.connect(server.data_dir / "store.db")
+    ((kept,),) = db.execute("SELECT modseq FROM mailbox_index").fetchall()
+    # Changes after the copy was made: flags, a keyword, an expunge, an arrival.
+    c.cmd("STORE 5:9 +FLAGS.SILENT (\\Seen $Work)")
+    c.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    c.cmd("STORE 1 -FLAGS.SILENT (\\Seen)")
+    assert c.cmd("EXPUNGE")[-1].endswith(b"OK EXPUNGE completed")
+    append(c)
+    c.cmd("STORE 10 +FLAGS.SILENT (\\Deleted)")
+    want = fetch_all(c)
+    assert want != first and b"* %d EXISTS" % n in want[0]
+    c.cmd("LOGOUT")
+    ((still,),) = db.execute("SELECT modseq FROM mailbox_index").fetchall()
+    assert still == kept, "the copy is not rewritten for a few changes"
+    assert not logged(server, "from its stored index")
+    # From the copy and the changes since.
+    server.restart()
+    c = session(server)
+    assert fetch_all(c) == want
+    assert logged(server, r"opened from its stored index and \d+ changes since")
+    c.cmd("LOGOUT")
+    # Without the copy (a whole read): the same.
+    server.stop()
+    db.execute("DELETE FROM mailbox_index")
+    db.commit()
+    server.start()
+    c = session(server)
+    assert fetch_all(c) == want
+    assert not logged(server, "from its stored index")
+    c.cmd("LOGOUT")
+    # A copy that does not decode is ignored.
+    server.stop()
+    db.execute("UPDATE mailbox_index SET data = x'00'")
+    db.commit()
+    assert db.execute("SELECT count(*) FROM mailbox_index").fetchone() == (1,)
+    server.start()
+    c = session(server)
+    assert fetch_all(c) == want
+    assert logged(server, "does not decode") and not logged(server, "from its stored index")
+    db.close()

@@ -54,6 +54,8 @@ pub mod parts;
 pub mod s3;
 mod rules;
 pub mod transfer;
+mod open;
+pub use open::open_mailbox;
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -287,6 +289,17 @@ pub struct Mailbox {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub special_use: Option<SpecialUse>,
+}
+
+/// What SELECT and EXAMINE read of a mailbox ([`open_mailbox`]).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The mailbox row (read after the claim, when there was one).
+    pub mailbox: Mailbox,
+    /// The `\Recent` UIDs `[from, to)`, as [`Backend::claim_recent`] gives them.
+    pub recent: (u32, u32),
+    /// The mailbox's account as it is now (the quota ALERT).
+    pub account: Account,
 }
 
 /// Counts for STATUS.
@@ -573,6 +586,9 @@ pub trait Backend: Send + Sync + 'static {
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox>;
     fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox>;
+    /// The mailbox named `name`, its `\Recent` mark (`first_recent`: the first UID no
+    /// session has claimed) and its account, in one read ([`open_mailbox`]).
+    fn mailbox_to_open(&self, account: AccountId, name: &str) -> Result<(Mailbox, u32, Account)>;
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
     /// Creates one mailbox. Its superior names are not created (RFC 9051 6.3.4 allows
     /// either; Dovecot does not): `a` of `a/b` stays a name with children, no mailbox.
@@ -753,6 +769,20 @@ pub trait Backend: Send + Sync + 'static {
     /// without, the unclaimed ones are reported (`to` is `u32::MAX`) and nothing changes
     /// (EXAMINE). Claiming writes without fsync; a caller may ignore its failure.
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)>;
+    /// The compact index of a mailbox IMAP kept last ([`Backend::save_mailbox_index`]):
+    /// the UIDVALIDITY and HIGHESTMODSEQ it was made at and its octets, or `None`.
+    fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>>;
+    /// Keeps IMAP's compact index of a mailbox at `modseq` (issue 18: the first SELECT
+    /// after a start reads it and what changed since instead of every message). The
+    /// octets are IMAP's (`crates/imap/src/session/index.rs`); it is a cache, written
+    /// without fsync and replaced whole, and goes with its mailbox.
+    fn save_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        modseq: u64,
+        data: Vec<u8>,
+    ) -> Result<()>;
 
     // --- application passwords, login history, API tokens, statistics (issue 14) ---
     /// Creates a named application password for `protocols` and returns it (the only

@@ -40,6 +40,17 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     UNIQUE (account_id, name)
 );
 
+-- IMAP's compact index of a mailbox (issue 18, crates/imap/src/session/index.rs): a
+-- cache of its messages' UIDs, flags, sizes, dates and MODSEQs at `modseq`, read by
+-- the first SELECT after a start (with what changed since) instead of every message
+-- row. Written without fsync; a missing or stale one only costs a full read.
+CREATE TABLE IF NOT EXISTS mailbox_index (
+    mailbox_id  INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uidvalidity INTEGER NOT NULL,
+    modseq      INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     name       TEXT NOT NULL,

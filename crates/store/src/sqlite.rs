@@ -451,12 +451,16 @@ pub(crate) const ACCOUNT_COLS: &str = "id, address, quota_limit, quota_used, pop
 
 impl AccountRow {
     pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+        AccountRow::from_row_at(r, 0)
+    }
+    /// The [`ACCOUNT_COLS`] of a row that has them from column `at` on.
+    fn from_row_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
-            id: r.get(0)?,
-            address: r.get(1)?,
-            quota_limit: r.get(2)?,
-            quota_used: r.get(3)?,
-            retention: r.get(4)?,
+            id: r.get(at)?,
+            address: r.get(at + 1)?,
+            quota_limit: r.get(at + 2)?,
+            quota_used: r.get(at + 3)?,
+            retention: r.get(at + 4)?,
         })
     }
     fn into_account(self, opts: &StoreOptions) -> Account {
@@ -541,6 +545,28 @@ fn get_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Mail
         "SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
     ))?
     .query_row(params![account, name], mailbox_from_row)
+    .optional()?
+    .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))
+}
+
+/// SELECT's read ([`Backend::mailbox_to_open`]): the mailbox row, `first_recent` and the
+/// account, one statement.
+fn get_mailbox_to_open(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+) -> Result<(Mailbox, i64, AccountRow)> {
+    let name = normalize_mailbox_name(name)?;
+    conn.prepare_cached(
+        "SELECT m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,
+                m.special_use, m.first_recent,
+                a.id, a.address, a.quota_limit, a.quota_used, a.pop3_retention
+         FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+         WHERE m.account_id = ?1 AND m.name = ?2",
+    )?
+    .query_row(params![account, name], |r| {
+        Ok((mailbox_from_row(r)?, r.get(7)?, AccountRow::from_row_at(r, 8)?))
+    })
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))
 }
@@ -1418,6 +1444,11 @@ impl Backend for SqliteBackend {
 
     fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox> {
         self.read(|c| get_mailbox_by_id(c, id))
+    }
+
+    fn mailbox_to_open(&self, account: AccountId, name: &str) -> Result<(Mailbox, u32, Account)> {
+        let (mb, first, row) = self.read(|c| get_mailbox_to_open(c, account, name))?;
+        Ok((mb, first.clamp(0, u32::MAX as i64) as u32, self.effective(row)))
     }
 
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
@@ -2308,6 +2339,40 @@ impl Backend for SqliteBackend {
 
     fn claim_recent(&self, mailbox: MailboxId, take: bool) -> Result<(u32, u32)> {
         recent::claim(self, mailbox, take)
+    }
+
+    fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT uidvalidity, modseq, data FROM mailbox_index WHERE mailbox_id = ?1",
+            )?
+            .query_row([mailbox], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u32,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .optional()?)
+        })
+    }
+
+    fn save_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        modseq: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        // Not for a mailbox deleted meanwhile (the foreign key would refuse it).
+        self.write_lazy(move |ctx| {
+            ctx.tx.execute(
+                "INSERT OR REPLACE INTO mailbox_index (mailbox_id, uidvalidity, modseq, data)
+                 SELECT id, ?2, ?3, ?4 FROM mailboxes WHERE id = ?1 AND uidvalidity = ?2",
+                params![mailbox, i64::from(uidvalidity), modseq as i64, data],
+            )?;
+            Ok(())
+        })
     }
 
     fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {

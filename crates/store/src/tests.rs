@@ -249,6 +249,78 @@ fn recent_is_claimed_once() {
     assert!(!s.list_messages(inbox.id, true).unwrap()[0].recent);
 }
 
+/// IMAP's stored mailbox index: kept and replaced whole, only for the mailbox's current
+/// UIDVALIDITY, and gone with its mailbox.
+#[test]
+fn mailbox_index_is_kept_with_its_mailbox() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let mb = s.create_mailbox(a.id, "Big", None).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 7, b"one".to_vec()).unwrap();
+    assert_eq!(
+        s.load_mailbox_index(mb.id).unwrap(),
+        Some((mb.uidvalidity, 7, b"one".to_vec()))
+    );
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 9, b"two".to_vec()).unwrap();
+    assert_eq!(
+        s.load_mailbox_index(mb.id).unwrap(),
+        Some((mb.uidvalidity, 9, b"two".to_vec()))
+    );
+    // Another UIDVALIDITY (a stale session's) is not kept.
+    s.save_mailbox_index(mb.id, mb.uidvalidity + 1, 10, b"x".to_vec()).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap().unwrap().1, 9);
+    s.delete_mailbox(a.id, "Big").unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+    // Nor for a mailbox that is gone.
+    s.save_mailbox_index(mb.id, mb.uidvalidity, 11, b"y".to_vec()).unwrap();
+    assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+}
+
+/// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
+/// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
+/// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).
+#[test]
+fn open_mailbox_claims_recent_once() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(1_000_000))
+        .unwrap();
+    let b = s
+        .add_account("b@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    assert!(matches!(open_mailbox(&*s, a.id, "Nope", Some(true)), Err(Error::NotFound(_))));
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let o = open_mailbox(&*s, a.id, "INBOX", Some(true)).unwrap();
+    assert_eq!((o.mailbox.id, o.recent, o.account.id), (inbox.id, (0, 0), a.id));
+    for i in 0..2 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\nbody")), false)
+            .unwrap();
+    }
+    let o = open_mailbox(&*s, a.id, "INBOX", Some(false)).unwrap();
+    assert_eq!(o.recent, (1, u32::MAX));
+    assert_eq!(o.account.quota_used, s.account_by_id(a.id).unwrap().quota_used);
+    assert_eq!(o.account.effective_limit, Some(1_000_000));
+    assert!(o.account.quota_used > 0);
+    let o = open_mailbox(&*s, a.id, "INBOX", Some(true)).unwrap();
+    let now = s.mailbox_by_id(inbox.id).unwrap();
+    assert_eq!(o.recent, (1, 3));
+    assert_eq!(
+        (o.mailbox.uidnext, o.mailbox.highestmodseq),
+        (now.uidnext, now.highestmodseq)
+    );
+    assert_eq!(o.mailbox.uidnext, 3);
+    assert_eq!(open_mailbox(&*s, a.id, "INBOX", Some(true)).unwrap().recent, (0, 0));
+    assert_eq!(open_mailbox(&*s, a.id, "INBOX", Some(false)).unwrap().recent, (3, u32::MAX));
+    assert_eq!(open_mailbox(&*s, a.id, "INBOX", None).unwrap().recent, (0, 0));
+    // Each account opens its own INBOX.
+    let o = open_mailbox(&*s, b.id, "INBOX", Some(true)).unwrap();
+    assert_ne!(o.mailbox.id, inbox.id);
+    assert_eq!((o.account.id, o.account.effective_limit), (b.id, None));
+}
+
 #[test]
 fn copy_move_and_quota() {
     let (_d, s) = store();

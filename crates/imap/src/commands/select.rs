@@ -3,7 +3,7 @@
 //! Reads the mailbox (for its HIGHESTMODSEQ) before listing its messages, so anything
 //! committed in between is caught by the next sync. SELECT claims `\Recent` (RFC 3501
 //! 2.3.2: the messages no session has had as recent become this one's alone,
-//! `letterbox_store::Backend::claim_recent`; every session claims, IMAP4rev1 ones show
+//! `letterbox_store::open_mailbox`; every session claims, IMAP4rev1 ones show
 //! it); EXAMINE claims nothing, reports the unclaimed ones (`* n RECENT`, as Dovecot)
 //! and is read-only. A claim that cannot be written (a full disk) is logged and the
 //! SELECT goes on without it. A session that had a mailbox selected leaves it first
@@ -70,16 +70,17 @@ pub async fn run(
         .ctx
         .store
         .run(move |st| {
-            let mb = st.mailbox(account, &lookup)?;
-            // Claimed before the messages are read: a message that comes in between is
-            // claimed by this session's next sync (or another's).
-            let recent = if claim {
-                super::super::session::recent_range(st, mb.id, !read_only)
-            } else {
-                (0, 0)
-            };
-            // Read again after the claim, so that what was claimed is in the snapshot.
-            let mb = st.mailbox_by_id(mb.id)?;
+            // One read (mailbox row, `\Recent` mark, account) unless there is something
+            // to claim. Claimed before the messages are read: a message that comes in
+            // between is claimed by this session's next sync (or another's); the row is
+            // read again after a claim, so that what was claimed is in the snapshot.
+            let open = letterbox_store::open_mailbox(
+                st,
+                account,
+                &lookup,
+                claim.then_some(!read_only),
+            )?;
+            let (mb, recent, acct) = (open.mailbox, open.recent, open.account);
             let snap = index::current(st, &mb, indexes.get(mb.id))?;
             // Expunged (and, for the FETCH lines below, changed) above the client's
             // MODSEQ.
@@ -89,7 +90,6 @@ pub async fn run(
                 }
                 _ => None,
             };
-            let acct = st.account_by_id(account)?;
             Ok((mb, snap, recent, changes, acct))
         })
         .await;

@@ -3,7 +3,10 @@
 //! The messages are those the search criteria select ([`search::scan`]); what threading
 //! needs comes from the structure stored at delivery: the envelope's `Message-ID` and
 //! `In-Reply-To`, `ParsedMessage.sort.references` and the decoded subject, and the sent
-//! date (RFC 5256 2.2). The answer is `* THREAD` with one parenthesised list per thread,
+//! date (RFC 5256 2.2). Those are derived once per message ([`keys`]) and kept in the
+//! process's message cache with every string numbered
+//! ([`crate::session::cache::MsgCache::thread_keys`]), so threading compares numbers:
+//! no parsing, case mapping or string hashing per command. The answer is `* THREAD` with one parenthesised list per thread,
 //! e.g. `(2)(3 6 (4 23)(44 7 96))`: a message followed by its one child, or by a list
 //! per child when it has several; a dummy (a message referred to but not present)
 //! writes no number.
@@ -19,27 +22,50 @@
 //! set of siblings sorted by sent date. Ties in sent date go by sequence number.
 
 use super::search;
-use super::sort::{base_subject, charset_ok, sent_date};
+use super::sort::{base_subject, charset_ok};
 use crate::parser::{SearchKey, ThreadAlgorithm};
+use crate::session::cache::{ThreadKeys, ThreadText};
 use crate::session::{store_error, Fatal, Reply, Session};
-use letterbox_message::message_ids;
-use std::collections::HashMap;
+use letterbox_message::{message_ids, ParsedMessage};
+use std::fmt::Write;
+use std::sync::Arc;
 
 /// What threading knows of one selected message.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Msg {
     /// What the message is called in the answer (sequence number or UID).
     pub num: u32,
     /// Sequence number (ties).
     pub seq: u32,
-    pub date: i64,
-    /// Base subject, and whether the subject marked a reply or forward.
-    pub subject: String,
-    pub refwd: bool,
-    pub message_id: Option<String>,
-    /// The parent IDs: References, else the first In-Reply-To ID.
-    pub refs: Vec<String>,
+    /// Sent date, base subject, Message-ID and parent IDs (numbered strings).
+    pub keys: Arc<ThreadKeys>,
 }
+
+/// What threading compares of a message, from its head and INTERNALDATE (the sent
+/// date's fallback, RFC 5256 2.2): the base subject and whether it marked a reply or
+/// forward, the first Message-ID, and the parent IDs (the last [`MAX_REFS`]
+/// References, else the first In-Reply-To ID).
+pub fn keys(p: &ParsedMessage, internal_date: i64) -> ThreadText {
+    let (subject, refwd) = base_subject(p.sort.subject.as_deref().unwrap_or(""));
+    let first_id = |v: Option<&str>| v.and_then(|v| message_ids(v).into_iter().next());
+    let refs = &p.sort.references;
+    ThreadText {
+        date: p.sent_date.unwrap_or(internal_date),
+        subject,
+        refwd,
+        message_id: first_id(p.envelope.message_id.as_deref()),
+        refs: if refs.is_empty() {
+            first_id(p.envelope.in_reply_to.as_deref())
+                .into_iter()
+                .collect()
+        } else {
+            refs[refs.len().saturating_sub(MAX_REFS)..].to_vec()
+        },
+    }
+}
+
+/// No node / no entry, in the tables indexed by name number.
+const NONE: u32 = u32::MAX;
 
 /// A node of the thread tree: a message or a dummy.
 #[derive(Debug, Clone, Default)]
@@ -102,7 +128,7 @@ impl Tree<'_> {
         }
     }
     fn key(&self, n: usize) -> (i64, u32) {
-        self.rep(n).map(|m| (m.date, m.seq)).unwrap_or_default()
+        self.rep(n).map(|m| (m.keys.date, m.seq)).unwrap_or_default()
     }
     fn sort_children(&mut self, n: usize) {
         let mut kids = std::mem::take(&mut self.nodes[n].children);
@@ -171,7 +197,7 @@ impl Tree<'_> {
             let node = &self.nodes[n];
             let kids = &node.children;
             if let Some(m) = node.msg {
-                out.push_str(&self.msgs[m].num.to_string());
+                let _ = write!(out, "{}", self.msgs[m].num);
                 if !kids.is_empty() {
                     out.push(' ');
                 }
@@ -195,40 +221,47 @@ const MAX_DEPTH: usize = 4096;
 /// real mail has a few dozen at most.
 const MAX_REFS: usize = 128;
 
-/// THREAD=REFERENCES (RFC 5256 section 4) over messages in sequence order; returns the
-/// threads as written in the `* THREAD` response, without the prefix.
-pub fn references(msgs: &[Msg]) -> String {
+/// THREAD=REFERENCES (RFC 5256 section 4) over messages in sequence order, whose keys
+/// number their strings below `names`; returns the threads as written in the
+/// `* THREAD` response, without the prefix.
+pub fn references(msgs: &[Msg], names: usize) -> String {
     let mut t = Tree {
         msgs,
         nodes: Vec::with_capacity(msgs.len() * 2),
     };
-    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(msgs.len() * 2);
+    // The node of each ID (by its number).
+    let mut ids: Vec<u32> = vec![NONE; names];
+    let node_of = |ids: &[u32], id: u32| ids.get(id as usize).copied().filter(|&n| n != NONE);
     // (1) Links.
     for (i, m) in msgs.iter().enumerate() {
         // (A) The message's own container: its Message-ID's, unless an earlier message
         // has that ID (then it is unique, as a message without one).
-        let me = match m.message_id.as_deref() {
-            Some(id) => match ids.get(id) {
-                Some(&n) if t.nodes[n].msg.is_none() => {
-                    t.nodes[n].msg = Some(i);
-                    n
+        let me = match m.keys.message_id {
+            Some(id) => match node_of(&ids, id) {
+                Some(n) if t.nodes[n as usize].msg.is_none() => {
+                    t.nodes[n as usize].msg = Some(i);
+                    n as usize
                 }
                 Some(_) => t.new_node(Some(i)),
                 None => {
                     let n = t.new_node(Some(i));
-                    ids.insert(id, n);
+                    if let Some(e) = ids.get_mut(id as usize) {
+                        *e = n as u32;
+                    }
                     n
                 }
             },
             None => t.new_node(Some(i)),
         };
         let mut prev: Option<usize> = None;
-        for r in &m.refs {
-            let n = match ids.get(r.as_str()) {
-                Some(&n) => n,
+        for &r in m.keys.refs.iter() {
+            let n = match node_of(&ids, r) {
+                Some(n) => n as usize,
                 None => {
                     let n = t.new_node(None);
-                    ids.insert(r, n);
+                    if let Some(e) = ids.get_mut(r as usize) {
+                        *e = n as u32;
+                    }
                     n
                 }
             };
@@ -261,28 +294,30 @@ pub fn references(msgs: &[Msg]) -> String {
         }
     }
     roots.sort_by_key(|&r| t.key(r));
-    // (5) Gather the roots with the same base subject.
-    let subject_of = |t: &Tree, n: usize| t.rep(n).map(|m| (m.subject.clone(), m.refwd));
-    let mut table: HashMap<String, usize> = HashMap::new();
+    // (5) Gather the roots with the same base subject (by its number; an empty one is
+    // never gathered).
+    let subject_of = |t: &Tree, n: usize| {
+        t.rep(n)
+            .and_then(|m| m.keys.subject.map(|s| (s as usize, m.keys.refwd)))
+    };
+    let mut table: Vec<u32> = vec![NONE; names];
     for &r in &roots {
         let Some((subj, refwd)) = subject_of(&t, r) else {
             continue;
         };
-        if subj.is_empty() {
+        let Some(slot) = table.get(subj).copied() else {
             continue;
-        }
+        };
         let dummy = t.nodes[r].msg.is_none();
-        match table.get(&subj) {
-            None => {
-                table.insert(subj, r);
-            }
-            Some(&old) => {
-                let old_dummy = t.nodes[old].msg.is_none();
-                let old_refwd = subject_of(&t, old).is_some_and(|s| s.1);
-                // A dummy replaces a message; a message replaces a reply or forward.
-                if !old_dummy && (dummy || (old_refwd && !refwd)) {
-                    table.insert(subj, r);
-                }
+        if slot == NONE {
+            table[subj] = r as u32;
+        } else {
+            let old = slot as usize;
+            let old_dummy = t.nodes[old].msg.is_none();
+            let old_refwd = subject_of(&t, old).is_some_and(|s| s.1);
+            // A dummy replaces a message; a message replaces a reply or forward.
+            if !old_dummy && (dummy || (old_refwd && !refwd)) {
+                table[subj] = r as u32;
             }
         }
     }
@@ -292,10 +327,11 @@ pub fn references(msgs: &[Msg]) -> String {
         let Some((subj, refwd)) = subject_of(&t, r) else {
             continue;
         };
-        let Some(&top) = table.get(&subj) else {
+        let Some(top) = table.get(subj).copied().filter(|&x| x != NONE) else {
             continue;
         };
-        if top == r || subj.is_empty() {
+        let top = top as usize;
+        if top == r {
             continue;
         }
         let (dummy, top_dummy) = (t.nodes[r].msg.is_none(), t.nodes[top].msg.is_none());
@@ -316,7 +352,7 @@ pub fn references(msgs: &[Msg]) -> String {
             }
             t.link(d, top);
             t.link(d, r);
-            table.insert(subj, d);
+            table[subj] = d as u32;
         }
         merged[r] = true;
     }
@@ -333,18 +369,21 @@ pub fn references(msgs: &[Msg]) -> String {
     out
 }
 
-/// THREAD=ORDEREDSUBJECT (RFC 5256 section 3).
+/// THREAD=ORDEREDSUBJECT (RFC 5256 section 3). Messages with the same base subject
+/// (the same number) make one thread; the order of the subjects themselves never
+/// shows, since threads are ordered by their first message's date.
 pub fn ordered_subject(msgs: &[Msg]) -> String {
     let mut order: Vec<&Msg> = msgs.iter().collect();
-    order.sort_by(|a, b| (&a.subject, a.date, a.seq).cmp(&(&b.subject, b.date, b.seq)));
+    let key = |m: &Msg| (m.keys.subject, m.keys.date, m.seq);
+    order.sort_by_key(|m| key(m));
     let mut threads: Vec<Vec<&Msg>> = Vec::new();
     for m in order {
         match threads.last_mut() {
-            Some(t) if t[0].subject == m.subject => t.push(m),
+            Some(t) if t[0].keys.subject == m.keys.subject => t.push(m),
             _ => threads.push(vec![m]),
         }
     }
-    threads.sort_by_key(|t| (t[0].date, t[0].seq));
+    threads.sort_by_key(|t| (t[0].keys.date, t[0].seq));
     let mut out = String::new();
     for t in threads {
         out.push('(');
@@ -383,36 +422,33 @@ pub async fn run(
         .ctx
         .store
         .run(move |st| {
-            let mut msgs = Vec::new();
-            search::scan(st, &sel, &key, true, |cand, m, p| {
-                let Some(p) = p else {
-                    return;
-                };
-                let (subject, refwd) = base_subject(p.sort.subject.as_deref().unwrap_or(""));
-                let first_id = |v: Option<&str>| v.and_then(|v| message_ids(v).into_iter().next());
-                let mut msg = Msg {
-                    num: if uid { cand.uid } else { cand.seq },
-                    seq: cand.seq,
-                    date: sent_date(p, m),
-                    subject,
-                    refwd,
-                    ..Msg::default()
-                };
-                if refs {
-                    msg.message_id = first_id(p.envelope.message_id.as_deref());
-                    let refs = &p.sort.references;
-                    msg.refs = if refs.is_empty() {
-                        first_id(p.envelope.in_reply_to.as_deref())
-                            .into_iter()
-                            .collect()
-                    } else {
-                        refs[refs.len().saturating_sub(MAX_REFS)..].to_vec()
-                    };
-                }
-                msgs.push(msg);
+            // The matching messages (their heads are read only if the search key needs
+            // them), then their keys from the cache, in the same (sequence) order.
+            let mut found = Vec::new();
+            search::scan(st, &sel, &key, false, |cand, m, _| {
+                found.push((cand.uid, cand.seq, m.internal_date));
             })?;
+            let asked: Vec<(u32, i64)> = found.iter().map(|f| (f.0, f.2)).collect();
+            let (keyed, names) =
+                sel.indexes
+                    .cache
+                    .thread_keys(st, sel.mb, sel.uidvalidity, &asked, keys)?;
+            // `keyed` follows `found`, without messages expunged meanwhile.
+            let mut msgs = Vec::with_capacity(keyed.len());
+            let mut k = keyed.into_iter().peekable();
+            for (u, seq, _) in found {
+                if k.peek().is_some_and(|e| e.0 == u) {
+                    if let Some((_, keys)) = k.next() {
+                        msgs.push(Msg {
+                            num: if uid { u } else { seq },
+                            seq,
+                            keys,
+                        });
+                    }
+                }
+            }
             Ok(if refs {
-                references(&msgs)
+                references(&msgs, names)
             } else {
                 ordered_subject(&msgs)
             })
@@ -433,130 +469,154 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    use crate::session::cache::Names;
+
     /// A message numbered `seq`, dated `date`, with a subject, an ID and references.
-    fn m(seq: u32, date: i64, subject: &str, id: Option<&str>, refs: &[&str]) -> Msg {
+    fn m(seq: u32, date: i64, subject: &str, id: Option<&str>, refs: &[&str]) -> (u32, ThreadText) {
         let (subject, refwd) = base_subject(subject);
-        Msg {
-            num: seq,
-            seq,
+        let t = ThreadText {
             date,
             subject,
             refwd,
             message_id: id.map(str::to_string),
             refs: refs.iter().map(|s| s.to_string()).collect(),
-        }
+        };
+        (seq, t)
+    }
+
+    /// The messages with their strings numbered, as the cache numbers them.
+    fn ms(list: Vec<(u32, ThreadText)>) -> (Vec<Msg>, usize) {
+        let mut names = Names::default();
+        let mut bytes = 0;
+        let msgs = list
+            .into_iter()
+            .map(|(seq, t)| Msg {
+                num: seq,
+                seq,
+                keys: Arc::new(names.intern(&t, &mut bytes)),
+            })
+            .collect();
+        (msgs, names.len())
+    }
+
+    fn refs(x: &(Vec<Msg>, usize)) -> String {
+        references(&x.0, x.1)
+    }
+
+    fn ordered(x: &(Vec<Msg>, usize)) -> String {
+        ordered_subject(&x.0)
     }
 
     #[test]
     fn references_example_shapes() {
         // 1 <- 2 <- 3, 2 <- 4; 5 alone.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "a", Some("1"), &[]),
             m(2, 20, "Re: a", Some("2"), &["1"]),
             m(3, 30, "Re: a", Some("3"), &["1", "2"]),
             m(4, 40, "Re: a", Some("4"), &["1", "2"]),
             m(5, 15, "b", Some("5"), &[]),
-        ];
-        assert_eq!(references(&msgs), "(1 2 (3)(4))(5)");
+        ]);
+        assert_eq!(refs(&msgs), "(1 2 (3)(4))(5)");
     }
 
     #[test]
     fn references_missing_parent_makes_a_dummy() {
         // Two replies to a message that is not there: a dummy root with two children.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 20, "Re: x", Some("1"), &["gone"]),
             m(2, 10, "Re: x", Some("2"), &["gone"]),
             m(3, 5, "y", Some("3"), &[]),
-        ];
-        assert_eq!(references(&msgs), "(3)((2)(1))");
+        ]);
+        assert_eq!(refs(&msgs), "(3)((2)(1))");
         // One reply to a missing parent: the dummy is pruned.
-        let msgs = [m(1, 20, "Re: x", Some("1"), &["gone"])];
-        assert_eq!(references(&msgs), "(1)");
+        let msgs = ms(vec![m(1, 20, "Re: x", Some("1"), &["gone"])]);
+        assert_eq!(refs(&msgs), "(1)");
         // A missing parent in the middle of the chain is pruned, its child promoted.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "x", Some("1"), &[]),
             m(2, 20, "Re: x", Some("2"), &["1", "gone"]),
             m(3, 30, "Re: x", Some("3"), &["1", "gone2"]),
-        ];
-        assert_eq!(references(&msgs), "(1 (2)(3))");
+        ]);
+        assert_eq!(refs(&msgs), "(1 (2)(3))");
     }
 
     #[test]
     fn references_subject_merging() {
         // Same base subject, no references: the non-reply becomes the parent.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "Re: hello", Some("1"), &[]),
             m(2, 20, "hello", Some("2"), &[]),
             m(3, 30, "Fwd: hello", Some("3"), &[]),
             m(4, 40, "other", Some("4"), &[]),
-        ];
-        assert_eq!(references(&msgs), "(2 (1)(3))(4)");
-        let msgs = [
+        ]);
+        assert_eq!(refs(&msgs), "(2 (1)(3))(4)");
+        let msgs = ms(vec![
             m(1, 10, "hello", Some("1"), &[]),
             m(2, 20, "hello", Some("2"), &[]),
-        ];
+        ]);
         // Two non-replies: a dummy holds both.
-        assert_eq!(references(&msgs), "((1)(2))");
-        let msgs = [
+        assert_eq!(refs(&msgs), "((1)(2))");
+        let msgs = ms(vec![
             m(1, 10, "hello", Some("1"), &[]),
             m(2, 20, "Re: hello", Some("2"), &[]),
             m(3, 30, "Re: hello", Some("3"), &[]),
-        ];
-        assert_eq!(references(&msgs), "(1 (2)(3))");
+        ]);
+        assert_eq!(refs(&msgs), "(1 (2)(3))");
         // Empty subjects are never merged.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "", Some("1"), &[]),
             m(2, 20, "Re:", Some("2"), &[]),
-        ];
-        assert_eq!(references(&msgs), "(1)(2)");
+        ]);
+        assert_eq!(refs(&msgs), "(1)(2)");
     }
 
     #[test]
     fn references_loops_and_duplicates() {
         // References that loop: 1 names 2 as parent and 2 names 1.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "a", Some("1"), &["2"]),
             m(2, 20, "b", Some("2"), &["1"]),
-        ];
-        let out = references(&msgs);
+        ]);
+        let out = refs(&msgs);
         assert!(out == "(2 1)" || out == "(1 2)", "{out}");
         // A message naming itself.
-        let msgs = [m(1, 10, "a", Some("1"), &["1"])];
-        assert_eq!(references(&msgs), "(1)");
+        let msgs = ms(vec![m(1, 10, "a", Some("1"), &["1"])]);
+        assert_eq!(refs(&msgs), "(1)");
         // A References chain that repeats itself.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "a", Some("1"), &[]),
             m(2, 20, "b", Some("2"), &["1", "x", "1", "x"]),
-        ];
-        assert_eq!(references(&msgs), "(1 2)");
+        ]);
+        assert_eq!(refs(&msgs), "(1 2)");
         // Duplicate Message-IDs: the second is a message of its own.
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "a", Some("d"), &[]),
             m(2, 20, "b", Some("d"), &[]),
             m(3, 30, "c", Some("3"), &["d"]),
-        ];
-        assert_eq!(references(&msgs), "(1 3)(2)");
+        ]);
+        assert_eq!(refs(&msgs), "(1 3)(2)");
         // No Message-ID at all.
-        let msgs = [m(1, 10, "a", None, &[]), m(2, 20, "b", None, &[])];
-        assert_eq!(references(&msgs), "(1)(2)");
+        let msgs = ms(vec![m(1, 10, "a", None, &[]), m(2, 20, "b", None, &[])]);
+        assert_eq!(refs(&msgs), "(1)(2)");
     }
 
     #[test]
     fn references_ties_go_by_sequence() {
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 10, "a", Some("1"), &[]),
             m(2, 10, "b", Some("2"), &[]),
             m(3, 5, "Re: a", Some("3"), &["1"]),
             m(4, 5, "Re: a", Some("4"), &["1"]),
-        ];
-        assert_eq!(references(&msgs), "(1 (3)(4))(2)");
+        ]);
+        assert_eq!(refs(&msgs), "(1 (3)(4))(2)");
     }
 
     #[test]
     fn deep_chains_neither_recurse_nor_take_quadratic_time() {
         // 50,000 messages, each answering the one before: far deeper than any stack.
         let n = 50_000u32;
-        let msgs: Vec<Msg> = (1..=n)
+        let msgs: Vec<(u32, ThreadText)> = (1..=n)
             .map(|i| {
                 let id = i.to_string();
                 let prev = (i - 1).to_string();
@@ -565,12 +625,12 @@ mod tests {
             })
             .collect();
         let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
-        assert_eq!(references(&msgs), format!("({})", want.join(" ")));
+        assert_eq!(refs(&ms(msgs)), format!("({})", want.join(" ")));
         // The same chain named in References by each message (all its ancestors), in
         // reverse arrival: the walk for loops stops after MAX_DEPTH ancestors.
         let n = 6_000u32;
         let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
-        let msgs: Vec<Msg> = (1..=n)
+        let msgs: Vec<(u32, ThreadText)> = (1..=n)
             .rev()
             .map(|i| {
                 let refs: Vec<&str> = ids[..i as usize - 1].iter().map(String::as_str).collect();
@@ -584,7 +644,7 @@ mod tests {
                 )
             })
             .collect();
-        let out = references(&msgs);
+        let out = refs(&ms(msgs));
         let mut nums: Vec<u32> = out
             .split(|c: char| !c.is_ascii_digit())
             .filter(|s| !s.is_empty())
@@ -601,15 +661,15 @@ mod tests {
 
     #[test]
     fn ordered_subject_threads() {
-        let msgs = [
+        let msgs = ms(vec![
             m(1, 30, "b", None, &[]),
             m(2, 10, "Re: a", None, &[]),
             m(3, 20, "a", None, &[]),
             m(4, 5, "Re: b", None, &[]),
             m(5, 40, "c", None, &[]),
             m(6, 50, "[fwd: a]", None, &[]),
-        ];
-        assert_eq!(ordered_subject(&msgs), "(4 1)(2 (3)(6))(5)");
+        ]);
+        assert_eq!(ordered(&msgs), "(4 1)(2 (3)(6))(5)");
         assert_eq!(ordered_subject(&[]), "");
     }
 }

@@ -20,6 +20,15 @@
 //!   dropped whole, and read from the store again when next needed. 0 keeps nothing
 //!   (every command then reads the store, as without this cache).
 //!
+//! - Derived from the head, per message, what THREAD (RFC 5256) compares
+//!   ([`MsgCache::thread_keys`]): the sent date, the base subject (section 2.1) and the
+//!   Message-ID and parent IDs, each string interned to a number per mailbox (equal
+//!   strings, equal numbers), so that a THREAD over a cached mailbox neither parses,
+//!   case-maps nor hashes a string: Dovecot keeps the same per message in its
+//!   `dovecot.index.thread`. The numbers are those of one mailbox entry: a set of keys
+//!   handed out together always comes from one entry, and an entry dropped (or
+//!   recreated) starts its numbering anew.
+//!
 //! The answers are those of the store's: an entry is exactly what the store returned.
 
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
@@ -30,6 +39,10 @@ use std::sync::{Arc, Mutex};
 /// Estimated heap kept for all mailboxes together, by default: 256 MiB holds the heads
 /// and MIME trees of some 150,000-250,000 typical messages.
 pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Heads read from the store at a time when THREAD's keys are derived (as SEARCH reads
+/// a chunk of messages per query).
+const HEAD_CHUNK: usize = 512;
 
 /// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
 /// integers chosen by the server, not by clients, so SipHash's protection against
@@ -53,6 +66,89 @@ impl std::hash::Hasher for UidHasher {
 
 type UidMap<T> = HashMap<u32, Arc<T>, std::hash::BuildHasherDefault<UidHasher>>;
 
+/// What THREAD compares of one message (RFC 5256 sections 2.1, 2.2 and 4), strings as
+/// the numbers of their mailbox entry ([`MsgCache::thread_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadKeys {
+    /// The sent date (section 2.2).
+    pub date: i64,
+    /// The base subject, case-mapped; `None` when it is empty (never merged).
+    pub subject: Option<u32>,
+    /// The subject marked a reply or forward.
+    pub refwd: bool,
+    /// The first Message-ID.
+    pub message_id: Option<u32>,
+    /// The parent IDs: References (the last ones), else the first In-Reply-To ID.
+    pub refs: Box<[u32]>,
+}
+
+/// THREAD's keys of some messages (UID, keys) and the count of names they number.
+pub type Keyed = (Vec<(u32, Arc<ThreadKeys>)>, usize);
+
+/// [`ThreadKeys`] with its strings, as derived from a head (before interning).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadText {
+    pub date: i64,
+    pub subject: String,
+    pub refwd: bool,
+    pub message_id: Option<String>,
+    pub refs: Vec<String>,
+}
+
+/// Numbers for the strings of [`ThreadKeys`]: subjects and IDs apart (a subject never
+/// equals an ID), numbered from 0 in one sequence, so `len` bounds them all.
+#[derive(Default)]
+pub struct Names {
+    subjects: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32>,
+    len: u32,
+}
+
+impl Names {
+    /// How many numbers were given: every number is below it.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn number(map: &mut HashMap<Box<str>, u32>, len: &mut u32, s: &str, bytes: &mut u64) -> u32 {
+        if let Some(&n) = map.get(s) {
+            return n;
+        }
+        let n = *len;
+        *len += 1;
+        *bytes += 48 + s.len() as u64;
+        map.insert(s.into(), n);
+        n
+    }
+
+    /// Interns one message's strings; `bytes` grows by what was added.
+    pub fn intern(&mut self, t: &ThreadText, bytes: &mut u64) -> ThreadKeys {
+        let subject = (!t.subject.is_empty())
+            .then(|| Self::number(&mut self.subjects, &mut self.len, &t.subject, bytes));
+        let message_id = t
+            .message_id
+            .as_deref()
+            .map(|id| Self::number(&mut self.ids, &mut self.len, id, bytes));
+        let refs: Box<[u32]> = t
+            .refs
+            .iter()
+            .map(|r| Self::number(&mut self.ids, &mut self.len, r, bytes))
+            .collect();
+        *bytes += 64 + 4 * refs.len() as u64;
+        ThreadKeys {
+            date: t.date,
+            subject,
+            refwd: t.refwd,
+            message_id,
+            refs,
+        }
+    }
+}
+
 /// What is kept of one mailbox.
 #[derive(Default)]
 struct Mailbox {
@@ -60,6 +156,9 @@ struct Mailbox {
     heads: UidMap<ParsedMessage>,
     roots: UidMap<Part>,
     envelopes: UidMap<Envelope>,
+    /// THREAD's keys and the names their numbers stand for.
+    threads: UidMap<ThreadKeys>,
+    names: Names,
     bytes: u64,
     used: u64,
 }
@@ -224,6 +323,113 @@ impl MsgCache {
         )
     }
 
+    /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
+    /// from memory, the missing ones derived by `derive` from their heads
+    /// ([`heads`](Self::heads)) and kept. Returns, in the order asked and without the
+    /// UIDs that do not exist, each message's keys, and how many numbers their
+    /// mailbox entry has given (every number in them is below it). All come from one
+    /// mailbox entry, so equal numbers are equal strings.
+    pub fn thread_keys(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        msgs: &[(u32, i64)],
+        derive: impl Fn(&ParsedMessage, i64) -> ThreadText,
+    ) -> letterbox_store::Result<Keyed> {
+        // Twice at most: keys found first may belong to an entry dropped meanwhile (the
+        // cache is full), and are then derived again.
+        for _ in 0..2 {
+            let missing: Vec<(u32, i64)> = {
+                let mut inner = self.lock();
+                inner.tick += 1;
+                let tick = inner.tick;
+                match inner.boxes.get_mut(&mailbox) {
+                    Some(m) if m.uidvalidity == uidvalidity => {
+                        m.used = tick;
+                        msgs.iter()
+                            .filter(|(u, _)| !m.threads.contains_key(u))
+                            .copied()
+                            .collect()
+                    }
+                    _ => msgs.to_vec(),
+                }
+            };
+            let asked: std::collections::HashSet<u32> = missing.iter().map(|m| m.0).collect();
+            let mut texts: HashMap<u32, ThreadText> = HashMap::with_capacity(missing.len());
+            // A chunk of heads at a time: a big mailbox's heads are never all in memory
+            // at once beyond what the cache keeps.
+            for chunk in missing.chunks(HEAD_CHUNK) {
+                let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+                let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
+                for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
+                    texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+                }
+            }
+            if self.limit == 0 {
+                return Ok(Self::intern_apart(msgs, &texts));
+            }
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            let m = inner.boxes.entry(mailbox).or_default();
+            let mut dropped = 0;
+            if m.uidvalidity != uidvalidity {
+                dropped = m.bytes;
+                *m = Mailbox {
+                    uidvalidity,
+                    ..Mailbox::default()
+                };
+            }
+            m.used = tick;
+            let mut grown = 0;
+            let mut out = Vec::with_capacity(msgs.len());
+            let mut lost = false;
+            for (u, _) in msgs {
+                if let Some(k) = m.threads.get(u) {
+                    out.push((*u, k.clone()));
+                } else if let Some(t) = texts.get(u) {
+                    let k = Arc::new(m.names.intern(t, &mut grown));
+                    grown += 48;
+                    m.threads.insert(*u, k.clone());
+                    out.push((*u, k));
+                } else if !asked.contains(u) {
+                    // Found before, gone now: the entry was dropped in between.
+                    lost = true;
+                    break;
+                }
+            }
+            let names = m.names.len();
+            m.bytes += grown;
+            inner.bytes = inner.bytes - dropped + grown;
+            Self::shrink(&mut inner, self.limit, mailbox);
+            if !lost {
+                return Ok((out, names));
+            }
+        }
+        // The cache keeps dropping this mailbox: number the strings for this call alone.
+        let mut texts = HashMap::with_capacity(msgs.len());
+        for chunk in msgs.chunks(HEAD_CHUNK) {
+            let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+            let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
+            for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
+                texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+            }
+        }
+        Ok(Self::intern_apart(msgs, &texts))
+    }
+
+    /// The keys of `msgs` numbered by names of their own (nothing kept).
+    fn intern_apart(msgs: &[(u32, i64)], texts: &HashMap<u32, ThreadText>) -> Keyed {
+        let mut names = Names::default();
+        let mut bytes = 0;
+        let out = msgs
+            .iter()
+            .filter_map(|(u, _)| texts.get(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
+            .collect();
+        (out, names.len())
+    }
+
     fn get_or_load<T>(
         &self,
         mailbox: MailboxId,
@@ -344,6 +550,7 @@ impl MsgCache {
             && m.heads.len() <= live
             && m.roots.len() <= live
             && m.envelopes.len() <= live
+            && m.threads.len() <= live
         {
             return;
         }
@@ -375,6 +582,16 @@ impl MsgCache {
             }
             keep
         });
+        // THREAD's keys go all together with their names (the names of expunged
+        // messages are not counted per message): derived again when next needed.
+        if !m.threads.is_empty() {
+            let kept: u64 = m.heads.values().map(|v| 48 + head_bytes(v)).sum::<u64>()
+                + m.roots.values().map(|v| 48 + part_bytes(v)).sum::<u64>()
+                + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>();
+            freed = m.bytes.saturating_sub(kept);
+            m.threads = UidMap::default();
+            m.names = Names::default();
+        }
         m.bytes -= freed;
         inner.bytes -= freed;
     }

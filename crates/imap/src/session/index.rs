@@ -28,6 +28,15 @@
 //! - Bounded by `[imap] index_cache_messages` (messages in all cached snapshots): past
 //!   it, the least recently used snapshots are dropped (a session that has one selected
 //!   keeps its own reference).
+//! - Kept by the store too, compactly ([`Snapshot::encode`], 29 octets a message;
+//!   [`Backend::save_mailbox_index`]), as Dovecot keeps `dovecot.index` on disk: a
+//!   mailbox that is in no cached snapshot (the first SELECT after a start, or dropped
+//!   from the cache) is read from that copy and what changed since its MODSEQ
+//!   (`changes_since`) instead of every message row. The copy is written after a whole
+//!   read of a mailbox of at least [`SAVE_MIN_MESSAGES`] messages, and again when the
+//!   changes applied to a copy just read outnumber a quarter of the mailbox (so the
+//!   next start applies few); it is a cache (written without fsync, checked when read:
+//!   a copy that does not decode or is of another UIDVALIDITY is ignored).
 
 use super::cache::{MsgCache, DEFAULT_INDEX_CACHE_BYTES};
 use super::view::{KeywordSets, Msg};
@@ -42,6 +51,30 @@ use std::sync::{Arc, Mutex};
 /// 12 for the entry, 4 for the size, 8 each for INTERNALDATE and MODSEQ): 2,000,000 is
 /// some 64 MiB.
 pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
+
+/// Mailboxes with fewer messages are not worth a stored copy of their index: reading
+/// them whole takes about as long as reading the copy.
+pub const SAVE_MIN_MESSAGES: usize = 1_000;
+
+/// The first four octets of [`Snapshot::encode`]'s form (its version).
+const MAGIC: &[u8; 4] = b"LBI1";
+
+/// Reads the compact form of [`Snapshot::encode`], refusing (None) anything short.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
 
 /// One state of a mailbox: its messages and counters at `modseq`.
 #[derive(Debug, Clone)]
@@ -171,6 +204,101 @@ impl Snapshot {
         };
         s.count();
         s
+    }
+
+    /// The compact form the store keeps ([`Backend::save_mailbox_index`]): `LBI1`, the
+    /// keyword sets (count, then each: count, then each keyword: length, octets), the
+    /// messages (count, then each: UID, keyword set, flags, size, INTERNALDATE, MODSEQ;
+    /// 29 octets), integers little-endian. UIDVALIDITY and MODSEQ are kept beside it.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.msgs.len() * 29);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.kwsets.len() as u32).to_le_bytes());
+        for i in 0..self.kwsets.len() {
+            let set = self.kwsets.get(i as u32);
+            out.extend_from_slice(&(set.len() as u32).to_le_bytes());
+            for k in set {
+                out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                out.extend_from_slice(k.as_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.msgs.len() as u32).to_le_bytes());
+        for (i, m) in self.msgs.iter().enumerate() {
+            out.extend_from_slice(&m.uid.to_le_bytes());
+            out.extend_from_slice(&m.kw.to_le_bytes());
+            out.push(m.flags.0);
+            out.extend_from_slice(&self.sizes[i].to_le_bytes());
+            out.extend_from_slice(&self.dates[i].to_le_bytes());
+            out.extend_from_slice(&self.modseqs[i].to_le_bytes());
+        }
+        out
+    }
+
+    /// The snapshot of `mb` at `modseq` from [`encode`](Self::encode)'s form; `None`
+    /// when `data` is not such a form (truncated, UIDs out of order, unknown keyword
+    /// sets, another version).
+    pub fn decode(mb: &Mailbox, modseq: u64, data: &[u8]) -> Option<Snapshot> {
+        let mut r = Reader(data);
+        if r.take(4)? != MAGIC {
+            return None;
+        }
+        let mut kwsets = KeywordSets::default();
+        let nsets = r.u32()? as usize;
+        // Each set takes 4 octets at least: no allocation beyond what `data` can hold.
+        let mut renumber = Vec::with_capacity(nsets.min(r.0.len() / 4));
+        for _ in 0..nsets {
+            let n = r.u32()? as usize;
+            let mut set = Vec::with_capacity(n.min(r.0.len() / 4));
+            for _ in 0..n {
+                let len = r.u32()? as usize;
+                set.push(String::from_utf8(r.take(len)?.to_vec()).ok()?);
+            }
+            renumber.push(kwsets.intern(&set));
+        }
+        let n = r.u32()? as usize;
+        if r.0.len() != n.checked_mul(29)? {
+            return None;
+        }
+        let mut msgs = Vec::with_capacity(n);
+        let mut sizes = Vec::with_capacity(n);
+        let mut dates = Vec::with_capacity(n);
+        let mut modseqs = Vec::with_capacity(n);
+        for rec in r.0.chunks_exact(29) {
+            let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+            let u64_at = |i: usize| u64::from(u32_at(i)) | u64::from(u32_at(i + 4)) << 32;
+            let uid = u32_at(0);
+            if msgs.last().is_some_and(|m: &Msg| m.uid >= uid) {
+                return None;
+            }
+            msgs.push(Msg {
+                uid,
+                kw: *renumber.get(u32_at(4) as usize)?,
+                flags: Flags(rec[8]),
+                recent: false,
+                expunged: false,
+            });
+            sizes.push(u32_at(9));
+            dates.push(u64_at(13) as i64);
+            modseqs.push(u64_at(21));
+        }
+        let mut s = Snapshot {
+            mailbox: mb.id,
+            uidvalidity: mb.uidvalidity,
+            modseq,
+            msgs: Arc::new(msgs),
+            sizes: Arc::new(sizes),
+            dates: Arc::new(dates),
+            modseqs: Arc::new(modseqs),
+            kwsets,
+            keywords: Vec::new(),
+            first_unseen: None,
+            unseen: 0,
+            deleted: 0,
+            size: 0,
+            deleted_size: 0,
+        };
+        s.count();
+        Some(s)
     }
 
     fn count(&mut self) {
@@ -350,9 +478,65 @@ pub fn current(
             Ok(Arc::new(b.advance(mb.highestmodseq, &ch)))
         }
         _ => {
+            if let Some(s) = stored(st, mb) {
+                return Ok(s);
+            }
             let list = st.list_messages(mb.id, false)?;
-            Ok(Arc::new(Snapshot::from_list(mb, mb.highestmodseq, list)))
+            let s = Arc::new(Snapshot::from_list(mb, mb.highestmodseq, list));
+            if s.msgs.len() >= SAVE_MIN_MESSAGES {
+                save(st, &s);
+            }
+            Ok(s)
         }
+    }
+}
+
+/// The snapshot of `mb` from the copy the store keeps, brought up to the mailbox's
+/// HIGHESTMODSEQ; `None` when there is no usable copy (then the mailbox is read whole).
+fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
+    let (uidvalidity, modseq, data) = match st.load_mailbox_index(mb.id) {
+        Ok(Some(x)) => x,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!("imap: stored index of mailbox #{} not read: {e}", mb.id);
+            return None;
+        }
+    };
+    if uidvalidity != mb.uidvalidity || modseq > mb.highestmodseq {
+        return None;
+    }
+    let Some(base) = Snapshot::decode(mb, modseq, &data) else {
+        tracing::warn!("imap: stored index of mailbox #{} does not decode", mb.id);
+        return None;
+    };
+    if modseq == mb.highestmodseq {
+        tracing::debug!("imap: mailbox #{} opened from its stored index", mb.id);
+        return Some(Arc::new(base));
+    }
+    let ch = match st.changes_since(mb.id, modseq) {
+        Ok(ch) => ch,
+        Err(e) => {
+            tracing::warn!("imap: changes of mailbox #{} not read: {e}", mb.id);
+            return None;
+        }
+    };
+    tracing::debug!(
+        "imap: mailbox #{} opened from its stored index and {} changes since",
+        mb.id,
+        ch.changed.len() + ch.vanished.len()
+    );
+    let s = Arc::new(base.advance(mb.highestmodseq, &ch));
+    // Many changes since the copy: a new one, so that the next start applies few.
+    if ch.changed.len() + ch.vanished.len() > (s.msgs.len() / 4).max(SAVE_MIN_MESSAGES) {
+        save(st, &s);
+    }
+    Some(s)
+}
+
+/// Has the store keep `s`; a failure (a full disk) is logged and changes nothing else.
+fn save(st: &dyn Backend, s: &Snapshot) {
+    if let Err(e) = st.save_mailbox_index(s.mailbox, s.uidvalidity, s.modseq, s.encode()) {
+        tracing::warn!("imap: index of mailbox #{} not stored: {e}", s.mailbox);
     }
 }
 
@@ -432,6 +616,44 @@ mod tests {
         // The old state is untouched.
         assert_eq!(s.msgs.len(), 3);
         assert_eq!(s.metas().len(), 3);
+    }
+
+    /// The compact form gives back the same snapshot; anything else is refused.
+    #[test]
+    fn compact_form_round_trip() {
+        let s = Snapshot::from_list(
+            &mb(),
+            9,
+            vec![
+                meta(1, Flags::SEEN, &[], 10),
+                meta(2, Flags::DELETED, &["$x"], 20),
+                meta(5, Flags::SEEN, &["b", "$x"], 30),
+                meta(6, Flags::default(), &["$x"], u64::from(u32::MAX) + 5),
+            ],
+        );
+        let data = s.encode();
+        assert_eq!(data.len(), 4 + 4 + (4) + (4 + 4 + 2) + (4 + 4 + 1 + 4 + 2) + 4 + 4 * 29);
+        let d = Snapshot::decode(&mb(), 9, &data).unwrap();
+        assert_eq!(d.metas(), s.metas());
+        assert_eq!((d.modseq, d.uidvalidity, d.mailbox), (9, 99, 7));
+        assert_eq!(d.keywords, s.keywords);
+        assert_eq!(
+            (d.first_unseen, d.unseen, d.deleted, d.size, d.deleted_size),
+            (s.first_unseen, s.unseen, s.deleted, s.size, s.deleted_size)
+        );
+        for cut in 0..data.len() {
+            assert!(Snapshot::decode(&mb(), 9, &data[..cut]).is_none(), "{cut}");
+        }
+        let mut bad = data.clone();
+        bad[0] = b'X';
+        assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        // UIDs out of order.
+        let mut bad = data.clone();
+        let first = data.len() - 4 * 29;
+        bad[first] = 7;
+        assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        let empty = Snapshot::from_list(&mb(), 1, vec![]);
+        assert_eq!(Snapshot::decode(&mb(), 1, &empty.encode()).unwrap().msgs.len(), 0);
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (103, "103_dkim", include_str!("migrations/103_dkim.sql")),
     (104, "104_space", include_str!("migrations/104_space.sql")),
     (105, "105_import", include_str!("migrations/105_import.sql")),
+    (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
 ];
 
 /// The schema version this build applies (the highest migration).
@@ -705,6 +706,28 @@ impl Backend for PgBackend {
         self.with_conn(|c| rows::mailbox_by_id(c, id))
     }
 
+    fn mailbox_to_open(&self, account: AccountId, name: &str) -> Result<(Mailbox, u32, Account)> {
+        let name = normalize_mailbox_name(name)?;
+        self.with_conn(|c| {
+            let r = c
+                .query_opt(
+                    "SELECT m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,
+                            m.special_use, m.first_recent,
+                            a.id, a.address, a.quota_limit, a.quota_used, a.pop3_retention
+                     FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+                     WHERE m.account_id = $1 AND m.name = $2",
+                    &[&account, &name],
+                )?
+                .ok_or_else(|| Error::NotFound(format!("mailbox {name}")))?;
+            let first: i64 = r.get(7);
+            Ok((
+                rows::mailbox_from_row(&r),
+                first.clamp(0, u32::MAX as i64) as u32,
+                rows::account_from_row_at(&r, &self.opts, 8),
+            ))
+        })
+    }
+
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.with_conn(|c| {
             let r = c.query_one(
@@ -1124,6 +1147,43 @@ impl Backend for PgBackend {
                 }
             })
             .collect())
+        })
+    }
+
+    fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>> {
+        self.with_conn(|c| {
+            Ok(c.query_opt(
+                "SELECT uidvalidity, modseq, data FROM mailbox_index WHERE mailbox_id = $1",
+                &[&mailbox],
+            )?
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as u32,
+                    r.get::<_, i64>(1) as u64,
+                    r.get::<_, Vec<u8>>(2),
+                )
+            }))
+        })
+    }
+
+    fn save_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        modseq: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        self.with_conn(|c| {
+            // Not for a mailbox deleted meanwhile (the foreign key would refuse it).
+            c.execute(
+                "INSERT INTO mailbox_index (mailbox_id, uidvalidity, modseq, data)
+                 SELECT id, $2, $3, $4 FROM mailboxes WHERE id = $1 AND uidvalidity = $2
+                 ON CONFLICT (mailbox_id) DO UPDATE
+                     SET uidvalidity = EXCLUDED.uidvalidity, modseq = EXCLUDED.modseq,
+                         data = EXCLUDED.data",
+                &[&mailbox, &i64::from(uidvalidity), &(modseq as i64), &data],
+            )?;
+            Ok(())
         })
     }
 

@@ -10,7 +10,12 @@ pub(crate) const MESSAGE_COLS: &str =
     "uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
 
 pub(crate) fn account_from_row(r: &Row, opts: &StoreOptions) -> Account {
-    let limit: Option<i64> = r.get(2);
+    account_from_row_at(r, opts, 0)
+}
+
+/// The [`ACCOUNT_COLS`] of a row that has them from column `at` on.
+pub(crate) fn account_from_row_at(r: &Row, opts: &StoreOptions, at: usize) -> Account {
+    let limit: Option<i64> = r.get(at + 2);
     let quota_limit = match limit {
         None => QuotaLimit::Default,
         Some(n) if n < 0 => QuotaLimit::Unlimited,
@@ -21,14 +26,14 @@ pub(crate) fn account_from_row(r: &Row, opts: &StoreOptions) -> Account {
         QuotaLimit::Bytes(n) => Some(n),
         QuotaLimit::Unlimited => None,
     };
-    let retention: Option<String> = r.get(4);
+    let retention: Option<String> = r.get(at + 4);
     let pop3_retention = retention.and_then(|s| s.parse().ok());
     Account {
-        id: r.get(0),
-        address: r.get(1),
+        id: r.get(at),
+        address: r.get(at + 1),
         quota_limit,
         effective_limit,
-        quota_used: r.get::<_, i64>(3).max(0) as u64,
+        quota_used: r.get::<_, i64>(at + 3).max(0) as u64,
         pop3_retention,
         effective_retention: pop3_retention.unwrap_or(opts.default_retention),
     }
