@@ -86,14 +86,24 @@ def _stop_pg(c):
 
 
 def cleanup():
-    """After a test: stops its cluster servers and drops their databases."""
+    """After a test: stops its cluster servers and drops their databases (but for a
+    module's server that sets `keep`: it goes with the session's cluster)."""
     while _live:
         s = _live.pop()
+        if getattr(s, "keep", False):
+            continue
         s.stop()
         try:
             pg().psql(f'DROP DATABASE IF EXISTS "{s.db}" WITH (FORCE)')
         except AssertionError:
             pass  # the database is gone with the session's cluster anyway
+
+
+def copy_database(src, dst):
+    """Gives the stopped cluster server `dst` a copy of `src`'s database (what copying
+    data_dir does for the embedded store)."""
+    pg().psql(f'DROP DATABASE "{dst.db}" WITH (FORCE)')
+    pg().psql(f'CREATE DATABASE "{dst.db}" TEMPLATE "{src.db}"')
 
 
 def sql(server, query):
