@@ -420,6 +420,8 @@ impl Backend for PgBackend {
             Ok(())
         })?;
         self.auth_cache.forget(&a);
+        // As on SQLite: the account's bodies go at once, not at the next collection.
+        maintenance::free_unreferenced(self)?;
         Ok(())
     }
 
