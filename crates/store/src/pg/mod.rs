@@ -77,6 +77,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (103, "103_dkim", include_str!("migrations/103_dkim.sql")),
     (104, "104_space", include_str!("migrations/104_space.sql")),
     (105, "105_import", include_str!("migrations/105_import.sql")),
+    (106, "106_auth_failures", include_str!("migrations/106_auth_failures.sql")),
 ];
 
 /// The schema version this build applies (the highest migration).
@@ -1164,6 +1165,12 @@ impl Backend for PgBackend {
     }
     fn unblock(&self, key: &str) -> Result<bool> {
         self.with_conn(|c| auth::unblock(c, key))
+    }
+    fn count_login_failure(&self, key: &str, window: u64, now: i64) -> Result<Option<u32>> {
+        self.with_conn(|c| auth::count_failure(c, key, window, now)).map(Some)
+    }
+    fn clear_login_failures(&self, keys: &[String]) -> Result<()> {
+        self.with_conn(|c| auth::clear_failures(c, keys))
     }
     fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
         self.with_conn(|c| auth::app_password_add(c, address, name, protocols))
