@@ -111,21 +111,6 @@ def sql(server, query):
     return pg().psql(query, url=server.db_url)
 
 
-def _free_ports(n):
-    import socket
-
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 _ITEM = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _ADDR = re.compile(r"^(.*):(\d+)$")
 
@@ -214,7 +199,7 @@ def cluster_class(Server):
                             # The same port on another loopback address, as on another host.
                             item = f"{OTHER_HOST}:{a.group(2)}"
                         elif not mine:
-                            item = f"{a.group(1)}:{_free_ports(1)[0]}" if a else f"{item}.node-{node}"
+                            item = f"{a.group(1)}:{free_port()}" if a else f"{item}.node-{node}"
                         a = _ADDR.match(item)
                         if a and proto not in ports:
                             ports[proto] = (a.group(1), int(a.group(2)))
@@ -297,3 +282,9 @@ def self_bin():
     from conftest import BIN
 
     return BIN
+
+
+def free_port():
+    from conftest import free_port
+
+    return free_port()
