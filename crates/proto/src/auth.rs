@@ -278,20 +278,17 @@ async fn check(
         Ok(None) => {
             let window = Duration::from_secs(cfg.failure_window.max(1));
             // Counted in the store where nodes share it (PostgreSQL), else here.
-            let (ik, uk, secs) = (ipk.clone(), userk.clone(), window.as_secs());
+            let (keys, secs) = (vec![ipk.clone(), userk.clone()], window.as_secs());
             let shared = ctx
                 .store
-                .run(move |s| {
-                    let now = letterbox_store::now();
-                    Ok((s.count_login_failure(&ik, secs, now)?, s.count_login_failure(&uk, secs, now)?))
-                })
+                .run(move |s| s.count_login_failure(&keys, secs, letterbox_store::now()))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!("could not count a failed login in the store (counted here): {e}");
-                    (None, None)
+                    None
                 });
-            let (n_ip, n_user) = match shared {
-                (Some(i), Some(u)) => (i, u),
+            let (n_ip, n_user) = match shared.as_deref() {
+                Some(&[i, u]) => (i, u),
                 _ => (throttle.record_failure(&ipk, window), throttle.record_failure(&userk, window)),
             };
             tracing::warn!(ip = %peer.addr.ip(), user = %loggable(user), "login failed");

@@ -703,11 +703,12 @@ pub trait Backend: Send + Sync + 'static {
     fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>>;
     /// Lifts a block; false when there was none.
     fn unblock(&self, key: &str) -> Result<bool>;
-    /// Counts a failed login for `key` and returns the failures within `window` seconds
-    /// (this one included), where several nodes must count together (PostgreSQL).
-    /// `None`: the caller counts in memory (the embedded store has one serving process).
-    fn count_login_failure(&self, key: &str, window: u64, now: i64) -> Result<Option<u32>> {
-        let _ = (key, window, now);
+    /// Counts a failed login for each of `keys` and returns, in order, their failures
+    /// within `window` seconds (this one included), where several nodes must count
+    /// together (PostgreSQL). `None`: the caller counts in memory (the embedded store has
+    /// one serving process).
+    fn count_login_failure(&self, keys: &[String], window: u64, now: i64) -> Result<Option<Vec<u32>>> {
+        let _ = (keys, window, now);
         Ok(None)
     }
     /// Forgets the failures [`Backend::count_login_failure`] counted for `keys`.

@@ -1166,8 +1166,9 @@ impl Backend for PgBackend {
     fn unblock(&self, key: &str) -> Result<bool> {
         self.with_conn(|c| auth::unblock(c, key))
     }
-    fn count_login_failure(&self, key: &str, window: u64, now: i64) -> Result<Option<u32>> {
-        self.with_conn(|c| auth::count_failure(c, key, window, now)).map(Some)
+    fn count_login_failure(&self, keys: &[String], window: u64, now: i64) -> Result<Option<Vec<u32>>> {
+        self.with_conn(|c| keys.iter().map(|k| auth::count_failure(c, k, window, now)).collect())
+            .map(Some)
     }
     fn clear_login_failures(&self, keys: &[String]) -> Result<()> {
         self.with_conn(|c| auth::clear_failures(c, keys))

@@ -173,27 +173,28 @@ fn failed_logins_count_across_nodes_and_expire_with_the_window() {
     let (_d, a, b) = two_nodes();
     let key = "user:alice@example.com";
     // Failures on either node add up: the third is 3 wherever it lands.
-    assert_eq!(a.count_login_failure(key, 60, 1000).unwrap(), Some(1));
-    assert_eq!(b.count_login_failure(key, 60, 1010).unwrap(), Some(2));
-    assert_eq!(a.count_login_failure(key, 60, 1020).unwrap(), Some(3));
-    // Another key counts apart.
-    assert_eq!(b.count_login_failure("ip:192.0.2.7", 60, 1020).unwrap(), Some(1));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1000).unwrap(), Some(vec![1]));
+    assert_eq!(b.count_login_failure(&[key.to_string()], 60, 1010).unwrap(), Some(vec![2]));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1020).unwrap(), Some(vec![3]));
+    // Another key counts apart; one call counts several, in order.
+    let both = ["ip:192.0.2.7".to_string(), key.to_string()];
+    assert_eq!(b.count_login_failure(&both, 60, 1020).unwrap(), Some(vec![1, 4]));
     // A failure a whole window after the latest starts again at 1.
-    assert_eq!(b.count_login_failure(key, 60, 1080).unwrap(), Some(1));
-    assert_eq!(a.count_login_failure(key, 60, 1081).unwrap(), Some(2));
+    assert_eq!(b.count_login_failure(&[key.to_string()], 60, 1080).unwrap(), Some(vec![1]));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1081).unwrap(), Some(vec![2]));
     // A success on one node clears the count for both.
     b.clear_login_failures(&[key.to_string()]).unwrap();
-    assert_eq!(a.count_login_failure(key, 60, 1082).unwrap(), Some(1));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1082).unwrap(), Some(vec![1]));
     // Concurrent failures on two nodes are all counted.
     let hammer = |s: Store| {
         std::thread::spawn(move || {
             for _ in 0..50 {
-                s.count_login_failure("ip:198.51.100.1", 600, 2000).unwrap();
+                s.count_login_failure(&["ip:198.51.100.1".to_string()], 600, 2000).unwrap();
             }
         })
     };
     let (ta, tb) = (hammer(a.clone()), hammer(b.clone()));
     ta.join().unwrap();
     tb.join().unwrap();
-    assert_eq!(a.count_login_failure("ip:198.51.100.1", 600, 2000).unwrap(), Some(101));
+    assert_eq!(a.count_login_failure(&["ip:198.51.100.1".to_string()], 600, 2000).unwrap(), Some(vec![101]));
 }
