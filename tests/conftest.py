@@ -243,3 +243,30 @@ def make_server(tmp_path, letterbox_bin):
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "embedded_only(reason): about the embedded store itself; skipped in cluster mode",
+    )
+
+
+# Cluster mode (tests/cluster_mode.py): every server a test starts is two nodes on one
+# PostgreSQL. Off by default.
+CLUSTER = os.environ.get("LETTERBOX_TEST_CLUSTER") == "1"
+if CLUSTER:
+    import cluster_mode
+
+    Server = cluster_mode.cluster_class(Server)
+
+    def pytest_collection_modifyitems(config, items):
+        for item in items:
+            m = item.get_closest_marker("embedded_only")
+            if m:
+                item.add_marker(pytest.mark.skip(reason="cluster mode: " + m.args[0]))
+
+    @pytest.fixture(autouse=True)
+    def _cluster_cleanup():
+        yield
+        cluster_mode.cleanup()

@@ -190,7 +190,14 @@ def wait_for_log(server, text, timeout=10):
 
 
 def password_hash(server, address):
-    """The stored hash, read straight from the store's sqlite file."""
+    """The stored hash, read straight from the store's sqlite file (or its PostgreSQL
+    database in cluster mode, tests/cluster_mode.py)."""
+    if getattr(server, "db_url", None):
+        from cluster_mode import sql
+
+        stored = sql(server, f"SELECT password_hash FROM accounts WHERE address = '{address}'")
+        assert stored, f"no account {address}"
+        return stored
     import sqlite3
     dbs = sorted(server.data_dir.rglob("*.sqlite*")) + sorted(server.data_dir.rglob("*.db"))
     dbs = [d for d in dbs if not d.name.endswith(("-wal", "-shm", "-journal"))]

@@ -77,6 +77,7 @@ def fetch_all(imap):
     return out
 
 
+@pytest.mark.embedded_only("a full data_dir file system under the SQLite store (its WAL and disk reserve); PostgreSQL's disk is the database's")
 def test_full_disk(small_fs, tmp_path, letterbox_bin):
     s = Server(tmp_path, {"data_dir": str(small_fs / "data"), "store.disk_reserve": "2M"})
     s.data_dir = small_fs / "data"

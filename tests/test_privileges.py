@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, Server
+from conftest import BIN, CLUSTER, Server
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -54,7 +54,8 @@ def test_drops_to_configured_user(world_dir, system_user, letterbox_bin):
         status = Path(f"/proc/{s.proc.pid}/status").read_text()
         uid_line = next(l for l in status.splitlines() if l.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(system_user.pw_uid)] * 4, uid_line
-        for p in [s.data_dir, s.data_dir / "store.db", s.data_dir / "tls"]:
+        # (In cluster mode, tests/cluster_mode.py, the store is PostgreSQL: no store.db.)
+        for p in [s.data_dir, s.data_dir / "tls"] + [s.data_dir / "store.db"] * (not CLUSTER):
             assert p.stat().st_uid == system_user.pw_uid, p
         # An admin command run as root keeps the files the server's, and the running
         # server sees its effect.

@@ -29,7 +29,7 @@ from client_util import (
     offlineimap_conf,
     ALICE, BOB, Imap, Proxy, assert_clean_log, body_fetches, fill, make_messages, maildir, need, uid_flags,
 )
-from conftest import USERS, Server
+from conftest import CLUSTER, USERS, Server
 
 # The issue asks for a 10,000-message account. On the 2-core CI machine (debug build) the
 # fill takes 10-30 s, mbsync's initial sync 3-5 s, offlineimap's (at 10,000) 55-80 s.
@@ -48,6 +48,7 @@ def template(tmp_path_factory, letterbox_bin):
     each test starts its own server on a copy."""
     tmp = tmp_path_factory.mktemp("template")
     s = Server(tmp, {"log.level": "info"})
+    s.keep = True  # cluster mode: its database outlives the first test (tests/cluster_mode.py)
     s.cli("domain", "add", "example.com")
     for address, password in USERS.items():
         s.add_user(address, password)
@@ -64,15 +65,19 @@ def template(tmp_path_factory, letterbox_bin):
     finally:
         s.stop()
         s.log.close()
-    return s.data_dir, contents
+    return s, contents
 
 
 @pytest.fixture
 def big(make_server, template):
-    data_dir, contents = template
+    src, contents = template
     s = make_server(start=False)
     shutil.rmtree(s.data_dir)
-    shutil.copytree(data_dir, s.data_dir)
+    shutil.copytree(src.data_dir, s.data_dir)
+    if CLUSTER:  # the store is the template's database (tests/cluster_mode.py)
+        from cluster_mode import copy_database
+
+        copy_database(src, s)
     s.start()
     return s, {u: {k: dict(v) for k, v in c.items()} for u, c in contents.items()}
 

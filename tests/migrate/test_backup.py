@@ -12,6 +12,8 @@ import smtplib
 import threading
 import time
 
+import pytest
+
 from conftest import Server
 
 ALICE = ("alice@example.com", "alice-Secret1")
@@ -76,6 +78,7 @@ def restored(tmp_path, name, backup):
     return s
 
 
+@pytest.mark.embedded_only("backup/restore copy the SQLite file; a cluster is backed up with PostgreSQL's own tools")
 def test_backup_during_delivery_load_and_restore(server, tmp_path):
     load = Load(server.ports["lmtp"])
     load.start()
@@ -119,6 +122,7 @@ def test_backup_during_delivery_load_and_restore(server, tmp_path):
         s2.stop()
 
 
+@pytest.mark.embedded_only("backup/restore copy the SQLite file; a cluster is backed up with PostgreSQL's own tools")
 def test_restore_refuses_a_data_directory_with_a_store(server, tmp_path):
     dest = tmp_path / "b"
     server.cli("backup", dest)

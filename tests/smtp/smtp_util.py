@@ -126,6 +126,10 @@ def blob_files(server):
 
 def inline_blobs(server):
     """Bodies stored inline in the database (up to `[store] inline_max`), read beside the server."""
+    if getattr(server, "db_url", None):  # cluster mode (tests/cluster_mode.py)
+        from cluster_mode import sql
+
+        return int(sql(server, "SELECT count(*) FROM blobs WHERE data IS NOT NULL"))
     import sqlite3
     db = sqlite3.connect(f"file:{server.data_dir / 'store.db'}?mode=ro", uri=True)
     try:

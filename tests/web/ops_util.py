@@ -32,7 +32,8 @@ def start(s):
 class Http:
     """One cookie jar, like one browser; `source` binds the client to a local address."""
 
-    def __init__(self, server, source=None):
+    def __init__(self, server, source=None, host="127.0.0.1"):
+        self.host = host
         self.port = server.http_port
         self.cookies = {}
         self.source = source
@@ -51,7 +52,7 @@ class Http:
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         src = (self.source, 0) if self.source else None
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=src)
+        c = http.client.HTTPConnection(self.host, self.port, timeout=30, source_address=src)
         c.request(method, path, body=body, headers=h)
         r = c.getresponse()
         r.body = r.read()

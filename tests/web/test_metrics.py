@@ -22,8 +22,8 @@ def srv(make_server):
     return start(s)
 
 
-def scrape(s):
-    r = Http(s).request("GET", "/metrics")
+def scrape(s, host="127.0.0.1"):
+    r = Http(s, host=host).request("GET", "/metrics")
     assert r.status == 200, r.body
     assert r.getheader("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
     values = {}
@@ -37,12 +37,18 @@ def v(values, name, **labels):
     return values.get((name, tuple(sorted(labels.items()))), 0)
 
 
+def scrape_nodes(s):
+    """Each node's values, the one a test connects to last: in cluster mode
+    (tests/cluster_mode.py) a test's traffic crosses two nodes, and each counts its own."""
+    return [scrape(s, host) for host in getattr(s, "other_hosts", [])] + [scrape(s)]
+
+
 def message(size):
     return ("From: dave@example.org\r\nSubject: m\r\n\r\n" + ("z" * 70 + "\r\n") * (size // 72)).encode()
 
 
 def test_metrics_follow_real_traffic(srv):
-    before = scrape(srv)
+    before = scrape_nodes(srv)
 
     imap = imaplib.IMAP4("127.0.0.1", srv.require("imap"))
     imap.login(ALICE, ALICE_PW)
@@ -66,8 +72,10 @@ def test_metrics_follow_real_traffic(srv):
         )
         c.rset()
 
-    after = scrape(srv)
-    d = lambda name, **labels: v(after, name, **labels) - v(before, name, **labels)
+    nodes = scrape_nodes(srv)
+    after = nodes[-1]
+    # Counters: the traffic summed over the nodes. Gauges: `after`, one node's.
+    d = lambda name, **labels: sum(v(a, name, **labels) - v(b, name, **labels) for a, b in zip(nodes, before))
     assert d("letterbox_logins_total", protocol="imap", result="ok") == 2
     assert d("letterbox_logins_total", protocol="imap", result="failed") == 1
     assert d("letterbox_deliveries_total", protocol="smtp") == 1
@@ -77,7 +85,7 @@ def test_metrics_follow_real_traffic(srv):
     assert d("letterbox_bounces_total", protocol="smtp", reason="no_such_user") == 1
     assert d("letterbox_connections_total", listener="imap") == 2
     assert d("letterbox_connections_total", listener="smtp") == 1
-    assert d("letterbox_connections_total", listener="http") == 1  # this scrape
+    assert d("letterbox_connections_total", listener="http") == len(nodes)  # this scrape, on each node
     # Every session but this scrape's has ended.
     assert v(after, "letterbox_connections_active", listener="imap") == 0
     assert v(after, "letterbox_connections_active", listener="http") == 1

@@ -553,11 +553,9 @@ def test_password_change_in_the_browser(portal, browser):
     c = imaplib.IMAP4("127.0.0.1", portal.require("imap"))
     c.login(ALICE, "new-secret-2")
     c.logout()
-    import sqlite3
+    from security_util import password_hash
 
-    db = sqlite3.connect(portal.data_dir / "store.db")
-    (stored,) = db.execute("SELECT password_hash FROM accounts WHERE address = ?", (ALICE,)).fetchone()
-    db.close()
+    stored = password_hash(portal, ALICE)
     assert stored.startswith("{ARGON2ID}") or stored.startswith("$argon2id$"), stored[:12]
     # The other session ended; this one goes on.
     assert other.json("GET", "/api/me")[0] == 401

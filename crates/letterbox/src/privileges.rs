@@ -109,8 +109,10 @@ fn check_store_reachable(config: &Config, user: &str) -> Result<()> {
     let db = config.data_dir.join("store.db");
     let probe = config.data_dir.join(".write-test");
     // Never open store.db itself here: closing any descriptor of it would drop the
-    // POSIX locks SQLite holds on it in this process (the writer's connection).
-    let result = access(&db)
+    // POSIX locks SQLite holds on it in this process (the writer's connection). On
+    // PostgreSQL there is no store.db: data_dir holds the shared blobs only.
+    let embedded = config.store.backend == letterbox_config::StoreBackend::Embedded;
+    let result = (if embedded { access(&db) } else { Ok(()) })
         .and_then(|()| std::fs::read_dir(config.data_dir.join("blobs")).map(drop))
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe));

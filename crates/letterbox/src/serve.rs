@@ -46,6 +46,13 @@ pub fn run(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .context("config key `log.level` is not a valid filter")?;
+    // The PostgreSQL client logs every statement's parameters at debug level: message
+    // bodies, password hashes, tokens. Never below info, unless the filter asks for it
+    // by name.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(cap) if !config.log.level.contains("tokio_postgres") => filter.add_directive(cap),
+        _ => filter,
+    };
     // Terminal colours only on a terminal: a log file or the journal gets plain text
     // (so that `grep 'block=ip:'` finds what the log names).
     use std::io::IsTerminal;

@@ -1,7 +1,8 @@
 //! The login gate every protocol goes through: password check plus abuse resistance.
 //!
 //! Failed logins are counted per client IP (an IPv6 client by its /64) and per account
-//! over `[auth] failure_window`.
+//! over `[auth] failure_window`: in memory on the embedded store, in the database on
+//! PostgreSQL, so that N nodes count together (`Backend::count_login_failure`).
 //! Each failure is answered after a growing delay (`failure_delay_ms`, doubling, capped
 //! at 16x), so guessing is slow even before a block. At `max_failures` the IP or the
 //! account is blocked for `block_duration`: the block is written to the store (so
@@ -242,6 +243,10 @@ async fn check(
             }
             throttle.clear(&ipk);
             throttle.clear(&userk);
+            let keys = vec![ipk.clone(), userk.clone()];
+            if let Err(e) = ctx.store.run(move |s| s.clear_login_failures(&keys)).await {
+                tracing::warn!("could not clear failed-login counts: {e}");
+            }
             match &app_password {
                 // The name is the user's own text: through `loggable`.
                 Some(name) => {
@@ -272,8 +277,20 @@ async fn check(
         }
         Ok(None) => {
             let window = Duration::from_secs(cfg.failure_window.max(1));
-            let n_ip = throttle.record_failure(&ipk, window);
-            let n_user = throttle.record_failure(&userk, window);
+            // Counted in the store where nodes share it (PostgreSQL), else here.
+            let (keys, secs) = (vec![ipk.clone(), userk.clone()], window.as_secs());
+            let shared = ctx
+                .store
+                .run(move |s| s.count_login_failure(&keys, secs, letterbox_store::now()))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!("could not count a failed login in the store (counted here): {e}");
+                    None
+                });
+            let (n_ip, n_user) = match shared.as_deref() {
+                Some(&[i, u]) => (i, u),
+                _ => (throttle.record_failure(&ipk, window), throttle.record_failure(&userk, window)),
+            };
             tracing::warn!(ip = %peer.addr.ip(), user = %loggable(user), "login failed");
             for (key, n) in [(&ipk, n_ip), (&userk, n_user)] {
                 if cfg.max_failures > 0 && n >= cfg.max_failures {
@@ -285,6 +302,10 @@ async fn check(
                     }
                     tracing::warn!(block = %loggable(key), "blocking logins for {}s: {reason}", cfg.block_duration);
                     throttle.clear(key);
+                    let keys = vec![key.clone()];
+                    if let Err(e) = ctx.store.run(move |s| s.clear_login_failures(&keys)).await {
+                        tracing::warn!("could not clear failed-login counts: {e}");
+                    }
                 }
             }
             let exp = n_ip.max(n_user).saturating_sub(1).min(4);

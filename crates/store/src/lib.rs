@@ -727,6 +727,19 @@ pub trait Backend: Send + Sync + 'static {
     fn blocks(&self, now: i64) -> Result<Vec<(String, i64, String)>>;
     /// Lifts a block; false when there was none.
     fn unblock(&self, key: &str) -> Result<bool>;
+    /// Counts a failed login for each of `keys` and returns, in order, their failures
+    /// within `window` seconds (this one included), where several nodes must count
+    /// together (PostgreSQL). `None`: the caller counts in memory (the embedded store has
+    /// one serving process).
+    fn count_login_failure(&self, keys: &[String], window: u64, now: i64) -> Result<Option<Vec<u32>>> {
+        let _ = (keys, window, now);
+        Ok(None)
+    }
+    /// Forgets the failures [`Backend::count_login_failure`] counted for `keys`.
+    fn clear_login_failures(&self, keys: &[String]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
 
     // --- maintenance ---
     /// Removes unreferenced blobs and orphan blob files.

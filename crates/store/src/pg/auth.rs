@@ -40,6 +40,35 @@ pub(crate) fn unblock(c: &mut impl GenericClient, key: &str) -> Result<bool> {
     Ok(c.execute("DELETE FROM auth_blocks WHERE key = $1", &[&key])? > 0)
 }
 
+// --- failed-login counts, shared by the nodes ---
+
+/// [`Backend::count_login_failure`]: one statement, so that failures on two nodes at
+/// once both count. A count whose latest failure is `window` old starts again at 1 (as
+/// the in-memory count does); counts gone stale are removed when a new one starts, so
+/// the table holds only the keys that failed within the window.
+pub(crate) fn count_failure(c: &mut impl GenericClient, key: &str, window: u64, now: i64) -> Result<u32> {
+    let stale = now.saturating_sub(window.min(i64::MAX as u64) as i64);
+    let n: i64 = c
+        .query_one(
+            "INSERT INTO auth_failures (key, count, last) VALUES ($1, 1, $2)
+             ON CONFLICT (key) DO UPDATE SET
+                 count = CASE WHEN auth_failures.last <= $3 THEN 1 ELSE auth_failures.count + 1 END,
+                 last = $2
+             RETURNING count",
+            &[&key, &now, &stale],
+        )?
+        .get(0);
+    if n == 1 {
+        c.execute("DELETE FROM auth_failures WHERE last <= $1", &[&stale])?;
+    }
+    Ok(n.clamp(0, u32::MAX as i64) as u32)
+}
+
+pub(crate) fn clear_failures(c: &mut impl GenericClient, keys: &[String]) -> Result<()> {
+    c.execute("DELETE FROM auth_failures WHERE key = ANY($1)", &[&keys])?;
+    Ok(())
+}
+
 // --- application passwords ---
 
 /// [`Backend::add_app_password`]: returns the password as shown, once. The count limit

@@ -29,28 +29,10 @@ pub(crate) fn blob_lock_key(id: &BlobId) -> i64 {
 }
 
 pub(crate) fn gc(b: &PgBackend) -> Result<GcReport> {
-    let mut report = GcReport::default();
-    // Batches, so that one transaction never holds too many row locks.
-    loop {
-        let n = b.with_tx(|tx| {
-            let gone = tx.query(
-                "DELETE FROM blobs WHERE hash IN
-                     (SELECT hash FROM blobs WHERE refcount <= 0 LIMIT 500 FOR UPDATE SKIP LOCKED)
-                 AND refcount <= 0 RETURNING hash, data IS NULL",
-                &[],
-            )?;
-            for r in &gone {
-                if r.get::<_, bool>(1) {
-                    super::objects::drop_object(b, &mut *tx, KIND_BLOB, &blob_id(r.get(0))?)?;
-                }
-            }
-            Ok(gone.len() as u64)
-        })?;
-        report.blobs_removed += n;
-        if n == 0 {
-            break;
-        }
-    }
+    let mut report = GcReport {
+        blobs_removed: free_unreferenced(b)?,
+        ..GcReport::default()
+    };
     if b.blobs.remote().is_none() {
         for id in b.blobs.scan()? {
             let old = std::fs::metadata(b.blobs.path(&id))
@@ -147,4 +129,33 @@ pub(crate) fn check(b: &PgBackend, deep: bool) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Removes the blob rows at zero references, with their files (as `user remove` does
+/// at once on SQLite); returns how many.
+pub(crate) fn free_unreferenced(b: &PgBackend) -> Result<u64> {
+    let mut removed = 0;
+    // Batches, so that one transaction never holds too many row locks.
+    loop {
+        let n = b.with_tx(|tx| {
+            let gone = tx.query(
+                "DELETE FROM blobs WHERE hash IN
+                     (SELECT hash FROM blobs WHERE refcount <= 0 LIMIT 500 FOR UPDATE SKIP LOCKED)
+                 AND refcount <= 0 RETURNING hash, data IS NULL",
+                &[],
+            )?;
+            for r in &gone {
+                if r.get::<_, bool>(1) {
+                    // Into the deletion queue, not off the disk or bucket here
+                    // (`pg/objects.rs`: a delivery may be re-uploading it).
+                    super::objects::drop_object(b, &mut *tx, KIND_BLOB, &blob_id(r.get(0))?)?;
+                }
+            }
+            Ok(gone.len() as u64)
+        })?;
+        removed += n;
+        if n == 0 {
+            return Ok(removed);
+        }
+    }
 }

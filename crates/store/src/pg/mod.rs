@@ -92,6 +92,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (103, "103_dkim", include_str!("migrations/103_dkim.sql")),
     (104, "104_space", include_str!("migrations/104_space.sql")),
     (105, "105_import", include_str!("migrations/105_import.sql")),
+    (106, "106_auth_failures", include_str!("migrations/106_auth_failures.sql")),
     (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
 ];
 
@@ -490,6 +491,8 @@ impl Backend for PgBackend {
             Ok(())
         })?;
         self.auth_cache.forget(&a);
+        // As on SQLite: the account's bodies go at once, not at the next collection.
+        maintenance::free_unreferenced(self)?;
         Ok(())
     }
 
@@ -1328,6 +1331,13 @@ impl Backend for PgBackend {
     }
     fn unblock(&self, key: &str) -> Result<bool> {
         self.with_conn(|c| auth::unblock(c, key))
+    }
+    fn count_login_failure(&self, keys: &[String], window: u64, now: i64) -> Result<Option<Vec<u32>>> {
+        self.with_conn(|c| keys.iter().map(|k| auth::count_failure(c, k, window, now)).collect())
+            .map(Some)
+    }
+    fn clear_login_failures(&self, keys: &[String]) -> Result<()> {
+        self.with_conn(|c| auth::clear_failures(c, keys))
     }
     fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
         self.with_conn(|c| auth::app_password_add(c, address, name, protocols))

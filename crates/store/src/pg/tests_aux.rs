@@ -167,3 +167,34 @@ fn the_lease_is_the_configured_one() {
     assert!(b.queue_due(359, 10).unwrap().is_empty(), "still held by node a");
     assert_eq!(b.queue_due(360, 10).unwrap(), vec![x], "lease of 60 s over");
 }
+
+#[test]
+fn failed_logins_count_across_nodes_and_expire_with_the_window() {
+    let (_d, a, b) = two_nodes();
+    let key = "user:alice@example.com";
+    // Failures on either node add up: the third is 3 wherever it lands.
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1000).unwrap(), Some(vec![1]));
+    assert_eq!(b.count_login_failure(&[key.to_string()], 60, 1010).unwrap(), Some(vec![2]));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1020).unwrap(), Some(vec![3]));
+    // Another key counts apart; one call counts several, in order.
+    let both = ["ip:192.0.2.7".to_string(), key.to_string()];
+    assert_eq!(b.count_login_failure(&both, 60, 1020).unwrap(), Some(vec![1, 4]));
+    // A failure a whole window after the latest starts again at 1.
+    assert_eq!(b.count_login_failure(&[key.to_string()], 60, 1080).unwrap(), Some(vec![1]));
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1081).unwrap(), Some(vec![2]));
+    // A success on one node clears the count for both.
+    b.clear_login_failures(&[key.to_string()]).unwrap();
+    assert_eq!(a.count_login_failure(&[key.to_string()], 60, 1082).unwrap(), Some(vec![1]));
+    // Concurrent failures on two nodes are all counted.
+    let hammer = |s: Store| {
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                s.count_login_failure(&["ip:198.51.100.1".to_string()], 600, 2000).unwrap();
+            }
+        })
+    };
+    let (ta, tb) = (hammer(a.clone()), hammer(b.clone()));
+    ta.join().unwrap();
+    tb.join().unwrap();
+    assert_eq!(a.count_login_failure(&["ip:198.51.100.1".to_string()], 600, 2000).unwrap(), Some(vec![101]));
+}
