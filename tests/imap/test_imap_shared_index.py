@@ -5,9 +5,15 @@ exactly as a fresh read of the store would give it (RFC 9051 6.3.2, 6.3.11; RFC 
 2.3.2 for \\Recent)."""
 
 import re
+import sqlite3
+import sys
+from pathlib import Path
 
 import messages
 from imap_util import Raw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conftest import CLUSTER  # noqa: E402
 
 MSG = messages.SIMPLE
 
@@ -132,6 +138,26 @@ def fetch_all(c):
     return head, [re.sub(rb" \)", b")", re.sub(rb"\\Recent ?", b"", l)) for l in f[:-1]]
 
 
+def store_sql(server, query, pg=None):
+    """Runs `query` on the server's store: its SQLite file, or in cluster mode
+    (tests/cluster_mode.py) its PostgreSQL database (`pg`, where the dialects differ).
+    Returns the rows, numbers as ints."""
+    if CLUSTER:
+        import cluster_mode
+
+        out = cluster_mode.sql(server, pg or query)
+        if query.split()[0].upper() != "SELECT":
+            return []
+        return [tuple(int(x) if x.isdigit() else x for x in l.split("|")) for l in out.splitlines() if l]
+    db = sqlite3.connect(server.data_dir / "store.db")
+    try:
+        rows = db.execute(query).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
+
+
 def logged(server, pattern):
     """The server logged `pattern` since its last start."""
     return re.search(pattern, server.read_log()[server.log_start:]) is not None
@@ -141,8 +167,6 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     """The first SELECT after a start reads the copy of the index the store keeps and
     what changed since it was made (flags, keywords, arrivals, expunges), and answers
     exactly as a whole read of the mailbox does."""
-    import sqlite3
-
     n = 1_200  # index::SAVE_MIN_MESSAGES (1,000) or more: the copy is kept
     mbox = tmp_path / "big.mbox"
     with open(mbox, "w") as f:
@@ -157,8 +181,7 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     c = session(server)
     first = fetch_all(c)
     assert b"* %d EXISTS" % n in first[0]
-    db = sqlite3.connect(server.data_dir / "store.db")
-    ((kept,),) = db.execute("SELECT modseq FROM mailbox_index").fetchall()
+    ((kept,),) = store_sql(server, "SELECT modseq FROM mailbox_index")
     # Changes after the copy was made: flags, a keyword, an expunge, an arrival.
     c.cmd("STORE 5:9 +FLAGS.SILENT (\\Seen $Work)")
     c.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
@@ -169,7 +192,7 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     want = fetch_all(c)
     assert want != first and b"* %d EXISTS" % n in want[0]
     c.cmd("LOGOUT")
-    ((still,),) = db.execute("SELECT modseq FROM mailbox_index").fetchall()
+    ((still,),) = store_sql(server, "SELECT modseq FROM mailbox_index")
     assert still == kept, "the copy is not rewritten for a few changes"
     assert not logged(server, "from its stored index")
     # From the copy and the changes since.
@@ -180,8 +203,7 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     c.cmd("LOGOUT")
     # Without the copy (a whole read): the same.
     server.stop()
-    db.execute("DELETE FROM mailbox_index")
-    db.commit()
+    store_sql(server, "DELETE FROM mailbox_index")
     server.start()
     c = session(server)
     assert fetch_all(c) == want
@@ -189,11 +211,9 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     c.cmd("LOGOUT")
     # A copy that does not decode is ignored.
     server.stop()
-    db.execute("UPDATE mailbox_index SET data = x'00'")
-    db.commit()
-    assert db.execute("SELECT count(*) FROM mailbox_index").fetchone() == (1,)
+    store_sql(server, "UPDATE mailbox_index SET data = x'00'", pg="UPDATE mailbox_index SET data = '\\x00'::bytea")
+    assert store_sql(server, "SELECT count(*) FROM mailbox_index") == [(1,)]
     server.start()
     c = session(server)
     assert fetch_all(c) == want
     assert logged(server, "does not decode") and not logged(server, "from its stored index")
-    db.close()
