@@ -381,3 +381,28 @@ def test_swaks_smtp_and_lmtp(server):
     )
     assert r.returncode != 0
     assert b"554 5.7.1" in r.stdout
+
+
+def test_size_and_chunk_size_over_twenty_digits_are_refused(make_server):
+    """RFC 1870 `size-value ::= 1*20DIGIT`: a longer SIZE was read as its last digits
+    (smtp-proto restarts an overflowing number), so `SIZE=99999999999999999999999` passed
+    as 999 octets; the same for BDAT's chunk size."""
+    s = make_server(**{"smtp.max_message_size": 2000})
+    r = Raw(s.require("smtp"))
+    assert r.cmd("EHLO client").startswith("250-mail.example.com")
+    assert r.cmd("MAIL FROM:<a@example.org> SIZE=99999999999999999999999") == "501 5.5.4 Invalid SIZE parameter"
+    assert r.cmd("MAIL FROM:<a@example.org> SIZE=184467440737095516160") == "501 5.5.4 Invalid SIZE parameter"
+    assert r.cmd("MAIL FROM:<a@example.org> size=18446744073709551616") == "501 5.5.4 Invalid SIZE parameter"
+    # Twenty digits under the limit's value are still a size: over the fixed maximum.
+    assert r.cmd("MAIL FROM:<a@example.org> SIZE=00000000000000002001").startswith("552 5.3.4")
+    assert r.cmd("MAIL FROM:<a@example.org> SIZE=100") == "250 2.1.0 Sender OK"
+    assert r.cmd("RCPT TO:<alice@example.com>") == "250 2.1.5 Recipient OK"
+    assert r.cmd("BDAT 184467440737095516160 LAST") == "501 5.5.4 Syntax: BDAT chunk-size [LAST]"
+    # The transaction is intact: a well-formed chunk completes it.
+    chunk = b"Subject: ok\r\n\r\nhi\r\n"
+    r.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+    assert r.reply().startswith("250 2.0.0")
+    assert r.cmd("QUIT").startswith("221 2.0.0")
+    r.close()
+    [stored] = inbox(s, "alice@example.com")
+    assert stored.endswith(b"\r\nSubject: ok\r\n\r\nhi\r\n")

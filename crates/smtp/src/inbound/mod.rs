@@ -275,8 +275,13 @@ impl Session {
         let mut line = std::mem::take(&mut self.line);
         let bare_postmaster = rcpt::rewrite_bare_postmaster(&mut line, self.hostname());
         line.push(b'\n');
-        let parsed = Request::parse(&mut line.iter());
         let verb = command_word(&line);
+        // smtp-proto 0.1.7 restarts a number that overflows (its "none" sentinel is
+        // usize::MAX): `SIZE=` with 21 digits would parse as its last digit(s).
+        let parsed = match overlong_number(&line, &verb) {
+            Some(e) => Err(e),
+            None => Request::parse(&mut line.iter()),
+        };
         let has_args = line
             .get(verb.len()..)
             .is_some_and(|rest| rest.iter().any(|b| !b.is_ascii_whitespace()));
@@ -412,6 +417,27 @@ const SMTP_VERBS: &[&str] = &[
     "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
     "HELP", "STARTTLS", "AUTH",
 ];
+
+/// A number no u64 holds where the parser reads one: MAIL's `SIZE=` (RFC 1870:
+/// `size-value ::= 1*20DIGIT`) or BDAT's chunk size (RFC 3030). More than 20 digits is
+/// always over `u64::MAX`; the parser's own errors for these arguments are returned.
+fn overlong_number(line: &[u8], verb: &str) -> Option<ParseError> {
+    let too_long = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count() > 20;
+    let words = || line.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+    match verb {
+        "MAIL" => words()
+            .filter(|w| w.len() > 5 && w[..5].eq_ignore_ascii_case(b"SIZE="))
+            .any(|w| too_long(&w[5..]))
+            .then_some(ParseError::InvalidParameter { param: "SIZE" }),
+        "BDAT" => words()
+            .nth(1)
+            .is_some_and(too_long)
+            .then_some(ParseError::SyntaxError {
+                syntax: "BDAT chunk-size [LAST]",
+            }),
+        _ => None,
+    }
+}
 
 fn command_word(line: &[u8]) -> String {
     let end = line
