@@ -881,7 +881,16 @@ impl FromStr for ByteSize {
         if !matches!(rest, "" | "B" | "IB") || (mult == 1 && rest == "IB") {
             return Err(bad());
         }
-        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+        let bytes = n.checked_mul(mult).ok_or_else(bad)?;
+        // The store keeps sizes as signed 64-bit integers: a larger one would be clamped
+        // silently (`--quota 18446744073709551615` became 9223372036854775807).
+        if bytes > i64::MAX as u64 {
+            return Err(format!(
+                "size '{s}' is too large (at most {} bytes)",
+                i64::MAX
+            ));
+        }
+        Ok(ByteSize(bytes))
     }
 }
 
@@ -1430,6 +1439,7 @@ mod tests {
             ("1T", 1 << 40),
             ("1024", 1024),
             ("1024B", 1024),
+            ("9223372036854775807", i64::MAX as u64),
         ] {
             assert_eq!(s.parse::<ByteSize>(), Ok(ByteSize(n)), "{s}");
         }
@@ -1443,6 +1453,10 @@ mod tests {
             "1iB",
             "99999999999999999999T",
             "1 G B",
+            // Over i64::MAX, the store's limit: refused, never clamped.
+            "9223372036854775808",
+            "18446744073709551615",
+            "8388608T",
         ] {
             assert!(s.parse::<ByteSize>().is_err(), "{s} should fail");
         }
