@@ -161,3 +161,39 @@ def test_deliver_warns_and_records_sender(make_server):
     assert s.uids("alice@example.com") == [1, 2]
     r = s.cli("deliver", "--from", "a>b", "alice@example.com", input=msg, check=False)
     assert r.returncode == 1 and b"--from" in r.stderr
+
+
+def test_usage_errors_are_one_line_and_sizes_are_never_clamped(make_server):
+    """INTERFACE.md: non-zero with one clear line on standard error. `--quota -5M` was
+    clap's paragraph about an unexpected argument '-5'; a quota over the store's signed
+    64-bit range was accepted and stored as 9223372036854775807."""
+    s = make_server(users={"alice@example.com": "pw"}, start=False)
+    for args, message in [
+        (["user", "add", "dave@example.com", "--password-stdin", "--quota", "-5M"],
+         "letterbox: malformed size '-5M' (expected e.g. 512K, 200M, 2G, 1T or a byte count)"),
+        (["user", "add", "dave@example.com", "--password-stdin", "--quota", "18446744073709551615"],
+         "letterbox: size '18446744073709551615' is too large (at most 9223372036854775807 bytes)"),
+        (["quota", "set", "alice@example.com", "-5M"],
+         "letterbox: malformed size '-5M' (expected e.g. 512K, 200M, 2G, 1T or a byte count)"),
+        (["quota", "set", "alice@example.com", "8388608T"],
+         "letterbox: size '8388608T' is too large (at most 9223372036854775807 bytes)"),
+        (["user", "set", "alice@example.com", "pop3-retention", "-1d"],
+         "letterbox: malformed retention '-1d' (expected keep, delete or a number of days such as 30d)"),
+        (["alias", "add", "staff@example.com"],
+         "letterbox: the following required arguments were not provided: <TARGETS>... (see letterbox --help)"),
+        (["user", "frob"], "letterbox: unrecognized subcommand 'frob' (see letterbox --help)"),
+        (["quota", "show", "--frob"], "letterbox: unexpected argument '--frob' found (see letterbox --help)"),
+    ]:
+        r = s.cli(*args, input="pw\n", check=False)
+        assert r.returncode != 0, args
+        assert r.stderr.decode() == message + "\n", args
+    # Nothing half-done.
+    assert b"dave" not in s.cli("user", "list").stdout
+    out = s.cli("quota", "show", "alice@example.com").stdout.decode()
+    assert out.startswith("alice@example.com\t0\t200M (default)\t0%"), out
+    # The largest size the store holds is taken as given.
+    out = s.cli("quota", "set", "alice@example.com", "9223372036854775807").stdout.decode()
+    assert "\t9223372036854775807\t" in out, out
+    # Help and version still print normally, with status 0.
+    assert s.cli("--version").stdout.decode().startswith("letterbox ")
+    assert b"Usage:" in s.cli("quota", "--help").stdout

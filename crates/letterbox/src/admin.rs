@@ -39,7 +39,8 @@ pub enum UserCmd {
         #[command(flatten)]
         password: PasswordArgs,
         /// Quota (e.g. 500M, 2G); default: [quota] default.
-        #[arg(long, value_name = "SIZE")]
+        // Hyphen values allowed: `--quota -5M` is a malformed size, not an unknown option.
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         quota: Option<String>,
     },
     Remove {
@@ -58,6 +59,7 @@ pub enum UserCmd {
     Set {
         address: String,
         setting: String,
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Application passwords: one per mail program, for IMAP, POP3 or SMTP only.
@@ -91,7 +93,11 @@ pub enum QuotaCmd {
     /// Usage, limit and percentage.
     Show { address: Option<String> },
     /// SIZE (512K, 200M, 2G...), `default` or `unlimited`.
-    Set { address: String, size: String },
+    Set {
+        address: String,
+        #[arg(allow_hyphen_values = true)]
+        size: String,
+    },
     /// Recompute usage from the stored messages.
     Recalc { address: Option<String> },
     /// Requests for more room from the portal (pending ones; --all: every one, decided too).

@@ -103,6 +103,33 @@ pub enum Command {
     Migrate(migrate_to::MigrateArgs),
 }
 
+/// A command-line error as the contract wants it: one line on standard error (clap's
+/// own is a paragraph with tips and the usage), exit status 2 as clap gives. `--help`
+/// and `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    // The message proper ends where clap's tips and usage begin.
+    let message = text
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("letterbox: {message} (see letterbox --help)");
+    ExitCode::from(2)
+}
+
 /// Allocations this large are always fresh mappings, returned to the system when freed.
 /// glibc otherwise raises its mmap threshold after the first large free, and every
 /// Argon2id check (19 MiB) then lands in a per-thread heap that never shrinks: measured
@@ -114,7 +141,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let (config, path) = match letterbox_config::Config::discover(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
