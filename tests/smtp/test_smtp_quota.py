@@ -164,3 +164,41 @@ def test_no_pop3_hint_when_retention_deletes(server):
     assert send(server, [ALICE], message(9_000, "big")).startswith("250 2.0.0")
     [w] = [m for m in inbox(server, ALICE) if b"Subject: Your mailbox is 80% full" in m]
     assert b"pop3-retention" not in w and b"POP3" not in w
+
+
+def test_smtp_recipient_full_after_the_data_gets_a_dsn(server):
+    """RFC 5321 6.1: once the 250 is given, a recipient that cannot have the message is
+    reported to the sender. The 250 accepted it for bob while alice's full mailbox
+    refused it, and alice's copy was only logged ("no bounce was sent"): lost without
+    a word. Now a DSN (RFC 3464) goes to a local sender's INBOX, or into the queue for
+    a remote one; never to the null sender."""
+    server.cli("quota", "set", ALICE, "5K")
+    server.cli("user", "add", "carol@example.com", "--password-stdin", input="pw-carol\n")
+    reply = send(server, [ALICE, "bob@example.com"], message(8000, "partly"), sender="carol@example.com")
+    assert reply.startswith("250 2.0.0"), reply
+    assert bodies(server, ALICE) == []
+    assert bodies(server, "bob@example.com") == [message(8000, "partly")]
+    [dsn] = inbox(server, "carol@example.com")
+    assert dsn.startswith(b"Return-Path: <>\r\nDelivered-To: carol@example.com\r\n"), dsn[:200]
+    assert b"\r\nSubject: Undelivered Mail Returned to Sender\r\n" in dsn
+    assert b"multipart/report" in dsn and b"report-type=\"delivery-status\"" in dsn
+    assert b"\r\nFinal-Recipient: rfc822; alice@example.com\r\n" in dsn
+    assert b"\r\nAction: failed\r\nStatus: 5.2.2\r\n" in dsn
+    assert b"\r\nDiagnostic-Code: smtp; 552 5.2.2 <alice@example.com>: Mailbox full\r\n" in dsn
+    assert b"bob@example.com" not in dsn.split(b"text/rfc822-headers")[0]
+    assert b"\r\nSubject: partly\r\n" in dsn  # the original's header
+    assert "NOT delivered to <alice@example.com>: mailbox full; a DSN was sent to the sender" in server.read_log()
+    # A remote sender: the DSN waits in the outbound queue, from the null sender.
+    assert send(server, [ALICE, "bob@example.com"], message(8000, "remote")).startswith("250 2.0.0")
+    queued = server.cli("queue", "list").stdout.decode().splitlines()
+    assert len(queued) == 2, queued
+    # (The queue may already have tried it: only the envelope is certain.)
+    assert queued[0].split("\t")[3] == "<>", queued
+    assert queued[1].startswith("  <s@example.org>\t"), queued
+    # The null sender: nothing is sent back (a bounce is never bounced).
+    before = server.cli("queue", "list").stdout
+    assert send(server, [ALICE, "bob@example.com"], message(8000, "bounce"), sender="").startswith("250 2.0.0")
+    assert server.cli("queue", "list").stdout == before
+    assert len(inbox(server, "carol@example.com")) == 1
+    assert len(bodies(server, "bob@example.com")) == 3
+    assert server.cli("check").stdout == b"ok\n"

@@ -392,81 +392,108 @@ impl Queue {
         now: i64,
         retry_until: Option<i64>,
     ) {
-        let report = dsn::build(&self.config.hostname, msg, body, entries, now, retry_until);
-        let signer = self.signer.clone();
-        let id = msg.id;
-        let report = Arc::new(report);
-        let unsigned = report.clone();
-        // A signing problem never stops the DSN: it goes unsigned (logged).
-        let report =
-            match tokio::task::spawn_blocking(move || signer.sign_generated(&unsigned)).await {
-                Ok(Ok(Some(mut sig))) => {
-                    sig.extend_from_slice(&report);
-                    sig
-                }
-                Ok(Ok(None)) => report.to_vec(),
-                Ok(Err(e)) => {
-                    tracing::error!(
-                        queue_id = id,
-                        "DKIM: keys unavailable, DSN sent unsigned: {e}"
-                    );
-                    report.to_vec()
-                }
-                Err(e) => {
-                    tracing::error!(
-                        queue_id = id,
-                        "DKIM signing task failed, DSN sent unsigned: {e}"
-                    );
-                    report.to_vec()
-                }
-            };
-        let sender = msg.sender.clone();
-        let hostname = self.config.hostname.clone();
-        let r = self
-            .store
-            .run(move |s| {
-                match s.resolve(&sender)? {
-                    Resolved::Accounts(accounts) if !accounts.is_empty() => {
-                        let prefix = format!(
-                            "Return-Path: <>\r\nDelivered-To: {sender}\r\nReceived: from localhost by {hostname} (Letterbox) for <{sender}>; {}\r\n",
-                            dsn::rfc822_date(now)
-                        );
-                        let items = accounts
-                            .iter()
-                            .map(|a| (a.id, prefix.clone().into_bytes()))
-                            .collect();
-                        // A DSN reaches even a full mailbox (it says why mail is missing).
-                        for r in s.deliver(Arc::new(report), now, items, false)? {
-                            r?;
-                        }
-                        Ok("delivered to the sender's INBOX".to_string())
-                    }
-                    Resolved::NotLocal => {
-                        let q = s.queue_insert(NewQueued {
-                            sender: String::new(),
-                            account: None,
-                            message: report,
-                            rcpts: vec![NewQueuedRcpt {
-                                address: sender.clone(),
-                                orcpt: None,
-                                notify: 0,
-                            }],
-                            now,
-                            ..NewQueued::default()
-                        })?;
-                        Ok(format!("queued as {q}"))
-                    }
-                    _ => Ok("dropped: the sender is no longer a local address".to_string()),
-                }
-            })
-            .await;
-        match r {
-            Ok(how) => {
-                tracing::info!(queue_id = id, to = %msg.sender, action = entries.first().map(|e| format!("{:?}", e.action)).unwrap_or_default(), "DSN {how}");
-                wake();
+        send_dsn(
+            &self.store,
+            &self.config.hostname,
+            &self.signer,
+            msg,
+            body,
+            entries,
+            now,
+            retry_until,
+        )
+        .await
+    }
+}
+
+/// Builds the DSN about `entries` of `msg` (its octets `body`), signs it, and delivers it
+/// into the sender's INBOX when the sender is local, else queues it with the null sender.
+/// Logged either way; also used by inbound SMTP for a recipient refused after the data
+/// while the message was accepted for others (RFC 5321 6.1).
+#[allow(clippy::too_many_arguments)]
+pub async fn send_dsn(
+    store: &Store,
+    hostname: &str,
+    signer: &Arc<letterbox_dkim::Signer>,
+    msg: &QueuedMessage,
+    body: &[u8],
+    entries: &[Entry],
+    now: i64,
+    retry_until: Option<i64>,
+) {
+    let report = dsn::build(hostname, msg, body, entries, now, retry_until);
+    let signer = signer.clone();
+    let id = msg.id;
+    let report = Arc::new(report);
+    let unsigned = report.clone();
+    // A signing problem never stops the DSN: it goes unsigned (logged).
+    let report =
+        match tokio::task::spawn_blocking(move || signer.sign_generated(&unsigned)).await {
+            Ok(Ok(Some(mut sig))) => {
+                sig.extend_from_slice(&report);
+                sig
             }
-            Err(e) => tracing::error!(queue_id = id, "DSN not sent: {e}"),
+            Ok(Ok(None)) => report.to_vec(),
+            Ok(Err(e)) => {
+                tracing::error!(
+                    queue_id = id,
+                    "DKIM: keys unavailable, DSN sent unsigned: {e}"
+                );
+                report.to_vec()
+            }
+            Err(e) => {
+                tracing::error!(
+                    queue_id = id,
+                    "DKIM signing task failed, DSN sent unsigned: {e}"
+                );
+                report.to_vec()
+            }
+        };
+    let sender = msg.sender.clone();
+    let hostname = hostname.to_string();
+    let r = store
+        .run(move |s| {
+            match s.resolve(&sender)? {
+                Resolved::Accounts(accounts) if !accounts.is_empty() => {
+                    let prefix = format!(
+                        "Return-Path: <>\r\nDelivered-To: {sender}\r\nReceived: from localhost by {hostname} (Letterbox) for <{sender}>; {}\r\n",
+                        dsn::rfc822_date(now)
+                    );
+                    let items = accounts
+                        .iter()
+                        .map(|a| (a.id, prefix.clone().into_bytes()))
+                        .collect();
+                    // A DSN reaches even a full mailbox (it says why mail is missing).
+                    for r in s.deliver(Arc::new(report), now, items, false)? {
+                        r?;
+                    }
+                    Ok("delivered to the sender's INBOX".to_string())
+                }
+                Resolved::NotLocal => {
+                    let q = s.queue_insert(NewQueued {
+                        sender: String::new(),
+                        account: None,
+                        message: report,
+                        rcpts: vec![NewQueuedRcpt {
+                            address: sender.clone(),
+                            orcpt: None,
+                            notify: 0,
+                        }],
+                        now,
+                        ..NewQueued::default()
+                    })?;
+                    Ok(format!("queued as {q}"))
+                }
+                _ => Ok("dropped: the sender is no longer a local address".to_string()),
+            }
+        })
+        .await;
+    match r {
+        Ok(how) => {
+            tracing::info!(queue_id = id, to = %msg.sender, action = entries.first().map(|e| format!("{:?}", e.action)).unwrap_or_default(), "DSN {how}");
+            wake();
         }
+        Err(e) => tracing::error!(queue_id = id, "DSN not sent: {e}"),
     }
 }
 

@@ -3,6 +3,12 @@
 //! Durability: the `250` after the data is sent only once `Store::deliver` has returned,
 //! and the store returns only after its fsyncs. A client that disconnects or goes silent
 //! before the end of the data leaves nothing stored and nothing counted.
+//!
+//! SMTP has one reply after the data for all recipients (RFC 5321 4.1.1.4). When some
+//! have the message and another's mailbox is full, the reply is `250` and the sender
+//! gets a DSN (RFC 3464) for the full one(s), delivered or queued before that reply
+//! (RFC 5321 6.1: after a 250, a failure is reported to the sender). LMTP answers per
+//! recipient (RFC 2033 4.2).
 
 use super::counts::count;
 use super::Session;
@@ -134,7 +140,8 @@ impl Session {
             sender: tx.sender.clone(),
             hostname: self.ctx.config.hostname.clone(),
             peer: self.peer.addr,
-            body,
+            // Kept for a DSN about a recipient the content could not reach.
+            body: body.clone(),
             date: now,
             items,
             scan,
@@ -250,17 +257,31 @@ impl Session {
             .filter(|(_, o)| *o == Outcome::Delivered)
             .count();
         if delivered > 0 || queued {
+            // SMTP has one reply for all recipients: the others have the message, so it is
+            // accepted. RFC 5321 6.1: a recipient that then cannot have it is told to the
+            // sender by a DSN (RFC 3464), sent before the 250 so that a crash cannot lose
+            // it; never to the null sender (a bounce is not bounced).
+            let full: Vec<&String> = results
+                .iter()
+                .filter(|(_, o)| *o == Outcome::Full)
+                .map(|(r, _)| r)
+                .collect();
+            let dsn_sent = !full.is_empty() && !tx.sender.is_empty();
+            if dsn_sent {
+                self.bounce_full(&tx, &body, &full, now).await;
+            }
             for (rcpt, o) in results.iter().filter(|(_, o)| *o != Outcome::Delivered) {
-                // SMTP has one reply for all recipients: the others have the message, so it
-                // is accepted, and this recipient's failure is only logged. A DSN to the
-                // sender (RFC 3464) comes with outbound delivery.
+                let (why, told) = match o {
+                    Outcome::Full if dsn_sent => ("mailbox full", "a DSN was sent to the sender"),
+                    Outcome::Full => ("mailbox full", "no DSN to the null sender"),
+                    _ => ("storage failure", "no bounce was sent"),
+                };
                 tracing::warn!(
                     id = %tx.id,
                     from = %sender,
                     to = %rcpt,
-                    "message accepted for {} other recipient(s) but NOT delivered to <{rcpt}>: {}; no bounce was sent",
+                    "message accepted for {} other recipient(s) but NOT delivered to <{rcpt}>: {why}; {told}",
                     delivered + tx.remote.len(),
-                    if *o == Outcome::Full { "mailbox full" } else { "storage failure" }
                 );
             }
             self.ok(
@@ -273,5 +294,60 @@ impl Session {
         } else {
             self.ok(fail_code, fail_status, fail_text);
         }
+    }
+
+    /// The DSN for recipients whose mailbox was full at the end of the data while the
+    /// message went to others: delivered into the sender's INBOX when the sender is local,
+    /// queued to it otherwise (`letterbox_queue::send_dsn`).
+    async fn bounce_full(
+        &mut self,
+        tx: &super::Transaction,
+        body: &[u8],
+        full: &[&String],
+        now: i64,
+    ) {
+        use letterbox_queue::dsn::{Action, Entry};
+        use std::hash::{Hash, Hasher};
+        // The report's Message-ID and logs take a number: this transaction's, hashed.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        tx.id.hash(&mut h);
+        let msg = letterbox_store::queue::QueuedMessage {
+            id: (h.finish() >> 1) as i64,
+            sender: tx.sender.clone(),
+            account: self.auth.as_ref().map(|a| a.id),
+            created: now,
+            size: body.len() as u64,
+            envid: tx.envid.clone(),
+            ret_full: false,
+            smtputf8: tx.smtputf8,
+            body_8bit: tx.body_8bit,
+            held: false,
+            warned: false,
+            attempts: 0,
+            next_attempt: now,
+            last_error: String::new(),
+            rcpts: Vec::new(),
+        };
+        let entries: Vec<Entry> = full
+            .iter()
+            .map(|rcpt| Entry {
+                address: (*rcpt).clone(),
+                orcpt: None,
+                action: Action::Failed,
+                diagnostic: format!("552 5.2.2 <{rcpt}>: Mailbox full"),
+            })
+            .collect();
+        let signer = super::submit::signer(&self.ctx.store);
+        letterbox_queue::send_dsn(
+            &self.ctx.store,
+            &self.ctx.config.hostname,
+            &signer,
+            &msg,
+            body,
+            &entries,
+            now,
+            None,
+        )
+        .await;
     }
 }

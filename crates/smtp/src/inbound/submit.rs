@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 /// One DKIM signer per store (it caches parsed keys); the entry holds a clone of the
 /// store, so a backend's address is never reused while it is a key here.
-fn signer(store: &letterbox_store::Store) -> Arc<letterbox_dkim::Signer> {
+pub(super) fn signer(store: &letterbox_store::Store) -> Arc<letterbox_dkim::Signer> {
     static SIGNERS: Mutex<Vec<(usize, Arc<letterbox_dkim::Signer>)>> = Mutex::new(Vec::new());
     let key = &**store as *const dyn letterbox_store::Backend as *const () as usize;
     let mut v = SIGNERS.lock().unwrap_or_else(|e| e.into_inner());
