@@ -202,3 +202,32 @@ def test_smtp_recipient_full_after_the_data_gets_a_dsn(server):
     assert len(inbox(server, "carol@example.com")) == 1
     assert len(bodies(server, "bob@example.com")) == 3
     assert server.cli("check").stdout == b"ok\n"
+
+
+def test_alias_member_full_after_the_data_gets_a_dsn(server):
+    """An alias leading to two accounts, one of them full: the recipient got 250 (the
+    other account has the message) and the full account's copy vanished with no log line
+    and no DSN, in SMTP and in LMTP alike. Now the sender gets a DSN naming the account,
+    with the alias as Original-Recipient."""
+    server.cli("quota", "set", ALICE, "5K")
+    server.cli("alias", "add", "staff@example.com", ALICE, "bob@example.com")
+    server.cli("user", "add", "carol@example.com", "--password-stdin", input="pw-carol\n")
+    reply = send(server, ["staff@example.com"], message(8000, "to staff"), sender="carol@example.com")
+    assert reply.startswith("250 2.0.0"), reply
+    with lmtp(server) as c:
+        c.ehlo("mx")
+        res = lmtp_send(c, "carol@example.com", ["staff@example.com"], message(8000, "staff by lmtp"))
+        assert res["staff@example.com"][0] == 250, res
+    assert bodies(server, ALICE) == []
+    assert [re.search(rb"Subject: ([^\r]*)", b).group(1) for b in bodies(server, "bob@example.com")] == [
+        b"to staff", b"staff by lmtp"]
+    dsns = inbox(server, "carol@example.com")
+    assert len(dsns) == 2, dsns
+    for dsn, subject in zip(dsns, [b"to staff", b"staff by lmtp"]):
+        assert dsn.startswith(b"Return-Path: <>\r\n"), dsn[:100]
+        assert b"\r\nOriginal-Recipient: rfc822; staff@example.com\r\nFinal-Recipient: rfc822; alice@example.com\r\nAction: failed\r\nStatus: 5.2.2\r\n" in dsn, dsn
+        assert b"\r\nSubject: " + subject + b"\r\n" in dsn
+        assert b"Final-Recipient: rfc822; bob@example.com" not in dsn
+    log = server.read_log()
+    assert log.count("NOT delivered to <alice@example.com> (via <staff@example.com>): mailbox full; a DSN was sent to the sender") == 2, log[-3000:]
+    assert server.cli("check").stdout == b"ok\n"

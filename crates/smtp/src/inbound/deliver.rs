@@ -4,11 +4,11 @@
 //! and the store returns only after its fsyncs. A client that disconnects or goes silent
 //! before the end of the data leaves nothing stored and nothing counted.
 //!
-//! SMTP has one reply after the data for all recipients (RFC 5321 4.1.1.4). When some
-//! have the message and another's mailbox is full, the reply is `250` and the sender
-//! gets a DSN (RFC 3464) for the full one(s), delivered or queued before that reply
-//! (RFC 5321 6.1: after a 250, a failure is reported to the sender). LMTP answers per
-//! recipient (RFC 2033 4.2).
+//! SMTP has one reply after the data for all recipients (RFC 5321 4.1.1.4); LMTP one per
+//! recipient (RFC 2033 4.2), and an alias's recipient is `250` when any of its accounts
+//! has the message. A full mailbox behind such a `250` (another recipient's, or another
+//! account of the alias) gets the sender a DSN (RFC 3464), delivered or queued before
+//! the reply (RFC 5321 6.1: after a 250, a failure is reported to the sender).
 
 use super::counts::count;
 use super::Session;
@@ -237,6 +237,71 @@ impl Session {
                 Outcome::Failed => {}
             }
         }
+        let delivered = results
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Delivered)
+            .count();
+        // Which recipients the client is told took the message: in LMTP each its own
+        // reply; in SMTP all of them, when any has it (one reply for all).
+        let smtp_accepted = delivered > 0 || queued;
+        let lmtp = self.lmtp();
+        let told_ok: Vec<bool> = results
+            .iter()
+            .map(|(_, o)| if lmtp { *o == Outcome::Delivered } else { smtp_accepted })
+            .collect();
+        // Copies refused by a full mailbox behind such a reply: a recipient alone in its
+        // transaction, or one account among an alias's. RFC 5321 6.1: after the 250 the
+        // sender is told by a DSN (RFC 3464), stored before the reply is sent so that a
+        // crash cannot lose it; never to the null sender (a bounce is not bounced).
+        let mut lost: Vec<(usize, String)> = Vec::new();
+        let mut hidden_failures: Vec<(usize, String)> = Vec::new();
+        for (r, idx) in per_rcpt.iter().enumerate() {
+            if !told_ok[r] {
+                continue;
+            }
+            for &i in idx {
+                let list = match outcomes[i] {
+                    Outcome::Full => &mut lost,
+                    Outcome::Failed => &mut hidden_failures,
+                    Outcome::Delivered => continue,
+                };
+                if !list.iter().any(|(j, _)| *j == i) {
+                    list.push((i, trace::sanitize(&tx.rcpts[r].address, 256)));
+                }
+            }
+        }
+        if !lost.is_empty() {
+            let dsn_sent = !tx.sender.is_empty();
+            let bounced: Vec<(AccountId, String)> =
+                lost.iter().map(|(i, r)| (accounts[*i], r.clone())).collect();
+            let addresses = self.bounce_full(&tx, &body, &bounced, now, dsn_sent).await;
+            for ((_, rcpt), address) in bounced.iter().zip(&addresses) {
+                let via = match rcpt.eq_ignore_ascii_case(address) {
+                    true => String::new(),
+                    false => format!(" (via <{rcpt}>)"),
+                };
+                let told = match dsn_sent {
+                    true => "a DSN was sent to the sender",
+                    false => "no DSN to the null sender",
+                };
+                tracing::warn!(
+                    id = %tx.id,
+                    from = %sender,
+                    to = %address,
+                    "message accepted but NOT delivered to <{address}>{via}: mailbox full; {told}"
+                );
+            }
+        }
+        for (i, rcpt) in &hidden_failures {
+            tracing::warn!(
+                id = %tx.id,
+                from = %sender,
+                to = %rcpt,
+                account = accounts[*i],
+                "message accepted but NOT delivered to <{rcpt}> (account {}): storage failure; no bounce was sent",
+                accounts[*i]
+            );
+        }
         if self.lmtp() {
             // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
             for (rcpt, o) in &results {
@@ -252,38 +317,7 @@ impl Session {
             }
             return;
         }
-        let delivered = results
-            .iter()
-            .filter(|(_, o)| *o == Outcome::Delivered)
-            .count();
-        if delivered > 0 || queued {
-            // SMTP has one reply for all recipients: the others have the message, so it is
-            // accepted. RFC 5321 6.1: a recipient that then cannot have it is told to the
-            // sender by a DSN (RFC 3464), sent before the 250 so that a crash cannot lose
-            // it; never to the null sender (a bounce is not bounced).
-            let full: Vec<&String> = results
-                .iter()
-                .filter(|(_, o)| *o == Outcome::Full)
-                .map(|(r, _)| r)
-                .collect();
-            let dsn_sent = !full.is_empty() && !tx.sender.is_empty();
-            if dsn_sent {
-                self.bounce_full(&tx, &body, &full, now).await;
-            }
-            for (rcpt, o) in results.iter().filter(|(_, o)| *o != Outcome::Delivered) {
-                let (why, told) = match o {
-                    Outcome::Full if dsn_sent => ("mailbox full", "a DSN was sent to the sender"),
-                    Outcome::Full => ("mailbox full", "no DSN to the null sender"),
-                    _ => ("storage failure", "no bounce was sent"),
-                };
-                tracing::warn!(
-                    id = %tx.id,
-                    from = %sender,
-                    to = %rcpt,
-                    "message accepted for {} other recipient(s) but NOT delivered to <{rcpt}>: {why}; {told}",
-                    delivered + tx.remote.len(),
-                );
-            }
+        if smtp_accepted {
             self.ok(
                 250,
                 "2.0.0",
@@ -296,18 +330,41 @@ impl Session {
         }
     }
 
-    /// The DSN for recipients whose mailbox was full at the end of the data while the
-    /// message went to others: delivered into the sender's INBOX when the sender is local,
-    /// queued to it otherwise (`letterbox_queue::send_dsn`).
+    /// The DSN for copies a full mailbox refused after the data while the client was
+    /// told the message was taken (`refused`: each account and the recipient address
+    /// that led to it): delivered into the sender's INBOX when the sender is local,
+    /// queued to it otherwise (`letterbox_queue::send_dsn`); only when `send`. Returns
+    /// the accounts' addresses (the recipient's when it cannot be read).
     async fn bounce_full(
         &mut self,
         tx: &super::Transaction,
         body: &[u8],
-        full: &[&String],
+        refused: &[(AccountId, String)],
         now: i64,
-    ) {
+        send: bool,
+    ) -> Vec<String> {
         use letterbox_queue::dsn::{Action, Entry};
         use std::hash::{Hash, Hasher};
+        let ids: Vec<AccountId> = refused.iter().map(|(a, _)| *a).collect();
+        let found = self
+            .ctx
+            .store
+            .run(move |s| {
+                Ok(ids
+                    .iter()
+                    .map(|id| s.account_by_id(*id).map(|a| a.address).ok())
+                    .collect::<Vec<_>>())
+            })
+            .await
+            .unwrap_or_default();
+        let addresses: Vec<String> = refused
+            .iter()
+            .enumerate()
+            .map(|(k, (_, rcpt))| found.get(k).cloned().flatten().unwrap_or_else(|| rcpt.clone()))
+            .collect();
+        if !send {
+            return addresses;
+        }
         // The report's Message-ID and logs take a number: this transaction's, hashed.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         tx.id.hash(&mut h);
@@ -328,13 +385,16 @@ impl Session {
             last_error: String::new(),
             rcpts: Vec::new(),
         };
-        let entries: Vec<Entry> = full
+        let entries: Vec<Entry> = refused
             .iter()
-            .map(|rcpt| Entry {
-                address: (*rcpt).clone(),
-                orcpt: None,
+            .zip(&addresses)
+            .map(|((_, rcpt), address)| Entry {
+                address: address.clone(),
+                // RFC 3464 2.3.1: the recipient as the client gave it, when an alias
+                // led to this account.
+                orcpt: (!rcpt.eq_ignore_ascii_case(address)).then(|| rcpt.clone()),
                 action: Action::Failed,
-                diagnostic: format!("552 5.2.2 <{rcpt}>: Mailbox full"),
+                diagnostic: format!("552 5.2.2 <{address}>: Mailbox full"),
             })
             .collect();
         let signer = super::submit::signer(&self.ctx.store);
@@ -349,5 +409,6 @@ impl Session {
             None,
         )
         .await;
+        addresses
     }
 }
