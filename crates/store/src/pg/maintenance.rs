@@ -135,7 +135,7 @@ pub(crate) fn check(b: &PgBackend, deep: bool) -> Result<Vec<String>> {
         let size: i64 = r.get(1);
         let data: Option<&[u8]> = r.get(2);
         if data.is_none() && !b.blobs.exists(&id)? {
-            problems.push(format!("blob {}: its octets are missing", id.hex()));
+            problems.push(format!("blob {}: octets missing (no file, no object)", id.hex()));
             continue;
         }
         if deep {
