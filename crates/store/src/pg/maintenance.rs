@@ -7,7 +7,9 @@
 //! and deleted afterwards under the rules of `pg/objects.rs` (holds, no listing). Orphan
 //! files (no row: a refused delivery's, or a node killed between writing a file and
 //! committing) are removed only when older than [`ORPHAN_GRACE`], so that a delivery in
-//! flight on any node keeps its file.
+//! flight on any node keeps its file. Shared MIME parts (`pg/parts.rs`) follow the same
+//! rules one level down: a body's row takes its references on its parts with it, and
+//! parts at zero go with their files or objects.
 
 use super::messages::blob_id;
 use super::objects::{KIND_BLOB, KIND_PART};
@@ -50,42 +52,40 @@ pub(crate) fn gc(b: &PgBackend) -> Result<GcReport> {
 fn sweep_orphans(b: &PgBackend, kind: i32) -> Result<u64> {
     let dir = super::objects::dir_of(b, kind);
     let mut removed = 0;
-    {
-        for id in dir.scan()? {
-            let old = std::fs::metadata(dir.path(&id))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= ORPHAN_GRACE);
-            if !old {
-                continue;
+    for id in dir.scan()? {
+        let old = std::fs::metadata(dir.path(&id))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= ORPHAN_GRACE);
+        if !old {
+            continue;
+        }
+        let gone = b.with_tx(|tx| {
+            let free: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock($1)",
+                    &[&super::objects::lock_key(kind, &id.0)],
+                )?
+                .get(0);
+            let named = tx
+                .query_opt(
+                    if kind == KIND_PART {
+                        "SELECT 1 FROM parts WHERE hash = $1"
+                    } else {
+                        "SELECT 1 FROM blobs WHERE hash = $1"
+                    },
+                    &[&&id.0[..]],
+                )?
+                .is_some();
+            if free && !named {
+                dir.remove(&id)?;
+                return Ok(true);
             }
-            let gone = b.with_tx(|tx| {
-                let free: bool = tx
-                    .query_one(
-                        "SELECT pg_try_advisory_xact_lock($1)",
-                        &[&super::objects::lock_key(kind, &id.0)],
-                    )?
-                    .get(0);
-                let named = tx
-                    .query_opt(
-                        if kind == KIND_PART {
-                            "SELECT 1 FROM parts WHERE hash = $1"
-                        } else {
-                            "SELECT 1 FROM blobs WHERE hash = $1"
-                        },
-                        &[&&id.0[..]],
-                    )?
-                    .is_some();
-                if free && !named {
-                    dir.remove(&id)?;
-                    return Ok(true);
-                }
-                Ok(false)
-            })?;
-            if gone {
-                removed += 1;
-            }
+            Ok(false)
+        })?;
+        if gone {
+            removed += 1;
         }
     }
     Ok(removed)

@@ -26,6 +26,11 @@
 //!   that lost one is delivered again.
 //! - Large bodies in an object store are held before upload and collected from a
 //!   queue, never by listing the bucket (`pg/objects.rs`).
+//! - Large non-text MIME parts are stored once per store (`[store] part_dedup_min`,
+//!   issue 15): the rules are `parts.rs`'s, shared with the embedded store; the
+//!   skeletons, maps and reference counts are in `blob_split` and `parts`, the part
+//!   octets in `data_dir/parts` or under `parts/` in the object store, with the same
+//!   holds and deletion queue as whole bodies (`pg/parts.rs`).
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
