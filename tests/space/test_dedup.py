@@ -16,11 +16,32 @@ import random
 import re
 import smtplib
 import sqlite3
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conftest import CLUSTER  # noqa: E402
 
 ALICE = ("alice@example.com", "alice-Secret1")
 BOB = ("bob@example.com", "bob-Secret2")
 
 MB = 1 << 20
+
+
+def store_sql(server, statement):
+    """Runs `statement` on the server's store: its SQLite file, or in cluster mode
+    (tests/cluster_mode.py) its PostgreSQL database (the same tables, issue 17)."""
+    if CLUSTER:
+        import cluster_mode
+
+        cluster_mode.sql(server, statement)
+        return
+    db = sqlite3.connect(server.data_dir / "store.db")
+    try:
+        db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
 
 
 def data_bytes(server):
@@ -148,14 +169,10 @@ def test_twenty_messages_share_one_stored_attachment(make_server):
     p.quit()
 
     # A corrupted reference or part file is found.
-    db = sqlite3.connect(server.data_dir / "store.db")
-    db.execute("UPDATE parts SET refcount = refcount + 1")
-    db.commit()
+    store_sql(server, "UPDATE parts SET refcount = refcount + 1")
     r = server.cli("check", check=False)
     assert r.returncode != 0 and b"part " in r.stdout + r.stderr, r
-    db.execute("UPDATE parts SET refcount = refcount - 1")
-    db.commit()
-    db.close()
+    store_sql(server, "UPDATE parts SET refcount = refcount - 1")
     assert server.cli("check", "--deep").stdout == b"ok\n"
     path = part_files(server)[0]
     good = path.read_bytes()

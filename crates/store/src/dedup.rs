@@ -18,7 +18,7 @@ use crate::parts::{self, PartRef};
 use crate::{Error, Result};
 use letterbox_message::Part;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A body prepared for split storage: its part files are written (fsynced).
 pub(super) struct PreparedSplit {
@@ -293,113 +293,34 @@ impl WriteCtx<'_> {
     }
 }
 
-/// What `check` finds wrong with split bodies and parts.
+/// What `check` finds wrong with split bodies and parts (the rule is `parts::check`).
 pub(super) fn check(b: &SqliteBackend, deep: bool, problems: &mut Vec<String>) -> Result<()> {
-    type SplitRow = (Vec<u8>, Vec<u8>, Vec<u8>, Option<i64>);
-    let (rows, splits): (Vec<(Vec<u8>, i64, i64)>, Vec<SplitRow>) = b.read(|c| {
+    let (rows, splits): (Vec<parts::PartRow>, Vec<parts::SplitRow>) = b.read(|c| {
         let mut st = c.prepare("SELECT hash, size, refcount FROM parts")?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([], |r| {
+                Ok(parts::PartRow { hash: r.get(0)?, size: r.get(1)?, refcount: r.get(2)? })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut st = c.prepare(
             "SELECT s.hash, s.skeleton, s.parts, b.size FROM blob_split s
              LEFT JOIN blobs b ON b.hash = s.hash",
         )?;
         let splits = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([], |r| {
+                Ok(parts::SplitRow {
+                    hash: r.get(0)?,
+                    skeleton: r.get(1)?,
+                    map: r.get(2)?,
+                    size: r.get(3)?,
+                })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((rows, splits))
     })?;
-    // References the maps hold, and the length each records for the part.
-    let mut named: HashMap<BlobId, (i64, u64)> = HashMap::new();
-    for (hash, skeleton, map, size) in &splits {
-        let name = hex::encode(hash);
-        let Some(size) = size else {
-            problems.push(format!("blob {name}: part map without a blob record"));
-            continue;
-        };
-        let Some(refs) = parts::decode_map(map) else {
-            problems.push(format!("blob {name}: part map is malformed"));
-            continue;
-        };
-        let skel_len = zstd::zstd_safe::get_frame_content_size(skeleton).ok().flatten();
-        let fits = skel_len.and_then(|n| parts::joined_len(n, &refs));
-        if fits != Some(*size as u64) {
-            problems.push(format!(
-                "blob {name}: skeleton and part map do not rebuild its {size} octets"
-            ));
-        } else if deep && crate::mailpack::decompress(skeleton).map(|s| s.len() as u64).ok() != skel_len {
-            problems.push(format!("blob {name}: skeleton does not decompress"));
-        }
-        for p in refs {
-            let e = named.entry(p.id).or_insert((0, p.len));
-            e.0 += 1;
-            if e.1 != p.len {
-                problems.push(format!(
-                    "part {}: recorded as {} and as {} octets",
-                    p.id.hex(),
-                    e.1,
-                    p.len
-                ));
-            }
-        }
-    }
+    // The part files on disk: one a row does not name is an orphan to report.
     let files: HashSet<BlobId> = b.parts.scan()?.into_iter().collect();
-    let mut known = HashSet::new();
-    for (hash, size, rc) in rows {
-        let Ok(arr) = <[u8; 32]>::try_from(hash.as_slice()) else {
-            problems.push("malformed part id in the database".into());
-            continue;
-        };
-        let id = BlobId(arr);
-        known.insert(id);
-        let (refs, len) = named.remove(&id).unwrap_or((0, size as u64));
-        if rc != refs {
-            problems.push(format!(
-                "part {}: refcount {rc} but {refs} part map record(s) name it",
-                id.hex()
-            ));
-        }
-        if len != size as u64 {
-            problems.push(format!(
-                "part {}: size {size} but the maps record {len} octets",
-                id.hex()
-            ));
-        }
-        if refs == 0 {
-            continue;
-        }
-        let present = match b.parts.remote() {
-            Some(_) => b.parts.exists(&id)?,
-            None => files.contains(&id),
-        };
-        if !present {
-            problems.push(format!("part {}: file missing", id.hex()));
-        } else if deep {
-            let mut octets = Vec::new();
-            let ok = b
-                .parts
-                .open_reader(&id)
-                .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut octets))
-                .is_ok();
-            if !ok || BlobId::of(&octets) != id || octets.len() as u64 != size as u64 {
-                problems.push(format!("part {}: content does not match its name", id.hex()));
-            }
-        }
-    }
-    for (id, (refs, _)) in named {
-        problems.push(format!(
-            "part {}: named by {refs} part map record(s) but not stored",
-            id.hex()
-        ));
-    }
-    let orphans = files.difference(&known).count();
-    if orphans > 0 {
-        problems.push(format!(
-            "{orphans} part file(s) not in the database (run `letterbox gc`)"
-        ));
-    }
-    Ok(())
+    parts::check(&rows, &splits, &b.parts, Some(&files), deep, problems)
 }
 
 #[cfg(test)]

@@ -169,6 +169,133 @@ pub fn joined_len(skeleton_len: u64, parts: &[PartRef]) -> Option<u64> {
     at.checked_add(skeleton_len - skel)
 }
 
+/// A stored part as a backend keeps it (`parts` table): its name, length and count.
+pub struct PartRow {
+    pub hash: Vec<u8>,
+    pub size: i64,
+    pub refcount: i64,
+}
+
+/// A split body as a backend keeps it (`blob_split`, with the size of its `blobs` row,
+/// `None` when there is none): the skeleton as [`crate::mailpack::compress`] made it.
+pub struct SplitRow {
+    pub hash: Vec<u8>,
+    pub skeleton: Vec<u8>,
+    pub map: Vec<u8>,
+    pub size: Option<i64>,
+}
+
+/// What `letterbox check` finds wrong with split bodies and parts, for every backend:
+/// every map fits its skeleton and body size; each part's count is the number of map
+/// records naming it, all recording its stored length; every referenced part is
+/// stored in `dir` (with `deep`, read back and hashed: its octets match its name; the
+/// skeletons decompress). `files`: the part files on local disk, when a part file no
+/// row names is to be reported (the embedded store; a cluster's files may belong to a
+/// delivery in flight on another node, which collection's grace period covers).
+pub fn check(
+    rows: &[PartRow],
+    splits: &[SplitRow],
+    dir: &crate::blob::BlobDir,
+    files: Option<&std::collections::HashSet<BlobId>>,
+    deep: bool,
+    problems: &mut Vec<String>,
+) -> crate::Result<()> {
+    use std::collections::{HashMap, HashSet};
+    // References the maps hold, and the length each records for the part.
+    let mut named: HashMap<BlobId, (i64, u64)> = HashMap::new();
+    for s in splits {
+        let name = hex::encode(&s.hash);
+        let Some(size) = s.size else {
+            problems.push(format!("blob {name}: part map without a blob record"));
+            continue;
+        };
+        let Some(refs) = decode_map(&s.map) else {
+            problems.push(format!("blob {name}: part map is malformed"));
+            continue;
+        };
+        let skel_len = zstd::zstd_safe::get_frame_content_size(&s.skeleton).ok().flatten();
+        let fits = skel_len.and_then(|n| joined_len(n, &refs));
+        if fits != Some(size as u64) {
+            problems.push(format!(
+                "blob {name}: skeleton and part map do not rebuild its {size} octets"
+            ));
+        } else if deep
+            && crate::mailpack::decompress(&s.skeleton).map(|s| s.len() as u64).ok() != skel_len
+        {
+            problems.push(format!("blob {name}: skeleton does not decompress"));
+        }
+        for p in refs {
+            let e = named.entry(p.id).or_insert((0, p.len));
+            e.0 += 1;
+            if e.1 != p.len {
+                problems.push(format!(
+                    "part {}: recorded as {} and as {} octets",
+                    p.id.hex(),
+                    e.1,
+                    p.len
+                ));
+            }
+        }
+    }
+    let mut known = HashSet::new();
+    for row in rows {
+        let Ok(arr) = <[u8; 32]>::try_from(row.hash.as_slice()) else {
+            problems.push("malformed part id in the database".into());
+            continue;
+        };
+        let (size, rc) = (row.size, row.refcount);
+        let id = BlobId(arr);
+        known.insert(id);
+        let (refs, len) = named.remove(&id).unwrap_or((0, size as u64));
+        if rc != refs {
+            problems.push(format!(
+                "part {}: refcount {rc} but {refs} part map record(s) name it",
+                id.hex()
+            ));
+        }
+        if len != size as u64 {
+            problems.push(format!(
+                "part {}: size {size} but the maps record {len} octets",
+                id.hex()
+            ));
+        }
+        if refs == 0 {
+            continue;
+        }
+        let present = match files {
+            Some(files) if dir.remote().is_none() => files.contains(&id),
+            _ => dir.exists(&id)?,
+        };
+        if !present {
+            problems.push(format!("part {}: file missing", id.hex()));
+        } else if deep {
+            let mut octets = Vec::new();
+            let ok = dir
+                .open_reader(&id)
+                .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut octets))
+                .is_ok();
+            if !ok || BlobId::of(&octets) != id || octets.len() as u64 != size as u64 {
+                problems.push(format!("part {}: content does not match its name", id.hex()));
+            }
+        }
+    }
+    for (id, (refs, _)) in named {
+        problems.push(format!(
+            "part {}: named by {refs} part map record(s) but not stored",
+            id.hex()
+        ));
+    }
+    if let Some(files) = files {
+        let orphans = files.difference(&known).count();
+        if orphans > 0 {
+            problems.push(format!(
+                "{orphans} part file(s) not in the database (run `letterbox gc`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Opens a stored part's octets.
 pub type PartOpener = Box<dyn FnMut(&BlobId) -> io::Result<Box<dyn Read + Send>> + Send>;
 

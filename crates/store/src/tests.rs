@@ -1675,3 +1675,139 @@ fn removed_account_leaves_no_rights_or_policies_to_its_successor() {
     s.remove_domain("example.com").unwrap();
     assert!(s.expire_policies().unwrap().is_empty());
 }
+
+/// Base64-like lines, distinct per seed (an attachment's encoded octets).
+fn attachment_lines(seed: u32, n: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n + n / 38);
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x % 64) as usize]);
+        if i % 76 == 75 {
+            v.extend_from_slice(b"\r\n");
+        }
+    }
+    v
+}
+
+/// Message `n` with a text part and the given attachments.
+fn with_attachments(n: u32, attachments: &[&[u8]]) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.com\r\nSubject: message {n}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b{n}\"\r\n\r\n--b{n}\r\n\
+         Content-Type: text/plain\r\n\r\nThis is message {n}.\r\n"
+    )
+    .into_bytes();
+    for a in attachments {
+        m.extend_from_slice(
+            format!("--b{n}\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").as_bytes(),
+        );
+        m.extend_from_slice(a);
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(format!("--b{n}--\r\n").as_bytes());
+    m
+}
+
+/// Part files of a store in files mode (`data_dir/parts`, on every backend).
+fn part_files(dir: &std::path::Path) -> usize {
+    crate::blob::BlobDir::open(dir.join("parts")).unwrap().scan().unwrap().len()
+}
+
+/// Single-instance storage of large parts (issue 15, `parts.rs`), on every backend:
+/// a part is stored once however many bodies carry it, every message reads back byte
+/// for byte (whole and in ranges across the parts), quota counts whole messages, and a
+/// part goes with the last body referencing it, at collection; stored again after
+/// that, it comes back.
+#[test]
+fn large_parts_are_shared_counted_and_collected() {
+    let (dir, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited).unwrap();
+    let b = s.add_account("b@example.com", &cheap_hash(), QuotaLimit::Unlimited).unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let binbox = s.mailbox(b.id, "INBOX").unwrap();
+    let shared = attachment_lines(1, 300_000);
+    let own = attachment_lines(2, 100_000);
+    let new = |body: &[u8]| NewMessage { body: Arc::new(body.to_vec()), ..msg("") };
+    let mut bodies = Vec::new();
+    for n in 0..5u32 {
+        let body = if n == 0 {
+            with_attachments(n, &[&shared, &own])
+        } else {
+            with_attachments(n, &[&shared])
+        };
+        s.append(inbox.id, new(&body), true).unwrap();
+        bodies.push(body);
+    }
+    // Two parts, no whole-body file.
+    assert_eq!(part_files(dir.path()), 2);
+    assert_eq!(crate::blob::BlobDir::open(dir.path().join("blobs")).unwrap().scan().unwrap().len(), 0);
+    for (i, body) in bodies.iter().enumerate() {
+        let uid = i as u32 + 1;
+        assert_eq!(&s.open_message(inbox.id, uid).unwrap().read_all().unwrap(), body);
+        let p = s.parsed(inbox.id, uid).unwrap();
+        let start = p.root.offset_body as u64 + 100;
+        let got = s.open_message(inbox.id, uid).unwrap().read_range(start, 200_000).unwrap();
+        assert_eq!(got, body[start as usize..start as usize + 200_000]);
+        assert_eq!(s.message(inbox.id, uid).unwrap().size, body.len() as u64);
+        assert_eq!(p.root.body_len() as usize + p.root.offset_body as usize, body.len());
+    }
+    assert_eq!(
+        s.account("a@example.com").unwrap().quota_used,
+        bodies.iter().map(|b| b.len() as u64).sum::<u64>()
+    );
+    usage_matches(&s, "a@example.com");
+    // The same body to another account, and a copy: the part is still stored once.
+    s.append(binbox.id, new(&bodies[1]), true).unwrap();
+    s.copy(inbox.id, &[2], inbox.id).unwrap();
+    assert_eq!(part_files(dir.path()), 2);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    // Message 1 goes: its own part is freed, the shared one stays.
+    s.expunge(inbox.id, &[1]).unwrap();
+    s.gc().unwrap();
+    assert_eq!(part_files(dir.path()), 1);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    s.expunge(inbox.id, &[2, 3, 4, 5, 6]).unwrap();
+    s.gc().unwrap();
+    assert_eq!(part_files(dir.path()), 1, "b's message still references it");
+    assert_eq!(&s.open_message(binbox.id, 1).unwrap().read_all().unwrap(), &bodies[1]);
+    s.expunge(binbox.id, &[1]).unwrap();
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    s.gc().unwrap();
+    assert_eq!(part_files(dir.path()), 0);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    usage_matches(&s, "a@example.com");
+    assert_eq!(s.account("a@example.com").unwrap().quota_used, 0);
+    // Stored again after collection: the part comes back.
+    s.append(inbox.id, new(&bodies[3]), true).unwrap();
+    assert_eq!(part_files(dir.path()), 1);
+    assert_eq!(&s.open_message(inbox.id, 7).unwrap().read_all().unwrap(), &bodies[3]);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+/// A delivery refused over quota references no part, and `part_dedup_min = 0` stores
+/// bodies whole, on every backend.
+#[test]
+fn refused_and_unsplit_bodies_reference_no_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = OPEN(dir.path(), StoreOptions { part_dedup_min: 0, ..StoreOptions::default() }).unwrap();
+    s.add_domain("example.com").unwrap();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited).unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let body = with_attachments(1, &[&attachment_lines(4, 100_000)]);
+    let new = |body: &[u8]| NewMessage { body: Arc::new(body.to_vec()), ..msg("") };
+    s.append(inbox.id, new(&body), true).unwrap();
+    assert_eq!(part_files(dir.path()), 0);
+    assert_eq!(&s.open_message(inbox.id, 1).unwrap().read_all().unwrap(), &body);
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    let (dir, s) = store();
+    let a = s.add_account("a@example.com", &cheap_hash(), QuotaLimit::Bytes(1000)).unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    assert!(matches!(s.append(inbox.id, new(&body), true), Err(Error::OverQuota)));
+    s.gc().unwrap();
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    assert_eq!(s.account("a@example.com").unwrap().quota_used, 0);
+    let _ = dir;
+}

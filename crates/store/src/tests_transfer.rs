@@ -186,3 +186,27 @@ fn transfer_moves_everything_and_resumes() {
     assert!(matches!(e, Err(Error::Refused(_))), "{:?}", e.err());
     assert!(dst.authenticate("a@example.com", "pw").unwrap().is_some(), "the old password");
 }
+
+/// Moving an embedded store whose bodies are stored split (`parts.rs`): the target
+/// stores them split again (the transfer delivers whole bodies, which the target cuts
+/// by its own `[store] part_dedup_min`), one part for all of them.
+#[test]
+fn transfer_keeps_shared_parts_shared() {
+    let (sd, dd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let src = Store::open_embedded(sd.path(), StoreOptions::default()).unwrap();
+    src.add_domain("example.com").unwrap();
+    let a = src.add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited).unwrap();
+    let inbox = src.mailbox(a.id, "INBOX").unwrap();
+    let shared = attachment_lines(9, 200_000);
+    for n in 0..3 {
+        let body = with_attachments(n, &[&shared]);
+        src.append(inbox.id, NewMessage { body: Arc::new(body), ..msg("") }, true).unwrap();
+    }
+    assert_eq!(part_files(sd.path()), 1);
+    let dst = OPEN(dd.path(), StoreOptions::default()).unwrap();
+    crate::transfer::transfer(&*src, &*dst, "src", &mut |_: &str| {}).unwrap();
+    same_mail(&src, &dst, "a@example.com", true);
+    assert_eq!(part_files(dd.path()), 1);
+    assert_eq!(crate::blob::BlobDir::open(dd.path().join("blobs")).unwrap().scan().unwrap().len(), 0);
+    assert_eq!(dst.check(true).unwrap(), Vec::<String>::new());
+}

@@ -7,10 +7,12 @@
 //! and deleted afterwards under the rules of `pg/objects.rs` (holds, no listing). Orphan
 //! files (no row: a refused delivery's, or a node killed between writing a file and
 //! committing) are removed only when older than [`ORPHAN_GRACE`], so that a delivery in
-//! flight on any node keeps its file.
+//! flight on any node keeps its file. Shared MIME parts (`pg/parts.rs`) follow the same
+//! rules one level down: a body's row takes its references on its parts with it, and
+//! parts at zero go with their files or objects.
 
 use super::messages::blob_id;
-use super::objects::KIND_BLOB;
+use super::objects::{KIND_BLOB, KIND_PART};
 use super::PgBackend;
 use crate::*;
 use std::io::Read;
@@ -33,40 +35,60 @@ pub(crate) fn gc(b: &PgBackend) -> Result<GcReport> {
         blobs_removed: free_unreferenced(b)?,
         ..GcReport::default()
     };
+    // Shared parts whose last reference went above (`pg/parts.rs`).
+    report.orphan_files_removed += super::parts::collect(b)?;
     if b.blobs.remote().is_none() {
-        for id in b.blobs.scan()? {
-            let old = std::fs::metadata(b.blobs.path(&id))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= ORPHAN_GRACE);
-            if !old {
-                continue;
-            }
-            let removed = b.with_tx(|tx| {
-                let free: bool = tx
-                    .query_one(
-                        "SELECT pg_try_advisory_xact_lock($1)",
-                        &[&blob_lock_key(&id)],
-                    )?
-                    .get(0);
-                let named = tx
-                    .query_opt("SELECT 1 FROM blobs WHERE hash = $1", &[&&id.0[..]])?
-                    .is_some();
-                if free && !named {
-                    b.blobs.remove(&id)?;
-                    return Ok(true);
-                }
-                Ok(false)
-            })?;
-            if removed {
-                report.orphan_files_removed += 1;
-            }
-        }
+        report.orphan_files_removed += sweep_orphans(b, KIND_BLOB)?;
+        report.orphan_files_removed += sweep_orphans(b, KIND_PART)?;
     }
     // Objects in an object store: the queue filled above, and abandoned holds.
     report.objects_deleted = super::objects::collect(b)?;
     Ok(report)
+}
+
+/// Removes the files of one kind (bodies, parts) that no row names, once older than
+/// [`ORPHAN_GRACE`] and not pinned by a delivery (the object's advisory lock); returns
+/// how many.
+fn sweep_orphans(b: &PgBackend, kind: i32) -> Result<u64> {
+    let dir = super::objects::dir_of(b, kind);
+    let mut removed = 0;
+    for id in dir.scan()? {
+        let old = std::fs::metadata(dir.path(&id))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= ORPHAN_GRACE);
+        if !old {
+            continue;
+        }
+        let gone = b.with_tx(|tx| {
+            let free: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock($1)",
+                    &[&super::objects::lock_key(kind, &id.0)],
+                )?
+                .get(0);
+            let named = tx
+                .query_opt(
+                    if kind == KIND_PART {
+                        "SELECT 1 FROM parts WHERE hash = $1"
+                    } else {
+                        "SELECT 1 FROM blobs WHERE hash = $1"
+                    },
+                    &[&&id.0[..]],
+                )?
+                .is_some();
+            if free && !named {
+                dir.remove(&id)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        if gone {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 pub(crate) fn check(b: &PgBackend, deep: bool) -> Result<Vec<String>> {
@@ -101,14 +123,19 @@ pub(crate) fn check(b: &PgBackend, deep: bool) -> Result<Vec<String>> {
         Ok(())
     })?;
     let blobs = b.with_conn(|c| {
-        Ok(c.query("SELECT hash, size, data FROM blobs WHERE refcount > 0", &[])?)
+        // A split body's octets are its skeleton and parts: checked below.
+        Ok(c.query(
+            "SELECT b.hash, b.size, b.data FROM blobs b WHERE b.refcount > 0
+             AND NOT EXISTS (SELECT 1 FROM blob_split s WHERE s.hash = b.hash)",
+            &[],
+        )?)
     })?;
     for r in blobs {
         let id = blob_id(r.get(0))?;
         let size: i64 = r.get(1);
         let data: Option<&[u8]> = r.get(2);
         if data.is_none() && !b.blobs.exists(&id)? {
-            problems.push(format!("blob {}: its octets are missing", id.hex()));
+            problems.push(format!("blob {}: octets missing (no file, no object)", id.hex()));
             continue;
         }
         if deep {
@@ -128,6 +155,7 @@ pub(crate) fn check(b: &PgBackend, deep: bool) -> Result<Vec<String>> {
             }
         }
     }
+    super::parts::check(b, deep, &mut problems)?;
     Ok(problems)
 }
 
@@ -145,7 +173,9 @@ pub(crate) fn free_unreferenced(b: &PgBackend) -> Result<u64> {
                 &[],
             )?;
             for r in &gone {
-                if r.get::<_, bool>(1) {
+                // A split body's references on its parts go with it (`pg/parts.rs`).
+                let split = super::parts::free_split(&mut *tx, r.get(0))?;
+                if r.get::<_, bool>(1) && !split {
                     // Into the deletion queue, not off the disk or bucket here
                     // (`pg/objects.rs`: a delivery may be re-uploading it).
                     super::objects::drop_object(b, &mut *tx, KIND_BLOB, &blob_id(r.get(0))?)?;

@@ -1,5 +1,6 @@
 //! Reading messages on PostgreSQL: structures, header octets and bodies (inline in the
-//! `blobs` row, or the blob directory's file).
+//! `blobs` row, split into a skeleton and shared parts (`pg/parts.rs`), or the blob
+//! directory's file).
 
 use super::PgBackend;
 use crate::body::SearchDecoder;
@@ -123,8 +124,9 @@ pub(crate) fn open(b: &PgBackend, mailbox: MailboxId, uid: u32) -> Result<Messag
     let r = b
         .with_conn(|c| {
             Ok(c.query_opt(
-                "SELECT m.prefix, m.blob, m.size, b.data FROM messages m
-                 JOIN blobs b ON b.hash = m.blob WHERE m.mailbox_id = $1 AND m.uid = $2",
+                "SELECT m.prefix, m.blob, m.size, b.data, s.skeleton, s.parts FROM messages m
+                 JOIN blobs b ON b.hash = m.blob LEFT JOIN blob_split s ON s.hash = m.blob
+                 WHERE m.mailbox_id = $1 AND m.uid = $2",
                 &[&mailbox, &i64::from(uid)],
             )?)
         })?
@@ -133,9 +135,7 @@ pub(crate) fn open(b: &PgBackend, mailbox: MailboxId, uid: u32) -> Result<Messag
     let id = blob_id(r.get(1))?;
     let size: i64 = r.get(2);
     let data: Option<&[u8]> = r.get(3);
-    let reader = match data {
-        Some(d) => crate::blob::BlobReader::inline(d)?,
-        None => b.blobs.open_reader(&id)?,
-    };
+    let split: Option<(&[u8], &[u8])> = r.get::<_, Option<&[u8]>>(4).zip(r.get(5));
+    let reader = b.reader_of(&id, data, split)?;
     Ok(MessageReader::new(prefix, reader, size.max(0) as u64))
 }

@@ -26,6 +26,11 @@
 //!   that lost one is delivered again.
 //! - Large bodies in an object store are held before upload and collected from a
 //!   queue, never by listing the bucket (`pg/objects.rs`).
+//! - Large non-text MIME parts are stored once per store (`[store] part_dedup_min`,
+//!   issue 15): the rules are `parts.rs`'s, shared with the embedded store; the
+//!   skeletons, maps and reference counts are in `blob_split` and `parts`, the part
+//!   octets in `data_dir/parts` or under `parts/` in the object store, with the same
+//!   holds and deletion queue as whole bodies (`pg/parts.rs`).
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
@@ -44,6 +49,7 @@ mod maintenance;
 mod listen;
 mod messages;
 mod objects;
+mod parts;
 mod replace;
 mod rows;
 mod sieve;
@@ -94,6 +100,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (105, "105_import", include_str!("migrations/105_import.sql")),
     (106, "106_auth_failures", include_str!("migrations/106_auth_failures.sql")),
     (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
+    (111, "111_parts", include_str!("migrations/111_parts.sql")),
 ];
 
 /// The schema version this build applies (the highest migration).
@@ -257,6 +264,9 @@ pub struct PgBackend {
     pub(crate) opts: StoreOptions,
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
+    /// Shared MIME parts (`pg/parts.rs`): `data_dir/parts`, or `parts/` in the object
+    /// store.
+    pub(crate) parts: BlobDir,
     pub(crate) auth_cache: password::VerifiedCache,
 }
 
@@ -281,12 +291,18 @@ impl PgBackend {
             // once per dead pooled connection: one loopback round trip per call.
             .test_on_check_out(true)
             .build_unchecked(PostgresConnectionManager::new(config, tls));
-        let blobs = match &opts.objects {
-            None => BlobDir::open(data_dir.join("blobs"))?,
-            Some(o) => BlobDir::open_remote(
-                data_dir.join("blobs"),
-                Arc::new(crate::s3::S3Objects::open(o)?),
+        let (blobs, parts) = match &opts.objects {
+            None => (
+                BlobDir::open(data_dir.join("blobs"))?,
+                BlobDir::open(data_dir.join("parts"))?,
             ),
+            Some(o) => {
+                let remote = Arc::new(crate::s3::S3Objects::open(o)?);
+                (
+                    BlobDir::open_remote(data_dir.join("blobs"), remote.clone()),
+                    BlobDir::open_remote(data_dir.join("parts"), remote),
+                )
+            }
         };
         Ok(PgBackend {
             url: url.to_string(),
@@ -295,6 +311,7 @@ impl PgBackend {
             opts,
             feed: Arc::new(ChangeFeed::default()),
             blobs,
+            parts,
         })
     }
 
@@ -1633,7 +1650,7 @@ impl PgBackend {
         mut f: impl FnMut(&mut PgTx) -> Result<T> + Send,
     ) -> Result<T> {
         let (v, changes) = self.with_tx(|tx| {
-            let mut t = PgTx::new(tx, &self.opts, &self.blobs);
+            let mut t = PgTx::new(tx, &self.opts, &self.blobs, &self.parts);
             let v = f(&mut t)?;
             let changes = std::mem::take(&mut t.changes);
             let accounts: std::collections::BTreeSet<AccountId> =
@@ -1671,22 +1688,33 @@ impl PgBackend {
                 encoded: None,
                 inline: None,
                 uploaded: false,
+                split: None,
             });
         }
         let encoded = crate::body::encode_given(body, parsed);
+        let mut split = None;
         let inline = if body.len() as u64 <= self.opts.inline_max {
             Some(blob::compress(body)?)
         } else {
-            // An object is held before it is uploaded (`pg/objects.rs`).
-            objects::hold(self, objects::KIND_BLOB, &[id])?;
-            self.blobs.put(&id, body)?;
+            let min = self.opts.part_dedup_min;
+            if min > 0 && body.len() as u64 >= min {
+                if let Some(p) = ParsedMessage::decode(&encoded.structure) {
+                    split = self.prepare_split(body, &p.root)?;
+                }
+            }
+            if split.is_none() {
+                // An object is held before it is uploaded (`pg/objects.rs`).
+                objects::hold(self, objects::KIND_BLOB, &[id])?;
+                self.blobs.put(&id, body)?;
+            }
             None
         };
         Ok(PgPrepared {
             id,
             encoded: Some(encoded),
-            uploaded: inline.is_none(),
+            uploaded: inline.is_none() && split.is_none(),
             inline,
+            split,
         })
     }
 
@@ -1733,15 +1761,33 @@ impl PgBackend {
         })
     }
 
-    /// A reader of a blob's octets, inline or from its file.
+    /// A reader of a blob's octets, inline, split (`pg/parts.rs`) or from its file.
     pub(crate) fn blob_reader(&self, id: &BlobId) -> Result<crate::blob::BlobReader> {
-        let data: Option<Vec<u8>> = self.with_conn(|c| {
-            Ok(c.query_opt("SELECT data FROM blobs WHERE hash = $1", &[&&id.0[..]])?
-                .and_then(|r| r.get(0)))
+        type Row = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let (data, skeleton, map): Row = self.with_conn(|c| {
+            Ok(c.query_opt(
+                "SELECT b.data, s.skeleton, s.parts FROM blobs b
+                 LEFT JOIN blob_split s ON s.hash = b.hash WHERE b.hash = $1",
+                &[&&id.0[..]],
+            )?
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .unwrap_or_default())
         })?;
-        match data {
-            Some(d) => Ok(crate::blob::BlobReader::inline(&d)?),
-            None => Ok(self.blobs.open_reader(id)?),
+        self.reader_of(id, data.as_deref(), skeleton.as_deref().zip(map.as_deref()))
+    }
+
+    /// A reader of a body from what its rows hold: inline octets, a split body's
+    /// skeleton and map, or neither (its file or object).
+    pub(crate) fn reader_of(
+        &self,
+        id: &BlobId,
+        data: Option<&[u8]>,
+        split: Option<(&[u8], &[u8])>,
+    ) -> Result<crate::blob::BlobReader> {
+        match (data, split) {
+            (Some(d), _) => Ok(crate::blob::BlobReader::inline(d)?),
+            (None, Some((skeleton, map))) => self.joined_reader(skeleton, map),
+            (None, None) => Ok(self.blobs.open_reader(id)?),
         }
     }
 }

@@ -29,8 +29,19 @@ use crate::blob::BlobId;
 use crate::*;
 use r2d2_postgres::postgres::GenericClient;
 
-/// Kinds of objects, as in the embedded store: whole bodies (`blobs/`).
+/// Kinds of objects, as in the embedded store: whole bodies (`blobs/`) and shared MIME
+/// parts (`parts/`, `pg/parts.rs`).
 pub(crate) const KIND_BLOB: i32 = 0;
+pub(crate) const KIND_PART: i32 = 1;
+
+/// Where objects of a kind live.
+pub(crate) fn dir_of(b: &PgBackend, kind: i32) -> &crate::blob::BlobDir {
+    if kind == KIND_PART {
+        &b.parts
+    } else {
+        &b.blobs
+    }
+}
 
 /// Queued deletions carried out per transaction.
 const DELETE_BATCH: i64 = 64;
@@ -39,7 +50,7 @@ const DELETE_BATCH: i64 = 64;
 type QueueKey = (i32, Vec<u8>);
 
 /// The advisory lock of an object (see the module doc).
-fn lock_key(kind: i32, id: &[u8]) -> i64 {
+pub(crate) fn lock_key(kind: i32, id: &[u8]) -> i64 {
     let mut k = [0u8; 32];
     let n = id.len().min(32);
     k[..n].copy_from_slice(&id[..n]);
@@ -104,7 +115,8 @@ impl PgTx<'_, '_> {
         if self.blobs.remote().is_some() && uploaded && self.held(kind, id)? {
             return Ok(true);
         }
-        Ok(self.blobs.exists(id)?)
+        let dir = if kind == KIND_PART { self.parts } else { self.blobs };
+        Ok(dir.exists(id)?)
     }
 
     /// The reference to `id` is taken in this transaction: its hold is no longer needed.
@@ -128,7 +140,7 @@ pub(crate) fn drop_object(
     id: &BlobId,
 ) -> Result<()> {
     if b.blobs.remote().is_none() {
-        return Ok(b.blobs.remove(id)?);
+        return Ok(dir_of(b, kind).remove(id)?);
     }
     tx.execute(
         "INSERT INTO object_deletions (kind, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -203,13 +215,17 @@ fn delete_queued(
             .is_some();
         let referenced = tx
             .query_opt(
-                "SELECT 1 FROM blobs WHERE hash = $1 AND refcount > 0",
+                if kind == KIND_PART {
+                    "SELECT 1 FROM parts WHERE hash = $1 AND refcount > 0"
+                } else {
+                    "SELECT 1 FROM blobs WHERE hash = $1 AND refcount > 0"
+                },
                 &[&hash],
             )?
             .is_some();
         if !held && !referenced {
             if let Ok(arr) = <[u8; 32]>::try_from(hash.as_slice()) {
-                b.blobs.remove(&BlobId(arr))?;
+                dir_of(b, kind).remove(&BlobId(arr))?;
                 deleted += 1;
             }
         }

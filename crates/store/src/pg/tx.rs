@@ -25,6 +25,9 @@ pub(crate) struct PgPrepared {
     /// Held and uploaded to the object store, or written as a file, before the
     /// transaction (`pg/objects.rs`).
     pub uploaded: bool,
+    /// Its skeleton and shared parts, when it is stored split (`[store]
+    /// part_dedup_min`, `pg/parts.rs`).
+    pub split: Option<super::parts::PgSplit>,
 }
 
 /// One transaction as the rules see it.
@@ -32,15 +35,23 @@ pub(crate) struct PgTx<'a, 'b> {
     pub tx: &'a mut Transaction<'b>,
     pub opts: &'a StoreOptions,
     pub blobs: &'a BlobDir,
+    /// Shared MIME parts (`pg/parts.rs`).
+    pub parts: &'a BlobDir,
     pub changes: Vec<Change>,
 }
 
 impl<'a, 'b> PgTx<'a, 'b> {
-    pub fn new(tx: &'a mut Transaction<'b>, opts: &'a StoreOptions, blobs: &'a BlobDir) -> Self {
+    pub fn new(
+        tx: &'a mut Transaction<'b>,
+        opts: &'a StoreOptions,
+        blobs: &'a BlobDir,
+        parts: &'a BlobDir,
+    ) -> Self {
         PgTx {
             tx,
             opts,
             blobs,
+            parts,
             changes: Vec::new(),
         }
     }
@@ -390,9 +401,13 @@ impl StoreTx for PgTx<'_, '_> {
         prep: Option<&PgPrepared>,
     ) -> Result<()> {
         let uploaded = prep.is_some_and(|p| p.uploaded);
+        let split = prep.and_then(|p| p.split.as_ref());
+        // (A split body's octets are its skeleton and parts, which keep their
+        // references while its row stays, even at zero: `pg/parts.rs`.)
         let bumped = self.tx.query_opt(
             "UPDATE blobs SET refcount = refcount + 1 WHERE hash = $1
-             RETURNING refcount - 1, data IS NULL",
+             RETURNING refcount - 1,
+                       data IS NULL AND NOT EXISTS (SELECT 1 FROM blob_split s WHERE s.hash = $1)",
             &[&&id.0[..]],
         )?;
         let missing = || Error::Io(std::io::Error::other(format!("blob {} is missing", id.hex())));
@@ -407,6 +422,9 @@ impl StoreTx for PgTx<'_, '_> {
             }
             if uploaded {
                 self.release_hold(KIND_BLOB, id)?;
+            }
+            if let Some(sp) = split {
+                self.release_split_holds(sp)?;
             }
             return Ok(());
         }
@@ -446,12 +464,18 @@ impl StoreTx for PgTx<'_, '_> {
                 &enc.line_ends.ends_with_lf,
             ],
         )?.get(0);
-        if inserted && inline.is_none() {
-            // Also held against collection's orphan file sweep (maintenance.rs).
-            self.pin_object(KIND_BLOB, id)?;
-            if !self.object_present(KIND_BLOB, id, uploaded)? {
-                self.blobs.put(id, body)?;
+        match split {
+            // Stored as its skeleton and shared parts (`pg/parts.rs`).
+            Some(sp) if inserted => self.put_split(id, body, sp)?,
+            Some(sp) => self.release_split_holds(sp)?,
+            None if inserted && inline.is_none() => {
+                // Also held against collection's orphan file sweep (maintenance.rs).
+                self.pin_object(KIND_BLOB, id)?;
+                if !self.object_present(KIND_BLOB, id, uploaded)? {
+                    self.blobs.put(id, body)?;
+                }
             }
+            None => {}
         }
         if uploaded {
             self.release_hold(KIND_BLOB, id)?;
