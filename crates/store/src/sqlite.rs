@@ -107,6 +107,17 @@ fn open_conn(path: &Path) -> Result<Connection> {
 
 impl SqliteBackend {
     pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<SqliteBackend> {
+        Self::open_named(data_dir, "store.db", opts)
+    }
+
+    /// Like [`Self::open`], with the database file `db_name` in `data_dir` (the blob
+    /// files are still `data_dir/blobs` and `data_dir/parts`): a PostgreSQL backup is
+    /// built under a temporary name next to the backup it replaces (`pg/backup.rs`).
+    pub(crate) fn open_named(
+        data_dir: &Path,
+        db_name: &str,
+        opts: StoreOptions,
+    ) -> Result<SqliteBackend> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Io(std::io::Error::new(
                 e.kind(),
@@ -121,7 +132,7 @@ impl SqliteBackend {
             ))
         })?;
         let _ = std::fs::remove_file(&probe);
-        let db_path = data_dir.join("store.db");
+        let db_path = data_dir.join(db_name);
         let (blobs, parts) = match &opts.objects {
             None => (
                 BlobDir::open(data_dir.join("blobs"))?,

@@ -39,6 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod aliases;
+mod backup;
 mod mailboxes;
 mod maintenance;
 mod listen;
@@ -65,6 +66,7 @@ mod tests_aux;
 mod tests_faults;
 
 use crate::rules::StoreTx;
+pub use backup::restore_into;
 use tx::{PgPrepared, PgTx};
 
 /// A pooled connection.
@@ -173,11 +175,6 @@ impl From<postgres::Error> for Error {
     }
 }
 
-/// The error of a call not implemented on PostgreSQL yet.
-fn not_yet(what: &str) -> Error {
-    Error::Refused(format!("{what} is not yet available on PostgreSQL"))
-}
-
 /// Applies the migrations this database lacks, in order, in one transaction under an
 /// advisory lock; returns the schema version.
 pub fn migrate(client: &mut postgres::Client) -> Result<i32> {
@@ -258,6 +255,10 @@ pub struct PgBackend {
     pub(crate) feed: Arc<ChangeFeed>,
     pub(crate) blobs: BlobDir,
     pub(crate) auth_cache: password::VerifiedCache,
+    /// `Some(id)`: a read-only view of the database as one exported snapshot shows it
+    /// (`pg/backup.rs`); every call runs in a `REPEATABLE READ READ ONLY` transaction
+    /// that imports it. `None`: the live store.
+    snapshot: Option<String>,
 }
 
 impl PgBackend {
@@ -295,6 +296,7 @@ impl PgBackend {
             opts,
             feed: Arc::new(ChangeFeed::default()),
             blobs,
+            snapshot: None,
         })
     }
 
@@ -317,7 +319,10 @@ impl PgBackend {
     ) -> Result<T> {
         blocking(|| {
             let mut c = self.conn()?;
-            f(&mut c)
+            match &self.snapshot {
+                None => f(&mut c),
+                Some(id) => backup::in_snapshot(&mut c, id, f),
+            }
         })
     }
 
@@ -334,7 +339,10 @@ impl PgBackend {
             loop {
                 let r = (|| {
                     let mut c = self.conn()?;
-                    let mut tx = c.transaction()?;
+                    let mut tx = match &self.snapshot {
+                        None => c.transaction()?,
+                        Some(id) => backup::snapshot_tx(&mut c, id)?,
+                    };
                     let v = f(&mut tx)?;
                     tx.commit()?;
                     Ok(v)
@@ -1294,8 +1302,8 @@ impl Backend for PgBackend {
             })
         })
     }
-    fn backup(&self, _dest: &std::path::Path) -> Result<BackupReport> {
-        Err(not_yet("backup"))
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupReport> {
+        backup::backup(self, dest)
     }
     fn replace_message(
         &self,
