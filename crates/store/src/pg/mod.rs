@@ -26,6 +26,9 @@
 //!   that lost one is delivered again.
 //! - Large bodies in an object store are held before upload and collected from a
 //!   queue, never by listing the bucket (`pg/objects.rs`).
+//! - `letterbox backup` reads the whole store at one exported snapshot through a
+//!   read-only view of this backend (`pg/backup.rs`) and writes the embedded store's
+//!   backup format; `letterbox restore` into PostgreSQL is a transfer from it.
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
