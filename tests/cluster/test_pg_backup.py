@@ -13,6 +13,8 @@ SeaweedFS's S3 on loopback (`tests/blobs/seaweed.py`), two `serve` nodes.
   and pass `check --deep`.
 - A second backup into the same DEST (from node B) writes only the new mail's blob
   files; a third with nothing new writes none.
+- The quota warnings already sent go with the backup: a restored account (PostgreSQL
+  or embedded) over a threshold is not warned again.
 - Exit codes as `letterbox migrate --to`'s: a restore into a database holding other
   data 65, no backup in SRC 64, a wrong URL 64, an unreachable database 75.
 """
@@ -314,3 +316,34 @@ def test_backup_under_load_restores_into_postgres_and_embedded(make_server, pg, 
         r_pg.stop()
     finally:
         b.stop()
+
+
+def test_restore_does_not_warn_again_about_quota(make_server, pg, tmp_path):
+    """The quota warnings already sent go with the backup: a restored account over a
+    threshold is not warned again (its messages cross the thresholds anew as they are
+    stored on the target)."""
+    from test_quota_warnings import warnings_in
+
+    quota = {"quota.warning_interval": 1, "quota.warn_at": [80, 95]}
+    carol = "carol@example.com"
+    s = make_server(users={}, start=False, **overrides(pg.url), **quota)
+    s.add_user(carol, "carol-pw", quota="20K")
+    s.start()
+    lmtp(s.require("lmtp"), [carol], [b"Subject: big one\r\n\r\n" + b"c" * 19000 + b"\r\n"])
+    time.sleep(3)  # the sweep runs every second: a few rounds to send a second warning
+    assert len(warnings_in(s, carol)) == 1
+    dest = tmp_path / "backup"
+    s.cli("backup", dest)
+    targets = {
+        "postgres": Server(tmp_path / "rpg", {**overrides(pg.new_database("warned")), **quota}),
+        "embedded": Server(tmp_path / "remb", quota),
+    }
+    for name, t in targets.items():
+        r = t.cli("restore", dest)
+        assert "check --deep: ok" in r.stdout.decode(), (name, r.stdout)
+        t.start()
+        try:
+            time.sleep(3)
+            assert len(warnings_in(t, carol)) == 1, (name, t.cli("message", "list", carol, "INBOX").stdout)
+        finally:
+            t.stop()

@@ -2112,6 +2112,30 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn quota_warn_state(&self, account: AccountId) -> Result<(u8, u8)> {
+        self.read(|c| {
+            let (level, pending): (i64, i64) = c
+                .query_row(
+                    "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+                    [account],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            Ok((level.clamp(0, 100) as u8, pending.clamp(0, 100) as u8))
+        })
+    }
+
+    fn set_quota_warn_state(&self, account: AccountId, state: (u8, u8)) -> Result<()> {
+        self.write(move |ctx| {
+            ctx.tx.execute(
+                "UPDATE accounts SET warn_level = ?2, warn_pending = ?3 WHERE id = ?1",
+                params![account, state.0, state.1],
+            )?;
+            Ok(())
+        })
+    }
+
     fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>> {
         self.write(move |ctx| {
             let t: i64 = ctx

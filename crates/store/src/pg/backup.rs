@@ -36,8 +36,9 @@
 //! # What a backup leaves out
 //! What [`crate::transfer`] does not move (its module doc): histories (logins, usage
 //! samples, delivery counts, the space log, quota requests), portal sessions, login
-//! blocks, Sieve vacation memory, POP3 first-retrieval times, the quota warnings
-//! already sent and queued messages' attempt counts.
+//! blocks, Sieve vacation memory, POP3 first-retrieval times and queued messages'
+//! attempt counts. The quota warnings already sent do go with it, so a restored account
+//! is not warned again.
 
 use super::{blocking, connect, pg_err, PgBackend};
 use crate::sqlite::backup::{file_blobs, io, part_files, sync_dir, MAX_ATTEMPTS};

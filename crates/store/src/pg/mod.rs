@@ -658,6 +658,31 @@ impl Backend for PgBackend {
         self.with_conn(|c| aliases::resolve(c, address, &self.opts))
     }
 
+    fn quota_warn_state(&self, account: AccountId) -> Result<(u8, u8)> {
+        self.with_conn(|c| {
+            let r = c
+                .query_opt(
+                    "SELECT warn_level, warn_pending FROM accounts WHERE id = $1",
+                    &[&account],
+                )?
+                .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            Ok((
+                r.get::<_, i32>(0).clamp(0, 100) as u8,
+                r.get::<_, i32>(1).clamp(0, 100) as u8,
+            ))
+        })
+    }
+
+    fn set_quota_warn_state(&self, account: AccountId, state: (u8, u8)) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "UPDATE accounts SET warn_level = $2, warn_pending = $3 WHERE id = $1",
+                &[&account, &i32::from(state.0), &i32::from(state.1)],
+            )?;
+            Ok(())
+        })
+    }
+
     fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>> {
         self.with_conn(|c| {
             // One statement: whoever takes it clears it, so each crossing warns once.
