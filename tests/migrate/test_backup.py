@@ -78,7 +78,7 @@ def restored(tmp_path, name, backup):
     return s
 
 
-@pytest.mark.embedded_only("backup/restore copy the SQLite file; a cluster is backed up with PostgreSQL's own tools")
+@pytest.mark.embedded_only("compares MODSEQs, which a PostgreSQL backup's restore raises; the cluster's backup is tests/cluster/test_pg_backup.py")
 def test_backup_during_delivery_load_and_restore(server, tmp_path):
     load = Load(server.ports["lmtp"])
     load.start()
@@ -122,7 +122,7 @@ def test_backup_during_delivery_load_and_restore(server, tmp_path):
         s2.stop()
 
 
-@pytest.mark.embedded_only("backup/restore copy the SQLite file; a cluster is backed up with PostgreSQL's own tools")
+@pytest.mark.embedded_only("about the data directory; a PostgreSQL restore's refusal is in tests/cluster/test_pg_backup.py")
 def test_restore_refuses_a_data_directory_with_a_store(server, tmp_path):
     dest = tmp_path / "b"
     server.cli("backup", dest)

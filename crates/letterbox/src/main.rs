@@ -8,6 +8,7 @@ mod dkim_cmd;
 mod dns_cmd;
 mod migrate;
 mod migrate_to;
+mod pg_backup;
 mod attachments;
 mod privileges;
 mod queue_cmd;
@@ -83,9 +84,11 @@ pub enum Command {
     Import(migrate::ImportCmd),
     /// Export an account's mail (Maildir++ or mbox), folder tree kept.
     Export(migrate::ExportArgs),
-    /// An online, consistent backup of the whole store into DEST (incremental for blobs).
+    /// An online, consistent backup of the whole store into DEST (incremental for blobs);
+    /// on PostgreSQL from any node, at one snapshot, in the same format.
     Backup { dest: PathBuf },
-    /// Restore a backup into the configured, empty data directory.
+    /// Restore a backup into the configured, empty data directory, or with `[store]
+    /// backend = "postgres"` into the configured, empty PostgreSQL database.
     Restore { src: PathBuf },
     /// Trash and Junk expiry (autoexpunge).
     #[command(subcommand)]
@@ -157,6 +160,9 @@ fn main() -> ExitCode {
         // Before the store is opened: opening would make the database restore needs absent.
         Command::Restore { src } => privileges::drop_for_admin(&config)
             .and_then(|()| migrate::restore(&config, &src)),
+        Command::Backup { dest } if config.store.backend == letterbox_config::StoreBackend::Postgres => {
+            privileges::drop_for_admin(&config).and_then(|()| pg_backup::backup(&config, &dest))
+        }
         Command::Migrate(args) => {
             privileges::drop_for_admin(&config).and_then(|()| migrate_to::run(&config, args))
         }

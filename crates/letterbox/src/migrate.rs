@@ -266,8 +266,12 @@ pub fn import(store: &Store, config: &Config, cmd: ImportCmd) -> Result<ExitCode
 }
 
 /// `letterbox restore SRC`: the backup into the configured data directory (which must
-/// hold no store), then verified as `check --deep` does.
+/// hold no store), then verified as `check --deep` does; on PostgreSQL into the
+/// configured database (`pg_backup.rs`).
 pub fn restore(config: &Config, src: &std::path::Path) -> Result<ExitCode> {
+    if config.store.backend == letterbox_config::StoreBackend::Postgres {
+        return crate::pg_backup::restore(config, src);
+    }
     let n = letterbox_store::restore(src, &config.data_dir)?;
     let store = crate::admin::open_store(config)?;
     let problems = store.check(true)?;

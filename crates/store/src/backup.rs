@@ -26,7 +26,7 @@ use crate::{Error, Result};
 use std::path::Path;
 
 /// How many times a backup retries when a blob vanished under it.
-const MAX_ATTEMPTS: usize = 5;
+pub(crate) const MAX_ATTEMPTS: usize = 5;
 
 /// What a backup did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,14 +39,14 @@ pub struct BackupReport {
     pub db_bytes: u64,
 }
 
-fn io(path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn io(path: &Path, e: std::io::Error) -> Error {
     Error::Io(std::io::Error::new(
         e.kind(),
         format!("{}: {e}", path.display()),
     ))
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(dir, e))
@@ -62,7 +62,7 @@ fn copy_durable(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// The hashes of the blobs a database references whose octets live in files
 /// (neither inline nor split into shared parts).
-fn file_blobs(db: &Path) -> Result<Vec<BlobId>> {
+pub(crate) fn file_blobs(db: &Path) -> Result<Vec<BlobId>> {
     ids(
         db,
         "SELECT hash FROM blobs WHERE refcount > 0
@@ -72,7 +72,7 @@ fn file_blobs(db: &Path) -> Result<Vec<BlobId>> {
 }
 
 /// The shared parts (`data_dir/parts`, issue 15) a database references.
-fn part_files(db: &Path) -> Result<Vec<BlobId>> {
+pub(crate) fn part_files(db: &Path) -> Result<Vec<BlobId>> {
     ids(db, "SELECT hash FROM parts WHERE refcount > 0")
 }
 

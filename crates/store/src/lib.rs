@@ -576,6 +576,12 @@ pub trait Backend: Send + Sync + 'static {
     /// threshold to warn about, or `None` when there is nothing to send (or someone else
     /// took it). Whoever takes it delivers the warning, so each crossing warns once.
     fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>>;
+    /// The quota warning state: the highest threshold crossed (and warned about, or
+    /// pending) and the pending one (0: none). A transfer carries it (`transfer.rs`), so
+    /// that a moved or restored account is not warned again about what it was told.
+    fn quota_warn_state(&self, account: AccountId) -> Result<(u8, u8)>;
+    /// Sets the quota warning state (`(level, pending)`, as [`Self::quota_warn_state`]).
+    fn set_quota_warn_state(&self, account: AccountId, state: (u8, u8)) -> Result<()>;
     /// Accounts with a quota warning pending.
     fn pending_warnings(&self) -> Result<Vec<AccountId>>;
     fn set_quota(&self, address: &str, limit: QuotaLimit) -> Result<Account>;

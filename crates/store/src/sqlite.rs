@@ -107,6 +107,17 @@ fn open_conn(path: &Path) -> Result<Connection> {
 
 impl SqliteBackend {
     pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<SqliteBackend> {
+        Self::open_named(data_dir, "store.db", opts)
+    }
+
+    /// Like [`Self::open`], with the database file `db_name` in `data_dir` (the blob
+    /// files are still `data_dir/blobs` and `data_dir/parts`): a PostgreSQL backup is
+    /// built under a temporary name next to the backup it replaces (`pg/backup.rs`).
+    pub(crate) fn open_named(
+        data_dir: &Path,
+        db_name: &str,
+        opts: StoreOptions,
+    ) -> Result<SqliteBackend> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Io(std::io::Error::new(
                 e.kind(),
@@ -121,7 +132,7 @@ impl SqliteBackend {
             ))
         })?;
         let _ = std::fs::remove_file(&probe);
-        let db_path = data_dir.join("store.db");
+        let db_path = data_dir.join(db_name);
         let (blobs, parts) = match &opts.objects {
             None => (
                 BlobDir::open(data_dir.join("blobs"))?,
@@ -2098,6 +2109,30 @@ impl Backend for SqliteBackend {
             blobs_removed,
             orphan_files_removed,
             objects_deleted,
+        })
+    }
+
+    fn quota_warn_state(&self, account: AccountId) -> Result<(u8, u8)> {
+        self.read(|c| {
+            let (level, pending): (i64, i64) = c
+                .query_row(
+                    "SELECT warn_level, warn_pending FROM accounts WHERE id = ?1",
+                    [account],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            Ok((level.clamp(0, 100) as u8, pending.clamp(0, 100) as u8))
+        })
+    }
+
+    fn set_quota_warn_state(&self, account: AccountId, state: (u8, u8)) -> Result<()> {
+        self.write(move |ctx| {
+            ctx.tx.execute(
+                "UPDATE accounts SET warn_level = ?2, warn_pending = ?3 WHERE id = ?1",
+                params![account, state.0, state.1],
+            )?;
+            Ok(())
         })
     }
 

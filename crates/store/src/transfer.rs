@@ -11,10 +11,12 @@
 //! with special use, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and expunged UIDs; messages
 //! with their UIDs, flags, keywords, internal dates, save dates (expiry's clock) and
 //! imported POP3 UIDLs; expiry and attachment policies; API tokens (hashes); portal
-//! operators; the outbound queue (recipient states, next attempt, hold). Not moved: histories (logins, usage samples, delivery counts, the space log,
-//! quota requests), portal sessions, login blocks, Sieve vacation memory, POP3
-//! first-retrieval times (a `<N>d` retention starts again), the quota warnings already
-//! sent, queued messages' attempt counts.
+//! operators; the outbound queue (recipient states, next attempt, hold); each account's
+//! quota warning state (the thresholds already warned about, a pending warning). Not
+//! moved: histories (logins, usage samples, delivery counts, the space log, quota
+//! requests), portal sessions, login blocks, Sieve vacation memory, POP3
+//! first-retrieval times (a `<N>d` retention starts again), queued messages' attempt
+//! counts.
 //!
 //! # Clients see nothing new
 //! - Each mailbox keeps its UIDVALIDITY and each message its UID (RFC 9051 2.3.1.1);
@@ -242,6 +244,9 @@ fn account(
         }
     }
     dst.import_finish(to.id, run)?;
+    // The warnings already sent (or still pending) as on the source: the messages'
+    // usage crossed the thresholds again on the target, which would warn again.
+    dst.set_quota_warn_state(to.id, src.quota_warn_state(a.id)?)?;
     if src.web().is_disabled(a.id)? && !dst.web().is_disabled(to.id)? {
         dst.web().set_disabled(addr, true, "migrate")?;
     }

@@ -31,6 +31,9 @@
 //!   skeletons, maps and reference counts are in `blob_split` and `parts`, the part
 //!   octets in `data_dir/parts` or under `parts/` in the object store, with the same
 //!   holds and deletion queue as whole bodies (`pg/parts.rs`).
+//! - `letterbox backup` reads the whole store at one exported snapshot through a
+//!   read-only view of this backend (`pg/backup.rs`) and writes the embedded store's
+//!   backup format; `letterbox restore` into PostgreSQL is a transfer from it.
 //! - The schema is versioned: `pg/migrations/NNN_*.sql`, applied in order by
 //!   [`migrate`] in one transaction under an advisory lock (two nodes starting together
 //!   do not race), each recorded in `schema_version`. 001-099: the core (accounts,
@@ -44,6 +47,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod aliases;
+mod backup;
 mod mailboxes;
 mod maintenance;
 mod listen;
@@ -71,6 +75,7 @@ mod tests_aux;
 mod tests_faults;
 
 use crate::rules::StoreTx;
+pub use backup::restore_into;
 use tx::{PgPrepared, PgTx};
 
 /// A pooled connection.
@@ -180,11 +185,6 @@ impl From<postgres::Error> for Error {
     }
 }
 
-/// The error of a call not implemented on PostgreSQL yet.
-fn not_yet(what: &str) -> Error {
-    Error::Refused(format!("{what} is not yet available on PostgreSQL"))
-}
-
 /// Applies the migrations this database lacks, in order, in one transaction under an
 /// advisory lock; returns the schema version.
 pub fn migrate(client: &mut postgres::Client) -> Result<i32> {
@@ -268,6 +268,10 @@ pub struct PgBackend {
     /// store.
     pub(crate) parts: BlobDir,
     pub(crate) auth_cache: password::VerifiedCache,
+    /// `Some(id)`: a read-only view of the database as one exported snapshot shows it
+    /// (`pg/backup.rs`); every call runs in a `REPEATABLE READ READ ONLY` transaction
+    /// that imports it. `None`: the live store.
+    snapshot: Option<String>,
 }
 
 impl PgBackend {
@@ -312,6 +316,7 @@ impl PgBackend {
             feed: Arc::new(ChangeFeed::default()),
             blobs,
             parts,
+            snapshot: None,
         })
     }
 
@@ -334,7 +339,10 @@ impl PgBackend {
     ) -> Result<T> {
         blocking(|| {
             let mut c = self.conn()?;
-            f(&mut c)
+            match &self.snapshot {
+                None => f(&mut c),
+                Some(id) => backup::in_snapshot(&mut c, id, f),
+            }
         })
     }
 
@@ -351,7 +359,10 @@ impl PgBackend {
             loop {
                 let r = (|| {
                     let mut c = self.conn()?;
-                    let mut tx = c.transaction()?;
+                    let mut tx = match &self.snapshot {
+                        None => c.transaction()?,
+                        Some(id) => backup::snapshot_tx(&mut c, id)?,
+                    };
                     let v = f(&mut tx)?;
                     tx.commit()?;
                     Ok(v)
@@ -662,6 +673,31 @@ impl Backend for PgBackend {
 
     fn resolve(&self, address: &str) -> Result<Resolved> {
         self.with_conn(|c| aliases::resolve(c, address, &self.opts))
+    }
+
+    fn quota_warn_state(&self, account: AccountId) -> Result<(u8, u8)> {
+        self.with_conn(|c| {
+            let r = c
+                .query_opt(
+                    "SELECT warn_level, warn_pending FROM accounts WHERE id = $1",
+                    &[&account],
+                )?
+                .ok_or_else(|| Error::NotFound(format!("account #{account}")))?;
+            Ok((
+                r.get::<_, i32>(0).clamp(0, 100) as u8,
+                r.get::<_, i32>(1).clamp(0, 100) as u8,
+            ))
+        })
+    }
+
+    fn set_quota_warn_state(&self, account: AccountId, state: (u8, u8)) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "UPDATE accounts SET warn_level = $2, warn_pending = $3 WHERE id = $1",
+                &[&account, &i32::from(state.0), &i32::from(state.1)],
+            )?;
+            Ok(())
+        })
     }
 
     fn take_pending_warning(&self, account: AccountId) -> Result<Option<u8>> {
@@ -1311,8 +1347,8 @@ impl Backend for PgBackend {
             })
         })
     }
-    fn backup(&self, _dest: &std::path::Path) -> Result<BackupReport> {
-        Err(not_yet("backup"))
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupReport> {
+        backup::backup(self, dest)
     }
     fn replace_message(
         &self,
