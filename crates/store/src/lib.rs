@@ -791,6 +791,22 @@ pub trait Backend: Send + Sync + 'static {
     /// The compact index of a mailbox IMAP kept last ([`Backend::save_mailbox_index`]):
     /// the UIDVALIDITY and HIGHESTMODSEQ it was made at and its octets, or `None`.
     fn load_mailbox_index(&self, mailbox: MailboxId) -> Result<Option<(u32, u64, Vec<u8>)>>;
+    /// As [`Backend::load_mailbox_index`], the octets lent to `f` rather than copied out
+    /// (the embedded store lends the blob SQLite has just read: one copy of the whole
+    /// index less on the first SELECT after a start). False when there is no copy.
+    fn read_mailbox_index(
+        &self,
+        mailbox: MailboxId,
+        f: &mut dyn FnMut(u32, u64, &[u8]),
+    ) -> Result<bool> {
+        Ok(match self.load_mailbox_index(mailbox)? {
+            Some((uidvalidity, modseq, data)) => {
+                f(uidvalidity, modseq, &data);
+                true
+            }
+            None => false,
+        })
+    }
     /// Keeps IMAP's compact index of a mailbox at `modseq` (issue 18: the first SELECT
     /// after a start reads it and what changed since instead of every message). The
     /// octets are IMAP's (`crates/imap/src/session/index.rs`); it is a cache, written

@@ -269,11 +269,18 @@ fn mailbox_index_is_kept_with_its_mailbox() {
         s.load_mailbox_index(mb.id).unwrap(),
         Some((mb.uidvalidity, 9, b"two".to_vec()))
     );
+    // The same, lent rather than copied out.
+    let mut lent = None;
+    assert!(s
+        .read_mailbox_index(mb.id, &mut |uv, m, d| lent = Some((uv, m, d.to_vec())))
+        .unwrap());
+    assert_eq!(lent, Some((mb.uidvalidity, 9, b"two".to_vec())));
     // Another UIDVALIDITY (a stale session's) is not kept.
     s.save_mailbox_index(mb.id, mb.uidvalidity + 1, 10, b"x".to_vec()).unwrap();
     assert_eq!(s.load_mailbox_index(mb.id).unwrap().unwrap().1, 9);
     s.delete_mailbox(a.id, "Big").unwrap();
     assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
+    assert!(!s.read_mailbox_index(mb.id, &mut |_, _, _| panic!("no copy")).unwrap());
     // Nor for a mailbox that is gone.
     s.save_mailbox_index(mb.id, mb.uidvalidity, 11, b"y".to_vec()).unwrap();
     assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);

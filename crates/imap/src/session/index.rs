@@ -256,31 +256,39 @@ impl Snapshot {
             renumber.push(kwsets.intern(&set));
         }
         let n = r.u32()? as usize;
-        if r.0.len() != n.checked_mul(29)? {
+        let (recs, rest) = r.0.as_chunks::<29>();
+        if recs.len() != n || !rest.is_empty() {
             return None;
         }
-        let mut msgs = Vec::with_capacity(n);
-        let mut sizes = Vec::with_capacity(n);
-        let mut dates = Vec::with_capacity(n);
-        let mut modseqs = Vec::with_capacity(n);
-        for rec in r.0.chunks_exact(29) {
-            let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
-            let u64_at = |i: usize| u64::from(u32_at(i)) | u64::from(u32_at(i + 4)) << 32;
-            let uid = u32_at(0);
-            if msgs.last().is_some_and(|m: &Msg| m.uid >= uid) {
+        let u32_at = |rec: &[u8; 29], i: usize| {
+            u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]])
+        };
+        let u64_at = |rec: &[u8; 29], i: usize| {
+            u64::from(u32_at(rec, i)) | u64::from(u32_at(rec, i + 4)) << 32
+        };
+        // Checked first, so that each column below is one pass over the records into a
+        // vector of the exact size (no per-message growth checks).
+        let mut prev = None;
+        for rec in recs {
+            let uid = u32_at(rec, 0);
+            if prev.is_some_and(|p| p >= uid) || renumber.get(u32_at(rec, 4) as usize).is_none() {
                 return None;
             }
-            msgs.push(Msg {
-                uid,
-                kw: *renumber.get(u32_at(4) as usize)?,
+            prev = Some(uid);
+        }
+        let msgs: Vec<Msg> = recs
+            .iter()
+            .map(|rec| Msg {
+                uid: u32_at(rec, 0),
+                kw: renumber.get(u32_at(rec, 4) as usize).copied().unwrap_or(0),
                 flags: Flags(rec[8]),
                 recent: false,
                 expunged: false,
-            });
-            sizes.push(u32_at(9));
-            dates.push(u64_at(13) as i64);
-            modseqs.push(u64_at(21));
-        }
+            })
+            .collect();
+        let sizes: Vec<u32> = recs.iter().map(|rec| u32_at(rec, 9)).collect();
+        let dates: Vec<i64> = recs.iter().map(|rec| u64_at(rec, 13) as i64).collect();
+        let modseqs: Vec<u64> = recs.iter().map(|rec| u64_at(rec, 21)).collect();
         let mut s = Snapshot {
             mailbox: mb.id,
             uidvalidity: mb.uidvalidity,
@@ -303,19 +311,14 @@ impl Snapshot {
 
     fn count(&mut self) {
         let mut used = vec![false; self.kwsets.len()];
-        self.first_unseen = None;
+        self.first_unseen = self.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN));
         let (mut unseen, mut deleted, mut size, mut deleted_size) = (0u32, 0u32, 0u64, 0u64);
-        for (i, (m, &sz)) in self.msgs.iter().zip(self.sizes.iter()).enumerate() {
-            if !m.flags.contains(Flags::SEEN) {
-                unseen += 1;
-                if self.first_unseen.is_none() {
-                    self.first_unseen = Some(i);
-                }
-            }
-            if m.flags.contains(Flags::DELETED) {
-                deleted += 1;
-                deleted_size += u64::from(sz);
-            }
+        // Without branches on the flags (a mailbox mixes them at random).
+        for (m, &sz) in self.msgs.iter().zip(self.sizes.iter()) {
+            let del = m.flags.contains(Flags::DELETED);
+            unseen += u32::from(!m.flags.contains(Flags::SEEN));
+            deleted += u32::from(del);
+            deleted_size += u64::from(sz) * u64::from(del);
             size += u64::from(sz);
             if let Some(u) = used.get_mut(m.kw as usize) {
                 *u = true;
@@ -494,18 +497,20 @@ pub fn current(
 /// The snapshot of `mb` from the copy the store keeps, brought up to the mailbox's
 /// HIGHESTMODSEQ; `None` when there is no usable copy (then the mailbox is read whole).
 fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
-    let (uidvalidity, modseq, data) = match st.load_mailbox_index(mb.id) {
-        Ok(Some(x)) => x,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!("imap: stored index of mailbox #{} not read: {e}", mb.id);
-            return None;
+    // Decoded from the octets the store lends (no copy of them). None: no copy, or one
+    // of another UIDVALIDITY or newer than the mailbox row; Some(None): one that does
+    // not decode.
+    let mut got: Option<Option<(u64, Snapshot)>> = None;
+    let read = st.read_mailbox_index(mb.id, &mut |uidvalidity, modseq, data| {
+        if uidvalidity == mb.uidvalidity && modseq <= mb.highestmodseq {
+            got = Some(Snapshot::decode(mb, modseq, data).map(|s| (modseq, s)));
         }
-    };
-    if uidvalidity != mb.uidvalidity || modseq > mb.highestmodseq {
+    });
+    if let Err(e) = read {
+        tracing::warn!("imap: stored index of mailbox #{} not read: {e}", mb.id);
         return None;
     }
-    let Some(base) = Snapshot::decode(mb, modseq, &data) else {
+    let Some((modseq, base)) = got? else {
         tracing::warn!("imap: stored index of mailbox #{} does not decode", mb.id);
         return None;
     };
@@ -651,6 +656,10 @@ mod tests {
         let mut bad = data.clone();
         let first = data.len() - 4 * 29;
         bad[first] = 7;
+        assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        // A keyword set the copy does not list.
+        let mut bad = data.clone();
+        bad[first + 29 + 4] = 99;
         assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
         let empty = Snapshot::from_list(&mb(), 1, vec![]);
         assert_eq!(Snapshot::decode(&mb(), 1, &empty.encode()).unwrap().msgs.len(), 0);
