@@ -113,10 +113,10 @@ impl Session {
                     .run(|s| s.web().disabled_accounts())
                     .await
                     .unwrap_or_default();
-                let accounts: Vec<_> = accounts
-                    .into_iter()
-                    .filter(|a| !disabled.contains(&a.id))
-                    .collect();
+                // An alias's disabled members are kept aside: once the others take the
+                // message, the sender is told of them by a DSN (deliver.rs).
+                let (off, accounts): (Vec<_>, Vec<_>) =
+                    accounts.into_iter().partition(|a| disabled.contains(&a.id));
                 if accounts.is_empty() {
                     tracing::info!(rcpt = %shown, "refused at RCPT: account disabled");
                     count(&self.ctx, &address, DeliveryOutcome::Refused).await;
@@ -138,6 +138,7 @@ impl Session {
                     tx.rcpts.push(Recipient {
                         address,
                         accounts: ids,
+                        disabled: off.iter().map(|a| a.id).collect(),
                     });
                 }
                 self.ok(250, "2.1.5", "Recipient OK")
