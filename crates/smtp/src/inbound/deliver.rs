@@ -87,7 +87,7 @@ impl Session {
             tracing::info!(id = %tx.id, from = %sender, size, "refused by the filter: {code} {esc} {text}");
             if self.lmtp() {
                 for r in &tx.rcpts {
-                    let rcpt = trace::sanitize(&r.address, 256);
+                    let rcpt = trace::address(&r.address, 256);
                     self.reply(*code, esc, &format!("<{rcpt}> {text}"));
                 }
             } else {
@@ -215,7 +215,7 @@ impl Session {
             .rcpts
             .iter()
             .zip(&per_rcpt)
-            .map(|(r, idx)| (trace::sanitize(&r.address, 256), rcpt_outcome(idx)))
+            .map(|(r, idx)| (trace::address(&r.address, 256), rcpt_outcome(idx)))
             .collect();
         let sender = trace::sanitize(&tx.sender, 256);
         for (rcpt, o) in &results {
@@ -276,7 +276,7 @@ impl Session {
                     Outcome::Delivered => continue,
                 };
                 if !list.iter().any(|(j, _)| *j == i) {
-                    list.push((i, trace::sanitize(&tx.rcpts[r].address, 256)));
+                    list.push((i, trace::address(&tx.rcpts[r].address, 256)));
                 }
             }
         }
@@ -296,7 +296,7 @@ impl Session {
                     .zip(&outcomes)
                     .any(|(b, o)| *b == a && *o == Outcome::Delivered);
                 if !has_it && !bounced.iter().any(|(b, _, _)| *b == a) {
-                    bounced.push((a, trace::sanitize(&rcpt.address, 256), Refusal::Disabled));
+                    bounced.push((a, trace::address(&rcpt.address, 256), Refusal::Disabled));
                 }
             }
         }

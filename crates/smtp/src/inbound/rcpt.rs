@@ -72,7 +72,8 @@ impl Session {
             Ok((r, None)) => (Ok(r), address),
             Err(e) => (Err(e), address),
         };
-        let shown = trace::sanitize(&address, 256);
+        // As given (quoted when it was), so the reply never names another address.
+        let shown = trace::address(&address, 256);
         match resolved {
             Err(e) => {
                 tracing::error!(rcpt = %shown, "recipient lookup failed: {e}");
