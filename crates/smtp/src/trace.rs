@@ -78,6 +78,53 @@ pub fn sanitize(s: &str, max: usize) -> String {
     out
 }
 
+/// An address from the client as a reply shows it, faithfully (RFC 5321 4.1.2 `Mailbox`,
+/// RFC 6531 for non-ASCII): the local part as a dot-string when it is one, else as the
+/// quoted string it was sent as (`"al ice"@example.com`, `"` and `\` escaped), so that a
+/// reply never names another, real address. Control characters (which no address may
+/// hold) are shown as `?` inside the quotes; bounded to `max` octets.
+pub fn address(s: &str, max: usize) -> String {
+    let safe = |c: char| if c.is_control() { '?' } else { c };
+    let (local, domain) = match s.rsplit_once('@') {
+        Some((l, d)) => (l, Some(d)),
+        None => (s, None),
+    };
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+    };
+    let dot_string = !local.is_empty()
+        && local
+            .split('.')
+            .all(|w| !w.is_empty() && w.chars().all(atext));
+    let mut out = String::with_capacity(s.len() + 2);
+    if dot_string {
+        out.push_str(local);
+    } else {
+        out.push('"');
+        for c in local.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(safe(c));
+        }
+        out.push('"');
+    }
+    if let Some(d) = domain {
+        out.push('@');
+        out.extend(d.chars().map(safe));
+    }
+    if out.len() > max {
+        let mut cut = max;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
 /// An RFC 5321 address literal: `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
 pub fn address_literal(ip: IpAddr) -> String {
     match ip {
@@ -211,6 +258,23 @@ mod tests {
         assert!(p.starts_with("Return-Path: <>\r\n"), "{p}");
         assert!(p.contains("from evilX-Injected:1_x_ ([IPv6:::1])"), "{p}");
         assert_eq!(p.matches("\r\n").count(), 5);
+    }
+
+    #[test]
+    fn addresses_as_replies_show_them() {
+        assert_eq!(address("alice@example.com", 256), "alice@example.com");
+        assert_eq!(address("a.b+c@example.com", 256), "a.b+c@example.com");
+        assert_eq!(address("üser@exämple.com", 256), "üser@exämple.com");
+        assert_eq!(address("al ice@example.com", 256), "\"al ice\"@example.com");
+        assert_eq!(
+            address("al\"ice@example.com", 256),
+            "\"al\\\"ice\"@example.com"
+        );
+        assert_eq!(address("a\\b@example.com", 256), "\"a\\\\b\"@example.com");
+        assert_eq!(address("a>b@example.com", 256), "\"a>b\"@example.com");
+        assert_eq!(address(".a@example.com", 256), "\".a\"@example.com");
+        assert_eq!(address("a\r\nb@x\ty", 256), "\"a??b\"@x?y");
+        assert_eq!(address("abcdef@x", 4), "abcd");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! SMTP has one reply after the data for all recipients (RFC 5321 4.1.1.4); LMTP one per
 //! recipient (RFC 2033 4.2), and an alias's recipient is `250` when any of its accounts
 //! has the message. A full mailbox behind such a `250` (another recipient's, or another
-//! account of the alias) gets the sender a DSN (RFC 3464), delivered or queued before
-//! the reply (RFC 5321 6.1: after a 250, a failure is reported to the sender).
+//! account of the alias), or an alias's account that an operator disabled, gets the
+//! sender a DSN (RFC 3464), delivered or queued before the reply (RFC 5321 6.1: after
+//! a 250, a failure is reported to the sender).
 
 use super::counts::count;
 use super::Session;
@@ -18,6 +19,15 @@ use letterbox_store::web::DeliveryOutcome;
 use letterbox_filter::Verdict;
 use letterbox_store::{AccountId, Error as StoreError};
 use std::sync::Arc;
+
+/// Why an account behind an accepted recipient has no copy (the DSN's status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Its mailbox was full at the end of the data.
+    Full,
+    /// An operator disabled it (an alias's member; found at RCPT).
+    Disabled,
+}
 
 /// What happened to one recipient after the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +87,7 @@ impl Session {
             tracing::info!(id = %tx.id, from = %sender, size, "refused by the filter: {code} {esc} {text}");
             if self.lmtp() {
                 for r in &tx.rcpts {
-                    let rcpt = trace::sanitize(&r.address, 256);
+                    let rcpt = trace::address(&r.address, 256);
                     self.reply(*code, esc, &format!("<{rcpt}> {text}"));
                 }
             } else {
@@ -205,7 +215,7 @@ impl Session {
             .rcpts
             .iter()
             .zip(&per_rcpt)
-            .map(|(r, idx)| (trace::sanitize(&r.address, 256), rcpt_outcome(idx)))
+            .map(|(r, idx)| (trace::address(&r.address, 256), rcpt_outcome(idx)))
             .collect();
         let sender = trace::sanitize(&tx.sender, 256);
         for (rcpt, o) in &results {
@@ -266,16 +276,36 @@ impl Session {
                     Outcome::Delivered => continue,
                 };
                 if !list.iter().any(|(j, _)| *j == i) {
-                    list.push((i, trace::sanitize(&tx.rcpts[r].address, 256)));
+                    list.push((i, trace::address(&tx.rcpts[r].address, 256)));
                 }
             }
         }
-        if !lost.is_empty() {
+        let mut bounced: Vec<(AccountId, String, Refusal)> = lost
+            .iter()
+            .map(|(i, r)| (accounts[*i], r.clone(), Refusal::Full))
+            .collect();
+        // An alias's members an operator disabled took no copy (rcpt.rs): told to the
+        // sender the same way, once another account of the transaction has the message.
+        for (r, rcpt) in tx.rcpts.iter().enumerate() {
+            if !told_ok[r] {
+                continue;
+            }
+            for &a in &rcpt.disabled {
+                let has_it = accounts
+                    .iter()
+                    .zip(&outcomes)
+                    .any(|(b, o)| *b == a && *o == Outcome::Delivered);
+                if !has_it && !bounced.iter().any(|(b, _, _)| *b == a) {
+                    bounced.push((a, trace::address(&rcpt.address, 256), Refusal::Disabled));
+                }
+            }
+        }
+        if !bounced.is_empty() {
             let dsn_sent = !tx.sender.is_empty();
-            let bounced: Vec<(AccountId, String)> =
-                lost.iter().map(|(i, r)| (accounts[*i], r.clone())).collect();
-            let addresses = self.bounce_full(&tx, &body, &bounced, now, dsn_sent).await;
-            for ((_, rcpt), address) in bounced.iter().zip(&addresses) {
+            let addresses = self
+                .bounce_refused(&tx, &body, &bounced, now, dsn_sent)
+                .await;
+            for ((_, rcpt, why), address) in bounced.iter().zip(&addresses) {
                 let via = match rcpt.eq_ignore_ascii_case(address) {
                     true => String::new(),
                     false => format!(" (via <{rcpt}>)"),
@@ -284,11 +314,15 @@ impl Session {
                     true => "a DSN was sent to the sender",
                     false => "no DSN to the null sender",
                 };
+                let why = match why {
+                    Refusal::Full => "mailbox full",
+                    Refusal::Disabled => "mailbox disabled",
+                };
                 tracing::warn!(
                     id = %tx.id,
                     from = %sender,
                     to = %address,
-                    "message accepted but NOT delivered to <{address}>{via}: mailbox full; {told}"
+                    "message accepted but NOT delivered to <{address}>{via}: {why}; {told}"
                 );
             }
         }
@@ -330,22 +364,22 @@ impl Session {
         }
     }
 
-    /// The DSN for copies a full mailbox refused after the data while the client was
-    /// told the message was taken (`refused`: each account and the recipient address
-    /// that led to it): delivered into the sender's INBOX when the sender is local,
-    /// queued to it otherwise (`letterbox_queue::send_dsn`); only when `send`. Returns
-    /// the accounts' addresses (the recipient's when it cannot be read).
-    async fn bounce_full(
+    /// The DSN for copies that an account could not take while the client was told the
+    /// message was taken (`refused`: each account, the recipient address that led to it
+    /// and why): delivered into the sender's INBOX when the sender is local, queued to
+    /// it otherwise (`letterbox_queue::send_dsn`); only when `send`. Returns the
+    /// accounts' addresses (the recipient's when it cannot be read).
+    async fn bounce_refused(
         &mut self,
         tx: &super::Transaction,
         body: &[u8],
-        refused: &[(AccountId, String)],
+        refused: &[(AccountId, String, Refusal)],
         now: i64,
         send: bool,
     ) -> Vec<String> {
         use letterbox_queue::dsn::{Action, Entry};
         use std::hash::{Hash, Hasher};
-        let ids: Vec<AccountId> = refused.iter().map(|(a, _)| *a).collect();
+        let ids: Vec<AccountId> = refused.iter().map(|(a, _, _)| *a).collect();
         let found = self
             .ctx
             .store
@@ -360,7 +394,7 @@ impl Session {
         let addresses: Vec<String> = refused
             .iter()
             .enumerate()
-            .map(|(k, (_, rcpt))| found.get(k).cloned().flatten().unwrap_or_else(|| rcpt.clone()))
+            .map(|(k, (_, rcpt, _))| found.get(k).cloned().flatten().unwrap_or_else(|| rcpt.clone()))
             .collect();
         if !send {
             return addresses;
@@ -388,13 +422,17 @@ impl Session {
         let entries: Vec<Entry> = refused
             .iter()
             .zip(&addresses)
-            .map(|((_, rcpt), address)| Entry {
+            .map(|((_, rcpt, why), address)| Entry {
                 address: address.clone(),
                 // RFC 3464 2.3.1: the recipient as the client gave it, when an alias
                 // led to this account.
                 orcpt: (!rcpt.eq_ignore_ascii_case(address)).then(|| rcpt.clone()),
                 action: Action::Failed,
-                diagnostic: format!("552 5.2.2 <{address}>: Mailbox full"),
+                // RFC 3463: X.2.2 mailbox full, X.2.1 mailbox disabled.
+                diagnostic: match why {
+                    Refusal::Full => format!("552 5.2.2 <{address}>: Mailbox full"),
+                    Refusal::Disabled => format!("550 5.2.1 <{address}>: Mailbox disabled"),
+                },
             })
             .collect();
         let signer = super::submit::signer(&self.ctx.store);

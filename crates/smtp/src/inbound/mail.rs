@@ -67,7 +67,7 @@ impl Session {
             return self.bad(553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
         }
         if let Some(account) = self.auth.clone() {
-            let shown = trace::sanitize(&sender, 256);
+            let shown = trace::address(&sender, 256);
             let check = sender.clone();
             let owned = self
                 .ctx

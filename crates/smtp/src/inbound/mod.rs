@@ -85,6 +85,9 @@ struct Transaction {
 struct Recipient {
     address: String,
     accounts: Vec<AccountId>,
+    /// Accounts behind this address (an alias) that an operator disabled: they take no
+    /// copy, and the sender gets a DSN for them once the message is accepted.
+    disabled: Vec<AccountId>,
 }
 
 enum Flow {

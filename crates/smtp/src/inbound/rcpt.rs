@@ -72,7 +72,8 @@ impl Session {
             Ok((r, None)) => (Ok(r), address),
             Err(e) => (Err(e), address),
         };
-        let shown = trace::sanitize(&address, 256);
+        // As given (quoted when it was), so the reply never names another address.
+        let shown = trace::address(&address, 256);
         match resolved {
             Err(e) => {
                 tracing::error!(rcpt = %shown, "recipient lookup failed: {e}");
@@ -113,10 +114,10 @@ impl Session {
                     .run(|s| s.web().disabled_accounts())
                     .await
                     .unwrap_or_default();
-                let accounts: Vec<_> = accounts
-                    .into_iter()
-                    .filter(|a| !disabled.contains(&a.id))
-                    .collect();
+                // An alias's disabled members are kept aside: once the others take the
+                // message, the sender is told of them by a DSN (deliver.rs).
+                let (off, accounts): (Vec<_>, Vec<_>) =
+                    accounts.into_iter().partition(|a| disabled.contains(&a.id));
                 if accounts.is_empty() {
                     tracing::info!(rcpt = %shown, "refused at RCPT: account disabled");
                     count(&self.ctx, &address, DeliveryOutcome::Refused).await;
@@ -138,6 +139,7 @@ impl Session {
                     tx.rcpts.push(Recipient {
                         address,
                         accounts: ids,
+                        disabled: off.iter().map(|a| a.id).collect(),
                     });
                 }
                 self.ok(250, "2.1.5", "Recipient OK")
