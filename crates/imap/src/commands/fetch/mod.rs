@@ -242,9 +242,35 @@ pub async fn run(
                     .iter()
                     .filter(|a| needs_structure(a))
                     .all(|a| matches!(a, FetchAtt::Body | FetchAtt::BodyStructure));
-                // The trees are kept decoded in the process's message cache.
-                let mut roots: HashMap<u32, Arc<letterbox_message::Part>> =
-                    match items.iter().any(needs_structure) && only_tree && !only_envelope {
+                // BODYSTRUCTURE alone (FETCH 1:* BODYSTRUCTURE): its answers are kept
+                // rendered in the message cache (and the store's copy of it).
+                let only_bodystructure = only_tree
+                    && !only_envelope
+                    && items.iter().any(needs_structure)
+                    && items
+                        .iter()
+                        .filter(|a| needs_structure(a))
+                        .all(|a| *a == FetchAtt::BodyStructure);
+                let mut rendered: HashMap<u32, Arc<Vec<u8>>> = match only_bodystructure {
+                    true => indexes
+                        .cache
+                        .bodystructures(st, mb, uidvalidity, &uids, utf8, |p| {
+                            let mut v = Vec::with_capacity(256);
+                            body_structure(&mut v, p, true, utf8, 0);
+                            v
+                        })?
+                        .into_iter()
+                        .collect(),
+                    false => HashMap::new(),
+                };
+                // Otherwise the trees are kept decoded in the process's message cache.
+                let mut roots: HashMap<u32, Arc<letterbox_message::Part>> = match items
+                    .iter()
+                    .any(needs_structure)
+                    && only_tree
+                    && !only_envelope
+                    && !only_bodystructure
+                {
                         true => indexes
                             .cache
                             .roots(st, mb, uidvalidity, &uids)?
@@ -286,6 +312,7 @@ pub async fn run(
                         header: headers.remove(&it.uid),
                         envelope: envelopes.remove(&it.uid),
                         root: roots.remove(&it.uid),
+                        bodystructure: rendered.remove(&it.uid),
                     };
                     match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
@@ -440,6 +467,8 @@ struct Pre {
     envelope: Option<Arc<letterbox_message::Envelope>>,
     /// The MIME tree alone (BODY, BODYSTRUCTURE).
     root: Option<Arc<letterbox_message::Part>>,
+    /// BODYSTRUCTURE's answer, rendered.
+    bodystructure: Option<Arc<Vec<u8>>>,
 }
 
 /// Attributes with a small answer that read no message octets.
@@ -488,6 +517,7 @@ fn render(
         header,
         envelope: env,
         root,
+        bodystructure,
     } = pre;
     macro_rules! meta {
         () => {{
@@ -552,9 +582,10 @@ fn render(
             FetchAtt::Body | FetchAtt::BodyStructure => {
                 let ext = *att == FetchAtt::BodyStructure;
                 out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                match &root {
-                    Some(r) => body_structure(out, r, ext, utf8, 0),
-                    None => body_structure(out, &parsed!().root, ext, utf8, 0),
+                match (&bodystructure, &root) {
+                    (Some(b), _) if ext => out.extend_from_slice(b),
+                    (_, Some(r)) => body_structure(out, r, ext, utf8, 0),
+                    _ => body_structure(out, &parsed!().root, ext, utf8, 0),
                 }
             }
             FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
