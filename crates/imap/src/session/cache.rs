@@ -52,6 +52,7 @@
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
 use letterbox_store::{Backend, MailboxId};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// Estimated heap kept for all mailboxes together, by default: 256 MiB holds the heads
@@ -374,8 +375,8 @@ impl MsgCache {
         render: impl Fn(&Part) -> Vec<u8>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
-        // The store's chunks read (all their entries) and the UIDs rendered anew.
-        let mut stored: Vec<(u32, Vec<(u32, Vec<u8>)>)> = Vec::new();
+        // The store's chunks read (octets, where each entry is) and the UIDs rendered anew.
+        let mut stored: Vec<(Vec<u8>, Vec<(u32, Range<usize>)>)> = Vec::new();
         let mut fresh: Vec<u32> = Vec::new();
         let keep = self.limit > 0;
         let out = self.get_or_load(
@@ -393,7 +394,7 @@ impl MsgCache {
                         Ok(chunks) => {
                             for (n, v, data) in chunks {
                                 match decode_chunk(&data) {
-                                    Some(entries) if v == uidvalidity => stored.push((n, entries)),
+                                    Some(entries) if v == uidvalidity => stored.push((data, entries)),
                                     Some(_) => {}
                                     None => tracing::debug!(
                                         "imap: stored cache chunk {n} of mailbox #{mailbox} does not decode (ignored)"
@@ -403,10 +404,10 @@ impl MsgCache {
                         }
                         Err(e) => tracing::debug!("imap: reading the stored cache: {e}"),
                     }
-                    for (_, entries) in &stored {
-                        for (u, b) in entries {
+                    for (data, entries) in &stored {
+                        for (u, at) in entries {
                             if rest.remove(u) {
-                                got.push((*u, b.clone()));
+                                got.push((*u, data[at.clone()].to_vec()));
                             }
                         }
                     }
@@ -440,7 +441,7 @@ impl MsgCache {
         kind: u8,
         uids: &[u32],
         out: &[(u32, Arc<Vec<u8>>)],
-        stored: Vec<(u32, Vec<(u32, Vec<u8>)>)>,
+        stored: Vec<(Vec<u8>, Vec<(u32, Range<usize>)>)>,
         fresh: &[u32],
     ) {
         let lo = uids.iter().copied().min().unwrap_or(0);
@@ -448,11 +449,11 @@ impl MsgCache {
         let write: std::collections::BTreeSet<u32> = fresh.iter().map(|u| u / STORED_SPAN).collect();
         let mut chunks: std::collections::BTreeMap<u32, std::collections::BTreeMap<u32, &[u8]>> =
             write.iter().map(|&n| (n, Default::default())).collect();
-        for (_, entries) in &stored {
-            for (u, b) in entries {
+        for (data, entries) in &stored {
+            for (u, at) in entries {
                 if *u < lo || *u > hi {
                     if let Some(c) = chunks.get_mut(&(u / STORED_SPAN)) {
-                        c.insert(*u, b.as_slice());
+                        c.insert(*u, &data[at.clone()]);
                     }
                 }
             }
@@ -785,17 +786,21 @@ fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
     out
 }
 
-/// The entries of a stored chunk, or `None` when it is not one of this version.
-fn decode_chunk(data: &[u8]) -> Option<Vec<(u32, Vec<u8>)>> {
-    let mut rest = data.strip_prefix(STORED_MAGIC.as_slice())?;
+/// The entries of a stored chunk (each UID and where its octets are in `data`), or
+/// `None` when it is not one of this version.
+fn decode_chunk(data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
+    if !data.starts_with(STORED_MAGIC) {
+        return None;
+    }
+    let mut at = STORED_MAGIC.len();
     let mut out = Vec::new();
-    while !rest.is_empty() {
-        let (head, tail) = rest.split_at_checked(8)?;
+    while at < data.len() {
+        let head = data.get(at..at.checked_add(8)?)?;
         let uid = u32::from_le_bytes(head[..4].try_into().ok()?);
         let len = u32::from_le_bytes(head[4..].try_into().ok()?) as usize;
-        let (b, tail) = tail.split_at_checked(len)?;
-        out.push((uid, b.to_vec()));
-        rest = tail;
+        let end = (at + 8).checked_add(len).filter(|&e| e <= data.len())?;
+        out.push((uid, at + 8..end));
+        at = end;
     }
     Some(out)
 }
@@ -974,10 +979,10 @@ mod tests {
         assert_eq!(stored(2), []);
         assert_eq!(decode_chunk(b"LBB0"), None);
         assert_eq!(decode_chunk(b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
-        assert_eq!(
-            decode_chunk(&encode_chunk([(7, &b"ab"[..]), (9, &b""[..])].into_iter())),
-            Some(vec![(7, b"ab".to_vec()), (9, vec![])])
-        );
+        let data = encode_chunk([(7, &b"ab"[..]), (9, &b""[..])].into_iter());
+        let entries = decode_chunk(&data).unwrap();
+        let entries: Vec<(u32, &[u8])> = entries.into_iter().map(|(u, r)| (u, &data[r])).collect();
+        assert_eq!(entries, [(7, &b"ab"[..]), (9, &b""[..])]);
     }
 
     /// The estimate stays within the limit; 0 keeps nothing; expunged entries go once
