@@ -76,6 +76,9 @@ pub const STORED_SPAN: u32 = 256;
 /// reading and rewriting a chunk.
 pub const STORED_MIN: usize = 32;
 
+/// A chunk read from the store: its octets and each entry's UID and place in them.
+type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
+
 /// The first octets of a stored chunk: the format and the version of the rendering.
 /// Change the digit whenever `body_structure` (commands/fetch/structure.rs) writes
 /// other octets: chunks of an earlier rendering are then ignored and written again.
@@ -376,7 +379,7 @@ impl MsgCache {
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
         // The store's chunks read (octets, where each entry is) and the UIDs rendered anew.
-        let mut stored: Vec<(Vec<u8>, Vec<(u32, Range<usize>)>)> = Vec::new();
+        let mut stored: Vec<StoredChunk> = Vec::new();
         let mut fresh: Vec<u32> = Vec::new();
         let keep = self.limit > 0;
         let out = self.get_or_load(
@@ -441,7 +444,7 @@ impl MsgCache {
         kind: u8,
         uids: &[u32],
         out: &[(u32, Arc<Vec<u8>>)],
-        stored: Vec<(Vec<u8>, Vec<(u32, Range<usize>)>)>,
+        stored: Vec<StoredChunk>,
         fresh: &[u32],
     ) {
         let lo = uids.iter().copied().min().unwrap_or(0);
