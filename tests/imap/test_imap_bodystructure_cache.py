@@ -4,6 +4,7 @@ restart, an expunge, arrivals, with UTF8=ACCEPT (RFC 6855) and when the store's 
 does not decode, every answer is the one rendered from the message's MIME tree."""
 
 import re
+import time
 
 import messages
 import mime_corpus
@@ -60,6 +61,17 @@ def stored_chunks(server, kind):
     return store_sql(server, f"SELECT count(*) FROM message_cache WHERE kind = {kind}")[0][0]
 
 
+def poll_stored_chunks(server, kind, want, timeout=10.0):
+    """The store's copy is written after the FETCH's answer (off its path): polls until
+    `want` chunks of `kind` are stored, or the timeout passes."""
+    end = time.monotonic() + timeout
+    while True:
+        n = stored_chunks(server, kind)
+        if n == want or time.monotonic() > end:
+            return n
+        time.sleep(0.05)
+
+
 def test_bodystructure_kept_rendered_across_restarts(server):
     c = session(server)
     append(c, 60)
@@ -68,7 +80,7 @@ def test_bodystructure_kept_rendered_across_restarts(server):
     assert len(want) == 60
     assert bodystructures(c) == want
     assert bodystructures(c) == want, "from memory"
-    assert stored_chunks(server, 1) == 1
+    assert poll_stored_chunks(server, 1, 1) == 1
     u = session(server, utf8=True)
     want8 = from_trees(u)
     assert want8 != want, "a UTF-8 parameter is written as a quoted string, not a literal"

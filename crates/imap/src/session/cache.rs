@@ -212,10 +212,24 @@ struct Inner {
     tick: u64,
 }
 
+/// A chunk of the store's copy waiting to be written ([`MsgCache::write_stored`]).
+#[derive(Default)]
+struct Pending {
+    uidvalidity: u32,
+    /// The UID ranges read (inclusive): in them, exactly the messages of `found`.
+    read: Vec<(u32, u32)>,
+    /// The messages found by those reads.
+    found: std::collections::BTreeMap<u32, Arc<Vec<u8>>>,
+    /// The chunk's entries as stored before, kept where no read covered them.
+    before: std::collections::BTreeMap<u32, Vec<u8>>,
+}
+
 /// The cache of the process (one per IMAP service).
 pub struct MsgCache {
     limit: u64,
     inner: Mutex<Inner>,
+    /// Chunks of the store's copy to write, by mailbox, kind and chunk number.
+    pending: Mutex<std::collections::BTreeMap<(MailboxId, u8, u32), Pending>>,
 }
 
 impl std::fmt::Debug for MsgCache {
@@ -301,6 +315,7 @@ impl MsgCache {
         MsgCache {
             limit,
             inner: Mutex::new(Inner::default()),
+            pending: Mutex::default(),
         }
     }
 
@@ -427,18 +442,19 @@ impl MsgCache {
             |v| 32 + v.len() as u64,
         )?;
         if keep && fresh.len() >= STORED_MIN {
-            self.store_chunks(st, mailbox, uidvalidity, kind, uids, &out, stored, &fresh);
+            self.queue_chunks(mailbox, uidvalidity, kind, uids, &out, stored, &fresh);
         }
         Ok(out)
     }
 
-    /// Writes the store's chunks that hold a UID of `fresh`: the entries of `out` (all
-    /// the messages of the UIDs asked that exist) and, outside the range of UIDs asked,
-    /// those of the chunks read before (`stored`). Best effort: a failure costs speed.
+    /// Queues the store's chunks that hold a UID of `fresh`, and merges this read into
+    /// those already queued for the UIDs asked: the entries of `out` (all the messages
+    /// of the UIDs asked that exist) and, outside the range of UIDs asked, those of the
+    /// chunks read before (`stored`). Written by [`write_stored`](Self::write_stored)
+    /// after the command, each chunk once however many batches touched it.
     #[allow(clippy::too_many_arguments)]
-    fn store_chunks(
+    fn queue_chunks(
         &self,
-        st: &dyn Backend,
         mailbox: MailboxId,
         uidvalidity: u32,
         kind: u8,
@@ -449,28 +465,70 @@ impl MsgCache {
     ) {
         let lo = uids.iter().copied().min().unwrap_or(0);
         let hi = uids.iter().copied().max().unwrap_or(0);
-        let write: std::collections::BTreeSet<u32> = fresh.iter().map(|u| u / STORED_SPAN).collect();
-        let mut chunks: std::collections::BTreeMap<u32, std::collections::BTreeMap<u32, &[u8]>> =
-            write.iter().map(|&n| (n, Default::default())).collect();
+        let mut queue = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut touched: std::collections::BTreeSet<u32> =
+            fresh.iter().map(|u| u / STORED_SPAN).collect();
+        touched.extend(
+            queue
+                .range((mailbox, kind, lo / STORED_SPAN)..=(mailbox, kind, hi / STORED_SPAN))
+                .filter(|(_, p)| p.uidvalidity == uidvalidity)
+                .map(|(k, _)| k.2),
+        );
+        for &n in &touched {
+            let p = queue.entry((mailbox, kind, n)).or_default();
+            if p.uidvalidity != uidvalidity {
+                *p = Pending {
+                    uidvalidity,
+                    ..Pending::default()
+                };
+            }
+            let (first, last) = (n * STORED_SPAN, n.saturating_mul(STORED_SPAN) + (STORED_SPAN - 1));
+            p.read.push((lo.max(first), hi.min(last)));
+        }
         for (data, entries) in &stored {
             for (u, at) in entries {
                 if *u < lo || *u > hi {
-                    if let Some(c) = chunks.get_mut(&(u / STORED_SPAN)) {
-                        c.insert(*u, &data[at.clone()]);
+                    if let Some(p) = queue.get_mut(&(mailbox, kind, u / STORED_SPAN)) {
+                        if touched.contains(&(u / STORED_SPAN)) {
+                            p.before.entry(*u).or_insert_with(|| data[at.clone()].to_vec());
+                        }
                     }
                 }
             }
         }
         for (u, b) in out {
-            if let Some(c) = chunks.get_mut(&(u / STORED_SPAN)) {
-                c.insert(*u, b.as_slice());
+            if touched.contains(&(u / STORED_SPAN)) {
+                if let Some(p) = queue.get_mut(&(mailbox, kind, u / STORED_SPAN)) {
+                    p.found.insert(*u, b.clone());
+                }
             }
         }
-        for (n, entries) in chunks {
+    }
+
+    /// Whether chunks wait to be written ([`write_stored`](Self::write_stored)).
+    pub fn has_stored_pending(&self) -> bool {
+        !self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Writes the queued chunks of the store's copy, each once: the messages found by
+    /// the reads that queued it and, outside the UID ranges those reads covered, the
+    /// entries of the chunk as it was read (an expunged message, absent from a range
+    /// read, is not written back). Called after the command's answer, off its path.
+    /// Best effort: a failure costs speed; the store refuses a chunk of a UIDVALIDITY
+    /// that is no longer the mailbox's.
+    pub fn write_stored(&self, st: &dyn Backend) {
+        let queue = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for ((mailbox, kind, n), p) in queue {
+            let mut entries: std::collections::BTreeMap<u32, &[u8]> = p
+                .before
+                .iter()
+                .filter(|(u, _)| !p.read.iter().any(|&(a, b)| a <= **u && **u <= b))
+                .map(|(u, b)| (*u, b.as_slice()))
+                .collect();
+            entries.extend(p.found.iter().map(|(u, b)| (*u, b.as_slice())));
             let data = encode_chunk(entries.into_iter());
-            if let Err(e) = st.save_message_cache(mailbox, kind, n, uidvalidity, data) {
+            if let Err(e) = st.save_message_cache(mailbox, kind, n, p.uidvalidity, data) {
                 tracing::debug!("imap: keeping the stored cache: {e}");
-                return;
             }
         }
     }
@@ -941,6 +999,11 @@ mod tests {
             assert_eq!(got(&c, b, uv), want(b));
         }
         assert_eq!(renders.get(), 300);
+        // Queued, written once after the command.
+        assert_eq!(stored(1), []);
+        assert!(c.has_stored_pending());
+        c.write_stored(&*s);
+        assert!(!c.has_stored_pending());
         assert_eq!(got(&c, &all, uv), want(&all));
         assert_eq!(renders.get(), 300, "from memory");
         assert_eq!(
@@ -957,17 +1020,26 @@ mod tests {
         s.expunge(mb, &gone).unwrap();
         add(40);
         let live: Vec<u32> = (1..=340).filter(|u| !gone.contains(u)).collect();
+        // In batches whose edges are not the chunks': chunk 1 is queued by the last
+        // batch only and keeps the stored entries of the UIDs before that batch's.
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
-        assert_eq!(got(&c, &live, uv), want(&live));
+        for b in live.chunks(128) {
+            assert_eq!(got(&c, b, uv), want(b));
+        }
         assert_eq!(renders.get(), 340, "only the arrivals rendered");
+        c.write_stored(&*s);
         let st = stored(1);
         assert_eq!(st[1], (1, (256..=340).collect::<Vec<_>>()));
         assert_eq!(st[0].1.len(), 255, "chunk 0 had nothing new: not rewritten");
         // A chunk that does not decode: rendered again, written without the expunged.
         s.save_message_cache(mb, 1, 0, uv, b"LBB1junk".to_vec()).unwrap();
+        // Two batches render chunk 0's messages: merged, written once.
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
-        assert_eq!(got(&c, &live, uv), want(&live));
+        for b in live.chunks(128) {
+            assert_eq!(got(&c, b, uv), want(b));
+        }
         assert_eq!(renders.get(), 340 + 243);
+        c.write_stored(&*s);
         let chunk0: Vec<u32> = live.iter().copied().filter(|&u| u < 256).collect();
         assert_eq!(stored(1)[0], (0, chunk0));
         // Another UIDVALIDITY: nothing stored is read, nothing written.
@@ -975,6 +1047,7 @@ mod tests {
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
         assert_eq!(got(&c, &live, uv + 1), want(&live));
         assert_eq!(renders.get(), 340 + 243 + live.len());
+        c.write_stored(&*s);
         assert_eq!(s.load_message_cache(mb, 1, 0, u32::MAX).unwrap(), before);
         // With UTF-8 on, a rendering of its own; a cache of 0 keeps nothing, stored either.
         let c = MsgCache::new(0);

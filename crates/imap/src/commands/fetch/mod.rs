@@ -348,6 +348,20 @@ pub async fn run(
             s.conn.flush().await?;
         }
     }
+    // The store's copy of the renderings read here is written off the command's path,
+    // each chunk once (`MsgCache::write_stored`); a failure only costs speed.
+    if s.indexes.cache.has_stored_pending() {
+        let store = s.ctx.store.clone();
+        let indexes = s.indexes.clone();
+        tokio::spawn(async move {
+            let _ = store
+                .run(move |st| {
+                    indexes.cache.write_stored(st);
+                    Ok(())
+                })
+                .await;
+        });
+    }
     Ok(if expunged {
         Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
     } else {
