@@ -339,17 +339,36 @@ pub async fn run(
                 expunged |= gone;
                 pos += done.max(1);
                 if unknown_cte {
+                    write_stored_later(s);
                     return Ok(Reply::no("Unknown content-transfer-encoding").code("UNKNOWN-CTE"));
                 }
             }
-            Err(e) => return Ok(store_error(&e)),
+            Err(e) => {
+                write_stored_later(s);
+                return Ok(store_error(&e));
+            }
         }
         if s.conn.out.len() > FLUSH_AT {
-            s.conn.flush().await?;
+            let flushed = s.conn.flush().await;
+            if flushed.is_err() {
+                write_stored_later(s);
+            }
+            flushed?;
         }
     }
-    // The store's copy of the renderings read here is written off the command's path,
-    // each chunk once (`MsgCache::write_stored`); a failure only costs speed.
+    write_stored_later(s);
+    Ok(if expunged {
+        Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
+    } else {
+        Reply::ok("FETCH completed")
+    })
+}
+
+/// Writes the store's copy of the BODYSTRUCTURE renderings this FETCH queued, off the
+/// command's path, each chunk once (`MsgCache::write_stored`), in a task of its own on
+/// the store's blocking pool; a failure only costs speed. Called on every way out of
+/// the batches, so that nothing queued waits for a later command.
+fn write_stored_later(s: &Session) {
     if s.indexes.cache.has_stored_pending() {
         let store = s.ctx.store.clone();
         let indexes = s.indexes.clone();
@@ -362,11 +381,6 @@ pub async fn run(
                 .await;
         });
     }
-    Ok(if expunged {
-        Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
-    } else {
-        Reply::ok("FETCH completed")
-    })
 }
 
 /// FETCH of what the session knows (UID, FLAGS): rendered in place, without a trip to
