@@ -34,8 +34,9 @@
 //!   over a cached mailbox copies octets. One rendering per UTF8=ACCEPT state (RFC 9051
 //!   7.5.2, RFC 6855 3: strings are written differently once UTF-8 is enabled).
 //! - The renderings are also kept in the store, in chunks of [`STORED_SPAN`] consecutive
-//!   UIDs per mailbox ([`Backend::save_message_cache`]), written after a read of at least
-//!   [`STORED_MIN`] messages from the store and read back when such a read misses the
+//!   UIDs per mailbox ([`Backend::save_message_cache`]), queued by a read of at least
+//!   [`STORED_MIN`] messages from the store and written after the command's answer,
+//!   each chunk once ([`MsgCache::write_stored`]), and read back when such a read misses the
 //!   memory (the first FETCH BODYSTRUCTURE after a start): one sequential read of
 //!   rendered octets instead of every message's stored MIME tree through a join, its
 //!   decoding and rendering. The rules that keep memory correct keep the store correct:
