@@ -529,7 +529,8 @@ pub struct Imap {
     /// Heap (estimated) kept for the decoded heads and MIME trees of messages that SEARCH
     /// of header keys, SORT, THREAD and FETCH BODYSTRUCTURE read, all mailboxes together
     /// (issue 18); past it the least recently used mailboxes are dropped and read from
-    /// the store again when next needed. 0 keeps none.
+    /// the store again when next needed. FETCH BODYSTRUCTURE's rendered answers are kept
+    /// too, and in the store for the next start. 0 keeps none (nor in the store).
     pub index_cache_bytes: ByteSize,
 }
 

@@ -818,6 +818,29 @@ pub trait Backend: Send + Sync + 'static {
         modseq: u64,
         data: Vec<u8>,
     ) -> Result<()>;
+    /// IMAP's stored message cache of a mailbox ([`Backend::save_message_cache`]): the
+    /// chunks of `kind` numbered `first..=last` that exist, each as `(number,
+    /// UIDVALIDITY it was written at, octets)`, by ascending number.
+    fn load_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<(u32, u32, Vec<u8>)>>;
+    /// Keeps (replaces) chunk `chunk` of IMAP's per-message cache of a mailbox (issue 18:
+    /// the rendered BODYSTRUCTUREs a cold FETCH reads instead of every message's stored
+    /// MIME tree; `crates/imap/src/session/cache.rs` owns `kind` and the octets), if the
+    /// mailbox still has `uidvalidity`. A cache: written without fsync, goes with its
+    /// mailbox; a missing or dropped chunk only costs reading the messages again.
+    fn save_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        chunk: u32,
+        uidvalidity: u32,
+        data: Vec<u8>,
+    ) -> Result<()>;
 
     // --- application passwords, login history, API tokens, statistics (issue 14) ---
     /// Creates a named application password for `protocols` and returns it (the only

@@ -51,6 +51,19 @@ CREATE TABLE IF NOT EXISTS mailbox_index (
     data        BLOB NOT NULL
 );
 
+-- IMAP's stored message cache (issue 18, crates/imap/src/session/cache.rs): per mailbox,
+-- per kind (what is kept: a rendering of BODYSTRUCTURE), chunks of consecutive UIDs
+-- holding each message's octets, valid while the mailbox has `uidvalidity`. Written
+-- without fsync after IMAP read the messages from the store; a missing one costs a read.
+CREATE TABLE IF NOT EXISTS message_cache (
+    mailbox_id  INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    kind        INTEGER NOT NULL,
+    chunk       INTEGER NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, kind, chunk)
+);
+
 CREATE TABLE IF NOT EXISTS subscriptions (
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     name       TEXT NOT NULL,

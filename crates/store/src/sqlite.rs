@@ -2445,6 +2445,49 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn load_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<(u32, u32, Vec<u8>)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT chunk, uidvalidity, data FROM message_cache
+                 WHERE mailbox_id = ?1 AND kind = ?2 AND chunk BETWEEN ?3 AND ?4 ORDER BY chunk",
+            )?;
+            let rows = st.query_map(params![mailbox, kind, first, last], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u32,
+                    r.get::<_, i64>(1)? as u32,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn save_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        chunk: u32,
+        uidvalidity: u32,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        // Not for a mailbox deleted or recreated meanwhile.
+        self.write_lazy(move |ctx| {
+            ctx.tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data)
+                     SELECT id, ?2, ?3, ?4, ?5 FROM mailboxes WHERE id = ?1 AND uidvalidity = ?4",
+                )?
+                .execute(params![mailbox, kind, chunk, i64::from(uidvalidity), data])?;
+            Ok(())
+        })
+    }
+
     fn add_app_password(&self, address: &str, name: &str, protocols: Protocols) -> Result<String> {
         self.app_password_add(address, name, protocols)
     }

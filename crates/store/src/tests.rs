@@ -286,6 +286,46 @@ fn mailbox_index_is_kept_with_its_mailbox() {
     assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
 }
 
+/// IMAP's stored message cache: chunks per mailbox and kind, replaced one by one, read
+/// by a range of chunk numbers, only for the mailbox's current UIDVALIDITY, and gone
+/// with their mailbox.
+#[test]
+fn message_cache_is_kept_with_its_mailbox() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let mb = s.create_mailbox(a.id, "Big", None).unwrap();
+    let other = s.create_mailbox(a.id, "Other", None).unwrap();
+    let uv = mb.uidvalidity;
+    assert_eq!(s.load_message_cache(mb.id, 1, 0, u32::MAX).unwrap(), vec![]);
+    s.save_message_cache(mb.id, 1, 0, uv, b"zero".to_vec()).unwrap();
+    s.save_message_cache(mb.id, 1, 7, uv, b"seven".to_vec()).unwrap();
+    s.save_message_cache(mb.id, 2, 0, uv, b"utf8".to_vec()).unwrap();
+    s.save_message_cache(other.id, 1, 0, other.uidvalidity, b"o".to_vec()).unwrap();
+    s.save_message_cache(mb.id, 1, 7, uv, b"seven again".to_vec()).unwrap();
+    assert_eq!(
+        s.load_message_cache(mb.id, 1, 0, u32::MAX).unwrap(),
+        vec![(0, uv, b"zero".to_vec()), (7, uv, b"seven again".to_vec())]
+    );
+    assert_eq!(s.load_message_cache(mb.id, 1, 1, 7).unwrap().len(), 1);
+    assert_eq!(s.load_message_cache(mb.id, 1, 1, 6).unwrap(), vec![]);
+    assert_eq!(
+        s.load_message_cache(mb.id, 2, 0, 0).unwrap(),
+        vec![(0, uv, b"utf8".to_vec())]
+    );
+    // Another UIDVALIDITY (a stale session's) is not kept.
+    s.save_message_cache(mb.id, 1, 0, uv + 1, b"x".to_vec()).unwrap();
+    assert_eq!(s.load_message_cache(mb.id, 1, 0, 0).unwrap()[0].2, b"zero");
+    s.delete_mailbox(a.id, "Big").unwrap();
+    assert_eq!(s.load_message_cache(mb.id, 1, 0, u32::MAX).unwrap(), vec![]);
+    assert_eq!(s.load_message_cache(mb.id, 2, 0, u32::MAX).unwrap(), vec![]);
+    // Nor for a mailbox that is gone; the other mailbox keeps its own.
+    s.save_message_cache(mb.id, 1, 0, uv, b"y".to_vec()).unwrap();
+    assert_eq!(s.load_message_cache(mb.id, 1, 0, u32::MAX).unwrap(), vec![]);
+    assert_eq!(s.load_message_cache(other.id, 1, 0, 0).unwrap().len(), 1);
+}
+
 /// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
 /// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
 /// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).

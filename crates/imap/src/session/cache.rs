@@ -29,11 +29,31 @@
 //!   handed out together always comes from one entry, and an entry dropped (or
 //!   recreated) starts its numbering anew.
 //!
-//! The answers are those of the store's: an entry is exactly what the store returned.
+//! - Per message, FETCH BODYSTRUCTURE's answer rendered ([`MsgCache::bodystructures`]),
+//!   as Dovecot's cache keeps the BODYSTRUCTURE string: a `FETCH 1:* (BODYSTRUCTURE)`
+//!   over a cached mailbox copies octets. One rendering per UTF8=ACCEPT state (RFC 9051
+//!   7.5.2, RFC 6855 3: strings are written differently once UTF-8 is enabled).
+//! - The renderings are also kept in the store, in chunks of [`STORED_SPAN`] consecutive
+//!   UIDs per mailbox ([`Backend::save_message_cache`]), queued by a read of at least
+//!   [`STORED_MIN`] messages from the store and written after the command's answer,
+//!   each chunk once ([`MsgCache::write_stored`]), and read back when such a read misses the
+//!   memory (the first FETCH BODYSTRUCTURE after a start): one sequential read of
+//!   rendered octets instead of every message's stored MIME tree through a join, its
+//!   decoding and rendering. The rules that keep memory correct keep the store correct:
+//!   a chunk is kept only for its mailbox's current UIDVALIDITY (the store checks it on
+//!   write, this cache on read), a UID names the same octets for as long as it lasts, so
+//!   a stored entry is never stale; a rewrite of a chunk keeps exactly the messages
+//!   found in the UID range it read (expunged ones leave then), and a chunk that does
+//!   not decode, or has another [`STORED_MAGIC`] (another rendering), is ignored and
+//!   written again.
+//!
+//! The answers are those of the store's: an entry is exactly what the store returned
+//! (or, for a rendering, what FETCH renders from it).
 
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
 use letterbox_store::{Backend, MailboxId};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// Estimated heap kept for all mailboxes together, by default: 256 MiB holds the heads
@@ -43,6 +63,27 @@ pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Heads read from the store at a time when THREAD's keys are derived (as SEARCH reads
 /// a chunk of messages per query).
 const HEAD_CHUNK: usize = 512;
+
+/// The store's kinds of entries ([`Backend::save_message_cache`]): BODYSTRUCTURE
+/// rendered without, then with UTF8=ACCEPT.
+const KIND_BODYSTRUCTURE: [u8; 2] = [1, 2];
+
+/// UIDs per chunk of the store's copy: a chunk holds some 100 KB of renderings, read
+/// whole when one of its messages is missed.
+pub const STORED_SPAN: u32 = 256;
+
+/// Fewest messages a read takes from the store before the store's copy is read and
+/// written: below it (a message or two just arrived) their own rows are cheaper than
+/// reading and rewriting a chunk.
+pub const STORED_MIN: usize = 32;
+
+/// A chunk read from the store: its octets and each entry's UID and place in them.
+type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
+
+/// The first octets of a stored chunk: the format and the version of the rendering.
+/// Change the digit whenever `body_structure` (commands/fetch/structure.rs) writes
+/// other octets: chunks of an earlier rendering are then ignored and written again.
+pub const STORED_MAGIC: &[u8; 4] = b"LBB1";
 
 /// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
 /// integers chosen by the server, not by clients, so SipHash's protection against
@@ -156,6 +197,8 @@ struct Mailbox {
     heads: UidMap<ParsedMessage>,
     roots: UidMap<Part>,
     envelopes: UidMap<Envelope>,
+    /// FETCH BODYSTRUCTURE's answers, rendered without and with UTF8=ACCEPT.
+    rendered: [UidMap<Vec<u8>>; 2],
     /// THREAD's keys and the names their numbers stand for.
     threads: UidMap<ThreadKeys>,
     names: Names,
@@ -170,10 +213,24 @@ struct Inner {
     tick: u64,
 }
 
+/// A chunk of the store's copy waiting to be written ([`MsgCache::write_stored`]).
+#[derive(Default)]
+struct Pending {
+    uidvalidity: u32,
+    /// The UID ranges read (inclusive): in them, exactly the messages of `found`.
+    read: Vec<(u32, u32)>,
+    /// The messages found by those reads.
+    found: std::collections::BTreeMap<u32, Arc<Vec<u8>>>,
+    /// The chunk's entries as stored before, kept where no read covered them.
+    before: std::collections::BTreeMap<u32, Vec<u8>>,
+}
+
 /// The cache of the process (one per IMAP service).
 pub struct MsgCache {
     limit: u64,
     inner: Mutex<Inner>,
+    /// Chunks of the store's copy to write, by mailbox, kind and chunk number.
+    pending: Mutex<std::collections::BTreeMap<(MailboxId, u8, u32), Pending>>,
 }
 
 impl std::fmt::Debug for MsgCache {
@@ -259,6 +316,7 @@ impl MsgCache {
         MsgCache {
             limit,
             inner: Mutex::new(Inner::default()),
+            pending: Mutex::default(),
         }
     }
 
@@ -321,6 +379,159 @@ impl MsgCache {
             |missing| st.envelopes_many(mailbox, missing),
             |e| 128 + envelope_bytes(e),
         )
+    }
+
+    /// FETCH BODYSTRUCTURE's answers of `uids` (the octets after `BODYSTRUCTURE `), as
+    /// [`heads`](Self::heads): from memory, else from the store's copy, else rendered by
+    /// `render` from the MIME trees ([`Backend::roots_many`]) and kept in both.
+    pub fn bodystructures(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+        utf8: bool,
+        render: impl Fn(&Part) -> Vec<u8>,
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
+        let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
+        // The store's chunks read (octets, where each entry is) and the UIDs rendered anew.
+        let mut stored: Vec<StoredChunk> = Vec::new();
+        let mut fresh: Vec<u32> = Vec::new();
+        let keep = self.limit > 0;
+        let out = self.get_or_load(
+            mailbox,
+            uidvalidity,
+            uids,
+            |m| &mut m.rendered[usize::from(utf8)],
+            |missing| {
+                let mut got = Vec::with_capacity(missing.len());
+                let mut rest: std::collections::BTreeSet<u32> = missing.iter().copied().collect();
+                if keep && missing.len() >= STORED_MIN {
+                    let (lo, hi) = (rest.first().copied(), rest.last().copied());
+                    let (lo, hi) = (lo.unwrap_or(0) / STORED_SPAN, hi.unwrap_or(0) / STORED_SPAN);
+                    match st.load_message_cache(mailbox, kind, lo, hi) {
+                        Ok(chunks) => {
+                            for (n, v, data) in chunks {
+                                match decode_chunk(&data) {
+                                    Some(entries) if v == uidvalidity => stored.push((data, entries)),
+                                    Some(_) => {}
+                                    None => tracing::debug!(
+                                        "imap: stored cache chunk {n} of mailbox #{mailbox} does not decode (ignored)"
+                                    ),
+                                }
+                            }
+                        }
+                        Err(e) => tracing::debug!("imap: reading the stored cache: {e}"),
+                    }
+                    for (data, entries) in &stored {
+                        for (u, at) in entries {
+                            if rest.remove(u) {
+                                got.push((*u, data[at.clone()].to_vec()));
+                            }
+                        }
+                    }
+                }
+                if !rest.is_empty() {
+                    let rest: Vec<u32> = rest.into_iter().collect();
+                    for (u, root) in st.roots_many(mailbox, &rest)? {
+                        fresh.push(u);
+                        got.push((u, render(&root)));
+                    }
+                }
+                Ok(got)
+            },
+            |v| 32 + v.len() as u64,
+        )?;
+        if keep && fresh.len() >= STORED_MIN {
+            self.queue_chunks(mailbox, uidvalidity, kind, uids, &out, stored, &fresh);
+        }
+        Ok(out)
+    }
+
+    /// Queues the store's chunks that hold a UID of `fresh`, and merges this read into
+    /// those already queued for the UIDs asked: the entries of `out` (all the messages
+    /// of the UIDs asked that exist) and, outside the range of UIDs asked, those of the
+    /// chunks read before (`stored`). Written by [`write_stored`](Self::write_stored)
+    /// after the command, each chunk once however many batches touched it.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_chunks(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        kind: u8,
+        uids: &[u32],
+        out: &[(u32, Arc<Vec<u8>>)],
+        stored: Vec<StoredChunk>,
+        fresh: &[u32],
+    ) {
+        let lo = uids.iter().copied().min().unwrap_or(0);
+        let hi = uids.iter().copied().max().unwrap_or(0);
+        let mut queue = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut touched: std::collections::BTreeSet<u32> =
+            fresh.iter().map(|u| u / STORED_SPAN).collect();
+        touched.extend(
+            queue
+                .range((mailbox, kind, lo / STORED_SPAN)..=(mailbox, kind, hi / STORED_SPAN))
+                .filter(|(_, p)| p.uidvalidity == uidvalidity)
+                .map(|(k, _)| k.2),
+        );
+        for &n in &touched {
+            let p = queue.entry((mailbox, kind, n)).or_default();
+            if p.uidvalidity != uidvalidity {
+                *p = Pending {
+                    uidvalidity,
+                    ..Pending::default()
+                };
+            }
+            let (first, last) = (n * STORED_SPAN, n.saturating_mul(STORED_SPAN) + (STORED_SPAN - 1));
+            p.read.push((lo.max(first), hi.min(last)));
+        }
+        for (data, entries) in &stored {
+            for (u, at) in entries {
+                if *u < lo || *u > hi {
+                    if let Some(p) = queue.get_mut(&(mailbox, kind, u / STORED_SPAN)) {
+                        if touched.contains(&(u / STORED_SPAN)) {
+                            p.before.entry(*u).or_insert_with(|| data[at.clone()].to_vec());
+                        }
+                    }
+                }
+            }
+        }
+        for (u, b) in out {
+            if touched.contains(&(u / STORED_SPAN)) {
+                if let Some(p) = queue.get_mut(&(mailbox, kind, u / STORED_SPAN)) {
+                    p.found.insert(*u, b.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether chunks wait to be written ([`write_stored`](Self::write_stored)).
+    pub fn has_stored_pending(&self) -> bool {
+        !self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Writes the queued chunks of the store's copy, each once: the messages found by
+    /// the reads that queued it and, outside the UID ranges those reads covered, the
+    /// entries of the chunk as it was read (an expunged message, absent from a range
+    /// read, is not written back). Called after the command's answer, off its path.
+    /// Best effort: a failure costs speed; the store refuses a chunk of a UIDVALIDITY
+    /// that is no longer the mailbox's.
+    pub fn write_stored(&self, st: &dyn Backend) {
+        let queue = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for ((mailbox, kind, n), p) in queue {
+            let mut entries: std::collections::BTreeMap<u32, &[u8]> = p
+                .before
+                .iter()
+                .filter(|(u, _)| !p.read.iter().any(|&(a, b)| a <= **u && **u <= b))
+                .map(|(u, b)| (*u, b.as_slice()))
+                .collect();
+            entries.extend(p.found.iter().map(|(u, b)| (*u, b.as_slice())));
+            let data = encode_chunk(entries.into_iter());
+            if let Err(e) = st.save_message_cache(mailbox, kind, n, p.uidvalidity, data) {
+                tracing::debug!("imap: keeping the stored cache: {e}");
+            }
+        }
     }
 
     /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
@@ -550,6 +761,7 @@ impl MsgCache {
             && m.heads.len() <= live
             && m.roots.len() <= live
             && m.envelopes.len() <= live
+            && m.rendered.iter().all(|r| r.len() <= live)
             && m.threads.len() <= live
         {
             return;
@@ -582,12 +794,26 @@ impl MsgCache {
             }
             keep
         });
+        for r in &mut m.rendered {
+            r.retain(|&u, v| {
+                let keep = alive(u);
+                if !keep {
+                    freed += 48 + 32 + v.len() as u64;
+                }
+                keep
+            });
+        }
         // THREAD's keys go all together with their names (the names of expunged
         // messages are not counted per message): derived again when next needed.
         if !m.threads.is_empty() {
             let kept: u64 = m.heads.values().map(|v| 48 + head_bytes(v)).sum::<u64>()
                 + m.roots.values().map(|v| 48 + part_bytes(v)).sum::<u64>()
-                + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>();
+                + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>()
+                + m.rendered
+                    .iter()
+                    .flat_map(|r| r.values())
+                    .map(|v| 48 + 32 + v.len() as u64)
+                    .sum::<u64>();
             freed = m.bytes.saturating_sub(kept);
             m.threads = UidMap::default();
             m.names = Names::default();
@@ -608,6 +834,37 @@ impl MsgCache {
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
     }
+}
+
+/// A stored chunk: [`STORED_MAGIC`], then per message its UID and length (4 octets
+/// each, little-endian) and its octets, by ascending UID.
+fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
+    let mut out = STORED_MAGIC.to_vec();
+    for (u, b) in entries {
+        out.extend_from_slice(&u.to_le_bytes());
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// The entries of a stored chunk (each UID and where its octets are in `data`), or
+/// `None` when it is not one of this version.
+fn decode_chunk(data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
+    if !data.starts_with(STORED_MAGIC) {
+        return None;
+    }
+    let mut at = STORED_MAGIC.len();
+    let mut out = Vec::new();
+    while at < data.len() {
+        let head = data.get(at..at.checked_add(8)?)?;
+        let uid = u32::from_le_bytes(head[..4].try_into().ok()?);
+        let len = u32::from_le_bytes(head[4..].try_into().ok()?) as usize;
+        let end = (at + 8).checked_add(len).filter(|&e| e <= data.len())?;
+        out.push((uid, at + 8..end));
+        at = end;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -684,6 +941,125 @@ mod tests {
         assert!(c.bytes() < held);
         c.forget(mb);
         assert_eq!(c.bytes(), 0);
+    }
+
+    /// FETCH BODYSTRUCTURE's renderings: those of the trees, from memory the second
+    /// time, and from the store's copy in a new process (a new cache: nothing rendered);
+    /// after an expunge and arrivals only the new messages are rendered; a chunk that
+    /// does not decode is ignored and written again, without the expunged messages;
+    /// another UIDVALIDITY reads nothing stored and writes nothing.
+    #[test]
+    fn renderings_kept_in_the_store() {
+        let (_d, s, mb) = store();
+        let uv = s.mailbox_by_id(mb).unwrap().uidvalidity;
+        let add = |n: usize| {
+            for i in 0..n {
+                let body = format!(
+                    "Subject: {i}\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                     --b\r\nContent-Type: text/plain; name=\"{i}\"\r\n\r\n{}\r\n--b--\r\n",
+                    "x".repeat(i)
+                );
+                let m = NewMessage {
+                    prefix: Vec::new(),
+                    body: Arc::new(body.into_bytes()),
+                    flags: Flags::default(),
+                    keywords: vec![],
+                    internal_date: 1_700_000_000,
+                };
+                s.append(mb, m, false).unwrap();
+            }
+        };
+        add(295); // UIDs 1..=300: chunks 0 and 1
+        let renders = std::cell::Cell::new(0);
+        let render = |p: &Part| {
+            renders.set(renders.get() + 1);
+            format!("{p:?}").into_bytes()
+        };
+        let want = |uids: &[u32]| -> Vec<(u32, Vec<u8>)> {
+            let r = s.roots_many(mb, uids).unwrap();
+            r.iter().map(|(u, p)| (*u, format!("{p:?}").into_bytes())).collect()
+        };
+        let got = |c: &MsgCache, uids: &[u32], uv: u32| -> Vec<(u32, Vec<u8>)> {
+            let r = c.bodystructures(&*s, mb, uv, uids, false, render).unwrap();
+            r.into_iter().map(|(u, b)| (u, b.to_vec())).collect()
+        };
+        let stored = |kind: u8| -> Vec<(u32, Vec<u32>)> {
+            let chunks = s.load_message_cache(mb, kind, 0, u32::MAX).unwrap();
+            chunks
+                .into_iter()
+                .map(|(n, v, d)| {
+                    assert_eq!(v, uv);
+                    (n, decode_chunk(&d).unwrap().into_iter().map(|e| e.0).collect())
+                })
+                .collect()
+        };
+        let all: Vec<u32> = (1..=300).collect();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        // In batches, as FETCH asks (128 messages at a time).
+        for b in all.chunks(128) {
+            assert_eq!(got(&c, b, uv), want(b));
+        }
+        assert_eq!(renders.get(), 300);
+        // Queued, written once after the command.
+        assert_eq!(stored(1), []);
+        assert!(c.has_stored_pending());
+        c.write_stored(&*s);
+        assert!(!c.has_stored_pending());
+        assert_eq!(got(&c, &all, uv), want(&all));
+        assert_eq!(renders.get(), 300, "from memory");
+        assert_eq!(
+            stored(1),
+            [(0, (1..=255).collect::<Vec<_>>()), (1, (256..=300).collect())]
+        );
+        assert_eq!(stored(2), []);
+        // A new process: from the store's copy.
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        assert_eq!(got(&c, &all, uv), want(&all));
+        assert_eq!(renders.get(), 300, "nothing rendered");
+        // Expunged 10..=20 and 2 (in chunk 0), 40 arrivals (301..=340, chunk 1).
+        let gone: Vec<u32> = std::iter::once(2).chain(10..=20).collect();
+        s.expunge(mb, &gone).unwrap();
+        add(40);
+        let live: Vec<u32> = (1..=340).filter(|u| !gone.contains(u)).collect();
+        // In batches whose edges are not the chunks': chunk 1 is queued by the last
+        // batch only and keeps the stored entries of the UIDs before that batch's.
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        for b in live.chunks(128) {
+            assert_eq!(got(&c, b, uv), want(b));
+        }
+        assert_eq!(renders.get(), 340, "only the arrivals rendered");
+        c.write_stored(&*s);
+        let st = stored(1);
+        assert_eq!(st[1], (1, (256..=340).collect::<Vec<_>>()));
+        assert_eq!(st[0].1.len(), 255, "chunk 0 had nothing new: not rewritten");
+        // A chunk that does not decode: rendered again, written without the expunged.
+        s.save_message_cache(mb, 1, 0, uv, b"LBB1junk".to_vec()).unwrap();
+        // Two batches render chunk 0's messages: merged, written once.
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        for b in live.chunks(128) {
+            assert_eq!(got(&c, b, uv), want(b));
+        }
+        assert_eq!(renders.get(), 340 + 243);
+        c.write_stored(&*s);
+        let chunk0: Vec<u32> = live.iter().copied().filter(|&u| u < 256).collect();
+        assert_eq!(stored(1)[0], (0, chunk0));
+        // Another UIDVALIDITY: nothing stored is read, nothing written.
+        let before = s.load_message_cache(mb, 1, 0, u32::MAX).unwrap();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        assert_eq!(got(&c, &live, uv + 1), want(&live));
+        assert_eq!(renders.get(), 340 + 243 + live.len());
+        c.write_stored(&*s);
+        assert_eq!(s.load_message_cache(mb, 1, 0, u32::MAX).unwrap(), before);
+        // With UTF-8 on, a rendering of its own; a cache of 0 keeps nothing, stored either.
+        let c = MsgCache::new(0);
+        c.bodystructures(&*s, mb, uv, &live, true, render).unwrap();
+        assert_eq!(stored(2), []);
+        assert_eq!(decode_chunk(b"LBB0"), None);
+        assert_eq!(decode_chunk(b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
+        let data = encode_chunk([(7, &b"ab"[..]), (9, &b""[..])].into_iter());
+        let entries = decode_chunk(&data).unwrap();
+        let entries: Vec<(u32, &[u8])> = entries.into_iter().map(|(u, r)| (u, &data[r])).collect();
+        assert_eq!(entries, [(7, &b"ab"[..]), (9, &b""[..])]);
     }
 
     /// The estimate stays within the limit; 0 keeps nothing; expunged entries go once

@@ -106,6 +106,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (106, "106_auth_failures", include_str!("migrations/106_auth_failures.sql")),
     (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
     (111, "111_parts", include_str!("migrations/111_parts.sql")),
+    (118, "118_message_cache", include_str!("migrations/118_message_cache.sql")),
 ];
 
 /// The schema version this build applies (the highest migration).
@@ -1238,6 +1239,52 @@ impl Backend for PgBackend {
                      SET uidvalidity = EXCLUDED.uidvalidity, modseq = EXCLUDED.modseq,
                          data = EXCLUDED.data",
                 &[&mailbox, &i64::from(uidvalidity), &(modseq as i64), &data],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn load_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<(u32, u32, Vec<u8>)>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT chunk, uidvalidity, data FROM message_cache
+                 WHERE mailbox_id = $1 AND kind = $2 AND chunk BETWEEN $3 AND $4 ORDER BY chunk",
+                &[&mailbox, &i16::from(kind), &i64::from(first), &i64::from(last)],
+            )?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as u32,
+                    r.get::<_, i64>(1) as u32,
+                    r.get::<_, Vec<u8>>(2),
+                )
+            })
+            .collect())
+        })
+    }
+
+    fn save_message_cache(
+        &self,
+        mailbox: MailboxId,
+        kind: u8,
+        chunk: u32,
+        uidvalidity: u32,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        self.with_conn(|c| {
+            // Not for a mailbox deleted or recreated meanwhile.
+            c.execute(
+                "INSERT INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data)
+                 SELECT id, $2, $3, $4, $5 FROM mailboxes WHERE id = $1 AND uidvalidity = $4
+                 ON CONFLICT (mailbox_id, kind, chunk) DO UPDATE
+                     SET uidvalidity = EXCLUDED.uidvalidity, data = EXCLUDED.data",
+                &[&mailbox, &i16::from(kind), &i64::from(chunk), &i64::from(uidvalidity), &data],
             )?;
             Ok(())
         })

@@ -242,9 +242,35 @@ pub async fn run(
                     .iter()
                     .filter(|a| needs_structure(a))
                     .all(|a| matches!(a, FetchAtt::Body | FetchAtt::BodyStructure));
-                // The trees are kept decoded in the process's message cache.
-                let mut roots: HashMap<u32, Arc<letterbox_message::Part>> =
-                    match items.iter().any(needs_structure) && only_tree && !only_envelope {
+                // BODYSTRUCTURE alone (FETCH 1:* BODYSTRUCTURE): its answers are kept
+                // rendered in the message cache (and the store's copy of it).
+                let only_bodystructure = only_tree
+                    && !only_envelope
+                    && items.iter().any(needs_structure)
+                    && items
+                        .iter()
+                        .filter(|a| needs_structure(a))
+                        .all(|a| *a == FetchAtt::BodyStructure);
+                let mut rendered: HashMap<u32, Arc<Vec<u8>>> = match only_bodystructure {
+                    true => indexes
+                        .cache
+                        .bodystructures(st, mb, uidvalidity, &uids, utf8, |p| {
+                            let mut v = Vec::with_capacity(256);
+                            body_structure(&mut v, p, true, utf8, 0);
+                            v
+                        })?
+                        .into_iter()
+                        .collect(),
+                    false => HashMap::new(),
+                };
+                // Otherwise the trees are kept decoded in the process's message cache.
+                let mut roots: HashMap<u32, Arc<letterbox_message::Part>> = match items
+                    .iter()
+                    .any(needs_structure)
+                    && only_tree
+                    && !only_envelope
+                    && !only_bodystructure
+                {
                         true => indexes
                             .cache
                             .roots(st, mb, uidvalidity, &uids)?
@@ -286,6 +312,7 @@ pub async fn run(
                         header: headers.remove(&it.uid),
                         envelope: envelopes.remove(&it.uid),
                         root: roots.remove(&it.uid),
+                        bodystructure: rendered.remove(&it.uid),
                     };
                     match render(st, mb, it, &items, utf8, &mut out, pre) {
                         Ok(()) => {}
@@ -312,20 +339,48 @@ pub async fn run(
                 expunged |= gone;
                 pos += done.max(1);
                 if unknown_cte {
+                    write_stored_later(s);
                     return Ok(Reply::no("Unknown content-transfer-encoding").code("UNKNOWN-CTE"));
                 }
             }
-            Err(e) => return Ok(store_error(&e)),
+            Err(e) => {
+                write_stored_later(s);
+                return Ok(store_error(&e));
+            }
         }
         if s.conn.out.len() > FLUSH_AT {
-            s.conn.flush().await?;
+            let flushed = s.conn.flush().await;
+            if flushed.is_err() {
+                write_stored_later(s);
+            }
+            flushed?;
         }
     }
+    write_stored_later(s);
     Ok(if expunged {
         Reply::ok("Some messages were expunged").code("EXPUNGEISSUED")
     } else {
         Reply::ok("FETCH completed")
     })
+}
+
+/// Writes the store's copy of the BODYSTRUCTURE renderings this FETCH queued, off the
+/// command's path, each chunk once (`MsgCache::write_stored`), in a task of its own on
+/// the store's blocking pool; a failure only costs speed. Called on every way out of
+/// the batches, so that nothing queued waits for a later command.
+fn write_stored_later(s: &Session) {
+    if s.indexes.cache.has_stored_pending() {
+        let store = s.ctx.store.clone();
+        let indexes = s.indexes.clone();
+        tokio::spawn(async move {
+            let _ = store
+                .run(move |st| {
+                    indexes.cache.write_stored(st);
+                    Ok(())
+                })
+                .await;
+        });
+    }
 }
 
 /// FETCH of what the session knows (UID, FLAGS): rendered in place, without a trip to
@@ -440,6 +495,8 @@ struct Pre {
     envelope: Option<Arc<letterbox_message::Envelope>>,
     /// The MIME tree alone (BODY, BODYSTRUCTURE).
     root: Option<Arc<letterbox_message::Part>>,
+    /// BODYSTRUCTURE's answer, rendered.
+    bodystructure: Option<Arc<Vec<u8>>>,
 }
 
 /// Attributes with a small answer that read no message octets.
@@ -488,6 +545,7 @@ fn render(
         header,
         envelope: env,
         root,
+        bodystructure,
     } = pre;
     macro_rules! meta {
         () => {{
@@ -552,9 +610,10 @@ fn render(
             FetchAtt::Body | FetchAtt::BodyStructure => {
                 let ext = *att == FetchAtt::BodyStructure;
                 out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                match &root {
-                    Some(r) => body_structure(out, r, ext, utf8, 0),
-                    None => body_structure(out, &parsed!().root, ext, utf8, 0),
+                match (&bodystructure, &root) {
+                    (Some(b), _) if ext => out.extend_from_slice(b),
+                    (_, Some(r)) => body_structure(out, r, ext, utf8, 0),
+                    _ => body_structure(out, &parsed!().root, ext, utf8, 0),
                 }
             }
             FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
