@@ -683,6 +683,28 @@ mod tests {
         let mut bad = data.clone();
         bad[first + 4 * 4 + 4] = 99;
         assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        // A set listed twice: its messages take the number the set was interned under.
+        let mut dup = MAGIC.to_vec();
+        dup.extend_from_slice(&3u32.to_le_bytes()); // sets
+        dup.extend_from_slice(&0u32.to_le_bytes()); // set 0: empty
+        for _ in 0..2 {
+            dup.extend_from_slice(&1u32.to_le_bytes()); // sets 1 and 2: {a}
+            dup.extend_from_slice(&1u32.to_le_bytes());
+            dup.push(b'a');
+        }
+        dup.extend_from_slice(&1u32.to_le_bytes()); // one message
+        dup.extend_from_slice(&5u32.to_le_bytes()); // UID
+        dup.extend_from_slice(&2u32.to_le_bytes()); // keyword set 2
+        dup.push(Flags::SEEN.0);
+        dup.extend_from_slice(&7u32.to_le_bytes()); // size
+        dup.extend_from_slice(&3i64.to_le_bytes()); // INTERNALDATE
+        dup.extend_from_slice(&4u64.to_le_bytes()); // MODSEQ
+        let d = Snapshot::decode(&mb(), 9, &dup).unwrap();
+        assert_eq!(d.msgs[0].kw, 1);
+        assert_eq!(d.keywords, ["a"]);
+        let m = &d.metas()[0];
+        assert_eq!((m.uid, m.size, m.internal_date, m.modseq), (5, 7, 3, 4));
+        assert_eq!((d.unseen, d.first_unseen, d.size), (0, None, 7));
         let empty = Snapshot::from_list(&mb(), 1, vec![]);
         assert_eq!(Snapshot::decode(&mb(), 1, &empty.encode()).unwrap().msgs.len(), 0);
     }
