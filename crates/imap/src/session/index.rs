@@ -523,8 +523,10 @@ fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
     // of another UIDVALIDITY or newer than the mailbox row; Some(None): one that does
     // not decode.
     let mut got: Option<Option<(u64, Snapshot)>> = None;
+    let mut older = false;
     let read = st.read_mailbox_index(mb.id, &mut |uidvalidity, modseq, data| {
         if uidvalidity == mb.uidvalidity && modseq <= mb.highestmodseq {
+            older = data.starts_with(b"LBI1");
             got = Some(Snapshot::decode(mb, modseq, data).map(|s| (modseq, s)));
         }
     });
@@ -533,6 +535,11 @@ fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
         return None;
     }
     let Some((modseq, base)) = got? else {
+        if older {
+            // Written by an older build (the record form): read whole once, stored anew.
+            tracing::info!("imap: stored index of mailbox #{} is of an older form", mb.id);
+            return None;
+        }
         tracing::warn!("imap: stored index of mailbox #{} does not decode", mb.id);
         return None;
     };
