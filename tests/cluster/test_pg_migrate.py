@@ -175,6 +175,7 @@ def s3_env():
     return {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
 
 
+@pytest.mark.embedded_only("its source is an embedded store; it starts its own PostgreSQL cluster as the target")
 def test_migrate_killed_resumed_then_served_by_the_cluster(make_server, pg, weed, tmp_path):
     src = make_server()
     # --- fill the embedded store through the protocols ---
