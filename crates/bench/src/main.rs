@@ -11,6 +11,7 @@
 mod attachments;
 mod client;
 mod corpus;
+mod maildir;
 mod sys;
 mod workloads;
 
@@ -42,6 +43,13 @@ enum Cmd {
     /// u with u % PROCS == INDEX over CLIENTS connections, prints `OCTETS MESSAGES`.
     #[command(hide = true)]
     Pop3Worker(Pop3WorkerArgs),
+    /// Write the big mailbox's messages (b0..b<MSGS-1>, those the APPEND fill sends) as a
+    /// Maildir in DIR, for `bench/run --big-fill import`; prints `MESSAGES OCTETS`.
+    BigMaildir {
+        #[arg(long)]
+        msgs: u64,
+        dir: std::path::PathBuf,
+    },
     /// Run the workloads against the targets and print the table.
     #[command(args_override_self = true)]
     Run(RunArgs),
@@ -65,6 +73,12 @@ struct Pop3WorkerArgs {
     procs: u64,
     #[arg(long)]
     clients: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum BigFill {
+    Append,
+    Import,
 }
 
 #[derive(clap::Args)]
@@ -128,6 +142,11 @@ struct RunArgs {
     big_msgs: u64,
     #[arg(long, default_value_t = 8)]
     big_writers: usize,
+    /// How the big mailbox is filled: `append` (here, over IMAP, by --big-writers
+    /// connections: the APPEND msgs/s row) or `import` (by bench/run before the servers
+    /// start, from `big-maildir`'s Maildir: here the box is only checked, no APPEND row).
+    #[arg(long, value_enum, default_value = "append")]
+    big_fill: BigFill,
     /// Connections held in IDLE (the issue's figure is 5000).
     #[arg(long, default_value_t = 2000)]
     idle: usize,
@@ -168,6 +187,11 @@ fn main() -> Result<()> {
                 .hash_password(password.as_bytes(), &salt)
                 .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
             println!("{{ARGON2ID}}{h}");
+            Ok(())
+        }
+        Cmd::BigMaildir { msgs, dir } => {
+            let octets = maildir::write_big(&dir, msgs)?;
+            println!("{msgs} {octets}");
             Ok(())
         }
         Cmd::Pop3Worker(w) => tokio::runtime::Builder::new_multi_thread()
@@ -287,6 +311,7 @@ async fn run(a: RunArgs) -> Result<()> {
         imap_secs: a.imap_secs,
         big_msgs: a.big_msgs,
         big_writers: a.big_writers,
+        big_imported: a.big_fill == BigFill::Import,
         idle: a.idle,
         idle_pushes: a.idle_pushes,
         idle_concurrency: a.idle_concurrency,
@@ -407,8 +432,9 @@ async fn run(a: RunArgs) -> Result<()> {
     }
     println!(
         "\n{} repetitions (storage once), medians; users {}, corpus {} msgs/user ({} rcpt/transaction), \
-         delivery {} msgs, IMAP mixed {} clients x {} s, big mailbox {} msgs, IDLE {} conns, {} pushes\n",
-        a.reps, o.users, o.corpus_msgs, o.storage_rcpts, o.deliver_msgs, o.imap_clients, o.imap_secs, o.big_msgs, o.idle,
+         delivery {} msgs, IMAP mixed {} clients x {} s, big mailbox {} msgs ({}), IDLE {} conns, {} pushes\n",
+        a.reps, o.users, o.corpus_msgs, o.storage_rcpts, o.deliver_msgs, o.imap_clients, o.imap_secs, o.big_msgs,
+        if o.big_imported { "imported" } else { "APPENDed" }, o.idle,
         o.idle_pushes
     );
     println!("{out}");

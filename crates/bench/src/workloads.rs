@@ -146,6 +146,11 @@ pub struct Opts {
     pub imap_secs: u64,
     pub big_msgs: u64,
     pub big_writers: usize,
+    /// How the big mailbox was filled: `false` by APPEND here (timed: the APPEND row),
+    /// `true` by the harness before the servers started (`bench/run --big-fill import`:
+    /// the same `b<n>` messages imported into Letterbox and placed in Dovecot's
+    /// Maildir), only checked here.
+    pub big_imported: bool,
     pub idle: usize,
     /// Deliveries timed to the IDLE sessions, one after the other.
     pub idle_pushes: usize,
@@ -196,7 +201,12 @@ pub(crate) fn info(name: &str, value: f64) -> Metric {
 #[derive(Debug, Default)]
 pub struct State {
     pub corpus_ready: bool,
+    /// The big mailbox is full (filled or checked once per run).
+    pub big_loaded: bool,
+    /// Its APPEND rate, when this run filled it by APPEND.
     pub big_append_rate: Option<f64>,
+    /// Its contents were checked against the generator (once per run).
+    pub big_checked: bool,
     pub next_delivery: u64,
     /// Messages of the big mailbox the resync workload expunged.
     pub big_expunged: u64,
@@ -673,9 +683,11 @@ pub async fn imap_mixed(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metr
 }
 
 /// Fills the big mailbox once per run (emptied first): `big_msgs` messages by APPEND
-/// over `big_writers` connections; the rate is the `big` workload's APPEND figure.
+/// over `big_writers` connections; the rate is the `big` workload's APPEND figure. With
+/// `big_imported` the box was filled before the server started: only its count is
+/// checked here (every answer is checked later against the key read from the box).
 async fn load_big(addr: SocketAddr, o: &Opts, st: &mut State) -> Result<()> {
-    if st.big_append_rate.is_some() {
+    if st.big_loaded {
         return Ok(());
     }
     let user = o.big_user();
@@ -687,6 +699,15 @@ async fn load_big(addr: SocketAddr, o: &Opts, st: &mut State) -> Result<()> {
         .iter()
         .find_map(|l| imap_status_messages(&l.text))
         .ok_or_else(|| anyhow!("STATUS without MESSAGES"))?;
+    if o.big_imported {
+        i.logout().await?;
+        ensure!(
+            have == n,
+            "{user}'s INBOX holds {have} messages, {n} were imported before the start"
+        );
+        st.big_loaded = true;
+        return Ok(());
+    }
     if have > 0 {
         i.cmd("SELECT INBOX").await?;
         i.cmd("STORE 1:* +FLAGS.SILENT (\\Deleted)").await?;
@@ -715,6 +736,7 @@ async fn load_big(addr: SocketAddr, o: &Opts, st: &mut State) -> Result<()> {
     }
     join_all(set).await?;
     st.big_append_rate = Some(n as f64 / start.elapsed().as_secs_f64());
+    st.big_loaded = true;
     Ok(())
 }
 
@@ -767,6 +789,50 @@ async fn big_uids(addr: SocketAddr, o: &Opts) -> Result<BTreeMap<u64, u64>> {
         map.insert(uid, n);
     }
     Ok(map)
+}
+
+/// The box holds what was put in, once per run (APPENDed or imported alike): with
+/// nothing expunged yet, each of `b0`..`b<n-1>` exactly once; and a few whole messages
+/// (the first, a multipart one, the last by UID) end with the generated octets.
+async fn big_check_box(
+    addr: SocketAddr,
+    o: &Opts,
+    key: &BTreeMap<u64, u64>,
+    complete: bool,
+) -> Result<()> {
+    if complete {
+        let mut ns: Vec<u64> = key.values().copied().collect();
+        ns.sort_unstable();
+        let missing = (0..o.big_msgs).filter(|k| ns.binary_search(k).is_err()).count();
+        ns.dedup();
+        ensure!(
+            missing == 0 && ns.len() == key.len(),
+            "the box is not b0..b{}: {missing} missing, {} twice",
+            o.big_msgs.saturating_sub(1),
+            key.len() - ns.len()
+        );
+    }
+    let mut uids: Vec<u64> = Vec::new();
+    uids.extend(key.keys().next());
+    uids.extend(key.iter().find(|(_, b)| *b % 3 == 1).map(|(u, _)| u));
+    uids.extend(key.keys().next_back());
+    let mut i = Imap::login(addr, &o.big_user(), &o.password).await?;
+    i.cmd("EXAMINE INBOX").await?;
+    for uid in uids {
+        let r = i.cmd(&format!("UID FETCH {uid} (BODY.PEEK[])")).await?;
+        let body = r
+            .lines
+            .iter()
+            .find_map(|l| l.literals.first())
+            .ok_or_else(|| anyhow!("UID FETCH {uid} BODY[] returned no literal"))?;
+        let id = corpus::verify(body).with_context(|| format!("UID {uid}"))?;
+        ensure!(
+            id == corpus::id('b', key[&uid]),
+            "UID {uid}: {id}, the key says b{}",
+            key[&uid]
+        );
+    }
+    i.logout().await
 }
 
 /// Checks one big-mailbox answer against the key.
@@ -1009,7 +1075,16 @@ pub async fn big(t: &Target, o: &Opts, st: &mut State) -> Result<Vec<Metric>> {
         "UID FETCH 1:*: {} messages, {n} appended",
         key.len()
     );
-    let mut out = vec![m("APPEND msgs/s", st.big_append_rate.unwrap_or(0.0), true)];
+    if !st.big_checked {
+        big_check_box(addr, o, &key, st.big_expunged == 0).await?;
+        st.big_checked = true;
+    }
+    // No APPEND row when the box was imported (nothing was appended).
+    let mut out: Vec<Metric> = st
+        .big_append_rate
+        .map(|r| m("APPEND msgs/s", r, true))
+        .into_iter()
+        .collect();
     let mut cold = Vec::new();
     if let Some(prog) = &t.restart {
         restart(t, prog, addr).await?;
