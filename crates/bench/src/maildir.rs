@@ -41,3 +41,40 @@ pub fn write_big(dir: &Path, msgs: u64) -> Result<u64> {
     }
     Ok(octets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sizes_dates_and_octets() {
+        let dir =
+            std::env::temp_dir().join(format!("letterbox-bench-maildir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let octets = write_big(&dir, 5).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 5);
+        let mut sum = 0;
+        for (n, name) in names.iter().enumerate() {
+            let n = n as u64;
+            let want = corpus::message(&corpus::id('b', n)).unwrap();
+            let t = corpus::big_date_secs(n);
+            assert_eq!(
+                name,
+                &format!("{t}.M{n}P1.bench,S={0},W={0}:2,", want.len())
+            );
+            let path = dir.join("cur").join(name);
+            assert_eq!(std::fs::read(&path).unwrap(), want);
+            let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+            assert_eq!(mtime, UNIX_EPOCH + Duration::from_secs(t));
+            sum += want.len() as u64;
+        }
+        assert_eq!(octets, sum);
+        assert!(dir.join("new").is_dir() && dir.join("tmp").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -803,7 +803,9 @@ async fn big_check_box(
     if complete {
         let mut ns: Vec<u64> = key.values().copied().collect();
         ns.sort_unstable();
-        let missing = (0..o.big_msgs).filter(|k| ns.binary_search(k).is_err()).count();
+        let missing = (0..o.big_msgs)
+            .filter(|k| ns.binary_search(k).is_err())
+            .count();
         ns.dedup();
         ensure!(
             missing == 0 && ns.len() == key.len(),
