@@ -357,6 +357,8 @@ fn migrate(tx: &Transaction) -> Result<()> {
     if !has_search {
         tx.execute_batch("ALTER TABLE blobs ADD COLUMN search BLOB")?;
     }
+    // Version 2: internationalised domains stored as A-labels.
+    crate::idn::migrate_sqlite(tx)?;
     Ok(())
 }
 

@@ -1858,3 +1858,38 @@ fn refused_and_unsplit_bodies_reference_no_part() {
     assert_eq!(s.account("a@example.com").unwrap().quota_used, 0);
     let _ = dir;
 }
+
+/// Internationalised domains (`idn.rs`): a U-label and its A-label are one domain,
+/// stored as the A-label, for domains, accounts, aliases and lookups.
+#[test]
+fn idn_one_stored_form() {
+    let (_d, s) = store();
+    s.add_domain("Exämple.com").unwrap();
+    assert!(matches!(s.add_domain("xn--exmple-cua.com"), Err(Error::Exists(_))));
+    assert!(s.list_domains().unwrap().contains(&"xn--exmple-cua.com".to_string()));
+    assert!(matches!(s.add_domain("xn--a.com"), Err(Error::Invalid(_))));
+    let a = s
+        .add_account("x@xn--exmple-cua.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert_eq!(a.address, "x@xn--exmple-cua.com");
+    assert!(matches!(
+        s.add_account("X@EXÄMPLE.com", &cheap_hash(), QuotaLimit::Default),
+        Err(Error::Exists(_))
+    ));
+    for form in ["x@exämple.com", "X@EXÄMPLE.COM", "x@XN--EXMPLE-CUA.com"] {
+        match s.resolve(form).unwrap() {
+            Resolved::Accounts(v) => assert_eq!(v[0].id, a.id, "{form}"),
+            other => panic!("{form}: {other:?}"),
+        }
+        assert!(s.authenticate(form, "pw").unwrap().is_some(), "{form}");
+    }
+    s.add_alias("info@exämple.com", &["x@exämple.com".into()]).unwrap();
+    assert_eq!(
+        s.list_aliases(None).unwrap(),
+        vec![(
+            "info@xn--exmple-cua.com".to_string(),
+            vec!["x@xn--exmple-cua.com".to_string()]
+        )]
+    );
+    assert!(matches!(s.resolve("info@xn--exmple-cua.com").unwrap(), Resolved::Accounts(_)));
+}
