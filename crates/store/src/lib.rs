@@ -1288,6 +1288,24 @@ pub fn validate_domain(domain: &str) -> Result<String> {
     }
 }
 
+/// `alias add` of an alias that exists: the same targets again is nothing to do (`Ok`);
+/// other targets are refused, since adding them would silently change where the
+/// alias's mail goes (the operator removes it first, or the targets to drop).
+pub(crate) fn alias_exists(alias: &str, current: &[String], wanted: &[String]) -> Result<()> {
+    let (mut a, mut b) = (current.to_vec(), wanted.to_vec());
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    if a.is_empty() || a == b {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "alias {alias} already exists with target(s) {}; nothing changed (`alias remove {alias}` first to replace it)",
+        a.join(" ")
+    )))
+}
+
 /// Checks and normalises a mailbox name: `/`-separated, no empty levels, no control
 /// characters, `INBOX` in any case spelled `INBOX`. Names are data, never paths.
 pub fn normalize_mailbox_name(name: &str) -> Result<String> {

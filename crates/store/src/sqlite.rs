@@ -1332,6 +1332,7 @@ impl Backend for SqliteBackend {
             if known.is_none() {
                 return Err(Error::Invalid(format!("domain {domain} is not local")));
             }
+            crate::alias_exists(&alias, &alias_targets(&ctx.tx, &alias)?, &ts)?;
             for t in &ts {
                 ctx.tx.execute(
                     "INSERT OR IGNORE INTO aliases (address, target) VALUES (?1, ?2)",

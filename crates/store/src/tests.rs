@@ -1893,3 +1893,23 @@ fn idn_one_stored_form() {
     );
     assert!(matches!(s.resolve("info@xn--exmple-cua.com").unwrap(), Resolved::Accounts(_)));
 }
+
+/// `alias add` of an alias that exists: the same targets are nothing to do, others
+/// are refused and change nothing.
+#[test]
+fn alias_add_existing() {
+    let (_d, s) = store();
+    s.add_alias("team@example.com", &["a@example.com".into(), "b@example.com".into()])
+        .unwrap();
+    s.add_alias("TEAM@example.com", &["b@example.com".into(), "a@example.com".into()])
+        .unwrap();
+    let e = s
+        .add_alias("team@example.com", &["c@example.com".into()])
+        .unwrap_err();
+    assert!(matches!(e, Error::Refused(_)), "{e:?}");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert_eq!(
+        s.list_aliases(Some("team@example.com")).unwrap()[0].1,
+        vec!["a@example.com".to_string(), "b@example.com".to_string()]
+    );
+}

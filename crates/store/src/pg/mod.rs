@@ -637,6 +637,7 @@ impl Backend for PgBackend {
             {
                 return Err(Error::Invalid(format!("domain {domain} is not local")));
             }
+            crate::alias_exists(&alias, &aliases::targets(tx, &alias)?, &ts)?;
             for t in &ts {
                 tx.execute(
                     "INSERT INTO aliases (address, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
