@@ -13,6 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "smtp"))
 from smtp_util import Raw, inbox  # noqa: E402
 
+import pytest  # noqa: E402
+
 U, A = "exämple.com", "xn--exmple-cua.com"
 
 
@@ -94,6 +96,10 @@ def old_store(s, sql):
     c.close()
 
 
+@pytest.mark.embedded_only(
+    "writes the SQLite database directly; PostgreSQL's migration 135 is tested by"
+    " idn::tests::postgres_store_rewritten_once_or_refused"
+)
 def test_old_store_rewritten_or_refused(make_server):
     s = make_server(start=False)
     s.cli("domain", "list")
