@@ -57,7 +57,8 @@ pub(crate) fn address(address: &str) -> Option<String> {
         Some((local, domain)) => {
             a_label(domain).map(|d| format!("{}@{d}", local.to_ascii_lowercase()))
         }
-        None => a_label(address),
+        // A name without a domain (a login name): nothing to map.
+        None => Some(address.to_ascii_lowercase()),
     }
 }
 
@@ -225,6 +226,7 @@ mod tests {
         assert_eq!(address("Ü@Exämple.com").unwrap(), "Ü@xn--exmple-cua.com");
         assert_eq!(address("@exämple.com").unwrap(), "@xn--exmple-cua.com");
         assert_eq!(address("A@B.C").unwrap(), "a@b.c");
+        assert_eq!(address("Bób").unwrap(), "bób");
     }
 
     /// Rows as a store made before A-labels holds them (`idn` the U-label domain, `a`
