@@ -136,3 +136,28 @@ def test_old_store_rewritten_or_refused(make_server):
     assert sorted(r[0] for r in c.execute("SELECT name FROM domains")) == ["EXÄMPLE.com", "example.com", A]
     assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (1,)
     c.close()
+
+
+def test_sieve_redirect_and_portal_login_either_form(make_server):
+    import http.client
+    import json
+
+    from conftest import free_ports
+
+    (http_port,) = free_ports(1)
+    s = make_server(start=False, **{"listen.http": [f"127.0.0.1:{http_port}"]})
+    s.cli("domain", "add", A)
+    s.add_user(f"x@{A}", "x-Secret-1")
+    # alice's script redirects to the U-label form of x's address: a local account.
+    s.cli("sieve", "put", "alice@example.com", "main", "--activate", input=f'redirect "x@{U}";\r\n'.encode())
+    s.start()
+    # Through `letterbox deliver` (the same Sieve run as SMTP/LMTP delivery).
+    s.deliver("alice@example.com", b"Subject: redirected\r\n\r\nhello\r\n")
+    assert [b"Subject: redirected" in m for m in inbox(s, f"x@{A}")] == [True]
+    c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+    c.request("POST", "/api/login", body=json.dumps({"address": f"X@{U}", "password": "x-Secret-1"}).encode(),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200, body
+    c.close()
