@@ -23,7 +23,9 @@ use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 
 /// Whether `s` has a label that may be an A-label (`xn--`, any case).
 fn has_ace_prefix(s: &str) -> bool {
-    s.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"xn--"))
+    s.as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"xn--"))
 }
 
 /// `domain` in its one stored form: lower-case, U-labels as A-labels (UTS #46
@@ -97,7 +99,11 @@ fn rewritten(v: &str) -> Option<String> {
     if v.is_empty() || (v.is_ascii() && !has_ace_prefix(v)) {
         return None;
     }
-    let new = if v.contains('@') { address(v) } else { a_label(v) };
+    let new = if v.contains('@') {
+        address(v)
+    } else {
+        a_label(v)
+    };
     match new {
         Some(n) if n != v => Some(n),
         Some(_) => None,
@@ -174,17 +180,12 @@ pub(crate) fn migrate_sqlite(tx: &rusqlite::Transaction) -> Result<()> {
     if n > 0 {
         tracing::info!("store: {n} internationalised domain name(s) rewritten as A-labels");
     }
-    tx.execute(
-        "UPDATE meta SET value = 2 WHERE key = 'schema_version'",
-        [],
-    )?;
+    tx.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'", [])?;
     Ok(())
 }
 
 /// The same on PostgreSQL, in migration 135's transaction.
-pub(crate) fn migrate_pg(
-    tx: &mut r2d2_postgres::postgres::Transaction,
-) -> Result<()> {
+pub(crate) fn migrate_pg(tx: &mut r2d2_postgres::postgres::Transaction) -> Result<()> {
     let mut n = 0;
     for (table, column) in COLUMNS {
         let values: Vec<String> = tx
@@ -241,12 +242,24 @@ mod tests {
     }
 
     fn check_rewritten(s: &crate::Store) {
-        assert!(s.list_domains().unwrap().contains(&"xn--exmple-cua.com".to_string()));
-        assert!(!s.list_domains().unwrap().contains(&"exämple.com".to_string()));
-        assert_eq!(s.account("x@exämple.com").unwrap().address, "x@xn--exmple-cua.com");
+        assert!(s
+            .list_domains()
+            .unwrap()
+            .contains(&"xn--exmple-cua.com".to_string()));
+        assert!(!s
+            .list_domains()
+            .unwrap()
+            .contains(&"exämple.com".to_string()));
+        assert_eq!(
+            s.account("x@exämple.com").unwrap().address,
+            "x@xn--exmple-cua.com"
+        );
         assert_eq!(
             s.list_aliases(None).unwrap(),
-            vec![("@xn--exmple-cua.com".to_string(), vec!["x@xn--exmple-cua.com".to_string()])]
+            vec![(
+                "@xn--exmple-cua.com".to_string(),
+                vec!["x@xn--exmple-cua.com".to_string()]
+            )]
         );
         assert!(matches!(
             s.resolve("anyone@xn--exmple-cua.com").unwrap(),
@@ -271,18 +284,33 @@ mod tests {
         check_rewritten(&s);
         drop(s);
         // Both forms of one name: refused, nothing changed, refused again next time.
-        old(&old_rows("EXÄMPLE.com").replace("'x@", "'y@").replace("'@EX", "'z@EX"));
+        old(&old_rows("EXÄMPLE.com")
+            .replace("'x@", "'y@")
+            .replace("'@EX", "'z@EX"));
         for _ in 0..2 {
-            let e = Store::open_embedded(dir.path(), StoreOptions::default()).err().unwrap();
-            assert!(e.to_string().contains("would become 'xn--exmple-cua.com'"), "{e}");
+            let e = Store::open_embedded(dir.path(), StoreOptions::default())
+                .err()
+                .unwrap();
+            assert!(
+                e.to_string().contains("would become 'xn--exmple-cua.com'"),
+                "{e}"
+            );
         }
         let c = rusqlite::Connection::open(&db).unwrap();
         let n: i64 = c
-            .query_row("SELECT count(*) FROM accounts WHERE address = 'y@EXÄMPLE.com'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM accounts WHERE address = 'y@EXÄMPLE.com'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1);
         let v: i64 = c
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(v, 1);
     }
@@ -296,7 +324,8 @@ mod tests {
             pg::blocking(|| {
                 let mut c = pg::connect(&url).unwrap();
                 c.batch_execute(sql).unwrap();
-                c.batch_execute("DELETE FROM schema_version WHERE version = 135").unwrap();
+                c.batch_execute("DELETE FROM schema_version WHERE version = 135")
+                    .unwrap();
             })
         };
         old(&old_rows("exämple.com"));
@@ -304,13 +333,21 @@ mod tests {
         let s = crate::Store::open_postgres(&url, dir.path(), 2, Default::default()).unwrap();
         check_rewritten(&s);
         drop(s);
-        old(&old_rows("EXÄMPLE.com").replace("'x@", "'y@").replace("'@EX", "'z@EX"));
+        old(&old_rows("EXÄMPLE.com")
+            .replace("'x@", "'y@")
+            .replace("'@EX", "'z@EX"));
         let e = pg::migrate_url(&url).unwrap_err();
-        assert!(e.to_string().contains("would become 'xn--exmple-cua.com'"), "{e}");
+        assert!(
+            e.to_string().contains("would become 'xn--exmple-cua.com'"),
+            "{e}"
+        );
         let n: i64 = pg::blocking(|| {
             pg::connect(&url)
                 .unwrap()
-                .query_one("SELECT count(*) FROM accounts WHERE address = 'y@EXÄMPLE.com'", &[])
+                .query_one(
+                    "SELECT count(*) FROM accounts WHERE address = 'y@EXÄMPLE.com'",
+                    &[],
+                )
                 .unwrap()
                 .get(0)
         });
@@ -324,13 +361,27 @@ mod tests {
             plan("domains", "name", &v(&["exämple.com", "other.org"])).unwrap(),
             vec![("exämple.com".to_string(), "xn--exmple-cua.com".to_string())]
         );
-        assert!(plan("domains", "name", &v(&["exämple.com", "xn--exmple-cua.com"])).is_err());
-        assert!(plan("accounts", "address", &v(&["a@exämple.com", "a@EXÄMPLE.com"])).is_err());
+        assert!(plan(
+            "domains",
+            "name",
+            &v(&["exämple.com", "xn--exmple-cua.com"])
+        )
+        .is_err());
+        assert!(plan(
+            "accounts",
+            "address",
+            &v(&["a@exämple.com", "a@EXÄMPLE.com"])
+        )
+        .is_err());
         // Targets repeat across aliases: no entry of their own.
         assert_eq!(
-            plan("aliases", "target", &v(&["a@exämple.com", "a@xn--exmple-cua.com"]))
-                .unwrap()
-                .len(),
+            plan(
+                "aliases",
+                "target",
+                &v(&["a@exämple.com", "a@xn--exmple-cua.com"])
+            )
+            .unwrap()
+            .len(),
             1
         );
     }

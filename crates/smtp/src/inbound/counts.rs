@@ -12,7 +12,8 @@ pub(super) async fn count(ctx: &Context, address: &str, outcome: DeliveryOutcome
         return;
     };
     // Its stored form (an internationalised name as its A-label).
-    let domain = letterbox_store::idn::a_label(domain).unwrap_or_else(|| domain.to_ascii_lowercase());
+    let domain =
+        letterbox_store::idn::a_label(domain).unwrap_or_else(|| domain.to_ascii_lowercase());
     let day = letterbox_store::web::day_of(letterbox_store::now());
     let r = ctx
         .store

@@ -289,7 +289,11 @@ impl Session {
         let mut bounced: Vec<(AccountId, String, Refusal)> = lost
             .iter()
             .map(|(i, r)| (accounts[*i], r.clone(), Refusal::Full))
-            .chain(failed.iter().map(|(i, r)| (accounts[*i], r.clone(), Refusal::Failed)))
+            .chain(
+                failed
+                    .iter()
+                    .map(|(i, r)| (accounts[*i], r.clone(), Refusal::Failed)),
+            )
             .collect();
         // An alias's members an operator disabled took no copy (rcpt.rs): told to the
         // sender the same way, once another account of the transaction has the message.
