@@ -93,7 +93,9 @@
 //!   `* OK [CLOSED]` goes to IMAP4rev2 and QRESYNC sessions only (Dovecot: all); STORE in
 //!   an EXAMINEd mailbox is `NO [READ-ONLY]` (Dovecot: `OK` and ignored); CREATE makes
 //!   the missing parents (Dovecot's Maildir++ does not); a session whose selected
-//!   mailbox another session deletes gets `* BYE` (as Dovecot).
+//!   mailbox another session deletes gets `* BYE` (as Dovecot); a NUL octet in a
+//!   literal that is not a literal8 (APPEND's message too) is `BAD` (RFC 9051 4.3: CHAR8
+//!   excludes NUL; Dovecot 2.3 stores such a message and takes such a LOGIN).
 //! - QUOTA: one root, `""`, per account; STORAGE usage rounded up to KiB (as Dovecot),
 //!   the limit rounded down; an unlimited account has no quota root (`* QUOTAROOT INBOX`
 //!   alone, `GETQUOTA ""` is `NO [NONEXISTENT]`) since a `quota-list` may not be empty;

@@ -38,6 +38,7 @@ mod body;
 pub mod disk;
 pub mod dkim;
 mod feed;
+pub mod idn;
 mod grams;
 mod heads;
 pub mod line_ends;
@@ -1226,10 +1227,14 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Normalises an address for lookup: trimmed and lower-cased (local parts are matched
-/// case-insensitively, as every mainstream server does).
+/// Normalises an address for lookup: trimmed, ASCII letters lower-cased (local parts
+/// are matched case-insensitively, as every mainstream server does) and the domain in
+/// its one stored form, the lower-case A-label ([`idn`], RFC 5890/5891, UTS #46), so
+/// that `x@exämple.com` and `x@xn--exmple-cua.com` are one address. A domain that is
+/// not a valid name is only lower-cased (it matches nothing the store accepted).
 pub fn normalize_address(address: &str) -> String {
-    address.trim().to_ascii_lowercase()
+    let a = address.trim();
+    idn::address(a).unwrap_or_else(|| a.to_ascii_lowercase())
 }
 
 /// Checks an address for an account or alias: `local@domain`, sane characters.
@@ -1253,13 +1258,20 @@ pub fn validate_address(address: &str) -> Result<(String, String)> {
     {
         return Err(bad());
     }
-    validate_domain(domain).map_err(|_| bad())?;
+    validate_domain(domain).map_err(|_| {
+        Error::Invalid(format!(
+            "invalid address '{address}': its domain is not a valid domain name"
+        ))
+    })?;
     Ok((local.to_string(), domain.to_string()))
 }
 
-/// Checks a domain name: labels of letters, digits and hyphens.
+/// Checks a domain name and gives its one stored form: an internationalised name as
+/// its lower-case A-label ([`idn`]: RFC 5890/5891, UTS #46), then labels of letters,
+/// digits and hyphens (RFC 1123 2.1), at most 63 octets each and 253 in all.
 pub fn validate_domain(domain: &str) -> Result<String> {
-    let d = domain.trim().to_ascii_lowercase();
+    let bad = || Error::Invalid(format!("invalid domain '{domain}'"));
+    let d = idn::a_label(domain.trim()).ok_or_else(bad)?;
     let ok = !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
@@ -1267,13 +1279,31 @@ pub fn validate_domain(domain: &str) -> Result<String> {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
         });
     if ok {
         Ok(d)
     } else {
-        Err(Error::Invalid(format!("invalid domain '{domain}'")))
+        Err(bad())
     }
+}
+
+/// `alias add` of an alias that exists: the same targets again is nothing to do (`Ok`);
+/// other targets are refused, since adding them would silently change where the
+/// alias's mail goes (the operator removes it first, or the targets to drop).
+pub(crate) fn alias_exists(alias: &str, current: &[String], wanted: &[String]) -> Result<()> {
+    let (mut a, mut b) = (current.to_vec(), wanted.to_vec());
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    if a.is_empty() || a == b {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "alias {alias} already exists with target(s) {}; nothing changed (`alias remove {alias}` first to replace it)",
+        a.join(" ")
+    )))
 }
 
 /// Checks and normalises a mailbox name: `/`-separated, no empty levels, no control

@@ -357,6 +357,8 @@ fn migrate(tx: &Transaction) -> Result<()> {
     if !has_search {
         tx.execute_batch("ALTER TABLE blobs ADD COLUMN search BLOB")?;
     }
+    // Version 2: internationalised domains stored as A-labels.
+    crate::idn::migrate_sqlite(tx)?;
     Ok(())
 }
 
@@ -1330,6 +1332,7 @@ impl Backend for SqliteBackend {
             if known.is_none() {
                 return Err(Error::Invalid(format!("domain {domain} is not local")));
             }
+            crate::alias_exists(&alias, &alias_targets(&ctx.tx, &alias)?, &ts)?;
             for t in &ts {
                 ctx.tx.execute(
                     "INSERT OR IGNORE INTO aliases (address, target) VALUES (?1, ?2)",

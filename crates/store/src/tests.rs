@@ -1858,3 +1858,58 @@ fn refused_and_unsplit_bodies_reference_no_part() {
     assert_eq!(s.account("a@example.com").unwrap().quota_used, 0);
     let _ = dir;
 }
+
+/// Internationalised domains (`idn.rs`): a U-label and its A-label are one domain,
+/// stored as the A-label, for domains, accounts, aliases and lookups.
+#[test]
+fn idn_one_stored_form() {
+    let (_d, s) = store();
+    s.add_domain("Exämple.com").unwrap();
+    assert!(matches!(s.add_domain("xn--exmple-cua.com"), Err(Error::Exists(_))));
+    assert!(s.list_domains().unwrap().contains(&"xn--exmple-cua.com".to_string()));
+    assert!(matches!(s.add_domain("xn--a.com"), Err(Error::Invalid(_))));
+    let a = s
+        .add_account("x@xn--exmple-cua.com", &cheap_hash(), QuotaLimit::Default)
+        .unwrap();
+    assert_eq!(a.address, "x@xn--exmple-cua.com");
+    assert!(matches!(
+        s.add_account("X@EXÄMPLE.com", &cheap_hash(), QuotaLimit::Default),
+        Err(Error::Exists(_))
+    ));
+    for form in ["x@exämple.com", "X@EXÄMPLE.COM", "x@XN--EXMPLE-CUA.com"] {
+        match s.resolve(form).unwrap() {
+            Resolved::Accounts(v) => assert_eq!(v[0].id, a.id, "{form}"),
+            other => panic!("{form}: {other:?}"),
+        }
+        assert!(s.authenticate(form, "pw").unwrap().is_some(), "{form}");
+    }
+    s.add_alias("info@exämple.com", &["x@exämple.com".into()]).unwrap();
+    assert_eq!(
+        s.list_aliases(None).unwrap(),
+        vec![(
+            "info@xn--exmple-cua.com".to_string(),
+            vec!["x@xn--exmple-cua.com".to_string()]
+        )]
+    );
+    assert!(matches!(s.resolve("info@xn--exmple-cua.com").unwrap(), Resolved::Accounts(_)));
+}
+
+/// `alias add` of an alias that exists: the same targets are nothing to do, others
+/// are refused and change nothing.
+#[test]
+fn alias_add_existing() {
+    let (_d, s) = store();
+    s.add_alias("team@example.com", &["a@example.com".into(), "b@example.com".into()])
+        .unwrap();
+    s.add_alias("TEAM@example.com", &["b@example.com".into(), "a@example.com".into()])
+        .unwrap();
+    let e = s
+        .add_alias("team@example.com", &["c@example.com".into()])
+        .unwrap_err();
+    assert!(matches!(e, Error::Refused(_)), "{e:?}");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert_eq!(
+        s.list_aliases(Some("team@example.com")).unwrap()[0].1,
+        vec!["a@example.com".to_string(), "b@example.com".to_string()]
+    );
+}

@@ -234,7 +234,7 @@ impl<'a> Cursor<'a> {
     pub fn literal(&mut self) -> PResult<Vec<u8>> {
         let (d, _) = self.literal_any(false)?;
         if d.contains(&0) {
-            return self.err("NUL in literal");
+            return self.err("NUL octet in a literal (RFC 9051 4.3)");
         }
         Ok(d.to_vec())
     }

@@ -837,6 +837,12 @@ fn append_message(c: &mut Cursor) -> PResult<AppendMessage> {
         c.expect(b'(')?;
     }
     let (data, binary) = c.literal_any(true)?;
+    // RFC 9051 4.3 / RFC 3501 4.3: a literal is CHAR8, which excludes NUL; NUL is only
+    // allowed in a literal8 (RFC 3516 4.4). Dovecot 2.3 stores such a message; refused
+    // here, as in every other literal, so that nothing with a NUL is served back as text.
+    if !binary && data.contains(&0) {
+        return c.err("NUL octet in a literal; binary content needs a literal8 (~{n}, RFC 3516)");
+    }
     if utf8 {
         c.expect(b')')?;
     }

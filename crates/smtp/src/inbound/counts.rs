@@ -11,7 +11,9 @@ pub(super) async fn count(ctx: &Context, address: &str, outcome: DeliveryOutcome
     let Some((_, domain)) = address.rsplit_once('@') else {
         return;
     };
-    let domain = domain.to_ascii_lowercase();
+    // Its stored form (an internationalised name as its A-label).
+    let domain =
+        letterbox_store::idn::a_label(domain).unwrap_or_else(|| domain.to_ascii_lowercase());
     let day = letterbox_store::web::day_of(letterbox_store::now());
     let r = ctx
         .store

@@ -7,9 +7,12 @@
 //! SMTP has one reply after the data for all recipients (RFC 5321 4.1.1.4); LMTP one per
 //! recipient (RFC 2033 4.2), and an alias's recipient is `250` when any of its accounts
 //! has the message. A full mailbox behind such a `250` (another recipient's, or another
-//! account of the alias), or an alias's account that an operator disabled, gets the
-//! sender a DSN (RFC 3464), delivered or queued before the reply (RFC 5321 6.1: after
-//! a 250, a failure is reported to the sender).
+//! account of the alias), an alias's account that an operator disabled, or an account
+//! the store failed for (an I/O error, removed since RCPT), gets the sender a DSN (RFC
+//! 3464), delivered or queued before the reply (RFC 5321 6.1: after a 250, a failure is
+//! reported to the sender). In SMTP a failure for every recipient is `451 4.3.0` (`452
+//! 4.3.1` for a full disk), for the client to try again; in LMTP the recipient that
+//! failed gets that reply of its own.
 
 use super::counts::count;
 use super::Session;
@@ -27,6 +30,9 @@ enum Refusal {
     Full,
     /// An operator disabled it (an alias's member; found at RCPT).
     Disabled,
+    /// The store failed for it (not its quota: an I/O error, the account removed since
+    /// RCPT) while another recipient has the message.
+    Failed,
 }
 
 /// What happened to one recipient after the content.
@@ -264,7 +270,7 @@ impl Session {
         // sender is told by a DSN (RFC 3464), stored before the reply is sent so that a
         // crash cannot lose it; never to the null sender (a bounce is not bounced).
         let mut lost: Vec<(usize, String)> = Vec::new();
-        let mut hidden_failures: Vec<(usize, String)> = Vec::new();
+        let mut failed: Vec<(usize, String)> = Vec::new();
         for (r, idx) in per_rcpt.iter().enumerate() {
             if !told_ok[r] {
                 continue;
@@ -272,7 +278,7 @@ impl Session {
             for &i in idx {
                 let list = match outcomes[i] {
                     Outcome::Full => &mut lost,
-                    Outcome::Failed => &mut hidden_failures,
+                    Outcome::Failed => &mut failed,
                     Outcome::Delivered => continue,
                 };
                 if !list.iter().any(|(j, _)| *j == i) {
@@ -283,6 +289,11 @@ impl Session {
         let mut bounced: Vec<(AccountId, String, Refusal)> = lost
             .iter()
             .map(|(i, r)| (accounts[*i], r.clone(), Refusal::Full))
+            .chain(
+                failed
+                    .iter()
+                    .map(|(i, r)| (accounts[*i], r.clone(), Refusal::Failed)),
+            )
             .collect();
         // An alias's members an operator disabled took no copy (rcpt.rs): told to the
         // sender the same way, once another account of the transaction has the message.
@@ -317,6 +328,7 @@ impl Session {
                 let why = match why {
                     Refusal::Full => "mailbox full",
                     Refusal::Disabled => "mailbox disabled",
+                    Refusal::Failed => "storage failure",
                 };
                 tracing::warn!(
                     id = %tx.id,
@@ -325,16 +337,6 @@ impl Session {
                     "message accepted but NOT delivered to <{address}>{via}: {why}; {told}"
                 );
             }
-        }
-        for (i, rcpt) in &hidden_failures {
-            tracing::warn!(
-                id = %tx.id,
-                from = %sender,
-                to = %rcpt,
-                account = accounts[*i],
-                "message accepted but NOT delivered to <{rcpt}> (account {}): storage failure; no bounce was sent",
-                accounts[*i]
-            );
         }
         if self.lmtp() {
             // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
@@ -428,10 +430,14 @@ impl Session {
                 // led to this account.
                 orcpt: (!rcpt.eq_ignore_ascii_case(address)).then(|| rcpt.clone()),
                 action: Action::Failed,
-                // RFC 3463: X.2.2 mailbox full, X.2.1 mailbox disabled.
+                // RFC 3463: X.2.2 mailbox full, X.2.1 mailbox disabled, X.3.0 a
+                // failure of the mail system.
                 diagnostic: match why {
                     Refusal::Full => format!("552 5.2.2 <{address}>: Mailbox full"),
                     Refusal::Disabled => format!("550 5.2.1 <{address}>: Mailbox disabled"),
+                    Refusal::Failed => {
+                        format!("550 5.3.0 <{address}>: The message could not be stored")
+                    }
                 },
             })
             .collect();

@@ -66,6 +66,13 @@ impl Session {
         if !sender.is_ascii() && !smtputf8 {
             return self.bad(553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
         }
+        if !sender.is_empty() && !super::valid_idn(&sender) {
+            return self.bad(
+                553,
+                "5.1.7",
+                "Bad sender address syntax: invalid internationalized domain name",
+            );
+        }
         if let Some(account) = self.auth.clone() {
             let shown = trace::address(&sender, 256);
             let check = sender.clone();

@@ -473,6 +473,17 @@ fn valid_path(addr: &str) -> bool {
         })
 }
 
+/// Whether a path's domain (not an address literal) is a valid name once mapped to its
+/// A-label (RFC 5891, UTS #46): `x@xn--zz.example` with an `xn--` label that is not
+/// Punycode is not. Call after [`valid_path`].
+fn valid_idn(addr: &str) -> bool {
+    match addr.rsplit_once('@') {
+        Some((_, d)) if d.starts_with('[') => true,
+        Some((_, d)) => letterbox_store::validate_domain(d).is_ok(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

@@ -1,10 +1,12 @@
 //! RCPT (RFC 5321 4.1.1.3): recipients resolved against the local domains
 //! (`Store::resolve`: accounts, `user+tag`, aliases, catch-all); quota checked at RCPT
 //! (RFC 1870 SIZE); `<Postmaster>` without a domain accepted (RFC 5321 4.5.1); a domain
-//! that is not local refused (never a relay).
+//! that is not local refused (never a relay). A domain is compared in its A-label form
+//! (RFC 5890/5891, UTS #46: `letterbox_store::idn`), so a U-label (with SMTPUTF8, RFC
+//! 6531) and its A-label reach the same recipient; a name IDNA refuses is `553 5.1.3`.
 
 use super::counts::count;
-use super::{valid_path, Flow, Recipient, Session};
+use super::{valid_idn, valid_path, Flow, Recipient, Session};
 use crate::trace;
 use letterbox_proto::metrics::metrics;
 use letterbox_store::web::DeliveryOutcome;
@@ -46,6 +48,13 @@ impl Session {
         }
         if !address.is_ascii() && !smtputf8 {
             return self.bad(553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
+        }
+        if !valid_idn(&address) {
+            return self.bad(
+                553,
+                "5.1.3",
+                "Bad recipient address syntax: invalid internationalized domain name",
+            );
         }
         let lookup = address.clone();
         let resolved = self

@@ -18,7 +18,7 @@ pub(crate) fn alias_address(address: &str) -> Result<String> {
     Ok(format!("{l}@{d}"))
 }
 
-fn targets(c: &mut impl GenericClient, address: &str) -> Result<Vec<String>> {
+pub(crate) fn targets(c: &mut impl GenericClient, address: &str) -> Result<Vec<String>> {
     Ok(c.query(
         "SELECT target FROM aliases WHERE address = $1 ORDER BY target",
         &[&address],

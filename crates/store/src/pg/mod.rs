@@ -107,7 +107,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
     (111, "111_parts", include_str!("migrations/111_parts.sql")),
     (118, "118_message_cache", include_str!("migrations/118_message_cache.sql")),
+    (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
 ];
+
+/// The migration that rewrites U-label domains as A-labels (`crate::idn`), in Rust.
+const IDN_MIGRATION: i32 = 135;
 
 /// The schema version this build applies (the highest migration).
 pub fn schema_version() -> i32 {
@@ -214,6 +218,9 @@ pub fn migrate(client: &mut postgres::Client) -> Result<i32> {
         tx.batch_execute(sql).map_err(|e| {
             Error::Io(std::io::Error::other(format!("migration {name}: {}", pg_err(e))))
         })?;
+        if version == IDN_MIGRATION {
+            crate::idn::migrate_pg(&mut tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
             &[&version, &name, &now()],
@@ -630,6 +637,7 @@ impl Backend for PgBackend {
             {
                 return Err(Error::Invalid(format!("domain {domain} is not local")));
             }
+            crate::alias_exists(&alias, &aliases::targets(tx, &alias)?, &ts)?;
             for t in &ts {
                 tx.execute(
                     "INSERT INTO aliases (address, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
