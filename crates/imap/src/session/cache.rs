@@ -966,7 +966,8 @@ mod tests {
     /// time, and from the store's copy in a new process (a new cache: nothing rendered);
     /// after an expunge and arrivals only the new messages are rendered; a chunk that
     /// does not decode is ignored and written again, without the expunged messages;
-    /// another UIDVALIDITY reads nothing stored and writes nothing.
+    /// another UIDVALIDITY reads nothing stored and writes nothing. Messages whose
+    /// rendering was kept at delivery are not rendered here.
     #[test]
     fn renderings_kept_in_the_store() {
         let (_d, s, mb) = store();
@@ -1013,6 +1014,24 @@ mod tests {
                 .collect()
         };
         let all: Vec<u32> = (1..=300).collect();
+        // Rendered at delivery: the store's renderings, nothing rendered here.
+        let real: Vec<(u32, Vec<u8>)> = s
+            .roots_many(mb, &all)
+            .unwrap()
+            .iter()
+            .map(|(u, p)| (*u, letterbox_message::imap::bodystructure(p)))
+            .collect();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        assert_eq!(got(&c, &all, uv), real);
+        assert_eq!(renders.get(), 0);
+        // The rest as for messages stored before that: rendered here, by `render`.
+        let forget = || {
+            rusqlite::Connection::open(_d.path().join("store.db"))
+                .unwrap()
+                .execute("DELETE FROM blob_bodystructure", [])
+                .unwrap()
+        };
+        forget();
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
         // In batches, as FETCH asks (128 messages at a time).
         for b in all.chunks(128) {
@@ -1039,6 +1058,7 @@ mod tests {
         let gone: Vec<u32> = std::iter::once(2).chain(10..=20).collect();
         s.expunge(mb, &gone).unwrap();
         add(40);
+        forget();
         let live: Vec<u32> = (1..=340).filter(|u| !gone.contains(u)).collect();
         // In batches whose edges are not the chunks': chunk 1 is queued by the last
         // batch only and keeps the stored entries of the UIDs before that batch's.
