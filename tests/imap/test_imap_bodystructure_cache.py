@@ -1,9 +1,13 @@
 """FETCH BODYSTRUCTURE (RFC 9051 7.5.2) from the rendered answers the message cache keeps
 in memory and in the store (issue 18, crates/imap/src/session/cache.rs): after a
 restart, an expunge, arrivals, with UTF8=ACCEPT (RFC 6855) and when the store's copy
-does not decode, every answer is the one rendered from the message's MIME tree."""
+does not decode, every answer is the one rendered from the message's MIME tree. The
+first read ever of a mailbox reads the answers rendered at delivery
+(crates/store/src/bodystructures.rs), for messages delivered over LMTP, APPENDed,
+imported and copied, and falls back to the trees without them."""
 
 import re
+import smtplib
 import time
 
 import messages
@@ -116,3 +120,104 @@ def test_bodystructure_kept_rendered_across_restarts(server):
     assert bodystructures(c) == from_trees(c)
     server.restart()
     assert bodystructures(session(server)) == want
+
+
+def rendered_at_delivery(server):
+    """Blobs whose BODYSTRUCTURE the store keeps rendered."""
+    return store_sql(
+        server,
+        "SELECT count(*) FROM blob_bodystructure",
+        pg="SELECT count(*) FROM blobs WHERE bodystructure IS NOT NULL",
+    )[0][0]
+
+
+def set_rendered(server, octets):
+    """Replaces every blob's kept rendering (version and octets) while stopped, and
+    drops IMAP's stored chunks, so that the next first read takes what this wrote."""
+    server.stop()
+    store_sql(server, "DELETE FROM message_cache")
+    if octets is None:
+        store_sql(server, "DELETE FROM blob_bodystructure", pg="UPDATE blobs SET bodystructure = NULL")
+    else:
+        store_sql(
+            server,
+            f"UPDATE blob_bodystructure SET data = x'{octets.hex()}'",
+            pg=f"UPDATE blobs SET bodystructure = '\\x{octets.hex()}'::bytea",
+        )
+    server.start()
+
+
+def test_first_read_ever_from_renderings_kept_at_delivery(server, tmp_path):
+    """A mailbox never read by IMAP (delivered over LMTP to two recipients, APPENDed,
+    imported, copied; the server restarted): the first FETCH BODYSTRUCTURE reads the
+    renderings kept at delivery and answers exactly as rendering the trees does, with
+    and without UTF8=ACCEPT; without them (messages stored before, or another
+    rendering's version) it renders the trees."""
+    lmtp = SHAPES + [UTF8_NAME]
+    with smtplib.LMTP("127.0.0.1", server.require("lmtp")) as l:
+        assert l.ehlo()[0] == 250
+        for m in lmtp:
+            # One transaction, two recipients: one reply each after the data (RFC 2033 4.2).
+            assert l.mail("s@example.org")[0] == 250
+            for rcpt in ("alice@example.com", "bob@example.com"):
+                assert l.rcpt(rcpt)[0] == 250
+            assert l.data(m)[0] == 250
+            assert l.getreply()[0] == 250
+    c = session(server)
+    append(c, 14)
+    assert c.cmd("CREATE Copies")[-1].endswith(b"CREATE completed")
+    assert b" OK " in c.cmd("COPY 1:* Copies")[-1]
+    c.cmd("LOGOUT")
+    mbox = tmp_path / "in.mbox"
+    mbox.write_text(
+        "".join(
+            f"From a@example.org Tue Nov 14 12:00:00 2023\nFrom: a@example.org\nSubject: m{i}\n"
+            f"Content-Type: multipart/mixed; boundary=z\n\n--z\nContent-Type: text/plain\n\nbody {i}\n--z--\n\n"
+            for i in range(12)
+        )
+    )
+    server.stop()
+    server.cli("import", "mbox", "--merge", "alice@example.com", str(mbox))
+    server.start()
+    n = len(lmtp) + 14 + 12
+    assert stored_chunks(server, 1) == 0 and stored_chunks(server, 2) == 0, "never read"
+    # One rendering per blob: the two recipients and the copies share theirs.
+    distinct = store_sql(server, "SELECT count(DISTINCT blob) FROM messages")[0][0]
+    assert rendered_at_delivery(server) == distinct
+
+    def first_reads():
+        """Each mailbox's first FETCH BODYSTRUCTURE in a new process, and the same
+        answers rendered from the trees, with and without UTF8=ACCEPT."""
+        got, want = [], []
+        for user, box in [(None, "INBOX"), (None, "Copies"), ("bob", "INBOX")]:
+            for utf8 in (False, True):
+                c = Raw(server)
+                if user:
+                    c.login(("bob@example.com", "bob-Secret2"))
+                else:
+                    c.login()
+                if utf8:
+                    assert c.cmd("ENABLE UTF8=ACCEPT")[-1].endswith(b"OK ENABLE completed")
+                assert c.cmd(f"SELECT {box}")[-1].endswith(b"SELECT completed")
+                got.append(bodystructures(c))
+                want.append(from_trees(c))
+                c.cmd("LOGOUT")
+        return got, want
+
+    server.restart()
+    got, want = first_reads()
+    assert [len(g) for g in got] == [n, n, n - 12, n - 12, len(lmtp), len(lmtp)]
+    assert got == want
+    assert want[0] != want[1], "a UTF-8 parameter is quoted with UTF8=ACCEPT"
+    # The answers are those kept at delivery: a rendering put in their place is answered.
+    marker = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL NIL NIL NIL)'
+    set_rendered(server, b"LBB1" + marker)
+    c = session(server)
+    r = bodystructures(c)
+    assert len(r) == n and all(l.endswith(b" BODYSTRUCTURE " + marker + b")") for l in r), r[0]
+    c.cmd("LOGOUT")
+    # Another rendering's version, or none (stored before): rendered from the trees.
+    for octets in (b"LBB0" + marker, None):
+        set_rendered(server, octets)
+        got2, _ = first_reads()
+        assert got2 == want

@@ -1,65 +1,14 @@
 //! Writing responses: strings quoted or sent as literals as their content requires,
 //! `NIL`, lists, flags. Everything is appended to a `Vec<u8>` the session flushes.
 //!
-//! A string goes quoted when it is short, free of CR, LF and NUL, and — for IMAP4rev1
-//! sessions — 7-bit (RFC 3501 `QUOTED-CHAR` is 7-bit; RFC 9051 allows UTF-8 there).
-//! Otherwise it is a literal (`{n}` CRLF octets), and a literal holding NUL (only BINARY
-//! can produce one) is a literal8 (`~{n}`, RFC 3516).
+//! A string goes quoted or as a literal as `letterbox_message::imap` decides (RFC 9051
+//! 4.3, RFC 3516 literal8, RFC 6855 UTF-8 quoted strings).
 
 use letterbox_store::Flags;
 
-/// Strings longer than this go as literals even when they could be quoted.
-const MAX_QUOTED: usize = 1024;
-
-pub fn needs_literal(s: &[u8], utf8_ok: bool) -> bool {
-    if s.len() > MAX_QUOTED {
-        return true;
-    }
-    if s.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
-        return true;
-    }
-    if s.iter().any(|&b| b >= 0x80) {
-        return !(utf8_ok && std::str::from_utf8(s).is_ok());
-    }
-    // Many escapes read worse than a literal.
-    s.iter().filter(|&&b| b == b'"' || b == b'\\').count() > 8
-}
-
-pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
-    if s.contains(&0) {
-        out.push(b'~');
-    }
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s);
-}
-
-pub fn quoted(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    for &b in s {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-}
-
-/// `string`: quoted or literal.
-pub fn string(out: &mut Vec<u8>, s: &[u8], utf8_ok: bool) {
-    if needs_literal(s, utf8_ok) {
-        literal(out, s);
-    } else {
-        quoted(out, s);
-    }
-}
-
-/// `nstring`.
-pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>, utf8_ok: bool) {
-    match s {
-        Some(s) => string(out, s, utf8_ok),
-        None => out.extend_from_slice(b"NIL"),
-    }
-}
+// The string syntax is the message crate's, shared with the BODYSTRUCTURE the store
+// keeps rendered (`letterbox_message::imap`).
+pub use letterbox_message::imap::{literal, needs_literal, nstring, quoted, string};
 
 /// `astring`: a bare atom when it can be one (and is not `NIL`), else a string.
 pub fn astring(out: &mut Vec<u8>, s: &[u8], utf8_ok: bool) {

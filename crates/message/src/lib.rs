@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 pub use mail_parser;
 
 mod address;
+pub mod imap;
 pub mod strip;
 pub use address::{parse_address_list, Address};
 

@@ -16,6 +16,9 @@ pub(crate) struct Encoded {
     pub(crate) search: Vec<u8>,
     /// The head (envelope, sent date, header search text, sort fields: heads.rs).
     pub(crate) head: Vec<u8>,
+    /// IMAP's BODYSTRUCTURE of the message, rendered without UTF8=ACCEPT after the
+    /// rendering's version (`letterbox_message::imap::RENDERING`): [`bodystructure`].
+    pub(crate) bodystructure: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     pub(crate) line_ends: crate::line_ends::LineEnds,
     /// The search text before compression (compared with a skeleton's: `dedup.rs`).
@@ -37,6 +40,7 @@ pub(crate) fn encode_parsed(body: &[u8]) -> Encoded {
 pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encoded {
     let mut p = parsed.unwrap_or_else(|| letterbox_message::parse(body));
     let head = p.encode_head();
+    let bodystructure = bodystructure(&p.root);
     let search = (
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
@@ -49,10 +53,30 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
         grams: crate::grams::build(&search.0, &search.1),
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
         head,
+        bodystructure,
         line_ends: crate::line_ends::LineEnds::of(body),
         search_raw: raw,
         slim: crate::sqlite::dedup::Slim::default(),
     }
+}
+
+/// A message's BODYSTRUCTURE as the store keeps it (issue 18): the rendering's version,
+/// then IMAP's octets (`letterbox_message::imap::bodystructure`). Made at delivery from
+/// the one parse, so that a first FETCH BODYSTRUCTURE of a big mailbox reads rendered
+/// answers ([`Backend::bodystructures_many`]) instead of decoding and rendering every
+/// MIME tree. Offsets do not enter it (sizes and line counts only), so a message's
+/// per-recipient prefix does not change it and one row serves every copy of the blob.
+pub(crate) fn bodystructure(root: &letterbox_message::Part) -> Vec<u8> {
+    let r = letterbox_message::imap::bodystructure(root);
+    let mut v = Vec::with_capacity(4 + r.len());
+    v.extend_from_slice(letterbox_message::imap::RENDERING);
+    v.extend_from_slice(&r);
+    v
+}
+
+/// The rendering of a stored [`bodystructure`], if it is of this build's version.
+pub(crate) fn stored_bodystructure(stored: &[u8]) -> Option<&[u8]> {
+    stored.strip_prefix(&letterbox_message::imap::RENDERING[..])
 }
 
 /// Decompresses stored search texts with one reused context (a fresh zstd context per

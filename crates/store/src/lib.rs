@@ -41,6 +41,7 @@ mod feed;
 pub mod idn;
 mod grams;
 mod heads;
+mod bodystructures;
 pub mod line_ends;
 pub mod logins;
 pub mod mailpack;
@@ -1014,6 +1015,16 @@ pub trait Backend: Send + Sync + 'static {
             p.search_body = String::new();
         }
         Ok(v)
+    }
+    /// FETCH BODYSTRUCTURE's answers kept at delivery (issue 18, `bodystructures.rs`):
+    /// for each message of `uids` whose blob has one in this build's rendering
+    /// (`letterbox_message::imap::RENDERING`), by ascending UID, IMAP's octets rendered
+    /// without UTF8=ACCEPT (`letterbox_message::imap::bodystructure`). Messages without
+    /// one (stored before, or in another rendering) and UIDs that do not exist are left
+    /// out: the caller renders those from [`Backend::roots_many`].
+    fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
     }
     /// The MIME trees of many messages (FETCH BODY/BODYSTRUCTURE of a range), with
     /// offsets counting from the start of the message (prefix included), by ascending

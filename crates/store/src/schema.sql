@@ -95,6 +95,14 @@ CREATE TABLE IF NOT EXISTS blob_grams (
     id    INTEGER PRIMARY KEY,         -- blob_info.id
     grams BLOB NOT NULL                -- trigram filter of the search text (grams.rs)
 );
+-- IMAP's BODYSTRUCTURE of a blob, rendered at delivery (issue 18, body.rs
+-- `bodystructure`): keyed by the hash itself, so that a pass over a big mailbox reads it
+-- with one seek per message, without `blob_info`. Blobs stored before it have none;
+-- IMAP then renders from the MIME tree.
+CREATE TABLE IF NOT EXISTS blob_bodystructure (
+    hash BLOB PRIMARY KEY,             -- blobs.hash
+    data BLOB NOT NULL                 -- the rendering's version, then the octets
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_search (
     id     INTEGER PRIMARY KEY,        -- blob_info.id
     search BLOB NOT NULL               -- search text (headers, body), postcard + zstd

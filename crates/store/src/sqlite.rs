@@ -980,6 +980,8 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
         .then(|| dedup::pack_structure(&enc.head))
         .flatten();
     crate::heads::put(c, id, packed_head.as_ref().unwrap_or(&enc.head))?;
+    c.prepare_cached("INSERT OR REPLACE INTO blob_bodystructure (hash, data) VALUES (?1, ?2)")?
+        .execute(params![hash, enc.bodystructure])?;
     Ok(())
 }
 
@@ -1001,6 +1003,8 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
                 .execute([id])?;
         }
     }
+    c.prepare_cached("DELETE FROM blob_bodystructure WHERE hash = ?1")?
+        .execute([hash])?;
     Ok(())
 }
 
@@ -2791,6 +2795,10 @@ impl Backend for SqliteBackend {
         uids: &[u32],
     ) -> Result<Vec<(u32, letterbox_message::Part)>> {
         self.roots_many_impl(mailbox, uids)
+    }
+
+    fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.bodystructures_many_impl(mailbox, uids)
     }
 }
 

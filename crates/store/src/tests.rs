@@ -326,6 +326,51 @@ fn message_cache_is_kept_with_its_mailbox() {
     assert_eq!(s.load_message_cache(other.id, 1, 0, 0).unwrap().len(), 1);
 }
 
+/// FETCH BODYSTRUCTURE's answers kept at delivery: for every message stored (with or
+/// without a per-recipient prefix, shared by a copy), exactly IMAP's rendering of its
+/// MIME tree; a sparse set is answered as a dense one, and UIDs that do not exist or
+/// were expunged are left out.
+#[test]
+fn bodystructures_kept_at_delivery() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let bodies = [
+        "Subject: plain\r\n\r\nhello\r\n",
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: x@y\r\n\r\ntwo\r\n--b--\r\n",
+        "Content-Type: text/plain; name=\"Gr\u{fc}\u{df}e.txt\"\r\n\r\nhi\r\n",
+        "no header at all",
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        let mut m = msg(b);
+        if i % 2 == 0 {
+            m.prefix = b"Delivered-To: a@example.com\r\n".to_vec();
+        }
+        s.append(inbox.id, m, false).unwrap();
+    }
+    s.expunge(inbox.id, &[2]).unwrap();
+    let other = s.create_mailbox(a.id, "Other", None).unwrap();
+    s.copy(inbox.id, &[1, 3, 4], other.id).unwrap();
+    for mb in [inbox.id, other.id] {
+        let uids = [1, 2, 3, 4, 99];
+        let want: Vec<(u32, Vec<u8>)> = s
+            .roots_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, r)| (u, letterbox_message::imap::bodystructure(&r)))
+            .collect();
+        assert_eq!(want.len(), 3);
+        assert_eq!(s.bodystructures_many(mb, &uids).unwrap(), want);
+        // A sparse set is read by seeks, not a range.
+        let last = want[2].clone();
+        assert_eq!(s.bodystructures_many(mb, &[last.0, 1000]).unwrap(), vec![last]);
+    }
+    let got = s.bodystructures_many(inbox.id, &[3]).unwrap();
+    assert!(!letterbox_message::imap::same_with_utf8(&got[0].1), "a literal: {:?}", got[0].1);
+}
+
 /// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
 /// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
 /// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).

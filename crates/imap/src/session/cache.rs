@@ -46,6 +46,11 @@
 //!   found in the UID range it read (expunged ones leave then), and a chunk that does
 //!   not decode, or has another [`STORED_MAGIC`] (another rendering), is ignored and
 //!   written again.
+//! - A message never read by IMAP has its BODYSTRUCTURE rendered at delivery, from the
+//!   one parse, with the same functions (`letterbox_message::imap`), kept with its
+//!   blob ([`Backend::bodystructures_many`]): the first FETCH BODYSTRUCTURE of a mailbox
+//!   copies those octets (one seek per message) instead of decoding and rendering every
+//!   MIME tree. Messages stored before that are rendered from their trees.
 //!
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
@@ -80,10 +85,10 @@ pub const STORED_MIN: usize = 32;
 /// A chunk read from the store: its octets and each entry's UID and place in them.
 type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
 
-/// The first octets of a stored chunk: the format and the version of the rendering.
-/// Change the digit whenever `body_structure` (commands/fetch/structure.rs) writes
-/// other octets: chunks of an earlier rendering are then ignored and written again.
-pub const STORED_MAGIC: &[u8; 4] = b"LBB1";
+/// The first octets of a stored chunk: the format and the version of the rendering
+/// (`letterbox_message::imap::RENDERING`, changed whenever `body_structure` writes
+/// other octets): chunks of an earlier rendering are then ignored and written again.
+pub const STORED_MAGIC: &[u8; 4] = letterbox_message::imap::RENDERING;
 
 /// Hashes a UID with one multiplication (Fibonacci hashing): the keys are small
 /// integers chosen by the server, not by clients, so SipHash's protection against
@@ -382,8 +387,11 @@ impl MsgCache {
     }
 
     /// FETCH BODYSTRUCTURE's answers of `uids` (the octets after `BODYSTRUCTURE `), as
-    /// [`heads`](Self::heads): from memory, else from the store's copy, else rendered by
-    /// `render` from the MIME trees ([`Backend::roots_many`]) and kept in both.
+    /// [`heads`](Self::heads): from memory, else from the store's copy, else as
+    /// rendered at delivery ([`Backend::bodystructures_many`]), else rendered by
+    /// `render` from the MIME trees ([`Backend::roots_many`]); kept in memory and in the
+    /// store's copy. `render` must write what `letterbox_message::imap::bodystructure`
+    /// writes (for `utf8`).
     pub fn bodystructures(
         &self,
         st: &dyn Backend,
@@ -428,6 +436,17 @@ impl MsgCache {
                             if rest.remove(u) {
                                 got.push((*u, data[at.clone()].to_vec()));
                             }
+                        }
+                    }
+                }
+                if !rest.is_empty() {
+                    // Rendered at delivery (the same octets; without UTF8=ACCEPT, and
+                    // with it when no string needed a literal).
+                    let list: Vec<u32> = rest.iter().copied().collect();
+                    for (u, r) in st.bodystructures_many(mailbox, &list)? {
+                        if (!utf8 || letterbox_message::imap::same_with_utf8(&r)) && rest.remove(&u) {
+                            fresh.push(u);
+                            got.push((u, r));
                         }
                     }
                 }
@@ -947,7 +966,8 @@ mod tests {
     /// time, and from the store's copy in a new process (a new cache: nothing rendered);
     /// after an expunge and arrivals only the new messages are rendered; a chunk that
     /// does not decode is ignored and written again, without the expunged messages;
-    /// another UIDVALIDITY reads nothing stored and writes nothing.
+    /// another UIDVALIDITY reads nothing stored and writes nothing. Messages whose
+    /// rendering was kept at delivery are not rendered here.
     #[test]
     fn renderings_kept_in_the_store() {
         let (_d, s, mb) = store();
@@ -994,6 +1014,24 @@ mod tests {
                 .collect()
         };
         let all: Vec<u32> = (1..=300).collect();
+        // Rendered at delivery: the store's renderings, nothing rendered here.
+        let real: Vec<(u32, Vec<u8>)> = s
+            .roots_many(mb, &all)
+            .unwrap()
+            .iter()
+            .map(|(u, p)| (*u, letterbox_message::imap::bodystructure(p)))
+            .collect();
+        let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
+        assert_eq!(got(&c, &all, uv), real);
+        assert_eq!(renders.get(), 0);
+        // The rest as for messages stored before that: rendered here, by `render`.
+        let forget = || {
+            rusqlite::Connection::open(_d.path().join("store.db"))
+                .unwrap()
+                .execute("DELETE FROM blob_bodystructure", [])
+                .unwrap()
+        };
+        forget();
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
         // In batches, as FETCH asks (128 messages at a time).
         for b in all.chunks(128) {
@@ -1020,6 +1058,7 @@ mod tests {
         let gone: Vec<u32> = std::iter::once(2).chain(10..=20).collect();
         s.expunge(mb, &gone).unwrap();
         add(40);
+        forget();
         let live: Vec<u32> = (1..=340).filter(|u| !gone.contains(u)).collect();
         // In batches whose edges are not the chunks': chunk 1 is queued by the last
         // batch only and keeps the stored entries of the UIDs before that batch's.

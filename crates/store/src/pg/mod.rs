@@ -52,6 +52,7 @@ mod mailboxes;
 mod maintenance;
 mod listen;
 mod messages;
+mod bodystructures;
 mod objects;
 mod parts;
 mod replace;
@@ -107,6 +108,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (110, "110_mailbox_index", include_str!("migrations/110_mailbox_index.sql")),
     (111, "111_parts", include_str!("migrations/111_parts.sql")),
     (118, "118_message_cache", include_str!("migrations/118_message_cache.sql")),
+    (125, "125_blob_bodystructure", include_str!("migrations/125_blob_bodystructure.sql")),
     (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
 ];
 
@@ -1015,6 +1017,10 @@ impl Backend for PgBackend {
             .pop()
             .map(|(_, p)| p)
             .ok_or_else(|| Error::NotFound(format!("message UID {uid}")))
+    }
+
+    fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        bodystructures::bodystructures_many(self, mailbox, uids)
     }
 
     fn parsed_many(
