@@ -8,8 +8,9 @@
 //!
 //! - A [`Snapshot`] of a mailbox is its messages as [`Msg`] (12 octets each: UID, an
 //!   interned keyword set, the system flags), in one `Arc<Vec<Msg>>` that the sessions
-//!   showing that state share (copy on write: a session that must differ, e.g. to mark
-//!   its own `\Recent` messages or hold an expunge it may not announce yet, copies), and
+//!   showing that state share (copy on write: a session that must differ, e.g. to hold
+//!   an expunge it may not announce yet, copies; its `\Recent` UIDs are ranges kept
+//!   beside the list, [`super::view::Selected::recent`], so a claim copies nothing), and
 //!   the counters SELECT and STATUS answer with (messages, unseen, first unseen,
 //!   deleted, sizes, keywords in use), computed once per state, not per command.
 //!   Beside it, each message's size, INTERNALDATE and MODSEQ: SEARCH, SORT and THREAD
@@ -83,7 +84,7 @@ pub struct Snapshot {
     pub uidvalidity: u32,
     /// The mailbox's HIGHESTMODSEQ when it was read; every change at or below it is in.
     pub modseq: u64,
-    /// Ascending UIDs; `recent` and `expunged` are always false here.
+    /// Ascending UIDs; `expunged` is always false here.
     pub msgs: Arc<Vec<Msg>>,
     /// RFC822.SIZE of each message (saturated at u32::MAX), for STATUS SIZE.
     sizes: Arc<Vec<u32>>,
@@ -268,33 +269,36 @@ impl Snapshot {
         let sizes = r.take(4 * n)?.as_chunks::<4>().0;
         let dates = r.take(8 * n)?.as_chunks::<8>().0;
         let modseqs = r.take(8 * n)?.as_chunks::<8>().0;
-        let uid = |b: &[u8; 4]| u32::from_le_bytes(*b);
-        if uids.windows(2).any(|w| uid(&w[0]) >= uid(&w[1])) {
+        // One pass builds the entries and checks them: UIDs ascending, every keyword set
+        // listed.
+        let mut prev: i64 = -1;
+        let mut valid = true;
+        let mut msgs: Vec<Msg> = uids
+            .iter()
+            .zip(kws)
+            .zip(flags)
+            .map(|((u, k), &f)| {
+                let (uid, kw) = (u32::from_le_bytes(*u), u32::from_le_bytes(*k));
+                valid &= i64::from(uid) > prev && (kw as usize) < renumber.len();
+                prev = i64::from(uid);
+                Msg {
+                    uid,
+                    kw,
+                    flags: Flags(f),
+                    expunged: false,
+                }
+            })
+            .collect();
+        if !valid {
             return None;
         }
         // The sets were interned in their stored order, so their numbers normally stay
         // as stored; otherwise (a set listed twice) each is renumbered.
-        let mut kws: Vec<u32> = kws.iter().map(|b| u32::from_le_bytes(*b)).collect();
-        if kws.iter().any(|&k| k as usize >= renumber.len()) {
-            return None;
-        }
         if renumber.iter().enumerate().any(|(i, &k)| k as usize != i) {
-            for k in kws.iter_mut() {
-                *k = renumber[*k as usize];
+            for m in msgs.iter_mut() {
+                m.kw = renumber[m.kw as usize];
             }
         }
-        let msgs: Vec<Msg> = uids
-            .iter()
-            .zip(&kws)
-            .zip(flags)
-            .map(|((u, &kw), &f)| Msg {
-                uid: uid(u),
-                kw,
-                flags: Flags(f),
-                recent: false,
-                expunged: false,
-            })
-            .collect();
         let sizes: Vec<u32> = sizes.iter().map(|b| u32::from_le_bytes(*b)).collect();
         let dates: Vec<i64> = dates.iter().map(|b| i64::from_le_bytes(*b)).collect();
         let modseqs: Vec<u64> = modseqs.iter().map(|b| u64::from_le_bytes(*b)).collect();
@@ -314,34 +318,28 @@ impl Snapshot {
             size: 0,
             deleted_size: 0,
         };
-        s.count_columns(flags, &kws);
+        s.count();
         Some(s)
     }
 
+    /// The counters, in one pass over the entries and sizes without branches on the
+    /// flags (a mailbox mixes them at random), and the keywords in use.
     fn count(&mut self) {
-        let flags: Vec<u8> = self.msgs.iter().map(|m| m.flags.0).collect();
-        let kws: Vec<u32> = self.msgs.iter().map(|m| m.kw).collect();
-        self.count_columns(&flags, &kws);
-    }
-
-    /// The counters from the messages' flags and keyword sets as columns: one simple
-    /// loop each, without branches on the flags (a mailbox mixes them at random).
-    fn count_columns(&mut self, flags: &[u8], kws: &[u32]) {
         let (seen, del) = (Flags::SEEN.0, Flags::DELETED.0);
-        self.first_unseen = flags.iter().position(|&f| f & seen == 0);
-        let unseen: u32 = flags.iter().map(|&f| u32::from(f & seen == 0)).sum();
-        let deleted: u32 = flags.iter().map(|&f| u32::from(f & del != 0)).sum();
-        let size: u64 = self.sizes.iter().map(|&z| u64::from(z)).sum();
-        let deleted_size: u64 = flags
-            .iter()
-            .zip(self.sizes.iter())
-            .map(|(&f, &z)| u64::from(z) * u64::from(f & del != 0))
-            .sum();
+        self.first_unseen = self.msgs.iter().position(|m| m.flags.0 & seen == 0);
+        let (mut unseen, mut deleted, mut size, mut deleted_size) = (0u32, 0u32, 0u64, 0u64);
+        for (m, &z) in self.msgs.iter().zip(self.sizes.iter()) {
+            let d = u32::from(m.flags.0 & del != 0);
+            unseen += u32::from(m.flags.0 & seen == 0);
+            deleted += d;
+            size += u64::from(z);
+            deleted_size += u64::from(z) * u64::from(d);
+        }
         // Set 0 is the empty set: marking only matters when there are others.
         let mut used = vec![false; self.kwsets.len()];
         if used.len() > 1 {
-            for &k in kws {
-                if let Some(u) = used.get_mut(k as usize) {
+            for m in self.msgs.iter() {
+                if let Some(u) = used.get_mut(m.kw as usize) {
                     *u = true;
                 }
             }
@@ -404,7 +402,6 @@ fn msg(kwsets: &mut KeywordSets, m: &MessageMeta) -> Msg {
         uid: m.uid,
         kw: kwsets.intern(&m.keywords),
         flags: m.flags,
-        recent: false,
         expunged: false,
     }
 }
