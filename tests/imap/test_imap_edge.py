@@ -102,6 +102,37 @@ def test_recent_is_claimed_by_one_select(server):
     assert a.cmd("STATUS INBOX (RECENT)")[0] == b"* STATUS INBOX (RECENT 0)"
 
 
+def test_recent_after_examine_claims_and_expunges(server):
+    """RFC 3501 2.3.2: what EXAMINE saw as recent stays so for that session, an arrival
+    claimed by another session is not recent to it, and marks follow their messages
+    across an EXPUNGE (each session keeps its recent UIDs beside the shared list)."""
+    for _ in range(2):
+        server.deliver("alice@example.com", messages.SIMPLE)
+    a, b = Raw(server), Raw(server)
+    a.login()
+    b.login()
+    assert a.cmd("EXAMINE INBOX")[:2] == [b"* 2 EXISTS", b"* 2 RECENT"]
+    assert b.cmd("SELECT INBOX")[:2] == [b"* 2 EXISTS", b"* 2 RECENT"]
+    server.deliver("alice@example.com", messages.SIMPLE)
+    assert b.cmd("NOOP")[:2] == [b"* 3 EXISTS", b"* 3 RECENT"]
+    assert a.cmd("NOOP")[:1] == [b"* 3 EXISTS"]
+    assert a.cmd("FETCH 1:3 FLAGS")[:3] == [
+        b"* 1 FETCH (FLAGS (\\Recent))",
+        b"* 2 FETCH (FLAGS (\\Recent))",
+        b"* 3 FETCH (FLAGS ())",
+    ]
+    b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert b.cmd("EXPUNGE")[0] == b"* 1 EXPUNGE"
+    assert b.cmd("FETCH 1:2 FLAGS")[:2] == [
+        b"* 1 FETCH (FLAGS (\\Recent))",
+        b"* 2 FETCH (FLAGS (\\Recent))",
+    ]
+    assert b.cmd("SEARCH RECENT")[0] == b"* SEARCH 1 2"
+    assert a.cmd("NOOP")[0] == b"* 1 EXPUNGE"
+    assert a.cmd("SEARCH RECENT")[0] == b"* SEARCH 1"
+    assert a.cmd("SELECT INBOX")[:2] == [b"* 2 EXISTS", b"* 0 RECENT"]
+
+
 def test_idle_keepalive(make_server):
     server = make_server(**{"imap.idle_keepalive": 1})
     c = Raw(server)

@@ -217,3 +217,12 @@ def test_index_stored_for_the_next_start(server, tmp_path):
     c = session(server)
     assert fetch_all(c) == want
     assert logged(server, "does not decode") and not logged(server, "from its stored index")
+    c.cmd("LOGOUT")
+    # A copy of the older form without counters (LBI2, written before the counters were
+    # kept) is read whole once, logged as such, not as a copy that does not decode.
+    server.stop()
+    store_sql(server, "UPDATE mailbox_index SET data = x'4c424932'", pg="UPDATE mailbox_index SET data = '\\x4c424932'::bytea")
+    server.start()
+    c = session(server)
+    assert fetch_all(c) == want
+    assert logged(server, "of an older form") and not logged(server, "does not decode")

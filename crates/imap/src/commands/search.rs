@@ -78,7 +78,7 @@ pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Inde
             .map(|(i, m)| Cand {
                 seq: i as u32 + 1,
                 uid: m.uid,
-                recent: m.recent,
+                recent: sel.is_recent(m.uid),
             })
             .collect(),
         mb: sel.id,

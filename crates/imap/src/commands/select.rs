@@ -105,6 +105,7 @@ pub async fn run(
         read_only,
         msgs: snap.msgs.clone(),
         known_modseq: snap.modseq,
+        recent: Vec::new(),
         saved: Vec::new(),
         keywords: snap.keywords.clone(),
         kwsets: snap.kwsets.clone(),
@@ -112,14 +113,9 @@ pub async fn run(
         vanished: s.enabled.qresync,
         unannounced: false,
     };
-    // \Recent: the claimed UIDs [from, to) in the view (a copy of it is marked).
-    let from = sel.msgs.partition_point(|m| m.uid < recent.0);
-    let to = sel.msgs.partition_point(|m| m.uid < recent.1);
-    if from < to {
-        for m in &mut std::sync::Arc::make_mut(&mut sel.msgs)[from..to] {
-            m.recent = true;
-        }
-    }
+    // \Recent: the claimed UIDs [from, to) in the view, kept as a range beside the
+    // shared message list (no copy of it).
+    sel.add_recent(recent, 0);
     // No `*` in known-uids (the parser refuses it); None: every UID.
     let known: Option<UidSet> = params
         .qresync
@@ -147,7 +143,7 @@ pub async fn run(
     let mut out = Vec::new();
     out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
     if rev1 {
-        out.extend_from_slice(format!("* {} RECENT\r\n", to - from).as_bytes());
+        out.extend_from_slice(format!("* {} RECENT\r\n", sel.recent_count()).as_bytes());
     }
     out.extend_from_slice(sel.flags_responses().as_bytes());
     if rev1 {
@@ -194,7 +190,7 @@ pub async fn run(
         for (i, modseq) in resync {
             let m = &sel.msgs[i];
             out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
-            response::flags(&mut out, m.flags, sel.kwsets.get(m.kw), rev1 && m.recent);
+            response::flags(&mut out, m.flags, sel.kwsets.get(m.kw), rev1 && sel.is_recent(m.uid));
             out.extend_from_slice(format!(" MODSEQ ({modseq}))\r\n").as_bytes());
         }
     }

@@ -8,8 +8,9 @@
 //!
 //! - A [`Snapshot`] of a mailbox is its messages as [`Msg`] (12 octets each: UID, an
 //!   interned keyword set, the system flags), in one `Arc<Vec<Msg>>` that the sessions
-//!   showing that state share (copy on write: a session that must differ, e.g. to mark
-//!   its own `\Recent` messages or hold an expunge it may not announce yet, copies), and
+//!   showing that state share (copy on write: a session that must differ, e.g. to hold
+//!   an expunge it may not announce yet, copies; its `\Recent` UIDs are ranges kept
+//!   beside the list, [`super::view::Selected::recent`], so a claim copies nothing), and
 //!   the counters SELECT and STATUS answer with (messages, unseen, first unseen,
 //!   deleted, sizes, keywords in use), computed once per state, not per command.
 //!   Beside it, each message's size, INTERNALDATE and MODSEQ: SEARCH, SORT and THREAD
@@ -57,7 +58,7 @@ pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
 pub const SAVE_MIN_MESSAGES: usize = 1_000;
 
 /// The first four octets of [`Snapshot::encode`]'s form (its version).
-const MAGIC: &[u8; 4] = b"LBI2";
+const MAGIC: &[u8; 4] = b"LBI3";
 
 /// Reads the compact form of [`Snapshot::encode`], refusing (None) anything short.
 struct Reader<'a>(&'a [u8]);
@@ -74,6 +75,9 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
 }
 
 /// One state of a mailbox: its messages and counters at `modseq`.
@@ -83,7 +87,7 @@ pub struct Snapshot {
     pub uidvalidity: u32,
     /// The mailbox's HIGHESTMODSEQ when it was read; every change at or below it is in.
     pub modseq: u64,
-    /// Ascending UIDs; `recent` and `expunged` are always false here.
+    /// Ascending UIDs; `expunged` is always false here.
     pub msgs: Arc<Vec<Msg>>,
     /// RFC822.SIZE of each message (saturated at u32::MAX), for STATUS SIZE.
     sizes: Arc<Vec<u32>>,
@@ -206,15 +210,18 @@ impl Snapshot {
         s
     }
 
-    /// The compact form the store keeps ([`Backend::save_mailbox_index`]): `LBI2`, the
+    /// The compact form the store keeps ([`Backend::save_mailbox_index`]): `LBI3`, the
     /// keyword sets (count, then each: count, then each keyword: length, octets), the
-    /// message count, then the messages' columns one after the other: UIDs (4 octets
-    /// each), keyword sets (4), flags (1), sizes (4), INTERNALDATEs (8), MODSEQs (8);
-    /// 29 octets a message, integers little-endian. UIDVALIDITY and MODSEQ are kept beside
-    /// it. Columns rather than records, so that decoding is a few straight copies and the
-    /// counters are sums over the flags column (the first SELECT after a start decodes
-    /// it; a copy of the older record form, `LBI1`, does not decode: the mailbox is read
-    /// whole once and its copy written anew).
+    /// message count, the counters SELECT and STATUS answer with (unseen, deleted, first
+    /// unseen as index + 1 or 0, size, deleted size: 4, 4, 4, 8, 8 octets) and the keyword
+    /// sets in use (count, then each set's number), then the messages' columns one after
+    /// the other: UIDs (4 octets each), keyword sets (4), flags (1), sizes (4),
+    /// INTERNALDATEs (8), MODSEQs (8); 29 octets a message, integers little-endian.
+    /// UIDVALIDITY and MODSEQ are kept beside it. The counters are kept so that the first
+    /// SELECT after a start does not count them again (Dovecot keeps its in the index
+    /// header too), columns rather than records so that decoding is a few straight
+    /// copies. A copy of an older form (`LBI1`: records; `LBI2`: no counters) does not
+    /// decode: the mailbox is read whole once and its copy written anew.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.msgs.len() * 29);
         out.extend_from_slice(MAGIC);
@@ -228,6 +235,21 @@ impl Snapshot {
             }
         }
         out.extend_from_slice(&(self.msgs.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.unseen.to_le_bytes());
+        out.extend_from_slice(&self.deleted.to_le_bytes());
+        let first = self.first_unseen.map_or(0, |i| i as u32 + 1);
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.deleted_size.to_le_bytes());
+        let mut used = vec![false; self.kwsets.len()];
+        for m in self.msgs.iter() {
+            if let Some(u) = used.get_mut(m.kw as usize) {
+                *u = true;
+            }
+        }
+        let used: Vec<u32> = (0..used.len() as u32).filter(|&i| used[i as usize]).collect();
+        out.extend_from_slice(&(used.len() as u32).to_le_bytes());
+        out.extend(used.iter().flat_map(|k| k.to_le_bytes()));
         out.extend(self.msgs.iter().flat_map(|m| m.uid.to_le_bytes()));
         out.extend(self.msgs.iter().flat_map(|m| m.kw.to_le_bytes()));
         out.extend(self.msgs.iter().map(|m| m.flags.0));
@@ -259,6 +281,17 @@ impl Snapshot {
             renumber.push(kwsets.intern(&set));
         }
         let n = r.u32()? as usize;
+        let (unseen, deleted, first) = (r.u32()?, r.u32()?, r.u32()?);
+        let (size, deleted_size) = (r.u64()?, r.u64()?);
+        if [unseen, deleted, first].iter().any(|&c| c as usize > n) || (first == 0) != (unseen == 0)
+        {
+            return None;
+        }
+        let nused = r.u32()? as usize;
+        let mut used = Vec::with_capacity(nused.min(r.0.len() / 4));
+        for _ in 0..nused {
+            used.push(*renumber.get(r.u32()? as usize)?);
+        }
         if r.0.len() != n.checked_mul(29)? {
             return None;
         }
@@ -268,37 +301,41 @@ impl Snapshot {
         let sizes = r.take(4 * n)?.as_chunks::<4>().0;
         let dates = r.take(8 * n)?.as_chunks::<8>().0;
         let modseqs = r.take(8 * n)?.as_chunks::<8>().0;
-        let uid = |b: &[u8; 4]| u32::from_le_bytes(*b);
-        if uids.windows(2).any(|w| uid(&w[0]) >= uid(&w[1])) {
+        // One pass builds the entries and checks them: UIDs ascending, every keyword set
+        // listed.
+        let mut prev: i64 = -1;
+        let mut valid = true;
+        let mut msgs: Vec<Msg> = uids
+            .iter()
+            .zip(kws)
+            .zip(flags)
+            .map(|((u, k), &f)| {
+                let (uid, kw) = (u32::from_le_bytes(*u), u32::from_le_bytes(*k));
+                valid &= i64::from(uid) > prev && (kw as usize) < renumber.len();
+                prev = i64::from(uid);
+                Msg {
+                    uid,
+                    kw,
+                    flags: Flags(f),
+                    expunged: false,
+                }
+            })
+            .collect();
+        if !valid {
             return None;
         }
         // The sets were interned in their stored order, so their numbers normally stay
         // as stored; otherwise (a set listed twice) each is renumbered.
-        let mut kws: Vec<u32> = kws.iter().map(|b| u32::from_le_bytes(*b)).collect();
-        if kws.iter().any(|&k| k as usize >= renumber.len()) {
-            return None;
-        }
         if renumber.iter().enumerate().any(|(i, &k)| k as usize != i) {
-            for k in kws.iter_mut() {
-                *k = renumber[*k as usize];
+            for m in msgs.iter_mut() {
+                m.kw = renumber[m.kw as usize];
             }
         }
-        let msgs: Vec<Msg> = uids
-            .iter()
-            .zip(&kws)
-            .zip(flags)
-            .map(|((u, &kw), &f)| Msg {
-                uid: uid(u),
-                kw,
-                flags: Flags(f),
-                recent: false,
-                expunged: false,
-            })
-            .collect();
+        let keywords = keywords_of(&kwsets, used.into_iter());
         let sizes: Vec<u32> = sizes.iter().map(|b| u32::from_le_bytes(*b)).collect();
         let dates: Vec<i64> = dates.iter().map(|b| i64::from_le_bytes(*b)).collect();
         let modseqs: Vec<u64> = modseqs.iter().map(|b| u64::from_le_bytes(*b)).collect();
-        let mut s = Snapshot {
+        Some(Snapshot {
             mailbox: mb.id,
             uidvalidity: mb.uidvalidity,
             modseq,
@@ -307,54 +344,39 @@ impl Snapshot {
             dates: Arc::new(dates),
             modseqs: Arc::new(modseqs),
             kwsets,
-            keywords: Vec::new(),
-            first_unseen: None,
-            unseen: 0,
-            deleted: 0,
-            size: 0,
-            deleted_size: 0,
-        };
-        s.count_columns(flags, &kws);
-        Some(s)
+            keywords,
+            first_unseen: first.checked_sub(1).map(|i| i as usize),
+            unseen,
+            deleted,
+            size,
+            deleted_size,
+        })
     }
 
+    /// The counters, in one pass over the entries and sizes without branches on the
+    /// flags, and the keywords in use ([`Snapshot::decode`] counts as it decodes).
     fn count(&mut self) {
-        let flags: Vec<u8> = self.msgs.iter().map(|m| m.flags.0).collect();
-        let kws: Vec<u32> = self.msgs.iter().map(|m| m.kw).collect();
-        self.count_columns(&flags, &kws);
-    }
-
-    /// The counters from the messages' flags and keyword sets as columns: one simple
-    /// loop each, without branches on the flags (a mailbox mixes them at random).
-    fn count_columns(&mut self, flags: &[u8], kws: &[u32]) {
         let (seen, del) = (Flags::SEEN.0, Flags::DELETED.0);
-        self.first_unseen = flags.iter().position(|&f| f & seen == 0);
-        let unseen: u32 = flags.iter().map(|&f| u32::from(f & seen == 0)).sum();
-        let deleted: u32 = flags.iter().map(|&f| u32::from(f & del != 0)).sum();
-        let size: u64 = self.sizes.iter().map(|&z| u64::from(z)).sum();
-        let deleted_size: u64 = flags
-            .iter()
-            .zip(self.sizes.iter())
-            .map(|(&f, &z)| u64::from(z) * u64::from(f & del != 0))
-            .sum();
+        self.first_unseen = self.msgs.iter().position(|m| m.flags.0 & seen == 0);
+        let (mut unseen, mut deleted, mut size, mut deleted_size) = (0u32, 0u32, 0u64, 0u64);
+        for (m, &z) in self.msgs.iter().zip(self.sizes.iter()) {
+            let d = u32::from(m.flags.0 & del != 0);
+            unseen += u32::from(m.flags.0 & seen == 0);
+            deleted += d;
+            size += u64::from(z);
+            deleted_size += u64::from(z) * u64::from(d);
+        }
         // Set 0 is the empty set: marking only matters when there are others.
         let mut used = vec![false; self.kwsets.len()];
         if used.len() > 1 {
-            for &k in kws {
-                if let Some(u) = used.get_mut(k as usize) {
+            for m in self.msgs.iter() {
+                if let Some(u) = used.get_mut(m.kw as usize) {
                     *u = true;
                 }
             }
         }
-        let mut k: Vec<String> = used
-            .iter()
-            .enumerate()
-            .filter(|(_, &u)| u)
-            .flat_map(|(i, _)| self.kwsets.get(i as u32).iter().cloned())
-            .collect();
-        k.sort();
-        k.dedup();
-        self.keywords = k;
+        let sets = used.iter().enumerate().filter(|(_, &u)| u).map(|(i, _)| i as u32);
+        self.keywords = keywords_of(&self.kwsets, sets);
         (self.unseen, self.deleted, self.size, self.deleted_size) =
             (unseen, deleted, size, deleted_size);
     }
@@ -399,12 +421,19 @@ impl Snapshot {
     }
 }
 
+/// The keywords of these sets, sorted, each once (FLAGS and PERMANENTFLAGS).
+fn keywords_of(kwsets: &KeywordSets, sets: impl Iterator<Item = u32>) -> Vec<String> {
+    let mut k: Vec<String> = sets.flat_map(|i| kwsets.get(i).iter().cloned()).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
 fn msg(kwsets: &mut KeywordSets, m: &MessageMeta) -> Msg {
     Msg {
         uid: m.uid,
         kw: kwsets.intern(&m.keywords),
         flags: m.flags,
-        recent: false,
         expunged: false,
     }
 }
@@ -526,7 +555,7 @@ fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
     let mut older = false;
     let read = st.read_mailbox_index(mb.id, &mut |uidvalidity, modseq, data| {
         if uidvalidity == mb.uidvalidity && modseq <= mb.highestmodseq {
-            older = data.starts_with(b"LBI1");
+            older = data.starts_with(b"LBI1") || data.starts_with(b"LBI2");
             got = Some(Snapshot::decode(mb, modseq, data).map(|s| (modseq, s)));
         }
     });
@@ -536,7 +565,8 @@ fn stored(st: &dyn Backend, mb: &Mailbox) -> Option<Arc<Snapshot>> {
     }
     let Some((modseq, base)) = got? else {
         if older {
-            // Written by an older build (the record form): read whole once, stored anew.
+            // Written by an older build (records, or no counters): read whole once,
+            // stored anew.
             tracing::info!("imap: stored index of mailbox #{} is of an older form", mb.id);
             return None;
         }
@@ -666,7 +696,12 @@ mod tests {
             ],
         );
         let data = s.encode();
-        assert_eq!(data.len(), 4 + 4 + (4) + (4 + 4 + 2) + (4 + 4 + 1 + 4 + 2) + 4 + 4 * 29);
+        // Magic, the three keyword sets, the count, the counters, the three sets in use,
+        // the columns.
+        assert_eq!(
+            data.len(),
+            4 + 4 + (4) + (4 + 4 + 2) + (4 + 4 + 1 + 4 + 2) + 4 + 28 + (4 + 3 * 4) + 4 * 29
+        );
         let d = Snapshot::decode(&mb(), 9, &data).unwrap();
         assert_eq!(d.metas(), s.metas());
         assert_eq!((d.modseq, d.uidvalidity, d.mailbox), (9, 99, 7));
@@ -680,6 +715,19 @@ mod tests {
         }
         let mut bad = data.clone();
         bad[0] = b'X';
+        assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        // The older form without counters (LBI2) is not taken for this one.
+        let mut old = data.clone();
+        old[3] = b'2';
+        assert!(Snapshot::decode(&mb(), 9, &old).is_none());
+        // Counters that cannot be: more unseen than messages, a first unseen without
+        // any unseen (the counters follow the count, after the sets).
+        let counters = data.len() - 4 * 29 - (4 + 3 * 4) - 28;
+        let mut bad = data.clone();
+        bad[counters] = 9;
+        assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
+        let mut bad = data.clone();
+        bad[counters..counters + 4].copy_from_slice(&0u32.to_le_bytes());
         assert!(Snapshot::decode(&mb(), 9, &bad).is_none());
         // UIDs out of order.
         let mut bad = data.clone();
@@ -700,6 +748,13 @@ mod tests {
             dup.push(b'a');
         }
         dup.extend_from_slice(&1u32.to_le_bytes()); // one message
+        dup.extend_from_slice(&0u32.to_le_bytes()); // unseen
+        dup.extend_from_slice(&0u32.to_le_bytes()); // deleted
+        dup.extend_from_slice(&0u32.to_le_bytes()); // no first unseen
+        dup.extend_from_slice(&7u64.to_le_bytes()); // size
+        dup.extend_from_slice(&0u64.to_le_bytes()); // deleted size
+        dup.extend_from_slice(&1u32.to_le_bytes()); // one set in use: 2
+        dup.extend_from_slice(&2u32.to_le_bytes());
         dup.extend_from_slice(&5u32.to_le_bytes()); // UID
         dup.extend_from_slice(&2u32.to_le_bytes()); // keyword set 2
         dup.push(Flags::SEEN.0);

@@ -23,14 +23,14 @@ use std::sync::Arc;
 
 /// One message as the client knows it: 12 octets, so that many sessions on big
 /// mailboxes stay small. Keywords are a reference to an interned set ([`KeywordSets`]).
+/// `\Recent` is not kept here but as UID ranges beside the list ([`Selected::recent`]),
+/// so that marking a session's claim does not copy a list it shares.
 #[derive(Debug, Clone, Copy)]
 pub struct Msg {
     pub uid: u32,
     /// Index of the message's keyword set in [`Selected::kwsets`] (0: none).
     pub kw: u32,
     pub flags: Flags,
-    /// `\Recent` for this session (IMAP4rev1).
-    pub recent: bool,
     /// Expunged in the store; not yet announced to the client.
     pub expunged: bool,
 }
@@ -93,6 +93,13 @@ pub struct Selected {
     pub msgs: Arc<Vec<Msg>>,
     /// The MODSEQ up to which the view is known to be current.
     pub known_modseq: u64,
+    /// The UIDs `\Recent` to this session (IMAP4rev1; RFC 3501 2.3.2), as ascending,
+    /// disjoint half-open ranges `[from, to)`, each clipped to the messages the view had
+    /// when it was added ([`Selected::add_recent`]). A claim is always "the UIDs from
+    /// the mailbox's mark up to its UIDNEXT" (`letterbox_store::open_mailbox`, sync),
+    /// so a session's recent messages are a few ranges, not a mark per message: the
+    /// view keeps sharing the mailbox's snapshot after its claim.
+    pub recent: Vec<(u32, u32)>,
     /// RFC 5182 `$`: the UIDs the last `SEARCH RETURN (SAVE)` found.
     pub saved: Vec<u32>,
     /// Keywords announced in FLAGS; a new one is announced again (RFC 9051 7.3.5).
@@ -152,9 +159,40 @@ impl Selected {
             uid: m.uid,
             kw: self.kwsets.intern(&m.keywords),
             flags: m.flags,
-            recent: m.recent,
             expunged: false,
         }
+    }
+
+    /// Adds the claimed (or, read-only, unclaimed) UIDs `[from, to)` to the session's
+    /// `\Recent` ones, for the messages the view holds above `above`: the range is
+    /// clipped to `(above, max_uid]`, so that a later claim is never covered by an
+    /// earlier range.
+    pub fn add_recent(&mut self, (from, to): (u32, u32), above: u32) {
+        let from = from.max(above.saturating_add(1));
+        let to = to.min(self.max_uid().saturating_add(1));
+        if from < to {
+            self.recent.push((from, to));
+        }
+    }
+
+    /// Whether the message with this UID is `\Recent` to this session.
+    pub fn is_recent(&self, uid: u32) -> bool {
+        if self.recent.is_empty() {
+            return false;
+        }
+        let i = self.recent.partition_point(|&(_, to)| to <= uid);
+        self.recent.get(i).is_some_and(|&(from, _)| from <= uid)
+    }
+
+    /// The number of messages in the view that are `\Recent` to this session.
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(from, to)| {
+                self.msgs.partition_point(|m| m.uid < to)
+                    - self.msgs.partition_point(|m| m.uid < from)
+            })
+            .sum()
     }
 
     /// The keywords of the message at `i`.
@@ -255,16 +293,16 @@ impl Selected {
         let mut modseq_of = HashMap::new();
         let mut added = 0u32;
         let mut added_recent = false;
+        let above = self.max_uid();
         for m in changes.changed {
             if changes.vanished.contains(&m.uid) {
                 continue;
             }
             if m.uid > self.max_uid() {
-                let mut msg = self.msg_from_meta(&m);
+                let msg = self.msg_from_meta(&m);
                 // Recent to this session if it claimed it (IMAP4rev1, see
                 // `Session::sync`), or, read-only, if no session has claimed it.
-                msg.recent = m.uid >= recent.0 && m.uid < recent.1;
-                added_recent |= msg.recent;
+                added_recent |= m.uid >= recent.0 && m.uid < recent.1;
                 Arc::make_mut(&mut self.msgs).push(msg);
                 added += 1;
             } else if let Some(i) = self.index_of_uid(m.uid) {
@@ -279,10 +317,11 @@ impl Selected {
             }
         }
         if added > 0 {
+            self.add_recent(recent, above);
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
             if rev1 {
                 // RFC 3501 7.3.2: told when the number changes (as Dovecot).
-                let recent = self.msgs.iter().filter(|m| m.recent).count();
+                let recent = self.recent_count();
                 if added_recent {
                     out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
                 }
@@ -302,8 +341,9 @@ impl Selected {
     }
 
     /// Shares the snapshot's messages again when this view holds exactly the same state
-    /// (nothing of its own: no `\Recent`, no expunge to announce), so that a session
-    /// that has synced does not keep a private copy of a big mailbox. True if shared.
+    /// (nothing of its own: no expunge to announce; `\Recent` is kept apart), so that a
+    /// session that has synced does not keep a private copy of a big mailbox. True if
+    /// shared.
     pub fn adopt(&mut self, snap: &super::index::Snapshot) -> bool {
         if Arc::ptr_eq(&self.msgs, &snap.msgs) {
             return true;
@@ -319,7 +359,6 @@ impl Selected {
         let same = self.msgs.iter().zip(snap.msgs.iter()).all(|(a, b)| {
             a.uid == b.uid
                 && a.flags == b.flags
-                && !a.recent
                 && !a.expunged
                 && (a.kw == 0 && b.kw == 0 || self.kwsets.get(a.kw) == snap.kwsets.get(b.kw))
         });
@@ -371,8 +410,9 @@ impl Selected {
     /// each number counted after the previous removals, as RFC 9051 6.4.3 shows.
     pub fn flush_expunges(&mut self, out: &mut Vec<u8>) -> Vec<u32> {
         let mut removed = Vec::new();
-        self.unannounced = false;
-        if !self.msgs.iter().any(|m| m.expunged) {
+        // Every expunge mark comes with `unannounced` ([`Selected::apply`]): without it
+        // there is nothing to look for (no walk of a big list after every command).
+        if !std::mem::take(&mut self.unannounced) {
             return removed;
         }
         let mut kept = Vec::with_capacity(self.msgs.len());
@@ -422,7 +462,7 @@ impl Selected {
             out.extend_from_slice(format!("MODSEQ ({ms}) ").as_bytes());
         }
         out.extend_from_slice(b"FLAGS ");
-        response::flags(out, m.flags, self.kwsets.get(m.kw), rev1 && m.recent);
+        response::flags(out, m.flags, self.kwsets.get(m.kw), rev1 && self.is_recent(m.uid));
         out.extend_from_slice(b")\r\n");
     }
 
@@ -462,11 +502,11 @@ mod tests {
                     uid,
                     kw: 0,
                     flags: Flags::default(),
-                    recent: false,
                     expunged: false,
                 })
                 .collect()),
             known_modseq: 1,
+            recent: vec![],
             saved: vec![],
             keywords: vec![],
             kwsets: KeywordSets::default(),
@@ -542,12 +582,60 @@ mod tests {
         assert_eq!(std::mem::size_of::<Msg>(), 12);
     }
 
+    /// `\Recent` as UID ranges: clipped to the view, counted and tested per UID, and
+    /// extended by a sync's claim for the arrivals only.
+    #[test]
+    fn recent_ranges() {
+        let mut s = sel(&[1, 2, 5, 6, 9]);
+        s.add_recent((2, 7), 0);
+        assert_eq!(s.recent_count(), 3);
+        let marks: Vec<bool> = [1, 2, 5, 6, 9].iter().map(|&u| s.is_recent(u)).collect();
+        assert_eq!(marks, [false, true, true, true, false]);
+        // EXAMINE's unclaimed UIDs `[first_recent, u32::MAX)`: clipped to the messages
+        // held, so a later claim by another session is not covered.
+        let mut r = sel(&[1, 2, 3]);
+        r.add_recent((2, u32::MAX), 0);
+        assert_eq!(r.recent, [(2, 4)]);
+        let meta = |uid: u32| MessageMeta {
+            uid,
+            modseq: 2,
+            flags: Flags::default(),
+            keywords: vec![],
+            internal_date: 0,
+            size: 1,
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        };
+        let changes = ChangesSince {
+            changed: vec![meta(4), meta(5)],
+            vanished: vec![],
+        };
+        // The sync's claim names 3 (already held, not recent again) and 4, not 5.
+        let mut out = Vec::new();
+        r.apply(changes, 2, SyncMode::Full, true, (3, 5), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 5 EXISTS\r\n* 3 RECENT\r\n"
+        );
+        assert_eq!(r.recent, [(2, 4), (4, 5)]);
+        let marks: Vec<bool> = (1..=5).map(|u| r.is_recent(u)).collect();
+        assert_eq!(marks, [false, true, true, true, false]);
+        let mut out = Vec::new();
+        r.write_flags(3, true, true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 4 FETCH (UID 4 FLAGS (\\Recent))\r\n"
+        );
+    }
+
     #[test]
     fn expunge_order() {
         let mut s = sel(&(1..=12).collect::<Vec<_>>());
         for uid in [3, 4, 7, 11] {
             Arc::make_mut(&mut s.msgs)[uid as usize - 1].expunged = true;
         }
+        s.unannounced = true;
         let mut out = Vec::new();
         s.flush_expunges(&mut out);
         assert_eq!(

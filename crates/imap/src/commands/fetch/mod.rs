@@ -204,7 +204,7 @@ pub async fn run(
                     uid: m.uid,
                     flags: m.flags,
                     keywords: sel.keywords(i).to_vec(),
-                    recent: rev1 && m.recent,
+                    recent: rev1 && sel.is_recent(m.uid),
                     force_flags: forced.contains(&i),
                     force_modseq: condstore && forced.contains(&i),
                 })
@@ -410,7 +410,7 @@ async fn session_only(
                 uid: m.uid,
                 flags: m.flags,
                 keywords: sel.keywords(i).to_vec(),
-                recent: rev1 && m.recent,
+                recent: rev1 && sel.is_recent(m.uid),
                 // \Seen is never set by UID/FLAGS: nothing forced.
                 force_flags: false,
                 force_modseq: false,
