@@ -46,11 +46,19 @@
 //!   found in the UID range it read (expunged ones leave then), and a chunk that does
 //!   not decode, or has another [`STORED_MAGIC`] (another rendering), is ignored and
 //!   written again.
+//! - Per message, the *searchable head* SEARCH's header keys scan in place
+//!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
+//!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with
+//!   [`searchable::MAGIC`]), so the first header search after a start reads the
+//!   mailbox's records in a few sequential chunks, not every head through a join; each
+//!   record carries a CRC and is checked when read from the store (a damaged one is
+//!   derived from the head again, never written back as it was).
 //!
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
 
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
+use super::searchable;
 use letterbox_store::{Backend, MailboxId};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -76,6 +84,15 @@ pub const STORED_SPAN: u32 = 256;
 /// written: below it (a message or two just arrived) their own rows are cheaper than
 /// reading and rewriting a chunk.
 pub const STORED_MIN: usize = 32;
+
+/// The first octets of the store's chunks of `kind`.
+fn magic(kind: u8) -> &'static [u8; 4] {
+    if kind == searchable::KIND {
+        searchable::MAGIC
+    } else {
+        STORED_MAGIC
+    }
+}
 
 /// A chunk read from the store: its octets and each entry's UID and place in them.
 type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
@@ -199,6 +216,8 @@ struct Mailbox {
     envelopes: UidMap<Envelope>,
     /// FETCH BODYSTRUCTURE's answers, rendered without and with UTF8=ACCEPT.
     rendered: [UidMap<Vec<u8>>; 2],
+    /// What SEARCH's header keys compare (`session::searchable`).
+    searchable: UidMap<Vec<u8>>,
     /// THREAD's keys and the names their numbers stand for.
     threads: UidMap<ThreadKeys>,
     names: Names,
@@ -394,7 +413,70 @@ impl MsgCache {
         render: impl Fn(&Part) -> Vec<u8>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
-        // The store's chunks read (octets, where each entry is) and the UIDs rendered anew.
+        self.stored_or_derive(
+            st,
+            mailbox,
+            uidvalidity,
+            uids,
+            kind,
+            move |m| &mut m.rendered[usize::from(utf8)],
+            |_| true,
+            |rest| {
+                Ok(st
+                    .roots_many(mailbox, rest)?
+                    .into_iter()
+                    .map(|(u, root)| (u, render(&root)))
+                    .collect())
+            },
+        )
+    }
+
+    /// The searchable heads of `uids` (`session::searchable`: what SEARCH's header keys
+    /// compare, scanned in place), as [`heads`](Self::heads): from memory, else from the
+    /// store's copy, else derived from the heads ([`Backend::heads_many`]) and kept in
+    /// both.
+    pub fn searchable(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
+        self.stored_or_derive(
+            st,
+            mailbox,
+            uidvalidity,
+            uids,
+            searchable::KIND,
+            |m| &mut m.searchable,
+            searchable::valid,
+            |rest| {
+                Ok(st
+                    .heads_many(mailbox, rest)?
+                    .into_iter()
+                    .map(|(u, p)| (u, searchable::encode(&p)))
+                    .collect())
+            },
+        )
+    }
+
+    /// Per-message octets kept in memory and in the store's chunks of `kind`: from
+    /// memory, else from the store's chunks (the entries `usable` accepts), else made by
+    /// `derive` and then queued for the store ([`write_stored`](Self::write_stored)).
+    #[allow(clippy::too_many_arguments)]
+    fn stored_or_derive(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+        kind: u8,
+        map: impl Fn(&mut Mailbox) -> &mut UidMap<Vec<u8>>,
+        usable: impl Fn(&[u8]) -> bool,
+        derive: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>>,
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
+        let magic = magic(kind);
+        // The store's chunks read (octets, where each entry is) and the UIDs made anew.
         let mut stored: Vec<StoredChunk> = Vec::new();
         let mut fresh: Vec<u32> = Vec::new();
         let keep = self.limit > 0;
@@ -402,7 +484,7 @@ impl MsgCache {
             mailbox,
             uidvalidity,
             uids,
-            |m| &mut m.rendered[usize::from(utf8)],
+            map,
             |missing| {
                 let mut got = Vec::with_capacity(missing.len());
                 let mut rest: std::collections::BTreeSet<u32> = missing.iter().copied().collect();
@@ -412,8 +494,12 @@ impl MsgCache {
                     match st.load_message_cache(mailbox, kind, lo, hi) {
                         Ok(chunks) => {
                             for (n, v, data) in chunks {
-                                match decode_chunk(&data) {
-                                    Some(entries) if v == uidvalidity => stored.push((data, entries)),
+                                match decode_chunk(magic, &data) {
+                                    Some(mut entries) if v == uidvalidity => {
+                                        // Damaged entries are made anew (and not kept).
+                                        entries.retain(|(_, at)| usable(&data[at.clone()]));
+                                        stored.push((data, entries))
+                                    }
                                     Some(_) => {}
                                     None => tracing::debug!(
                                         "imap: stored cache chunk {n} of mailbox #{mailbox} does not decode (ignored)"
@@ -433,9 +519,9 @@ impl MsgCache {
                 }
                 if !rest.is_empty() {
                     let rest: Vec<u32> = rest.into_iter().collect();
-                    for (u, root) in st.roots_many(mailbox, &rest)? {
+                    for (u, v) in derive(&rest)? {
                         fresh.push(u);
-                        got.push((u, render(&root)));
+                        got.push((u, v));
                     }
                 }
                 Ok(got)
@@ -527,7 +613,7 @@ impl MsgCache {
                 .map(|(u, b)| (*u, b.as_slice()))
                 .collect();
             entries.extend(p.found.iter().map(|(u, b)| (*u, b.as_slice())));
-            let data = encode_chunk(entries.into_iter());
+            let data = encode_chunk(magic(kind), entries.into_iter());
             if let Err(e) = st.save_message_cache(mailbox, kind, n, p.uidvalidity, data) {
                 tracing::debug!("imap: keeping the stored cache: {e}");
             }
@@ -762,6 +848,7 @@ impl MsgCache {
             && m.roots.len() <= live
             && m.envelopes.len() <= live
             && m.rendered.iter().all(|r| r.len() <= live)
+            && m.searchable.len() <= live
             && m.threads.len() <= live
         {
             return;
@@ -794,7 +881,7 @@ impl MsgCache {
             }
             keep
         });
-        for r in &mut m.rendered {
+        for r in m.rendered.iter_mut().chain(std::iter::once(&mut m.searchable)) {
             r.retain(|&u, v| {
                 let keep = alive(u);
                 if !keep {
@@ -811,6 +898,7 @@ impl MsgCache {
                 + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>()
                 + m.rendered
                     .iter()
+                    .chain(std::iter::once(&m.searchable))
                     .flat_map(|r| r.values())
                     .map(|v| 48 + 32 + v.len() as u64)
                     .sum::<u64>();
@@ -836,10 +924,10 @@ impl MsgCache {
     }
 }
 
-/// A stored chunk: [`STORED_MAGIC`], then per message its UID and length (4 octets
+/// A stored chunk: its kind's magic ([`STORED_MAGIC`], [`searchable::MAGIC`]), then per message its UID and length (4 octets
 /// each, little-endian) and its octets, by ascending UID.
-fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
-    let mut out = STORED_MAGIC.to_vec();
+fn encode_chunk<'a>(magic: &[u8; 4], entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
+    let mut out = magic.to_vec();
     for (u, b) in entries {
         out.extend_from_slice(&u.to_le_bytes());
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -849,12 +937,12 @@ fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
 }
 
 /// The entries of a stored chunk (each UID and where its octets are in `data`), or
-/// `None` when it is not one of this version.
-fn decode_chunk(data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
-    if !data.starts_with(STORED_MAGIC) {
+/// `None` when it is not one of this version (`magic`).
+fn decode_chunk(magic: &[u8; 4], data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
+    if !data.starts_with(magic) {
         return None;
     }
-    let mut at = STORED_MAGIC.len();
+    let mut at = magic.len();
     let mut out = Vec::new();
     while at < data.len() {
         let head = data.get(at..at.checked_add(8)?)?;
@@ -989,7 +1077,7 @@ mod tests {
                 .into_iter()
                 .map(|(n, v, d)| {
                     assert_eq!(v, uv);
-                    (n, decode_chunk(&d).unwrap().into_iter().map(|e| e.0).collect())
+                    (n, decode_chunk(STORED_MAGIC, &d).unwrap().into_iter().map(|e| e.0).collect())
                 })
                 .collect()
         };
@@ -1054,10 +1142,10 @@ mod tests {
         let c = MsgCache::new(0);
         c.bodystructures(&*s, mb, uv, &live, true, render).unwrap();
         assert_eq!(stored(2), []);
-        assert_eq!(decode_chunk(b"LBB0"), None);
-        assert_eq!(decode_chunk(b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
-        let data = encode_chunk([(7, &b"ab"[..]), (9, &b""[..])].into_iter());
-        let entries = decode_chunk(&data).unwrap();
+        assert_eq!(decode_chunk(STORED_MAGIC, b"LBB0"), None);
+        assert_eq!(decode_chunk(STORED_MAGIC, b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
+        let data = encode_chunk(STORED_MAGIC, [(7, &b"ab"[..]), (9, &b""[..])].into_iter());
+        let entries = decode_chunk(STORED_MAGIC, &data).unwrap();
         let entries: Vec<(u32, &[u8])> = entries.into_iter().map(|(u, r)| (u, &data[r])).collect();
         assert_eq!(entries, [(7, &b"ab"[..]), (9, &b""[..])]);
     }
