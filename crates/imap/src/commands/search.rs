@@ -28,6 +28,7 @@ use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
 use crate::session::index::{self, Indexes};
+use crate::session::cache::Searchable;
 use crate::session::searchable::Record;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
@@ -119,7 +120,8 @@ pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Inde
 /// when `want_head` asks for it (SORT), its decoded head. What the key is evaluated
 /// against: for header keys and SENT* alone, the searchable heads
 /// (`session::searchable`, scanned in place; from the process's message cache, else
-/// the store's copy of it, else derived from the heads once and kept in both); when
+/// the store's copy of it; a message without one yet is evaluated on its decoded head,
+/// its record made after the answer, `MsgCache::write_stored`); when
 /// the caller wants the head or the key needs it decoded (THREADID), the heads
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
 /// MIME tree; kept decoded in the message cache); when the key looks at the body's
@@ -180,7 +182,10 @@ pub(crate) fn scan(
                 .cache
                 .searchable(c.st, c.mb, sel.uidvalidity, &uids())?
                 .into_iter()
-                .map(|(u, r)| (u, Read::Record(r)))
+                .map(|(u, r)| match r {
+                    Searchable::Record(r) => (u, Read::Record(r)),
+                    Searchable::Head(h) => (u, Read::Parsed(h)),
+                })
                 .collect()
         } else if want_parsed {
             sel.indexes

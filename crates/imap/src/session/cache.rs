@@ -50,7 +50,9 @@
 //!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
 //!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with
 //!   [`searchable::MAGIC`]), so the first header search after a start reads the
-//!   mailbox's records in a few sequential chunks, not every head through a join; each
+//!   mailbox's records in a few sequential chunks, not every head through a join (a
+//!   message without a record yet is searched on its decoded head, and its record made
+//!   after the command's answer, from that head); each
 //!   record carries a CRC and is checked when read from the store (a damaged one is
 //!   derived from the head again, never written back as it was).
 //!
@@ -92,6 +94,14 @@ fn magic(kind: u8) -> &'static [u8; 4] {
     } else {
         STORED_MAGIC
     }
+}
+
+/// What a header key is evaluated on ([`MsgCache::searchable`]).
+pub enum Searchable {
+    /// The searchable head (`session::searchable`).
+    Record(Arc<Vec<u8>>),
+    /// The decoded head, while the record is not made yet.
+    Head(Arc<ParsedMessage>),
 }
 
 /// A chunk read from the store: its octets and each entry's UID and place in them.
@@ -250,6 +260,9 @@ pub struct MsgCache {
     inner: Mutex<Inner>,
     /// Chunks of the store's copy to write, by mailbox, kind and chunk number.
     pending: Mutex<std::collections::BTreeMap<(MailboxId, u8, u32), Pending>>,
+    /// Searchable heads to make after the command (mailbox, UIDVALIDITY, UIDs asked):
+    /// [`searchable`](Self::searchable) answered those messages from their heads.
+    deferred: Mutex<Vec<(MailboxId, u32, Vec<u32>)>>,
 }
 
 impl std::fmt::Debug for MsgCache {
@@ -336,6 +349,7 @@ impl MsgCache {
             limit,
             inner: Mutex::new(Inner::default()),
             pending: Mutex::default(),
+            deferred: Mutex::default(),
         }
     }
 
@@ -431,18 +445,22 @@ impl MsgCache {
         )
     }
 
-    /// The searchable heads of `uids` (`session::searchable`: what SEARCH's header keys
-    /// compare, scanned in place), as [`heads`](Self::heads): from memory, else from the
-    /// store's copy, else derived from the heads ([`Backend::heads_many`]) and kept in
-    /// both.
+    /// What SEARCH's header keys are evaluated on for `uids`, in no particular order,
+    /// without the UIDs that do not exist: the searchable heads (`session::searchable`)
+    /// from memory, else from the store's copy; the messages that have none yet are
+    /// given as their decoded heads ([`heads`](Self::heads), kept in memory as they
+    /// are), and their records are made after the command, from those heads, by
+    /// [`write_stored`](Self::write_stored) (so the first search ever of a mailbox costs
+    /// what reading its heads costs, not that plus the records' making).
     pub fn searchable(
         &self,
         st: &dyn Backend,
         mailbox: MailboxId,
         uidvalidity: u32,
         uids: &[u32],
-    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
-        self.stored_or_derive(
+    ) -> letterbox_store::Result<Vec<(u32, Searchable)>> {
+        let mut heads = Vec::new();
+        let records = self.stored_or_derive(
             st,
             mailbox,
             uidvalidity,
@@ -451,13 +469,47 @@ impl MsgCache {
             |m| &mut m.searchable,
             searchable::valid,
             |rest| {
-                Ok(st
-                    .heads_many(mailbox, rest)?
-                    .into_iter()
-                    .map(|(u, p)| (u, searchable::encode(&p)))
-                    .collect())
+                heads = self.heads(st, mailbox, uidvalidity, rest)?;
+                Ok(Vec::new())
             },
-        )
+        )?;
+        if !heads.is_empty() && self.limit > 0 {
+            self.deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((mailbox, uidvalidity, uids.to_vec()));
+        }
+        let mut out: Vec<(u32, Searchable)> =
+            records.into_iter().map(|(u, r)| (u, Searchable::Record(r))).collect();
+        out.extend(heads.into_iter().map(|(u, h)| (u, Searchable::Head(h))));
+        Ok(out)
+    }
+
+    /// Makes the searchable heads [`searchable`](Self::searchable) left for later, from
+    /// the heads (in memory then), keeps them in memory and queues the store's chunks.
+    fn make_deferred(&self, st: &dyn Backend) {
+        let deferred = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        for (mailbox, uidvalidity, uids) in deferred {
+            let made = self.stored_or_derive(
+                st,
+                mailbox,
+                uidvalidity,
+                &uids,
+                searchable::KIND,
+                |m| &mut m.searchable,
+                searchable::valid,
+                |rest| {
+                    Ok(self
+                        .heads(st, mailbox, uidvalidity, rest)?
+                        .iter()
+                        .map(|(u, h)| (*u, searchable::encode(h)))
+                        .collect())
+                },
+            );
+            if let Err(e) = made {
+                tracing::debug!("imap: making searchable heads: {e}");
+            }
+        }
     }
 
     /// Per-message octets kept in memory and in the store's chunks of `kind`: from
@@ -595,15 +647,18 @@ impl MsgCache {
     /// Whether chunks wait to be written ([`write_stored`](Self::write_stored)).
     pub fn has_stored_pending(&self) -> bool {
         !self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            || !self.deferred.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
-    /// Writes the queued chunks of the store's copy, each once: the messages found by
+    /// Makes the searchable heads left for later ([`searchable`](Self::searchable)), then
+    /// writes the queued chunks of the store's copy, each once: the messages found by
     /// the reads that queued it and, outside the UID ranges those reads covered, the
     /// entries of the chunk as it was read (an expunged message, absent from a range
     /// read, is not written back). Called after the command's answer, off its path.
     /// Best effort: a failure costs speed; the store refuses a chunk of a UIDVALIDITY
     /// that is no longer the mailbox's.
     pub fn write_stored(&self, st: &dyn Backend) {
+        self.make_deferred(st);
         let queue = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for ((mailbox, kind, n), p) in queue {
             let mut entries: std::collections::BTreeMap<u32, &[u8]> = p
