@@ -28,6 +28,8 @@ use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
 use crate::session::index::{self, Indexes};
+use crate::session::cache::Searchable;
+use crate::session::searchable::Record;
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
@@ -35,6 +37,30 @@ use std::sync::Arc;
 
 /// Messages whose search text one store query reads.
 const SEARCH_CHUNK: usize = 512;
+
+/// What a key's header and body keys are evaluated against: the decoded head (or the
+/// whole parse, for BODY and TEXT), or the searchable head read in place
+/// (`session::searchable`: header keys and SENT* only).
+#[derive(Clone, Copy)]
+enum Head<'a> {
+    Parsed(&'a ParsedMessage),
+    Record(Record<'a>),
+}
+
+impl<'a> Head<'a> {
+    fn parsed(self) -> Option<&'a ParsedMessage> {
+        match self {
+            Head::Parsed(p) => Some(p),
+            Head::Record(_) => None,
+        }
+    }
+}
+
+/// A message's head as read for a chunk of the scan.
+enum Read {
+    Parsed(Arc<ParsedMessage>),
+    Record(Arc<Vec<u8>>),
+}
 
 /// What the evaluator knows of one message of the view.
 #[derive(Clone)]
@@ -91,12 +117,15 @@ pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Inde
 }
 
 /// Calls `f` for each message matching `key`, in sequence order, with its metadata and,
-/// when the key or `want_head` needs it, what is stored of its parse: only its head
+/// when `want_head` asks for it (SORT), its decoded head. What the key is evaluated
+/// against: for header keys and SENT* alone, the searchable heads
+/// (`session::searchable`, scanned in place; from the process's message cache, else
+/// the store's copy of it; a message without one yet is evaluated on its decoded head,
+/// its record made after the answer, `MsgCache::write_stored`); when
+/// the caller wants the head or the key needs it decoded (THREADID), the heads
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
-/// MIME tree; kept decoded in the process's message cache, `session::cache`, so a
-/// second pass reads none of them from the store) unless the key looks at the body's text (BODY, TEXT), which reads the
-/// whole search text. Callers of `want_head` (SORT, THREAD) read only the head. Reads
-/// a chunk of messages per store query.
+/// MIME tree; kept decoded in the message cache); when the key looks at the body's
+/// text (BODY, TEXT), the whole search text. Reads a chunk of messages at a time.
 pub(crate) fn scan(
     st: &dyn Backend,
     sel: &Selection,
@@ -115,6 +144,7 @@ pub(crate) fn scan(
     };
     let want_text = needs_text(key);
     let want_parsed = needs_parsed(key) || want_head;
+    let records = want_parsed && !want_text && !want_head && !uses_thread_id(key);
     // TEXT/BODY words every match must hold: the store's trigram filter drops the
     // messages that cannot hold them, whose text is then not read at all.
     let mut needles = Vec::new();
@@ -141,17 +171,29 @@ pub(crate) fn scan(
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
         // Ascending UIDs, as the chunk: walked alongside it.
-        let mut texts: Vec<(u32, Arc<ParsedMessage>)> = if want_text {
-            let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
-            c.st.parsed_many(c.mb, &uids, true)?
+        let uids = || chunk.iter().map(|c| c.uid).collect::<Vec<u32>>();
+        let mut texts: Vec<(u32, Read)> = if want_text {
+            c.st.parsed_many(c.mb, &uids(), true)?
                 .into_iter()
-                .map(|(u, p)| (u, Arc::new(p)))
+                .map(|(u, p)| (u, Read::Parsed(Arc::new(p))))
                 .collect()
-        } else if want_parsed {
-            let uids: Vec<u32> = chunk.iter().map(|c| c.uid).collect();
+        } else if records {
             sel.indexes
                 .cache
-                .heads(c.st, c.mb, sel.uidvalidity, &uids)?
+                .searchable(c.st, c.mb, sel.uidvalidity, &uids())?
+                .into_iter()
+                .map(|(u, r)| match r {
+                    Searchable::Record(r) => (u, Read::Record(r)),
+                    Searchable::Head(h) => (u, Read::Parsed(h)),
+                })
+                .collect()
+        } else if want_parsed {
+            sel.indexes
+                .cache
+                .heads(c.st, c.mb, sel.uidvalidity, &uids())?
+                .into_iter()
+                .map(|(u, p)| (u, Read::Parsed(p)))
+                .collect()
         } else {
             Vec::new()
         };
@@ -168,15 +210,20 @@ pub(crate) fn scan(
                 while k < texts.len() && texts[k].0 < m.uid {
                     k += 1;
                 }
-                match texts.get(k).filter(|e| e.0 == m.uid) {
-                    Some(e) => Some(&*e.1),
+                match texts.get(k).filter(|e| e.0 == m.uid).map(|e| &e.1) {
+                    Some(Read::Parsed(p)) => Some(Head::Parsed(p)),
+                    // Checked when kept (`searchable::valid`): always reads.
+                    Some(Read::Record(r)) => match Record::read(r) {
+                        Some(r) => Some(Head::Record(r)),
+                        None => continue,
+                    },
                     None => continue, // expunged meanwhile
                 }
             } else {
                 None
             };
             if eval(key, &c, cand, m, parsed) {
-                f(cand, m, parsed);
+                f(cand, m, parsed.and_then(Head::parsed));
             }
         }
     }
@@ -240,6 +287,18 @@ fn needs_text(k: &SearchKey) -> bool {
     }
 }
 
+/// THREADID's key is derived from the decoded head (`objectid::thread_id`).
+fn uses_thread_id(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        ThreadId(_) => true,
+        Not(k) => uses_thread_id(k),
+        Or(a, b) => uses_thread_id(a) || uses_thread_id(b),
+        And(v) => v.iter().any(uses_thread_id),
+        _ => false,
+    }
+}
+
 fn needs_parsed(k: &SearchKey) -> bool {
     use SearchKey::*;
     match k {
@@ -285,15 +344,22 @@ fn contains_ci(hay: &str, needle_lower: &str) -> bool {
         return true;
     }
     if needle_lower.is_ascii() {
-        let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
-        if h.len() < n.len() {
-            return false;
-        }
-        let (lo, up) = (n[0], n[0].to_ascii_uppercase());
-        return (0..=h.len() - n.len())
-            .any(|i| (h[i] == lo || h[i] == up) && h[i..i + n.len()].eq_ignore_ascii_case(n));
+        return contains_ascii_ci(hay.as_bytes(), needle_lower.as_bytes());
     }
     hay.to_lowercase().contains(needle_lower)
+}
+
+/// [`contains_ci`] for an ASCII needle, already lower-cased.
+fn contains_ascii_ci(h: &[u8], n: &[u8]) -> bool {
+    if n.is_empty() {
+        return true;
+    }
+    if h.len() < n.len() {
+        return false;
+    }
+    let (lo, up) = (n[0], n[0].to_ascii_uppercase());
+    (0..=h.len() - n.len())
+        .any(|i| (h[i] == lo || h[i] == up) && h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -310,17 +376,106 @@ mod tests {
         assert!(contains_ci("x", ""));
         assert!(contains_ci("Übung macht", "macht"));
     }
+
+    /// A searchable head answers every header key as the decoded head does: brute force
+    /// over messages, field names and needles (substrings of the fields, tricky ones).
+    #[test]
+    fn records_answer_as_heads() {
+        use super::{header_has, record_has, sent_day, Head};
+        use crate::session::searchable::{encode, Record};
+        let msgs = [
+            "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= aus K\u{212a}öln\r\nFrom: \"Ann B\" <ann.b@Example.COM>, grp: c@d.example, <e@f>;\r\n\
+             To: undisclosed-recipients:;\r\nCc: x@y\r\nBcc: =?iso-8859-1?q?J=F6rg?= <j@z>\r\n\
+             Message-ID: <m1@host>\r\nIn-Reply-To: <p@host>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+             X-Spam: YES\r\nx-spam :  no\r\nReply-To: r@s\r\n\r\nbody\r\n",
+            "From: plain@host\r\nSubject: Re: two words\r\nDate: not a date\r\n\r\n",
+            "Subject: STRASSE \u{00df}\r\n\r\n",
+            "no header at all",
+        ];
+        let names = [
+            "from", "FROM", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "date",
+            "x-spam", "reply-to", "sender", "nothing", " from",
+        ];
+        let meta = letterbox_store::MessageMeta {
+            uid: 1,
+            modseq: 1,
+            flags: letterbox_store::Flags::default(),
+            keywords: vec![],
+            internal_date: 1_700_000_000,
+            size: 1,
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        };
+        for raw in msgs {
+            let p = letterbox_message::parse(raw.as_bytes());
+            let rec = encode(&p);
+            let r = Record::read(&rec).unwrap();
+            assert_eq!(sent_day(Head::Parsed(&p), &meta), sent_day(Head::Record(r), &meta));
+            let mut needles: Vec<String> = vec![
+                "".into(), "@".into(), "b@ex".into(), "ANN.B@EXAMPLE.COM".into(), "k".into(),
+                "köln".into(), "KÖLN".into(), "ß".into(), "ss".into(), "grp".into(),
+                "<m1@host>".into(), "m1@host".into(), "jörg".into(), "2026".into(), "no".into(),
+                "yes".into(), " ".into(), "d.example".into(), "c@d".into(), "e@f".into(),
+            ];
+            for l in p.search_headers.lines() {
+                let v: Vec<char> = l.chars().collect();
+                for i in (0..v.len()).step_by(3) {
+                    needles.push(v[i..(i + 4).min(v.len())].iter().collect());
+                }
+            }
+            for name in names {
+                for n in &needles {
+                    assert_eq!(
+                        header_has(&p, name, n),
+                        record_has(&r, name, n),
+                        "{name} {n:?} in {raw:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The needle lower-cased, without a copy when it is already.
+fn lowered(needle: &str) -> std::borrow::Cow<'_, str> {
+    match needle.is_ascii() && !needle.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => needle.into(),
+        false => needle.to_lowercase().into(),
+    }
+}
+
+/// [`header_has`] over a searchable head: a field of that name holds the needle (an
+/// address's `mailbox@host` only for a needle with `@`). The record holds exactly the
+/// fields `header_has` compares (`session::searchable`), so the answers are the same.
+fn record_has(r: &Record, name: &str, needle: &str) -> bool {
+    let needle = lowered(needle);
+    let needle = &*needle;
+    let across = needle.contains('@');
+    let name = name.as_bytes();
+    r.fields().any(|(n, at_only, v)| {
+        n.eq_ignore_ascii_case(name)
+            && (!at_only || across)
+            && if needle.is_ascii() {
+                contains_ascii_ci(v, needle.as_bytes())
+            } else {
+                std::str::from_utf8(v).is_ok_and(|v| contains_ci(v, needle))
+            }
+    })
+}
+
+fn head_has(h: Head, name: &str, needle: &str) -> bool {
+    match h {
+        Head::Parsed(p) => header_has(p, name, needle),
+        Head::Record(r) => record_has(&r, name, needle),
+    }
 }
 
 /// Does any `name: value` line of the decoded headers match? Address fields also
 /// match on the envelope's addresses, group names included (as Dovecot does).
 fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
     // Called once per message of a pass: nothing is allocated unless it must be.
-    let needle: std::borrow::Cow<str> =
-        match needle.is_ascii() && !needle.bytes().any(|b| b.is_ascii_uppercase()) {
-            true => needle.into(),
-            false => needle.to_lowercase().into(),
-        };
+    let needle = lowered(needle);
     let needle = &*needle;
     let env = &p.envelope;
     let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -371,21 +526,27 @@ fn header_has(p: &ParsedMessage, name: &str, needle: &str) -> bool {
     })
 }
 
-fn sent_day(p: &ParsedMessage, m: &MessageMeta) -> i64 {
-    p.envelope
-        .date
-        .as_deref()
-        .and_then(header_date_day)
-        .or(p.sent_date.map(|t| t.div_euclid(86_400)))
-        .unwrap_or(m.internal_date.div_euclid(86_400))
+fn sent_day(h: Head, m: &MessageMeta) -> i64 {
+    match h {
+        Head::Parsed(p) => p
+            .envelope
+            .date
+            .as_deref()
+            .and_then(header_date_day)
+            .or(p.sent_date.map(|t| t.div_euclid(86_400))),
+        Head::Record(r) => r.sent_day(),
+    }
+    .unwrap_or(m.internal_date.div_euclid(86_400))
 }
 
-fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<&ParsedMessage>) -> bool {
+fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<Head>) -> bool {
     use SearchKey::*;
     let day = m.internal_date.div_euclid(86_400);
     let has = |f: Flags| m.flags.contains(f);
     let kw = |k: &str| m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
-    let hdr = |name: &str, s: &str| p.is_some_and(|p| header_has(p, name, s));
+    let hdr = |name: &str, s: &str| p.is_some_and(|p| head_has(p, name, s));
+    // BODY, TEXT and THREADID are evaluated on the parse only (never on a record).
+    let parsed = p.and_then(Head::parsed);
     match k {
         All => true,
         Answered => has(Flags::ANSWERED),
@@ -417,8 +578,8 @@ fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<&ParsedM
         To(s) => hdr("To", s),
         Subject(s) => hdr("Subject", s),
         Header(name, s) => hdr(name, s),
-        Body(s) => p.is_some_and(|p| contains_ci(&p.search_body, &s.to_lowercase())),
-        Text(s) => p.is_some_and(|p| {
+        Body(s) => parsed.is_some_and(|p| contains_ci(&p.search_body, &s.to_lowercase())),
+        Text(s) => parsed.is_some_and(|p| {
             let n = s.to_lowercase();
             contains_ci(&p.search_headers, &n) || contains_ci(&p.search_body, &n)
         }),
@@ -432,7 +593,7 @@ fn eval(k: &SearchKey, c: &Ctx, cand: &Cand, m: &MessageMeta, p: Option<&ParsedM
         Younger(n) => m.internal_date >= c.now.saturating_sub(*n as i64),
         Older(n) => m.internal_date < c.now.saturating_sub(*n as i64),
         EmailId(id) => objectid::email_id(m) == *id,
-        ThreadId(id) => p.is_some_and(|p| objectid::thread_id(p, m) == *id),
+        ThreadId(id) => parsed.is_some_and(|p| objectid::thread_id(p, m) == *id),
     }
 }
 
@@ -469,6 +630,8 @@ pub async fn run(
             Ok(hits)
         })
         .await;
+    // Searchable heads this scan derived: kept in the store after the answer.
+    crate::commands::fetch::write_stored_later(s);
     let hits = match r {
         Ok(h) => h,
         Err(e) => return Ok(store_error(&e)),

@@ -380,6 +380,8 @@ pub async fn run(
             Ok(rows)
         })
         .await;
+    // Searchable heads this scan derived: kept in the store after the answer.
+    crate::commands::fetch::write_stored_later(s);
     let rows = match r {
         Ok(r) => r,
         Err(e) => return Ok(store_error(&e)),

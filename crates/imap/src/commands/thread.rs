@@ -454,6 +454,8 @@ pub async fn run(
             })
         })
         .await;
+    // Searchable heads this scan derived: kept in the store after the answer.
+    crate::commands::fetch::write_stored_later(s);
     let threads = match r {
         Ok(t) => t,
         Err(e) => return Ok(store_error(&e)),

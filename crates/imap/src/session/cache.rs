@@ -51,11 +51,21 @@
 //!   blob ([`Backend::bodystructures_many`]): the first FETCH BODYSTRUCTURE of a mailbox
 //!   copies those octets (one seek per message) instead of decoding and rendering every
 //!   MIME tree. Messages stored before that are rendered from their trees.
+//! - Per message, the *searchable head* SEARCH's header keys scan in place
+//!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
+//!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with
+//!   [`searchable::MAGIC`]), so the first header search after a start reads the
+//!   mailbox's records in a few sequential chunks, not every head through a join (a
+//!   message without a record yet is searched on its decoded head, and its record made
+//!   after the command's answer, from that head); each
+//!   record carries a CRC and is checked when read from the store (a damaged one is
+//!   derived from the head again, never written back as it was).
 //!
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
 
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
+use super::searchable;
 use letterbox_store::{Backend, MailboxId};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -81,6 +91,23 @@ pub const STORED_SPAN: u32 = 256;
 /// written: below it (a message or two just arrived) their own rows are cheaper than
 /// reading and rewriting a chunk.
 pub const STORED_MIN: usize = 32;
+
+/// The first octets of the store's chunks of `kind`.
+fn magic(kind: u8) -> &'static [u8; 4] {
+    if kind == searchable::KIND {
+        searchable::MAGIC
+    } else {
+        STORED_MAGIC
+    }
+}
+
+/// What a header key is evaluated on ([`MsgCache::searchable`]).
+pub enum Searchable {
+    /// The searchable head (`session::searchable`).
+    Record(Arc<Vec<u8>>),
+    /// The decoded head, while the record is not made yet.
+    Head(Arc<ParsedMessage>),
+}
 
 /// A chunk read from the store: its octets and each entry's UID and place in them.
 type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
@@ -204,6 +231,8 @@ struct Mailbox {
     envelopes: UidMap<Envelope>,
     /// FETCH BODYSTRUCTURE's answers, rendered without and with UTF8=ACCEPT.
     rendered: [UidMap<Vec<u8>>; 2],
+    /// What SEARCH's header keys compare (`session::searchable`).
+    searchable: UidMap<Vec<u8>>,
     /// THREAD's keys and the names their numbers stand for.
     threads: UidMap<ThreadKeys>,
     names: Names,
@@ -236,6 +265,9 @@ pub struct MsgCache {
     inner: Mutex<Inner>,
     /// Chunks of the store's copy to write, by mailbox, kind and chunk number.
     pending: Mutex<std::collections::BTreeMap<(MailboxId, u8, u32), Pending>>,
+    /// Searchable heads to make after the command (mailbox, UIDVALIDITY, UIDs asked):
+    /// [`searchable`](Self::searchable) answered those messages from their heads.
+    deferred: Mutex<Vec<(MailboxId, u32, Vec<u32>)>>,
 }
 
 impl std::fmt::Debug for MsgCache {
@@ -322,6 +354,7 @@ impl MsgCache {
             limit,
             inner: Mutex::new(Inner::default()),
             pending: Mutex::default(),
+            deferred: Mutex::default(),
         }
     }
 
@@ -402,7 +435,121 @@ impl MsgCache {
         render: impl Fn(&Part) -> Vec<u8>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
-        // The store's chunks read (octets, where each entry is) and the UIDs rendered anew.
+        self.stored_or_derive(
+            st,
+            mailbox,
+            uidvalidity,
+            uids,
+            kind,
+            move |m| &mut m.rendered[usize::from(utf8)],
+            |_| true,
+            |rest| {
+                // Rendered at delivery (the same octets; without UTF8=ACCEPT, and with
+                // it when no string needed a literal), else from the MIME trees.
+                let mut got = Vec::with_capacity(rest.len());
+                let mut left: std::collections::BTreeSet<u32> = rest.iter().copied().collect();
+                for (u, r) in st.bodystructures_many(mailbox, rest)? {
+                    if (!utf8 || letterbox_message::imap::same_with_utf8(&r)) && left.remove(&u) {
+                        got.push((u, r));
+                    }
+                }
+                if !left.is_empty() {
+                    let left: Vec<u32> = left.into_iter().collect();
+                    got.extend(
+                        st.roots_many(mailbox, &left)?
+                            .into_iter()
+                            .map(|(u, root)| (u, render(&root))),
+                    );
+                }
+                Ok(got)
+            },
+        )
+    }
+
+    /// What SEARCH's header keys are evaluated on for `uids`, in no particular order,
+    /// without the UIDs that do not exist: the searchable heads (`session::searchable`)
+    /// from memory, else from the store's copy; the messages that have none yet are
+    /// given as their decoded heads ([`heads`](Self::heads), kept in memory as they
+    /// are), and their records are made after the command, from those heads, by
+    /// [`write_stored`](Self::write_stored) (so the first search ever of a mailbox costs
+    /// what reading its heads costs, not that plus the records' making).
+    pub fn searchable(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, Searchable)>> {
+        let mut heads = Vec::new();
+        let records = self.stored_or_derive(
+            st,
+            mailbox,
+            uidvalidity,
+            uids,
+            searchable::KIND,
+            |m| &mut m.searchable,
+            searchable::valid,
+            |rest| {
+                heads = self.heads(st, mailbox, uidvalidity, rest)?;
+                Ok(Vec::new())
+            },
+        )?;
+        if !heads.is_empty() && self.limit > 0 {
+            self.deferred
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((mailbox, uidvalidity, uids.to_vec()));
+        }
+        let mut out: Vec<(u32, Searchable)> =
+            records.into_iter().map(|(u, r)| (u, Searchable::Record(r))).collect();
+        out.extend(heads.into_iter().map(|(u, h)| (u, Searchable::Head(h))));
+        Ok(out)
+    }
+
+    /// Makes the searchable heads [`searchable`](Self::searchable) left for later, from
+    /// the heads (in memory then), keeps them in memory and queues the store's chunks.
+    fn make_deferred(&self, st: &dyn Backend) {
+        let deferred = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        for (mailbox, uidvalidity, uids) in deferred {
+            let made = self.stored_or_derive(
+                st,
+                mailbox,
+                uidvalidity,
+                &uids,
+                searchable::KIND,
+                |m| &mut m.searchable,
+                searchable::valid,
+                |rest| {
+                    Ok(self
+                        .heads(st, mailbox, uidvalidity, rest)?
+                        .iter()
+                        .map(|(u, h)| (*u, searchable::encode(h)))
+                        .collect())
+                },
+            );
+            if let Err(e) = made {
+                tracing::debug!("imap: making searchable heads: {e}");
+            }
+        }
+    }
+
+    /// Per-message octets kept in memory and in the store's chunks of `kind`: from
+    /// memory, else from the store's chunks (the entries `usable` accepts), else made by
+    /// `derive` and then queued for the store ([`write_stored`](Self::write_stored)).
+    #[allow(clippy::too_many_arguments)]
+    fn stored_or_derive(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+        kind: u8,
+        map: impl Fn(&mut Mailbox) -> &mut UidMap<Vec<u8>>,
+        usable: impl Fn(&[u8]) -> bool,
+        derive: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>>,
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
+        let magic = magic(kind);
+        // The store's chunks read (octets, where each entry is) and the UIDs made anew.
         let mut stored: Vec<StoredChunk> = Vec::new();
         let mut fresh: Vec<u32> = Vec::new();
         let keep = self.limit > 0;
@@ -410,7 +557,7 @@ impl MsgCache {
             mailbox,
             uidvalidity,
             uids,
-            |m| &mut m.rendered[usize::from(utf8)],
+            map,
             |missing| {
                 let mut got = Vec::with_capacity(missing.len());
                 let mut rest: std::collections::BTreeSet<u32> = missing.iter().copied().collect();
@@ -420,8 +567,12 @@ impl MsgCache {
                     match st.load_message_cache(mailbox, kind, lo, hi) {
                         Ok(chunks) => {
                             for (n, v, data) in chunks {
-                                match decode_chunk(&data) {
-                                    Some(entries) if v == uidvalidity => stored.push((data, entries)),
+                                match decode_chunk(magic, &data) {
+                                    Some(mut entries) if v == uidvalidity => {
+                                        // Damaged entries are made anew (and not kept).
+                                        entries.retain(|(_, at)| usable(&data[at.clone()]));
+                                        stored.push((data, entries))
+                                    }
                                     Some(_) => {}
                                     None => tracing::debug!(
                                         "imap: stored cache chunk {n} of mailbox #{mailbox} does not decode (ignored)"
@@ -440,21 +591,10 @@ impl MsgCache {
                     }
                 }
                 if !rest.is_empty() {
-                    // Rendered at delivery (the same octets; without UTF8=ACCEPT, and
-                    // with it when no string needed a literal).
-                    let list: Vec<u32> = rest.iter().copied().collect();
-                    for (u, r) in st.bodystructures_many(mailbox, &list)? {
-                        if (!utf8 || letterbox_message::imap::same_with_utf8(&r)) && rest.remove(&u) {
-                            fresh.push(u);
-                            got.push((u, r));
-                        }
-                    }
-                }
-                if !rest.is_empty() {
                     let rest: Vec<u32> = rest.into_iter().collect();
-                    for (u, root) in st.roots_many(mailbox, &rest)? {
+                    for (u, v) in derive(&rest)? {
                         fresh.push(u);
-                        got.push((u, render(&root)));
+                        got.push((u, v));
                     }
                 }
                 Ok(got)
@@ -528,15 +668,18 @@ impl MsgCache {
     /// Whether chunks wait to be written ([`write_stored`](Self::write_stored)).
     pub fn has_stored_pending(&self) -> bool {
         !self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            || !self.deferred.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
-    /// Writes the queued chunks of the store's copy, each once: the messages found by
+    /// Makes the searchable heads left for later ([`searchable`](Self::searchable)), then
+    /// writes the queued chunks of the store's copy, each once: the messages found by
     /// the reads that queued it and, outside the UID ranges those reads covered, the
     /// entries of the chunk as it was read (an expunged message, absent from a range
     /// read, is not written back). Called after the command's answer, off its path.
     /// Best effort: a failure costs speed; the store refuses a chunk of a UIDVALIDITY
     /// that is no longer the mailbox's.
     pub fn write_stored(&self, st: &dyn Backend) {
+        self.make_deferred(st);
         let queue = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for ((mailbox, kind, n), p) in queue {
             let mut entries: std::collections::BTreeMap<u32, &[u8]> = p
@@ -546,7 +689,7 @@ impl MsgCache {
                 .map(|(u, b)| (*u, b.as_slice()))
                 .collect();
             entries.extend(p.found.iter().map(|(u, b)| (*u, b.as_slice())));
-            let data = encode_chunk(entries.into_iter());
+            let data = encode_chunk(magic(kind), entries.into_iter());
             if let Err(e) = st.save_message_cache(mailbox, kind, n, p.uidvalidity, data) {
                 tracing::debug!("imap: keeping the stored cache: {e}");
             }
@@ -781,6 +924,7 @@ impl MsgCache {
             && m.roots.len() <= live
             && m.envelopes.len() <= live
             && m.rendered.iter().all(|r| r.len() <= live)
+            && m.searchable.len() <= live
             && m.threads.len() <= live
         {
             return;
@@ -813,7 +957,7 @@ impl MsgCache {
             }
             keep
         });
-        for r in &mut m.rendered {
+        for r in m.rendered.iter_mut().chain(std::iter::once(&mut m.searchable)) {
             r.retain(|&u, v| {
                 let keep = alive(u);
                 if !keep {
@@ -830,6 +974,7 @@ impl MsgCache {
                 + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>()
                 + m.rendered
                     .iter()
+                    .chain(std::iter::once(&m.searchable))
                     .flat_map(|r| r.values())
                     .map(|v| 48 + 32 + v.len() as u64)
                     .sum::<u64>();
@@ -855,10 +1000,10 @@ impl MsgCache {
     }
 }
 
-/// A stored chunk: [`STORED_MAGIC`], then per message its UID and length (4 octets
+/// A stored chunk: its kind's magic ([`STORED_MAGIC`], [`searchable::MAGIC`]), then per message its UID and length (4 octets
 /// each, little-endian) and its octets, by ascending UID.
-fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
-    let mut out = STORED_MAGIC.to_vec();
+fn encode_chunk<'a>(magic: &[u8; 4], entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
+    let mut out = magic.to_vec();
     for (u, b) in entries {
         out.extend_from_slice(&u.to_le_bytes());
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -868,12 +1013,12 @@ fn encode_chunk<'a>(entries: impl Iterator<Item = (u32, &'a [u8])>) -> Vec<u8> {
 }
 
 /// The entries of a stored chunk (each UID and where its octets are in `data`), or
-/// `None` when it is not one of this version.
-fn decode_chunk(data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
-    if !data.starts_with(STORED_MAGIC) {
+/// `None` when it is not one of this version (`magic`).
+fn decode_chunk(magic: &[u8; 4], data: &[u8]) -> Option<Vec<(u32, Range<usize>)>> {
+    if !data.starts_with(magic) {
         return None;
     }
-    let mut at = STORED_MAGIC.len();
+    let mut at = magic.len();
     let mut out = Vec::new();
     while at < data.len() {
         let head = data.get(at..at.checked_add(8)?)?;
@@ -1009,7 +1154,7 @@ mod tests {
                 .into_iter()
                 .map(|(n, v, d)| {
                     assert_eq!(v, uv);
-                    (n, decode_chunk(&d).unwrap().into_iter().map(|e| e.0).collect())
+                    (n, decode_chunk(STORED_MAGIC, &d).unwrap().into_iter().map(|e| e.0).collect())
                 })
                 .collect()
         };
@@ -1093,10 +1238,10 @@ mod tests {
         let c = MsgCache::new(0);
         c.bodystructures(&*s, mb, uv, &live, true, render).unwrap();
         assert_eq!(stored(2), []);
-        assert_eq!(decode_chunk(b"LBB0"), None);
-        assert_eq!(decode_chunk(b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
-        let data = encode_chunk([(7, &b"ab"[..]), (9, &b""[..])].into_iter());
-        let entries = decode_chunk(&data).unwrap();
+        assert_eq!(decode_chunk(STORED_MAGIC, b"LBB0"), None);
+        assert_eq!(decode_chunk(STORED_MAGIC, b"LBB1\x01\0\0\0\x05\0\0\0abc"), None);
+        let data = encode_chunk(STORED_MAGIC, [(7, &b"ab"[..]), (9, &b""[..])].into_iter());
+        let entries = decode_chunk(STORED_MAGIC, &data).unwrap();
         let entries: Vec<(u32, &[u8])> = entries.into_iter().map(|(u, r)| (u, &data[r])).collect();
         assert_eq!(entries, [(7, &b"ab"[..]), (9, &b""[..])]);
     }

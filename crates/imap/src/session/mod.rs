@@ -8,6 +8,7 @@
 //! feed), [`State::Selected`] (the same plus the mailbox view) and [`State::Logout`].
 
 pub mod cache;
+pub mod searchable;
 pub mod index;
 pub mod view;
 

@@ -364,11 +364,12 @@ pub async fn run(
     })
 }
 
-/// Writes the store's copy of the BODYSTRUCTURE renderings this FETCH queued, off the
+/// Writes the store's copy of what this command queued (BODYSTRUCTURE renderings, searchable
+/// heads: SEARCH, SORT and THREAD call it too), off the
 /// command's path, each chunk once (`MsgCache::write_stored`), in a task of its own on
 /// the store's blocking pool; a failure only costs speed. Called on every way out of
 /// the batches, so that nothing queued waits for a later command.
-fn write_stored_later(s: &Session) {
+pub(crate) fn write_stored_later(s: &Session) {
     if s.indexes.cache.has_stored_pending() {
         let store = s.ctx.store.clone();
         let indexes = s.indexes.clone();
