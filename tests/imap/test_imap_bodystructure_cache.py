@@ -131,18 +131,28 @@ def rendered_at_delivery(server):
     )[0][0]
 
 
-def set_rendered(server, octets):
-    """Replaces every blob's kept rendering (version and octets) while stopped, and
-    drops IMAP's stored chunks, so that the next first read takes what this wrote."""
+def set_rendered(server, octets, rows=True):
+    """Replaces every blob's kept rendering (version and octets) and, with `rows`, every
+    message row's copy of it (without: the rows have none, as rows inserted before the
+    column), while stopped, and drops IMAP's stored chunks, so that the next first read
+    takes what this wrote."""
     server.stop()
     store_sql(server, "DELETE FROM message_cache")
     if octets is None:
         store_sql(server, "DELETE FROM blob_bodystructure", pg="UPDATE blobs SET bodystructure = NULL")
+        store_sql(server, "UPDATE messages SET bodystructure = NULL")
     else:
         store_sql(
             server,
             f"UPDATE blob_bodystructure SET data = x'{octets.hex()}'",
             pg=f"UPDATE blobs SET bodystructure = '\\x{octets.hex()}'::bytea",
+        )
+        store_sql(
+            server,
+            f"UPDATE messages SET bodystructure = x'{octets.hex()}'" if rows
+            else "UPDATE messages SET bodystructure = NULL",
+            pg=f"UPDATE messages SET bodystructure = '\\x{octets.hex()}'::bytea" if rows
+            else "UPDATE messages SET bodystructure = NULL",
         )
     server.start()
 
@@ -209,13 +219,18 @@ def test_first_read_ever_from_renderings_kept_at_delivery(server, tmp_path):
     assert [len(g) for g in got] == [n, n, n - 12, n - 12, len(lmtp), len(lmtp)]
     assert got == want
     assert want[0] != want[1], "a UTF-8 parameter is quoted with UTF8=ACCEPT"
-    # The answers are those kept at delivery: a rendering put in their place is answered.
+    # Every message row carries a copy of its blob's rendering (LMTP, APPEND, import,
+    # COPY), read in one pass over the mailbox's rows.
+    assert store_sql(server, "SELECT count(*) FROM messages WHERE bodystructure IS NULL")[0][0] == 0
+    # The answers are those kept at delivery: a rendering put in their place is answered,
+    # from the rows, or through the blob for rows without their own (inserted before).
     marker = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL NIL NIL NIL)'
-    set_rendered(server, b"LBB1" + marker)
-    c = session(server)
-    r = bodystructures(c)
-    assert len(r) == n and all(l.endswith(b" BODYSTRUCTURE " + marker + b")") for l in r), r[0]
-    c.cmd("LOGOUT")
+    for rows in (True, False):
+        set_rendered(server, b"LBB1" + marker, rows)
+        c = session(server)
+        r = bodystructures(c)
+        assert len(r) == n and all(l.endswith(b" BODYSTRUCTURE " + marker + b")") for l in r), r[0]
+        c.cmd("LOGOUT")
     # Another rendering's version, or none (stored before): rendered from the trees.
     for octets in (b"LBB0" + marker, None):
         set_rendered(server, octets)

@@ -1,17 +1,19 @@
 //! FETCH BODYSTRUCTURE's answers kept at delivery (issue 18; RFC 9051 7.5.2): each
 //! blob's BODYSTRUCTURE rendered from the one parse made when it is stored
 //! (`body.rs` [`crate::body::bodystructure`]), in `blob_bodystructure` keyed by the
-//! blob's hash, so that the first `FETCH 1:* (BODYSTRUCTURE)` of a big mailbox (never
-//! read before, nothing in IMAP's message cache) reads rendered octets with one seek per
-//! message, instead of the MIME trees through `blob_info`, their decoding and rendering
-//! ([`Backend::roots_many`]). The same octets as IMAP renders from the tree: the
-//! rendering is the message crate's (`letterbox_message::imap`), and it carries its
-//! version; a blob stored before, or by another rendering, has none here and is
-//! rendered from its tree.
+//! blob's hash, and copied from there into every message row that points at the blob
+//! when the row is inserted (`messages.bodystructure`: delivery, APPEND, COPY and MOVE,
+//! import, replace; `sqlite_tx.rs` `insert_row`, `import.rs`). The first
+//! `FETCH 1:* (BODYSTRUCTURE)` of a big mailbox (never read before, nothing in IMAP's
+//! message cache) is then one range scan over the mailbox's rows in UID order, the
+//! octets inline, instead of a seek into `blob_bodystructure` per message (h/coldbs)
+//! or the MIME trees through `blob_info`, their decoding and rendering
+//! ([`Backend::roots_many`]). A row inserted before the column existed has none and is
+//! read through its blob's row; the rendering carries its version, and a blob stored
+//! before, or by another rendering, has none and is rendered from its tree.
 //!
-//! The rows live and die with the blob's parse (`put_blob_parse`/`delete_blob_parse`
-//! in sqlite.rs); a copy of a message shares its blob, so COPY, MOVE and every
-//! recipient of one delivery find the same row.
+//! The blob rows live and die with the blob's parse (`put_blob_parse`/
+//! `delete_blob_parse` in sqlite.rs); a row's copy goes with the row (expunge).
 
 use crate::sqlite::SqliteBackend;
 use crate::*;
@@ -29,17 +31,20 @@ impl SqliteBackend {
             return Ok(Vec::new());
         }
         self.read_conn(|c| {
-            // A dense run of UIDs (a whole mailbox) is one range scan, not a seek per UID.
+            // A dense run of UIDs (a whole mailbox) is one range scan, not a seek per UID;
+            // the row's own copy first, its blob's row for rows inserted before it.
             let lo = uids.iter().copied().min().unwrap_or(0);
             let hi = uids.iter().copied().max().unwrap_or(0);
             let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
             let mut st = c.prepare_cached(if dense {
-                "SELECT m.uid, b.data FROM messages m
-                 JOIN blob_bodystructure b ON b.hash = m.blob
+                "SELECT m.uid, coalesce(m.bodystructure,
+                          (SELECT b.data FROM blob_bodystructure b WHERE b.hash = m.blob))
+                 FROM messages m
                  WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
             } else {
-                "SELECT m.uid, b.data FROM messages m
-                 JOIN blob_bodystructure b ON b.hash = m.blob
+                "SELECT m.uid, coalesce(m.bodystructure,
+                          (SELECT b.data FROM blob_bodystructure b WHERE b.hash = m.blob))
+                 FROM messages m
                  WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2))
                  ORDER BY m.uid"
             })?;

@@ -134,6 +134,12 @@ pub(crate) trait StoreTx {
     fn take_modseq(&mut self, mailbox: MailboxId) -> Result<u64>;
 
     // Messages.
+    /// Inserts a message row, with a copy of its blob's BODYSTRUCTURE rendering when
+    /// the blob has one (issue 18, `bodystructures.rs`: a mailbox's renderings are then
+    /// read in one pass over its rows). Every insert (delivery, APPEND, COPY, MOVE,
+    /// import, replace) takes the blob's reference first ([`Self::take_blob_ref`]), so
+    /// the blob's parse, and its rendering, are stored by then; the copy goes with the
+    /// row ([`Self::delete_row`]).
     fn insert_row(&mut self, row: NewRow) -> Result<()>;
     fn message(&mut self, mailbox: MailboxId, uid: u32) -> Result<MessageMeta>;
     fn copy_row(&mut self, mailbox: MailboxId, uid: u32) -> Result<Option<CopyRow>>;

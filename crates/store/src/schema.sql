@@ -128,6 +128,10 @@ CREATE TABLE IF NOT EXISTS messages (
     prefix        BLOB NOT NULL,       -- per-recipient header lines prepended at delivery
     blob          BLOB NOT NULL REFERENCES blobs(hash),
     pop3_seen_at  INTEGER,             -- first POP3 retrieval (retention policy)
+    -- The blob's BODYSTRUCTURE rendering (blob_bodystructure.data), copied into the row
+    -- when it is inserted (issue 18, bodystructures.rs): a mailbox's renderings are read
+    -- in one range scan. NULL when the blob had none (stored before).
+    bodystructure BLOB,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);

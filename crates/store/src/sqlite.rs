@@ -357,6 +357,12 @@ fn migrate(tx: &Transaction) -> Result<()> {
     if !has_search {
         tx.execute_batch("ALTER TABLE blobs ADD COLUMN search BLOB")?;
     }
+    let has_bodystructure: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'bodystructure'")?
+        .exists([])?;
+    if !has_bodystructure {
+        tx.execute_batch("ALTER TABLE messages ADD COLUMN bodystructure BLOB")?;
+    }
     // Version 2: internationalised domains stored as A-labels.
     crate::idn::migrate_sqlite(tx)?;
     Ok(())

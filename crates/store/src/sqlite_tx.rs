@@ -164,8 +164,10 @@ impl StoreTx for WriteCtx<'_> {
     fn insert_row(&mut self, row: NewRow) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob,
+                                       bodystructure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                     (SELECT data FROM blob_bodystructure WHERE hash = ?9))",
             )?
             .execute(params![
                 row.mailbox,

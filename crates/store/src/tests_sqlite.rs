@@ -648,3 +648,71 @@ fn strip_policy_save_date_and_space_log() {
     assert!(s.expire_policies().unwrap().is_empty());
     assert_eq!(s.strip_policies().unwrap().len(), 1);
 }
+
+/// FETCH BODYSTRUCTURE's renderings kept at delivery are copied into each message row
+/// (APPEND, COPY, MOVE), so a mailbox's answers are read from its rows alone (issue 18);
+/// a store from before the column gets it when opened, its rows are read through their
+/// blob's rendering, and rows inserted after carry their own.
+#[test]
+fn bodystructures_are_kept_in_the_message_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let answers = |s: &Store, mb: MailboxId| {
+        let got = s.bodystructures_many(mb, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let want: Vec<(u32, Vec<u8>)> = s
+            .roots_many(mb, &[1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap()
+            .into_iter()
+            .map(|(u, r)| (u, letterbox_message::imap::bodystructure(&r)))
+            .collect();
+        (got, want)
+    };
+    let sql = |q: &str| {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        c.execute_batch(q).unwrap();
+    };
+    let nulls = || -> i64 {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        c.query_row("SELECT count(*) FROM messages WHERE bodystructure IS NULL", [], |r| r.get(0))
+            .unwrap()
+    };
+    let (inbox, other);
+    {
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        let a = s
+            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+            .unwrap();
+        inbox = s.mailbox(a.id, "INBOX").unwrap().id;
+        for m in &TEXT_MESSAGES[..4] {
+            s.append(inbox, msg(m), false).unwrap();
+        }
+        other = s.create_mailbox(a.id, "Other", None).unwrap().id;
+        s.copy(inbox, &[1, 2], other).unwrap();
+        s.move_messages(inbox, &[3], other).unwrap();
+        for mb in [inbox, other] {
+            let (got, want) = answers(&s, mb);
+            assert_eq!(got.len(), 3);
+            assert_eq!(got, want);
+        }
+    }
+    assert_eq!(nulls(), 0);
+    // A store from before the column: opened, it gets it, empty; the rows are read
+    // through their blob's rendering.
+    sql("ALTER TABLE messages DROP COLUMN bodystructure");
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(nulls(), 6);
+    for mb in [inbox, other] {
+        let (got, want) = answers(&s, mb);
+        assert_eq!((got.len(), &got), (3, &want));
+    }
+    // Rows inserted now carry their own: without the blobs' renderings, only they are
+    // answered (the others are rendered from their trees by IMAP).
+    s.copy(inbox, &[1], other).unwrap();
+    s.append(other, msg(TEXT_MESSAGES[4]), false).unwrap();
+    assert_eq!(nulls(), 6);
+    sql("DELETE FROM blob_bodystructure");
+    let (got, want) = answers(&s, other);
+    assert_eq!(want.len(), 5);
+    assert_eq!(got, want[3..].to_vec());
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}

@@ -116,6 +116,11 @@ fn same_mail(src: &Store, dst: &Store, address: &str, fresh: bool) {
             let ob = dst.open_message(y.id, n.uid).unwrap().read_all().unwrap();
             assert_eq!(oa, ob);
         }
+        // FETCH BODYSTRUCTURE's renderings kept at delivery: the target has them too.
+        let uids: Vec<u32> = la.iter().map(|m| m.uid).collect();
+        let kept = dst.bodystructures_many(y.id, &uids).unwrap();
+        assert_eq!(kept.len(), uids.len(), "{}", x.name);
+        assert_eq!(src.bodystructures_many(x.id, &uids).unwrap(), kept, "{}", x.name);
         assert_eq!(src.save_dates(x.id).unwrap(), dst.save_dates(y.id).unwrap());
         assert_eq!(src.expunged_uids(x.id).unwrap(), dst.expunged_uids(y.id).unwrap());
     }

@@ -48,9 +48,10 @@
 //!   written again.
 //! - A message never read by IMAP has its BODYSTRUCTURE rendered at delivery, from the
 //!   one parse, with the same functions (`letterbox_message::imap`), kept with its
-//!   blob ([`Backend::bodystructures_many`]): the first FETCH BODYSTRUCTURE of a mailbox
-//!   copies those octets (one seek per message) instead of decoding and rendering every
-//!   MIME tree. Messages stored before that are rendered from their trees.
+//!   blob and copied into each message row ([`Backend::bodystructures_many`]): the first
+//!   FETCH BODYSTRUCTURE of a mailbox copies those octets (one range scan over the
+//!   mailbox's rows) instead of decoding and rendering every MIME tree. Messages stored
+//!   before that are rendered from their trees.
 //! - Per message, the *searchable head* SEARCH's header keys scan in place
 //!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
 //!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with

@@ -1,7 +1,9 @@
 //! FETCH BODYSTRUCTURE's answers kept at delivery on PostgreSQL (issue 18; RFC 9051
 //! 7.5.2): the `blobs.bodystructure` column (migration 125), written with the blob's
-//! parse (`pg/tx.rs`) and read here, as the embedded store's `blob_bodystructure`
-//! (`crates/store/src/bodystructures.rs`, which explains the design).
+//! parse (`pg/tx.rs`), copied into each message row as it is inserted
+//! (`messages.bodystructure`, migration 126) and read here from the rows, through the
+//! blob for rows inserted before; as the embedded store's (`crates/store/src/
+//! bodystructures.rs`, which explains the design).
 
 use super::messages::uid_array;
 use super::PgBackend;
@@ -19,8 +21,10 @@ pub(crate) fn bodystructures_many(
     let list = uid_array(uids);
     let rows = b.with_conn(|c| {
         Ok(c.query(
-            "SELECT m.uid, b.bodystructure FROM messages m JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox_id = $1 AND m.uid = ANY($2) AND b.bodystructure IS NOT NULL
+            "SELECT m.uid, coalesce(m.bodystructure,
+                                   (SELECT b.bodystructure FROM blobs b WHERE b.hash = m.blob))
+             FROM messages m
+             WHERE m.mailbox_id = $1 AND m.uid = ANY($2)
              ORDER BY m.uid",
             &[&mailbox, &list],
         )?)
@@ -28,8 +32,8 @@ pub(crate) fn bodystructures_many(
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let stored: &[u8] = r.get(1);
-            crate::body::stored_bodystructure(stored).map(|o| (r.get::<_, i64>(0) as u32, o.to_vec()))
+            let stored: Option<&[u8]> = r.get(1);
+            crate::body::stored_bodystructure(stored?).map(|o| (r.get::<_, i64>(0) as u32, o.to_vec()))
         })
         .collect())
 }

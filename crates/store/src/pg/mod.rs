@@ -109,6 +109,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (111, "111_parts", include_str!("migrations/111_parts.sql")),
     (118, "118_message_cache", include_str!("migrations/118_message_cache.sql")),
     (125, "125_blob_bodystructure", include_str!("migrations/125_blob_bodystructure.sql")),
+    (126, "126_message_bodystructure", include_str!("migrations/126_message_bodystructure.sql")),
     (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
 ];
 

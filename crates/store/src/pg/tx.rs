@@ -279,8 +279,9 @@ impl StoreTx for PgTx<'_, '_> {
     fn insert_row(&mut self, row: NewRow) -> Result<()> {
         self.tx.execute(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
-                                   prefix, blob, saved)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                   prefix, blob, saved, bodystructure)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     (SELECT bodystructure FROM blobs WHERE hash = $9))",
             &[
                 &row.mailbox,
                 &i64::from(row.uid),
