@@ -22,12 +22,11 @@
 //! set of siblings sorted by sent date. Ties in sent date go by sequence number.
 
 use super::search;
-use super::sort::{base_subject, charset_ok};
+use super::sort::{base_subject, charset_ok, push_num};
 use crate::parser::{SearchKey, ThreadAlgorithm};
 use crate::session::cache::{ThreadKeys, ThreadText};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::{message_ids, ParsedMessage};
-use std::fmt::Write;
 use std::sync::Arc;
 
 /// What threading knows of one selected message.
@@ -138,7 +137,7 @@ impl Tree<'_> {
     /// The nodes below `roots`, each after its descendants (no recursion: a thread can
     /// be as deep as the mailbox is long).
     fn post_order(&self, roots: &[usize]) -> Vec<usize> {
-        let mut pre = Vec::new();
+        let mut pre = Vec::with_capacity(self.nodes.len());
         let mut stack: Vec<usize> = roots.to_vec();
         while let Some(n) = stack.pop() {
             pre.push(n);
@@ -151,6 +150,10 @@ impl Tree<'_> {
     /// dummy with several children at the top level.
     fn prune(&mut self, roots: Vec<usize>) -> Vec<usize> {
         let promote = |t: &mut Tree, list: Vec<usize>, parent: Option<usize>, top: bool| {
+            // Most lists hold no dummy: kept as they are, without a new list.
+            if list.iter().all(|&k| t.nodes[k].msg.is_some()) {
+                return list;
+            }
             let mut out = Vec::with_capacity(list.len());
             for k in list {
                 let many = t.nodes[k].children.len() > 1;
@@ -179,13 +182,10 @@ impl Tree<'_> {
             self.sort_children(n);
         }
     }
-    /// Writes one thread: a message, then its one child, or a list per child.
-    fn write(&self, out: &mut String, root: usize) {
-        enum Step {
-            Node(usize),
-            Text(&'static str),
-        }
-        let mut stack = vec![Step::Node(root)];
+    /// Writes one thread: a message, then its one child, or a list per child. `stack`
+    /// is scratch space, empty before and after (one for all the threads).
+    fn write(&self, out: &mut String, stack: &mut Vec<Step>, root: usize) {
+        stack.push(Step::Node(root));
         while let Some(step) = stack.pop() {
             let n = match step {
                 Step::Text(t) => {
@@ -197,7 +197,7 @@ impl Tree<'_> {
             let node = &self.nodes[n];
             let kids = &node.children;
             if let Some(m) = node.msg {
-                let _ = write!(out, "{}", self.msgs[m].num);
+                push_num(out, self.msgs[m].num);
                 if !kids.is_empty() {
                     out.push(' ');
                 }
@@ -213,6 +213,12 @@ impl Tree<'_> {
             }
         }
     }
+}
+
+/// What is left to write of a thread ([`Tree::write`]).
+enum Step {
+    Node(usize),
+    Text(&'static str),
 }
 
 /// How many ancestors a link looks through for loops (see [`Tree::reaches`]).
@@ -360,10 +366,12 @@ pub fn references(msgs: &[Msg], names: usize) -> String {
     let mut roots: Vec<usize> = roots.into_iter().filter(|&r| !merged[r]).collect();
     t.sort_all(&roots);
     roots.sort_by_key(|&r| t.key(r));
-    let mut out = String::new();
+    // About a number and a separator per message: one allocation for most answers.
+    let mut out = String::with_capacity(msgs.len() * 8);
+    let mut stack = Vec::new();
     for r in roots {
         out.push('(');
-        t.write(&mut out, r);
+        t.write(&mut out, &mut stack, r);
         out.push(')');
     }
     out
@@ -384,17 +392,22 @@ pub fn ordered_subject(msgs: &[Msg]) -> String {
         }
     }
     threads.sort_by_key(|t| (t[0].keys.date, t[0].seq));
-    let mut out = String::new();
+    let mut out = String::with_capacity(msgs.len() * 8);
     for t in threads {
         out.push('(');
-        out.push_str(&t[0].num.to_string());
+        push_num(&mut out, t[0].num);
         match t.len() {
             1 => {}
-            2 => out.push_str(&format!(" {}", t[1].num)),
+            2 => {
+                out.push(' ');
+                push_num(&mut out, t[1].num);
+            }
             _ => {
                 out.push(' ');
                 for m in &t[1..] {
-                    out.push_str(&format!("({})", m.num));
+                    out.push('(');
+                    push_num(&mut out, m.num);
+                    out.push(')');
                 }
             }
         }
@@ -462,8 +475,10 @@ pub async fn run(
     };
     // `thread-data = "THREAD" [SP 1*thread-list]`: no space before nothing (Dovecot
     // sends one).
-    let sp = if threads.is_empty() { "" } else { " " };
-    s.conn.push(format!("* THREAD{sp}{threads}\r\n").as_bytes());
+    let sp: &[u8] = if threads.is_empty() { b"" } else { b" " };
+    for part in [b"* THREAD", sp, threads.as_bytes(), b"\r\n"] {
+        s.conn.push(part);
+    }
     Ok(Reply::ok("THREAD completed"))
 }
 
