@@ -394,7 +394,8 @@ fn writer_loop(
                         if !synced {
                             match wal::start(&conn) {
                                 Ok(()) => started = true,
-                                Err(e) => tracing::warn!("store: WAL not started: {e}"),
+                                // A full disk, say: the next write starts it itself.
+                                Err(e) => tracing::debug!("store: WAL not started: {e}"),
                             }
                         }
                     }
