@@ -148,7 +148,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     }
     // Listeners are bound (clients wait in the backlog): the first-time costs are paid
     // here, not by the first LOGIN and SELECT.
-    if let Err(e) = store.run(|s| letterbox_store::warm_up(s)).await {
+    if let Err(e) = store.run(letterbox_store::warm_up).await {
         tracing::warn!("store warm-up failed (the first client pays it): {e}");
     }
     for (listener, service, tls, name) in bound {
