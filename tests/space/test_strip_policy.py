@@ -115,6 +115,8 @@ def test_serve_applies_the_configured_policy_and_logs_expiry(make_server):
         "attachments.policy_larger_than": "10K",
         "attachments.policy_folders": ["\\Sent"],
         "attachments.policy_interval": "1s",
+        # The first run at once, not a minute after the start (the default).
+        "store.maintenance_delay": 0,
     }))
     a = Raw(server)
     a.login()

@@ -362,6 +362,11 @@ pub struct StoreConfig {
     /// What the write-ahead log is cut back to when a long burst of writes starts it
     /// over (SQLite's `journal_size_limit`).
     pub wal_size_limit: ByteSize,
+    /// How long `serve` waits after its start before the first run of its periodic
+    /// maintenance (blob garbage collection, the POP3 retention sweep, Trash and Junk
+    /// expiry, attachment policies), so that the first clients after a start do not
+    /// queue behind it. `0`: at once.
+    pub maintenance_delay: Seconds,
     /// `embedded` (SQLite under `data_dir`, the default) or `postgres` (issue 17:
     /// metadata and small bodies in the PostgreSQL database of `url`, larger bodies in
     /// `data_dir/blobs` or `[blobs] url`, shared by every node).
@@ -393,6 +398,7 @@ impl Default for StoreConfig {
             part_dedup_min: ByteSize(64 * 1024),
             wal_checkpoint_idle: Seconds(1),
             wal_size_limit: ByteSize(16 << 20),
+            maintenance_delay: Seconds(60),
             backend: StoreBackend::Embedded,
             url: None,
             pool_size: 16,
@@ -1639,6 +1645,9 @@ retention = "14d"
         let c = parse("[store]\nwal_checkpoint_idle = \"10s\"\nwal_size_limit = \"4M\"\n").unwrap();
         assert_eq!(c.store.wal_checkpoint_idle, Seconds(10));
         assert_eq!(c.store.wal_size_limit, ByteSize(4 << 20));
+        assert_eq!(parse("").unwrap().store.maintenance_delay, Seconds(60));
+        let c = parse("[store]\nmaintenance_delay = 0\n").unwrap();
+        assert_eq!(c.store.maintenance_delay, Seconds(0));
         assert_eq!(parse("").unwrap().queue.lease, Seconds(1800));
         assert_eq!(parse("[queue]\nlease = \"5m\"\n").unwrap().queue.lease, Seconds(300));
         let e = parse("[queue]\nlease = 0\n").unwrap_err().to_string();

@@ -5,7 +5,12 @@
 //! trusted_networks`, so that a webmail, an office behind NAT and the local MTA can share
 //! one address (see [`Limits`]). Also runs the store's
 //! periodic maintenance (blob garbage collection, the POP3 retention sweep, Trash and
-//! Junk expiry).
+//! Junk expiry), the first run `[store] maintenance_delay` after the start.
+//!
+//! Before it accepts the first connection, it runs the reads LOGIN and SELECT make once
+//! against the store ([`letterbox_store::warm_up`]: no user's data, nothing changed), so
+//! that the first client after a start does not pay for first-time work (statements
+//! parsed, code paged in, the write-ahead log started with its fsync).
 
 use crate::admin::open_store;
 use anyhow::{Context as _, Result};
@@ -141,6 +146,11 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     if bound.is_empty() {
         tracing::warn!("no listener is active");
     }
+    // Listeners are bound (clients wait in the backlog): the first-time costs are paid
+    // here, not by the first LOGIN and SELECT.
+    if let Err(e) = store.run(letterbox_store::warm_up).await {
+        tracing::warn!("store warm-up failed (the first client pays it): {e}");
+    }
     for (listener, service, tls, name) in bound {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
     }
@@ -156,8 +166,15 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
         }
         Err(e) => anyhow::bail!("outbound delivery cannot start: {e}"),
     }
-    tokio::spawn(attachment_policies(store.clone(), config.attachments.policy_interval.0));
-    tokio::spawn(maintenance(store.clone()));
+    // The maintenance jobs start a little after the server (`[store]
+    // maintenance_delay`), so that they do not compete with the first clients.
+    let first_run = tokio::time::Instant::now() + Duration::from_secs(config.store.maintenance_delay.0);
+    tokio::spawn(attachment_policies(
+        store.clone(),
+        config.attachments.policy_interval.0,
+        first_run,
+    ));
+    tokio::spawn(maintenance(store.clone(), first_run));
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -440,8 +457,8 @@ async fn warnings(store: letterbox_store::Store, config: Arc<Config>) {
     }
 }
 
-async fn maintenance(store: letterbox_store::Store) {
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+async fn maintenance(store: letterbox_store::Store, first_run: tokio::time::Instant) {
+    let mut tick = tokio::time::interval_at(first_run, MAINTENANCE_INTERVAL);
     loop {
         tick.tick().await;
         match store
@@ -486,9 +503,16 @@ async fn maintenance(store: letterbox_store::Store) {
 /// neither repeat nor skip a run, every account's policy in force is applied, each
 /// replaced message logged here and in the account's space log; the space log is
 /// trimmed to the usage history's length at the same time.
-async fn attachment_policies(store: letterbox_store::Store, interval: u64) {
+async fn attachment_policies(
+    store: letterbox_store::Store,
+    interval: u64,
+    first_run: tokio::time::Instant,
+) {
     let interval = interval.max(1);
-    let mut tick = tokio::time::interval(Duration::from_secs(interval).min(MAINTENANCE_INTERVAL));
+    let mut tick = tokio::time::interval_at(
+        first_run,
+        Duration::from_secs(interval).min(MAINTENANCE_INTERVAL),
+    );
     loop {
         tick.tick().await;
         let now = letterbox_store::now();

@@ -57,7 +57,7 @@ pub mod s3;
 mod rules;
 pub mod transfer;
 mod open;
-pub use open::open_mailbox;
+pub use open::{open_mailbox, warm_up};
 
 pub use apitokens::ApiToken;
 pub use apppass::{AppPassword, Protocol, Protocols};
@@ -772,6 +772,13 @@ pub trait Backend: Send + Sync + 'static {
     /// has one and nothing else is writing (`sqlite/wal.rs`). `true` if it was emptied.
     fn close_log(&self) -> Result<bool> {
         Ok(false)
+    }
+    /// At the server's start ([`warm_up`]): starts the write-ahead log, if the backend
+    /// has one and it is empty, with a write no one reads, so that the first client's
+    /// write does not pay for the log's new header and its fsync (`sqlite/wal.rs`).
+    /// PostgreSQL's log is the database server's: nothing to do.
+    fn start_log(&self) -> Result<()> {
+        Ok(())
     }
     /// Stores a message the server writes itself (the quota warning) without quota
     /// enforcement and without arming a warning: its octets count in the usage, but a

@@ -10,7 +10,7 @@
 //! read again so that its HIGHESTMODSEQ covers the claimed UIDs. A warm SELECT (nothing
 //! new since the last one) is one read.
 
-use crate::{AccountId, Backend, Opened, Result};
+use crate::{AccountId, Backend, Error, Opened, Result};
 
 /// Opens `name` of `account`: `claim` is `None` (nothing about `\Recent`: recent is
 /// `(0, 0)`), `Some(false)` (EXAMINE: the unclaimed UIDs `[first_recent, u32::MAX)`,
@@ -49,4 +49,21 @@ pub fn open_mailbox(
         recent,
         account: acct,
     })
+}
+
+/// What `serve` runs once before it accepts the first client (issue 18: the first SELECT
+/// after a start): the reads a LOGIN and a SELECT make (the blocked addresses, a mailbox
+/// to open with its account and `\Recent` mark, a stored index), for an account that
+/// cannot exist, so that their statements are parsed and their code paged in before a
+/// client waits for them; then [`Backend::start_log`]. Nothing is changed for any user.
+pub fn warm_up(st: &dyn Backend) -> Result<()> {
+    // No account has a negative id; "not found" is the expected answer.
+    const NOBODY: AccountId = -1;
+    st.blocks(crate::now())?;
+    match st.mailbox_to_open(NOBODY, "INBOX") {
+        Ok(_) | Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    st.read_mailbox_index(NOBODY, &mut |_, _, _| {})?;
+    st.start_log()
 }

@@ -379,6 +379,8 @@ fn writer_loop(
     conn.set_prepared_statement_cache_capacity(64);
     // Whether the WAL may hold frames an idle checkpoint should empty (`wal.rs`).
     let mut dirty = true;
+    // Whether it started the log after a checkpoint (a page to empty at close).
+    let mut started = false;
     let busy = std::time::Duration::from_millis(BUSY_TIMEOUT_MS);
     loop {
         let first = if dirty && !opts.wal_checkpoint_idle.is_zero() {
@@ -386,6 +388,23 @@ fn writer_loop(
                 Ok(j) => j,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     dirty = !wal::truncate(&conn, busy);
+                    if !dirty {
+                        // Still idle: the log's new header and its fsync now, not in
+                        // the next client's write (`wal.rs`). Not fsynced itself.
+                        if synced {
+                            match conn.execute_batch("PRAGMA synchronous=NORMAL") {
+                                Ok(()) => synced = false,
+                                Err(e) => tracing::error!("store: cannot set synchronous=NORMAL: {e}"),
+                            }
+                        }
+                        if !synced {
+                            match wal::start(&conn) {
+                                Ok(()) => started = true,
+                                // A full disk, say: the next write starts it itself.
+                                Err(e) => tracing::debug!("store: WAL not started: {e}"),
+                            }
+                        }
+                    }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -425,7 +444,7 @@ fn writer_loop(
         }
     }
     // The store is closing: leave no log behind (`wal.rs`).
-    if dirty {
+    if dirty || started {
         wal::truncate(&conn, busy);
     }
 }
@@ -1078,6 +1097,13 @@ impl SqliteBackend {
 }
 
 impl Backend for SqliteBackend {
+    fn start_log(&self) -> Result<()> {
+        // An empty (or absent) log only: one that holds frames is appended to as it is.
+        if wal::wal_size(&self.db_path) == 0 {
+            self.write_lazy(|ctx| Ok(wal::start(&ctx.tx)?))?;
+        }
+        Ok(())
+    }
     fn close_log(&self) -> Result<bool> {
         // Its own connection: the writer thread may be waiting for its idle period. A
         // second's wait for a last commit of the writer or another process, no more.

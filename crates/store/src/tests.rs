@@ -413,6 +413,31 @@ fn open_mailbox_claims_recent_once() {
     assert_eq!((o.account.id, o.account.effective_limit), (b.id, None));
 }
 
+/// `serve`'s warm-up before its first client (issue 18) changes nothing a user sees:
+/// `\Recent` stays unclaimed, MODSEQs and quota as they were; it runs on an empty
+/// store and again on the same one.
+#[test]
+fn warm_up_changes_nothing_users_see() {
+    let (_d, s) = store();
+    crate::warm_up(&*s).unwrap();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    s.append(inbox.id, msg("Subject: x\r\n\r\nbody"), false).unwrap();
+    let before = s.mailbox_by_id(inbox.id).unwrap();
+    let used = s.account_by_id(a.id).unwrap().quota_used;
+    crate::warm_up(&*s).unwrap();
+    crate::warm_up(&*s).unwrap();
+    let after = s.mailbox_by_id(inbox.id).unwrap();
+    assert_eq!(
+        (after.uidnext, after.highestmodseq),
+        (before.uidnext, before.highestmodseq)
+    );
+    assert_eq!(s.account_by_id(a.id).unwrap().quota_used, used);
+    assert_eq!(open_mailbox(&*s, a.id, "INBOX", Some(true)).unwrap().recent, (1, 2));
+}
+
 #[test]
 fn copy_move_and_quota() {
     let (_d, s) = store();

@@ -715,4 +715,46 @@ fn bodystructures_are_kept_in_the_message_rows() {
     assert_eq!(want.len(), 5);
     assert_eq!(got, want[3..].to_vec());
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+
+/// After a quiet spell the writer empties the log (`wal.rs`) and starts it again with one
+/// page, so that the next client's write (a `\Recent` claim) does not pay for the log's
+/// new header and its fsync; `serve`'s warm-up starts an empty log too. What the log
+/// held is in the database, and nothing users see changed.
+#[test]
+fn idle_writer_leaves_a_started_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        wal_checkpoint_idle: std::time::Duration::from_millis(50),
+        ..files_only()
+    };
+    let s = Store::open_embedded(dir.path(), opts).unwrap();
+    s.add_domain("example.com").unwrap();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    for i in 0..20 {
+        s.append(inbox.id, msg(&format!("Subject: {i}\r\n\r\nbody")), false)
+            .unwrap();
+    }
+    let db = dir.path().join("store.db");
+    let page: u64 = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    // The header (32 octets) and one frame (24 octets and a page).
+    let started = 32 + 24 + page;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sqlite::wal::wal_size(&db) != started && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(sqlite::wal::wal_size(&db), started);
+    assert_eq!(s.list_messages(inbox.id, false).unwrap().len(), 20);
+    drop(s);
+    // Closed (the writer thread ends on its own): no log left behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sqlite::wal::wal_size(&db) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(sqlite::wal::wal_size(&db), 0);
 }
