@@ -4,9 +4,14 @@ crates/imap/src/session/searchable.rs and cache.rs): after a restart, an expunge
 arrivals, and when the store's copy does not decode or was altered, every answer is
 the brute-force one: the same key evaluated on every message's full parse (an `OR`
 with a BODY key that matches nothing takes that path), and for the messages written
-here, a plain substring test in Python."""
+here, a plain substring test in Python. The first header search ever of a mailbox
+reads the records made at delivery (crates/store/src/searchables.rs), for messages
+delivered over LMTP, APPENDed, imported and copied, and falls back to decoding heads
+without them."""
 
+import smtplib
 import time
+import zlib
 
 import messages
 import mime_corpus
@@ -187,3 +192,119 @@ def test_header_search_kept_across_restarts(server):
     c = session(server)
     check(c, box, live)
     assert search(c, "SUBJECT qqtopix") == []
+
+
+def records_at_delivery(server):
+    """Blobs whose searchable head the store keeps."""
+    return store_sql(
+        server,
+        "SELECT count(*) FROM blob_searchable",
+        pg="SELECT count(*) FROM blobs WHERE searchable IS NOT NULL",
+    )[0][0]
+
+
+def set_records(server, octets):
+    """Replaces every blob's kept record (version and record) while stopped, and drops
+    IMAP's stored chunks, so that the next first search takes what this wrote."""
+    server.stop()
+    store_sql(server, "DELETE FROM message_cache")
+    if octets is None:
+        store_sql(server, "DELETE FROM blob_searchable", pg="UPDATE blobs SET searchable = NULL")
+    else:
+        store_sql(
+            server,
+            f"UPDATE blob_searchable SET data = x'{octets.hex()}'",
+            pg=f"UPDATE blobs SET searchable = '\\x{octets.hex()}'::bytea",
+        )
+    server.start()
+
+
+def record(fields):
+    """A searchable head (letterbox_message::searchable's layout): CRC-32 of the rest,
+    no sent day, then (name, kind 0, value) per field, lengths under 128."""
+    rest = b"\x00" + b"".join(bytes([len(n)]) + n + b"\x00" + bytes([len(v)]) + v for n, v in fields)
+    return zlib.crc32(rest).to_bytes(4, "little") + rest
+
+
+def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
+    """Mailboxes never searched (delivered over LMTP to two recipients, APPENDed,
+    copied, imported; the server restarted): the first header search of each reads the
+    records made at delivery and answers as evaluating every full parse does; with
+    records of another version, damaged, or none (stored before), from the heads."""
+    box = {}
+    with smtplib.LMTP("127.0.0.1", server.require("lmtp")) as l:
+        assert l.ehlo()[0] == 250
+        for i in range(1, 41):
+            m = message(i) if i % 4 else SHAPES[i % len(SHAPES)]
+            # One transaction, two recipients: one reply each after the data (RFC 2033 4.2).
+            assert l.mail("s@example.org")[0] == 250
+            for rcpt in ("alice@example.com", "bob@example.com"):
+                assert l.rcpt(rcpt)[0] == 250
+            assert l.data(m)[0] == 250
+            assert l.getreply()[0] == 250
+            box[i] = m if i % 4 else None
+    c = session(server)
+    append(c, 41, 40, box)
+    assert c.cmd("CREATE Copies")[-1].endswith(b"CREATE completed")
+    assert b" OK " in c.cmd("COPY 1:* Copies")[-1]
+    c.cmd("LOGOUT")
+    mbox = tmp_path / "in.mbox"
+    mbox.write_text(
+        "".join(
+            f"From a@example.org Tue Nov 14 12:00:00 2023\nFrom: QQUser9 <qqu9@qqex9.example>\n"
+            f"Subject: qqtopic3 imported {i}\nDate: 14 Nov 2023 12:00:00 +0000\n\nbody {i}\n\n"
+            for i in range(12)
+        )
+    )
+    server.stop()
+    server.cli("import", "mbox", "--merge", "alice@example.com", str(mbox))
+    server.start()
+    assert stored(server) == 0, "never searched"
+    # One record per blob: the two recipients and the copies share theirs.
+    distinct = store_sql(server, "SELECT count(DISTINCT blob) FROM messages")[0][0]
+    assert records_at_delivery(server) == distinct
+
+    def first_searches(keys):
+        """Each mailbox's first header searches in a new process (`keys`), and the same
+        keys on every full parse."""
+        server.restart()
+        got, want = [], []
+        for user, name in [(None, "INBOX"), (None, "Copies"), ("bob", "INBOX")]:
+            c = Raw(server)
+            if user:
+                c.login(("bob@example.com", "bob-Secret2"))
+            else:
+                c.login()
+            assert c.cmd(f"SELECT {name}")[-1].endswith(b"SELECT completed")
+            got.append([search(c, k) for k in keys])
+            want.append([general(c, k) for k in keys])
+            c.cmd("LOGOUT")
+        return got, want
+
+    keys = [k for k, _ in KEYS]
+    got, want = first_searches(keys)
+    assert got == want
+    assert len(got[0][keys.index("NOT SUBJECT qqtopic1")]) > 80
+    # The Python answer for the messages written here (UIDs 1 to 80 of alice's INBOX).
+    c = session(server)
+    live = [u for u in uids(c) if u in box]
+    assert len(live) == 80
+    imported = search(c, "SUBJECT imported")
+    assert len(imported) == 12
+    for key, py in KEYS:
+        if py:
+            got_k = [u for u in search(c, key) if u in box]
+            assert got_k == python_answer(box, live, *py), key
+    c.cmd("LOGOUT")
+    # The answers are those kept at delivery: a record put in their place is answered.
+    set_records(server, b"LBH1" + record([(b"subject", b"qqmarker")]))
+    c = session(server)
+    assert search(c, "SUBJECT qqmarker") == uids(c)
+    c.cmd("LOGOUT")
+    # Another version, a damaged record, or none (stored before): from the heads.
+    damaged = bytearray(b"LBH1" + record([(b"subject", b"qqmarker")]))
+    damaged[-1] ^= 1
+    for octets in (b"LBH0" + record([(b"subject", b"qqmarker")]), bytes(damaged), None):
+        set_records(server, octets)
+        got2, _ = first_searches(keys + ["SUBJECT qqmarker"])
+        assert got2 == [g + [[]] for g in got]

@@ -56,7 +56,9 @@ use serde::{Deserialize, Serialize};
 pub use mail_parser;
 
 mod address;
+pub mod date;
 pub mod imap;
+pub mod searchable;
 pub mod strip;
 pub use address::{parse_address_list, Address};
 

@@ -19,6 +19,9 @@ pub(crate) struct Encoded {
     /// IMAP's BODYSTRUCTURE of the message, rendered without UTF8=ACCEPT after the
     /// rendering's version (`letterbox_message::imap::RENDERING`): [`bodystructure`].
     pub(crate) bodystructure: Vec<u8>,
+    /// The searchable head SEARCH's header keys scan, after its version
+    /// (`letterbox_message::searchable::VERSION`): [`searchable`].
+    pub(crate) searchable: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     pub(crate) line_ends: crate::line_ends::LineEnds,
     /// The search text before compression (compared with a skeleton's: `dedup.rs`).
@@ -41,6 +44,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
     let mut p = parsed.unwrap_or_else(|| letterbox_message::parse(body));
     let head = p.encode_head();
     let bodystructure = bodystructure(&p.root);
+    let searchable = searchable(&p);
     let search = (
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
@@ -54,6 +58,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
         head,
         bodystructure,
+        searchable,
         line_ends: crate::line_ends::LineEnds::of(body),
         search_raw: raw,
         slim: crate::sqlite::dedup::Slim::default(),
@@ -77,6 +82,28 @@ pub(crate) fn bodystructure(root: &letterbox_message::Part) -> Vec<u8> {
 /// The rendering of a stored [`bodystructure`], if it is of this build's version.
 pub(crate) fn stored_bodystructure(stored: &[u8]) -> Option<&[u8]> {
     stored.strip_prefix(&letterbox_message::imap::RENDERING[..])
+}
+
+/// A message's searchable head as the store keeps it (issue 18, `searchables.rs`): the
+/// record's version, then the record (`letterbox_message::searchable::encode`), made at
+/// delivery from the one parse (its envelope, sent date and header search text, the
+/// same fields as the stored head IMAP would decode), so that the first header SEARCH
+/// of a big mailbox reads records instead of decoding every head. Like the
+/// BODYSTRUCTURE, nothing in it depends on the per-recipient prefix.
+pub(crate) fn searchable(p: &ParsedMessage) -> Vec<u8> {
+    let r = letterbox_message::searchable::encode(p);
+    let mut v = Vec::with_capacity(4 + r.len());
+    v.extend_from_slice(letterbox_message::searchable::VERSION);
+    v.extend_from_slice(&r);
+    v
+}
+
+/// The record of a stored [`searchable`], if it is of this build's version and intact
+/// (its CRC: `letterbox_message::searchable::valid`).
+pub(crate) fn stored_searchable(stored: &[u8]) -> Option<&[u8]> {
+    stored
+        .strip_prefix(&letterbox_message::searchable::VERSION[..])
+        .filter(|r| letterbox_message::searchable::valid(r))
 }
 
 /// Decompresses stored search texts with one reused context (a fresh zstd context per
@@ -118,4 +145,3 @@ impl SearchDecoder {
         }
     }
 }
-

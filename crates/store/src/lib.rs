@@ -42,6 +42,7 @@ pub mod idn;
 mod grams;
 mod heads;
 mod bodystructures;
+mod searchables;
 pub mod line_ends;
 pub mod logins;
 pub mod mailpack;
@@ -1030,6 +1031,16 @@ pub trait Backend: Send + Sync + 'static {
     /// one (stored before, or in another rendering) and UIDs that do not exist are left
     /// out: the caller renders those from [`Backend::roots_many`].
     fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
+    }
+    /// The searchable heads made at delivery (issue 18, `searchables.rs`): for each
+    /// message of `uids` whose blob has one of this build's version
+    /// (`letterbox_message::searchable::VERSION`) and intact, by ascending UID, the
+    /// record (`letterbox_message::searchable::encode`). Messages without one (stored
+    /// before) and UIDs that do not exist are left out: the caller decodes their heads
+    /// ([`Backend::heads_many`]).
+    fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         let _ = (mailbox, uids);
         Ok(Vec::new())
     }

@@ -103,6 +103,13 @@ CREATE TABLE IF NOT EXISTS blob_bodystructure (
     hash BLOB PRIMARY KEY,             -- blobs.hash
     data BLOB NOT NULL                 -- the rendering's version, then the octets
 ) WITHOUT ROWID;
+-- The searchable head of a blob (issue 18, searchables.rs): what header SEARCH compares,
+-- made at delivery; keyed by the hash as blob_bodystructure. Blobs stored before it
+-- have none; IMAP then decodes their heads.
+CREATE TABLE IF NOT EXISTS blob_searchable (
+    hash BLOB PRIMARY KEY,             -- blobs.hash
+    data BLOB NOT NULL                 -- the record's version, then the record
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_search (
     id     INTEGER PRIMARY KEY,        -- blob_info.id
     search BLOB NOT NULL               -- search text (headers, body), postcard + zstd

@@ -1007,6 +1007,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     crate::heads::put(c, id, packed_head.as_ref().unwrap_or(&enc.head))?;
     c.prepare_cached("INSERT OR REPLACE INTO blob_bodystructure (hash, data) VALUES (?1, ?2)")?
         .execute(params![hash, enc.bodystructure])?;
+    crate::searchables::put(c, hash, &enc.searchable)?;
     Ok(())
 }
 
@@ -1030,6 +1031,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
     }
     c.prepare_cached("DELETE FROM blob_bodystructure WHERE hash = ?1")?
         .execute([hash])?;
+    crate::searchables::delete(c, hash)?;
     Ok(())
 }
 
@@ -2831,6 +2833,10 @@ impl Backend for SqliteBackend {
 
     fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         self.bodystructures_many_impl(mailbox, uids)
+    }
+
+    fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.searchables_many_impl(mailbox, uids)
     }
 }
 

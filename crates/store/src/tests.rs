@@ -371,6 +371,56 @@ fn bodystructures_kept_at_delivery() {
     assert!(!letterbox_message::imap::same_with_utf8(&got[0].1), "a literal: {:?}", got[0].1);
 }
 
+/// SEARCH's searchable heads kept at delivery: for every message stored (with or without
+/// a per-recipient prefix, shared by a copy), exactly the record made from its decoded
+/// head (what IMAP makes otherwise); a sparse set is answered as a dense one, and UIDs
+/// that do not exist or were expunged are left out.
+#[test]
+fn searchables_kept_at_delivery() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let bodies = [
+        "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: \"A B\" <a@x.example>, g: c@d;\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n",
+        "Subject: gone\r\n\r\nx\r\n",
+        "To: undisclosed-recipients:;\r\nX-Long: folded\r\n  value\r\n\r\nhi\r\n",
+        "no header at all",
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        let mut m = msg(b);
+        if i % 2 == 0 {
+            m.prefix = b"Delivered-To: a@example.com\r\n".to_vec();
+        }
+        s.append(inbox.id, m, false).unwrap();
+    }
+    s.expunge(inbox.id, &[2]).unwrap();
+    let other = s.create_mailbox(a.id, "Other", None).unwrap();
+    s.copy(inbox.id, &[1, 3, 4], other.id).unwrap();
+    for mb in [inbox.id, other.id] {
+        let uids = [1, 2, 3, 4, 99];
+        let want: Vec<(u32, Vec<u8>)> = s
+            .heads_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, h)| (u, letterbox_message::searchable::encode(&h)))
+            .collect();
+        assert_eq!(want.len(), 3);
+        let got = s.searchables_many(mb, &uids).unwrap();
+        assert_eq!(got, want);
+        assert!(got.iter().all(|(_, r)| letterbox_message::searchable::valid(r)));
+        // A sparse set is read by seeks, not a range.
+        let last = want[2].clone();
+        assert_eq!(s.searchables_many(mb, &[last.0, 1000]).unwrap(), vec![last]);
+    }
+    // The fields IMAP compares are there, decoded.
+    let got = s.searchables_many(inbox.id, &[1]).unwrap();
+    let r = letterbox_message::searchable::Record::read(&got[0].1).unwrap();
+    assert_eq!(r.sent_day(), Some(20_781));
+    assert!(r.fields().any(|(n, _, v)| n == b"Subject" && v == "Grüße".as_bytes()));
+}
+
 /// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
 /// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
 /// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).

@@ -56,9 +56,11 @@
 //!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
 //!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with
 //!   [`searchable::MAGIC`]), so the first header search after a start reads the
-//!   mailbox's records in a few sequential chunks, not every head through a join (a
-//!   message without a record yet is searched on its decoded head, and its record made
-//!   after the command's answer, from that head); each
+//!   mailbox's records in a few sequential chunks, not every head through a join. A
+//!   message not yet in them has the record made at delivery from the one parse and
+//!   kept with its blob ([`Backend::searchables_many`]), so even the first header
+//!   search ever reads records; one stored before those (none kept) is searched on its
+//!   decoded head, and its record made after the command's answer, from that head; each
 //!   record carries a CRC and is checked when read from the store (a damaged one is
 //!   derived from the head again, never written back as it was).
 //!
@@ -469,7 +471,8 @@ impl MsgCache {
 
     /// What SEARCH's header keys are evaluated on for `uids`, in no particular order,
     /// without the UIDs that do not exist: the searchable heads (`session::searchable`)
-    /// from memory, else from the store's copy; the messages that have none yet are
+    /// from memory, else from the store's copy, else as made at delivery
+    /// ([`Backend::searchables_many`]); the messages that have none yet (stored before) are
     /// given as their decoded heads ([`heads`](Self::heads), kept in memory as they
     /// are), and their records are made after the command, from those heads, by
     /// [`write_stored`](Self::write_stored) (so the first search ever of a mailbox costs
@@ -491,8 +494,16 @@ impl MsgCache {
             |m| &mut m.searchable,
             searchable::valid,
             |rest| {
-                heads = self.heads(st, mailbox, uidvalidity, rest)?;
-                Ok(Vec::new())
+                // Made at delivery, else (stored before) the decoded heads.
+                let made = st.searchables_many(mailbox, rest)?;
+                if made.len() < rest.len() {
+                    let have: std::collections::HashSet<u32> =
+                        made.iter().map(|(u, _)| *u).collect();
+                    let left: Vec<u32> =
+                        rest.iter().copied().filter(|u| !have.contains(u)).collect();
+                    heads = self.heads(st, mailbox, uidvalidity, &left)?;
+                }
+                Ok(made)
             },
         )?;
         if !heads.is_empty() && self.limit > 0 {

@@ -53,6 +53,7 @@ mod maintenance;
 mod listen;
 mod messages;
 mod bodystructures;
+mod searchables;
 mod objects;
 mod parts;
 mod replace;
@@ -111,6 +112,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (125, "125_blob_bodystructure", include_str!("migrations/125_blob_bodystructure.sql")),
     (126, "126_message_bodystructure", include_str!("migrations/126_message_bodystructure.sql")),
     (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
+    (140, "140_blob_searchable", include_str!("migrations/140_blob_searchable.sql")),
 ];
 
 /// The migration that rewrites U-label domains as A-labels (`crate::idn`), in Rust.
@@ -1022,6 +1024,10 @@ impl Backend for PgBackend {
 
     fn bodystructures_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         bodystructures::bodystructures_many(self, mailbox, uids)
+    }
+
+    fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        searchables::searchables_many(self, mailbox, uids)
     }
 
     fn parsed_many(

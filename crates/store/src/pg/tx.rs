@@ -449,8 +449,8 @@ impl StoreTx for PgTx<'_, '_> {
         };
         let inserted: bool = self.tx.query_one(
             "INSERT INTO blobs (hash, size, refcount, data, structure, header, search, grams,
-                                bare_lf, ends_lf, bodystructure)
-             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10)
+                                bare_lf, ends_lf, bodystructure, searchable)
+             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1
              RETURNING (xmax = 0)",
             &[
@@ -464,6 +464,7 @@ impl StoreTx for PgTx<'_, '_> {
                 &(enc.line_ends.bare_lf as i64),
                 &enc.line_ends.ends_with_lf,
                 &enc.bodystructure,
+                &enc.searchable,
             ],
         )?.get(0);
         match split {
