@@ -715,6 +715,7 @@ fn bodystructures_are_kept_in_the_message_rows() {
     assert_eq!(want.len(), 5);
     assert_eq!(got, want[3..].to_vec());
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
 
 /// After a quiet spell the writer empties the log (`wal.rs`) and starts it again with one
 /// page, so that the next client's write (a `\Recent` claim) does not pay for the log's

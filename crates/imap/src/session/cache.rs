@@ -1185,7 +1185,9 @@ mod tests {
         let forget = || {
             rusqlite::Connection::open(_d.path().join("store.db"))
                 .unwrap()
-                .execute("DELETE FROM blob_bodystructure", [])
+                .execute_batch(
+                    "DELETE FROM blob_bodystructure; UPDATE messages SET bodystructure = NULL;",
+                )
                 .unwrap()
         };
         forget();
