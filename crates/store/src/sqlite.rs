@@ -381,6 +381,9 @@ fn writer_loop(
     let mut dirty = true;
     // Whether it started the log after a checkpoint (a page to empty at close).
     let mut started = false;
+    // Whether this process wrote at all: a store opened only to be read (the source of
+    // `migrate --to`, `check`) is left byte for byte as it was, never started.
+    let mut wrote = false;
     let busy = std::time::Duration::from_millis(BUSY_TIMEOUT_MS);
     loop {
         let first = if dirty && !opts.wal_checkpoint_idle.is_zero() {
@@ -388,7 +391,7 @@ fn writer_loop(
                 Ok(j) => j,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     dirty = !wal::truncate(&conn, busy);
-                    if !dirty {
+                    if !dirty && wrote {
                         // Still idle: the log's new header and its fsync now, not in
                         // the next client's write (`wal.rs`). Not fsynced itself.
                         if synced {
@@ -416,6 +419,7 @@ fn writer_loop(
             }
         };
         dirty = true;
+        wrote = true;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
