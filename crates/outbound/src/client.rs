@@ -5,8 +5,12 @@
 //! otherwise. MAIL carries SIZE (RFC 1870), BODY=8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531)
 //! and the DSN parameters RET/ENVID, RCPT NOTIFY/ORCPT (RFC 3461) when the server offers
 //! them. A message the server cannot take (too large for its SIZE, 8-bit octets without
-//! 8BITMIME, UTF-8 addresses without SMTPUTF8) is refused here with a permanent result and
-//! a clear reason: it is never converted or truncated.
+//! 8BITMIME, a non-ASCII mailbox name or a UTF-8 header without SMTPUTF8) is refused here
+//! with a permanent result and a clear reason: it is never converted or truncated.
+//! Domains are sent as A-labels (RFC 5890/5891), which needs no SMTPUTF8; the SMTPUTF8
+//! parameter goes with MAIL when the server offers it and the message needs it or was
+//! submitted with it (RFC 6531 3.4). Without it, a recipient whose local part is not
+//! ASCII is refused alone (RFC 6531 3.2); a non-ASCII sender or header refuses all.
 
 use crate::{Envelope, RcptResult};
 use letterbox_proto::BoxStream;
@@ -250,16 +254,52 @@ impl Conn {
                     .to_string(),
             );
         }
-        let utf8 = env.smtputf8
-            || !env.sender.is_ascii()
-            || env.rcpts.iter().any(|r| !r.address.is_ascii());
-        if utf8 && !self.caps.smtputf8 {
-            return perm(
-                "553 5.6.7 The message needs SMTPUTF8 (internationalised addresses) and the remote server does not offer it"
-                    .to_string(),
-            );
+        // RFC 6531 3.2 with RFC 5890/5891: domains go as A-labels (`crate::wire_address`),
+        // so only a non-ASCII local part, or UTF-8 in the header (RFC 6532), needs
+        // SMTPUTF8. Without it at the server, such a recipient (or, for the sender or the
+        // header, the whole message) is bounced here, never sent malformed or downgraded.
+        let sender = crate::wire_address(env.sender);
+        let wire: Vec<String> = env
+            .rcpts
+            .iter()
+            .map(|r| crate::wire_address(r.address))
+            .collect();
+        let header_utf8 = header_section(env.body).iter().any(|b| *b >= 0x80);
+        let mut results: Vec<Option<RcptResult>> = vec![None; n];
+        if !self.caps.smtputf8 {
+            let whole = if !sender.is_ascii() {
+                Some(format!(
+                    "the sender's mailbox name <{}> is not ASCII",
+                    env.sender
+                ))
+            } else if header_utf8 {
+                Some("its header has UTF-8 (RFC 6532)".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = whole {
+                return perm(format!(
+                    "553 5.6.7 The message needs SMTPUTF8 ({why}) and the remote server does not offer it (RFC 6531 3.2); it was not sent"
+                ));
+            }
+            for ((slot, w), r) in results.iter_mut().zip(&wire).zip(&env.rcpts) {
+                if !w.is_ascii() {
+                    *slot = Some(RcptResult::Perm(format!(
+                        "553 5.6.7 The recipient's mailbox name <{}> is not ASCII and the remote server does not offer SMTPUTF8 (RFC 6531 3.2); it was not sent",
+                        r.address
+                    )));
+                }
+            }
+            if results.iter().all(|r| r.is_some()) {
+                return results.into_iter().flatten().collect();
+            }
         }
-        let mut mail = format!("MAIL FROM:<{}>", env.sender);
+        let utf8 = self.caps.smtputf8
+            && (env.smtputf8
+                || header_utf8
+                || !sender.is_ascii()
+                || wire.iter().any(|w| !w.is_ascii()));
+        let mut mail = format!("MAIL FROM:<{sender}>");
         if self.caps.size.is_some() {
             mail.push_str(&format!(" SIZE={size}"));
         }
@@ -278,11 +318,17 @@ impl Conn {
             }
         }
         mail.push_str("\r\n");
-        let rcpt_lines: Vec<String> = env
+        // `None` for a recipient already refused above: it is not sent.
+        let rcpt_lines: Vec<Option<String>> = env
             .rcpts
             .iter()
-            .map(|r| {
-                let mut l = format!("RCPT TO:<{}>", r.address);
+            .zip(&wire)
+            .zip(&results)
+            .map(|((r, w), refused)| {
+                if refused.is_some() {
+                    return None;
+                }
+                let mut l = format!("RCPT TO:<{w}>");
                 if self.caps.dsn {
                     if let Some(notify) = notify_param(r.notify) {
                         l.push_str(&format!(" NOTIFY={notify}"));
@@ -292,16 +338,15 @@ impl Conn {
                     }
                 }
                 l.push_str("\r\n");
-                l
+                Some(l)
             })
             .collect();
         let temp_all = |text: String| vec![RcptResult::Temp(text); n];
-        let mut results: Vec<Option<RcptResult>> = vec![None; n];
         let mail_reply;
         let data_reply;
         if self.caps.pipelining {
             let mut batch = mail.clone();
-            for l in &rcpt_lines {
+            for l in rcpt_lines.iter().flatten() {
                 batch.push_str(l);
             }
             batch.push_str("DATA\r\n");
@@ -314,7 +359,11 @@ impl Conn {
                 Ok(r) => r,
                 Err(e) => return temp_all(format!("451 4.4.2 no reply to MAIL: {e}")),
             };
-            for slot in results.iter_mut() {
+            for (slot, _) in results
+                .iter_mut()
+                .zip(&rcpt_lines)
+                .filter(|(_, l)| l.is_some())
+            {
                 match self.reply().await {
                     Ok(r) => *slot = rcpt_outcome(&r),
                     Err(e) => return temp_all(format!("451 4.4.2 no reply to RCPT: {e}")),
@@ -334,6 +383,7 @@ impl Conn {
             };
             if mail_reply.positive() {
                 for (slot, l) in results.iter_mut().zip(&rcpt_lines) {
+                    let Some(l) = l else { continue };
                     if let Err(e) = self.send(l.as_bytes()).await {
                         return temp_all(format!("451 4.4.2 lost connection: {e}"));
                     }
@@ -344,7 +394,7 @@ impl Conn {
                 }
             }
             if !mail_reply.positive() || results.iter().all(|r| r.is_some()) {
-                return finish_refused(&mail_reply, results);
+                return finish_refused(&mail_reply, results, &rcpt_lines);
             }
             if let Err(e) = self.send(b"DATA\r\n").await {
                 return temp_all(format!("451 4.4.2 lost connection: {e}"));
@@ -357,7 +407,7 @@ impl Conn {
         if !mail_reply.positive() || results.iter().all(|r| r.is_some()) {
             // Nothing accepted: the DATA reply (an error) does not matter. (A server
             // that answered 354 anyway gets no content: the caller closes the connection.)
-            return finish_refused(&mail_reply, results);
+            return finish_refused(&mail_reply, results, &rcpt_lines);
         }
         if data_reply.code != 354 {
             let r = outcome_of(&data_reply, "DATA");
@@ -404,6 +454,15 @@ impl Conn {
     }
 }
 
+/// The header section of a message (up to the blank line; all of it when there is none).
+fn header_section(body: &[u8]) -> &[u8] {
+    let end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(body.len());
+    &body[..end]
+}
+
 /// `None` for an accepted recipient (its outcome waits for the data), else its failure.
 fn rcpt_outcome(r: &Reply) -> Option<RcptResult> {
     if r.positive() {
@@ -422,14 +481,21 @@ fn outcome_of(r: &Reply, stage: &str) -> RcptResult {
     }
 }
 
-fn finish_refused(mail: &Reply, results: Vec<Option<RcptResult>>) -> Vec<RcptResult> {
+/// Outcomes when nothing was accepted; `lines[i]` is `None` for a recipient refused
+/// before the transaction, which keeps its own reason.
+fn finish_refused(
+    mail: &Reply,
+    results: Vec<Option<RcptResult>>,
+    lines: &[Option<String>],
+) -> Vec<RcptResult> {
     let m = outcome_of(mail, "MAIL");
     results
         .into_iter()
-        .map(|s| {
-            if !mail.positive() {
-                m.clone()
-            } else {
+        .zip(lines)
+        .map(|(s, l)| match s {
+            Some(r) if l.is_none() => r,
+            _ if !mail.positive() => m.clone(),
+            s => {
                 s.unwrap_or_else(|| RcptResult::Temp("451 4.4.2 transaction not completed".into()))
             }
         })

@@ -22,6 +22,14 @@
 //!
 //! DNS through hickory-resolver: `[outbound] dns = "ip:port"` (UDP and TCP) or the
 //! system's `/etc/resolv.conf`.
+//!
+//! Internationalised domains (RFC 5890/5891, IDNA2008 as UTS #46 maps it, the store's
+//! `letterbox_store::idn`): a recipient's domain is routed by its A-label (the MX, A and
+//! AAAA lookups, MTA-STS and DANE all use `xn--...`), whatever form the sender gave it
+//! in, and MAIL FROM / RCPT TO carry the A-label domain ([`wire_address`]), so that a
+//! server without SMTPUTF8 never sees UTF-8 in a domain. Only a non-ASCII local part or a
+//! header with UTF-8 (RFC 6532) makes a message need SMTPUTF8 (RFC 6531 3.2: without it
+//! at the server, that message bounces, see [`client`]).
 
 pub mod client;
 pub mod dane;
@@ -39,6 +47,32 @@ use letterbox_proto::BoxStream;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `domain` as it goes on the wire and to the DNS: lower-case, U-labels as A-labels
+/// (`bücher.example` gives `xn--bcher-kva.example`); a name IDNA refuses, or an address
+/// literal, lower-cased as it is.
+pub fn wire_domain(domain: &str) -> String {
+    if domain.starts_with('[') {
+        return domain.to_ascii_lowercase();
+    }
+    letterbox_store::idn::a_label(domain).unwrap_or_else(|| domain.to_ascii_lowercase())
+}
+
+/// `address` as MAIL FROM / RCPT TO carry it: the local part as given (RFC 5321 2.4: it
+/// is the receiving host's to interpret), the domain as [`wire_domain`] gives it. An
+/// address literal, an ASCII domain, or a name without `@` (the null sender), is
+/// unchanged.
+pub fn wire_address(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !domain.is_ascii() && !domain.starts_with('[') => {
+            match letterbox_store::idn::a_label(domain) {
+                Some(d) => format!("{local}@{d}"),
+                None => address.to_string(),
+            }
+        }
+        _ => address.to_string(),
+    }
+}
 
 /// One message for the recipients of one destination.
 #[derive(Debug, Clone)]
@@ -187,7 +221,8 @@ impl Outbound {
         if let Some(relay) = self.relay.clone() {
             return self.via_relay(&relay, env).await;
         }
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        // RFC 5891 5: the DNS is asked for the A-label, never for UTF-8.
+        let domain = wire_domain(domain.trim_end_matches('.'));
         let hops = match self.route(&domain).await {
             Ok(h) => h,
             Err(r) => return vec![r; n],
@@ -516,5 +551,29 @@ fn io_err(e: std::io::Error) -> HostError {
     HostError {
         text: format!("connection failed: {e}"),
         permanent: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wire_address, wire_domain};
+
+    #[test]
+    fn wire_forms() {
+        assert_eq!(wire_domain("Bücher.Example"), "xn--bcher-kva.example");
+        assert_eq!(
+            wire_domain("XN--BCHER-KVA.example"),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(wire_domain("[127.0.0.1]"), "[127.0.0.1]");
+        // The local part is the remote host's: kept as given, case and UTF-8 included.
+        assert_eq!(
+            wire_address("Jösé@BÜCHER.example"),
+            "Jösé@xn--bcher-kva.example"
+        );
+        assert_eq!(wire_address("User@Example.COM"), "User@Example.COM");
+        assert_eq!(wire_address(""), "");
+        // A name IDNA refuses is left as it is (submission refused it already).
+        assert_eq!(wire_address("x@a\u{2488}b.example"), "x@a\u{2488}b.example");
     }
 }
