@@ -4,7 +4,9 @@
 //! per recipient: Original-Recipient, Final-Recipient, Action, Status, Remote-MTA,
 //! Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until), and the original message's
 //! header (`text/rfc822-headers`, RFC 6522) or, with RET=FULL (RFC 3461 4.3), the whole
-//! message (`message/rfc822`). From the null sender, so that it is never bounced
+//! message (`message/rfc822`). The text names each recipient as the sender gave it;
+//! Final-Recipient is the form sent (A-label domain, RFC 6533 `utf-8` type when the
+//! local part is not ASCII). From the null sender, so that it is never bounced
 //! (RFC 5321 6.1, RFC 3461 6.2), marked `Auto-Submitted: auto-replied` (RFC 3834).
 
 use letterbox_store::queue::QueuedMessage;
@@ -74,6 +76,43 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// The Final-Recipient value (RFC 3464 2.3.2): the address as it was sent, its domain
+/// an A-label (RFC 5890); `rfc822; ...` when that is ASCII, else RFC 6533's
+/// `utf-8; ...` in its 7-bit form (utf-8-addr-xtext: `\x{HEX}` for each non-ASCII
+/// character and for `\`, `+`, `=`, controls and space), since this part is 7-bit.
+pub fn final_recipient(address: &str) -> String {
+    let wire = letterbox_outbound::wire_address(address);
+    if wire.is_ascii() {
+        return format!("rfc822; {}", clean(&wire));
+    }
+    let mut out = String::from("utf-8; ");
+    for c in wire.chars() {
+        if c.is_ascii_graphic() && !matches!(c, '\\' | '+' | '=') {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\x{{{:02X}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// `s` with each non-ASCII character as RFC 5137's `\x{HEX}`: the delivery-status part
+/// is 7-bit (a UTF-8 address in a reason stays readable in the text part).
+fn seven_bit(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\x{{{:02X}}}", c as u32));
+        }
+    }
+    out
+}
+
 /// Builds the report for `msg` (whose octets are `body`) about `entries`.
 pub fn build(
     hostname: &str,
@@ -110,8 +149,8 @@ pub fn build(
             status.push_str(&format!("Original-Recipient: rfc822; {}\r\n", clean(o)));
         }
         status.push_str(&format!(
-            "Final-Recipient: rfc822; {}\r\n",
-            clean(&e.address)
+            "Final-Recipient: {}\r\n",
+            final_recipient(&e.address)
         ));
         status.push_str(&format!("Action: {}\r\n", e.action.as_str()));
         status.push_str(&format!(
@@ -121,7 +160,7 @@ pub fn build(
         if !e.diagnostic.is_empty() {
             status.push_str(&format!(
                 "Diagnostic-Code: smtp; {}\r\n",
-                clean(&e.diagnostic)
+                seven_bit(&clean(&e.diagnostic))
             ));
         }
         status.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc822_date(now)));
@@ -173,4 +212,24 @@ pub fn build(
 /// RFC 5322 date-time in UTC.
 pub fn rfc822_date(t: i64) -> String {
     mail_builder::headers::date::Date::new(t).to_rfc822()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::final_recipient;
+
+    #[test]
+    fn final_recipient_forms() {
+        assert_eq!(final_recipient("x@example.com"), "rfc822; x@example.com");
+        assert_eq!(
+            final_recipient("User@bücher.example"),
+            "rfc822; User@xn--bcher-kva.example"
+        );
+        // RFC 6533 3: utf-8-addr-xtext, 7-bit.
+        assert_eq!(
+            final_recipient("jösé+a@bücher.example"),
+            "utf-8; j\\x{F6}s\\x{E9}\\x{2B}a@xn--bcher-kva.example"
+        );
+        assert_eq!(final_recipient("日@x.test"), "utf-8; \\x{65E5}@x.test");
+    }
 }

@@ -177,13 +177,15 @@ impl Queue {
         let now = letterbox_store::now();
         let max_age = self.config.queue.max_age.0 as i64;
         let expired = now - msg.created >= max_age;
-        // Pending recipients by destination domain, in recipient order.
+        // Pending recipients by destination domain, in recipient order. The domain is the
+        // A-label (RFC 5890/5891): `bücher.example` and `xn--bcher-kva.example` are one
+        // destination, one transaction; the recipients keep the form they were given in.
         let mut domains: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, r) in msg.rcpts.iter().enumerate() {
             if r.status != RcptStatus::Pending {
                 continue;
             }
-            let d = r.domain();
+            let d = letterbox_outbound::wire_domain(&r.domain());
             match domains.iter_mut().find(|(x, _)| *x == d) {
                 Some((_, v)) => v.push(i),
                 None => domains.push((d, vec![i])),
