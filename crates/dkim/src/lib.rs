@@ -273,12 +273,15 @@ fn header_list(message: &[u8]) -> Vec<String> {
     list
 }
 
-/// The lower-cased domain of the message's (first) From address.
+/// The domain of the message's (first) From address in the store's form, the
+/// lower-case A-label: a From of `bücher.example` (RFC 6532 UTF-8 header) is signed by
+/// the keys of `xn--bcher-kva.example`, with that `d=` (RFC 6376 3.5, RFC 8616 4).
 pub fn from_domain(message: &[u8]) -> Option<String> {
     let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
     let addr = parsed.from()?.first()?.address()?;
     let (_, domain) = addr.rsplit_once('@')?;
-    let d = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let d = domain.trim().trim_end_matches('.');
+    let d = letterbox_store::idn::a_label(d).unwrap_or_else(|| d.to_ascii_lowercase());
     (!d.is_empty()).then_some(d)
 }
 

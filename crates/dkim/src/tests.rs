@@ -280,3 +280,15 @@ fn records_and_zone_lines() {
     assert_eq!(ymd(0), "19700101");
     assert_eq!(ymd(1_796_551_200), "20261206");
 }
+
+#[test]
+fn from_domain_is_the_a_label() {
+    // RFC 6532 lets the From be UTF-8; keys are stored (and d= written) under the A-label.
+    let m = "From: Ann <ann@Bücher.Example>\r\nSubject: x\r\n\r\nbody\r\n";
+    assert_eq!(
+        from_domain(m.as_bytes()).as_deref(),
+        Some("xn--bcher-kva.example")
+    );
+    let m = b"From: a@XN--BCHER-KVA.example\r\n\r\n";
+    assert_eq!(from_domain(m).as_deref(), Some("xn--bcher-kva.example"));
+}
