@@ -47,7 +47,14 @@ def test_u_label_and_a_label_one_transaction_a_labels_on_the_wire(make_server, n
     sink = net.sink(11, smtputf8=False)
     server = outbound_server(make_server, net)
     msg = ascii_message("idn one transaction")
+    # Held first, to see the entry: each recipient as the sender gave it.
+    server.cli("user", "set", ALICE, "outbound", "hold")
     send(server, [f"user@{U}", f"other@{A}", "Third@BÜCHER.example"], msg)
+    [qid] = queue_ids(server)
+    shown = server.cli("queue", "show", qid).stdout.decode()
+    for r in [f"user@{U}", f"other@{A}", "Third@BÜCHER.example"]:
+        assert f"rcpt: <{r}>\tpending" in shown, shown
+    server.cli("queue", "release", qid)
     [t] = sink.wait(1)
     assert t.sender == ALICE
     assert t.rcpts == [f"user@{A}", f"other@{A}", f"Third@{A}"]
