@@ -176,3 +176,17 @@ def test_dkim_for_u_label_from_domain_signs_with_a_label(make_server, net):
     results = verify_all(t.data, records)
     assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"], results
     assert all(ok for _, _, ok in results), results
+
+
+def test_mx_host_with_an_a_label_name_gets_starttls(make_server, net):
+    """The MX host's own name is an A-label: it is used as it is (the DNS gives it so)
+    for its address, for TLS (SNI), MTA-STS and DANE, never decoded to UTF-8."""
+    mx = f"mx.{A}"
+    net.mx(A, (10, mx, net.ip(71)))
+    sink = net.sink(71, tls_cert=net.pki.leaf(mx))
+    server = outbound_server(make_server, net)
+    send(server, [f"user@{U}"], ascii_message("idn mx tls"))
+    [t] = sink.wait(1)
+    assert t.tls and t.rcpts == [f"user@{A}"]
+    wait_for(lambda: queue_ids(server) == [], what="an empty queue")
+    assert server.uids(ALICE) == []

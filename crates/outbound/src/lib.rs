@@ -366,7 +366,10 @@ impl Outbound {
                     .iter()
                     .filter_map(|r| match &r.data {
                         hickory_resolver::proto::rr::RData::MX(m) => {
-                            Some((m.preference, m.exchange.to_utf8()))
+                            // The A-label form as the DNS has it: `to_utf8` would
+                            // decode Punycode, and TLS (SNI), MTA-STS and DANE
+                            // need the host's ASCII name.
+                            Some((m.preference, m.exchange.to_ascii()))
                         }
                         _ => None,
                     })
