@@ -8,9 +8,15 @@ SMTPUTF8 server MAIL FROM carries SMTPUTF8. The DSN text names the recipient as 
 sender gave it. An invalid name is refused at RCPT (553 5.1.3), nothing queued. DKIM
 for a U-label From domain signs with d= its A-label (RFC 6376, RFC 8616)."""
 
+import os
+import shutil
 import smtplib
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -190,3 +196,38 @@ def test_mx_host_with_an_a_label_name_gets_starttls(make_server, net):
     assert t.tls and t.rcpts == [f"user@{A}"]
     wait_for(lambda: queue_ids(server) == [], what="an empty queue")
     assert server.uids(ALICE) == []
+
+
+@pytest.mark.skipif(not shutil.which("smtp-sink"), reason="needs Postfix's smtp-sink")
+def test_postfix_smtp_sink_without_smtputf8_sees_only_a_labels(make_server, net):
+    """A real MTA as the MX: Postfix's smtp-sink, which offers no SMTPUTF8. Its dump has
+    the exact envelope it received: MAIL FROM without SMTPUTF8, one transaction with the
+    two ASCII mailboxes under the A-label (given as U-label and as A-label), and no
+    UTF-8 octet in any envelope line; the UTF-8 mailbox bounced to the sender."""
+    dump_dir = Path(tempfile.mkdtemp(prefix="letterbox-idnout."))
+    dump_dir.chmod(0o777)  # smtp-sink writes as postfix (it cannot enter pytest's tmp_path)
+    dump = dump_dir / "sink.dump"
+    user = ["-u", "postfix"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen(["smtp-sink", *user, "-h", "sink.test", "-D", str(dump),
+                             f"{net.ip(81)}:{net.port}", "8"], stderr=subprocess.PIPE)
+    try:
+        net.mx(A, (10, f"mx.{A}", net.ip(81)))
+        server = outbound_server(make_server, net)
+        send(server, [f"user@{U}", f"Other@{A}", f"jösé@{U}"], ascii_message("idn postfix"))
+        raw = wait_for(lambda: dump.exists() and b"Hallo." in dump.read_bytes() and dump.read_bytes(),
+                       what="the message in smtp-sink's dump")
+        envelope = [l for l in raw.split(b"\n") if l.startswith((b"X-Mail-Args:", b"X-Rcpt-Args:"))]
+        assert envelope == [
+            f"X-Mail-Args: <{ALICE}>".encode(),
+            f"X-Rcpt-Args: <user@{A}>".encode(),
+            f"X-Rcpt-Args: <Other@{A}>".encode(),
+        ], raw
+        _, dsn = inbox_dsn(server)
+        _, _, [r] = dsn_parts(dsn)
+        assert r["Status"] == "5.6.7" and r["Final-Recipient"] == f"utf-8; j\\x{{F6}}s\\x{{E9}}@{A}"
+        wait_for(lambda: queue_ids(server) == [], what="an empty queue")
+        assert raw.count(b"X-Mail-Args:") == 1
+    finally:
+        sink.terminate()
+        sink.wait()
+        shutil.rmtree(dump_dir, ignore_errors=True)
