@@ -8,12 +8,14 @@ SMTPUTF8 server MAIL FROM carries SMTPUTF8. The DSN text names the recipient as 
 sender gave it. An invalid name is refused at RCPT (553 5.1.3), nothing queued. DKIM
 for a U-label From domain signs with d= its A-label (RFC 6376, RFC 8616)."""
 
+import json
 import os
 import shutil
 import smtplib
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,32 @@ def test_postfix_smtp_sink_without_smtputf8_sees_only_a_labels(make_server, net)
         sink.terminate()
         sink.wait()
         shutil.rmtree(dump_dir, ignore_errors=True)
+
+
+def test_bounce_of_a_u_label_sender_counts_in_its_domain(make_server, net):
+    """A sender given as U-label: MAIL FROM carries its A-label, and a recipient the
+    remote refuses is counted in the "bounced" column of the sender's (A-label) domain on
+    the portal's domains page, and the DSN reaches the sender's INBOX."""
+    from conftest import free_ports
+    from test_outbound_portal_counts import get
+    (http_port,) = free_ports(1)
+    net.mx("remote.test", (10, "mx.remote.test", net.ip(91)))
+    sink = net.sink(91, smtputf8=False)
+    sink.rcpt_replies["nobody@remote.test"] = "550 5.1.1 no such user"
+    server = outbound_server(make_server, net, start=False, **{"listen.http": [f"127.0.0.1:{http_port}"]})
+    server.cli("domain", "add", "exämple.org")
+    server.add_user("ann@exämple.org", "ann-Secret-1")
+    server.start()
+    token = server.cli("admin", "token", "add", "test").stdout.decode().strip()
+    msg = ("From: <ann@xn--exmple-cua.org>\r\nTo: <nobody@remote.test>\r\nSubject: b\r\n"
+           "Message-ID: <idn-bounce@xn--exmple-cua.org>\r\n\r\nHallo.\r\n").encode()
+    send(server, ["nobody@remote.test", "ok@remote.test"], msg, sender="ann@exämple.org",
+         login=("ann@xn--exmple-cua.org", "ann-Secret-1"))
+    [t] = sink.wait(1)
+    assert t.sender == "ann@xn--exmple-cua.org" and t.rcpts == ["ok@remote.test"]
+    assert "SMTPUTF8" not in t.mail_options
+    inbox_dsn(server, "ann@xn--exmple-cua.org")
+    wait_for(lambda: queue_ids(server) == [], what="an empty queue")
+    day = int(time.time()) // 86400
+    [d] = [d for d in json.loads(get(http_port, "/api/admin/domains", token)) if d["name"] == "xn--exmple-cua.org"]
+    assert sum(c["bounced"] for c in d["counts"] if c["day"] == day) == 1, d

@@ -368,7 +368,8 @@ impl Queue {
         let Some((_, domain)) = sender.rsplit_once('@') else {
             return;
         };
-        let domain = domain.to_ascii_lowercase();
+        // The store's form: a sender given as U-label counts in its A-label domain.
+        let domain = letterbox_outbound::wire_domain(domain);
         let day = letterbox_store::web::day_of(letterbox_store::now());
         let r = self
             .store
