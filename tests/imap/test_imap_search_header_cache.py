@@ -203,9 +203,16 @@ def records_at_delivery(server):
     )[0][0]
 
 
-def set_records(server, octets):
-    """Replaces every blob's kept record (version and record) while stopped, and drops
-    IMAP's stored chunks, so that the next first search takes what this wrote."""
+def row_copies(server):
+    """Message rows with their own copy of their blob's record."""
+    return store_sql(server, "SELECT count(*) FROM message_searchable")[0][0]
+
+
+def set_records(server, octets, rows=True):
+    """Replaces every blob's kept record (version and record) while stopped, and every
+    message row's copy of it (with `rows`; else the copies are dropped, as in a store
+    from before them, so that the rows are read through their blobs), and drops IMAP's
+    stored chunks, so that the next first search takes what this wrote."""
     server.stop()
     store_sql(server, "DELETE FROM message_cache")
     if octets is None:
@@ -215,6 +222,14 @@ def set_records(server, octets):
             server,
             f"UPDATE blob_searchable SET data = x'{octets.hex()}'",
             pg=f"UPDATE blobs SET searchable = '\\x{octets.hex()}'::bytea",
+        )
+    if octets is None or not rows:
+        store_sql(server, "DELETE FROM message_searchable")
+    else:
+        store_sql(
+            server,
+            f"UPDATE message_searchable SET data = x'{octets.hex()}'",
+            pg=f"UPDATE message_searchable SET data = '\\x{octets.hex()}'::bytea",
         )
     server.start()
 
@@ -263,6 +278,8 @@ def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
     # One record per blob: the two recipients and the copies share theirs.
     distinct = store_sql(server, "SELECT count(DISTINCT blob) FROM messages")[0][0]
     assert records_at_delivery(server) == distinct
+    # And every message row (LMTP, APPEND, COPY, import) has its own copy of it.
+    assert row_copies(server) == store_sql(server, "SELECT count(*) FROM messages")[0][0] == 40 * 2 + 40 + 80 + 12
 
     def first_searches(keys):
         """Each mailbox's first header searches in a new process (`keys`), and the same
@@ -300,6 +317,13 @@ def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
     set_records(server, b"LBH1" + record([(b"subject", b"qqmarker")]))
     c = session(server)
     assert search(c, "SUBJECT qqmarker") == uids(c)
+    c.cmd("LOGOUT")
+    # Rows without their own copy (inserted before the copies were kept) are answered
+    # from their blob's record.
+    set_records(server, b"LBH1" + record([(b"subject", b"qqblobonly")]), rows=False)
+    assert row_copies(server) == 0
+    c = session(server)
+    assert search(c, "SUBJECT qqblobonly") == uids(c)
     c.cmd("LOGOUT")
     # Another version, a damaged record, or none (stored before): from the heads.
     damaged = bytearray(b"LBH1" + record([(b"subject", b"qqmarker")]))
