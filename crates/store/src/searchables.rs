@@ -76,8 +76,13 @@ pub(crate) fn uid_octets(
             "IN (SELECT value FROM json_each(?2))"
         },
     ))?;
+    // Dense: which UIDs of the range were asked, one flag per UID (a hash set cost
+    // 3 M instructions at 10,000).
     let (mut rows, wanted) = if dense {
-        let w: HashSet<u32> = uids.iter().copied().collect();
+        let mut w = vec![false; (hi - lo) as usize + 1];
+        for &u in uids {
+            w[(u - lo) as usize] = true;
+        }
         (st.query(params![mailbox, lo, hi])?, Some(w))
     } else {
         let list: Vec<String> = uids.iter().map(u32::to_string).collect();
@@ -86,7 +91,9 @@ pub(crate) fn uid_octets(
     let mut out = Vec::with_capacity(uids.len());
     while let Some(r) = rows.next()? {
         let uid = r.get::<_, i64>(0)? as u32;
-        if wanted.as_ref().is_some_and(|w| !w.contains(&uid)) {
+        if wanted.as_ref().is_some_and(|w| {
+            !uid.checked_sub(lo).is_some_and(|i| w.get(i as usize).copied().unwrap_or(false))
+        }) {
             continue;
         }
         if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
