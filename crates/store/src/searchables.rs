@@ -105,6 +105,26 @@ pub(crate) fn uid_octets(
     Ok(out)
 }
 
+/// `found` (by ascending UID) and, for the UIDs of `uids` it lacks, what `rest` reads
+/// of them, merged by ascending UID: the copies kept per message row first, the rows
+/// inserted before them through their blob (both backends).
+pub(crate) fn with_rest(
+    mut found: Vec<(u32, Vec<u8>)>,
+    uids: &[u32],
+    rest: impl FnOnce(&[u32]) -> Result<Vec<(u32, Vec<u8>)>>,
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    if found.len() < uids.len() {
+        let have: HashSet<u32> = found.iter().map(|(u, _)| *u).collect();
+        let left: Vec<u32> = uids.iter().copied().filter(|u| !have.contains(u)).collect();
+        let more = rest(&left)?;
+        if !more.is_empty() {
+            found.extend(more);
+            found.sort_unstable_by_key(|(u, _)| *u);
+        }
+    }
+    Ok(found)
+}
+
 impl SqliteBackend {
     /// [`Backend::searchables_many`]: the rows' copies in one scan, then the rows
     /// without one (inserted before `message_searchable`) through their blob's record.
@@ -114,7 +134,7 @@ impl SqliteBackend {
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
         self.read_conn(|c| {
-            let mut out = uid_octets(
+            let out = uid_octets(
                 c,
                 "SELECT uid, data FROM message_searchable
                  WHERE mailbox_id = ?1 AND uid {uids} ORDER BY uid",
@@ -122,24 +142,17 @@ impl SqliteBackend {
                 uids,
                 crate::body::stored_searchable,
             )?;
-            if out.len() < uids.len() {
-                let have: HashSet<u32> = out.iter().map(|(u, _)| *u).collect();
-                let left: Vec<u32> = uids.iter().copied().filter(|u| !have.contains(u)).collect();
-                let more = uid_octets(
+            with_rest(out, uids, |left| {
+                uid_octets(
                     c,
                     "SELECT m.uid, s.data FROM messages m
                      JOIN blob_searchable s ON s.hash = m.blob
                      WHERE m.mailbox_id = ?1 AND m.uid {uids} ORDER BY m.uid",
                     mailbox,
-                    &left,
+                    left,
                     crate::body::stored_searchable,
-                )?;
-                if !more.is_empty() {
-                    out.extend(more);
-                    out.sort_unstable_by_key(|(u, _)| *u);
-                }
-            }
-            Ok(out)
+                )
+            })
         })
     }
 }

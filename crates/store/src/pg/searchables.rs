@@ -41,7 +41,7 @@ pub(crate) fn searchables_many(
     mailbox: MailboxId,
     uids: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>> {
-    let mut out = uid_octets(
+    let out = uid_octets(
         b,
         "SELECT uid, data FROM message_searchable
          WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
@@ -49,22 +49,15 @@ pub(crate) fn searchables_many(
         uids,
         crate::body::stored_searchable,
     )?;
-    if out.len() < uids.len() {
-        let have: std::collections::HashSet<u32> = out.iter().map(|(u, _)| *u).collect();
-        let left: Vec<u32> = uids.iter().copied().filter(|u| !have.contains(u)).collect();
-        let more = uid_octets(
+    crate::searchables::with_rest(out, uids, |left| {
+        uid_octets(
             b,
             "SELECT m.uid, b.searchable FROM messages m JOIN blobs b ON b.hash = m.blob
              WHERE m.mailbox_id = $1 AND m.uid = ANY($2) AND b.searchable IS NOT NULL
              ORDER BY m.uid",
             mailbox,
-            &left,
+            left,
             crate::body::stored_searchable,
-        )?;
-        if !more.is_empty() {
-            out.extend(more);
-            out.sort_unstable_by_key(|(u, _)| *u);
-        }
-    }
-    Ok(out)
+        )
+    })
 }
