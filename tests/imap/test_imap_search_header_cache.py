@@ -164,8 +164,8 @@ def test_header_search_kept_across_restarts(server):
     server.stop()
     store_sql(
         server,
-        "UPDATE message_cache SET data = x'4c424831ff' WHERE kind = 3",
-        pg="UPDATE message_cache SET data = '\\x4c424831ff'::bytea WHERE kind = 3",
+        "UPDATE message_cache SET data = x'4c424832ff' WHERE kind = 3",
+        pg="UPDATE message_cache SET data = '\\x4c424832ff'::bytea WHERE kind = 3",
     )
     server.start()
     c = session(server)
@@ -203,9 +203,16 @@ def records_at_delivery(server):
     )[0][0]
 
 
-def set_records(server, octets):
-    """Replaces every blob's kept record (version and record) while stopped, and drops
-    IMAP's stored chunks, so that the next first search takes what this wrote."""
+def row_copies(server):
+    """Message rows with their own copy of their blob's record."""
+    return store_sql(server, "SELECT count(*) FROM message_searchable")[0][0]
+
+
+def set_records(server, octets, rows=True):
+    """Replaces every blob's kept record (version and record) while stopped, and every
+    message row's copy of it (with `rows`; else the copies are dropped, as in a store
+    from before them, so that the rows are read through their blobs), and drops IMAP's
+    stored chunks, so that the next first search takes what this wrote."""
     server.stop()
     store_sql(server, "DELETE FROM message_cache")
     if octets is None:
@@ -216,14 +223,28 @@ def set_records(server, octets):
             f"UPDATE blob_searchable SET data = x'{octets.hex()}'",
             pg=f"UPDATE blobs SET searchable = '\\x{octets.hex()}'::bytea",
         )
+    if octets is None or not rows:
+        store_sql(server, "DELETE FROM message_searchable")
+    else:
+        store_sql(
+            server,
+            f"UPDATE message_searchable SET data = x'{octets.hex()}'",
+            pg=f"UPDATE message_searchable SET data = '\\x{octets.hex()}'::bytea",
+        )
     server.start()
 
 
-def record(fields):
-    """A searchable head (letterbox_message::searchable's layout): CRC-32 of the rest,
-    no sent day, then (name, kind 0, value) per field, lengths under 128."""
-    rest = b"\x00" + b"".join(bytes([len(n)]) + n + b"\x00" + bytes([len(v)]) + v for n, v in fields)
-    return zlib.crc32(rest).to_bytes(4, "little") + rest
+def record(first, rest=()):
+    """A searchable head (letterbox_message::searchable's layout, version LBH2): the
+    CRC-32 of its first part, no sent day, the first part's length and (name, kind 0,
+    value) per field (`first`: names SUBJECT/FROM/TO/CC/BCC compare), the CRC-32 of the
+    second part, its fields (`rest`: every other name); lengths under 128."""
+    fields = lambda fs: b"".join(bytes([len(n)]) + n + b"\x00" + bytes([len(v)]) + v for n, v in fs)
+    one, two = fields(first), fields(rest)
+    one = b"\x00" + bytes([len(one)]) + one
+    return (
+        zlib.crc32(one).to_bytes(4, "little") + one + zlib.crc32(two).to_bytes(4, "little") + two
+    )
 
 
 def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
@@ -263,6 +284,8 @@ def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
     # One record per blob: the two recipients and the copies share theirs.
     distinct = store_sql(server, "SELECT count(DISTINCT blob) FROM messages")[0][0]
     assert records_at_delivery(server) == distinct
+    # And every message row (LMTP, APPEND, COPY, import) has its own copy of it.
+    assert row_copies(server) == store_sql(server, "SELECT count(*) FROM messages")[0][0] == 40 * 2 + 40 + 80 + 12
 
     def first_searches(keys):
         """Each mailbox's first header searches in a new process (`keys`), and the same
@@ -297,14 +320,31 @@ def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
             assert got_k == python_answer(box, live, *py), key
     c.cmd("LOGOUT")
     # The answers are those kept at delivery: a record put in their place is answered.
-    set_records(server, b"LBH1" + record([(b"subject", b"qqmarker")]))
+    marked = b"LBH2" + record([(b"subject", b"qqmarker")], [(b"X-QQ-Tag", b"qqrestmark")])
+    set_records(server, marked)
     c = session(server)
     assert search(c, "SUBJECT qqmarker") == uids(c)
+    assert search(c, "HEADER X-QQ-Tag qqrestmark") == uids(c)
+    c.cmd("LOGOUT")
+    # A damaged second part: SUBJECT still reads the (intact) first part; HEADER on a
+    # name of the second part is answered from the heads.
+    set_records(server, marked[:-1] + bytes([marked[-1] ^ 1]))
+    c = session(server)
+    assert search(c, "SUBJECT qqmarker") == uids(c)
+    assert search(c, "HEADER X-QQ-Tag qqrestmark") == [] == general(c, "HEADER X-QQ-Tag qqrestmark")
+    assert search(c, "HEADER X-QQ-Tag qqv3") == general(c, "HEADER X-QQ-Tag qqv3") != []
+    c.cmd("LOGOUT")
+    # Rows without their own copy (inserted before the copies were kept) are answered
+    # from their blob's record.
+    set_records(server, b"LBH2" + record([(b"subject", b"qqblobonly")]), rows=False)
+    assert row_copies(server) == 0
+    c = session(server)
+    assert search(c, "SUBJECT qqblobonly") == uids(c)
     c.cmd("LOGOUT")
     # Another version, a damaged record, or none (stored before): from the heads.
-    damaged = bytearray(b"LBH1" + record([(b"subject", b"qqmarker")]))
-    damaged[-1] ^= 1
-    for octets in (b"LBH0" + record([(b"subject", b"qqmarker")]), bytes(damaged), None):
+    damaged = bytearray(b"LBH2" + record([(b"subject", b"qqmarker")]))
+    damaged[-5] ^= 1  # the first part's last octet (an empty second part follows)
+    for octets in (b"LBH1" + record([(b"subject", b"qqmarker")]), bytes(damaged), None):
         set_records(server, octets)
         got2, _ = first_searches(keys + ["SUBJECT qqmarker"])
         assert got2 == [g + [[]] for g in got]

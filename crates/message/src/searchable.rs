@@ -24,12 +24,23 @@
 //! header key matches when one field of its name (ASCII case-insensitive) contains the
 //! needle: the same answer as from the decoded head, field by field.
 //!
-//! Layout: a CRC-32 of the rest (little-endian), a flag octet (1: a sent day follows as
-//! 8 octets little-endian), then per field: the name's length (LEB128) and octets, a
-//! kind octet (0: always compared, 1: only with an `@` in the needle), the value's
-//! length (LEB128) and octets. [`valid`] checks the CRC (a record read from the store
-//! that fails it is derived anew); reading never trusts a length (a field that does not
-//! read ends the record) and a value that is not UTF-8 matches no non-ASCII needle.
+//! The fields are in two parts, each with its own CRC-32: the first holds every field
+//! named `subject`, `from`, `to`, `cc` or `bcc` ([`in_first_part`]: the envelope's
+//! subject and addresses, and the header lines of those names), the second every other
+//! field. A SUBJECT/FROM/TO/CC/BCC key (or HEADER on one of those names) and SENT* check
+//! and walk only the first part; HEADER on any other name walks only the second, whose
+//! CRC is checked then ([`Record::rest_intact`]).
+//!
+//! Layout: a CRC-32 of the first part (little-endian; it covers everything from the
+//! flag octet to the end of the first part's fields), a flag octet (1: a sent day
+//! follows as 8 octets little-endian), the first part's length (LEB128) and fields, a
+//! CRC-32 of the second part (little-endian), then the second part's fields to the end.
+//! Per field: the name's length (LEB128) and octets, a kind octet (0: always compared,
+//! 1: only with an `@` in the needle), the value's length (LEB128) and octets.
+//! [`valid`] checks the first CRC and that the record's frame reads (a record read from
+//! the store that fails it is derived anew); reading never trusts a length (a field
+//! that does not read ends its part) and a value that is not UTF-8 matches no non-ASCII
+//! needle.
 
 use crate::date::header_date_day;
 use crate::ParsedMessage;
@@ -38,9 +49,17 @@ use crate::ParsedMessage;
 /// copies (IMAP's chunks, `session::cache`; the record kept with each blob at delivery,
 /// `crates/store/src/searchables.rs`). Change the digit whenever the layout or what a
 /// record holds changes: copies of an earlier version are then ignored and made again.
-pub const VERSION: &[u8; 4] = b"LBH1";
+pub const VERSION: &[u8; 4] = b"LBH2";
 
 const AT_ONLY: u8 = 1;
+
+/// The names whose fields are in the record's first part (compared by the SUBJECT,
+/// FROM, TO, CC and BCC keys): whether `name` (ASCII case-insensitive) is one of them.
+pub fn in_first_part(name: &[u8]) -> bool {
+    [&b"subject"[..], b"from", b"to", b"cc", b"bcc"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+}
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
     loop {
@@ -65,30 +84,17 @@ fn put_field(out: &mut Vec<u8>, name: &str, kind: u8, value: &str) {
 /// The record of a decoded head (its envelope, sent date and header search text).
 pub fn encode(p: &ParsedMessage) -> Vec<u8> {
     let env = &p.envelope;
-    let mut buf = Vec::with_capacity(256 + p.search_headers.len() * 2);
-    let out = &mut buf;
-    out.extend_from_slice(&[0; 4]);
-    let sent = env
-        .date
-        .as_deref()
-        .and_then(header_date_day)
-        .or(p.sent_date.map(|t| t.div_euclid(86_400)));
-    match sent {
-        Some(d) => {
-            out.push(1);
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        None => out.push(0),
-    }
-    for (name, v) in [
-        ("subject", &env.subject),
-        ("message-id", &env.message_id),
-        ("in-reply-to", &env.in_reply_to),
-        ("date", &env.date),
-    ] {
-        if let Some(v) = v {
-            put_field(out, name, 0, v);
-        }
+    let lines = || {
+        p.search_headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim(), v.trim_start()))
+    };
+    // The first part's fields.
+    let mut first = Vec::with_capacity(128);
+    let out = &mut first;
+    if let Some(v) = &env.subject {
+        put_field(out, "subject", 0, v);
     }
     for (name, list) in [
         ("from", &env.from),
@@ -112,13 +118,45 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
             }
         }
     }
-    for l in p.search_headers.lines() {
-        if let Some((n, v)) = l.split_once(':') {
-            put_field(out, n.trim(), 0, v.trim_start());
-        }
+    for (n, v) in lines().filter(|(n, _)| in_first_part(n.as_bytes())) {
+        put_field(out, n, 0, v);
     }
+    let mut buf = Vec::with_capacity(32 + first.len() + p.search_headers.len() * 2);
+    let out = &mut buf;
+    out.extend_from_slice(&[0; 4]);
+    let sent = env
+        .date
+        .as_deref()
+        .and_then(header_date_day)
+        .or(p.sent_date.map(|t| t.div_euclid(86_400)));
+    match sent {
+        Some(d) => {
+            out.push(1);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    put_len(out, first.len());
+    out.extend_from_slice(&first);
     let crc = crc32fast::hash(&out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
+    // The second part.
+    let rest_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    for (name, v) in [
+        ("message-id", &env.message_id),
+        ("in-reply-to", &env.in_reply_to),
+        ("date", &env.date),
+    ] {
+        if let Some(v) = v {
+            put_field(out, name, 0, v);
+        }
+    }
+    for (n, v) in lines().filter(|(n, _)| !in_first_part(n.as_bytes())) {
+        put_field(out, n, 0, v);
+    }
+    let crc = crc32fast::hash(&out[rest_at + 4..]);
+    out[rest_at..rest_at + 4].copy_from_slice(&crc.to_le_bytes());
     buf
 }
 
@@ -126,7 +164,11 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
 #[derive(Clone, Copy)]
 pub struct Record<'a> {
     sent: Option<i64>,
-    fields: &'a [u8],
+    first: &'a [u8],
+    /// Where the first part ends in the record (its CRC covers octets 4 to there).
+    first_end: usize,
+    rest_crc: [u8; 4],
+    rest: &'a [u8],
 }
 
 /// One field: its name, whether it is compared only with a needle holding `@`, its
@@ -154,25 +196,42 @@ fn get_bytes<'a>(data: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     Some(b)
 }
 
+fn part_fields(data: &[u8]) -> impl Iterator<Item = Field<'_>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= data.len() {
+            return None;
+        }
+        let name = get_bytes(data, &mut at)?;
+        let kind = *data.get(at)?;
+        at += 1;
+        let value = get_bytes(data, &mut at)?;
+        Some((name, kind == AT_ONLY, value))
+    })
+}
+
 impl<'a> Record<'a> {
-    /// The record's parts (its CRC is not checked: see [`valid`]); `None` when it is
-    /// too short to be one.
+    /// The record's parts (no CRC is checked: see [`valid`] and
+    /// [`rest_intact`](Self::rest_intact)); `None` when its frame does not read.
     pub fn read(data: &'a [u8]) -> Option<Record<'a>> {
         let rest = data.get(4..)?;
-        match rest.first()? {
-            0 => Some(Record {
-                sent: None,
-                fields: &rest[1..],
-            }),
+        let (sent, mut at) = match rest.first()? {
+            0 => (None, 1),
             1 => {
                 let d = rest.get(1..9)?;
-                Some(Record {
-                    sent: Some(i64::from_le_bytes(d.try_into().ok()?)),
-                    fields: &rest[9..],
-                })
+                (Some(i64::from_le_bytes(d.try_into().ok()?)), 9)
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        let first = get_bytes(rest, &mut at)?;
+        let rest_crc = rest.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(Record {
+            sent,
+            first,
+            first_end: 4 + at,
+            rest_crc,
+            rest: &rest[at + 4..],
+        })
     }
 
     /// The day (days since the epoch) SENT* compare, when the message has one.
@@ -180,28 +239,37 @@ impl<'a> Record<'a> {
         self.sent
     }
 
-    /// The fields, in stored order; stops at the first that does not read.
+    /// Whether the second part's CRC matches (the first's is checked by [`valid`]).
+    pub fn rest_intact(&self) -> bool {
+        crc32fast::hash(self.rest).to_le_bytes() == self.rest_crc
+    }
+
+    /// The fields of the first part ([`in_first_part`] names), in stored order; stops
+    /// at the first that does not read.
+    pub fn first_fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
+        part_fields(self.first)
+    }
+
+    /// The fields of the second part (every other name), in stored order, its CRC not
+    /// checked ([`rest_intact`](Self::rest_intact)); stops at the first that does not
+    /// read.
+    pub fn rest_fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
+        part_fields(self.rest)
+    }
+
+    /// Every field: the first part's, then the second's.
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
-        let data = self.fields;
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            if at >= data.len() {
-                return None;
-            }
-            let name = get_bytes(data, &mut at)?;
-            let kind = *data.get(at)?;
-            at += 1;
-            let value = get_bytes(data, &mut at)?;
-            Some((name, kind == AT_ONLY, value))
-        })
+        self.first_fields().chain(self.rest_fields())
     }
 }
 
-/// Whether `data` is an intact record: its CRC matches and its start reads.
+/// Whether `data` is a record whose first part is intact: its CRC matches and its
+/// frame reads (the second part's CRC: [`Record::rest_intact`]).
 pub fn valid(data: &[u8]) -> bool {
-    data.len() >= 5
-        && crc32fast::hash(&data[4..]).to_le_bytes() == data[..4]
-        && Record::read(data).is_some()
+    let Some(r) = Record::read(data) else {
+        return false;
+    };
+    crc32fast::hash(&data[4..r.first_end]).to_le_bytes() == data[..4]
 }
 
 #[cfg(test)]
@@ -237,13 +305,26 @@ mod tests {
         assert!(fields.contains(&("from".into(), false, "A B".into())));
         assert!(fields.contains(&("from".into(), true, "a@x.example".into())));
         assert!(fields.contains(&("X-Long".into(), false, "y".repeat(300))));
-        // Every damaged octet and every cut is refused.
+        // SUBJECT/FROM/TO/CC/BCC fields are in the first part, the others in the second.
+        assert!(r.first_fields().all(|(n, _, _)| in_first_part(n)));
+        assert!(r.rest_fields().all(|(n, _, _)| !in_first_part(n)));
+        assert!(r.first_fields().any(|(n, _, v)| n == b"Subject" && v == "Grüße".as_bytes()));
+        assert!(r.rest_fields().any(|(n, _, _)| n == b"X-Long"));
+        assert!(r.rest_intact());
+        // Every damaged octet and every cut is refused: by the first part's check, or
+        // by the second's.
+        let refused = |d: &[u8]| !valid(d) || !Record::read(d).unwrap().rest_intact();
         for i in 0..rec.len() {
             let mut bad = rec.clone();
             bad[i] ^= 0x5a;
-            assert!(!valid(&bad), "octet {i}");
-            assert!(!valid(&rec[..i]), "cut at {i}");
+            assert!(refused(&bad), "octet {i}");
+            assert!(refused(&rec[..i]), "cut at {i}");
         }
+        // Damage in the second part leaves the first usable.
+        let mut bad = rec.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(valid(&bad) && !Record::read(&bad).unwrap().rest_intact());
         // No sent day without a date.
         let p = crate::parse(b"Subject: x\r\n\r\n");
         let rec = encode(&p);

@@ -17,57 +17,26 @@
 
 use crate::sqlite::SqliteBackend;
 use crate::*;
-use rusqlite::params;
-use std::collections::HashSet;
 
 impl SqliteBackend {
-    /// [`Backend::bodystructures_many`].
+    /// [`Backend::bodystructures_many`]: the row's own copy first, its blob's row for
+    /// rows inserted before it, in one pass over the rows ([`crate::searchables::uid_octets`]).
     pub(crate) fn bodystructures_many_impl(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
         self.read_conn(|c| {
-            // A dense run of UIDs (a whole mailbox) is one range scan, not a seek per UID;
-            // the row's own copy first, its blob's row for rows inserted before it.
-            let lo = uids.iter().copied().min().unwrap_or(0);
-            let hi = uids.iter().copied().max().unwrap_or(0);
-            let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
-            let mut st = c.prepare_cached(if dense {
+            crate::searchables::uid_octets(
+                c,
                 "SELECT m.uid, coalesce(m.bodystructure,
                           (SELECT b.data FROM blob_bodystructure b WHERE b.hash = m.blob))
                  FROM messages m
-                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
-            } else {
-                "SELECT m.uid, coalesce(m.bodystructure,
-                          (SELECT b.data FROM blob_bodystructure b WHERE b.hash = m.blob))
-                 FROM messages m
-                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2))
-                 ORDER BY m.uid"
-            })?;
-            let (mut rows, wanted) = if dense {
-                let w: HashSet<u32> = uids.iter().copied().collect();
-                (st.query(params![mailbox, lo, hi])?, Some(w))
-            } else {
-                let list: Vec<String> = uids.iter().map(u32::to_string).collect();
-                (st.query(params![mailbox, format!("[{}]", list.join(","))])?, None)
-            };
-            let mut out = Vec::with_capacity(uids.len());
-            while let Some(r) = rows.next()? {
-                let uid = r.get::<_, i64>(0)? as u32;
-                if wanted.as_ref().is_some_and(|w| !w.contains(&uid)) {
-                    continue;
-                }
-                if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
-                    if let Some(octets) = crate::body::stored_bodystructure(b) {
-                        out.push((uid, octets.to_vec()));
-                    }
-                }
-            }
-            Ok(out)
+                 WHERE m.mailbox_id = ?1 AND m.uid {uids} ORDER BY m.uid",
+                mailbox,
+                uids,
+                crate::body::stored_bodystructure,
+            )
         })
     }
 }

@@ -294,6 +294,7 @@ pub(super) fn message(
                         m.prefix,
                         &prep.id.0[..]
                     ])?;
+                crate::searchables::copy_to_row(&ctx.tx, mb.id, uid, &prep.id.0)?;
                 ctx.changes.push(Change {
                     account: mb.account_id,
                     mailbox: mb.id,

@@ -142,6 +142,19 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+-- The blob's searchable head (blob_searchable.data) copied per message row when it is
+-- inserted (issue 18, searchables.rs): the first header SEARCH of a mailbox reads its
+-- records in one range scan, not a seek by hash per message; beside the messages rows,
+-- not in them, so that scans of the rows (SELECT, FETCH FLAGS) stay narrow. Goes with
+-- its row (expunge, mailbox and account deletion). Rows inserted before it have none
+-- (read through their blob then).
+CREATE TABLE IF NOT EXISTS message_searchable (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    data       BLOB NOT NULL,          -- the record's version, then the record
+    PRIMARY KEY (mailbox_id, uid),
+    FOREIGN KEY (mailbox_id, uid) REFERENCES messages (mailbox_id, uid) ON DELETE CASCADE
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_pop3 ON messages (pop3_seen_at) WHERE pop3_seen_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS expunged (

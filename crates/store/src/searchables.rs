@@ -2,15 +2,21 @@
 //! each blob's record (`letterbox_message::searchable`: exactly the fields FROM, TO,
 //! CC, BCC, SUBJECT, HEADER and SENT* compare) made from the one parse when it is
 //! stored (`body.rs` [`crate::body::searchable`]), in `blob_searchable` keyed by the
-//! blob's hash, so that the first header search of a big mailbox never searched before
-//! (nothing in IMAP's message cache) reads records with one seek per message instead of
-//! every head through `blob_info` and its decoding ([`Backend::heads_many`]). The record
-//! carries its version; a blob stored before, or by another version, has none here and
-//! IMAP decodes its head.
+//! blob's hash, and copied from there into `message_searchable`, keyed by the message
+//! row's (mailbox, UID), when the row is inserted (delivery, APPEND, COPY and MOVE,
+//! import, replace: `sqlite_tx.rs` `insert_row`, `import.rs`). The first header search
+//! of a big mailbox never searched before (nothing in IMAP's message cache) is then one
+//! range scan over the mailbox's records in UID order, instead of a seek by hash per
+//! message (the join through `messages`) or every head through `blob_info` and its
+//! decoding ([`Backend::heads_many`]). The copies sit in their own narrow table, not in
+//! the `messages` rows, so that the scans of those rows (SELECT, FETCH FLAGS) read no
+//! more pages; a copy goes with its row (a foreign key, `ON DELETE CASCADE`: expunge,
+//! mailbox and account deletion). A row inserted before the table existed has no copy
+//! and is read through its blob's record; the record carries its version, and a blob
+//! stored before, or by another version, has none and IMAP decodes its head.
 //!
-//! The rows live and die with the blob's parse (`put_blob_parse`/`delete_blob_parse`
-//! in sqlite.rs), beside `blob_bodystructure`; a copy of a message shares its blob, so
-//! COPY, MOVE and every recipient of one delivery find the same row.
+//! The blob rows live and die with the blob's parse (`put_blob_parse`/
+//! `delete_blob_parse` in sqlite.rs), beside `blob_bodystructure`.
 
 use crate::sqlite::SqliteBackend;
 use crate::*;
@@ -31,54 +37,122 @@ pub(crate) fn delete(c: &Connection, hash: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Copies the record of the blob `hash` (if it has one) to the message row just
+/// inserted at (`mailbox`, `uid`).
+pub(crate) fn copy_to_row(c: &Connection, mailbox: MailboxId, uid: u32, hash: &[u8]) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO message_searchable (mailbox_id, uid, data)
+         SELECT ?1, ?2, data FROM blob_searchable WHERE hash = ?3",
+    )?
+    .execute(params![mailbox, uid, hash])?;
+    Ok(())
+}
+
+/// Per message row of `uids` in `mailbox`, by ascending UID, the octets `keep` accepts
+/// of the second column of `sql`'s rows: `sql` selects (UID, octets) by ascending UID
+/// with `?1` the mailbox and `{uids}` where the UID condition goes (`uid {uids}`). A
+/// dense run of UIDs (a whole mailbox) is one range scan (`BETWEEN`), not a seek per
+/// UID; a sparse set is looked up UID by UID. UIDs that have no row, no octets, or
+/// octets `keep` refuses are left out. Shared by the renderings (`bodystructures.rs`)
+/// and the records read here.
+pub(crate) fn uid_octets(
+    c: &Connection,
+    sql: &str,
+    mailbox: MailboxId,
+    uids: &[u32],
+    keep: impl Fn(&[u8]) -> Option<&[u8]>,
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lo = uids.iter().copied().min().unwrap_or(0);
+    let hi = uids.iter().copied().max().unwrap_or(0);
+    let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
+    let mut st = c.prepare_cached(&sql.replace(
+        "{uids}",
+        if dense {
+            "BETWEEN ?2 AND ?3"
+        } else {
+            "IN (SELECT value FROM json_each(?2))"
+        },
+    ))?;
+    // Dense: which UIDs of the range were asked, one flag per UID (a hash set cost
+    // 3 M instructions at 10,000).
+    let (mut rows, wanted) = if dense {
+        let mut w = vec![false; (hi - lo) as usize + 1];
+        for &u in uids {
+            w[(u - lo) as usize] = true;
+        }
+        (st.query(params![mailbox, lo, hi])?, Some(w))
+    } else {
+        let list: Vec<String> = uids.iter().map(u32::to_string).collect();
+        (st.query(params![mailbox, format!("[{}]", list.join(","))])?, None)
+    };
+    let mut out = Vec::with_capacity(uids.len());
+    while let Some(r) = rows.next()? {
+        let uid = r.get::<_, i64>(0)? as u32;
+        if wanted.as_ref().is_some_and(|w| {
+            !uid.checked_sub(lo).is_some_and(|i| w.get(i as usize).copied().unwrap_or(false))
+        }) {
+            continue;
+        }
+        if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
+            if let Some(octets) = keep(b) {
+                out.push((uid, octets.to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `found` (by ascending UID) and, for the UIDs of `uids` it lacks, what `rest` reads
+/// of them, merged by ascending UID: the copies kept per message row first, the rows
+/// inserted before them through their blob (both backends).
+pub(crate) fn with_rest(
+    mut found: Vec<(u32, Vec<u8>)>,
+    uids: &[u32],
+    rest: impl FnOnce(&[u32]) -> Result<Vec<(u32, Vec<u8>)>>,
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    if found.len() < uids.len() {
+        let have: HashSet<u32> = found.iter().map(|(u, _)| *u).collect();
+        let left: Vec<u32> = uids.iter().copied().filter(|u| !have.contains(u)).collect();
+        let more = rest(&left)?;
+        if !more.is_empty() {
+            found.extend(more);
+            found.sort_unstable_by_key(|(u, _)| *u);
+        }
+    }
+    Ok(found)
+}
+
 impl SqliteBackend {
-    /// [`Backend::searchables_many`].
+    /// [`Backend::searchables_many`]: the rows' copies in one scan, then the rows
+    /// without one (inserted before `message_searchable`) through their blob's record.
     pub(crate) fn searchables_many_impl(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
         self.read_conn(|c| {
-            // A dense run of UIDs (a whole mailbox) is one range scan, not a seek per UID.
-            let lo = uids.iter().copied().min().unwrap_or(0);
-            let hi = uids.iter().copied().max().unwrap_or(0);
-            let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
-            let mut st = c.prepare_cached(if dense {
-                "SELECT m.uid, s.data FROM messages m
-                 JOIN blob_searchable s ON s.hash = m.blob
-                 WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
-            } else {
-                "SELECT m.uid, s.data FROM messages m
-                 JOIN blob_searchable s ON s.hash = m.blob
-                 WHERE m.mailbox_id = ?1 AND m.uid IN (SELECT value FROM json_each(?2))
-                 ORDER BY m.uid"
-            })?;
-            let (mut rows, wanted) = if dense {
-                let w: HashSet<u32> = uids.iter().copied().collect();
-                (st.query(params![mailbox, lo, hi])?, Some(w))
-            } else {
-                let list: Vec<String> = uids.iter().map(u32::to_string).collect();
-                (
-                    st.query(params![mailbox, format!("[{}]", list.join(","))])?,
-                    None,
+            let out = uid_octets(
+                c,
+                "SELECT uid, data FROM message_searchable
+                 WHERE mailbox_id = ?1 AND uid {uids} ORDER BY uid",
+                mailbox,
+                uids,
+                crate::body::stored_searchable,
+            )?;
+            with_rest(out, uids, |left| {
+                uid_octets(
+                    c,
+                    "SELECT m.uid, s.data FROM messages m
+                     JOIN blob_searchable s ON s.hash = m.blob
+                     WHERE m.mailbox_id = ?1 AND m.uid {uids} ORDER BY m.uid",
+                    mailbox,
+                    left,
+                    crate::body::stored_searchable,
                 )
-            };
-            let mut out = Vec::with_capacity(uids.len());
-            while let Some(r) = rows.next()? {
-                let uid = r.get::<_, i64>(0)? as u32;
-                if wanted.as_ref().is_some_and(|w| !w.contains(&uid)) {
-                    continue;
-                }
-                if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
-                    if let Some(rec) = crate::body::stored_searchable(b) {
-                        out.push((uid, rec.to_vec()));
-                    }
-                }
-            }
-            Ok(out)
+            })
         })
     }
 }

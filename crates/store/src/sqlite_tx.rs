@@ -180,6 +180,7 @@ impl StoreTx for WriteCtx<'_> {
                 row.prefix,
                 &row.blob.0[..]
             ])?;
+        crate::searchables::copy_to_row(&self.tx, row.mailbox, row.uid, &row.blob.0)?;
         Ok(())
     }
 

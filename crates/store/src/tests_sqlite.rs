@@ -717,6 +717,92 @@ fn bodystructures_are_kept_in_the_message_rows() {
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
 
+/// SEARCH's records made at delivery are copied per message row (`message_searchable`,
+/// `searchables.rs`) by every insert (APPEND, COPY, MOVE) and go with the row (expunge,
+/// mailbox deletion); a store from before the table reads its rows through their blob's
+/// record, and rows inserted after carry their own copy.
+#[test]
+fn searchables_are_copied_per_message_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let uids = [1, 2, 3, 4, 5, 6, 7, 8];
+    let answers = |s: &Store, mb: MailboxId| {
+        let got = s.searchables_many(mb, &uids).unwrap();
+        let want: Vec<(u32, Vec<u8>)> = s
+            .heads_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, h)| (u, letterbox_message::searchable::encode(&h)))
+            .collect();
+        (got, want)
+    };
+    let sql = |q: &str| {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        c.execute_batch(q).unwrap();
+    };
+    let count = |q: &str| -> i64 {
+        let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+        c.query_row(q, [], |r| r.get(0)).unwrap()
+    };
+    let copies = || count("SELECT count(*) FROM message_searchable");
+    let (a, inbox, other);
+    {
+        let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+        s.add_domain("example.com").unwrap();
+        a = s
+            .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+            .unwrap()
+            .id;
+        inbox = s.mailbox(a, "INBOX").unwrap().id;
+        for m in &TEXT_MESSAGES[..4] {
+            s.append(inbox, msg(m), false).unwrap();
+        }
+        other = s.create_mailbox(a, "Other", None).unwrap().id;
+        s.copy(inbox, &[1, 2], other).unwrap();
+        s.move_messages(inbox, &[3], other).unwrap();
+        assert_eq!(copies(), 6);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM messages m JOIN message_searchable s
+                 ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid"
+            ),
+            6
+        );
+        for mb in [inbox, other] {
+            let (got, want) = answers(&s, mb);
+            assert_eq!((got.len(), &got), (3, &want));
+        }
+        // The copy goes with its row.
+        s.expunge(inbox, &[4]).unwrap();
+        assert_eq!(copies(), 5);
+        let gone = s.create_mailbox(a, "Gone", None).unwrap().id;
+        s.copy(inbox, &[1, 2], gone).unwrap();
+        assert_eq!(copies(), 7);
+        s.delete_mailbox(a, "Gone").unwrap();
+        assert_eq!(copies(), 5);
+    }
+    // A store from before the table: opened, it gets it, empty; the rows are read
+    // through their blob's record.
+    sql("DROP TABLE message_searchable");
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(copies(), 0);
+    for (mb, n) in [(inbox, 2), (other, 3)] {
+        let (got, want) = answers(&s, mb);
+        assert_eq!((got.len(), &got), (n, &want));
+    }
+    // Rows inserted now carry their own: without the blobs' records, only they are
+    // answered (the others' heads are decoded by IMAP).
+    s.copy(inbox, &[1], other).unwrap();
+    s.append(other, msg(TEXT_MESSAGES[4]), false).unwrap();
+    assert_eq!(copies(), 2);
+    sql("DELETE FROM blob_searchable");
+    let (got, want) = answers(&s, other);
+    assert_eq!(want.len(), 5);
+    assert_eq!(got, want[3..].to_vec());
+    // A sparse set is answered the same way.
+    assert_eq!(s.searchables_many(other, &[want[4].0, 1000]).unwrap(), want[4..].to_vec());
+    assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
 /// After a quiet spell the writer empties the log (`wal.rs`) and starts it again with one
 /// page, so that the next client's write (a `\Recent` claim) does not pay for the log's
 /// new header and its fsync; `serve`'s warm-up starts an empty log too. What the log

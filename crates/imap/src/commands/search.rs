@@ -29,7 +29,7 @@ use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
 use crate::session::index::{self, Indexes};
 use crate::session::cache::Searchable;
-use crate::session::searchable::Record;
+use crate::session::searchable::{in_first_part, Field, Record};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
 use letterbox_store::{Backend, Flags, MailboxId, MessageMeta};
@@ -168,6 +168,7 @@ pub(crate) fn scan(
         }
         None => &sel.cands,
     };
+    let rest = walks_rest(key);
     let mut j = 0;
     for chunk in cands.chunks(SEARCH_CHUNK) {
         // Ascending UIDs, as the chunk: walked alongside it.
@@ -206,16 +207,29 @@ pub(crate) fn scan(
             let Some(m) = metas.get(j).filter(|m| m.uid == cand.uid) else {
                 continue;
             };
+            let fallback;
             let parsed = if want_parsed {
                 while k < texts.len() && texts[k].0 < m.uid {
                     k += 1;
                 }
                 match texts.get(k).filter(|e| e.0 == m.uid).map(|e| &e.1) {
                     Some(Read::Parsed(p)) => Some(Head::Parsed(p)),
-                    // Checked when kept (`searchable::valid`): always reads.
+                    // Checked when kept (`searchable::valid`): always reads. A damaged
+                    // second part, when the key reads it, is answered from the head.
                     Some(Read::Record(r)) => match Record::read(r) {
-                        Some(r) => Some(Head::Record(r)),
-                        None => continue,
+                        Some(r) if !rest || r.rest_intact() => Some(Head::Record(r)),
+                        _ => {
+                            fallback = sel.indexes.cache.heads(
+                                c.st,
+                                c.mb,
+                                sel.uidvalidity,
+                                &[m.uid],
+                            )?;
+                            match fallback.first() {
+                                Some((_, p)) => Some(Head::Parsed(p)),
+                                None => continue, // expunged meanwhile
+                            }
+                        }
                     },
                     None => continue, // expunged meanwhile
                 }
@@ -283,6 +297,19 @@ fn needs_text(k: &SearchKey) -> bool {
         Not(k) => needs_text(k),
         Or(a, b) => needs_text(a) || needs_text(b),
         And(v) => v.iter().any(needs_text),
+        _ => false,
+    }
+}
+
+/// Keys that read a searchable head's second part: HEADER on a name outside its first
+/// (`session::searchable::in_first_part`).
+fn walks_rest(k: &SearchKey) -> bool {
+    use SearchKey::*;
+    match k {
+        Header(name, _) => !in_first_part(name.as_bytes()),
+        Not(k) => walks_rest(k),
+        Or(a, b) => walks_rest(a) || walks_rest(b),
+        And(v) => v.iter().any(walks_rest),
         _ => false,
     }
 }
@@ -390,6 +417,8 @@ mod tests {
              X-Spam: YES\r\nx-spam :  no\r\nReply-To: r@s\r\n\r\nbody\r\n",
             "From: plain@host\r\nSubject: Re: two words\r\nDate: not a date\r\n\r\n",
             "Subject: STRASSE \u{00df}\r\n\r\n",
+            // Repeated lines of a first-part name, and of a second-part one.
+            "Subject: first one\r\nX-Spam: a\r\nSUBJECT : second LINE\r\nfrom : c@d\r\n             From: Ann <ann@b>\r\nx-spam: second\r\nReply-To: r@s\r\n\r\n",
             "no header at all",
         ];
         let names = [
@@ -417,6 +446,7 @@ mod tests {
                 "köln".into(), "KÖLN".into(), "ß".into(), "ss".into(), "grp".into(),
                 "<m1@host>".into(), "m1@host".into(), "jörg".into(), "2026".into(), "no".into(),
                 "yes".into(), " ".into(), "d.example".into(), "c@d".into(), "e@f".into(),
+                "second line".into(), "first".into(), "ann".into(), "r@s".into(),
             ];
             for l in p.search_headers.lines() {
                 let v: Vec<char> = l.chars().collect();
@@ -448,12 +478,14 @@ fn lowered(needle: &str) -> std::borrow::Cow<'_, str> {
 /// [`header_has`] over a searchable head: a field of that name holds the needle (an
 /// address's `mailbox@host` only for a needle with `@`). The record holds exactly the
 /// fields `header_has` compares (`session::searchable`), so the answers are the same.
+/// A name outside the record's first part reads its second, whose CRC the caller has
+/// checked ([`walks_rest`]).
 fn record_has(r: &Record, name: &str, needle: &str) -> bool {
     let needle = lowered(needle);
     let needle = &*needle;
     let across = needle.contains('@');
     let name = name.as_bytes();
-    r.fields().any(|(n, at_only, v)| {
+    let hit = |(n, at_only, v): Field| {
         n.eq_ignore_ascii_case(name)
             && (!at_only || across)
             && if needle.is_ascii() {
@@ -461,7 +493,12 @@ fn record_has(r: &Record, name: &str, needle: &str) -> bool {
             } else {
                 std::str::from_utf8(v).is_ok_and(|v| contains_ci(v, needle))
             }
-    })
+    };
+    // Every field of the name is in one part: only that part is walked.
+    match in_first_part(name) {
+        true => r.first_fields().any(hit),
+        false => r.rest_fields().any(hit),
+    }
 }
 
 fn head_has(h: Head, name: &str, needle: &str) -> bool {

@@ -5,7 +5,7 @@
 //! it in the process's message cache and in the store's copy (`session::cache`, kind
 //! [`KIND`]) and makes it from decoded heads for messages stored without one.
 
-pub use letterbox_message::searchable::{encode, valid, Field, Record};
+pub use letterbox_message::searchable::{encode, in_first_part, valid, Field, Record};
 
 /// The store's kind of chunk for these records (`Backend::save_message_cache`; 1 and 2
 /// are BODYSTRUCTURE's renderings).

@@ -5,7 +5,6 @@
 //! blob for rows inserted before; as the embedded store's (`crates/store/src/
 //! bodystructures.rs`, which explains the design).
 
-use super::messages::uid_array;
 use super::PgBackend;
 use crate::*;
 
@@ -15,25 +14,15 @@ pub(crate) fn bodystructures_many(
     mailbox: MailboxId,
     uids: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>> {
-    if uids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = uid_array(uids);
-    let rows = b.with_conn(|c| {
-        Ok(c.query(
-            "SELECT m.uid, coalesce(m.bodystructure,
-                                   (SELECT b.bodystructure FROM blobs b WHERE b.hash = m.blob))
-             FROM messages m
-             WHERE m.mailbox_id = $1 AND m.uid = ANY($2)
-             ORDER BY m.uid",
-            &[&mailbox, &list],
-        )?)
-    })?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let stored: Option<&[u8]> = r.get(1);
-            crate::body::stored_bodystructure(stored?).map(|o| (r.get::<_, i64>(0) as u32, o.to_vec()))
-        })
-        .collect())
+    super::searchables::uid_octets(
+        b,
+        "SELECT m.uid, coalesce(m.bodystructure,
+                               (SELECT b.bodystructure FROM blobs b WHERE b.hash = m.blob))
+         FROM messages m
+         WHERE m.mailbox_id = $1 AND m.uid = ANY($2)
+         ORDER BY m.uid",
+        mailbox,
+        uids,
+        crate::body::stored_bodystructure,
+    )
 }

@@ -113,6 +113,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (126, "126_message_bodystructure", include_str!("migrations/126_message_bodystructure.sql")),
     (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
     (140, "140_blob_searchable", include_str!("migrations/140_blob_searchable.sql")),
+    (160, "160_message_searchable", include_str!("migrations/160_message_searchable.sql")),
 ];
 
 /// The migration that rewrites U-label domains as A-labels (`crate::idn`), in Rust.

@@ -277,11 +277,18 @@ impl StoreTx for PgTx<'_, '_> {
     }
 
     fn insert_row(&mut self, row: NewRow) -> Result<()> {
+        // The row, and the copy of its blob's searchable head (pg/searchables.rs) in the
+        // same statement.
         self.tx.execute(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
-                                   prefix, blob, saved, bodystructure)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                     (SELECT bodystructure FROM blobs WHERE hash = $9))",
+            "WITH m AS (
+               INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
+                                     prefix, blob, saved, bodystructure)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                       (SELECT bodystructure FROM blobs WHERE hash = $9))
+               RETURNING mailbox_id, uid)
+             INSERT INTO message_searchable (mailbox_id, uid, data)
+             SELECT m.mailbox_id, m.uid, b.searchable FROM m JOIN blobs b ON b.hash = $9
+             WHERE b.searchable IS NOT NULL",
             &[
                 &row.mailbox,
                 &i64::from(row.uid),
