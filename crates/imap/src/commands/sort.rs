@@ -200,6 +200,19 @@ fn needs_structure(k: SortKey) -> bool {
     !matches!(k, SortKey::Arrival | SortKey::Size)
 }
 
+/// Whether DATE is the only key read from the message: its sent date then comes from
+/// THREAD's keys in the message cache ([`MsgCache::thread_keys`], made at delivery and
+/// read in one range scan the first time, `letterbox_message::sortkeys`), not from
+/// every message's decoded head.
+///
+/// [`MsgCache::thread_keys`]: crate::session::cache::MsgCache::thread_keys
+fn date_only(criteria: &[SortCriterion]) -> bool {
+    criteria.iter().any(|c| c.key == SortKey::Date)
+        && criteria
+            .iter()
+            .all(|c| matches!(c.key, SortKey::Date | SortKey::Arrival | SortKey::Size))
+}
+
 fn row(
     criteria: &[SortCriterion],
     seq: u32,
@@ -385,7 +398,8 @@ pub async fn run(
         return Ok(Reply::bad("No mailbox selected"));
     };
     let sel = search::selection(sel, &s.indexes);
-    let structure = criteria.iter().any(|c| needs_structure(c.key));
+    let dates = date_only(&criteria);
+    let structure = !dates && criteria.iter().any(|c| needs_structure(c.key));
     let r = s
         .ctx
         .store
@@ -394,6 +408,29 @@ pub async fn run(
             search::scan(st, &sel, &key, structure, |cand, m, p| {
                 rows.push(row(&criteria, cand.seq, cand.uid, m, p));
             })?;
+            if dates {
+                // The sent date (RFC 5256 2.2: INTERNALDATE when there is none) of THREAD's
+                // keys, the same `sent_date` as from the head; messages expunged meanwhile
+                // (no keys) leave, as they do from a scan of heads.
+                let asked: Vec<(u32, i64)> = rows.iter().map(|r| (r.uid, r.nums[0])).collect();
+                let (keyed, _) = sel.indexes.cache.thread_keys(
+                    st,
+                    sel.mb,
+                    sel.uidvalidity,
+                    &asked,
+                    super::thread::keys,
+                )?;
+                // `keyed` follows `rows` (ascending sequence), without the missing ones.
+                let mut k = keyed.into_iter().peekable();
+                rows.retain_mut(|r| match k.peek() {
+                    Some((u, keys)) if *u == r.uid => {
+                        r.nums[2] = keys.date;
+                        k.next();
+                        true
+                    }
+                    _ => false,
+                });
+            }
             // The order is total (ties go by sequence number, and those differ), so an
             // unstable sort gives the same answer without a stable sort's buffer.
             rows.sort_unstable_by(|a, b| compare(&criteria, a, b));

@@ -28,6 +28,10 @@
 //!   `dovecot.index.thread`. The numbers are those of one mailbox entry: a set of keys
 //!   handed out together always comes from one entry, and an entry dropped (or
 //!   recreated) starts its numbering anew.
+//!   Missing keys are derived from the sort keys made at delivery
+//!   (`letterbox_message::sortkeys`, [`Backend::sortkeys_many`]: one range scan over
+//!   the mailbox's rows), or from the heads for messages stored before those; SORT
+//!   (DATE) reads its sent dates from these keys too.
 //!
 //! - Per message, FETCH BODYSTRUCTURE's answer rendered ([`MsgCache::bodystructures`]),
 //!   as Dovecot's cache keeps the BODYSTRUCTURE string: a `FETCH 1:* (BODYSTRUCTURE)`
@@ -67,6 +71,7 @@
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
 
+use letterbox_message::sortkeys::SortKeys;
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
 use super::searchable;
 use letterbox_store::{Backend, MailboxId};
@@ -708,9 +713,37 @@ impl MsgCache {
         }
     }
 
+    /// The sort keys of `uids` (`letterbox_message::sortkeys`, not kept here): those
+    /// made at delivery, read in one range scan over the rows
+    /// ([`Backend::sortkeys_many`]), the others (stored before, or a record that does
+    /// not read) made from their heads ([`heads`](Self::heads)). UIDs that do not
+    /// exist are left out; the order is not the one asked.
+    fn sort_keys(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, SortKeys)>> {
+        let mut out: Vec<(u32, SortKeys)> = st
+            .sortkeys_many(mailbox, uids)?
+            .into_iter()
+            .filter_map(|(u, r)| SortKeys::decode(&r).map(|k| (u, k)))
+            .collect();
+        if out.len() < uids.len() {
+            let found: std::collections::HashSet<u32> = out.iter().map(|e| e.0).collect();
+            let left: Vec<u32> = uids.iter().copied().filter(|u| !found.contains(u)).collect();
+            for (u, head) in self.heads(st, mailbox, uidvalidity, &left)? {
+                out.push((u, SortKeys::of(&head)));
+            }
+        }
+        Ok(out)
+    }
+
     /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
-    /// from memory, the missing ones derived by `derive` from their heads
-    /// ([`heads`](Self::heads)) and kept. Returns, in the order asked and without the
+    /// from memory, the missing ones derived by `derive` from their sort keys
+    /// ([`sort_keys`](Self::sort_keys): made at delivery, else from their heads) and
+    /// kept. Returns, in the order asked and without the
     /// UIDs that do not exist, each message's keys, and how many numbers their
     /// mailbox entry has given (every number in them is below it). All come from one
     /// mailbox entry, so equal numbers are equal strings.
@@ -720,7 +753,7 @@ impl MsgCache {
         mailbox: MailboxId,
         uidvalidity: u32,
         msgs: &[(u32, i64)],
-        derive: impl Fn(&ParsedMessage, i64) -> ThreadText,
+        derive: impl Fn(SortKeys, i64) -> ThreadText,
     ) -> letterbox_store::Result<Keyed> {
         // Twice at most: keys found first may belong to an entry dropped meanwhile (the
         // cache is full), and are then derived again.
@@ -747,8 +780,8 @@ impl MsgCache {
             for chunk in missing.chunks(HEAD_CHUNK) {
                 let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
                 let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-                for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                    texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+                for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
+                    texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
                 }
             }
             if self.limit == 0 {
@@ -797,8 +830,8 @@ impl MsgCache {
         for chunk in msgs.chunks(HEAD_CHUNK) {
             let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
             let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-            for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+            for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
+                texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
             }
         }
         Ok(Self::intern_apart(msgs, &texts))
