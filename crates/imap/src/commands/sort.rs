@@ -4,7 +4,10 @@
 //! The messages are those the search criteria select (the SEARCH evaluator, through
 //! [`search::scan`]); the keys come from the structure stored at delivery
 //! (`ParsedMessage.envelope`, `.sort`, `.sent_date`) and the metadata (INTERNALDATE,
-//! size). Nothing is parsed here. Per RFC 5256:
+//! size); when DATE is the only key read from the message, its sent dates come from
+//! THREAD's keys in the message cache, made from the sort keys kept at delivery
+//! (`letterbox_message::sortkeys`, one range scan the first time). Nothing is parsed
+//! here. Per RFC 5256:
 //! - ARRIVAL is INTERNALDATE; DATE the sent date (section 2.2: `Date:` in UTC, or
 //!   INTERNALDATE when it is missing or invalid); SIZE is RFC822.SIZE;
 //! - FROM, TO, CC sort on the addr-mailbox (local part) of the first address, an empty

@@ -4,8 +4,9 @@
 //! needs comes from the sort keys made at delivery (`letterbox_message::sortkeys`: the
 //! first `Message-ID`, the parent IDs of `References` or `In-Reply-To`, the decoded
 //! subject and the sent date, RFC 5256 2.2), read from the message rows in one range
-//! scan, or, for messages stored before those existed, from their decoded heads. Those are derived once per message ([`keys`]) and kept in the
-//! process's message cache with every string numbered
+//! scan, or, for messages stored before those existed, from their decoded heads.
+//! Those are derived once per message ([`keys`]) and kept in the process's message
+//! cache with every string numbered
 //! ([`crate::session::cache::MsgCache::thread_keys`]), so threading compares numbers:
 //! no parsing, case mapping or string hashing per command. The answer is `* THREAD` with one parenthesised list per thread,
 //! e.g. `(2)(3 6 (4 23)(44 7 96))`: a message followed by its one child, or by a list
