@@ -504,7 +504,7 @@ mod tests {
             .map(|(seq, t)| Msg {
                 num: seq,
                 seq,
-                keys: Arc::new(names.intern(&t, &mut bytes)),
+                keys: Arc::new(names.intern(t, &mut bytes)),
             })
             .collect();
         (msgs, names.len())

@@ -204,28 +204,35 @@ impl Names {
         self.len == 0
     }
 
-    fn number(map: &mut NameMap, len: &mut u32, s: &str, bytes: &mut u64) -> u32 {
-        if let Some(&n) = map.get(s) {
+    /// Room for `n` more IDs (about one per message: its Message-ID, its parents mostly
+    /// being other messages' IDs), so numbering a mailbox's first keys does not grow and
+    /// rehash the map step by step. Subjects repeat, so their map grows as it goes.
+    pub fn reserve(&mut self, n: usize) {
+        self.ids.reserve(n);
+    }
+
+    /// The number of `s`; a new name keeps `s` itself (no copy).
+    fn number(map: &mut NameMap, len: &mut u32, s: String, bytes: &mut u64) -> u32 {
+        if let Some(&n) = map.get(s.as_str()) {
             return n;
         }
         let n = *len;
         *len += 1;
         *bytes += 48 + s.len() as u64;
-        map.insert(s.into(), n);
+        map.insert(s.into_boxed_str(), n);
         n
     }
 
-    /// Interns one message's strings; `bytes` grows by what was added.
-    pub fn intern(&mut self, t: &ThreadText, bytes: &mut u64) -> ThreadKeys {
+    /// Interns one message's strings (taking them); `bytes` grows by what was added.
+    pub fn intern(&mut self, t: ThreadText, bytes: &mut u64) -> ThreadKeys {
         let subject = (!t.subject.is_empty())
-            .then(|| Self::number(&mut self.subjects, &mut self.len, &t.subject, bytes));
+            .then(|| Self::number(&mut self.subjects, &mut self.len, t.subject, bytes));
         let message_id = t
             .message_id
-            .as_deref()
             .map(|id| Self::number(&mut self.ids, &mut self.len, id, bytes));
         let refs: Box<[u32]> = t
             .refs
-            .iter()
+            .into_iter()
             .map(|r| Self::number(&mut self.ids, &mut self.len, r, bytes))
             .collect();
         *bytes += 64 + 4 * refs.len() as u64;
@@ -795,7 +802,7 @@ impl MsgCache {
                 }
             }
             if self.limit == 0 {
-                return Ok(Self::intern_apart(msgs, &texts));
+                return Ok(Self::intern_apart(msgs, texts));
             }
             let mut inner = self.lock();
             inner.tick += 1;
@@ -813,10 +820,11 @@ impl MsgCache {
             let mut grown = 0;
             let mut out = Vec::with_capacity(msgs.len());
             let mut lost = false;
+            m.names.reserve(texts.len());
             for (u, _) in msgs {
                 if let Some(k) = m.threads.get(u) {
                     out.push((*u, k.clone()));
-                } else if let Some(t) = texts.get(u) {
+                } else if let Some(t) = texts.remove(u) {
                     let k = Arc::new(m.names.intern(t, &mut grown));
                     grown += 48;
                     m.threads.insert(*u, k.clone());
@@ -844,16 +852,17 @@ impl MsgCache {
                 texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
             }
         }
-        Ok(Self::intern_apart(msgs, &texts))
+        Ok(Self::intern_apart(msgs, texts))
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
-    fn intern_apart(msgs: &[(u32, i64)], texts: &UidKeyed<ThreadText>) -> Keyed {
+    fn intern_apart(msgs: &[(u32, i64)], mut texts: UidKeyed<ThreadText>) -> Keyed {
         let mut names = Names::default();
+        names.reserve(texts.len());
         let mut bytes = 0;
         let out = msgs
             .iter()
-            .filter_map(|(u, _)| texts.get(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
+            .filter_map(|(u, _)| texts.remove(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
             .collect();
         (out, names.len())
     }
