@@ -85,13 +85,26 @@ fn leader_len(s: &str) -> Option<usize> {
 pub fn base_subject(subject: &str) -> (String, bool) {
     // (1) Encoded words are already decoded (at delivery); case-map, turn tabs and line
     // ends into spaces, and runs of spaces into one.
-    let mut s = String::with_capacity(subject.len());
-    for c in casemap(subject).chars() {
-        let c = if c.is_whitespace() { ' ' } else { c };
-        if !(c == ' ' && s.ends_with(' ')) {
-            s.push(c);
+    let mut s = if subject.is_ascii() {
+        // What `casemap` does to ASCII, without its copy or decoding (most subjects).
+        let mut v = Vec::with_capacity(subject.len());
+        for &b in subject.as_bytes() {
+            let b = if char::from(b).is_whitespace() { b' ' } else { b.to_ascii_uppercase() };
+            if !(b == b' ' && v.last() == Some(&b' ')) {
+                v.push(b);
+            }
         }
-    }
+        String::from_utf8(v).unwrap_or_default()
+    } else {
+        let mut s = String::with_capacity(subject.len());
+        for c in casemap(subject).chars() {
+            let c = if c.is_whitespace() { ' ' } else { c };
+            if !(c == ' ' && s.ends_with(' ')) {
+                s.push(c);
+            }
+        }
+        s
+    };
     let mut refwd = false;
     loop {
         // (2) Trailers: "(fwd)" and white space.
