@@ -19,7 +19,6 @@
 use crate::sqlite::SqliteBackend;
 use crate::*;
 use rusqlite::{params, Connection};
-use std::collections::HashSet;
 
 /// Keeps a blob's record (`stored`: [`crate::body::sortkeys`]).
 pub(crate) fn put(c: &Connection, hash: &[u8], stored: &[u8]) -> Result<()> {
@@ -64,8 +63,13 @@ impl SqliteBackend {
                  ORDER BY m.uid"
             })?;
             let (mut rows, wanted) = if dense {
-                let w: HashSet<u32> = uids.iter().copied().collect();
-                (st.query(params![mailbox, lo, hi])?, Some(w))
+                // The UIDs asked, sorted, to skip the others of the range; none when
+                // they are the whole range (a whole mailbox): nothing to look up.
+                let mut w = uids.to_vec();
+                w.sort_unstable();
+                w.dedup();
+                let whole = w.len() as u64 == u64::from(hi - lo) + 1;
+                (st.query(params![mailbox, lo, hi])?, (!whole).then_some(w))
             } else {
                 let list: Vec<String> = uids.iter().map(u32::to_string).collect();
                 (
@@ -76,7 +80,7 @@ impl SqliteBackend {
             let mut out = Vec::with_capacity(uids.len());
             while let Some(r) = rows.next()? {
                 let uid = r.get::<_, i64>(0)? as u32;
-                if wanted.as_ref().is_some_and(|w| !w.contains(&uid)) {
+                if wanted.as_ref().is_some_and(|w| w.binary_search(&uid).is_err()) {
                     continue;
                 }
                 if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
