@@ -59,6 +59,7 @@ mod address;
 pub mod date;
 pub mod imap;
 pub mod searchable;
+pub mod sortkeys;
 pub mod strip;
 pub use address::{parse_address_list, Address};
 

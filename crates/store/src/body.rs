@@ -22,6 +22,9 @@ pub(crate) struct Encoded {
     /// The searchable head SEARCH's header keys scan, after its version
     /// (`letterbox_message::searchable::VERSION`): [`searchable`].
     pub(crate) searchable: Vec<u8>,
+    /// What SORT (DATE) and THREAD read, after its version
+    /// (`letterbox_message::sortkeys::VERSION`): [`sortkeys`].
+    pub(crate) sortkeys: Vec<u8>,
     /// What POP3 needs for exact sizes (`line_ends.rs`).
     pub(crate) line_ends: crate::line_ends::LineEnds,
     /// The search text before compression (compared with a skeleton's: `dedup.rs`).
@@ -45,6 +48,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
     let head = p.encode_head();
     let bodystructure = bodystructure(&p.root);
     let searchable = searchable(&p);
+    let sortkeys = sortkeys(&p);
     let search = (
         std::mem::take(&mut p.search_headers),
         std::mem::take(&mut p.search_body),
@@ -59,6 +63,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
         head,
         bodystructure,
         searchable,
+        sortkeys,
         line_ends: crate::line_ends::LineEnds::of(body),
         search_raw: raw,
         slim: crate::sqlite::dedup::Slim::default(),
@@ -104,6 +109,23 @@ pub(crate) fn stored_searchable(stored: &[u8]) -> Option<&[u8]> {
     stored
         .strip_prefix(&letterbox_message::searchable::VERSION[..])
         .filter(|r| letterbox_message::searchable::valid(r))
+}
+
+/// A message's sort keys as the store keeps them (issue 18, `sortkeys.rs`): the
+/// record's version, then the record (`letterbox_message::sortkeys`), made at delivery
+/// from the one parse. Nothing in it depends on the per-recipient prefix.
+pub(crate) fn sortkeys(p: &ParsedMessage) -> Vec<u8> {
+    let r = letterbox_message::sortkeys::SortKeys::of(p).encode();
+    let mut v = Vec::with_capacity(4 + r.len());
+    v.extend_from_slice(letterbox_message::sortkeys::VERSION);
+    v.extend_from_slice(&r);
+    v
+}
+
+/// The record of stored [`sortkeys`], if it is of this build's version (its CRC is
+/// checked when it is decoded).
+pub(crate) fn stored_sortkeys(stored: &[u8]) -> Option<&[u8]> {
+    stored.strip_prefix(&letterbox_message::sortkeys::VERSION[..])
 }
 
 /// Decompresses stored search texts with one reused context (a fresh zstd context per

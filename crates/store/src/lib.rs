@@ -43,6 +43,7 @@ mod grams;
 mod heads;
 mod bodystructures;
 mod searchables;
+mod sortkeys;
 pub mod line_ends;
 pub mod logins;
 pub mod mailpack;
@@ -1041,6 +1042,16 @@ pub trait Backend: Send + Sync + 'static {
     /// before) and UIDs that do not exist are left out: the caller decodes their heads
     /// ([`Backend::heads_many`]).
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
+    }
+    /// The sort keys made at delivery (issue 18, `sortkeys.rs`): for each message of
+    /// `uids` whose row (or blob) has a record of this build's version
+    /// (`letterbox_message::sortkeys::VERSION`), by ascending UID, the record
+    /// (`letterbox_message::sortkeys::SortKeys::encode`, CRC not yet checked). Messages
+    /// without one (stored before) and UIDs that do not exist are left out: the caller
+    /// decodes their heads ([`Backend::heads_many`]).
+    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         let _ = (mailbox, uids);
         Ok(Vec::new())
     }

@@ -110,6 +110,12 @@ CREATE TABLE IF NOT EXISTS blob_searchable (
     hash BLOB PRIMARY KEY,             -- blobs.hash
     data BLOB NOT NULL                 -- the record's version, then the record
 ) WITHOUT ROWID;
+-- What SORT (DATE) and THREAD read of a blob (issue 18, sortkeys.rs), made at
+-- delivery; keyed by the hash as blob_bodystructure, copied into messages.sortkeys.
+CREATE TABLE IF NOT EXISTS blob_sortkeys (
+    hash BLOB PRIMARY KEY,             -- blobs.hash
+    data BLOB NOT NULL                 -- the record's version, then the record
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blob_search (
     id     INTEGER PRIMARY KEY,        -- blob_info.id
     search BLOB NOT NULL               -- search text (headers, body), postcard + zstd
@@ -139,6 +145,9 @@ CREATE TABLE IF NOT EXISTS messages (
     -- when it is inserted (issue 18, bodystructures.rs): a mailbox's renderings are read
     -- in one range scan. NULL when the blob had none (stored before).
     bodystructure BLOB,
+    -- The blob's sort keys (blob_sortkeys.data), copied the same way (issue 18,
+    -- sortkeys.rs): SORT (DATE) and THREAD read a mailbox's in one range scan.
+    sortkeys      BLOB,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);

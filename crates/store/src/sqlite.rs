@@ -363,6 +363,12 @@ fn migrate(tx: &Transaction) -> Result<()> {
     if !has_bodystructure {
         tx.execute_batch("ALTER TABLE messages ADD COLUMN bodystructure BLOB")?;
     }
+    let has_sortkeys: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'sortkeys'")?
+        .exists([])?;
+    if !has_sortkeys {
+        tx.execute_batch("ALTER TABLE messages ADD COLUMN sortkeys BLOB")?;
+    }
     // Version 2: internationalised domains stored as A-labels.
     crate::idn::migrate_sqlite(tx)?;
     Ok(())
@@ -1012,6 +1018,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     c.prepare_cached("INSERT OR REPLACE INTO blob_bodystructure (hash, data) VALUES (?1, ?2)")?
         .execute(params![hash, enc.bodystructure])?;
     crate::searchables::put(c, hash, &enc.searchable)?;
+    crate::sortkeys::put(c, hash, &enc.sortkeys)?;
     Ok(())
 }
 
@@ -1036,6 +1043,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
     c.prepare_cached("DELETE FROM blob_bodystructure WHERE hash = ?1")?
         .execute([hash])?;
     crate::searchables::delete(c, hash)?;
+    crate::sortkeys::delete(c, hash)?;
     Ok(())
 }
 
@@ -2841,6 +2849,10 @@ impl Backend for SqliteBackend {
 
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         self.searchables_many_impl(mailbox, uids)
+    }
+
+    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.sortkeys_many_impl(mailbox, uids)
     }
 }
 

@@ -426,6 +426,69 @@ fn searchables_kept_at_delivery() {
     assert!(r.fields().any(|(n, _, v)| n == b"Subject" && v == "Grüße".as_bytes()));
 }
 
+/// SORT (DATE) and THREAD's keys kept at delivery and copied into each row: for every
+/// message stored (with or without a per-recipient prefix, shared by a copy, moved),
+/// exactly the record made from its decoded head (what IMAP derives otherwise); a
+/// sparse set is answered as a dense one, and UIDs that do not exist or were expunged
+/// are left out.
+#[test]
+fn sortkeys_kept_at_delivery() {
+    use letterbox_message::sortkeys::SortKeys;
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").unwrap();
+    let bodies = [
+        "Subject: =?utf-8?q?Re:_Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <one@x>\r\nReferences: <r1@x>\r\n <r2@x>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n",
+        "Subject: gone\r\n\r\nx\r\n",
+        "In-Reply-To: <one@x>\r\nDate: not a date\r\n\r\nhi\r\n",
+        "no header at all",
+    ];
+    for (i, b) in bodies.iter().enumerate() {
+        let mut m = msg(b);
+        if i % 2 == 0 {
+            m.prefix = b"Delivered-To: a@example.com\r\n".to_vec();
+        }
+        s.append(inbox.id, m, false).unwrap();
+    }
+    s.expunge(inbox.id, &[2]).unwrap();
+    let other = s.create_mailbox(a.id, "Other", None).unwrap();
+    s.copy(inbox.id, &[1, 3, 4], other.id).unwrap();
+    let third = s.create_mailbox(a.id, "Third", None).unwrap();
+    s.copy(inbox.id, &[1, 3, 4], third.id).unwrap();
+    s.move_messages(third.id, &[1, 2, 3], other.id).unwrap();
+    for mb in [inbox.id, other.id] {
+        let uids: Vec<u32> = (1..=8).chain([99]).collect();
+        let want: Vec<(u32, SortKeys)> = s
+            .heads_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, h)| (u, SortKeys::of(&h)))
+            .collect();
+        assert!(want.len() == 3 || want.len() == 6, "{}", want.len());
+        let got: Vec<(u32, SortKeys)> = s
+            .sortkeys_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, r)| (u, SortKeys::decode(&r).unwrap()))
+            .collect();
+        assert_eq!(got, want);
+        // A sparse set is read by seeks, not a range.
+        let last = s.sortkeys_many(mb, &[want[2].0]).unwrap();
+        assert_eq!(s.sortkeys_many(mb, &[want[2].0, 1000]).unwrap(), last);
+    }
+    // The fields SORT and THREAD compare are there, decoded.
+    let got = s.sortkeys_many(inbox.id, &[1, 3]).unwrap();
+    let k = SortKeys::decode(&got[0].1).unwrap();
+    assert_eq!(k.sent_date, Some(1_795_514_400));
+    assert_eq!(k.subject.as_deref(), Some("Re: Grüße"));
+    assert_eq!(k.message_id.as_deref(), Some("one@x"));
+    assert_eq!(k.refs, ["r1@x", "r2@x"]);
+    let k = SortKeys::decode(&got[1].1).unwrap();
+    assert_eq!((k.sent_date, k.refs), (None, vec!["one@x".to_string()]));
+}
+
 /// SELECT's read: the mailbox, the `\Recent` claim and the account; EXAMINE reports the
 /// unclaimed UIDs and takes none; a claim is taken once, and the mailbox is read after
 /// it (its UIDNEXT and HIGHESTMODSEQ cover what was claimed).

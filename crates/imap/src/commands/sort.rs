@@ -4,7 +4,10 @@
 //! The messages are those the search criteria select (the SEARCH evaluator, through
 //! [`search::scan`]); the keys come from the structure stored at delivery
 //! (`ParsedMessage.envelope`, `.sort`, `.sent_date`) and the metadata (INTERNALDATE,
-//! size). Nothing is parsed here. Per RFC 5256:
+//! size); when DATE is the only key read from the message, its sent dates come from
+//! THREAD's keys in the message cache, made from the sort keys kept at delivery
+//! (`letterbox_message::sortkeys`, one range scan the first time). Nothing is parsed
+//! here. Per RFC 5256:
 //! - ARRIVAL is INTERNALDATE; DATE the sent date (section 2.2: `Date:` in UTC, or
 //!   INTERNALDATE when it is missing or invalid); SIZE is RFC822.SIZE;
 //! - FROM, TO, CC sort on the addr-mailbox (local part) of the first address, an empty
@@ -82,13 +85,26 @@ fn leader_len(s: &str) -> Option<usize> {
 pub fn base_subject(subject: &str) -> (String, bool) {
     // (1) Encoded words are already decoded (at delivery); case-map, turn tabs and line
     // ends into spaces, and runs of spaces into one.
-    let mut s = String::with_capacity(subject.len());
-    for c in casemap(subject).chars() {
-        let c = if c.is_whitespace() { ' ' } else { c };
-        if !(c == ' ' && s.ends_with(' ')) {
-            s.push(c);
+    let mut s = if subject.is_ascii() {
+        // What `casemap` does to ASCII, without its copy or decoding (most subjects).
+        let mut v = Vec::with_capacity(subject.len());
+        for &b in subject.as_bytes() {
+            let b = if char::from(b).is_whitespace() { b' ' } else { b.to_ascii_uppercase() };
+            if !(b == b' ' && v.last() == Some(&b' ')) {
+                v.push(b);
+            }
         }
-    }
+        String::from_utf8(v).unwrap_or_default()
+    } else {
+        let mut s = String::with_capacity(subject.len());
+        for c in casemap(subject).chars() {
+            let c = if c.is_whitespace() { ' ' } else { c };
+            if !(c == ' ' && s.ends_with(' ')) {
+                s.push(c);
+            }
+        }
+        s
+    };
     let mut refwd = false;
     loop {
         // (2) Trailers: "(fwd)" and white space.
@@ -198,6 +214,19 @@ struct Row {
 /// Which keys need the stored structure (all but ARRIVAL and SIZE).
 fn needs_structure(k: SortKey) -> bool {
     !matches!(k, SortKey::Arrival | SortKey::Size)
+}
+
+/// Whether DATE is the only key read from the message: its sent date then comes from
+/// THREAD's keys in the message cache ([`MsgCache::thread_keys`], made at delivery and
+/// read in one range scan the first time, `letterbox_message::sortkeys`), not from
+/// every message's decoded head.
+///
+/// [`MsgCache::thread_keys`]: crate::session::cache::MsgCache::thread_keys
+fn date_only(criteria: &[SortCriterion]) -> bool {
+    criteria.iter().any(|c| c.key == SortKey::Date)
+        && criteria
+            .iter()
+            .all(|c| matches!(c.key, SortKey::Date | SortKey::Arrival | SortKey::Size))
 }
 
 fn row(
@@ -385,7 +414,8 @@ pub async fn run(
         return Ok(Reply::bad("No mailbox selected"));
     };
     let sel = search::selection(sel, &s.indexes);
-    let structure = criteria.iter().any(|c| needs_structure(c.key));
+    let dates = date_only(&criteria);
+    let structure = !dates && criteria.iter().any(|c| needs_structure(c.key));
     let r = s
         .ctx
         .store
@@ -394,6 +424,29 @@ pub async fn run(
             search::scan(st, &sel, &key, structure, |cand, m, p| {
                 rows.push(row(&criteria, cand.seq, cand.uid, m, p));
             })?;
+            if dates {
+                // The sent date (RFC 5256 2.2: INTERNALDATE when there is none) of THREAD's
+                // keys, the same `sent_date` as from the head; messages expunged meanwhile
+                // (no keys) leave, as they do from a scan of heads.
+                let asked: Vec<(u32, i64)> = rows.iter().map(|r| (r.uid, r.nums[0])).collect();
+                let (keyed, _) = sel.indexes.cache.thread_keys(
+                    st,
+                    sel.mb,
+                    sel.uidvalidity,
+                    &asked,
+                    super::thread::keys,
+                )?;
+                // `keyed` follows `rows` (ascending sequence), without the missing ones.
+                let mut k = keyed.into_iter().peekable();
+                rows.retain_mut(|r| match k.peek() {
+                    Some((u, keys)) if *u == r.uid => {
+                        r.nums[2] = keys.date;
+                        k.next();
+                        true
+                    }
+                    _ => false,
+                });
+            }
             // The order is total (ties go by sequence number, and those differ), so an
             // unstable sort gives the same answer without a stable sort's buffer.
             rows.sort_unstable_by(|a, b| compare(&criteria, a, b));

@@ -1,10 +1,12 @@
 //! THREAD and UID THREAD (RFC 5256 sections 3, 4 and 5): ORDEREDSUBJECT and REFERENCES.
 //!
 //! The messages are those the search criteria select ([`search::scan`]); what threading
-//! needs comes from the structure stored at delivery: the envelope's `Message-ID` and
-//! `In-Reply-To`, `ParsedMessage.sort.references` and the decoded subject, and the sent
-//! date (RFC 5256 2.2). Those are derived once per message ([`keys`]) and kept in the
-//! process's message cache with every string numbered
+//! needs comes from the sort keys made at delivery (`letterbox_message::sortkeys`: the
+//! first `Message-ID`, the parent IDs of `References` or `In-Reply-To`, the decoded
+//! subject and the sent date, RFC 5256 2.2), read from the message rows in one range
+//! scan, or, for messages stored before those existed, from their decoded heads.
+//! Those are derived once per message ([`keys`]) and kept in the process's message
+//! cache with every string numbered
 //! ([`crate::session::cache::MsgCache::thread_keys`]), so threading compares numbers:
 //! no parsing, case mapping or string hashing per command. The answer is `* THREAD` with one parenthesised list per thread,
 //! e.g. `(2)(3 6 (4 23)(44 7 96))`: a message followed by its one child, or by a list
@@ -26,7 +28,7 @@ use super::sort::{base_subject, charset_ok, push_num};
 use crate::parser::{SearchKey, ThreadAlgorithm};
 use crate::session::cache::{ThreadKeys, ThreadText};
 use crate::session::{store_error, Fatal, Reply, Session};
-use letterbox_message::{message_ids, ParsedMessage};
+use letterbox_message::sortkeys::SortKeys;
 use std::sync::Arc;
 
 /// What threading knows of one selected message.
@@ -40,26 +42,20 @@ pub struct Msg {
     pub keys: Arc<ThreadKeys>,
 }
 
-/// What threading compares of a message, from its head and INTERNALDATE (the sent
+/// What threading compares of a message, from its sort keys (made at delivery, or from
+/// its head: `letterbox_message::sortkeys::SortKeys::of`) and INTERNALDATE (the sent
 /// date's fallback, RFC 5256 2.2): the base subject and whether it marked a reply or
-/// forward, the first Message-ID, and the parent IDs (the last [`MAX_REFS`]
-/// References, else the first In-Reply-To ID).
-pub fn keys(p: &ParsedMessage, internal_date: i64) -> ThreadText {
-    let (subject, refwd) = base_subject(p.sort.subject.as_deref().unwrap_or(""));
-    let first_id = |v: Option<&str>| v.and_then(|v| message_ids(v).into_iter().next());
-    let refs = &p.sort.references;
+/// forward, the first Message-ID, and the parent IDs (the last
+/// [`MAX_REFS`](letterbox_message::sortkeys::MAX_REFS) References, else the first
+/// In-Reply-To ID).
+pub fn keys(k: SortKeys, internal_date: i64) -> ThreadText {
+    let (subject, refwd) = base_subject(k.subject.as_deref().unwrap_or(""));
     ThreadText {
-        date: p.sent_date.unwrap_or(internal_date),
+        date: k.sent_date.unwrap_or(internal_date),
         subject,
         refwd,
-        message_id: first_id(p.envelope.message_id.as_deref()),
-        refs: if refs.is_empty() {
-            first_id(p.envelope.in_reply_to.as_deref())
-                .into_iter()
-                .collect()
-        } else {
-            refs[refs.len().saturating_sub(MAX_REFS)..].to_vec()
-        },
+        message_id: k.message_id,
+        refs: k.refs,
     }
 }
 
@@ -223,9 +219,6 @@ enum Step {
 
 /// How many ancestors a link looks through for loops (see [`Tree::reaches`]).
 const MAX_DEPTH: usize = 4096;
-/// How many of a message's References (the last ones, nearest to it) threading uses;
-/// real mail has a few dozen at most.
-const MAX_REFS: usize = 128;
 
 /// THREAD=REFERENCES (RFC 5256 section 4) over messages in sequence order, whose keys
 /// number their strings below `names`; returns the threads as written in the
@@ -485,6 +478,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use letterbox_message::sortkeys::MAX_REFS;
 
     use crate::session::cache::Names;
 
@@ -510,7 +504,7 @@ mod tests {
             .map(|(seq, t)| Msg {
                 num: seq,
                 seq,
-                keys: Arc::new(names.intern(&t, &mut bytes)),
+                keys: Arc::new(names.intern(t, &mut bytes)),
             })
             .collect();
         (msgs, names.len())

@@ -28,6 +28,10 @@
 //!   `dovecot.index.thread`. The numbers are those of one mailbox entry: a set of keys
 //!   handed out together always comes from one entry, and an entry dropped (or
 //!   recreated) starts its numbering anew.
+//!   Missing keys are derived from the sort keys made at delivery
+//!   (`letterbox_message::sortkeys`, [`Backend::sortkeys_many`]: one range scan over
+//!   the mailbox's rows), or from the heads for messages stored before those; SORT
+//!   (DATE) reads its sent dates from these keys too.
 //!
 //! - Per message, FETCH BODYSTRUCTURE's answer rendered ([`MsgCache::bodystructures`]),
 //!   as Dovecot's cache keeps the BODYSTRUCTURE string: a `FETCH 1:* (BODYSTRUCTURE)`
@@ -67,6 +71,7 @@
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
 
+use letterbox_message::sortkeys::SortKeys;
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
 use super::searchable;
 use letterbox_store::{Backend, MailboxId};
@@ -142,6 +147,15 @@ impl std::hash::Hasher for UidHasher {
 
 type UidMap<T> = HashMap<u32, Arc<T>, std::hash::BuildHasherDefault<UidHasher>>;
 
+/// A map by UID of what one call gathers (not kept): [`UidHasher`] as for [`UidMap`].
+type UidKeyed<T> = HashMap<u32, T, std::hash::BuildHasherDefault<UidHasher>>;
+type UidSet = std::collections::HashSet<u32, std::hash::BuildHasherDefault<UidHasher>>;
+
+/// [`Names`]'s maps: the strings come from messages (chosen by senders), so the hash
+/// is keyed (ahash, random keys per process) but much cheaper than SipHash on short
+/// strings, which took a third of the first SORT (DATE) of a big mailbox.
+type NameMap = HashMap<Box<str>, u32, ahash::RandomState>;
+
 /// What THREAD compares of one message (RFC 5256 sections 2.1, 2.2 and 4), strings as
 /// the numbers of their mailbox entry ([`MsgCache::thread_keys`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,8 +189,8 @@ pub struct ThreadText {
 /// equals an ID), numbered from 0 in one sequence, so `len` bounds them all.
 #[derive(Default)]
 pub struct Names {
-    subjects: HashMap<Box<str>, u32>,
-    ids: HashMap<Box<str>, u32>,
+    subjects: NameMap,
+    ids: NameMap,
     len: u32,
 }
 
@@ -190,28 +204,35 @@ impl Names {
         self.len == 0
     }
 
-    fn number(map: &mut HashMap<Box<str>, u32>, len: &mut u32, s: &str, bytes: &mut u64) -> u32 {
-        if let Some(&n) = map.get(s) {
+    /// Room for `n` more IDs (about one per message: its Message-ID, its parents mostly
+    /// being other messages' IDs), so numbering a mailbox's first keys does not grow and
+    /// rehash the map step by step. Subjects repeat, so their map grows as it goes.
+    pub fn reserve(&mut self, n: usize) {
+        self.ids.reserve(n);
+    }
+
+    /// The number of `s`; a new name keeps `s` itself (no copy).
+    fn number(map: &mut NameMap, len: &mut u32, s: String, bytes: &mut u64) -> u32 {
+        if let Some(&n) = map.get(s.as_str()) {
             return n;
         }
         let n = *len;
         *len += 1;
         *bytes += 48 + s.len() as u64;
-        map.insert(s.into(), n);
+        map.insert(s.into_boxed_str(), n);
         n
     }
 
-    /// Interns one message's strings; `bytes` grows by what was added.
-    pub fn intern(&mut self, t: &ThreadText, bytes: &mut u64) -> ThreadKeys {
+    /// Interns one message's strings (taking them); `bytes` grows by what was added.
+    pub fn intern(&mut self, t: ThreadText, bytes: &mut u64) -> ThreadKeys {
         let subject = (!t.subject.is_empty())
-            .then(|| Self::number(&mut self.subjects, &mut self.len, &t.subject, bytes));
+            .then(|| Self::number(&mut self.subjects, &mut self.len, t.subject, bytes));
         let message_id = t
             .message_id
-            .as_deref()
             .map(|id| Self::number(&mut self.ids, &mut self.len, id, bytes));
         let refs: Box<[u32]> = t
             .refs
-            .iter()
+            .into_iter()
             .map(|r| Self::number(&mut self.ids, &mut self.len, r, bytes))
             .collect();
         *bytes += 64 + 4 * refs.len() as u64;
@@ -708,9 +729,37 @@ impl MsgCache {
         }
     }
 
+    /// The sort keys of `uids` (`letterbox_message::sortkeys`, not kept here): those
+    /// made at delivery, read in one range scan over the rows
+    /// ([`Backend::sortkeys_many`]), the others (stored before, or a record that does
+    /// not read) made from their heads ([`heads`](Self::heads)). UIDs that do not
+    /// exist are left out; the order is not the one asked.
+    fn sort_keys(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> letterbox_store::Result<Vec<(u32, SortKeys)>> {
+        let mut out: Vec<(u32, SortKeys)> = st
+            .sortkeys_many(mailbox, uids)?
+            .into_iter()
+            .filter_map(|(u, r)| SortKeys::decode(&r).map(|k| (u, k)))
+            .collect();
+        if out.len() < uids.len() {
+            let found: UidSet = out.iter().map(|e| e.0).collect();
+            let left: Vec<u32> = uids.iter().copied().filter(|u| !found.contains(u)).collect();
+            for (u, head) in self.heads(st, mailbox, uidvalidity, &left)? {
+                out.push((u, SortKeys::of(&head)));
+            }
+        }
+        Ok(out)
+    }
+
     /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
-    /// from memory, the missing ones derived by `derive` from their heads
-    /// ([`heads`](Self::heads)) and kept. Returns, in the order asked and without the
+    /// from memory, the missing ones derived by `derive` from their sort keys
+    /// ([`sort_keys`](Self::sort_keys): made at delivery, else from their heads) and
+    /// kept. Returns, in the order asked and without the
     /// UIDs that do not exist, each message's keys, and how many numbers their
     /// mailbox entry has given (every number in them is below it). All come from one
     /// mailbox entry, so equal numbers are equal strings.
@@ -720,7 +769,7 @@ impl MsgCache {
         mailbox: MailboxId,
         uidvalidity: u32,
         msgs: &[(u32, i64)],
-        derive: impl Fn(&ParsedMessage, i64) -> ThreadText,
+        derive: impl Fn(SortKeys, i64) -> ThreadText,
     ) -> letterbox_store::Result<Keyed> {
         // Twice at most: keys found first may belong to an entry dropped meanwhile (the
         // cache is full), and are then derived again.
@@ -740,19 +789,20 @@ impl MsgCache {
                     _ => msgs.to_vec(),
                 }
             };
-            let asked: std::collections::HashSet<u32> = missing.iter().map(|m| m.0).collect();
-            let mut texts: HashMap<u32, ThreadText> = HashMap::with_capacity(missing.len());
+            let asked: UidSet = missing.iter().map(|m| m.0).collect();
+            let mut texts: UidKeyed<ThreadText> =
+                UidKeyed::with_capacity_and_hasher(missing.len(), Default::default());
             // A chunk of heads at a time: a big mailbox's heads are never all in memory
             // at once beyond what the cache keeps.
             for chunk in missing.chunks(HEAD_CHUNK) {
-                let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+                let dates: UidKeyed<i64> = chunk.iter().copied().collect();
                 let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-                for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                    texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+                for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
+                    texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
                 }
             }
             if self.limit == 0 {
-                return Ok(Self::intern_apart(msgs, &texts));
+                return Ok(Self::intern_apart(msgs, texts));
             }
             let mut inner = self.lock();
             inner.tick += 1;
@@ -770,10 +820,11 @@ impl MsgCache {
             let mut grown = 0;
             let mut out = Vec::with_capacity(msgs.len());
             let mut lost = false;
+            m.names.reserve(texts.len());
             for (u, _) in msgs {
                 if let Some(k) = m.threads.get(u) {
                     out.push((*u, k.clone()));
-                } else if let Some(t) = texts.get(u) {
+                } else if let Some(t) = texts.remove(u) {
                     let k = Arc::new(m.names.intern(t, &mut grown));
                     grown += 48;
                     m.threads.insert(*u, k.clone());
@@ -793,24 +844,25 @@ impl MsgCache {
             }
         }
         // The cache keeps dropping this mailbox: number the strings for this call alone.
-        let mut texts = HashMap::with_capacity(msgs.len());
+        let mut texts = UidKeyed::with_capacity_and_hasher(msgs.len(), Default::default());
         for chunk in msgs.chunks(HEAD_CHUNK) {
-            let dates: HashMap<u32, i64> = chunk.iter().copied().collect();
+            let dates: UidKeyed<i64> = chunk.iter().copied().collect();
             let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-            for (u, head) in self.heads(st, mailbox, uidvalidity, &uids)? {
-                texts.insert(u, derive(&head, dates.get(&u).copied().unwrap_or(0)));
+            for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
+                texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
             }
         }
-        Ok(Self::intern_apart(msgs, &texts))
+        Ok(Self::intern_apart(msgs, texts))
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
-    fn intern_apart(msgs: &[(u32, i64)], texts: &HashMap<u32, ThreadText>) -> Keyed {
+    fn intern_apart(msgs: &[(u32, i64)], mut texts: UidKeyed<ThreadText>) -> Keyed {
         let mut names = Names::default();
+        names.reserve(texts.len());
         let mut bytes = 0;
         let out = msgs
             .iter()
-            .filter_map(|(u, _)| texts.get(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
+            .filter_map(|(u, _)| texts.remove(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
             .collect();
         (out, names.len())
     }

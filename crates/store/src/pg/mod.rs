@@ -54,6 +54,7 @@ mod listen;
 mod messages;
 mod bodystructures;
 mod searchables;
+mod sortkeys;
 mod objects;
 mod parts;
 mod replace;
@@ -113,6 +114,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (126, "126_message_bodystructure", include_str!("migrations/126_message_bodystructure.sql")),
     (IDN_MIGRATION, "135_idn_a_labels", include_str!("migrations/135_idn_a_labels.sql")),
     (140, "140_blob_searchable", include_str!("migrations/140_blob_searchable.sql")),
+    (150, "150_sortkeys", include_str!("migrations/150_sortkeys.sql")),
     (160, "160_message_searchable", include_str!("migrations/160_message_searchable.sql")),
 ];
 
@@ -1029,6 +1031,10 @@ impl Backend for PgBackend {
 
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         searchables::searchables_many(self, mailbox, uids)
+    }
+
+    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        sortkeys::sortkeys_many(self, mailbox, uids)
     }
 
     fn parsed_many(

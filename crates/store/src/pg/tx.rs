@@ -282,9 +282,10 @@ impl StoreTx for PgTx<'_, '_> {
         self.tx.execute(
             "WITH m AS (
                INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
-                                     prefix, blob, saved, bodystructure)
+                                     prefix, blob, saved, bodystructure, sortkeys)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                       (SELECT bodystructure FROM blobs WHERE hash = $9))
+                       (SELECT bodystructure FROM blobs WHERE hash = $9),
+                       (SELECT sortkeys FROM blobs WHERE hash = $9))
                RETURNING mailbox_id, uid)
              INSERT INTO message_searchable (mailbox_id, uid, data)
              SELECT m.mailbox_id, m.uid, b.searchable FROM m JOIN blobs b ON b.hash = $9
@@ -456,8 +457,8 @@ impl StoreTx for PgTx<'_, '_> {
         };
         let inserted: bool = self.tx.query_one(
             "INSERT INTO blobs (hash, size, refcount, data, structure, header, search, grams,
-                                bare_lf, ends_lf, bodystructure, searchable)
-             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                bare_lf, ends_lf, bodystructure, searchable, sortkeys)
+             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1
              RETURNING (xmax = 0)",
             &[
@@ -472,6 +473,7 @@ impl StoreTx for PgTx<'_, '_> {
                 &enc.line_ends.ends_with_lf,
                 &enc.bodystructure,
                 &enc.searchable,
+                &enc.sortkeys,
             ],
         )?.get(0);
         match split {

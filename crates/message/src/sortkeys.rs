@@ -1,0 +1,219 @@
+//! A message's *sort keys* (issue 18): what `SORT (DATE)` and `THREAD REFERENCES`
+//! (RFC 5256 sections 2.1, 2.2 and 4) read of a message, and nothing else: the sent
+//! date, the decoded subject (whose base subject IMAP derives), the first Message-ID and
+//! the parent IDs (the last [`MAX_REFS`] of `References:`, else the first `In-Reply-To:`
+//! ID). Made at delivery from the one parse and kept with the blob and in every message
+//! row (the store's `sortkeys.rs`), so the first SORT or THREAD of a big mailbox reads
+//! these few octets per message in one range scan instead of every message's head.
+//! IMAP derives its keys from a [`SortKeys`] in both cases, made at delivery or from a
+//! head decoded later ([`SortKeys::of`]), so the answers are the same either way.
+//!
+//! Layout after the [`VERSION`] the store puts in front: a CRC-32 of the rest
+//! (little-endian), a flag octet (1: a sent date follows, 2: a subject follows, 4: a
+//! Message-ID follows), the sent date (8 octets little-endian), the subject and the
+//! Message-ID (each a LEB128 length then UTF-8 octets), the count of parent IDs (LEB128)
+//! and each (LEB128 length, octets). [`SortKeys::decode`] checks the CRC and every
+//! length: a record that does not read is none (IMAP then decodes the head).
+
+use crate::{message_ids, ParsedMessage};
+
+/// The version of the record's layout and content (the first octets of the store's
+/// copies). Change the digit whenever the layout or what a record holds changes: copies
+/// of an earlier version are then ignored and IMAP decodes the heads.
+pub const VERSION: &[u8; 4] = b"LBS1";
+
+/// How many `References:` IDs are kept, the last ones (RFC 5256 4 step 1 links them
+/// in order; a longer chain only repeats ancestors already linked by its parents).
+pub const MAX_REFS: usize = 128;
+
+const HAS_DATE: u8 = 1;
+const HAS_SUBJECT: u8 = 2;
+const HAS_ID: u8 = 4;
+
+/// What SORT (DATE) and THREAD read of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortKeys {
+    /// `Date:` in seconds since the epoch (UTC), when present and valid.
+    pub sent_date: Option<i64>,
+    /// `Subject:` decoded (`SortFields::subject`).
+    pub subject: Option<String>,
+    /// The first ID of `Message-ID:`.
+    pub message_id: Option<String>,
+    /// The parent IDs: the last [`MAX_REFS`] of `References:`, else the first ID of
+    /// `In-Reply-To:`.
+    pub refs: Vec<String>,
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn len(&mut self) -> Option<usize> {
+        let mut n: usize = 0;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.0.split_first()?;
+            self.0 = rest;
+            n |= usize::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+impl SortKeys {
+    /// The keys of a parsed (or decoded) message.
+    pub fn of(p: &ParsedMessage) -> SortKeys {
+        let first_id = |v: Option<&str>| v.and_then(|v| message_ids(v).into_iter().next());
+        let refs = &p.sort.references;
+        SortKeys {
+            sent_date: p.sent_date,
+            subject: p.sort.subject.clone(),
+            message_id: first_id(p.envelope.message_id.as_deref()),
+            refs: if refs.is_empty() {
+                first_id(p.envelope.in_reply_to.as_deref())
+                    .into_iter()
+                    .collect()
+            } else {
+                refs[refs.len().saturating_sub(MAX_REFS)..].to_vec()
+            },
+        }
+    }
+
+    /// The record (without the [`VERSION`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0; 4];
+        let flags = if self.sent_date.is_some() {
+            HAS_DATE
+        } else {
+            0
+        } | if self.subject.is_some() {
+            HAS_SUBJECT
+        } else {
+            0
+        } | if self.message_id.is_some() { HAS_ID } else { 0 };
+        out.push(flags);
+        if let Some(d) = self.sent_date {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        if let Some(s) = &self.subject {
+            put_str(&mut out, s);
+        }
+        if let Some(s) = &self.message_id {
+            put_str(&mut out, s);
+        }
+        put_len(&mut out, self.refs.len());
+        for r in &self.refs {
+            put_str(&mut out, r);
+        }
+        let crc = crc32fast::hash(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads a record made by [`encode`](Self::encode): none when its CRC or any length
+    /// does not hold, or octets are left over.
+    pub fn decode(data: &[u8]) -> Option<SortKeys> {
+        if data.len() < 5 || crc32fast::hash(&data[4..]).to_le_bytes() != data[..4] {
+            return None;
+        }
+        let mut r = Reader(&data[4..]);
+        let flags = r.take(1)?[0];
+        let sent_date = if flags & HAS_DATE != 0 {
+            Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?))
+        } else {
+            None
+        };
+        let subject = if flags & HAS_SUBJECT != 0 {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        let message_id = if flags & HAS_ID != 0 {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        let n = r.len()?;
+        // Each ID takes at least one octet: a count beyond what is left does not read.
+        if n > r.0.len() {
+            return None;
+        }
+        let mut refs = Vec::with_capacity(n);
+        for _ in 0..n {
+            refs.push(r.string()?);
+        }
+        r.0.is_empty().then_some(SortKeys {
+            sent_date,
+            subject,
+            message_id,
+            refs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let p = crate::parse(
+            b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= again\r\nMessage-ID: <a@b> <c@d>\r\n\
+              References: <x@y>\r\n <z@w>\r\nIn-Reply-To: <q@r>\r\n\
+              Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhi\r\n",
+        );
+        let k = SortKeys::of(&p);
+        assert_eq!(k.subject.as_deref(), Some("Grüße again"));
+        assert_eq!(k.message_id.as_deref(), Some("a@b"));
+        assert_eq!(k.refs, ["x@y", "z@w"]);
+        assert_eq!(k.sent_date, Some(1_795_514_400));
+        let e = k.encode();
+        assert_eq!(SortKeys::decode(&e), Some(k));
+        for i in 0..e.len() {
+            let mut d = e.clone();
+            d[i] ^= 0x40;
+            assert_eq!(SortKeys::decode(&d), None, "octet {i}");
+            assert_eq!(SortKeys::decode(&e[..i]), None);
+        }
+        // In-Reply-To when there are no References; nothing at all.
+        let p = crate::parse(b"In-Reply-To: <q@r> <s@t>\r\n\r\nx");
+        let k = SortKeys::of(&p);
+        assert_eq!(k.refs, ["q@r"]);
+        assert_eq!(SortKeys::decode(&k.encode()), Some(k));
+        let k = SortKeys::of(&crate::parse(b"no header"));
+        assert_eq!(k, SortKeys::default());
+        assert_eq!(SortKeys::decode(&k.encode()), Some(k));
+    }
+}
