@@ -247,8 +247,8 @@ impl ImapService {
         let (mailboxes, messages) =
             session::index::preload(&self.ctx.store, &self.indexes, budget).await;
         tracing::info!(
-            "imap: preloaded the index of {mailboxes} mailboxes ({messages} messages) in {} ms",
-            start.elapsed().as_millis()
+            "imap: preloaded the index of {mailboxes} mailboxes ({messages} messages) in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
         );
     }
 }
