@@ -65,10 +65,6 @@ pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
 /// them whole takes about as long as reading the copy.
 pub const SAVE_MIN_MESSAGES: usize = 1_000;
 
-/// Messages preloaded after a start by default ([`preload`], `[imap]
-/// preload_index_messages`): some 16 MiB of snapshots.
-pub const DEFAULT_PRELOAD_INDEX_MESSAGES: u64 = 500_000;
-
 /// Stored copies looked at by [`preload`] at most (the largest first).
 const PRELOAD_MAX_MAILBOXES: usize = 10_000;
 
