@@ -532,6 +532,12 @@ pub struct Imap {
     /// past it the least recently opened mailboxes are dropped and read again from the
     /// store when next opened. 0 keeps none.
     pub index_cache_messages: u64,
+    /// Messages of the stored mailbox indexes loaded into those shared indexes right after
+    /// a start (the largest mailboxes first, in the background once the listeners are
+    /// up), so that the first SELECT of a big mailbox after a restart finds it ready, as
+    /// Dovecot finds its `dovecot.index`; never more than `index_cache_messages`. 0 loads
+    /// none.
+    pub preload_index_messages: u64,
     /// Heap (estimated) kept for the decoded heads and MIME trees of messages that SEARCH
     /// of header keys, SORT, THREAD and FETCH BODYSTRUCTURE read, all mailboxes together
     /// (issue 18); past it the least recently used mailboxes are dropped and read from
@@ -550,6 +556,7 @@ impl Default for Imap {
                 .collect(),
             idle_keepalive: 120,
             index_cache_messages: 2_000_000,
+            preload_index_messages: 500_000,
             index_cache_bytes: ByteSize(256 * 1024 * 1024),
         }
     }

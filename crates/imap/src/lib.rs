@@ -235,6 +235,22 @@ impl ImapService {
         ));
         ImapService { ctx, indexes }
     }
+
+    /// Preloads the shared indexes from the store's copies (`[imap]
+    /// preload_index_messages`, see `session::index::preload`) and logs what it loaded.
+    pub async fn preload(&self) {
+        let budget = self.ctx.config.imap.preload_index_messages;
+        if budget == 0 {
+            return;
+        }
+        let start = std::time::Instant::now();
+        let (mailboxes, messages) =
+            session::index::preload(&self.ctx.store, &self.indexes, budget).await;
+        tracing::info!(
+            "imap: preloaded the index of {mailboxes} mailboxes ({messages} messages) in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
 }
 
 impl Service for ImapService {

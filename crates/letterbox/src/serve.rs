@@ -11,6 +11,10 @@
 //! against the store ([`letterbox_store::warm_up`]: no user's data, nothing changed), so
 //! that the first client after a start does not pay for first-time work (statements
 //! parsed, code paged in, the write-ahead log started with its fsync).
+//! Once the listeners are up, IMAP's shared mailbox indexes are preloaded in the
+//! background from the copies the store keeps (`[imap] preload_index_messages`,
+//! `letterbox_imap::session::index::preload`), so that the first SELECT of a big
+//! mailbox after a start does not read them.
 
 use crate::admin::open_store;
 use anyhow::{Context as _, Result};
@@ -34,14 +38,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The protocol services this build has, by listener name. Protocol crates register
 /// here (one line each).
-fn services(ctx: &Context) -> Vec<Arc<dyn Service>> {
-    let _ = ctx;
+fn services(
+    ctx: &Context,
+    imap: &Arc<letterbox_imap::ImapService>,
+) -> Vec<Arc<dyn Service>> {
     vec![
         letterbox_pop3::Pop3Service::new(ctx.clone()),
         letterbox_smtp::smtp(ctx.clone()),
         letterbox_smtp::lmtp(ctx.clone()),
         letterbox_smtp::submission(ctx.clone()),
-        Arc::new(letterbox_imap::ImapService::new(ctx.clone())),
+        imap.clone(),
         letterbox_web::WebService::new(ctx.clone()),
         letterbox_managesieve::service(ctx.clone()),
     ]
@@ -88,8 +94,9 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     let config = Arc::new(config);
     let tls = Tls::load(&config).map_err(|e| anyhow::anyhow!(e))?;
     let ctx = Context::new(store.clone(), config.clone()).with_tls(tls.clone());
+    let imap = Arc::new(letterbox_imap::ImapService::new(ctx.clone()));
     let by_name: HashMap<&'static str, Arc<dyn Service>> =
-        services(&ctx).into_iter().map(|s| (s.name(), s)).collect();
+        services(&ctx, &imap).into_iter().map(|s| (s.name(), s)).collect();
 
     let limits = Arc::new(Limits {
         total: Semaphore::new(config.limits.max_connections as usize),
@@ -151,8 +158,14 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     if let Err(e) = store.run(letterbox_store::warm_up).await {
         tracing::warn!("store warm-up failed (the first client pays it): {e}");
     }
+    let imap_listens = bound.iter().any(|b| b.1.name() == "imap");
     for (listener, service, tls, name) in bound {
         tokio::spawn(accept_loop(listener, service, limits.clone(), tls, name));
+    }
+    // Clients are served from here on; the shared IMAP indexes fill in the background
+    // (`[imap] preload_index_messages`): a SELECT meanwhile reads as it would have.
+    if imap_listens {
+        tokio::spawn(async move { imap.preload().await });
     }
     for (listener, service) in unix_auth {
         tokio::spawn(letterbox_authd::serve_unix(listener, service));

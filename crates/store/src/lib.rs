@@ -818,6 +818,11 @@ pub trait Backend: Send + Sync + 'static {
             None => false,
         })
     }
+    /// The mailboxes that have a compact index kept ([`Backend::save_mailbox_index`]),
+    /// at most `limit`, each with the length of its copy in octets, the largest copies
+    /// first (then by mailbox id): what IMAP preloads after a start (the largest are
+    /// the slowest to open; mailboxes too small to get a copy open fast anyway).
+    fn list_mailbox_indexes(&self, limit: usize) -> Result<Vec<(MailboxId, u64)>>;
     /// Keeps IMAP's compact index of a mailbox at `modseq` (issue 18: the first SELECT
     /// after a start reads it and what changed since instead of every message). The
     /// octets are IMAP's (`crates/imap/src/session/index.rs`); it is a cache, written

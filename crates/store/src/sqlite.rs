@@ -2480,6 +2480,19 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn list_mailbox_indexes(&self, limit: usize) -> Result<Vec<(MailboxId, u64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT mailbox_id, length(data) FROM mailbox_index
+                 ORDER BY length(data) DESC, mailbox_id LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn save_mailbox_index(
         &self,
         mailbox: MailboxId,

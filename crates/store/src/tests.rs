@@ -286,6 +286,39 @@ fn mailbox_index_is_kept_with_its_mailbox() {
     assert_eq!(s.load_mailbox_index(mb.id).unwrap(), None);
 }
 
+/// The stored mailbox indexes IMAP preloads after a start: only mailboxes that have one,
+/// the largest first, at most as many as asked, and none once its mailbox is gone.
+#[test]
+fn mailbox_indexes_are_listed_largest_first() {
+    let (_d, s) = store();
+    let a = s
+        .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
+        .unwrap();
+    assert_eq!(s.list_mailbox_indexes(10).unwrap(), vec![]);
+    let small = s.create_mailbox(a.id, "Small", None).unwrap();
+    let big = s.create_mailbox(a.id, "Big", None).unwrap();
+    // One without a copy is not listed.
+    s.create_mailbox(a.id, "None", None).unwrap();
+    let mid = s.create_mailbox(a.id, "Mid", None).unwrap();
+    s.save_mailbox_index(small.id, small.uidvalidity, 3, vec![1; 10]).unwrap();
+    s.save_mailbox_index(big.id, big.uidvalidity, 3, vec![2; 300]).unwrap();
+    s.save_mailbox_index(mid.id, mid.uidvalidity, 3, vec![3; 40]).unwrap();
+    assert_eq!(
+        s.list_mailbox_indexes(10).unwrap(),
+        vec![(big.id, 300), (mid.id, 40), (small.id, 10)]
+    );
+    assert_eq!(s.list_mailbox_indexes(2).unwrap(), vec![(big.id, 300), (mid.id, 40)]);
+    assert_eq!(s.list_mailbox_indexes(0).unwrap(), vec![]);
+    // A copy replaced by a smaller one moves down.
+    s.save_mailbox_index(big.id, big.uidvalidity, 4, vec![2; 5]).unwrap();
+    assert_eq!(
+        s.list_mailbox_indexes(10).unwrap(),
+        vec![(mid.id, 40), (small.id, 10), (big.id, 5)]
+    );
+    s.delete_mailbox(a.id, "Mid").unwrap();
+    assert_eq!(s.list_mailbox_indexes(10).unwrap(), vec![(small.id, 10), (big.id, 5)]);
+}
+
 /// IMAP's stored message cache: chunks per mailbox and kind, replaced one by one, read
 /// by a range of chunk numbers, only for the mailbox's current UIDVALIDITY, and gone
 /// with their mailbox.

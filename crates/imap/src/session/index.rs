@@ -38,6 +38,14 @@
 //!   changes applied to a copy just read outnumber a quarter of the mailbox (so the
 //!   next start applies few); it is a cache (written without fsync, checked when read:
 //!   a copy that does not decode or is of another UIDVALIDITY is ignored).
+//! - Preloaded after a start ([`preload`], called by `serve` once the listeners are up),
+//!   as Dovecot's `dovecot.index` is warm on disk: the stored copies, largest first, up
+//!   to `[imap] preload_index_messages` messages (never past `index_cache_messages`),
+//!   each brought to its mailbox's HIGHESTMODSEQ exactly as a first SELECT would
+//!   ([`current`]). A SELECT meanwhile does not wait: it reads as it would have, and of
+//!   two snapshots of a mailbox the cache keeps the newer ([`Indexes::put`]); one that
+//!   a change makes stale before its SELECT is advanced there as always. Nothing of a
+//!   session (`\Recent`) is touched.
 
 use super::cache::{MsgCache, DEFAULT_INDEX_CACHE_BYTES};
 use super::view::{KeywordSets, Msg};
@@ -56,6 +64,9 @@ pub const DEFAULT_INDEX_CACHE_MESSAGES: u64 = 2_000_000;
 /// Mailboxes with fewer messages are not worth a stored copy of their index: reading
 /// them whole takes about as long as reading the copy.
 pub const SAVE_MIN_MESSAGES: usize = 1_000;
+
+/// Stored copies looked at by [`preload`] at most (the largest first).
+const PRELOAD_MAX_MAILBOXES: usize = 10_000;
 
 /// The first four octets of [`Snapshot::encode`]'s form (its version).
 const MAGIC: &[u8; 4] = b"LBI3";
@@ -509,6 +520,16 @@ impl Indexes {
         }
     }
 
+    /// Whether a snapshot of the mailbox is cached (without making it recently used).
+    fn has(&self, mailbox: MailboxId) -> bool {
+        self.lock().contains_key(&mailbox)
+    }
+
+    /// Messages in all cached snapshots together.
+    pub fn messages(&self) -> u64 {
+        self.lock().values().map(|e| e.0.len()).sum()
+    }
+
     /// Forgets a mailbox (deleted).
     pub fn forget(&self, mailbox: MailboxId) {
         self.lock().remove(&mailbox);
@@ -543,6 +564,56 @@ pub fn current(
             Ok(s)
         }
     }
+}
+
+/// Loads into `indexes` the mailboxes whose index the store keeps, largest first, up to
+/// `budget` messages (and the cache's own bound), each current as a first SELECT would
+/// make it; one store call per mailbox, so that sessions are served in between. A
+/// mailbox already cached (a SELECT was first) is left as it is. Returns the mailboxes
+/// and messages loaded.
+pub async fn preload(
+    store: &letterbox_store::Store,
+    indexes: &Arc<Indexes>,
+    budget: u64,
+) -> (usize, u64) {
+    let budget = budget.min(indexes.limit);
+    if budget == 0 {
+        return (0, 0);
+    }
+    let list = match store.run(|s| s.list_mailbox_indexes(PRELOAD_MAX_MAILBOXES)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("imap: stored indexes not listed, none preloaded: {e}");
+            return (0, 0);
+        }
+    };
+    let (mut mailboxes, mut messages) = (0usize, 0u64);
+    for (id, octets) in list {
+        // 29 octets a message and a header: an upper bound of the copy's messages.
+        if messages + octets / 29 > budget || indexes.has(id) {
+            continue;
+        }
+        let ix = indexes.clone();
+        let r = store
+            .run(move |s| {
+                if ix.has(id) {
+                    return Ok(None);
+                }
+                let mb = s.mailbox_by_id(id)?;
+                Ok(stored(s, &mb))
+            })
+            .await;
+        match r {
+            Ok(Some(snap)) => {
+                messages += snap.len();
+                mailboxes += 1;
+                indexes.put(&snap);
+            }
+            Ok(None) | Err(letterbox_store::Error::NotFound(_)) => {}
+            Err(e) => tracing::warn!("imap: index of mailbox #{id} not preloaded: {e}"),
+        }
+    }
+    (mailboxes, messages)
 }
 
 /// The snapshot of `mb` from the copy the store keeps, brought up to the mailbox's

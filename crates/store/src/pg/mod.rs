@@ -1251,6 +1251,19 @@ impl Backend for PgBackend {
         })
     }
 
+    fn list_mailbox_indexes(&self, limit: usize) -> Result<Vec<(MailboxId, u64)>> {
+        self.with_conn(|c| {
+            Ok(c.query(
+                "SELECT mailbox_id, octet_length(data)::BIGINT FROM mailbox_index
+                 ORDER BY octet_length(data) DESC, mailbox_id LIMIT $1",
+                &[&(limit.min(i64::MAX as usize) as i64)],
+            )?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1) as u64))
+            .collect())
+        })
+    }
+
     fn save_mailbox_index(
         &self,
         mailbox: MailboxId,
