@@ -379,7 +379,18 @@ pub struct StoreConfig {
     /// another node's (serialization failure, deadlock) is run again before the client
     /// gets a temporary error.
     pub conflict_retries: u32,
+    /// Embedded store: the page cache of each pooled reader connection (SQLite's
+    /// `cache_size`). The pool keeps at most 16 readers, so the worst case is 16 times
+    /// this; a cache fills only as pages are read.
+    pub reader_cache_bytes: ByteSize,
 }
+
+/// The default of `[store] reader_cache_bytes` (see the README, "Big mailboxes").
+pub const READER_CACHE_BYTES_DEFAULT: u64 = 2 << 20;
+/// `[store] reader_cache_bytes` bounds: below 64K SQLite keeps too few pages to walk an
+/// index; above 1G, 16 readers could hold 16G.
+pub const READER_CACHE_BYTES_MIN: u64 = 64 << 10;
+pub const READER_CACHE_BYTES_MAX: u64 = 1 << 30;
 
 /// `[store] backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -403,6 +414,7 @@ impl Default for StoreConfig {
             url: None,
             pool_size: 16,
             conflict_retries: 5,
+            reader_cache_bytes: ByteSize(READER_CACHE_BYTES_DEFAULT),
         }
     }
 }
@@ -1296,6 +1308,18 @@ impl Config {
         }
         if self.store.pool_size == 0 {
             return Err(err("store.pool_size", "must be at least 1"));
+        }
+        if !(READER_CACHE_BYTES_MIN..=READER_CACHE_BYTES_MAX)
+            .contains(&self.store.reader_cache_bytes.0)
+        {
+            return Err(err(
+                "store.reader_cache_bytes",
+                &format!(
+                    "must be between {} and {}",
+                    ByteSize(READER_CACHE_BYTES_MIN),
+                    ByteSize(READER_CACHE_BYTES_MAX)
+                ),
+            ));
         }
         if let Some(relay) = &self.outbound.relay {
             let ok = relay

@@ -205,6 +205,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
         }),
         wal_checkpoint_idle: std::time::Duration::from_secs(config.store.wal_checkpoint_idle.0),
         wal_size_limit: config.store.wal_size_limit.0,
+        reader_cache_bytes: config.store.reader_cache_bytes.0,
         queue_lease: config.queue.lease.0,
         conflict_retries: config.store.conflict_retries,
     }

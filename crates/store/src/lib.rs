@@ -167,6 +167,9 @@ pub struct StoreOptions {
     pub wal_checkpoint_idle: std::time::Duration,
     /// `[store] wal_size_limit`: SQLite's `journal_size_limit`, in octets.
     pub wal_size_limit: u64,
+    /// `[store] reader_cache_bytes`: the page cache of each pooled reader connection of
+    /// the embedded store (SQLite's `cache_size`), in octets.
+    pub reader_cache_bytes: u64,
     /// `[queue] lease`, in seconds: how long a node that took a due queue entry holds it
     /// before another node may try it (shared queue on PostgreSQL: `pg/queue.rs`).
     pub queue_lease: u64,
@@ -201,6 +204,7 @@ impl Default for StoreOptions {
             objects: None,
             wal_checkpoint_idle: sqlite::wal::DEFAULT_WAL_CHECKPOINT_IDLE,
             wal_size_limit: sqlite::wal::DEFAULT_WAL_SIZE_LIMIT,
+            reader_cache_bytes: sqlite::DEFAULT_READER_CACHE_BYTES,
             queue_lease: pg::queue::QUEUE_LEASE as u64,
             conflict_retries: pg::DEFAULT_CONFLICT_RETRIES,
         }

@@ -112,6 +112,20 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The default of `[store] reader_cache_bytes`.
+pub const DEFAULT_READER_CACHE_BYTES: u64 = 2 << 20;
+
+/// A pooled reader: [`open_conn`] with `[store] reader_cache_bytes` of page cache
+/// (SQLite's `cache_size`, negative: in KiB). The writer keeps SQLite's default.
+fn open_reader(path: &Path, cache_bytes: u64) -> Result<Connection> {
+    let conn = open_conn(path)?;
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size=-{};",
+        (cache_bytes / 1024).max(1)
+    ))?;
+    Ok(conn)
+}
+
 impl SqliteBackend {
     pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<SqliteBackend> {
         Self::open_named(data_dir, "store.db", opts)
@@ -178,7 +192,7 @@ impl SqliteBackend {
         // One reader ready from the start: opening a connection reads and parses the
         // whole schema (1.7 M instructions), which the first read after a start (the
         // first SELECT) paid.
-        let reader = open_conn(&db_path)?;
+        let reader = open_reader(&db_path, opts.reader_cache_bytes)?;
         Ok(SqliteBackend {
             reserve: crate::disk::Reserve::open(data_dir, opts.disk_reserve),
             db_path,
@@ -291,7 +305,7 @@ impl SqliteBackend {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
-            None => open_conn(&self.db_path)?,
+            None => open_reader(&self.db_path, self.opts.reader_cache_bytes)?,
         };
         let r = f(&conn);
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());

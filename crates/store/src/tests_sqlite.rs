@@ -845,3 +845,32 @@ fn idle_writer_leaves_a_started_log() {
     }
     assert_eq!(sqlite::wal::wal_size(&db), 0);
 }
+
+/// `[store] reader_cache_bytes` is each pooled reader's page cache (SQLite's `cache_size`
+/// in KiB, negative), the one opened with the store and those opened when the pool is
+/// empty; the writer keeps SQLite's default.
+#[test]
+fn readers_have_the_configured_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        reader_cache_bytes: 8 << 20,
+        ..StoreOptions::default()
+    };
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), opts).unwrap();
+    fn cache(c: &rusqlite::Connection) -> Result<i64> {
+        Ok(c.query_row("PRAGMA cache_size", [], |r| r.get(0))?)
+    }
+    assert_eq!(sqlite.read(cache).unwrap(), -8192);
+    // A second reader while the first is out of the pool: a new connection, same cache.
+    let nested = sqlite.read(|_| sqlite.read(cache)).unwrap();
+    assert_eq!(nested, -8192);
+    // Not the writer's.
+    assert_eq!(sqlite.write(|ctx| cache(ctx.tx())).unwrap(), -2000);
+    // The default: 2 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite::SqliteBackend::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(
+        sqlite.read(cache).unwrap(),
+        -((sqlite::DEFAULT_READER_CACHE_BYTES / 1024) as i64)
+    );
+}
