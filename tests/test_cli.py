@@ -126,6 +126,23 @@ def test_config_errors_name_the_key(tmp_path, letterbox_bin):
     assert r.returncode == 78
 
 
+def test_reader_cache_bytes_is_checked(tmp_path, letterbox_bin):
+    # `[store] reader_cache_bytes`: a size between 64K and 1G; anything else stops every
+    # command with one line that names the key (exit 78, EX_CONFIG).
+    cfg = tmp_path / "c.toml"
+    for bad, why in [("12X", b"malformed size '12X'"), ("1K", b"between 64K and 1G"),
+                     ("2G", b"between 64K and 1G"), ("-5", b"cannot be negative")]:
+        value = bad if bad.startswith("-") else f'"{bad}"'
+        cfg.write_text(f'data_dir = "{tmp_path}/data"\n[store]\nreader_cache_bytes = {value}\n')
+        for cmd in (["user", "list"], ["serve"]):
+            r = subprocess.run([str(BIN), "--config", str(cfg), *cmd], capture_output=True, timeout=30)
+            assert r.returncode == 78, (bad, r.stderr)
+            assert b"`store.reader_cache_bytes`" in r.stderr and why in r.stderr, (bad, r.stderr)
+            assert r.stderr.count(b"\n") == 1, r.stderr
+    cfg.write_text(f'data_dir = "{tmp_path}/data"\n[store]\nreader_cache_bytes = "16M"\n')
+    r = subprocess.run([str(BIN), "--config", str(cfg), "domain", "list"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
 def test_unwritable_data_dir(tmp_path, letterbox_bin):
     target = tmp_path / "file-not-dir"
     target.write_text("x")
