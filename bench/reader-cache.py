@@ -11,7 +11,8 @@ start `letterbox serve`, LOGIN, SELECT INBOX, then the command (the first of its
 the start: cold, the OS page cache as it is), and stop the server. Around the command only:
 the server's read syscalls and octets (/proc/PID/io `syscr`, `rchar`: every thread, SQLite's
 page reads are pread64), its CPU time (`perf stat -e task-clock -p PID`: this machine's
-virtual CPUs count no instructions; for those, callgrind), the command's wall time, and the server's VmRSS after it. Medians of REPS; the load average is
+virtual CPUs count no instructions; for those, callgrind; and user and system time from
+/proc/PID/stat, every thread), the command's wall time, and the server's VmRSS after it. Medians of REPS; the load average is
 printed beside them, since other work on the machine moves the times.
 """
 
@@ -39,6 +40,12 @@ def proc_io(pid):
         k, v = line.split(":")
         d[k] = int(v)
     return d
+
+
+def cpu_ticks(pid):
+    """User and system CPU of every thread, in clock ticks (/proc/PID/stat)."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]), int(f[12])
 
 
 def rss_kb(pid):
@@ -97,9 +104,9 @@ def one(binary, cfg, port, user, password, command):
             ["perf", "stat", "-x,", "-e", "task-clock", "-p", str(p.pid), "-o", out],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-        before = proc_io(p.pid)
+        before, t0 = proc_io(p.pid), cpu_ticks(p.pid)
         ms = c.cmd(command)
-        after = proc_io(p.pid)
+        after, t1 = proc_io(p.pid), cpu_ticks(p.pid)
         perf.send_signal(signal.SIGINT)
         perf.wait()
         cpu = 0.0
@@ -110,7 +117,10 @@ def one(binary, cfg, port, user, password, command):
         os.unlink(out)
         rss = rss_kb(p.pid)
         c.s.close()
-        return (after["rchar"] - before["rchar"], after["syscr"] - before["syscr"], cpu, ms, rss)
+        hz = os.sysconf("SC_CLK_TCK")
+        user, system = ((t1[i] - t0[i]) * 1000 / hz for i in (0, 1))
+        return (after["rchar"] - before["rchar"], after["syscr"] - before["syscr"], cpu, ms, rss,
+                user, system)
     finally:
         p.terminate()
         p.wait()
@@ -139,10 +149,10 @@ def main():
             if name not in wanted:
                 continue
             runs = [one(a.bin, cfg, port, a.user, a.password, command) for _ in range(a.reps)]
-            med = [statistics.median(r[i] for r in runs) for i in range(5)]
+            med = [statistics.median(r[i] for r in runs) for i in range(7)]
             load = " ".join(open("/proc/loadavg").read().split()[:3])
             row = (f"{name:15} {size:>4}: read {med[0] / 1e6:8.1f} MB {med[1]:9.0f} syscalls "
-                   f"server CPU {med[2]:8.1f} ms, wall {med[3]:8.1f} ms "
+                   f"server CPU {med[2]:8.1f} ms (user {med[5]:.0f} system {med[6]:.0f}), wall {med[3]:8.1f} ms "
                    f"(min {min(r[3] for r in runs):.1f}) VmRSS {med[4] / 1024:.0f} MiB "
                    f"load {load} n={len(runs)}")
             print(row, flush=True)

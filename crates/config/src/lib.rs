@@ -381,13 +381,13 @@ pub struct StoreConfig {
     pub conflict_retries: u32,
     /// Embedded store: the page cache of each pooled reader connection (SQLite's
     /// `cache_size`). The pool keeps at most 16 readers, so the worst case is 16 times
-    /// this (128M by default); a cache fills only as pages are read.
+    /// this (32M by default); a cache fills only as pages are read.
     pub reader_cache_bytes: ByteSize,
 }
 
-/// The default of `[store] reader_cache_bytes`: 8M (the store's
+/// The default of `[store] reader_cache_bytes`: 2M, about SQLite's own (the store's
 /// `DEFAULT_READER_CACHE_BYTES`, where the figures are).
-pub const READER_CACHE_BYTES_DEFAULT: u64 = 8 << 20;
+pub const READER_CACHE_BYTES_DEFAULT: u64 = 2 << 20;
 /// `[store] reader_cache_bytes` bounds: below 64K SQLite keeps too few pages to walk an
 /// index; above 1G, 16 readers could hold 16G.
 pub const READER_CACHE_BYTES_MIN: u64 = 64 << 10;

@@ -112,13 +112,14 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// The default of `[store] reader_cache_bytes`: 8 MiB. At 100,000 messages a cold FETCH
-/// ENVELOPE (every row joined to `blob_info` by hash) read 393 MB in 96,000 `pread`s
-/// through SQLite's default 2 MiB, the index's inner pages evicted and read again; 123 MB
-/// with 8 MiB, and 119 / 116 / 110 MB with 16 / 32 / 64 MiB. Cold BODYSTRUCTURE, SEARCH
-/// SUBJECT and SORT (DATE) read each page once at any size (docs/BENCHMARKS.md, "Reader
-/// page cache").
-pub const DEFAULT_READER_CACHE_BYTES: u64 = 8 << 20;
+/// The default of `[store] reader_cache_bytes`: 2 MiB, about SQLite's own (2,000 KiB). At 100,000 messages
+/// a cold FETCH ENVELOPE (heads read in UID order, each row joined to `blob_info` by hash)
+/// read 393 MB in 96,000 `pread`s through 2 MiB and 123 MB through 8 MiB (110 MB through
+/// 64 MiB), but its time and CPU did not move (system time -60 ms, user time +50 ms; wall
+/// within noise): the pages read again come from the OS page cache. Cold BODYSTRUCTURE,
+/// SEARCH SUBJECT and SORT (DATE) read each page once at any size (docs/BENCHMARKS.md,
+/// "the readers' page cache").
+pub const DEFAULT_READER_CACHE_BYTES: u64 = 2 << 20;
 
 /// A pooled reader: [`open_conn`] with `[store] reader_cache_bytes` of page cache
 /// (SQLite's `cache_size`, negative: in KiB). The writer keeps SQLite's default.
