@@ -297,28 +297,25 @@ impl<'a> Record<'a> {
 
     /// The fields of the first part that may be named `name` (one of
     /// [`in_first_part`]'s, ASCII case-insensitive): those of its group in a grouped
-    /// record, else every field of the first part (the caller compares the names).
+    /// record (none when the group does not read), else every field of the first part
+    /// (the caller compares the names).
     pub fn first_fields_named(&self, name: &[u8]) -> impl Iterator<Item = Field<'a>> + 'a {
-        let group = match (self.grouped, group_of(name)) {
+        let fields = match (self.grouped, group_of(name)) {
             (true, Some(g)) => {
                 let mut at = 0;
-                let mut found = None;
-                for i in 0..=g {
-                    match get_bytes(self.first, &mut at) {
-                        Some(b) if i == g => found = Some(b),
-                        Some(_) => {}
-                        None => break,
+                let mut group = None;
+                for _ in 0..=g {
+                    group = get_bytes(self.first, &mut at);
+                    if group.is_none() {
+                        break;
                     }
                 }
-                Some(found.unwrap_or_default())
+                group.unwrap_or_default()
             }
-            _ => None,
+            (true, None) => &[],
+            (false, _) => self.first,
         };
-        let all = group.is_none().then(|| self.first_fields());
-        group
-            .into_iter()
-            .flat_map(part_fields)
-            .chain(all.into_iter().flatten())
+        part_fields(fields)
     }
 
     /// The fields of the second part (every other name), in stored order, its CRC not
