@@ -120,7 +120,7 @@ pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Inde
 /// when `want_head` asks for it (SORT), its decoded head. What the key is evaluated
 /// against: for header keys and SENT* alone, the searchable heads
 /// (`session::searchable`, scanned in place; from the process's message cache, else
-/// the store's copy of it; a message without one yet is evaluated on its decoded head,
+/// the store's records; a message without one yet is evaluated on its decoded head,
 /// its record made after the answer, `MsgCache::write_stored`); when
 /// the caller wants the head or the key needs it decoded (THREADID), the heads
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no

@@ -496,8 +496,8 @@ impl MsgCache {
 
     /// What SEARCH's header keys are evaluated on for `uids`, in no particular order,
     /// without the UIDs that do not exist: the searchable heads (`session::searchable`)
-    /// from memory, else from the store's copy, else as made at delivery
-    /// ([`Backend::searchables_many`]); the messages that have none yet (stored before) are
+    /// from memory, else as made at delivery ([`Backend::searchables_many`]), else (for
+    /// messages stored before those) from IMAP's chunks; the messages that have none yet are
     /// given as their decoded heads ([`heads`](Self::heads), kept in memory as they
     /// are), and their records are made after the command, from those heads, by
     /// [`write_stored`](Self::write_stored) (so the first search ever of a mailbox costs
