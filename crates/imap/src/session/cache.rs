@@ -120,6 +120,9 @@ pub enum Searchable {
     Head(Arc<ParsedMessage>),
 }
 
+/// Reads what the store keeps per message of some UIDs ([`MsgCache::searchable`]).
+type KeptRead<'a> = dyn Fn(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>> + 'a;
+
 /// A chunk read from the store: its octets and each entry's UID and place in them.
 type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
 
@@ -582,7 +585,7 @@ impl MsgCache {
         kind: u8,
         map: impl Fn(&mut Mailbox) -> &mut UidMap<Vec<u8>>,
         usable: impl Fn(&[u8]) -> bool,
-        kept: Option<&dyn Fn(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>>>,
+        kept: Option<&KeptRead>,
         derive: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let magic = magic(kind);
