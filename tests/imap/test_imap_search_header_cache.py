@@ -135,11 +135,24 @@ def uids(c):
     return search(c, "ALL")
 
 
+def forget_records(server):
+    """Drops the records made at delivery (blobs' and rows' copies) while stopped: the
+    messages are then as those stored before them."""
+    server.stop()
+    store_sql(server, "DELETE FROM blob_searchable", pg="UPDATE blobs SET searchable = NULL")
+    store_sql(server, "DELETE FROM message_searchable")
+    server.start()
+
+
 def test_header_search_kept_across_restarts(server):
+    """Messages stored before the records made at delivery: their records are made
+    from their heads and kept in IMAP's chunks."""
     box = {}
     c = session(server)
     append(c, 0, 70, box)
-    c.cmd("NOOP")
+    c.cmd("LOGOUT")
+    forget_records(server)
+    c = session(server)
     live = uids(c)
     assert len(live) == 70
     check(c, box, live)
@@ -153,7 +166,9 @@ def test_header_search_kept_across_restarts(server):
     c.cmd("UID STORE 2:5,20,33 +FLAGS.SILENT (\\Deleted)")
     assert c.cmd("EXPUNGE")[-1].endswith(b"OK EXPUNGE completed")
     append(c, 70, 45, box)
-    c.cmd("NOOP")
+    c.cmd("LOGOUT")
+    forget_records(server)
+    c = session(server)
     live = uids(c)
     assert len(live) == 70 - 6 + 45
     check(c, box, live)
@@ -348,3 +363,57 @@ def test_first_search_ever_from_records_made_at_delivery(server, tmp_path):
         set_records(server, octets)
         got2, _ = first_searches(keys + ["SUBJECT qqmarker"])
         assert got2 == [g + [[]] for g in got]
+
+
+def test_records_made_at_delivery_not_copied_into_chunks(server):
+    """Messages with records made at delivery: a header search reads those (first
+    ever, and again after a restart) and keeps no chunk of its own beside them; the
+    chunks of searchable heads an earlier build wrote (duplicating the records) are
+    dropped once, at the store's start, the other kinds kept."""
+    box = {}
+    c = session(server)
+    append(c, 0, 70, box)
+    c.cmd("NOOP")
+    live = uids(c)
+    check(c, box, live)
+    c.cmd("LOGOUT")
+    time.sleep(1.0)  # the chunks would be written after the answers
+    assert stored(server) == 0, "no chunk duplicates the records"
+    server.restart()
+    c = session(server)
+    check(c, box, live)
+    c.cmd("LOGOUT")
+    time.sleep(1.0)
+    assert stored(server) == 0
+    # Chunks an earlier build wrote: kind 3 dropped (once), kind 1 kept.
+    server.stop()
+    for kind in (1, 3):
+        store_sql(
+            server,
+            "INSERT INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data) "
+            f"SELECT id, {kind}, 0, uidvalidity, x'00' FROM mailboxes WHERE name = 'INBOX' ORDER BY id LIMIT 1",
+            pg="INSERT INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data) "
+            f"SELECT id, {kind}, 0, uidvalidity, '\\x00'::bytea FROM mailboxes WHERE name = 'INBOX' ORDER BY id LIMIT 1",
+        )
+    kinds = lambda: store_sql(server, "SELECT kind FROM message_cache ORDER BY kind")
+    assert kinds() == [(1,), (3,)]
+    store_sql(
+        server,
+        "DELETE FROM meta WHERE key = 'searchable_chunks_dropped'",
+        pg="DELETE FROM schema_version WHERE version = 190",
+    )
+    server.start()
+    assert (3,) not in kinds() and (1,) in kinds()
+    c = session(server)
+    check(c, box, live)
+    # Dropped once: chunks written afterwards stay.
+    server.stop()
+    store_sql(
+        server,
+        "INSERT INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data) "
+        "SELECT id, 3, 7, uidvalidity, x'00' FROM mailboxes WHERE name = 'INBOX' ORDER BY id LIMIT 1",
+        pg="INSERT INTO message_cache (mailbox_id, kind, chunk, uidvalidity, data) "
+        "SELECT id, 3, 7, uidvalidity, '\\x00'::bytea FROM mailboxes WHERE name = 'INBOX' ORDER BY id LIMIT 1",
+    )
+    server.start()
+    assert (3,) in kinds()

@@ -31,12 +31,23 @@
 //! and walk only the first part; HEADER on any other name walks only the second, whose
 //! CRC is checked then ([`Record::rest_intact`]).
 //!
+//! Within the first part the fields are grouped by name (subject, from, to, cc, bcc:
+//! the envelope's, then the header lines of that name), each group with its length,
+//! so that SUBJECT walks the subjects only, not the addresses
+//! ([`Record::first_fields_named`]).
+//!
 //! Layout: a CRC-32 of the first part (little-endian; it covers everything from the
-//! flag octet to the end of the first part's fields), a flag octet (1: a sent day
-//! follows as 8 octets little-endian), the first part's length (LEB128) and fields, a
-//! CRC-32 of the second part (little-endian), then the second part's fields to the end.
-//! Per field: the name's length (LEB128) and octets, a kind octet (0: always compared,
-//! 1: only with an `@` in the needle), the value's length (LEB128) and octets.
+//! flag octet to the end of the first part's fields), a flag octet (bit 0: a sent day
+//! follows as 8 octets little-endian; bit 1: the first part is grouped), the first
+//! part's length (LEB128) and its five groups, each its length (LEB128) and fields (in
+//! a record without bit 1, written by builds before the groups, the first part's
+//! fields follow one another ungrouped, and are read so: [`ungrouped`]), a CRC-32 of
+//! the second part (little-endian), then the second part's fields to the end. Per
+//! field: the name's length (LEB128) and octets, a kind octet (0: always compared, 1:
+//! only with an `@` in the needle), the value's length (LEB128) and octets. The
+//! version ([`VERSION`]) stays `LBH2`: this build reads both shapes; a build before
+//! the groups refuses a grouped record (its flag octet) as damaged and answers that
+//! message from its decoded head.
 //! [`valid`] checks the first CRC and that the record's frame reads (a record read from
 //! the store that fails it is derived anew); reading never trusts a length (a field
 //! that does not read ends its part) and a value that is not UTF-8 matches no non-ASCII
@@ -54,11 +65,24 @@ pub const VERSION: &[u8; 4] = b"LBH2";
 const AT_ONLY: u8 = 1;
 
 /// The names whose fields are in the record's first part (compared by the SUBJECT,
+/// FROM, TO, CC and BCC keys), in the order of its groups.
+const FIRST_NAMES: [&str; 5] = ["subject", "from", "to", "cc", "bcc"];
+
+/// The flag octet's bits: a sent day follows; the first part is grouped by name.
+const SENT: u8 = 1;
+const GROUPED: u8 = 2;
+
+/// Which group of the first part holds the fields of `name` (ASCII case-insensitive).
+fn group_of(name: &[u8]) -> Option<usize> {
+    FIRST_NAMES
+        .iter()
+        .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The names whose fields are in the record's first part (compared by the SUBJECT,
 /// FROM, TO, CC and BCC keys): whether `name` (ASCII case-insensitive) is one of them.
 pub fn in_first_part(name: &[u8]) -> bool {
-    [&b"subject"[..], b"from", b"to", b"cc", b"bcc"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
+    group_of(name).is_some()
 }
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
@@ -90,18 +114,18 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim(), v.trim_start()))
     };
-    // The first part's fields.
-    let mut first = Vec::with_capacity(128);
-    let out = &mut first;
+    // The first part's fields, one group per name of `FIRST_NAMES`.
+    let mut groups: [Vec<u8>; 5] = Default::default();
     if let Some(v) = &env.subject {
-        put_field(out, "subject", 0, v);
+        put_field(&mut groups[0], "subject", 0, v);
     }
-    for (name, list) in [
-        ("from", &env.from),
-        ("to", &env.to),
-        ("cc", &env.cc),
-        ("bcc", &env.bcc),
+    for (out, name, list) in [
+        (1, "from", &env.from),
+        (2, "to", &env.to),
+        (3, "cc", &env.cc),
+        (4, "bcc", &env.bcc),
     ] {
+        let out = &mut groups[out];
         for a in list {
             for v in [&a.name, &a.mailbox, &a.host].into_iter().flatten() {
                 put_field(out, name, 0, v);
@@ -118,8 +142,15 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
             }
         }
     }
-    for (n, v) in lines().filter(|(n, _)| in_first_part(n.as_bytes())) {
-        put_field(out, n, 0, v);
+    for (n, v) in lines() {
+        if let Some(g) = group_of(n.as_bytes()) {
+            put_field(&mut groups[g], n, 0, v);
+        }
+    }
+    let mut first = Vec::with_capacity(groups.iter().map(|g| g.len() + 2).sum());
+    for g in &groups {
+        put_len(&mut first, g.len());
+        first.extend_from_slice(g);
     }
     let mut buf = Vec::with_capacity(32 + first.len() + p.search_headers.len() * 2);
     let out = &mut buf;
@@ -131,10 +162,10 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
         .or(p.sent_date.map(|t| t.div_euclid(86_400)));
     match sent {
         Some(d) => {
-            out.push(1);
+            out.push(GROUPED | SENT);
             out.extend_from_slice(&d.to_le_bytes());
         }
-        None => out.push(0),
+        None => out.push(GROUPED),
     }
     put_len(out, first.len());
     out.extend_from_slice(&first);
@@ -164,6 +195,8 @@ pub fn encode(p: &ParsedMessage) -> Vec<u8> {
 #[derive(Clone, Copy)]
 pub struct Record<'a> {
     sent: Option<i64>,
+    /// Whether the first part is in groups by name (else its fields in any order).
+    grouped: bool,
     first: &'a [u8],
     /// Where the first part ends in the record (its CRC covers octets 4 to there).
     first_end: usize,
@@ -215,18 +248,22 @@ impl<'a> Record<'a> {
     /// [`rest_intact`](Self::rest_intact)); `None` when its frame does not read.
     pub fn read(data: &'a [u8]) -> Option<Record<'a>> {
         let rest = data.get(4..)?;
-        let (sent, mut at) = match rest.first()? {
+        let flags = *rest.first()?;
+        if flags & !(SENT | GROUPED) != 0 {
+            return None;
+        }
+        let (sent, mut at) = match flags & SENT {
             0 => (None, 1),
-            1 => {
+            _ => {
                 let d = rest.get(1..9)?;
                 (Some(i64::from_le_bytes(d.try_into().ok()?)), 9)
             }
-            _ => return None,
         };
         let first = get_bytes(rest, &mut at)?;
         let rest_crc = rest.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(Record {
             sent,
+            grouped: flags & GROUPED != 0,
             first,
             first_end: 4 + at,
             rest_crc,
@@ -247,7 +284,38 @@ impl<'a> Record<'a> {
     /// The fields of the first part ([`in_first_part`] names), in stored order; stops
     /// at the first that does not read.
     pub fn first_fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
-        part_fields(self.first)
+        let (grouped, first) = (self.grouped, self.first);
+        let mut at = 0;
+        let mut whole = Some(first).filter(|_| !grouped);
+        std::iter::from_fn(move || match whole.take() {
+            Some(w) => Some(w),
+            None if grouped => get_bytes(first, &mut at),
+            None => None,
+        })
+        .flat_map(part_fields)
+    }
+
+    /// The fields of the first part that may be named `name` (one of
+    /// [`in_first_part`]'s, ASCII case-insensitive): those of its group in a grouped
+    /// record (none when the group does not read), else every field of the first part
+    /// (the caller compares the names).
+    pub fn first_fields_named(&self, name: &[u8]) -> impl Iterator<Item = Field<'a>> + 'a {
+        let fields = match (self.grouped, group_of(name)) {
+            (true, Some(g)) => {
+                let mut at = 0;
+                let mut group = None;
+                for _ in 0..=g {
+                    group = get_bytes(self.first, &mut at);
+                    if group.is_none() {
+                        break;
+                    }
+                }
+                group.unwrap_or_default()
+            }
+            (true, None) => &[],
+            (false, _) => self.first,
+        };
+        part_fields(fields)
     }
 
     /// The fields of the second part (every other name), in stored order, its CRC not
@@ -261,6 +329,31 @@ impl<'a> Record<'a> {
     pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
         self.first_fields().chain(self.rest_fields())
     }
+}
+
+/// `data` (a record of [`encode`]) in the layout written before the first part was
+/// grouped by name (the flag octet without its grouped bit, the first part's fields
+/// one after the other): records kept by earlier builds are in it, and are read as
+/// they were. `None` when `data` does not read.
+#[doc(hidden)]
+pub fn ungrouped(data: &[u8]) -> Option<Vec<u8>> {
+    let r = Record::read(data)?;
+    let mut first = Vec::with_capacity(r.first.len());
+    let mut at = 0;
+    while let Some(g) = get_bytes(r.first, &mut at) {
+        first.extend_from_slice(g);
+    }
+    let mut out = vec![0; 4];
+    out.push(data[4] & SENT);
+    if let Some(d) = r.sent {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    put_len(&mut out, first.len());
+    out.extend_from_slice(&first);
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&data[r.first_end..]);
+    Some(out)
 }
 
 /// Whether `data` is a record whose first part is intact: its CRC matches and its
@@ -325,6 +418,28 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(valid(&bad) && !Record::read(&bad).unwrap().rest_intact());
+        // The layout without groups (records kept before them) reads the same fields.
+        let flat = ungrouped(&rec).unwrap();
+        assert!(valid(&flat) && flat.len() < rec.len() && flat[4] == SENT);
+        let flat = Record::read(&flat).unwrap();
+        assert!(flat.rest_intact());
+        let all = |r: Record| r.fields().map(|(n, a, v)| (n.to_vec(), a, v.to_vec())).collect::<Vec<_>>();
+        assert_eq!(all(flat), all(r));
+        for name in ["subject", "FROM", "to", "cc", "bcc"] {
+            let named = |r: Record| {
+                let mut v: Vec<_> = r
+                    .first_fields_named(name.as_bytes())
+                    .filter(|(n, _, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                    .map(|(n, a, v)| (n.to_vec(), a, v.to_vec()))
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(named(flat), named(r), "{name}");
+            // In a grouped record, exactly the fields of that name are walked.
+            assert!(r.first_fields_named(name.as_bytes()).all(|(n, _, _)| n.eq_ignore_ascii_case(name.as_bytes())));
+        }
+        assert_eq!(r.first_fields_named(b"subject").count(), 2);
         // No sent day without a date.
         let p = crate::parse(b"Subject: x\r\n\r\n");
         let rec = encode(&p);

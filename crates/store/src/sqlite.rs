@@ -391,6 +391,17 @@ fn migrate(tx: &Transaction) -> Result<()> {
     }
     // Version 2: internationalised domains stored as A-labels.
     crate::idn::migrate_sqlite(tx)?;
+    // IMAP's chunks of searchable heads (kind 3) written while they duplicated
+    // `message_searchable`: dropped once (pg migration 190 says why).
+    let dropped: bool = tx
+        .prepare("SELECT 1 FROM meta WHERE key = 'searchable_chunks_dropped'")?
+        .exists([])?;
+    if !dropped {
+        tx.execute_batch(
+            "DELETE FROM message_cache WHERE kind = 3;
+             INSERT INTO meta (key, value) VALUES ('searchable_chunks_dropped', 1);",
+        )?;
+    }
     Ok(())
 }
 

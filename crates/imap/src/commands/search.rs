@@ -120,7 +120,7 @@ pub(crate) fn selection(sel: &crate::session::view::Selected, indexes: &Arc<Inde
 /// when `want_head` asks for it (SORT), its decoded head. What the key is evaluated
 /// against: for header keys and SENT* alone, the searchable heads
 /// (`session::searchable`, scanned in place; from the process's message cache, else
-/// the store's copy of it; a message without one yet is evaluated on its decoded head,
+/// the store's records; a message without one yet is evaluated on its decoded head,
 /// its record made after the answer, `MsgCache::write_stored`); when
 /// the caller wants the head or the key needs it decoded (THREADID), the heads
 /// ([`Backend::heads_many`]: envelope, sent date, header search text, sort fields; no
@@ -441,6 +441,10 @@ mod tests {
             let rec = encode(&p);
             let r = Record::read(&rec).unwrap();
             assert_eq!(sent_day(Head::Parsed(&p), &meta), sent_day(Head::Record(r), &meta));
+            // Records kept before the first part was grouped by name answer the same.
+            let flat = letterbox_message::searchable::ungrouped(&rec).unwrap();
+            let flat = Record::read(&flat).unwrap();
+            assert_eq!(sent_day(Head::Parsed(&p), &meta), sent_day(Head::Record(flat), &meta));
             let mut needles: Vec<String> = vec![
                 "".into(), "@".into(), "b@ex".into(), "ANN.B@EXAMPLE.COM".into(), "k".into(),
                 "köln".into(), "KÖLN".into(), "ß".into(), "ss".into(), "grp".into(),
@@ -460,6 +464,11 @@ mod tests {
                         header_has(&p, name, n),
                         record_has(&r, name, n),
                         "{name} {n:?} in {raw:?}"
+                    );
+                    assert_eq!(
+                        record_has(&flat, name, n),
+                        record_has(&r, name, n),
+                        "{name} {n:?} in {raw:?}, ungrouped"
                     );
                 }
             }
@@ -494,9 +503,10 @@ fn record_has(r: &Record, name: &str, needle: &str) -> bool {
                 std::str::from_utf8(v).is_ok_and(|v| contains_ci(v, needle))
             }
     };
-    // Every field of the name is in one part: only that part is walked.
+    // Every field of the name is in one part (in the first, in one group): only that
+    // part (group) is walked.
     match in_first_part(name) {
-        true => r.first_fields().any(hit),
+        true => r.first_fields_named(name).any(hit),
         false => r.rest_fields().any(hit),
     }
 }

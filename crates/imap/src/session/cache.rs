@@ -57,16 +57,19 @@
 //!   mailbox's rows) instead of decoding and rendering every MIME tree. Messages stored
 //!   before that are rendered from their trees.
 //! - Per message, the *searchable head* SEARCH's header keys scan in place
-//!   ([`MsgCache::searchable`], `session::searchable`), kept in memory and in the store
+//!   ([`MsgCache::searchable`], `session::searchable`), kept in memory. A message's
+//!   record is made at delivery from the one parse and kept by the store per message
+//!   row ([`Backend::searchables_many`]: one range scan over the mailbox's copies), so
+//!   the first header search, ever or after a start, reads records and decodes no head.
+//!   One stored before those records (none kept) is searched on its decoded head, and
+//!   its record made after the command's answer, from that head, and kept in the store
 //!   the same way as the renderings (kind [`searchable::KIND`], chunks starting with
-//!   [`searchable::MAGIC`]), so the first header search after a start reads the
-//!   mailbox's records in a few sequential chunks, not every head through a join. A
-//!   message not yet in them has the record made at delivery from the one parse and
-//!   kept with its blob ([`Backend::searchables_many`]), so even the first header
-//!   search ever reads records; one stored before those (none kept) is searched on its
-//!   decoded head, and its record made after the command's answer, from that head; each
-//!   record carries a CRC and is checked when read from the store (a damaged one is
-//!   derived from the head again, never written back as it was).
+//!   [`searchable::MAGIC`]), read after the store's records for the messages they lack;
+//!   each record carries a CRC and is checked when read from the store (a damaged one
+//!   is derived from the head again, never written back as it was). (Until 2026-12 the
+//!   chunks held every record searched, duplicating the store's copies: read first,
+//!   they cost more than the range scan; the store drops those chunks once, see
+//!   `letterbox_store` migrations.)
 //!
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
@@ -116,6 +119,9 @@ pub enum Searchable {
     /// The decoded head, while the record is not made yet.
     Head(Arc<ParsedMessage>),
 }
+
+/// Reads what the store keeps per message of some UIDs ([`MsgCache::searchable`]).
+type KeptRead<'a> = dyn Fn(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>> + 'a;
 
 /// A chunk read from the store: its octets and each entry's UID and place in them.
 type StoredChunk = (Vec<u8>, Vec<(u32, Range<usize>)>);
@@ -467,6 +473,7 @@ impl MsgCache {
             kind,
             move |m| &mut m.rendered[usize::from(utf8)],
             |_| true,
+            None,
             |rest| {
                 // Rendered at delivery (the same octets; without UTF8=ACCEPT, and with
                 // it when no string needed a literal), else from the MIME trees.
@@ -492,8 +499,8 @@ impl MsgCache {
 
     /// What SEARCH's header keys are evaluated on for `uids`, in no particular order,
     /// without the UIDs that do not exist: the searchable heads (`session::searchable`)
-    /// from memory, else from the store's copy, else as made at delivery
-    /// ([`Backend::searchables_many`]); the messages that have none yet (stored before) are
+    /// from memory, else as made at delivery ([`Backend::searchables_many`]), else (for
+    /// messages stored before those) from IMAP's chunks; the messages that have none yet are
     /// given as their decoded heads ([`heads`](Self::heads), kept in memory as they
     /// are), and their records are made after the command, from those heads, by
     /// [`write_stored`](Self::write_stored) (so the first search ever of a mailbox costs
@@ -514,17 +521,13 @@ impl MsgCache {
             searchable::KIND,
             |m| &mut m.searchable,
             searchable::valid,
+            // Made at delivery: read before IMAP's chunks, which then only hold the
+            // messages stored before those records.
+            Some(&|missing: &[u32]| st.searchables_many(mailbox, missing)),
             |rest| {
-                // Made at delivery, else (stored before) the decoded heads.
-                let made = st.searchables_many(mailbox, rest)?;
-                if made.len() < rest.len() {
-                    let have: std::collections::HashSet<u32> =
-                        made.iter().map(|(u, _)| *u).collect();
-                    let left: Vec<u32> =
-                        rest.iter().copied().filter(|u| !have.contains(u)).collect();
-                    heads = self.heads(st, mailbox, uidvalidity, &left)?;
-                }
-                Ok(made)
+                // Stored before the records: the decoded heads.
+                heads = self.heads(st, mailbox, uidvalidity, rest)?;
+                Ok(Vec::new())
             },
         )?;
         if !heads.is_empty() && self.limit > 0 {
@@ -552,6 +555,7 @@ impl MsgCache {
                 searchable::KIND,
                 |m| &mut m.searchable,
                 searchable::valid,
+                None,
                 |rest| {
                     Ok(self
                         .heads(st, mailbox, uidvalidity, rest)?
@@ -567,8 +571,10 @@ impl MsgCache {
     }
 
     /// Per-message octets kept in memory and in the store's chunks of `kind`: from
-    /// memory, else from the store's chunks (the entries `usable` accepts), else made by
-    /// `derive` and then queued for the store ([`write_stored`](Self::write_stored)).
+    /// memory, else as the store keeps them per message (`kept`, when given: never
+    /// written to the chunks), else from the store's chunks (the entries `usable`
+    /// accepts), else made by `derive` and then queued for the store
+    /// ([`write_stored`](Self::write_stored)).
     #[allow(clippy::too_many_arguments)]
     fn stored_or_derive(
         &self,
@@ -579,6 +585,7 @@ impl MsgCache {
         kind: u8,
         map: impl Fn(&mut Mailbox) -> &mut UidMap<Vec<u8>>,
         usable: impl Fn(&[u8]) -> bool,
+        kept: Option<&KeptRead>,
         derive: impl FnOnce(&[u32]) -> letterbox_store::Result<Vec<(u32, Vec<u8>)>>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let magic = magic(kind);
@@ -592,9 +599,20 @@ impl MsgCache {
             uids,
             map,
             |missing| {
-                let mut got = Vec::with_capacity(missing.len());
-                let mut rest: std::collections::BTreeSet<u32> = missing.iter().copied().collect();
-                if keep && missing.len() >= STORED_MIN {
+                let (mut got, mut rest) = match kept {
+                    Some(kept) => {
+                        let got = kept(missing)?;
+                        let mut rest = Vec::new();
+                        if got.len() < missing.len() {
+                            let have: UidSet = got.iter().map(|e| e.0).collect();
+                            rest.extend(missing.iter().copied().filter(|u| !have.contains(u)));
+                        }
+                        (got, rest)
+                    }
+                    None => (Vec::with_capacity(missing.len()), missing.to_vec()),
+                };
+                let mut rest: std::collections::BTreeSet<u32> = rest.drain(..).collect();
+                if keep && rest.len() >= STORED_MIN {
                     let (lo, hi) = (rest.first().copied(), rest.last().copied());
                     let (lo, hi) = (lo.unwrap_or(0) / STORED_SPAN, hi.unwrap_or(0) / STORED_SPAN);
                     match st.load_message_cache(mailbox, kind, lo, hi) {

@@ -2,8 +2,9 @@
 //! header keys compare, one octet string scanned in place. The record is the message
 //! crate's (`letterbox_message::searchable`, which documents it) so that the store makes
 //! it at delivery from the one parse (`Backend::searchables_many` reads it); IMAP keeps
-//! it in the process's message cache and in the store's copy (`session::cache`, kind
-//! [`KIND`]) and makes it from decoded heads for messages stored without one.
+//! it in the process's message cache, and makes it from decoded heads for messages
+//! stored without one, kept then in IMAP's own chunks (`session::cache`, kind
+//! [`KIND`]).
 
 pub use letterbox_message::searchable::{encode, in_first_part, valid, Field, Record};
 

@@ -116,6 +116,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (140, "140_blob_searchable", include_str!("migrations/140_blob_searchable.sql")),
     (150, "150_sortkeys", include_str!("migrations/150_sortkeys.sql")),
     (160, "160_message_searchable", include_str!("migrations/160_message_searchable.sql")),
+    (190, "190_drop_searchable_chunks", include_str!("migrations/190_drop_searchable_chunks.sql")),
 ];
 
 /// The migration that rewrites U-label domains as A-labels (`crate::idn`), in Rust.
