@@ -142,6 +142,23 @@ impl SortKeys {
         out
     }
 
+    /// The sent date of a record made by [`encode`](Self::encode), read in place
+    /// (`SORT (DATE)` needs nothing else, RFC 5256 2.2): `Some(None)` when it has none,
+    /// `None` when the record does not read (its CRC does not hold). Nothing is
+    /// allocated and the strings after the date are not decoded; a record whose CRC
+    /// holds was written by `encode`, so its date is the one [`decode`](Self::decode)
+    /// reads.
+    pub fn sent_date_of(data: &[u8]) -> Option<Option<i64>> {
+        if data.len() < 5 || crc32fast::hash(&data[4..]).to_le_bytes() != data[..4] {
+            return None;
+        }
+        if data[4] & HAS_DATE == 0 {
+            return Some(None);
+        }
+        let d: [u8; 8] = data.get(5..13)?.try_into().ok()?;
+        Some(Some(i64::from_le_bytes(d)))
+    }
+
     /// Reads a record made by [`encode`](Self::encode): none when its CRC or any length
     /// does not hold, or octets are left over.
     pub fn decode(data: &[u8]) -> Option<SortKeys> {
@@ -215,5 +232,24 @@ mod tests {
         let k = SortKeys::of(&crate::parse(b"no header"));
         assert_eq!(k, SortKeys::default());
         assert_eq!(SortKeys::decode(&k.encode()), Some(k));
+        // The sent date alone, read in place, is the decoded record's; a damaged record
+        // has none.
+        let dated = SortKeys {
+            sent_date: Some(1_795_514_400),
+            subject: Some("Grüße".into()),
+            refs: vec!["x@y".into()],
+            ..SortKeys::default()
+        };
+        let early = SortKeys { sent_date: Some(-5), ..SortKeys::default() };
+        for k in [dated, SortKeys::of(&p), SortKeys::default(), early] {
+            let e = k.encode();
+            assert_eq!(SortKeys::sent_date_of(&e), Some(k.sent_date));
+            for i in 0..e.len() {
+                let mut d = e.clone();
+                d[i] ^= 0x40;
+                assert_eq!(SortKeys::sent_date_of(&d), None, "octet {i}");
+                assert_eq!(SortKeys::sent_date_of(&e[..i]), None);
+            }
+        }
     }
 }

@@ -30,8 +30,11 @@
 //!   recreated) starts its numbering anew.
 //!   Missing keys are derived from the sort keys made at delivery
 //!   (`letterbox_message::sortkeys`, [`Backend::sortkeys_many`]: one range scan over
-//!   the mailbox's rows), or from the heads for messages stored before those; SORT
-//!   (DATE) reads its sent dates from these keys too.
+//!   the mailbox's rows), or from the heads for messages stored before those.
+//! - SORT (DATE)'s sent dates ([`MsgCache::sent_dates`]): from THREAD's keys when they
+//!   are made, else read alone from the same records ([`Backend::sent_dates_many`]: the
+//!   date in place, no string decoded, numbered or case-mapped) and kept per message,
+//!   so the first SORT (DATE) of a big mailbox does not pay for THREAD's keys.
 //!
 //! - Per message, FETCH BODYSTRUCTURE's answer rendered ([`MsgCache::bodystructures`]),
 //!   as Dovecot's cache keeps the BODYSTRUCTURE string: a `FETCH 1:* (BODYSTRUCTURE)`
@@ -86,6 +89,10 @@ pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Heads read from the store at a time when THREAD's keys are derived (as SEARCH reads
 /// a chunk of messages per query).
 const HEAD_CHUNK: usize = 512;
+
+/// Estimated heap of one kept sent date ([`MsgCache::sent_dates`]): a map entry of a UID
+/// and a date, with the map's spare room.
+const DATE_BYTES: u64 = 24;
 
 /// The store's kinds of entries ([`Backend::save_message_cache`]): BODYSTRUCTURE
 /// rendered without, then with UTF8=ACCEPT.
@@ -259,6 +266,9 @@ struct Mailbox {
     searchable: UidMap<Vec<u8>>,
     /// THREAD's keys and the names their numbers stand for.
     threads: UidMap<ThreadKeys>,
+    /// SORT (DATE)'s sent dates (INTERNALDATE when there is none) of messages without
+    /// THREAD's keys ([`MsgCache::sent_dates`]).
+    dates: UidKeyed<i64>,
     names: Names,
     bytes: u64,
     used: u64,
@@ -756,6 +766,103 @@ impl MsgCache {
         Ok(out)
     }
 
+    /// SORT (DATE)'s key of the messages `(uid, INTERNALDATE)` (RFC 5256 2.2: the sent
+    /// date, INTERNALDATE when there is none), in the order asked, without the UIDs
+    /// that do not exist: from memory (THREAD's keys, or dates kept by an earlier
+    /// call), the missing ones read in place from the sort keys made at delivery
+    /// ([`Backend::sent_dates_many`]: one range scan, no strings decoded), the others
+    /// (stored before) from their heads, and kept. THREAD's keys are left to THREAD:
+    /// SORT reads only the dates.
+    pub fn sent_dates(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        msgs: &[(u32, i64)],
+    ) -> letterbox_store::Result<Vec<(u32, i64)>> {
+        let mut out: Vec<(u32, Option<i64>)> = Vec::with_capacity(msgs.len());
+        let mut missing = Vec::new();
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            match inner.boxes.get_mut(&mailbox) {
+                Some(m) if m.uidvalidity == uidvalidity => {
+                    m.used = tick;
+                    for &(u, _) in msgs {
+                        let known = match m.threads.get(&u) {
+                            Some(k) => Some(k.date),
+                            None => m.dates.get(&u).copied(),
+                        };
+                        if known.is_none() {
+                            missing.push(u);
+                        }
+                        out.push((u, known));
+                    }
+                }
+                _ => {
+                    out.extend(msgs.iter().map(|&(u, _)| (u, None)));
+                    missing.extend(msgs.iter().map(|m| m.0));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out.into_iter().map(|(u, d)| (u, d.unwrap_or(0))).collect());
+        }
+        // The sent dates found (`None`: the message has none), by UID.
+        let mut found: UidKeyed<Option<i64>> =
+            UidKeyed::with_capacity_and_hasher(missing.len(), Default::default());
+        found.extend(st.sent_dates_many(mailbox, &missing)?);
+        if found.len() < missing.len() {
+            let left: Vec<u32> = missing.iter().copied().filter(|u| !found.contains_key(u)).collect();
+            for chunk in left.chunks(HEAD_CHUNK) {
+                for (u, head) in self.heads(st, mailbox, uidvalidity, chunk)? {
+                    found.insert(u, head.sent_date);
+                }
+            }
+        }
+        let mut kept: Vec<(u32, i64)> = Vec::with_capacity(found.len());
+        let mut dated = Vec::with_capacity(msgs.len());
+        for (&(u, known), &(_, internal)) in out.iter().zip(msgs) {
+            let date = match known {
+                Some(d) => d,
+                None => match found.get(&u) {
+                    Some(sent) => {
+                        let d = sent.unwrap_or(internal);
+                        kept.push((u, d));
+                        d
+                    }
+                    // Expunged meanwhile: left out, as from a scan of heads.
+                    None => continue,
+                },
+            };
+            dated.push((u, date));
+        }
+        if self.limit > 0 && !kept.is_empty() {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            let m = inner.boxes.entry(mailbox).or_default();
+            let mut dropped = 0;
+            if m.uidvalidity != uidvalidity {
+                dropped = m.bytes;
+                *m = Mailbox {
+                    uidvalidity,
+                    ..Mailbox::default()
+                };
+            }
+            m.used = tick;
+            m.dates.reserve(kept.len());
+            let before = m.dates.len();
+            m.dates.extend(kept);
+            let grown = DATE_BYTES * (m.dates.len() - before) as u64;
+            m.bytes += grown;
+            inner.bytes = inner.bytes - dropped + grown;
+            Self::shrink(&mut inner, self.limit, mailbox);
+        }
+        Ok(dated)
+    }
+
     /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
     /// from memory, the missing ones derived by `derive` from their sort keys
     /// ([`sort_keys`](Self::sort_keys): made at delivery, else from their heads) and
@@ -990,6 +1097,7 @@ impl MsgCache {
             && m.rendered.iter().all(|r| r.len() <= live)
             && m.searchable.len() <= live
             && m.threads.len() <= live
+            && m.dates.len() <= live
         {
             return;
         }
@@ -1030,6 +1138,13 @@ impl MsgCache {
                 keep
             });
         }
+        m.dates.retain(|&u, _| {
+            let keep = alive(u);
+            if !keep {
+                freed += DATE_BYTES;
+            }
+            keep
+        });
         // THREAD's keys go all together with their names (the names of expunged
         // messages are not counted per message): derived again when next needed.
         if !m.threads.is_empty() {
@@ -1041,7 +1156,8 @@ impl MsgCache {
                     .chain(std::iter::once(&m.searchable))
                     .flat_map(|r| r.values())
                     .map(|v| 48 + 32 + v.len() as u64)
-                    .sum::<u64>();
+                    .sum::<u64>()
+                + DATE_BYTES * m.dates.len() as u64;
             freed = m.bytes.saturating_sub(kept);
             m.threads = UidMap::default();
             m.names = Names::default();
