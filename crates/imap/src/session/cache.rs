@@ -865,18 +865,8 @@ impl MsgCache {
         }
         if self.limit > 0 && !kept.is_empty() {
             let mut inner = self.lock();
-            inner.tick += 1;
-            let tick = inner.tick;
+            let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
             let m = inner.boxes.entry(mailbox).or_default();
-            let mut dropped = 0;
-            if m.uidvalidity != uidvalidity {
-                dropped = m.bytes;
-                *m = Mailbox {
-                    uidvalidity,
-                    ..Mailbox::default()
-                };
-            }
-            m.used = tick;
             m.dates.reserve(kept.len());
             let before = m.dates.len();
             m.dates.extend(kept);
@@ -950,18 +940,8 @@ impl MsgCache {
         mut texts: UidKeyed<ThreadText<'_>>,
     ) -> Option<Keyed> {
         let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
+        let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
         let m = inner.boxes.entry(mailbox).or_default();
-        let mut dropped = 0;
-        if m.uidvalidity != uidvalidity {
-            dropped = m.bytes;
-            *m = Mailbox {
-                uidvalidity,
-                ..Mailbox::default()
-            };
-        }
-        m.used = tick;
         let mut grown = 0;
         let mut out = Vec::with_capacity(msgs.len());
         let mut lost = false;
@@ -985,6 +965,24 @@ impl MsgCache {
         inner.bytes = inner.bytes - dropped + grown;
         Self::shrink(&mut inner, self.limit, mailbox);
         (!lost).then_some((out, names))
+    }
+
+    /// Marks the mailbox's entry used, making it (empty) when it is missing or of
+    /// another UIDVALIDITY; returns the bytes an entry so replaced held.
+    fn use_entry(inner: &mut Inner, mailbox: MailboxId, uidvalidity: u32) -> u64 {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let m = inner.boxes.entry(mailbox).or_default();
+        let mut dropped = 0;
+        if m.uidvalidity != uidvalidity {
+            dropped = m.bytes;
+            *m = Mailbox {
+                uidvalidity,
+                ..Mailbox::default()
+            };
+        }
+        m.used = tick;
+        dropped
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
