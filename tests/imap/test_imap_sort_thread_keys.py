@@ -259,3 +259,77 @@ def test_sort_and_thread_from_keys_made_at_delivery(server, tmp_path):
     server.start()
     assert store_sql(server, "SELECT count(*) FROM messages WHERE sortkeys IS NOT NULL")[0][0] == 0
     assert first() == want
+
+
+def uid_sort(c, cmd):
+    r = c.cmd(cmd.encode())
+    assert b" OK " in r[-1], r
+    line = [l for l in r[:-1] if l.startswith(b"* SORT")]
+    assert len(line) == 1, r
+    return [int(x) for x in line[0].split()[2:]]
+
+
+def test_sort_date_alone_before_thread(server):
+    """SORT (DATE) reads the sent dates alone (not THREAD's keys): first after a start,
+    REVERSE first, on a subset, with rows whose record is their blob's or none at all
+    (stored before them: the heads), after an expunge in another session, and THREAD
+    after it; every answer the one computed from the messages written."""
+    msgs = build()
+    names = list(msgs)
+    c = Raw(server)
+    c.login()
+    for n in names:
+        m = msgs[n]["octets"]
+        date = f'"{APPEND_INTERNAL}" ' if n == "g4m0" else ""
+        r = c.cmd(b"APPEND INBOX %s{%d+}\r\n" % (date.encode(), len(m)) + m)
+        assert b" OK " in r[-1], r
+    c.cmd("LOGOUT")
+    uid_of = {n: k + 1 for k, n in enumerate(names)}
+    # A third of the rows without their copy (read through the blob's record), a third
+    # without any record (as stored before them: read from the head).
+    server.stop()
+    store_sql(server, "UPDATE messages SET sortkeys = NULL WHERE uid % 3 <> 0")
+    store_sql(
+        server,
+        "DELETE FROM blob_sortkeys WHERE hash IN (SELECT blob FROM messages WHERE uid % 3 = 1)",
+        pg="UPDATE blobs SET sortkeys = NULL WHERE hash IN (SELECT blob FROM messages WHERE uid % 3 = 1)",
+    )
+    server.start()
+    want = expected(msgs, uid_of)
+    as_uids = lambda line: [int(x) for x in line.split()[2:]]
+    c = Raw(server)
+    c.login()
+    assert c.cmd("SELECT INBOX")[-1].endswith(b"SELECT completed")
+    # First on a subset (the rest not read), then REVERSE DATE, then DATE (the dates
+    # kept).
+    subset = sorted(u for u in uid_of.values() if u % 4 == 0)
+    got = uid_sort(c, "UID SORT (DATE) UTF-8 UID " + ",".join(map(str, subset)))
+    assert got == [u for u in as_uids(want[0]) if u in subset]
+    assert uid_sort(c, "UID SORT (REVERSE DATE) UTF-8 ALL") == as_uids(want[2])
+    assert uid_sort(c, "UID SORT (DATE) UTF-8 ALL") == as_uids(want[0])
+    # DATE with ARRIVAL as the second key: ties of sent date go by arrival.
+    assert uid_sort(c, "UID SORT (DATE ARRIVAL) UTF-8 ALL") == as_uids(want[0])
+    # Another session expunges; this one's next SORT leaves those messages out.
+    gone = [n for n in names if n.endswith("m4")]
+    d = Raw(server)
+    d.login()
+    assert d.cmd("SELECT INBOX")[-1].endswith(b"SELECT completed")
+    ids = ",".join(str(uid_of[n]) for n in gone)
+    assert b" OK " in d.cmd(f"UID STORE {ids} +FLAGS.SILENT (\\Deleted)")[-1]
+    assert b" OK " in d.cmd("EXPUNGE")[-1]
+    d.cmd("LOGOUT")
+    assert b" OK " in c.cmd("NOOP")[-1]
+    left = {n: u for n, u in uid_of.items() if n not in gone}
+    after = expected(msgs, left)
+    assert uid_sort(c, "UID SORT (DATE) UTF-8 ALL") == as_uids(after[0])
+    # THREAD after the SORTs makes its own keys; a SORT after it reads them.
+    assert answers(c, "INBOX") == after
+    c.cmd("LOGOUT")
+    # The same first thing after a restart.
+    server.restart()
+    c = Raw(server)
+    c.login()
+    assert c.cmd("SELECT INBOX")[-1].endswith(b"SELECT completed")
+    assert uid_sort(c, "UID SORT (DATE) UTF-8 ALL") == as_uids(after[0])
+    assert answers(c, "INBOX") == after
+    c.cmd("LOGOUT")

@@ -86,10 +86,21 @@ impl<'a> Reader<'a> {
         Some(a)
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn str(&mut self) -> Option<&'a str> {
         let n = self.len()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        std::str::from_utf8(self.take(n)?).ok()
     }
+}
+
+/// [`SortKeys`] read in place from a record ([`SortKeys::decode_ref`]) or borrowed from
+/// one ([`SortKeys::as_ref`]): THREAD derives its keys from these without a copy of
+/// every string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortKeysRef<'a> {
+    pub sent_date: Option<i64>,
+    pub subject: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub refs: Vec<&'a str>,
 }
 
 impl SortKeys {
@@ -142,9 +153,36 @@ impl SortKeys {
         out
     }
 
+    /// The sent date of a record made by [`encode`](Self::encode), read in place
+    /// (`SORT (DATE)` needs nothing else, RFC 5256 2.2): `Some(None)` when it has none,
+    /// `None` when the record does not read (its CRC does not hold). Nothing is
+    /// allocated and the strings after the date are not decoded; a record whose CRC
+    /// holds was written by `encode`, so its date is the one [`decode`](Self::decode)
+    /// reads.
+    pub fn sent_date_of(data: &[u8]) -> Option<Option<i64>> {
+        if data.len() < 5 || crc32fast::hash(&data[4..]).to_le_bytes() != data[..4] {
+            return None;
+        }
+        if data[4] & HAS_DATE == 0 {
+            return Some(None);
+        }
+        let d: [u8; 8] = data.get(5..13)?.try_into().ok()?;
+        Some(Some(i64::from_le_bytes(d)))
+    }
+
     /// Reads a record made by [`encode`](Self::encode): none when its CRC or any length
     /// does not hold, or octets are left over.
     pub fn decode(data: &[u8]) -> Option<SortKeys> {
+        Self::decode_ref(data).map(|k| SortKeys {
+            sent_date: k.sent_date,
+            subject: k.subject.map(str::to_string),
+            message_id: k.message_id.map(str::to_string),
+            refs: k.refs.into_iter().map(str::to_string).collect(),
+        })
+    }
+
+    /// [`decode`](Self::decode) in place: the strings are the record's octets.
+    pub fn decode_ref(data: &[u8]) -> Option<SortKeysRef<'_>> {
         if data.len() < 5 || crc32fast::hash(&data[4..]).to_le_bytes() != data[..4] {
             return None;
         }
@@ -156,12 +194,12 @@ impl SortKeys {
             None
         };
         let subject = if flags & HAS_SUBJECT != 0 {
-            Some(r.string()?)
+            Some(r.str()?)
         } else {
             None
         };
         let message_id = if flags & HAS_ID != 0 {
-            Some(r.string()?)
+            Some(r.str()?)
         } else {
             None
         };
@@ -172,14 +210,24 @@ impl SortKeys {
         }
         let mut refs = Vec::with_capacity(n);
         for _ in 0..n {
-            refs.push(r.string()?);
+            refs.push(r.str()?);
         }
-        r.0.is_empty().then_some(SortKeys {
+        r.0.is_empty().then_some(SortKeysRef {
             sent_date,
             subject,
             message_id,
             refs,
         })
+    }
+
+    /// The keys borrowed, as [`decode_ref`](Self::decode_ref) reads them.
+    pub fn as_ref(&self) -> SortKeysRef<'_> {
+        SortKeysRef {
+            sent_date: self.sent_date,
+            subject: self.subject.as_deref(),
+            message_id: self.message_id.as_deref(),
+            refs: self.refs.iter().map(String::as_str).collect(),
+        }
     }
 }
 
@@ -200,12 +248,14 @@ mod tests {
         assert_eq!(k.refs, ["x@y", "z@w"]);
         assert_eq!(k.sent_date, Some(1_795_514_400));
         let e = k.encode();
+        assert_eq!(SortKeys::decode_ref(&e), Some(k.as_ref()));
         assert_eq!(SortKeys::decode(&e), Some(k));
         for i in 0..e.len() {
             let mut d = e.clone();
             d[i] ^= 0x40;
             assert_eq!(SortKeys::decode(&d), None, "octet {i}");
             assert_eq!(SortKeys::decode(&e[..i]), None);
+            assert_eq!(SortKeys::decode_ref(&d), None, "octet {i}");
         }
         // In-Reply-To when there are no References; nothing at all.
         let p = crate::parse(b"In-Reply-To: <q@r> <s@t>\r\n\r\nx");
@@ -215,5 +265,24 @@ mod tests {
         let k = SortKeys::of(&crate::parse(b"no header"));
         assert_eq!(k, SortKeys::default());
         assert_eq!(SortKeys::decode(&k.encode()), Some(k));
+        // The sent date alone, read in place, is the decoded record's; a damaged record
+        // has none.
+        let dated = SortKeys {
+            sent_date: Some(1_795_514_400),
+            subject: Some("Grüße".into()),
+            refs: vec!["x@y".into()],
+            ..SortKeys::default()
+        };
+        let early = SortKeys { sent_date: Some(-5), ..SortKeys::default() };
+        for k in [dated, SortKeys::of(&p), SortKeys::default(), early] {
+            let e = k.encode();
+            assert_eq!(SortKeys::sent_date_of(&e), Some(k.sent_date));
+            for i in 0..e.len() {
+                let mut d = e.clone();
+                d[i] ^= 0x40;
+                assert_eq!(SortKeys::sent_date_of(&d), None, "octet {i}");
+                assert_eq!(SortKeys::sent_date_of(&e[..i]), None);
+            }
+        }
     }
 }

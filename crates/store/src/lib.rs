@@ -1064,6 +1064,17 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (mailbox, uids);
         Ok(Vec::new())
     }
+    /// The sent dates (RFC 5256 2.2: `Date:` in UTC, `None` when it is missing or
+    /// invalid) of the sort keys made at delivery, all `SORT (DATE)` reads of a message
+    /// (issue 18, `sortkeys.rs`): for each message of `uids` whose record
+    /// ([`sortkeys_many`](Self::sortkeys_many)) is there and intact, by ascending UID,
+    /// its date read in place (`letterbox_message::sortkeys::SortKeys::sent_date_of`),
+    /// without copying or decoding the rest. Messages without one and UIDs that do not
+    /// exist are left out: the caller decodes their heads.
+    fn sent_dates_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Option<i64>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
+    }
     /// The MIME trees of many messages (FETCH BODY/BODYSTRUCTURE of a range), with
     /// offsets counting from the start of the message (prefix included), by ascending
     /// UID, decoding nothing else; UIDs that do not exist are left out.

@@ -41,8 +41,37 @@ impl SqliteBackend {
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(uids.len());
+        self.each_sortkeys(mailbox, uids, |uid, rec| out.push((uid, rec.to_vec())))?;
+        Ok(out)
+    }
+
+    /// [`Backend::sent_dates_many`]: the dates read in place from the rows' records,
+    /// nothing copied.
+    pub(crate) fn sent_dates_many_impl(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Option<i64>)>> {
+        let mut out = Vec::with_capacity(uids.len());
+        self.each_sortkeys(mailbox, uids, |uid, rec| {
+            if let Some(d) = letterbox_message::sortkeys::SortKeys::sent_date_of(rec) {
+                out.push((uid, d));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each record of `uids` of this build's version (CRC not checked),
+    /// by ascending UID, in place.
+    fn each_sortkeys(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        mut f: impl FnMut(u32, &[u8]),
+    ) -> Result<()> {
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         self.read_conn(|c| {
             // A dense run of UIDs (a whole mailbox) is one range scan, not a seek per UID;
@@ -77,7 +106,6 @@ impl SqliteBackend {
                     None,
                 )
             };
-            let mut out = Vec::with_capacity(uids.len());
             while let Some(r) = rows.next()? {
                 let uid = r.get::<_, i64>(0)? as u32;
                 if wanted.as_ref().is_some_and(|w| w.binary_search(&uid).is_err()) {
@@ -85,11 +113,11 @@ impl SqliteBackend {
                 }
                 if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
                     if let Some(rec) = crate::body::stored_sortkeys(b) {
-                        out.push((uid, rec.to_vec()));
+                        f(uid, rec);
                     }
                 }
             }
-            Ok(out)
+            Ok(())
         })
     }
 }

@@ -2898,6 +2898,10 @@ impl Backend for SqliteBackend {
     fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         self.sortkeys_many_impl(mailbox, uids)
     }
+
+    fn sent_dates_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Option<i64>)>> {
+        self.sent_dates_many_impl(mailbox, uids)
+    }
 }
 
 fn watch_loop(conn: Connection, feed: std::sync::Weak<ChangeFeed>, interval: std::time::Duration) {

@@ -507,6 +507,11 @@ fn sortkeys_kept_at_delivery() {
             .map(|(u, r)| (u, SortKeys::decode(&r).unwrap()))
             .collect();
         assert_eq!(got, want);
+        // SORT (DATE)'s read: the same records' sent dates alone.
+        let dates: Vec<(u32, Option<i64>)> = want.iter().map(|(u, k)| (*u, k.sent_date)).collect();
+        assert_eq!(s.sent_dates_many(mb, &uids).unwrap(), dates);
+        assert_eq!(s.sent_dates_many(mb, &[want[0].0, want[2].0, 1000]).unwrap(), [dates[0], dates[2]]);
+        assert_eq!(s.sent_dates_many(mb, &[]).unwrap(), []);
         // A sparse set is read by seeks, not a range.
         let last = s.sortkeys_many(mb, &[want[2].0]).unwrap();
         assert_eq!(s.sortkeys_many(mb, &[want[2].0, 1000]).unwrap(), last);

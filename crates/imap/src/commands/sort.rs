@@ -5,9 +5,9 @@
 //! [`search::scan`]); the keys come from the structure stored at delivery
 //! (`ParsedMessage.envelope`, `.sort`, `.sent_date`) and the metadata (INTERNALDATE,
 //! size); when DATE is the only key read from the message, its sent dates come from
-//! THREAD's keys in the message cache, made from the sort keys kept at delivery
-//! (`letterbox_message::sortkeys`, one range scan the first time). Nothing is parsed
-//! here. Per RFC 5256:
+//! the message cache, read alone from the sort keys kept at delivery
+//! (`letterbox_message::sortkeys`, one range scan the first time, the other keys left
+//! to THREAD). Nothing is parsed here. Per RFC 5256:
 //! - ARRIVAL is INTERNALDATE; DATE the sent date (section 2.2: `Date:` in UTC, or
 //!   INTERNALDATE when it is missing or invalid); SIZE is RFC822.SIZE;
 //! - FROM, TO, CC sort on the addr-mailbox (local part) of the first address, an empty
@@ -217,11 +217,11 @@ fn needs_structure(k: SortKey) -> bool {
 }
 
 /// Whether DATE is the only key read from the message: its sent date then comes from
-/// THREAD's keys in the message cache ([`MsgCache::thread_keys`], made at delivery and
-/// read in one range scan the first time, `letterbox_message::sortkeys`), not from
-/// every message's decoded head.
+/// the message cache ([`MsgCache::sent_dates`]: THREAD's keys when made, else the date
+/// alone of the sort keys made at delivery, read in place in one range scan the first
+/// time, `letterbox_message::sortkeys`), not from every message's decoded head.
 ///
-/// [`MsgCache::thread_keys`]: crate::session::cache::MsgCache::thread_keys
+/// [`MsgCache::sent_dates`]: crate::session::cache::MsgCache::sent_dates
 fn date_only(criteria: &[SortCriterion]) -> bool {
     criteria.iter().any(|c| c.key == SortKey::Date)
         && criteria
@@ -425,22 +425,20 @@ pub async fn run(
                 rows.push(row(&criteria, cand.seq, cand.uid, m, p));
             })?;
             if dates {
-                // The sent date (RFC 5256 2.2: INTERNALDATE when there is none) of THREAD's
-                // keys, the same `sent_date` as from the head; messages expunged meanwhile
-                // (no keys) leave, as they do from a scan of heads.
+                // The sent date (RFC 5256 2.2: INTERNALDATE when there is none), the same
+                // `sent_date` as from the head, read alone from the sort keys made at
+                // delivery (THREAD's other keys are not made); messages expunged
+                // meanwhile (no keys) leave, as they do from a scan of heads.
                 let asked: Vec<(u32, i64)> = rows.iter().map(|r| (r.uid, r.nums[0])).collect();
-                let (keyed, _) = sel.indexes.cache.thread_keys(
-                    st,
-                    sel.mb,
-                    sel.uidvalidity,
-                    &asked,
-                    super::thread::keys,
-                )?;
-                // `keyed` follows `rows` (ascending sequence), without the missing ones.
-                let mut k = keyed.into_iter().peekable();
+                let dated =
+                    sel.indexes
+                        .cache
+                        .sent_dates(st, sel.mb, sel.uidvalidity, &asked)?;
+                // `dated` follows `rows` (ascending sequence), without the missing ones.
+                let mut k = dated.into_iter().peekable();
                 rows.retain_mut(|r| match k.peek() {
-                    Some((u, keys)) if *u == r.uid => {
-                        r.nums[2] = keys.date;
+                    Some(&(u, date)) if u == r.uid => {
+                        r.nums[2] = date;
                         k.next();
                         true
                     }

@@ -28,7 +28,8 @@ use super::sort::{base_subject, charset_ok, push_num};
 use crate::parser::{SearchKey, ThreadAlgorithm};
 use crate::session::cache::{ThreadKeys, ThreadText};
 use crate::session::{store_error, Fatal, Reply, Session};
-use letterbox_message::sortkeys::SortKeys;
+use letterbox_message::sortkeys::SortKeysRef;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What threading knows of one selected message.
@@ -48,14 +49,14 @@ pub struct Msg {
 /// forward, the first Message-ID, and the parent IDs (the last
 /// [`MAX_REFS`](letterbox_message::sortkeys::MAX_REFS) References, else the first
 /// In-Reply-To ID).
-pub fn keys(k: SortKeys, internal_date: i64) -> ThreadText {
-    let (subject, refwd) = base_subject(k.subject.as_deref().unwrap_or(""));
+pub fn keys(k: SortKeysRef<'_>, internal_date: i64) -> ThreadText<'_> {
+    let (subject, refwd) = base_subject(k.subject.unwrap_or(""));
     ThreadText {
         date: k.sent_date.unwrap_or(internal_date),
         subject,
         refwd,
-        message_id: k.message_id,
-        refs: k.refs,
+        message_id: k.message_id.map(Cow::Borrowed),
+        refs: k.refs.into_iter().map(Cow::Borrowed).collect(),
     }
 }
 
@@ -483,20 +484,26 @@ mod tests {
     use crate::session::cache::Names;
 
     /// A message numbered `seq`, dated `date`, with a subject, an ID and references.
-    fn m(seq: u32, date: i64, subject: &str, id: Option<&str>, refs: &[&str]) -> (u32, ThreadText) {
+    fn m(
+        seq: u32,
+        date: i64,
+        subject: &str,
+        id: Option<&str>,
+        refs: &[&str],
+    ) -> (u32, ThreadText<'static>) {
         let (subject, refwd) = base_subject(subject);
         let t = ThreadText {
             date,
             subject,
             refwd,
-            message_id: id.map(str::to_string),
-            refs: refs.iter().map(|s| s.to_string()).collect(),
+            message_id: id.map(|s| Cow::Owned(s.to_string())),
+            refs: refs.iter().map(|s| Cow::Owned(s.to_string())).collect(),
         };
         (seq, t)
     }
 
     /// The messages with their strings numbered, as the cache numbers them.
-    fn ms(list: Vec<(u32, ThreadText)>) -> (Vec<Msg>, usize) {
+    fn ms(list: Vec<(u32, ThreadText<'_>)>) -> (Vec<Msg>, usize) {
         let mut names = Names::default();
         let mut bytes = 0;
         let msgs = list

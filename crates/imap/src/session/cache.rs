@@ -30,8 +30,11 @@
 //!   recreated) starts its numbering anew.
 //!   Missing keys are derived from the sort keys made at delivery
 //!   (`letterbox_message::sortkeys`, [`Backend::sortkeys_many`]: one range scan over
-//!   the mailbox's rows), or from the heads for messages stored before those; SORT
-//!   (DATE) reads its sent dates from these keys too.
+//!   the mailbox's rows), or from the heads for messages stored before those.
+//! - SORT (DATE)'s sent dates ([`MsgCache::sent_dates`]): from THREAD's keys when they
+//!   are made, else read alone from the same records ([`Backend::sent_dates_many`]: the
+//!   date in place, no string decoded, numbered or case-mapped) and kept per message,
+//!   so the first SORT (DATE) of a big mailbox does not pay for THREAD's keys.
 //!
 //! - Per message, FETCH BODYSTRUCTURE's answer rendered ([`MsgCache::bodystructures`]),
 //!   as Dovecot's cache keeps the BODYSTRUCTURE string: a `FETCH 1:* (BODYSTRUCTURE)`
@@ -74,10 +77,11 @@
 //! The answers are those of the store's: an entry is exactly what the store returned
 //! (or, for a rendering, what FETCH renders from it).
 
-use letterbox_message::sortkeys::SortKeys;
+use letterbox_message::sortkeys::{SortKeys, SortKeysRef};
 use letterbox_message::{Address, Envelope, ParsedMessage, Part, PartKind};
 use super::searchable;
 use letterbox_store::{Backend, MailboxId};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -89,6 +93,10 @@ pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// Heads read from the store at a time when THREAD's keys are derived (as SEARCH reads
 /// a chunk of messages per query).
 const HEAD_CHUNK: usize = 512;
+
+/// Estimated heap of one kept sent date ([`MsgCache::sent_dates`]): a map entry of a UID
+/// and a date, with the map's spare room.
+const DATE_BYTES: u64 = 24;
 
 /// The store's kinds of entries ([`Backend::save_message_cache`]): BODYSTRUCTURE
 /// rendered without, then with UTF8=ACCEPT.
@@ -181,14 +189,15 @@ pub struct ThreadKeys {
 /// THREAD's keys of some messages (UID, keys) and the count of names they number.
 pub type Keyed = (Vec<(u32, Arc<ThreadKeys>)>, usize);
 
-/// [`ThreadKeys`] with its strings, as derived from a head (before interning).
+/// [`ThreadKeys`] with its strings, as derived from sort keys (before interning): the
+/// IDs borrowed from the records read (or owned), so that only new names are copied.
 #[derive(Debug, Clone, Default)]
-pub struct ThreadText {
+pub struct ThreadText<'a> {
     pub date: i64,
     pub subject: String,
     pub refwd: bool,
-    pub message_id: Option<String>,
-    pub refs: Vec<String>,
+    pub message_id: Option<Cow<'a, str>>,
+    pub refs: Vec<Cow<'a, str>>,
 }
 
 /// Numbers for the strings of [`ThreadKeys`]: subjects and IDs apart (a subject never
@@ -217,22 +226,23 @@ impl Names {
         self.ids.reserve(n);
     }
 
-    /// The number of `s`; a new name keeps `s` itself (no copy).
-    fn number(map: &mut NameMap, len: &mut u32, s: String, bytes: &mut u64) -> u32 {
-        if let Some(&n) = map.get(s.as_str()) {
+    /// The number of `s`; a new name keeps `s` itself (copied only when borrowed).
+    fn number(map: &mut NameMap, len: &mut u32, s: Cow<'_, str>, bytes: &mut u64) -> u32 {
+        if let Some(&n) = map.get(&*s) {
             return n;
         }
         let n = *len;
         *len += 1;
         *bytes += 48 + s.len() as u64;
-        map.insert(s.into_boxed_str(), n);
+        map.insert(s.into_owned().into_boxed_str(), n);
         n
     }
 
     /// Interns one message's strings (taking them); `bytes` grows by what was added.
-    pub fn intern(&mut self, t: ThreadText, bytes: &mut u64) -> ThreadKeys {
-        let subject = (!t.subject.is_empty())
-            .then(|| Self::number(&mut self.subjects, &mut self.len, t.subject, bytes));
+    pub fn intern(&mut self, t: ThreadText<'_>, bytes: &mut u64) -> ThreadKeys {
+        let subject = (!t.subject.is_empty()).then(|| {
+            Self::number(&mut self.subjects, &mut self.len, Cow::Owned(t.subject), bytes)
+        });
         let message_id = t
             .message_id
             .map(|id| Self::number(&mut self.ids, &mut self.len, id, bytes));
@@ -265,6 +275,9 @@ struct Mailbox {
     searchable: UidMap<Vec<u8>>,
     /// THREAD's keys and the names their numbers stand for.
     threads: UidMap<ThreadKeys>,
+    /// SORT (DATE)'s sent dates (INTERNALDATE when there is none) of messages without
+    /// THREAD's keys ([`MsgCache::sent_dates`]).
+    dates: UidKeyed<i64>,
     names: Names,
     bytes: u64,
     used: u64,
@@ -747,31 +760,140 @@ impl MsgCache {
         }
     }
 
-    /// The sort keys of `uids` (`letterbox_message::sortkeys`, not kept here): those
-    /// made at delivery, read in one range scan over the rows
-    /// ([`Backend::sortkeys_many`]), the others (stored before, or a record that does
-    /// not read) made from their heads ([`heads`](Self::heads)). UIDs that do not
-    /// exist are left out; the order is not the one asked.
-    fn sort_keys(
+    /// THREAD's texts of the messages `(uid, INTERNALDATE)` handed to `f` (not kept
+    /// here), derived by `derive` from their sort keys (`letterbox_message::sortkeys`):
+    /// those made at delivery, read a chunk of [`HEAD_CHUNK`] at a time
+    /// ([`Backend::sortkeys_many`]: one range scan over the rows) and decoded in place
+    /// (the IDs borrowed from the records, so only new names are ever copied), the
+    /// others (stored before, or a record that does not read) made from their heads
+    /// ([`heads`](Self::heads)). UIDs that do not exist are left out.
+    fn with_texts<R>(
         &self,
         st: &dyn Backend,
         mailbox: MailboxId,
         uidvalidity: u32,
-        uids: &[u32],
-    ) -> letterbox_store::Result<Vec<(u32, SortKeys)>> {
-        let mut out: Vec<(u32, SortKeys)> = st
-            .sortkeys_many(mailbox, uids)?
-            .into_iter()
-            .filter_map(|(u, r)| SortKeys::decode(&r).map(|k| (u, k)))
-            .collect();
-        if out.len() < uids.len() {
-            let found: UidSet = out.iter().map(|e| e.0).collect();
-            let left: Vec<u32> = uids.iter().copied().filter(|u| !found.contains(u)).collect();
-            for (u, head) in self.heads(st, mailbox, uidvalidity, &left)? {
-                out.push((u, SortKeys::of(&head)));
+        msgs: &[(u32, i64)],
+        derive: &impl for<'a> Fn(SortKeysRef<'a>, i64) -> ThreadText<'a>,
+        f: impl FnOnce(UidKeyed<ThreadText<'_>>) -> R,
+    ) -> letterbox_store::Result<R> {
+        let dates: UidKeyed<i64> = msgs.iter().copied().collect();
+        let mut records = Vec::with_capacity(msgs.len());
+        for chunk in msgs.chunks(HEAD_CHUNK) {
+            let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
+            records.extend(st.sortkeys_many(mailbox, &uids)?);
+        }
+        let date = |u: &u32| dates.get(u).copied().unwrap_or(0);
+        let mut texts: UidKeyed<ThreadText<'_>> =
+            UidKeyed::with_capacity_and_hasher(msgs.len(), Default::default());
+        for (u, r) in &records {
+            if let Some(k) = SortKeys::decode_ref(r) {
+                texts.insert(*u, derive(k, date(u)));
             }
         }
-        Ok(out)
+        let mut owned = Vec::new();
+        if texts.len() < msgs.len() {
+            let left: Vec<u32> = msgs
+                .iter()
+                .map(|m| m.0)
+                .filter(|u| !texts.contains_key(u))
+                .collect();
+            for chunk in left.chunks(HEAD_CHUNK) {
+                for (u, head) in self.heads(st, mailbox, uidvalidity, chunk)? {
+                    owned.push((u, SortKeys::of(&head)));
+                }
+            }
+        }
+        for (u, k) in &owned {
+            texts.insert(*u, derive(k.as_ref(), date(u)));
+        }
+        Ok(f(texts))
+    }
+
+    /// SORT (DATE)'s key of the messages `(uid, INTERNALDATE)` (RFC 5256 2.2: the sent
+    /// date, INTERNALDATE when there is none), in the order asked, without the UIDs
+    /// that do not exist: from memory (THREAD's keys, or dates kept by an earlier
+    /// call), the missing ones read in place from the sort keys made at delivery
+    /// ([`Backend::sent_dates_many`]: one range scan, no strings decoded), the others
+    /// (stored before) from their heads, and kept. THREAD's keys are left to THREAD:
+    /// SORT reads only the dates.
+    pub fn sent_dates(
+        &self,
+        st: &dyn Backend,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        msgs: &[(u32, i64)],
+    ) -> letterbox_store::Result<Vec<(u32, i64)>> {
+        let mut out: Vec<(u32, Option<i64>)> = Vec::with_capacity(msgs.len());
+        let mut missing = Vec::new();
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            match inner.boxes.get_mut(&mailbox) {
+                Some(m) if m.uidvalidity == uidvalidity => {
+                    m.used = tick;
+                    for &(u, _) in msgs {
+                        let known = match m.threads.get(&u) {
+                            Some(k) => Some(k.date),
+                            None => m.dates.get(&u).copied(),
+                        };
+                        if known.is_none() {
+                            missing.push(u);
+                        }
+                        out.push((u, known));
+                    }
+                }
+                _ => {
+                    out.extend(msgs.iter().map(|&(u, _)| (u, None)));
+                    missing.extend(msgs.iter().map(|m| m.0));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out.into_iter().map(|(u, d)| (u, d.unwrap_or(0))).collect());
+        }
+        // The sent dates found (`None`: the message has none), by UID.
+        let mut found: UidKeyed<Option<i64>> =
+            UidKeyed::with_capacity_and_hasher(missing.len(), Default::default());
+        found.extend(st.sent_dates_many(mailbox, &missing)?);
+        if found.len() < missing.len() {
+            let left: Vec<u32> = missing.iter().copied().filter(|u| !found.contains_key(u)).collect();
+            for chunk in left.chunks(HEAD_CHUNK) {
+                for (u, head) in self.heads(st, mailbox, uidvalidity, chunk)? {
+                    found.insert(u, head.sent_date);
+                }
+            }
+        }
+        let mut kept: Vec<(u32, i64)> = Vec::with_capacity(found.len());
+        let mut dated = Vec::with_capacity(msgs.len());
+        for (&(u, known), &(_, internal)) in out.iter().zip(msgs) {
+            let date = match known {
+                Some(d) => d,
+                None => match found.get(&u) {
+                    Some(sent) => {
+                        let d = sent.unwrap_or(internal);
+                        kept.push((u, d));
+                        d
+                    }
+                    // Expunged meanwhile: left out, as from a scan of heads.
+                    None => continue,
+                },
+            };
+            dated.push((u, date));
+        }
+        if self.limit > 0 && !kept.is_empty() {
+            let mut inner = self.lock();
+            let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
+            let m = inner.boxes.entry(mailbox).or_default();
+            m.dates.reserve(kept.len());
+            let before = m.dates.len();
+            m.dates.extend(kept);
+            let grown = DATE_BYTES * (m.dates.len() - before) as u64;
+            m.bytes += grown;
+            inner.bytes = inner.bytes - dropped + grown;
+            Self::shrink(&mut inner, self.limit, mailbox);
+        }
+        Ok(dated)
     }
 
     /// THREAD's keys of the messages `(uid, INTERNALDATE)` (ascending UIDs or not):
@@ -787,7 +909,7 @@ impl MsgCache {
         mailbox: MailboxId,
         uidvalidity: u32,
         msgs: &[(u32, i64)],
-        derive: impl Fn(SortKeys, i64) -> ThreadText,
+        derive: impl for<'a> Fn(SortKeysRef<'a>, i64) -> ThreadText<'a>,
     ) -> letterbox_store::Result<Keyed> {
         // Twice at most: keys found first may belong to an entry dropped meanwhile (the
         // cache is full), and are then derived again.
@@ -808,73 +930,81 @@ impl MsgCache {
                 }
             };
             let asked: UidSet = missing.iter().map(|m| m.0).collect();
-            let mut texts: UidKeyed<ThreadText> =
-                UidKeyed::with_capacity_and_hasher(missing.len(), Default::default());
-            // A chunk of heads at a time: a big mailbox's heads are never all in memory
-            // at once beyond what the cache keeps.
-            for chunk in missing.chunks(HEAD_CHUNK) {
-                let dates: UidKeyed<i64> = chunk.iter().copied().collect();
-                let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-                for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
-                    texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
+            let done = self.with_texts(st, mailbox, uidvalidity, &missing, &derive, |texts| {
+                if self.limit == 0 {
+                    return Some(Self::intern_apart(msgs, texts));
                 }
-            }
-            if self.limit == 0 {
-                return Ok(Self::intern_apart(msgs, texts));
-            }
-            let mut inner = self.lock();
-            inner.tick += 1;
-            let tick = inner.tick;
-            let m = inner.boxes.entry(mailbox).or_default();
-            let mut dropped = 0;
-            if m.uidvalidity != uidvalidity {
-                dropped = m.bytes;
-                *m = Mailbox {
-                    uidvalidity,
-                    ..Mailbox::default()
-                };
-            }
-            m.used = tick;
-            let mut grown = 0;
-            let mut out = Vec::with_capacity(msgs.len());
-            let mut lost = false;
-            m.names.reserve(texts.len());
-            for (u, _) in msgs {
-                if let Some(k) = m.threads.get(u) {
-                    out.push((*u, k.clone()));
-                } else if let Some(t) = texts.remove(u) {
-                    let k = Arc::new(m.names.intern(t, &mut grown));
-                    grown += 48;
-                    m.threads.insert(*u, k.clone());
-                    out.push((*u, k));
-                } else if !asked.contains(u) {
-                    // Found before, gone now: the entry was dropped in between.
-                    lost = true;
-                    break;
-                }
-            }
-            let names = m.names.len();
-            m.bytes += grown;
-            inner.bytes = inner.bytes - dropped + grown;
-            Self::shrink(&mut inner, self.limit, mailbox);
-            if !lost {
-                return Ok((out, names));
+                self.intern_kept(mailbox, uidvalidity, msgs, &asked, texts)
+            })?;
+            if let Some(k) = done {
+                return Ok(k);
             }
         }
         // The cache keeps dropping this mailbox: number the strings for this call alone.
-        let mut texts = UidKeyed::with_capacity_and_hasher(msgs.len(), Default::default());
-        for chunk in msgs.chunks(HEAD_CHUNK) {
-            let dates: UidKeyed<i64> = chunk.iter().copied().collect();
-            let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-            for (u, k) in self.sort_keys(st, mailbox, uidvalidity, &uids)? {
-                texts.insert(u, derive(k, dates.get(&u).copied().unwrap_or(0)));
+        self.with_texts(st, mailbox, uidvalidity, msgs, &derive, |texts| {
+            Self::intern_apart(msgs, texts)
+        })
+    }
+
+    /// Numbers `texts` in the mailbox's entry and keeps them: the keys of `msgs` (in
+    /// that order, without the UIDs that do not exist), or none when keys found before
+    /// (not in `asked`) were dropped meanwhile (the cache is full).
+    fn intern_kept(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        msgs: &[(u32, i64)],
+        asked: &UidSet,
+        mut texts: UidKeyed<ThreadText<'_>>,
+    ) -> Option<Keyed> {
+        let mut inner = self.lock();
+        let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
+        let m = inner.boxes.entry(mailbox).or_default();
+        let mut grown = 0;
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut lost = false;
+        m.names.reserve(texts.len());
+        for (u, _) in msgs {
+            if let Some(k) = m.threads.get(u) {
+                out.push((*u, k.clone()));
+            } else if let Some(t) = texts.remove(u) {
+                let k = Arc::new(m.names.intern(t, &mut grown));
+                grown += 48;
+                m.threads.insert(*u, k.clone());
+                out.push((*u, k));
+            } else if !asked.contains(u) {
+                // Found before, gone now: the entry was dropped in between.
+                lost = true;
+                break;
             }
         }
-        Ok(Self::intern_apart(msgs, texts))
+        let names = m.names.len();
+        m.bytes += grown;
+        inner.bytes = inner.bytes - dropped + grown;
+        Self::shrink(&mut inner, self.limit, mailbox);
+        (!lost).then_some((out, names))
+    }
+
+    /// Marks the mailbox's entry used, making it (empty) when it is missing or of
+    /// another UIDVALIDITY; returns the bytes an entry so replaced held.
+    fn use_entry(inner: &mut Inner, mailbox: MailboxId, uidvalidity: u32) -> u64 {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let m = inner.boxes.entry(mailbox).or_default();
+        let mut dropped = 0;
+        if m.uidvalidity != uidvalidity {
+            dropped = m.bytes;
+            *m = Mailbox {
+                uidvalidity,
+                ..Mailbox::default()
+            };
+        }
+        m.used = tick;
+        dropped
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
-    fn intern_apart(msgs: &[(u32, i64)], mut texts: UidKeyed<ThreadText>) -> Keyed {
+    fn intern_apart(msgs: &[(u32, i64)], mut texts: UidKeyed<ThreadText<'_>>) -> Keyed {
         let mut names = Names::default();
         names.reserve(texts.len());
         let mut bytes = 0;
@@ -1008,6 +1138,7 @@ impl MsgCache {
             && m.rendered.iter().all(|r| r.len() <= live)
             && m.searchable.len() <= live
             && m.threads.len() <= live
+            && m.dates.len() <= live
         {
             return;
         }
@@ -1048,6 +1179,13 @@ impl MsgCache {
                 keep
             });
         }
+        m.dates.retain(|&u, _| {
+            let keep = alive(u);
+            if !keep {
+                freed += DATE_BYTES;
+            }
+            keep
+        });
         // THREAD's keys go all together with their names (the names of expunged
         // messages are not counted per message): derived again when next needed.
         if !m.threads.is_empty() {
@@ -1059,7 +1197,8 @@ impl MsgCache {
                     .chain(std::iter::once(&m.searchable))
                     .flat_map(|r| r.values())
                     .map(|v| 48 + 32 + v.len() as u64)
-                    .sum::<u64>();
+                    .sum::<u64>()
+                + DATE_BYTES * m.dates.len() as u64;
             freed = m.bytes.saturating_sub(kept);
             m.threads = UidMap::default();
             m.names = Names::default();

@@ -1038,6 +1038,10 @@ impl Backend for PgBackend {
         sortkeys::sortkeys_many(self, mailbox, uids)
     }
 
+    fn sent_dates_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Option<i64>)>> {
+        sortkeys::sent_dates_many(self, mailbox, uids)
+    }
+
     fn parsed_many(
         &self,
         mailbox: MailboxId,

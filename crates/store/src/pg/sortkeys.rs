@@ -15,8 +15,36 @@ pub(crate) fn sortkeys_many(
     mailbox: MailboxId,
     uids: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(uids.len());
+    each(b, mailbox, uids, |uid, rec| out.push((uid, rec.to_vec())))?;
+    Ok(out)
+}
+
+/// [`Backend::sent_dates_many`]: the dates read in place from the records.
+pub(crate) fn sent_dates_many(
+    b: &PgBackend,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<(u32, Option<i64>)>> {
+    let mut out = Vec::with_capacity(uids.len());
+    each(b, mailbox, uids, |uid, rec| {
+        if let Some(d) = letterbox_message::sortkeys::SortKeys::sent_date_of(rec) {
+            out.push((uid, d));
+        }
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each record of `uids` of this build's version (CRC not checked), by
+/// ascending UID.
+fn each(
+    b: &PgBackend,
+    mailbox: MailboxId,
+    uids: &[u32],
+    mut f: impl FnMut(u32, &[u8]),
+) -> Result<()> {
     if uids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let list = uid_array(uids);
     let rows = b.with_conn(|c| {
@@ -29,11 +57,11 @@ pub(crate) fn sortkeys_many(
             &[&mailbox, &list],
         )?)
     })?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let stored: Option<&[u8]> = r.get(1);
-            crate::body::stored_sortkeys(stored?).map(|o| (r.get::<_, i64>(0) as u32, o.to_vec()))
-        })
-        .collect())
+    for r in &rows {
+        let stored: Option<&[u8]> = r.get(1);
+        if let Some(rec) = stored.and_then(crate::body::stored_sortkeys) {
+            f(r.get::<_, i64>(0) as u32, rec);
+        }
+    }
+    Ok(())
 }
