@@ -28,7 +28,7 @@ mod structure;
 
 pub use structure::{body_structure, envelope};
 
-use crate::datetime::format_date_time;
+use crate::datetime::write_date_time;
 use crate::parser::{FetchAtt, FetchModifiers, SequenceSet};
 use crate::response;
 use crate::session::view::UidSet;
@@ -618,7 +618,9 @@ fn render(
             .read_range(off, len)
             .map_err(StoreError::from)?)
     };
-    out.extend_from_slice(format!("* {} FETCH (", it.seq).as_bytes());
+    out.extend_from_slice(b"* ");
+    response::number(out, u64::from(it.seq));
+    out.extend_from_slice(b" FETCH (");
     let mut first = true;
     let mut flags_done = false;
     for att in items {
@@ -627,18 +629,25 @@ fn render(
         }
         first = false;
         match att {
-            FetchAtt::Uid => out.extend_from_slice(format!("UID {}", it.uid).as_bytes()),
+            FetchAtt::Uid => {
+                out.extend_from_slice(b"UID ");
+                response::number(out, u64::from(it.uid));
+            }
             FetchAtt::Flags => {
                 out.extend_from_slice(b"FLAGS ");
                 response::flags(out, it.flags, &it.keywords, it.recent);
                 flags_done = true;
             }
             FetchAtt::InternalDate => {
-                let d = format_date_time(meta!().internal_date);
-                out.extend_from_slice(format!("INTERNALDATE \"{d}\"").as_bytes());
+                let d = meta!().internal_date;
+                out.extend_from_slice(b"INTERNALDATE \"");
+                write_date_time(out, d);
+                out.push(b'"');
             }
             FetchAtt::Rfc822Size => {
-                out.extend_from_slice(format!("RFC822.SIZE {}", meta!().size).as_bytes())
+                let n = meta!().size;
+                out.extend_from_slice(b"RFC822.SIZE ");
+                response::number(out, n);
             }
             FetchAtt::ModSeq => {
                 out.extend_from_slice(format!("MODSEQ ({})", meta!().modseq).as_bytes())
