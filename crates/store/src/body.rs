@@ -102,9 +102,10 @@ pub(crate) fn stored_bodystructure(stored: &[u8]) -> Option<&[u8]> {
 /// prefix (the envelope is the blob's top-level header's). Read back with
 /// [`stored_bodystructure`] (the same version prefix).
 pub(crate) fn envelope(e: &letterbox_message::Envelope) -> Vec<u8> {
-    let mut v = Vec::with_capacity(256);
+    let r = letterbox_message::imap::rendered_envelope(e, false);
+    let mut v = Vec::with_capacity(4 + r.len());
     v.extend_from_slice(letterbox_message::imap::RENDERING);
-    letterbox_message::imap::envelope(&mut v, e, false);
+    v.extend_from_slice(&r);
     v
 }
 

@@ -824,11 +824,7 @@ fn envelopes_are_copied_per_message_row() {
             s.envelopes_many(mb, uids)
                 .unwrap()
                 .into_iter()
-                .map(|(u, e)| {
-                    let mut v = Vec::new();
-                    letterbox_message::imap::envelope(&mut v, &e, false);
-                    (u, v)
-                })
+                .map(|(u, e)| (u, letterbox_message::imap::rendered_envelope(&e, false)))
                 .collect()
         },
     );

@@ -456,11 +456,11 @@ impl MsgCache {
                     let have: UidSet = got.iter().map(|(u, _)| *u).collect();
                     let left: Vec<u32> =
                         missing.iter().copied().filter(|u| !have.contains(u)).collect();
-                    got.extend(st.envelopes_many(mailbox, &left)?.into_iter().map(|(u, e)| {
-                        let mut v = Vec::with_capacity(256);
-                        letterbox_message::imap::envelope(&mut v, &e, utf8);
-                        (u, v)
-                    }));
+                    got.extend(
+                        st.envelopes_many(mailbox, &left)?
+                            .into_iter()
+                            .map(|(u, e)| (u, letterbox_message::imap::rendered_envelope(&e, utf8))),
+                    );
                 }
                 Ok(got)
             },
@@ -1180,11 +1180,7 @@ mod tests {
                     .envelopes_many(mb, &[3, 5])
                     .unwrap()
                     .iter()
-                    .map(|(_, e)| {
-                        let mut v = Vec::new();
-                        letterbox_message::imap::envelope(&mut v, e, utf8);
-                        v
-                    })
+                    .map(|(_, e)| letterbox_message::imap::rendered_envelope(e, utf8))
                     .collect();
                 assert_eq!((envs[0].0, &*envs[0].1), (5, &want[1]));
                 assert_eq!((envs[1].0, &*envs[1].1), (3, &want[0]));
