@@ -7,8 +7,10 @@
 //!
 //! - Per message, the *head* ([`Backend::heads_many`]: envelope, sent date, decoded
 //!   top-level header fields, sort fields), the MIME tree ([`Backend::roots_many`]) and
-//!   the envelope alone ([`Backend::envelopes_many`], FETCH ENVELOPE), each filled the first time a command needs it (lazily: a mailbox nobody searches
-//!   costs nothing), from the store's compact forms.
+//!   FETCH ENVELOPE's answer rendered ([`MsgCache::envelopes`], per UTF8=ACCEPT state:
+//!   as rendered at delivery, [`Backend::envelopes_rendered_many`], else from
+//!   [`Backend::envelopes_many`]), each filled the first time a command needs it
+//!   (lazily: a mailbox nobody searches costs nothing), from the store's compact forms.
 //! - Keyed by mailbox row id, UIDVALIDITY and UID. A UID names the same octets for as
 //!   long as the UIDVALIDITY lasts (RFC 9051 2.3.1.1; a rewritten message gets a new UID,
 //!   `crates/store/src/replace.rs`), so an entry never goes stale: nothing has to be
