@@ -643,17 +643,23 @@ const MESSAGE_COLS: &str =
     "uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
 
 fn meta_from_row(r: &rusqlite::Row) -> rusqlite::Result<MessageMeta> {
-    let kw: String = r.get(3)?;
-    let blob: Vec<u8> = r.get(6)?;
+    // Keywords and hash read in place, not copied into a String and a Vec first (a
+    // FETCH 1:* of metadata reads every row of the mailbox).
+    let keywords = match r.get_ref(3)? {
+        rusqlite::types::ValueRef::Text(t) => split_keywords(std::str::from_utf8(t).unwrap_or("")),
+        _ => Vec::new(),
+    };
     let mut id = [0u8; 32];
-    if blob.len() == 32 {
-        id.copy_from_slice(&blob);
+    if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(6)? {
+        if b.len() == 32 {
+            id.copy_from_slice(b);
+        }
     }
     Ok(MessageMeta {
         uid: r.get::<_, i64>(0)? as u32,
         modseq: r.get::<_, i64>(1)? as u64,
         flags: Flags(r.get::<_, i64>(2)? as u8),
-        keywords: split_keywords(&kw),
+        keywords,
         internal_date: r.get(4)?,
         size: r.get::<_, i64>(5)? as u64,
         blob: BlobId(id),
