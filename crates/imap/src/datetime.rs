@@ -55,10 +55,35 @@ pub fn parse_date_time(s: &[u8]) -> Option<i64> {
 /// `date-time` for INTERNALDATE, in UTC: `01-Feb-2026 11:55:45 +0000` (`date-day-fixed`
 /// allows a leading space or zero; zero, as Dovecot writes it).
 pub fn format_date_time(ts: i64) -> String {
+    let mut v = Vec::with_capacity(26);
+    write_date_time(&mut v, ts);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// [`format_date_time`] appended to `out`, without formatting machinery for the years
+/// 0 to 9999 (FETCH INTERNALDATE of every message of a mailbox).
+pub fn write_date_time(out: &mut Vec<u8>, ts: i64) {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    if (0..=9999).contains(&y) {
+        let two = |out: &mut Vec<u8>, n: i64| out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        two(out, i64::from(d));
+        out.push(b'-');
+        out.extend_from_slice(MONTHS[(m - 1) as usize].as_bytes());
+        out.push(b'-');
+        two(out, y / 100);
+        two(out, y % 100);
+        out.push(b' ');
+        two(out, secs / 3600);
+        out.push(b':');
+        two(out, secs / 60 % 60);
+        out.push(b':');
+        two(out, secs % 60);
+        out.extend_from_slice(b" +0000");
+        return;
+    }
+    let s = format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
         MONTHS[(m - 1) as usize],
@@ -66,7 +91,8 @@ pub fn format_date_time(ts: i64) -> String {
         secs / 3600,
         secs / 60 % 60,
         secs % 60
-    )
+    );
+    out.extend_from_slice(s.as_bytes());
 }
 
 #[cfg(test)]
@@ -83,6 +109,9 @@ mod tests {
         assert_eq!(format_date_time(0), "01-Jan-1970 00:00:00 +0000");
         let t = parse_date_time(b"17-Jul-1996 02:44:25 -0700").unwrap();
         assert_eq!(format_date_time(t), "17-Jul-1996 09:44:25 +0000");
+        // Years past 9999 and before 0 the general way.
+        assert_eq!(format_date_time(253_402_300_800), "01-Jan-10000 00:00:00 +0000");
+        assert_eq!(format_date_time(-62_167_219_201), "31-Dec--001 23:59:59 +0000");
         assert_eq!(parse_date_time(b" 1-Jan-1970 00:00:00 +0000"), Some(0));
         assert_eq!(parse_date_time(b"1-Jan-1970 00:00:00"), None);
         assert_eq!(

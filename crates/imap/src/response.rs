@@ -10,6 +10,22 @@ use letterbox_store::Flags;
 // keeps rendered (`letterbox_message::imap`).
 pub use letterbox_message::imap::{literal, needs_literal, nstring, quoted, string};
 
+/// A decimal number appended without formatting machinery (every FETCH response
+/// line has several: sequence number, UID, size).
+pub fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
 /// `astring`: a bare atom when it can be one (and is not `NIL`), else a string.
 pub fn astring(out: &mut Vec<u8>, s: &[u8], utf8_ok: bool) {
     if !s.is_empty()

@@ -13,9 +13,9 @@
 
 use crate::{Address, Envelope, Part, PartKind};
 
-/// The version of [`body_structure`]'s output, kept with every stored rendering: change
-/// it whenever `body_structure` writes other octets for the same tree, and renderings
-/// stored before are then ignored (and rendered again from the tree).
+/// The version of [`body_structure`]'s and [`envelope`]'s output, kept with every stored
+/// rendering: change it whenever either writes other octets for the same tree or
+/// envelope, and renderings stored before are then ignored (and rendered again).
 pub const RENDERING: &[u8; 4] = b"LBB1";
 
 /// A message's BODYSTRUCTURE (extended, the tree's root at depth 0) rendered for a
@@ -105,6 +105,16 @@ fn addresses(out: &mut Vec<u8>, list: &[Address], utf8: bool) {
         out.push(b')');
     }
     out.push(b')');
+}
+
+/// A message's ENVELOPE rendered on its own, as FETCH writes it after `ENVELOPE `
+/// ([`envelope`]): what the store keeps rendered at delivery (without UTF8=ACCEPT; the
+/// same octets serve a UTF8=ACCEPT session when [`same_with_utf8`] says so) and IMAP's
+/// message cache keeps per message.
+pub fn rendered_envelope(e: &Envelope, utf8: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(256);
+    envelope(&mut v, e, utf8);
+    v
 }
 
 pub fn envelope(out: &mut Vec<u8>, e: &Envelope, utf8: bool) {

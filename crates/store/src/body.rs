@@ -19,6 +19,8 @@ pub(crate) struct Encoded {
     /// IMAP's BODYSTRUCTURE of the message, rendered without UTF8=ACCEPT after the
     /// rendering's version (`letterbox_message::imap::RENDERING`): [`bodystructure`].
     pub(crate) bodystructure: Vec<u8>,
+    /// IMAP's ENVELOPE of the message, rendered the same way: [`envelope`].
+    pub(crate) envelope: Vec<u8>,
     /// The searchable head SEARCH's header keys scan, after its version
     /// (`letterbox_message::searchable::VERSION`): [`searchable`].
     pub(crate) searchable: Vec<u8>,
@@ -47,6 +49,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
     let mut p = parsed.unwrap_or_else(|| letterbox_message::parse(body));
     let head = p.encode_head();
     let bodystructure = bodystructure(&p.root);
+    let envelope = envelope(&p.envelope);
     let searchable = searchable(&p);
     let sortkeys = sortkeys(&p);
     let search = (
@@ -62,6 +65,7 @@ pub(crate) fn encode_given(body: &[u8], parsed: Option<ParsedMessage>) -> Encode
         search: zstd::bulk::compress(&raw, SEARCH_ZSTD_LEVEL).unwrap_or_default(),
         head,
         bodystructure,
+        envelope,
         searchable,
         sortkeys,
         line_ends: crate::line_ends::LineEnds::of(body),
@@ -87,6 +91,22 @@ pub(crate) fn bodystructure(root: &letterbox_message::Part) -> Vec<u8> {
 /// The rendering of a stored [`bodystructure`], if it is of this build's version.
 pub(crate) fn stored_bodystructure(stored: &[u8]) -> Option<&[u8]> {
     stored.strip_prefix(&letterbox_message::imap::RENDERING[..])
+}
+
+/// A message's ENVELOPE as the store keeps it (issue 18, `envelopes.rs`; RFC 9051
+/// 7.5.2): the rendering's version, then IMAP's octets without UTF8=ACCEPT
+/// (`letterbox_message::imap::envelope`), made at delivery from the one parse, so that
+/// a first FETCH ENVELOPE of a big mailbox copies rendered answers
+/// ([`Backend::envelopes_rendered_many`]) instead of unpacking every stored structure
+/// and decoding and rendering its envelope. Nothing in it depends on the per-recipient
+/// prefix (the envelope is the blob's top-level header's). Read back with
+/// [`stored_bodystructure`] (the same version prefix).
+pub(crate) fn envelope(e: &letterbox_message::Envelope) -> Vec<u8> {
+    let r = letterbox_message::imap::rendered_envelope(e, false);
+    let mut v = Vec::with_capacity(4 + r.len());
+    v.extend_from_slice(letterbox_message::imap::RENDERING);
+    v.extend_from_slice(&r);
+    v
 }
 
 /// A message's searchable head as the store keeps it (issue 18, `searchables.rs`): the

@@ -43,6 +43,7 @@ mod grams;
 mod heads;
 mod bodystructures;
 mod searchables;
+mod envelopes;
 mod sortkeys;
 pub mod line_ends;
 pub mod logins;
@@ -1051,6 +1052,16 @@ pub trait Backend: Send + Sync + 'static {
     /// before) and UIDs that do not exist are left out: the caller decodes their heads
     /// ([`Backend::heads_many`]).
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let _ = (mailbox, uids);
+        Ok(Vec::new())
+    }
+    /// FETCH ENVELOPE's answers kept at delivery (issue 18, `envelopes.rs`): for each
+    /// message of `uids` whose row (or blob) has one in this build's rendering
+    /// (`letterbox_message::imap::RENDERING`), by ascending UID, IMAP's octets rendered
+    /// without UTF8=ACCEPT (`letterbox_message::imap::envelope`). Messages without one
+    /// (stored before, or in another rendering) and UIDs that do not exist are left
+    /// out: the caller renders those from [`Backend::envelopes_many`].
+    fn envelopes_rendered_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         let _ = (mailbox, uids);
         Ok(Vec::new())
     }

@@ -164,6 +164,22 @@ CREATE TABLE IF NOT EXISTS message_searchable (
     PRIMARY KEY (mailbox_id, uid),
     FOREIGN KEY (mailbox_id, uid) REFERENCES messages (mailbox_id, uid) ON DELETE CASCADE
 ) WITHOUT ROWID;
+-- IMAP's ENVELOPE of a blob, rendered at delivery (issue 18, envelopes.rs), keyed by
+-- the hash as blob_bodystructure, and its copy per message row, kept as
+-- message_searchable is (beside the messages rows, so that their scans stay narrow):
+-- the first FETCH ENVELOPE of a mailbox reads its renderings in one range scan. Blobs
+-- and rows stored before them have none (IMAP then renders the decoded envelope).
+CREATE TABLE IF NOT EXISTS blob_envelope (
+    hash BLOB PRIMARY KEY,             -- blobs.hash
+    data BLOB NOT NULL                 -- the rendering's version, then the octets
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS message_envelope (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    data       BLOB NOT NULL,          -- the rendering's version, then the octets
+    PRIMARY KEY (mailbox_id, uid),
+    FOREIGN KEY (mailbox_id, uid) REFERENCES messages (mailbox_id, uid) ON DELETE CASCADE
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_pop3 ON messages (pop3_seen_at) WHERE pop3_seen_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS expunged (

@@ -23,29 +23,101 @@ use crate::*;
 use rusqlite::{params, Connection};
 use std::collections::HashSet;
 
-/// Keeps a blob's record (`stored`: [`crate::body::searchable`]).
-pub(crate) fn put(c: &Connection, hash: &[u8], stored: &[u8]) -> Result<()> {
-    c.prepare_cached("INSERT OR REPLACE INTO blob_searchable (hash, data) VALUES (?1, ?2)")?
+/// A kind of octets made at delivery, kept per blob (keyed by its hash) and copied into
+/// a narrow table keyed by (mailbox, UID) as each message row is inserted: the
+/// searchable heads here, the ENVELOPE renderings (`envelopes.rs`).
+pub(crate) struct Copies {
+    /// The per-blob table (hash, data).
+    pub(crate) blob: &'static str,
+    /// The per-row table (mailbox_id, uid, data).
+    pub(crate) row: &'static str,
+}
+
+/// The searchable heads: `blob_searchable`, `message_searchable`.
+pub(crate) const SEARCHABLE: Copies = Copies {
+    blob: "blob_searchable",
+    row: "message_searchable",
+};
+
+impl Copies {
+    /// Keeps a blob's octets (`stored`: [`crate::body::searchable`], ...).
+    pub(crate) fn put(&self, c: &Connection, hash: &[u8], stored: &[u8]) -> Result<()> {
+        c.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {} (hash, data) VALUES (?1, ?2)",
+            self.blob
+        ))?
         .execute(params![hash, stored])?;
-    Ok(())
+        Ok(())
+    }
+
+    /// Drops a blob's octets.
+    pub(crate) fn delete(&self, c: &Connection, hash: &[u8]) -> Result<()> {
+        c.prepare_cached(&format!("DELETE FROM {} WHERE hash = ?1", self.blob))?
+            .execute([hash])?;
+        Ok(())
+    }
+
+    /// Copies the octets of the blob `hash` (if it has some) to the message row just
+    /// inserted at (`mailbox`, `uid`).
+    pub(crate) fn copy_to_row(
+        &self,
+        c: &Connection,
+        mailbox: MailboxId,
+        uid: u32,
+        hash: &[u8],
+    ) -> Result<()> {
+        c.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {} (mailbox_id, uid, data)
+             SELECT ?1, ?2, data FROM {} WHERE hash = ?3",
+            self.row, self.blob
+        ))?
+        .execute(params![mailbox, uid, hash])?;
+        Ok(())
+    }
+
+    /// Per message of `uids`, by ascending UID, the octets `keep` accepts: the rows'
+    /// copies in one scan, then the rows without one (inserted before the per-row
+    /// table) through their blob's octets.
+    pub(crate) fn many(
+        &self,
+        c: &Connection,
+        mailbox: MailboxId,
+        uids: &[u32],
+        keep: impl Fn(&[u8]) -> Option<&[u8]> + Copy,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let out = uid_octets(
+            c,
+            &format!(
+                "SELECT uid, data FROM {}
+                 WHERE mailbox_id = ?1 AND uid {{uids}} ORDER BY uid",
+                self.row
+            ),
+            mailbox,
+            uids,
+            keep,
+        )?;
+        with_rest(out, uids, |left| {
+            uid_octets(
+                c,
+                &format!(
+                    "SELECT m.uid, s.data FROM messages m
+                     JOIN {} s ON s.hash = m.blob
+                     WHERE m.mailbox_id = ?1 AND m.uid {{uids}} ORDER BY m.uid",
+                    self.blob
+                ),
+                mailbox,
+                left,
+                keep,
+            )
+        })
+    }
 }
 
-/// Drops a blob's record.
-pub(crate) fn delete(c: &Connection, hash: &[u8]) -> Result<()> {
-    c.prepare_cached("DELETE FROM blob_searchable WHERE hash = ?1")?
-        .execute([hash])?;
-    Ok(())
-}
-
-/// Copies the record of the blob `hash` (if it has one) to the message row just
-/// inserted at (`mailbox`, `uid`).
+/// Copies every kind of per-row octets of the blob `hash` to the message row just
+/// inserted at (`mailbox`, `uid`) (`sqlite_tx.rs` `insert_row`, `import.rs`).
 pub(crate) fn copy_to_row(c: &Connection, mailbox: MailboxId, uid: u32, hash: &[u8]) -> Result<()> {
-    c.prepare_cached(
-        "INSERT OR REPLACE INTO message_searchable (mailbox_id, uid, data)
-         SELECT ?1, ?2, data FROM blob_searchable WHERE hash = ?3",
-    )?
-    .execute(params![mailbox, uid, hash])?;
-    Ok(())
+    SEARCHABLE.copy_to_row(c, mailbox, uid, hash)?;
+    crate::envelopes::ENVELOPE.copy_to_row(c, mailbox, uid, hash)
 }
 
 /// Per message row of `uids` in `mailbox`, by ascending UID, the octets `keep` accepts
@@ -65,35 +137,13 @@ pub(crate) fn uid_octets(
     if uids.is_empty() {
         return Ok(Vec::new());
     }
-    let lo = uids.iter().copied().min().unwrap_or(0);
-    let hi = uids.iter().copied().max().unwrap_or(0);
-    let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
-    let mut st = c.prepare_cached(&sql.replace(
-        "{uids}",
-        if dense {
-            "BETWEEN ?2 AND ?3"
-        } else {
-            "IN (SELECT value FROM json_each(?2))"
-        },
-    ))?;
-    // Dense: which UIDs of the range were asked, one flag per UID (a hash set cost
-    // 3 M instructions at 10,000).
-    let (mut rows, wanted) = if dense {
-        let mut w = vec![false; (hi - lo) as usize + 1];
-        for &u in uids {
-            w[(u - lo) as usize] = true;
-        }
-        (st.query(params![mailbox, lo, hi])?, Some(w))
-    } else {
-        let list: Vec<String> = uids.iter().map(u32::to_string).collect();
-        (st.query(params![mailbox, format!("[{}]", list.join(","))])?, None)
-    };
+    let range = UidRange::of(uids);
+    let mut st = c.prepare_cached(&sql.replace("{uids}", range.condition()))?;
+    let mut rows = range.query(&mut st, mailbox, uids)?;
     let mut out = Vec::with_capacity(uids.len());
     while let Some(r) = rows.next()? {
         let uid = r.get::<_, i64>(0)? as u32;
-        if wanted.as_ref().is_some_and(|w| {
-            !uid.checked_sub(lo).is_some_and(|i| w.get(i as usize).copied().unwrap_or(false))
-        }) {
+        if !range.wanted(uid) {
             continue;
         }
         if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(1)? {
@@ -103,6 +153,66 @@ pub(crate) fn uid_octets(
         }
     }
     Ok(out)
+}
+
+/// How a set of UIDs of one mailbox is read: a dense run (a whole mailbox, FETCH 1:*)
+/// as one range scan (`BETWEEN ?2 AND ?3`) skipping the UIDs not asked, a sparse set UID
+/// by UID (`IN (SELECT value FROM json_each(?2))`).
+pub(crate) struct UidRange {
+    lo: u32,
+    /// Dense: which UIDs of the range were asked, one flag per UID (a hash set cost
+    /// 3 M instructions at 10,000); `None` for a sparse set.
+    asked: Option<Vec<bool>>,
+}
+
+impl UidRange {
+    pub(crate) fn of(uids: &[u32]) -> UidRange {
+        let lo = uids.iter().copied().min().unwrap_or(0);
+        let hi = uids.iter().copied().max().unwrap_or(0);
+        let dense = u64::from(hi - lo) < 2 * uids.len() as u64;
+        let asked = dense.then(|| {
+            let mut w = vec![false; (hi - lo) as usize + 1];
+            for &u in uids {
+                w[(u - lo) as usize] = true;
+            }
+            w
+        });
+        UidRange { lo, asked }
+    }
+
+    /// The condition on the UID column, for `{uids}` in a query.
+    pub(crate) fn condition(&self) -> &'static str {
+        match self.asked {
+            Some(_) => "BETWEEN ?2 AND ?3",
+            None => "IN (SELECT value FROM json_each(?2))",
+        }
+    }
+
+    /// Runs `st` (prepared with [`condition`](Self::condition), `?1` the mailbox).
+    pub(crate) fn query<'s>(
+        &self,
+        st: &'s mut rusqlite::Statement<'_>,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> rusqlite::Result<rusqlite::Rows<'s>> {
+        match &self.asked {
+            Some(w) => st.query(params![mailbox, self.lo, i64::from(self.lo) + w.len() as i64 - 1]),
+            None => {
+                let list: Vec<String> = uids.iter().map(u32::to_string).collect();
+                st.query(params![mailbox, format!("[{}]", list.join(","))])
+            }
+        }
+    }
+
+    /// Whether a row's UID was asked for.
+    pub(crate) fn wanted(&self, uid: u32) -> bool {
+        match &self.asked {
+            Some(w) => uid
+                .checked_sub(self.lo)
+                .is_some_and(|i| w.get(i as usize).copied().unwrap_or(false)),
+            None => true,
+        }
+    }
 }
 
 /// `found` (by ascending UID) and, for the UIDs of `uids` it lacks, what `rest` reads
@@ -133,26 +243,6 @@ impl SqliteBackend {
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
-        self.read_conn(|c| {
-            let out = uid_octets(
-                c,
-                "SELECT uid, data FROM message_searchable
-                 WHERE mailbox_id = ?1 AND uid {uids} ORDER BY uid",
-                mailbox,
-                uids,
-                crate::body::stored_searchable,
-            )?;
-            with_rest(out, uids, |left| {
-                uid_octets(
-                    c,
-                    "SELECT m.uid, s.data FROM messages m
-                     JOIN blob_searchable s ON s.hash = m.blob
-                     WHERE m.mailbox_id = ?1 AND m.uid {uids} ORDER BY m.uid",
-                    mailbox,
-                    left,
-                    crate::body::stored_searchable,
-                )
-            })
-        })
+        self.read_conn(|c| SEARCHABLE.many(c, mailbox, uids, crate::body::stored_searchable))
     }
 }

@@ -674,17 +674,23 @@ const MESSAGE_COLS: &str =
     "uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
 
 fn meta_from_row(r: &rusqlite::Row) -> rusqlite::Result<MessageMeta> {
-    let kw: String = r.get(3)?;
-    let blob: Vec<u8> = r.get(6)?;
+    // Keywords and hash read in place, not copied into a String and a Vec first (a
+    // FETCH 1:* of metadata reads every row of the mailbox).
+    let keywords = match r.get_ref(3)? {
+        rusqlite::types::ValueRef::Text(t) => split_keywords(std::str::from_utf8(t).unwrap_or("")),
+        _ => Vec::new(),
+    };
     let mut id = [0u8; 32];
-    if blob.len() == 32 {
-        id.copy_from_slice(&blob);
+    if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(6)? {
+        if b.len() == 32 {
+            id.copy_from_slice(b);
+        }
     }
     Ok(MessageMeta {
         uid: r.get::<_, i64>(0)? as u32,
         modseq: r.get::<_, i64>(1)? as u64,
         flags: Flags(r.get::<_, i64>(2)? as u8),
-        keywords: split_keywords(&kw),
+        keywords,
         internal_date: r.get(4)?,
         size: r.get::<_, i64>(5)? as u64,
         blob: BlobId(id),
@@ -1048,7 +1054,8 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
     crate::heads::put(c, id, packed_head.as_ref().unwrap_or(&enc.head))?;
     c.prepare_cached("INSERT OR REPLACE INTO blob_bodystructure (hash, data) VALUES (?1, ?2)")?
         .execute(params![hash, enc.bodystructure])?;
-    crate::searchables::put(c, hash, &enc.searchable)?;
+    crate::searchables::SEARCHABLE.put(c, hash, &enc.searchable)?;
+    crate::envelopes::ENVELOPE.put(c, hash, &enc.envelope)?;
     crate::sortkeys::put(c, hash, &enc.sortkeys)?;
     Ok(())
 }
@@ -1073,7 +1080,8 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
     }
     c.prepare_cached("DELETE FROM blob_bodystructure WHERE hash = ?1")?
         .execute([hash])?;
-    crate::searchables::delete(c, hash)?;
+    crate::searchables::SEARCHABLE.delete(c, hash)?;
+    crate::envelopes::ENVELOPE.delete(c, hash)?;
     crate::sortkeys::delete(c, hash)?;
     Ok(())
 }
@@ -1825,15 +1833,22 @@ impl Backend for SqliteBackend {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = uid_list(uids);
+        // A dense run (FETCH 1:* metadata) is one range scan, not a seek per UID.
+        let range = crate::searchables::UidRange::of(uids);
         self.read(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLS} FROM messages
-                 WHERE mailbox_id = ?1 AND uid IN (SELECT value FROM json_each(?2)) ORDER BY uid"
+                 WHERE mailbox_id = ?1 AND uid {} ORDER BY uid",
+                range.condition()
             ))?;
-            let v = st
-                .query_map(params![mailbox, list], meta_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut rows = range.query(&mut st, mailbox, uids)?;
+            let mut v = Vec::with_capacity(uids.len());
+            while let Some(r) = rows.next()? {
+                let m = meta_from_row(r)?;
+                if range.wanted(m.uid) {
+                    v.push(m);
+                }
+            }
             Ok(v)
         })
     }
@@ -2893,6 +2908,12 @@ impl Backend for SqliteBackend {
 
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         self.searchables_many_impl(mailbox, uids)
+    }
+
+    fn envelopes_rendered_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.read_conn(|c| {
+            crate::envelopes::ENVELOPE.many(c, mailbox, uids, crate::body::stored_bodystructure)
+        })
     }
 
     fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {

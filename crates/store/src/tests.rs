@@ -404,23 +404,15 @@ fn bodystructures_kept_at_delivery() {
     assert!(!letterbox_message::imap::same_with_utf8(&got[0].1), "a literal: {:?}", got[0].1);
 }
 
-/// SEARCH's searchable heads kept at delivery: for every message stored (with or without
-/// a per-recipient prefix, shared by a copy), exactly the record made from its decoded
-/// head (what IMAP makes otherwise); a sparse set is answered as a dense one, and UIDs
-/// that do not exist or were expunged are left out.
-#[test]
-fn searchables_kept_at_delivery() {
-    let (_d, s) = store();
+/// Stores `bodies` four ways for the tests of what is kept at delivery: APPENDed to a
+/// new account's INBOX (every other one with a per-recipient prefix), the second then
+/// expunged, the others copied to `Other`, and copied to a third mailbox, moved from
+/// there to `Other` and that mailbox deleted. Returns the account, INBOX and `Other`.
+fn stored_four_ways(s: &Store, bodies: [&str; 4]) -> (Account, Mailbox, Mailbox) {
     let a = s
         .add_account("a@example.com", &cheap_hash(), QuotaLimit::Unlimited)
         .unwrap();
     let inbox = s.mailbox(a.id, "INBOX").unwrap();
-    let bodies = [
-        "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: \"A B\" <a@x.example>, g: c@d;\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n",
-        "Subject: gone\r\n\r\nx\r\n",
-        "To: undisclosed-recipients:;\r\nX-Long: folded\r\n  value\r\n\r\nhi\r\n",
-        "no header at all",
-    ];
     for (i, b) in bodies.iter().enumerate() {
         let mut m = msg(b);
         if i % 2 == 0 {
@@ -431,11 +423,30 @@ fn searchables_kept_at_delivery() {
     s.expunge(inbox.id, &[2]).unwrap();
     let other = s.create_mailbox(a.id, "Other", None).unwrap();
     s.copy(inbox.id, &[1, 3, 4], other.id).unwrap();
-    // A moved message keeps its record; a deleted mailbox's go with it.
+    // A moved message keeps what was kept; a deleted mailbox's go with it.
     let third = s.create_mailbox(a.id, "Third", None).unwrap();
     s.copy(inbox.id, &[1, 3, 4], third.id).unwrap();
     s.move_messages(third.id, &[1, 2, 3], other.id).unwrap();
     s.delete_mailbox(a.id, "Third").unwrap();
+    (a, inbox, other)
+}
+
+/// SEARCH's searchable heads kept at delivery: for every message stored (with or without
+/// a per-recipient prefix, shared by a copy), exactly the record made from its decoded
+/// head (what IMAP makes otherwise); a sparse set is answered as a dense one, and UIDs
+/// that do not exist or were expunged are left out.
+#[test]
+fn searchables_kept_at_delivery() {
+    let (_d, s) = store();
+    let (_, inbox, other) = stored_four_ways(
+        &s,
+        [
+            "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: \"A B\" <a@x.example>, g: c@d;\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n",
+            "Subject: gone\r\n\r\nx\r\n",
+            "To: undisclosed-recipients:;\r\nX-Long: folded\r\n  value\r\n\r\nhi\r\n",
+            "no header at all",
+        ],
+    );
     for mb in [inbox.id, other.id] {
         let uids = [1, 2, 3, 4, 5, 6, 99];
         let want: Vec<(u32, Vec<u8>)> = s
@@ -457,6 +468,55 @@ fn searchables_kept_at_delivery() {
     let r = letterbox_message::searchable::Record::read(&got[0].1).unwrap();
     assert_eq!(r.sent_day(), Some(20_781));
     assert!(r.fields().any(|(n, _, v)| n == b"Subject" && v == "Grüße".as_bytes()));
+}
+
+/// FETCH ENVELOPE's answers kept at delivery and copied per row: for every message
+/// stored (with or without a per-recipient prefix, shared by a copy, moved, imported
+/// with and without its UID), exactly IMAP's rendering of its decoded envelope without
+/// UTF8=ACCEPT; a sparse set is answered as a dense one, UIDs that do not exist or were
+/// expunged are left out, and a rendering with an 8-bit string is not the UTF8=ACCEPT one.
+#[test]
+fn envelopes_rendered_at_delivery() {
+    let (_d, s) = store();
+    let bodies = [
+        "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nFrom: \"A B\" <a@x.example>, g: c@d;\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n",
+        "Subject: gone\r\n\r\nx\r\n",
+        "Subject: Gr\u{fc}\u{df}e \"quoted\"\r\nFrom: J\u{f6}rg <j@b\u{fc}cher.example>\r\nTo: undisclosed-recipients:;\r\n\r\nhi\r\n",
+        "no header at all",
+    ];
+    let (a, inbox, other) = stored_four_ways(&s, bodies);
+    // Imported, with its UID kept and without.
+    s.import_begin(a.id, "maildir:/e", true).unwrap();
+    let imp = s.import_mailbox(a.id, "Imported", 555).unwrap();
+    s.import_message(imp.mailbox.id, import_one("e/1", Some(7), bodies[2])).unwrap();
+    s.import_message(imp.mailbox.id, import_one("e/2", None, bodies[0])).unwrap();
+    for mb in [inbox.id, other.id, imp.mailbox.id] {
+        let uids = [1, 2, 3, 4, 5, 6, 7, 8, 99];
+        let want: Vec<(u32, Vec<u8>)> = s
+            .envelopes_many(mb, &uids)
+            .unwrap()
+            .into_iter()
+            .map(|(u, e)| (u, letterbox_message::imap::rendered_envelope(&e, false)))
+            .collect();
+        assert_eq!(
+            want.len(),
+            match mb {
+                m if m == inbox.id => 3,
+                m if m == other.id => 6,
+                _ => 2,
+            }
+        );
+        let got = s.envelopes_rendered_many(mb, &uids).unwrap();
+        assert_eq!(got, want);
+        // A sparse set is read by seeks, not a range.
+        let last = want[want.len() - 1].clone();
+        assert_eq!(s.envelopes_rendered_many(mb, &[last.0, 1000]).unwrap(), vec![last]);
+    }
+    let got = s.envelopes_rendered_many(inbox.id, &[1, 3]).unwrap();
+    assert!(got[0].1.starts_with(b"(\"Tue, 24 Nov 2026 10:00:00 +0000\" \"=?utf-8?q?"), "{:?}", got[0].1);
+    assert!(letterbox_message::imap::same_with_utf8(&got[0].1));
+    assert!(!letterbox_message::imap::same_with_utf8(&got[1].1), "a literal: {:?}", got[1].1);
+    assert!(s.envelopes_rendered_many(inbox.id, &[]).unwrap().is_empty());
 }
 
 /// SORT (DATE) and THREAD's keys kept at delivery and copied into each row: for every

@@ -717,24 +717,16 @@ fn bodystructures_are_kept_in_the_message_rows() {
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
 }
 
-/// SEARCH's records made at delivery are copied per message row (`message_searchable`,
-/// `searchables.rs`) by every insert (APPEND, COPY, MOVE) and go with the row (expunge,
+/// Octets made at delivery and copied per message row (`searchables.rs` `Copies`:
+/// `row`, from `blob`) by every insert (APPEND, COPY, MOVE), going with the row (expunge,
 /// mailbox deletion); a store from before the table reads its rows through their blob's
-/// record, and rows inserted after carry their own copy.
-#[test]
-fn searchables_are_copied_per_message_row() {
+/// octets, and rows inserted after carry their own copy. `got` reads them as the
+/// backend answers, `want` as IMAP derives them otherwise.
+type Many = fn(&Store, MailboxId, &[u32]) -> Vec<(u32, Vec<u8>)>;
+fn copied_per_message_row(row: &str, blob: &str, got: Many, want: Many) {
     let dir = tempfile::tempdir().unwrap();
     let uids = [1, 2, 3, 4, 5, 6, 7, 8];
-    let answers = |s: &Store, mb: MailboxId| {
-        let got = s.searchables_many(mb, &uids).unwrap();
-        let want: Vec<(u32, Vec<u8>)> = s
-            .heads_many(mb, &uids)
-            .unwrap()
-            .into_iter()
-            .map(|(u, h)| (u, letterbox_message::searchable::encode(&h)))
-            .collect();
-        (got, want)
-    };
+    let answers = |s: &Store, mb: MailboxId| (got(s, mb, &uids), want(s, mb, &uids));
     let sql = |q: &str| {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
         c.execute_batch(q).unwrap();
@@ -743,7 +735,7 @@ fn searchables_are_copied_per_message_row() {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
         c.query_row(q, [], |r| r.get(0)).unwrap()
     };
-    let copies = || count("SELECT count(*) FROM message_searchable");
+    let copies = || count(&format!("SELECT count(*) FROM {row}"));
     let (a, inbox, other);
     {
         let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
@@ -761,15 +753,15 @@ fn searchables_are_copied_per_message_row() {
         s.move_messages(inbox, &[3], other).unwrap();
         assert_eq!(copies(), 6);
         assert_eq!(
-            count(
-                "SELECT count(*) FROM messages m JOIN message_searchable s
+            count(&format!(
+                "SELECT count(*) FROM messages m JOIN {row} s
                  ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid"
-            ),
+            )),
             6
         );
         for mb in [inbox, other] {
-            let (got, want) = answers(&s, mb);
-            assert_eq!((got.len(), &got), (3, &want));
+            let (all, wanted) = answers(&s, mb);
+            assert_eq!((all.len(), &all), (3, &wanted));
         }
         // The copy goes with its row.
         s.expunge(inbox, &[4]).unwrap();
@@ -782,25 +774,60 @@ fn searchables_are_copied_per_message_row() {
     }
     // A store from before the table: opened, it gets it, empty; the rows are read
     // through their blob's record.
-    sql("DROP TABLE message_searchable");
+    sql(&format!("DROP TABLE {row}"));
     let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(copies(), 0);
     for (mb, n) in [(inbox, 2), (other, 3)] {
-        let (got, want) = answers(&s, mb);
-        assert_eq!((got.len(), &got), (n, &want));
+        let (all, wanted) = answers(&s, mb);
+        assert_eq!((all.len(), &all), (n, &wanted));
     }
     // Rows inserted now carry their own: without the blobs' records, only they are
     // answered (the others' heads are decoded by IMAP).
     s.copy(inbox, &[1], other).unwrap();
     s.append(other, msg(TEXT_MESSAGES[4]), false).unwrap();
     assert_eq!(copies(), 2);
-    sql("DELETE FROM blob_searchable");
-    let (got, want) = answers(&s, other);
-    assert_eq!(want.len(), 5);
-    assert_eq!(got, want[3..].to_vec());
+    sql(&format!("DELETE FROM {blob}"));
+    let (all, wanted) = answers(&s, other);
+    assert_eq!(wanted.len(), 5);
+    assert_eq!(all, wanted[3..].to_vec());
     // A sparse set is answered the same way.
-    assert_eq!(s.searchables_many(other, &[want[4].0, 1000]).unwrap(), want[4..].to_vec());
+    assert_eq!(got(&s, other, &[wanted[4].0, 1000]), wanted[4..].to_vec());
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+}
+
+/// SEARCH's records made at delivery, copied per row (`message_searchable`).
+#[test]
+fn searchables_are_copied_per_message_row() {
+    copied_per_message_row(
+        "message_searchable",
+        "blob_searchable",
+        |s, mb, uids| s.searchables_many(mb, uids).unwrap(),
+        |s, mb, uids| {
+            s.heads_many(mb, uids)
+                .unwrap()
+                .into_iter()
+                .map(|(u, h)| (u, letterbox_message::searchable::encode(&h)))
+                .collect()
+        },
+    );
+}
+
+/// FETCH ENVELOPE's renderings made at delivery, copied per row (`message_envelope`,
+/// `envelopes.rs`).
+#[test]
+fn envelopes_are_copied_per_message_row() {
+    copied_per_message_row(
+        "message_envelope",
+        "blob_envelope",
+        |s, mb, uids| s.envelopes_rendered_many(mb, uids).unwrap(),
+        |s, mb, uids| {
+            s.envelopes_many(mb, uids)
+                .unwrap()
+                .into_iter()
+                .map(|(u, e)| (u, letterbox_message::imap::rendered_envelope(&e, false)))
+                .collect()
+        },
+    );
 }
 
 /// After a quiet spell the writer empties the log (`wal.rs`) and starts it again with one

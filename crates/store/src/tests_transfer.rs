@@ -121,6 +121,10 @@ fn same_mail(src: &Store, dst: &Store, address: &str, fresh: bool) {
         let kept = dst.bodystructures_many(y.id, &uids).unwrap();
         assert_eq!(kept.len(), uids.len(), "{}", x.name);
         assert_eq!(src.bodystructures_many(x.id, &uids).unwrap(), kept, "{}", x.name);
+        // And FETCH ENVELOPE's, copied per row.
+        let kept = dst.envelopes_rendered_many(y.id, &uids).unwrap();
+        assert_eq!(kept.len(), uids.len(), "{}", x.name);
+        assert_eq!(src.envelopes_rendered_many(x.id, &uids).unwrap(), kept, "{}", x.name);
         assert_eq!(src.save_dates(x.id).unwrap(), dst.save_dates(y.id).unwrap());
         assert_eq!(src.expunged_uids(x.id).unwrap(), dst.expunged_uids(y.id).unwrap());
     }

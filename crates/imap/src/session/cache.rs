@@ -7,8 +7,10 @@
 //!
 //! - Per message, the *head* ([`Backend::heads_many`]: envelope, sent date, decoded
 //!   top-level header fields, sort fields), the MIME tree ([`Backend::roots_many`]) and
-//!   the envelope alone ([`Backend::envelopes_many`], FETCH ENVELOPE), each filled the first time a command needs it (lazily: a mailbox nobody searches
-//!   costs nothing), from the store's compact forms.
+//!   FETCH ENVELOPE's answer rendered ([`MsgCache::envelopes`], per UTF8=ACCEPT state:
+//!   as rendered at delivery, [`Backend::envelopes_rendered_many`], else from
+//!   [`Backend::envelopes_many`]), each filled the first time a command needs it
+//!   (lazily: a mailbox nobody searches costs nothing), from the store's compact forms.
 //! - Keyed by mailbox row id, UIDVALIDITY and UID. A UID names the same octets for as
 //!   long as the UIDVALIDITY lasts (RFC 9051 2.3.1.1; a rewritten message gets a new UID,
 //!   `crates/store/src/replace.rs`), so an entry never goes stale: nothing has to be
@@ -268,7 +270,8 @@ struct Mailbox {
     uidvalidity: u32,
     heads: UidMap<ParsedMessage>,
     roots: UidMap<Part>,
-    envelopes: UidMap<Envelope>,
+    /// FETCH ENVELOPE's answers, rendered without and with UTF8=ACCEPT.
+    envelopes: [UidMap<Vec<u8>>; 2],
     /// FETCH BODYSTRUCTURE's answers, rendered without and with UTF8=ACCEPT.
     rendered: [UidMap<Vec<u8>>; 2],
     /// What SEARCH's header keys compare (`session::searchable`).
@@ -444,21 +447,45 @@ impl MsgCache {
         )
     }
 
-    /// The envelopes of `uids` (FETCH ENVELOPE), as [`heads`](Self::heads).
+    /// FETCH ENVELOPE's answers of `uids` (the octets after `ENVELOPE `), as
+    /// [`heads`](Self::heads): from memory, else as rendered at delivery
+    /// ([`Backend::envelopes_rendered_many`]: without UTF8=ACCEPT, and with it when no
+    /// string needed a literal), else rendered here from the decoded envelopes
+    /// ([`Backend::envelopes_many`]) with `letterbox_message::imap::envelope`, the same
+    /// function the store renders with. Kept rendered (a few hundred octets a message,
+    /// less than the decoded `Envelope` with its strings), so that a second FETCH
+    /// ENVELOPE copies octets.
     pub fn envelopes(
         &self,
         st: &dyn Backend,
         mailbox: MailboxId,
         uidvalidity: u32,
         uids: &[u32],
-    ) -> letterbox_store::Result<Vec<(u32, Arc<Envelope>)>> {
+        utf8: bool,
+    ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         self.get_or_load(
             mailbox,
             uidvalidity,
             uids,
-            |m| &mut m.envelopes,
-            |missing| st.envelopes_many(mailbox, missing),
-            |e| 128 + envelope_bytes(e),
+            move |m| &mut m.envelopes[usize::from(utf8)],
+            |missing| {
+                let mut got = st.envelopes_rendered_many(mailbox, missing)?;
+                if utf8 {
+                    got.retain(|(_, r)| letterbox_message::imap::same_with_utf8(r));
+                }
+                if got.len() < missing.len() {
+                    let have: UidSet = got.iter().map(|(u, _)| *u).collect();
+                    let left: Vec<u32> =
+                        missing.iter().copied().filter(|u| !have.contains(u)).collect();
+                    got.extend(
+                        st.envelopes_many(mailbox, &left)?
+                            .into_iter()
+                            .map(|(u, e)| (u, letterbox_message::imap::rendered_envelope(&e, utf8))),
+                    );
+                }
+                Ok(got)
+            },
+            |r| 32 + r.len() as u64,
         )
     }
 
@@ -1090,7 +1117,7 @@ impl MsgCache {
             }
         }
         // Merge, in the order of `uids`.
-        let mut loaded: HashMap<u32, Arc<T>> = loaded.into_iter().collect();
+        let mut loaded: UidKeyed<Arc<T>> = loaded.into_iter().collect();
         Ok(uids
             .iter()
             .zip(found)
@@ -1134,7 +1161,7 @@ impl MsgCache {
         if m.uidvalidity == uidvalidity
             && m.heads.len() <= live
             && m.roots.len() <= live
-            && m.envelopes.len() <= live
+            && m.envelopes.iter().all(|r| r.len() <= live)
             && m.rendered.iter().all(|r| r.len() <= live)
             && m.searchable.len() <= live
             && m.threads.len() <= live
@@ -1163,14 +1190,12 @@ impl MsgCache {
             }
             keep
         });
-        m.envelopes.retain(|&u, v| {
-            let keep = alive(u);
-            if !keep {
-                freed += 48 + 128 + envelope_bytes(v);
-            }
-            keep
-        });
-        for r in m.rendered.iter_mut().chain(std::iter::once(&mut m.searchable)) {
+        for r in m
+            .rendered
+            .iter_mut()
+            .chain(m.envelopes.iter_mut())
+            .chain(std::iter::once(&mut m.searchable))
+        {
             r.retain(|&u, v| {
                 let keep = alive(u);
                 if !keep {
@@ -1191,9 +1216,9 @@ impl MsgCache {
         if !m.threads.is_empty() {
             let kept: u64 = m.heads.values().map(|v| 48 + head_bytes(v)).sum::<u64>()
                 + m.roots.values().map(|v| 48 + part_bytes(v)).sum::<u64>()
-                + m.envelopes.values().map(|v| 48 + 128 + envelope_bytes(v)).sum::<u64>()
                 + m.rendered
                     .iter()
+                    .chain(m.envelopes.iter())
                     .chain(std::iter::once(&m.searchable))
                     .flat_map(|r| r.values())
                     .map(|v| 48 + 32 + v.len() as u64)
@@ -1308,10 +1333,17 @@ mod tests {
             for ((u, r), (wu, w)) in roots.iter().zip(&want) {
                 assert_eq!((u, &**r), (wu, w));
             }
-            let envs = c.envelopes(&*s, mb, 7, &[5, 3]).unwrap();
-            let want = s.envelopes_many(mb, &[3, 5]).unwrap();
-            assert_eq!((envs[0].0, &*envs[0].1), (5, &want[1].1));
-            assert_eq!((envs[1].0, &*envs[1].1), (3, &want[0].1));
+            for utf8 in [false, true] {
+                let envs = c.envelopes(&*s, mb, 7, &[5, 3], utf8).unwrap();
+                let want: Vec<Vec<u8>> = s
+                    .envelopes_many(mb, &[3, 5])
+                    .unwrap()
+                    .iter()
+                    .map(|(_, e)| letterbox_message::imap::rendered_envelope(e, utf8))
+                    .collect();
+                assert_eq!((envs[0].0, &*envs[0].1), (5, &want[1]));
+                assert_eq!((envs[1].0, &*envs[1].1), (3, &want[0]));
+            }
         }
         let held = c.bytes();
         assert!(held > 0);

@@ -116,6 +116,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (140, "140_blob_searchable", include_str!("migrations/140_blob_searchable.sql")),
     (150, "150_sortkeys", include_str!("migrations/150_sortkeys.sql")),
     (160, "160_message_searchable", include_str!("migrations/160_message_searchable.sql")),
+    (170, "170_envelope", include_str!("migrations/170_envelope.sql")),
     (190, "190_drop_searchable_chunks", include_str!("migrations/190_drop_searchable_chunks.sql")),
 ];
 
@@ -1032,6 +1033,19 @@ impl Backend for PgBackend {
 
     fn searchables_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         searchables::searchables_many(self, mailbox, uids)
+    }
+
+    fn envelopes_rendered_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        // FETCH ENVELOPE's renderings kept at delivery (crates/store/src/envelopes.rs):
+        // blobs.envelope and message_envelope, migration 170.
+        searchables::copies_many(
+            self,
+            "message_envelope",
+            "envelope",
+            mailbox,
+            uids,
+            crate::body::stored_bodystructure,
+        )
     }
 
     fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {

@@ -34,6 +34,43 @@ pub(crate) fn uid_octets(
         .collect())
 }
 
+/// Per message of `uids`, by ascending UID, the octets `keep` accepts: the copies of
+/// `row_table` (mailbox_id, uid, data), then the rows without one (inserted before it)
+/// through their blob's `blob_column`. The searchable heads here, the ENVELOPE
+/// renderings (`pg/envelopes.rs`).
+pub(crate) fn copies_many(
+    b: &PgBackend,
+    row_table: &str,
+    blob_column: &str,
+    mailbox: MailboxId,
+    uids: &[u32],
+    keep: impl Fn(&[u8]) -> Option<&[u8]> + Copy,
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    let out = uid_octets(
+        b,
+        &format!(
+            "SELECT uid, data FROM {row_table}
+             WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid"
+        ),
+        mailbox,
+        uids,
+        keep,
+    )?;
+    crate::searchables::with_rest(out, uids, |left| {
+        uid_octets(
+            b,
+            &format!(
+                "SELECT m.uid, b.{blob_column} FROM messages m JOIN blobs b ON b.hash = m.blob
+                 WHERE m.mailbox_id = $1 AND m.uid = ANY($2) AND b.{blob_column} IS NOT NULL
+                 ORDER BY m.uid"
+            ),
+            mailbox,
+            left,
+            keep,
+        )
+    })
+}
+
 /// [`Backend::searchables_many`]: the rows' copies, then the rows without one
 /// (inserted before migration 160) through their blob.
 pub(crate) fn searchables_many(
@@ -41,23 +78,12 @@ pub(crate) fn searchables_many(
     mailbox: MailboxId,
     uids: &[u32],
 ) -> Result<Vec<(u32, Vec<u8>)>> {
-    let out = uid_octets(
+    copies_many(
         b,
-        "SELECT uid, data FROM message_searchable
-         WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+        "message_searchable",
+        "searchable",
         mailbox,
         uids,
         crate::body::stored_searchable,
-    )?;
-    crate::searchables::with_rest(out, uids, |left| {
-        uid_octets(
-            b,
-            "SELECT m.uid, b.searchable FROM messages m JOIN blobs b ON b.hash = m.blob
-             WHERE m.mailbox_id = $1 AND m.uid = ANY($2) AND b.searchable IS NOT NULL
-             ORDER BY m.uid",
-            mailbox,
-            left,
-            crate::body::stored_searchable,
-        )
-    })
+    )
 }

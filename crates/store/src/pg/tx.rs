@@ -277,8 +277,8 @@ impl StoreTx for PgTx<'_, '_> {
     }
 
     fn insert_row(&mut self, row: NewRow) -> Result<()> {
-        // The row, and the copy of its blob's searchable head (pg/searchables.rs) in the
-        // same statement.
+        // The row, and the copies of its blob's searchable head (pg/searchables.rs) and
+        // ENVELOPE rendering (crates/store/src/envelopes.rs) in the same statement.
         self.tx.execute(
             "WITH m AS (
                INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
@@ -286,10 +286,14 @@ impl StoreTx for PgTx<'_, '_> {
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                        (SELECT bodystructure FROM blobs WHERE hash = $9),
                        (SELECT sortkeys FROM blobs WHERE hash = $9))
-               RETURNING mailbox_id, uid)
-             INSERT INTO message_searchable (mailbox_id, uid, data)
-             SELECT m.mailbox_id, m.uid, b.searchable FROM m JOIN blobs b ON b.hash = $9
-             WHERE b.searchable IS NOT NULL",
+               RETURNING mailbox_id, uid),
+             s AS (
+               INSERT INTO message_searchable (mailbox_id, uid, data)
+               SELECT m.mailbox_id, m.uid, b.searchable FROM m JOIN blobs b ON b.hash = $9
+               WHERE b.searchable IS NOT NULL)
+             INSERT INTO message_envelope (mailbox_id, uid, data)
+             SELECT m.mailbox_id, m.uid, b.envelope FROM m JOIN blobs b ON b.hash = $9
+             WHERE b.envelope IS NOT NULL",
             &[
                 &row.mailbox,
                 &i64::from(row.uid),
@@ -457,8 +461,8 @@ impl StoreTx for PgTx<'_, '_> {
         };
         let inserted: bool = self.tx.query_one(
             "INSERT INTO blobs (hash, size, refcount, data, structure, header, search, grams,
-                                bare_lf, ends_lf, bodystructure, searchable, sortkeys)
-             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                bare_lf, ends_lf, bodystructure, searchable, sortkeys, envelope)
+             VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1
              RETURNING (xmax = 0)",
             &[
@@ -474,6 +478,7 @@ impl StoreTx for PgTx<'_, '_> {
                 &enc.bodystructure,
                 &enc.searchable,
                 &enc.sortkeys,
+                &enc.envelope,
             ],
         )?.get(0);
         match split {
