@@ -28,7 +28,7 @@ use crate::objectid;
 use crate::parser::{SearchKey, SearchReturn, SeqNum, SequenceSet};
 use crate::response::sequence_set;
 use crate::session::index::{self, Indexes};
-use crate::session::cache::Searchable;
+use crate::session::cache::{KeptRecord, Searchable};
 use crate::session::searchable::{in_first_part, Field, Record};
 use crate::session::{store_error, Fatal, Reply, Session};
 use letterbox_message::ParsedMessage;
@@ -59,7 +59,7 @@ impl<'a> Head<'a> {
 /// A message's head as read for a chunk of the scan.
 enum Read {
     Parsed(Arc<ParsedMessage>),
-    Record(Arc<Vec<u8>>),
+    Record(KeptRecord),
 }
 
 /// What the evaluator knows of one message of the view.
@@ -216,7 +216,7 @@ pub(crate) fn scan(
                     Some(Read::Parsed(p)) => Some(Head::Parsed(p)),
                     // Checked when kept (`searchable::valid`): always reads. A damaged
                     // second part, when the key reads it, is answered from the head.
-                    Some(Read::Record(r)) => match Record::read(r) {
+                    Some(Read::Record(r)) => match Record::read(r.octets()) {
                         Some(r) if !rest || r.rest_intact() => Some(Head::Record(r)),
                         _ => {
                             fallback = sel.indexes.cache.heads(
