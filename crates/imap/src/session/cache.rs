@@ -677,11 +677,8 @@ impl MsgCache {
         let mut missing = Vec::new();
         {
             let mut inner = self.lock();
-            inner.tick += 1;
-            let tick = inner.tick;
-            match inner.boxes.get_mut(&mailbox) {
-                Some(m) if m.uidvalidity == uidvalidity => {
-                    m.used = tick;
+            match Self::kept_entry(&mut inner, mailbox, uidvalidity) {
+                Some(m) => {
                     for &u in uids {
                         if let Some(r) = m.records.get(u) {
                             out.push((u, Searchable::Record(r)));
@@ -692,7 +689,7 @@ impl MsgCache {
                         }
                     }
                 }
-                _ => missing.extend_from_slice(uids),
+                None => missing.extend_from_slice(uids),
             }
         }
         if missing.is_empty() {
@@ -773,18 +770,8 @@ impl MsgCache {
             return;
         }
         let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        let mut dropped = 0;
+        let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
         let m = inner.boxes.entry(mailbox).or_default();
-        if m.uidvalidity != uidvalidity {
-            dropped = m.bytes;
-            *m = Mailbox {
-                uidvalidity,
-                ..Mailbox::default()
-            };
-        }
-        m.used = tick;
         let grown = m.records.add(block.clone(), at);
         m.bytes += grown;
         inner.bytes = inner.bytes - dropped + grown;
@@ -1063,11 +1050,8 @@ impl MsgCache {
         let mut missing = Vec::new();
         {
             let mut inner = self.lock();
-            inner.tick += 1;
-            let tick = inner.tick;
-            match inner.boxes.get_mut(&mailbox) {
-                Some(m) if m.uidvalidity == uidvalidity => {
-                    m.used = tick;
+            match Self::kept_entry(&mut inner, mailbox, uidvalidity) {
+                Some(m) => {
                     for &(u, _) in msgs {
                         let known = match m.threads.get(&u) {
                             Some(k) => Some(k.date),
@@ -1079,7 +1063,7 @@ impl MsgCache {
                         out.push((u, known));
                     }
                 }
-                _ => {
+                None => {
                     out.extend(msgs.iter().map(|&(u, _)| (u, None)));
                     missing.extend(msgs.iter().map(|m| m.0));
                 }
@@ -1219,6 +1203,15 @@ impl MsgCache {
         inner.bytes = inner.bytes - dropped + grown;
         Self::shrink(&mut inner, self.limit, mailbox);
         (!lost).then_some((out, names))
+    }
+
+    /// The mailbox's entry, marked used, when there is one of this UIDVALIDITY.
+    fn kept_entry(inner: &mut Inner, mailbox: MailboxId, uidvalidity: u32) -> Option<&mut Mailbox> {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let m = inner.boxes.get_mut(&mailbox).filter(|m| m.uidvalidity == uidvalidity)?;
+        m.used = tick;
+        Some(m)
     }
 
     /// Marks the mailbox's entry used, making it (empty) when it is missing or of
