@@ -55,8 +55,36 @@ def build():
                 "date": date,
                 "id": mid,
                 "parent": None if parent is None else f"g{g}m{parent}",
+                "subject": subject,
+                "refs": [] if parent is None else chain if how == "refs" else chain[-1:],
             }
     return msgs
+
+
+def lbs1(m):
+    """A message's sort-keys record as the version before base subjects (LBS1) wrote it
+    (crates/message/src/sortkeys.rs: CRC-32, flags, date, subject, Message-ID, parents)."""
+    import struct
+    import zlib
+
+    def leb(n):
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            if n == 0:
+                return out + bytes([b])
+            out += bytes([b | 0x80])
+
+    def s(x):
+        x = x.encode()
+        return leb(len(x)) + x
+
+    body = bytes([(1 if m["date"] is not None else 0) | 2 | 4])
+    if m["date"] is not None:
+        body += struct.pack("<q", m["date"])
+    body += s(m["subject"]) + s(m["id"].strip("<>")) + leb(len(m["refs"]))
+    body += b"".join(s(r.strip("<>")) for r in m["refs"])
+    return b"LBS1" + struct.pack("<I", zlib.crc32(body)) + body
 
 
 def rfc822(t):
@@ -187,6 +215,12 @@ def test_sort_and_thread_from_keys_made_at_delivery(server, tmp_path):
     # Every row carries its blob's record: delivered, APPENDed, imported and copied.
     total = len(names) * 2
     assert store_sql(server, "SELECT count(*) FROM messages WHERE sortkeys IS NOT NULL")[0][0] == total
+    # Of the version with base subjects made at delivery (LBS2).
+    assert store_sql(
+        server,
+        "SELECT count(*) FROM messages WHERE hex(substr(sortkeys, 1, 4)) = '4C425332'",
+        pg="SELECT count(*) FROM messages WHERE substring(sortkeys from 1 for 4) = 'LBS2'::bytea",
+    )[0][0] == total
 
     def first(mailboxes=("INBOX", "Copies")):
         """Each mailbox's first SORT and THREAD in a new process."""
@@ -252,6 +286,24 @@ def test_sort_and_thread_from_keys_made_at_delivery(server, tmp_path):
     # (RFC 5256 4 step 1: the second is unique), so only its SORTs are compared.
     assert [got_swapped[0], got_swapped[2]] == [want_swapped[0], want_swapped[2]]
     assert got_swapped[0] != want[0][0]
+    # Records of the version before (LBS1: the decoded subject, no base subject), as the
+    # build before this one wrote them: the same answers.
+    server.stop()
+    for n in names:
+        rec = lbs1(msgs[n]).hex()
+        where = f"WHERE uid = {uid_of[n]} AND mailbox_id = (SELECT min(mailbox_id) FROM messages)"
+        store_sql(
+            server,
+            f"UPDATE messages SET sortkeys = X'{rec}' {where}",
+            pg=f"UPDATE messages SET sortkeys = decode('{rec}', 'hex') {where}",
+        )
+    server.start()
+    assert store_sql(
+        server,
+        "SELECT count(*) FROM messages WHERE hex(substr(sortkeys, 1, 4)) = '4C425331'",
+        pg="SELECT count(*) FROM messages WHERE substring(sortkeys from 1 for 4) = 'LBS1'::bytea",
+    )[0][0] == len(names)
+    assert first() == want
     # Without records (stored before them): from the heads, the same answers.
     server.stop()
     store_sql(server, "UPDATE messages SET sortkeys = NULL")

@@ -204,7 +204,7 @@
 //!   on the blocking pool) sets the server's RSS high-water mark after many logins.
 
 pub mod alias;
-pub mod casemap;
+pub use letterbox_message::casemap;
 pub mod commands;
 pub mod conn;
 pub mod datetime;

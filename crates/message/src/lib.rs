@@ -56,11 +56,13 @@ use serde::{Deserialize, Serialize};
 pub use mail_parser;
 
 mod address;
+pub mod casemap;
 pub mod date;
 pub mod imap;
 pub mod searchable;
 pub mod sortkeys;
 pub mod strip;
+pub mod subject;
 pub use address::{parse_address_list, Address};
 
 /// The encoding version of [`ParsedMessage`]: 3 stored the envelope first

@@ -10,9 +10,14 @@
 //!
 //! Layout after the [`VERSION`] the store puts in front: a CRC-32 of the rest
 //! (little-endian), a flag octet (1: a sent date follows, 2: a subject follows, 4: a
-//! Message-ID follows), the sent date (8 octets little-endian), the subject and the
-//! Message-ID (each a LEB128 length then UTF-8 octets), the count of parent IDs (LEB128)
-//! and each (LEB128 length, octets). [`SortKeys::decode`] checks the CRC and every
+//! Message-ID follows, 8: a base subject follows, 16: the subject was a reply or
+//! forward), the sent date (8 octets little-endian), the subject, the base subject and
+//! the Message-ID (each a LEB128 length then UTF-8 octets), the count of parent IDs
+//! (LEB128) and each (LEB128 length, octets). Version `LBS2` (this one) writes the base
+//! subject of RFC 5256 2.1 ([`crate::subject::base_subject`]) instead of the decoded
+//! subject, so the first THREAD neither case-maps nor cuts subjects; `LBS1` records
+//! (the decoded subject, flag 2) are still read ([`LBS1`]), and IMAP derives their base
+//! subjects. [`SortKeys::decode`] checks the CRC and every
 //! length: a record that does not read is none (IMAP then decodes the head).
 
 use crate::{message_ids, ParsedMessage};
@@ -20,7 +25,11 @@ use crate::{message_ids, ParsedMessage};
 /// The version of the record's layout and content (the first octets of the store's
 /// copies). Change the digit whenever the layout or what a record holds changes: copies
 /// of an earlier version are then ignored and IMAP decodes the heads.
-pub const VERSION: &[u8; 4] = b"LBS1";
+pub const VERSION: &[u8; 4] = b"LBS2";
+
+/// The version before [`VERSION`]: the same layout with the decoded subject instead of
+/// the base subject (flags 8 and 16 never set); still read.
+pub const LBS1: &[u8; 4] = b"LBS1";
 
 /// How many `References:` IDs are kept, the last ones (RFC 5256 4 step 1 links them
 /// in order; a longer chain only repeats ancestors already linked by its parents).
@@ -29,14 +38,20 @@ pub const MAX_REFS: usize = 128;
 const HAS_DATE: u8 = 1;
 const HAS_SUBJECT: u8 = 2;
 const HAS_ID: u8 = 4;
+const HAS_BASE: u8 = 8;
+const REFWD: u8 = 16;
 
 /// What SORT (DATE) and THREAD read of one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SortKeys {
     /// `Date:` in seconds since the epoch (UTC), when present and valid.
     pub sent_date: Option<i64>,
-    /// `Subject:` decoded (`SortFields::subject`).
+    /// `Subject:` decoded (`SortFields::subject`), in records of version [`LBS1`]
+    /// (whose base subject was not made).
     pub subject: Option<String>,
+    /// The base subject (RFC 5256 2.1, case-mapped) and whether the subject marked a
+    /// reply or forward ([`crate::subject::base_subject`]).
+    pub base_subject: Option<(String, bool)>,
     /// The first ID of `Message-ID:`.
     pub message_id: Option<String>,
     /// The parent IDs: the last [`MAX_REFS`] of `References:`, else the first ID of
@@ -99,6 +114,7 @@ impl<'a> Reader<'a> {
 pub struct SortKeysRef<'a> {
     pub sent_date: Option<i64>,
     pub subject: Option<&'a str>,
+    pub base_subject: Option<(&'a str, bool)>,
     pub message_id: Option<&'a str>,
     pub refs: Vec<&'a str>,
 }
@@ -110,7 +126,10 @@ impl SortKeys {
         let refs = &p.sort.references;
         SortKeys {
             sent_date: p.sent_date,
-            subject: p.sort.subject.clone(),
+            subject: None,
+            base_subject: Some(crate::subject::base_subject(
+                p.sort.subject.as_deref().unwrap_or(""),
+            )),
             message_id: first_id(p.envelope.message_id.as_deref()),
             refs: if refs.is_empty() {
                 first_id(p.envelope.in_reply_to.as_deref())
@@ -133,12 +152,20 @@ impl SortKeys {
             HAS_SUBJECT
         } else {
             0
-        } | if self.message_id.is_some() { HAS_ID } else { 0 };
+        } | if self.message_id.is_some() { HAS_ID } else { 0 }
+            | match self.base_subject {
+                Some((_, true)) => HAS_BASE | REFWD,
+                Some((_, false)) => HAS_BASE,
+                None => 0,
+            };
         out.push(flags);
         if let Some(d) = self.sent_date {
             out.extend_from_slice(&d.to_le_bytes());
         }
         if let Some(s) = &self.subject {
+            put_str(&mut out, s);
+        }
+        if let Some((s, _)) = &self.base_subject {
             put_str(&mut out, s);
         }
         if let Some(s) = &self.message_id {
@@ -176,6 +203,7 @@ impl SortKeys {
         Self::decode_ref(data).map(|k| SortKeys {
             sent_date: k.sent_date,
             subject: k.subject.map(str::to_string),
+            base_subject: k.base_subject.map(|(s, r)| (s.to_string(), r)),
             message_id: k.message_id.map(str::to_string),
             refs: k.refs.into_iter().map(str::to_string).collect(),
         })
@@ -198,6 +226,11 @@ impl SortKeys {
         } else {
             None
         };
+        let base_subject = if flags & HAS_BASE != 0 {
+            Some((r.str()?, flags & REFWD != 0))
+        } else {
+            None
+        };
         let message_id = if flags & HAS_ID != 0 {
             Some(r.str()?)
         } else {
@@ -215,6 +248,7 @@ impl SortKeys {
         r.0.is_empty().then_some(SortKeysRef {
             sent_date,
             subject,
+            base_subject,
             message_id,
             refs,
         })
@@ -225,6 +259,7 @@ impl SortKeys {
         SortKeysRef {
             sent_date: self.sent_date,
             subject: self.subject.as_deref(),
+            base_subject: self.base_subject.as_ref().map(|(s, r)| (s.as_str(), *r)),
             message_id: self.message_id.as_deref(),
             refs: self.refs.iter().map(String::as_str).collect(),
         }
@@ -243,7 +278,9 @@ mod tests {
               Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nhi\r\n",
         );
         let k = SortKeys::of(&p);
-        assert_eq!(k.subject.as_deref(), Some("Grüße again"));
+        // The base subject (RFC 5256 2.1) is made here, the decoded subject not kept.
+        assert_eq!(k.subject, None);
+        assert_eq!(k.base_subject, Some(crate::subject::base_subject("Grüße again")));
         assert_eq!(k.message_id.as_deref(), Some("a@b"));
         assert_eq!(k.refs, ["x@y", "z@w"]);
         assert_eq!(k.sent_date, Some(1_795_514_400));
@@ -263,7 +300,26 @@ mod tests {
         assert_eq!(k.refs, ["q@r"]);
         assert_eq!(SortKeys::decode(&k.encode()), Some(k));
         let k = SortKeys::of(&crate::parse(b"no header"));
-        assert_eq!(k, SortKeys::default());
+        let empty = SortKeys {
+            base_subject: Some((String::new(), false)),
+            ..SortKeys::default()
+        };
+        assert_eq!(k, empty);
+        assert_eq!(SortKeys::decode(&k.encode()), Some(k));
+        // A record of version LBS1 (the decoded subject, flags 8 and 16 never set) still
+        // reads, its subject as it was.
+        let old = SortKeys {
+            sent_date: Some(7),
+            subject: Some("Re: Grüße".into()),
+            message_id: Some("a@b".into()),
+            refs: vec!["x@y".into()],
+            base_subject: None,
+        };
+        let e = old.encode();
+        assert_eq!(e[4] & (HAS_BASE | REFWD), 0);
+        assert_eq!(SortKeys::decode(&e), Some(old));
+        let k = SortKeys::of(&crate::parse(b"Subject: Re: [fwd: Hello]\r\n\r\nx"));
+        assert_eq!(k.base_subject, Some(("HELLO".to_string(), true)));
         assert_eq!(SortKeys::decode(&k.encode()), Some(k));
         // The sent date alone, read in place, is the decoded record's; a damaged record
         // has none.

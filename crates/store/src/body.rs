@@ -142,10 +142,14 @@ pub(crate) fn sortkeys(p: &ParsedMessage) -> Vec<u8> {
     v
 }
 
-/// The record of stored [`sortkeys`], if it is of this build's version (its CRC is
-/// checked when it is decoded).
+/// The record of stored [`sortkeys`], if it is of this build's version or the one
+/// before (`LBS1`, without base subjects; same layout) (its CRC is checked when it is
+/// decoded).
 pub(crate) fn stored_sortkeys(stored: &[u8]) -> Option<&[u8]> {
-    stored.strip_prefix(&letterbox_message::sortkeys::VERSION[..])
+    use letterbox_message::sortkeys::{LBS1, VERSION};
+    stored
+        .strip_prefix(&VERSION[..])
+        .or_else(|| stored.strip_prefix(&LBS1[..]))
 }
 
 /// Decompresses stored search texts with one reused context (a fresh zstd context per

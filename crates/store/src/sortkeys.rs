@@ -20,6 +20,10 @@ use crate::sqlite::SqliteBackend;
 use crate::*;
 use rusqlite::{params, Connection};
 
+/// About the octets of a record (a subject and two or three IDs): what
+/// [`Backend::sortkeys_many`]'s buffer is sized for per message.
+pub(crate) const RECORD_OCTETS: usize = 160;
+
 /// Keeps a blob's record (`stored`: [`crate::body::sortkeys`]).
 pub(crate) fn put(c: &Connection, hash: &[u8], stored: &[u8]) -> Result<()> {
     c.prepare_cached("INSERT OR REPLACE INTO blob_sortkeys (hash, data) VALUES (?1, ?2)")?
@@ -40,9 +44,9 @@ impl SqliteBackend {
         &self,
         mailbox: MailboxId,
         uids: &[u32],
-    ) -> Result<Vec<(u32, Vec<u8>)>> {
-        let mut out = Vec::with_capacity(uids.len());
-        self.each_sortkeys(mailbox, uids, |uid, rec| out.push((uid, rec.to_vec())))?;
+    ) -> Result<Packed> {
+        let mut out = Packed::with_capacity(uids.len(), RECORD_OCTETS);
+        self.each_sortkeys(mailbox, uids, |uid, rec| out.push(uid, rec))?;
         Ok(out)
     }
 

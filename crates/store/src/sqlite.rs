@@ -2916,7 +2916,7 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Packed> {
         self.sortkeys_many_impl(mailbox, uids)
     }
 

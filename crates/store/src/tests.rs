@@ -563,8 +563,8 @@ fn sortkeys_kept_at_delivery() {
         let got: Vec<(u32, SortKeys)> = s
             .sortkeys_many(mb, &uids)
             .unwrap()
-            .into_iter()
-            .map(|(u, r)| (u, SortKeys::decode(&r).unwrap()))
+            .iter()
+            .map(|(u, r)| (u, SortKeys::decode(r).unwrap()))
             .collect();
         assert_eq!(got, want);
         // SORT (DATE)'s read: the same records' sent dates alone.
@@ -577,10 +577,18 @@ fn sortkeys_kept_at_delivery() {
         assert_eq!(s.sortkeys_many(mb, &[want[2].0, 1000]).unwrap(), last);
     }
     // The fields SORT and THREAD compare are there, decoded.
-    let got = s.sortkeys_many(inbox.id, &[1, 3]).unwrap();
+    let got: Vec<(u32, Vec<u8>)> = s
+        .sortkeys_many(inbox.id, &[1, 3])
+        .unwrap()
+        .iter()
+        .map(|(u, r)| (u, r.to_vec()))
+        .collect();
     let k = SortKeys::decode(&got[0].1).unwrap();
     assert_eq!(k.sent_date, Some(1_795_514_400));
-    assert_eq!(k.subject.as_deref(), Some("Re: Grüße"));
+    // The base subject (RFC 5256 2.1), made at delivery (records of version LBS2).
+    assert_eq!(k.subject, None);
+    assert_eq!(k.base_subject, Some(letterbox_message::subject::base_subject("Re: Grüße")));
+    assert_eq!(k.base_subject.as_ref().map(|b| b.1), Some(true));
     assert_eq!(k.message_id.as_deref(), Some("one@x"));
     assert_eq!(k.refs, ["r1@x", "r2@x"]);
     let k = SortKeys::decode(&got[1].1).unwrap();

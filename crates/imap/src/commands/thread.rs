@@ -50,7 +50,14 @@ pub struct Msg {
 /// [`MAX_REFS`](letterbox_message::sortkeys::MAX_REFS) References, else the first
 /// In-Reply-To ID).
 pub fn keys(k: SortKeysRef<'_>, internal_date: i64) -> ThreadText<'_> {
-    let (subject, refwd) = base_subject(k.subject.unwrap_or(""));
+    // Made at delivery (records of version LBS2), else from the decoded subject.
+    let (subject, refwd) = match k.base_subject {
+        Some((s, refwd)) => (Cow::Borrowed(s), refwd),
+        None => {
+            let (s, refwd) = base_subject(k.subject.unwrap_or(""));
+            (Cow::Owned(s), refwd)
+        }
+    };
     ThreadText {
         date: k.sent_date.unwrap_or(internal_date),
         subject,
@@ -494,7 +501,7 @@ mod tests {
         let (subject, refwd) = base_subject(subject);
         let t = ThreadText {
             date,
-            subject,
+            subject: Cow::Owned(subject),
             refwd,
             message_id: id.map(|s| Cow::Owned(s.to_string())),
             refs: refs.iter().map(|s| Cow::Owned(s.to_string())).collect(),

@@ -313,7 +313,7 @@ pub type Keyed = (Vec<(u32, Arc<ThreadKeys>)>, usize);
 #[derive(Debug, Clone, Default)]
 pub struct ThreadText<'a> {
     pub date: i64,
-    pub subject: String,
+    pub subject: Cow<'a, str>,
     pub refwd: bool,
     pub message_id: Option<Cow<'a, str>>,
     pub refs: Vec<Cow<'a, str>>,
@@ -360,7 +360,7 @@ impl Names {
     /// Interns one message's strings (taking them); `bytes` grows by what was added.
     pub fn intern(&mut self, t: ThreadText<'_>, bytes: &mut u64) -> ThreadKeys {
         let subject = (!t.subject.is_empty()).then(|| {
-            Self::number(&mut self.subjects, &mut self.len, Cow::Owned(t.subject), bytes)
+            Self::number(&mut self.subjects, &mut self.len, t.subject, bytes)
         });
         let message_id = t
             .message_id
@@ -1000,17 +1000,17 @@ impl MsgCache {
         f: impl FnOnce(UidKeyed<ThreadText<'_>>) -> R,
     ) -> letterbox_store::Result<R> {
         let dates: UidKeyed<i64> = msgs.iter().copied().collect();
-        let mut records = Vec::with_capacity(msgs.len());
+        let mut records = Vec::with_capacity(msgs.len().div_ceil(HEAD_CHUNK));
         for chunk in msgs.chunks(HEAD_CHUNK) {
             let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-            records.extend(st.sortkeys_many(mailbox, &uids)?);
+            records.push(st.sortkeys_many(mailbox, &uids)?);
         }
         let date = |u: &u32| dates.get(u).copied().unwrap_or(0);
         let mut texts: UidKeyed<ThreadText<'_>> =
             UidKeyed::with_capacity_and_hasher(msgs.len(), Default::default());
-        for (u, r) in &records {
+        for (u, r) in records.iter().flat_map(|p| p.iter()) {
             if let Some(k) = SortKeys::decode_ref(r) {
-                texts.insert(*u, derive(k, date(u)));
+                texts.insert(u, derive(k, date(&u)));
             }
         }
         let mut owned = Vec::new();

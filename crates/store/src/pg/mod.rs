@@ -1048,7 +1048,7 @@ impl Backend for PgBackend {
         )
     }
 
-    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+    fn sortkeys_many(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Packed> {
         sortkeys::sortkeys_many(self, mailbox, uids)
     }
 

@@ -14,9 +14,9 @@ pub(crate) fn sortkeys_many(
     b: &PgBackend,
     mailbox: MailboxId,
     uids: &[u32],
-) -> Result<Vec<(u32, Vec<u8>)>> {
-    let mut out = Vec::with_capacity(uids.len());
-    each(b, mailbox, uids, |uid, rec| out.push((uid, rec.to_vec())))?;
+) -> Result<Packed> {
+    let mut out = Packed::with_capacity(uids.len(), crate::sortkeys::RECORD_OCTETS);
+    each(b, mailbox, uids, |uid, rec| out.push(uid, rec))?;
     Ok(out)
 }
 
