@@ -430,6 +430,37 @@ impl Snapshot {
             })
             .collect()
     }
+
+    /// What FETCH INTERNALDATE, RFC822.SIZE and MODSEQ answer for `uid` in this state,
+    /// as [`Snapshot::metas`] has it (no keywords, no blob: FETCH FLAGS answers from the
+    /// session's view, EMAILID and THREADID read the store's row). `at` is where to
+    /// look first, moved past the UID found: a batch asking in ascending UID order finds
+    /// each in a step, anything else by a binary search. None when the UID is not in
+    /// this state (expunged, or not yet in it) or its size did not fit in 32 bits: the
+    /// caller reads the store's row.
+    pub fn meta_of(&self, uid: u32, at: &mut usize) -> Option<MessageMeta> {
+        let i = match self.msgs.get(*at) {
+            Some(m) if m.uid == uid => *at,
+            _ => self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?,
+        };
+        *at = i + 1;
+        let size = self.sizes[i];
+        if size == u32::MAX {
+            return None;
+        }
+        let m = &self.msgs[i];
+        Some(MessageMeta {
+            uid: m.uid,
+            modseq: self.modseqs[i],
+            flags: m.flags,
+            keywords: Vec::new(),
+            internal_date: self.dates[i],
+            size: u64::from(size),
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        })
+    }
 }
 
 /// The keywords of these sets, sorted, each once (FLAGS and PERMANENTFLAGS).
