@@ -784,6 +784,28 @@ mod tests {
         assert_eq!(s.metas().len(), 3);
     }
 
+    /// FETCH's metadata of a UID: as listed, in ascending order or not; none for a UID
+    /// not in the state or a size past 32 bits (the store's row answers those).
+    #[test]
+    fn meta_of_a_uid() {
+        let mut big = meta(7, Flags::default(), &[], 1 << 33);
+        big.internal_date = 70;
+        let mut list = vec![meta(2, Flags::SEEN, &["k"], 20), meta(5, Flags::default(), &[], 30)];
+        list[1].internal_date = 50;
+        list.push(big);
+        let s = Snapshot::from_list(&mb(), 9, list);
+        let got = |uids: &[u32]| -> Vec<Option<(u32, u64, i64, u64)>> {
+            let mut at = 0;
+            uids.iter()
+                .map(|&u| s.meta_of(u, &mut at).map(|m| (m.uid, m.size, m.internal_date, m.modseq)))
+                .collect()
+        };
+        let two = Some((2, 20, 0, 2));
+        let five = Some((5, 30, 50, 5));
+        assert_eq!(got(&[2, 5, 7]), [two, five, None]);
+        assert_eq!(got(&[5, 2, 3, 5, 9]), [five, two, None, five, None]);
+    }
+
     /// The compact form gives back the same snapshot; anything else is refused.
     #[test]
     fn compact_form_round_trip() {
