@@ -41,15 +41,22 @@ def modseq_of(lines, seq):
     raise AssertionError(f"no FETCH {seq} in {lines}")
 
 
-def test_fetch_metadata_from_the_index_is_current(server):
-    for i in range(1, 7):
+def delivered_and_fetched(server, n):
+    """Delivers n messages, selects INBOX; returns the session and its first answers,
+    checked against the rows'."""
+    for i in range(1, n + 1):
         server.deliver("alice@example.com", message(i))
     c = Raw(server)
     c.login()
     assert c.cmd("SELECT INBOX")[-1].endswith(b"SELECT completed")
-    first = answers(c, QUERY)
-    assert len(first) == 6
-    assert first == from_rows(c, QUERY)
+    got = answers(c, QUERY)
+    assert len(got) == n
+    assert got == from_rows(c, QUERY)
+    return c, got
+
+
+def test_fetch_metadata_from_the_index_is_current(server):
+    c, first = delivered_and_fetched(server, 6)
     sizes = [int(re.search(rb"RFC822.SIZE (\d+)", l).group(1)) for l in first]
     assert sizes == sorted(sizes) and len(set(sizes)) == 6
 
@@ -95,12 +102,5 @@ def test_fetch_metadata_from_the_index_is_current(server):
 def test_fetch_metadata_without_an_index_cache(server):
     """`[imap] index_cache_messages = 0` keeps no index: the rows answer."""
     restart_with(server, **{"imap.index_cache_messages": 0})
-    for i in range(1, 4):
-        server.deliver("alice@example.com", message(i))
-    c = Raw(server)
-    c.login()
-    assert c.cmd("SELECT INBOX")[-1].endswith(b"SELECT completed")
-    got = answers(c, QUERY)
-    assert len(got) == 3
-    assert got == from_rows(c, QUERY)
+    c, _ = delivered_and_fetched(server, 3)
     c.close()
