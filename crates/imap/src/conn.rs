@@ -271,6 +271,16 @@ impl Conn {
         self.out.extend_from_slice(data);
     }
 
+    /// [`push`](Self::push) of a buffer the caller is done with: taken as it is when
+    /// nothing is queued (a FETCH chunk's output is not copied again).
+    pub fn push_vec(&mut self, data: Vec<u8>) {
+        if self.out.is_empty() {
+            self.out = data;
+        } else {
+            self.out.extend_from_slice(&data);
+        }
+    }
+
     /// Sends what is queued.
     pub async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {

@@ -430,6 +430,37 @@ impl Snapshot {
             })
             .collect()
     }
+
+    /// What FETCH INTERNALDATE, RFC822.SIZE and MODSEQ answer for `uid` in this state,
+    /// as [`Snapshot::metas`] has it (no keywords, no blob: FETCH FLAGS answers from the
+    /// session's view, EMAILID and THREADID read the store's row). `at` is where to
+    /// look first, moved past the UID found: a batch asking in ascending UID order finds
+    /// each in a step, anything else by a binary search. None when the UID is not in
+    /// this state (expunged, or not yet in it) or its size did not fit in 32 bits: the
+    /// caller reads the store's row.
+    pub fn meta_of(&self, uid: u32, at: &mut usize) -> Option<MessageMeta> {
+        let i = match self.msgs.get(*at) {
+            Some(m) if m.uid == uid => *at,
+            _ => self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?,
+        };
+        *at = i + 1;
+        let size = self.sizes[i];
+        if size == u32::MAX {
+            return None;
+        }
+        let m = &self.msgs[i];
+        Some(MessageMeta {
+            uid: m.uid,
+            modseq: self.modseqs[i],
+            flags: m.flags,
+            keywords: Vec::new(),
+            internal_date: self.dates[i],
+            size: u64::from(size),
+            blob: letterbox_store::BlobId([0; 32]),
+            prefix_len: 0,
+            recent: false,
+        })
+    }
 }
 
 /// The keywords of these sets, sorted, each once (FLAGS and PERMANENTFLAGS).
@@ -751,6 +782,28 @@ mod tests {
         // The old state is untouched.
         assert_eq!(s.msgs.len(), 3);
         assert_eq!(s.metas().len(), 3);
+    }
+
+    /// FETCH's metadata of a UID: as listed, in ascending order or not; none for a UID
+    /// not in the state or a size past 32 bits (the store's row answers those).
+    #[test]
+    fn meta_of_a_uid() {
+        let mut big = meta(7, Flags::default(), &[], 1 << 33);
+        big.internal_date = 70;
+        let mut list = vec![meta(2, Flags::SEEN, &["k"], 20), meta(5, Flags::default(), &[], 30)];
+        list[1].internal_date = 50;
+        list.push(big);
+        let s = Snapshot::from_list(&mb(), 9, list);
+        let got = |uids: &[u32]| -> Vec<Option<(u32, u64, i64, u64)>> {
+            let mut at = 0;
+            uids.iter()
+                .map(|&u| s.meta_of(u, &mut at).map(|m| (m.uid, m.size, m.internal_date, m.modseq)))
+                .collect()
+        };
+        let two = Some((2, 20, 0, 2));
+        let five = Some((5, 30, 50, 5));
+        assert_eq!(got(&[2, 5, 7]), [two, five, None]);
+        assert_eq!(got(&[5, 2, 3, 5, 9]), [five, two, None, five, None]);
     }
 
     /// The compact form gives back the same snapshot; anything else is refused.

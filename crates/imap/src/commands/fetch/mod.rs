@@ -217,17 +217,16 @@ pub async fn run(
             .ctx
             .store
             .run(move |st| {
-                let mut out = Vec::new();
+                // Some 300 octets a message for the light items (ENVELOPE, BODYSTRUCTURE):
+                // grown once or twice, not a dozen times.
+                let mut out = Vec::with_capacity(batch.len() * 256);
                 let mut gone = false;
                 let mut done = 0;
                 // One query each for the batch's metadata and structures, instead of
                 // one per message (FETCH 1:* ENVELOPE over a big mailbox).
                 let uids: Vec<u32> = batch.iter().flatten().map(|it| it.uid).collect();
                 let mut metas: ByUid<MessageMeta> = if items.iter().any(needs_meta) {
-                    st.messages(mb, &uids)?
-                        .into_iter()
-                        .map(|m| (m.uid, m))
-                        .collect()
+                    metas(st, &indexes, mb, uidvalidity, &items, &uids)?
                 } else {
                     ByUid::default()
                 };
@@ -336,7 +335,7 @@ pub async fn run(
             .await;
         match r {
             Ok((out, done, gone, unknown_cte)) => {
-                s.conn.push(&out);
+                s.conn.push_vec(out);
                 expunged |= gone;
                 pos += done.max(1);
                 if unknown_cte {
@@ -458,6 +457,60 @@ fn clip_vec(v: Vec<u8>, partial: Option<(u32, u32)>) -> Vec<u8> {
 
 fn partial_label(partial: Option<(u32, u32)>) -> String {
     partial.map(|(s, _)| format!("<{s}>")).unwrap_or_default()
+}
+
+/// The batch's metadata: from the process's index of the mailbox
+/// ([`crate::session::index`], 32 octets a message: INTERNALDATE, RFC822.SIZE, MODSEQ)
+/// when every attribute that needs it is answered from there and the index is cached
+/// (a SELECT put it there), brought to the mailbox's HIGHESTMODSEQ first (RFC 7162
+/// 3.1.1: a change by another session or node raised it, `changes_since` reads what
+/// changed), so that `FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)` reads the
+/// mailbox row and no message row; the store's rows ([`Backend::messages`]) for the
+/// messages it does not have (expunged meanwhile: the store says they are gone) and
+/// for EMAILID, THREADID and the sections (the blob).
+fn metas(
+    st: &dyn Backend,
+    indexes: &crate::session::index::Indexes,
+    mb: MailboxId,
+    uidvalidity: u32,
+    items: &[FetchAtt],
+    uids: &[u32],
+) -> letterbox_store::Result<ByUid<MessageMeta>> {
+    let snap = match items
+        .iter()
+        .filter(|a| needs_meta(a))
+        .all(|a| matches!(a, FetchAtt::InternalDate | FetchAtt::Rfc822Size | FetchAtt::ModSeq))
+    {
+        true => indexes.get(mb).and_then(|base| {
+            let row = st.mailbox_by_id(mb).ok()?;
+            if row.uidvalidity != uidvalidity || base.uidvalidity != uidvalidity {
+                return None;
+            }
+            Some(crate::session::index::current(st, &row, Some(base)))
+        }),
+        false => None,
+    };
+    let Some(snap) = snap.transpose()? else {
+        return Ok(st
+            .messages(mb, uids)?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect());
+    };
+    indexes.put(&snap);
+    let mut at = 0;
+    let mut v = Vec::with_capacity(uids.len());
+    let mut missing = Vec::new();
+    for &u in uids {
+        match snap.meta_of(u, &mut at) {
+            Some(m) => v.push((u, m)),
+            None => missing.push(u),
+        }
+    }
+    if !missing.is_empty() {
+        v.extend(st.messages(mb, &missing)?.into_iter().map(|m| (m.uid, m)));
+    }
+    Ok(v.into_iter().collect())
 }
 
 /// Attributes that need the message's metadata row.
