@@ -774,7 +774,7 @@ impl MsgCache {
         let m = inner.boxes.entry(mailbox).or_default();
         let grown = m.records.add(block.clone(), at);
         m.bytes += grown;
-        inner.bytes = inner.bytes - dropped + grown;
+        inner.bytes = inner.bytes.saturating_sub(dropped) + grown;
         Self::shrink(&mut inner, self.limit, mailbox);
     }
 
@@ -1110,7 +1110,7 @@ impl MsgCache {
             m.dates.extend(kept);
             let grown = DATE_BYTES * (m.dates.len() - before) as u64;
             m.bytes += grown;
-            inner.bytes = inner.bytes - dropped + grown;
+            inner.bytes = inner.bytes.saturating_sub(dropped) + grown;
             Self::shrink(&mut inner, self.limit, mailbox);
         }
         Ok(dated)
@@ -1200,7 +1200,7 @@ impl MsgCache {
         }
         let names = m.names.len();
         m.bytes += grown;
-        inner.bytes = inner.bytes - dropped + grown;
+        inner.bytes = inner.bytes.saturating_sub(dropped) + grown;
         Self::shrink(&mut inner, self.limit, mailbox);
         (!lost).then_some((out, names))
     }
@@ -1314,7 +1314,7 @@ impl MsgCache {
                     }
                 }
                 m.bytes += grown;
-                inner.bytes = inner.bytes - dropped + grown;
+                inner.bytes = inner.bytes.saturating_sub(dropped) + grown;
                 Self::shrink(&mut inner, self.limit, mailbox);
             }
         }
