@@ -79,7 +79,11 @@ def poll_stored_chunks(server, kind, want, timeout=10.0):
 def test_bodystructure_kept_rendered_across_restarts(server):
     c = session(server)
     append(c, 60)
-    c.cmd("NOOP")
+    c.cmd("LOGOUT")
+    # As messages stored before the renderings kept at delivery (those are read first
+    # and never repeated in IMAP's chunks): rendered from the trees, kept in chunks.
+    set_rendered(server, None)
+    c = session(server)
     want = from_trees(c)
     assert len(want) == 60
     assert bodystructures(c) == want
@@ -96,7 +100,7 @@ def test_bodystructure_kept_rendered_across_restarts(server):
     c = session(server)
     assert bodystructures(c) == want
     assert bodystructures(session(server, utf8=True)) == want8
-    # Expunged messages and arrivals (more than STORED_MIN: the copy is written again).
+    # Expunged messages and arrivals (rendered at delivery: read from their copies).
     c.cmd("STORE 2:5,20 +FLAGS.SILENT (\\Deleted)")
     assert c.cmd("EXPUNGE")[-1].endswith(b"OK EXPUNGE completed")
     append(c, 40)
@@ -140,7 +144,7 @@ def set_rendered(server, octets, rows=True):
     store_sql(server, "DELETE FROM message_cache")
     if octets is None:
         store_sql(server, "DELETE FROM blob_bodystructure", pg="UPDATE blobs SET bodystructure = NULL")
-        store_sql(server, "UPDATE messages SET bodystructure = NULL")
+        store_sql(server, "DELETE FROM message_bodystructure")
     else:
         store_sql(
             server,
@@ -149,10 +153,10 @@ def set_rendered(server, octets, rows=True):
         )
         store_sql(
             server,
-            f"UPDATE messages SET bodystructure = x'{octets.hex()}'" if rows
-            else "UPDATE messages SET bodystructure = NULL",
-            pg=f"UPDATE messages SET bodystructure = '\\x{octets.hex()}'::bytea" if rows
-            else "UPDATE messages SET bodystructure = NULL",
+            f"UPDATE message_bodystructure SET data = x'{octets.hex()}'" if rows
+            else "DELETE FROM message_bodystructure",
+            pg=f"UPDATE message_bodystructure SET data = '\\x{octets.hex()}'::bytea" if rows
+            else "DELETE FROM message_bodystructure",
         )
     server.start()
 
@@ -221,7 +225,12 @@ def test_first_read_ever_from_renderings_kept_at_delivery(server, tmp_path):
     assert want[0] != want[1], "a UTF-8 parameter is quoted with UTF8=ACCEPT"
     # Every message row carries a copy of its blob's rendering (LMTP, APPEND, import,
     # COPY), read in one pass over the mailbox's rows.
-    assert store_sql(server, "SELECT count(*) FROM messages WHERE bodystructure IS NULL")[0][0] == 0
+    assert store_sql(
+        server,
+        "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_bodystructure c"
+        " WHERE c.mailbox_id = m.mailbox_id AND c.uid = m.uid)",
+    )[0][0] == 0
+    assert stored_chunks(server, 1) == 0, "the renderings kept at delivery are not repeated"
     # The answers are those kept at delivery: a rendering put in their place is answered,
     # from the rows, or through the blob for rows without their own (inserted before).
     marker = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 1 NIL NIL NIL NIL)'

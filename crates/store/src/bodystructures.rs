@@ -1,42 +1,66 @@
 //! FETCH BODYSTRUCTURE's answers kept at delivery (issue 18; RFC 9051 7.5.2): each
 //! blob's BODYSTRUCTURE rendered from the one parse made when it is stored
 //! (`body.rs` [`crate::body::bodystructure`]), in `blob_bodystructure` keyed by the
-//! blob's hash, and copied from there into every message row that points at the blob
-//! when the row is inserted (`messages.bodystructure`: delivery, APPEND, COPY and MOVE,
-//! import, replace; `sqlite_tx.rs` `insert_row`, `import.rs`). The first
-//! `FETCH 1:* (BODYSTRUCTURE)` of a big mailbox (never read before, nothing in IMAP's
-//! message cache) is then one range scan over the mailbox's rows in UID order, the
-//! octets inline, instead of a seek into `blob_bodystructure` per message (h/coldbs)
-//! or the MIME trees through `blob_info`, their decoding and rendering
-//! ([`Backend::roots_many`]). A row inserted before the column existed has none and is
-//! read through its blob's row; the rendering carries its version, and a blob stored
-//! before, or by another rendering, has none and is rendered from its tree.
+//! blob's hash, and copied from there into `message_bodystructure`, keyed by the message
+//! row's (mailbox, UID), when the row is inserted (delivery, APPEND, COPY and MOVE,
+//! import, replace; `sqlite_tx.rs` `insert_row`, `import.rs`), as `envelopes.rs` does
+//! for ENVELOPE. The first `FETCH 1:* (BODYSTRUCTURE)` of a big mailbox (never read
+//! before, nothing in IMAP's message cache) is then one range scan over the mailbox's
+//! renderings in UID order instead of a seek into `blob_bodystructure` per message
+//! (h/coldbs) or the MIME trees through `blob_info`, their decoding and rendering
+//! ([`Backend::roots_many`]).
 //!
-//! The blob rows live and die with the blob's parse (`put_blob_parse`/
-//! `delete_blob_parse` in sqlite.rs); a row's copy goes with the row (expunge).
+//! Until 2026-12 the copies were a column of the `messages` rows. A rendering (some 430
+//! octets for the bench's messages, more for a multipart with attachments) was most of
+//! a row, so every other scan of the rows (FETCH FLAGS, SORT and THREAD's sort keys)
+//! read it too, and a row with a large one overflowed its page (a `WITHOUT ROWID` row
+//! keeps at most some 1,000 octets in place). [`migrate_column`] moves a store's copies
+//! into the table once when it is opened.
+//!
+//! A row inserted before either has no copy and is read through its blob's rendering;
+//! the rendering carries its version, and a blob stored before, or by another
+//! rendering, has none: IMAP renders it from its tree. A copy goes with its row (a
+//! foreign key, `ON DELETE CASCADE`). The blob rows live and die with the blob's parse
+//! (`put_blob_parse`/`delete_blob_parse` in sqlite.rs). PostgreSQL's twin:
+//! `pg/bodystructures.rs`.
 
+use crate::searchables::Copies;
 use crate::sqlite::SqliteBackend;
 use crate::*;
+use rusqlite::Transaction;
+
+/// The BODYSTRUCTURE renderings: `blob_bodystructure`, `message_bodystructure`.
+pub(crate) const BODYSTRUCTURE: Copies = Copies {
+    blob: "blob_bodystructure",
+    row: "message_bodystructure",
+};
 
 impl SqliteBackend {
-    /// [`Backend::bodystructures_many`]: the row's own copy first, its blob's row for
-    /// rows inserted before it, in one pass over the rows ([`crate::searchables::uid_octets`]).
+    /// [`Backend::bodystructures_many`]: the rows' copies in one scan, then the rows
+    /// without one through their blob's rendering.
     pub(crate) fn bodystructures_many_impl(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>> {
-        self.read_conn(|c| {
-            crate::searchables::uid_octets(
-                c,
-                "SELECT m.uid, coalesce(m.bodystructure,
-                          (SELECT b.data FROM blob_bodystructure b WHERE b.hash = m.blob))
-                 FROM messages m
-                 WHERE m.mailbox_id = ?1 AND m.uid {uids} ORDER BY m.uid",
-                mailbox,
-                uids,
-                crate::body::stored_bodystructure,
-            )
-        })
+        self.read_conn(|c| BODYSTRUCTURE.many(c, mailbox, uids, crate::body::stored_bodystructure))
     }
+}
+
+/// Moves the copies of a store from before `message_bodystructure` (the
+/// `messages.bodystructure` column) into it, and drops the column: once, in the
+/// transaction that opens the store (SQLite rewrites the rows without it).
+pub(crate) fn migrate_column(tx: &Transaction) -> Result<()> {
+    let has_column: bool = tx
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'bodystructure'")?
+        .exists([])?;
+    if has_column {
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO message_bodystructure (mailbox_id, uid, data)
+               SELECT mailbox_id, uid, bodystructure FROM messages
+               WHERE bodystructure IS NOT NULL;
+             ALTER TABLE messages DROP COLUMN bodystructure;",
+        )?;
+    }
+    Ok(())
 }

@@ -141,10 +141,6 @@ CREATE TABLE IF NOT EXISTS messages (
     prefix        BLOB NOT NULL,       -- per-recipient header lines prepended at delivery
     blob          BLOB NOT NULL REFERENCES blobs(hash),
     pop3_seen_at  INTEGER,             -- first POP3 retrieval (retention policy)
-    -- The blob's BODYSTRUCTURE rendering (blob_bodystructure.data), copied into the row
-    -- when it is inserted (issue 18, bodystructures.rs): a mailbox's renderings are read
-    -- in one range scan. NULL when the blob had none (stored before).
-    bodystructure BLOB,
     -- The blob's sort keys (blob_sortkeys.data), copied the same way (issue 18,
     -- sortkeys.rs): SORT (DATE) and THREAD read a mailbox's in one range scan.
     sortkeys      BLOB,
@@ -174,6 +170,18 @@ CREATE TABLE IF NOT EXISTS blob_envelope (
     data BLOB NOT NULL                 -- the rendering's version, then the octets
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS message_envelope (
+    mailbox_id INTEGER NOT NULL,
+    uid        INTEGER NOT NULL,
+    data       BLOB NOT NULL,          -- the rendering's version, then the octets
+    PRIMARY KEY (mailbox_id, uid),
+    FOREIGN KEY (mailbox_id, uid) REFERENCES messages (mailbox_id, uid) ON DELETE CASCADE
+) WITHOUT ROWID;
+-- The blob's BODYSTRUCTURE rendering (blob_bodystructure.data) copied per message row
+-- when it is inserted (issue 18, bodystructures.rs), kept as message_envelope is: the
+-- first FETCH BODYSTRUCTURE of a mailbox reads its renderings in one range scan. Until
+-- 2026-12 a `messages.bodystructure` column; the rendering was most of each row, so
+-- every other scan of the rows read it too (moved here once when a store is opened).
+CREATE TABLE IF NOT EXISTS message_bodystructure (
     mailbox_id INTEGER NOT NULL,
     uid        INTEGER NOT NULL,
     data       BLOB NOT NULL,          -- the rendering's version, then the octets

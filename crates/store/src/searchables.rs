@@ -117,7 +117,8 @@ impl Copies {
 /// inserted at (`mailbox`, `uid`) (`sqlite_tx.rs` `insert_row`, `import.rs`).
 pub(crate) fn copy_to_row(c: &Connection, mailbox: MailboxId, uid: u32, hash: &[u8]) -> Result<()> {
     SEARCHABLE.copy_to_row(c, mailbox, uid, hash)?;
-    crate::envelopes::ENVELOPE.copy_to_row(c, mailbox, uid, hash)
+    crate::envelopes::ENVELOPE.copy_to_row(c, mailbox, uid, hash)?;
+    crate::bodystructures::BODYSTRUCTURE.copy_to_row(c, mailbox, uid, hash)
 }
 
 /// Per message row of `uids` in `mailbox`, by ascending UID, the octets `keep` accepts

@@ -377,12 +377,9 @@ fn migrate(tx: &Transaction) -> Result<()> {
     if !has_search {
         tx.execute_batch("ALTER TABLE blobs ADD COLUMN search BLOB")?;
     }
-    let has_bodystructure: bool = tx
-        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'bodystructure'")?
-        .exists([])?;
-    if !has_bodystructure {
-        tx.execute_batch("ALTER TABLE messages ADD COLUMN bodystructure BLOB")?;
-    }
+    // Until 2026-12 the BODYSTRUCTURE renderings' copies were a column of the rows:
+    // moved once into their own table (bodystructures.rs says why).
+    crate::bodystructures::migrate_column(tx)?;
     let has_sortkeys: bool = tx
         .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'sortkeys'")?
         .exists([])?;
@@ -1052,8 +1049,7 @@ fn put_blob_parse(c: &Connection, hash: &[u8], enc: &Encoded) -> Result<()> {
         .then(|| dedup::pack_structure(&enc.head))
         .flatten();
     crate::heads::put(c, id, packed_head.as_ref().unwrap_or(&enc.head))?;
-    c.prepare_cached("INSERT OR REPLACE INTO blob_bodystructure (hash, data) VALUES (?1, ?2)")?
-        .execute(params![hash, enc.bodystructure])?;
+    crate::bodystructures::BODYSTRUCTURE.put(c, hash, &enc.bodystructure)?;
     crate::searchables::SEARCHABLE.put(c, hash, &enc.searchable)?;
     crate::envelopes::ENVELOPE.put(c, hash, &enc.envelope)?;
     crate::sortkeys::put(c, hash, &enc.sortkeys)?;
@@ -1078,8 +1074,7 @@ fn delete_blob_parse(c: &Connection, hash: &[u8]) -> Result<()> {
                 .execute([id])?;
         }
     }
-    c.prepare_cached("DELETE FROM blob_bodystructure WHERE hash = ?1")?
-        .execute([hash])?;
+    crate::bodystructures::BODYSTRUCTURE.delete(c, hash)?;
     crate::searchables::SEARCHABLE.delete(c, hash)?;
     crate::envelopes::ENVELOPE.delete(c, hash)?;
     crate::sortkeys::delete(c, hash)?;

@@ -165,9 +165,8 @@ impl StoreTx for WriteCtx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, prefix, blob,
-                                       bodystructure, sortkeys)
+                                       sortkeys)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     (SELECT data FROM blob_bodystructure WHERE hash = ?9),
                      (SELECT data FROM blob_sortkeys WHERE hash = ?9))",
             )?
             .execute(params![

@@ -649,33 +649,22 @@ fn strip_policy_save_date_and_space_log() {
     assert_eq!(s.strip_policies().unwrap().len(), 1);
 }
 
-/// FETCH BODYSTRUCTURE's renderings kept at delivery are copied into each message row
-/// (APPEND, COPY, MOVE), so a mailbox's answers are read from its rows alone (issue 18);
-/// a store from before the column gets it when opened, its rows are read through their
-/// blob's rendering, and rows inserted after carry their own.
+/// A store from before `message_bodystructure` kept the BODYSTRUCTURE renderings'
+/// copies in a `messages.bodystructure` column: opened, its copies move into the table
+/// and the column goes; the answers are the same, read from the copies alone.
 #[test]
-fn bodystructures_are_kept_in_the_message_rows() {
+fn bodystructure_column_moves_into_its_table() {
     let dir = tempfile::tempdir().unwrap();
-    let answers = |s: &Store, mb: MailboxId| {
-        let got = s.bodystructures_many(mb, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
-        let want: Vec<(u32, Vec<u8>)> = s
-            .roots_many(mb, &[1, 2, 3, 4, 5, 6, 7, 8])
-            .unwrap()
-            .into_iter()
-            .map(|(u, r)| (u, letterbox_message::imap::bodystructure(&r)))
-            .collect();
-        (got, want)
-    };
+    let uids = [1, 2, 3, 4, 5, 6, 7, 8];
     let sql = |q: &str| {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
         c.execute_batch(q).unwrap();
     };
-    let nulls = || -> i64 {
+    let count = |q: &str| -> i64 {
         let c = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
-        c.query_row("SELECT count(*) FROM messages WHERE bodystructure IS NULL", [], |r| r.get(0))
-            .unwrap()
+        c.query_row(q, [], |r| r.get(0)).unwrap()
     };
-    let (inbox, other);
+    let (inbox, other, before);
     {
         let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
         s.add_domain("example.com").unwrap();
@@ -688,33 +677,35 @@ fn bodystructures_are_kept_in_the_message_rows() {
         }
         other = s.create_mailbox(a.id, "Other", None).unwrap().id;
         s.copy(inbox, &[1, 2], other).unwrap();
-        s.move_messages(inbox, &[3], other).unwrap();
-        for mb in [inbox, other] {
-            let (got, want) = answers(&s, mb);
-            assert_eq!(got.len(), 3);
-            assert_eq!(got, want);
-        }
+        before = [inbox, other].map(|mb| s.bodystructures_many(mb, &uids).unwrap());
+        assert_eq!(before[0].len() + before[1].len(), 6);
     }
-    assert_eq!(nulls(), 0);
-    // A store from before the column: opened, it gets it, empty; the rows are read
-    // through their blob's rendering.
-    sql("ALTER TABLE messages DROP COLUMN bodystructure");
+    // The layout of before: the copies in the rows (one row without: a blob stored
+    // before the renderings), no table.
+    sql("ALTER TABLE messages ADD COLUMN bodystructure BLOB;
+         UPDATE messages SET bodystructure = (SELECT data FROM message_bodystructure c
+             WHERE c.mailbox_id = messages.mailbox_id AND c.uid = messages.uid)
+           WHERE NOT (mailbox_id = (SELECT min(mailbox_id) FROM messages) AND uid = 4);
+         DROP TABLE message_bodystructure;");
+    assert_eq!(count("SELECT count(*) FROM messages WHERE bodystructure IS NOT NULL"), 5);
     let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(nulls(), 6);
-    for mb in [inbox, other] {
-        let (got, want) = answers(&s, mb);
-        assert_eq!((got.len(), &got), (3, &want));
+    assert_eq!(
+        count("SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'bodystructure'"),
+        0
+    );
+    assert_eq!(count("SELECT count(*) FROM message_bodystructure"), 5);
+    // The row without a copy is read through its blob's rendering.
+    for (mb, want) in [inbox, other].iter().zip(&before) {
+        assert_eq!(&s.bodystructures_many(*mb, &uids).unwrap(), want);
     }
-    // Rows inserted now carry their own: without the blobs' renderings, only they are
-    // answered (the others are rendered from their trees by IMAP).
-    s.copy(inbox, &[1], other).unwrap();
-    s.append(other, msg(TEXT_MESSAGES[4]), false).unwrap();
-    assert_eq!(nulls(), 6);
-    sql("DELETE FROM blob_bodystructure");
-    let (got, want) = answers(&s, other);
-    assert_eq!(want.len(), 5);
-    assert_eq!(got, want[3..].to_vec());
+    s.copy(inbox, &[4], other).unwrap();
+    assert_eq!(count("SELECT count(*) FROM message_bodystructure"), 6);
     assert_eq!(s.check(true).unwrap(), Vec::<String>::new());
+    drop(s);
+    // Opened again, nothing moves twice.
+    let s = Store::open_embedded(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(count("SELECT count(*) FROM message_bodystructure"), 6);
+    assert_eq!(&s.bodystructures_many(inbox, &uids).unwrap(), &before[0]);
 }
 
 /// Octets made at delivery and copied per message row (`searchables.rs` `Copies`:
@@ -807,6 +798,24 @@ fn searchables_are_copied_per_message_row() {
                 .unwrap()
                 .into_iter()
                 .map(|(u, h)| (u, letterbox_message::searchable::encode(&h)))
+                .collect()
+        },
+    );
+}
+
+/// FETCH BODYSTRUCTURE's renderings made at delivery, copied per row
+/// (`message_bodystructure`, `bodystructures.rs`).
+#[test]
+fn bodystructures_are_copied_per_message_row() {
+    copied_per_message_row(
+        "message_bodystructure",
+        "blob_bodystructure",
+        |s, mb, uids| s.bodystructures_many(mb, uids).unwrap(),
+        |s, mb, uids| {
+            s.roots_many(mb, uids)
+                .unwrap()
+                .into_iter()
+                .map(|(u, r)| (u, letterbox_message::imap::bodystructure(&r)))
                 .collect()
         },
     );

@@ -55,12 +55,15 @@
 //!   found in the UID range it read (expunged ones leave then), and a chunk that does
 //!   not decode, or has another [`STORED_MAGIC`] (another rendering), is ignored and
 //!   written again.
-//! - A message never read by IMAP has its BODYSTRUCTURE rendered at delivery, from the
-//!   one parse, with the same functions (`letterbox_message::imap`), kept with its
-//!   blob and copied into each message row ([`Backend::bodystructures_many`]): the first
-//!   FETCH BODYSTRUCTURE of a mailbox copies those octets (one range scan over the
-//!   mailbox's rows) instead of decoding and rendering every MIME tree. Messages stored
-//!   before that are rendered from their trees.
+//! - A message has its BODYSTRUCTURE rendered at delivery, from the one parse, with the
+//!   same functions (`letterbox_message::imap`), kept with its blob and copied per
+//!   message row ([`Backend::bodystructures_many`]): the first FETCH BODYSTRUCTURE of a
+//!   mailbox, ever or after a start, copies those octets (one range scan over the
+//!   mailbox's copies) instead of decoding and rendering every MIME tree. They are read
+//!   before the chunks above and never written to them (until 2026-12 they were, and a
+//!   first read of a 100,000-message mailbox wrote some 43 MB of chunks repeating
+//!   them); the chunks keep the renderings of messages stored before, and those a
+//!   UTF8=ACCEPT session renders otherwise.
 //! - Per message, the *searchable head* SEARCH's header keys scan in place
 //!   ([`MsgCache::searchable`], `session::searchable`), kept in memory. A message's
 //!   record is made at delivery from the one parse and kept by the store per message
@@ -611,10 +614,10 @@ impl MsgCache {
     }
 
     /// FETCH BODYSTRUCTURE's answers of `uids` (the octets after `BODYSTRUCTURE `), as
-    /// [`heads`](Self::heads): from memory, else from the store's copy, else as
-    /// rendered at delivery ([`Backend::bodystructures_many`]), else rendered by
-    /// `render` from the MIME trees ([`Backend::roots_many`]); kept in memory and in the
-    /// store's copy. `render` must write what `letterbox_message::imap::bodystructure`
+    /// [`heads`](Self::heads): from memory, else as rendered at delivery
+    /// ([`Backend::bodystructures_many`]), else from the store's chunks, else rendered
+    /// by `render` from the MIME trees ([`Backend::roots_many`]); kept in memory, and
+    /// those rendered here in the store's chunks. `render` must write what `letterbox_message::imap::bodystructure`
     /// writes (for `utf8`).
     pub fn bodystructures(
         &self,
@@ -626,6 +629,16 @@ impl MsgCache {
         render: impl Fn(&Part) -> Vec<u8>,
     ) -> letterbox_store::Result<Vec<(u32, Arc<Vec<u8>>)>> {
         let kind = KIND_BODYSTRUCTURE[usize::from(utf8)];
+        // Rendered at delivery (the same octets; without UTF8=ACCEPT, and with it when
+        // no string needed a literal): read first, one range scan, never written to the
+        // chunks, which would only repeat them.
+        let delivered = |missing: &[u32]| -> letterbox_store::Result<Vec<(u32, Vec<u8>)>> {
+            let mut got = st.bodystructures_many(mailbox, missing)?;
+            if utf8 {
+                got.retain(|(_, r)| letterbox_message::imap::same_with_utf8(r));
+            }
+            Ok(got)
+        };
         self.stored_or_derive(
             st,
             mailbox,
@@ -634,26 +647,13 @@ impl MsgCache {
             kind,
             move |m| &mut m.rendered[usize::from(utf8)],
             |_| true,
-            None,
+            Some(&delivered),
             |rest| {
-                // Rendered at delivery (the same octets; without UTF8=ACCEPT, and with
-                // it when no string needed a literal), else from the MIME trees.
-                let mut got = Vec::with_capacity(rest.len());
-                let mut left: std::collections::BTreeSet<u32> = rest.iter().copied().collect();
-                for (u, r) in st.bodystructures_many(mailbox, rest)? {
-                    if (!utf8 || letterbox_message::imap::same_with_utf8(&r)) && left.remove(&u) {
-                        got.push((u, r));
-                    }
-                }
-                if !left.is_empty() {
-                    let left: Vec<u32> = left.into_iter().collect();
-                    got.extend(
-                        st.roots_many(mailbox, &left)?
-                            .into_iter()
-                            .map(|(u, root)| (u, render(&root))),
-                    );
-                }
-                Ok(got)
+                Ok(st
+                    .roots_many(mailbox, rest)?
+                    .into_iter()
+                    .map(|(u, root)| (u, render(&root)))
+                    .collect())
             },
         )
     }
@@ -1570,7 +1570,7 @@ mod tests {
     /// after an expunge and arrivals only the new messages are rendered; a chunk that
     /// does not decode is ignored and written again, without the expunged messages;
     /// another UIDVALIDITY reads nothing stored and writes nothing. Messages whose
-    /// rendering was kept at delivery are not rendered here.
+    /// rendering was kept at delivery are not rendered here, nor written to the chunks.
     #[test]
     fn renderings_kept_in_the_store() {
         let (_d, s, mb) = store();
@@ -1627,12 +1627,15 @@ mod tests {
         let c = MsgCache::new(DEFAULT_INDEX_CACHE_BYTES);
         assert_eq!(got(&c, &all, uv), real);
         assert_eq!(renders.get(), 0);
+        // ... and not repeated in the chunks.
+        c.write_stored(&*s);
+        assert_eq!(stored(1), []);
         // The rest as for messages stored before that: rendered here, by `render`.
         let forget = || {
             rusqlite::Connection::open(_d.path().join("store.db"))
                 .unwrap()
                 .execute_batch(
-                    "DELETE FROM blob_bodystructure; UPDATE messages SET bodystructure = NULL;",
+                    "DELETE FROM blob_bodystructure; DELETE FROM message_bodystructure;",
                 )
                 .unwrap()
         };

@@ -118,6 +118,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (160, "160_message_searchable", include_str!("migrations/160_message_searchable.sql")),
     (170, "170_envelope", include_str!("migrations/170_envelope.sql")),
     (190, "190_drop_searchable_chunks", include_str!("migrations/190_drop_searchable_chunks.sql")),
+    (200, "200_message_bodystructure", include_str!("migrations/200_message_bodystructure.sql")),
 ];
 
 /// The migration that rewrites U-label domains as A-labels (`crate::idn`), in Rust.

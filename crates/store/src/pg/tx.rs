@@ -277,20 +277,24 @@ impl StoreTx for PgTx<'_, '_> {
     }
 
     fn insert_row(&mut self, row: NewRow) -> Result<()> {
-        // The row, and the copies of its blob's searchable head (pg/searchables.rs) and
-        // ENVELOPE rendering (crates/store/src/envelopes.rs) in the same statement.
+        // The row, and the copies of its blob's searchable head (pg/searchables.rs),
+        // ENVELOPE and BODYSTRUCTURE renderings (crates/store/src/envelopes.rs,
+        // bodystructures.rs) in the same statement.
         self.tx.execute(
             "WITH m AS (
                INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size,
-                                     prefix, blob, saved, bodystructure, sortkeys)
+                                     prefix, blob, saved, sortkeys)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                       (SELECT bodystructure FROM blobs WHERE hash = $9),
                        (SELECT sortkeys FROM blobs WHERE hash = $9))
                RETURNING mailbox_id, uid),
              s AS (
                INSERT INTO message_searchable (mailbox_id, uid, data)
                SELECT m.mailbox_id, m.uid, b.searchable FROM m JOIN blobs b ON b.hash = $9
-               WHERE b.searchable IS NOT NULL)
+               WHERE b.searchable IS NOT NULL),
+             bs AS (
+               INSERT INTO message_bodystructure (mailbox_id, uid, data)
+               SELECT m.mailbox_id, m.uid, b.bodystructure FROM m JOIN blobs b ON b.hash = $9
+               WHERE b.bodystructure IS NOT NULL)
              INSERT INTO message_envelope (mailbox_id, uid, data)
              SELECT m.mailbox_id, m.uid, b.envelope FROM m JOIN blobs b ON b.hash = $9
              WHERE b.envelope IS NOT NULL",
