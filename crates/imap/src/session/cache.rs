@@ -322,6 +322,27 @@ pub struct ThreadText<'a> {
     pub refs: Vec<Cow<'a, str>>,
 }
 
+/// The [`ThreadText`]s of one read ([`MsgCache::with_texts`]) by ascending UID, each
+/// taken once ([`take`](Texts::take)): in the order the UIDs were asked a walk
+/// forward, else a binary search; no map by UID.
+struct Texts<'a> {
+    texts: Vec<(u32, Option<ThreadText<'a>>)>,
+    /// Where the next UID asked is looked for first.
+    at: usize,
+}
+
+impl<'a> Texts<'a> {
+    /// The text of `uid`, taken (`None` when it has none, or was taken before).
+    fn take(&mut self, uid: u32) -> Option<ThreadText<'a>> {
+        let i = match self.texts.get(self.at) {
+            Some(t) if t.0 == uid => self.at,
+            _ => self.texts.binary_search_by_key(&uid, |t| t.0).ok()?,
+        };
+        self.at = i + 1;
+        self.texts[i].1.take()
+    }
+}
+
 /// Numbers for the strings of [`ThreadKeys`]: subjects and IDs apart (a subject never
 /// equals an ID), numbered from 0 in one sequence, so `len` bounds them all.
 #[derive(Default)]
@@ -984,12 +1005,15 @@ impl MsgCache {
     }
 
     /// THREAD's texts of the messages `(uid, INTERNALDATE)` handed to `f` (not kept
-    /// here), derived by `derive` from their sort keys (`letterbox_message::sortkeys`):
-    /// those made at delivery, read a chunk of [`HEAD_CHUNK`] at a time
-    /// ([`Backend::sortkeys_many`]: one range scan over the rows) and decoded in place
-    /// (the IDs borrowed from the records, so only new names are ever copied), the
-    /// others (stored before, or a record that does not read) made from their heads
-    /// ([`heads`](Self::heads)). UIDs that do not exist are left out.
+    /// here) as [`Texts`], derived by `derive` from their sort keys
+    /// (`letterbox_message::sortkeys`): those made at delivery, read in one call
+    /// ([`Backend::sortkeys_many`]: one range scan over the rows, by ascending UID) and
+    /// decoded in place (the IDs borrowed from the records, so only new names are ever
+    /// copied), the others (stored before, or a record that does not read) made from
+    /// their heads ([`heads`](Self::heads)), a chunk of [`HEAD_CHUNK`] at a time. UIDs
+    /// that do not exist are left out. The messages are walked in UID order beside the
+    /// records: no map by UID is built (three such maps of 100,000 entries were a
+    /// fifth of a first THREAD of a big mailbox).
     fn with_texts<R>(
         &self,
         st: &dyn Backend,
@@ -997,28 +1021,46 @@ impl MsgCache {
         uidvalidity: u32,
         msgs: &[(u32, i64)],
         derive: &impl for<'a> Fn(SortKeysRef<'a>, i64) -> ThreadText<'a>,
-        f: impl FnOnce(UidKeyed<ThreadText<'_>>) -> R,
+        f: impl FnOnce(Texts<'_>) -> R,
     ) -> letterbox_store::Result<R> {
-        let dates: UidKeyed<i64> = msgs.iter().copied().collect();
-        let mut records = Vec::with_capacity(msgs.len().div_ceil(HEAD_CHUNK));
-        for chunk in msgs.chunks(HEAD_CHUNK) {
-            let uids: Vec<u32> = chunk.iter().map(|m| m.0).collect();
-            records.push(st.sortkeys_many(mailbox, &uids)?);
-        }
-        let date = |u: &u32| dates.get(u).copied().unwrap_or(0);
-        let mut texts: UidKeyed<ThreadText<'_>> =
-            UidKeyed::with_capacity_and_hasher(msgs.len(), Default::default());
-        for (u, r) in records.iter().flat_map(|p| p.iter()) {
+        // The messages by ascending UID (as asked, mostly: sequence order is UID order).
+        let sorted: Cow<'_, [(u32, i64)]> = if msgs.windows(2).all(|w| w[0].0 < w[1].0) {
+            Cow::Borrowed(msgs)
+        } else {
+            let mut v = msgs.to_vec();
+            v.sort_unstable_by_key(|m| m.0);
+            v.dedup_by_key(|m| m.0);
+            Cow::Owned(v)
+        };
+        let uids: Vec<u32> = sorted.iter().map(|m| m.0).collect();
+        let records = st.sortkeys_many(mailbox, &uids)?;
+        // The INTERNALDATE of `u`, walking `sorted` forward as the UIDs asked ascend.
+        let date_at = |at: &mut usize, u: u32| -> i64 {
+            while *at < sorted.len() && sorted[*at].0 < u {
+                *at += 1;
+            }
+            match sorted.get(*at) {
+                Some(&(v, d)) if v == u => d,
+                _ => sorted.binary_search_by_key(&u, |m| m.0).map_or(0, |i| sorted[i].1),
+            }
+        };
+        let mut texts: Vec<(u32, Option<ThreadText<'_>>)> = Vec::with_capacity(sorted.len());
+        let mut at = 0;
+        for (u, r) in records.iter() {
             if let Some(k) = SortKeys::decode_ref(r) {
-                texts.insert(u, derive(k, date(&u)));
+                let d = date_at(&mut at, u);
+                texts.push((u, Some(derive(k, d))));
             }
         }
         let mut owned = Vec::new();
-        if texts.len() < msgs.len() {
-            let left: Vec<u32> = msgs
+        if texts.len() < sorted.len() {
+            if !texts.windows(2).all(|w| w[0].0 < w[1].0) {
+                texts.sort_unstable_by_key(|t| t.0);
+            }
+            let left: Vec<u32> = uids
                 .iter()
-                .map(|m| m.0)
-                .filter(|u| !texts.contains_key(u))
+                .copied()
+                .filter(|u| texts.binary_search_by_key(u, |t| t.0).is_err())
                 .collect();
             for chunk in left.chunks(HEAD_CHUNK) {
                 for (u, head) in self.heads(st, mailbox, uidvalidity, chunk)? {
@@ -1026,10 +1068,16 @@ impl MsgCache {
                 }
             }
         }
+        let mut at = 0;
         for (u, k) in &owned {
-            texts.insert(*u, derive(k.as_ref(), date(u)));
+            let d = date_at(&mut at, *u);
+            texts.push((*u, Some(derive(k.as_ref(), d))));
         }
-        Ok(f(texts))
+        if !texts.windows(2).all(|w| w[0].0 < w[1].0) {
+            texts.sort_unstable_by_key(|t| t.0);
+            texts.dedup_by_key(|t| t.0);
+        }
+        Ok(f(Texts { texts, at: 0 }))
     }
 
     /// SORT (DATE)'s key of the messages `(uid, INTERNALDATE)` (RFC 5256 2.2: the sent
@@ -1149,12 +1197,18 @@ impl MsgCache {
                     _ => msgs.to_vec(),
                 }
             };
-            let asked: UidSet = missing.iter().map(|m| m.0).collect();
+            // Whether a UID was asked of the store (found in memory otherwise): only
+            // when some were found, by ascending UID.
+            let asked: Option<Vec<u32>> = (missing.len() < msgs.len()).then(|| {
+                let mut v: Vec<u32> = missing.iter().map(|m| m.0).collect();
+                v.sort_unstable();
+                v
+            });
             let done = self.with_texts(st, mailbox, uidvalidity, &missing, &derive, |texts| {
                 if self.limit == 0 {
                     return Some(Self::intern_apart(msgs, texts));
                 }
-                self.intern_kept(mailbox, uidvalidity, msgs, &asked, texts)
+                self.intern_kept(mailbox, uidvalidity, msgs, asked.as_deref(), texts)
             })?;
             if let Some(k) = done {
                 return Ok(k);
@@ -1168,14 +1222,15 @@ impl MsgCache {
 
     /// Numbers `texts` in the mailbox's entry and keeps them: the keys of `msgs` (in
     /// that order, without the UIDs that do not exist), or none when keys found before
-    /// (not in `asked`) were dropped meanwhile (the cache is full).
+    /// (not in `asked`, ascending; `None`: every UID was asked) were dropped meanwhile
+    /// (the cache is full).
     fn intern_kept(
         &self,
         mailbox: MailboxId,
         uidvalidity: u32,
         msgs: &[(u32, i64)],
-        asked: &UidSet,
-        mut texts: UidKeyed<ThreadText<'_>>,
+        asked: Option<&[u32]>,
+        mut texts: Texts<'_>,
     ) -> Option<Keyed> {
         let mut inner = self.lock();
         let dropped = Self::use_entry(&mut inner, mailbox, uidvalidity);
@@ -1183,16 +1238,17 @@ impl MsgCache {
         let mut grown = 0;
         let mut out = Vec::with_capacity(msgs.len());
         let mut lost = false;
-        m.names.reserve(texts.len());
+        m.names.reserve(texts.texts.len());
+        m.threads.reserve(texts.texts.len());
         for (u, _) in msgs {
             if let Some(k) = m.threads.get(u) {
                 out.push((*u, k.clone()));
-            } else if let Some(t) = texts.remove(u) {
+            } else if let Some(t) = texts.take(*u) {
                 let k = Arc::new(m.names.intern(t, &mut grown));
                 grown += 48;
                 m.threads.insert(*u, k.clone());
                 out.push((*u, k));
-            } else if !asked.contains(u) {
+            } else if asked.is_some_and(|a| a.binary_search(u).is_err()) {
                 // Found before, gone now: the entry was dropped in between.
                 lost = true;
                 break;
@@ -1233,13 +1289,13 @@ impl MsgCache {
     }
 
     /// The keys of `msgs` numbered by names of their own (nothing kept).
-    fn intern_apart(msgs: &[(u32, i64)], mut texts: UidKeyed<ThreadText<'_>>) -> Keyed {
+    fn intern_apart(msgs: &[(u32, i64)], mut texts: Texts<'_>) -> Keyed {
         let mut names = Names::default();
-        names.reserve(texts.len());
+        names.reserve(texts.texts.len());
         let mut bytes = 0;
         let out = msgs
             .iter()
-            .filter_map(|(u, _)| texts.remove(u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
+            .filter_map(|(u, _)| texts.take(*u).map(|t| (*u, Arc::new(names.intern(t, &mut bytes)))))
             .collect();
         (out, names.len())
     }
