@@ -179,7 +179,7 @@ CREATE TABLE IF NOT EXISTS message_envelope (
 -- The blob's BODYSTRUCTURE rendering (blob_bodystructure.data) copied per message row
 -- when it is inserted (issue 18, bodystructures.rs), kept as message_envelope is: the
 -- first FETCH BODYSTRUCTURE of a mailbox reads its renderings in one range scan. Until
--- 2026-12 a `messages.bodystructure` column; the rendering was most of each row, so
+-- 2026-12 a `messages.bodystructure` column; the rendering was about half a row, so
 -- every other scan of the rows read it too (moved here once when a store is opened).
 CREATE TABLE IF NOT EXISTS message_bodystructure (
     mailbox_id INTEGER NOT NULL,

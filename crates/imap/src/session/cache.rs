@@ -61,7 +61,7 @@
 //!   mailbox, ever or after a start, copies those octets (one range scan over the
 //!   mailbox's copies) instead of decoding and rendering every MIME tree. They are read
 //!   before the chunks above and never written to them (until 2026-12 they were, and a
-//!   first read of a 100,000-message mailbox wrote some 43 MB of chunks repeating
+//!   first read of a 100,000-message mailbox wrote some 14 MB of chunks repeating
 //!   them); the chunks keep the renderings of messages stored before, and those a
 //!   UTF8=ACCEPT session renders otherwise.
 //! - Per message, the *searchable head* SEARCH's header keys scan in place
