@@ -638,8 +638,8 @@ impl MsgCache {
     /// [`heads`](Self::heads): from memory, else as rendered at delivery
     /// ([`Backend::bodystructures_many`]), else from the store's chunks, else rendered
     /// by `render` from the MIME trees ([`Backend::roots_many`]); kept in memory, and
-    /// those rendered here in the store's chunks. `render` must write what `letterbox_message::imap::bodystructure`
-    /// writes (for `utf8`).
+    /// those rendered here in the store's chunks. `render` must write what
+    /// `letterbox_message::imap::bodystructure` writes (for `utf8`).
     pub fn bodystructures(
         &self,
         st: &dyn Backend,
